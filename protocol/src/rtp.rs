@@ -1,0 +1,1 @@
+//! (filled by the media work: see docs/protocol.md)
