@@ -1,4 +1,8 @@
 //! SIP (RFC 3261) on top of `rsip`'s message types.
+//!
+//! Producers of requests (registration, dialogs) build complete
+//! `rsip::Request`s, top Via included, with [`LocalEndpoint::via`]; the
+//! transaction layer keys on that Via's branch.
 
 pub mod dialog;
 pub mod digest;
@@ -8,3 +12,107 @@ pub mod registrar;
 pub mod registration;
 pub mod timers;
 pub mod transaction;
+pub mod transport;
+
+use rsip::headers::UntypedHeader;
+use std::fmt;
+use std::net::SocketAddr;
+
+/// The transports this stack speaks (RFC 3261 section 18).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    /// Reliable transports get no retransmissions (17.1.1.2, 17.1.2.2).
+    pub fn is_reliable(self) -> bool {
+        matches!(self, Transport::Tcp)
+    }
+
+    /// The token used in Via sent-protocol and `transport=` (RFC 3261 25.1).
+    pub fn token(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.token())
+    }
+}
+
+/// Where this user agent is reached: the address its socket is bound to, or
+/// the public address learnt from `received`/`rport` (RFC 3581 section 4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalEndpoint {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+}
+
+impl LocalEndpoint {
+    pub fn new(transport: Transport, addr: SocketAddr) -> Self {
+        Self { transport, addr }
+    }
+
+    /// `host:port` with IPv6 literals bracketed (RFC 3261 25.1 `hostport`).
+    pub fn host_port(&self) -> String {
+        match self.addr {
+            SocketAddr::V4(a) => a.to_string(),
+            SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+        }
+    }
+
+    /// A top Via for a new client transaction. It always asks for `rport`
+    /// (RFC 3581 section 3), so that a device behind NAT gets its responses
+    /// back to the address and port the request really came from.
+    pub fn via(&self, branch: &str) -> rsip::Header {
+        rsip::Header::Via(rsip::headers::Via::new(format!(
+            "SIP/2.0/{} {};branch={};rport",
+            self.transport,
+            self.host_port(),
+            branch
+        )))
+    }
+
+    /// A Contact URI for this endpoint, `sip:user@host:port;transport=..`.
+    pub fn contact_uri(&self, user: Option<&str>) -> String {
+        let user = user.map(|u| format!("{u}@")).unwrap_or_default();
+        match self.transport {
+            Transport::Udp => format!("sip:{user}{}", self.host_port()),
+            Transport::Tcp => format!("sip:{user}{};transport=tcp", self.host_port()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsip::prelude::*;
+
+    #[test]
+    fn via_asks_for_rport_and_parses_back() {
+        let local = LocalEndpoint::new(Transport::Udp, "192.0.2.1:5062".parse().unwrap());
+        let via = local.via("z9hG4bKabc");
+        let rsip::Header::Via(via) = via else {
+            panic!("not a Via")
+        };
+        let typed = via.typed().unwrap();
+        assert_eq!(typed.branch().unwrap().to_string(), "z9hG4bKabc");
+        assert!(via.to_string().contains(";rport"));
+    }
+
+    #[test]
+    fn ipv6_hosts_are_bracketed() {
+        let local = LocalEndpoint::new(Transport::Tcp, "[2001:db8::1]:5060".parse().unwrap());
+        assert_eq!(local.host_port(), "[2001:db8::1]:5060");
+        assert_eq!(
+            local.contact_uri(Some("s1")),
+            "sip:s1@[2001:db8::1]:5060;transport=tcp"
+        );
+    }
+}
