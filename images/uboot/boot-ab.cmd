@@ -100,8 +100,9 @@ if test -z "${sipsensor_slot}"; then
 	reset
 fi
 
-# The attempt is recorded before the kernel runs: a kernel that hangs or
-# panics has used it up.
+# The attempt is recorded before the kernel runs: a kernel that panics
+# (panic=5 reboots it) or hangs (the watchdog resets the board) has used
+# it up.
 run sipsensor_store_state
 
 # ---- device tree -----------------------------------------------------------
@@ -147,7 +148,7 @@ else
 fi
 
 # ---- boot ------------------------------------------------------------------
-setenv bootargs "${sipsensor_firmware_bootargs} console=${sipsensor_console} root=PARTUUID=${sipsensor_disk}-0${sipsensor_part} rootfstype=ext4 ro rootwait rauc.slot=${sipsensor_slot} ${sipsensor_bootargs} ${extra_bootargs}"
+setenv bootargs "${sipsensor_firmware_bootargs} console=${sipsensor_console} root=PARTUUID=${sipsensor_disk}-0${sipsensor_part} rootfstype=ext4 ro rootwait panic=5 rauc.slot=${sipsensor_slot} ${sipsensor_bootargs} ${extra_bootargs}"
 echo "sipsensor: booting slot ${sipsensor_slot}: ${bootargs}"
 run sipsensor_boot
 echo "sipsensor: the kernel did not start; resetting"
