@@ -1,8 +1,5 @@
-# BeagleBone (beaglebone-yocto): the options the sensors, the real-time
-# sender and the A/B updates need.
-FILESEXTRAPATHS:prepend := "${THISDIR}/files:"
+# linux-yocto (beaglebone-yocto) in the sipsensor distribution: the options
+# the sensors, the real-time sender and the A/B updates need.
+FILESEXTRAPATHS:prepend:sipsensor := "${THISDIR}/files:"
 
-SRC_URI:append:beaglebone-yocto = " \
-    file://sipsensor.cfg \
-    file://sipsensor-beaglebone.cfg \
-"
+SRC_URI:append:sipsensor = " file://sipsensor.cfg file://sipsensor-watchdog.cfg"

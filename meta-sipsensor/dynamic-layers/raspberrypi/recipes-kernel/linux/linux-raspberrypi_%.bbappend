@@ -1,8 +1,5 @@
-# Raspberry Pi 4: the options the sensors, the real-time sender and the A/B
-# updates need.
-FILESEXTRAPATHS:prepend := "${THISDIR}/files:"
+# Raspberry Pi kernels in the sipsensor distribution: the options the
+# sensors, the real-time sender and the A/B updates need.
+FILESEXTRAPATHS:prepend:sipsensor := "${THISDIR}/files:"
 
-SRC_URI:append:raspberrypi4-64 = " \
-    file://sipsensor.cfg \
-    file://sipsensor-raspberrypi4-64.cfg \
-"
+SRC_URI:append:sipsensor = " file://sipsensor.cfg file://sipsensor-watchdog.cfg"

@@ -1,7 +1,14 @@
 SUMMARY = "sipsensor update bundle"
-DESCRIPTION = "Signed RAUC bundle in verity format that writes sipsensor-image \
-to the inactive root filesystem slot."
+DESCRIPTION = "Signed RAUC bundle in verity format that writes \
+               sipsensor-image to the inactive root filesystem slot."
+HOMEPAGE = "https://github.com/sipsensor/sipsensor"
+BUGTRACKER = "https://github.com/sipsensor/sipsensor/issues"
+SECTION = "images"
 LICENSE = "MIT"
+CVE_PRODUCT = "sipsensor"
+
+# Nothing to fetch: the bundle is made from sipsensor-image.
+SRC_URI = ""
 
 inherit bundle
 
