@@ -104,7 +104,7 @@ class Genimage(unittest.TestCase):
         out = self.tmp / f"out-{board}"
         run([IMAGES / "scripts" / "mk-sdcard", board, inputs, out, self.tmp / f"gi-{board}"],
             timeout=300)
-        return out / f"sipsensor-{board}.img"
+        return out / "sipsensor-sdcard.img"
 
     def partition(self, image, part):
         with image.open("rb") as f:
@@ -135,7 +135,11 @@ class Genimage(unittest.TestCase):
         boot = self.tmp / f"{board}-boot.vfat"
         boot.write_bytes(self.partition(image, parts[0]))
         listing = run(["mdir", "-i", boot, "-b", "::"]).stdout.split()
-        self.assertEqual(sorted(p.split("/")[-1] for p in listing), sorted(boot_files(board)))
+        self.assertEqual(sorted(p.rstrip("/").split("/")[-1] for p in listing),
+                         sorted(boot_files(board)))
+        if "overlays" in boot_files(board):
+            inner = run(["mdir", "-i", boot, "-b", "::/overlays"]).stdout.split()
+            self.assertEqual([p.split("/")[-1] for p in inner], ["sipsensor-bme280.dtbo"])
         label = run(["mlabel", "-i", boot, "-s", "::"]).stdout
         self.assertIn(lay["SIPSENSOR_BOOT_LABEL"], label)
         # FAT32 boot sector: file system type string at offset 82.

@@ -69,5 +69,5 @@ fi
 	"$binaries/sipsensor-$board-$SIPSENSOR_VERSION.raucb" \
 	"$TARGET_DIR/etc/rauc/keyring.pem"
 
-echo "post-image.sh: SD card: $binaries/sipsensor-$layout.img"
+echo "post-image.sh: SD card: $binaries/sipsensor-sdcard.img"
 echo "post-image.sh: update bundle: $binaries/sipsensor-$board-$SIPSENSOR_VERSION.raucb"

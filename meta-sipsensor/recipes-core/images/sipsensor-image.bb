@@ -15,6 +15,7 @@ IMAGE_FEATURES += "read-only-rootfs ssh-server-dropbear"
 IMAGE_INSTALL = "packagegroup-core-boot \
                  kernel-image \
                  kernel-devicetree \
+                 i2c-tools \
                  sipsensor-agent \
                  sipsensor-system \
                  ${CORE_IMAGE_EXTRA_INSTALL} \
