@@ -10,6 +10,7 @@ pub mod ids;
 pub mod message;
 pub mod registrar;
 pub mod registration;
+pub mod response;
 pub mod timers;
 pub mod transaction;
 pub mod transport;
@@ -43,6 +44,19 @@ impl Transport {
 impl fmt::Display for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.token())
+    }
+}
+
+/// Where a message goes or came from: a transport and a socket address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Target {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+}
+
+impl Target {
+    pub fn new(transport: Transport, addr: SocketAddr) -> Self {
+        Self { transport, addr }
     }
 }
 
