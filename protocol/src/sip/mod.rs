@@ -16,6 +16,7 @@ pub mod response;
 pub mod timers;
 pub mod transaction;
 pub mod transport;
+pub mod ua;
 
 use rsip::headers::UntypedHeader;
 use std::fmt;
