@@ -40,6 +40,74 @@ pub fn response_to(request: &Request, status: StatusCode, to_tag: Option<&str>) 
     }
 }
 
+/// The reason phrase RFC 3261 section 21 (and RFC 6026, 3329, 5626 ...)
+/// gives a status code; rsip would print its enum variant's name.
+pub fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        100 => "Trying",
+        180 => "Ringing",
+        181 => "Call Is Being Forwarded",
+        182 => "Queued",
+        183 => "Session Progress",
+        200 => "OK",
+        202 => "Accepted",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Moved Temporarily",
+        305 => "Use Proxy",
+        380 => "Alternative Service",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        410 => "Gone",
+        413 => "Request Entity Too Large",
+        414 => "Request-URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
+        420 => "Bad Extension",
+        421 => "Extension Required",
+        423 => "Interval Too Brief",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
+        483 => "Too Many Hops",
+        484 => "Address Incomplete",
+        485 => "Ambiguous",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        491 => "Request Pending",
+        493 => "Undecipherable",
+        500 => "Server Internal Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Server Time-out",
+        505 => "Version Not Supported",
+        513 => "Message Too Large",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        _ => "Unknown",
+    }
+}
+
+/// The status line of a response as it goes on the wire: rsip's reason
+/// for codes it does not name, the RFC's phrase for those it does.
+pub fn status_line(status: &StatusCode) -> String {
+    match status {
+        StatusCode::Other(code, reason) => format!("{code} {reason}"),
+        known => format!("{} {}", known.code(), reason_phrase(known.code())),
+    }
+}
+
 /// Replaces the body and its Content-Type/Content-Length of a message.
 pub fn set_body(headers: &mut Headers, body: &mut Vec<u8>, content_type: &str, new: Vec<u8>) {
     headers.retain(|h| !matches!(h, Header::ContentLength(_) | Header::ContentType(_)));
@@ -92,6 +160,19 @@ Content-Length: 0\r\n\r\n";
         let r = response_to(&invite(), StatusCode::Trying, Some("t9"));
         assert!(r.to_header().unwrap().tag().unwrap().is_none());
         assert!(r.to_string().contains("Timestamp: 54"));
+    }
+
+    #[test]
+    fn status_lines_carry_the_rfc_reason_phrases() {
+        assert_eq!(
+            status_line(&StatusCode::ProxyAuthenticationRequired),
+            "407 Proxy Authentication Required"
+        );
+        assert_eq!(status_line(&StatusCode::from(299)), "299 Other");
+        assert_eq!(
+            status_line(&StatusCode::CallTransactionDoesNotExist),
+            "481 Call/Transaction Does Not Exist"
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub use session::{EndReason, Role, SessionId, SessionState};
 
 use self::session::Session;
 use super::dialog::DialogId;
+use super::digest::{DigestClient, Password};
 use super::ids::IdGenerator;
 use super::locate::{LocateError, Resolver, locate};
 use super::timers::TimerConfig;
@@ -53,6 +54,9 @@ pub struct UaConfig {
     /// Hand REGISTER requests to the TU (an embedded registrar) instead of
     /// answering 405.
     pub accept_register: bool,
+    /// Username and password for INVITEs a proxy or the callee challenges
+    /// (RFC 3261 22.2, RFC 8760).
+    pub credentials: Option<(String, Password)>,
 }
 
 impl UaConfig {
@@ -66,6 +70,7 @@ impl UaConfig {
             product: concat!("sipsensor/", env!("CARGO_PKG_VERSION")).to_owned(),
             invite_timeout: Duration::from_secs(180),
             accept_register: false,
+            credentials: None,
         }
     }
 }
@@ -179,6 +184,7 @@ pub struct UserAgent {
     ids: IdGenerator,
     layer: TransactionLayer,
     resolver: Box<dyn Resolver + Send>,
+    digest: Option<DigestClient>,
     next_session: u64,
     sessions: HashMap<SessionId, Session>,
     by_dialog: HashMap<DialogId, SessionId>,
@@ -207,7 +213,12 @@ impl UserAgent {
         if let Some(proxy) = &config.outbound_proxy {
             parse_uri(proxy)?;
         }
+        let digest = config
+            .credentials
+            .as_ref()
+            .map(|(user, password)| DigestClient::new(user.clone(), password.clone()));
         Ok(Self {
+            digest,
             layer: TransactionLayer::new(config.timers),
             config,
             ids,
@@ -229,6 +240,15 @@ impl UserAgent {
     /// Contact (RFC 3581 section 4).
     pub fn set_local(&mut self, local: LocalEndpoint) {
         self.config.local = local;
+    }
+
+    /// New credentials (a fixed secrets file, SIGHUP): cached challenges
+    /// are dropped.
+    pub fn set_credentials(&mut self, credentials: Option<(String, Password)>) {
+        self.digest = credentials
+            .as_ref()
+            .map(|(user, password)| DigestClient::new(user.clone(), password.clone()));
+        self.config.credentials = credentials;
     }
 
     pub fn ids(&mut self) -> &mut IdGenerator {
@@ -446,7 +466,8 @@ fn request_head(r: &Request) -> String {
 }
 
 fn response_head(r: &Response) -> String {
-    format!("{} {}\r\n{}\r\n", r.version, r.status_code, r.headers)
+    let status = super::response::status_line(&r.status_code);
+    format!("{} {status}\r\n{}\r\n", r.version, r.headers)
 }
 
 fn serialize_parts(head: &str, body: &[u8]) -> Vec<u8> {

@@ -324,6 +324,9 @@ impl UserAgent {
                 }
             }
             200..=299 => self.invite_accepted(sid, state, response, now),
+            401 | 407 if state == SessionState::Calling => {
+                self.invite_challenged(sid, &response, now)
+            }
             _ => {
                 let reason = if state == SessionState::Cancelling && code == 487 {
                     EndReason::LocalCancel
@@ -427,6 +430,70 @@ impl UserAgent {
             session: sid,
             answer: response.body,
         });
+    }
+
+    /// 22.2: answer a challenge with a new INVITE (same Call-ID and tags,
+    /// CSeq + 1, new branch) carrying credentials; a second rejection of
+    /// fresh credentials is a wrong password and ends the call.
+    fn invite_challenged(&mut self, sid: SessionId, response: &Response, now: Instant) {
+        let status = response.status_code.code();
+        let fail = |reason: String| EndReason::Failed { status, reason };
+        let Some(invite) = self.sessions.get(&sid).and_then(|s| s.invite.clone()) else {
+            return;
+        };
+        let Some(digest) = self.digest.as_mut() else {
+            self.end(
+                sid,
+                fail("authentication required and no credentials configured".into()),
+                warning_text(response),
+                None,
+            );
+            return;
+        };
+        if let Err(e) = digest.handle_challenge(&invite, response) {
+            self.end(sid, fail(e.to_string()), warning_text(response), None);
+            return;
+        }
+        let mut retry = invite.clone();
+        let seq = invite
+            .cseq_header()
+            .ok()
+            .and_then(|c| c.seq().ok())
+            .unwrap_or(1);
+        let mut headers = Headers::default();
+        headers.push(self.config.local.via(&self.ids.branch()));
+        for h in invite.headers.iter() {
+            match h {
+                Header::Via(_) => {}
+                Header::CSeq(_) => headers.push(Header::CSeq(rsip::headers::CSeq::new(format!(
+                    "{} INVITE",
+                    seq.wrapping_add(1)
+                )))),
+                other => headers.push(other.clone()),
+            }
+        }
+        retry.headers = headers;
+        if let Some(digest) = self.digest.as_mut() {
+            digest.authorize(&mut retry, &mut self.ids);
+        }
+        let target = match self.out_of_dialog_target(&retry.uri) {
+            Ok(t) => t,
+            Err(e) => {
+                self.end(sid, fail(e.to_string()), None, None);
+                return;
+            }
+        };
+        match self.layer.send_request(retry.clone(), target, now) {
+            Ok(id) => {
+                self.clients.insert(id, Purpose::Invite(sid));
+                if let Some(s) = self.sessions.get_mut(&sid) {
+                    s.invite = Some(retry);
+                    s.invite_tx = Some(id);
+                    s.provisional_seen = false;
+                }
+            }
+            Err(e) => self.end(sid, fail(e.to_string()), None, None),
+        }
     }
 
     fn ack_and_bye_fork(&mut self, invite: &Request, response: &Response, now: Instant) {

@@ -554,3 +554,89 @@ fn bad_configuration_is_refused() {
         assert!(matches!(err, Err(UaError::BadUri(_))), "{bad}");
     }
 }
+
+mod authentication {
+    use super::*;
+    use crate::sip::digest::{ChallengeKind, Password};
+    use crate::sip::digest::{
+        DigestServer, InMemoryCredentials, ServerConfig, ServerSecret, WallClock,
+    };
+
+    /// The collector side challenges every INVITE without valid
+    /// credentials with 407, as a proxy would (22.3).
+    fn run(password: &str) -> Vec<UaEvent> {
+        let mut net = Net::new(20);
+        net.nodes[0]
+            .ua
+            .set_credentials(Some(("sensor-1".into(), Password::new(password))));
+        let now = net.now;
+        let mut server = DigestServer::new(
+            ServerConfig::new("example.net", ServerSecret::new(vec![7u8; 32])),
+            WallClock::new(now, 1_800_000_000),
+        )
+        .unwrap();
+        let mut store = InMemoryCredentials::new();
+        store.insert_password("sensor-1", Password::new("right"));
+        let mut ids = IdGenerator::seeded(5);
+        net.sensor()
+            .call("sip:collector@192.0.2.9", b"o".to_vec(), now)
+            .unwrap();
+        for _ in 0..4 {
+            net.settle();
+            let call = net.take_events(1).into_iter().find_map(|e| match e {
+                UaEvent::IncomingCall {
+                    session, request, ..
+                } => Some((session, request)),
+                _ => None,
+            });
+            let Some((session, request)) = call else {
+                break;
+            };
+            match server.verify(&request, ChallengeKind::Proxy, &store, now) {
+                Ok(user) => {
+                    assert_eq!(user.username, "sensor-1");
+                    net.collector().accept(session, b"a".to_vec(), now).unwrap();
+                }
+                Err(failure) => {
+                    let (invite, tag) = (request, "t".to_owned());
+                    let mut r = crate::sip::response::response_to(
+                        &invite,
+                        rsip::StatusCode::ProxyAuthenticationRequired,
+                        Some(&tag),
+                    );
+                    r.headers.extend(server.challenges(
+                        ChallengeKind::Proxy,
+                        failure.stale(),
+                        now,
+                        &mut ids,
+                    ));
+                    net.collector().respond_to_invite(session, r, now).unwrap();
+                }
+            }
+        }
+        net.settle();
+        net.take_events(0)
+    }
+
+    #[test]
+    fn a_challenged_invite_is_retried_with_credentials() {
+        let events = run("right");
+        assert!(
+            matches!(&events[..], [UaEvent::Answered { .. }]),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_password_ends_the_call_after_one_retry() {
+        let events = run("wrong");
+        let Some(EndReason::Failed {
+            status: 407,
+            reason,
+        }) = ended(&events)
+        else {
+            panic!("{events:?}")
+        };
+        assert!(reason.contains("wrong username or password"), "{reason}");
+    }
+}
