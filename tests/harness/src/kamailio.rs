@@ -6,7 +6,7 @@ use crate::{HarnessError, io_err, repo_root, tool_path};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tempfile::TempDir;
 
 /// How long Kamailio gets to answer its first OPTIONS.
@@ -310,9 +310,20 @@ fn write_subscribers(dir: &Path, subscribers: &[(String, String)]) -> Result<(),
     }
     // Write then rename, so a running Kamailio never reads half a file.
     let db = dir.join("db");
+    let path = db.join("subscriber");
     let tmp = db.join(".subscriber.new");
     std::fs::write(&tmp, table).map_err(io_err("writing the subscriber table"))?;
-    std::fs::rename(&tmp, db.join("subscriber")).map_err(io_err("replacing the subscriber table"))
+    // db_text reloads a table whose mtime grew; mtimes it compares are in
+    // whole seconds, so a rewrite within the same second must move ahead.
+    if let Ok(old) = std::fs::metadata(&path).and_then(|m| m.modified()) {
+        let newer = std::cmp::max(SystemTime::now(), old + Duration::from_secs(1));
+        std::fs::File::options()
+            .write(true)
+            .open(&tmp)
+            .and_then(|f| f.set_modified(newer))
+            .map_err(io_err("dating the subscriber table"))?;
+    }
+    std::fs::rename(&tmp, &path).map_err(io_err("replacing the subscriber table"))
 }
 
 /// db_text field escaping: ':' separates fields, '\\' escapes.

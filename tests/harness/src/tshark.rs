@@ -120,7 +120,9 @@ impl Tshark {
             .arg(&file);
         let mut child = ChildGuard::spawn("tshark", cmd, &dir.path().join("tshark.log"))?;
         let start = Instant::now();
-        while !child.log().contains("Capturing on") {
+        // "Capturing on 'lo'" comes before dumpcap really captures; this
+        // message comes once it does.
+        while !child.log().contains("Capture started") {
             if child.try_wait().is_some() {
                 return Err(child.exited_error());
             }
