@@ -8,6 +8,8 @@
 //! [`Output`]s: bytes to send and [`UaEvent`]s. Session descriptions are
 //! opaque bytes here; offer/answer lives in [`crate::sdp`].
 
+#[cfg(feature = "tokio")]
+pub mod driver;
 mod incoming;
 mod outgoing;
 mod session;
@@ -31,6 +33,7 @@ use super::timers::TimerConfig;
 use super::transaction::{
     ClientId, Output as TxOutput, ServerId, TransactionEvent, TransactionLayer,
 };
+use super::transport::stamp_received;
 use super::{LocalEndpoint, Target, ipv6};
 
 /// The methods this user agent understands (RFC 3261 20.5 Allow).
@@ -271,7 +274,18 @@ impl UserAgent {
     /// a stream.
     pub fn handle_input(&mut self, bytes: &[u8], source: Target, now: Instant) {
         match parse_inbound(bytes) {
-            Ok(message) => {
+            Ok(mut message) => {
+                // 18.2.1 and RFC 3581 4: note where the request really came
+                // from, so the response goes back through any NAT.
+                if let SipMessage::Request(request) = &mut message
+                    && let Err(e) = stamp_received(request, source.addr)
+                {
+                    self.event(UaEvent::Malformed {
+                        source,
+                        reason: e.to_string(),
+                    });
+                    return;
+                }
                 if let Err(e) = self.layer.handle_message(message, source, now) {
                     self.event(UaEvent::Malformed {
                         source,
