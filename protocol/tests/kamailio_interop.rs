@@ -16,7 +16,7 @@ use sipsensor_protocol::sip::transport::{
 use sipsensor_protocol::sip::{LocalEndpoint, Transport};
 use sipsensor_testkit::{
     Kamailio, KamailioOptions, Sipp, SippOptions, SippOutcome, SippTransport, Tshark,
-    TsharkOptions, require_tool, scenario,
+    TsharkOptions, require_capture, require_tool, scenario,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -26,7 +26,7 @@ fn tools_present() -> bool {
     let found = [
         require_tool("kamailio"),
         require_tool("sipp"),
-        require_tool("tshark"),
+        require_capture(),
     ];
     found.iter().all(|&f| f)
 }

@@ -23,7 +23,7 @@ pub mod tshark;
 pub use kamailio::{Kamailio, KamailioOptions};
 pub use process::ChildGuard;
 pub use sipp::{Sipp, SippOptions, SippOutcome, SippTransport};
-pub use tools::{in_ci, require_tool, tool_path};
+pub use tools::{in_ci, require_capture, require_tool, tool_path};
 pub use tshark::{Capture, Tshark, TsharkOptions};
 
 use std::path::PathBuf;

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use sipsensor_testkit::ports::{LOCALHOST, free_rtp_ports, free_udp_port};
-use sipsensor_testkit::{HarnessError, Tshark, TsharkOptions, require_tool};
+use sipsensor_testkit::{HarnessError, Tshark, TsharkOptions, require_capture};
 use std::net::{SocketAddr, UdpSocket};
 
 const OPTIONS: &[u8] = b"OPTIONS sip:127.0.0.1 SIP/2.0\r\n\
@@ -22,7 +22,7 @@ fn send(to: u16, bytes: &[u8]) {
 
 #[test]
 fn truncated_rtp_is_reported_and_clean_sip_passes() {
-    if !require_tool("tshark") {
+    if !require_capture() {
         return;
     }
     let sip = free_udp_port(LOCALHOST).unwrap();
