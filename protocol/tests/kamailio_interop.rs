@@ -16,7 +16,7 @@ use sipsensor_protocol::sip::transport::{
 use sipsensor_protocol::sip::{LocalEndpoint, Transport};
 use sipsensor_testkit::{
     Kamailio, KamailioOptions, Sipp, SippOptions, SippOutcome, SippTransport, Tshark,
-    TsharkOptions, require_tool, scenario,
+    TsharkOptions, require_capture, require_tool, scenario,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -26,7 +26,7 @@ fn tools_present() -> bool {
     let found = [
         require_tool("kamailio"),
         require_tool("sipp"),
-        require_tool("tshark"),
+        require_capture(),
     ];
     found.iter().all(|&f| f)
 }
@@ -36,8 +36,11 @@ fn register(
     user: &str,
     auth: (&str, &str),
     transport: SippTransport,
+    expires: u32,
 ) -> SippOutcome {
-    let mut options = SippOptions::new(scenario("register_auth.xml")).key("contact_port", 5999);
+    let mut options = SippOptions::new(scenario("register_auth.xml"))
+        .key("contact_port", 5999)
+        .key("expires", expires);
     options.remote = Some(kamailio.addr());
     options.service = Some(user.into());
     options.auth = Some((auth.0.into(), auth.1.into()));
@@ -66,12 +69,15 @@ fn register_with_digest_auth() {
     .unwrap();
     let capture = Tshark::start(TsharkOptions::sip(&[kamailio.addr().port()])).unwrap();
 
+    // (case, user, credentials, transport, Expires, final response)
+    let udp = SippTransport::Udp;
     let cases = [
         (
             "right password, UDP",
             "alice",
             ("alice", "alice-pw:1"),
-            SippTransport::Udp,
+            udp,
+            300,
             200,
         ),
         (
@@ -79,34 +85,33 @@ fn register_with_digest_auth() {
             "alice",
             ("alice", "alice-pw:1"),
             SippTransport::Tcp,
+            300,
             200,
         ),
         // Re-challenged: RFC 3261 22.2 lets the UA retry with other credentials.
-        (
-            "wrong password",
-            "alice",
-            ("alice", "nope"),
-            SippTransport::Udp,
-            401,
-        ),
-        (
-            "unknown user",
-            "mallory",
-            ("mallory", "x"),
-            SippTransport::Udp,
-            401,
-        ),
+        ("wrong password", "alice", ("alice", "nope"), udp, 300, 401),
+        ("unknown user", "mallory", ("mallory", "x"), udp, 300, 401),
         // Bob's valid credentials may not register Alice's address of record.
         (
             "identity mismatch",
             "alice",
             ("bob", "bob-pw"),
-            SippTransport::Udp,
+            udp,
+            300,
             403,
         ),
+        // RFC 3261 10.3 step 7: below the registrar's minimum of 60 s.
+        (
+            "interval too brief",
+            "alice",
+            ("alice", "alice-pw:1"),
+            udp,
+            30,
+            423,
+        ),
     ];
-    for (name, user, auth, transport, expected) in cases {
-        let outcome = register(&kamailio, user, auth, transport);
+    for (name, user, auth, transport, expires, expected) in cases {
+        let outcome = register(&kamailio, user, auth, transport, expires);
         assert!(outcome.success(), "{name}: {}", outcome.report());
         assert_eq!(
             final_response(&outcome),
@@ -121,8 +126,8 @@ fn register_with_digest_auth() {
     assert!(!log.contains("nope"));
 
     let capture = capture.finish().unwrap();
-    // 5 registrations of 4 messages each (plus the readiness probe).
-    assert!(capture.count("sip.Method == \"REGISTER\"").unwrap() >= 10);
+    // 6 registrations, each a REGISTER without and one with credentials.
+    assert_eq!(capture.count("sip.Method == \"REGISTER\"").unwrap(), 12);
 }
 
 #[test]
@@ -141,8 +146,9 @@ fn invite_is_authenticated_and_routed_by_location() {
     uas_options.timeout = Duration::from_secs(15);
     let uas = Sipp::spawn(&uas_options).unwrap();
     let uas_port = uas.local_addr().port();
-    let mut register =
-        SippOptions::new(scenario("register_auth.xml")).key("contact_port", uas_port);
+    let mut register = SippOptions::new(scenario("register_auth.xml"))
+        .key("contact_port", uas_port)
+        .key("expires", 300);
     register.remote = Some(kamailio.addr());
     register.service = Some("alice".into());
     register.auth = Some(("alice".into(), "alice-pw".into()));

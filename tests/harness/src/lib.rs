@@ -23,7 +23,7 @@ pub mod tshark;
 pub use kamailio::{Kamailio, KamailioOptions};
 pub use process::ChildGuard;
 pub use sipp::{Sipp, SippOptions, SippOutcome, SippTransport};
-pub use tools::{in_ci, require_tool, tool_path};
+pub use tools::{in_ci, require_capture, require_tool, tool_path};
 pub use tshark::{Capture, Tshark, TsharkOptions};
 
 use std::path::PathBuf;
@@ -59,8 +59,16 @@ pub enum HarnessError {
     },
     #[error("invalid {what}: {detail}")]
     Invalid { what: String, detail: String },
-    #[error("wireshark flags {} packet(s) as malformed:\n{}", .packets.len(), .packets.join("\n"))]
-    Malformed { packets: Vec<String> },
+    /// The capture file is kept for inspection at `capture`.
+    #[error("wireshark flags {} packet(s) as malformed (capture kept at {}):\n{}",
+        .packets.len(), .capture.display(), .packets.join("\n"))]
+    Malformed {
+        packets: Vec<String>,
+        capture: PathBuf,
+    },
+    /// A capture without SIP checks nothing; kept at `capture`.
+    #[error("no SIP packet captured (capture kept at {})", .capture.display())]
+    EmptyCapture { capture: PathBuf },
     #[error("{tool} failed: {detail}")]
     ToolFailed { tool: String, detail: String },
 }

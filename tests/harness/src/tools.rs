@@ -43,6 +43,38 @@ pub fn require_tool(name: &str) -> bool {
     false
 }
 
+/// `true` if tshark is installed and this user may capture on `lo`: root,
+/// or a member of the `wireshark` group (Debian's setuid dumpcap, chosen
+/// with `dpkg-reconfigure wireshark-common`). Skips or fails like
+/// [`require_tool`] otherwise.
+pub fn require_capture() -> bool {
+    if !require_tool("tshark") {
+        return false;
+    }
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let in_group = std::process::Command::new("id")
+        .arg("-Gn")
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .any(|g| g == "wireshark")
+        });
+    if root || in_group {
+        return true;
+    }
+    let how = "run as root, or `dpkg-reconfigure wireshark-common` (allow non-root capture) \
+               and `usermod -aG wireshark $USER`";
+    if in_ci() {
+        panic!("capturing on lo is not permitted (SIPSENSOR_CI=1): {how}");
+    }
+    eprintln!(
+        "SKIPPED: capturing on lo is not permitted: {how}; with SIPSENSOR_CI=1 this is a failure"
+    );
+    false
+}
+
 fn debian_package(tool: &str) -> &str {
     match tool {
         "sipp" => "sip-tester",

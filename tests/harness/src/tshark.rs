@@ -154,19 +154,20 @@ impl Tshark {
     }
 
     /// Stop, then fail if any packet is malformed or the capture holds no
-    /// SIP at all (a check of nothing proves nothing).
+    /// SIP at all (a check of nothing proves nothing). On failure the file
+    /// is kept and its path is in the error.
     pub fn finish(self) -> Result<Capture, HarnessError> {
         let mut capture = self.stop()?;
         let malformed = capture.malformed()?;
         if !malformed.is_empty() {
-            capture.keep();
-            return Err(HarnessError::Malformed { packets: malformed });
+            return Err(HarnessError::Malformed {
+                packets: malformed,
+                capture: capture.keep(),
+            });
         }
         if capture.count("sip")? == 0 {
-            capture.keep();
-            return Err(HarnessError::ToolFailed {
-                tool: "tshark".into(),
-                detail: format!("no SIP packet captured in {}", capture.file.display()),
+            return Err(HarnessError::EmptyCapture {
+                capture: capture.keep(),
             });
         }
         Ok(capture)
@@ -218,12 +219,13 @@ impl Capture {
         &self.file
     }
 
-    /// Keep the file after the test (for a failure report).
-    pub fn keep(&mut self) {
+    /// Keep the file after the test (for a failure report); returns its path.
+    pub fn keep(&mut self) -> PathBuf {
         if let Some(dir) = self.dir.take() {
             let _ = dir.keep();
+            eprintln!("capture kept at {}", self.file.display());
         }
-        eprintln!("capture kept at {}", self.file.display());
+        self.file.clone()
     }
 
     /// One line per packet matching `display_filter`.
@@ -278,7 +280,7 @@ impl Capture {
 impl Drop for Capture {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.keep();
+            let _ = self.keep();
         }
     }
 }

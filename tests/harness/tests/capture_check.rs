@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use sipsensor_testkit::ports::{LOCALHOST, free_rtp_ports, free_udp_port};
-use sipsensor_testkit::{HarnessError, Tshark, TsharkOptions, require_tool};
+use sipsensor_testkit::{HarnessError, Tshark, TsharkOptions, require_capture};
 use std::net::{SocketAddr, UdpSocket};
 
 const OPTIONS: &[u8] = b"OPTIONS sip:127.0.0.1 SIP/2.0\r\n\
@@ -20,9 +20,14 @@ fn send(to: u16, bytes: &[u8]) {
         .unwrap();
 }
 
+fn remove_kept(capture: &std::path::Path) {
+    assert!(capture.exists());
+    std::fs::remove_dir_all(capture.parent().unwrap()).unwrap();
+}
+
 #[test]
 fn truncated_rtp_is_reported_and_clean_sip_passes() {
-    if !require_tool("tshark") {
+    if !require_capture() {
         return;
     }
     let sip = free_udp_port(LOCALHOST).unwrap();
@@ -41,10 +46,12 @@ fn truncated_rtp_is_reported_and_clean_sip_passes() {
     // RTCP sender report whose length field promises 28 bytes; 8 arrive.
     send(rtcp, &[0x80, 0xc8, 0x00, 0x06, 0, 0, 0, 1]);
     match capture.finish() {
-        Err(HarnessError::Malformed { packets }) => {
+        Err(HarnessError::Malformed { packets, capture }) => {
             assert_eq!(packets.len(), 2, "{packets:?}");
             assert!(packets[0].contains("rtp"), "{packets:?}");
             assert!(packets[1].contains("rtcp"), "{packets:?}");
+            // Kept for a real failure; this one was expected.
+            remove_kept(&capture);
         }
         other => panic!("expected a malformed verdict, got {other:?}"),
     }
@@ -59,8 +66,8 @@ fn truncated_rtp_is_reported_and_clean_sip_passes() {
     // A capture without any SIP proves nothing and is refused.
     let capture = Tshark::start(options).unwrap();
     send(rtp, &[0x80, 0x60, 0, 2, 0, 0, 0, 2, 0, 0, 0, 1]);
-    assert!(matches!(
-        capture.finish(),
-        Err(HarnessError::ToolFailed { .. })
-    ));
+    match capture.finish() {
+        Err(HarnessError::EmptyCapture { capture }) => remove_kept(&capture),
+        other => panic!("expected an empty-capture verdict, got {other:?}"),
+    }
 }

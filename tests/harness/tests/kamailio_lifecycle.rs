@@ -7,7 +7,9 @@
 use sipsensor_testkit::{Kamailio, KamailioOptions, Sipp, SippOptions, require_tool, scenario};
 
 fn register(kamailio: &Kamailio, password: &str) -> String {
-    let mut options = SippOptions::new(scenario("register_auth.xml")).key("contact_port", 5999);
+    let mut options = SippOptions::new(scenario("register_auth.xml"))
+        .key("contact_port", 5999)
+        .key("expires", 300);
     options.remote = Some(kamailio.addr());
     options.service = Some("sensor1".into());
     options.auth = Some(("sensor1".into(), password.into()));
