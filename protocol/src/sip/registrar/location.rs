@@ -50,11 +50,14 @@ impl Binding {
         f32::from(self.q_millis.unwrap_or(1000)) / 1000.0
     }
 
-    /// True when the Contact names an IP address and port other than the
-    /// REGISTER's source: a device behind NAT, reachable only through
-    /// [`source`](Self::source).
+    /// True when the Contact names another address than the REGISTER's
+    /// source (over UDP also another port): a device behind NAT,
+    /// reachable only through [`source`](Self::source). Over TCP the
+    /// source port is the connection's, so only the address counts; send
+    /// over that connection while it lasts.
     pub fn behind_nat(&self) -> bool {
         match self.contact.socket_addr() {
+            Some(addr) if self.transport.is_reliable() => addr.ip() != self.source.ip(),
             Some(addr) => addr != self.source,
             // A host name: cannot tell; routing by DNS is the UA's choice.
             None => false,
@@ -275,6 +278,13 @@ mod tests {
         );
         b.contact = SipUri::parse("sip:s1@198.51.100.1").unwrap();
         assert!(!b.behind_nat());
+        // TCP: the source port is the connection's; only the address counts.
+        b.transport = Transport::Tcp;
+        b.source = "198.51.100.1:51234".parse().unwrap();
+        assert!(!b.behind_nat());
+        b.source = "203.0.113.9:51234".parse().unwrap();
+        assert!(b.behind_nat());
+        b.transport = Transport::Udp;
         b.contact = SipUri::parse("sip:s1@sensor.example").unwrap();
         assert!(!b.behind_nat());
         assert_eq!(b.q(), 0.5);

@@ -491,11 +491,20 @@ impl RegistrationClient {
 
         // RFC 3581 4: the Via says where the registrar saw us. If that is
         // not where our Contact points, nobody can reach us there.
+        // Over TCP the source port is the connection's ephemeral port,
+        // not a NAT mapping: only a different address means NAT there.
         let public = top_via(&response.headers).and_then(|v| v.public_addr());
+        let moved = public.is_some_and(|p| {
+            if self.config.local.transport.is_reliable() {
+                p.ip() != self.contact_addr.ip()
+            } else {
+                p != self.contact_addr
+            }
+        });
         if self.config.follow_nat
             && !self.stop_requested
+            && moved
             && let Some(public) = public
-            && public != self.contact_addr
             && self.nat_rewrites < MAX_NAT_REWRITES
         {
             self.nat_rewrites += 1;

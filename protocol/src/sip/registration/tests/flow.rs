@@ -421,3 +421,35 @@ fn outbound_proxy_ipv6_and_user_agent() {
     );
     assert!(one(&req.headers, "Via").starts_with("SIP/2.0/TCP [2001:db8::2]:5060;"));
 }
+
+#[test]
+fn over_tcp_only_a_new_address_means_nat() {
+    let tcp = |c: RegistrationConfig| RegistrationConfig {
+        local: LocalEndpoint::new(Transport::Tcp, LOCAL.parse().unwrap()),
+        ..c
+    };
+    // Same address, ephemeral source port: no rewrite.
+    let mut c = client_with(tcp(config()));
+    c.start(t0());
+    let req = request(&mut c);
+    c.handle_response(&reply_from_nat(&req, 200, "10.0.0.2:51234", vec![]), t0())
+        .unwrap();
+    assert!(matches!(
+        &events(&mut c)[..],
+        [RegistrationEvent::Registered { contact, .. }] if contact == "sip:s1@10.0.0.2:5062;transport=tcp"
+    ));
+    // Another address: rewrite.
+    let mut c = client_with(tcp(config()));
+    c.start(t0());
+    let req = request(&mut c);
+    c.handle_response(
+        &reply_from_nat(&req, 200, "203.0.113.5:51234", vec![]),
+        t0(),
+    )
+    .unwrap();
+    assert!(events(&mut c).is_empty());
+    assert!(
+        one(&request(&mut c).headers, "Contact")
+            .starts_with("<sip:s1@203.0.113.5:51234;transport=tcp>")
+    );
+}
