@@ -1,7 +1,7 @@
 //! Readers for `name-addr` headers (To, From, Contact; RFC 3261 20.10,
 //! 25.1) and for header values by name, compact forms included (7.3.3).
 //!
-//! rsip keeps "Contact: <a>, <b>" as one value and its typed Contact
+//! rsip keeps `Contact: <a>, <b>` as one value and its typed Contact
 //! cannot parse a list, an IPv6 host or a quoted parameter, so the
 //! registrar and the registration client read these themselves.
 
