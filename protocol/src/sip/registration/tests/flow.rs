@@ -421,7 +421,10 @@ fn outbound_proxy_ipv6_and_user_agent() {
         crate::sip::ipv6::to_wire(&one(&req.headers, "Contact")),
         "<sip:s1@[2001:db8::2]:5060;transport=tcp>;expires=3600"
     );
-    assert!(one(&req.headers, "Via").starts_with("SIP/2.0/TCP [2001:db8::2]:5060;"));
+    assert!(
+        crate::sip::ipv6::to_wire(&one(&req.headers, "Via"))
+            .starts_with("SIP/2.0/TCP [2001:db8::2]:5060;")
+    );
 }
 
 #[test]
