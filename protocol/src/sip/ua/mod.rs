@@ -12,6 +12,7 @@
 pub mod driver;
 mod incoming;
 mod outgoing;
+mod registration;
 mod session;
 #[cfg(test)]
 mod tests;
@@ -29,6 +30,7 @@ use super::dialog::DialogId;
 use super::digest::{DigestClient, Password};
 use super::ids::IdGenerator;
 use super::locate::{LocateError, Resolver, locate};
+use super::registration::{RegistrationClient, RegistrationEvent};
 use super::timers::TimerConfig;
 use super::transaction::{
     ClientId, Output as TxOutput, ServerId, TransactionEvent, TransactionLayer,
@@ -100,6 +102,8 @@ pub enum UaError {
     Transaction(#[from] super::transaction::TransactionError),
     #[error("dialog: {0}")]
     Dialog(#[from] super::dialog::DialogError),
+    #[error("registration: {0}")]
+    Registration(String),
 }
 
 /// What happened, for the TU.
@@ -156,6 +160,8 @@ pub enum UaEvent {
         id: ClientId,
         response: Option<Response>,
     },
+    /// Our registration's progress.
+    Registration(RegistrationEvent),
     /// A message that could not be processed; already answered when it
     /// was a request that could be answered. For counters and logs.
     Malformed { source: Target, reason: String },
@@ -180,6 +186,8 @@ enum Purpose {
     Options(Option<SessionId>),
     /// Sent by the TU through [`UserAgent::send_request`].
     Tu,
+    /// Our own REGISTER.
+    Register,
 }
 
 pub struct UserAgent {
@@ -188,6 +196,7 @@ pub struct UserAgent {
     layer: TransactionLayer,
     resolver: Box<dyn Resolver + Send>,
     digest: Option<DigestClient>,
+    registration: Option<RegistrationClient>,
     next_session: u64,
     sessions: HashMap<SessionId, Session>,
     by_dialog: HashMap<DialogId, SessionId>,
@@ -222,6 +231,7 @@ impl UserAgent {
             .map(|(user, password)| DigestClient::new(user.clone(), password.clone()));
         Ok(Self {
             digest,
+            registration: None,
             layer: TransactionLayer::new(config.timers),
             config,
             ids,
@@ -306,6 +316,9 @@ impl UserAgent {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.layer.handle_timeout(now);
+        if let Some(client) = self.registration.as_mut() {
+            client.handle_timeout(now);
+        }
         self.pump(now);
         let due: Vec<SessionId> = self
             .sessions
@@ -324,7 +337,11 @@ impl UserAgent {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         let sessions = self.sessions.values().filter_map(|s| s.next_timeout());
-        sessions.chain(self.layer.poll_timeout()).min()
+        let registration = self.registration.as_ref().and_then(|c| c.poll_timeout());
+        sessions
+            .chain(self.layer.poll_timeout())
+            .chain(registration)
+            .min()
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -375,15 +392,23 @@ impl UserAgent {
         self.out.push_back(Output::Event(event));
     }
 
-    /// Moves the transaction layer's output into ours until it is quiet.
+    /// Moves the transaction layer's and the registration's output into
+    /// ours until both are quiet.
     fn pump(&mut self, now: Instant) {
-        while let Some(output) = self.layer.poll_output() {
-            match output {
-                TxOutput::Transmit(t) => self.out.push_back(Output::Transmit {
-                    target: t.target,
-                    bytes: serialize(&t.message),
-                }),
-                TxOutput::Event(event) => self.transaction_event(event, now),
+        loop {
+            let mut moved = self.drive_registration(now);
+            while let Some(output) = self.layer.poll_output() {
+                moved = true;
+                match output {
+                    TxOutput::Transmit(t) => self.out.push_back(Output::Transmit {
+                        target: t.target,
+                        bytes: serialize(&t.message),
+                    }),
+                    TxOutput::Event(event) => self.transaction_event(event, now),
+                }
+            }
+            if !moved {
+                return;
             }
         }
     }

@@ -291,6 +291,7 @@ impl UserAgent {
                 self.event(UaEvent::OptionsResult { session, status });
             }
             Purpose::Tu => self.event(UaEvent::Response { id, response }),
+            Purpose::Register => self.registration_response(response, now),
         }
     }
 

@@ -640,3 +640,143 @@ mod authentication {
         assert!(reason.contains("wrong username or password"), "{reason}");
     }
 }
+
+mod registering {
+    use super::*;
+    use crate::sip::digest::{
+        InMemoryCredentials, Password, ServerConfig, ServerSecret, WallClock,
+    };
+    use crate::sip::registrar::{Registrar, RegistrarConfig};
+    use crate::sip::registration::{FailureReason, RegistrationConfig, RegistrationEvent};
+
+    fn registrar(now: Instant) -> Registrar {
+        let mut store = InMemoryCredentials::new();
+        store.insert_password("sensor-1", Password::new("right"));
+        Registrar::new(
+            RegistrarConfig::default(),
+            ServerConfig::new("example.net", ServerSecret::new(vec![9u8; 32])),
+            Box::new(store),
+            WallClock::new(now, 1_800_000_000),
+            IdGenerator::seeded(3),
+        )
+        .unwrap()
+    }
+
+    /// Lets the collector's embedded registrar answer every REGISTER.
+    fn serve(net: &mut Net, registrar: &mut Registrar) {
+        for _ in 0..5 {
+            net.settle();
+            let requests: Vec<_> = net
+                .take_events(1)
+                .into_iter()
+                .filter_map(|e| match e {
+                    UaEvent::Request {
+                        id,
+                        request,
+                        source,
+                    } => Some((id, request, source)),
+                    _ => None,
+                })
+                .collect();
+            if requests.is_empty() {
+                return;
+            }
+            let now = net.now;
+            for (id, request, source) in requests {
+                let r = registrar.handle_register(&request, source.addr, source.transport, now);
+                net.collector().respond(id, r, now).unwrap();
+            }
+        }
+    }
+
+    fn setup(password: &str) -> (Net, Registrar) {
+        let mut net = Net::new(30);
+        net.nodes[1].ua.config.accept_register = true;
+        let now = net.now;
+        let registrar = registrar(now);
+        let local = net.sensor().config().local.clone();
+        let config = RegistrationConfig::new(
+            "sip:192.0.2.9",
+            "sip:sensor-1@example.net",
+            "sensor-1",
+            Password::new(password),
+            local,
+        );
+        net.sensor().register(config, now).unwrap();
+        (net, registrar)
+    }
+
+    #[test]
+    fn the_sensor_registers_and_the_collector_calls_it_by_its_aor() {
+        let (mut net, mut registrar) = setup("right");
+        serve(&mut net, &mut registrar);
+        let events = net.take_events(0);
+        assert!(
+            events.iter().any(|e| matches!(
+                e,
+                UaEvent::Registration(RegistrationEvent::Registered { .. })
+            )),
+            "{events:?}"
+        );
+        let now = net.now;
+        assert!(net.sensor().is_registered(now));
+        let bindings = registrar.lookup("sip:sensor-1@example.net", now);
+        assert_eq!(bindings.len(), 1);
+        let contact = bindings[0].contact.to_string();
+        net.collector()
+            .call(&contact, b"offer".to_vec(), now)
+            .unwrap();
+        net.settle();
+        assert!(matches!(
+            &net.take_events(0)[..],
+            [UaEvent::IncomingCall { .. }]
+        ));
+    }
+
+    #[test]
+    fn a_wrong_password_is_reported_and_refreshes_follow_the_granted_expiry() {
+        let (mut net, mut registrar) = setup("wrong");
+        serve(&mut net, &mut registrar);
+        let events = net.take_events(0);
+        assert!(
+            events.iter().any(|e| matches!(
+                e,
+                UaEvent::Registration(RegistrationEvent::Failed {
+                    reason: FailureReason::WrongCredentials { .. }
+                })
+            )),
+            "{events:?}"
+        );
+        let now = net.now;
+        net.sensor()
+            .set_registration_credentials("sensor-1", Password::new("right"), now);
+        serve(&mut net, &mut registrar);
+        assert!(net.nodes[0].ua.is_registered(net.now));
+        // The refresh comes before the binding expires (10.2.4): run past
+        // an hour and the binding is still there.
+        // The registrar answers within a second of each request.
+        for _ in 0..4800 {
+            net.run_for(Duration::from_secs(1));
+            serve(&mut net, &mut registrar);
+        }
+        assert_eq!(
+            registrar.lookup("sip:sensor-1@example.net", net.now).len(),
+            1
+        );
+        assert!(net.nodes[0].ua.is_registered(net.now));
+    }
+
+    #[test]
+    fn unregister_removes_the_binding() {
+        let (mut net, mut registrar) = setup("right");
+        serve(&mut net, &mut registrar);
+        let now = net.now;
+        net.sensor().unregister(now);
+        serve(&mut net, &mut registrar);
+        assert!(registrar.lookup("sip:sensor-1@example.net", now).is_empty());
+        assert!(
+            net.take_events(0)
+                .contains(&UaEvent::Registration(RegistrationEvent::Unregistered))
+        );
+    }
+}
