@@ -526,7 +526,7 @@ impl RegistrationClient {
         self.registered_until = Some(now + granted);
         self.events.push_back(RegistrationEvent::Registered {
             expires: granted,
-            contact: self.contact(),
+            contact: ipv6::to_wire(&self.contact()).into_owned(),
         });
         if self.stop_requested {
             return self.continue_stopping(now);
