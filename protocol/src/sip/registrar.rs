@@ -48,8 +48,9 @@ pub enum AorPolicy {
 #[derive(Debug, Clone)]
 pub struct RegistrarConfig {
     /// Domains (host names or IP literals) this registrar is responsible
-    /// for, compared case-insensitively with the Request-URI and the To
-    /// host (10.3 steps 1 and 5). Empty: any.
+    /// for, compared with the Request-URI and the To host (10.3 steps 1
+    /// and 5): names case-insensitively, addresses as addresses (IPv6 in
+    /// any form). Empty: any.
     pub domains: Vec<String>,
     /// Require Digest authentication (10.3 step 3). Off only for tests
     /// and closed networks.
@@ -147,13 +148,8 @@ impl Registrar {
     }
 
     fn serves(&self, host: &str) -> bool {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
         self.config.domains.is_empty()
-            || self.config.domains.iter().any(|d| {
-                d.trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .eq_ignore_ascii_case(host)
-            })
+            || self.config.domains.iter().any(|d| uri::same_host(d, host))
     }
 
     /// Processes a REGISTER received from `source` over `transport` and
@@ -428,7 +424,7 @@ impl Registrar {
     /// Live bindings of `aor` (any spelling of a SIP URI: it is reduced
     /// to `sip:user@host`), highest q first.
     pub fn lookup(&self, aor: &str, now: Instant) -> Vec<Binding> {
-        match SipUri::parse(aor) {
+        match SipUri::parse(&crate::sip::ipv6::to_internal(aor)) {
             Ok(u) => self.location.lookup(&u.aor(), now),
             Err(_) => Vec::new(),
         }

@@ -124,7 +124,8 @@ pub enum FailureReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegistrationEvent {
     /// Bound (or refreshed) for `expires`, as granted by the registrar's
-    /// 200 (10.2.4), with this Contact.
+    /// 200 (10.2.4), with this Contact URI (in its wire form, IPv6 in
+    /// brackets, ready for a log line).
     Registered {
         expires: Duration,
         contact: String,

@@ -226,7 +226,11 @@ impl DigestClient {
             !(ChallengeKind::Www.is_credentials_header(h)
                 || ChallengeKind::Proxy.is_credentials_header(h))
         });
-        let uri = request.uri.to_string();
+        // The digest covers the strings as they go on the wire, where the
+        // stack's internal IPv6 names are brackets again (crate::sip::ipv6);
+        // the header carries those same strings.
+        let uri = wire(&request.uri.to_string());
+        let username = wire(&self.username);
         let method = request.method.to_string();
         for s in &mut self.sessions {
             s.uses = s.uses.saturating_add(1);
@@ -235,17 +239,18 @@ impl DigestClient {
                 s.cnonce = ids.hex(16);
             }
             let c = &s.challenge;
+            let (realm, nonce) = (wire(&c.realm), wire(&c.nonce));
             let qop = c.chosen_qop();
             let cnonce = qop.map(|_| s.cnonce.as_str());
-            let base = hash::base_ha1(c.hash(), &self.username, &c.realm, self.password.expose());
-            let ha1 = hash::effective_ha1(c.algorithm, &base, &c.nonce, cnonce);
+            let base = hash::base_ha1(c.hash(), &username, &realm, self.password.expose());
+            let ha1 = hash::effective_ha1(c.algorithm, &base, &nonce, cnonce);
             let response = hash::response(
                 c.hash(),
                 &ha1,
                 &ResponseInput {
                     method: &method,
                     uri: &uri,
-                    nonce: &c.nonce,
+                    nonce: &nonce,
                     qop,
                     nc: s.uses,
                     cnonce: &s.cnonce,
@@ -253,9 +258,9 @@ impl DigestClient {
                 },
             );
             let creds = DigestCredentials {
-                username: self.username.clone(),
-                realm: c.realm.clone(),
-                nonce: c.nonce.clone(),
+                username: username.clone(),
+                realm,
+                nonce,
                 uri: uri.clone(),
                 response,
                 algorithm: c.algorithm,
@@ -282,4 +287,9 @@ pub(crate) fn insert_before_content_length(headers: &mut rsip::Headers, header: 
         .unwrap_or(list.len());
     list.insert(at, header);
     *headers = list.into();
+}
+
+/// A string as it appears on the wire (see [`crate::sip::ipv6`]).
+pub(crate) fn wire(text: &str) -> String {
+    crate::sip::ipv6::to_wire(text).into_owned()
 }

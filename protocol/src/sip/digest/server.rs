@@ -2,6 +2,7 @@
 //! protection (RFC 3261 22.1 and 22.4, RFC 7616 3.3-3.5, RFC 8760 2.3).
 
 use super::challenge::{Challenge, DigestCredentials};
+use super::client::wire;
 use super::hash::{self, ResponseInput, to_hex};
 use super::{Algorithm, ChallengeKind, DigestError, HashFunction, Password, Qop};
 use crate::sip::ids::IdGenerator;
@@ -414,7 +415,7 @@ impl DigestServer {
         let mut mine = None;
         for parsed in DigestCredentials::parse_all(kind, &request.headers) {
             match parsed {
-                Ok(c) if c.realm == self.config.realm => {
+                Ok(c) if wire(&c.realm) == wire(&self.config.realm) => {
                     mine = Some(c);
                     break;
                 }
@@ -443,25 +444,29 @@ impl DigestServer {
         if !self.config.algorithms.contains(&creds.algorithm) {
             return Err(AuthFailure::UnsupportedAlgorithm(creds.algorithm));
         }
-        let Some(secret) = store.lookup(&creds.username, &creds.realm) else {
+        // Hash the strings as the client saw them on the wire, where the
+        // stack's internal IPv6 names are brackets (crate::sip::ipv6).
+        let (username, realm) = (wire(&creds.username), wire(&self.config.realm));
+        let (nonce_w, uri_w, cnonce_w) = (wire(&creds.nonce), wire(&creds.uri), wire(cnonce));
+        let Some(secret) = store.lookup(&username, &realm) else {
             return Err(AuthFailure::UnknownUser(creds.username));
         };
         let hash_fn = creds.algorithm.hash;
-        let Some(base) = secret.base_ha1(hash_fn, &creds.username, &creds.realm) else {
+        let Some(base) = secret.base_ha1(hash_fn, &username, &realm) else {
             return Err(AuthFailure::UnsupportedAlgorithm(creds.algorithm));
         };
-        let ha1 = hash::effective_ha1(creds.algorithm, &base, &creds.nonce, Some(cnonce));
+        let ha1 = hash::effective_ha1(creds.algorithm, &base, &nonce_w, Some(&cnonce_w));
         let method = request.method.to_string();
         let expected = hash::response(
             hash_fn,
             &ha1,
             &ResponseInput {
                 method: &method,
-                uri: &creds.uri,
-                nonce: &creds.nonce,
+                uri: &uri_w,
+                nonce: &nonce_w,
                 qop: Some(qop),
                 nc,
-                cnonce,
+                cnonce: &cnonce_w,
                 body: &request.body,
             },
         );
@@ -491,8 +496,8 @@ impl DigestServer {
             return Err(AuthFailure::Replay(nc));
         }
         Ok(AuthenticatedUser {
-            username: creds.username,
-            realm: creds.realm,
+            username,
+            realm: self.config.realm.clone(),
         })
     }
 
@@ -539,11 +544,13 @@ impl DigestServer {
 /// case-insensitively and after a parse round trip, so that rsip's
 /// re-serialisation (e.g. `transport=TCP`) is not taken for a mismatch.
 pub(super) fn same_uri(digest_uri: &str, request_uri: &str) -> bool {
-    if digest_uri.eq_ignore_ascii_case(request_uri) {
+    use crate::sip::ipv6::to_internal;
+    let (digest_uri, request_uri) = (to_internal(digest_uri), to_internal(request_uri));
+    if digest_uri.eq_ignore_ascii_case(&request_uri) {
         return true;
     }
-    match rsip::Uri::try_from(digest_uri) {
-        Ok(u) => u.to_string().eq_ignore_ascii_case(request_uri),
+    match rsip::Uri::try_from(digest_uri.as_ref()) {
+        Ok(u) => u.to_string().eq_ignore_ascii_case(&request_uri),
         Err(_) => false,
     }
 }

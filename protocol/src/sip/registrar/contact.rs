@@ -423,7 +423,7 @@ mod tests {
         assert_eq!(c.len(), 3);
         let a = addr(&c[0]);
         assert_eq!(a.display_name.as_deref(), Some("Foo, Bar"));
-        assert_eq!(a.uri.host, "[2001:db8::1]");
+        assert_eq!(a.uri.host, "2001-db8-0-0-0-0-0-1.ipv6.invalid");
         assert_eq!(a.expires(), Some(60));
         assert_eq!(addr(&c[1]).q_millis(), Ok(Some(500)));
         // Without brackets the parameter belongs to the header.

@@ -40,7 +40,9 @@ pub struct SipUri {
     pub scheme: String,
     /// The user part without password, still %-escaped.
     pub user: Option<String>,
-    /// Lower-case; IPv6 references keep their brackets.
+    /// Lower-case; an IPv6 reference in the stack's internal name form
+    /// ([`crate::sip::ipv6`]), whichever form the text used, so that
+    /// hosts compare equal however they were written.
     pub host: String,
     pub port: Option<u16>,
     /// Names lower-case, values as written.
@@ -92,9 +94,6 @@ impl SipUri {
             let (addr, after) = v6
                 .split_once(']')
                 .ok_or_else(|| UriError::BadIpv6(text.to_string()))?;
-            if addr.parse::<std::net::Ipv6Addr>().is_err() {
-                return Err(UriError::BadIpv6(text.to_string()));
-            }
             let port = match after {
                 "" => None,
                 p => Some(
@@ -102,7 +101,10 @@ impl SipUri {
                         .ok_or_else(|| UriError::BadPort(text.to_string()))?,
                 ),
             };
-            (format!("[{}]", addr.to_ascii_lowercase()), port)
+            let ip: std::net::Ipv6Addr = addr
+                .parse()
+                .map_err(|_| UriError::BadIpv6(text.to_string()))?;
+            (crate::sip::ipv6::encode_host(&ip), port)
         } else {
             match hostport.split_once(':') {
                 Some((h, p)) => (h.to_ascii_lowercase(), Some(p)),
@@ -153,11 +155,7 @@ impl SipUri {
 
     /// The host as an IP address, if it is one.
     pub fn ip(&self) -> Option<IpAddr> {
-        self.host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse()
-            .ok()
+        host_ip(&self.host)
     }
 
     /// The socket address the URI names when its host is an IP literal
@@ -228,6 +226,32 @@ impl fmt::Display for SipUri {
     }
 }
 
+/// A host as an IP address, in any form the stack meets: IPv4, a bare or
+/// bracketed IPv6 address, or the internal IPv6 name of
+/// [`crate::sip::ipv6`]. IPv4-mapped IPv6 comes back as IPv4.
+pub fn host_ip(host: &str) -> Option<IpAddr> {
+    let bare = host.trim();
+    let bare = bare
+        .strip_prefix('[')
+        .and_then(|b| b.strip_suffix(']'))
+        .unwrap_or(bare);
+    let ip = match bare.parse::<IpAddr>() {
+        Ok(ip) => ip,
+        Err(_) => IpAddr::V6(crate::sip::ipv6::decode_host(&bare.to_ascii_lowercase())?),
+    };
+    Some(ip.to_canonical())
+}
+
+/// Two hosts name the same thing: equal addresses, or equal names
+/// ignoring case.
+pub fn same_host(a: &str, b: &str) -> bool {
+    match (host_ip(a), host_ip(b)) {
+        (Some(x), Some(y)) => x == y,
+        (None, None) => a.trim().eq_ignore_ascii_case(b.trim()),
+        _ => false,
+    }
+}
+
 fn eq_opt_ci(a: Option<&str>, b: Option<&str>) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => unescape(a).eq_ignore_ascii_case(&unescape(b)),
@@ -290,7 +314,19 @@ mod tests {
     #[test]
     fn ipv6_and_socket_addresses() {
         let x = u("sip:s1@[2001:DB8::1]:5062;transport=udp");
-        assert_eq!(x.host, "[2001:db8::1]");
+        assert_eq!(x.host, "2001-db8-0-0-0-0-0-1.ipv6.invalid");
+        // The internal form reads the same.
+        let internal = u("sip:s1@2001-db8-0-0-0-0-0-1.ipv6.invalid:5062");
+        assert_eq!(internal.ip(), x.ip());
+        assert_eq!(internal.aor(), x.aor());
+        assert!(same_host(
+            "[2001:DB8::1]",
+            "2001-db8-0-0-0-0-0-1.ipv6.invalid"
+        ));
+        assert!(same_host("2001:db8::1", "[2001:db8::1]"));
+        assert!(same_host("::ffff:192.0.2.1", "192.0.2.1"));
+        assert!(same_host("Example.COM", "example.com"));
+        assert!(!same_host("example.com", "192.0.2.1"));
         assert_eq!(x.socket_addr(), Some("[2001:db8::1]:5062".parse().unwrap()));
         assert_eq!(
             u("sips:198.51.100.7").socket_addr(),

@@ -3,6 +3,7 @@
 //! values, which NAT handling needs on both sides.
 
 use super::contact::{HeaderName, header_values};
+use super::uri::host_ip;
 use std::net::{IpAddr, SocketAddr};
 
 /// What the top Via says about where a request came from.
@@ -29,7 +30,7 @@ impl ViaInfo {
         }
         let ip = match self.received {
             Some(ip) => ip,
-            None => strip_brackets(&self.host).parse().ok()?,
+            None => host_ip(&self.host)?,
         };
         let port = match self.rport {
             Some(Some(p)) => p,
@@ -37,10 +38,6 @@ impl ViaInfo {
         };
         Some(SocketAddr::new(ip, port))
     }
-}
-
-fn strip_brackets(s: &str) -> &str {
-    s.trim_start_matches('[').trim_end_matches(']')
 }
 
 /// Reads the first (topmost) Via value of `headers`.
@@ -95,7 +92,7 @@ pub fn parse_via(value: &str) -> Option<ViaInfo> {
             None => (p, None),
         };
         if n.eq_ignore_ascii_case("received") {
-            info.received = v.and_then(|v| strip_brackets(v).parse().ok());
+            info.received = v.and_then(host_ip);
         } else if n.eq_ignore_ascii_case("rport") {
             info.rport = Some(v.and_then(|v| v.parse().ok()));
         } else if n.eq_ignore_ascii_case("branch") {
@@ -113,7 +110,8 @@ pub fn parse_via(value: &str) -> Option<ViaInfo> {
 pub fn stamp_received(via_parm: &str, source: SocketAddr) -> Option<String> {
     let info = parse_via(via_parm)?;
     let wants_rport = info.rport == Some(None);
-    let host_differs = strip_brackets(&info.host).parse::<IpAddr>().ok() != Some(source.ip());
+    let source_ip = source.ip().to_canonical();
+    let host_differs = host_ip(&info.host) != Some(source_ip);
     let add_received = info.received.is_none() && (host_differs || wants_rport);
     if !add_received && !wants_rport {
         return None;
@@ -137,9 +135,8 @@ pub fn stamp_received(via_parm: &str, source: SocketAddr) -> Option<String> {
         }
     }
     if add_received {
-        // RFC 3581 / RFC 5118 4.5: IPv6 `received` values are written
-        // without brackets.
-        out.push_str(&format!(";received={}", source.ip()));
+        // RFC 3261 25.1 `via-received`: IPv6 written bare.
+        out.push_str(&format!(";received={source_ip}"));
     }
     Some(out)
 }
@@ -161,6 +158,18 @@ mod tests {
         let v6 =
             parse_via("SIP/2.0/TCP [2001:db8::2]:5060;received=[2001:db8::9];rport=7").unwrap();
         assert_eq!(v6.public_addr(), Some("[2001:db8::9]:7".parse().unwrap()));
+
+        // The stack's internal IPv6 names (crate::sip::ipv6) read as addresses.
+        let internal = parse_via(
+            "SIP/2.0/UDP 2001-db8-0-0-0-0-0-2.ipv6.invalid:5060;rport=7;received=2001-db8-0-0-0-0-0-9.ipv6.invalid",
+        )
+        .unwrap();
+        assert_eq!(
+            internal.public_addr(),
+            Some("[2001:db8::9]:7".parse().unwrap())
+        );
+        let bare = parse_via("SIP/2.0/UDP 2001-db8-0-0-0-0-0-2.ipv6.invalid;rport=7").unwrap();
+        assert_eq!(bare.public_addr(), Some("[2001:db8::2]:7".parse().unwrap()));
 
         let asked = parse_via("SIP/2.0/UDP 10.0.0.2;rport;branch=z9hG4bKx").unwrap();
         assert_eq!(asked.rport, Some(None));

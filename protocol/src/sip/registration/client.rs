@@ -3,7 +3,6 @@
 use super::policy::{backoff, parse_retry_after, reason_phrase, refresh_delay};
 use super::request::{Register, to_rsip_uri};
 use super::{FailureReason, RegistrationConfig, RegistrationError, RegistrationEvent};
-use crate::sip::LocalEndpoint;
 use crate::sip::digest::{DigestClient, DigestError, Password};
 use crate::sip::ids::IdGenerator;
 use crate::sip::registrar::contact::{
@@ -11,6 +10,7 @@ use crate::sip::registrar::contact::{
 };
 use crate::sip::registrar::uri::SipUri;
 use crate::sip::registrar::via::top_via;
+use crate::sip::{LocalEndpoint, ipv6};
 use rsip::prelude::*;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -106,7 +106,8 @@ impl RegistrationClient {
         }
         let route = match &config.outbound_proxy {
             Some(p) => {
-                let proxy = SipUri::parse(p).map_err(|e| bad("outbound proxy", &e))?;
+                let proxy = SipUri::parse(&ipv6::to_internal(p.trim()))
+                    .map_err(|e| bad("outbound proxy", &e))?;
                 // Loose routing (RFC 3261 16.12.1.1): the Request-URI stays
                 // the registrar's.
                 Some(if proxy.param("lr").is_some() {
@@ -134,7 +135,8 @@ impl RegistrationClient {
         Ok(Self {
             contact_addr: config.local.addr,
             expires: config.expires,
-            aor: config.aor.trim().to_string(),
+            // Inside the stack IPv6 references take their internal form.
+            aor: ipv6::to_internal(config.aor.trim()).into_owned(),
             config,
             ids,
             digest,
@@ -524,7 +526,7 @@ impl RegistrationClient {
         self.registered_until = Some(now + granted);
         self.events.push_back(RegistrationEvent::Registered {
             expires: granted,
-            contact: self.contact(),
+            contact: ipv6::to_wire(&self.contact()).into_owned(),
         });
         if self.stop_requested {
             return self.continue_stopping(now);

@@ -42,61 +42,13 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     Some(Duration::from_secs(secs))
 }
 
-/// The reason phrase for a status code: rsip 0.4 keeps the received
-/// phrase only for codes it does not know, so known codes get RFC 3261
-/// section 21's phrase.
+/// The reason phrase for a status code: the received one where rsip
+/// keeps it (codes it does not know), else RFC 3261 section 21's.
 pub fn reason_phrase(status: &rsip::StatusCode) -> String {
-    if let rsip::StatusCode::Other(_, reason) = status {
-        return reason.clone();
+    match status {
+        rsip::StatusCode::Other(_, reason) => reason.clone(),
+        known => crate::sip::response::reason_phrase(known.code()).to_string(),
     }
-    match status.code() {
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        402 => "Payment Required",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        406 => "Not Acceptable",
-        407 => "Proxy Authentication Required",
-        408 => "Request Timeout",
-        410 => "Gone",
-        413 => "Request Entity Too Large",
-        414 => "Request-URI Too Long",
-        415 => "Unsupported Media Type",
-        416 => "Unsupported URI Scheme",
-        420 => "Bad Extension",
-        421 => "Extension Required",
-        423 => "Interval Too Brief",
-        480 => "Temporarily Unavailable",
-        481 => "Call/Transaction Does Not Exist",
-        482 => "Loop Detected",
-        483 => "Too Many Hops",
-        484 => "Address Incomplete",
-        485 => "Ambiguous",
-        486 => "Busy Here",
-        487 => "Request Terminated",
-        488 => "Not Acceptable Here",
-        491 => "Request Pending",
-        493 => "Undecipherable",
-        500 => "Server Internal Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Server Time-out",
-        505 => "Version Not Supported",
-        513 => "Message Too Large",
-        600 => "Busy Everywhere",
-        603 => "Decline",
-        604 => "Does Not Exist Anywhere",
-        606 => "Not Acceptable",
-        300 => "Multiple Choices",
-        301 => "Moved Permanently",
-        302 => "Moved Temporarily",
-        305 => "Use Proxy",
-        380 => "Alternative Service",
-        _ => "",
-    }
-    .to_string()
 }
 
 #[cfg(test)]

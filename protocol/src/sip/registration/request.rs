@@ -56,36 +56,11 @@ impl Register<'_> {
     }
 }
 
-/// An rsip Request-URI for a SIP URI. rsip 0.4 neither parses nor prints
-/// IPv6 hosts with brackets, so an IPv6 host is carried as a bracketed
-/// "domain", which prints correctly.
+/// An rsip Request-URI for a SIP URI, IPv6 references in the stack's
+/// internal form (rsip 0.4 cannot parse them, see [`crate::sip::ipv6`]).
 pub(super) fn to_rsip_uri(uri: &SipUri) -> Result<rsip::Uri, String> {
-    if !uri.host.starts_with('[')
-        && let Ok(u) = rsip::Uri::try_from(uri.as_str())
-    {
-        return Ok(u);
-    }
-    if !uri.params.is_empty() || uri.headers.is_some() {
-        return Err(format!(
-            "{uri}: parameters on an IPv6 registrar URI are not supported"
-        ));
-    }
-    Ok(rsip::Uri {
-        scheme: Some(if uri.scheme == "sips" {
-            rsip::Scheme::Sips
-        } else {
-            rsip::Scheme::Sip
-        }),
-        auth: uri.user.as_ref().map(|u| rsip::Auth {
-            user: u.clone(),
-            password: None,
-        }),
-        host_with_port: rsip::HostWithPort {
-            host: rsip::Host::Domain(uri.host.clone().into()),
-            port: uri.port.map(Into::into),
-        },
-        ..Default::default()
-    })
+    let internal = crate::sip::ipv6::to_internal(uri.as_str());
+    rsip::Uri::try_from(internal.as_ref()).map_err(|e| format!("{uri}: {e}"))
 }
 
 #[cfg(test)]
@@ -93,11 +68,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ipv6_registrar_uri_prints_with_brackets() {
+    fn ipv6_registrar_uri_goes_back_to_brackets_on_the_wire() {
         let u = to_rsip_uri(&SipUri::parse("sip:[2001:db8::1]:5060").unwrap()).unwrap();
-        assert_eq!(u.to_string(), "sip:[2001:db8::1]:5060");
+        assert_eq!(
+            crate::sip::ipv6::to_wire(&u.to_string()),
+            "sip:[2001:db8::1]:5060"
+        );
         let v4 = to_rsip_uri(&SipUri::parse("sip:198.51.100.1;transport=tcp").unwrap()).unwrap();
         assert_eq!(v4.to_string(), "sip:198.51.100.1;transport=TCP");
-        assert!(to_rsip_uri(&SipUri::parse("sip:[::1];transport=tcp").unwrap()).is_err());
+        let v6 = to_rsip_uri(&SipUri::parse("sip:[::1];transport=tcp").unwrap()).unwrap();
+        assert_eq!(
+            crate::sip::ipv6::to_wire(&v6.to_string()),
+            "sip:[::1];transport=TCP"
+        );
     }
 }

@@ -340,3 +340,46 @@ fn weak_secret_is_refused() {
         .is_ok()
     );
 }
+
+/// Over IPv6 the stack holds `[2001:db8::1]` as an internal host name;
+/// the digest must cover the wire form that both ends see.
+#[test]
+fn ipv6_request_uris_are_signed_in_their_wire_form() {
+    use crate::sip::ipv6::{to_internal, to_wire};
+    let mut f = fixture();
+    let mut client = DigestClient::new("alice", Password::new("s3cret"));
+    let v6 = |extra: &str| {
+        let mut r = register(extra);
+        r.uri = rsip::Uri::try_from(to_internal("sip:[2001:db8::1]:5060").as_ref()).unwrap();
+        r
+    };
+    let first = v6("");
+    let challenge = f.challenge(false, f.t0);
+    client.handle_challenge(&first, &challenge).unwrap();
+    let mut signed = v6("");
+    client.authorize(&mut signed, &mut f.ids);
+    let creds = creds_of(ChallengeKind::Www, &signed).remove(0);
+    assert_eq!(creds.uri, "sip:[2001:db8::1]:5060");
+    // Its response is the RFC 7616 computation over the wire strings.
+    let ha1 = hash::base_ha1(HashFunction::Sha256, "alice", "sipsensor", "s3cret");
+    let expected = hash::response(
+        HashFunction::Sha256,
+        &ha1,
+        &hash::ResponseInput {
+            method: "REGISTER",
+            uri: "sip:[2001:db8::1]:5060",
+            nonce: &creds.nonce,
+            qop: Some(Qop::Auth),
+            nc: 1,
+            cnonce: creds.cnonce.as_deref().unwrap(),
+            body: b"",
+        },
+    );
+    assert_eq!(creds.response, expected);
+    // Across the wire and back into the stack, the server agrees.
+    let wire = to_wire(&signed.to_string()).into_owned();
+    assert!(wire.contains("REGISTER sip:[2001:db8::1]:5060 SIP/2.0"));
+    let inbound = rsip::Request::try_from(to_internal(&wire).as_ref()).unwrap();
+    assert!(f.verify(&inbound, f.t0).is_ok());
+    assert!(f.verify(&signed, f.t0).is_err(), "replayed nc");
+}

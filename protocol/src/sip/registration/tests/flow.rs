@@ -414,7 +414,10 @@ fn outbound_proxy_ipv6_and_user_agent() {
     let mut c = client_with(v6);
     c.start(t0());
     let req = request(&mut c);
-    assert_eq!(req.uri.to_string(), "sip:[2001:db8::1]");
+    assert_eq!(
+        crate::sip::ipv6::to_wire(&req.uri.to_string()),
+        "sip:[2001:db8::1]"
+    );
     // Inside the stack IPv6 hosts use the internal name (sip::ipv6); the
     // wire form is what a peer sees.
     assert_eq!(
@@ -425,6 +428,13 @@ fn outbound_proxy_ipv6_and_user_agent() {
         crate::sip::ipv6::to_wire(&one(&req.headers, "Via"))
             .starts_with("SIP/2.0/TCP [2001:db8::2]:5060;")
     );
+    // The event names the Contact as a peer sees it.
+    let ok = reply_from_nat(&req, 200, "[2001:db8::2]:40000", vec![]);
+    c.handle_response(&ok, t0()).unwrap();
+    assert!(matches!(
+        &events(&mut c)[..],
+        [RegistrationEvent::Registered { contact, .. }] if contact == "sip:s1@[2001:db8::2]:5060;transport=tcp"
+    ));
 }
 
 #[test]
