@@ -271,13 +271,16 @@ async fn our_transport_learns_its_address_from_kamailio() {
                 unreachable!()
             };
             let target = LocalEndpoint::new(transport, kamailio.addr()).host_port();
-            let options = format!(
+            // Built by hand from our internal forms: put IPv6 hosts back in
+            // their wire form (sip::ipv6).
+            let options = sipsensor_protocol::sip::ipv6::to_wire(&format!(
                 "OPTIONS sip:{target} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n\
                  From: <sip:probe@{me}>;tag=t{n}\r\nTo: <sip:{target}>\r\n\
                  Call-ID: interop-{n}@{me}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
                 via = rsip::headers::UntypedHeader::value(&via),
                 me = local.host_port(),
-            );
+            ))
+            .into_owned();
             net.send(options.as_bytes(), kamailio.addr(), transport)
                 .await
                 .unwrap();
