@@ -379,10 +379,16 @@ fn check_fields<'a>(
         let name = known.name;
         fields::check_field(name, &f.value)
             .map_err(|reason| MessageError::BadHeader { name, reason })?;
-        if SINGLE.contains(&name) && seen.contains(&name) {
-            return Err(MessageError::DuplicateHeader(name));
+        // `seen` only holds the few names SINGLE and MANDATORY list, so this
+        // stays linear however many fields arrive.
+        if SINGLE.contains(&name) || MANDATORY.contains(&name) {
+            if SINGLE.contains(&name) && seen.contains(&name) {
+                return Err(MessageError::DuplicateHeader(name));
+            }
+            if !seen.contains(&name) {
+                seen.push(name);
+            }
         }
-        seen.push(name);
         match name {
             "CSeq" => {
                 checked.cseq_method = fields::parse_cseq(&f.value)

@@ -6,6 +6,10 @@ use super::error::{MessageError, clip};
 use super::fields::{parse_accept, parse_addr, parse_media_type, token_list};
 use super::lex::Field;
 use rsip::Method;
+use std::collections::HashSet;
+
+/// Most option tags one 420 lists in Unsupported.
+const MAX_UNSUPPORTED: usize = 32;
 
 fn values<'a>(fields: &'a [Field], name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     fields
@@ -33,9 +37,12 @@ pub(crate) fn check(
     // Require is ignored.
     if method != Method::Cancel {
         let mut missing: Vec<String> = Vec::new();
+        let mut listed = HashSet::new();
         for tag in values(fields, "Require").flat_map(|v| token_list(v, true).unwrap_or_default()) {
             let known = config.supported.iter().any(|s| s.eq_ignore_ascii_case(tag));
-            if !known && !missing.iter().any(|m| m == tag) {
+            // One unknown tag is enough for the client; listing at most
+            // MAX_UNSUPPORTED keeps the 420 small whatever the request holds.
+            if !known && listed.insert(tag) && missing.len() < MAX_UNSUPPORTED {
                 missing.push(clip(tag));
             }
         }

@@ -174,6 +174,18 @@ fn uas_core_checks() {
     config.supported = vec!["100rel".into(), "timer".into()];
     assert!(matches!(run(&require, &config), Inbound::Request(_)));
 
+    let mut many = String::from("Require: ");
+    for i in 0..100 {
+        many.push_str(&format!("x{i},"));
+    }
+    many.push_str("x0\r\n");
+    let got = run(&with(INVITE, "Max-Forwards: 70\r\n", &many), &udp());
+    let MessageError::BadExtension(tags) = reason(&got) else {
+        panic!("{got:?}")
+    };
+    assert_eq!(tags.len(), 32, "the 420 stays small");
+    assert_eq!(tags[..2], ["x0", "x1"]);
+
     let gzip = with(INVITE, "Max-Forwards: 70\r\n", "Content-Encoding: gzip\r\n");
     assert_eq!(reject_code(&run(&gzip, &udp())), Some(415));
 
