@@ -19,20 +19,20 @@
 //! hold the method a 501 must answer. So `rsip`'s parser is not used at
 //! all; this module reads the message itself and builds `rsip` values:
 //!
-//! 1. a pre-pass ([`lex`]) splits start line, fields and body, unfolds
+//! 1. a pre-pass (`message/lex.rs`) splits start line, fields and body, unfolds
 //!    continuation lines, expands compact names and normalises LWS around
 //!    `;` `=` `,` `/` `:` (RFC 3261 7.3.1, 25.1), leaving quoted strings
 //!    and `<...>` alone;
 //! 2. the start line is read: version (505), method (501 when `rsip`
 //!    cannot name it), Request-URI (400, 416 for a scheme other than
 //!    sip/sips), parsed here ([`uri`]) and given to `rsip` ready-made;
-//! 3. the fields the stack interprets are checked ([`fields`]): Via, From,
+//! 3. the fields the stack interprets are checked (`message/fields.rs`): Via, From,
 //!    To, Contact, Route, Call-ID, CSeq (method must match), Max-Forwards,
 //!    Content-Length, Content-Type, Accept, Require, Expires ...;
 //!    duplicates of single-valued fields and missing mandatory fields are
 //!    errors; the body is cut by Content-Length (RFC 3261 18.3);
 //! 4. a request then meets the UAS core checks of RFC 3261 8.2.1-8.2.3
-//!    ([`policy`]): 405, 420, 415, plus 406 and the REGISTER AOR rule that
+//!    (`message/policy.rs`): 405, 420, 415, plus 406 and the REGISTER AOR rule that
 //!    RFC 4475 3.3 names.
 //!
 //! A request that fails gets the response RFC 3261 8.2.6 describes, with a
@@ -104,7 +104,7 @@ pub struct InspectConfig {
     pub supported: Vec<String>,
     /// Body types the UAS understands, `type/subtype` (415 for others).
     pub accept: Vec<String>,
-    /// warn-agent of the `Warning: 399` in rejections: host[:port] or a
+    /// warn-agent of the `Warning: 399` in rejections: `host[:port]` or a
     /// token (RFC 3261 20.43).
     pub warning_agent: String,
 }
@@ -240,7 +240,7 @@ fn check_version(v: &str, malformed: MessageError) -> Result<(), MessageError> {
 fn request(lexed: &Lexed<'_>, config: &InspectConfig) -> Result<rsip::Request, MessageError> {
     let line =
         std::str::from_utf8(lexed.start).map_err(|_| MessageError::BadRequestLine("not UTF-8"))?;
-    // Runs of SP are tolerated (RFC 4475 3.1.2.8, 3.1.2.9 allow either
+    // Runs of SP are tolerated (RFC 4475 3.1.2.9, 3.1.2.10 allow either
     // choice); LWS inside the URI still splits it into too many parts.
     let parts: Vec<&str> = line.split(' ').filter(|p| !p.is_empty()).collect();
     let [method, uri, version] = parts[..] else {

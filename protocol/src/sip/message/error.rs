@@ -5,7 +5,7 @@ use thiserror::Error;
 /// What is wrong with an inbound message. Every variant names the problem
 /// precisely enough for a log line and for the `Warning: 399` text of the
 /// response (RFC 3261 20.43). Strings copied from the input are clipped to
-/// printable ASCII (see [`clip`]), so an error never echoes raw bytes.
+/// printable ASCII, so an error never echoes raw bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum MessageError {
