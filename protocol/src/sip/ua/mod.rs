@@ -30,6 +30,7 @@ use super::dialog::DialogId;
 use super::digest::{DigestClient, Password};
 use super::ids::IdGenerator;
 use super::locate::{LocateError, Resolver, locate};
+use super::message::{Inbound, InspectConfig, inspect};
 use super::registration::{RegistrationClient, RegistrationEvent};
 use super::timers::TimerConfig;
 use super::transaction::{
@@ -281,29 +282,56 @@ impl UserAgent {
     }
 
     /// A message from the network: a datagram, or one message framed from
-    /// a stream.
+    /// a stream. It goes through the stack's entry point
+    /// ([`crate::sip::message::inspect`]) first: what cannot be processed
+    /// is answered there (400, 416, 501, 505 ...) or discarded, and
+    /// reported as [`UaEvent::Malformed`].
     pub fn handle_input(&mut self, bytes: &[u8], source: Target, now: Instant) {
-        match parse_inbound(bytes) {
-            Ok(mut message) => {
-                // 18.2.1 and RFC 3581 4: note where the request really came
-                // from, so the response goes back through any NAT.
-                if let SipMessage::Request(request) = &mut message
-                    && let Err(e) = stamp_received(request, source.addr)
-                {
-                    self.event(UaEvent::Malformed {
-                        source,
-                        reason: e.to_string(),
-                    });
-                    return;
-                }
-                if let Err(e) = self.layer.handle_message(message, source, now) {
-                    self.event(UaEvent::Malformed {
-                        source,
-                        reason: e.to_string(),
-                    });
-                }
+        let internal = ipv6_head_to_internal(bytes);
+        let mut config = InspectConfig::new(source.transport);
+        if self.config.accept_register {
+            config.allow.push(rsip::Method::Register);
+        }
+        config.warning_agent = self.config.local.host_port();
+        let message = match inspect(&internal, &config, &mut self.ids) {
+            Inbound::Request(request) => SipMessage::Request(request),
+            Inbound::Response(response) => SipMessage::Response(response),
+            Inbound::Reject { response, reason } => {
+                // Answered statelessly, back where it came from (18.2.2).
+                self.layer
+                    .send_stateless(SipMessage::Response(response), source);
+                self.event(UaEvent::Malformed {
+                    source,
+                    reason: reason.to_string(),
+                });
+                self.pump(now);
+                return;
             }
-            Err(reason) => self.event(UaEvent::Malformed { source, reason }),
+            Inbound::Discard(reason) => {
+                self.event(UaEvent::Malformed {
+                    source,
+                    reason: reason.to_string(),
+                });
+                return;
+            }
+        };
+        let mut message = message;
+        // 18.2.1 and RFC 3581 4: note where the request really came from, so
+        // the response goes back through any NAT.
+        if let SipMessage::Request(request) = &mut message
+            && let Err(e) = stamp_received(request, source.addr)
+        {
+            self.event(UaEvent::Malformed {
+                source,
+                reason: e.to_string(),
+            });
+            return;
+        }
+        if let Err(e) = self.layer.handle_message(message, source, now) {
+            self.event(UaEvent::Malformed {
+                source,
+                reason: e.to_string(),
+            });
         }
         self.pump(now);
     }
@@ -517,16 +545,24 @@ fn serialize_parts(head: &str, body: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// The stack's entry point for received bytes.
-fn parse_inbound(bytes: &[u8]) -> Result<SipMessage, String> {
-    let (head, body) = match bytes.windows(4).position(|w| w == b"\r\n\r\n") {
-        Some(at) => (&bytes[..at + 4], &bytes[at + 4..]),
-        None => (bytes, &[][..]),
+/// Received bytes with the IPv6 references of their head in the stack's
+/// internal form ([`ipv6`]); the body is untouched.
+fn ipv6_head_to_internal(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let head_len = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(bytes.len(), |at| at + 4);
+    let Ok(head) = std::str::from_utf8(&bytes[..head_len]) else {
+        return std::borrow::Cow::Borrowed(bytes);
     };
-    let head = std::str::from_utf8(head).map_err(|_| "message head is not UTF-8".to_owned())?;
-    let mut internal = ipv6::to_internal(head).into_owned().into_bytes();
-    internal.extend_from_slice(body);
-    SipMessage::try_from(internal.as_slice()).map_err(|e| e.to_string())
+    match ipv6::to_internal(head) {
+        std::borrow::Cow::Borrowed(_) => std::borrow::Cow::Borrowed(bytes),
+        std::borrow::Cow::Owned(mapped) => {
+            let mut out = mapped.into_bytes();
+            out.extend_from_slice(&bytes[head_len..]);
+            std::borrow::Cow::Owned(out)
+        }
+    }
 }
 
 fn warning_text(response: &Response) -> Option<String> {
