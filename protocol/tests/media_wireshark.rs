@@ -6,6 +6,9 @@
 //! or with an error-level expert item. Needs Debian's `tshark`; skipped with
 //! a message when it is missing, failed when SIPSENSOR_CI=1.
 
+// A test crate: helpers may unwrap like the #[test]s do.
+#![allow(clippy::unwrap_used)]
+
 use sipsensor_protocol::payload::{EventOutbox, OutboxConfig, TickTime};
 use sipsensor_protocol::rtcp::{
     CompoundWriter, NtpTime, ReceiverReport, receiver_report_compound, sender_report_compound,
