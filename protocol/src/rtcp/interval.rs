@@ -86,6 +86,7 @@ pub struct RtcpScheduler {
     we_sent: bool,
     avg_rtcp_size: f64,
     initial: bool,
+    forced: bool,
     tp: Instant,
     tn: Instant,
 }
@@ -102,6 +103,7 @@ impl RtcpScheduler {
             // first compound (SR + SDES CNAME of ~30 bytes, plus headers).
             avg_rtcp_size: (28 + 40 + config.header_overhead) as f64,
             initial: true,
+            forced: false,
             tp: now,
             tn: now,
         };
@@ -148,7 +150,7 @@ impl RtcpScheduler {
         if now < self.tn {
             return false;
         }
-        if self.initial && self.config.immediate_first {
+        if self.forced || (self.initial && self.config.immediate_first) {
             return true;
         }
         let t = self.interval(ids);
@@ -165,8 +167,18 @@ impl RtcpScheduler {
     pub fn on_sent(&mut self, size: usize, now: Instant, ids: &mut IdGenerator) {
         self.update_avg(size);
         self.initial = false;
+        self.forced = false;
         self.tp = now;
         self.tn = now + self.interval(ids);
+    }
+
+    /// Asks for a report at `now`, outside the schedule: after the
+    /// sender's wall clock was stepped its SR mapping changed, and the
+    /// receiver should not wait a whole interval to learn it
+    /// (docs/protocol.md 6). Rare by nature, so the bandwidth share holds.
+    pub fn send_soon(&mut self, now: Instant) {
+        self.forced = true;
+        self.tn = self.tn.min(now);
     }
 
     /// A compound of `size` bytes arrived (6.3.3).
@@ -295,6 +307,23 @@ mod tests {
         }
         assert!(!s.handle_timeout(due, &mut ids));
         assert!(s.poll_timeout() - t0 > Duration::from_secs(600));
+    }
+
+    #[test]
+    fn send_soon_bypasses_the_schedule_once() {
+        let mut ids = IdGenerator::seeded(6);
+        let t0 = Instant::now();
+        let mut s = sched(RtcpConfig::new(100_000), t0, &mut ids);
+        s.on_sent(80, t0, &mut ids);
+        let planned = s.poll_timeout();
+        let t1 = t0 + Duration::from_millis(100);
+        assert!(!s.handle_timeout(t1, &mut ids));
+        s.send_soon(t1);
+        assert_eq!(s.poll_timeout(), t1);
+        assert!(s.handle_timeout(t1, &mut ids));
+        s.on_sent(80, t1, &mut ids);
+        assert!(s.poll_timeout() > t1 + Duration::from_secs(2));
+        assert_ne!(s.poll_timeout(), planned);
     }
 
     #[test]

@@ -42,6 +42,26 @@ pub struct ChannelSpec {
     pub scale: i8,
 }
 
+impl ChannelSpec {
+    /// The physical value of a raw sample, `raw * 10^scale`; `None` for
+    /// [`crate::payload::MISSING`].
+    pub fn to_value(&self, raw: i32) -> Option<f64> {
+        (raw != crate::payload::MISSING).then(|| f64::from(raw) * 10f64.powi(i32::from(self.scale)))
+    }
+
+    /// The raw sample for a physical value: rounded to the nearest step,
+    /// saturated to the representable range (never [`crate::payload::MISSING`]);
+    /// NaN gives MISSING.
+    pub fn to_raw(&self, value: f64) -> i32 {
+        if value.is_nan() {
+            return crate::payload::MISSING;
+        }
+        let scaled = (value / 10f64.powi(i32::from(self.scale))).round();
+        // `as` saturates; the lowest value is reserved for MISSING.
+        (scaled as i32).max(i32::MIN + 1)
+    }
+}
+
 /// The periodic samples format.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SampleFormat {
@@ -50,6 +70,13 @@ pub struct SampleFormat {
     pub period: u32,
     pub samples_per_packet: u8,
     pub channels: Vec<ChannelSpec>,
+}
+
+impl SampleFormat {
+    /// The RTP timestamp of instant `k` of a packet stamped `timestamp`.
+    pub fn instant_timestamp(&self, timestamp: u32, k: u8) -> u32 {
+        timestamp.wrapping_add(self.period.wrapping_mul(u32::from(k)))
+    }
 }
 
 /// The discrete events format: binary inputs reporting edges.

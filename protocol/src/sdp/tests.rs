@@ -973,3 +973,21 @@ fn negotiation_survives_corrupted_offers() {
         }
     }
 }
+
+#[test]
+fn fixed_point_conversions() {
+    let t = ch("t", "Cel", -2);
+    assert_eq!(t.to_raw(21.5), 2150);
+    assert_eq!(t.to_raw(-0.004), 0);
+    assert_eq!(t.to_raw(-0.005), -1, "rounds half away from zero");
+    assert_eq!(t.to_value(2150), Some(21.5));
+    assert_eq!(t.to_value(crate::payload::MISSING), None);
+    assert_eq!(t.to_raw(f64::NAN), crate::payload::MISSING);
+    assert_eq!(t.to_raw(1e300), i32::MAX);
+    assert_eq!(t.to_raw(-1e300), i32::MIN + 1);
+    let p = ch("p", "Pa", 2);
+    assert_eq!(p.to_raw(101_325.0), 1013);
+    assert_eq!(p.to_value(1013), Some(101_300.0));
+    let s = agent_desc().samples.unwrap();
+    assert_eq!(s.instant_timestamp(u32::MAX - 5, 1), 4);
+}
