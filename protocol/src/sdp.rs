@@ -11,23 +11,29 @@
 //! size limits; `webrtc-sdp` (Mozilla) drops attributes it does not know,
 //! which would lose this format's own `a=sensor-channel` lines.
 
+mod attributes;
 mod model;
+mod narrow;
 mod negotiate;
+mod origin;
 mod parse;
 mod stream;
+mod transport;
 mod units;
 
 pub use model::{Attribute, Bandwidth, Connection, Media, Origin, Sdp, Timing, addr_type};
 pub use negotiate::{
-    Agreed, AnswerPolicy, Direction, LocalMedia, LocalSdp, MEDIA, NegotiationError, PROTO,
-    ReceivePolicy, RemoteMedia, Role, answer, apply_answer, offer,
+    Agreed, AnswerPolicy, MEDIA, NegotiationError, PROTO, ReceivePolicy, Role, answer,
+    apply_answer, offer,
 };
+pub use origin::LocalSdp;
 pub use parse::{MAX_FORMATS, MAX_LINES, MAX_MEDIA, MAX_SDP_LEN, SdpError, parse};
 pub use stream::{
     ATTR_CHANNEL, ATTR_INPUT, ChannelSpec, ENCODING_EVENTS, ENCODING_SAMPLES, EventFormat,
     FORMAT_VERSION, MAX_CHANNELS, MAX_CLOCK_RATE, MAX_NAME_LEN, MAX_SAMPLE_PAYLOAD, SCALE_RANGE,
     SampleFormat, StreamConfigs, StreamDescription, StreamError,
 };
+pub use transport::{Direction, LocalMedia, RemoteMedia};
 pub use units::Unit;
 
 /// [`parse`] for text.
