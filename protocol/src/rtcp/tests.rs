@@ -299,3 +299,35 @@ fn parse_never_panics_on_corrupted_compounds() {
         }
     }
 }
+
+#[test]
+fn several_sdes_chunks_and_bye_sources_parse() {
+    let mut b = valid();
+    // SDES with two chunks: CNAME "a" (+ NAME "bc"), and CNAME "xyz".
+    b.extend_from_slice(&[0x82, 202, 0, 6]);
+    b.extend_from_slice(&[0, 0, 0, 1, 1, 1, b'a', 2, 2, b'b', b'c', 0]);
+    b.extend_from_slice(&[0, 0, 0, 2, 1, 3, b'x', b'y', b'z', 0, 0, 0]);
+    // BYE from two sources without a reason.
+    b.extend_from_slice(&[0x82, 203, 0, 2, 0, 0, 0, 1, 0, 0, 0, 2]);
+    let p = parse_compound(&b).unwrap();
+    let RtcpPacket::SourceDescription(chunks) = &p[2] else {
+        panic!("{:?}", p[2])
+    };
+    assert_eq!(chunks.len(), 2);
+    assert_eq!((chunks[0].ssrc, chunks[0].cname()), (1, Some("a")));
+    assert_eq!(
+        chunks[0].items[1],
+        SdesItem {
+            kind: 2,
+            value: b"bc".to_vec()
+        }
+    );
+    assert_eq!((chunks[1].ssrc, chunks[1].cname()), (2, Some("xyz")));
+    assert_eq!(
+        p[3],
+        RtcpPacket::Bye(Bye {
+            sources: vec![1, 2],
+            reason: None
+        })
+    );
+}
