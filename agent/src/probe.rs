@@ -324,8 +324,8 @@ pub fn render(f: &Findings) -> String {
     }
     let _ = writeln!(
         o,
-        "IIO devices: {}",
-        if f.iio.is_empty() { "none" } else { "" }
+        "IIO devices:{}",
+        if f.iio.is_empty() { " none" } else { "" }
     );
     for d in &f.iio {
         let _ = writeln!(o, "  {} `{}`: {}", d.id, d.name, d.channels.join(", "));
@@ -375,8 +375,8 @@ pub fn render(f: &Findings) -> String {
     }
     let _ = writeln!(
         o,
-        "Exported GPIOs: {}",
-        if f.gpios.is_empty() { "none" } else { "" }
+        "Exported GPIOs:{}",
+        if f.gpios.is_empty() { " none" } else { "" }
     );
     let mut gpio = String::new();
     for g in &f.gpios {

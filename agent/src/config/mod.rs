@@ -10,7 +10,7 @@ pub mod raw;
 pub mod schema;
 pub mod secrets;
 pub mod sip_uri;
-mod validate;
+pub mod validate;
 
 use crate::sensor::SensorConfig;
 use locate::{KeyPath, Position, Target};
@@ -358,9 +358,10 @@ fn read_source(path: &Path) -> Result<Source, ConfigError> {
 pub(crate) fn yaml_error(path: &Path, e: &serde_yaml::Error) -> ConfigError {
     let text = e.to_string();
     let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-    // serde_yaml appends " at line L column C"; the prefix carries it.
-    let suffix = format!(" at line {line} column {column}");
-    let message = text.strip_suffix(&suffix).unwrap_or(&text).to_owned();
+    // serde_yaml puts " at line L column C" in its message; the prefix
+    // carries it now. (Other positions, like where a flow sequence began,
+    // stay.)
+    let message = text.replace(&format!(" at line {line} column {column}"), "");
     ConfigError::At {
         path: path.to_owned(),
         line,
