@@ -164,7 +164,9 @@ impl SensorConfig {
     pub fn open(&self, env: &SensorEnv) -> Result<Box<dyn Sensor>, SensorError> {
         let channels = self.channels();
         Ok(match &self.kind {
-            SensorKind::Simulated(c) => Box::new(sim::Simulated::new(c.clone(), channels)),
+            SensorKind::Simulated(c) => {
+                Box::new(sim::Simulated::new(c.clone(), channels).with_interval(self.interval))
+            }
             SensorKind::Bme280(c) => {
                 Box::new(bme280::Bme280::open(c, env.i2c.open(c.bus)?, channels)?)
             }
@@ -192,5 +194,135 @@ impl SensorConfig {
             SensorKind::Sht3x(_) => "sht3x",
             SensorKind::Iio(_) => "iio",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sensor::bme280::fake::FakeBme280;
+    use crate::sensor::bme280::{Bme280Config, Calibration, Chip, Mode, RawSample, Standby};
+    use crate::sensor::i2c::fake::FakeOpener;
+    use crate::sensor::sht3x::fake::FakeSht3x;
+
+    fn env(sysfs: &std::path::Path, opener: &FakeOpener) -> SensorEnv {
+        SensorEnv {
+            sysfs_root: sysfs.to_owned(),
+            i2c: Arc::new(opener.clone()),
+        }
+    }
+
+    #[test]
+    fn open_builds_each_backend_with_the_configured_channels() {
+        let dir = tempfile::tempdir().unwrap();
+        let opener = FakeOpener::new();
+        let cal = Calibration {
+            t1: 27504,
+            t2: 26435,
+            t3: -1000,
+            p1: 36477,
+            ..Calibration::default()
+        };
+        let raw = RawSample {
+            adc_p: 415_148,
+            adc_t: 519_888,
+            adc_h: 0x8000,
+        };
+        opener.bus(1).attach(0x77, FakeBme280::new(0x60, &cal, raw));
+        opener.bus(1).attach(0x45, FakeSht3x::new(0x6666, 0x8000));
+        iio::fake::device(dir.path(), 0, "lm75", &[("in_temp_input", "21500")]);
+        let env = env(dir.path(), &opener);
+
+        let sim = sim::SimConfig {
+            seed: 5,
+            channels: vec![sim::SimChannel {
+                name: "w".into(),
+                unit: Unit::VOLT,
+                scale: 0.001,
+                offset: 0.0,
+                amplitude: 1.0,
+                period: Duration::from_millis(100),
+                noise: 0.0,
+            }],
+        };
+        let cases = vec![
+            SensorConfig {
+                name: "sim".into(),
+                interval: Duration::from_millis(7),
+                kind: SensorKind::Simulated(sim.clone()),
+            },
+            SensorConfig {
+                name: "env".into(),
+                interval: Duration::from_secs(1),
+                kind: SensorKind::Bme280(Bme280Config {
+                    chip: Chip::Bme280,
+                    bus: 1,
+                    address: 0x77,
+                    mode: Mode::Normal,
+                    oversampling: 1,
+                    filter: 0,
+                    standby: Standby::Ms0_5,
+                }),
+            },
+            SensorConfig {
+                name: "rh".into(),
+                interval: Duration::from_secs(1),
+                kind: SensorKind::Sht3x(sht3x::Sht3xConfig {
+                    bus: 1,
+                    address: 0x45,
+                    repeatability: sht3x::Repeatability::Low,
+                }),
+            },
+            SensorConfig {
+                name: "board".into(),
+                interval: Duration::from_secs(2),
+                kind: SensorKind::Iio(iio::IioConfig {
+                    device: "lm75".into(),
+                    channels: vec![iio::IioChannel {
+                        attr: "in_temp".into(),
+                        name: "t".into(),
+                        unit: Unit::CELSIUS,
+                        scale: 0.01,
+                        to_unit: 1e-3,
+                    }],
+                }),
+            },
+        ];
+        let mut firsts = Vec::new();
+        for c in &cases {
+            let mut s = c.open(&env).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+            assert_eq!(s.channels(), c.channels().as_slice(), "{}", c.name);
+            let r = s.read().unwrap();
+            assert_eq!(r.values.len(), c.channels().len());
+            firsts.push(r.values[0].unwrap());
+            if c.name == "sim" {
+                // Sample 1 at the configured 7 ms, not at some default.
+                let second = s.read().unwrap().values[0].unwrap();
+                assert_eq!(second, sim.value(0, 1, Duration::from_millis(7)));
+            }
+        }
+        assert_eq!(firsts[0], sim.value(0, 0, Duration::from_millis(7)));
+        assert_eq!(firsts[1], 25.08);
+        assert!((firsts[2] - 25.0).abs() < 0.01);
+        assert_eq!(firsts[3], 21.5);
+        let types: Vec<&str> = cases.iter().map(SensorConfig::type_name).collect();
+        assert_eq!(types, ["simulated", "bme280", "sht3x", "iio"]);
+        assert_eq!(cases[3].stale_after(), Duration::from_secs(6));
+    }
+
+    #[test]
+    fn open_reports_a_missing_bus() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = SensorConfig {
+            name: "rh".into(),
+            interval: Duration::from_secs(1),
+            kind: SensorKind::Sht3x(sht3x::Sht3xConfig {
+                bus: 3,
+                address: 0x44,
+                repeatability: sht3x::Repeatability::High,
+            }),
+        };
+        let err = c.open(&env(dir.path(), &FakeOpener::new())).err().unwrap();
+        assert_eq!(err.to_string(), "cannot open /dev/i2c-3: entity not found");
     }
 }
