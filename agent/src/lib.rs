@@ -14,5 +14,6 @@ pub mod led;
 pub mod logging;
 pub mod probe;
 pub mod sensor;
+pub mod session;
 pub mod status;
 pub mod units;
