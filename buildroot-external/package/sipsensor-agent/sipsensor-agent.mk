@@ -6,7 +6,7 @@
 
 # A commit of the sipsensor repository; `make br-agent-bump REV=...` in a
 # working copy moves this and the hash together.
-SIPSENSOR_AGENT_VERSION = 3a9f52c7b069f068fb3edd57caec2e4b1e499250
+SIPSENSOR_AGENT_VERSION = 02268cc06eca43a3d865aec9bd74180b939b71d3
 SIPSENSOR_AGENT_SITE = $(call github,sipsensor,sipsensor,$(SIPSENSOR_AGENT_VERSION))
 SIPSENSOR_AGENT_LICENSE = BSD-2-Clause
 SIPSENSOR_AGENT_LICENSE_FILES = LICENSE
