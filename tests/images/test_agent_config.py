@@ -26,7 +26,9 @@ class CheckConfig(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cargo = os.environ.get("CARGO", "cargo")
-        run([cargo, "build", "--locked", "-q", "-p", "sipsensor-agent"], cwd=ROOT, timeout=1200)
+        # The same selection as `make test-rust`, so that its build is reused.
+        run([cargo, "build", "--workspace", "--all-features", "--bins", "--locked", "-q"],
+            cwd=ROOT, timeout=1800)
         cls.agent = ROOT / "target" / "debug" / "sipsensor-agent"
 
     def check(self, *files):

@@ -95,6 +95,8 @@ class Hooks(unittest.TestCase):
                 dtbs = BOARDS[board][2]
                 self.assertEqual(sorted(p.name for p in (target / "boot/dtbs").iterdir()), sorted(dtbs))
                 self.assertEqual(list((target / "boot").glob("*.dtb")), [])
+                self.assertEqual(str((target / "root/.ssh").readlink()), "/data/sipsensor/ssh")
+                self.assertEqual(str((target / "etc/dropbear").readlink()), "/data/sipsensor/dropbear")
                 release = (target / "etc/sipsensor-release").read_text()
                 self.assertIn(f"SIPSENSOR_BOARD={board}\n", release)
 
