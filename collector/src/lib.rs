@@ -3,9 +3,15 @@
 //! statistics, and serves a JSON API, Prometheus metrics and a live page.
 //!
 //! The SIP/RTP side (UAS, registrar) feeds [`storage::writer::WriterHandle`]
-//! and [`stats::StreamHandle`]; everything else here is independent of it.
+//! and [`stats::StreamHandle`], taken from [`app::Services`].
 
+pub mod app;
+pub mod config;
+pub mod export;
+pub mod http;
 pub mod metrics;
 pub mod ratelimit;
+pub mod retention;
 pub mod stats;
 pub mod storage;
+pub mod timefmt;

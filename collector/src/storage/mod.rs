@@ -98,12 +98,22 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     async fn close(&self) -> Result<(), StorageError>;
 }
 
+/// How to open a store.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    /// Check of an existing SQLite file (PostgreSQL checks itself).
+    pub sqlite_check: sqlite::IntegrityCheck,
+}
+
 /// Opens the store a URL names, creating or migrating its schema.
-pub async fn open(url: &StorageUrl) -> Result<Arc<dyn Storage>, StorageError> {
+pub async fn open(url: &StorageUrl, opts: OpenOptions) -> Result<Arc<dyn Storage>, StorageError> {
     match url {
         StorageUrl::Sqlite(path) => {
-            let store =
-                sqlite::SqliteStore::open(path.clone(), sqlite::SqliteOptions::default()).await?;
+            let options = sqlite::SqliteOptions {
+                integrity_check: opts.sqlite_check,
+                ..sqlite::SqliteOptions::default()
+            };
+            let store = sqlite::SqliteStore::open(path.clone(), options).await?;
             Ok(Arc::new(store))
         }
         StorageUrl::Postgres(url) => {

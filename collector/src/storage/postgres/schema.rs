@@ -10,7 +10,7 @@ use tokio_postgres::Client;
 pub(super) const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_initial.sql"))];
 
 /// Key of the advisory lock held while migrating ("sipsens" in ASCII).
-const LOCK_KEY: i64 = 0x7369_7073_656e_73;
+const LOCK_KEY: i64 = 0x0073_6970_7365_6e73;
 
 pub fn latest_version() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.0)

@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// How much of the file to check when opening an existing database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum IntegrityCheck {
     /// `PRAGMA quick_check`: every page and the structure of every b-tree,
     /// without cross-checking indexes (linear in the file size).
@@ -27,7 +28,8 @@ pub enum IntegrityCheck {
     Quick,
     /// `PRAGMA integrity_check`: also verifies indexes against tables.
     Full,
-    /// Only that the file is a readable SQLite database.
+    /// Only that the file is a readable SQLite database (instant).
+    #[serde(rename = "header")]
     HeaderOnly,
 }
 
