@@ -64,24 +64,28 @@
 
   const seriesKey = (s) => s.name + " [" + s.unit + "]";
 
-  // Samples (any order) -> aligned uPlot data: [x seconds, series...].
+  // Samples (any order) -> aligned uPlot data: [x seconds, series...],
+  // series in channel order.
   function toChartData(samples) {
-    const keys = [];
-    const index = new Map();
+    const channelOf = new Map();
+    const meta = new Map();
     const byTs = new Map();
     for (const s of samples) {
       const k = seriesKey(s);
-      if (!index.has(k)) { index.set(k, keys.length); keys.push(k); }
+      meta.set(k, { name: s.name, unit: s.unit });
+      if (!channelOf.has(k) || s.channel < channelOf.get(k)) channelOf.set(k, s.channel);
       let row = byTs.get(s.ts_ns);
       if (!row) { row = new Map(); byTs.set(s.ts_ns, row); }
       row.set(k, s.value);
     }
+    const keys = Array.from(channelOf.keys())
+      .sort((a, b) => channelOf.get(a) - channelOf.get(b) || (a < b ? -1 : a > b ? 1 : 0));
     const ts = Array.from(byTs.keys()).sort((a, b) => a - b);
     const data = [ts.map((t) => t / 1e9)];
     for (const k of keys) {
       data.push(ts.map((t) => { const v = byTs.get(t).get(k); return v === undefined ? null : v; }));
     }
-    return { keys, data };
+    return { keys, data, meta };
   }
 
   function latestValues(cd) {
@@ -89,7 +93,11 @@
     cd.keys.forEach((k, i) => {
       const ys = cd.data[i + 1];
       for (let j = ys.length - 1; j >= 0; j--) {
-        if (ys[j] !== null) { out.push(k.replace(" [", " ").replace(/\]$/, "") + ": " + ys[j]); break; }
+        if (ys[j] !== null) {
+          const m = cd.meta.get(k);
+          out.push(m.name + ": " + ys[j] + " " + m.unit);
+          break;
+        }
       }
     });
     return out.join(", ");
@@ -113,14 +121,28 @@
     h.textContent = sensor.display_name ? sensor.display_name + " — " + sensor.aor : sensor.aor;
     box.appendChild(h);
     $("#charts").appendChild(box);
+    // One y scale per unit: temperature and humidity do not share an axis.
+    const units = [];
+    for (const k of cd.keys) {
+      const u = cd.meta.get(k).unit;
+      if (!units.includes(u)) units.push(u);
+    }
+    // Axis width from its longest label, so 101,325 Pa is not clipped.
+    const axisSize = (self, values) =>
+      values ? Math.max(40, ...values.map((v) => String(v).length * 7 + 18)) : 40;
+    const yAxes = units.slice(0, 2).map((u, i) => ({
+      scale: u, label: u, side: i === 0 ? 3 : 1, size: axisSize,
+      grid: { show: i === 0 },
+    }));
     const opts = {
       width: chartWidth(box),
       height: 240,
       scales: { x: { time: true } },
       series: [{}].concat(cd.keys.map((k, i) => ({
-        label: k, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: false,
+        label: k, scale: cd.meta.get(k).unit, stroke: COLORS[i % COLORS.length],
+        width: 1.5, spanGaps: false,
       }))),
-      axes: [{}, { size: 60 }],
+      axes: [{}].concat(yAxes),
     };
     const plot = new uPlot(opts, cd.data, box);
     charts.set(sensor.id, { plot, keys: cd.keys, box });
