@@ -15,6 +15,8 @@ struct FakeStore {
     batches: Mutex<Vec<usize>>,
     /// Fail this many next writes with a full disk.
     fail_next: Mutex<u32>,
+    /// Time each write takes.
+    delay: Mutex<Duration>,
 }
 
 impl FakeStore {
@@ -63,6 +65,10 @@ impl Storage for FakeStore {
         nope()
     }
     async fn write_batch(&self, b: &Batch) -> Result<WriteReport, StorageError> {
+        let delay = *self.delay.lock().unwrap();
+        if !delay.is_zero() {
+            sleep(delay).await;
+        }
         {
             let mut f = self.fail_next.lock().unwrap();
             if *f > 0 {
@@ -153,6 +159,38 @@ async fn commits_after_the_flush_interval_not_before() {
     assert_eq!(store.stored(), 10);
     assert_eq!(store.batch_sizes(), vec![10]);
     w.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_commits_stretch_the_interval_up_to_one_second() {
+    let (store, w, _) = setup(WriterConfig::default());
+    *store.delay.lock().unwrap() = Duration::from_millis(300);
+    let h = w.handle();
+    let t0 = Instant::now();
+    h.samples(vec![sample(0, 0)]).await.unwrap();
+    // Committed from 100 ms to 400 ms.
+    sleep(Duration::from_millis(450)).await;
+    assert_eq!(store.stored(), 1);
+    // Next interval: 4 x 300 ms, capped at 1 s: the row arriving at 450 ms
+    // is committed from 1450 ms on, done at 1750 ms.
+    h.samples(vec![sample(1, 1)]).await.unwrap();
+    sleep_until_ms(t0, 1_700).await;
+    assert_eq!(store.stored(), 1, "committed before the stretched interval");
+    sleep_until_ms(t0, 1_800).await;
+    assert_eq!(store.stored(), 2);
+    // Fast commits bring the interval back to 100 ms.
+    *store.delay.lock().unwrap() = Duration::ZERO;
+    h.samples(vec![sample(2, 2)]).await.unwrap();
+    sleep_until_ms(t0, 2_900).await;
+    assert_eq!(store.stored(), 3);
+    h.samples(vec![sample(3, 3)]).await.unwrap();
+    sleep_until_ms(t0, 3_010).await;
+    assert_eq!(store.stored(), 4, "interval did not shrink back");
+    w.shutdown().await;
+}
+
+async fn sleep_until_ms(t0: Instant, ms: u64) {
+    tokio::time::sleep_until(t0 + Duration::from_millis(ms)).await;
 }
 
 #[tokio::test(start_paused = true)]
