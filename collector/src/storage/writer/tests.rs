@@ -1,12 +1,13 @@
 //! Writer tests against an in-memory fake store, on tokio's paused clock so
 //! batching deadlines are exact.
 
+use super::task::{put_front, take_front};
 use super::*;
 use crate::stats::StreamsRegistry;
 use crate::storage::*;
 use std::collections::HashSet;
 use std::sync::Mutex;
-use tokio::time::{advance, sleep};
+use tokio::time::{Instant, advance, sleep};
 
 /// Keeps sample keys in a set; can be told to fail.
 #[derive(Debug, Default)]
@@ -186,6 +187,33 @@ async fn slow_commits_stretch_the_interval_up_to_one_second() {
     h.samples(vec![sample(3, 3)]).await.unwrap();
     sleep_until_ms(t0, 3_010).await;
     assert_eq!(store.stored(), 4, "interval did not shrink back");
+    w.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_commit_does_not_stall_the_receivers() {
+    let (store, w, m) = setup(WriterConfig {
+        queue_capacity: 8,
+        ..WriterConfig::default()
+    });
+    *store.delay.lock().unwrap() = Duration::from_secs(2);
+    let h = w.handle();
+    h.samples(vec![sample(0, 0)]).await.unwrap();
+    sleep(Duration::from_millis(150)).await; // the commit is running
+    // Far more packets than the queue holds arrive during the commit: the
+    // task keeps taking them in, so none is refused.
+    for i in 1..=200 {
+        h.try_submit(Batch {
+            samples: vec![sample(i, i)],
+            ..Batch::default()
+        })
+        .unwrap();
+        settle().await;
+    }
+    assert_eq!(store.stored(), 0);
+    assert_eq!(m.pending_rows.get(), 201, "in flight + waiting");
+    h.flush().await.unwrap();
+    assert_eq!(store.stored(), 201);
     w.shutdown().await;
 }
 
