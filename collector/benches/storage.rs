@@ -170,10 +170,16 @@ async fn paced(name: &str, url: &StorageUrl, streams: usize, seconds: i64, serve
     let srv = server.map(tree_cpu_seconds).unwrap_or(0.0) - srv0;
     let summary = writer.shutdown().await;
     let rows = summary.written.samples_inserted;
-    assert_eq!(
-        rows,
-        (streams as i64 * seconds * RATE) as u64 * u64::from(CHANNELS)
-    );
+    let sent = (streams as i64 * seconds * RATE) as u64 * u64::from(CHANNELS);
+    assert_eq!(rows + summary.dropped, sent);
+    let dropped = if summary.dropped > 0 {
+        format!(
+            ", DROPPED {} rows (backlog over max_pending_rows: the store did not keep up)",
+            summary.dropped
+        )
+    } else {
+        String::new()
+    };
     let server_part = match server {
         Some(_) => format!(", server {:.0}%", srv / wall * 100.0),
         None => String::new(),
@@ -181,7 +187,7 @@ async fn paced(name: &str, url: &StorageUrl, streams: usize, seconds: i64, serve
     println!(
         "{name:<10} paced {streams:>6} streams: {:>7.0} rows/s for {seconds} s, {} batches, \
          largest backlog {max_pending} rows, {backlog} waiting at the end (drained in {:.2} s), \
-         CPU collector {:.0}%{server_part} of one core{}",
+         CPU collector {:.0}%{server_part} of one core{dropped}{}",
         rows as f64 / produced.as_secs_f64(),
         summary.batches,
         drain.as_secs_f64(),
@@ -205,6 +211,10 @@ async fn flood(name: &str, url: &StorageUrl, streams: usize, seconds: i64, serve
     let srv0 = server.map(tree_cpu_seconds).unwrap_or(0.0);
     let t0 = Instant::now();
     for k in 0..seconds * RATE {
+        // Keep the backlog under the memory bound: a flood is not dropped.
+        while metrics.pending_rows.get() > 1_000_000 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         for s in &sessions {
             h.samples(packet(s, k)).await.unwrap();
         }
@@ -213,6 +223,7 @@ async fn flood(name: &str, url: &StorageUrl, streams: usize, seconds: i64, serve
     let wall = t0.elapsed().as_secs_f64();
     let cpu = own_cpu_seconds() - cpu0 + server.map(tree_cpu_seconds).unwrap_or(0.0) - srv0;
     let summary = writer.shutdown().await;
+    assert_eq!(summary.dropped, 0);
     let rows = summary.written.samples_inserted as f64;
     println!(
         "{name:<10} flood {streams:>6} streams: {rows:>8} rows in {wall:>5.1} s = {:>7.0} rows/s \
