@@ -15,4 +15,5 @@ pub mod logging;
 pub mod probe;
 pub mod sensor;
 pub mod status;
+pub mod stream;
 pub mod units;

@@ -1,0 +1,263 @@
+//! `sipsensor-bench bench`: four cases side by side. Each starts a sender
+//! child process (this binary's `send`), optionally a busy loop per CPU
+//! core, receives for the configured time, and reads the child's own CPU
+//! and memory figures from its RESULT line. Every child is killed by PID
+//! when its case ends, also on error.
+
+use crate::Args;
+use crate::analyze::{self, Timing};
+use crate::receive::{Arrival, Receiver};
+use crate::send::Shape;
+use sipsensor_agent::stream::sim::Checker;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Children killed (SIGKILL by PID) and reaped when dropped.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Row {
+    label: String,
+    result: HashMap<String, String>,
+    timing: Option<Timing>,
+    check_errors: usize,
+}
+
+impl Row {
+    fn num(&self, key: &str) -> f64 {
+        self.result
+            .get(key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    }
+}
+
+/// Drops CAP_SYS_NICE for the child (from the bounding set, so the
+/// exec'd process has neither it nor a way back): SCHED_FIFO then fails
+/// with EPERM exactly as for an agent started without the capability.
+const WITHOUT_SYS_NICE: [&str; 4] = [
+    "setpriv",
+    "--bounding-set=-sys_nice",
+    "--inh-caps=-sys_nice",
+    "--",
+];
+
+pub fn run(a: &Args) -> Result<(), String> {
+    let seconds: f64 = a.get("seconds", 20.0)?;
+    let mlock = a.text("mlock").unwrap_or("onfault").to_owned();
+    crate::send::mlock_mode(&mlock)?;
+    let fine: u64 = a.get("fine-us", 300)?;
+    let shape = Shape::from_args(a)?;
+    let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    println!("{}", machine(cores));
+    println!(
+        "stream: {} channels at {} Hz, {} instants per packet; {seconds} s per case; \
+         mlock {mlock}; fine sleep {fine} µs; hog = {cores} busy loops",
+        shape.channels, shape.rate, shape.spp
+    );
+    let mut rows = Vec::new();
+    for (fifo, hog) in [(false, false), (true, false), (false, true), (true, true)] {
+        let label = format!(
+            "{}, {}",
+            if fifo { "SCHED_FIFO" } else { "normal" },
+            if hog { "hog" } else { "idle" }
+        );
+        eprintln!("case {label} ...");
+        let sender = Sender {
+            exe: &exe,
+            shape,
+            seconds,
+            extra: vec![
+                "--mlock".into(),
+                mlock.clone(),
+                "--fine-us".into(),
+                fine.to_string(),
+            ],
+            prefix: if fifo { &[] } else { &WITHOUT_SYS_NICE },
+        };
+        rows.push(case(&label, &sender, if hog { cores } else { 0 })?);
+    }
+    print_table(&rows);
+    Ok(())
+}
+
+fn machine(cores: usize) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    format!("machine: {cpu}, {cores} cores, Linux {kernel}")
+}
+
+/// How to start the sender.
+struct Sender<'a> {
+    exe: &'a Path,
+    shape: Shape,
+    seconds: f64,
+    extra: Vec<String>,
+    prefix: &'a [&'a str],
+}
+
+impl Sender<'_> {
+    fn command(&self, rx: &Receiver) -> Result<Command, String> {
+        let (program, mut args): (PathBuf, Vec<String>) = match self.prefix.split_first() {
+            Some((p, rest)) => {
+                let mut a: Vec<String> = rest.iter().map(|s| (*s).to_owned()).collect();
+                a.push(self.exe.display().to_string());
+                (PathBuf::from(p), a)
+            }
+            None => (self.exe.to_path_buf(), Vec::new()),
+        };
+        args.extend([
+            "send".into(),
+            "--to".into(),
+            rx.rtp_addr()?.to_string(),
+            "--rtcp-to".into(),
+            rx.rtcp_addr()?.to_string(),
+            "--seconds".into(),
+            self.seconds.to_string(),
+        ]);
+        args.extend(self.shape.args());
+        args.extend(self.extra.iter().cloned());
+        let mut c = Command::new(program);
+        c.args(args).stdout(Stdio::piped());
+        Ok(c)
+    }
+}
+
+/// Start the sender, receive until it exits (and a little after, for
+/// what is still queued), and return its stdout with the arrivals.
+pub fn stream(
+    rx: &Receiver,
+    mut cmd: Command,
+    limit: Duration,
+) -> Result<(String, Vec<Arrival>, bool), String> {
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let mut guard = Children(vec![child]);
+    let deadline = Instant::now() + limit;
+    let mut exited = None;
+    let mut arrivals = rx.collect(deadline, || {
+        if exited.is_none() {
+            exited = guard.0[0].try_wait().ok().flatten();
+        }
+        exited.is_some()
+    });
+    arrivals.extend(rx.collect(Instant::now() + Duration::from_millis(200), || false));
+    let mut out = String::new();
+    if let Some(o) = guard.0[0].stdout.as_mut() {
+        let _ = o.read_to_string(&mut out);
+    }
+    let ok = exited.is_some_and(|s| s.success());
+    drop(guard);
+    Ok((out, arrivals, ok))
+}
+
+fn case(label: &str, sender: &Sender<'_>, hogs: usize) -> Result<Row, String> {
+    let rx = Receiver::bind()?;
+    let mut hog_children = Children(Vec::new());
+    for _ in 0..hogs {
+        let c = Command::new(sender.exe)
+            .args(["hog", "--seconds", &(sender.seconds + 15.0).to_string()])
+            .spawn()
+            .map_err(|e| format!("hog: {e}"))?;
+        hog_children.0.push(c);
+    }
+    if hogs > 0 {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let limit = Duration::from_secs_f64(sender.seconds + 10.0);
+    let (out, arrivals, ok) = stream(&rx, sender.command(&rx)?, limit)?;
+    drop(hog_children);
+    if !ok {
+        return Err(format!("{label}: the sender failed; its output: {out}"));
+    }
+    let result: HashMap<String, String> = out
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .ok_or_else(|| format!("{label}: no RESULT line in {out:?}"))?
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let sim = sender.shape.sim();
+    let mut checker = Checker::new(sim.clone(), sim.full_description(sender.shape.spp));
+    let check_errors = arrivals
+        .iter()
+        .filter(|a| checker.packet(&a.bytes).is_err())
+        .count();
+    Ok(Row {
+        label: label.to_owned(),
+        result,
+        timing: analyze::timing(&arrivals, sender.shape.rate, 1),
+        check_errors,
+    })
+}
+
+fn print_table(rows: &[Row]) {
+    println!();
+    println!(
+        "| case | FIFO granted | CPU % of a core | peak RSS kB | p50 µs | p99 µs | max µs | drift µs | rate ppm | packets | lost | missing % | bad |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        let t = r.timing;
+        let f = |g: fn(&Timing) -> f64| t.map_or("-".into(), |t| format!("{:.1}", g(&t)));
+        let samples = r.num("samples") + r.num("missing");
+        println!(
+            "| {} | {} | {:.3} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} |",
+            r.label,
+            if r.num("realtime") == 1.0 {
+                "yes"
+            } else {
+                "no"
+            },
+            r.num("cpu_pct"),
+            r.num("rss_peak_kb"),
+            f(|t| t.p50_us),
+            f(|t| t.p99_us),
+            f(|t| t.max_us),
+            f(|t| t.drift_us),
+            t.map_or("-".into(), |t| format!("{:.2}", t.rate_ppm)),
+            t.map_or(0, |t| t.packets),
+            t.map_or(0, |t| t.lost),
+            if samples > 0.0 {
+                r.num("missing") / samples * 100.0
+            } else {
+                0.0
+            },
+            r.check_errors,
+        );
+    }
+    let p99 = |i: usize| rows.get(i).and_then(|r| r.timing).map(|t| t.p99_us);
+    for (name, normal, fifo) in [("idle", 0, 1), ("hog", 2, 3)] {
+        if let (Some(n), Some(f)) = (p99(normal), p99(fifo)) {
+            println!(
+                "p99 jitter {name}: normal {n:.1} µs / SCHED_FIFO {f:.1} µs = {:.1}×",
+                n / f.max(0.001)
+            );
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The measured sender: the agent's sensor I/O thread reading a
+//! simulated sensor, and a `Streamer`, for a fixed time.
+
+use crate::Args;
+use sipsensor_agent::config::RealtimeConfig;
+use sipsensor_agent::handoff;
+use sipsensor_agent::status::StatusHub;
+use sipsensor_agent::stream::sim::SimStream;
+use sipsensor_agent::stream::{MemoryLock, StreamOptions, StreamPlan, Streamer};
+use sipsensor_protocol::rtp::RtpSender;
+use sipsensor_protocol::sip::ids::IdGenerator;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+/// The stream every role agrees on (the bench and the checker pass the
+/// same flags to `send`).
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub seed: u64,
+    pub channels: usize,
+    pub rate: u32,
+    pub spp: u8,
+}
+
+impl Shape {
+    pub fn from_args(a: &Args) -> Result<Shape, String> {
+        Ok(Shape {
+            seed: a.get("seed", 42)?,
+            channels: a.get("channels", 3)?,
+            rate: a.get("rate", 100)?,
+            spp: a.get("spp", 2)?,
+        })
+    }
+
+    pub fn args(&self) -> Vec<String> {
+        [
+            ("--seed", self.seed.to_string()),
+            ("--channels", self.channels.to_string()),
+            ("--rate", self.rate.to_string()),
+            ("--spp", self.spp.to_string()),
+        ]
+        .into_iter()
+        .flat_map(|(k, v)| [k.to_owned(), v])
+        .collect()
+    }
+
+    pub fn sim(&self) -> SimStream {
+        SimStream::new(self.seed, self.channels, self.rate, false)
+    }
+}
+
+pub fn mlock_mode(text: &str) -> Result<MemoryLock, String> {
+    match text {
+        "onfault" => Ok(MemoryLock::OnFault),
+        "all" => Ok(MemoryLock::All),
+        "off" => Ok(MemoryLock::Off),
+        _ => Err(format!("--mlock {text:?}: onfault, all or off")),
+    }
+}
+
+/// CPU time of the whole process (every thread), nanoseconds.
+fn process_cpu_ns() -> u128 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID).map_or(0, |t| {
+        t.tv_sec() as u128 * 1_000_000_000 + t.tv_nsec() as u128
+    })
+}
+
+/// A `VmHWM`/`VmRSS` line of /proc/self/status, in kB.
+fn status_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+pub fn run(a: &Args) -> Result<(), String> {
+    let shape = Shape::from_args(a)?;
+    let to: SocketAddr = a
+        .text("to")
+        .ok_or("--to ADDR is required")?
+        .parse()
+        .map_err(|e| format!("--to: {e}"))?;
+    let rtcp_to: SocketAddr = match a.text("rtcp-to") {
+        Some(t) => t.parse().map_err(|e| format!("--rtcp-to: {e}"))?,
+        None => SocketAddr::new(to.ip(), to.port().wrapping_add(1)),
+    };
+    let seconds: f64 = a.get("seconds", 20.0)?;
+    let options = StreamOptions {
+        memory_lock: mlock_mode(a.text("mlock").unwrap_or("onfault"))?,
+        fine_sleep: Duration::from_micros(a.get("fine-us", 300)?),
+        ..StreamOptions::default()
+    };
+    let rt = RealtimeConfig {
+        priority: a.get("priority", 50)?,
+        cpu: a
+            .text("cpu")
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| "--cpu: a number")?,
+    };
+    let sim = shape.sim();
+    let hub = StatusHub::new();
+    let (board, runner) = sim.board(&hub).map_err(|e| format!("sensor thread: {e}"))?;
+    let (_inputs, events) = handoff::events(0, 1);
+    let any = SocketAddr::new(to.ip(), 0);
+    let rtp = UdpSocket::bind(any).map_err(|e| format!("bind: {e}"))?;
+    let rtcp = UdpSocket::bind(any).map_err(|e| format!("bind: {e}"))?;
+    let mut ids = IdGenerator::from_entropy();
+    let plan = StreamPlan {
+        rtp,
+        rtcp,
+        remote_rtp: to,
+        remote_rtcp: rtcp_to,
+        description: sim.full_description(shape.spp),
+        sender: RtpSender::new(&mut ids),
+        ids,
+        cname: format!("bench@{}", to.ip()),
+        channels: sim.channels.clone(),
+        inputs: Vec::new(),
+        options,
+    };
+    let cpu0 = process_cpu_ns();
+    let t0 = Instant::now();
+    let streamer =
+        Streamer::start(plan, board, events, &rt, hub).map_err(|f| f.error.to_string())?;
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    let mid = streamer.stats();
+    let stopped = streamer.stop().map_err(|e| e.to_string())?;
+    let cpu = process_cpu_ns() - cpu0;
+    let wall = t0.elapsed();
+    runner.stop(Duration::from_secs(1));
+    let s = stopped.stats;
+    println!(
+        "RESULT cpu_pct={:.4} rss_peak_kb={} rss_kb={} packets={} samples={} missing={} \
+         skipped={} send_errors={} max_late_us={} realtime={} locked={}",
+        cpu as f64 / wall.as_nanos() as f64 * 100.0,
+        status_kb("VmHWM:"),
+        status_kb("VmRSS:"),
+        s.packets,
+        s.samples,
+        s.samples_missing,
+        s.instants_skipped,
+        s.send_errors,
+        s.max_lateness_ns / 1000,
+        u8::from(mid.realtime),
+        u8::from(mid.memory_locked),
+    );
+    Ok(())
+}
