@@ -66,7 +66,7 @@ fn description(cfg: u8, spp: u8) -> StreamDescription {
                 .into_iter()
                 .map(|name| ChannelSpec {
                     name,
-                    unit: Unit::from_symbol("Cel").unwrap(),
+                    unit: Unit::from_symbol("Cel").expect("a SenML unit"),
                     scale: -2,
                 })
                 .collect(),

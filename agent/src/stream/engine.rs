@@ -206,6 +206,12 @@ impl Core {
         self.rtcp.on_received(size);
     }
 
+    /// Whether the stream carries GPIO events (which must wake the thread
+    /// at once).
+    pub fn has_events(&self) -> bool {
+        self.outbox.is_some()
+    }
+
     /// When `handle` next has something to do.
     pub fn poll_timeout(&self) -> Instant {
         let mut t = self.rtcp.poll_timeout();

@@ -3,9 +3,9 @@
 //! crate.
 
 use super::*;
-use crate::stream::StreamError;
 use crate::handoff::{self, Event, EventSender, SampleWriter};
 use crate::sensor::Reading;
+use crate::stream::StreamError;
 use sipsensor_protocol::payload::{self, Payload};
 use sipsensor_protocol::rtcp::{RtcpPacket, parse_compound};
 use sipsensor_protocol::rtp;

@@ -89,9 +89,11 @@ pub struct StreamOptions {
     /// marker bit on the next packet (docs/protocol.md 5.3); fewer are
     /// sampled late. `None`: twice the packet interval, at least 100 ms.
     pub late_limit: Option<Duration>,
-    /// The last stretch before a deadline is slept in `clock_nanosleep`
-    /// on the absolute deadline instead of parked; an event arriving then
-    /// waits at most this long.
+    /// In a stream with GPIO events, the last stretch before a deadline
+    /// is slept in `clock_nanosleep` on the absolute deadline instead of
+    /// parked (an edge arriving then waits at most this long; each stretch
+    /// costs a second wake-up). Streams without events always sleep in
+    /// `clock_nanosleep`.
     pub fine_sleep: Duration,
     pub memory_lock: MemoryLock,
 }
@@ -102,7 +104,7 @@ impl Default for StreamOptions {
             outbox: OutboxConfig::default(),
             rtcp_min_interval: Duration::from_secs(5),
             late_limit: None,
-            fine_sleep: Duration::from_micros(300),
+            fine_sleep: Duration::ZERO,
             memory_lock: MemoryLock::default(),
         }
     }
@@ -339,9 +341,9 @@ impl Streamer {
         self.stats.snapshot()
     }
 
-    /// Send the partial packet and SR + SDES + BYE, end both threads
-    /// (within milliseconds: the sender sleeps at most `fine_sleep` in an
-    /// uninterruptible stretch) and hand the parts back.
+    /// Send the partial packet and SR + SDES + BYE, end both threads and
+    /// hand the parts back. Within 50 ms: a sender that cannot be unparked
+    /// naps at most that long (`MAX_NAP`).
     pub fn stop(mut self) -> Result<Stopped, StreamError> {
         self.shutdown()
     }

@@ -177,17 +177,29 @@ impl MonoClock {
     }
 }
 
-/// Sleep until `deadline`, or until the thread is unparked (an event, a
-/// command): parked while far away, then the last `fine` stretch in
-/// `clock_nanosleep`, whose absolute deadline a preemption between
-/// reading the clock and sleeping cannot shift.
-pub(crate) fn wait(clock: &MonoClock, deadline: Instant, fine: Duration) {
+/// Longest single `clock_nanosleep` while nothing else can wake the
+/// thread: commands (stop, a new description) wait at most this long.
+pub(crate) const MAX_NAP: Duration = Duration::from_millis(50);
+
+/// Sleep until `deadline`.
+///
+/// * `wakeable` (the stream carries GPIO events): parked, so an edge's
+///   `Wake` (or a command) unparks the thread at once. std's park is a
+///   futex wait on an absolute CLOCK_MONOTONIC deadline computed on entry;
+///   the last `fine` stretch, if any, is slept in `clock_nanosleep` so a
+///   preemption just before parking cannot shift the deadline.
+/// * otherwise: `clock_nanosleep(TIMER_ABSTIME)` to the deadline, in naps
+///   of at most [`MAX_NAP`] so commands are still seen. One wake-up per
+///   deadline: in a VM every wake-up costs tens of microseconds of CPU.
+pub(crate) fn wait(clock: &MonoClock, deadline: Instant, wakeable: bool, fine: Duration) {
     let now = Instant::now();
     if deadline <= now {
         return;
     }
     let left = deadline - now;
-    if left > fine {
+    if !wakeable {
+        clock.sleep_until(deadline.min(now + MAX_NAP));
+    } else if left > fine {
         std::thread::park_timeout(left - fine);
     } else {
         clock.sleep_until(deadline);

@@ -138,7 +138,12 @@ pub(crate) fn run(mut job: Job) -> Option<End> {
         if let Some(old) = core.take_retired() {
             retire(&mut job.retired, old);
         }
-        rt::wait(&clock, core.poll_timeout(), job.fine_sleep);
+        rt::wait(
+            &clock,
+            core.poll_timeout(),
+            core.has_events(),
+            job.fine_sleep,
+        );
     }
 }
 

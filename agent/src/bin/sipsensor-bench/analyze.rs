@@ -67,6 +67,16 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
+/// Each samples packet as `ideal µs, arrival - ideal µs` lines (relative
+/// to the first packet), for plotting.
+pub fn series(arrivals: &[Arrival], clock_rate: u32, period: u32) -> String {
+    points(arrivals, clock_rate, period)
+        .0
+        .iter()
+        .map(|(at, ideal)| format!("{:.1},{:.1}\n", ideal / 1e3, (at - ideal) / 1e3))
+        .collect()
+}
+
 /// The figures, or `None` with fewer than `WARM_UP + 3` packets.
 pub fn timing(arrivals: &[Arrival], clock_rate: u32, period: u32) -> Option<Timing> {
     let (all, lost) = points(arrivals, clock_rate, period);

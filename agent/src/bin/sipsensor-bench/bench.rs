@@ -58,35 +58,39 @@ pub fn run(a: &Args) -> Result<(), String> {
     let seconds: f64 = a.get("seconds", 20.0)?;
     let mlock = a.text("mlock").unwrap_or("onfault").to_owned();
     crate::send::mlock_mode(&mlock)?;
-    let fine: u64 = a.get("fine-us", 300)?;
     let shape = Shape::from_args(a)?;
     let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!("{}", machine(cores));
     println!(
         "stream: {} channels at {} Hz, {} instants per packet; {seconds} s per case; \
-         mlock {mlock}; fine sleep {fine} µs; hog = {cores} busy loops",
+         mlock {mlock}; hog = {cores} busy loops",
         shape.channels, shape.rate, shape.spp
     );
     let mut rows = Vec::new();
+    let only = a.text("cases");
     for (fifo, hog) in [(false, false), (true, false), (false, true), (true, true)] {
         let label = format!(
             "{}, {}",
             if fifo { "SCHED_FIFO" } else { "normal" },
             if hog { "hog" } else { "idle" }
         );
+        let key = format!(
+            "{}-{}",
+            if fifo { "fifo" } else { "normal" },
+            if hog { "hog" } else { "idle" }
+        );
+        if only.is_some_and(|o| !o.split(',').any(|c| c == key)) {
+            continue;
+        }
         eprintln!("case {label} ...");
         let sender = Sender {
             exe: &exe,
             shape,
             seconds,
-            extra: vec![
-                "--mlock".into(),
-                mlock.clone(),
-                "--fine-us".into(),
-                fine.to_string(),
-            ],
+            extra: vec!["--mlock".into(), mlock.clone()],
             prefix: if fifo { &[] } else { &WITHOUT_SYS_NICE },
+            dump: a.text("dump").map(PathBuf::from),
         };
         rows.push(case(&label, &sender, if hog { cores } else { 0 })?);
     }
@@ -117,6 +121,8 @@ struct Sender<'a> {
     seconds: f64,
     extra: Vec<String>,
     prefix: &'a [&'a str],
+    /// Where to write each case's series (`--dump DIR`).
+    dump: Option<PathBuf>,
 }
 
 impl Sender<'_> {
@@ -208,6 +214,12 @@ fn case(label: &str, sender: &Sender<'_>, hogs: usize) -> Result<Row, String> {
         .iter()
         .filter(|a| checker.packet(&a.bytes).is_err())
         .count();
+    if let Some(dir) = &sender.dump {
+        let name = label.replace(", ", "-").replace('_', "-").to_lowercase();
+        let path = dir.join(format!("{name}.csv"));
+        std::fs::write(&path, analyze::series(&arrivals, sender.shape.rate, 1))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     Ok(Row {
         label: label.to_owned(),
         result,
@@ -219,15 +231,15 @@ fn case(label: &str, sender: &Sender<'_>, hogs: usize) -> Result<Row, String> {
 fn print_table(rows: &[Row]) {
     println!();
     println!(
-        "| case | FIFO granted | CPU % of a core | peak RSS kB | p50 µs | p99 µs | max µs | drift µs | rate ppm | packets | lost | missing % | bad |"
+        "| case | FIFO granted | CPU % of a core | peak RSS kB | p50 µs | p99 µs | max µs | sender's max wake delay µs | drift µs | rate ppm | packets | lost | missing % | bad |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         let t = r.timing;
         let f = |g: fn(&Timing) -> f64| t.map_or("-".into(), |t| format!("{:.1}", g(&t)));
         let samples = r.num("samples") + r.num("missing");
         println!(
-            "| {} | {} | {:.3} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} |",
+            "| {} | {} | {:.3} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} |",
             r.label,
             if r.num("realtime") == 1.0 {
                 "yes"
@@ -239,6 +251,7 @@ fn print_table(rows: &[Row]) {
             f(|t| t.p50_us),
             f(|t| t.p99_us),
             f(|t| t.max_us),
+            r.num("max_late_us"),
             f(|t| t.drift_us),
             t.map_or("-".into(), |t| format!("{:.2}", t.rate_ppm)),
             t.map_or(0, |t| t.packets),

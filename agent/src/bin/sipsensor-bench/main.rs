@@ -1,7 +1,8 @@
 //! sipsensor-bench: the real-time sender measured and checked.
 //!
 //! ```text
-//! sipsensor-bench bench [--seconds 20] [--mlock onfault|all|off] [--fine-us 300]
+//! sipsensor-bench bench [--seconds 20] [--mlock onfault|all|off] [--dump DIR]
+//!     [--cases normal-idle,fifo-idle,normal-hog,fifo-hog]
 //!     4 cases (SCHED_FIFO or not × CPU hog on every core or not): a sender
 //!     child process streams 3 channels at 100 Hz, 2 instants per packet,
 //!     to a receiver here that timestamps arrivals in the kernel

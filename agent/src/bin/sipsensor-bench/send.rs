@@ -65,6 +65,25 @@ fn process_cpu_ns() -> u128 {
     })
 }
 
+/// CPU time (ns) of this process's threads by name, from
+/// /proc/self/task/*/schedstat (time on CPU, nanoseconds).
+fn thread_cpu_ns() -> Vec<(String, u64)> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for t in dir.flatten() {
+        let p = t.path();
+        let name = std::fs::read_to_string(p.join("comm")).unwrap_or_default();
+        let ns = std::fs::read_to_string(p.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+            .unwrap_or(0);
+        out.push((name.trim().to_owned(), ns));
+    }
+    out
+}
+
 /// A `VmHWM`/`VmRSS` line of /proc/self/status, in kB.
 fn status_kb(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -92,7 +111,6 @@ pub fn run(a: &Args) -> Result<(), String> {
     let seconds: f64 = a.get("seconds", 20.0)?;
     let options = StreamOptions {
         memory_lock: mlock_mode(a.text("mlock").unwrap_or("onfault"))?,
-        fine_sleep: Duration::from_micros(a.get("fine-us", 300)?),
         ..StreamOptions::default()
     };
     let rt = RealtimeConfig {
@@ -128,7 +146,13 @@ pub fn run(a: &Args) -> Result<(), String> {
     let t0 = Instant::now();
     let streamer =
         Streamer::start(plan, board, events, &rt, hub).map_err(|f| f.error.to_string())?;
-    std::thread::sleep(Duration::from_secs_f64(seconds));
+    // Settle, then measure the threads over the steady part of the run.
+    let settle = Duration::from_secs_f64((seconds * 0.1).min(1.0));
+    std::thread::sleep(settle);
+    let threads0 = thread_cpu_ns();
+    std::thread::sleep(Duration::from_secs_f64(seconds) - settle);
+    let threads1 = thread_cpu_ns();
+    let steady = Duration::from_secs_f64(seconds) - settle;
     let mid = streamer.stats();
     let stopped = streamer.stop().map_err(|e| e.to_string())?;
     let cpu = process_cpu_ns() - cpu0;
@@ -150,5 +174,16 @@ pub fn run(a: &Args) -> Result<(), String> {
         u8::from(mid.realtime),
         u8::from(mid.memory_locked),
     );
+    // Per thread over the steady part: the sender and the sensor I/O.
+    for (name, ns1) in &threads1 {
+        let ns0 = threads0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, v)| *v);
+        println!(
+            "THREAD {name} cpu_pct={:.4}",
+            (ns1 - ns0) as f64 / steady.as_nanos() as f64 * 100.0
+        );
+    }
     Ok(())
 }
