@@ -65,9 +65,9 @@ fn process_cpu_ns() -> u128 {
     })
 }
 
-/// CPU time (ns) of this process's threads by name, from
-/// /proc/self/task/*/schedstat (time on CPU, nanoseconds).
-fn thread_cpu_ns() -> Vec<(String, u64)> {
+/// CPU time (ns) of this process's threads: (thread id, name, ns on
+/// CPU) from /proc/self/task/*/{comm,schedstat}.
+fn thread_cpu_ns() -> Vec<(String, String, u64)> {
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return Vec::new();
     };
@@ -79,7 +79,11 @@ fn thread_cpu_ns() -> Vec<(String, u64)> {
             .ok()
             .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
             .unwrap_or(0);
-        out.push((name.trim().to_owned(), ns));
+        out.push((
+            t.file_name().to_string_lossy().into_owned(),
+            name.trim().to_owned(),
+            ns,
+        ));
     }
     out
 }
@@ -174,16 +178,15 @@ pub fn run(a: &Args) -> Result<(), String> {
         u8::from(mid.realtime),
         u8::from(mid.memory_locked),
     );
-    // Per thread over the steady part: the sender and the sensor I/O.
-    for (name, ns1) in &threads1 {
-        let ns0 = threads0
-            .iter()
-            .find(|(n, _)| n == name)
-            .map_or(0, |(_, v)| *v);
-        println!(
-            "THREAD {name} cpu_pct={:.4}",
-            (ns1 - ns0) as f64 / steady.as_nanos() as f64 * 100.0
-        );
+    // Per thread over the steady part: the sender and the sensor I/O
+    // (threads that were there at both readings).
+    for (tid, name, ns1) in &threads1 {
+        if let Some((_, _, ns0)) = threads0.iter().find(|(t, _, _)| t == tid) {
+            println!(
+                "THREAD {name} cpu_pct={:.4}",
+                ns1.saturating_sub(*ns0) as f64 / steady.as_nanos() as f64 * 100.0
+            );
+        }
     }
     Ok(())
 }
