@@ -14,7 +14,10 @@
 
 use crate::receive::Arrival;
 use sipsensor_protocol::payload::{self, Payload};
+use sipsensor_protocol::rtcp::{RtcpPacket, SrMapping, parse_compound};
 use sipsensor_protocol::rtp;
+use std::collections::HashSet;
+use std::time::UNIX_EPOCH;
 
 /// Packets at the start left out of the figures (the first 200 ms at 50
 /// packets/s): thread start-up, first page touches.
@@ -108,6 +111,65 @@ pub fn timing(arrivals: &[Arrival], clock_rate: u32, period: u32) -> Option<Timi
         rate_ppm: slope / 1e3,
         drift_us: slope * span / 1e3,
         residual_max_us: residual_max / 1e3,
+    })
+}
+
+/// How long GPIO edges took from the moment they were pushed into the
+/// event ring (the edge time the packet carries) to the kernel's receive
+/// time, through the SR's wall-clock mapping (docs/protocol.md 6).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EdgeLatency {
+    pub edges: usize,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub max_us: f64,
+}
+
+pub fn edge_latency(
+    arrivals: &[Arrival],
+    rtcp: &[Vec<u8>],
+    clock_rate: u32,
+) -> Option<EdgeLatency> {
+    let sr = rtcp.iter().find_map(|c| {
+        parse_compound(c).ok()?.into_iter().find_map(|p| match p {
+            RtcpPacket::SenderReport(sr) => Some(sr),
+            _ => None,
+        })
+    })?;
+    let map = SrMapping {
+        ntp: sr.ntp,
+        rtp_timestamp: sr.rtp_timestamp,
+        clock_rate,
+    };
+    let mut seen = HashSet::new();
+    let mut lat = Vec::new();
+    for a in arrivals {
+        let Ok(p) = rtp::parse(&a.bytes) else {
+            continue;
+        };
+        let Ok(Payload::Events(e)) = payload::decode(p.payload) else {
+            continue;
+        };
+        // The first copy of each edge (receivers deduplicate by serial).
+        for r in e.records() {
+            if !seen.insert(r.serial) {
+                continue;
+            }
+            let Some(at) = map.system_time_at(p.timestamp, r.offset) else {
+                continue;
+            };
+            let edge_ns = at
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as i128);
+            lat.push((a.at_ns - edge_ns) as f64 / 1e3);
+        }
+    }
+    lat.sort_by(f64::total_cmp);
+    Some(EdgeLatency {
+        edges: lat.len(),
+        p50_us: percentile(&lat, 0.50),
+        p99_us: percentile(&lat, 0.99),
+        max_us: *lat.last()?,
     })
 }
 

@@ -5,7 +5,7 @@
 //! when its case ends, also on error.
 
 use crate::Args;
-use crate::analyze::{self, Timing};
+use crate::analyze::{self, EdgeLatency, Timing};
 use crate::receive::{Arrival, Receiver};
 use crate::send::Shape;
 use sipsensor_agent::stream::sim::Checker;
@@ -32,6 +32,7 @@ struct Row {
     label: String,
     result: HashMap<String, String>,
     timing: Option<Timing>,
+    edges: Option<EdgeLatency>,
     check_errors: usize,
 }
 
@@ -59,6 +60,7 @@ pub fn run(a: &Args) -> Result<(), String> {
     let mlock = a.text("mlock").unwrap_or("onfault").to_owned();
     crate::send::mlock_mode(&mlock)?;
     let shape = Shape::from_args(a)?;
+    let edges_ms: u64 = a.get("edges-ms", 0)?;
     let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!("{}", machine(cores));
@@ -88,7 +90,13 @@ pub fn run(a: &Args) -> Result<(), String> {
             exe: &exe,
             shape,
             seconds,
-            extra: vec!["--mlock".into(), mlock.clone()],
+            extra: vec![
+                "--mlock".into(),
+                mlock.clone(),
+                "--edges-ms".into(),
+                edges_ms.to_string(),
+            ],
+            edges: edges_ms > 0,
             prefix: if fifo { &[] } else { &WITHOUT_SYS_NICE },
             dump: a.text("dump").map(PathBuf::from),
         };
@@ -123,6 +131,8 @@ struct Sender<'a> {
     prefix: &'a [&'a str],
     /// Where to write each case's series (`--dump DIR`).
     dump: Option<PathBuf>,
+    /// The sender toggles a GPIO input (`--edges-ms`).
+    edges: bool,
 }
 
 impl Sender<'_> {
@@ -208,8 +218,8 @@ fn case(label: &str, sender: &Sender<'_>, hogs: usize) -> Result<Row, String> {
         .filter_map(|kv| kv.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-    let sim = sender.shape.sim();
-    let mut checker = Checker::new(sim.clone(), sim.full_description(sender.shape.spp));
+    let rtcp = rx.rtcp();
+    let mut checker = Checker::new(sender.shape.sim(), sender.shape.description(sender.edges));
     let check_errors = arrivals
         .iter()
         .filter(|a| checker.packet(&a.bytes).is_err())
@@ -224,6 +234,7 @@ fn case(label: &str, sender: &Sender<'_>, hogs: usize) -> Result<Row, String> {
         label: label.to_owned(),
         result,
         timing: analyze::timing(&arrivals, sender.shape.rate, 1),
+        edges: analyze::edge_latency(&arrivals, &rtcp, sender.shape.rate).filter(|_| sender.edges),
         check_errors,
     })
 }
@@ -263,6 +274,14 @@ fn print_table(rows: &[Row]) {
             },
             r.check_errors,
         );
+    }
+    for r in rows {
+        if let Some(e) = r.edges {
+            println!(
+                "edge latency, {}: {} edges, p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+                r.label, e.edges, e.p50_us, e.p99_us, e.max_us
+            );
+        }
     }
     let p99 = |i: usize| rows.get(i).and_then(|r| r.timing).map(|t| t.p99_us);
     for (name, normal, fifo) in [("idle", 0, 1), ("hog", 2, 3)] {

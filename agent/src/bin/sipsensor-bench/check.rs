@@ -36,8 +36,7 @@ pub fn run(a: &Args) -> Result<(), String> {
     if !ok {
         return Err("the sender did not exit successfully".into());
     }
-    let sim = shape.sim();
-    let mut checker = Checker::new(sim.clone(), sim.full_description(shape.spp));
+    let mut checker = Checker::new(shape.sim(), shape.description(false));
     for (i, p) in arrivals.iter().enumerate() {
         checker
             .packet(&p.bytes)

@@ -2,11 +2,13 @@
 //!
 //! ```text
 //! sipsensor-bench bench [--seconds 20] [--mlock onfault|all|off] [--dump DIR]
-//!     [--cases normal-idle,fifo-idle,normal-hog,fifo-hog]
+//!     [--cases normal-idle,fifo-idle,normal-hog,fifo-hog] [--edges-ms N]
 //!     4 cases (SCHED_FIFO or not × CPU hog on every core or not): a sender
 //!     child process streams 3 channels at 100 Hz, 2 instants per packet,
 //!     to a receiver here that timestamps arrivals in the kernel
 //!     (SO_TIMESTAMPNS); prints CPU, peak RSS, jitter, drift, rate error.
+//!     With --edges-ms N the stream also carries a GPIO input toggled every
+//!     N ms, and the edges' latency (push to kernel receive) is printed.
 //! sipsensor-bench send --to ADDR --rtcp-to ADDR [--seconds S] [--priority P] ...
 //!     the sender: a simulated board and a `Streamer`; prints one RESULT
 //!     line with its own CPU time and peak RSS.

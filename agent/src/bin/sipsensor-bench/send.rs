@@ -4,12 +4,16 @@
 use crate::Args;
 use sipsensor_agent::config::RealtimeConfig;
 use sipsensor_agent::handoff;
+use sipsensor_agent::handoff::Event;
 use sipsensor_agent::status::StatusHub;
 use sipsensor_agent::stream::sim::SimStream;
 use sipsensor_agent::stream::{MemoryLock, StreamOptions, StreamPlan, Streamer};
 use sipsensor_protocol::rtp::RtpSender;
+use sipsensor_protocol::sdp::{EventFormat, StreamDescription};
 use sipsensor_protocol::sip::ids::IdGenerator;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The stream every role agrees on (the bench and the checker pass the
@@ -47,7 +51,23 @@ impl Shape {
     pub fn sim(&self) -> SimStream {
         SimStream::new(self.seed, self.channels, self.rate, false)
     }
+
+    /// The description sent: every simulated channel, and with `edges` a
+    /// GPIO input `door`.
+    pub fn description(&self, edges: bool) -> StreamDescription {
+        let mut d = self.sim().full_description(self.spp);
+        if edges {
+            d.events = Some(EventFormat {
+                payload_type: 97,
+                inputs: vec![DOOR.into()],
+            });
+        }
+        d
+    }
 }
+
+/// The GPIO input of `--edges-ms`.
+const DOOR: &str = "door";
 
 pub fn mlock_mode(text: &str) -> Result<MemoryLock, String> {
     match text {
@@ -128,7 +148,10 @@ pub fn run(a: &Args) -> Result<(), String> {
     let sim = shape.sim();
     let hub = StatusHub::new();
     let (board, runner) = sim.board(&hub).map_err(|e| format!("sensor thread: {e}"))?;
-    let (_inputs, events) = handoff::events(0, 1);
+    // With --edges-ms N, a thread toggles the door every N ms, as a GPIO
+    // task would after debouncing.
+    let edges_ms: u64 = a.get("edges-ms", 0)?;
+    let (mut inputs, events) = handoff::events(usize::from(edges_ms > 0), 16);
     let any = SocketAddr::new(to.ip(), 0);
     let rtp = UdpSocket::bind(any).map_err(|e| format!("bind: {e}"))?;
     let rtcp = UdpSocket::bind(any).map_err(|e| format!("bind: {e}"))?;
@@ -138,18 +161,40 @@ pub fn run(a: &Args) -> Result<(), String> {
         rtcp,
         remote_rtp: to,
         remote_rtcp: rtcp_to,
-        description: sim.full_description(shape.spp),
+        description: shape.description(edges_ms > 0),
         sender: RtpSender::new(&mut ids),
         ids,
         cname: format!("bench@{}", to.ip()),
         channels: sim.channels.clone(),
-        inputs: Vec::new(),
+        inputs: if edges_ms > 0 {
+            vec![DOOR.into()]
+        } else {
+            Vec::new()
+        },
         options,
     };
     let cpu0 = process_cpu_ns();
     let t0 = Instant::now();
     let streamer =
         Streamer::start(plan, board, events, &rt, hub).map_err(|f| f.error.to_string())?;
+    let stop_edges = Arc::new(AtomicBool::new(false));
+    let edger = inputs.pop().map(|mut door| {
+        let stop = stop_edges.clone();
+        std::thread::spawn(move || {
+            let mut level = false;
+            // Bounded by the run's length.
+            let end = Instant::now() + Duration::from_secs_f64(seconds);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(edges_ms));
+                level = !level;
+                door.push(Event {
+                    input: 0,
+                    level,
+                    at: Instant::now(),
+                });
+            }
+        })
+    });
     // Settle, then measure the threads over the steady part of the run.
     let settle = Duration::from_secs_f64((seconds * 0.1).min(1.0));
     std::thread::sleep(settle);
@@ -158,6 +203,10 @@ pub fn run(a: &Args) -> Result<(), String> {
     let threads1 = thread_cpu_ns();
     let steady = Duration::from_secs_f64(seconds) - settle;
     let mid = streamer.stats();
+    stop_edges.store(true, Ordering::Relaxed);
+    if let Some(t) = edger {
+        let _ = t.join();
+    }
     let stopped = streamer.stop().map_err(|e| e.to_string())?;
     let cpu = process_cpu_ns() - cpu0;
     let wall = t0.elapsed();
@@ -165,7 +214,7 @@ pub fn run(a: &Args) -> Result<(), String> {
     let s = stopped.stats;
     println!(
         "RESULT cpu_pct={:.4} rss_peak_kb={} rss_kb={} packets={} samples={} missing={} \
-         skipped={} send_errors={} max_late_us={} realtime={} locked={}",
+         skipped={} send_errors={} max_late_us={} edges={} realtime={} locked={}",
         cpu as f64 / wall.as_nanos() as f64 * 100.0,
         status_kb("VmHWM:"),
         status_kb("VmRSS:"),
@@ -175,6 +224,7 @@ pub fn run(a: &Args) -> Result<(), String> {
         s.instants_skipped,
         s.send_errors,
         s.max_lateness_ns / 1000,
+        s.edges_sent,
         u8::from(mid.realtime),
         u8::from(mid.memory_locked),
     );
