@@ -210,7 +210,7 @@ fn case(label: &str, sender: &Sender<'_>, hogs: usize) -> Result<Row, String> {
     if !ok {
         return Err(format!("{label}: the sender failed; its output: {out}"));
     }
-    let result: HashMap<String, String> = out
+    let mut result: HashMap<String, String> = out
         .lines()
         .find_map(|l| l.strip_prefix("RESULT "))
         .ok_or_else(|| format!("{label}: no RESULT line in {out:?}"))?
@@ -218,6 +218,12 @@ fn case(label: &str, sender: &Sender<'_>, hogs: usize) -> Result<Row, String> {
         .filter_map(|kv| kv.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
+    // `THREAD <name> cpu_pct=<x>` lines: the steady-state share per thread.
+    for l in out.lines().filter_map(|l| l.strip_prefix("THREAD ")) {
+        if let Some((name, v)) = l.split_once(" cpu_pct=") {
+            result.insert(format!("thread:{name}"), v.to_owned());
+        }
+    }
     let rtcp = rx.rtcp();
     let mut checker = Checker::new(sender.shape.sim(), sender.shape.description(sender.edges));
     let check_errors = arrivals
@@ -242,7 +248,7 @@ fn case(label: &str, sender: &Sender<'_>, hogs: usize) -> Result<Row, String> {
 fn print_table(rows: &[Row]) {
     println!();
     println!(
-        "| case | FIFO granted | CPU % of a core | peak RSS kB | p50 µs | p99 µs | max µs | sender's max wake delay µs | drift µs | rate ppm | packets | lost | missing % | bad |"
+        "| case | FIFO granted | CPU % of a core: process (sender thread, sensor thread) | peak RSS kB | p50 µs | p99 µs | max µs | sender's max wake delay µs | drift µs | rate ppm | packets | lost | missing % | bad |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
@@ -250,7 +256,7 @@ fn print_table(rows: &[Row]) {
         let f = |g: fn(&Timing) -> f64| t.map_or("-".into(), |t| format!("{:.1}", g(&t)));
         let samples = r.num("samples") + r.num("missing");
         println!(
-            "| {} | {} | {:.3} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} |",
+            "| {} | {} | {:.2} ({:.2}, {:.2}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} |",
             r.label,
             if r.num("realtime") == 1.0 {
                 "yes"
@@ -258,6 +264,8 @@ fn print_table(rows: &[Row]) {
                 "no"
             },
             r.num("cpu_pct"),
+            r.num("thread:rtp-sender"),
+            r.num("thread:sensor-sim"),
             r.num("rss_peak_kb"),
             f(|t| t.p50_us),
             f(|t| t.p99_us),
