@@ -291,11 +291,18 @@ fn print_table(rows: &[Row]) {
             );
         }
     }
-    let p99 = |i: usize| rows.get(i).and_then(|r| r.timing).map(|t| t.p99_us);
-    for (name, normal, fifo) in [("idle", 0, 1), ("hog", 2, 3)] {
-        if let (Some(n), Some(f)) = (p99(normal), p99(fifo)) {
+    let p99 = |label: &str| {
+        rows.iter()
+            .find(|r| r.label == label)
+            .and_then(|r| r.timing)
+            .map(|t| t.p99_us)
+    };
+    for load in ["idle", "hog"] {
+        let normal = p99(&format!("normal, {load}"));
+        let fifo = p99(&format!("SCHED_FIFO, {load}"));
+        if let (Some(n), Some(f)) = (normal, fifo) {
             println!(
-                "p99 jitter {name}: normal {n:.1} µs / SCHED_FIFO {f:.1} µs = {:.1}×",
+                "p99 jitter {load}: normal {n:.1} µs / SCHED_FIFO {f:.1} µs = {:.1}×",
                 n / f.max(0.001)
             );
         }
