@@ -14,6 +14,7 @@ pub mod led;
 pub mod logging;
 pub mod probe;
 pub mod sensor;
+pub mod session;
 pub mod status;
 pub mod stream;
 pub mod units;

@@ -23,7 +23,7 @@ use crate::sip::digest::{DigestError, Password};
 use std::time::Duration;
 
 /// Everything a registration needs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RegistrationConfig {
     /// The registrar's Request-URI, e.g. `sip:example.com` (10.2: no user
     /// part).

@@ -12,6 +12,18 @@ use crate::sip::transaction::{ClientId, ServerId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(pub(crate) u64);
 
+impl SessionId {
+    /// A session id from its number: for tests of code that consumes
+    /// [`super::UaEvent`]s, and for logs.
+    pub fn from_raw(n: u64) -> Self {
+        Self(n)
+    }
+
+    pub fn raw(self) -> u64 {
+        self.0
+    }
+}
+
 impl std::fmt::Display for SessionId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "s{}", self.0)
