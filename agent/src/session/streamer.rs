@@ -9,7 +9,7 @@ use sipsensor_protocol::rtp::RtpSender;
 use sipsensor_protocol::sdp::Agreed;
 use sipsensor_protocol::sip::ids::IdGenerator;
 
-use super::run::Media;
+use super::run::{Media, Sockets};
 use crate::config::{Config, RealtimeConfig};
 use crate::handoff::{Board, EventReceiver};
 use crate::status::StatusHub;
@@ -47,8 +47,7 @@ impl StreamerMedia {
         config: &Config,
         board: Board,
         events: EventReceiver,
-        rtp: UdpSocket,
-        rtcp: UdpSocket,
+        sockets: Sockets,
         ssrc: u32,
         cname: String,
         hub: StatusHub,
@@ -59,14 +58,14 @@ impl StreamerMedia {
             parts: Some(Parts {
                 board,
                 events,
-                rtp,
-                rtcp,
+                rtp: sockets.rtp,
+                rtcp: sockets.rtcp,
                 ids,
                 sender,
             }),
             running: None,
             spare: None,
-            realtime: config.realtime.clone(),
+            realtime: config.realtime,
             hub,
             cname,
             channels: config
@@ -83,7 +82,7 @@ impl StreamerMedia {
 impl Media for StreamerMedia {
     fn start(&mut self, agreed: &Agreed) -> Result<(), String> {
         self.stop();
-        let Some(remote) = agreed.remote.clone() else {
+        let Some(remote) = agreed.remote else {
             // On hold (RFC 3264 8.4): nothing to send until a new offer.
             return Ok(());
         };
@@ -141,7 +140,7 @@ impl Media for StreamerMedia {
         let Some(streamer) = self.running.as_mut() else {
             return self.start(agreed);
         };
-        let Some(remote) = agreed.remote.clone() else {
+        let Some(remote) = agreed.remote else {
             self.stop();
             return Ok(());
         };
