@@ -432,40 +432,53 @@ impl SessionTask {
     }
 }
 
-/// Binds the media sockets and starts the session; a failure is reported
-/// (log, status, LED) and leaves the sensors running without a session.
+/// Starts the session task: it binds the media sockets (which needs the
+/// registrar's or collector's address: DNS or the network may not be up
+/// yet at boot, so it retries with back-off, saying why once), then runs
+/// the SIP session with the real-time sender until told to stop.
 fn start_session(config: &Config, pipeline: &mut Pipeline, hub: &StatusHub) -> SessionTask {
-    let (stop, stop_rx) = watch::channel(false);
-    let idle = |stop| SessionTask { stop, task: None };
-    let sockets = match Sockets::bind(config) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("cannot start the session: {e}");
-            hub.error("session", e.to_string());
-            hub.set_state(AgentState::Error);
-            return idle(stop);
-        }
-    };
+    let (stop, mut stop_rx) = watch::channel(false);
     let Some((board, events)) = pipeline.take_media() else {
-        return idle(stop);
+        return SessionTask { stop, task: None };
     };
-    let Ok(rtp) = sockets.rtp.local_addr() else {
-        return idle(stop);
-    };
-    let ssrc = IdGenerator::from_entropy().u32();
-    let address = MediaAddress { rtp, ssrc };
-    let mut media = StreamerMedia::new(
-        config,
-        board,
-        events,
-        sockets,
-        ssrc,
-        session::run::cname(config),
-        hub.clone(),
-    );
     let config = config.clone();
     let hub = hub.clone();
     let task = tokio::spawn(async move {
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        let mut rng = IdGenerator::from_entropy();
+        let mut last = String::new();
+        let sockets = loop {
+            match Sockets::bind(&config) {
+                Ok(s) => break s,
+                Err(e) => {
+                    let message = e.to_string();
+                    if message != last {
+                        tracing::error!("cannot start the session yet: {message}; retrying");
+                        hub.error("session", message.clone());
+                        last = message;
+                    }
+                    hub.set_state(AgentState::Registering);
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff.next_delay(&mut rng)) => {}
+                        _ = stop_rx.changed() => return,
+                    }
+                }
+            }
+        };
+        let Ok(rtp) = sockets.rtp.local_addr() else {
+            return;
+        };
+        let ssrc = rng.u32();
+        let address = MediaAddress { rtp, ssrc };
+        let mut media = StreamerMedia::new(
+            &config,
+            board,
+            events,
+            sockets,
+            ssrc,
+            session::run::cname(&config),
+            hub.clone(),
+        );
         if let Err(e) = session::run::run(&config, address, &mut media, hub.clone(), stop_rx).await
         {
             tracing::error!("session: {e}");
