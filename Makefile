@@ -21,7 +21,7 @@ test: lint $(TEST_TARGETS)
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 test-rust:
-	$(CARGO) test --workspace --locked
+	$(CARGO) test --workspace --all-features --locked

@@ -1,5 +1,5 @@
-//! sipsensor-agent: filled in by its own issue.
+//! sipsensor-agent: see `sipsensor-agent --help`.
 
-fn main() {
-    println!("sipsensor-agent {}", env!("CARGO_PKG_VERSION"));
+fn main() -> std::process::ExitCode {
+    sipsensor_agent::cli::main()
 }

@@ -1,1 +1,45 @@
-//! (filled by the media work: see docs/protocol.md)
+//! SDP (RFC 8866) and the sensor-stream offer/answer (RFC 3264).
+//!
+//! [`parse`] reads any session description into [`Sdp`]; [`StreamDescription`]
+//! is what a sensor stream's `m=` section says; [`offer`], [`answer`] and
+//! [`apply_answer`] run the exchange. The format itself is specified in
+//! `docs/protocol.md`.
+//!
+//! Why not a crate: `sdp` (webrtc-rs) rejects whole descriptions over one
+//! unknown `m=` protocol (e.g. `TCP/MSRP`) where RFC 3264 6 wants that
+//! stream answered with port 0, pulls in `url`/`idna` for `u=`, and has no
+//! size limits; `webrtc-sdp` (Mozilla) drops attributes it does not know,
+//! which would lose this format's own `a=sensor-channel` lines.
+
+mod attributes;
+mod model;
+mod narrow;
+mod negotiate;
+mod origin;
+mod parse;
+mod stream;
+mod transport;
+mod units;
+
+pub use model::{Attribute, Bandwidth, Connection, Media, Origin, Sdp, Timing, addr_type};
+pub use negotiate::{
+    Agreed, AnswerPolicy, MEDIA, NegotiationError, PROTO, ReceivePolicy, Role, answer,
+    apply_answer, offer,
+};
+pub use origin::LocalSdp;
+pub use parse::{MAX_FORMATS, MAX_LINES, MAX_MEDIA, MAX_SDP_LEN, SdpError, parse};
+pub use stream::{
+    ATTR_CHANNEL, ATTR_INPUT, ChannelSpec, ENCODING_EVENTS, ENCODING_SAMPLES, EventFormat,
+    FORMAT_VERSION, MAX_CHANNELS, MAX_CLOCK_RATE, MAX_NAME_LEN, MAX_SAMPLE_PAYLOAD, SCALE_RANGE,
+    SampleFormat, StreamConfigs, StreamDescription, StreamError,
+};
+pub use transport::{Direction, LocalMedia, RemoteMedia};
+pub use units::Unit;
+
+/// [`parse`] for text.
+pub fn parse_str(input: &str) -> Result<Sdp, SdpError> {
+    parse(input.as_bytes())
+}
+
+#[cfg(test)]
+mod tests;

@@ -7,12 +7,16 @@
 pub mod dialog;
 pub mod digest;
 pub mod ids;
+pub mod ipv6;
+pub mod locate;
 pub mod message;
 pub mod registrar;
 pub mod registration;
+pub mod response;
 pub mod timers;
 pub mod transaction;
 pub mod transport;
+pub mod ua;
 
 use rsip::headers::UntypedHeader;
 use std::fmt;
@@ -46,6 +50,19 @@ impl fmt::Display for Transport {
     }
 }
 
+/// Where a message goes or came from: a transport and a socket address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Target {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+}
+
+impl Target {
+    pub fn new(transport: Transport, addr: SocketAddr) -> Self {
+        Self { transport, addr }
+    }
+}
+
 /// Where this user agent is reached: the address its socket is bound to, or
 /// the public address learnt from `received`/`rport` (RFC 3581 section 4).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,11 +76,13 @@ impl LocalEndpoint {
         Self { transport, addr }
     }
 
-    /// `host:port` with IPv6 literals bracketed (RFC 3261 25.1 `hostport`).
+    /// `host:port` as the stack writes it inside rsip types: IPv6
+    /// addresses in their internal name form ([`ipv6`]), which becomes
+    /// `[addr]:port` (RFC 3261 25.1 `hostport`) on the wire.
     pub fn host_port(&self) -> String {
         match self.addr {
             SocketAddr::V4(a) => a.to_string(),
-            SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+            SocketAddr::V6(a) => format!("{}:{}", ipv6::encode_host(a.ip()), a.port()),
         }
     }
 
@@ -107,12 +126,16 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_hosts_are_bracketed() {
+    fn ipv6_hosts_are_bracketed_on_the_wire() {
         let local = LocalEndpoint::new(Transport::Tcp, "[2001:db8::1]:5060".parse().unwrap());
-        assert_eq!(local.host_port(), "[2001:db8::1]:5060");
         assert_eq!(
-            local.contact_uri(Some("s1")),
+            ipv6::to_wire(&local.contact_uri(Some("s1"))),
             "sip:s1@[2001:db8::1]:5060;transport=tcp"
+        );
+        let via = local.via("z9hG4bKx");
+        assert!(
+            via.to_string()
+                .contains("2001-db8-0-0-0-0-0-1.ipv6.invalid:5060")
         );
     }
 }

@@ -1,1 +1,145 @@
-//! (to be filled)
+//! The registration client of RFC 3261 section 10.2, sans-I/O.
+//!
+//! [`RegistrationClient`] keeps one binding alive at a registrar: it
+//! registers, answers Digest challenges, refreshes before expiry,
+//! honours 423 Min-Expires and Retry-After, backs off with jitter on
+//! failures, follows the public address that `received`/`rport` reveal
+//! (RFC 3581) so a device behind NAT stays reachable, and unregisters on
+//! [`stop`](RegistrationClient::stop).
+//!
+//! Drive it with `start`/`stop`/`handle_*(.., now)`, then drain
+//! `poll_request`, `poll_event` and `poll_timeout`.
+
+mod client;
+pub mod policy;
+mod request;
+#[cfg(test)]
+mod tests;
+
+pub use client::{RegistrationClient, RegistrationState};
+
+use crate::sip::LocalEndpoint;
+use crate::sip::digest::{DigestError, Password};
+use std::time::Duration;
+
+/// Everything a registration needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistrationConfig {
+    /// The registrar's Request-URI, e.g. `sip:example.com` (10.2: no user
+    /// part).
+    pub registrar: String,
+    /// The address-of-record registered, e.g. `sip:s1@example.com`
+    /// (From and To, 10.2).
+    pub aor: String,
+    pub username: String,
+    pub password: Password,
+    /// Send the password only to this realm; `None`: any realm that asks.
+    pub realm: Option<String>,
+    /// Requested binding lifetime in seconds (Expires / `expires`).
+    pub expires: u32,
+    /// Outbound proxy URI, put in a Route header (loose routing, `;lr`).
+    pub outbound_proxy: Option<String>,
+    /// Where this UA listens; its Via and first Contact.
+    pub local: LocalEndpoint,
+    /// The Contact's user part; defaults to the AOR's user.
+    pub contact_user: Option<String>,
+    /// Re-register with a Contact at the public address learnt from
+    /// `received`/`rport` when it differs from the local one.
+    pub follow_nat: bool,
+    /// Back-off base and ceiling (RFC 5626 4.5 uses 30 s and 1800 s).
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Retry-After values beyond this are cut to it, so a misconfigured
+    /// registrar cannot park a device for days.
+    pub max_retry_after: Duration,
+    pub user_agent: Option<String>,
+}
+
+impl RegistrationConfig {
+    /// Defaults: 3600 s, follow NAT, back-off 30 s to 30 min, Retry-After
+    /// at most 1 h.
+    pub fn new(
+        registrar: impl Into<String>,
+        aor: impl Into<String>,
+        username: impl Into<String>,
+        password: Password,
+        local: LocalEndpoint,
+    ) -> Self {
+        Self {
+            registrar: registrar.into(),
+            aor: aor.into(),
+            username: username.into(),
+            password,
+            realm: None,
+            expires: 3600,
+            outbound_proxy: None,
+            local,
+            contact_user: None,
+            follow_nat: true,
+            backoff_base: Duration::from_secs(30),
+            backoff_max: Duration::from_secs(1800),
+            max_retry_after: Duration::from_secs(3600),
+            user_agent: None,
+        }
+    }
+}
+
+/// Why a configuration or an input was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistrationError {
+    #[error("bad registration config: {0}")]
+    Config(String),
+    #[error("response does not belong to the outstanding REGISTER ({0})")]
+    UnexpectedResponse(String),
+    #[error("no REGISTER is outstanding")]
+    NothingOutstanding,
+}
+
+/// Why registering failed, in words fit for one log line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FailureReason {
+    /// The registrar rejected our answer to its fresh challenge: wrong
+    /// username or password. Not retried until new credentials are set.
+    #[error("wrong username or password for realm {realm:?}")]
+    WrongCredentials { realm: String },
+    /// The challenge cannot be answered (algorithm, realm, syntax).
+    #[error("cannot authenticate: {0}")]
+    Authentication(DigestError),
+    /// A final response other than 2xx/401/407 (or a 423 without a usable
+    /// Min-Expires).
+    #[error("registrar rejected REGISTER: {code} {reason}")]
+    Rejected { code: u16, reason: String },
+    /// Transaction timeout or transport error: no answer at all.
+    #[error("registrar unreachable (timeout or transport error)")]
+    Unreachable,
+    /// A 200 that does not bind our Contact (expires 0).
+    #[error("registrar answered 200 but did not bind our Contact")]
+    NotBound,
+    /// More challenges in a row than any sane registrar sends.
+    #[error("registrar keeps challenging; giving up this attempt")]
+    ChallengeLoop,
+}
+
+/// What happened, for the caller to log and act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistrationEvent {
+    /// Bound (or refreshed) for `expires`, as granted by the registrar's
+    /// 200 (10.2.4), with this Contact URI (in its wire form, IPv6 in
+    /// brackets, ready for a log line).
+    Registered {
+        expires: Duration,
+        contact: String,
+    },
+    /// The binding was removed after `stop` (or there was none to
+    /// remove).
+    Unregistered,
+    Failed {
+        reason: FailureReason,
+    },
+    /// The next attempt is in `after`.
+    Retrying {
+        after: Duration,
+    },
+    /// The last granted binding lapsed without a successful refresh.
+    Expired,
+}

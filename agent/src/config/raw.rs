@@ -1,0 +1,282 @@
+//! The config file as serde reads it: types and defaults, nothing more.
+//!
+//! Every struct denies unknown fields and every field has a default (or is
+//! an `Option`), so each file can be type-checked on its own, with
+//! serde_yaml's line and column, before files are merged. Whether a
+//! required key is present, and whether values make sense together, is
+//! checked on the merged result in `validate`.
+//!
+//! Sensors are one flat struct with a `type` key rather than a serde enum:
+//! serde_yaml 0.9 spells enums as YAML tags (`!bme280`), and an internally
+//! tagged enum loses the line and column of errors inside it. Keys that do
+//! not belong to a sensor's type are rejected in `validate`.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub identity: RawIdentity,
+    pub sip: RawSip,
+    pub stream: RawStream,
+    pub sensors: Vec<RawSensor>,
+    pub gpio: RawGpio,
+    pub realtime: RawRealtime,
+    pub logging: RawLogging,
+    pub status: RawStatus,
+    pub secrets_file: String,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            identity: RawIdentity::default(),
+            sip: RawSip::default(),
+            stream: RawStream::default(),
+            sensors: Vec::new(),
+            gpio: RawGpio::default(),
+            realtime: RawRealtime::default(),
+            logging: RawLogging::default(),
+            status: RawStatus::default(),
+            secrets_file: DEFAULT_SECRETS_FILE.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawIdentity {
+    pub aor: Option<String>,
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawTransport {
+    #[default]
+    Udp,
+    Tcp,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSip {
+    pub registrar: Option<String>,
+    pub outbound_proxy: Option<String>,
+    pub collector: Option<String>,
+    pub transport: RawTransport,
+    pub bind: String,
+    pub expires: u32,
+    pub username: Option<String>,
+    pub trusted_callers: Vec<String>,
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for RawSip {
+    fn default() -> Self {
+        RawSip {
+            registrar: None,
+            outbound_proxy: None,
+            collector: None,
+            transport: RawTransport::Udp,
+            bind: "0.0.0.0:5060".into(),
+            expires: 3600,
+            username: None,
+            trusted_callers: Vec::new(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawStream {
+    pub rate: u32,
+    pub samples_per_packet: u32,
+    pub channels: Vec<String>,
+}
+
+impl Default for RawStream {
+    fn default() -> Self {
+        RawStream {
+            rate: 10,
+            samples_per_packet: 1,
+            channels: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawSensorType {
+    Simulated,
+    Bme280,
+    Bmp280,
+    Sht3x,
+    Iio,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawBmeMode {
+    Forced,
+    Normal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawRepeatability {
+    Low,
+    Medium,
+    High,
+}
+
+/// One entry of `sensors:`. Which keys apply depends on `type`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSensor {
+    #[serde(rename = "type")]
+    pub kind: RawSensorType,
+    pub name: String,
+    #[serde(default)]
+    pub interval_ms: Option<u32>,
+    #[serde(default)]
+    pub bus: Option<u32>,
+    #[serde(default)]
+    pub address: Option<u32>,
+    #[serde(default)]
+    pub mode: Option<RawBmeMode>,
+    #[serde(default)]
+    pub oversampling: Option<u32>,
+    #[serde(default)]
+    pub filter: Option<u32>,
+    #[serde(default)]
+    pub standby_ms: Option<f64>,
+    #[serde(default)]
+    pub repeatability: Option<RawRepeatability>,
+    #[serde(default)]
+    pub device: Option<String>,
+    #[serde(default)]
+    pub seed: Option<u64>,
+    #[serde(default)]
+    pub channels: Option<Vec<RawChannel>>,
+}
+
+/// One entry of a sensor's `channels:` (iio and simulated sensors).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChannel {
+    pub name: String,
+    #[serde(default)]
+    pub unit: Option<String>,
+    #[serde(default)]
+    pub scale: Option<f64>,
+    #[serde(default)]
+    pub attr: Option<String>,
+    #[serde(default)]
+    pub offset: Option<f64>,
+    #[serde(default)]
+    pub amplitude: Option<f64>,
+    #[serde(default)]
+    pub period_ms: Option<u32>,
+    #[serde(default)]
+    pub noise: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawGpio {
+    pub inputs: Vec<RawGpioInput>,
+    pub status_led: Option<RawLed>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawEdge {
+    Rising,
+    Falling,
+    #[default]
+    Both,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGpioInput {
+    pub name: String,
+    pub pin: u32,
+    #[serde(default)]
+    pub edge: RawEdge,
+    #[serde(default = "default_debounce_ms")]
+    pub debounce_ms: u32,
+    #[serde(default)]
+    pub active_low: bool,
+}
+
+fn default_debounce_ms() -> u32 {
+    20
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLed {
+    pub pin: u32,
+    #[serde(default)]
+    pub active_low: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRealtime {
+    pub priority: u32,
+    pub cpu: Option<u32>,
+}
+
+impl Default for RawRealtime {
+    fn default() -> Self {
+        RawRealtime {
+            priority: 50,
+            cpu: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLogging {
+    pub level: RawLevel,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawStatus {
+    pub socket: String,
+}
+
+impl Default for RawStatus {
+    fn default() -> Self {
+        RawStatus {
+            socket: crate::status::DEFAULT_SOCKET.into(),
+        }
+    }
+}
+
+/// The secrets file: root-only, never merged with the others.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecrets {
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+pub const DEFAULT_SECRETS_FILE: &str = "/etc/sipsensor/secrets.yaml";

@@ -1,0 +1,345 @@
+use super::*;
+use crate::sensor::SensorKind;
+use std::os::unix::fs::PermissionsExt;
+
+struct Files {
+    dir: tempfile::TempDir,
+}
+
+impl Files {
+    fn new() -> Self {
+        Files {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn secrets(&self) -> String {
+        format!(
+            "secrets_file: {}\n",
+            self.dir.path().join("secrets.yaml").display()
+        )
+    }
+
+    /// A minimal valid main file plus `extra`.
+    fn base(&self, extra: &str) -> PathBuf {
+        self.write(
+            "agent.yaml",
+            &format!(
+                "{}identity:\n  aor: sip:sensor-1@example.net\nsip:\n  collector: sip:collector@example.net\n{extra}",
+                self.secrets()
+            ),
+        )
+    }
+
+    fn load(&self, required: &[&PathBuf], optional: &[&PathBuf]) -> Result<Config, String> {
+        let files = ConfigFiles::new(
+            required.iter().map(|p| (*p).clone()).collect(),
+            optional.iter().map(|p| (*p).clone()).collect(),
+        );
+        load(&files).map_err(|e| e.to_string())
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
+const SIM: &str =
+    "sensors:\n  - type: simulated\n    name: sim\n    channels:\n      - {name: wave, unit: V}\n";
+
+#[test]
+fn minimal_config_gets_the_documented_defaults() {
+    let f = Files::new();
+    let c = f.load(&[&f.base(SIM)], &[]).unwrap();
+    assert_eq!(c.identity.aor.as_str(), "sip:sensor-1@example.net");
+    assert_eq!(c.sip.transport, Transport::Udp);
+    assert_eq!(c.sip.bind, "0.0.0.0:5060".parse().unwrap());
+    assert_eq!(c.sip.expires, Duration::from_secs(3600));
+    assert_eq!(c.sip.username, "sensor-1");
+    assert_eq!(c.sip.password, None);
+    assert_eq!(c.stream.rate_hz, 10);
+    assert_eq!(c.stream.samples_per_packet, 1);
+    assert_eq!(c.stream.packet_interval(), Duration::from_millis(100));
+    assert_eq!(c.realtime.priority, 50);
+    assert_eq!(c.logging.level, LogLevel::Info);
+    assert_eq!(
+        c.status.socket,
+        PathBuf::from(crate::status::DEFAULT_SOCKET)
+    );
+    let s = &c.sensors[0];
+    assert_eq!(s.interval, Duration::from_millis(10));
+    let SensorKind::Simulated(sim) = &s.kind else {
+        panic!("{s:?}");
+    };
+    assert_eq!(sim.seed, 1);
+    assert_eq!(sim.channels[0].scale, 0.001);
+    assert_eq!(c.stream.channels[0].spec.name, "sim.wave");
+}
+
+#[test]
+fn override_wins_key_by_key_and_replaces_lists() {
+    let f = Files::new();
+    let base = f.base(&format!(
+        "stream:\n  rate: 100\n  samples_per_packet: 2\n{SIM}"
+    ));
+    let over = f.write(
+        "boot.yaml",
+        "# technician's edits\nstream:\n  rate: 50\nsip:\n  expires: 600\nsensors:\n  - {type: simulated, name: other, channels: [{name: x, unit: Cel}]}\n",
+    );
+    let c = f.load(&[&base], &[&over]).unwrap();
+    assert_eq!(c.stream.rate_hz, 50);
+    assert_eq!(c.stream.samples_per_packet, 2, "kept from the base file");
+    assert_eq!(c.sip.expires, Duration::from_secs(600));
+    assert_eq!(
+        c.sip.collector.unwrap().as_str(),
+        "sip:collector@example.net"
+    );
+    let names: Vec<_> = c.sensors.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["other"]);
+    assert_eq!(c.sources, vec![base, over]);
+}
+
+#[test]
+fn a_missing_override_is_skipped_and_an_empty_one_changes_nothing() {
+    let f = Files::new();
+    let base = f.base(SIM);
+    let missing = f.dir.path().join("nope.yaml");
+    assert!(f.load(&[&base], &[&missing]).is_ok());
+    let empty = f.write("empty.yaml", "# all commented out\n");
+    let c = f.load(&[&base], &[&empty]).unwrap();
+    assert_eq!(c.sources.len(), 2);
+}
+
+#[test]
+fn semantic_errors_point_into_the_file_that_set_the_value() {
+    let f = Files::new();
+    let base = f.base(&format!("stream:\n  rate: 100\n{SIM}"));
+    let over = f.write("boot.yaml", "\nstream:\n  rate: 0\n");
+    let e = f.load(&[&base], &[&over]).unwrap_err();
+    assert_eq!(
+        e,
+        format!(
+            "{}:3:9: stream.rate: sample rate (Hz) must be 1 to 10000, got 0",
+            f.path("boot.yaml")
+        )
+    );
+}
+
+#[test]
+fn type_errors_and_unknown_keys_point_into_their_own_file() {
+    let f = Files::new();
+    let base = f.base(SIM);
+    let over = f.write("boot.yaml", "sip:\n  expires: soon\n  expire: 5\n");
+    let e = f.load(&[&base], &[&over]).unwrap_err();
+    assert_eq!(
+        e,
+        format!(
+            "{}:2:12: sip.expires: invalid type: string \"soon\", expected u32",
+            f.path("boot.yaml")
+        )
+    );
+    let over = f.write("boot.yaml", "sip:\n  expire: 5\n");
+    let e = f.load(&[&base], &[&over]).unwrap_err();
+    assert!(
+        e.starts_with(&format!(
+            "{}:2:3: sip: unknown field `expire`, expected one of",
+            f.path("boot.yaml")
+        )),
+        "{e}"
+    );
+}
+
+#[test]
+fn errors_in_several_files_are_all_reported() {
+    let f = Files::new();
+    let a = f.write("a.yaml", "sip: [\n");
+    let b = f.write("b.yaml", "stream:\n  rate: -1\n");
+    let e = f.load(&[&a, &b], &[]).unwrap_err();
+    let lines: Vec<&str> = e.lines().collect();
+    assert_eq!(lines.len(), 2, "{e}");
+    assert!(
+        lines[0].starts_with(&format!("{}:", f.path("a.yaml"))),
+        "{e}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("{}:2:9: stream.rate: invalid", f.path("b.yaml"))),
+        "{e}"
+    );
+}
+
+#[test]
+fn several_semantic_errors_come_together() {
+    let f = Files::new();
+    let p = f.base(
+        "stream:\n  rate: 0\nrealtime:\n  priority: 100\ngpio:\n  inputs:\n    - {name: door, pin: 5000}\n",
+    );
+    let e = f.load(&[&p], &[]).unwrap_err();
+    let want = [
+        "agent.yaml:12:25: gpio.inputs[0].pin: GPIO number must be 0 to 4095, got 5000",
+        "agent.yaml:7:9: stream.rate: sample rate (Hz) must be 1 to 10000, got 0",
+        "agent.yaml:9:13: realtime.priority: SCHED_FIFO priority must be 1 to 99, got 100",
+    ];
+    for w in want {
+        assert!(e.contains(w), "missing {w:?} in\n{e}");
+    }
+}
+
+#[test]
+fn missing_required_keys_point_at_their_parent_or_the_file() {
+    let f = Files::new();
+    let p = f.write(
+        "agent.yaml",
+        &format!(
+            "{}\nsip:\n  collector: sip:c@example.net\n{SIM}",
+            f.secrets()
+        ),
+    );
+    let e = f.load(&[&p], &[]).unwrap_err();
+    assert_eq!(
+        e,
+        format!(
+            "{}:1:1: identity.aor: missing: the sensor's address of record, e.g. `aor: sip:sensor-0001@example.net`",
+            f.path("agent.yaml")
+        )
+    );
+    let p = f.write(
+        "agent.yaml",
+        &format!(
+            "{}identity:\n  display_name: x\nsip:\n  collector: sip:c@example.net\n{SIM}",
+            f.secrets()
+        ),
+    );
+    let e = f.load(&[&p], &[]).unwrap_err();
+    assert!(
+        e.starts_with(&format!(
+            "{}:2:1: identity.aor: missing",
+            f.path("agent.yaml")
+        )),
+        "{e}"
+    );
+}
+
+#[test]
+fn keys_of_another_sensor_type_are_refused_at_the_key() {
+    let f = Files::new();
+    let p = f.base("sensors:\n  - type: sht3x\n    name: rh\n    bus: 1\n    mode: normal\n");
+    let e = f.load(&[&p], &[]).unwrap_err();
+    assert_eq!(
+        e,
+        format!(
+            "{}:10:5: sensors[0].mode: not a key of a `sht3x` sensor; it takes: type, name, interval_ms, bus, address, repeatability",
+            f.path("agent.yaml")
+        )
+    );
+}
+
+#[test]
+fn stream_channels_must_exist_and_fit_a_packet() {
+    let f = Files::new();
+    let p = f.base(&format!("stream:\n  channels: [sim.wave, sim.nope]\n{SIM}"));
+    let e = f.load(&[&p], &[]).unwrap_err();
+    assert!(e.contains("agent.yaml:7:24: stream.channels[1]: no channel `sim.nope`; expected `sensor.channel`, one of: sim.wave"), "{e}");
+    let p = f.base(&format!(
+        "stream:\n  rate: 1000\n  samples_per_packet: 300\n{SIM}"
+    ));
+    let e = f.load(&[&p], &[]).unwrap_err();
+    assert!(e.contains("stream.samples_per_packet: 1 channels × 300 samples = 300 values per packet; at most 256 fit"), "{e}");
+    let p = f.base(&format!("stream:\n  rate: 10000\n{SIM}"));
+    let e = f.load(&[&p], &[]).unwrap_err();
+    assert!(
+        e.contains("1 samples at 10000 Hz make a packet every 0.1 ms"),
+        "{e}"
+    );
+}
+
+#[test]
+fn stream_channel_selection_keeps_the_given_order() {
+    let f = Files::new();
+    let p = f.base(
+        "stream:\n  channels: [b.y, a.x]\nsensors:\n  - {type: simulated, name: a, channels: [{name: x, unit: V}]}\n  - {type: simulated, name: b, channels: [{name: y, unit: A}, {name: z, unit: W}]}\n",
+    );
+    let c = f.load(&[&p], &[]).unwrap();
+    let got: Vec<(usize, usize, &str)> = c
+        .stream
+        .channels
+        .iter()
+        .map(|ch| (ch.sensor, ch.channel, ch.spec.name.as_str()))
+        .collect();
+    assert_eq!(got, [(1, 0, "b.y"), (0, 0, "a.x")]);
+}
+
+#[test]
+fn secrets_come_from_their_file_and_bad_modes_are_refused() {
+    let f = Files::new();
+    let base = f.base(SIM);
+    let s = f.write("secrets.yaml", "password: pa55\n");
+    std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let c = f.load(&[&base], &[]).unwrap();
+    assert_eq!(c.sip.password.as_ref().map(Password::expose), Some("pa55"));
+    assert!(
+        !format!("{c:?}").contains("pa55"),
+        "Debug leaks the password"
+    );
+    std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o604)).unwrap();
+    let e = f.load(&[&base], &[]).unwrap_err();
+    assert!(e.contains("secrets.yaml: mode 0604"), "{e}");
+}
+
+#[test]
+fn best_effort_helpers_read_what_parses() {
+    let f = Files::new();
+    let p = f.write(
+        "agent.yaml",
+        "gpio:\n  status_led: {pin: 60, active_low: true}\nstatus:\n  socket: /tmp/x.sock\nsecrets_file: /s.yaml\nstream:\n  rate: 0\n",
+    );
+    let files = ConfigFiles::new(vec![p], vec![]);
+    assert!(load(&files).is_err());
+    assert_eq!(
+        led_best_effort(&files),
+        Some(LedConfig {
+            pin: 60,
+            active_low: true
+        })
+    );
+    assert_eq!(socket_best_effort(&files), PathBuf::from("/tmp/x.sock"));
+    assert_eq!(secrets_path_best_effort(&files), PathBuf::from("/s.yaml"));
+    let bad = f.write("bad.yaml", "gpio: [\n");
+    let files = ConfigFiles::new(vec![bad], vec![]);
+    assert_eq!(led_best_effort(&files), None);
+    assert_eq!(
+        socket_best_effort(&files),
+        PathBuf::from(crate::status::DEFAULT_SOCKET)
+    );
+}
+
+#[test]
+fn trusted_proxies_are_networks() {
+    let f = Files::new();
+    let p = f.write(
+        "agent.yaml",
+        &format!(
+            "{}identity: {{aor: sip:a@b.example}}\nsip:\n  trusted_proxies: [203.0.113.10, 10.0.0.0/8, \"2001:db8::/32\"]\n  trusted_callers: [sip:collector@b.example]\n{SIM}",
+            f.secrets()
+        ),
+    );
+    let c = f.load(&[&p], &[]).unwrap();
+    let nets = &c.sip.trusted_proxies;
+    assert!(nets[0].contains("203.0.113.10".parse().unwrap()));
+    assert!(!nets[0].contains("203.0.113.11".parse().unwrap()));
+    assert!(nets[1].contains("10.200.3.4".parse().unwrap()));
+    assert!(nets[1].contains("::ffff:10.1.1.1".parse().unwrap()));
+    assert!(nets[2].contains("2001:db8:1::5".parse().unwrap()));
+    assert!(!nets[2].contains("10.0.0.1".parse().unwrap()));
+    assert_eq!(nets[1].to_string(), "10.0.0.0/8");
+    let all = IpNet {
+        addr: "0.0.0.0".parse().unwrap(),
+        prefix: 0,
+    };
+    assert!(all.contains("198.51.100.1".parse().unwrap()));
+}

@@ -1,0 +1,437 @@
+//! Semantic checks on the merged raw config, producing a `Config`.
+//!
+//! Every problem is collected (not just the first) with the path of the key
+//! it concerns; `config::resolve` turns the path into file:line:column.
+
+use super::locate::{KeyPath, Target};
+use super::raw::*;
+use super::*;
+use crate::sensor::SensorConfig;
+
+mod sensors;
+use sensors::sensors;
+pub use sensors::{MAX_I2C_BUS, channel_keys, sensor_keys, type_name};
+
+/// Highest sysfs GPIO number accepted (global numbering; boards with
+/// dynamically numbered chips start at 512).
+pub const MAX_GPIO: u32 = 4095;
+/// Channels × samples per packet: keeps a packet of 4-byte samples near
+/// 1 KB, under the 1280-byte IPv6 minimum MTU with headers.
+pub const MAX_SAMPLES_PER_PACKET_TOTAL: u32 = 256;
+
+const TLS_MISSING: &str = "`sips:` needs TLS, which this agent does not speak; use `sip:`";
+
+struct V {
+    diags: Vec<Diag>,
+}
+
+impl V {
+    fn err(&mut self, path: KeyPath, message: impl Into<String>) {
+        self.diags.push(Diag {
+            path,
+            target: Target::Value,
+            message: message.into(),
+        });
+    }
+
+    fn err_key(&mut self, path: KeyPath, message: impl Into<String>) {
+        self.diags.push(Diag {
+            path,
+            target: Target::Key,
+            message: message.into(),
+        });
+    }
+
+    fn uri(&mut self, path: KeyPath, text: &str, need_user: bool) -> Option<SipUri> {
+        match SipUri::parse(text) {
+            Err(why) => {
+                self.err(path, format!("`{text}` is not a SIP URI: {why}"));
+                None
+            }
+            Ok(u) if u.is_secure() => {
+                self.err(path, TLS_MISSING);
+                None
+            }
+            Ok(u) if need_user && u.user().is_none() => {
+                self.err(
+                    path,
+                    format!("`{text}` has no user part; expected e.g. sip:sensor-0001@example.net"),
+                );
+                None
+            }
+            Ok(u) => Some(u),
+        }
+    }
+
+    fn opt_uri(&mut self, path: KeyPath, text: &Option<String>) -> Option<SipUri> {
+        text.as_deref().and_then(|t| self.uri(path, t, false))
+    }
+
+    fn range(&mut self, path: KeyPath, v: u32, lo: u32, hi: u32, what: &str) -> bool {
+        if v < lo || v > hi {
+            self.err(path, format!("{what} must be {lo} to {hi}, got {v}"));
+            return false;
+        }
+        true
+    }
+
+    fn name(&mut self, path: KeyPath, name: &str, what: &str) -> bool {
+        let ok = name.len() <= 32
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-');
+        if !ok {
+            self.err(
+                path,
+                format!(
+                    "{what} `{name}` must be 1-32 characters of a-z, 0-9, `_` or `-`, starting with a letter"
+                ),
+            );
+        }
+        ok
+    }
+}
+
+pub(super) fn validate(raw: &RawConfig) -> Result<Config, Vec<Diag>> {
+    let mut v = V { diags: Vec::new() };
+    let root = KeyPath::root();
+
+    let identity = identity(&mut v, &raw.identity, &root.key("identity"));
+    let sensors = sensors(&mut v, &raw.sensors, &root.key("sensors"));
+    let gpio = gpio(&mut v, &raw.gpio, &root.key("gpio"), &raw.sensors);
+    let stream = stream(&mut v, &raw.stream, &root.key("stream"), &sensors);
+    if raw.sensors.is_empty() && raw.gpio.inputs.is_empty() {
+        v.err_key(
+            root.key("sensors"),
+            "nothing to stream: add an entry under `sensors:` or `gpio.inputs:`",
+        );
+    }
+    let sip = sip(&mut v, &raw.sip, &root.key("sip"), identity.as_ref());
+
+    let rt = &raw.realtime;
+    let rtp = root.key("realtime");
+    v.range(
+        rtp.key("priority"),
+        rt.priority,
+        1,
+        99,
+        "SCHED_FIFO priority",
+    );
+    if let Some(cpu) = rt.cpu {
+        v.range(rtp.key("cpu"), cpu, 0, 1023, "CPU index");
+    }
+
+    let socket = PathBuf::from(&raw.status.socket);
+    // sun_path holds 108 bytes including the terminating NUL.
+    if !socket.is_absolute() || raw.status.socket.len() > 107 {
+        v.err(
+            root.key("status").key("socket"),
+            format!(
+                "`{}` must be an absolute path of at most 107 bytes",
+                raw.status.socket
+            ),
+        );
+    }
+    if !Path::new(&raw.secrets_file).is_absolute() {
+        v.err(
+            root.key("secrets_file"),
+            format!("`{}` must be an absolute path", raw.secrets_file),
+        );
+    }
+
+    let level = match raw.logging.level {
+        RawLevel::Error => LogLevel::Error,
+        RawLevel::Warn => LogLevel::Warn,
+        RawLevel::Info => LogLevel::Info,
+        RawLevel::Debug => LogLevel::Debug,
+        RawLevel::Trace => LogLevel::Trace,
+    };
+
+    match (identity, sip, stream) {
+        (Some(identity), Some(sip), Some(stream)) if v.diags.is_empty() => Ok(Config {
+            identity,
+            sip,
+            stream,
+            sensors: sensors.into_iter().flatten().collect(),
+            gpio,
+            realtime: RealtimeConfig {
+                priority: u8::try_from(rt.priority).unwrap_or(50),
+                cpu: rt.cpu.and_then(|c| u16::try_from(c).ok()),
+            },
+            logging: LoggingConfig { level },
+            status: StatusConfig { socket },
+            sources: Vec::new(),
+        }),
+        _ => Err(v.diags),
+    }
+}
+
+fn identity(v: &mut V, raw: &RawIdentity, path: &KeyPath) -> Option<Identity> {
+    if let Some(d) = &raw.display_name
+        && (d.chars().count() > 64 || d.chars().any(char::is_control))
+    {
+        v.err(
+            path.key("display_name"),
+            "must be at most 64 characters without control characters",
+        );
+    }
+    let Some(aor) = &raw.aor else {
+        v.err(
+            path.key("aor"),
+            "missing: the sensor's address of record, e.g. `aor: sip:sensor-0001@example.net`",
+        );
+        return None;
+    };
+    let aor = v.uri(path.key("aor"), aor, true)?;
+    Some(Identity {
+        aor,
+        display_name: raw.display_name.clone(),
+    })
+}
+
+fn sip(v: &mut V, raw: &RawSip, path: &KeyPath, identity: Option<&Identity>) -> Option<SipConfig> {
+    let registrar = v.opt_uri(path.key("registrar"), &raw.registrar);
+    let outbound_proxy = v.opt_uri(path.key("outbound_proxy"), &raw.outbound_proxy);
+    let collector = v.opt_uri(path.key("collector"), &raw.collector);
+    let trusted_callers: Vec<SipUri> = raw
+        .trusted_callers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| v.uri(path.key("trusted_callers").index(i), t, false))
+        .collect();
+    let mut trusted_proxies = Vec::new();
+    for (i, t) in raw.trusted_proxies.iter().enumerate() {
+        match parse_net(t) {
+            Some(n) => trusted_proxies.push(n),
+            None => v.err(
+                path.key("trusted_proxies").index(i),
+                format!("`{t}` is not an IP address or network (e.g. 203.0.113.10 or 10.0.0.0/8)"),
+            ),
+        }
+    }
+    if raw.collector.is_none() && raw.trusted_callers.is_empty() && raw.trusted_proxies.is_empty() {
+        v.err_key(
+            path.clone(),
+            "nobody to stream to: set `collector` (the agent calls it) or \
+             `trusted_callers` / `trusted_proxies` (they call the agent)",
+        );
+    }
+    let bind = match raw.bind.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            v.err(
+                path.key("bind"),
+                format!(
+                    "`{}` is not an address:port (e.g. 0.0.0.0:5060 or [::]:5060)",
+                    raw.bind
+                ),
+            );
+            None
+        }
+    };
+    // RFC 3261 10.2.1: 0 would mean "remove the binding".
+    v.range(
+        path.key("expires"),
+        raw.expires,
+        60,
+        86400,
+        "registration expiry (seconds)",
+    );
+    let username = match &raw.username {
+        Some(u) => {
+            if u.is_empty()
+                || u.len() > 64
+                || u.chars()
+                    .any(|c| c.is_control() || c.is_whitespace() || c == '"')
+            {
+                v.err(
+                    path.key("username"),
+                    "must be 1-64 characters without spaces, quotes or control characters",
+                );
+            }
+            Some(u.clone())
+        }
+        None => identity.and_then(|i| i.aor.user().map(str::to_owned)),
+    };
+    let transport = match raw.transport {
+        RawTransport::Udp => Transport::Udp,
+        RawTransport::Tcp => Transport::Tcp,
+    };
+    Some(SipConfig {
+        registrar,
+        outbound_proxy,
+        collector,
+        transport,
+        bind: bind?,
+        expires: Duration::from_secs(u64::from(raw.expires)),
+        username: username?,
+        password: None,
+        trusted_callers,
+        trusted_proxies,
+    })
+}
+
+fn parse_net(text: &str) -> Option<IpNet> {
+    let (addr, prefix) = match text.split_once('/') {
+        Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+        None => (text.parse::<IpAddr>().ok()?, None),
+    };
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = prefix.unwrap_or(max);
+    (prefix <= max).then_some(IpNet { addr, prefix })
+}
+
+fn stream(
+    v: &mut V,
+    raw: &RawStream,
+    path: &KeyPath,
+    sensors: &[Option<SensorConfig>],
+) -> Option<StreamConfig> {
+    let rate_ok = v.range(path.key("rate"), raw.rate, 1, 10_000, "sample rate (Hz)");
+    let spp_ok = v.range(
+        path.key("samples_per_packet"),
+        raw.samples_per_packet,
+        1,
+        1000,
+        "samples per packet",
+    );
+    if rate_ok && spp_ok {
+        // Packet interval between 1 ms and 5 s.
+        let interval_us = u64::from(raw.samples_per_packet) * 1_000_000 / u64::from(raw.rate);
+        if !(1_000..=5_000_000).contains(&interval_us) {
+            v.err(
+                path.key("samples_per_packet"),
+                format!(
+                    "{} samples at {} Hz make a packet every {} ms; it must be 1 ms to 5 s",
+                    raw.samples_per_packet,
+                    raw.rate,
+                    interval_us as f64 / 1000.0
+                ),
+            );
+        }
+    }
+    // All channels of all sensors, by qualified name.
+    let mut all = Vec::new();
+    for (si, s) in sensors.iter().enumerate() {
+        if let Some(s) = s {
+            for (ci, spec) in s.channels().into_iter().enumerate() {
+                all.push(StreamChannel {
+                    sensor: si,
+                    channel: ci,
+                    spec,
+                });
+            }
+        }
+    }
+    let channels = if raw.channels.is_empty() {
+        all
+    } else {
+        let mut chosen: Vec<StreamChannel> = Vec::new();
+        for (i, name) in raw.channels.iter().enumerate() {
+            let p = path.key("channels").index(i);
+            match all.iter().find(|c| &c.spec.name == name) {
+                _ if chosen.iter().any(|c| &c.spec.name == name) => {
+                    v.err(p, format!("`{name}` is listed twice"))
+                }
+                Some(c) => chosen.push(c.clone()),
+                None if sensors.iter().any(Option::is_none) => {} // reported there
+                None => {
+                    let known: Vec<&str> = all.iter().map(|c| c.spec.name.as_str()).collect();
+                    v.err(
+                        p,
+                        format!(
+                            "no channel `{name}`; expected `sensor.channel`, one of: {}",
+                            known.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        chosen
+    };
+    let n = u32::try_from(channels.len()).unwrap_or(u32::MAX);
+    if spp_ok && n.saturating_mul(raw.samples_per_packet) > MAX_SAMPLES_PER_PACKET_TOTAL {
+        v.err(
+            path.key("samples_per_packet"),
+            format!(
+                "{n} channels × {} samples = {} values per packet; at most {MAX_SAMPLES_PER_PACKET_TOTAL} fit",
+                raw.samples_per_packet,
+                n.saturating_mul(raw.samples_per_packet)
+            ),
+        );
+    }
+    Some(StreamConfig {
+        rate_hz: raw.rate,
+        samples_per_packet: raw.samples_per_packet,
+        channels,
+    })
+}
+
+fn gpio(v: &mut V, raw: &RawGpio, path: &KeyPath, sensors: &[RawSensor]) -> GpioConfig {
+    let mut inputs = Vec::new();
+    let mut pins: Vec<(u32, KeyPath)> = Vec::new();
+    for (i, g) in raw.inputs.iter().enumerate() {
+        let p = path.key("inputs").index(i);
+        v.name(p.key("name"), &g.name, "input name");
+        if raw.inputs[..i].iter().any(|o| o.name == g.name) {
+            v.err(
+                p.key("name"),
+                format!("input name `{}` is used twice", g.name),
+            );
+        }
+        if sensors.iter().any(|s| s.name == g.name) {
+            v.err(
+                p.key("name"),
+                format!(
+                    "`{}` is also a sensor's name; events and channels share names",
+                    g.name
+                ),
+            );
+        }
+        if v.range(p.key("pin"), g.pin, 0, MAX_GPIO, "GPIO number") {
+            if let Some((_, other)) = pins.iter().find(|(pin, _)| *pin == g.pin) {
+                v.err(
+                    p.key("pin"),
+                    format!("GPIO {} is already used by {other}", g.pin),
+                );
+            }
+            pins.push((g.pin, p.clone()));
+        }
+        v.range(
+            p.key("debounce_ms"),
+            g.debounce_ms,
+            0,
+            10_000,
+            "debounce time (ms)",
+        );
+        inputs.push(GpioInputConfig {
+            name: g.name.clone(),
+            pin: g.pin,
+            edge: match g.edge {
+                RawEdge::Rising => Edge::Rising,
+                RawEdge::Falling => Edge::Falling,
+                RawEdge::Both => Edge::Both,
+            },
+            debounce: Duration::from_millis(u64::from(g.debounce_ms)),
+            active_low: g.active_low,
+        });
+    }
+    let status_led = raw.status_led.as_ref().and_then(|l| {
+        let p = path.key("status_led");
+        if !v.range(p.key("pin"), l.pin, 0, MAX_GPIO, "GPIO number") {
+            return None;
+        }
+        if let Some((_, other)) = pins.iter().find(|(pin, _)| *pin == l.pin) {
+            v.err(
+                p.key("pin"),
+                format!("GPIO {} is already used by {other}", l.pin),
+            );
+        }
+        Some(LedConfig {
+            pin: l.pin,
+            active_low: l.active_low,
+        })
+    });
+    GpioConfig { inputs, status_led }
+}

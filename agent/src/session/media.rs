@@ -1,0 +1,96 @@
+//! What the agent can send, in the protocol's terms: the configured stream
+//! as a [`StreamDescription`] (docs/protocol.md section 2).
+
+use sipsensor_protocol::sdp::{
+    ChannelSpec as WireChannel, EventFormat, SampleFormat, StreamDescription, Unit,
+};
+
+use crate::config::Config;
+
+/// Payload types of the two formats (docs/protocol.md section 2).
+pub const SAMPLES_PT: u8 = 96;
+pub const EVENTS_PT: u8 = 97;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MediaError {
+    #[error("channel {channel}: scale {scale} is not a power of ten")]
+    Scale { channel: String, scale: String },
+    #[error("channel {channel}: unit {unit} has no SenML symbol the stream can carry")]
+    Unit { channel: String, unit: String },
+    #[error("stream: {0}")]
+    Invalid(String),
+}
+
+/// The stream the configuration describes, at full rate: the clock runs at
+/// the sample rate (period 1), so a collector lowers the rate by raising
+/// the period without changing the clock (docs/protocol.md 3.4).
+pub fn capabilities(config: &Config) -> Result<StreamDescription, MediaError> {
+    let channels = config
+        .stream
+        .channels
+        .iter()
+        .map(|c| {
+            let spec = &c.spec;
+            Ok(WireChannel {
+                name: spec.name.clone(),
+                unit: Unit::from_symbol(spec.unit.symbol()).ok_or_else(|| MediaError::Unit {
+                    channel: spec.name.clone(),
+                    unit: spec.unit.symbol().to_owned(),
+                })?,
+                scale: decimal_exponent(spec.scale).ok_or_else(|| MediaError::Scale {
+                    channel: spec.name.clone(),
+                    scale: spec.scale.to_string(),
+                })?,
+            })
+        })
+        .collect::<Result<Vec<_>, MediaError>>()?;
+    let samples = (!channels.is_empty()).then(|| SampleFormat {
+        payload_type: SAMPLES_PT,
+        period: 1,
+        samples_per_packet: u8::try_from(config.stream.samples_per_packet).unwrap_or(u8::MAX),
+        channels,
+    });
+    let inputs: Vec<String> = config.gpio.inputs.iter().map(|i| i.name.clone()).collect();
+    let events = (!inputs.is_empty()).then_some(EventFormat {
+        payload_type: EVENTS_PT,
+        inputs,
+    });
+    let description = StreamDescription {
+        clock_rate: config.stream.rate_hz,
+        config: 1,
+        samples,
+        events,
+    };
+    description
+        .validate()
+        .map_err(|e| MediaError::Invalid(e.to_string()))?;
+    Ok(description)
+}
+
+/// `scale` as `10^n`, when it is one (the wire carries decimal exponents).
+pub fn decimal_exponent(scale: f64) -> Option<i8> {
+    if !(scale.is_finite() && scale > 0.0) {
+        return None;
+    }
+    let exponent = scale.log10().round();
+    let exact = 10f64.powi(exponent as i32);
+    ((scale - exact).abs() <= exact * 1e-9)
+        .then(|| i8::try_from(exponent as i32).ok())
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn powers_of_ten_become_exponents() {
+        assert_eq!(decimal_exponent(0.01), Some(-2));
+        assert_eq!(decimal_exponent(1.0), Some(0));
+        assert_eq!(decimal_exponent(1000.0), Some(3));
+        assert_eq!(decimal_exponent(0.001), Some(-3));
+        assert_eq!(decimal_exponent(0.5), None);
+        assert_eq!(decimal_exponent(0.0), None);
+        assert_eq!(decimal_exponent(f64::NAN), None);
+    }
+}

@@ -1,0 +1,562 @@
+//! The agent's SIP life cycle, sans-I/O: register, call the collector,
+//! stream, answer re-INVITEs, recover from everything the field throws at
+//! a sensor, and hang up cleanly.
+//!
+//! [`Controller`] reads the user agent's [`UaEvent`]s and the passing of
+//! time and answers with [`Action`]s; `run.rs` carries them out on the
+//! protocol crate's user agent and the real-time sender. Every rule here is
+//! tested without a socket.
+
+pub mod media;
+pub mod run;
+#[cfg(test)]
+mod tests;
+mod trust;
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use sipsensor_protocol::sdp::{
+    self, Agreed, AnswerPolicy, LocalMedia, LocalSdp, Role, Sdp, StreamDescription,
+};
+use sipsensor_protocol::sip::ids::IdGenerator;
+use sipsensor_protocol::sip::registration::{FailureReason, RegistrationConfig, RegistrationEvent};
+use sipsensor_protocol::sip::ua::{EndReason, SessionId, UaEvent};
+
+use crate::backoff::Backoff;
+use crate::status::{AgentState, StatusHub};
+pub use trust::Trust;
+
+/// What the controller needs to know, taken from the agent's config.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where to send the INVITE; `None`: wait to be called.
+    pub collector: Option<String>,
+    /// `None`: no registrar configured, call straight away.
+    pub registration: Option<RegistrationConfig>,
+    pub trust: Trust,
+    /// What this device can send.
+    pub capabilities: StreamDescription,
+    /// Where this device's RTP leaves from (its SDP address).
+    pub local_media: LocalMedia,
+    /// In-dialog OPTIONS interval: how fast a lost collector is noticed.
+    pub keepalive: Duration,
+    /// Back-off between call attempts.
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    /// o= username and address of our SDP.
+    pub sdp_user: String,
+    pub sdp_address: IpAddr,
+}
+
+/// What the controller asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Register(RegistrationConfig),
+    Unregister,
+    Call {
+        to: String,
+        offer: Vec<u8>,
+    },
+    Accept {
+        session: SessionId,
+        answer: Vec<u8>,
+    },
+    Reject {
+        session: SessionId,
+        status: u16,
+        warning: String,
+    },
+    AnswerReoffer {
+        session: SessionId,
+        answer: Result<Vec<u8>, (u16, String)>,
+    },
+    Ping(SessionId),
+    Hangup(SessionId),
+    /// Start streaming as agreed (remote address, description).
+    StartStream(Agreed),
+    /// Same session, new description (a re-INVITE changed rate or channels).
+    UpdateStream(Agreed),
+    StopStream,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Phase {
+    /// Waiting for the registration (or for a call when no collector is
+    /// configured).
+    Idle,
+    /// `session` is known once the shell placed the call.
+    Calling {
+        session: Option<SessionId>,
+        offer: Box<Sdp>,
+    },
+    Streaming {
+        session: SessionId,
+        next_ping: Instant,
+    },
+    /// The next call attempt is at `until`.
+    Waiting {
+        until: Instant,
+    },
+    Stopping,
+}
+
+#[derive(Debug)]
+pub struct Controller {
+    settings: Settings,
+    ids: IdGenerator,
+    hub: StatusHub,
+    origin: LocalSdp,
+    phase: Phase,
+    registered: bool,
+    backoff: Backoff,
+    actions: VecDeque<Action>,
+    /// The last problem reported, so a failing loop logs once, not forever.
+    last_problem: Option<String>,
+}
+
+impl Controller {
+    pub fn new(settings: Settings, mut ids: IdGenerator, hub: StatusHub) -> Self {
+        let origin = LocalSdp::new(&settings.sdp_user, settings.sdp_address, &mut ids);
+        let backoff = Backoff::new(settings.retry_initial, settings.retry_max);
+        Self {
+            settings,
+            ids,
+            hub,
+            origin,
+            phase: Phase::Idle,
+            registered: false,
+            backoff,
+            actions: VecDeque::new(),
+            last_problem: None,
+        }
+    }
+
+    pub fn start(&mut self, now: Instant) {
+        match self.settings.registration.clone() {
+            Some(registration) => {
+                self.hub.set_state(AgentState::Registering);
+                self.actions.push_back(Action::Register(registration));
+            }
+            None => {
+                self.hub.set_state(AgentState::Registered);
+                self.call(now);
+            }
+        }
+    }
+
+    /// SIGTERM: hang up, unregister. The shell waits for `Unregistered`
+    /// (or its own deadline) before it exits.
+    pub fn shutdown(&mut self) {
+        match std::mem::replace(&mut self.phase, Phase::Stopping) {
+            Phase::Calling {
+                session: Some(session),
+                ..
+            } => self.actions.push_back(Action::Hangup(session)),
+            Phase::Streaming { session, .. } => {
+                self.actions.push_back(Action::StopStream);
+                self.actions.push_back(Action::Hangup(session));
+            }
+            _ => {}
+        }
+        if self.settings.registration.is_some() {
+            self.actions.push_back(Action::Unregister);
+        }
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.phase {
+            Phase::Streaming { next_ping, .. } => Some(*next_ping),
+            Phase::Waiting { until } => Some(*until),
+            _ => None,
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Streaming { session, next_ping } if next_ping <= now => {
+                self.actions.push_back(Action::Ping(session));
+                self.phase = Phase::Streaming {
+                    session,
+                    next_ping: now + self.settings.keepalive,
+                };
+            }
+            Phase::Waiting { until } if until <= now => {
+                self.phase = Phase::Idle;
+                if self.may_call() {
+                    self.call(now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn handle_event(&mut self, event: UaEvent, now: Instant) {
+        match event {
+            UaEvent::Registration(event) => self.registration(event, now),
+            UaEvent::Answered { session, answer } => self.answered(session, &answer, now),
+            UaEvent::Ended {
+                session,
+                reason,
+                warning,
+                retry_after,
+            } => self.ended(session, reason, warning, retry_after, now),
+            UaEvent::IncomingCall {
+                session,
+                request,
+                source,
+                offer,
+            } => {
+                let verdict = self.settings.trust.check(&request, source.addr.ip());
+                match verdict {
+                    Ok(()) => self.incoming(session, &offer, now),
+                    Err(why) => {
+                        tracing::warn!("refused a call from {}: {why}", source.addr);
+                        self.actions.push_back(Action::Reject {
+                            session,
+                            status: 403,
+                            warning: why,
+                        });
+                    }
+                }
+            }
+            UaEvent::ReofferReceived { session, offer } => self.reoffer(session, &offer),
+            UaEvent::Malformed { source, reason } => {
+                tracing::debug!("ignored a message from {}: {reason}", source.addr);
+            }
+            UaEvent::Progress { .. }
+            | UaEvent::Confirmed { .. }
+            | UaEvent::ReofferAnswered { .. }
+            | UaEvent::ReofferRejected { .. }
+            | UaEvent::OptionsResult { .. }
+            | UaEvent::Request { .. }
+            | UaEvent::Response { .. } => {}
+        }
+    }
+
+    fn may_call(&self) -> bool {
+        self.settings.collector.is_some()
+            && (self.registered || self.settings.registration.is_none())
+    }
+
+    fn call(&mut self, now: Instant) {
+        let Some(to) = self.settings.collector.clone() else {
+            return;
+        };
+        match sdp::offer(
+            &self.settings.capabilities,
+            Role::Sender,
+            &self.settings.local_media,
+            &mut self.origin,
+        ) {
+            Ok(offer) => {
+                self.actions.push_back(Action::Call {
+                    to,
+                    offer: offer.to_bytes(),
+                });
+                // The session id arrives with the shell's answer to Call.
+                self.phase = Phase::Calling {
+                    session: None,
+                    offer: Box::new(offer),
+                };
+            }
+            Err(e) => {
+                self.problem("stream", format!("cannot describe the stream: {e}"));
+                self.wait(now, None);
+            }
+        }
+    }
+
+    /// The shell reports which session its `Call` created (or that it
+    /// could not place it).
+    pub fn call_placed(&mut self, result: Result<SessionId, String>, now: Instant) {
+        let Phase::Calling { offer, .. } = &self.phase else {
+            return;
+        };
+        match result {
+            Ok(session) => {
+                self.phase = Phase::Calling {
+                    session: Some(session),
+                    offer: offer.clone(),
+                };
+            }
+            Err(e) => {
+                self.problem("call", format!("cannot call the collector: {e}"));
+                self.wait(now, None);
+            }
+        }
+    }
+
+    fn registration(&mut self, event: RegistrationEvent, now: Instant) {
+        match event {
+            RegistrationEvent::Registered { expires, contact } => {
+                if !self.registered {
+                    tracing::info!("registered as {contact} for {} s", expires.as_secs());
+                }
+                self.registered = true;
+                self.solved("registration");
+                if !matches!(self.phase, Phase::Streaming { .. }) {
+                    self.hub.set_state(AgentState::Registered);
+                }
+                if self.phase == Phase::Idle && self.may_call() {
+                    self.call(now);
+                }
+            }
+            RegistrationEvent::Failed { reason } => {
+                let wrong = matches!(reason, FailureReason::WrongCredentials { .. });
+                self.problem("registration", reason.to_string());
+                if wrong {
+                    tracing::error!(
+                        "fix the credentials (sip.username / secrets file) and send SIGHUP"
+                    );
+                    self.hub.set_state(AgentState::Error);
+                } else if !matches!(self.phase, Phase::Streaming { .. }) {
+                    self.hub.set_state(AgentState::Registering);
+                }
+            }
+            RegistrationEvent::Retrying { after } => {
+                tracing::debug!("registering again in {:.1} s", after.as_secs_f64());
+            }
+            RegistrationEvent::Expired => {
+                self.registered = false;
+                tracing::warn!("registration expired: the registrar is not answering");
+                if !matches!(self.phase, Phase::Streaming { .. }) {
+                    self.hub.set_state(AgentState::Registering);
+                }
+            }
+            RegistrationEvent::Unregistered => {
+                self.registered = false;
+                tracing::info!("unregistered");
+            }
+        }
+    }
+
+    fn answered(&mut self, session: SessionId, answer: &[u8], now: Instant) {
+        let Phase::Calling {
+            session: calling,
+            offer,
+        } = &self.phase
+        else {
+            return;
+        };
+        if *calling != Some(session) {
+            return;
+        }
+        let agreed = sdp::parse(answer)
+            .map_err(|e| e.to_string())
+            .and_then(|a| sdp::apply_answer(offer, &a, Role::Sender).map_err(|e| e.to_string()));
+        match agreed {
+            Ok(agreed) => self.stream(session, agreed, now),
+            Err(e) => {
+                self.problem("call", format!("the collector's answer is unusable: {e}"));
+                self.actions.push_back(Action::Hangup(session));
+                self.wait(now, None);
+            }
+        }
+    }
+
+    fn incoming(&mut self, session: SessionId, offer: &[u8], now: Instant) {
+        if matches!(
+            self.phase,
+            Phase::Streaming { .. } | Phase::Calling { .. } | Phase::Stopping
+        ) {
+            self.actions.push_back(Action::Reject {
+                session,
+                status: 486,
+                warning: "this sensor is already streaming".into(),
+            });
+            return;
+        }
+        match self.answer(offer) {
+            Ok((answer, agreed)) => {
+                self.actions.push_back(Action::Accept { session, answer });
+                self.stream(session, agreed, now);
+            }
+            Err((status, warning)) => {
+                tracing::warn!("refused an incoming call: {warning}");
+                self.actions.push_back(Action::Reject {
+                    session,
+                    status,
+                    warning,
+                });
+            }
+        }
+    }
+
+    fn reoffer(&mut self, session: SessionId, offer: &[u8]) {
+        let ours = matches!(self.phase, Phase::Streaming { session: s, .. } if s == session);
+        if !ours {
+            self.actions.push_back(Action::AnswerReoffer {
+                session,
+                answer: Err((481, "no such stream".into())),
+            });
+            return;
+        }
+        match self.answer(offer) {
+            Ok((answer, agreed)) => {
+                tracing::info!(
+                    "collector changed the stream: {}",
+                    summary(&agreed.description)
+                );
+                self.actions.push_back(Action::AnswerReoffer {
+                    session,
+                    answer: Ok(answer),
+                });
+                self.actions.push_back(Action::UpdateStream(agreed));
+            }
+            Err((status, warning)) => {
+                tracing::warn!("refused the collector's new offer: {warning}");
+                self.actions.push_back(Action::AnswerReoffer {
+                    session,
+                    answer: Err((status, warning)),
+                });
+            }
+        }
+    }
+
+    /// Our answer to an offer (RFC 3264 6): what we can send within what
+    /// was asked for, or the 488 and why.
+    fn answer(&mut self, offer: &[u8]) -> Result<(Vec<u8>, Agreed), (u16, String)> {
+        let offer = sdp::parse(offer).map_err(|e| (400, format!("malformed SDP: {e}")))?;
+        let policy = AnswerPolicy::Send {
+            capabilities: self.settings.capabilities.clone(),
+        };
+        sdp::answer(
+            &offer,
+            &policy,
+            &self.settings.local_media,
+            &mut self.origin,
+        )
+        .map(|(sdp, agreed)| (sdp.to_bytes(), agreed))
+        .map_err(|e| (e.status_code(), e.to_string()))
+    }
+
+    fn stream(&mut self, session: SessionId, agreed: Agreed, now: Instant) {
+        tracing::info!("streaming: {}", summary(&agreed.description));
+        self.solved("call");
+        self.backoff.reset();
+        self.hub.set_state(AgentState::Streaming);
+        self.actions.push_back(Action::StartStream(agreed));
+        self.phase = Phase::Streaming {
+            session,
+            next_ping: now + self.settings.keepalive,
+        };
+    }
+
+    fn ended(
+        &mut self,
+        session: SessionId,
+        reason: EndReason,
+        warning: Option<String>,
+        retry_after: Option<u32>,
+        now: Instant,
+    ) {
+        let current = match &self.phase {
+            Phase::Calling { session: s, .. } => *s,
+            Phase::Streaming { session: s, .. } => Some(*s),
+            _ => return,
+        };
+        if current != Some(session) {
+            return;
+        }
+        if matches!(self.phase, Phase::Streaming { .. }) {
+            self.actions.push_back(Action::StopStream);
+        }
+        let why = warning.map(|w| format!(" ({w})")).unwrap_or_default();
+        match &reason {
+            EndReason::Failed { status, reason } if is_media_refusal(*status) => {
+                self.problem(
+                    "call",
+                    format!("the peer cannot take sensor streams: {status} {reason}{why}"),
+                );
+                self.hub.set_state(AgentState::Error);
+            }
+            EndReason::Failed { status, reason } => {
+                self.problem(
+                    "call",
+                    format!("the collector refused the call: {status} {reason}{why}"),
+                );
+            }
+            EndReason::RemoteBye => tracing::info!("the collector ended the stream"),
+            other => self.problem("call", format!("the session ended: {other:?}{why}")),
+        }
+        if !matches!(self.hub.state(), AgentState::Error) {
+            let state = if self.registered || self.settings.registration.is_none() {
+                AgentState::Registered
+            } else {
+                AgentState::Registering
+            };
+            self.hub.set_state(state);
+        }
+        self.wait(now, retry_after.map(|s| Duration::from_secs(u64::from(s))));
+    }
+
+    /// Back off before the next call attempt: exponential with jitter, or
+    /// the peer's Retry-After when it gave one (RFC 3261 21.5.4).
+    fn wait(&mut self, now: Instant, retry_after: Option<Duration>) {
+        if self.phase == Phase::Stopping {
+            return;
+        }
+        let delay = match retry_after {
+            Some(d) => d.min(self.settings.retry_max),
+            None => self.backoff.next_delay(&mut self.ids),
+        };
+        if self.settings.collector.is_some() {
+            tracing::info!(
+                "calling the collector again in {:.1} s",
+                delay.as_secs_f64()
+            );
+        }
+        self.phase = Phase::Waiting { until: now + delay };
+    }
+
+    /// One clear log line per distinct problem, not one per retry.
+    fn problem(&mut self, source: &str, message: String) {
+        if self.last_problem.as_deref() != Some(message.as_str()) {
+            tracing::error!("{source}: {message}");
+        }
+        self.hub.error(source, message.clone());
+        self.last_problem = Some(message);
+    }
+
+    fn solved(&mut self, source: &str) {
+        if self.last_problem.take().is_some() {
+            tracing::info!("{source}: working again");
+        }
+    }
+}
+
+/// Responses that mean "I cannot take this kind of stream" rather than
+/// "not now" (RFC 3261 21.4.19, 21.6.4; RFC 3264 6).
+fn is_media_refusal(status: u16) -> bool {
+    matches!(status, 415 | 488 | 606)
+}
+
+fn summary(desc: &StreamDescription) -> String {
+    let rate = desc
+        .sample_rate_hz()
+        .map(|r| format!("{r} Hz"))
+        .unwrap_or_else(|| "no samples".into());
+    let channels = desc
+        .samples
+        .as_ref()
+        .map(|s| {
+            s.channels
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    let inputs = desc
+        .events
+        .as_ref()
+        .map(|e| e.inputs.len())
+        .unwrap_or_default();
+    format!("{rate} [{channels}], {inputs} inputs, cfg {}", desc.config)
+}

@@ -1,0 +1,458 @@
+//! The session's tokio shell: binds the SIP and RTP sockets, runs the
+//! protocol crate's user agent, and carries out the [`Controller`]'s
+//! actions on it and on the media sender.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::time::{Duration, Instant};
+
+use sipsensor_protocol::sdp::{Agreed, LocalMedia};
+use sipsensor_protocol::sip::ids::IdGenerator;
+use sipsensor_protocol::sip::locate::Resolver;
+use sipsensor_protocol::sip::registration::{RegistrationConfig, RegistrationEvent};
+use sipsensor_protocol::sip::transport::net::{NetConfig, Network};
+use sipsensor_protocol::sip::ua::driver::{self, UaHandle};
+use sipsensor_protocol::sip::ua::{UaConfig, UaEvent, UserAgent};
+use sipsensor_protocol::sip::{LocalEndpoint, Target, Transport};
+use tokio::sync::watch;
+
+use super::{Action, Controller, Settings, Trust, media};
+use crate::config::{Config, SipUri, sip_uri::Host};
+use crate::status::{RegistrationState, RegistrationStatus, StatusHub};
+
+/// How long shutdown waits for the BYE and the un-REGISTER to be answered.
+const GOODBYE: Duration = Duration::from_millis(1200);
+/// In-dialog OPTIONS keep-alive: a restarted collector is noticed within it.
+const KEEPALIVE: Duration = Duration::from_secs(20);
+
+/// The media sender as the session sees it; the real-time streamer
+/// implements it, tests fake it.
+pub trait Media: Send {
+    /// Start sending as agreed.
+    fn start(&mut self, agreed: &Agreed) -> Result<(), String>;
+    /// Same session, new description (rate or channels changed).
+    fn update(&mut self, agreed: &Agreed) -> Result<(), String>;
+    fn stop(&mut self);
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("cannot bind SIP to {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: sipsensor_protocol::sip::transport::net::NetError,
+    },
+    #[error("cannot bind the RTP/RTCP port pair on {0}: {1}")]
+    Rtp(IpAddr, std::io::Error),
+    #[error("cannot find the local address towards {0}: {1}")]
+    Route(String, std::io::Error),
+    #[error("the stream cannot be described: {0}")]
+    Media(#[from] media::MediaError),
+    #[error("user agent: {0}")]
+    Ua(#[from] sipsensor_protocol::sip::ua::UaError),
+}
+
+/// The sockets of one session, bound before anything is offered.
+#[derive(Debug)]
+pub struct Sockets {
+    pub rtp: UdpSocket,
+    pub rtcp: UdpSocket,
+    local_ip: IpAddr,
+}
+
+impl Sockets {
+    /// An RTP port and the next one for RTCP (RFC 3550 11), on the address
+    /// the device is reached at.
+    pub fn bind(config: &Config) -> Result<Sockets, SessionError> {
+        let local_ip = local_ip(config)?;
+        let mut last = None;
+        for _ in 0..32 {
+            let rtp = UdpSocket::bind(SocketAddr::new(local_ip, 0))
+                .map_err(|e| SessionError::Rtp(local_ip, e))?;
+            let port = rtp
+                .local_addr()
+                .map_err(|e| SessionError::Rtp(local_ip, e))?
+                .port();
+            if port % 2 != 0 || port == u16::MAX {
+                continue;
+            }
+            match UdpSocket::bind(SocketAddr::new(local_ip, port + 1)) {
+                Ok(rtcp) => {
+                    return Ok(Sockets {
+                        rtp,
+                        rtcp,
+                        local_ip,
+                    });
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(SessionError::Rtp(
+            local_ip,
+            last.unwrap_or_else(|| std::io::Error::other("no even port pair free")),
+        ))
+    }
+
+    pub fn rtp_addr(&self) -> Option<SocketAddr> {
+        self.rtp.local_addr().ok()
+    }
+}
+
+/// The address this device is reached at: the configured bind address, or
+/// when that is a wildcard, the one the kernel would use towards the
+/// registrar / proxy / collector (no packet is sent: `connect` on UDP only
+/// picks a route).
+fn local_ip(config: &Config) -> Result<IpAddr, SessionError> {
+    let bind = config.sip.bind.ip();
+    if !bind.is_unspecified() {
+        return Ok(bind);
+    }
+    let peer = [
+        &config.sip.outbound_proxy,
+        &config.sip.registrar,
+        &config.sip.collector,
+    ]
+    .into_iter()
+    .flatten()
+    .next();
+    let Some(peer) = peer else {
+        return Ok(if bind.is_ipv4() {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            bind
+        });
+    };
+    let target = resolve(peer).ok_or_else(|| {
+        SessionError::Route(
+            peer.as_str().to_owned(),
+            std::io::Error::other("cannot resolve"),
+        )
+    })?;
+    let probe = UdpSocket::bind(SocketAddr::new(bind, 0))
+        .and_then(|s| s.connect(target).map(|_| s))
+        .and_then(|s| s.local_addr())
+        .map_err(|e| SessionError::Route(peer.as_str().to_owned(), e))?;
+    Ok(probe.ip())
+}
+
+fn resolve(uri: &SipUri) -> Option<SocketAddr> {
+    let port = uri.port().unwrap_or(5060);
+    match uri.host() {
+        Host::V4(a) => Some(SocketAddr::new((*a).into(), port)),
+        Host::V6(a) => Some(SocketAddr::new((*a).into(), port)),
+        Host::Name(n) => (n.as_str(), port).to_socket_addrs().ok()?.next(),
+    }
+}
+
+/// Host names of the configuration, looked up once at start-up (RFC 3263
+/// 4.2 A/AAAA; SRV is not consulted: configure a port, or rely on 5060).
+#[derive(Debug, Default)]
+struct CachedResolver(HashMap<String, IpAddr>);
+
+impl CachedResolver {
+    fn for_config(config: &Config) -> Self {
+        let mut map = HashMap::new();
+        let uris = [
+            &config.sip.outbound_proxy,
+            &config.sip.registrar,
+            &config.sip.collector,
+        ];
+        for uri in uris.into_iter().flatten() {
+            if let Host::Name(name) = uri.host()
+                && let Some(addr) = resolve(uri)
+            {
+                map.insert(name.to_ascii_lowercase(), addr.ip());
+            }
+        }
+        CachedResolver(map)
+    }
+}
+
+impl Resolver for CachedResolver {
+    fn resolve(&self, host: &str, port: Option<u16>, transport: Transport) -> Option<Target> {
+        let ip = self.0.get(&host.to_ascii_lowercase())?;
+        Some(Target::new(
+            transport,
+            SocketAddr::new(*ip, port.unwrap_or(5060)),
+        ))
+    }
+}
+
+/// Everything the session needs, from the configuration and the sockets.
+fn settings(
+    config: &Config,
+    local: &LocalEndpoint,
+    rtp: SocketAddr,
+) -> Result<Settings, SessionError> {
+    let registration = config.sip.registrar.as_ref().map(|registrar| {
+        let password = config
+            .sip
+            .password
+            .as_ref()
+            .map(|p| sipsensor_protocol::sip::digest::Password::new(p.expose()))
+            .unwrap_or_else(|| sipsensor_protocol::sip::digest::Password::new(""));
+        let mut r = RegistrationConfig::new(
+            registrar.as_str(),
+            config.identity.aor.as_str(),
+            config.sip.username.clone(),
+            password,
+            local.clone(),
+        );
+        r.expires = u32::try_from(config.sip.expires.as_secs()).unwrap_or(u32::MAX);
+        r.outbound_proxy = outbound_proxy(config);
+        r.user_agent = Some(product());
+        r
+    });
+    let mut local_media = LocalMedia::new(rtp);
+    let mut ids = IdGenerator::from_entropy();
+    local_media.ssrc = Some(ids.u32());
+    local_media.cname = Some(
+        config
+            .identity
+            .aor
+            .as_str()
+            .trim_start_matches("sip:")
+            .to_owned(),
+    );
+    Ok(Settings {
+        collector: config.sip.collector.as_ref().map(|c| c.as_str().to_owned()),
+        registration,
+        trust: Trust {
+            callers: config
+                .sip
+                .trusted_callers
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect(),
+            proxies: config.sip.trusted_proxies.clone(),
+        },
+        capabilities: media::capabilities(config)?,
+        local_media,
+        keepalive: KEEPALIVE,
+        retry_initial: Duration::from_secs(2),
+        retry_max: Duration::from_secs(300),
+        sdp_user: config.identity.aor.user().unwrap_or("-").to_owned(),
+        sdp_address: rtp.ip(),
+    })
+}
+
+/// The outbound proxy: the configured one, else the registrar (it is the
+/// proxy of the domain), else none: INVITEs go straight to the collector.
+fn outbound_proxy(config: &Config) -> Option<String> {
+    config
+        .sip
+        .outbound_proxy
+        .as_ref()
+        .or(config.sip.registrar.as_ref())
+        .map(|u| u.as_str().to_owned())
+}
+
+fn product() -> String {
+    concat!("sipsensor-agent/", env!("CARGO_PKG_VERSION")).to_owned()
+}
+
+/// Runs the session until `stop` turns true, then hangs up and
+/// unregisters within [`GOODBYE`].
+pub async fn run(
+    config: &Config,
+    sockets: &Sockets,
+    media: &mut dyn Media,
+    hub: StatusHub,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), SessionError> {
+    let bind = SocketAddr::new(sockets.local_ip, config.sip.bind.port());
+    let (network, incoming) = Network::bind(NetConfig::udp_and_tcp(bind))
+        .await
+        .map_err(|source| SessionError::Bind { addr: bind, source })?;
+    let transport = config.sip.transport;
+    let addr = network.local_addr(transport).unwrap_or(bind);
+    let local = LocalEndpoint::new(transport, addr);
+    let rtp = sockets
+        .rtp_addr()
+        .unwrap_or_else(|| SocketAddr::new(sockets.local_ip, 0));
+    let settings = settings(config, &local, rtp)?;
+
+    let mut ua_config = UaConfig::new(local.clone(), config.identity.aor.as_str());
+    ua_config.display_name = config.identity.display_name.clone();
+    ua_config.outbound_proxy = outbound_proxy(config);
+    ua_config.product = product();
+    ua_config.credentials = config.sip.password.as_ref().map(|p| {
+        (
+            config.sip.username.clone(),
+            sipsensor_protocol::sip::digest::Password::new(p.expose()),
+        )
+    });
+    let ua = UserAgent::new(
+        ua_config,
+        IdGenerator::from_entropy(),
+        Box::new(CachedResolver::for_config(config)),
+    )?;
+    tracing::info!("SIP on {} ({transport}), RTP on {rtp}", local.host_port());
+    let (handle, mut events, task) = driver::spawn(ua, network, incoming);
+    let registrar = settings
+        .registration
+        .as_ref()
+        .map(|r| (r.aor.clone(), r.registrar.clone()));
+    let mut controller = Controller::new(settings, IdGenerator::from_entropy(), hub.clone());
+    controller.start(Instant::now());
+
+    let mut goodbye: Option<tokio::time::Instant> = None;
+    loop {
+        carry_out(&mut controller, &handle, media, &hub, registrar.as_ref()).await;
+        let wake = controller
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        let deadline = goodbye.map_or(wake, |g| g.min(wake));
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else { break };
+                if let UaEvent::Registration(e) = &event {
+                    report_registration(&hub, registrar.as_ref(), e);
+                    if goodbye.is_some() && *e == RegistrationEvent::Unregistered {
+                        break;
+                    }
+                }
+                controller.handle_event(event, Instant::now());
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                if goodbye.is_some_and(|g| g <= tokio::time::Instant::now()) {
+                    break;
+                }
+                controller.handle_timeout(Instant::now());
+            }
+            changed = stop.changed(), if goodbye.is_none() => {
+                if changed.is_err() || *stop.borrow() {
+                    controller.shutdown();
+                    goodbye = Some(tokio::time::Instant::now() + GOODBYE);
+                    if registrar.is_none() {
+                        // Nothing to unregister: leave once the BYE is out.
+                        carry_out(&mut controller, &handle, media, &hub, registrar.as_ref()).await;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    media.stop();
+    drop(handle);
+    task.abort();
+    Ok(())
+}
+
+async fn carry_out(
+    controller: &mut Controller,
+    ua: &UaHandle,
+    media: &mut dyn Media,
+    hub: &StatusHub,
+    registrar: Option<&(String, String)>,
+) {
+    while let Some(action) = controller.poll_action() {
+        match action {
+            Action::Register(config) => {
+                if let Some((aor, registrar)) = registrar {
+                    hub.set_registration(RegistrationStatus {
+                        aor: aor.clone(),
+                        registrar: registrar.clone(),
+                        state: RegistrationState::Registering,
+                        expires_in_s: None,
+                        last_response: None,
+                        failures: 0,
+                    });
+                }
+                let result = ua.with(move |ua, now| ua.register(config, now)).await;
+                if let Some(Err(e)) = result {
+                    tracing::error!("cannot register: {e}");
+                    hub.error("registration", e.to_string());
+                }
+            }
+            Action::Unregister => {
+                let _ = ua.with(|ua, now| ua.unregister(now)).await;
+            }
+            Action::Call { to, offer } => {
+                let placed = ua
+                    .with(move |ua, now| ua.call(&to, offer, now).map_err(|e| e.to_string()))
+                    .await
+                    .unwrap_or_else(|| Err("the user agent stopped".into()));
+                controller.call_placed(placed, Instant::now());
+            }
+            Action::Accept { session, answer } => {
+                let _ = ua
+                    .with(move |ua, now| ua.accept(session, answer, now))
+                    .await;
+            }
+            Action::Reject {
+                session,
+                status,
+                warning,
+            } => {
+                let _ = ua
+                    .with(move |ua, now| ua.reject(session, status, Some(&warning), now))
+                    .await;
+            }
+            Action::AnswerReoffer { session, answer } => {
+                let _ = ua
+                    .with(move |ua, now| ua.answer_reoffer(session, answer, now))
+                    .await;
+            }
+            Action::Ping(session) => {
+                let _ = ua
+                    .with(move |ua, now| ua.ping(Some(session), "", now))
+                    .await;
+            }
+            Action::Hangup(session) => {
+                let _ = ua.with(move |ua, now| ua.hangup(session, now)).await;
+            }
+            Action::StartStream(agreed) => {
+                if let Err(e) = media.start(&agreed) {
+                    tracing::error!("cannot start streaming: {e}");
+                    hub.error("stream", e);
+                }
+            }
+            Action::UpdateStream(agreed) => {
+                if let Err(e) = media.update(&agreed) {
+                    tracing::error!("cannot change the stream: {e}");
+                    hub.error("stream", e);
+                }
+            }
+            Action::StopStream => media.stop(),
+        }
+    }
+}
+
+fn report_registration(
+    hub: &StatusHub,
+    registrar: Option<&(String, String)>,
+    event: &RegistrationEvent,
+) {
+    let Some((aor, registrar)) = registrar else {
+        return;
+    };
+    let (state, expires, last) = match event {
+        RegistrationEvent::Registered { expires, .. } => (
+            RegistrationState::Registered,
+            Some(expires.as_secs()),
+            Some("200 OK".to_owned()),
+        ),
+        RegistrationEvent::Failed { reason } => {
+            (RegistrationState::Failed, None, Some(reason.to_string()))
+        }
+        RegistrationEvent::Unregistered => (RegistrationState::Unregistered, None, None),
+        RegistrationEvent::Expired | RegistrationEvent::Retrying { .. } => {
+            (RegistrationState::Registering, None, None)
+        }
+    };
+    let failures = match event {
+        RegistrationEvent::Failed { .. } => 1,
+        _ => 0,
+    };
+    hub.set_registration(RegistrationStatus {
+        aor: aor.clone(),
+        registrar: registrar.clone(),
+        state,
+        expires_in_s: expires,
+        last_response: last,
+        failures,
+    });
+}

@@ -1,0 +1,385 @@
+use std::time::{Duration, Instant};
+
+use sipsensor_protocol::sdp::{
+    self, AnswerPolicy, ChannelSpec, LocalMedia, LocalSdp, ReceivePolicy, Role, SampleFormat,
+    StreamDescription, Unit,
+};
+use sipsensor_protocol::sip::digest::Password;
+use sipsensor_protocol::sip::ids::IdGenerator;
+use sipsensor_protocol::sip::registration::{FailureReason, RegistrationConfig, RegistrationEvent};
+use sipsensor_protocol::sip::ua::{EndReason, SessionId, UaEvent};
+use sipsensor_protocol::sip::{LocalEndpoint, Target, Transport};
+
+use super::*;
+use crate::status::{AgentState, StatusHub};
+
+fn capabilities() -> StreamDescription {
+    StreamDescription {
+        clock_rate: 100,
+        config: 1,
+        samples: Some(SampleFormat {
+            payload_type: 96,
+            period: 1,
+            samples_per_packet: 2,
+            channels: ["t", "h", "p"]
+                .iter()
+                .map(|n| ChannelSpec {
+                    name: (*n).into(),
+                    unit: Unit::from_symbol("Cel").unwrap(),
+                    scale: -2,
+                })
+                .collect(),
+        }),
+        events: None,
+    }
+}
+
+fn settings(registrar: bool) -> Settings {
+    let local = LocalEndpoint::new(Transport::Udp, "198.51.100.10:5060".parse().unwrap());
+    Settings {
+        collector: Some("sip:collector@example.net".into()),
+        registration: registrar.then(|| {
+            RegistrationConfig::new(
+                "sip:example.net",
+                "sip:s1@example.net",
+                "s1",
+                Password::new("pw"),
+                local,
+            )
+        }),
+        trust: Trust {
+            callers: vec!["sip:collector@example.net".into()],
+            proxies: vec![],
+        },
+        capabilities: capabilities(),
+        local_media: LocalMedia::new("198.51.100.10:40000".parse().unwrap()),
+        keepalive: Duration::from_secs(30),
+        retry_initial: Duration::from_secs(2),
+        retry_max: Duration::from_secs(300),
+        sdp_user: "s1".into(),
+        sdp_address: "198.51.100.10".parse().unwrap(),
+    }
+}
+
+fn actions(c: &mut Controller) -> Vec<Action> {
+    std::iter::from_fn(|| c.poll_action()).collect()
+}
+
+fn session(n: u64) -> SessionId {
+    // Session ids come from the user agent; tests make their own.
+    SessionId::from_raw(n)
+}
+
+/// The collector's answer to `offer`, as a collector with `policy` builds it.
+fn collector_answer(offer: &[u8], policy: ReceivePolicy) -> Vec<u8> {
+    let offer = sdp::parse(offer).unwrap();
+    let mut origin = LocalSdp::with_session_id("collector", "203.0.113.5".parse().unwrap(), 7);
+    let local = LocalMedia::new("203.0.113.5:50000".parse().unwrap());
+    let (answer, _) =
+        sdp::answer(&offer, &AnswerPolicy::Receive(policy), &local, &mut origin).unwrap();
+    answer.to_bytes()
+}
+
+fn registered() -> UaEvent {
+    UaEvent::Registration(RegistrationEvent::Registered {
+        expires: Duration::from_secs(3600),
+        contact: "<sip:s1@198.51.100.10:5060>".into(),
+    })
+}
+
+/// Registers, calls, gets answered: returns the controller streaming.
+fn streaming() -> (Controller, StatusHub, Instant) {
+    let hub = StatusHub::new();
+    let now = Instant::now();
+    let mut c = Controller::new(settings(true), IdGenerator::seeded(1), hub.clone());
+    c.start(now);
+    assert!(matches!(&actions(&mut c)[..], [Action::Register(_)]));
+    assert_eq!(hub.state(), AgentState::Registering);
+    c.handle_event(registered(), now);
+    let Action::Call { to, offer } = actions(&mut c).remove(0) else {
+        panic!()
+    };
+    assert_eq!(to, "sip:collector@example.net");
+    c.call_placed(Ok(session(1)), now);
+    let answer = collector_answer(&offer, ReceivePolicy::default());
+    c.handle_event(
+        UaEvent::Answered {
+            session: session(1),
+            answer,
+        },
+        now,
+    );
+    let acts = actions(&mut c);
+    let [Action::StartStream(agreed)] = &acts[..] else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(
+        agreed.remote.as_ref().unwrap().rtp,
+        "203.0.113.5:50000".parse().unwrap()
+    );
+    assert_eq!(hub.state(), AgentState::Streaming);
+    (c, hub, now)
+}
+
+#[test]
+fn registers_calls_and_streams_what_the_collector_agreed() {
+    let hub = StatusHub::new();
+    let now = Instant::now();
+    let mut c = Controller::new(settings(true), IdGenerator::seeded(1), hub);
+    c.start(now);
+    actions(&mut c);
+    c.handle_event(registered(), now);
+    let Action::Call { offer, .. } = actions(&mut c).remove(0) else {
+        panic!()
+    };
+    c.call_placed(Ok(session(1)), now);
+    // The collector takes half the rate and two channels.
+    let policy = ReceivePolicy {
+        channels: Some(vec!["t".into(), "p".into()]),
+        max_rate_hz: Some(50.0),
+        ..ReceivePolicy::default()
+    };
+    let answer = collector_answer(&offer, policy);
+    c.handle_event(
+        UaEvent::Answered {
+            session: session(1),
+            answer,
+        },
+        now,
+    );
+    let acts = actions(&mut c);
+    let [Action::StartStream(agreed)] = &acts[..] else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(agreed.description.sample_rate_hz(), Some(50.0));
+    let names: Vec<_> = agreed
+        .description
+        .samples
+        .as_ref()
+        .unwrap()
+        .channels
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    assert_eq!(names, ["t", "p"]);
+}
+
+#[test]
+fn without_a_registrar_it_calls_at_once() {
+    let mut c = Controller::new(settings(false), IdGenerator::seeded(2), StatusHub::new());
+    c.start(Instant::now());
+    assert!(matches!(&actions(&mut c)[..], [Action::Call { .. }]));
+}
+
+#[test]
+fn keepalive_pings_the_session_every_interval() {
+    let (mut c, _, now) = streaming();
+    assert_eq!(c.poll_timeout(), Some(now + Duration::from_secs(30)));
+    c.handle_timeout(now + Duration::from_secs(30));
+    assert_eq!(actions(&mut c), [Action::Ping(session(1))]);
+    assert_eq!(c.poll_timeout(), Some(now + Duration::from_secs(60)));
+}
+
+#[test]
+fn a_lost_collector_is_called_again_with_backoff() {
+    let (mut c, hub, now) = streaming();
+    // The collector restarted: our ping got 481.
+    c.handle_event(
+        UaEvent::Ended {
+            session: session(1),
+            reason: EndReason::DialogGone(481),
+            warning: None,
+            retry_after: None,
+        },
+        now,
+    );
+    assert_eq!(actions(&mut c), [Action::StopStream]);
+    assert_eq!(hub.state(), AgentState::Registered);
+    let at = c.poll_timeout().unwrap();
+    let wait = at - now;
+    assert!(
+        wait >= Duration::from_secs(1) && wait <= Duration::from_secs(2),
+        "{wait:?}"
+    );
+    c.handle_timeout(at);
+    assert!(matches!(&actions(&mut c)[..], [Action::Call { .. }]));
+    // A second failure waits longer (bounded exponential back-off).
+    c.call_placed(Ok(session(2)), at);
+    c.handle_event(
+        UaEvent::Ended {
+            session: session(2),
+            reason: EndReason::Timeout,
+            warning: None,
+            retry_after: None,
+        },
+        at,
+    );
+    let wait2 = c.poll_timeout().unwrap() - at;
+    assert!(
+        wait2 >= Duration::from_secs(2) && wait2 <= Duration::from_secs(4),
+        "{wait2:?}"
+    );
+}
+
+#[test]
+fn a_peer_that_cannot_take_sensor_streams_is_reported_as_an_error() {
+    let hub = StatusHub::new();
+    let now = Instant::now();
+    let mut c = Controller::new(settings(false), IdGenerator::seeded(3), hub.clone());
+    c.start(now);
+    actions(&mut c);
+    c.call_placed(Ok(session(1)), now);
+    c.handle_event(
+        UaEvent::Ended {
+            session: session(1),
+            reason: EndReason::Failed {
+                status: 488,
+                reason: "488 Not Acceptable Here".into(),
+            },
+            warning: Some("304 phone \"no sensor stream offered\"".into()),
+            retry_after: None,
+        },
+        now,
+    );
+    assert_eq!(hub.state(), AgentState::Error);
+    let last = hub.snapshot().last_error.unwrap();
+    assert!(
+        last.message.contains("cannot take sensor streams"),
+        "{}",
+        last.message
+    );
+    assert!(last.message.contains("no sensor stream offered"));
+    assert!(c.poll_timeout().is_some(), "it tries again later");
+}
+
+#[test]
+fn retry_after_is_honoured() {
+    let now = Instant::now();
+    let mut c = Controller::new(settings(false), IdGenerator::seeded(4), StatusHub::new());
+    c.start(now);
+    c.call_placed(Ok(session(1)), now);
+    c.handle_event(
+        UaEvent::Ended {
+            session: session(1),
+            reason: EndReason::Failed {
+                status: 503,
+                reason: "503 Service Unavailable".into(),
+            },
+            warning: None,
+            retry_after: Some(120),
+        },
+        now,
+    );
+    assert_eq!(c.poll_timeout(), Some(now + Duration::from_secs(120)));
+}
+
+#[test]
+fn a_wrong_password_turns_the_state_to_error() {
+    let hub = StatusHub::new();
+    let now = Instant::now();
+    let mut c = Controller::new(settings(true), IdGenerator::seeded(5), hub.clone());
+    c.start(now);
+    c.handle_event(
+        UaEvent::Registration(RegistrationEvent::Failed {
+            reason: FailureReason::WrongCredentials {
+                realm: "example.net".into(),
+            },
+        }),
+        now,
+    );
+    assert_eq!(hub.state(), AgentState::Error);
+    assert!(
+        actions(&mut c)
+            .iter()
+            .all(|a| !matches!(a, Action::Call { .. }))
+    );
+}
+
+#[test]
+fn a_reinvite_halving_the_rate_updates_the_stream() {
+    let (mut c, _, now) = streaming();
+    // The collector's new offer: it receives, at half our rate.
+    let mut wanted = capabilities();
+    wanted.config = 2;
+    if let Some(s) = wanted.samples.as_mut() {
+        s.period = 2;
+    }
+    let mut origin = LocalSdp::with_session_id("collector", "203.0.113.5".parse().unwrap(), 7);
+    let local = LocalMedia::new("203.0.113.5:50000".parse().unwrap());
+    let offer = sdp::offer(&wanted, Role::Receiver, &local, &mut origin).unwrap();
+    c.handle_event(
+        UaEvent::ReofferReceived {
+            session: session(1),
+            offer: offer.to_bytes(),
+        },
+        now,
+    );
+    let acts = actions(&mut c);
+    let [
+        Action::AnswerReoffer { answer: Ok(_), .. },
+        Action::UpdateStream(agreed),
+    ] = &acts[..]
+    else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(agreed.description.sample_rate_hz(), Some(50.0));
+}
+
+#[test]
+fn incoming_calls_need_trust_and_a_free_sensor() {
+    let now = Instant::now();
+    let mut c = Controller::new(settings(true), IdGenerator::seeded(6), StatusHub::new());
+    c.settings.collector = None; // wait to be called
+    c.start(now);
+    c.handle_event(registered(), now);
+    actions(&mut c);
+    let mut origin = LocalSdp::with_session_id("collector", "203.0.113.5".parse().unwrap(), 7);
+    let local = LocalMedia::new("203.0.113.5:50000".parse().unwrap());
+    let offer = sdp::offer(&capabilities(), Role::Receiver, &local, &mut origin)
+        .unwrap()
+        .to_bytes();
+    let call = |from: &str, n: u64| {
+        UaEvent::IncomingCall {
+        session: session(n),
+        request: rsip::Request::try_from(
+            format!(
+                "INVITE sip:s1@198.51.100.10 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.5;branch=z9hG4bK{n}\r\n\
+From: <{from}>;tag=a\r\nTo: <sip:s1@example.net>\r\nCall-ID: c{n}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap(),
+        source: Target::new(Transport::Udp, "203.0.113.5:5060".parse().unwrap()),
+        offer: offer.clone(),
+    }
+    };
+    c.handle_event(call("sip:mallory@example.net", 1), now);
+    assert!(matches!(
+        &actions(&mut c)[..],
+        [Action::Reject { status: 403, .. }]
+    ));
+    c.handle_event(call("sip:collector@example.net", 2), now);
+    assert!(matches!(
+        &actions(&mut c)[..],
+        [Action::Accept { .. }, Action::StartStream(_)]
+    ));
+    c.handle_event(call("sip:collector@example.net", 3), now);
+    assert!(matches!(
+        &actions(&mut c)[..],
+        [Action::Reject { status: 486, .. }]
+    ));
+}
+
+#[test]
+fn shutdown_stops_the_stream_hangs_up_and_unregisters() {
+    let (mut c, _, _) = streaming();
+    c.shutdown();
+    assert_eq!(
+        actions(&mut c),
+        [
+            Action::StopStream,
+            Action::Hangup(session(1)),
+            Action::Unregister
+        ]
+    );
+}

@@ -1,0 +1,570 @@
+//! What the running daemon reports: the data model of
+//! `sipsensor-agent status`, the shared hub every part of the daemon
+//! updates, and the Unix-socket server and client.
+//!
+//! Counters the real-time sender bumps per packet are atomics, so the hot
+//! path never takes the hub's lock; everything else changes rarely and
+//! sits behind a mutex.
+
+pub mod client;
+pub mod server;
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+
+pub const DEFAULT_SOCKET: &str = "/run/sipsensor/agent.sock";
+
+/// The daemon's overall state; also what the status LED shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentState {
+    /// Loading the config and starting the parts.
+    Starting,
+    /// No config file: waiting for one to appear.
+    NoConfig,
+    /// The config is invalid: waiting for a fixed file.
+    ConfigError,
+    Registering,
+    Registered,
+    /// Registered (or not registering) with at least one session streaming.
+    Streaming,
+    /// A failure that needs attention (wrong password, peer refuses).
+    Error,
+}
+
+impl AgentState {
+    /// What `status --wait-registered` waits for (the RAUC health check).
+    pub fn is_registered(self) -> bool {
+        matches!(self, AgentState::Registered | AgentState::Streaming)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentState::Starting => "starting",
+            AgentState::NoConfig => "no_config",
+            AgentState::ConfigError => "config_error",
+            AgentState::Registering => "registering",
+            AgentState::Registered => "registered",
+            AgentState::Streaming => "streaming",
+            AgentState::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistrationState {
+    Registering,
+    Registered,
+    Failed,
+    Unregistered,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrationStatus {
+    pub aor: String,
+    pub registrar: String,
+    pub state: RegistrationState,
+    /// Seconds until the binding expires, when registered.
+    pub expires_in_s: Option<u64>,
+    /// The last final response, e.g. "200 OK" or "401 Unauthorized".
+    pub last_response: Option<String>,
+    /// Consecutive failed attempts.
+    pub failures: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Outgoing,
+    Incoming,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionStatus {
+    pub call_id: String,
+    /// The remote party's URI.
+    pub peer: String,
+    pub direction: Direction,
+    /// "calling", "streaming", "ending", ...
+    pub state: String,
+    pub rate_hz: u32,
+    pub channels: Vec<String>,
+    pub packets_sent: u64,
+    pub samples_sent: u64,
+    pub samples_missing: u64,
+    pub started_unix_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SensorState {
+    /// Not opened yet.
+    Starting,
+    Ok,
+    /// Open or read failed; retrying with back-off.
+    Failing,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SensorStatus {
+    pub name: String,
+    /// The config's `type`.
+    pub kind: String,
+    pub state: SensorState,
+    pub reads: u64,
+    pub errors: u64,
+    pub last_error: Option<String>,
+    pub last_read_unix_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputStatus {
+    pub name: String,
+    pub pin: u32,
+    /// The logical level at the last edge, when known.
+    pub level: Option<bool>,
+    pub edges: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorRecord {
+    pub at_unix_ms: u64,
+    /// The part that failed: "config", "sensor env", "registration", ...
+    pub source: String,
+    pub message: String,
+}
+
+/// A snapshot of the daemon, as `status` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    pub pid: u32,
+    pub state: AgentState,
+    pub uptime_s: u64,
+    pub config_files: Vec<PathBuf>,
+    pub registrations: Vec<RegistrationStatus>,
+    pub sessions: Vec<SessionStatus>,
+    pub packets_sent: u64,
+    pub samples_sent: u64,
+    pub samples_missing: u64,
+    pub events_sent: u64,
+    pub events_dropped: u64,
+    pub sensors: Vec<SensorStatus>,
+    pub inputs: Vec<InputStatus>,
+    pub last_error: Option<ErrorRecord>,
+}
+
+/// Totals the sender bumps without taking a lock.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub packets_sent: AtomicU64,
+    pub samples_sent: AtomicU64,
+    pub samples_missing: AtomicU64,
+    pub events_sent: AtomicU64,
+    pub events_dropped: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config_files: Vec<PathBuf>,
+    registrations: Vec<RegistrationStatus>,
+    sessions: Vec<SessionStatus>,
+    sensors: Vec<SensorStatus>,
+    inputs: Vec<InputStatus>,
+    last_error: Option<ErrorRecord>,
+}
+
+/// The daemon's shared status; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StatusHub {
+    inner: Arc<Mutex<Inner>>,
+    counters: Arc<Counters>,
+    state: Arc<watch::Sender<AgentState>>,
+    started: Instant,
+}
+
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Default for StatusHub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StatusHub {
+    pub fn new() -> Self {
+        StatusHub {
+            inner: Arc::new(Mutex::new(Inner {
+                config_files: Vec::new(),
+                registrations: Vec::new(),
+                sessions: Vec::new(),
+                sensors: Vec::new(),
+                inputs: Vec::new(),
+                last_error: None,
+            })),
+            counters: Arc::default(),
+            state: Arc::new(watch::channel(AgentState::Starting).0),
+            started: Instant::now(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic elsewhere must not take status reporting down with it.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    pub fn set_state(&self, s: AgentState) {
+        self.state.send_replace(s);
+    }
+
+    pub fn state(&self) -> AgentState {
+        *self.state.borrow()
+    }
+
+    /// Follow state changes (the LED driver does).
+    pub fn subscribe(&self) -> watch::Receiver<AgentState> {
+        self.state.subscribe()
+    }
+
+    pub fn set_config_files(&self, files: Vec<PathBuf>) {
+        self.lock().config_files = files;
+    }
+
+    /// Record a failure as the last error.
+    pub fn error(&self, source: &str, message: impl Into<String>) {
+        self.lock().last_error = Some(ErrorRecord {
+            at_unix_ms: unix_ms(SystemTime::now()),
+            source: source.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    /// Replace the sensor list (at start and after a reload).
+    pub fn set_sensors(&self, sensors: Vec<(String, String)>) {
+        self.lock().sensors = sensors
+            .into_iter()
+            .map(|(name, kind)| SensorStatus {
+                name,
+                kind,
+                state: SensorState::Starting,
+                reads: 0,
+                errors: 0,
+                last_error: None,
+                last_read_unix_ms: None,
+            })
+            .collect();
+    }
+
+    pub fn sensor_read(&self, index: usize) {
+        if let Some(s) = self.lock().sensors.get_mut(index) {
+            s.state = SensorState::Ok;
+            s.reads += 1;
+            s.last_read_unix_ms = Some(unix_ms(SystemTime::now()));
+        }
+    }
+
+    pub fn sensor_failed(&self, index: usize, message: &str) {
+        let name = {
+            let mut g = self.lock();
+            let Some(s) = g.sensors.get_mut(index) else {
+                return;
+            };
+            s.state = SensorState::Failing;
+            s.errors += 1;
+            s.last_error = Some(message.to_owned());
+            s.name.clone()
+        };
+        self.error(&format!("sensor {name}"), message);
+    }
+
+    pub fn set_inputs(&self, inputs: Vec<(String, u32)>) {
+        self.lock().inputs = inputs
+            .into_iter()
+            .map(|(name, pin)| InputStatus {
+                name,
+                pin,
+                level: None,
+                edges: 0,
+            })
+            .collect();
+    }
+
+    /// The level of an input at start (not an edge).
+    pub fn input_level(&self, index: usize, level: bool) {
+        if let Some(i) = self.lock().inputs.get_mut(index) {
+            i.level = Some(level);
+        }
+    }
+
+    pub fn input_edge(&self, index: usize, level: bool) {
+        if let Some(i) = self.lock().inputs.get_mut(index) {
+            i.level = Some(level);
+            i.edges += 1;
+        }
+    }
+
+    /// Insert or replace the registration for `aor`.
+    pub fn set_registration(&self, r: RegistrationStatus) {
+        let mut g = self.lock();
+        match g.registrations.iter_mut().find(|x| x.aor == r.aor) {
+            Some(x) => *x = r,
+            None => g.registrations.push(r),
+        }
+    }
+
+    /// Insert or replace the session with this Call-ID.
+    pub fn set_session(&self, s: SessionStatus) {
+        let mut g = self.lock();
+        match g.sessions.iter_mut().find(|x| x.call_id == s.call_id) {
+            Some(x) => *x = s,
+            None => g.sessions.push(s),
+        }
+    }
+
+    pub fn remove_session(&self, call_id: &str) {
+        self.lock().sessions.retain(|s| s.call_id != call_id);
+    }
+
+    pub fn snapshot(&self) -> Status {
+        let g = self.lock();
+        let c = &self.counters;
+        Status {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            pid: std::process::id(),
+            state: self.state(),
+            uptime_s: self.started.elapsed().as_secs(),
+            config_files: g.config_files.clone(),
+            registrations: g.registrations.clone(),
+            sessions: g.sessions.clone(),
+            packets_sent: c.packets_sent.load(Ordering::Relaxed),
+            samples_sent: c.samples_sent.load(Ordering::Relaxed),
+            samples_missing: c.samples_missing.load(Ordering::Relaxed),
+            events_sent: c.events_sent.load(Ordering::Relaxed),
+            events_dropped: c.events_dropped.load(Ordering::Relaxed),
+            sensors: g.sensors.clone(),
+            inputs: g.inputs.clone(),
+            last_error: g.last_error.clone(),
+        }
+    }
+}
+
+/// `status` as a person reads it.
+pub fn render(s: &Status) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let _ = writeln!(o, "state:     {}", s.state.as_str());
+    let _ = writeln!(
+        o,
+        "version:   {} (pid {}, up {} s)",
+        s.version, s.pid, s.uptime_s
+    );
+    let files: Vec<String> = s
+        .config_files
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let _ = writeln!(
+        o,
+        "config:    {}",
+        if files.is_empty() {
+            "-".into()
+        } else {
+            files.join(", ")
+        }
+    );
+    let _ = writeln!(
+        o,
+        "stream:    {} packets, {} samples, {} missing, {} events ({} dropped)",
+        s.packets_sent, s.samples_sent, s.samples_missing, s.events_sent, s.events_dropped
+    );
+    let _ = writeln!(o, "registrations:");
+    if s.registrations.is_empty() {
+        let _ = writeln!(o, "  (none)");
+    }
+    for r in &s.registrations {
+        let _ = writeln!(
+            o,
+            "  {} at {}: {:?}{}{}",
+            r.aor,
+            r.registrar,
+            r.state,
+            r.expires_in_s
+                .map(|e| format!(", expires in {e} s"))
+                .unwrap_or_default(),
+            r.last_response
+                .as_ref()
+                .map(|l| format!(", last: {l}"))
+                .unwrap_or_default()
+        );
+    }
+    let _ = writeln!(o, "sessions:");
+    if s.sessions.is_empty() {
+        let _ = writeln!(o, "  (none)");
+    }
+    for x in &s.sessions {
+        let _ = writeln!(
+            o,
+            "  {:?} {} [{}]: {}, {} Hz, {} channels, {} packets, {} samples, {} missing",
+            x.direction,
+            x.peer,
+            x.call_id,
+            x.state,
+            x.rate_hz,
+            x.channels.len(),
+            x.packets_sent,
+            x.samples_sent,
+            x.samples_missing
+        );
+    }
+    let _ = writeln!(o, "sensors:");
+    for x in &s.sensors {
+        let _ = writeln!(
+            o,
+            "  {} ({}): {:?}, {} reads, {} errors{}",
+            x.name,
+            x.kind,
+            x.state,
+            x.reads,
+            x.errors,
+            x.last_error
+                .as_ref()
+                .map(|e| format!(", last error: {e}"))
+                .unwrap_or_default()
+        );
+    }
+    for x in &s.inputs {
+        let level = match x.level {
+            Some(true) => "active",
+            Some(false) => "inactive",
+            None => "unknown",
+        };
+        let _ = writeln!(
+            o,
+            "  input {} (GPIO {}): {level}, {} edges",
+            x.name, x.pin, x.edges
+        );
+    }
+    match &s.last_error {
+        Some(e) => {
+            let _ = writeln!(
+                o,
+                "last error: {} ({}, at {} ms since epoch)",
+                e.message, e.source, e.at_unix_ms
+            );
+        }
+        None => {
+            let _ = writeln!(o, "last error: none");
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hub_collects_everything_into_a_snapshot() {
+        let hub = StatusHub::new();
+        assert_eq!(hub.state(), AgentState::Starting);
+        let mut rx = hub.subscribe();
+        hub.set_state(AgentState::Registering);
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(*rx.borrow_and_update(), AgentState::Registering);
+        hub.set_config_files(vec!["/etc/a.yaml".into()]);
+        hub.set_sensors(vec![("env".into(), "bme280".into())]);
+        hub.sensor_read(0);
+        hub.sensor_failed(0, "no answer");
+        hub.sensor_failed(7, "ignored: no such sensor");
+        hub.set_inputs(vec![("door".into(), 17)]);
+        hub.input_edge(0, true);
+        hub.counters().packets_sent.fetch_add(3, Ordering::Relaxed);
+        hub.set_registration(RegistrationStatus {
+            aor: "sip:a@b".into(),
+            registrar: "sip:b".into(),
+            state: RegistrationState::Registering,
+            expires_in_s: None,
+            last_response: None,
+            failures: 0,
+        });
+        hub.set_registration(RegistrationStatus {
+            aor: "sip:a@b".into(),
+            registrar: "sip:b".into(),
+            state: RegistrationState::Registered,
+            expires_in_s: Some(3600),
+            last_response: Some("200 OK".into()),
+            failures: 0,
+        });
+        let sess = SessionStatus {
+            call_id: "c1".into(),
+            peer: "sip:collector@b".into(),
+            direction: Direction::Outgoing,
+            state: "streaming".into(),
+            rate_hz: 100,
+            channels: vec!["env.temperature".into()],
+            packets_sent: 1,
+            samples_sent: 2,
+            samples_missing: 0,
+            started_unix_ms: 1,
+        };
+        hub.set_session(sess.clone());
+        let s = hub.snapshot();
+        assert_eq!(s.state, AgentState::Registering);
+        assert_eq!(s.registrations.len(), 1);
+        assert_eq!(s.registrations[0].state, RegistrationState::Registered);
+        assert_eq!(s.sessions, vec![sess]);
+        assert_eq!(s.packets_sent, 3);
+        assert_eq!(s.sensors[0].reads, 1);
+        assert_eq!(s.sensors[0].errors, 1);
+        assert_eq!(s.sensors[0].state, SensorState::Failing);
+        assert_eq!(s.inputs[0].level, Some(true));
+        let e = s.last_error.clone().unwrap();
+        assert_eq!(
+            (e.source.as_str(), e.message.as_str()),
+            ("sensor env", "no answer")
+        );
+        hub.remove_session("c1");
+        assert!(hub.snapshot().sessions.is_empty());
+
+        let text = render(&s);
+        for needle in [
+            "state:     registering",
+            "sip:a@b at sip:b: Registered, expires in 3600 s, last: 200 OK",
+            "Outgoing sip:collector@b [c1]: streaming, 100 Hz, 1 channels",
+            "env (bme280): Failing, 1 reads, 1 errors, last error: no answer",
+            "input door (GPIO 17): active, 1 edges",
+            "last error: no answer (sensor env",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn status_round_trips_through_json() {
+        let hub = StatusHub::new();
+        hub.set_state(AgentState::ConfigError);
+        hub.error(
+            "config",
+            "agent.yaml:3:9: stream.rate: must be 1 to 10000 Hz, got 0",
+        );
+        let s = hub.snapshot();
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(json.contains("\"state\":\"config_error\""), "{json}");
+        let back: Status = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+        assert!(AgentState::Streaming.is_registered());
+        assert!(!AgentState::Registering.is_registered());
+    }
+}

@@ -1,0 +1,16 @@
+//! SDP (RFC 8866): parse, and anything accepted must survive a round trip
+//! through our serializer unchanged.
+
+pub fn run(data: &[u8]) {
+    let Ok(sdp) = sipsensor_protocol::sdp::parse(data) else {
+        return;
+    };
+    let text = sdp.to_string();
+    let again = sipsensor_protocol::sdp::parse(text.as_bytes())
+        .unwrap_or_else(|e| panic!("our own SDP does not parse: {e}\n{text}"));
+    assert_eq!(sdp, again, "SDP changed in a round trip");
+    // The sensor-stream reader must cope with whatever media it is given.
+    for media in &sdp.media {
+        let _ = sipsensor_protocol::sdp::StreamDescription::from_media(media);
+    }
+}

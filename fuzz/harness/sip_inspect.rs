@@ -1,0 +1,75 @@
+//! SIP: `sip::message::inspect`, `frame_stream` and `encode`, over UDP and
+//! TCP. Beyond "never panics" it checks that an accepted message is a fixed
+//! point (encoding and inspecting it again gives the same message), that a
+//! rejection's response can itself be inspected, and that `rsip`'s typed
+//! parsers, which the transaction layer and dialogs call on accepted
+//! messages, do not panic on what `inspect` lets through.
+
+use rsip::prelude::*;
+use sipsensor_protocol::sip::Transport;
+use sipsensor_protocol::sip::ids::IdGenerator;
+use sipsensor_protocol::sip::message::{
+    Frame, Inbound, InspectConfig, MAX_STREAM_MESSAGE, encode, frame_stream, inspect,
+};
+
+pub fn run(data: &[u8]) {
+    for transport in [Transport::Udp, Transport::Tcp] {
+        let mut config = InspectConfig::new(transport);
+        config.allow.push(rsip::Method::Register);
+        let got = inspect(data, &config, &mut IdGenerator::seeded(1));
+        match &got {
+            Inbound::Request(r) => {
+                typed(&r.headers);
+                let again = encode(&rsip::SipMessage::Request(r.clone()));
+                let again = inspect(&again, &config, &mut IdGenerator::seeded(1));
+                assert_eq!(again, got, "an accepted request is a fixed point");
+            }
+            Inbound::Response(r) => {
+                typed(&r.headers);
+                let again = encode(&rsip::SipMessage::Response(r.clone()));
+                let again = inspect(&again, &config, &mut IdGenerator::seeded(1));
+                assert_eq!(again, got, "an accepted response is a fixed point");
+            }
+            Inbound::Reject { response, reason } => {
+                assert_eq!(response.status_code.code(), reason.status_code());
+                let wire = encode(&rsip::SipMessage::Response(response.clone()));
+                let _ = inspect(&wire, &config, &mut IdGenerator::seeded(1));
+            }
+            Inbound::Discard(_) => {}
+        }
+    }
+    match frame_stream(data, MAX_STREAM_MESSAGE) {
+        Ok(Frame::KeepAlive(n) | Frame::Message(n)) => {
+            assert!(n > 0 && n <= data.len(), "a frame lies within the buffer");
+        }
+        Ok(Frame::Incomplete) | Err(_) => {}
+    }
+}
+
+/// The typed views the rest of the stack asks `rsip` for.
+fn typed(headers: &rsip::Headers) {
+    for h in headers.iter() {
+        match h {
+            rsip::Header::Via(v) => drop(v.typed()),
+            rsip::Header::From(v) => drop(v.typed()),
+            rsip::Header::To(v) => drop(v.typed()),
+            rsip::Header::CSeq(v) => drop(v.typed()),
+            rsip::Header::Contact(v) => drop(v.typed()),
+            rsip::Header::MaxForwards(v) => drop(v.num()),
+            rsip::Header::ContentLength(v) => drop(v.length()),
+            rsip::Header::Expires(v) => drop(v.seconds()),
+            rsip::Header::MinExpires(v) => drop(v.seconds()),
+            rsip::Header::Route(v) => drop(v.typed()),
+            rsip::Header::RecordRoute(v) => drop(v.typed()),
+            rsip::Header::ContentType(v) => drop(v.typed()),
+            rsip::Header::Authorization(v) => drop(v.typed()),
+            rsip::Header::WwwAuthenticate(v) => drop(v.typed()),
+            rsip::Header::ProxyAuthenticate(v) => drop(v.typed()),
+            rsip::Header::ProxyAuthorization(v) => drop(v.typed()),
+            rsip::Header::Allow(v) => drop(v.typed()),
+            rsip::Header::Accept(v) => drop(v.typed()),
+            rsip::Header::Warning(v) => drop(v.typed()),
+            _ => {}
+        }
+    }
+}

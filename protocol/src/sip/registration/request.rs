@@ -1,0 +1,85 @@
+//! Building REGISTER requests (RFC 3261 10.2).
+
+use crate::sip::registrar::uri::SipUri;
+use rsip::headers::UntypedHeader;
+
+/// The parts of one REGISTER.
+pub(super) struct Register<'a> {
+    pub uri: &'a rsip::Uri,
+    pub via: rsip::Header,
+    pub route: Option<&'a str>,
+    pub aor: &'a str,
+    pub from_tag: &'a str,
+    pub call_id: &'a str,
+    pub cseq: u32,
+    /// Contact URIs with their `expires` parameter.
+    pub contacts: &'a [(String, u32)],
+    /// The Expires header: the main Contact's interval.
+    pub expires: u32,
+    pub user_agent: Option<&'a str>,
+}
+
+impl Register<'_> {
+    pub fn build(self) -> rsip::Request {
+        use rsip::Header as H;
+        use rsip::headers as h;
+        let mut headers = vec![self.via, H::MaxForwards(h::MaxForwards::new("70"))];
+        if let Some(route) = self.route {
+            headers.push(H::Route(h::Route::new(route)));
+        }
+        // 10.2: From and To carry the AOR; To has no tag outside a dialog.
+        headers.push(H::From(h::From::new(format!(
+            "<{}>;tag={}",
+            self.aor, self.from_tag
+        ))));
+        headers.push(H::To(h::To::new(format!("<{}>", self.aor))));
+        headers.push(H::CallId(h::CallId::new(self.call_id)));
+        headers.push(H::CSeq(h::CSeq::new(format!("{} REGISTER", self.cseq))));
+        let contacts: Vec<String> = self
+            .contacts
+            .iter()
+            .map(|(uri, expires)| format!("<{uri}>;expires={expires}"))
+            .collect();
+        headers.push(H::Contact(h::Contact::new(contacts.join(", "))));
+        headers.push(H::Expires(h::Expires::new(self.expires.to_string())));
+        if let Some(ua) = self.user_agent {
+            headers.push(H::UserAgent(h::UserAgent::new(ua)));
+        }
+        headers.push(H::ContentLength(h::ContentLength::new("0")));
+        rsip::Request {
+            method: rsip::Method::Register,
+            uri: self.uri.clone(),
+            version: rsip::Version::V2,
+            headers: headers.into(),
+            body: Vec::new(),
+        }
+    }
+}
+
+/// An rsip Request-URI for a SIP URI, IPv6 references in the stack's
+/// internal form (rsip 0.4 cannot parse them, see [`crate::sip::ipv6`]).
+pub(super) fn to_rsip_uri(uri: &SipUri) -> Result<rsip::Uri, String> {
+    let internal = crate::sip::ipv6::to_internal(uri.as_str());
+    rsip::Uri::try_from(internal.as_ref()).map_err(|e| format!("{uri}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_registrar_uri_goes_back_to_brackets_on_the_wire() {
+        let u = to_rsip_uri(&SipUri::parse("sip:[2001:db8::1]:5060").unwrap()).unwrap();
+        assert_eq!(
+            crate::sip::ipv6::to_wire(&u.to_string()),
+            "sip:[2001:db8::1]:5060"
+        );
+        let v4 = to_rsip_uri(&SipUri::parse("sip:198.51.100.1;transport=tcp").unwrap()).unwrap();
+        assert_eq!(v4.to_string(), "sip:198.51.100.1;transport=TCP");
+        let v6 = to_rsip_uri(&SipUri::parse("sip:[::1];transport=tcp").unwrap()).unwrap();
+        assert_eq!(
+            crate::sip::ipv6::to_wire(&v6.to_string()),
+            "sip:[::1];transport=TCP"
+        );
+    }
+}

@@ -1,0 +1,350 @@
+//! The transaction layer (RFC 3261 section 17), sans-I/O.
+//!
+//! Feed it received messages ([`TransactionLayer::handle_message`]), the
+//! TU's requests and responses ([`TransactionLayer::send_request`],
+//! [`TransactionLayer::respond`]) and the passing of time
+//! ([`TransactionLayer::handle_timeout`]); drain what to send and what
+//! happened with [`TransactionLayer::poll_output`], and sleep until
+//! [`TransactionLayer::poll_timeout`].
+
+mod client;
+mod key;
+mod server;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rsip::prelude::*;
+use rsip::{Method, Request, Response, SipMessage};
+
+pub use client::ClientState;
+pub use server::ServerState;
+
+use self::client::ClientTransaction;
+use self::key::{ClientKey, ServerKey};
+use self::server::ServerTransaction;
+use super::timers::TimerConfig;
+use super::{Target, Transport};
+
+/// Names a client transaction for the lifetime of the layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(u64);
+
+/// Names a server transaction for the lifetime of the layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServerId(u64);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TransactionError {
+    #[error("the message has no {0} header")]
+    MissingHeader(&'static str),
+    #[error("the {0} header cannot be read")]
+    BadHeader(&'static str),
+    #[error("the top Via has no branch parameter")]
+    MissingBranch,
+    #[error("a client transaction with this branch and method already exists")]
+    DuplicateBranch,
+    #[error("no such transaction (it may have terminated)")]
+    UnknownTransaction,
+    #[error("cannot {action} in state {state}")]
+    InvalidState { state: String, action: String },
+    #[error("an ACK has no transaction: send it with send_stateless")]
+    AckIsNotATransaction,
+}
+
+/// A message to put on the wire.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transmit {
+    pub target: Target,
+    pub message: SipMessage,
+}
+
+/// What the layer tells its transaction user.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransactionEvent {
+    /// A new request created a server transaction; answer it with
+    /// [`TransactionLayer::respond`].
+    Request {
+        id: ServerId,
+        request: Request,
+        source: Target,
+    },
+    /// An ACK that belongs to no failure response: the ACK for a 2xx,
+    /// which the dialog layer consumes (13.3.1.4, 17.2.3).
+    Ack { request: Request, source: Target },
+    /// A response for one of our client transactions: provisionals, the
+    /// final response, and for INVITE every 2xx (RFC 6026 7.2).
+    Response { id: ClientId, response: Response },
+    /// A response matching no client transaction (18.1.2): a 2xx
+    /// retransmission after the transaction ended still needs an ACK.
+    StrayResponse { response: Response, source: Target },
+    /// Timer B or F fired: the TU treats this as a 408 (8.1.3.1).
+    Timeout { id: ClientId },
+    /// The transport failed for a client transaction (8.1.3.1: as a 503).
+    TransportError { id: ClientId },
+    /// Timer H fired: our failure response was never acknowledged.
+    AckTimeout { id: ServerId },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    Transmit(Transmit),
+    Event(TransactionEvent),
+}
+
+#[derive(Debug)]
+pub struct TransactionLayer {
+    timers: TimerConfig,
+    next_id: u64,
+    clients: HashMap<ClientId, ClientTransaction>,
+    client_keys: HashMap<ClientKey, ClientId>,
+    servers: HashMap<ServerId, ServerTransaction>,
+    server_keys: HashMap<ServerKey, ServerId>,
+    out: VecDeque<Output>,
+}
+
+impl TransactionLayer {
+    pub fn new(timers: TimerConfig) -> Self {
+        Self {
+            timers,
+            next_id: 0,
+            clients: HashMap::new(),
+            client_keys: HashMap::new(),
+            servers: HashMap::new(),
+            server_keys: HashMap::new(),
+            out: VecDeque::new(),
+        }
+    }
+
+    pub fn timers(&self) -> &TimerConfig {
+        &self.timers
+    }
+
+    /// Starts a client transaction for `request`, whose top Via carries a
+    /// fresh branch (8.1.1.7).
+    pub fn send_request(
+        &mut self,
+        request: Request,
+        target: Target,
+        now: Instant,
+    ) -> Result<ClientId, TransactionError> {
+        if request.method == Method::Ack {
+            return Err(TransactionError::AckIsNotATransaction);
+        }
+        let key = ClientKey::of_request(&request)?;
+        if self.client_keys.contains_key(&key) {
+            return Err(TransactionError::DuplicateBranch);
+        }
+        let id = ClientId(self.fresh_id());
+        let tx = ClientTransaction::start(id, request, target, &self.timers, now, &mut self.out);
+        self.client_keys.insert(key, id);
+        self.clients.insert(id, tx);
+        Ok(id)
+    }
+
+    /// Sends a message outside any transaction: the ACK for a 2xx and the
+    /// TU's 2xx retransmissions after timer L (13.3.1.4, 17.1.1.3).
+    pub fn send_stateless(&mut self, message: SipMessage, target: Target) {
+        self.out
+            .push_back(Output::Transmit(Transmit { target, message }));
+    }
+
+    /// Answers the request of a server transaction.
+    pub fn respond(
+        &mut self,
+        id: ServerId,
+        response: Response,
+        now: Instant,
+    ) -> Result<(), TransactionError> {
+        let tx = self
+            .servers
+            .get_mut(&id)
+            .ok_or(TransactionError::UnknownTransaction)?;
+        tx.respond(response, &self.timers, now, &mut self.out)?;
+        self.reap();
+        Ok(())
+    }
+
+    /// The request of a live client transaction (to build a CANCEL, 9.1).
+    pub fn client_request(&self, id: ClientId) -> Option<&Request> {
+        self.clients.get(&id).map(|t| t.request())
+    }
+
+    pub fn client_state(&self, id: ClientId) -> Option<ClientState> {
+        self.clients.get(&id).map(|t| t.state())
+    }
+
+    pub fn client_target(&self, id: ClientId) -> Option<Target> {
+        self.clients.get(&id).map(|t| t.target())
+    }
+
+    pub fn server_state(&self, id: ServerId) -> Option<ServerState> {
+        self.servers.get(&id).map(|t| t.state())
+    }
+
+    /// Where the responses of a server transaction go (18.2.2).
+    pub fn server_target(&self, id: ServerId) -> Option<Target> {
+        self.servers.get(&id).map(|t| t.response_target())
+    }
+
+    pub fn server_request(&self, id: ServerId) -> Option<&Request> {
+        self.servers.get(&id).map(|t| t.request())
+    }
+
+    /// The INVITE server transaction a CANCEL refers to (9.2).
+    pub fn invite_for_cancel(&self, cancel: &Request) -> Option<ServerId> {
+        let key = ServerKey::invite_of_cancel(cancel).ok()?;
+        self.server_keys.get(&key).copied()
+    }
+
+    /// A message from the network, already checked by
+    /// [`crate::sip::message`]. Matching per 17.1.3 and 17.2.3.
+    pub fn handle_message(
+        &mut self,
+        message: SipMessage,
+        source: Target,
+        now: Instant,
+    ) -> Result<(), TransactionError> {
+        match message {
+            SipMessage::Response(response) => {
+                let key = ClientKey::of_response(&response)?;
+                match self
+                    .client_keys
+                    .get(&key)
+                    .and_then(|id| self.clients.get_mut(id))
+                {
+                    Some(tx) => tx.on_response(response, &self.timers, now, &mut self.out),
+                    None => self.event(TransactionEvent::StrayResponse { response, source }),
+                }
+            }
+            SipMessage::Request(request) => {
+                let key = ServerKey::of_request(&request)?;
+                let existing = self.server_keys.get(&key).copied();
+                match (request.method, existing) {
+                    (Method::Ack, Some(id)) => {
+                        let to_tu = self
+                            .servers
+                            .get_mut(&id)
+                            .is_some_and(|tx| tx.on_ack(&self.timers, now));
+                        if to_tu {
+                            self.event(TransactionEvent::Ack { request, source });
+                        }
+                    }
+                    (Method::Ack, None) => self.event(TransactionEvent::Ack { request, source }),
+                    (_, Some(id)) => {
+                        if let Some(tx) = self.servers.get_mut(&id) {
+                            tx.on_retransmission(&mut self.out);
+                        }
+                    }
+                    (_, None) => {
+                        let id = ServerId(self.fresh_id());
+                        let target = response_target(&request, source);
+                        let tx = ServerTransaction::new(id, request.clone(), target, now);
+                        self.server_keys.insert(key, id);
+                        self.servers.insert(id, tx);
+                        self.event(TransactionEvent::Request {
+                            id,
+                            request,
+                            source,
+                        });
+                    }
+                }
+            }
+        }
+        self.reap();
+        Ok(())
+    }
+
+    /// The transport could not deliver to `target`: every client
+    /// transaction waiting on it fails (17.1.4).
+    pub fn handle_transport_error(&mut self, target: Target) {
+        for tx in self.clients.values_mut().filter(|t| t.target() == target) {
+            tx.on_transport_error(&mut self.out);
+        }
+        self.reap();
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for tx in self.clients.values_mut() {
+            if tx.next_timeout().is_some_and(|at| at <= now) {
+                tx.on_timeout(&self.timers, now, &mut self.out);
+            }
+        }
+        for tx in self.servers.values_mut() {
+            if tx.next_timeout().is_some_and(|at| at <= now) {
+                tx.on_timeout(&self.timers, now, &mut self.out);
+            }
+        }
+        self.reap();
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let clients = self.clients.values().filter_map(|t| t.next_timeout());
+        let servers = self.servers.values().filter_map(|t| t.next_timeout());
+        clients.chain(servers).min()
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// Live transactions, for statistics and tests.
+    pub fn len(&self) -> usize {
+        self.clients.len() + self.servers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn event(&mut self, event: TransactionEvent) {
+        self.out.push_back(Output::Event(event));
+    }
+
+    fn fresh_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn reap(&mut self) {
+        self.clients
+            .retain(|_, t| t.state() != ClientState::Terminated);
+        self.client_keys
+            .retain(|_, id| self.clients.contains_key(id));
+        self.servers
+            .retain(|_, t| t.state() != ServerState::Terminated);
+        self.server_keys
+            .retain(|_, id| self.servers.contains_key(id));
+    }
+}
+
+/// Where a server transaction sends its responses (RFC 3261 18.2.2,
+/// RFC 3581 section 5): back over the same connection for reliable
+/// transports; over UDP to the source IP (what `received` records), at the
+/// source port when the client asked for `rport`, else at the sent-by port
+/// (5060 by default). `maddr` (multicast) is not supported.
+pub fn response_target(request: &Request, source: Target) -> Target {
+    if source.transport == Transport::Tcp {
+        return source;
+    }
+    let Some(via) = request.via_header().ok().and_then(|v| v.typed().ok()) else {
+        return source;
+    };
+    let asked_rport = via.params.iter().any(
+        |p| matches!(p, rsip::Param::Other(name, _) if name.value().eq_ignore_ascii_case("rport")),
+    );
+    if asked_rport {
+        return source;
+    }
+    let port = via
+        .sent_by()
+        .host_with_port
+        .port
+        .map(|p| *p.value())
+        .unwrap_or(5060);
+    Target::new(source.transport, SocketAddr::new(source.addr.ip(), port))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,275 @@
+//! docs/protocol.md and the code agree: every worked example in the page
+//! (SDP bodies, hex dumps of packets, the Warning header) is rebuilt here
+//! through the public API and compared with the page's text.
+//!
+//! Examples in the page are fenced as ```` ```sdp <name> ```` or
+//! ```` ```hex <name> ````; in hex blocks everything after `#` on a line
+//! is commentary.
+
+// A test crate: helpers may unwrap like the #[test]s do.
+#![allow(clippy::unwrap_used)]
+
+use sipsensor_protocol::payload::{EventOutbox, MISSING, OutboxConfig, TickTime};
+use sipsensor_protocol::rtcp::{
+    NtpTime, ReceiverReport, ReportBlock, SrMapping, receiver_report_compound,
+    sender_report_compound,
+};
+use sipsensor_protocol::rtp::RtpSender;
+use sipsensor_protocol::sdp::{
+    AnswerPolicy, ChannelSpec, EventFormat, LocalMedia, LocalSdp, ReceivePolicy, Role,
+    SampleFormat, StreamDescription, Unit, answer, apply_answer, offer, parse_str,
+};
+use std::collections::HashMap;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+fn doc() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/protocol.md");
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// Named fenced blocks: ```` ```<kind> <name> ```` ... ```` ``` ````.
+fn blocks(doc: &str) -> HashMap<String, (String, String)> {
+    let mut out = HashMap::new();
+    let mut lines = doc.lines();
+    while let Some(l) = lines.next() {
+        let Some(info) = l.strip_prefix("```") else {
+            continue;
+        };
+        let mut words = info.split_whitespace();
+        let (Some(kind), Some(name)) = (words.next(), words.next()) else {
+            for l in lines.by_ref() {
+                if l.starts_with("```") {
+                    break;
+                }
+            }
+            continue;
+        };
+        let mut body = String::new();
+        for l in lines.by_ref() {
+            if l.starts_with("```") {
+                break;
+            }
+            body.push_str(l);
+            body.push('\n');
+        }
+        out.insert(name.to_string(), (kind.to_string(), body));
+    }
+    out
+}
+
+fn hex_of(body: &str) -> String {
+    body.lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .flat_map(|l| l.chars().filter(|c| c.is_ascii_hexdigit()))
+        .collect::<String>()
+        .to_lowercase()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn check_hex(blocks: &HashMap<String, (String, String)>, name: &str, bytes: &[u8]) {
+    let (kind, body) = blocks
+        .get(name)
+        .unwrap_or_else(|| panic!("block {name} missing"));
+    assert_eq!(kind, "hex");
+    assert_eq!(
+        hex_of(body),
+        hex(bytes),
+        "block {name}; the code makes:\n{}",
+        hex(bytes)
+    );
+}
+
+fn check_sdp(blocks: &HashMap<String, (String, String)>, name: &str, text: &str) {
+    let (kind, body) = blocks
+        .get(name)
+        .unwrap_or_else(|| panic!("block {name} missing"));
+    assert_eq!(kind, "sdp");
+    assert_eq!(
+        body.as_str(),
+        text.replace("\r\n", "\n"),
+        "block {name}; the code makes:\n{text}"
+    );
+}
+
+fn ch(n: &str, u: &str, s: i8) -> ChannelSpec {
+    ChannelSpec {
+        name: n.into(),
+        unit: Unit::from_symbol(u).unwrap(),
+        scale: s,
+    }
+}
+
+fn agent_description() -> StreamDescription {
+    StreamDescription {
+        clock_rate: 100,
+        config: 1,
+        samples: Some(SampleFormat {
+            payload_type: 96,
+            period: 10,
+            samples_per_packet: 5,
+            channels: vec![
+                ch("temperature", "Cel", -2),
+                ch("humidity", "%RH", -1),
+                ch("pressure", "Pa", 0),
+            ],
+        }),
+        events: Some(EventFormat {
+            payload_type: 97,
+            inputs: vec!["door".into(), "motion".into()],
+        }),
+    }
+}
+
+const SSRC: u32 = 0x1a2b3c4d;
+
+fn agent_media() -> LocalMedia {
+    LocalMedia {
+        rtp: "198.51.100.10:40000".parse().unwrap(),
+        rtcp: None,
+        ssrc: Some(SSRC),
+        cname: Some("s1@198.51.100.10".into()),
+    }
+}
+
+fn collector_media() -> LocalMedia {
+    LocalMedia::new("203.0.113.5:50000".parse().unwrap())
+}
+
+#[test]
+fn the_page_matches_the_code() {
+    let doc = doc();
+    let b = blocks(&doc);
+
+    // SDP: the agent's offer, the collector's answer (two channels, at
+    // most 5 Hz), the collector's re-offer halving that, the agent's answer.
+    let mut agent_origin =
+        LocalSdp::with_session_id("s1", "198.51.100.10".parse().unwrap(), 3_900_000_001);
+    let mut coll_origin =
+        LocalSdp::with_session_id("collector", "203.0.113.5".parse().unwrap(), 3_900_000_002);
+    let offer1 = offer(
+        &agent_description(),
+        Role::Sender,
+        &agent_media(),
+        &mut agent_origin,
+    )
+    .unwrap();
+    check_sdp(&b, "agent-offer", &offer1.to_string());
+    let policy = AnswerPolicy::Receive(ReceivePolicy {
+        channels: Some(vec!["temperature".into(), "pressure".into()]),
+        max_rate_hz: Some(5.0),
+        ..ReceivePolicy::default()
+    });
+    let (answer1, agreed) = answer(&offer1, &policy, &collector_media(), &mut coll_origin).unwrap();
+    check_sdp(&b, "collector-answer", &answer1.to_string());
+    assert_eq!(
+        apply_answer(&offer1, &answer1, Role::Sender)
+            .unwrap()
+            .description,
+        agreed.description
+    );
+    let d = agreed.description.clone();
+
+    let mut half = d.clone();
+    half.samples.as_mut().unwrap().period = 40;
+    let half = half.next_config_after(&d);
+    let reoffer = offer(&half, Role::Receiver, &collector_media(), &mut coll_origin).unwrap();
+    check_sdp(&b, "collector-reoffer", &reoffer.to_string());
+    let caps = AnswerPolicy::Send {
+        capabilities: agent_description(),
+    };
+    let (reanswer, at_agent) = answer(&reoffer, &caps, &agent_media(), &mut agent_origin).unwrap();
+    check_sdp(&b, "agent-reanswer", &reanswer.to_string());
+    assert_eq!(
+        apply_answer(&reoffer, &reanswer, Role::Receiver)
+            .unwrap()
+            .description,
+        at_agent.description
+    );
+
+    // 488 for a phone's offer.
+    let phone = parse_str(&b["phone-offer"].1).unwrap();
+    let e = answer(
+        &phone,
+        &AnswerPolicy::Receive(ReceivePolicy::default()),
+        &collector_media(),
+        &mut coll_origin,
+    )
+    .unwrap_err();
+    let warning = format!("Warning: {}", e.warning_header("collector.example.org"));
+    assert_eq!(e.status_code(), 488);
+    assert!(doc.contains(&warning), "the page lacks:\n{warning}");
+
+    // RTP: SSRC 0x1a2b3c4d, first sequence number 0x1234, timestamp
+    // base 0x00001000 (random in real life).
+    let mut tx = RtpSender::with_start(SSRC, 0x1234, 0x0000_1000);
+    let mut buf = [0u8; 1500];
+    let t0 = Instant::now();
+    let mut outbox = EventOutbox::new(2, 0b00, 0x0101, OutboxConfig::default(), t0);
+    let state = outbox.poll_packet(t0, 0).unwrap();
+    let n = tx.write_events(&mut buf, &d, &state).unwrap();
+    check_hex(&b, "events-state", &buf[..n]);
+    let values = [
+        2150, 101_325, 2151, 101_325, 2151, MISSING, 2152, 101_324, 2152, 101_324,
+    ];
+    let n = tx.write_samples(&mut buf, &d, 0, &values, true).unwrap();
+    check_hex(&b, "samples", &buf[..n]);
+    // Door opens at tick 99.75; the debounced edge is sent at tick 100.
+    for ms in [40, 240] {
+        outbox.poll_packet(t0 + Duration::from_millis(ms), ms / 10);
+    }
+    let t = t0 + Duration::from_secs(1);
+    outbox.edge(
+        0,
+        true,
+        TickTime {
+            tick: 99,
+            fraction: 3 << 30,
+        },
+        t,
+    );
+    let edge = outbox.poll_packet(t, 100).unwrap();
+    let n = tx.write_events(&mut buf, &d, &edge).unwrap();
+    check_hex(&b, "events-edge", &buf[..n]);
+
+    // RTCP: an SR at tick 100, which is 2026-01-01T00:00:01.5Z on the
+    // agent's clock (so tick 0 was 00:00:00.5).
+    let ntp = NtpTime::from_unix(Duration::from_millis(1_767_225_601_500));
+    let sr = tx.sender_report(100, ntp);
+    let n = sender_report_compound(&mut buf, &sr, "s1@198.51.100.10").unwrap();
+    check_hex(&b, "sender-report", &buf[..n]);
+    let rr = ReceiverReport {
+        ssrc: 0x0bad_cafe,
+        reports: vec![ReportBlock {
+            ssrc: SSRC,
+            fraction_lost: 0,
+            cumulative_lost: 1,
+            extended_highest_seq: 0x1236,
+            jitter: 2,
+            last_sr: ntp.middle32(),
+            delay_since_last_sr: 0x0001_8000,
+        }],
+    };
+    let n = receiver_report_compound(&mut buf, &rr, "collector@203.0.113.5").unwrap();
+    check_hex(&b, "receiver-report", &buf[..n]);
+
+    // The absolute times the page derives from that SR.
+    let m = SrMapping {
+        ntp,
+        rtp_timestamp: 0x1064,
+        clock_rate: 100,
+    };
+    let at = |ts: u32, off: i64| {
+        m.system_time_at(ts, off)
+            .unwrap()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+    };
+    assert_eq!(at(0x1000 + 20, 0), Duration::from_millis(1_767_225_600_700));
+    assert_eq!(
+        at(0x1064, -(1 << 30)),
+        Duration::from_micros(1_767_225_601_497_500)
+    );
+}
