@@ -1,0 +1,3 @@
+//! SIP side (in progress).
+pub mod config;
+pub mod credentials;
