@@ -3,7 +3,7 @@
 //! [`MediaHandle`].
 
 use super::rejects::RejectCounts;
-use super::socket::{BatchRx, bind_pair};
+use super::socket::{BatchRx, bind_pair, rcvbuf};
 use super::stream::{RxTotals, Sink, StreamRx};
 use super::{Reject, StreamSetup};
 use crate::config::MediaConfig;
@@ -202,6 +202,7 @@ impl MediaEngine {
             addr: config.rtp_bind,
             source,
         })?;
+        let granted = rcvbuf(&rtp);
         let (wake_tx, wake_rx) = UnixDatagram::pair().map_err(MediaError::Thread)?;
         wake_tx.set_nonblocking(true).map_err(MediaError::Thread)?;
         wake_rx.set_nonblocking(true).map_err(MediaError::Thread)?;
@@ -245,10 +246,9 @@ impl MediaEngine {
             .spawn(move || engine.run())
             .map_err(MediaError::Thread)?;
         tracing::info!(
-            "RTP on {} (RTCP {}), receive buffer {} bytes",
+            "RTP on {} (RTCP {}), receive buffers of {granted} bytes",
             bound,
             bound.port().wrapping_add(1),
-            config.receive_buffer_bytes
         );
         Ok(MediaEngine {
             handle,

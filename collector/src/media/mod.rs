@@ -41,8 +41,9 @@ pub const EVENT_UNIT: &str = "event";
 pub struct StreamSetup {
     pub sensor: SensorId,
     pub aor: String,
-    /// The storage record of `agreed.description` (its `cfg`).
-    pub session: SessionId,
+    /// The storage record of `agreed.description` (its `cfg`). `None`:
+    /// packets are held until [`MediaHandle::update`] gives it.
+    pub session: Option<SessionId>,
     pub agreed: Agreed,
     /// Where the SIP request came from: RTP from this address is accepted
     /// too when the SDP address is a private one behind NAT.

@@ -97,6 +97,7 @@ impl RejectCounts {
         self.0[r.index()] += 1;
     }
 
+    #[cfg(test)]
     pub fn get(&self, r: Reject) -> u64 {
         self.0[r.index()]
     }

@@ -152,7 +152,9 @@ pub(super) struct StreamRx {
     clock_rate: u32,
     receiver: RtpReceiver,
     configs: StreamConfigs,
-    sessions: (u8, SessionId, Option<(u8, SessionId)>),
+    /// Storage records: current `cfg` (its record may not exist yet when
+    /// we called the sensor) and the previous one.
+    sessions: (u8, Option<SessionId>, Option<(u8, SessionId)>),
     held: VecDeque<Kept>,
     hold_limit: usize,
     held_dropped: Option<Dropped>,
@@ -225,15 +227,10 @@ impl StreamRx {
 
     fn session_of(&self, cfg: u8) -> Option<SessionId> {
         match self.sessions {
-            (c, s, _) if c == cfg => Some(s),
+            (c, s, _) if c == cfg => s,
             (_, _, Some((c, s))) if c == cfg => Some(s),
             _ => None,
         }
-    }
-
-    /// The SSRC the stream has settled on.
-    pub fn ssrc(&self) -> Option<u32> {
-        self.receiver.ssrc()
     }
 
     /// An RTP packet from the stream's address.
@@ -346,8 +343,9 @@ impl StreamRx {
             return Outcome::Held;
         };
         let Some(session) = self.session_of(cfg) else {
-            sink.reject(Reject::UnknownConfig, format!("{}: cfg {cfg}", self.aor));
-            return Outcome::Dropped(Reject::UnknownConfig);
+            // Our call's storage record is still being written.
+            self.hold(&p, sink);
+            return Outcome::Held;
         };
         let first_input = first_input_channel(desc);
         match decoded {
@@ -559,7 +557,7 @@ impl StreamRx {
             ) {
                 sink.batch.gaps.push(Gap {
                     sensor: self.sensor,
-                    session: Some(self.sessions.1),
+                    session: self.sessions.1,
                     from_ns: from,
                     to_ns: to,
                     samples: d.instants,
@@ -591,9 +589,10 @@ impl StreamRx {
         let desc = agreed.description;
         let cfg = desc.config;
         if cfg == self.sessions.0 {
-            self.sessions.1 = session;
+            self.sessions.1 = Some(session);
         } else {
-            self.sessions = (cfg, session, Some((self.sessions.0, self.sessions.1)));
+            let previous = self.sessions.1.map(|s| (self.sessions.0, s));
+            self.sessions = (cfg, Some(session), previous);
         }
         let spec = stream_spec(&desc);
         self.stats
@@ -616,6 +615,7 @@ impl StreamRx {
             };
             self.process(p, sink);
         }
+        self.release_held(sink);
     }
 
     /// Periodic work: gaps past their grace time, parked packets whose
@@ -716,10 +716,6 @@ impl StreamRx {
         let st = self.receiver.stats();
         self.totals.lost = st.lost;
         self.report(now, buf, true)
-    }
-
-    pub fn clock_rate(&self) -> u32 {
-        self.clock_rate
     }
 }
 

@@ -56,6 +56,10 @@ struct Rig {
 }
 
 fn rig(previous_sample_ns: Option<i64>, hold: usize) -> Rig {
+    rig_with(previous_sample_ns, hold, Some(SessionId(7)))
+}
+
+fn rig_with(previous_sample_ns: Option<i64>, hold: usize, session: Option<SessionId>) -> Rig {
     let registry = StreamsRegistry::new();
     let d = desc(1, 10);
     let spec = stream_spec(&d);
@@ -76,7 +80,7 @@ fn rig(previous_sample_ns: Option<i64>, hold: usize) -> Rig {
         StreamSetup {
             sensor: SensorId(3),
             aor: "sip:s1@example.net".into(),
-            session: SessionId(7),
+            session,
             agreed: agreed(d),
             signalling_ip: None,
             local_ssrc: 0x0bad_cafe,
@@ -434,4 +438,17 @@ fn a_flood_is_cut_to_the_stream_rate() {
     }
     // 2 packets/s stream: the bucket allows 58/s, a burst of 116.
     assert_eq!(dropped, 1000 - 116);
+}
+
+#[test]
+fn packets_wait_for_a_storage_record_still_being_written() {
+    let mut r = rig_with(None, 100, None);
+    r.sender_report();
+    let d = desc(1, 10);
+    let p = r.samples(&d, 0);
+    assert_eq!(r.feed(&p), Outcome::Held);
+    let now = r.now;
+    r.rx.update(agreed(d), SessionId(9), now, &mut r.sink);
+    assert_eq!(r.sink.batch.samples.len(), 10);
+    assert!(r.sink.batch.samples.iter().all(|s| s.session == SessionId(9)));
 }
