@@ -89,8 +89,7 @@ fn every_sample_is_stored_once_with_its_time_and_a_loss_is_a_gap() {
         assert_eq!(sessions.len(), 1);
         assert!(sessions[0].ended_ns.is_some(), "closed at BYE");
         assert_eq!(sessions[0].stream.channels.len(), 3);
-        let s = c.storage.sensor(sensor1.id).await.unwrap().unwrap();
-        assert_eq!(s.state, SensorState::Registered);
+        c.wait_state("sip:s1@example.net", SensorState::Registered).await;
         c.stop().await;
     });
 }

@@ -32,11 +32,25 @@ pub struct StreamCounters {
     pub rr_lost: AtomicI64,
     pub rr_jitter: AtomicU64,
     pub rr_highest_seq: AtomicU64,
+    /// Sequence number of the stream's first packet.
+    pub first_seq: AtomicU64,
 }
 
 impl StreamCounters {
     pub fn packets(&self) -> u64 {
         self.packets.load(Ordering::Relaxed)
+    }
+
+    /// Packets the collector said it received in its latest receiver
+    /// report (RFC 3550 6.4.1: highest sequence number, cumulative loss).
+    pub fn received_per_report(&self) -> Option<u64> {
+        if self.rr_count.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let highest = self.rr_highest_seq.load(Ordering::Relaxed);
+        let first = self.first_seq.load(Ordering::Relaxed);
+        let expected = highest.checked_sub(first)? + 1;
+        u64::try_from(expected as i64 - self.rr_lost.load(Ordering::Relaxed)).ok()
     }
 }
 
@@ -221,8 +235,12 @@ fn command(
             s.counters.start_unix_ns.store(unix, Ordering::Relaxed);
             let mut rtcp_cfg = rtcp_config(&s.desc);
             rtcp_cfg.immediate_first = true;
+            let first_seq = ids.u32() as u16;
+            s.counters
+                .first_seq
+                .store(u64::from(first_seq), Ordering::Relaxed);
             let mut l = Live {
-                sender: RtpSender::with_start(s.ssrc, ids.u32() as u16, ids.u32()),
+                sender: RtpSender::with_start(s.ssrc, first_seq, ids.u32()),
                 foreign: RtpSender::new(ids),
                 rtcp: RtcpScheduler::new(rtcp_cfg, true, now, ids),
                 s: *s,

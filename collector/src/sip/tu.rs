@@ -151,6 +151,36 @@ pub struct Ctx {
     pub media: MediaHandle,
     pub tx: mpsc::UnboundedSender<Command>,
     pub cname: String,
+    /// Sensor states, written in the order they happen.
+    pub states: mpsc::UnboundedSender<(String, SensorState)>,
+}
+
+/// Writes sensor states one after the other (creating sensors on first
+/// sight), so a later state never lands before an earlier one.
+fn state_writer(storage: Arc<dyn Storage>) -> mpsc::UnboundedSender<(String, SensorState)> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(String, SensorState)>();
+    tokio::spawn(async move {
+        let mut ids: HashMap<String, SensorId> = HashMap::new();
+        while let Some((aor, state)) = rx.recv().await {
+            let id = match ids.get(&aor) {
+                Some(id) => *id,
+                None => match storage.upsert_sensor(&aor, None).await {
+                    Ok(s) => {
+                        ids.insert(aor.clone(), s.id);
+                        s.id
+                    }
+                    Err(e) => {
+                        tracing::error!("cannot record sensor {aor}: {e}");
+                        continue;
+                    }
+                },
+            };
+            if let Err(e) = storage.set_sensor_state(id, state).await {
+                tracing::error!("cannot record the state of {aor}: {e}");
+            }
+        }
+    });
+    tx
 }
 
 pub fn now_ns() -> i64 {
@@ -219,6 +249,7 @@ impl Tu {
         Tu {
             ctx: Ctx {
                 ua: UaPump::start(handle),
+                states: state_writer(parts.storage.clone()),
                 storage: parts.storage,
                 streams: parts.streams,
                 media,
@@ -457,23 +488,7 @@ impl Tu {
 
     /// Stores a sensor's state (creating the sensor when needed).
     pub(super) fn set_state(&mut self, aor: String, state: SensorState) {
-        let storage = self.ctx.storage.clone();
-        let known = self.sensors.get(&aor).copied();
-        tokio::spawn(async move {
-            let id = match known {
-                Some(id) => id,
-                None => match storage.upsert_sensor(&aor, None).await {
-                    Ok(s) => s.id,
-                    Err(e) => {
-                        tracing::error!("cannot record sensor {aor}: {e}");
-                        return;
-                    }
-                },
-            };
-            if let Err(e) = storage.set_sensor_state(id, state).await {
-                tracing::error!("cannot record the state of {aor}: {e}");
-            }
-        });
+        let _ = self.ctx.states.send((aor, state));
     }
 
     fn expire(&mut self) {
@@ -930,9 +945,12 @@ impl Tu {
         for (_, call) in self.calls.drain() {
             if let Some(o) = call.opened {
                 let ctx = self.ctx.clone();
+                let aor = call.aor.clone();
                 tasks.spawn(async move {
                     close(&ctx, o, ended).await;
+                    // Written directly: the state writer stops with us.
                     let _ = ctx.storage.set_sensor_state(o.sensor, SensorState::Offline).await;
+                    let _ = aor;
                 });
             }
         }
@@ -1071,13 +1089,7 @@ pub async fn open(ctx: &Ctx, a: OpenArgs, storage_first: bool) -> Result<Opened,
         ctx.media.update(key, a.agreed.clone(), record.id).await;
         (record.id, key)
     };
-    if let Err(e) = ctx
-        .storage
-        .set_sensor_state(sensor, SensorState::Streaming)
-        .await
-    {
-        tracing::error!("cannot record the state of {}: {e}", a.aor);
-    }
+    let _ = ctx.states.send((a.aor.clone(), SensorState::Streaming));
     Ok(Opened {
         sensor,
         session: record,

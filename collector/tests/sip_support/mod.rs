@@ -145,8 +145,28 @@ impl Collector {
         ))
     }
 
+    /// The stored sensor (waiting for the SIP side to create it).
     pub async fn sensor(&self, aor: &str) -> Sensor {
-        self.storage.sensor_by_aor(aor).await.unwrap().unwrap()
+        for _ in 0..100 {
+            if let Some(s) = self.storage.sensor_by_aor(aor).await.unwrap() {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no sensor {aor} stored")
+    }
+
+    /// Waits until the stored state of `aor` is `state`.
+    pub async fn wait_state(&self, aor: &str, state: SensorState) {
+        let mut last = None;
+        for _ in 0..100 {
+            last = self.storage.sensor_by_aor(aor).await.unwrap().map(|s| s.state);
+            if last == Some(state) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{aor} is {last:?}, not {state:?}");
     }
 
     /// Waits until the sensor's stored sample count stops at `want`.
@@ -197,11 +217,23 @@ pub async fn sensor(
     password: &str,
     seed: u64,
 ) -> SimSensor {
+    sensor_as(c, pump, &format!("sip:{name}@{DOMAIN}"), name, password, seed).await
+}
+
+/// A simulated sensor with AOR `aor` authenticating as `user`.
+pub async fn sensor_as(
+    c: &Collector,
+    pump: &MediaPump,
+    aor: &str,
+    user: &str,
+    password: &str,
+    seed: u64,
+) -> SimSensor {
     let rtp = SharedSocket::bind("127.0.0.1".parse().unwrap()).unwrap();
     SimSensor::start(
         SensorConfig {
-            aor: format!("sip:{name}@{DOMAIN}"),
-            username: name.into(),
+            aor: aor.into(),
+            username: user.into(),
             password: password.into(),
             sip_ip: "127.0.0.1".parse().unwrap(),
             registrar: Some(c.registrar()),
