@@ -33,7 +33,8 @@ fn raw_invite(to: SocketAddr, from_user: &str, sdp: &str) -> String {
         sdp.len()
     );
     s.send_to(msg.as_bytes(), to).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut buf = [0u8; 8192];
     while Instant::now() < deadline {
@@ -76,7 +77,9 @@ fn digest_challenge_then_only_the_right_user_gets_in() {
         let impostor = sensor_as(&c, &pump, "sip:s2@example.net", "s1", "pw-1", 3).await;
         let e = impostor.call().await.unwrap_err();
         assert!(e.contains("403") && e.contains("may not call as"), "{e}");
-        assert!(c.metric("sipsensor_collector_packets_rejected_total{reason=\"sip_forbidden\"}") >= 1.0);
+        assert!(
+            c.metric("sipsensor_collector_packets_rejected_total{reason=\"sip_forbidden\"}") >= 1.0
+        );
         c.stop().await;
     });
 }

@@ -104,12 +104,19 @@ fn call_by_address_of_record_then_set_rate_loses_nothing() {
                 .is_empty()
         );
         // One record per description, the second from the switch on.
-        let sessions = c.storage.sessions(stored.id, i64::MIN, TS_MAX).await.unwrap();
+        let sessions = c
+            .storage
+            .sessions(stored.id, i64::MIN, TS_MAX)
+            .await
+            .unwrap();
         assert_eq!(sessions.len(), 2, "{sessions:?}");
         assert_eq!(sessions[0].stream.rate_hz, 10.0);
         assert_eq!(sessions[1].stream.rate_hz, 5.0);
         let by_session = |id: SessionId| samples.iter().filter(|s| s.session == id).count();
-        assert_eq!(by_session(sessions[0].id) + by_session(sessions[1].id), samples.len());
+        assert_eq!(
+            by_session(sessions[0].id) + by_session(sessions[1].id),
+            samples.len()
+        );
         assert!(by_session(sessions[1].id) >= 3 * 8);
         let r = c
             .control(Request::SetRate {

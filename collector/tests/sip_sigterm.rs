@@ -124,7 +124,10 @@ fn sigterm_sends_bye_and_stores_everything_received() {
     };
     assert!(status.success(), "{status}");
     let sent = sensor.counters.packets();
-    assert!(received >= sent - 1 && received <= sent, "{received} of {sent}");
+    assert!(
+        received >= sent - 1 && received <= sent,
+        "{received} of {sent}"
+    );
 
     rt.block_on(async {
         let store = SqliteStore::open(
@@ -136,9 +139,17 @@ fn sigterm_sends_bye_and_stores_everything_received() {
         )
         .await
         .unwrap();
-        let s = store.sensor_by_aor("sip:s1@example.net").await.unwrap().unwrap();
+        let s = store
+            .sensor_by_aor("sip:s1@example.net")
+            .await
+            .unwrap()
+            .unwrap();
         let samples = all_samples(&store, s.id).await;
-        assert_eq!(samples.len() as u64, received * 3, "every received sample stored");
+        assert_eq!(
+            samples.len() as u64,
+            received * 3,
+            "every received sample stored"
+        );
         check_exact(&samples, &sensor);
         let sessions = store.sessions(s.id, i64::MIN, TS_MAX).await.unwrap();
         assert_eq!(sessions.len(), 1);

@@ -67,7 +67,13 @@ fn every_sample_is_stored_once_with_its_time_and_a_loss_is_a_gap() {
         assert_eq!(gaps[0].to_ns - gaps[0].from_ns, 300_000_000);
         let missing = ticks1[0].windows(2).filter(|w| w[1] != w[0] + 1).count();
         assert_eq!(missing, 1);
-        assert!(c.storage.gaps(sensor2.id, i64::MIN, TS_MAX).await.unwrap().is_empty());
+        assert!(
+            c.storage
+                .gaps(sensor2.id, i64::MIN, TS_MAX)
+                .await
+                .unwrap()
+                .is_empty()
+        );
 
         assert_eq!(c.rejected("duplicate"), 3.0);
         assert_eq!(c.rejected("unknown_source"), 4.0);
@@ -89,7 +95,8 @@ fn every_sample_is_stored_once_with_its_time_and_a_loss_is_a_gap() {
         assert_eq!(sessions.len(), 1);
         assert!(sessions[0].ended_ns.is_some(), "closed at BYE");
         assert_eq!(sessions[0].stream.channels.len(), 3);
-        c.wait_state("sip:s1@example.net", SensorState::Registered).await;
+        c.wait_state("sip:s1@example.net", SensorState::Registered)
+            .await;
         c.stop().await;
     });
 }

@@ -270,7 +270,12 @@ fn command(
                 l.marker = true;
                 l.generation += 1;
                 heap.push(Reverse((l.due(l.next_tick), id, Kind::Rtp, l.generation)));
-                heap.push(Reverse((l.rtcp.poll_timeout(), id, Kind::Rtcp, l.generation)));
+                heap.push(Reverse((
+                    l.rtcp.poll_timeout(),
+                    id,
+                    Kind::Rtcp,
+                    l.generation,
+                )));
             }
         }
         Cmd::Fault(id, f) => {
@@ -333,7 +338,10 @@ fn send_samples(l: &mut Live, buf: &mut [u8]) {
     }
     l.next_tick += (spp as u64) * u64::from(fmt.period);
     let marker = std::mem::take(&mut l.marker);
-    let n = match l.sender.write_samples(buf, &l.s.desc, tick, &values, marker) {
+    let n = match l
+        .sender
+        .write_samples(buf, &l.s.desc, tick, &values, marker)
+    {
         Ok(n) => n,
         Err(_) => return,
     };
@@ -362,7 +370,10 @@ fn send_samples(l: &mut Live, buf: &mut [u8]) {
     }
     if take_fault(l, |f| matches!(f, Fault::ForeignSsrc(_))).is_some() {
         let mut b = [0u8; 1500];
-        if let Ok(m) = l.foreign.write_samples(&mut b, &l.s.desc, tick, &values, false) {
+        if let Ok(m) = l
+            .foreign
+            .write_samples(&mut b, &l.s.desc, tick, &values, false)
+        {
             let _ = l.s.socket.send_to(&b[..m], l.s.rtp_dest);
         }
     }

@@ -14,11 +14,11 @@ use sipsensor_protocol::sip::locate::LiteralsOnly;
 use sipsensor_protocol::sip::registration::{RegistrationConfig, RegistrationEvent};
 use sipsensor_protocol::sip::transport::net::{NetConfig, Network};
 use sipsensor_protocol::sip::ua::driver::{self, UaHandle};
-use sipsensor_protocol::sip::ua::{EndReason, SessionId, UaConfig, UaEvent, UserAgent};
+use sipsensor_protocol::sip::ua::{SessionId, UaConfig, UaEvent, UserAgent};
 use sipsensor_protocol::sip::{LocalEndpoint, Transport};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -88,8 +88,6 @@ pub struct SimSensor {
     pub ssrc: u32,
     pub config: SensorConfig,
     streaming: watch::Receiver<Streaming>,
-    /// The final status and Warning of the last failed call, for tests.
-    pub last_failure: Arc<Mutex<Option<(u16, Option<String>)>>>,
 }
 
 struct State {
@@ -106,7 +104,6 @@ struct State {
     pending_call: Option<oneshot::Sender<Result<Agreed, String>>>,
     pending_register: Option<oneshot::Sender<Result<(), String>>>,
     streaming: watch::Sender<Streaming>,
-    last_failure: Arc<Mutex<Option<(u16, Option<String>)>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,8 +142,12 @@ impl SimSensor {
             Password::new(config.password.clone()),
         ));
         let mut ids = IdGenerator::from_entropy();
-        let ua = UserAgent::new(ua_config, IdGenerator::from_entropy(), Box::new(LiteralsOnly))
-            .map_err(|e| SensorError::Ua(e.to_string()))?;
+        let ua = UserAgent::new(
+            ua_config,
+            IdGenerator::from_entropy(),
+            Box::new(LiteralsOnly),
+        )
+        .map_err(|e| SensorError::Ua(e.to_string()))?;
         let (handle, events, _task) = driver::spawn(ua, network, incoming);
         let ssrc = ids.u32();
         let mut local_media = LocalMedia::new(rtp.addr);
@@ -158,8 +159,12 @@ impl SimSensor {
         rtp.listen(ssrc, counters.clone());
         let (tx, rx) = mpsc::channel(8);
         let (streaming_tx, streaming) = watch::channel(None);
-        let last_failure = Arc::new(Mutex::new(None));
-        let user = config.aor.trim_start_matches("sip:").split('@').next().unwrap_or("-");
+        let user = config
+            .aor
+            .trim_start_matches("sip:")
+            .split('@')
+            .next()
+            .unwrap_or("-");
         let state = State {
             origin: LocalSdp::new(user, rtp.addr.ip(), &mut ids),
             config: config.clone(),
@@ -174,7 +179,6 @@ impl SimSensor {
             pending_call: None,
             pending_register: None,
             streaming: streaming_tx,
-            last_failure: last_failure.clone(),
         };
         tokio::spawn(state.run(rx, events));
         Ok(SimSensor {
@@ -185,7 +189,6 @@ impl SimSensor {
             ssrc,
             config,
             streaming,
-            last_failure,
         })
     }
 
@@ -235,7 +238,12 @@ impl SimSensor {
         let mut rx = self.streaming.clone();
         tokio::time::timeout(limit, rx.wait_for(|s| pred(s)))
             .await
-            .map_err(|_| format!("{}: not in the expected state after {limit:?}", self.config.aor))?
+            .map_err(|_| {
+                format!(
+                    "{}: not in the expected state after {limit:?}",
+                    self.config.aor
+                )
+            })?
             .map(|s| s.clone())
             .map_err(|_| "sensor stopped".to_string())
     }
@@ -396,30 +404,35 @@ impl State {
                     }
                 }
             }
-            UaEvent::IncomingCall {
-                session, offer, ..
-            } => {
-                let answered = sdp::parse(&offer).map_err(sdp::NegotiationError::from).and_then(|o| {
-                    sdp::answer(
-                        &o,
-                        &AnswerPolicy::Send {
-                            capabilities: self.config.capabilities.clone(),
-                        },
-                        &self.local_media,
-                        &mut self.origin,
-                    )
-                });
+            UaEvent::IncomingCall { session, offer, .. } => {
+                let answered = sdp::parse(&offer)
+                    .map_err(sdp::NegotiationError::from)
+                    .and_then(|o| {
+                        sdp::answer(
+                            &o,
+                            &AnswerPolicy::Send {
+                                capabilities: self.config.capabilities.clone(),
+                            },
+                            &self.local_media,
+                            &mut self.origin,
+                        )
+                    });
                 match answered {
                     Ok((answer, agreed)) if self.stream_id.is_none() => {
                         let bytes = answer.to_bytes();
-                        let _ = self.ua.with(move |ua, now| ua.accept(session, bytes, now)).await;
+                        let _ = self
+                            .ua
+                            .with(move |ua, now| ua.accept(session, bytes, now))
+                            .await;
                         self.session = Some(session);
                         self.start_stream(&agreed);
                     }
                     Ok(_) => {
                         let _ = self
                             .ua
-                            .with(move |ua, now| ua.reject(session, 486, Some("already streaming"), now))
+                            .with(move |ua, now| {
+                                ua.reject(session, 486, Some("already streaming"), now)
+                            })
                             .await;
                     }
                     Err(e) => {
@@ -432,16 +445,18 @@ impl State {
                 }
             }
             UaEvent::ReofferReceived { session, offer } => {
-                let answered = sdp::parse(&offer).map_err(sdp::NegotiationError::from).and_then(|o| {
-                    sdp::answer(
-                        &o,
-                        &AnswerPolicy::Send {
-                            capabilities: self.config.capabilities.clone(),
-                        },
-                        &self.local_media,
-                        &mut self.origin,
-                    )
-                });
+                let answered = sdp::parse(&offer)
+                    .map_err(sdp::NegotiationError::from)
+                    .and_then(|o| {
+                        sdp::answer(
+                            &o,
+                            &AnswerPolicy::Send {
+                                capabilities: self.config.capabilities.clone(),
+                            },
+                            &self.local_media,
+                            &mut self.origin,
+                        )
+                    });
                 match answered {
                     Ok((answer, agreed)) => {
                         let bytes = answer.to_bytes();
@@ -460,7 +475,9 @@ impl State {
                         let (status, why) = (e.status_code(), e.to_string());
                         let _ = self
                             .ua
-                            .with(move |ua, now| ua.answer_reoffer(session, Err((status, why)), now))
+                            .with(move |ua, now| {
+                                ua.answer_reoffer(session, Err((status, why)), now)
+                            })
                             .await;
                     }
                 }
@@ -474,16 +491,6 @@ impl State {
                 if self.session == Some(session) {
                     self.session = None;
                     self.stop_stream();
-                }
-                let status = match &reason {
-                    EndReason::Failed { status, .. } => Some(*status),
-                    EndReason::Timeout => Some(408),
-                    _ => None,
-                };
-                if let Some(st) = status
-                    && let Ok(mut f) = self.last_failure.lock()
-                {
-                    *f = Some((st, warning.clone()));
                 }
                 if let Some(r) = self.pending_call.take() {
                     let w = warning.map(|w| format!(" ({w})")).unwrap_or_default();

@@ -192,12 +192,13 @@ impl MediaEngine {
         writer: WriterHandle,
         metrics: Arc<Metrics>,
     ) -> Result<MediaEngine, MediaError> {
-        let (rtp, rtcp) = bind_pair(config.rtp_bind, config.receive_buffer_bytes).map_err(
-            |source| MediaError::Bind {
-                addr: config.rtp_bind,
-                source,
-            },
-        )?;
+        let (rtp, rtcp) =
+            bind_pair(config.rtp_bind, config.receive_buffer_bytes).map_err(|source| {
+                MediaError::Bind {
+                    addr: config.rtp_bind,
+                    source,
+                }
+            })?;
         let bound = rtp.local_addr().map_err(|source| MediaError::Bind {
             addr: config.rtp_bind,
             source,
@@ -333,11 +334,11 @@ impl Engine {
                     PollFd::new(self.rtcp.as_fd(), PollFlags::POLLIN),
                     PollFd::new(self.waker.as_fd(), PollFlags::POLLIN),
                 ];
-                if let Err(e) = poll(&mut fds, timeout) {
-                    if e != nix::errno::Errno::EINTR {
-                        tracing::error!("media receive: poll failed: {e}");
-                        std::thread::sleep(TICK);
-                    }
+                if let Err(e) = poll(&mut fds, timeout)
+                    && e != nix::errno::Errno::EINTR
+                {
+                    tracing::error!("media receive: poll failed: {e}");
+                    std::thread::sleep(TICK);
                 }
                 let ready = |f: &PollFd<'_>| {
                     f.revents()

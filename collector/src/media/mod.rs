@@ -78,9 +78,7 @@ pub fn stream_spec(desc: &StreamDescription) -> StreamSpec {
         }));
     }
     StreamSpec {
-        rate_hz: desc
-            .sample_rate_hz()
-            .unwrap_or(f64::from(desc.clock_rate)),
+        rate_hz: desc.sample_rate_hz().unwrap_or(f64::from(desc.clock_rate)),
         samples_per_packet: spp,
         channels,
     }

@@ -1,8 +1,6 @@
 //! The RTP/RTCP port pair and batched receive (`recvmmsg(2)` through nix).
 
-use nix::sys::socket::{
-    MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, setsockopt, sockopt,
-};
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, setsockopt, sockopt};
 use std::io::{self, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd};
@@ -77,7 +75,9 @@ pub struct BatchRx {
 
 impl std::fmt::Debug for BatchRx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BatchRx").field("batch", &self.bufs.len()).finish()
+        f.debug_struct("BatchRx")
+            .field("batch", &self.bufs.len())
+            .finish()
     }
 }
 

@@ -400,7 +400,10 @@ impl StreamRx {
         for k in 0..count {
             let ts_k = p.ts.wrapping_add(period.wrapping_mul(u32::from(k)));
             let Some(ns) = ns_of(mapping, ts_k, 0) else {
-                sink.reject(Reject::BadTimestamp, format!("{}: RTP time {ts_k}", self.aor));
+                sink.reject(
+                    Reject::BadTimestamp,
+                    format!("{}: RTP time {ts_k}", self.aor),
+                );
                 return Outcome::Dropped(Reject::BadTimestamp);
             };
             first_ns.get_or_insert(ns);
@@ -433,9 +436,8 @@ impl StreamRx {
         if let (Some(prev), Some(first)) = (self.break_from_ns.take(), first_ns) {
             self.session_break(prev, first, period, session, sink);
         }
-        let last_ts = p
-            .ts
-            .wrapping_add(period.wrapping_mul(u32::from(count.saturating_sub(1))));
+        let last_ts =
+            p.ts.wrapping_add(period.wrapping_mul(u32::from(count.saturating_sub(1))));
         self.gaps.on_samples(
             Mark {
                 ext: p.ext,
@@ -483,7 +485,10 @@ impl StreamRx {
         sink: &mut Sink,
     ) -> Outcome {
         let Some(now_ns) = ns_of(mapping, p.ts, 0) else {
-            sink.reject(Reject::BadTimestamp, format!("{}: RTP time {}", self.aor, p.ts));
+            sink.reject(
+                Reject::BadTimestamp,
+                format!("{}: RTP time {}", self.aor, p.ts),
+            );
             return Outcome::Dropped(Reject::BadTimestamp);
         };
         for (i, r) in e.records().enumerate() {
@@ -551,10 +556,9 @@ impl StreamRx {
         let held = std::mem::take(&mut self.held);
         if let (Some(d), Some(first)) = (self.held_dropped.take(), held.front()) {
             // Held packets given up for want of a sender report.
-            if let (Some(from), Some(to)) = (
-                ns_of(&mapping, d.first_ts, 0),
-                ns_of(&mapping, first.ts, 0),
-            ) {
+            if let (Some(from), Some(to)) =
+                (ns_of(&mapping, d.first_ts, 0), ns_of(&mapping, first.ts, 0))
+            {
                 sink.batch.gaps.push(Gap {
                     sensor: self.sensor,
                     session: self.sessions.1,
@@ -642,7 +646,8 @@ impl StreamRx {
             return;
         };
         for g in found {
-            let (Some(from), Some(to)) = (ns_of(&mapping, g.from_ts, 0), ns_of(&mapping, g.to_ts, 0))
+            let (Some(from), Some(to)) =
+                (ns_of(&mapping, g.from_ts, 0), ns_of(&mapping, g.to_ts, 0))
             else {
                 continue;
             };
@@ -665,7 +670,12 @@ impl StreamRx {
 
     /// A receiver report compound (RR + SDES CNAME, RFC 3550 6.1) if one is
     /// due; also publishes loss and jitter to the statistics.
-    pub fn poll_rtcp(&mut self, now: Instant, ids: &mut IdGenerator, buf: &mut [u8]) -> Option<usize> {
+    pub fn poll_rtcp(
+        &mut self,
+        now: Instant,
+        ids: &mut IdGenerator,
+        buf: &mut [u8],
+    ) -> Option<usize> {
         if !self.scheduler.handle_timeout(now, ids) {
             return None;
         }
@@ -707,7 +717,10 @@ impl StreamRx {
         for _ in self.held.drain(..) {
             sink.rejects.push((
                 Reject::NoSenderReport,
-                format!("{}: the session ended before any RTCP sender report", self.aor),
+                format!(
+                    "{}: the session ended before any RTCP sender report",
+                    self.aor
+                ),
             ));
         }
         for _ in self.parked.drain(..) {

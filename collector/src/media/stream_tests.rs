@@ -114,7 +114,10 @@ impl Rig {
             .flat_map(|k| (0..2).map(move |ch| raw(tick + k * period, ch)))
             .collect();
         let mut buf = [0u8; 128];
-        let n = self.tx.write_samples(&mut buf, d, tick, &values, false).unwrap();
+        let n = self
+            .tx
+            .write_samples(&mut buf, d, tick, &values, false)
+            .unwrap();
         buf[..n].to_vec()
     }
 
@@ -220,7 +223,7 @@ fn missing_values_are_not_stored() {
     values[3] = MISSING;
     let mut buf = [0u8; 128];
     let n = r.tx.write_samples(&mut buf, &d, 0, &values, true).unwrap();
-    r.feed(&buf[..n].to_vec());
+    r.feed(&buf[..n]);
     assert_eq!(r.sink.batch.samples.len(), 9);
     assert!(
         !r.sink
@@ -280,13 +283,12 @@ fn events_are_deduplicated_by_serial_and_stored_after_the_channels() {
     };
     for tick in [100u64, 104, 120] {
         let mut buf = [0u8; 64];
-        let n = r
-            .tx
-            .write_with(&mut buf, 97, tick == 100, tick, |b| {
+        let n =
+            r.tx.write_with(&mut buf, 97, tick == 100, tick, |b| {
                 encode_events(b, 1, 2, 0b10, &[record])
             })
             .unwrap();
-        assert_eq!(r.feed(&buf[..n].to_vec()), Outcome::Stored);
+        assert_eq!(r.feed(&buf[..n]), Outcome::Stored);
     }
     let ev = &r.sink.batch.events;
     assert_eq!(ev.len(), 1, "three copies, one edge");
@@ -300,38 +302,32 @@ fn wrong_payload_type_and_malformed_payload_are_refused() {
     let mut r = rig(None, 100);
     r.sender_report();
     let mut buf = [0u8; 128];
-    let n = r
-        .tx
-        .write_with(&mut buf, 98, false, 0, |b| {
+    let n =
+        r.tx.write_with(&mut buf, 98, false, 0, |b| {
             sipsensor_protocol::payload::encode_samples(b, 1, 2, &[1; 10])
         })
         .unwrap();
     assert_eq!(
-        r.feed(&buf[..n].to_vec()),
+        r.feed(&buf[..n]),
         Outcome::Dropped(Reject::WrongPayloadType)
     );
-    let n = r
-        .tx
-        .write_with(&mut buf, 96, false, 0, |b| {
+    let n =
+        r.tx.write_with(&mut buf, 96, false, 0, |b| {
             b[..3].copy_from_slice(&[0x10, 1, 2]);
             Ok(3)
         })
         .unwrap();
     assert_eq!(
-        r.feed(&buf[..n].to_vec()),
+        r.feed(&buf[..n]),
         Outcome::Dropped(Reject::MalformedPayload)
     );
     // Channel count that differs from the description.
-    let n = r
-        .tx
-        .write_with(&mut buf, 96, false, 0, |b| {
+    let n =
+        r.tx.write_with(&mut buf, 96, false, 0, |b| {
             sipsensor_protocol::payload::encode_samples(b, 1, 3, &[1; 15])
         })
         .unwrap();
-    assert_eq!(
-        r.feed(&buf[..n].to_vec()),
-        Outcome::Dropped(Reject::PayloadMismatch)
-    );
+    assert_eq!(r.feed(&buf[..n]), Outcome::Dropped(Reject::PayloadMismatch));
     let kinds: Vec<Reject> = r.sink.rejects.iter().map(|(k, _)| *k).collect();
     assert_eq!(
         kinds,
@@ -450,5 +446,11 @@ fn packets_wait_for_a_storage_record_still_being_written() {
     let now = r.now;
     r.rx.update(agreed(d), SessionId(9), now, &mut r.sink);
     assert_eq!(r.sink.batch.samples.len(), 10);
-    assert!(r.sink.batch.samples.iter().all(|s| s.session == SessionId(9)));
+    assert!(
+        r.sink
+            .batch
+            .samples
+            .iter()
+            .all(|s| s.session == SessionId(9))
+    );
 }

@@ -53,7 +53,11 @@ impl SipUriText {
         let rest = t
             .strip_prefix("sip:")
             .ok_or_else(|| format!("{t:?} is not a sip: URI"))?;
-        if rest.is_empty() || rest.chars().any(|c| c.is_whitespace() || c == '<' || c == '>') {
+        if rest.is_empty()
+            || rest
+                .chars()
+                .any(|c| c.is_whitespace() || c == '<' || c == '>')
+        {
             return Err(format!("{t:?} is not a usable sip: URI"));
         }
         let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
@@ -295,8 +299,8 @@ mod tests {
         assert!(c.registrar);
         assert_eq!(c.bind, "0.0.0.0:5060".parse().unwrap());
         assert_eq!(c.control_socket, PathBuf::from(DEFAULT_CONTROL_SOCKET));
-        let e = sip("register: {registrar: 'sip:example.net', aor: 'sip:c@example.net'}")
-            .unwrap_err();
+        let e =
+            sip("register: {registrar: 'sip:example.net', aor: 'sip:c@example.net'}").unwrap_err();
         assert!(e.contains("registrar: false"), "{e}");
         let e = sip(
             "registrar: false\nregister: {registrar: 'sip:example.net', aor: 'sip:c@example.net'}",

@@ -254,8 +254,7 @@ mod tests {
             serde_json::to_string(&r).unwrap(),
             r#"{"set_rate":{"sensor":"s1","hz":5.0}}"#
         );
-        let c: Request =
-            serde_json::from_str(r#"{"call":{"aor":"sip:s@example.net"}}"#).unwrap();
+        let c: Request = serde_json::from_str(r#"{"call":{"aor":"sip:s@example.net"}}"#).unwrap();
         assert_eq!(
             c,
             Request::Call(CallRequest {

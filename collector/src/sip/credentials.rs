@@ -148,7 +148,11 @@ impl Credentials {
                 reason,
             };
             // RFC 3261 25.1 `user`: no separators a digest header would break on.
-            if user.is_empty() || user.chars().any(|ch| ch.is_control() || "\" @:".contains(ch)) {
+            if user.is_empty()
+                || user
+                    .chars()
+                    .any(|ch| ch.is_control() || "\" @:".contains(ch))
+            {
                 return Err(invalid("not a usable SIP user name".into()));
             }
             match secret {
@@ -211,10 +215,9 @@ mod tests {
 
     #[test]
     fn passwords_and_hashes() {
-        let c = parse(
-            "users:\n  s1: secret\n  s2:\n    ha1_md5: 0123456789abcdef0123456789ABCDEF\n",
-        )
-        .unwrap();
+        let c =
+            parse("users:\n  s1: secret\n  s2:\n    ha1_md5: 0123456789abcdef0123456789ABCDEF\n")
+                .unwrap();
         assert_eq!(c.len(), 2);
         assert!(matches!(
             c.store.lookup("s1", "any.realm"),
@@ -233,15 +236,25 @@ mod tests {
 
     #[test]
     fn bad_files_name_what_is_wrong() {
-        let e = parse("users:\n  s1:\n    ha1_md5: xyz\n").unwrap_err().to_string();
-        assert!(e.contains("user \"s1\"") && e.contains("32 hex digits"), "{e}");
+        let e = parse("users:\n  s1:\n    ha1_md5: xyz\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("user \"s1\"") && e.contains("32 hex digits"),
+            "{e}"
+        );
         let e = parse("users:\n  s1: ''\n").unwrap_err().to_string();
         assert!(e.contains("empty password"), "{e}");
         let e = parse("users:\n  'a b': x\n").unwrap_err().to_string();
         assert!(e.contains("not a usable SIP user name"), "{e}");
         let e = parse("people:\n  s1: x\n").unwrap_err().to_string();
-        assert!(e.contains("unknown field `people`") && e.contains("line 1"), "{e}");
-        let e = parse("users:\n  s1: {ha1_sha1: ab}\n").unwrap_err().to_string();
+        assert!(
+            e.contains("unknown field `people`") && e.contains("line 1"),
+            "{e}"
+        );
+        let e = parse("users:\n  s1: {ha1_sha1: ab}\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("creds.yaml"), "{e}");
     }
 
@@ -258,6 +271,9 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(Credentials::load(&path, "r").unwrap().warnings.is_empty());
         let e = Credentials::load(&dir.path().join("missing"), "r").unwrap_err();
-        assert!(e.to_string().contains("cannot read credentials file"), "{e}");
+        assert!(
+            e.to_string().contains("cannot read credentials file"),
+            "{e}"
+        );
     }
 }

@@ -222,8 +222,13 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
     }
 
     if let (Some(r), Some((user, pw))) = (&sc.register, own) {
-        let mut reg =
-            RegistrationConfig::new(r.registrar.as_str(), r.aor.as_str(), user, pw, local.clone());
+        let mut reg = RegistrationConfig::new(
+            r.registrar.as_str(),
+            r.aor.as_str(),
+            user,
+            pw,
+            local.clone(),
+        );
         reg.expires = r.expires.get();
         reg.outbound_proxy = sc.outbound_proxy.as_ref().map(|u| u.as_str().to_string());
         reg.user_agent = Some(concat!("sipsensor-collector/", env!("CARGO_PKG_VERSION")).into());

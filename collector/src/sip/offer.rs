@@ -23,7 +23,13 @@ pub fn receive_policy(policy: &Policy, offered: &StreamDescription) -> ReceivePo
             let keep = usize::try_from(max.get()).unwrap_or(usize::MAX);
             if s.channels.len() > keep {
                 // The first channels the agent lists are the ones it puts first.
-                p.channels = Some(s.channels.iter().take(keep).map(|c| c.name.clone()).collect());
+                p.channels = Some(
+                    s.channels
+                        .iter()
+                        .take(keep)
+                        .map(|c| c.name.clone())
+                        .collect(),
+                );
             }
         }
     }
@@ -191,7 +197,10 @@ mod tests {
         // 100 / (10 k) <= 4: k = 3, 3.33 Hz.
         assert_eq!(s.period, 30);
         assert_eq!(d.events.unwrap().inputs, vec!["door".to_string()]);
-        assert_eq!(receive_policy(&Policy::default(), &full()), ReceivePolicy::default());
+        assert_eq!(
+            receive_policy(&Policy::default(), &full()),
+            ReceivePolicy::default()
+        );
     }
 
     #[test]
@@ -207,7 +216,10 @@ mod tests {
         // Faster than the sensor can go: its own rate.
         assert_eq!(with_rate(&f, Some(&f), 1000.0).unwrap().config, 1);
         assert!(with_rate(&f, None, 0.0).is_err());
-        assert_eq!(summary(&half), "temperature, humidity, pressure at 5 Hz; events of door (cfg 2)");
+        assert_eq!(
+            summary(&half),
+            "temperature, humidity, pressure at 5 Hz; events of door (cfg 2)"
+        );
     }
 
     #[test]

@@ -97,7 +97,8 @@ impl Tu {
         &mut self,
         req: &CallRequest,
     ) -> Result<(String, String, Sdp, LocalSdp, LocalMedia, Option<IpAddr>), String> {
-        let aor = canonical_aor(&req.aor).ok_or_else(|| format!("{:?} is not a SIP URI", req.aor))?;
+        let aor =
+            canonical_aor(&req.aor).ok_or_else(|| format!("{:?} is not a SIP URI", req.aor))?;
         let desc = match (&req.stream, self.offers.get(&aor)) {
             (Some(w), _) => offer::wanted_description(w)?,
             (None, Some(full)) => {
@@ -155,7 +156,9 @@ impl Tu {
                 );
             }
             Err(e) => {
-                let _ = p.reply.send(Reply::error(format!("cannot call {}: {e}", p.aor)));
+                let _ = p
+                    .reply
+                    .send(Reply::error(format!("cannot call {}: {e}", p.aor)));
             }
         }
     }
@@ -223,10 +226,7 @@ impl Tu {
             .filter(|(_, c)| c.phase == Phase::Active)
             .filter(|(_, c)| {
                 Some(&c.aor) == wanted.as_ref()
-                    || c.aor
-                        .strip_prefix("sip:")
-                        .and_then(|r| r.split('@').next())
-                        == Some(sensor)
+                    || c.aor.strip_prefix("sip:").and_then(|r| r.split('@').next()) == Some(sensor)
             })
             .max_by_key(|(_, c)| c.started_ns)
             .map(|(s, _)| *s);

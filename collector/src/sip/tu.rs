@@ -51,9 +51,15 @@ pub enum Command {
         result: Result<(SessionId, Agreed), String>,
     },
     /// A re-INVITE of ours could not be sent.
-    ReinviteFailed { session: UaSession, error: String },
+    ReinviteFailed {
+        session: UaSession,
+        error: String,
+    },
     /// A call's stream is closed and stored.
-    Closed { aor: String, sensor: SensorId },
+    Closed {
+        aor: String,
+        sensor: SensorId,
+    },
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -447,9 +453,7 @@ impl Tu {
         let response = reg.handle_register(&request, source.addr, source.transport, now);
         let code = response.status_code.code();
         let aor = to_aor(&request);
-        let bound = aor
-            .as_ref()
-            .is_some_and(|a| !reg.lookup(a, now).is_empty());
+        let bound = aor.as_ref().is_some_and(|a| !reg.lookup(a, now).is_empty());
         self.ctx.ua.fire(move |ua, now| {
             let _ = ua.respond(id, response, now);
         });
@@ -523,11 +527,7 @@ impl Tu {
                 for w in &c.warnings {
                     tracing::warn!("{w}");
                 }
-                tracing::info!(
-                    "SIGHUP: {} users from {}",
-                    c.len(),
-                    path.display()
-                );
+                tracing::info!("SIGHUP: {} users from {}", c.len(), path.display());
                 if let Some(user) = self.settings.own_user.clone()
                     && let Some(pw) = c.password(&user)
                 {
@@ -589,7 +589,13 @@ impl Tu {
     }
 
     /// A final failure with `Warning: <value>` (RFC 3261 20.43).
-    fn refuse(&mut self, session: UaSession, request: &rsip::Request, status: u16, warning: String) {
+    fn refuse(
+        &mut self,
+        session: UaSession,
+        request: &rsip::Request,
+        status: u16,
+        warning: String,
+    ) {
         let tag = self.ids.tag();
         let mut r = response_to(request, rsip::StatusCode::from(status), Some(&tag));
         r.headers
@@ -599,7 +605,13 @@ impl Tu {
         });
     }
 
-    fn incoming(&mut self, session: UaSession, request: rsip::Request, source: Target, body: Vec<u8>) {
+    fn incoming(
+        &mut self,
+        session: UaSession,
+        request: rsip::Request,
+        source: Target,
+        body: Vec<u8>,
+    ) {
         let now = Instant::now();
         let from = from_aor(&request);
         if let Err(refusal) = self.authorize(&request, source, from.as_deref(), now) {
@@ -614,7 +626,10 @@ impl Tu {
                 }
                 Refusal::Forbidden(why) => {
                     self.count("sip_forbidden");
-                    self.warn("forbidden", format!("INVITE from {}: 403, {why}", source.addr));
+                    self.warn(
+                        "forbidden",
+                        format!("INVITE from {}: 403, {why}", source.addr),
+                    );
                     let w = format!("399 {} \"{}\"", self.settings.host, why.replace('"', "'"));
                     self.refuse(session, &request, 403, w);
                 }
@@ -630,7 +645,11 @@ impl Tu {
             Ok(o) => o,
             Err(e) => {
                 self.count("sip_not_acceptable");
-                let w = format!("399 {} \"malformed SDP: {}\"", self.settings.host, e.to_string().replace('"', "'"));
+                let w = format!(
+                    "399 {} \"malformed SDP: {}\"",
+                    self.settings.host,
+                    e.to_string().replace('"', "'")
+                );
                 self.refuse(session, &request, 400, w);
                 return;
             }
@@ -650,7 +669,11 @@ impl Tu {
                     self.count("sip_not_acceptable");
                     self.warn(
                         "not_acceptable",
-                        format!("INVITE from {aor} ({}): {} {e}", source.addr, e.status_code()),
+                        format!(
+                            "INVITE from {aor} ({}): {} {e}",
+                            source.addr,
+                            e.status_code()
+                        ),
                     );
                     let w = e.warning_header(&self.settings.host);
                     self.refuse(session, &request, e.status_code(), w);
@@ -778,7 +801,10 @@ impl Tu {
         };
         if let Some(r) = call.reply.take() {
             let why = warning.map(|w| format!(" ({w})")).unwrap_or_default();
-            let _ = r.send(Reply::error(format!("call with {} ended: {reason:?}{why}", call.aor)));
+            let _ = r.send(Reply::error(format!(
+                "call with {} ended: {reason:?}{why}",
+                call.aor
+            )));
         }
         tracing::info!("call with {} ended: {reason:?}", call.aor);
         match (call.phase, call.opened.is_some()) {
@@ -853,8 +879,13 @@ impl Tu {
                     .as_ref()
                     .map(|f| offer::receive_policy(&policy_cfg, f))
                     .unwrap_or_default();
-                sdp::answer(&offer, &AnswerPolicy::Receive(policy), &call.local, &mut call.origin)
-                    .map(|(a, g)| (a, g, full))
+                sdp::answer(
+                    &offer,
+                    &AnswerPolicy::Receive(policy),
+                    &call.local,
+                    &mut call.origin,
+                )
+                .map(|(a, g)| (a, g, full))
             });
         let (answer, agreed, full) = match result {
             Ok(x) => x,
@@ -885,7 +916,11 @@ impl Tu {
             });
             return;
         }
-        tracing::info!("{} changes its stream: {}", call.aor, offer::summary(&agreed.description));
+        tracing::info!(
+            "{} changes its stream: {}",
+            call.aor,
+            offer::summary(&agreed.description)
+        );
         let ctx = self.ctx.clone();
         let call_id = call.call_id.clone();
         tokio::spawn(async move {
@@ -949,7 +984,10 @@ impl Tu {
                 tasks.spawn(async move {
                     close(&ctx, o, ended).await;
                     // Written directly: the state writer stops with us.
-                    let _ = ctx.storage.set_sensor_state(o.sensor, SensorState::Offline).await;
+                    let _ = ctx
+                        .storage
+                        .set_sensor_state(o.sensor, SensorState::Offline)
+                        .await;
                     let _ = aor;
                 });
             }
@@ -963,7 +1001,8 @@ impl Tu {
         })
         .await;
         // Let the BYEs and the un-REGISTER be answered (or retransmitted once).
-        let grace = tokio::time::Instant::now() + Duration::from_millis(if n > 0 { 300 } else { 50 });
+        let grace =
+            tokio::time::Instant::now() + Duration::from_millis(if n > 0 { 300 } else { 50 });
         let wait_unregister = self.settings.own_user.is_some();
         loop {
             tokio::select! {
@@ -1035,12 +1074,13 @@ pub async fn open(ctx: &Ctx, a: OpenArgs, storage_first: bool) -> Result<Opened,
     let storage_err = |e: crate::storage::StorageError| (500, format!("storage: {e}"));
     let sensor = match a.sensor {
         Some(s) => s,
-        None => ctx
-            .storage
-            .upsert_sensor(&a.aor, None)
-            .await
-            .map_err(storage_err)?
-            .id,
+        None => {
+            ctx.storage
+                .upsert_sensor(&a.aor, None)
+                .await
+                .map_err(storage_err)?
+                .id
+        }
     };
     let previous = last_sample_ns(ctx.storage.as_ref(), sensor).await;
     let new = NewSession {

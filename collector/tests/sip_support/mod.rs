@@ -160,7 +160,12 @@ impl Collector {
     pub async fn wait_state(&self, aor: &str, state: SensorState) {
         let mut last = None;
         for _ in 0..100 {
-            last = self.storage.sensor_by_aor(aor).await.unwrap().map(|s| s.state);
+            last = self
+                .storage
+                .sensor_by_aor(aor)
+                .await
+                .unwrap()
+                .map(|s| s.state);
             if last == Some(state) {
                 return;
             }
@@ -217,7 +222,15 @@ pub async fn sensor(
     password: &str,
     seed: u64,
 ) -> SimSensor {
-    sensor_as(c, pump, &format!("sip:{name}@{DOMAIN}"), name, password, seed).await
+    sensor_as(
+        c,
+        pump,
+        &format!("sip:{name}@{DOMAIN}"),
+        name,
+        password,
+        seed,
+    )
+    .await
 }
 
 /// A simulated sensor with AOR `aor` authenticating as `user`.
