@@ -66,11 +66,16 @@ pub struct StorageConfig {
     /// `sqlite:///path/file.db` or `postgres://user@host/db`.
     #[serde(deserialize_with = "storage_url")]
     pub url: StorageUrl,
-    /// Longest wait before received rows are committed, 1..=1000 ms: a
-    /// crash loses at most this much.
+    /// Wait before received rows are committed, 1..=1000 ms, while commits
+    /// are fast.
     #[serde(default = "default_flush_ms")]
     pub flush_interval_ms: FlushMs,
-    /// Rows per transaction.
+    /// Longest wait, 1..=1000 ms: under load (thousands of streams) the
+    /// writer stretches the interval up to this, as commits cost per stream.
+    /// A crash loses at most this much (and a commit in progress).
+    #[serde(default = "default_max_flush_ms")]
+    pub max_flush_interval_ms: FlushMs,
+    /// Most rows per transaction.
     #[serde(default = "default_batch_rows")]
     pub batch_rows: NonZeroUsize,
     /// Rows held in memory while the store fails (full disk, server down).
@@ -94,7 +99,7 @@ impl TryFrom<u64> for FlushMs {
             Ok(FlushMs(v))
         } else {
             Err(format!(
-                "flush_interval_ms must be 1..=1000 (a crash may lose at most one second), got {v}"
+                "flush intervals are 1..=1000 ms (a crash may lose at most one second), got {v}"
             ))
         }
     }
@@ -170,9 +175,7 @@ impl<'de> Deserialize<'de> for FlushMs {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         checked::number(d, "milliseconds, 1..=1000", |v| {
             if v.fract() != 0.0 || v < 0.0 {
-                return Err(format!(
-                    "flush_interval_ms must be a whole number of ms, got {v}"
-                ));
+                return Err(format!("flush intervals are whole milliseconds, got {v}"));
             }
             FlushMs::try_from(v as u64)
         })
@@ -194,8 +197,11 @@ impl FlushMs {
 fn default_flush_ms() -> FlushMs {
     FlushMs(100)
 }
+fn default_max_flush_ms() -> FlushMs {
+    FlushMs(1000)
+}
 fn default_batch_rows() -> NonZeroUsize {
-    NonZeroUsize::new(5_000).unwrap_or(NonZeroUsize::MIN)
+    NonZeroUsize::new(500_000).unwrap_or(NonZeroUsize::MIN)
 }
 fn default_max_pending() -> NonZeroUsize {
     NonZeroUsize::new(2_000_000).unwrap_or(NonZeroUsize::MIN)
@@ -205,6 +211,7 @@ impl StorageConfig {
     pub fn writer_config(&self) -> WriterConfig {
         WriterConfig {
             flush_interval: Duration::from_millis(self.flush_interval_ms.get()),
+            max_flush_interval: Duration::from_millis(self.max_flush_interval_ms.get()),
             batch_rows: self.batch_rows.get(),
             max_pending_rows: self.max_pending_rows.get(),
             ..WriterConfig::default()
@@ -334,6 +341,12 @@ impl Config {
                 message,
             });
         }
+        if cfg.storage.flush_interval_ms.get() > cfg.storage.max_flush_interval_ms.get() {
+            return Err(ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: "storage: flush_interval_ms is above max_flush_interval_ms".into(),
+            });
+        }
         let p = &cfg.policy;
         let limited = p.max_rate_hz.is_some() || p.max_channels.is_some();
         let problem = match p.mode {
@@ -382,7 +395,8 @@ mod tests {
         assert_eq!(c.policy.mode, PolicyMode::AcceptAsOffered);
         let w = c.storage.writer_config();
         assert_eq!(w.flush_interval, Duration::from_millis(100));
-        assert_eq!(w.batch_rows, 5000);
+        assert_eq!(w.batch_rows, 500_000);
+        assert_eq!(w.max_flush_interval, Duration::from_secs(1));
     }
 
     #[test]
@@ -446,6 +460,13 @@ policy:
         let e = err("storage:\n  url: sqlite:///tmp/c.db\n  flush_interval_ms: 5000\n");
         assert!(e.contains("1..=1000"), "{e}");
         assert!(e.contains("line 3"), "{e}");
+        let e = err(
+            "storage:\n  url: sqlite:///c.db\n  flush_interval_ms: 500\n  max_flush_interval_ms: 200\n",
+        );
+        assert!(
+            e.contains("flush_interval_ms is above max_flush_interval_ms"),
+            "{e}"
+        );
         let e = err("storage:\n  url: mysql://x\n");
         assert!(e.contains("expected sqlite:///"), "{e}");
         assert!(e.contains("line 2"), "{e}");

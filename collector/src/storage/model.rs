@@ -137,7 +137,7 @@ pub struct Session {
 
 /// One value of one channel at one sampling instant.
 ///
-/// Identity (the duplicate key) is `(session, channel, seq, index)`: a packet
+/// Identity (the duplicate key) is `(session, seq, index, channel)`: a packet
 /// received twice carries the same extended sequence number, so its samples
 /// are stored once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,7 +211,7 @@ pub struct Gap {
 }
 
 /// A discrete event (a GPIO edge) with its exact time.
-/// Identity: `(session, channel, seq, index)` like samples.
+/// Identity: `(session, seq, index, channel)` like samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Event {
     pub session: SessionId,

@@ -25,9 +25,15 @@ fn is_root() -> bool {
 }
 
 impl PgServer {
-    /// Starts a server, or returns None (after saying why) when PostgreSQL
-    /// is not installed and SIPSENSOR_CI is not set.
+    /// Starts a server tuned for tests (no fsync), or returns None (after
+    /// saying why) when PostgreSQL is not installed and SIPSENSOR_CI is not set.
     pub fn start() -> Option<PgServer> {
+        Self::start_with(false)
+    }
+
+    /// Like [`PgServer::start`], with `durable`: fsync and synchronous
+    /// commit on, as in production (for benchmarks).
+    pub fn start_with(durable: bool) -> Option<PgServer> {
         let bin = std::env::var_os("SIPSENSOR_PG_BINDIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_BINDIR));
@@ -69,7 +75,7 @@ impl PgServer {
             run_as,
             postmaster: None,
         };
-        server.init_and_start();
+        server.init_and_start(durable);
         Some(server)
     }
 
@@ -109,16 +115,21 @@ impl PgServer {
         out
     }
 
-    fn init_and_start(&mut self) {
+    fn init_and_start(&mut self, durable: bool) {
         let mut init = self.command("initdb");
         init.arg("-D")
             .arg(self.data())
             .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
             .env("LC_ALL", "C");
         self.run(init, "initdb");
+        let speed = if durable {
+            ""
+        } else {
+            "-c fsync=off -c synchronous_commit=off"
+        };
         let opts = format!(
             "-c listen_addresses='' -c unix_socket_directories='{}' -p {PORT} \
-             -c fsync=off -c synchronous_commit=off -c max_connections=50",
+             -c max_connections=50 {speed}",
             self.socket_dir().display()
         );
         let mut start = self.command("pg_ctl");
@@ -135,6 +146,10 @@ impl PgServer {
             .expect("postmaster.pid after start");
         self.postmaster = pidfile.lines().next().and_then(|l| l.trim().parse().ok());
         assert!(self.postmaster.is_some(), "no PID in postmaster.pid");
+    }
+
+    pub fn postmaster_pid(&self) -> Option<i32> {
+        self.postmaster
     }
 
     /// URL of a database on this server.

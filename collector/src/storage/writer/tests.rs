@@ -1,12 +1,13 @@
 //! Writer tests against an in-memory fake store, on tokio's paused clock so
 //! batching deadlines are exact.
 
+use super::task::{put_front, take_front};
 use super::*;
 use crate::stats::StreamsRegistry;
 use crate::storage::*;
 use std::collections::HashSet;
 use std::sync::Mutex;
-use tokio::time::{advance, sleep};
+use tokio::time::{Instant, advance, sleep};
 
 /// Keeps sample keys in a set; can be told to fail.
 #[derive(Debug, Default)]
@@ -15,6 +16,8 @@ struct FakeStore {
     batches: Mutex<Vec<usize>>,
     /// Fail this many next writes with a full disk.
     fail_next: Mutex<u32>,
+    /// Time each write takes.
+    delay: Mutex<Duration>,
 }
 
 impl FakeStore {
@@ -63,6 +66,10 @@ impl Storage for FakeStore {
         nope()
     }
     async fn write_batch(&self, b: &Batch) -> Result<WriteReport, StorageError> {
+        let delay = *self.delay.lock().unwrap();
+        if !delay.is_zero() {
+            sleep(delay).await;
+        }
         {
             let mut f = self.fail_next.lock().unwrap();
             if *f > 0 {
@@ -153,6 +160,65 @@ async fn commits_after_the_flush_interval_not_before() {
     assert_eq!(store.stored(), 10);
     assert_eq!(store.batch_sizes(), vec![10]);
     w.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_commits_stretch_the_interval_up_to_one_second() {
+    let (store, w, _) = setup(WriterConfig::default());
+    *store.delay.lock().unwrap() = Duration::from_millis(300);
+    let h = w.handle();
+    let t0 = Instant::now();
+    h.samples(vec![sample(0, 0)]).await.unwrap();
+    // Committed from 100 ms to 400 ms.
+    sleep(Duration::from_millis(450)).await;
+    assert_eq!(store.stored(), 1);
+    // Next interval: 4 x 300 ms, capped at 1 s: the row arriving at 450 ms
+    // is committed from 1450 ms on, done at 1750 ms.
+    h.samples(vec![sample(1, 1)]).await.unwrap();
+    sleep_until_ms(t0, 1_700).await;
+    assert_eq!(store.stored(), 1, "committed before the stretched interval");
+    sleep_until_ms(t0, 1_800).await;
+    assert_eq!(store.stored(), 2);
+    // Fast commits bring the interval back to 100 ms.
+    *store.delay.lock().unwrap() = Duration::ZERO;
+    h.samples(vec![sample(2, 2)]).await.unwrap();
+    sleep_until_ms(t0, 2_900).await;
+    assert_eq!(store.stored(), 3);
+    h.samples(vec![sample(3, 3)]).await.unwrap();
+    sleep_until_ms(t0, 3_010).await;
+    assert_eq!(store.stored(), 4, "interval did not shrink back");
+    w.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_commit_does_not_stall_the_receivers() {
+    let (store, w, m) = setup(WriterConfig {
+        queue_capacity: 8,
+        ..WriterConfig::default()
+    });
+    *store.delay.lock().unwrap() = Duration::from_secs(2);
+    let h = w.handle();
+    h.samples(vec![sample(0, 0)]).await.unwrap();
+    sleep(Duration::from_millis(150)).await; // the commit is running
+    // Far more packets than the queue holds arrive during the commit: the
+    // task keeps taking them in, so none is refused.
+    for i in 1..=200 {
+        h.try_submit(Batch {
+            samples: vec![sample(i, i)],
+            ..Batch::default()
+        })
+        .unwrap();
+        settle().await;
+    }
+    assert_eq!(store.stored(), 0);
+    assert_eq!(m.pending_rows.get(), 201, "in flight + waiting");
+    h.flush().await.unwrap();
+    assert_eq!(store.stored(), 201);
+    w.shutdown().await;
+}
+
+async fn sleep_until_ms(t0: Instant, ms: u64) {
+    tokio::time::sleep_until(t0 + Duration::from_millis(ms)).await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -36,6 +36,8 @@ CREATE TABLE session_channels (
 
 -- The primary key is the duplicate key: a sample is stored exactly once,
 -- also when several collectors write the same store.
+-- Key order (session, seq, idx, channel) puts the channels of one packet
+-- side by side in the index.
 -- No foreign keys on the bulk tables: their check would cost a lookup per
 -- row at 10^5 rows/s; sessions are written before their samples instead.
 CREATE TABLE samples (
@@ -46,7 +48,7 @@ CREATE TABLE samples (
     sensor_id  BIGINT  NOT NULL,
     ts_ns      BIGINT  NOT NULL,
     raw        BIGINT  NOT NULL,
-    PRIMARY KEY (session_id, channel, seq, idx)
+    PRIMARY KEY (session_id, seq, idx, channel)
 );
 CREATE INDEX samples_by_sensor_time ON samples (sensor_id, ts_ns);
 
@@ -58,7 +60,7 @@ CREATE TABLE events (
     sensor_id  BIGINT  NOT NULL,
     ts_ns      BIGINT  NOT NULL,
     value      BIGINT  NOT NULL,
-    PRIMARY KEY (session_id, channel, seq, idx)
+    PRIMARY KEY (session_id, seq, idx, channel)
 );
 CREATE INDEX events_by_sensor_time ON events (sensor_id, ts_ns);
 

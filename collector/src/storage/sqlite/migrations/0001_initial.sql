@@ -35,6 +35,8 @@ CREATE TABLE session_channels (
 ) WITHOUT ROWID;
 
 -- The primary key is the duplicate key: a sample is stored exactly once.
+-- Key order (session, seq, idx, channel) puts the channels of one packet
+-- side by side: a commit dirties one leaf page per stream, not one per channel.
 -- No foreign keys on the bulk tables: their check would cost a lookup per
 -- row at 10^5 rows/s; sessions are written before their samples instead.
 CREATE TABLE samples (
@@ -45,7 +47,7 @@ CREATE TABLE samples (
     sensor_id  INTEGER NOT NULL,
     ts_ns      INTEGER NOT NULL,
     raw        INTEGER NOT NULL,
-    PRIMARY KEY (session_id, channel, seq, idx)
+    PRIMARY KEY (session_id, seq, idx, channel)
 ) WITHOUT ROWID;
 CREATE INDEX samples_by_sensor_time ON samples (sensor_id, ts_ns);
 
@@ -57,7 +59,7 @@ CREATE TABLE events (
     sensor_id  INTEGER NOT NULL,
     ts_ns      INTEGER NOT NULL,
     value      INTEGER NOT NULL,
-    PRIMARY KEY (session_id, channel, seq, idx)
+    PRIMARY KEY (session_id, seq, idx, channel)
 ) WITHOUT ROWID;
 CREATE INDEX events_by_sensor_time ON events (sensor_id, ts_ns);
 
