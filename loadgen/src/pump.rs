@@ -88,7 +88,7 @@ enum Cmd {
     Start(u64, Box<PumpStream>),
     Update(u64, StreamDescription),
     Fault(u64, Fault),
-    Stop(u64),
+    Stop(u64, Option<tokio::sync::oneshot::Sender<()>>),
     Quit,
 }
 
@@ -155,7 +155,15 @@ impl MediaPump {
 
     /// Stops a stream with an RTCP BYE (RFC 3550 6.6).
     pub fn end(&self, id: u64) {
-        let _ = self.tx.send(Cmd::Stop(id));
+        let _ = self.tx.send(Cmd::Stop(id, None));
+    }
+
+    /// Stops a stream; returns once no packet of it will be sent any more.
+    pub async fn finish(&self, id: u64) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send(Cmd::Stop(id, Some(tx))).is_ok() {
+            let _ = rx.await;
+        }
     }
 
     pub fn quit(&self) {
@@ -283,9 +291,12 @@ fn command(
                 l.faults.push_back(f);
             }
         }
-        Cmd::Stop(id) => {
+        Cmd::Stop(id, done) => {
             if let Some(mut l) = live.remove(&id) {
                 sender_report(&mut l, Instant::now(), buf, true);
+            }
+            if let Some(d) = done {
+                let _ = d.send(());
             }
         }
         Cmd::Quit => return false,

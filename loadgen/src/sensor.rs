@@ -324,10 +324,14 @@ impl State {
                 }
             }
             Cmd::Hangup(reply) => {
+                // Media stops first: nothing is sent after the BYE.
+                if let Some(id) = self.stream_id.take() {
+                    self.pump.finish(id).await;
+                }
+                let _ = self.streaming.send(None);
                 if let Some(s) = self.session.take() {
                     let _ = self.ua.with(move |ua, now| ua.hangup(s, now)).await;
                 }
-                self.stop_stream();
                 let _ = reply.send(());
             }
             Cmd::Fault(f) => {
