@@ -22,6 +22,8 @@ pub enum RunError {
     Bind(#[from] BindError),
     #[error("the HTTP server stopped: {0}")]
     Http(std::io::Error),
+    #[error(transparent)]
+    Sip(#[from] crate::sip::SipError),
 }
 
 /// What a running collector is made of; the SIP side takes its handles
@@ -33,6 +35,9 @@ pub struct Services {
     pub streams: Arc<StreamsRegistry>,
     pub metrics: Arc<Metrics>,
     pub http_addr: SocketAddr,
+    /// SIP (UDP and TCP) and RTP addresses, when SIP runs.
+    pub sip_addr: Option<SocketAddr>,
+    pub rtp_addr: Option<SocketAddr>,
 }
 
 /// Runs until `shutdown` resolves. `on_ready` gets the services once the
@@ -78,12 +83,35 @@ pub async fn run(
     }));
     tracing::info!("web page, API and metrics on http://{http_addr}/");
 
+    let sip = if config.sip.enabled {
+        let parts = crate::sip::Parts {
+            storage: storage.clone(),
+            writer: writer.handle(),
+            streams: streams.clone(),
+            metrics: metrics.clone(),
+        };
+        match crate::sip::start(&config, parts).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let _ = stop_tx.send(true);
+                http_task.abort();
+                let _ = writer.shutdown().await;
+                storage.close().await?;
+                return Err(e.into());
+            }
+        }
+    } else {
+        tracing::info!("no sip section: storage, HTTP and export only");
+        None
+    };
     let services = Services {
         storage: storage.clone(),
         writer: writer.handle(),
         streams,
         metrics,
         http_addr,
+        sip_addr: sip.as_ref().map(|s| s.sip_addr()),
+        rtp_addr: sip.as_ref().map(|s| s.rtp_addr()),
     };
     on_ready(&services);
     drop(services);
@@ -102,6 +130,10 @@ pub async fn run(
         }
     }
 
+    if let Some(sip) = sip {
+        // BYE to every sensor; their last rows go to the writer.
+        sip.shutdown().await;
+    }
     let _ = stop_tx.send(true);
     if !http_task.is_finished()
         && tokio::time::timeout(Duration::from_secs(5), &mut http_task)

@@ -22,7 +22,6 @@
 use crate::storage::StorageUrl;
 use crate::storage::sqlite::IntegrityCheck;
 use crate::storage::writer::WriterConfig;
-use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
@@ -53,8 +52,10 @@ pub struct Config {
     pub retention: RetentionConfig,
     #[serde(default)]
     pub http: HttpConfig,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "sip_section")]
     pub sip: SipConfig,
+    #[serde(default)]
+    pub media: MediaConfig,
     #[serde(default)]
     pub policy: Policy,
 }
@@ -269,41 +270,13 @@ impl Default for HttpConfig {
     }
 }
 
-/// SIP side (used by the UAS and registrar).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SipConfig {
-    /// Local address for SIP over UDP and TCP.
-    #[serde(default = "default_sip_bind")]
-    pub bind: SocketAddr,
-    /// Run the embedded registrar (off when Kamailio or OpenSIPS registers).
-    #[serde(default = "default_true")]
-    pub registrar: bool,
-    /// Digest credentials of the sensors (and of the collector towards an
-    /// external registrar).
-    #[serde(default)]
-    pub credentials_file: Option<PathBuf>,
-    /// Peers whose requests need no authentication (a proxy in front).
-    #[serde(default)]
-    pub trusted_peers: Vec<IpNet>,
-}
+pub use crate::sip::config::{MediaConfig, SipConfig};
 
-fn default_sip_bind() -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], 5060))
-}
-fn default_true() -> bool {
-    true
-}
-
-impl Default for SipConfig {
-    fn default() -> Self {
-        SipConfig {
-            bind: default_sip_bind(),
-            registrar: true,
-            credentials_file: None,
-            trusted_peers: Vec::new(),
-        }
-    }
+/// A present `sip:` section turns SIP on (see [`SipConfig::enabled`]).
+fn sip_section<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SipConfig, D::Error> {
+    let mut c = SipConfig::deserialize(d)?;
+    c.enabled = true;
+    Ok(c)
 }
 
 /// How the collector answers a stream offer (RFC 3264 offer/answer).
@@ -362,6 +335,12 @@ impl Config {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
+        if let Err(message) = cfg.sip.check() {
+            return Err(ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            });
+        }
         if cfg.storage.flush_interval_ms.get() > cfg.storage.max_flush_interval_ms.get() {
             return Err(ConfigError::Parse {
                 path: path.to_path_buf(),

@@ -163,6 +163,9 @@ pub struct Sample {
 pub enum GapCause {
     /// RTP packets lost inside a session (sequence numbers skipped).
     Loss,
+    /// The sensor took no samples for a while: timestamps jump with no
+    /// packet lost (docs/protocol.md 5.3).
+    Source,
     /// Between the end of one session and the start of the next (collector
     /// or sensor restart, network outage).
     SessionBreak,
@@ -174,6 +177,7 @@ impl GapCause {
     pub fn as_str(self) -> &'static str {
         match self {
             GapCause::Loss => "loss",
+            GapCause::Source => "source",
             GapCause::SessionBreak => "session_break",
             GapCause::Overload => "overload",
         }
@@ -182,6 +186,7 @@ impl GapCause {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "loss" => Some(GapCause::Loss),
+            "source" => Some(GapCause::Source),
             "session_break" => Some(GapCause::SessionBreak),
             "overload" => Some(GapCause::Overload),
             _ => None,
@@ -357,7 +362,12 @@ mod tests {
         ] {
             assert_eq!(SensorState::parse(s.as_str()), Some(s));
         }
-        for c in [GapCause::Loss, GapCause::SessionBreak, GapCause::Overload] {
+        for c in [
+            GapCause::Loss,
+            GapCause::Source,
+            GapCause::SessionBreak,
+            GapCause::Overload,
+        ] {
             assert_eq!(GapCause::parse(c.as_str()), Some(c));
         }
         assert_eq!(SensorState::parse("gone"), None);

@@ -70,6 +70,6 @@ CREATE TABLE gaps (
     to_ns      BIGINT NOT NULL,
     session_id BIGINT,
     samples    BIGINT NOT NULL,
-    cause      TEXT   NOT NULL CHECK (cause IN ('loss', 'session_break', 'overload')),
+    cause      TEXT   NOT NULL CHECK (cause IN ('loss', 'source', 'session_break', 'overload')),
     PRIMARY KEY (sensor_id, from_ns, to_ns)
 );

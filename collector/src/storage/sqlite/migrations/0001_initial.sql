@@ -69,6 +69,6 @@ CREATE TABLE gaps (
     to_ns      INTEGER NOT NULL,
     session_id INTEGER,
     samples    INTEGER NOT NULL,
-    cause      TEXT    NOT NULL CHECK (cause IN ('loss', 'session_break', 'overload')),
+    cause      TEXT    NOT NULL CHECK (cause IN ('loss', 'source', 'session_break', 'overload')),
     PRIMARY KEY (sensor_id, from_ns, to_ns)
 ) WITHOUT ROWID;
