@@ -178,15 +178,22 @@ status:
 logging:
   level: warn
 "#
-    .replace("SECRETS", &dir.join(format!("{user}.secrets.yaml")).display().to_string())
+    .replace(
+        "SECRETS",
+        &dir.join(format!("{user}.secrets.yaml"))
+            .display()
+            .to_string(),
+    )
     .replace("USER", &user)
     .replace("SIP", &sip.to_string())
     .replace("TEMP", &(20 + n).to_string())
     .replace("TPERIOD", &(20_000 + 7_000 * u32::from(n)).to_string())
     .replace("HUM", &(40 + 5 * n).to_string())
     .replace("HPERIOD", &(45_000 + 11_000 * u32::from(n)).to_string())
-    .replace("SOCKET", &dir.join(format!("{user}.sock")).display().to_string())
-    .replace(" N\n", &format!(" {n}\n"))
+    .replace(
+        "SOCKET",
+        &dir.join(format!("{user}.sock")).display().to_string(),
+    )
     .replace("seed: N", &format!("seed: {n}"))
     .replace("sensor N", &format!("sensor {n}"))
 }
