@@ -175,14 +175,24 @@ status:
     let generated: Vec<i32> = (0..2000u64)
         .map(|k| (sim.value(0, k, Duration::from_millis(10)) / 0.01).round() as i32)
         .collect();
-    let from_generator = first
+    // MISSING marks an instant the sensor thread had no fresh reading for
+    // (a busy machine); every value that is sent is one of the waveform's.
+    let missing = sipsensor_protocol::payload::MISSING;
+    let sent: Vec<i32> = first
         .iter()
-        .filter(|(_, raw)| generated.contains(raw))
-        .count();
-    assert_eq!(
-        from_generator,
-        first.len(),
-        "every sample comes from the waveform"
+        .map(|(_, raw)| *raw)
+        .filter(|r| *r != missing)
+        .collect();
+    assert!(
+        sent.len() * 5 >= first.len() * 4,
+        "few missing: {} of {}",
+        first.len() - sent.len(),
+        first.len()
+    );
+    let foreign: Vec<&i32> = sent.iter().filter(|raw| !generated.contains(raw)).collect();
+    assert!(
+        foreign.is_empty(),
+        "values not from the waveform: {foreign:?}"
     );
     // Two samples a packet at 100 Hz: packet timestamps two ticks apart.
     let steps = |s: &[(u32, i32)], d: u32| {
