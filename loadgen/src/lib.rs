@@ -8,6 +8,7 @@
 //! collector's system tests use the same sensors with injected faults
 //! (duplicates, losses, foreign sources).
 
+pub mod load;
 pub mod pump;
 pub mod sensor;
 pub mod sockets;

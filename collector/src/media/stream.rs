@@ -33,6 +33,8 @@ const SERIAL_MEMORY: usize = 256;
 const GAP_GRACE: Duration = Duration::from_secs(2);
 /// The sensor's last-seen time is written at most this often.
 const SEEN_EVERY_NS: i64 = 1_000_000_000;
+/// Last values reach the statistics this often.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 /// Where rows and rejections go.
 #[derive(Debug, Default)]
@@ -167,6 +169,11 @@ pub(super) struct StreamRx {
     scheduler: RtcpScheduler,
     bucket: Bucket,
     last_seen_ns: i64,
+    /// Latest value per channel (all descriptions' indexes), published to
+    /// the statistics once per [`PUBLISH_EVERY`]: a person watches them,
+    /// and publishing copies names and units.
+    latest: Vec<Option<(i64, i64)>>,
+    published: Option<Instant>,
     pub totals: RxTotals,
 }
 
@@ -221,6 +228,8 @@ impl StreamRx {
             stats: setup.stats,
             scheduler,
             last_seen_ns: i64::MIN,
+            latest: Vec::new(),
+            published: None,
             totals: RxTotals::default(),
         }
     }
@@ -428,9 +437,12 @@ impl StreamRx {
                 self.totals.samples += 1;
             }
         }
-        for (ch, v) in last.iter().enumerate() {
-            if let Some((ns, raw)) = v {
-                self.stats.set_last_value(ch as u16, *ns, i64::from(*raw));
+        // The statistics describe the current description only.
+        if self.sessions.1 == Some(session) {
+            for (ch, v) in last.iter().enumerate() {
+                if let Some((ns, raw)) = v {
+                    self.note_latest(ch, *ns, i64::from(*raw));
+                }
             }
         }
         if let (Some(prev), Some(first)) = (self.break_from_ns.take(), first_ns) {
@@ -515,16 +527,40 @@ impl StreamRx {
             });
             self.totals.events += 1;
         }
-        for input in 0..e.inputs {
-            if let Some(level) = e.state(input) {
-                self.stats.set_last_value(
-                    (first_input + usize::from(input)) as u16,
-                    now_ns,
-                    i64::from(level),
-                );
+        if self.sessions.1 == Some(session) {
+            for input in 0..e.inputs {
+                if let Some(level) = e.state(input) {
+                    self.note_latest(first_input + usize::from(input), now_ns, i64::from(level));
+                }
             }
         }
         Outcome::Stored
+    }
+
+    fn note_latest(&mut self, ch: usize, ns: i64, raw: i64) {
+        if self.latest.len() <= ch {
+            self.latest.resize(ch + 1, None);
+        }
+        let slot = &mut self.latest[ch];
+        if slot.is_none_or(|(t, _)| t <= ns) {
+            *slot = Some((ns, raw));
+        }
+    }
+
+    /// Hands the latest values to the statistics (see [`PUBLISH_EVERY`]).
+    fn publish(&mut self, now: Instant) {
+        if self
+            .published
+            .is_some_and(|t| now.saturating_duration_since(t) < PUBLISH_EVERY)
+        {
+            return;
+        }
+        self.published = Some(now);
+        for (ch, v) in self.latest.iter_mut().enumerate() {
+            if let Some((ns, raw)) = v.take() {
+                self.stats.set_last_value(ch as u16, ns, raw);
+            }
+        }
     }
 
     /// A sender report from this stream's source (RFC 3550 6.4.1).
@@ -601,6 +637,7 @@ impl StreamRx {
         let spec = stream_spec(&desc);
         self.stats
             .renegotiated(session, spec.rate_hz, spec.channels.clone());
+        self.latest.clear();
         self.receiver
             .set_jitter_payload_type(desc.samples.as_ref().map(|s| s.payload_type));
         self.bucket = Bucket::for_stream(&desc, now);
@@ -625,6 +662,7 @@ impl StreamRx {
     /// Periodic work: gaps past their grace time, parked packets whose
     /// re-INVITE never completed.
     pub fn tick(&mut self, now: Instant, sink: &mut Sink) {
+        self.publish(now);
         if self.gaps.pending() > 0 {
             let mut found = Vec::new();
             self.gaps.poll_due(now, false, &mut found);

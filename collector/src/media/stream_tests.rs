@@ -454,3 +454,34 @@ fn packets_wait_for_a_storage_record_still_being_written() {
             .all(|s| s.session == SessionId(9))
     );
 }
+
+#[test]
+fn last_values_reach_the_statistics_at_most_once_a_second() {
+    let mut r = rig(None, 100);
+    r.sender_report();
+    let d = desc(1, 10);
+    let p = r.samples(&d, 0);
+    r.feed(&p);
+    let now = r.now;
+    r.rx.tick(now, &mut r.sink);
+    let snap = r.rx.stats.snapshot(0);
+    assert_eq!(snap.last_values.len(), 2);
+    assert_eq!(
+        snap.last_values[0].raw,
+        i64::from(raw(40, 0)),
+        "the packet's last instant"
+    );
+    assert_eq!(snap.packets, 1);
+    let p = r.samples(&d, 50);
+    r.feed(&p);
+    r.rx.tick(now + Duration::from_millis(500), &mut r.sink);
+    assert_eq!(
+        r.rx.stats.snapshot(0).last_values[0].raw,
+        i64::from(raw(40, 0))
+    );
+    r.rx.tick(now + PUBLISH_EVERY, &mut r.sink);
+    assert_eq!(
+        r.rx.stats.snapshot(0).last_values[0].raw,
+        i64::from(raw(90, 0))
+    );
+}
