@@ -18,6 +18,7 @@ pg_bin=${SIPSENSOR_PG_BINDIR:-/usr/lib/postgresql/15/bin}
 "$CARGO" build --release --locked -p sipsensor-collector -p sipsensor-loadgen >&2
 bin=$root/target/release
 work=$(mktemp -d /tmp/sipsensor-bench.XXXXXX)
+chmod 755 "$work" # the postgres user reaches its directory inside
 collector_pid=""
 pg_data=""
 
@@ -49,6 +50,16 @@ start_pg() {
         -o "-c listen_addresses='' -c unix_socket_directories='$work/pg' -p 5432 -c max_connections=50" \
         start >/dev/null
     pg_data=$work/pg/data
+}
+
+# CPU seconds used so far by the PostgreSQL server's processes.
+pg_cpu() {
+    local total=0 pid t
+    for pid in $(pgrep -u postgres -f "$pg_data" ; pgrep -u postgres -P "$(head -1 "$pg_data/postmaster.pid")"); do
+        t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+        total=$((total + t))
+    done
+    echo $((total / 100))
 }
 
 # Waits for a line matching $2 in log $1; prints the line.
@@ -97,17 +108,23 @@ media:
   rtp_bind: 127.0.0.1:0
 YAML
         log=$work/collector-$backend-$n.log
-        RUST_LOG=warn,sipsensor_collector::sip=info \
+        RUST_LOG=info,sipsensor_collector::sip::tu=warn \
             "$bin/sipsensor-collector" run --config "$work/collector.yaml" 2> "$log" &
         collector_pid=$!
         sip=$(await_line "$log" "advertised [0-9.]+:[0-9]+" | sed -E 's/.*advertised ([0-9.]+:[0-9]+).*/\1/')
         http=$(await_line "$log" "on http://" | sed -E 's#.*on http://([0-9.]+:[0-9]+)/.*#\1#')
         per=1
         [ "$n" -gt 2000 ] && per=4
+        pg_cpu_before=0
+        [ "$backend" = postgres ] && pg_cpu_before=$(pg_cpu)
+        started=$SECONDS
         "$bin/sipsensor-loadgen" run --collector "$sip" --metrics "$http" -n "$n" \
             --seconds "$seconds" --collector-pid "$collector_pid" --per-rtp-socket "$per" \
             --row "$backend" 2> "$work/loadgen-$backend-$n.log" \
             || { echo "| $backend | $n | load generator failed |"; tail -5 "$work/loadgen-$backend-$n.log" >&2; }
+        if [ "$backend" = postgres ]; then
+            echo "  (postgres, $n streams: the PostgreSQL server used $(( $(pg_cpu) - pg_cpu_before )) CPU-seconds in the $(( SECONDS - started )) s run)" >&2
+        fi
         kill -TERM "$collector_pid"
         wait "$collector_pid" || true
         collector_pid=""
