@@ -25,7 +25,7 @@ collector-web-vendor:
 test-collector: collector-web-deps
 	node --check $(COLLECTOR_WEB)/app.js
 	node --check $(COLLECTOR_WEB)/tests/driver.mjs
-	$(CARGO) test -p sipsensor-collector --locked
+	$(CARGO) test -p sipsensor-collector --all-features --locked
 
 ## Storage throughput (SQLite and PostgreSQL), printed; not part of `make test`.
 bench-collector-storage:

@@ -1,0 +1,57 @@
+SUMMARY = "sipsensor A/B system integration"
+DESCRIPTION = "RAUC system configuration and keyring, U-Boot environment \
+               access for the boot counter, the boot and data partition \
+               mounts, and the health check that marks a new slot good once \
+               the agent has registered."
+SECTION = "base"
+
+require recipes-sipsensor/sipsensor-source.inc
+
+inherit systemd
+
+# system.conf names the machine (RAUC compatible), so the package does too.
+PACKAGE_ARCH = "${MACHINE_ARCH}"
+INHIBIT_DEFAULT_DEPS = "1"
+
+SYSTEMD_SERVICE:${PN} = "sipsensor-data.service sipsensor-health.service data.mount boot-firmware.mount"
+
+# The keyring is read from outside the layer: let a change of it rebuild.
+do_install[file-checksums] += "${SIPSENSOR_RAUC_KEYRING_FILE}:False"
+
+do_configure[noexec] = "1"
+do_compile[noexec] = "1"
+
+do_install() {
+    if [ ! -f "${SIPSENSOR_RAUC_KEYRING_FILE}" ]; then
+        bbfatal "No RAUC keyring at ${SIPSENSOR_RAUC_KEYRING_FILE}. For a development CA run \
+images/scripts/mk-dev-keys ${SIPSENSOR_RAUC_KEY_DIR} in the sipsensor repository; \
+for devices you ship set SIPSENSOR_RAUC_KEYRING_FILE."
+    fi
+
+    overlay=${S}/images/rootfs-overlay
+
+    install -d ${D}${sysconfdir}/rauc
+    ${S}/images/scripts/render-system-conf ${SIPSENSOR_RAUC_COMPATIBLE} ${D}${sysconfdir}/rauc/system.conf
+    install -m 0644 ${SIPSENSOR_RAUC_KEYRING_FILE} ${D}${sysconfdir}/rauc/keyring.pem
+    install -m 0644 $overlay/etc/fw_env.config ${D}${sysconfdir}/fw_env.config
+
+    install -d ${D}${libexecdir}/sipsensor
+    for f in health-check prepare-data rauc-pre-install; do
+        install -m 0755 $overlay/usr/libexec/sipsensor/$f ${D}${libexecdir}/sipsensor/
+    done
+
+    install -d ${D}${systemd_system_unitdir}
+    for u in ${SYSTEMD_SERVICE:${PN}}; do
+        install -m 0644 ${S}/images/systemd/$u ${D}${systemd_system_unitdir}/
+    done
+
+    install -d ${D}/data ${D}/boot/firmware
+    # root's authorized_keys persist on the data partition.
+    install -d ${D}${ROOT_HOME}
+    ln -sf /data/sipsensor/ssh ${D}${ROOT_HOME}/.ssh
+}
+
+FILES:${PN} += "${libexecdir}/sipsensor /data /boot/firmware ${ROOT_HOME}/.ssh"
+RDEPENDS:${PN} = "e2fsprogs-e2fsck rauc sipsensor-agent u-boot-fw-utils"
+# Stands in for meta-rauc's example rauc-conf.
+RPROVIDES:${PN} += "virtual-rauc-conf"
