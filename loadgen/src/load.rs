@@ -62,7 +62,58 @@ pub struct LoadReport {
     pub window_s: f64,
 }
 
+/// 12345 as "12,345".
+fn thousands(v: u64) -> String {
+    let s = v.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 impl LoadReport {
+    /// Header of [`Self::table_row`].
+    pub const TABLE_HEADER: &'static str = "| store | streams | set-up (sessions/s) | packets/s | packets lost | samples stored / sent | collector CPU (% of a core) | collector RSS (peak) | load generator CPU |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|";
+
+    /// One markdown table row for docs/benchmarks.md.
+    pub fn table_row(&self, store: &str) -> String {
+        let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} %"));
+        let stored = self.samples_stored.map_or("-".to_string(), thousands);
+        let streams = if self.streaming == self.sensors {
+            thousands(self.sensors as u64)
+        } else {
+            format!(
+                "{} of {}",
+                thousands(self.streaming as u64),
+                thousands(self.sensors as u64)
+            )
+        };
+        let lost = if self.missing_reports > 0 {
+            format!(
+                "{} ({} reports missing)",
+                self.packets_lost, self.missing_reports
+            )
+        } else {
+            self.packets_lost.to_string()
+        };
+        format!(
+            "| {store} | {streams} | {:.0} | {} | {lost} | {stored} / {} | {} | {} MB ({} MB) | {} |",
+            self.sessions_per_s,
+            thousands(self.packets_per_s.round() as u64),
+            thousands(self.samples_sent),
+            pct(self.collector_cpu_percent),
+            self.collector_rss_mb
+                .map_or("-".into(), |v| format!("{v:.0}")),
+            self.collector_peak_rss_mb
+                .map_or("-".into(), |v| format!("{v:.0}")),
+            pct(self.loadgen_cpu_percent),
+        )
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "sensors": self.sensors,
@@ -302,6 +353,8 @@ mod tests {
     fn proc_readers_and_credentials() {
         assert!(cpu_ticks("self").is_some());
         assert!(vm_mb("self", "VmRSS:").unwrap() > 0.0);
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(999), "999");
         let y = credentials_yaml(2, "s-", "p-");
         assert_eq!(y, "users:\n  s-00000: p-00000\n  s-00001: p-00001\n");
     }

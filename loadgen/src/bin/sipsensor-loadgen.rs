@@ -25,6 +25,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Print the header of the table `run --row` prints rows of.
+    TableHeader,
     /// Print a collector credentials file for the simulated sensors.
     Credentials {
         #[arg(short, long)]
@@ -75,6 +77,10 @@ enum Command {
         /// Print the figures as one JSON object.
         #[arg(long)]
         json: bool,
+        /// Print them as a row of the docs/benchmarks.md table, with this
+        /// store name in its first column.
+        #[arg(long)]
+        row: Option<String>,
     },
 }
 
@@ -88,6 +94,10 @@ fn raise_fd_limit() {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::TableHeader => {
+            println!("{}", load::LoadReport::TABLE_HEADER);
+            ExitCode::SUCCESS
+        }
         Command::Credentials {
             n,
             prefix,
@@ -112,6 +122,7 @@ fn main() -> ExitCode {
             collector_pid,
             metrics,
             json,
+            row,
         } => {
             raise_fd_limit();
             let opts = LoadOptions {
@@ -143,7 +154,9 @@ fn main() -> ExitCode {
             };
             match rt.block_on(load::run(opts)) {
                 Ok(r) => {
-                    if json {
+                    if let Some(store) = row {
+                        println!("{}", r.table_row(&store));
+                    } else if json {
                         println!("{}", r.to_json());
                     } else {
                         println!("{:#}", r.to_json());
