@@ -7,6 +7,7 @@ between unique markers, so their output and exit status are read back
 exactly, whatever the kernel prints in between.
 """
 
+import base64
 import itertools
 import re
 import shutil
@@ -136,6 +137,15 @@ class Console:
         if check and status != 0:
             raise AssertionError(f"`{command}` exited {status} in the guest:\n{output}")
         return status, output
+
+    def write_file(self, path, text, mode="0644"):
+        """Create a file in the guest (base64 over the console, in lines
+        short enough for the terminal's line buffer)."""
+        data = base64.b64encode(text.encode() if isinstance(text, str) else text).decode()
+        self.sh(f"rm -f {path}.b64")
+        for i in range(0, len(data), 512):
+            self.sh(f"echo '{data[i:i + 512]}' >> {path}.b64")
+        self.sh(f"base64 -d {path}.b64 > {path} && rm {path}.b64 && chmod {mode} {path}")
 
     def close(self):
         try:
