@@ -2,7 +2,7 @@
 # sip::digest / sip::registration / sip::registrar). Unit tests on a virtual
 # clock; no network, no external tools. About 0.2 s once built.
 .PHONY: test-auth
-TEST_TARGETS += test-auth
+# Not in TEST_TARGETS: test-rust runs these with the whole workspace.
 
 test-auth:
 	$(CARGO) test -p sipsensor-protocol --lib --locked -- sip::digest sip::registrar sip::registration

@@ -21,6 +21,11 @@ use crate::led::{self, NoLed};
 use crate::logging::{self, LogHandle};
 use crate::sensor::SensorEnv;
 use crate::sensor::runner::{RetryPolicy, Runner};
+use crate::session::{
+    self,
+    run::{Media, MediaAddress, Sockets},
+    streamer::StreamerMedia,
+};
 use crate::status::{AgentState, StatusHub, server};
 use sipsensor_protocol::sip::ids::IdGenerator;
 use std::path::PathBuf;
@@ -32,8 +37,10 @@ use tokio::task::JoinHandle;
 
 /// Events queued per GPIO input before the sender drains them.
 const EVENT_RING: usize = 64;
-/// The whole shutdown stays within the 2 s the init system is promised.
-const STOP_BUDGET: Duration = Duration::from_millis(1500);
+/// The whole shutdown stays within the 2 s the init system is promised:
+/// the session's BYE and un-REGISTER first, then the sensor threads.
+const SESSION_BUDGET: Duration = Duration::from_millis(1100);
+const STOP_BUDGET: Duration = Duration::from_millis(700);
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -49,10 +56,9 @@ pub struct RunOptions {
 #[derive(Debug)]
 pub struct Pipeline {
     pub stream: StreamConfig,
-    /// The stream's channels, for the real-time sender.
-    pub board: Board,
-    /// GPIO edges, for the real-time sender.
-    pub events: EventReceiver,
+    /// The stream's channels and the GPIO edges, until the real-time
+    /// sender takes them ([`Pipeline::take_media`]).
+    media: Option<(Board, EventReceiver)>,
     runners: Vec<Runner>,
     inputs: Vec<JoinHandle<()>>,
 }
@@ -124,11 +130,15 @@ impl Pipeline {
             .collect();
         Ok(Pipeline {
             stream: config.stream.clone(),
-            board,
-            events,
+            media: Some((board, events)),
             runners,
             inputs,
         })
+    }
+
+    /// The board and the event ring, for the sender (once).
+    pub fn take_media(&mut self) -> Option<(Board, EventReceiver)> {
+        self.media.take()
     }
 
     /// Stop every part within `budget`; sensor threads stuck in a read are
@@ -352,7 +362,7 @@ async fn run_async(opts: RunOptions) -> ExitCode {
             return ExitCode::FAILURE;
         }
         hub.set_state(AgentState::Starting);
-        let pipeline = match Pipeline::start(&config, &opts.env, &hub, RetryPolicy::default()) {
+        let mut pipeline = match Pipeline::start(&config, &opts.env, &hub, RetryPolicy::default()) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!("cannot start the sensor threads: {e}");
@@ -366,10 +376,12 @@ async fn run_async(opts: RunOptions) -> ExitCode {
             pipeline.stream.rate_hz,
             pipeline.stream.channels.len()
         );
+        let mut session = start_session(&config, &mut pipeline, &hub);
         loop {
             match signals.next().await {
                 Wake::Stop => {
                     tracing::info!("stopping");
+                    session.stop().await;
                     pipeline.stop(STOP_BUDGET).await;
                     shell.stop_led().await;
                     tracing::info!("stopped");
@@ -381,6 +393,7 @@ async fn run_async(opts: RunOptions) -> ExitCode {
                             tracing::warn!("{n}");
                         }
                         tracing::info!("SIGHUP: config reloaded");
+                        session.stop().await;
                         pipeline.stop(STOP_BUDGET).await;
                         config = new;
                         break;
@@ -397,6 +410,86 @@ async fn run_async(opts: RunOptions) -> ExitCode {
                 },
             }
         }
+    }
+}
+
+/// The SIP session and the real-time sender, running.
+struct SessionTask {
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl SessionTask {
+    /// Hang up and unregister within [`SESSION_BUDGET`].
+    async fn stop(&mut self) {
+        self.stop.send_replace(true);
+        if let Some(task) = self.task.take() {
+            match tokio::time::timeout(SESSION_BUDGET, task).await {
+                Ok(_) => {}
+                Err(_) => tracing::warn!("the session did not end in time"),
+            }
+        }
+    }
+}
+
+/// Starts the session task: it binds the media sockets (which needs the
+/// registrar's or collector's address: DNS or the network may not be up
+/// yet at boot, so it retries with back-off, saying why once), then runs
+/// the SIP session with the real-time sender until told to stop.
+fn start_session(config: &Config, pipeline: &mut Pipeline, hub: &StatusHub) -> SessionTask {
+    let (stop, mut stop_rx) = watch::channel(false);
+    let Some((board, events)) = pipeline.take_media() else {
+        return SessionTask { stop, task: None };
+    };
+    let config = config.clone();
+    let hub = hub.clone();
+    let task = tokio::spawn(async move {
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        let mut rng = IdGenerator::from_entropy();
+        let mut last = String::new();
+        let sockets = loop {
+            match Sockets::bind(&config) {
+                Ok(s) => break s,
+                Err(e) => {
+                    let message = e.to_string();
+                    if message != last {
+                        tracing::error!("cannot start the session yet: {message}; retrying");
+                        hub.error("session", message.clone());
+                        last = message;
+                    }
+                    hub.set_state(AgentState::Registering);
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff.next_delay(&mut rng)) => {}
+                        _ = stop_rx.changed() => return,
+                    }
+                }
+            }
+        };
+        let Ok(rtp) = sockets.rtp.local_addr() else {
+            return;
+        };
+        let ssrc = rng.u32();
+        let address = MediaAddress { rtp, ssrc };
+        let mut media = StreamerMedia::new(
+            &config,
+            board,
+            events,
+            sockets,
+            ssrc,
+            session::run::cname(&config),
+            hub.clone(),
+        );
+        if let Err(e) = session::run::run(&config, address, &mut media, hub.clone(), stop_rx).await
+        {
+            tracing::error!("session: {e}");
+            hub.error("session", e.to_string());
+            hub.set_state(AgentState::Error);
+        }
+        media.stop();
+    });
+    SessionTask {
+        stop,
+        task: Some(task),
     }
 }
 

@@ -16,7 +16,7 @@
 
 use crate::sensor::Reading;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
@@ -215,17 +215,26 @@ pub struct Event {
 /// Wakes the consumer thread when an event arrives.
 #[derive(Debug, Default)]
 pub struct Wake {
-    thread: OnceLock<Thread>,
+    /// A mutex, not a `OnceLock`: each real-time sender (one per session)
+    /// registers its own thread, and the receiver outlives them. Only the
+    /// producers and `register` take it, never the consumer's hot path.
+    thread: Mutex<Option<Thread>>,
 }
 
 impl Wake {
-    /// The consumer registers itself once, before it starts waiting.
+    /// The consumer registers itself before it starts waiting; a later
+    /// registration replaces the earlier one.
     pub fn register(&self, t: Thread) {
-        let _ = self.thread.set(t);
+        *self.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(t);
     }
 
     pub fn wake(&self) {
-        if let Some(t) = self.thread.get() {
+        if let Some(t) = self
+            .thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             t.unpark();
         }
     }
@@ -441,6 +450,21 @@ mod tests {
             .map(|e| (e.at - t0).as_millis() as u64)
             .collect();
         assert_eq!(order, [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_later_registration_replaces_the_earlier_one() {
+        // Each session's sender thread registers anew on the same receiver.
+        let (_tx, rx) = events(1, 4);
+        let registered = |w: &Wake| w.thread.lock().unwrap().as_ref().map(Thread::id);
+        let first = std::thread::spawn(|| ());
+        let second = std::thread::spawn(|| ());
+        rx.wake().register(first.thread().clone());
+        assert_eq!(registered(rx.wake()), Some(first.thread().id()));
+        rx.wake().register(second.thread().clone());
+        assert_eq!(registered(rx.wake()), Some(second.thread().id()));
+        first.join().unwrap();
+        second.join().unwrap();
     }
 
     #[test]

@@ -16,4 +16,5 @@ pub mod probe;
 pub mod sensor;
 pub mod session;
 pub mod status;
+pub mod stream;
 pub mod units;

@@ -165,17 +165,17 @@ class Fakes(unittest.TestCase):
 
     # -- agent-exec and agent-run ----------------------------------------
 
-    def test_agent_exec_passes_the_override_only_when_present(self):
-        override = self.dir / "sipsensor.yaml"
+    def test_agent_exec_passes_config_and_override(self):
         env = self.env(SIPSENSOR_AGENT_CONFIG="/etc/a.yaml",
-                       SIPSENSOR_AGENT_OVERRIDE=str(override))
-        run([LIBEXEC / "agent-exec"], env=env)
-        override.write_text("{}\n")
+                       SIPSENSOR_AGENT_OVERRIDE="/boot/firmware/sipsensor.yaml")
         run([LIBEXEC / "agent-exec"], env=env)
         self.assertEqual(self.calls(), [
-            "agent run --config /etc/a.yaml",
-            f"agent run --config /etc/a.yaml --config {override}",
-        ])
+            "agent run --config /etc/a.yaml --override /boot/firmware/sipsensor.yaml"])
+
+    def test_agent_exec_defaults(self):
+        run([LIBEXEC / "agent-exec"], env=self.env())
+        self.assertEqual(self.calls(), [
+            "agent run --config /etc/sipsensor/agent.yaml --override /boot/firmware/sipsensor.yaml"])
 
     def start_runner(self, mode):
         write_exe(self.bin / "fake-exec", f"""#!/bin/sh

@@ -27,7 +27,7 @@ pub use sip_uri::SipUri;
 /// Where the daemon looks when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "/etc/sipsensor/agent.yaml";
 /// The technician-editable override on the FAT boot partition.
-pub const DEFAULT_OVERRIDE: &str = "/boot/sipsensor/agent.yaml";
+pub const DEFAULT_OVERRIDE: &str = "/boot/firmware/sipsensor.yaml";
 
 /// A checked configuration: every value is in range and consistent.
 #[derive(Debug, Clone)]

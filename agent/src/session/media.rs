@@ -2,7 +2,7 @@
 //! as a [`StreamDescription`] (docs/protocol.md section 2).
 
 use sipsensor_protocol::sdp::{
-    ChannelSpec as WireChannel, EventFormat, SampleFormat, StreamDescription, Unit,
+    ChannelSpec as WireChannel, EventFormat, SampleFormat, StreamDescription,
 };
 
 use crate::config::Config;
@@ -15,8 +15,6 @@ pub const EVENTS_PT: u8 = 97;
 pub enum MediaError {
     #[error("channel {channel}: scale {scale} is not a power of ten")]
     Scale { channel: String, scale: String },
-    #[error("channel {channel}: unit {unit} has no SenML symbol the stream can carry")]
-    Unit { channel: String, unit: String },
     #[error("stream: {0}")]
     Invalid(String),
 }
@@ -33,10 +31,7 @@ pub fn capabilities(config: &Config) -> Result<StreamDescription, MediaError> {
             let spec = &c.spec;
             Ok(WireChannel {
                 name: spec.name.clone(),
-                unit: Unit::from_symbol(spec.unit.symbol()).ok_or_else(|| MediaError::Unit {
-                    channel: spec.name.clone(),
-                    unit: spec.unit.symbol().to_owned(),
-                })?,
+                unit: spec.unit,
                 scale: decimal_exponent(spec.scale).ok_or_else(|| MediaError::Scale {
                     channel: spec.name.clone(),
                     scale: spec.scale.to_string(),

@@ -9,6 +9,7 @@
 
 pub mod media;
 pub mod run;
+pub mod streamer;
 #[cfg(test)]
 mod tests;
 mod trust;

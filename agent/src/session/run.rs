@@ -21,7 +21,7 @@ use crate::config::{Config, SipUri, sip_uri::Host};
 use crate::status::{RegistrationState, RegistrationStatus, StatusHub};
 
 /// How long shutdown waits for the BYE and the un-REGISTER to be answered.
-const GOODBYE: Duration = Duration::from_millis(1200);
+const GOODBYE: Duration = Duration::from_millis(900);
 /// In-dialog OPTIONS keep-alive: a restarted collector is noticed within it.
 const KEEPALIVE: Duration = Duration::from_secs(20);
 
@@ -52,12 +52,13 @@ pub enum SessionError {
     Ua(#[from] sipsensor_protocol::sip::ua::UaError),
 }
 
-/// The sockets of one session, bound before anything is offered.
+/// The media sockets, bound before anything is offered.
 #[derive(Debug)]
 pub struct Sockets {
     pub rtp: UdpSocket,
     pub rtcp: UdpSocket,
-    local_ip: IpAddr,
+    /// The address this device is reached at (SIP and SDP).
+    pub local_ip: IpAddr,
 }
 
 impl Sockets {
@@ -182,8 +183,9 @@ impl Resolver for CachedResolver {
 fn settings(
     config: &Config,
     local: &LocalEndpoint,
-    rtp: SocketAddr,
+    address: &MediaAddress,
 ) -> Result<Settings, SessionError> {
+    let rtp = address.rtp;
     let registration = config.sip.registrar.as_ref().map(|registrar| {
         let password = config
             .sip
@@ -204,16 +206,8 @@ fn settings(
         r
     });
     let mut local_media = LocalMedia::new(rtp);
-    let mut ids = IdGenerator::from_entropy();
-    local_media.ssrc = Some(ids.u32());
-    local_media.cname = Some(
-        config
-            .identity
-            .aor
-            .as_str()
-            .trim_start_matches("sip:")
-            .to_owned(),
-    );
+    local_media.ssrc = Some(address.ssrc);
+    local_media.cname = Some(cname(config));
     Ok(Settings {
         collector: config.sip.collector.as_ref().map(|c| c.as_str().to_owned()),
         registration,
@@ -251,26 +245,43 @@ fn product() -> String {
     concat!("sipsensor-agent/", env!("CARGO_PKG_VERSION")).to_owned()
 }
 
+/// Where this device's media is, as its SDP says.
+#[derive(Debug, Clone, Copy)]
+pub struct MediaAddress {
+    pub rtp: SocketAddr,
+    /// Announced with `a=ssrc` (RFC 5576); the sender uses it.
+    pub ssrc: u32,
+}
+
+/// The CNAME of this device's RTCP (RFC 3550 6.5.1): its AOR without the
+/// scheme, unique per device.
+pub fn cname(config: &Config) -> String {
+    config
+        .identity
+        .aor
+        .as_str()
+        .trim_start_matches("sip:")
+        .to_owned()
+}
+
 /// Runs the session until `stop` turns true, then hangs up and
 /// unregisters within [`GOODBYE`].
 pub async fn run(
     config: &Config,
-    sockets: &Sockets,
+    media_address: MediaAddress,
     media: &mut dyn Media,
     hub: StatusHub,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), SessionError> {
-    let bind = SocketAddr::new(sockets.local_ip, config.sip.bind.port());
+    let bind = SocketAddr::new(media_address.rtp.ip(), config.sip.bind.port());
     let (network, incoming) = Network::bind(NetConfig::udp_and_tcp(bind))
         .await
         .map_err(|source| SessionError::Bind { addr: bind, source })?;
     let transport = config.sip.transport;
     let addr = network.local_addr(transport).unwrap_or(bind);
     let local = LocalEndpoint::new(transport, addr);
-    let rtp = sockets
-        .rtp_addr()
-        .unwrap_or_else(|| SocketAddr::new(sockets.local_ip, 0));
-    let settings = settings(config, &local, rtp)?;
+    let rtp = media_address.rtp;
+    let settings = settings(config, &local, &media_address)?;
 
     let mut ua_config = UaConfig::new(local.clone(), config.identity.aor.as_str());
     ua_config.display_name = config.identity.display_name.clone();

@@ -41,6 +41,14 @@ if ! grep -q 'sipsensor partitions' "$target/etc/fstab"; then
 	cat "$images/fstab.append" >> "$target/etc/fstab"
 fi
 
+# SSH: root's authorized_keys and dropbear's host keys persist on the data
+# partition (prepare-data creates the directories), so that a device keeps
+# its host key across boots and updates.
+mkdir -p "$target/root"
+ln -sfn /data/sipsensor/ssh "$target/root/.ssh"
+rm -rf "$target/etc/dropbear"
+ln -s /data/sipsensor/dropbear "$target/etc/dropbear"
+
 # Device trees next to the kernel, where boot.scr loads them from the slot.
 mkdir -p "$target/boot/dtbs"
 for dtb in "$target"/boot/*.dtb; do

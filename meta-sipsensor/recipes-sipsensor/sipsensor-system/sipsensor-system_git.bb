@@ -46,9 +46,12 @@ for devices you ship set SIPSENSOR_RAUC_KEYRING_FILE."
     done
 
     install -d ${D}/data ${D}/boot/firmware
+    # root's authorized_keys persist on the data partition.
+    install -d ${D}${ROOT_HOME}
+    ln -sf /data/sipsensor/ssh ${D}${ROOT_HOME}/.ssh
 }
 
-FILES:${PN} += "${libexecdir}/sipsensor /data /boot/firmware"
+FILES:${PN} += "${libexecdir}/sipsensor /data /boot/firmware ${ROOT_HOME}/.ssh"
 RDEPENDS:${PN} = "e2fsprogs-e2fsck rauc sipsensor-agent u-boot-fw-utils"
 # Stands in for meta-rauc's example rauc-conf.
 RPROVIDES:${PN} += "virtual-rauc-conf"

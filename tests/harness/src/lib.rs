@@ -16,12 +16,14 @@
 pub mod kamailio;
 pub mod ports;
 pub mod process;
+pub mod relay;
 pub mod sipp;
 pub mod tools;
 pub mod tshark;
 
 pub use kamailio::{Kamailio, KamailioOptions};
 pub use process::ChildGuard;
+pub use relay::{Relay, RelayLog, RelayOptions};
 pub use sipp::{Sipp, SippOptions, SippOutcome, SippTransport};
 pub use tools::{in_ci, require_capture, require_tool, tool_path};
 pub use tshark::{Capture, Tshark, TsharkOptions};
@@ -93,4 +95,27 @@ pub fn scenario(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("scenarios")
         .join(name)
+}
+
+/// A binary of this workspace, built before the tests run (`make test`
+/// builds them; by hand: `cargo build -p sipsensor-agent -p
+/// sipsensor-collector`). `$SIPSENSOR_BIN_DIR` overrides where they are
+/// looked for (default `<repo>/target/debug`, or `$CARGO_TARGET_DIR/debug`).
+pub fn workspace_binary(name: &str) -> Result<PathBuf, HarnessError> {
+    let dir = std::env::var_os("SIPSENSOR_BIN_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(|d| PathBuf::from(d).join("debug")))
+        .unwrap_or_else(|| repo_root().join("target").join("debug"));
+    let path = dir.join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(HarnessError::Invalid {
+            what: format!("binary {name}"),
+            detail: format!(
+                "{} does not exist: build it first (cargo build --bins, or make test)",
+                path.display()
+            ),
+        })
+    }
 }

@@ -463,12 +463,16 @@ fn unit(v: &mut V, p: KeyPath, text: &str) -> Option<Unit> {
 }
 
 fn scale(v: &mut V, p: &KeyPath, scale: f64) -> Option<f64> {
-    if scale.is_finite() && scale > 0.0 {
+    // The stream carries the scale as a decimal exponent
+    // (docs/protocol.md 2.3), so only powers of ten can be sent.
+    if crate::session::media::decimal_exponent(scale).is_some() {
         Some(scale)
     } else {
         v.err(
             p.key("scale"),
-            format!("scale (the value of one integer step) must be > 0, got {scale}"),
+            format!(
+                "scale (the value of one integer step) must be a power of ten such as 0.01 or 1, got {scale}"
+            ),
         );
         None
     }

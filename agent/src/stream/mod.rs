@@ -1,0 +1,417 @@
+//! The real-time RTP sender: one stream (one SSRC) from the sensor board
+//! and the GPIO events to the collector, on its own OS thread.
+//!
+//! ```text
+//!  sensor I/O threads ──triple buffers──► Board ─┐
+//!  GPIO tasks ──────────SPSC rings + Wake──► EventReceiver ─┤
+//!                                                           ▼
+//!   Streamer ──commands ring──► "rtp-sender" thread (SCHED_FIFO, mlockall)
+//!     ▲   └──retired ring (freed here)◄─┘   │ RTP + SR/SDES/BYE (non-blocking)
+//!     │                                      ▼
+//!     └── stats (atomics) ◄── "rtcp-receiver" thread ◄── RR/BYE from the peer
+//! ```
+//!
+//! The sender thread samples the board at every sampling instant (it never
+//! waits for a sensor: what is missing is sent as MISSING), sends each
+//! samples packet when its last instant is sampled, sends GPIO edges at
+//! once with their repeats (docs/protocol.md 5.5), and an SR at the
+//! RTCP interval (RFC 3550 6.2) pinned to a tick. It sleeps until the
+//! next deadline on CLOCK_MONOTONIC, and is woken early by an event (the
+//! ring's `Wake` unparks it) or a command. Nothing on that path
+//! allocates, locks or blocks: see `engine` and `worker`, and the counting
+//! allocator in agent/tests/stream_no_alloc.rs.
+
+mod engine;
+mod layout;
+mod rt;
+mod rtcp_rx;
+#[cfg(any(test, feature = "bench"))]
+pub mod sim;
+mod stats;
+mod worker;
+
+pub use rt::MemoryLock;
+pub use stats::{LastReport, StreamStats};
+
+use crate::config::RealtimeConfig;
+use crate::handoff::{Board, EventReceiver};
+use crate::status::StatusHub;
+use engine::{CoreOptions, CoreParts};
+use layout::Layout;
+use rtcp_rx::RtcpReceiver;
+use sipsensor_protocol::payload::OutboxConfig;
+use sipsensor_protocol::rtp::RtpSender;
+use sipsensor_protocol::sdp::StreamDescription;
+use sipsensor_protocol::sip::ids::IdGenerator;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use worker::{Command, Job, Sockets};
+
+/// Commands in flight; a reconfiguration needs one slot.
+const COMMANDS: usize = 4;
+
+/// Why a stream cannot start or change.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("stream description: {0}")]
+    Description(#[from] sipsensor_protocol::sdp::StreamError),
+    #[error("channel {0:?} of the description is none of the board's channels")]
+    UnknownChannel(String),
+    #[error("input {0:?} of the description is none of the GPIO inputs")]
+    UnknownInput(String),
+    #[error("the board has {board} channels but the plan names {named}")]
+    BoardMismatch { board: usize, named: usize },
+    #[error(
+        "clock rate {new} Hz differs from the stream's {current} Hz; a payload type's clock \
+         never changes in a session (RFC 3264 8.3.2)"
+    )]
+    ClockChanged { current: u32, new: u32 },
+    #[error("socket: {0}")]
+    Socket(#[source] std::io::Error),
+    #[error("cannot start the sender threads: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error("the sender has {COMMANDS} commands queued already")]
+    Busy,
+    #[error("the sender thread ended abnormally")]
+    Died,
+}
+
+/// How a stream is sent; the defaults are what the agent uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// Event repeat timing (docs/protocol.md 5.5).
+    pub outbox: OutboxConfig,
+    /// RTCP minimum interval (RFC 3550 6.2: 5 s). Shorter only in tests.
+    pub rtcp_min_interval: Duration,
+    /// Sampling instants overdue by more than this are skipped, with the
+    /// marker bit on the next packet (docs/protocol.md 5.3); fewer are
+    /// sampled late. `None`: twice the packet interval, at least 100 ms.
+    pub late_limit: Option<Duration>,
+    /// In a stream with GPIO events, the last stretch before a deadline
+    /// is slept in `clock_nanosleep` on the absolute deadline instead of
+    /// parked (an edge arriving then waits at most this long; each stretch
+    /// costs a second wake-up). Streams without events always sleep in
+    /// `clock_nanosleep`.
+    pub fine_sleep: Duration,
+    pub memory_lock: MemoryLock,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions {
+            outbox: OutboxConfig::default(),
+            rtcp_min_interval: Duration::from_secs(5),
+            late_limit: None,
+            fine_sleep: Duration::ZERO,
+            memory_lock: MemoryLock::default(),
+        }
+    }
+}
+
+/// Everything one stream needs besides the board and the events.
+#[derive(Debug)]
+pub struct StreamPlan {
+    /// Bound to the port in the SDP; RTP leaves from it (symmetric RTP).
+    pub rtp: UdpSocket,
+    /// The RTP port + 1: SRs leave from it, RRs arrive on it.
+    pub rtcp: UdpSocket,
+    pub remote_rtp: SocketAddr,
+    pub remote_rtcp: SocketAddr,
+    /// The agreed description (offer/answer done).
+    pub description: StreamDescription,
+    /// SSRC, first sequence number and timestamp base (RFC 3550 5.1): made
+    /// by the caller with `RtpSender::new(&mut ids)`, so the SSRC is known
+    /// for `a=ssrc` before the stream starts.
+    pub sender: RtpSender,
+    /// Randomness for the RTCP interval and event serials.
+    pub ids: IdGenerator,
+    /// The SDES CNAME (RFC 3550 6.5.1), e.g. `sensor-0001@198.51.100.10`.
+    pub cname: String,
+    /// Names of the board's channels, in board order (the config's
+    /// `stream.channels`); the description's channels are found here by
+    /// name (ignoring case).
+    pub channels: Vec<String>,
+    /// Names of the GPIO inputs, in the order of `Event::input`.
+    pub inputs: Vec<String>,
+    pub options: StreamOptions,
+}
+
+/// A `start` that failed, with the parts it was given back.
+#[derive(Debug)]
+pub struct StartFailed {
+    pub error: StreamError,
+    pub board: Board,
+    pub events: EventReceiver,
+}
+
+/// What a stopped stream hands back.
+#[derive(Debug)]
+pub struct Stopped {
+    pub board: Board,
+    pub events: EventReceiver,
+    pub stats: StreamStats,
+    /// The sockets, still bound to the ports the SDP named.
+    pub rtp: UdpSocket,
+    pub rtcp: UdpSocket,
+    pub ids: IdGenerator,
+    ssrc: u32,
+    next_sequence: u16,
+    timestamp_base: u32,
+    clock_rate: u32,
+    epoch: Instant,
+}
+
+impl Stopped {
+    /// An `RtpSender` that continues this stream in a new `Streamer`
+    /// started at `now` (after a hold): same SSRC, the next sequence
+    /// number, and timestamps that count the ticks that passed.
+    pub fn resume_sender(&self, now: Instant) -> RtpSender {
+        let elapsed = now.saturating_duration_since(self.epoch);
+        let ticks = sipsensor_protocol::payload::TickTime::from_elapsed(elapsed, self.clock_rate);
+        RtpSender::with_start(
+            self.ssrc,
+            self.next_sequence,
+            self.timestamp_base.wrapping_add(ticks.tick as u32),
+        )
+    }
+}
+
+/// A running stream. Dropping it stops it (without returning the parts).
+#[derive(Debug)]
+pub struct Streamer {
+    thread: Option<JoinHandle<Option<worker::End>>>,
+    receiver: Option<RtcpReceiver>,
+    commands: rtrb::Producer<Command>,
+    retired: rtrb::Consumer<Box<Layout>>,
+    stats: Arc<stats::Shared>,
+    channels: Vec<String>,
+    inputs: Vec<String>,
+    description: StreamDescription,
+    ssrc: u32,
+}
+
+impl Streamer {
+    /// Check the plan against the board, then start the sender thread
+    /// (with `rt`'s priority and CPU) and the RTCP receiver thread. Tick
+    /// 0 of the sample clock is about a millisecond after this returns.
+    /// Packets and values are added to `status`'s counters.
+    pub fn start(
+        plan: StreamPlan,
+        board: Board,
+        events: EventReceiver,
+        rt: &RealtimeConfig,
+        status: StatusHub,
+    ) -> Result<Streamer, Box<StartFailed>> {
+        let fail = |error, board, events| {
+            Box::new(StartFailed {
+                error,
+                board,
+                events,
+            })
+        };
+        if board.channels() != plan.channels.len() {
+            let error = StreamError::BoardMismatch {
+                board: board.channels(),
+                named: plan.channels.len(),
+            };
+            return Err(fail(error, board, events));
+        }
+        let layout = match Layout::new(plan.description.clone(), &plan.channels, &plan.inputs) {
+            Ok(l) => Box::new(l),
+            Err(e) => return Err(fail(e, board, events)),
+        };
+        let sockets = match sockets(&plan) {
+            Ok(s) => s,
+            Err(e) => return Err(fail(StreamError::Socket(e), board, events)),
+        };
+        let levels = status
+            .snapshot()
+            .inputs
+            .iter()
+            .take(64)
+            .enumerate()
+            .filter(|(_, i)| i.level == Some(true))
+            .fold(0u64, |acc, (g, _)| acc | 1 << g);
+        let stats = Arc::new(stats::Shared::default());
+        let (sizes_tx, sizes_rx) = rtrb::RingBuffer::new(64);
+        let (commands, commands_rx) = rtrb::RingBuffer::new(COMMANDS);
+        // Room for every command in flight and the one being replaced.
+        let (retired_tx, retired) = rtrb::RingBuffer::new(2 * COMMANDS + 2);
+        let ssrc = plan.sender.ssrc();
+        let (rtcp_rx, rtcp_tx) = (plan.rtcp, sockets.1);
+        let receiver = match RtcpReceiver::spawn(rtcp_rx, ssrc, stats.clone(), sizes_tx) {
+            Ok(r) => r,
+            Err(e) => return Err(fail(StreamError::Thread(e), board, events)),
+        };
+        let handover: worker::Handover = Arc::new(Mutex::new(Some((board, events))));
+        let job = Job {
+            layout,
+            parts: CoreParts {
+                rtp: plan.sender,
+                ids: plan.ids,
+                cname: plan.cname,
+                options: CoreOptions {
+                    outbox: plan.options.outbox,
+                    rtcp_min_interval: plan.options.rtcp_min_interval,
+                    late_limit: plan.options.late_limit,
+                },
+                board_channels: plan.channels.len(),
+                levels,
+                stats: stats.clone(),
+                counters: status.counters().clone(),
+            },
+            handover: handover.clone(),
+            sockets: Sockets {
+                rtp: sockets.0,
+                rtcp: rtcp_tx,
+                remote_rtp: plan.remote_rtp,
+                remote_rtcp: plan.remote_rtcp,
+            },
+            commands: commands_rx,
+            retired: retired_tx,
+            rtcp_sizes: sizes_rx,
+            realtime: *rt,
+            memory: plan.options.memory_lock,
+            fine_sleep: plan.options.fine_sleep,
+        };
+        let spawned = std::thread::Builder::new()
+            .name("rtp-sender".into())
+            .stack_size(256 * 1024)
+            .spawn(move || worker::run(job));
+        match spawned {
+            Ok(thread) => Ok(Streamer {
+                thread: Some(thread),
+                receiver: Some(receiver),
+                commands,
+                retired,
+                stats,
+                channels: plan.channels,
+                inputs: plan.inputs,
+                description: plan.description,
+                ssrc,
+            }),
+            Err(e) => {
+                let _ = receiver.stop();
+                let parts = handover.lock().unwrap_or_else(|p| p.into_inner()).take();
+                match parts {
+                    Some((board, events)) => Err(fail(StreamError::Thread(e), board, events)),
+                    // Unreachable: the closure that would take them never ran.
+                    None => panic!("sender thread failed to start yet took the board"),
+                }
+            }
+        }
+    }
+
+    /// Switch to a new agreed description at the next packet boundary: same
+    /// SSRC, sequence numbers and timestamps continue, the first packet
+    /// under the new `cfg` has the marker bit (docs/protocol.md 3.4). Give
+    /// it a new `cfg` when anything changed (`next_config_after`).
+    pub fn reconfigure(&mut self, description: StreamDescription) -> Result<(), StreamError> {
+        if description.clock_rate != self.description.clock_rate {
+            return Err(StreamError::ClockChanged {
+                current: self.description.clock_rate,
+                new: description.clock_rate,
+            });
+        }
+        let layout = Layout::new(description.clone(), &self.channels, &self.inputs)?;
+        self.collect_retired();
+        self.send(Command::Stage(Box::new(layout)))?;
+        self.description = description;
+        Ok(())
+    }
+
+    /// Send to a new address (a re-INVITE moved the collector).
+    pub fn set_remote(&mut self, rtp: SocketAddr, rtcp: SocketAddr) -> Result<(), StreamError> {
+        self.send(Command::Remote { rtp, rtcp })
+    }
+
+    /// The description last given (applied at the next packet boundary).
+    pub fn description(&self) -> &StreamDescription {
+        &self.description
+    }
+
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// The figures so far (lock-free reads).
+    pub fn stats(&self) -> StreamStats {
+        self.stats.snapshot()
+    }
+
+    /// Send the partial packet and SR + SDES + BYE, end both threads and
+    /// hand the parts back. Within 50 ms: a sender that cannot be unparked
+    /// naps at most that long (`MAX_NAP`).
+    pub fn stop(mut self) -> Result<Stopped, StreamError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<Stopped, StreamError> {
+        let thread = self.thread.take().ok_or(StreamError::Died)?;
+        // The ring holds COMMANDS; the thread drains it at every wake.
+        for _ in 0..100 {
+            match self.commands.push(Command::Stop) {
+                Ok(()) => break,
+                Err(_) => {
+                    thread.thread().unpark();
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+        thread.thread().unpark();
+        let end = thread.join().ok().flatten();
+        let rtcp = self.receiver.take().and_then(RtcpReceiver::stop);
+        self.collect_retired();
+        let (Some(end), Some(rtcp)) = (end, rtcp) else {
+            return Err(StreamError::Died);
+        };
+        Ok(Stopped {
+            board: end.board,
+            events: end.events,
+            stats: self.stats.snapshot(),
+            rtp: end.rtp,
+            rtcp,
+            ids: end.ids,
+            ssrc: end.ssrc,
+            next_sequence: end.next_sequence,
+            timestamp_base: end.timestamp_base,
+            clock_rate: end.clock_rate,
+            epoch: end.epoch,
+        })
+    }
+
+    fn send(&mut self, cmd: Command) -> Result<(), StreamError> {
+        self.commands.push(cmd).map_err(|_| StreamError::Busy)?;
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
+        Ok(())
+    }
+
+    /// Free the descriptions the thread replaced (here, not there).
+    fn collect_retired(&mut self) {
+        while self.retired.pop().is_ok() {}
+    }
+}
+
+impl Drop for Streamer {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            let _ = self.shutdown();
+        }
+    }
+}
+
+/// Non-blocking sockets, and a second handle on the RTCP one for sending
+/// (the receiver thread reads the original).
+fn sockets(plan: &StreamPlan) -> std::io::Result<(UdpSocket, UdpSocket)> {
+    let rtp = plan.rtp.try_clone()?;
+    rtp.set_nonblocking(true)?;
+    plan.rtcp.set_nonblocking(true)?;
+    Ok((rtp, plan.rtcp.try_clone()?))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,295 @@
+//! A simulated sensor stream end to end, for the loopback tests, the
+//! benchmark and the cross-build check: a board fed by the real sensor
+//! I/O thread reading a `simulated` sensor, a description for it, and a
+//! checker that decodes received packets with the protocol crate and
+//! compares every value with the waveform (`SimConfig::value` is a pure
+//! function, so the receiver recomputes what the sender must have sent).
+
+use crate::handoff::{self, Board};
+use crate::sensor::runner::{RetryPolicy, Runner};
+use crate::sensor::sim::{SimChannel, SimConfig};
+use crate::sensor::{SensorConfig, SensorEnv, SensorKind};
+use crate::status::StatusHub;
+use crate::units::Unit as AgentUnit;
+use sipsensor_protocol::payload::{self, MISSING, Payload};
+use sipsensor_protocol::rtp;
+use sipsensor_protocol::sdp::{ChannelSpec, SampleFormat, StreamConfigs, StreamDescription, Unit};
+use std::time::Duration;
+
+/// Name of the simulated sensor; its channels are `sim.c0`, `sim.c1`, ...
+pub const SENSOR: &str = "sim";
+/// Name of the sensor that never answers (a hung bus): `silent.x`.
+pub const SILENT: &str = "silent.x";
+/// Samples payload type.
+pub const PT_SAMPLES: u8 = 96;
+
+/// The waveform, the sample clock and the names.
+#[derive(Debug, Clone)]
+pub struct SimStream {
+    pub config: SimConfig,
+    /// The sensor's read interval, which is also the sample period.
+    pub interval: Duration,
+    pub rate_hz: u32,
+    /// Board channel names: `sim.c0` ... then `silent.x` when present.
+    pub channels: Vec<String>,
+}
+
+impl SimStream {
+    /// `channels` waveform channels at `rate_hz`, plus a silent one when
+    /// `silent` is set.
+    pub fn new(seed: u64, channels: usize, rate_hz: u32, silent: bool) -> SimStream {
+        let config = SimConfig {
+            seed,
+            channels: (0..channels)
+                .map(|c| SimChannel {
+                    name: format!("c{c}"),
+                    unit: AgentUnit::CELSIUS,
+                    scale: 0.01,
+                    offset: 20.0 + c as f64,
+                    amplitude: 5.0,
+                    period: Duration::from_millis(1000 + 250 * c as u64),
+                    noise: 0.5,
+                })
+                .collect(),
+        };
+        let mut names: Vec<String> = (0..channels).map(|c| format!("{SENSOR}.c{c}")).collect();
+        if silent {
+            names.push(SILENT.into());
+        }
+        SimStream {
+            config,
+            interval: Duration::from_secs(1) / rate_hz.max(1),
+            rate_hz,
+            channels: names,
+        }
+    }
+
+    /// A description carrying `names` (board channel names), `spp`
+    /// instants per packet, every `period` ticks of a `rate_hz` clock.
+    pub fn description(&self, cfg: u8, period: u32, spp: u8, names: &[&str]) -> StreamDescription {
+        StreamDescription {
+            clock_rate: self.rate_hz,
+            config: cfg,
+            samples: Some(SampleFormat {
+                payload_type: PT_SAMPLES,
+                period,
+                samples_per_packet: spp,
+                channels: names
+                    .iter()
+                    .map(|n| ChannelSpec {
+                        name: (*n).to_owned(),
+                        unit: Unit::from_symbol("Cel").expect("Cel is in the SenML registry"),
+                        scale: -2,
+                    })
+                    .collect(),
+            }),
+            events: None,
+        }
+    }
+
+    /// Every board channel, one instant per `spp`.
+    pub fn full_description(&self, spp: u8) -> StreamDescription {
+        let names: Vec<&str> = self.channels.iter().map(String::as_str).collect();
+        self.description(1, 1, spp, &names)
+    }
+
+    /// The board: sensor 0 is the simulated one, read by its own I/O
+    /// thread (the returned `Runner`); sensor 1, when `silent`, never
+    /// publishes. Stop the runner when done.
+    pub fn board(&self, hub: &StatusHub) -> std::io::Result<(Board, Runner)> {
+        let n = self.config.channels.len();
+        let sensor = SensorConfig {
+            name: SENSOR.into(),
+            interval: self.interval,
+            kind: SensorKind::Simulated(self.config.clone()),
+        };
+        let (w, r) = handoff::samples(n, sensor.stale_after());
+        let runner = Runner::spawn(
+            0,
+            sensor,
+            SensorEnv::system("/nonexistent".into(), "/nonexistent".into()),
+            w,
+            hub.clone(),
+            RetryPolicy::default(),
+        )?;
+        let mut readers = vec![r];
+        let mut sizes = vec![n];
+        let mut map: Vec<(usize, usize)> = (0..n).map(|c| (0, c)).collect();
+        if self.channels.len() > n {
+            let (_never, silent) = handoff::samples(1, self.interval * 3);
+            readers.push(silent);
+            sizes.push(1);
+            map.push((1, 0));
+        }
+        Ok((Board::new(readers, &sizes, map), runner))
+    }
+
+    /// The raw value channel `name` has at waveform index `k`, or MISSING
+    /// for a channel that is not the simulated sensor's.
+    fn expected(&self, spec: &ChannelSpec, k: u64) -> i32 {
+        let c = spec
+            .name
+            .strip_prefix(SENSOR)
+            .and_then(|s| s.strip_prefix(".c"))
+            .and_then(|s| s.parse::<usize>().ok());
+        match c {
+            Some(c) if c < self.config.channels.len() => {
+                spec.to_raw(self.config.value(c, k, self.interval))
+            }
+            _ => MISSING,
+        }
+    }
+}
+
+/// What a checker saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    pub packets: u64,
+    pub sample_packets: u64,
+    pub event_packets: u64,
+    /// Instants whose values equal the waveform's at some index.
+    pub instants_matched: u64,
+    /// Instants with every waveform channel MISSING (before the sensor's
+    /// first reading, or stale).
+    pub instants_missing: u64,
+    /// Packets whose timestamp did not follow on without the marker bit.
+    pub marker_jumps: u64,
+    pub configs: Vec<u8>,
+}
+
+/// Checks a stream packet by packet; the first violation is an error.
+#[derive(Debug)]
+pub struct Checker {
+    sim: SimStream,
+    descriptions: StreamConfigs,
+    ssrc: Option<u32>,
+    next_seq: Option<u16>,
+    next_ts: Option<u32>,
+    last_k: u64,
+    /// How far ahead of the last matched index a match is looked for.
+    window: u64,
+    pub report: CheckReport,
+}
+
+impl Checker {
+    pub fn new(sim: SimStream, first: StreamDescription) -> Checker {
+        Checker {
+            sim,
+            descriptions: StreamConfigs::new(first),
+            ssrc: None,
+            next_seq: None,
+            next_ts: None,
+            last_k: 0,
+            window: 2000,
+            report: CheckReport::default(),
+        }
+    }
+
+    /// The description the sender switches to next.
+    pub fn expect(&mut self, desc: StreamDescription) {
+        self.descriptions.install(desc);
+    }
+
+    /// One datagram from the RTP port.
+    pub fn packet(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let p = rtp::parse(bytes).map_err(|e| format!("RTP: {e}"))?;
+        if *self.ssrc.get_or_insert(p.ssrc) != p.ssrc {
+            return Err(format!("SSRC changed to {:#x}", p.ssrc));
+        }
+        if let Some(s) = self.next_seq
+            && s != p.sequence
+        {
+            return Err(format!(
+                "sequence {} after {}",
+                p.sequence,
+                s.wrapping_sub(1)
+            ));
+        }
+        self.next_seq = Some(p.sequence.wrapping_add(1));
+        self.report.packets += 1;
+        let decoded = payload::decode(p.payload).map_err(|e| format!("payload: {e}"))?;
+        let cfg = decoded.config();
+        if !self.report.configs.contains(&cfg) {
+            self.report.configs.push(cfg);
+        }
+        let desc = self
+            .descriptions
+            .get(cfg)
+            .ok_or_else(|| format!("unknown cfg {cfg}"))?
+            .clone();
+        match decoded {
+            Payload::Events(e) => {
+                e.check(&desc).map_err(|e| format!("events: {e}"))?;
+                self.report.event_packets += 1;
+                Ok(())
+            }
+            Payload::Samples(s) => {
+                s.check(&desc).map_err(|e| format!("samples: {e}"))?;
+                self.samples(&p, &s, &desc)
+            }
+        }
+    }
+
+    fn samples(
+        &mut self,
+        p: &rtp::RtpPacket<'_>,
+        s: &payload::Samples<'_>,
+        desc: &StreamDescription,
+    ) -> Result<(), String> {
+        let Some(format) = &desc.samples else {
+            return Err("samples under a description without them".into());
+        };
+        if p.payload_type != format.payload_type {
+            return Err(format!("samples with payload type {}", p.payload_type));
+        }
+        match self.next_ts {
+            None if !p.marker => return Err("first samples packet without the marker".into()),
+            Some(t) if t != p.timestamp && !p.marker => {
+                return Err(format!("timestamp {} where {t} was due", p.timestamp));
+            }
+            Some(t) if t != p.timestamp => self.report.marker_jumps += 1,
+            _ => {}
+        }
+        self.next_ts = Some(
+            p.timestamp
+                .wrapping_add(format.period.wrapping_mul(u32::from(s.count))),
+        );
+        self.report.sample_packets += 1;
+        for i in 0..usize::from(s.count) {
+            let got: Vec<i32> = (0..format.channels.len())
+                .map(|c| s.raw(i, c).unwrap_or(MISSING))
+                .collect();
+            self.instant(&got, &format.channels)?;
+        }
+        Ok(())
+    }
+
+    fn instant(&mut self, got: &[i32], channels: &[ChannelSpec]) -> Result<(), String> {
+        let waveform: Vec<usize> = (0..channels.len())
+            .filter(|c| self.sim.expected(&channels[*c], 0) != MISSING)
+            .collect();
+        for (c, spec) in channels.iter().enumerate() {
+            if !waveform.contains(&c) && got[c] != MISSING {
+                return Err(format!("{} should be MISSING, got {}", spec.name, got[c]));
+            }
+        }
+        if waveform.iter().all(|c| got[*c] == MISSING) {
+            self.report.instants_missing += 1;
+            return Ok(());
+        }
+        for k in self.last_k..self.last_k + self.window {
+            if waveform
+                .iter()
+                .all(|c| got[*c] == self.sim.expected(&channels[*c], k))
+            {
+                self.last_k = k;
+                self.report.instants_matched += 1;
+                return Ok(());
+            }
+        }
+        Err(format!(
+            "values {got:?} match no waveform index from {} on",
+            self.last_k
+        ))
+    }
+}

@@ -1,0 +1,234 @@
+//! The sender's figures: atomics written by the real-time thread and the
+//! RTCP receiver, read by anyone through [`StreamStats`] snapshots.
+//!
+//! Only relaxed atomic stores and adds: the hot path never waits for a
+//! reader. The last receiver report is packed into one word so a reader
+//! never sees the loss of one report with the jitter of another.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// No round-trip time known.
+const NO_RTT: u64 = u64::MAX;
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub packets: AtomicU64,
+    pub sample_packets: AtomicU64,
+    pub event_packets: AtomicU64,
+    pub samples: AtomicU64,
+    pub samples_missing: AtomicU64,
+    pub instants_skipped: AtomicU64,
+    pub edges_sent: AtomicU64,
+    pub events_filtered: AtomicU64,
+    pub events_dropped: AtomicU64,
+    pub events_evicted: AtomicU64,
+    pub send_errors: AtomicU64,
+    pub sender_reports: AtomicU64,
+    pub max_lateness_ns: AtomicU64,
+    pub config: AtomicU64,
+    pub rtcp_received: AtomicU64,
+    pub rtcp_malformed: AtomicU64,
+    pub receiver_reports: AtomicU64,
+    /// The report block's second word (fraction lost << 24 | cumulative
+    /// lost, 24-bit signed) in the high half, jitter in the low half.
+    pub last_report: AtomicU64,
+    pub extended_highest_seq: AtomicU64,
+    pub rtt_ns: AtomicU64,
+    pub peer_bye: AtomicBool,
+    pub realtime: AtomicBool,
+    pub memory_locked: AtomicBool,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            packets: AtomicU64::new(0),
+            sample_packets: AtomicU64::new(0),
+            event_packets: AtomicU64::new(0),
+            samples: AtomicU64::new(0),
+            samples_missing: AtomicU64::new(0),
+            instants_skipped: AtomicU64::new(0),
+            edges_sent: AtomicU64::new(0),
+            events_filtered: AtomicU64::new(0),
+            events_dropped: AtomicU64::new(0),
+            events_evicted: AtomicU64::new(0),
+            send_errors: AtomicU64::new(0),
+            sender_reports: AtomicU64::new(0),
+            max_lateness_ns: AtomicU64::new(0),
+            config: AtomicU64::new(0),
+            rtcp_received: AtomicU64::new(0),
+            rtcp_malformed: AtomicU64::new(0),
+            receiver_reports: AtomicU64::new(0),
+            last_report: AtomicU64::new(0),
+            extended_highest_seq: AtomicU64::new(0),
+            rtt_ns: AtomicU64::new(NO_RTT),
+            peer_bye: AtomicBool::new(false),
+            realtime: AtomicBool::new(false),
+            memory_locked: AtomicBool::new(false),
+        }
+    }
+}
+
+pub(crate) fn bump(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// The last receiver report about our stream (RFC 3550 6.4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastReport {
+    /// Fraction of packets lost since the previous report, in 1/256.
+    pub fraction_lost: u8,
+    /// Packets lost since the start (24-bit signed on the wire).
+    pub cumulative_lost: i32,
+    /// Interarrival jitter in RTP clock ticks (A.8).
+    pub jitter: u32,
+    /// Extended highest sequence number received.
+    pub extended_highest_seq: u32,
+    /// Round-trip time from LSR/DLSR, when the report referred to an SR.
+    pub round_trip: Option<Duration>,
+}
+
+/// A snapshot of one stream's figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StreamStats {
+    /// RTP packets sent, both formats.
+    pub packets: u64,
+    pub sample_packets: u64,
+    pub event_packets: u64,
+    /// Channel values sent with a reading.
+    pub samples: u64,
+    /// Channel values sent as MISSING (stale, empty or failed sensor).
+    pub samples_missing: u64,
+    /// Sampling instants skipped because the thread woke too late to
+    /// sample them (docs/protocol.md 5.3: marker, timestamp jump).
+    pub instants_skipped: u64,
+    /// Edges sent (first transmissions; repeats not counted).
+    pub edges_sent: u64,
+    /// Edges on inputs the agreed description does not carry.
+    pub events_filtered: u64,
+    /// Edges lost because the input's ring was full.
+    pub events_dropped: u64,
+    /// Edges evicted from the outbox before their third transmission.
+    pub events_evicted: u64,
+    /// Datagrams the kernel refused (buffer full, no route).
+    pub send_errors: u64,
+    pub sender_reports: u64,
+    /// Latest wake-up after a sampling instant, in nanoseconds.
+    pub max_lateness_ns: u64,
+    /// The `cfg` of the description in force.
+    pub config: u8,
+    /// RTCP compounds received, and how many of them were malformed.
+    pub rtcp_received: u64,
+    pub rtcp_malformed: u64,
+    /// Report blocks about our SSRC received.
+    pub receiver_reports: u64,
+    pub last_report: Option<LastReport>,
+    /// The peer sent an RTCP BYE.
+    pub peer_bye: bool,
+    /// The sender thread runs under SCHED_FIFO.
+    pub realtime: bool,
+    /// mlockall succeeded.
+    pub memory_locked: bool,
+}
+
+impl Shared {
+    pub fn snapshot(&self) -> StreamStats {
+        let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let receiver_reports = l(&self.receiver_reports);
+        let last_report = (receiver_reports > 0).then(|| {
+            let packed = l(&self.last_report);
+            let word = (packed >> 32) as u32;
+            // Sign-extend the 24-bit cumulative loss.
+            let lost = ((word << 8) as i32) >> 8;
+            let rtt = l(&self.rtt_ns);
+            LastReport {
+                fraction_lost: (word >> 24) as u8,
+                cumulative_lost: lost,
+                jitter: packed as u32,
+                extended_highest_seq: l(&self.extended_highest_seq) as u32,
+                round_trip: (rtt != NO_RTT).then(|| Duration::from_nanos(rtt)),
+            }
+        });
+        StreamStats {
+            packets: l(&self.packets),
+            sample_packets: l(&self.sample_packets),
+            event_packets: l(&self.event_packets),
+            samples: l(&self.samples),
+            samples_missing: l(&self.samples_missing),
+            instants_skipped: l(&self.instants_skipped),
+            edges_sent: l(&self.edges_sent),
+            events_filtered: l(&self.events_filtered),
+            events_dropped: l(&self.events_dropped),
+            events_evicted: l(&self.events_evicted),
+            send_errors: l(&self.send_errors),
+            sender_reports: l(&self.sender_reports),
+            max_lateness_ns: l(&self.max_lateness_ns),
+            config: l(&self.config) as u8,
+            rtcp_received: l(&self.rtcp_received),
+            rtcp_malformed: l(&self.rtcp_malformed),
+            receiver_reports,
+            last_report,
+            peer_bye: self.peer_bye.load(Ordering::Relaxed),
+            realtime: self.realtime.load(Ordering::Relaxed),
+            memory_locked: self.memory_locked.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Record a report block about our stream.
+    pub fn report(
+        &self,
+        block: &sipsensor_protocol::rtcp::ReportBlock,
+        round_trip: Option<Duration>,
+    ) {
+        let lost = (block.cumulative_lost.clamp(-0x80_0000, 0x7f_ffff) as u32) & 0x00ff_ffff;
+        let word = u32::from(block.fraction_lost) << 24 | lost;
+        self.last_report.store(
+            u64::from(word) << 32 | u64::from(block.jitter),
+            Ordering::Relaxed,
+        );
+        self.extended_highest_seq
+            .store(u64::from(block.extended_highest_seq), Ordering::Relaxed);
+        let rtt = round_trip.map_or(NO_RTT, |d| {
+            u64::try_from(d.as_nanos()).unwrap_or(NO_RTT - 1)
+        });
+        self.rtt_ns.store(rtt, Ordering::Relaxed);
+        bump(&self.receiver_reports, 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sipsensor_protocol::rtcp::ReportBlock;
+
+    #[test]
+    fn a_report_round_trips_through_the_packed_word() {
+        let s = Shared::default();
+        assert_eq!(s.snapshot().last_report, None);
+        for lost in [-0x80_0000, -1, 0, 1, 0x7f_ffff] {
+            s.report(
+                &ReportBlock {
+                    ssrc: 1,
+                    fraction_lost: 200,
+                    cumulative_lost: lost,
+                    extended_highest_seq: 0x1_0005,
+                    jitter: 0xdead_beef,
+                    last_sr: 0,
+                    delay_since_last_sr: 0,
+                },
+                Some(Duration::from_micros(1500)),
+            );
+            let r = s.snapshot().last_report.unwrap();
+            assert_eq!(r.cumulative_lost, lost);
+            assert_eq!(r.fraction_lost, 200);
+            assert_eq!(r.jitter, 0xdead_beef);
+            assert_eq!(r.extended_highest_seq, 0x1_0005);
+            assert_eq!(r.round_trip, Some(Duration::from_micros(1500)));
+        }
+        s.report(&ReportBlock::default(), None);
+        let snap = s.snapshot();
+        assert_eq!(snap.receiver_reports, 6);
+        assert_eq!(snap.last_report.unwrap().round_trip, None);
+    }
+}

@@ -1,0 +1,157 @@
+//! The real-time thread: wake, run the core, sleep until its next
+//! deadline. Commands (a new description, a new destination, stop) come in
+//! through a wait-free ring; replaced descriptions go back through another
+//! so they are freed on the caller's thread, not here.
+
+use super::engine::{Core, CoreParts, Sink};
+use super::layout::Layout;
+use super::rt::{self, MemoryLock, MonoClock};
+use super::stats::Shared;
+use crate::config::RealtimeConfig;
+use crate::handoff::{Board, EventReceiver};
+use sipsensor_protocol::sip::ids::IdGenerator;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Time between the thread being ready and tick 0, so the first instant
+/// is not already late.
+const LEAD: Duration = Duration::from_millis(1);
+
+#[derive(Debug)]
+pub(crate) enum Command {
+    Stage(Box<Layout>),
+    Remote { rtp: SocketAddr, rtcp: SocketAddr },
+    Stop,
+}
+
+/// The sockets, sending without blocking.
+#[derive(Debug)]
+pub(crate) struct Sockets {
+    pub rtp: UdpSocket,
+    pub rtcp: UdpSocket,
+    pub remote_rtp: SocketAddr,
+    pub remote_rtcp: SocketAddr,
+}
+
+impl Sink for Sockets {
+    fn rtp(&mut self, packet: &[u8]) -> bool {
+        self.rtp.send_to(packet, self.remote_rtp).is_ok()
+    }
+
+    fn rtcp(&mut self, packet: &[u8]) -> bool {
+        self.rtcp.send_to(packet, self.remote_rtcp).is_ok()
+    }
+}
+
+/// The board and events, parked where `Streamer::start` can take them
+/// back if the thread never starts.
+pub(crate) type Handover = Arc<Mutex<Option<(Board, EventReceiver)>>>;
+
+/// Everything the thread needs.
+#[derive(Debug)]
+pub(crate) struct Job {
+    pub layout: Box<Layout>,
+    pub parts: CoreParts,
+    pub handover: Handover,
+    pub sockets: Sockets,
+    pub commands: rtrb::Consumer<Command>,
+    pub retired: rtrb::Producer<Box<Layout>>,
+    pub rtcp_sizes: rtrb::Consumer<u16>,
+    pub realtime: RealtimeConfig,
+    pub memory: MemoryLock,
+    pub fine_sleep: Duration,
+}
+
+/// What the thread hands back when it stops.
+#[derive(Debug)]
+pub(crate) struct End {
+    pub board: Board,
+    pub events: EventReceiver,
+    pub rtp: UdpSocket,
+    pub ssrc: u32,
+    pub next_sequence: u16,
+    /// RTP timestamp of tick 0.
+    pub timestamp_base: u32,
+    pub clock_rate: u32,
+    pub epoch: Instant,
+    pub ids: IdGenerator,
+}
+
+pub(crate) fn run(mut job: Job) -> Option<End> {
+    let stats: Arc<Shared> = job.parts.stats.clone();
+    let taken = job
+        .handover
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    let (mut board, mut events) = taken?;
+    let outcome = rt::enter(&job.realtime, job.memory);
+    stats.realtime.store(outcome.fifo, Ordering::Relaxed);
+    stats.memory_locked.store(outcome.locked, Ordering::Relaxed);
+    events.wake().register(std::thread::current());
+    let clock = MonoClock::new();
+    let clock_rate = job.layout.desc.clock_rate;
+    let mut core = Core::new(job.layout, job.parts, Instant::now() + LEAD, &mut events);
+    let sockets = &mut job.sockets;
+    loop {
+        while let Ok(cmd) = job.commands.pop() {
+            match cmd {
+                Command::Stage(l) => {
+                    if let Some(old) = core.stage(l) {
+                        retire(&mut job.retired, old);
+                    }
+                }
+                Command::Remote { rtp, rtcp } => {
+                    sockets.remote_rtp = rtp;
+                    sockets.remote_rtcp = rtcp;
+                }
+                Command::Stop => {
+                    core.finish(Instant::now(), SystemTime::now(), sockets);
+                    let rtp = core.rtp().clone();
+                    let epoch = core.epoch();
+                    return Some(End {
+                        board,
+                        events,
+                        rtp: job.sockets.rtp,
+                        ssrc: rtp.ssrc(),
+                        next_sequence: rtp.next_sequence(),
+                        timestamp_base: rtp.timestamp(0),
+                        clock_rate,
+                        epoch,
+                        ids: core.into_ids(),
+                    });
+                }
+            }
+        }
+        while let Ok(size) = job.rtcp_sizes.pop() {
+            core.rtcp_received(usize::from(size));
+        }
+        core.handle(
+            Instant::now(),
+            SystemTime::now(),
+            &mut board,
+            &mut events,
+            sockets,
+        );
+        if let Some(old) = core.take_retired() {
+            retire(&mut job.retired, old);
+        }
+        rt::wait(
+            &clock,
+            core.poll_timeout(),
+            core.has_events(),
+            job.fine_sleep,
+        );
+    }
+}
+
+/// Hand a replaced description back for freeing. The ring has room for
+/// every command in flight, so dropping it here (a free on this thread)
+/// is only a fallback.
+fn retire(ring: &mut rtrb::Producer<Box<Layout>>, layout: Box<Layout>) {
+    if let Err(rtrb::PushError::Full(l)) = ring.push(layout) {
+        drop(l);
+    }
+}

@@ -1,0 +1,266 @@
+//! The agent binary's SIP life cycle against a collector played by the
+//! protocol crate's user agent on 127.0.0.1: INVITE with the configured
+//! stream, RTP carrying the simulated waveform, a re-INVITE that halves the
+//! rate applied without dropping the session, and SIGTERM ending with a
+//! BYE within 2 s.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sipsensor_agent::config::{self, ConfigFiles};
+use sipsensor_agent::sensor::SensorConfig;
+use sipsensor_protocol::sdp::{self, AnswerPolicy, LocalMedia, LocalSdp, ReceivePolicy, Role};
+use sipsensor_protocol::sip::ids::IdGenerator;
+use sipsensor_protocol::sip::locate::LiteralsOnly;
+use sipsensor_protocol::sip::transport::net::{NetConfig, Network};
+use sipsensor_protocol::sip::ua::driver::{self, UaHandle};
+use sipsensor_protocol::sip::ua::{EndReason, UaConfig, UaEvent, UserAgent};
+use sipsensor_protocol::sip::{LocalEndpoint, Transport};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn next(events: &mut mpsc::Receiver<UaEvent>, want: impl Fn(&UaEvent) -> bool) -> UaEvent {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let e = timeout(deadline - tokio::time::Instant::now(), events.recv())
+            .await
+            .expect("event in time")
+            .unwrap();
+        if want(&e) {
+            return e;
+        }
+    }
+}
+
+/// Samples of channel 0 in packets received for `span`, as (packet RTP
+/// timestamp, raw), plus the cfg numbers seen.
+fn receive(rtp: &UdpSocket, span: Duration) -> (Vec<(u32, i32)>, Vec<u8>) {
+    let end = Instant::now() + span;
+    let mut out = Vec::new();
+    let mut cfgs = Vec::new();
+    let mut buf = [0u8; 2048];
+    while Instant::now() < end {
+        let Ok(n) = rtp.recv(&mut buf) else { continue };
+        let packet = sipsensor_protocol::rtp::parse(&buf[..n]).unwrap();
+        if let Ok(sipsensor_protocol::payload::Payload::Samples(s)) =
+            sipsensor_protocol::payload::decode(packet.payload)
+        {
+            if !cfgs.contains(&s.config) {
+                cfgs.push(s.config);
+            }
+            for k in 0..usize::from(s.count) {
+                out.push((packet.timestamp, s.raw(k, 0).unwrap()));
+            }
+        }
+    }
+    (out, cfgs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_streams_follows_a_reinvite_and_says_bye_on_sigterm() {
+    // The collector: our UA on a free port.
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let (network, incoming) = Network::bind(NetConfig::udp_and_tcp(any)).await.unwrap();
+    let collector_addr = network.local_addr(Transport::Udp).unwrap();
+    let ua = UserAgent::new(
+        UaConfig::new(
+            LocalEndpoint::new(Transport::Udp, collector_addr),
+            "sip:collector@127.0.0.1",
+        ),
+        IdGenerator::seeded(1),
+        Box::new(LiteralsOnly),
+    )
+    .unwrap();
+    let (collector, mut events, _task): (UaHandle, _, _) = driver::spawn(ua, network, incoming);
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    rtp.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("agent.yaml");
+    let yaml = r#"identity:
+  aor: sip:sensor-0001@127.0.0.1
+sip:
+  collector: sip:collector@COLLECTOR
+  bind: 127.0.0.1:0
+  trusted_callers: [sip:collector@127.0.0.1]
+stream:
+  rate: 100
+  samples_per_packet: 2
+sensors:
+  - type: simulated
+    name: sim
+    seed: 7
+    interval_ms: 10
+    channels:
+      - name: temperature
+        unit: Cel
+        scale: 0.01
+        offset: 21.5
+        amplitude: 2.0
+        period_ms: 5000
+status:
+  socket: SOCKET
+"#
+    .replace("COLLECTOR", &collector_addr.to_string())
+    .replace(
+        "SOCKET",
+        &dir.path().join("agent.sock").display().to_string(),
+    );
+    std::fs::write(&config_path, yaml).unwrap();
+    let agent = Agent(
+        Command::new(env!("CARGO_BIN_EXE_sipsensor-agent"))
+            .args(["run", "--no-override", "--config"])
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    // The INVITE offers the configured stream; we take it as offered.
+    let UaEvent::IncomingCall { session, offer, .. } =
+        next(&mut events, |e| matches!(e, UaEvent::IncomingCall { .. })).await
+    else {
+        unreachable!()
+    };
+    let offer = sdp::parse(&offer).unwrap();
+    let mut origin = LocalSdp::with_session_id("collector", "127.0.0.1".parse().unwrap(), 1);
+    let local = LocalMedia::new(rtp.local_addr().unwrap());
+    let (answer, agreed) = sdp::answer(
+        &offer,
+        &AnswerPolicy::Receive(ReceivePolicy::default()),
+        &local,
+        &mut origin,
+    )
+    .unwrap();
+    collector
+        .with(move |ua, now| ua.accept(session, answer.to_bytes(), now))
+        .await
+        .unwrap()
+        .unwrap();
+    next(&mut events, |e| matches!(e, UaEvent::Confirmed { .. })).await;
+
+    let (first, cfgs) = receive(&rtp, Duration::from_millis(1500));
+    assert!(
+        first.len() >= 100,
+        "about 150 samples in 1.5 s, got {}",
+        first.len()
+    );
+    assert_eq!(cfgs, [1]);
+    // Every value is one the simulated sensor generates (the sender takes
+    // the sensor's latest reading at each instant).
+    let files = ConfigFiles {
+        required: vec![config_path.clone()],
+        optional: vec![],
+    };
+    let cfg = config::load_with_notes(&files).unwrap().0;
+    let SensorConfig { kind, .. } = &cfg.sensors[0];
+    let sim = match kind {
+        sipsensor_agent::sensor::SensorKind::Simulated(sim) => sim.clone(),
+        other => panic!("{other:?}"),
+    };
+    let generated: Vec<i32> = (0..2000u64)
+        .map(|k| (sim.value(0, k, Duration::from_millis(10)) / 0.01).round() as i32)
+        .collect();
+    // MISSING marks an instant the sensor thread had no fresh reading for
+    // (a busy machine); every value that is sent is one of the waveform's.
+    let missing = sipsensor_protocol::payload::MISSING;
+    let sent: Vec<i32> = first
+        .iter()
+        .map(|(_, raw)| *raw)
+        .filter(|r| *r != missing)
+        .collect();
+    assert!(
+        sent.len() * 5 >= first.len() * 4,
+        "few missing: {} of {}",
+        first.len() - sent.len(),
+        first.len()
+    );
+    let foreign: Vec<&i32> = sent.iter().filter(|raw| !generated.contains(raw)).collect();
+    assert!(
+        foreign.is_empty(),
+        "values not from the waveform: {foreign:?}"
+    );
+    // Two samples a packet at 100 Hz: packet timestamps two ticks apart.
+    let steps = |s: &[(u32, i32)], d: u32| {
+        s.windows(2)
+            .filter(|w| w[1].0.wrapping_sub(w[0].0) == d)
+            .count()
+    };
+    assert!(
+        steps(&first, 2) > 50,
+        "packets every 2 ticks: {}",
+        steps(&first, 2)
+    );
+
+    // Halve the rate mid-session (docs/protocol.md 3.4): same clock,
+    // period 2, cfg 2.
+    let mut wanted = agreed.description.clone();
+    if let Some(s) = wanted.samples.as_mut() {
+        s.period = 2;
+    }
+    let wanted = wanted.next_config_after(&agreed.description);
+    let reoffer = sdp::offer(&wanted, Role::Receiver, &local, &mut origin).unwrap();
+    collector
+        .with(move |ua, now| ua.reinvite(session, reoffer.to_bytes(), now))
+        .await
+        .unwrap()
+        .unwrap();
+    next(&mut events, |e| {
+        matches!(e, UaEvent::ReofferAnswered { .. })
+    })
+    .await;
+    let (second, cfgs) = receive(&rtp, Duration::from_millis(1500));
+    assert!(
+        cfgs.contains(&2),
+        "the new configuration is on the wire: {cfgs:?}"
+    );
+    // Period 2: packets of two samples now four ticks apart.
+    let at_cfg2 = steps(&second, 4);
+    assert!(
+        at_cfg2 > 30,
+        "packets four ticks apart after the re-INVITE: {at_cfg2}"
+    );
+
+    // SIGTERM: BYE, and the process is gone within 2 s.
+    let pid = agent.0.id() as i32;
+    let sent = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let ended = next(&mut events, |e| matches!(e, UaEvent::Ended { .. })).await;
+    assert!(matches!(
+        ended,
+        UaEvent::Ended {
+            reason: EndReason::RemoteBye,
+            ..
+        }
+    ));
+    let mut agent = agent;
+    let status = loop {
+        if let Some(status) = agent.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(2),
+            "exit within 2 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}

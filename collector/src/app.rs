@@ -1,0 +1,181 @@
+//! `sipsensor-collector run`: opens the store, starts the writer, retention
+//! and HTTP, and on shutdown (SIGTERM, SIGINT) commits every received row
+//! before it exits.
+
+use crate::config::Config;
+use crate::http::{self, AppState, BindError};
+use crate::metrics::Metrics;
+use crate::stats::StreamsRegistry;
+use crate::storage::writer::{StorageWriter, WriterHandle, WriterSummary};
+use crate::storage::{self, Storage, StorageError};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    #[error("the HTTP server stopped: {0}")]
+    Http(std::io::Error),
+    #[error(transparent)]
+    Sip(#[from] crate::sip::SipError),
+}
+
+/// What a running collector is made of; the SIP side takes its handles
+/// from here.
+#[derive(Debug)]
+pub struct Services {
+    pub storage: Arc<dyn Storage>,
+    pub writer: WriterHandle,
+    pub streams: Arc<StreamsRegistry>,
+    pub metrics: Arc<Metrics>,
+    pub http_addr: SocketAddr,
+    /// SIP (UDP and TCP) and RTP addresses, when SIP runs.
+    pub sip_addr: Option<SocketAddr>,
+    pub rtp_addr: Option<SocketAddr>,
+}
+
+/// Runs until `shutdown` resolves. `on_ready` gets the services once the
+/// store is open and HTTP listens (tests use it to learn the port).
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+    on_ready: impl FnOnce(&Services),
+) -> Result<WriterSummary, RunError> {
+    let storage = storage::open(&config.storage.url, config.storage.open_options()).await?;
+    tracing::info!(
+        "storage {} (schema version {})",
+        storage.describe(),
+        storage.schema_version().await?
+    );
+    let listener = http::bind(config.http.bind).await?;
+    let http_addr = listener.local_addr().map_err(RunError::Http)?;
+
+    let streams = StreamsRegistry::new();
+    let metrics = Metrics::new(streams.clone());
+    let writer = StorageWriter::spawn(
+        storage.clone(),
+        config.storage.writer_config(),
+        metrics.clone(),
+    );
+    let retention = config.retention.days.map(|days| {
+        crate::retention::spawn(
+            storage.clone(),
+            days,
+            Duration::from_secs(u64::from(config.retention.interval_s.get())),
+            metrics.clone(),
+        )
+    });
+
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let state = AppState {
+        storage: storage.clone(),
+        streams: streams.clone(),
+        metrics: metrics.clone(),
+    };
+    let mut http_task = tokio::spawn(http::serve(listener, state, async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    }));
+    tracing::info!("web page, API and metrics on http://{http_addr}/");
+
+    let sip = if config.sip.enabled {
+        let parts = crate::sip::Parts {
+            storage: storage.clone(),
+            writer: writer.handle(),
+            streams: streams.clone(),
+            metrics: metrics.clone(),
+        };
+        match crate::sip::start(&config, parts).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let _ = stop_tx.send(true);
+                http_task.abort();
+                let _ = writer.shutdown().await;
+                storage.close().await?;
+                return Err(e.into());
+            }
+        }
+    } else {
+        tracing::info!("no sip section: storage, HTTP and export only");
+        None
+    };
+    let services = Services {
+        storage: storage.clone(),
+        writer: writer.handle(),
+        streams,
+        metrics,
+        http_addr,
+        sip_addr: sip.as_ref().map(|s| s.sip_addr()),
+        rtp_addr: sip.as_ref().map(|s| s.rtp_addr()),
+    };
+    on_ready(&services);
+    drop(services);
+
+    let mut failure = None;
+    tokio::select! {
+        () = shutdown => tracing::info!("shutting down: committing received rows"),
+        r = &mut http_task => {
+            let e = match r {
+                Ok(Ok(())) => std::io::Error::other("ended without being asked to"),
+                Ok(Err(e)) => e,
+                Err(e) => std::io::Error::other(e.to_string()),
+            };
+            tracing::error!("HTTP server failed: {e}; shutting down");
+            failure = Some(RunError::Http(e));
+        }
+    }
+
+    if let Some(sip) = sip {
+        // BYE to every sensor; their last rows go to the writer.
+        sip.shutdown().await;
+    }
+    let _ = stop_tx.send(true);
+    if !http_task.is_finished()
+        && tokio::time::timeout(Duration::from_secs(5), &mut http_task)
+            .await
+            .is_err()
+    {
+        http_task.abort();
+    }
+    if let Some(r) = retention {
+        r.abort();
+    }
+    let summary = writer.shutdown().await;
+    tracing::info!(
+        samples = summary.written.samples_inserted,
+        duplicates = summary.written.samples_duplicate,
+        batches = summary.batches,
+        lost = summary.lost_at_shutdown,
+        "storage writer stopped"
+    );
+    storage.close().await?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(summary),
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!("cannot install signal handlers ({e}); stop with Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

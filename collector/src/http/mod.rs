@@ -1,0 +1,136 @@
+//! HTTP: the live page, the JSON API and Prometheus metrics (axum).
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /` | the page (sensors, streams, live charts) |
+//! | `GET /app.js`, `/app.css`, `/vendor/...` | its embedded assets |
+//! | `GET /api/sensors` | all sensors |
+//! | `GET /api/sensors/{id}` | one sensor (`id` or URL-encoded AOR) |
+//! | `GET /api/sensors/{id}/sessions?from&to` | its session records |
+//! | `GET /api/sensors/{id}/samples?from&to&limit&order` | its samples |
+//! | `GET /api/sensors/{id}/gaps?from&to` | its gaps |
+//! | `GET /api/sensors/{id}/events?from&to` | its events |
+//! | `GET /api/streams` | per-stream statistics |
+//! | `GET /metrics` | OpenMetrics text |
+//! | `GET /healthz` | 200 when the store answers, else 503 |
+//!
+//! `from`/`to` take RFC 3339 or ns since the epoch; the range is
+//! `from <= t < to`, unbounded by default.
+
+mod api;
+mod assets;
+
+use crate::metrics::Metrics;
+use crate::stats::StreamsRegistry;
+use crate::storage::{Storage, StorageError};
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub storage: Arc<dyn Storage>,
+    pub streams: Arc<StreamsRegistry>,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(assets::index))
+        .route("/app.js", get(assets::app_js))
+        .route("/app.css", get(assets::app_css))
+        .route("/vendor/uPlot.iife.min.js", get(assets::uplot_js))
+        .route("/vendor/uPlot.min.css", get(assets::uplot_css))
+        .route("/vendor/uPlot.LICENSE", get(assets::uplot_license))
+        .route("/api/sensors", get(api::sensors))
+        .route("/api/sensors/{id}", get(api::sensor))
+        .route("/api/sensors/{id}/sessions", get(api::sessions))
+        .route("/api/sensors/{id}/samples", get(api::samples))
+        .route("/api/sensors/{id}/gaps", get(api::gaps))
+        .route("/api/sensors/{id}/events", get(api::events))
+        .route("/api/streams", get(api::streams))
+        .route("/metrics", get(api::metrics))
+        .route("/healthz", get(api::healthz))
+        .fallback(api::not_found)
+        .with_state(state)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen for HTTP on {addr}: {source}")]
+pub struct BindError {
+    pub addr: SocketAddr,
+    #[source]
+    pub source: std::io::Error,
+}
+
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })
+}
+
+/// Serves until `shutdown` resolves, then finishes open requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A JSON error answer: `{"error": "..."}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        let status = match &e {
+            StorageError::NotFound(_) => StatusCode::NOT_FOUND,
+            StorageError::DiskFull { .. } | StorageError::Unavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError {
+            status,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = axum::Json(serde_json::json!({ "error": self.message }));
+        (self.status, body).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,295 @@
+//! Router tests on an in-process SQLite store (no sockets).
+
+use super::*;
+use crate::stats::{Reception, StreamInfo};
+use crate::storage::sqlite::{SqliteOptions, SqliteStore};
+use crate::storage::*;
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, header};
+use serde_json::Value;
+use tower::ServiceExt;
+
+const T0: i64 = 1_764_072_000_000_000_000; // 2025-11-25T12:00:00Z
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    state: AppState,
+    sensor: Sensor,
+    session: Session,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("c.db"), SqliteOptions::default())
+        .await
+        .unwrap();
+    let sensor = store
+        .upsert_sensor("sip:sensor-0001@example.net", Some("Boiler room"))
+        .await
+        .unwrap();
+    store
+        .upsert_sensor("sip:idle@example.net", None)
+        .await
+        .unwrap();
+    store
+        .set_sensor_state(sensor.id, SensorState::Streaming)
+        .await
+        .unwrap();
+    let session = store
+        .open_session(&NewSession {
+            sensor: sensor.id,
+            call_id: "call-1".into(),
+            ssrc: 0x1234_5678,
+            stream: StreamSpec {
+                rate_hz: 10.0,
+                samples_per_packet: 1,
+                channels: vec![
+                    ChannelSpec {
+                        name: "temperature".into(),
+                        unit: "Cel".into(),
+                        scale: 0.01,
+                    },
+                    ChannelSpec {
+                        name: "humidity".into(),
+                        unit: "%RH".into(),
+                        scale: 0.1,
+                    },
+                ],
+            },
+            started_ns: T0,
+        })
+        .await
+        .unwrap();
+    let mut batch = Batch::default();
+    for i in 0..50i64 {
+        for ch in 0..2u16 {
+            batch.samples.push(Sample {
+                session: session.id,
+                sensor: sensor.id,
+                channel: ch,
+                seq: i,
+                index: 0,
+                ts_ns: T0 + i * 100_000_000,
+                raw: 2000 + i + i64::from(ch) * 1000,
+            });
+        }
+    }
+    batch.seen.push((sensor.id, T0 + 5_000_000_000));
+    batch.gaps.push(Gap {
+        sensor: sensor.id,
+        session: Some(session.id),
+        from_ns: T0 + 1_000_000_000,
+        to_ns: T0 + 1_300_000_000,
+        samples: 2,
+        cause: GapCause::Loss,
+    });
+    store.write_batch(&batch).await.unwrap();
+    let streams = StreamsRegistry::new();
+    let metrics = Metrics::new(streams.clone());
+    Fixture {
+        _dir: dir,
+        state: AppState {
+            storage: Arc::new(store),
+            streams,
+            metrics,
+        },
+        sensor,
+        session,
+    }
+}
+
+async fn get(state: &AppState, uri: &str) -> (StatusCode, String, String) {
+    let resp = router(state.clone())
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let ctype = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body = to_bytes(resp.into_body(), 10 << 20).await.unwrap();
+    (status, ctype, String::from_utf8(body.to_vec()).unwrap())
+}
+
+async fn get_json(state: &AppState, uri: &str) -> (StatusCode, Value) {
+    let (status, ctype, body) = get(state, uri).await;
+    assert!(ctype.starts_with("application/json"), "{uri}: {ctype}");
+    (status, serde_json::from_str(&body).unwrap())
+}
+
+#[tokio::test]
+async fn sensors_are_listed_with_state_and_rfc3339_times() {
+    let f = fixture().await;
+    let (status, v) = get_json(&f.state, "/api/sensors").await;
+    assert_eq!(status, StatusCode::OK);
+    let list = v.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["aor"], "sip:idle@example.net");
+    assert_eq!(list[0]["state"], "offline");
+    assert_eq!(list[0]["last_seen"], Value::Null);
+    assert_eq!(list[1]["aor"], "sip:sensor-0001@example.net");
+    assert_eq!(list[1]["display_name"], "Boiler room");
+    assert_eq!(list[1]["state"], "streaming");
+    assert_eq!(list[1]["last_seen"], "2025-11-25T12:00:05Z");
+
+    let by_aor = format!("/api/sensors/{}", "sip:sensor-0001@example.net");
+    let (status, v) = get_json(&f.state, &by_aor).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["id"], f.sensor.id.0);
+    let (status, v) = get_json(&f.state, "/api/sensors/999").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(v["error"].as_str().unwrap().contains("no sensor"));
+}
+
+#[tokio::test]
+async fn samples_by_range_limit_and_order() {
+    let f = fixture().await;
+    let id = f.sensor.id.0;
+    let (status, v) = get_json(
+        &f.state,
+        &format!("/api/sensors/{id}/samples?from=2025-11-25T12:00:01Z&to=2025-11-25T12:00:02Z"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let s = v["samples"].as_array().unwrap();
+    // 10 sampling instants x 2 channels, oldest first, channel order within.
+    assert_eq!(s.len(), 20);
+    assert_eq!(s[0]["time"], "2025-11-25T12:00:01Z");
+    assert_eq!(s[0]["name"], "temperature");
+    assert_eq!(s[0]["unit"], "Cel");
+    assert_eq!(s[0]["raw"], 2010);
+    assert_eq!(s[0]["value"], 20.1);
+    assert_eq!(s[1]["name"], "humidity");
+    assert_eq!(s[1]["value"], 301.0);
+    assert_eq!(v["truncated"], false);
+
+    let (_, v) = get_json(
+        &f.state,
+        &format!("/api/sensors/{id}/samples?order=desc&limit=3"),
+    )
+    .await;
+    let s = v["samples"].as_array().unwrap();
+    assert_eq!(s.len(), 3);
+    assert_eq!(s[0]["ts_ns"], T0 + 49 * 100_000_000);
+    assert_eq!(s[0]["name"], "humidity");
+    assert_eq!(v["truncated"], true);
+
+    // Integer nanoseconds work too.
+    let (_, v) = get_json(
+        &f.state,
+        &format!(
+            "/api/sensors/{id}/samples?from={}&limit=100000",
+            T0 + 4_900_000_000
+        ),
+    )
+    .await;
+    assert_eq!(v["samples"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn bad_queries_get_400_with_a_reason() {
+    let f = fixture().await;
+    let id = f.sensor.id.0;
+    for (q, needle) in [
+        ("from=yesterday", "not an RFC 3339 time"),
+        ("limit=0", "limit must be"),
+        ("limit=100001", "limit must be"),
+        ("order=sideways", "order"),
+        ("colour=red", "colour"),
+        ("from=2025-11-26T00:00:00Z&to=2025-11-25T00:00:00Z", "after"),
+    ] {
+        let (status, v) = get_json(&f.state, &format!("/api/sensors/{id}/samples?{q}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{q}");
+        let msg = v["error"].as_str().unwrap();
+        assert!(msg.contains(needle), "{q}: {msg}");
+    }
+}
+
+#[tokio::test]
+async fn sessions_gaps_and_events() {
+    let f = fixture().await;
+    let id = f.sensor.id.0;
+    let (_, v) = get_json(&f.state, &format!("/api/sensors/{id}/sessions")).await;
+    assert_eq!(v[0]["id"], f.session.id.0);
+    assert_eq!(v[0]["ssrc"], 0x1234_5678);
+    assert_eq!(v[0]["stream"]["channels"][1]["unit"], "%RH");
+    let (_, v) = get_json(&f.state, &format!("/api/sensors/{id}/gaps")).await;
+    assert_eq!(v[0]["samples"], 2);
+    assert_eq!(v[0]["cause"], "loss");
+    let (_, v) = get_json(&f.state, &format!("/api/sensors/{id}/events")).await;
+    assert_eq!(v, serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn streams_and_metrics() {
+    let f = fixture().await;
+    let h = f.state.streams.open(StreamInfo {
+        sensor: f.sensor.id,
+        aor: f.sensor.aor.clone(),
+        session: f.session.id,
+        call_id: "call-1".into(),
+        ssrc: 0x1234_5678,
+        remote: Some("127.0.0.1:40000".parse().unwrap()),
+        rate_hz: 10.0,
+        channels: f.session.stream.channels.clone(),
+        started_ns: T0,
+    });
+    h.record_packet(28, T0);
+    h.set_reception(Reception {
+        lost: 2,
+        fraction_lost: 0.01,
+        jitter_seconds: 0.0015,
+    });
+    h.set_last_value(0, T0, 2508);
+    let (status, v) = get_json(&f.state, "/api/streams").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v[0]["aor"], "sip:sensor-0001@example.net");
+    assert_eq!(v[0]["packets"], 1);
+    assert_eq!(v[0]["lost"], 2);
+    assert_eq!(v[0]["jitter_seconds"], 0.0015);
+    assert_eq!(v[0]["last_values"][0]["value"], 25.08);
+    assert!(v[0]["uptime_seconds"].as_f64().unwrap() > 0.0);
+
+    let (status, ctype, text) = get(&f.state, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ctype, crate::metrics::CONTENT_TYPE);
+    assert!(text.contains("# TYPE sipsensor_stream_lost_packets gauge"));
+    assert!(text.contains(
+        "sipsensor_stream_lost_packets{sensor=\"sip:sensor-0001@example.net\",ssrc=\"305419896\"} 2"
+    ));
+    assert!(text.ends_with("# EOF\n"));
+}
+
+#[tokio::test]
+async fn page_and_assets_are_embedded() {
+    let f = fixture().await;
+    let (status, ctype, html) = get(&f.state, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(ctype.starts_with("text/html"));
+    assert!(html.contains("<script src=\"vendor/uPlot.iife.min.js\"></script>"));
+    assert!(html.contains("<script src=\"app.js\"></script>"));
+    let (status, ctype, js) = get(&f.state, "/vendor/uPlot.iife.min.js").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(ctype.starts_with("text/javascript"));
+    assert!(js.starts_with("/*! https://github.com/leeoniya/uPlot"));
+    let (_, _, js) = get(&f.state, "/app.js").await;
+    assert!(js.contains("new uPlot("));
+    let (status, _, _) = get(&f.state, "/vendor/uPlot.LICENSE").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, v) = get_json(&f.state, "/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"], "no such page");
+}
+
+#[tokio::test]
+async fn health_reflects_the_store() {
+    let f = fixture().await;
+    let (status, _, body) = get(&f.state, "/healthz").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "ok\n"));
+    f.state.storage.close().await.unwrap();
+    let (status, _, body) = get(&f.state, "/healthz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("closed"), "{body}");
+}

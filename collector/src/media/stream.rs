@@ -1,0 +1,775 @@
+//! One stream's reception, sans-I/O: docs/protocol.md section 7 from the
+//! moment the engine has found the packet's stream.
+//!
+//! Packets arrive here already matched to the session by address and
+//! SSRC. The RTP receiver (RFC 3550 A.1/A.3/A.8) classifies them; the
+//! payload is decoded by its `cfg` (current or previous description,
+//! RFC 3264 8.3.2 loose synchronisation); samples get their wall-clock time
+//! from the latest sender report (6.4.1) and become rows. Packets that
+//! arrive before the first sender report are held (bounded), and so are
+//! packets of a `cfg` whose re-INVITE is still being completed.
+
+use super::gaps::{FoundGap, GapFinder, Mark};
+use super::{Reject, StreamSetup, first_input_channel, stream_spec};
+use crate::stats::{Reception, StreamHandle};
+use crate::storage::{Batch, Event, Gap, GapCause, Sample, SensorId, SessionId};
+use sipsensor_protocol::payload::{self, MISSING, Payload};
+use sipsensor_protocol::rtcp::{
+    CompoundWriter, ReceiverReport, RtcpConfig, RtcpScheduler, SenderReport, SrMapping,
+};
+use sipsensor_protocol::rtp::{RtpPacket, RtpReceiver, Verdict};
+use sipsensor_protocol::sdp::{Agreed, StreamConfigs, StreamDescription};
+use sipsensor_protocol::sip::ids::IdGenerator;
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+/// Packets of an unknown `cfg` kept while a re-INVITE completes.
+const PARK_MAX: usize = 512;
+/// Event serials remembered for deduplication (docs/protocol.md 5.5: a
+/// record is repeated within 200 ms; at most 16 are outstanding).
+const SERIAL_MEMORY: usize = 256;
+/// How long a gap waits for reordered packets before it is stored.
+const GAP_GRACE: Duration = Duration::from_secs(2);
+/// The sensor's last-seen time is written at most this often.
+const SEEN_EVERY_NS: i64 = 1_000_000_000;
+/// Last values reach the statistics this often.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+
+/// Where rows and rejections go.
+#[derive(Debug, Default)]
+pub struct Sink {
+    pub batch: Batch,
+    /// Dropped packets with a detail for the (rate-limited) log.
+    pub rejects: Vec<(Reject, String)>,
+}
+
+impl Sink {
+    fn reject(&mut self, r: Reject, detail: impl Into<String>) {
+        self.rejects.push((r, detail.into()));
+    }
+}
+
+/// A packet kept for later, with its own copy of the payload.
+#[derive(Debug, Clone)]
+struct Kept {
+    ext: u64,
+    pt: u8,
+    ts: u32,
+    payload: Vec<u8>,
+    arrival: Instant,
+}
+
+/// Borrowed view of an accepted packet.
+#[derive(Debug, Clone, Copy)]
+struct Pkt<'a> {
+    ext: u64,
+    pt: u8,
+    ts: u32,
+    payload: &'a [u8],
+    arrival: Instant,
+}
+
+/// What became of one RTP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Stored,
+    /// Kept until the first sender report.
+    Held,
+    /// Kept until the re-INVITE that announced its `cfg` completes.
+    Parked,
+    Dropped(Reject),
+}
+
+/// Overload: held packets given up before the first sender report.
+#[derive(Debug, Clone, Copy)]
+struct Dropped {
+    first_ts: u32,
+    instants: i64,
+}
+
+/// Token bucket against a sender that sends far more than its stream.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn for_stream(desc: &StreamDescription, now: Instant) -> Bucket {
+        let samples_pps = desc.samples.as_ref().map_or(0.0, |s| {
+            f64::from(desc.clock_rate)
+                / (f64::from(s.period) * f64::from(s.samples_per_packet)).max(1.0)
+        });
+        // Four times the stream, plus room for event bursts (each edge is
+        // sent three times) and RTCP-less agents' restarts.
+        let rate = samples_pps * 4.0 + 50.0;
+        Bucket {
+            rate,
+            burst: (rate * 2.0).max(100.0),
+            tokens: (rate * 2.0).max(100.0),
+            at: now,
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        let dt = now.saturating_duration_since(self.at).as_secs_f64();
+        self.at = now.max(self.at);
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Figures kept when a stream ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RxTotals {
+    pub received: u64,
+    pub lost: i64,
+    pub duplicates: u64,
+    pub samples: u64,
+    pub events: u64,
+    pub gaps: u64,
+}
+
+#[derive(Debug)]
+pub(super) struct StreamRx {
+    pub sensor: SensorId,
+    pub aor: String,
+    pub local_ssrc: u32,
+    pub expected_ssrc: Option<u32>,
+    /// Addresses RTP may come from before the stream has latched: the SDP
+    /// connection address and the SIP peer's address.
+    pub allowed_ips: Vec<IpAddr>,
+    pub sdp_rtp: Option<SocketAddr>,
+    /// Where receiver reports go (SDP RTCP address, or where SRs come from).
+    pub rtcp_dest: Option<SocketAddr>,
+    cname: String,
+    clock_rate: u32,
+    receiver: RtpReceiver,
+    configs: StreamConfigs,
+    /// Storage records: current `cfg` (its record may not exist yet when
+    /// we called the sensor) and the previous one.
+    sessions: (u8, Option<SessionId>, Option<(u8, SessionId)>),
+    held: VecDeque<Kept>,
+    hold_limit: usize,
+    held_dropped: Option<Dropped>,
+    parked: VecDeque<Kept>,
+    park_until: Option<Instant>,
+    gaps: GapFinder,
+    serials: VecDeque<u16>,
+    break_from_ns: Option<i64>,
+    stats: StreamHandle,
+    scheduler: RtcpScheduler,
+    bucket: Bucket,
+    last_seen_ns: i64,
+    /// Latest value per channel (all descriptions' indexes), published to
+    /// the statistics once per [`PUBLISH_EVERY`]: a person watches them,
+    /// and publishing copies names and units.
+    latest: Vec<Option<(i64, i64)>>,
+    published: Option<Instant>,
+    pub totals: RxTotals,
+}
+
+fn ns_of(mapping: &SrMapping, ts: u32, offset: i64) -> Option<i64> {
+    let t = mapping.system_time_at(ts, offset)?;
+    let d = t.duration_since(UNIX_EPOCH).ok()?;
+    i64::try_from(d.as_nanos()).ok()
+}
+
+impl StreamRx {
+    pub fn new(setup: StreamSetup, hold_limit: usize, now: Instant, ids: &mut IdGenerator) -> Self {
+        let desc = setup.agreed.description.clone();
+        let mut receiver = RtpReceiver::new(desc.clock_rate, setup.agreed.remote_ssrc);
+        receiver.set_jitter_payload_type(desc.samples.as_ref().map(|s| s.payload_type));
+        let mut allowed_ips = Vec::new();
+        let sdp_rtp = setup.agreed.remote.map(|r| r.rtp);
+        if let Some(r) = sdp_rtp {
+            allowed_ips.push(r.ip().to_canonical());
+        }
+        if let Some(ip) = setup.signalling_ip {
+            let ip = ip.to_canonical();
+            if !allowed_ips.contains(&ip) {
+                allowed_ips.push(ip);
+            }
+        }
+        let mut rtcp = RtcpConfig::new(desc.session_bandwidth_bps());
+        // The receiver's first report waits for something to report on.
+        rtcp.immediate_first = false;
+        let scheduler = RtcpScheduler::new(rtcp, false, now, ids);
+        StreamRx {
+            sensor: setup.sensor,
+            aor: setup.aor,
+            local_ssrc: setup.local_ssrc,
+            expected_ssrc: setup.agreed.remote_ssrc,
+            allowed_ips,
+            sdp_rtp,
+            rtcp_dest: setup.agreed.remote.map(|r| r.rtcp),
+            cname: setup.cname,
+            clock_rate: desc.clock_rate.max(1),
+            receiver,
+            sessions: (desc.config, setup.session, None),
+            bucket: Bucket::for_stream(&desc, now),
+            configs: StreamConfigs::new(desc),
+            held: VecDeque::new(),
+            hold_limit: hold_limit.max(1),
+            held_dropped: None,
+            parked: VecDeque::new(),
+            park_until: None,
+            gaps: GapFinder::new(GAP_GRACE),
+            serials: VecDeque::new(),
+            break_from_ns: setup.previous_sample_ns,
+            stats: setup.stats,
+            scheduler,
+            last_seen_ns: i64::MIN,
+            latest: Vec::new(),
+            published: None,
+            totals: RxTotals::default(),
+        }
+    }
+
+    fn session_of(&self, cfg: u8) -> Option<SessionId> {
+        match self.sessions {
+            (c, s, _) if c == cfg => s,
+            (_, _, Some((c, s))) if c == cfg => Some(s),
+            _ => None,
+        }
+    }
+
+    /// An RTP packet from the stream's address.
+    pub fn on_rtp(
+        &mut self,
+        pkt: &RtpPacket<'_>,
+        arrival: Instant,
+        now_ns: i64,
+        sink: &mut Sink,
+    ) -> Outcome {
+        if !self.bucket.take(arrival) {
+            sink.reject(Reject::Flood, format!("{} sends too fast", self.aor));
+            return Outcome::Dropped(Reject::Flood);
+        }
+        let ext = match self.receiver.on_packet(pkt, arrival) {
+            Verdict::Accepted { extended_seq, .. } => extended_seq,
+            Verdict::Duplicate => {
+                self.stats.record_duplicate();
+                self.totals.duplicates += 1;
+                sink.reject(Reject::Duplicate, String::new());
+                return Outcome::Dropped(Reject::Duplicate);
+            }
+            // A.1 probation: counted by the receiver, not yet stored.
+            Verdict::Probation => return Outcome::Dropped(Reject::BadSequence),
+            Verdict::BadSequence | Verdict::TooOld => {
+                sink.reject(
+                    Reject::BadSequence,
+                    format!("{}: sequence number {}", self.aor, pkt.sequence),
+                );
+                return Outcome::Dropped(Reject::BadSequence);
+            }
+            Verdict::ForeignSource(ssrc) => {
+                sink.reject(
+                    Reject::ForeignSsrc,
+                    format!("{}: SSRC {ssrc:#010x}", self.aor),
+                );
+                return Outcome::Dropped(Reject::ForeignSsrc);
+            }
+        };
+        self.totals.received += 1;
+        self.stats.record_packet(pkt.payload.len() + 12, now_ns);
+        if now_ns.saturating_sub(self.last_seen_ns) >= SEEN_EVERY_NS {
+            self.last_seen_ns = now_ns;
+            sink.batch.seen.push((self.sensor, now_ns));
+        }
+        self.gaps.on_packet(ext);
+        let p = Pkt {
+            ext,
+            pt: pkt.payload_type,
+            ts: pkt.timestamp,
+            payload: pkt.payload,
+            arrival,
+        };
+        self.process(p, sink)
+    }
+
+    fn keep(p: &Pkt<'_>) -> Kept {
+        Kept {
+            ext: p.ext,
+            pt: p.pt,
+            ts: p.ts,
+            payload: p.payload.to_vec(),
+            arrival: p.arrival,
+        }
+    }
+
+    fn process(&mut self, p: Pkt<'_>, sink: &mut Sink) -> Outcome {
+        let decoded = match payload::decode(p.payload) {
+            Ok(d) => d,
+            Err(e) => {
+                sink.reject(Reject::MalformedPayload, format!("{}: {e}", self.aor));
+                return Outcome::Dropped(Reject::MalformedPayload);
+            }
+        };
+        let cfg = decoded.config();
+        let Some(desc) = self.configs.get(cfg) else {
+            let parking = self.park_until.is_some_and(|t| p.arrival < t);
+            if parking && self.parked.len() < PARK_MAX {
+                self.parked.push_back(Self::keep(&p));
+                return Outcome::Parked;
+            }
+            sink.reject(
+                Reject::UnknownConfig,
+                format!("{}: cfg {cfg} is not negotiated", self.aor),
+            );
+            return Outcome::Dropped(Reject::UnknownConfig);
+        };
+        let checked = match &decoded {
+            Payload::Samples(s) => {
+                if desc.samples.as_ref().map(|f| f.payload_type) != Some(p.pt) {
+                    Err(Reject::WrongPayloadType)
+                } else {
+                    s.check(desc).map_err(|_| Reject::PayloadMismatch)
+                }
+            }
+            Payload::Events(e) => {
+                if desc.events.as_ref().map(|f| f.payload_type) != Some(p.pt) {
+                    Err(Reject::WrongPayloadType)
+                } else {
+                    e.check(desc).map_err(|_| Reject::PayloadMismatch)
+                }
+            }
+        };
+        if let Err(r) = checked {
+            sink.reject(r, format!("{}: payload type {} cfg {cfg}", self.aor, p.pt));
+            return Outcome::Dropped(r);
+        }
+        let Some(mapping) = self.receiver.mapping() else {
+            self.hold(&p, sink);
+            return Outcome::Held;
+        };
+        let Some(session) = self.session_of(cfg) else {
+            // Our call's storage record is still being written.
+            self.hold(&p, sink);
+            return Outcome::Held;
+        };
+        let first_input = first_input_channel(desc);
+        match decoded {
+            Payload::Samples(s) => {
+                let Some(fmt) = desc.samples.as_ref() else {
+                    return Outcome::Dropped(Reject::WrongPayloadType);
+                };
+                let period = fmt.period;
+                self.emit_samples(&p, &s, period, session, &mapping, sink)
+            }
+            Payload::Events(e) => self.emit_events(&p, &e, first_input, session, &mapping, sink),
+        }
+    }
+
+    fn hold(&mut self, p: &Pkt<'_>, sink: &mut Sink) {
+        if self.held.len() >= self.hold_limit
+            && let Some(old) = self.held.pop_front()
+        {
+            // The oldest held packet is given up; its instants become an
+            // overload gap once the first sender report times the rest.
+            if let Ok(Payload::Samples(s)) = payload::decode(&old.payload) {
+                let d = self.held_dropped.get_or_insert(Dropped {
+                    first_ts: old.ts,
+                    instants: 0,
+                });
+                d.instants += i64::from(s.count);
+            }
+            sink.reject(
+                Reject::NoSenderReport,
+                format!(
+                    "{}: no RTCP sender report after {} packets",
+                    self.aor, self.hold_limit
+                ),
+            );
+        }
+        self.held.push_back(Self::keep(p));
+    }
+
+    fn emit_samples(
+        &mut self,
+        p: &Pkt<'_>,
+        s: &payload::Samples<'_>,
+        period: u32,
+        session: SessionId,
+        mapping: &SrMapping,
+        sink: &mut Sink,
+    ) -> Outcome {
+        let count = s.count;
+        let channels = usize::from(s.channels);
+        let mut first_ns = None;
+        let mut last: Vec<Option<(i64, i32)>> = vec![None; channels];
+        for k in 0..count {
+            let ts_k = p.ts.wrapping_add(period.wrapping_mul(u32::from(k)));
+            let Some(ns) = ns_of(mapping, ts_k, 0) else {
+                sink.reject(
+                    Reject::BadTimestamp,
+                    format!("{}: RTP time {ts_k}", self.aor),
+                );
+                return Outcome::Dropped(Reject::BadTimestamp);
+            };
+            first_ns.get_or_insert(ns);
+            for (ch, slot) in last.iter_mut().enumerate() {
+                let Some(raw) = s.raw(usize::from(k), ch) else {
+                    continue;
+                };
+                // docs/protocol.md 5.2: no reading, not a value.
+                if raw == MISSING {
+                    continue;
+                }
+                sink.batch.samples.push(Sample {
+                    session,
+                    sensor: self.sensor,
+                    channel: ch as u16,
+                    seq: p.ext as i64,
+                    index: u32::from(k),
+                    ts_ns: ns,
+                    raw: i64::from(raw),
+                });
+                *slot = Some((ns, raw));
+                self.totals.samples += 1;
+            }
+        }
+        // The statistics describe the current description only.
+        if self.sessions.1 == Some(session) {
+            for (ch, v) in last.iter().enumerate() {
+                if let Some((ns, raw)) = v {
+                    self.note_latest(ch, *ns, i64::from(*raw));
+                }
+            }
+        }
+        if let (Some(prev), Some(first)) = (self.break_from_ns.take(), first_ns) {
+            self.session_break(prev, first, period, session, sink);
+        }
+        let last_ts =
+            p.ts.wrapping_add(period.wrapping_mul(u32::from(count.saturating_sub(1))));
+        self.gaps.on_samples(
+            Mark {
+                ext: p.ext,
+                first_ts: p.ts,
+                last_ts,
+                period,
+                session,
+            },
+            p.arrival,
+        );
+        Outcome::Stored
+    }
+
+    fn session_break(
+        &mut self,
+        prev_ns: i64,
+        first_ns: i64,
+        period: u32,
+        session: SessionId,
+        sink: &mut Sink,
+    ) {
+        if first_ns <= prev_ns {
+            return;
+        }
+        let period_ns = (i128::from(period) * 1_000_000_000 / i128::from(self.clock_rate)).max(1);
+        let missing = (i128::from(first_ns - prev_ns) / period_ns - 1).max(0);
+        sink.batch.gaps.push(Gap {
+            sensor: self.sensor,
+            session: Some(session),
+            from_ns: prev_ns,
+            to_ns: first_ns,
+            samples: i64::try_from(missing).unwrap_or(i64::MAX),
+            cause: GapCause::SessionBreak,
+        });
+        self.totals.gaps += 1;
+    }
+
+    fn emit_events(
+        &mut self,
+        p: &Pkt<'_>,
+        e: &payload::Events<'_>,
+        first_input: usize,
+        session: SessionId,
+        mapping: &SrMapping,
+        sink: &mut Sink,
+    ) -> Outcome {
+        let Some(now_ns) = ns_of(mapping, p.ts, 0) else {
+            sink.reject(
+                Reject::BadTimestamp,
+                format!("{}: RTP time {}", self.aor, p.ts),
+            );
+            return Outcome::Dropped(Reject::BadTimestamp);
+        };
+        for (i, r) in e.records().enumerate() {
+            // docs/protocol.md 5.5: each record comes three times; the first
+            // copy counts (its packet's sequence number keys the row).
+            if self.serials.contains(&r.serial) {
+                continue;
+            }
+            if self.serials.len() >= SERIAL_MEMORY {
+                self.serials.pop_front();
+            }
+            self.serials.push_back(r.serial);
+            let Some(ts_ns) = ns_of(mapping, p.ts, r.offset) else {
+                continue;
+            };
+            sink.batch.events.push(Event {
+                session,
+                sensor: self.sensor,
+                channel: (first_input + usize::from(r.input)) as u16,
+                seq: p.ext as i64,
+                index: i as u32,
+                ts_ns,
+                value: i64::from(r.state),
+            });
+            self.totals.events += 1;
+        }
+        if self.sessions.1 == Some(session) {
+            for input in 0..e.inputs {
+                if let Some(level) = e.state(input) {
+                    self.note_latest(first_input + usize::from(input), now_ns, i64::from(level));
+                }
+            }
+        }
+        Outcome::Stored
+    }
+
+    fn note_latest(&mut self, ch: usize, ns: i64, raw: i64) {
+        if self.latest.len() <= ch {
+            self.latest.resize(ch + 1, None);
+        }
+        let slot = &mut self.latest[ch];
+        if slot.is_none_or(|(t, _)| t <= ns) {
+            *slot = Some((ns, raw));
+        }
+    }
+
+    /// Hands the latest values to the statistics (see [`PUBLISH_EVERY`]).
+    fn publish(&mut self, now: Instant) {
+        if self
+            .published
+            .is_some_and(|t| now.saturating_duration_since(t) < PUBLISH_EVERY)
+        {
+            return;
+        }
+        self.published = Some(now);
+        for (ch, v) in self.latest.iter_mut().enumerate() {
+            if let Some((ns, raw)) = v.take() {
+                self.stats.set_last_value(ch as u16, ns, raw);
+            }
+        }
+    }
+
+    /// A sender report from this stream's source (RFC 3550 6.4.1).
+    pub fn on_sender_report(
+        &mut self,
+        sr: &SenderReport,
+        from: SocketAddr,
+        size: usize,
+        now: Instant,
+        sink: &mut Sink,
+    ) -> bool {
+        if !self.receiver.on_sender_report(sr, now) {
+            return false;
+        }
+        self.scheduler.on_received(size);
+        // Symmetric RTCP (RFC 4961) when the SDP address is not where the
+        // reports really come from (NAT).
+        if self.rtcp_dest.is_none_or(|d| d.ip() != from.ip()) {
+            self.rtcp_dest = Some(from);
+        }
+        self.release_held(sink);
+        true
+    }
+
+    fn release_held(&mut self, sink: &mut Sink) {
+        let Some(mapping) = self.receiver.mapping() else {
+            return;
+        };
+        let held = std::mem::take(&mut self.held);
+        if let (Some(d), Some(first)) = (self.held_dropped.take(), held.front()) {
+            // Held packets given up for want of a sender report.
+            if let (Some(from), Some(to)) =
+                (ns_of(&mapping, d.first_ts, 0), ns_of(&mapping, first.ts, 0))
+            {
+                sink.batch.gaps.push(Gap {
+                    sensor: self.sensor,
+                    session: self.sessions.1,
+                    from_ns: from,
+                    to_ns: to,
+                    samples: d.instants,
+                    cause: GapCause::Overload,
+                });
+                self.totals.gaps += 1;
+            }
+        }
+        for k in held {
+            let p = Pkt {
+                ext: k.ext,
+                pt: k.pt,
+                ts: k.ts,
+                payload: &k.payload,
+                arrival: k.arrival,
+            };
+            self.process(p, sink);
+        }
+    }
+
+    /// A re-INVITE is under way: packets of an unknown `cfg` are kept
+    /// until `until` instead of dropped.
+    pub fn expect_new_config(&mut self, until: Instant) {
+        self.park_until = Some(until);
+    }
+
+    /// A new description (re-INVITE) with its storage record.
+    pub fn update(&mut self, agreed: Agreed, session: SessionId, now: Instant, sink: &mut Sink) {
+        let desc = agreed.description;
+        let cfg = desc.config;
+        if cfg == self.sessions.0 {
+            self.sessions.1 = Some(session);
+        } else {
+            let previous = self.sessions.1.map(|s| (self.sessions.0, s));
+            self.sessions = (cfg, Some(session), previous);
+        }
+        let spec = stream_spec(&desc);
+        self.stats
+            .renegotiated(session, spec.rate_hz, spec.channels.clone());
+        self.latest.clear();
+        self.receiver
+            .set_jitter_payload_type(desc.samples.as_ref().map(|s| s.payload_type));
+        self.bucket = Bucket::for_stream(&desc, now);
+        self.configs.install(desc);
+        if let Some(r) = agreed.remote {
+            self.rtcp_dest = Some(r.rtcp);
+        }
+        self.park_until = None;
+        for k in std::mem::take(&mut self.parked) {
+            let p = Pkt {
+                ext: k.ext,
+                pt: k.pt,
+                ts: k.ts,
+                payload: &k.payload,
+                arrival: k.arrival,
+            };
+            self.process(p, sink);
+        }
+        self.release_held(sink);
+    }
+
+    /// Periodic work: gaps past their grace time, parked packets whose
+    /// re-INVITE never completed.
+    pub fn tick(&mut self, now: Instant, sink: &mut Sink) {
+        self.publish(now);
+        if self.gaps.pending() > 0 {
+            let mut found = Vec::new();
+            self.gaps.poll_due(now, false, &mut found);
+            self.store_gaps(&found, sink);
+        }
+        if self.park_until.is_some_and(|t| now >= t) {
+            self.park_until = None;
+            for _ in self.parked.drain(..) {
+                sink.rejects.push((
+                    Reject::UnknownConfig,
+                    format!("{}: the re-INVITE did not complete", self.aor),
+                ));
+            }
+        }
+    }
+
+    fn store_gaps(&mut self, found: &[FoundGap], sink: &mut Sink) {
+        let Some(mapping) = self.receiver.mapping() else {
+            return;
+        };
+        for g in found {
+            let (Some(from), Some(to)) =
+                (ns_of(&mapping, g.from_ts, 0), ns_of(&mapping, g.to_ts, 0))
+            else {
+                continue;
+            };
+            sink.batch.gaps.push(Gap {
+                sensor: self.sensor,
+                session: Some(g.session),
+                from_ns: from,
+                to_ns: to,
+                samples: g.instants,
+                cause: g.cause,
+            });
+            self.totals.gaps += 1;
+        }
+    }
+
+    /// When the next receiver report is due.
+    pub fn rtcp_due(&self) -> Instant {
+        self.scheduler.poll_timeout()
+    }
+
+    /// A receiver report compound (RR + SDES CNAME, RFC 3550 6.1) if one is
+    /// due; also publishes loss and jitter to the statistics.
+    pub fn poll_rtcp(
+        &mut self,
+        now: Instant,
+        ids: &mut IdGenerator,
+        buf: &mut [u8],
+    ) -> Option<usize> {
+        if !self.scheduler.handle_timeout(now, ids) {
+            return None;
+        }
+        let n = self.report(now, buf, false);
+        self.scheduler.on_sent(n.unwrap_or(0), now, ids);
+        n
+    }
+
+    fn report(&mut self, now: Instant, buf: &mut [u8], bye: bool) -> Option<usize> {
+        let block = self.receiver.report_block(now);
+        if let Some(b) = &block {
+            let st = self.receiver.stats();
+            self.stats.set_reception(Reception {
+                lost: st.lost,
+                fraction_lost: f64::from(b.fraction_lost) / 256.0,
+                jitter_seconds: f64::from(b.jitter) / f64::from(self.clock_rate),
+            });
+        }
+        let rr = ReceiverReport {
+            ssrc: self.local_ssrc,
+            reports: block.into_iter().collect(),
+        };
+        let mut w = CompoundWriter::new(buf);
+        w.receiver_report(&rr).ok()?;
+        w.sdes(self.local_ssrc, &self.cname, &[]).ok()?;
+        if bye {
+            // RFC 3550 6.6: leaving the session.
+            w.bye(&[self.local_ssrc], None).ok()?;
+        }
+        w.finish().ok()
+    }
+
+    /// The stream ends: pending gaps are stored, packets still waiting for a
+    /// sender report are given up, and an RR + SDES + BYE is returned.
+    pub fn finish(&mut self, now: Instant, sink: &mut Sink, buf: &mut [u8]) -> Option<usize> {
+        let mut found = Vec::new();
+        self.gaps.poll_due(now, true, &mut found);
+        self.store_gaps(&found, sink);
+        for _ in self.held.drain(..) {
+            sink.rejects.push((
+                Reject::NoSenderReport,
+                format!(
+                    "{}: the session ended before any RTCP sender report",
+                    self.aor
+                ),
+            ));
+        }
+        for _ in self.parked.drain(..) {
+            sink.rejects.push((Reject::UnknownConfig, String::new()));
+        }
+        let st = self.receiver.stats();
+        self.totals.lost = st.lost;
+        self.report(now, buf, true)
+    }
+}
+
+#[cfg(test)]
+#[path = "stream_tests.rs"]
+mod tests;

@@ -1,0 +1,487 @@
+use super::*;
+use crate::stats::{StreamInfo, StreamsRegistry};
+use sipsensor_protocol::payload::{EventRecord, encode_events};
+use sipsensor_protocol::rtcp::NtpTime;
+use sipsensor_protocol::rtp::{RtpSender, parse};
+use sipsensor_protocol::sdp::{
+    ChannelSpec, Direction, EventFormat, RemoteMedia, SampleFormat, Unit,
+};
+use std::sync::Arc;
+
+const SSRC: u32 = 0x1a2b_3c4d;
+/// 2026-01-01T00:00:00Z in ns.
+const T0_NS: i64 = 1_767_225_600_000_000_000;
+
+fn desc(config: u8, period: u32) -> StreamDescription {
+    let ch = |n: &str, u: &str, s: i8| ChannelSpec {
+        name: n.into(),
+        unit: Unit::from_symbol(u).unwrap(),
+        scale: s,
+    };
+    StreamDescription {
+        clock_rate: 100,
+        config,
+        samples: Some(SampleFormat {
+            payload_type: 96,
+            period,
+            samples_per_packet: 5,
+            channels: vec![ch("temperature", "Cel", -2), ch("pressure", "Pa", 0)],
+        }),
+        events: Some(EventFormat {
+            payload_type: 97,
+            inputs: vec!["door".into(), "motion".into()],
+        }),
+    }
+}
+
+fn agreed(d: StreamDescription) -> Agreed {
+    Agreed {
+        description: d,
+        direction: Direction::RecvOnly,
+        remote: Some(RemoteMedia {
+            rtp: "127.0.0.1:40000".parse().unwrap(),
+            rtcp: "127.0.0.1:40001".parse().unwrap(),
+        }),
+        remote_ssrc: Some(SSRC),
+        remote_cname: None,
+    }
+}
+
+struct Rig {
+    rx: StreamRx,
+    tx: RtpSender,
+    sink: Sink,
+    now: Instant,
+    _registry: Arc<StreamsRegistry>,
+}
+
+fn rig(previous_sample_ns: Option<i64>, hold: usize) -> Rig {
+    rig_with(previous_sample_ns, hold, Some(SessionId(7)))
+}
+
+fn rig_with(previous_sample_ns: Option<i64>, hold: usize, session: Option<SessionId>) -> Rig {
+    let registry = StreamsRegistry::new();
+    let d = desc(1, 10);
+    let spec = stream_spec(&d);
+    let stats = registry.open(StreamInfo {
+        sensor: SensorId(3),
+        aor: "sip:s1@example.net".into(),
+        session: SessionId(7),
+        call_id: "c".into(),
+        ssrc: SSRC,
+        remote: None,
+        rate_hz: spec.rate_hz,
+        channels: spec.channels,
+        started_ns: T0_NS,
+    });
+    let now = Instant::now();
+    let mut ids = IdGenerator::seeded(1);
+    let rx = StreamRx::new(
+        StreamSetup {
+            sensor: SensorId(3),
+            aor: "sip:s1@example.net".into(),
+            session,
+            agreed: agreed(d),
+            signalling_ip: None,
+            local_ssrc: 0x0bad_cafe,
+            cname: "collector@127.0.0.1".into(),
+            previous_sample_ns,
+            stats,
+        },
+        hold,
+        now,
+        &mut ids,
+    );
+    Rig {
+        rx,
+        tx: RtpSender::with_start(SSRC, 0xfffe, 0x1000),
+        sink: Sink::default(),
+        now,
+        _registry: registry,
+    }
+}
+
+/// The raw value of a channel at a tick, so stored rows can be checked.
+fn raw(tick: u64, ch: usize) -> i32 {
+    (tick as i32) * 3 + ch as i32 * 1000
+}
+
+impl Rig {
+    /// Builds the samples packet starting at `tick` under `d`.
+    fn samples(&mut self, d: &StreamDescription, tick: u64) -> Vec<u8> {
+        let period = u64::from(d.samples.as_ref().unwrap().period);
+        let values: Vec<i32> = (0..5)
+            .flat_map(|k| (0..2).map(move |ch| raw(tick + k * period, ch)))
+            .collect();
+        let mut buf = [0u8; 128];
+        let n = self
+            .tx
+            .write_samples(&mut buf, d, tick, &values, false)
+            .unwrap();
+        buf[..n].to_vec()
+    }
+
+    fn feed(&mut self, bytes: &[u8]) -> Outcome {
+        let pkt = parse(bytes).unwrap();
+        self.rx.on_rtp(&pkt, self.now, T0_NS, &mut self.sink)
+    }
+
+    /// An SR pinning tick 0 to T0.
+    fn sender_report(&mut self) {
+        let sr = self
+            .tx
+            .sender_report(0, NtpTime::from_unix(Duration::from_nanos(T0_NS as u64)));
+        let from = "127.0.0.1:40001".parse().unwrap();
+        assert!(
+            self.rx
+                .on_sender_report(&sr, from, 52, self.now, &mut self.sink)
+        );
+    }
+
+    fn sample_rows(&self) -> Vec<(i64, u32, u16, i64, i64)> {
+        let mut v: Vec<_> = self
+            .sink
+            .batch
+            .samples
+            .iter()
+            .map(|s| (s.seq, s.index, s.channel, s.ts_ns, s.raw))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+#[test]
+fn samples_wait_for_the_first_sender_report_then_get_exact_times() {
+    let mut r = rig(None, 100);
+    let d = desc(1, 10);
+    let p0 = r.samples(&d, 0);
+    let p1 = r.samples(&d, 50);
+    assert_eq!(r.feed(&p0), Outcome::Held);
+    assert_eq!(r.feed(&p1), Outcome::Held);
+    assert!(r.sink.batch.samples.is_empty());
+    r.sender_report();
+    let rows = r.sample_rows();
+    assert_eq!(rows.len(), 20, "2 packets x 5 instants x 2 channels");
+    for (seq, index, ch, ts, value) in &rows {
+        let tick = (*seq - 0xfffe) as u64 * 50 + u64::from(*index) * 10;
+        assert_eq!(*ts, T0_NS + tick as i64 * 10_000_000, "100 Hz clock");
+        assert_eq!(*value, i64::from(raw(tick, usize::from(*ch))));
+    }
+    // The sequence wraps at 0xffff: extended numbers keep increasing.
+    assert_eq!(rows[0].0, 0xfffe);
+    assert_eq!(rows[19].0, 0xffff);
+    let p2 = r.samples(&d, 100);
+    assert_eq!(r.feed(&p2), Outcome::Stored);
+    assert_eq!(r.sink.batch.samples.last().unwrap().seq, 0x1_0000);
+    assert_eq!(r.rx.totals.samples, 30);
+}
+
+#[test]
+fn duplicates_are_stored_once_and_counted() {
+    let mut r = rig(None, 100);
+    r.sender_report();
+    let d = desc(1, 10);
+    let p = r.samples(&d, 0);
+    assert_eq!(r.feed(&p), Outcome::Stored);
+    assert_eq!(r.feed(&p), Outcome::Dropped(Reject::Duplicate));
+    assert_eq!(r.sink.batch.samples.len(), 10);
+    assert_eq!(r.rx.totals.duplicates, 1);
+}
+
+#[test]
+fn a_sequence_gap_is_stored_as_a_loss_gap_of_its_length() {
+    let mut r = rig(None, 100);
+    r.sender_report();
+    let d = desc(1, 10);
+    let p0 = r.samples(&d, 0);
+    let _lost1 = r.samples(&d, 50);
+    let _lost2 = r.samples(&d, 100);
+    let p3 = r.samples(&d, 150);
+    r.feed(&p0);
+    r.feed(&p3);
+    r.rx.tick(r.now + Duration::from_millis(500), &mut r.sink);
+    assert!(r.sink.batch.gaps.is_empty(), "waits for late packets");
+    r.rx.tick(r.now + GAP_GRACE, &mut r.sink);
+    let g = r.sink.batch.gaps.clone();
+    assert_eq!(g.len(), 1);
+    assert_eq!(g[0].cause, GapCause::Loss);
+    assert_eq!(g[0].samples, 10, "two packets of five instants");
+    assert_eq!(g[0].from_ns, T0_NS + 400_000_000);
+    assert_eq!(g[0].to_ns, T0_NS + 1_500_000_000);
+    assert_eq!(g[0].session, Some(SessionId(7)));
+    // Nothing is interpolated.
+    assert_eq!(r.sink.batch.samples.len(), 20);
+}
+
+#[test]
+fn missing_values_are_not_stored() {
+    let mut r = rig(None, 100);
+    r.sender_report();
+    let d = desc(1, 10);
+    let mut values = vec![1i32; 10];
+    values[3] = MISSING;
+    let mut buf = [0u8; 128];
+    let n = r.tx.write_samples(&mut buf, &d, 0, &values, true).unwrap();
+    r.feed(&buf[..n]);
+    assert_eq!(r.sink.batch.samples.len(), 9);
+    assert!(
+        !r.sink
+            .batch
+            .samples
+            .iter()
+            .any(|s| s.index == 1 && s.channel == 1)
+    );
+}
+
+#[test]
+fn packets_of_a_new_cfg_wait_for_the_re_invite_and_are_stored_under_it() {
+    let mut r = rig(None, 100);
+    r.sender_report();
+    let old = desc(1, 10);
+    let new = desc(2, 20);
+    let p0 = r.samples(&old, 0);
+    // Sent before the switch, delivered after it.
+    let late_old = r.samples(&old, 50);
+    r.feed(&p0);
+    // Without a re-INVITE under way, an unknown cfg is dropped.
+    let stray = r.samples(&new, 100);
+    assert_eq!(r.feed(&stray), Outcome::Dropped(Reject::UnknownConfig));
+    r.rx.expect_new_config(r.now + Duration::from_secs(5));
+    let p1 = r.samples(&new, 200);
+    assert_eq!(r.feed(&p1), Outcome::Parked);
+    // A late packet of the old cfg is still decoded by it.
+    assert_eq!(r.feed(&late_old), Outcome::Stored);
+    let now = r.now;
+    r.rx.update(agreed(new.clone()), SessionId(8), now, &mut r.sink);
+    let by_session = |s: i64| {
+        r.sink
+            .batch
+            .samples
+            .iter()
+            .filter(|x| x.session == SessionId(s))
+            .count()
+    };
+    assert_eq!(by_session(7), 20);
+    assert_eq!(by_session(8), 10);
+    let p2 = r.samples(&new, 260);
+    assert_eq!(r.feed(&p2), Outcome::Stored);
+    // Still decodable: the previous description is kept.
+    let p3 = r.samples(&old, 400);
+    assert_eq!(r.feed(&p3), Outcome::Stored);
+}
+
+#[test]
+fn events_are_deduplicated_by_serial_and_stored_after_the_channels() {
+    let mut r = rig(None, 100);
+    r.sender_report();
+    let record = EventRecord {
+        serial: 7,
+        input: 1,
+        state: true,
+        offset: -(1i64 << 30), // a quarter tick before the packet
+    };
+    for tick in [100u64, 104, 120] {
+        let mut buf = [0u8; 64];
+        let n =
+            r.tx.write_with(&mut buf, 97, tick == 100, tick, |b| {
+                encode_events(b, 1, 2, 0b10, &[record])
+            })
+            .unwrap();
+        assert_eq!(r.feed(&buf[..n]), Outcome::Stored);
+    }
+    let ev = &r.sink.batch.events;
+    assert_eq!(ev.len(), 1, "three copies, one edge");
+    assert_eq!(ev[0].channel, 3, "two sampled channels, then door, motion");
+    assert_eq!(ev[0].value, 1);
+    assert_eq!(ev[0].ts_ns, T0_NS + 1_000_000_000 - 2_500_000);
+}
+
+#[test]
+fn wrong_payload_type_and_malformed_payload_are_refused() {
+    let mut r = rig(None, 100);
+    r.sender_report();
+    let mut buf = [0u8; 128];
+    let n =
+        r.tx.write_with(&mut buf, 98, false, 0, |b| {
+            sipsensor_protocol::payload::encode_samples(b, 1, 2, &[1; 10])
+        })
+        .unwrap();
+    assert_eq!(
+        r.feed(&buf[..n]),
+        Outcome::Dropped(Reject::WrongPayloadType)
+    );
+    let n =
+        r.tx.write_with(&mut buf, 96, false, 0, |b| {
+            b[..3].copy_from_slice(&[0x10, 1, 2]);
+            Ok(3)
+        })
+        .unwrap();
+    assert_eq!(
+        r.feed(&buf[..n]),
+        Outcome::Dropped(Reject::MalformedPayload)
+    );
+    // Channel count that differs from the description.
+    let n =
+        r.tx.write_with(&mut buf, 96, false, 0, |b| {
+            sipsensor_protocol::payload::encode_samples(b, 1, 3, &[1; 15])
+        })
+        .unwrap();
+    assert_eq!(r.feed(&buf[..n]), Outcome::Dropped(Reject::PayloadMismatch));
+    let kinds: Vec<Reject> = r.sink.rejects.iter().map(|(k, _)| *k).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            Reject::WrongPayloadType,
+            Reject::MalformedPayload,
+            Reject::PayloadMismatch
+        ]
+    );
+}
+
+#[test]
+fn held_packets_beyond_the_bound_become_an_overload_gap() {
+    let mut r = rig(None, 3);
+    let d = desc(1, 10);
+    for i in 0..5 {
+        let p = r.samples(&d, i * 50);
+        r.feed(&p);
+    }
+    r.sender_report();
+    assert_eq!(r.sink.batch.samples.len(), 30, "the last three packets");
+    let g = &r.sink.batch.gaps;
+    assert_eq!(g.len(), 1);
+    assert_eq!(g[0].cause, GapCause::Overload);
+    assert_eq!(g[0].samples, 10);
+    assert_eq!(g[0].from_ns, T0_NS);
+    assert_eq!(g[0].to_ns, T0_NS + 1_000_000_000);
+    assert_eq!(
+        r.sink
+            .rejects
+            .iter()
+            .filter(|(k, _)| *k == Reject::NoSenderReport)
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn the_first_sample_closes_a_session_break_gap() {
+    let prev = T0_NS - 10_000_000_000;
+    let mut r = rig(Some(prev), 100);
+    r.sender_report();
+    let d = desc(1, 10);
+    let p = r.samples(&d, 0);
+    r.feed(&p);
+    let g = &r.sink.batch.gaps;
+    assert_eq!(g.len(), 1);
+    assert_eq!(g[0].cause, GapCause::SessionBreak);
+    assert_eq!((g[0].from_ns, g[0].to_ns), (prev, T0_NS));
+    assert_eq!(g[0].samples, 99, "10 s at 10 Hz, the two ends present");
+}
+
+#[test]
+fn receiver_reports_carry_loss_and_end_with_bye() {
+    use sipsensor_protocol::rtcp::{RtcpPacket, parse_compound};
+    let mut r = rig(None, 100);
+    r.sender_report();
+    let d = desc(1, 10);
+    let p0 = r.samples(&d, 0);
+    let _lost = r.samples(&d, 50);
+    let p2 = r.samples(&d, 100);
+    r.feed(&p0);
+    r.feed(&p2);
+    let mut ids = IdGenerator::seeded(2);
+    let mut buf = [0u8; 256];
+    let due = r.rx.rtcp_due();
+    assert!(due > r.now, "the first report waits");
+    let mut sent = None;
+    // RFC 3550 6.2: this 1.3 kbit/s stream reports every 6 to 20 s.
+    for step in 0..600 {
+        let at = r.now + Duration::from_millis(100 * step);
+        if let Some(n) = r.rx.poll_rtcp(at, &mut ids, &mut buf) {
+            sent = Some(n);
+            break;
+        }
+    }
+    let n = sent.expect("a report within 60 s");
+    let packets = parse_compound(&buf[..n]).unwrap();
+    let RtcpPacket::ReceiverReport(rr) = &packets[0] else {
+        panic!("{packets:?}")
+    };
+    assert_eq!(rr.ssrc, 0x0bad_cafe);
+    assert_eq!(rr.reports[0].ssrc, SSRC);
+    assert_eq!(rr.reports[0].cumulative_lost, 1);
+    assert_ne!(rr.reports[0].last_sr, 0);
+    assert_eq!(r.rx.rtcp_dest, Some("127.0.0.1:40001".parse().unwrap()));
+    let n = r.rx.finish(r.now, &mut r.sink, &mut buf).unwrap();
+    let packets = parse_compound(&buf[..n]).unwrap();
+    assert!(matches!(packets.last(), Some(RtcpPacket::Bye(_))));
+    assert_eq!(r.rx.totals.lost, 1);
+}
+
+#[test]
+fn a_flood_is_cut_to_the_stream_rate() {
+    let mut r = rig(None, 10_000);
+    r.sender_report();
+    let d = desc(1, 10);
+    let mut dropped = 0;
+    for i in 0..1000u64 {
+        let p = r.samples(&d, i * 50);
+        if r.feed(&p) == Outcome::Dropped(Reject::Flood) {
+            dropped += 1;
+        }
+    }
+    // 2 packets/s stream: the bucket allows 58/s, a burst of 116.
+    assert_eq!(dropped, 1000 - 116);
+}
+
+#[test]
+fn packets_wait_for_a_storage_record_still_being_written() {
+    let mut r = rig_with(None, 100, None);
+    r.sender_report();
+    let d = desc(1, 10);
+    let p = r.samples(&d, 0);
+    assert_eq!(r.feed(&p), Outcome::Held);
+    let now = r.now;
+    r.rx.update(agreed(d), SessionId(9), now, &mut r.sink);
+    assert_eq!(r.sink.batch.samples.len(), 10);
+    assert!(
+        r.sink
+            .batch
+            .samples
+            .iter()
+            .all(|s| s.session == SessionId(9))
+    );
+}
+
+#[test]
+fn last_values_reach_the_statistics_at_most_once_a_second() {
+    let mut r = rig(None, 100);
+    r.sender_report();
+    let d = desc(1, 10);
+    let p = r.samples(&d, 0);
+    r.feed(&p);
+    let now = r.now;
+    r.rx.tick(now, &mut r.sink);
+    let snap = r.rx.stats.snapshot(0);
+    assert_eq!(snap.last_values.len(), 2);
+    assert_eq!(
+        snap.last_values[0].raw,
+        i64::from(raw(40, 0)),
+        "the packet's last instant"
+    );
+    assert_eq!(snap.packets, 1);
+    let p = r.samples(&d, 50);
+    r.feed(&p);
+    r.rx.tick(now + Duration::from_millis(500), &mut r.sink);
+    assert_eq!(
+        r.rx.stats.snapshot(0).last_values[0].raw,
+        i64::from(raw(40, 0))
+    );
+    r.rx.tick(now + PUBLISH_EVERY, &mut r.sink);
+    assert_eq!(
+        r.rx.stats.snapshot(0).last_values[0].raw,
+        i64::from(raw(90, 0))
+    );
+}

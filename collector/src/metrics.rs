@@ -1,0 +1,288 @@
+//! Prometheus metrics (OpenMetrics text through the prometheus-client
+//! crate). Collector-wide counters live here; per-stream figures are read
+//! from the [`StreamsRegistry`] at scrape time.
+
+use crate::stats::StreamsRegistry;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Label set with one label, e.g. `kind="disk_full"`.
+pub type Label1 = [(&'static str, &'static str); 1];
+
+/// Content type of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Collector-wide metrics. Cloned handles share their values.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub samples_stored: Counter,
+    pub samples_duplicate: Counter,
+    pub events_stored: Counter,
+    pub events_duplicate: Counter,
+    pub gaps_stored: Counter,
+    /// Storage errors by [`StorageError::kind`](crate::storage::StorageError::kind).
+    pub storage_errors: Family<Label1, Counter>,
+    /// Rows given up (memory bound reached while the store failed).
+    pub rows_dropped: Counter,
+    /// Rows received and not yet committed.
+    pub pending_rows: Gauge,
+    pub batch_seconds: Histogram,
+    /// Rows deleted by retention, by `table`.
+    pub retention_deleted: Family<Label1, Counter>,
+    /// Packets or requests refused, by `reason` (for the SIP/RTP side:
+    /// wrong source, unknown SSRC, malformed, flood...).
+    pub packets_rejected: Family<Label1, Counter>,
+}
+
+#[derive(Debug)]
+struct StreamsCollector(Arc<StreamsRegistry>);
+
+impl Metrics {
+    pub fn new(streams: Arc<StreamsRegistry>) -> Arc<Self> {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            registry: Registry::default(),
+            samples_stored: Counter::default(),
+            samples_duplicate: Counter::default(),
+            events_stored: Counter::default(),
+            events_duplicate: Counter::default(),
+            gaps_stored: Counter::default(),
+            storage_errors: Family::default(),
+            rows_dropped: Counter::default(),
+            pending_rows: Gauge::default(),
+            batch_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            retention_deleted: Family::default(),
+            packets_rejected: Family::default(),
+        };
+        registry.register(
+            "sipsensor_collector_samples_stored",
+            "Samples committed to storage",
+            m.samples_stored.clone(),
+        );
+        registry.register(
+            "sipsensor_collector_samples_duplicate",
+            "Samples received again and not stored twice",
+            m.samples_duplicate.clone(),
+        );
+        registry.register(
+            "sipsensor_collector_events_stored",
+            "Events committed to storage",
+            m.events_stored.clone(),
+        );
+        registry.register(
+            "sipsensor_collector_events_duplicate",
+            "Events received again and not stored twice",
+            m.events_duplicate.clone(),
+        );
+        registry.register(
+            "sipsensor_collector_gaps_stored",
+            "Gaps recorded",
+            m.gaps_stored.clone(),
+        );
+        registry.register(
+            "sipsensor_collector_storage_errors",
+            "Failed storage operations by kind",
+            m.storage_errors.clone(),
+        );
+        registry.register(
+            "sipsensor_collector_rows_dropped",
+            "Rows discarded because storage failed longer than memory allows",
+            m.rows_dropped.clone(),
+        );
+        registry.register(
+            "sipsensor_collector_pending_rows",
+            "Rows received and not yet committed",
+            m.pending_rows.clone(),
+        );
+        registry.register_with_unit(
+            "sipsensor_collector_batch_duration",
+            "Time to commit one batch",
+            Unit::Seconds,
+            m.batch_seconds.clone(),
+        );
+        registry.register(
+            "sipsensor_collector_retention_deleted_rows",
+            "Rows deleted by retention, by table",
+            m.retention_deleted.clone(),
+        );
+        registry.register(
+            "sipsensor_collector_packets_rejected",
+            "Packets or requests refused, by reason",
+            m.packets_rejected.clone(),
+        );
+        registry.register_collector(Box::new(StreamsCollector(streams)));
+        Arc::new(Metrics { registry, ..m })
+    }
+
+    /// The OpenMetrics text exposition (serve with [`CONTENT_TYPE`]).
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+impl Collector for StreamsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let streams = self.0.snapshot(now_ns());
+        let labels: Vec<[(&'static str, String); 2]> = streams
+            .iter()
+            .map(|s| {
+                [
+                    ("sensor", s.info.aor.clone()),
+                    ("ssrc", s.info.ssrc.to_string()),
+                ]
+            })
+            .collect();
+
+        let g = ConstGauge::new(streams.len() as i64);
+        let m = encoder.encode_descriptor(
+            "sipsensor_collector_streams",
+            "Streams being received",
+            None,
+            g.metric_type(),
+        )?;
+        g.encode(m)?;
+
+        macro_rules! per_stream {
+            ($name:expr, $help:expr, $unit:expr, $ty:ident, $mt:expr, $value:expr) => {{
+                let mut m = encoder.encode_descriptor($name, $help, $unit, $mt)?;
+                for (s, l) in streams.iter().zip(&labels) {
+                    #[allow(clippy::redundant_closure_call)]
+                    let v = ($value)(s);
+                    $ty::new(v).encode(m.encode_family(l)?)?;
+                }
+            }};
+        }
+        per_stream!(
+            "sipsensor_stream_packets",
+            "RTP packets received",
+            None,
+            ConstCounter,
+            MetricType::Counter,
+            |s: &crate::stats::StreamSnapshot| s.packets
+        );
+        per_stream!(
+            "sipsensor_stream_duplicate_packets",
+            "RTP packets received twice",
+            None,
+            ConstCounter,
+            MetricType::Counter,
+            |s: &crate::stats::StreamSnapshot| s.duplicates
+        );
+        per_stream!(
+            "sipsensor_stream_lost_packets",
+            "Cumulative packets lost (RFC 3550 6.4.1)",
+            None,
+            ConstGauge,
+            MetricType::Gauge,
+            |s: &crate::stats::StreamSnapshot| s.reception.lost
+        );
+        per_stream!(
+            "sipsensor_stream_jitter",
+            "Interarrival jitter (RFC 3550 A.8)",
+            Some(&Unit::Seconds),
+            ConstGauge,
+            MetricType::Gauge,
+            |s: &crate::stats::StreamSnapshot| s.reception.jitter_seconds
+        );
+        per_stream!(
+            "sipsensor_stream_uptime",
+            "Time since the session started",
+            Some(&Unit::Seconds),
+            ConstGauge,
+            MetricType::Gauge,
+            |s: &crate::stats::StreamSnapshot| s.uptime_seconds
+        );
+
+        let mut m = encoder.encode_descriptor(
+            "sipsensor_stream_last_value",
+            "Latest value of each channel, in its SenML unit",
+            None,
+            ConstGauge::new(0.0).metric_type(),
+        )?;
+        for s in &streams {
+            for v in &s.last_values {
+                let l = [
+                    ("sensor", s.info.aor.clone()),
+                    ("ssrc", s.info.ssrc.to_string()),
+                    ("channel", v.name.clone()),
+                    ("unit", v.unit.clone()),
+                ];
+                ConstGauge::new(v.value).encode(m.encode_family(&l)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{StreamInfo, StreamsRegistry};
+    use crate::storage::{ChannelSpec, SensorId, SessionId};
+
+    #[test]
+    fn renders_counters_and_streams_with_type_lines() {
+        let streams = StreamsRegistry::new();
+        let m = Metrics::new(streams.clone());
+        m.samples_stored.inc_by(42);
+        m.storage_errors
+            .get_or_create(&[("kind", "disk_full")])
+            .inc();
+        let h = streams.open(StreamInfo {
+            sensor: SensorId(1),
+            aor: "sip:s1@example.net".into(),
+            session: SessionId(1),
+            call_id: "c".into(),
+            ssrc: 77,
+            remote: None,
+            rate_hz: 10.0,
+            channels: vec![ChannelSpec {
+                name: "temperature".into(),
+                unit: "Cel".into(),
+                scale: 0.01,
+            }],
+            started_ns: 0,
+        });
+        h.record_packet(20, 1);
+        h.set_last_value(0, 1, 2508);
+        let text = m.render().unwrap();
+        for needle in [
+            "# TYPE sipsensor_collector_samples_stored counter",
+            "sipsensor_collector_samples_stored_total 42",
+            "sipsensor_collector_storage_errors_total{kind=\"disk_full\"} 1",
+            "# TYPE sipsensor_collector_batch_duration_seconds histogram",
+            "# TYPE sipsensor_collector_streams gauge",
+            "sipsensor_collector_streams 1",
+            "# TYPE sipsensor_stream_packets counter",
+            "sipsensor_stream_packets_total{sensor=\"sip:s1@example.net\",ssrc=\"77\"} 1",
+            "# TYPE sipsensor_stream_jitter_seconds gauge",
+            "sipsensor_stream_last_value{sensor=\"sip:s1@example.net\",ssrc=\"77\",channel=\"temperature\",unit=\"Cel\"} 25.08",
+            "# EOF",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+        drop(h);
+        assert!(
+            m.render()
+                .unwrap()
+                .contains("sipsensor_collector_streams 0")
+        );
+    }
+}

@@ -1,0 +1,327 @@
+//! The `sip:` and `media:` sections of the collector's configuration.
+//!
+//! ```yaml
+//! sip:
+//!   bind: 0.0.0.0:5060              # SIP over UDP and TCP
+//!   advertise: 203.0.113.5          # address in Via, Contact and SDP (default: see below)
+//!   domain: example.net             # digest realm and registrar domain
+//!   identity: sip:collector@example.net
+//!   registrar: true                 # embedded registrar (off with Kamailio/OpenSIPS)
+//!   credentials_file: /etc/sipsensor/credentials.yaml
+//!   trusted_peers: [127.0.0.1/32]   # need no digest (a proxy that authenticated)
+//!   outbound_proxy: sip:proxy.example.net   # calls to sensors go through it
+//!   register:                       # with an external registrar: register ourselves
+//!     registrar: sip:example.net
+//!     aor: sip:collector@example.net
+//!     username: collector           # password: this user's entry in credentials_file
+//!     expires: 600
+//!   control_socket: /run/sipsensor/collector.sock
+//! media:
+//!   rtp_bind: 0.0.0.0:16384         # RTP here, RTCP on the next port
+//!   receive_buffer_bytes: 8388608
+//!   max_streams: 20000
+//!   hold_before_sr_packets: 600
+//! ```
+//!
+//! Without a `sip:` section the collector runs storage, HTTP and export
+//! only (a web node in front of a shared PostgreSQL, for example).
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+
+/// Where `call` and `set-rate` reach a running collector by default.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/sipsensor/collector.sock";
+
+/// A `sip:` URI, checked while the YAML parser still points at it so the
+/// error names its line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipUriText(String);
+
+impl SipUriText {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Checks the syntax the stack accepts: `sip:[user@]host[:port][;params]`.
+    pub fn parse(text: &str) -> Result<SipUriText, String> {
+        let t = text.trim();
+        let rest = t
+            .strip_prefix("sip:")
+            .ok_or_else(|| format!("{t:?} is not a sip: URI"))?;
+        if rest.is_empty()
+            || rest
+                .chars()
+                .any(|c| c.is_whitespace() || c == '<' || c == '>')
+        {
+            return Err(format!("{t:?} is not a usable sip: URI"));
+        }
+        let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+        if host.is_empty() || host.starts_with(':') || host.starts_with(';') {
+            return Err(format!("{t:?} has no host"));
+        }
+        Ok(SipUriText(t.to_string()))
+    }
+
+    /// The user part, if any.
+    pub fn user(&self) -> Option<&str> {
+        let rest = self.0.strip_prefix("sip:")?;
+        rest.split_once('@').map(|(u, _)| u)
+    }
+}
+
+impl<'de> Deserialize<'de> for SipUriText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = SipUriText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a sip: URI")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SipUriText, E> {
+                SipUriText::parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// SIP side: the user agent, the embedded registrar, who may open sessions.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipConfig {
+    /// Whether SIP runs: true when the config file has a `sip:` section.
+    #[serde(skip)]
+    pub enabled: bool,
+    /// Local address for SIP over UDP and TCP (port 0: a free one).
+    #[serde(default = "default_sip_bind")]
+    pub bind: SocketAddr,
+    /// The address written into Via, Contact and SDP. Default: `bind`'s
+    /// address, or when that is a wildcard, the first non-loopback address
+    /// of the machine (127.0.0.1 if there is none).
+    #[serde(default)]
+    pub advertise: Option<IpAddr>,
+    /// The SIP domain: digest realm, and the domain the embedded registrar
+    /// serves (besides the advertised address). Default: the advertised
+    /// address, with realm `sipsensor`.
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// Our address of record, the From of calls to sensors. Default:
+    /// `sip:collector@<domain or advertised address>`.
+    #[serde(default)]
+    pub identity: Option<SipUriText>,
+    /// Run the embedded registrar (off when Kamailio or OpenSIPS registers).
+    #[serde(default = "default_true")]
+    pub registrar: bool,
+    /// Digest credentials of the sensors (and of the collector towards an
+    /// external registrar); see `docs/configuration.md` "credentials file".
+    #[serde(default)]
+    pub credentials_file: Option<PathBuf>,
+    /// Peers whose requests need no authentication (a proxy in front that
+    /// authenticated the sensor).
+    #[serde(default)]
+    pub trusted_peers: Vec<IpNet>,
+    /// Every call to a sensor goes through this proxy (loose route);
+    /// defaults to `register.registrar` when registering externally.
+    #[serde(default)]
+    pub outbound_proxy: Option<SipUriText>,
+    /// Register this collector with an external registrar.
+    #[serde(default)]
+    pub register: Option<RegisterConfig>,
+    /// Unix socket for `sipsensor-collector call` and `set-rate`.
+    #[serde(default = "default_control_socket")]
+    pub control_socket: PathBuf,
+}
+
+/// The collector's own registration with an external registrar.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterConfig {
+    /// The registrar's URI, e.g. `sip:example.net` or `sip:10.0.0.2:5060`.
+    pub registrar: SipUriText,
+    /// The address of record registered, e.g. `sip:collector@example.net`.
+    pub aor: SipUriText,
+    /// Digest username; its password is this user's entry in the
+    /// credentials file. Default: the AOR's user part.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Requested binding lifetime, seconds.
+    #[serde(default = "default_expires")]
+    pub expires: NonZeroU32,
+}
+
+fn default_sip_bind() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 5060))
+}
+fn default_true() -> bool {
+    true
+}
+fn default_control_socket() -> PathBuf {
+    PathBuf::from(DEFAULT_CONTROL_SOCKET)
+}
+fn default_expires() -> NonZeroU32 {
+    NonZeroU32::new(600).unwrap_or(NonZeroU32::MIN)
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            enabled: false,
+            bind: default_sip_bind(),
+            advertise: None,
+            domain: None,
+            identity: None,
+            registrar: true,
+            credentials_file: None,
+            trusted_peers: Vec::new(),
+            outbound_proxy: None,
+            register: None,
+            control_socket: default_control_socket(),
+        }
+    }
+}
+
+impl SipConfig {
+    /// Checks what serde cannot: combinations of keys.
+    pub fn check(&self) -> Result<(), String> {
+        if self.registrar && self.register.is_some() {
+            return Err(
+                "sip: `register` is for an external registrar; set `registrar: false` with it"
+                    .into(),
+            );
+        }
+        if let Some(r) = &self.register
+            && r.username.is_none()
+            && r.aor.user().is_none()
+        {
+            return Err("sip.register: the AOR has no user part; give `username`".into());
+        }
+        if self.register.is_some() && self.credentials_file.is_none() {
+            return Err(
+                "sip.register needs `credentials_file` (it holds the collector's password)".into(),
+            );
+        }
+        if let Some(d) = &self.domain
+            && (d.is_empty() || d.chars().any(|c| c.is_whitespace() || c == '"'))
+        {
+            return Err(format!("sip.domain {d:?} is not a host name"));
+        }
+        Ok(())
+    }
+
+    /// The digest username of our own registration.
+    pub fn register_username(&self) -> Option<String> {
+        let r = self.register.as_ref()?;
+        r.username
+            .clone()
+            .or_else(|| r.aor.user().map(str::to_string))
+    }
+}
+
+/// RTP/RTCP reception.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// RTP arrives here for every session; RTCP on the next port. Port 0
+    /// picks a free even/odd pair.
+    #[serde(default = "default_rtp_bind")]
+    pub rtp_bind: SocketAddr,
+    /// Kernel receive buffer of each of the two sockets (SO_RCVBUF): it
+    /// absorbs bursts while the receive thread is busy.
+    #[serde(default = "default_rcvbuf")]
+    pub receive_buffer_bytes: u32,
+    /// Streams received at once; INVITEs beyond get 503.
+    #[serde(default = "default_max_streams")]
+    pub max_streams: NonZeroU32,
+    /// Packets of one stream held until its first RTCP sender report gives
+    /// them a wall-clock time (the agent sends one at once); beyond, the
+    /// oldest are given up and stored as an overload gap.
+    #[serde(default = "default_hold")]
+    pub hold_before_sr_packets: NonZeroU32,
+}
+
+fn default_rtp_bind() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 16384))
+}
+fn default_rcvbuf() -> u32 {
+    8 << 20
+}
+fn default_max_streams() -> NonZeroU32 {
+    NonZeroU32::new(20_000).unwrap_or(NonZeroU32::MIN)
+}
+fn default_hold() -> NonZeroU32 {
+    NonZeroU32::new(600).unwrap_or(NonZeroU32::MIN)
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            rtp_bind: default_rtp_bind(),
+            receive_buffer_bytes: default_rcvbuf(),
+            max_streams: default_max_streams(),
+            hold_before_sr_packets: default_hold(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_syntax() {
+        assert!(SipUriText::parse("sip:collector@example.net").is_ok());
+        assert!(SipUriText::parse("sip:10.0.0.2:5060;transport=tcp").is_ok());
+        assert!(SipUriText::parse("sips:x@example.net").is_err());
+        assert!(SipUriText::parse("sip:").is_err());
+        assert!(SipUriText::parse("sip:a@").is_err());
+        assert!(SipUriText::parse("sip:a b@c").is_err());
+        assert_eq!(
+            SipUriText::parse("sip:s1@example.net").unwrap().user(),
+            Some("s1")
+        );
+        assert_eq!(SipUriText::parse("sip:example.net").unwrap().user(), None);
+    }
+
+    fn sip(yaml: &str) -> Result<SipConfig, String> {
+        let c: SipConfig = serde_yaml::from_str(yaml).map_err(|e| e.to_string())?;
+        c.check()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn defaults_and_combinations() {
+        let c = sip("{}").unwrap();
+        assert!(c.registrar);
+        assert_eq!(c.bind, "0.0.0.0:5060".parse().unwrap());
+        assert_eq!(c.control_socket, PathBuf::from(DEFAULT_CONTROL_SOCKET));
+        let e =
+            sip("register: {registrar: 'sip:example.net', aor: 'sip:c@example.net'}").unwrap_err();
+        assert!(e.contains("registrar: false"), "{e}");
+        let e = sip(
+            "registrar: false\nregister: {registrar: 'sip:example.net', aor: 'sip:c@example.net'}",
+        )
+        .unwrap_err();
+        assert!(e.contains("credentials_file"), "{e}");
+        let c = sip("registrar: false\ncredentials_file: /x\nregister: {registrar: 'sip:example.net', aor: 'sip:c@example.net'}").unwrap();
+        assert_eq!(c.register_username().as_deref(), Some("c"));
+        assert_eq!(c.register.unwrap().expires.get(), 600);
+        let e = sip("identity: 'mailto:x'").unwrap_err();
+        assert!(e.contains("not a sip: URI") && e.contains("line 1"), "{e}");
+        let e = sip("domain: 'a b'").unwrap_err();
+        assert!(e.contains("not a host name"), "{e}");
+    }
+
+    #[test]
+    fn media_defaults() {
+        let m: MediaConfig = serde_yaml::from_str("{}").unwrap();
+        assert_eq!(m.rtp_bind.port(), 16384);
+        assert_eq!(m.max_streams.get(), 20_000);
+        let e = serde_yaml::from_str::<MediaConfig>("max_streams: 0").unwrap_err();
+        assert!(e.to_string().contains("line 1"), "{e}");
+    }
+}

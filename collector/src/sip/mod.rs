@@ -1,0 +1,305 @@
+//! The SIP side: one user agent (the protocol crate's, on its tokio
+//! driver) bound to `sip.bind`, the embedded registrar, and the TU that
+//! decides who may stream, negotiates each stream and hands it to the media
+//! thread ([`crate::media`]).
+//!
+//! - REGISTER (embedded registrar, `sip.registrar: true`): digest against
+//!   the credentials file, realm `sip.domain` (RFC 3261 10.3).
+//! - INVITE: accepted from `sip.trusted_peers` (a proxy that authenticated
+//!   the sensor) or after digest authentication against the same users
+//!   (401 first); anything else gets 403. The offer is answered by the
+//!   configured policy, or refused with 488 and a Warning (RFC 3261 20.43,
+//!   docs/protocol.md 3.5).
+//! - `call` and `set-rate` (over [`control`]): the collector calls a sensor
+//!   located by its own registrar or through the outbound proxy, or sends
+//!   a re-INVITE that changes the rate (docs/protocol.md 3.4).
+//! - With an external registrar (`sip.register`), the collector registers
+//!   itself so sensors reach it by normal location.
+
+pub mod config;
+pub mod control;
+pub mod credentials;
+mod local;
+mod offer;
+mod outgoing;
+mod resolver;
+mod tu;
+
+use crate::config::Config;
+use crate::media::{MediaEngine, MediaError};
+use crate::metrics::Metrics;
+use crate::stats::StreamsRegistry;
+use crate::storage::Storage;
+use crate::storage::writer::WriterHandle;
+use control::ControlError;
+use credentials::{Credentials, CredentialsError};
+use sipsensor_protocol::sip::digest::{DigestError, ServerConfig, ServerSecret, WallClock};
+use sipsensor_protocol::sip::ids::IdGenerator;
+use sipsensor_protocol::sip::registrar::{AorPolicy, Registrar, RegistrarConfig};
+use sipsensor_protocol::sip::registration::RegistrationConfig;
+use sipsensor_protocol::sip::transport::net::{NetConfig, NetError, Network};
+use sipsensor_protocol::sip::ua::driver;
+use sipsensor_protocol::sip::ua::{UaConfig, UaError, UserAgent};
+use sipsensor_protocol::sip::{LocalEndpoint, Transport};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+pub use control::{CallRequest, Reply, Request, WantedChannel, WantedStream};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SipError {
+    #[error("cannot bind SIP to {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: NetError,
+    },
+    #[error("cannot find a free SIP port on {addr}: {source}")]
+    Port {
+        addr: IpAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error("user agent: {0}")]
+    Ua(#[from] UaError),
+    #[error("registrar: {0}")]
+    Digest(#[from] DigestError),
+    #[error(
+        "sip.register: user {0:?} has no plain password in the credentials file (the \
+         collector needs it to register)"
+    )]
+    NoOwnPassword(String),
+}
+
+/// What the SIP side needs from the rest of the collector.
+#[derive(Debug, Clone)]
+pub struct Parts {
+    pub storage: Arc<dyn Storage>,
+    pub writer: WriterHandle,
+    pub streams: Arc<StreamsRegistry>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The running SIP side.
+#[derive(Debug)]
+pub struct SipService {
+    sip_addr: SocketAddr,
+    rtp_addr: SocketAddr,
+    commands: mpsc::UnboundedSender<tu::Command>,
+    tu: JoinHandle<()>,
+    ua: JoinHandle<UserAgent>,
+    control: JoinHandle<()>,
+    control_path: std::path::PathBuf,
+    media: MediaEngine,
+}
+
+/// The digest realm: the SIP domain, or `sipsensor`.
+pub fn realm(config: &config::SipConfig) -> String {
+    config.domain.clone().unwrap_or_else(|| "sipsensor".into())
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Starts SIP, media and the control socket (inside the tokio runtime).
+pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError> {
+    let sc = &config.sip;
+    let realm = realm(sc);
+    let creds = match &sc.credentials_file {
+        Some(path) => Credentials::load(path, &realm)?,
+        None => Credentials::empty(),
+    };
+    for w in &creds.warnings {
+        tracing::warn!("{w}");
+    }
+    let advertise = local::advertise(sc.advertise, sc.bind.ip());
+    let port = match sc.bind.port() {
+        0 => local::free_sip_port(sc.bind.ip()).map_err(|source| SipError::Port {
+            addr: sc.bind.ip(),
+            source,
+        })?,
+        p => p,
+    };
+    let bind = SocketAddr::new(sc.bind.ip(), port);
+    let (network, incoming) = Network::bind(NetConfig::udp_and_tcp(bind))
+        .await
+        .map_err(|source| SipError::Bind { addr: bind, source })?;
+    let local = LocalEndpoint::new(Transport::Udp, SocketAddr::new(advertise, port));
+    let host = sc.domain.clone().unwrap_or_else(|| local.host_port());
+    let identity = sc
+        .identity
+        .as_ref()
+        .map(|i| i.as_str().to_string())
+        .unwrap_or_else(|| format!("sip:collector@{host}"));
+
+    let mut ua_config = UaConfig::new(local.clone(), identity.clone());
+    ua_config.product = concat!("sipsensor-collector/", env!("CARGO_PKG_VERSION")).into();
+    ua_config.accept_register = sc.registrar;
+    ua_config.outbound_proxy = sc
+        .outbound_proxy
+        .as_ref()
+        .or(sc.register.as_ref().map(|r| &r.registrar))
+        .map(|u| u.as_str().to_string());
+    let own = match sc.register_username() {
+        Some(user) => {
+            let pw = creds
+                .password(&user)
+                .ok_or_else(|| SipError::NoOwnPassword(user.clone()))?;
+            Some((user, pw))
+        }
+        None => None,
+    };
+    ua_config.credentials = own.clone();
+    let resolver = resolver::CachedResolver::for_config(sc);
+    let mut ids = IdGenerator::from_entropy();
+    let ua = UserAgent::new(ua_config, IdGenerator::from_entropy(), Box::new(resolver))?;
+    let (handle, events, ua_task) = driver::spawn(ua, network, incoming);
+
+    let media = MediaEngine::start(
+        &config.media,
+        advertise,
+        parts.writer.clone(),
+        parts.metrics.clone(),
+    )?;
+
+    // The registrar also verifies INVITEs when sensors are authenticated here
+    // but register elsewhere.
+    let registrar = if sc.registrar || !creds.is_empty() {
+        let mut domains = Vec::new();
+        if let Some(d) = &sc.domain {
+            domains.push(d.clone());
+            domains.push(advertise.to_string());
+        }
+        let rc = RegistrarConfig {
+            domains,
+            authenticate: true,
+            aor_policy: AorPolicy::UsernameIsAorUser,
+            agent: local.host_port(),
+            ..RegistrarConfig::default()
+        };
+        let digest = ServerConfig::new(realm.clone(), ServerSecret::generate(&mut ids));
+        Some(Registrar::new(
+            rc,
+            digest,
+            Box::new(creds.store.clone()),
+            WallClock::new(Instant::now(), unix_now()),
+            IdGenerator::from_entropy(),
+        )?)
+    } else {
+        None
+    };
+    if sc.registrar && creds.is_empty() {
+        tracing::warn!(
+            "the embedded registrar has no users (sip.credentials_file): no sensor can \
+             register or call, except from sip.trusted_peers"
+        );
+    }
+
+    let (jobs_tx, mut jobs_rx) = mpsc::channel::<control::Job>(64);
+    let control = control::serve(&sc.control_socket, jobs_tx)?;
+    let (commands, command_rx) = mpsc::unbounded_channel();
+    {
+        let commands = commands.clone();
+        tokio::spawn(async move {
+            while let Some((req, reply)) = jobs_rx.recv().await {
+                if commands.send(tu::Command::Control(req, reply)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    if let (Some(r), Some((user, pw))) = (&sc.register, own) {
+        let mut reg = RegistrationConfig::new(
+            r.registrar.as_str(),
+            r.aor.as_str(),
+            user,
+            pw,
+            local.clone(),
+        );
+        reg.expires = r.expires.get();
+        reg.outbound_proxy = sc.outbound_proxy.as_ref().map(|u| u.as_str().to_string());
+        reg.user_agent = Some(concat!("sipsensor-collector/", env!("CARGO_PKG_VERSION")).into());
+        let registered = handle.with(move |ua, now| ua.register(reg, now)).await;
+        if let Some(Err(e)) = registered {
+            return Err(e.into());
+        }
+    }
+
+    let sip_addr = local.addr;
+    let rtp_addr = media.handle().rtp_addr();
+    tracing::info!(
+        "SIP on {bind} (UDP, TCP) as {identity}, advertised {sip_addr}; registrar {}; \
+         control socket {}",
+        if sc.registrar { "embedded" } else { "external" },
+        sc.control_socket.display()
+    );
+    let settings = tu::Settings {
+        host: local.host_port(),
+        identity,
+        rtp: rtp_addr,
+        policy: config.policy,
+        trusted: sc.trusted_peers.clone(),
+        embedded_registrar: sc.registrar,
+        credentials_file: sc.credentials_file.clone(),
+        realm,
+        own_user: sc.register_username(),
+    };
+    let tu = tu::Tu::new(
+        settings,
+        handle,
+        registrar,
+        parts,
+        media.handle(),
+        commands.clone(),
+    );
+    let tu = tokio::spawn(tu.run(events, command_rx));
+    Ok(SipService {
+        sip_addr,
+        rtp_addr,
+        commands,
+        tu,
+        ua: ua_task,
+        control,
+        control_path: sc.control_socket.clone(),
+        media,
+    })
+}
+
+impl SipService {
+    /// Where SIP is reached (the advertised address and the bound port).
+    pub fn sip_addr(&self) -> SocketAddr {
+        self.sip_addr
+    }
+
+    /// Where RTP is received (RTCP on the next port).
+    pub fn rtp_addr(&self) -> SocketAddr {
+        self.rtp_addr
+    }
+
+    /// SIGTERM: BYE to every sensor, every received row to the writer,
+    /// unregister, stop.
+    pub async fn shutdown(self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(tu::Command::Shutdown(tx)).is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+        }
+        self.control.abort();
+        let _ = std::fs::remove_file(&self.control_path);
+        self.media.stop().await;
+        self.tu.abort();
+        self.ua.abort();
+    }
+}

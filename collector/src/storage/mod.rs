@@ -1,0 +1,189 @@
+//! Storage: the data model, one trait, two backends (SQLite embedded,
+//! PostgreSQL shared), and the batching writer in front of them.
+
+mod error;
+pub mod model;
+pub mod postgres;
+pub mod sqlite;
+mod url;
+pub mod writer;
+
+pub use error::StorageError;
+pub use model::*;
+pub use url::StorageUrl;
+
+use async_trait::async_trait;
+use std::sync::Arc;
+
+/// Everything the collector needs from a database. Both backends pass the
+/// same conformance suite (`collector/tests/conformance/`).
+///
+/// Writes of samples, gaps and events are idempotent: a row whose key exists
+/// is skipped and counted as a duplicate, so "every received sample is stored
+/// exactly once" holds even when a packet arrives twice or a batch is retried.
+#[async_trait]
+pub trait Storage: Send + Sync + std::fmt::Debug {
+    /// Human-readable name of the store for logs (path or host/db, no password).
+    fn describe(&self) -> String;
+
+    /// Creates the sensor or returns the existing one; a given display name
+    /// replaces the stored one.
+    async fn upsert_sensor(
+        &self,
+        aor: &str,
+        display_name: Option<&str>,
+    ) -> Result<Sensor, StorageError>;
+
+    /// Sets the state; last-seen times travel in [`Batch::seen`].
+    async fn set_sensor_state(
+        &self,
+        sensor: SensorId,
+        state: SensorState,
+    ) -> Result<(), StorageError>;
+
+    /// All sensors, ordered by address of record.
+    async fn sensors(&self) -> Result<Vec<Sensor>, StorageError>;
+
+    async fn sensor(&self, id: SensorId) -> Result<Option<Sensor>, StorageError>;
+
+    async fn sensor_by_aor(&self, aor: &str) -> Result<Option<Sensor>, StorageError>;
+
+    /// Records a session. Idempotent on (sensor, call-id, SSRC, start): the
+    /// existing record is returned.
+    async fn open_session(&self, session: &NewSession) -> Result<Session, StorageError>;
+
+    async fn close_session(&self, id: SessionId, ended_ns: i64) -> Result<(), StorageError>;
+
+    async fn session(&self, id: SessionId) -> Result<Option<Session>, StorageError>;
+
+    /// Sessions of a sensor overlapping `[from_ns, to_ns)`, oldest first.
+    async fn sessions(
+        &self,
+        sensor: SensorId,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Vec<Session>, StorageError>;
+
+    /// Writes a batch in one transaction. Existing keys are skipped.
+    async fn write_batch(&self, batch: &Batch) -> Result<WriteReport, StorageError>;
+
+    /// Samples in a time range, in `query.order`, at most `query.limit`.
+    async fn samples(&self, query: &SampleQuery) -> Result<Vec<StoredSample>, StorageError>;
+
+    /// Gaps of a sensor overlapping `[from_ns, to_ns)`, oldest first.
+    async fn gaps(
+        &self,
+        sensor: SensorId,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Vec<Gap>, StorageError>;
+
+    /// Events of a sensor with `from_ns <= ts_ns < to_ns`, oldest first.
+    async fn events(
+        &self,
+        sensor: SensorId,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Vec<Event>, StorageError>;
+
+    /// Retention: deletes samples and events with `ts_ns < cutoff_ns`, gaps
+    /// ending before it, and ended sessions left without samples.
+    async fn delete_before(&self, cutoff_ns: i64) -> Result<RetentionReport, StorageError>;
+
+    /// Schema version the database is at (see the backend's migrations).
+    async fn schema_version(&self) -> Result<i64, StorageError>;
+
+    /// Makes everything durable and releases the database (SQLite:
+    /// checkpoints the WAL). Further calls may fail.
+    async fn close(&self) -> Result<(), StorageError>;
+}
+
+/// How to open a store.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    /// Check of an existing SQLite file (PostgreSQL checks itself).
+    pub sqlite_check: sqlite::IntegrityCheck,
+}
+
+/// Opens the store a URL names, creating or migrating its schema.
+pub async fn open(url: &StorageUrl, opts: OpenOptions) -> Result<Arc<dyn Storage>, StorageError> {
+    match url {
+        StorageUrl::Sqlite(path) => {
+            let options = sqlite::SqliteOptions {
+                integrity_check: opts.sqlite_check,
+                ..sqlite::SqliteOptions::default()
+            };
+            let store = sqlite::SqliteStore::open(path.clone(), options).await?;
+            Ok(Arc::new(store))
+        }
+        StorageUrl::Postgres(url) => {
+            let store = postgres::PgStore::connect(url).await?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Upper bound of a time range meaning "until the end of time".
+pub const TS_MAX: i64 = i64::MAX;
+
+/// Checks that a stream description can be stored: at least one channel,
+/// channel indexes fit `u16`, finite positive rate and scales.
+pub(crate) fn validate_stream(target: &str, stream: &StreamSpec) -> Result<(), StorageError> {
+    let invalid = |detail: String| StorageError::Invalid {
+        target: target.to_string(),
+        detail,
+    };
+    if stream.channels.is_empty() {
+        return Err(invalid("a session needs at least one channel".into()));
+    }
+    if stream.channels.len() > usize::from(u16::MAX) {
+        return Err(invalid(format!(
+            "{} channels; at most {}",
+            stream.channels.len(),
+            u16::MAX
+        )));
+    }
+    if !(stream.rate_hz.is_finite() && stream.rate_hz > 0.0) {
+        return Err(invalid(format!(
+            "rate {} Hz is not a positive number",
+            stream.rate_hz
+        )));
+    }
+    if let Some(c) = stream.channels.iter().find(|c| !c.scale.is_finite()) {
+        return Err(invalid(format!(
+            "channel {:?} has scale {}",
+            c.name, c.scale
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(rate: f64, n: usize) -> StreamSpec {
+        StreamSpec {
+            rate_hz: rate,
+            samples_per_packet: 1,
+            channels: (0..n)
+                .map(|i| ChannelSpec {
+                    name: format!("c{i}"),
+                    unit: "Cel".into(),
+                    scale: 0.01,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn stream_validation() {
+        assert!(validate_stream("t", &spec(10.0, 3)).is_ok());
+        assert!(validate_stream("t", &spec(10.0, 0)).is_err());
+        assert!(validate_stream("t", &spec(0.0, 1)).is_err());
+        assert!(validate_stream("t", &spec(f64::NAN, 1)).is_err());
+        let mut s = spec(1.0, 1);
+        s.channels[0].scale = f64::INFINITY;
+        assert!(validate_stream("t", &s).is_err());
+    }
+}

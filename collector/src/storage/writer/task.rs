@@ -1,0 +1,366 @@
+//! The writer task. It keeps taking rows from the queue while a commit runs
+//! (the commit is a task of its own), so a slow commit never stalls the
+//! receivers: rows that arrive meanwhile wait for the next commit.
+
+use super::{Op, WriterConfig, WriterSummary};
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimit;
+use crate::storage::{Batch, Storage, StorageError, WriteReport};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until};
+
+/// A commit in flight: gives back its rows with the result and duration.
+type Commit = JoinHandle<(Batch, Result<WriteReport, StorageError>, Duration)>;
+
+/// A `flush()` caller, answered once rows up to `upto` are resolved.
+struct Waiter {
+    upto: u64,
+    reply: oneshot::Sender<Result<(), StorageError>>,
+}
+
+pub(super) struct Task {
+    store: Arc<dyn Storage>,
+    rx: mpsc::Receiver<Op>,
+    metrics: Arc<Metrics>,
+    config: WriterConfig,
+    pending: Batch,
+    /// When the oldest pending row arrived.
+    first_at: Option<Instant>,
+    /// No commit before this instant (after a failure), unless flushed.
+    retry_at: Option<Instant>,
+    /// Current commit interval (stretched when commits are slow).
+    interval: Duration,
+    /// Largest chunk to commit; halved to isolate rows the store refuses.
+    max_chunk: usize,
+    inflight: Option<Commit>,
+    inflight_rows: usize,
+    /// Rows taken in, and rows resolved (committed, or dropped as invalid),
+    /// both counted in arrival order.
+    accepted: u64,
+    resolved: u64,
+    waiters: Vec<Waiter>,
+    summary: WriterSummary,
+    error_log: RateLimit,
+    drop_log: RateLimit,
+}
+
+/// Moves up to `n` rows from the front of `from` into a new batch.
+pub(super) fn take_front(from: &mut Batch, n: usize) -> Batch {
+    let mut left = n;
+    let mut take = |len: usize| {
+        let k = len.min(left);
+        left -= k;
+        k
+    };
+    let ks = take(from.samples.len());
+    let ke = take(from.events.len());
+    let kg = take(from.gaps.len());
+    let kn = take(from.seen.len());
+    Batch {
+        samples: from.samples.drain(..ks).collect(),
+        events: from.events.drain(..ke).collect(),
+        gaps: from.gaps.drain(..kg).collect(),
+        seen: from.seen.drain(..kn).collect(),
+    }
+}
+
+/// Puts `front` back before the rows of `rest`.
+pub(super) fn put_front(rest: &mut Batch, mut front: Batch) {
+    front.samples.append(&mut rest.samples);
+    front.events.append(&mut rest.events);
+    front.gaps.append(&mut rest.gaps);
+    front.seen.append(&mut rest.seen);
+    *rest = front;
+}
+
+fn append(to: &mut Batch, mut b: Batch) {
+    to.samples.append(&mut b.samples);
+    to.events.append(&mut b.events);
+    to.gaps.append(&mut b.gaps);
+    to.seen.append(&mut b.seen);
+}
+
+/// Waits for the commit in flight, if any.
+async fn finished(c: &mut Option<Commit>) -> (Batch, Result<WriteReport, StorageError>, Duration) {
+    match c {
+        Some(handle) => {
+            let r = handle.await;
+            *c = None;
+            r.unwrap_or_else(|e| {
+                // The commit task panicked: its rows are gone with it.
+                (
+                    Batch::default(),
+                    Err(StorageError::Database {
+                        target: "storage writer".into(),
+                        detail: format!("commit task failed: {e}"),
+                    }),
+                    Duration::ZERO,
+                )
+            })
+        }
+        None => std::future::pending().await,
+    }
+}
+
+impl Task {
+    pub(super) fn new(
+        store: Arc<dyn Storage>,
+        rx: mpsc::Receiver<Op>,
+        metrics: Arc<Metrics>,
+        config: WriterConfig,
+    ) -> Self {
+        Task {
+            store,
+            rx,
+            metrics,
+            interval: config.flush_interval,
+            max_chunk: config.batch_rows.max(1),
+            config,
+            pending: Batch::default(),
+            first_at: None,
+            retry_at: None,
+            inflight: None,
+            inflight_rows: 0,
+            accepted: 0,
+            resolved: 0,
+            waiters: Vec::new(),
+            summary: WriterSummary::default(),
+            error_log: RateLimit::new(Duration::from_secs(10)),
+            drop_log: RateLimit::new(Duration::from_secs(10)),
+        }
+    }
+
+    pub(super) async fn run(mut self) -> WriterSummary {
+        loop {
+            let deadline = self.deadline();
+            tokio::select! {
+                op = self.rx.recv() => match op {
+                    Some(Op::Rows(b)) => self.absorb(b),
+                    Some(Op::Flush(reply)) => {
+                        if self.resolved >= self.accepted {
+                            let _ = reply.send(Ok(()));
+                        } else {
+                            self.waiters.push(Waiter { upto: self.accepted, reply });
+                        }
+                    }
+                    Some(Op::Shutdown) | None => break,
+                },
+                done = finished(&mut self.inflight) => self.commit_done(done),
+                () = sleep_until(deadline.unwrap_or_else(Instant::now)),
+                    if deadline.is_some() && self.inflight.is_none() => {}
+            }
+            self.maybe_commit(false);
+        }
+        self.finish().await
+    }
+
+    /// When the pending rows are due: the current interval after the
+    /// oldest, but not before a retry is due.
+    fn deadline(&self) -> Option<Instant> {
+        let due = self.first_at? + self.interval;
+        Some(match self.retry_at {
+            Some(r) if r > due => r,
+            _ => due,
+        })
+    }
+
+    fn absorb(&mut self, b: Batch) {
+        let rows = b.rows();
+        if self.unwritten() + rows > self.config.max_pending_rows {
+            self.summary.dropped += rows as u64;
+            self.metrics.rows_dropped.inc_by(rows as u64);
+            if let Some(held) = self.drop_log.allow(Instant::now()) {
+                tracing::error!(
+                    pending = self.pending.rows(),
+                    "storage is behind or failing: {rows} new rows dropped ({held} similar \
+                     messages suppressed); at most {} rows are kept in memory",
+                    self.config.max_pending_rows
+                );
+            }
+            return;
+        }
+        if self.first_at.is_none() {
+            self.first_at = Some(Instant::now());
+        }
+        self.accepted += rows as u64;
+        append(&mut self.pending, b);
+        self.update_gauge();
+    }
+
+    /// Rows received and not committed: waiting, and in the commit in flight.
+    fn unwritten(&self) -> usize {
+        self.pending.rows() + self.inflight_rows
+    }
+
+    fn update_gauge(&self) {
+        self.metrics.pending_rows.set(self.unwritten() as i64);
+    }
+
+    /// Starts a commit when none runs and rows are due: a full chunk, the
+    /// interval over, or a flush waiting or `force` (which override a retry
+    /// pause).
+    fn maybe_commit(&mut self, force: bool) {
+        if self.inflight.is_some() || self.pending.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let flush = force || !self.waiters.is_empty();
+        let paused = self.retry_at.is_some_and(|t| now < t);
+        let due =
+            self.deadline().is_some_and(|d| now >= d) || self.pending.rows() >= self.max_chunk;
+        if !(flush || (due && !paused)) {
+            return;
+        }
+        let chunk = take_front(&mut self.pending, self.max_chunk);
+        if self.pending.is_empty() {
+            self.first_at = None;
+        }
+        self.inflight_rows = chunk.rows();
+        let store = self.store.clone();
+        self.inflight = Some(tokio::spawn(async move {
+            let started = Instant::now();
+            let r = store.write_batch(&chunk).await;
+            (chunk, r, started.elapsed())
+        }));
+    }
+
+    fn commit_done(
+        &mut self,
+        (chunk, result, took): (Batch, Result<WriteReport, StorageError>, Duration),
+    ) {
+        let rows = chunk.rows();
+        self.inflight_rows = 0;
+        match result {
+            Ok(r) => {
+                self.metrics.batch_seconds.observe(took.as_secs_f64());
+                self.account(&r);
+                self.retry_at = None;
+                self.resolve(rows as u64);
+                if self.max_chunk == self.config.batch_rows.max(1) {
+                    // Commits cost per stream, not per row: when they get
+                    // slow, longer intervals amortise them (capped).
+                    self.interval = (took * 4).max(self.config.flush_interval).min(
+                        self.config
+                            .max_flush_interval
+                            .max(self.config.flush_interval),
+                    );
+                }
+            }
+            Err(e) if e.is_transient() => {
+                self.count_error(&e);
+                put_front(&mut self.pending, chunk);
+                self.first_at.get_or_insert_with(Instant::now);
+                self.retry_at = Some(Instant::now() + self.config.retry_interval);
+                if let Some(held) = self.error_log.allow(Instant::now()) {
+                    tracing::error!(
+                        pending = self.pending.rows(),
+                        "cannot write to {}: {e} ({held} similar messages suppressed); \
+                         retrying every {:?}",
+                        self.store.describe(),
+                        self.config.retry_interval
+                    );
+                }
+                // Callers of flush() learn that their rows are not stored yet.
+                for w in self.waiters.drain(..) {
+                    let _ = w.reply.send(Err(e.clone()));
+                }
+            }
+            Err(e) => {
+                // Invalid data: halve until the refused row stands alone, so
+                // one bad row does not cost its whole batch.
+                self.count_error(&e);
+                if rows <= 1 {
+                    self.summary.dropped += rows as u64;
+                    self.metrics.rows_dropped.inc_by(rows as u64);
+                    tracing::error!("dropped a row the store refuses: {e}; row: {chunk:?}");
+                    self.resolve(rows as u64);
+                    self.max_chunk = self.config.batch_rows.max(1);
+                } else {
+                    self.max_chunk = rows / 2;
+                    put_front(&mut self.pending, chunk);
+                    self.first_at.get_or_insert_with(Instant::now);
+                }
+            }
+        }
+        self.update_gauge();
+    }
+
+    fn count_error(&mut self, e: &StorageError) {
+        self.summary.failures += 1;
+        self.metrics
+            .storage_errors
+            .get_or_create(&[("kind", e.kind())])
+            .inc();
+    }
+
+    /// `n` more rows are resolved; answers the flush callers they cover.
+    fn resolve(&mut self, n: u64) {
+        self.resolved += n;
+        let resolved = self.resolved;
+        let (ready, waiting): (Vec<Waiter>, Vec<Waiter>) =
+            self.waiters.drain(..).partition(|w| w.upto <= resolved);
+        self.waiters = waiting;
+        for w in ready {
+            let _ = w.reply.send(Ok(()));
+        }
+    }
+
+    fn account(&mut self, r: &WriteReport) {
+        self.summary.batches += 1;
+        self.summary.written.add(r);
+        self.metrics.samples_stored.inc_by(r.samples_inserted);
+        self.metrics.samples_duplicate.inc_by(r.samples_duplicate);
+        self.metrics.events_stored.inc_by(r.events_inserted);
+        self.metrics.events_duplicate.inc_by(r.events_duplicate);
+        self.metrics.gaps_stored.inc_by(r.gaps_inserted);
+    }
+
+    /// Takes in everything queued and commits it, retrying a failing store
+    /// until `shutdown_timeout`.
+    async fn finish(mut self) -> WriterSummary {
+        self.rx.close();
+        while let Some(op) = self.rx.recv().await {
+            match op {
+                Op::Rows(b) => self.absorb(b),
+                Op::Flush(reply) => {
+                    let _ = reply.send(Err(StorageError::WriterClosed));
+                }
+                Op::Shutdown => {}
+            }
+        }
+        let give_up = Instant::now() + self.config.shutdown_timeout;
+        loop {
+            if self.inflight.is_some() {
+                let done = finished(&mut self.inflight).await;
+                self.commit_done(done);
+            }
+            if self.pending.is_empty() {
+                break;
+            }
+            let now = Instant::now();
+            if let Some(t) = self.retry_at.filter(|t| *t > now) {
+                if t > give_up {
+                    break;
+                }
+                sleep_until(t).await;
+            }
+            self.retry_at = None;
+            self.maybe_commit(true);
+        }
+        for w in self.waiters.drain(..) {
+            let _ = w.reply.send(Err(StorageError::WriterClosed));
+        }
+        self.summary.lost_at_shutdown = self.pending.rows() as u64;
+        if self.summary.lost_at_shutdown > 0 {
+            tracing::error!(
+                "shutting down with {} rows not written to {}",
+                self.summary.lost_at_shutdown,
+                self.store.describe()
+            );
+        }
+        self.summary
+    }
+}

@@ -1,0 +1,122 @@
+//! PostgreSQL backend against a real server (Debian postgresql-15) that the
+//! harness starts on a Unix socket and stops: the conformance suite, plus
+//! what is specific to a server.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod conformance;
+
+use common::pg::PgServer;
+use common::*;
+use sipsensor_collector::storage::*;
+
+struct PgBackend<'a> {
+    server: &'a PgServer,
+}
+
+#[async_trait::async_trait]
+impl conformance::Backend for PgBackend<'_> {
+    async fn create(&self, name: &str) -> StorageUrl {
+        self.server.create_db(name).await.parse().unwrap()
+    }
+}
+
+/// One server for the whole file: starting one takes seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    conformance::run_all(&PgBackend { server: &server }).await;
+    schema_newer_than_the_collector_is_refused(&server).await;
+    concurrent_first_starts_migrate_once(&server).await;
+    unreachable_server_is_a_clear_error(&server).await;
+    server_restart_is_survived(&server).await;
+}
+
+async fn schema_newer_than_the_collector_is_refused(server: &PgServer) {
+    let url: StorageUrl = server.create_db("newer").await.parse().unwrap();
+    let s = open(&url, OpenOptions::default()).await.unwrap();
+    assert_eq!(
+        s.schema_version().await.unwrap(),
+        sipsensor_collector::storage::postgres::schema::latest_version()
+    );
+    s.close().await.unwrap();
+    server
+        .execute(
+            "newer",
+            "INSERT INTO sipsensor_schema (version) VALUES (99)",
+        )
+        .await;
+    let e = open(&url, OpenOptions::default()).await.unwrap_err();
+    assert!(
+        matches!(e, StorageError::SchemaTooNew { found: 99, .. }),
+        "{e}"
+    );
+}
+
+async fn concurrent_first_starts_migrate_once(server: &PgServer) {
+    let url: StorageUrl = server.create_db("race").await.parse().unwrap();
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { open(&url, OpenOptions::default()).await })
+        })
+        .collect();
+    for o in opens {
+        let s = o.await.unwrap().unwrap();
+        assert_eq!(s.schema_version().await.unwrap(), 1);
+        s.close().await.unwrap();
+    }
+}
+
+async fn unreachable_server_is_a_clear_error(server: &PgServer) {
+    let url: StorageUrl = format!(
+        "postgresql:///x?user=postgres&host={}/nowhere",
+        server.socket_dir().display()
+    )
+    .parse()
+    .unwrap();
+    let e = open(&url, OpenOptions::default()).await.unwrap_err();
+    assert!(matches!(e, StorageError::Open { .. }), "{e}");
+    assert!(
+        e.to_string().starts_with("cannot open postgresql:///x"),
+        "{e}"
+    );
+}
+
+/// Connections broken under the pool (as by a server restart) are
+/// replaced: a failing call is reported, and the next one works.
+async fn server_restart_is_survived(server: &PgServer) {
+    let url: StorageUrl = server.create_db("restart").await.parse().unwrap();
+    let s = open(&url, OpenOptions::default()).await.unwrap();
+    let (sensor, session) = sensor_with_session(s.as_ref(), "sip:s@example.net", "c1", T0).await;
+    // Kill every backend of this database, as a restart would.
+    server
+        .execute(
+            "postgres",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = 'restart' AND pid <> pg_backend_pid()",
+        )
+        .await;
+    let mut ok = false;
+    for _ in 0..5 {
+        match s
+            .write_batch(&Batch {
+                samples: samples(&session, 0..10, T0),
+                ..Batch::default()
+            })
+            .await
+        {
+            Ok(_) => {
+                ok = true;
+                break;
+            }
+            Err(e) => assert!(e.is_transient(), "{e}"),
+        }
+    }
+    assert!(ok, "the store did not reconnect");
+    assert_eq!(all_samples(s.as_ref(), sensor.id).await.len(), 20);
+    s.close().await.unwrap();
+}

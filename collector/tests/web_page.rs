@@ -1,0 +1,281 @@
+//! The page in a real browser: known samples go into the store, the page
+//! (served by the collector's HTTP router) is loaded in headless Chromium,
+//! and the data its charts hold must be exactly those samples; new samples
+//! must appear without a reload. A screenshot is saved for people to look at.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::browser::Browser;
+use serde_json::Value;
+use sipsensor_collector::http::{self, AppState};
+use sipsensor_collector::metrics::Metrics;
+use sipsensor_collector::stats::{Reception, StreamInfo, StreamsRegistry};
+use sipsensor_collector::storage::sqlite::{SqliteOptions, SqliteStore};
+use sipsensor_collector::storage::*;
+use sipsensor_collector::timefmt::now_ns;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+const STEP: i64 = 500_000_000; // 2 Hz
+
+fn temperature(i: i64) -> i64 {
+    2100 + (150.0 * (i as f64 / 8.0).sin()).round() as i64
+}
+
+fn humidity(i: i64) -> i64 {
+    455 + (i % 10) * 3
+}
+
+fn climate_samples(session: &Session, range: std::ops::Range<i64>, t0: i64) -> Vec<Sample> {
+    range
+        .flat_map(|i| {
+            [(0u16, temperature(i)), (1u16, humidity(i))].map(|(ch, raw)| Sample {
+                session: session.id,
+                sensor: session.sensor,
+                channel: ch,
+                seq: i,
+                index: 0,
+                ts_ns: t0 + i * STEP,
+                raw,
+            })
+        })
+        .collect()
+}
+
+fn numbers(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// Checks the chart holds instants 0..n from t0 with the expected values.
+fn assert_chart(chart: &Value, t0: i64, n: i64) {
+    assert_eq!(
+        chart["labels"],
+        serde_json::json!(["temperature [Cel]", "humidity [%RH]"])
+    );
+    let x = numbers(&chart["x"]);
+    assert_eq!(x.len() as i64, n);
+    for (i, x) in x.iter().enumerate() {
+        let want = (t0 + i as i64 * STEP) as f64 / 1e9;
+        assert!((x - want).abs() < 1e-6, "x[{i}] = {x}, want {want}");
+    }
+    let temp = numbers(&chart["series"][0]);
+    let hum = numbers(&chart["series"][1]);
+    for i in 0..n {
+        assert_eq!(
+            temp[i as usize],
+            temperature(i) as f64 / 100.0,
+            "temperature {i}"
+        );
+        assert_eq!(hum[i as usize], humidity(i) as f64 / 10.0, "humidity {i}");
+    }
+}
+
+#[test]
+fn page_shows_sensors_streams_and_live_charts() {
+    let Some(mut browser) = Browser::start() else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Whole seconds, 40 s ago: the chart shows the last minute or so.
+    let t0 = (now_ns() / 1_000_000_000 - 40) * 1_000_000_000;
+    let (state, boiler, session, outdoor) = rt.block_on(async {
+        let store = SqliteStore::open(dir.path().join("c.db"), SqliteOptions::default())
+            .await
+            .unwrap();
+        let boiler = store
+            .upsert_sensor("sip:boiler@example.net", Some("Boiler room"))
+            .await
+            .unwrap();
+        store
+            .set_sensor_state(boiler.id, SensorState::Streaming)
+            .await
+            .unwrap();
+        let door = store
+            .upsert_sensor("sip:door@example.net", None)
+            .await
+            .unwrap();
+        store
+            .set_sensor_state(door.id, SensorState::Registered)
+            .await
+            .unwrap();
+        let outdoor = store
+            .upsert_sensor("sip:outdoor@example.net", Some("Roof"))
+            .await
+            .unwrap();
+        let session = store
+            .open_session(&NewSession {
+                sensor: boiler.id,
+                call_id: "call-boiler".into(),
+                ssrc: 0x5eed_0001,
+                stream: common::climate(),
+                started_ns: t0,
+            })
+            .await
+            .unwrap();
+        let roof = store
+            .open_session(&NewSession {
+                sensor: outdoor.id,
+                call_id: "call-roof".into(),
+                ssrc: 0x5eed_0002,
+                stream: common::stream(&[("pressure", "Pa", 1.0)]),
+                started_ns: t0,
+            })
+            .await
+            .unwrap();
+        store.close_session(roof.id, t0 + 30 * STEP).await.unwrap();
+        let mut batch = Batch {
+            samples: climate_samples(&session, 0..80, t0),
+            seen: vec![(boiler.id, t0 + 79 * STEP), (outdoor.id, t0 + 29 * STEP)],
+            ..Batch::default()
+        };
+        batch.samples.extend((0..30).map(|i| Sample {
+            session: roof.id,
+            sensor: outdoor.id,
+            channel: 0,
+            seq: i,
+            index: 0,
+            ts_ns: t0 + i * STEP,
+            raw: 101_325 - i * 10,
+        }));
+        store.write_batch(&batch).await.unwrap();
+        let streams = StreamsRegistry::new();
+        let metrics = Metrics::new(streams.clone());
+        let state = AppState {
+            storage: Arc::new(store),
+            streams,
+            metrics,
+        };
+        (state, boiler, session, outdoor)
+    });
+    // A stream as the SIP/RTP side would register it.
+    let stream = state.streams.open(StreamInfo {
+        sensor: boiler.id,
+        aor: boiler.aor.clone(),
+        session: session.id,
+        call_id: session.call_id.clone(),
+        ssrc: session.ssrc,
+        remote: Some("127.0.0.1:40002".parse().unwrap()),
+        rate_hz: 2.0,
+        channels: session.stream.channels.clone(),
+        started_ns: t0,
+    });
+    for i in 0..80 {
+        stream.record_packet(32, t0 + i * STEP);
+    }
+    stream.set_reception(Reception {
+        lost: 2,
+        fraction_lost: 0.025,
+        jitter_seconds: 0.0015,
+    });
+
+    let listener = rt
+        .block_on(http::bind("127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = rt.spawn(http::serve(listener, state.clone(), async move {
+        let _ = stopped.await;
+    }));
+
+    browser.goto(&format!("http://{addr}/"));
+    let b = boiler.id.0;
+    let o = outdoor.id.0;
+    browser
+        .wait(
+            &format!(
+                "window.sipsensor && window.sipsensor.chartData({b}) && \
+                 window.sipsensor.chartData({b}).x.length === 80 && \
+                 window.sipsensor.chartData({o}) !== null"
+            ),
+            20_000,
+        )
+        .expect("the charts did not fill");
+    assert_chart(
+        &browser.eval(&format!("window.sipsensor.chartData({b})")),
+        t0,
+        80,
+    );
+    let roof = browser.eval(&format!("window.sipsensor.chartData({o})"));
+    assert_eq!(roof["labels"], serde_json::json!(["pressure [Pa]"]));
+    assert_eq!(numbers(&roof["series"][0])[29], 101_035.0);
+    // Exactly two charts: the registered door sensor has no samples.
+    assert_eq!(
+        browser.eval("document.querySelectorAll('.chart').length"),
+        2
+    );
+
+    let sensors = browser.eval("document.querySelector('#sensors tbody').innerText");
+    let sensors = sensors.as_str().unwrap();
+    for needle in [
+        "sip:boiler@example.net",
+        "Boiler room",
+        "streaming",
+        "sip:door@example.net",
+        "registered",
+        "sip:outdoor@example.net",
+        "offline",
+        "pressure: 101035 Pa",
+        "temperature: 20.",
+    ] {
+        assert!(
+            sensors.contains(needle),
+            "{needle:?} not in sensor table:\n{sensors}"
+        );
+    }
+    let streams = browser.eval("document.querySelector('#streams tbody').innerText");
+    let streams = streams.as_str().unwrap();
+    for needle in [
+        "sip:boiler@example.net",
+        "5eed0001",
+        "80",
+        "2 (2.5 %)",
+        "1.50 ms",
+    ] {
+        assert!(
+            streams.contains(needle),
+            "{needle:?} not in stream table:\n{streams}"
+        );
+    }
+
+    // Live: 20 more instants arrive; the chart follows without a reload.
+    rt.block_on(state.storage.write_batch(&Batch {
+        samples: climate_samples(&session, 80..100, t0),
+        ..Batch::default()
+    }))
+    .unwrap();
+    browser
+        .wait(
+            &format!("window.sipsensor.chartData({b}).x.length === 100"),
+            10_000,
+        )
+        .expect("new samples did not reach the chart");
+    assert_chart(
+        &browser.eval(&format!("window.sipsensor.chartData({b})")),
+        t0,
+        100,
+    );
+    assert_eq!(browser.eval("window.sipsensor.lastError"), Value::Null);
+
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("collector-page.png");
+    browser.screenshot(&shot);
+    let png = std::fs::read(&shot).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(png.len() > 20_000, "screenshot of {} bytes", png.len());
+    eprintln!("screenshot: {}", shot.display());
+
+    drop(browser);
+    let _ = stop.send(());
+    rt.block_on(server).unwrap().unwrap();
+}

@@ -1,0 +1,160 @@
+//! `sipsensor-loadgen`: simulated sensors against a running collector.
+//!
+//! ```sh
+//! sipsensor-loadgen credentials -n 1000 > credentials.yaml
+//! sipsensor-loadgen run --collector 127.0.0.1:5060 -n 1000 --seconds 30 \
+//!     --collector-pid $(pidof sipsensor-collector) --metrics 127.0.0.1:8080
+//! ```
+
+use clap::{Parser, Subcommand};
+use sipsensor_loadgen::load::{self, LoadOptions};
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sipsensor-loadgen",
+    version,
+    about = "simulated sipsensor agents"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a collector credentials file for the simulated sensors.
+    Credentials {
+        #[arg(short, long)]
+        n: usize,
+        #[arg(long, default_value = "sensor-")]
+        prefix: String,
+        #[arg(long, default_value = "pw-")]
+        password_prefix: String,
+    },
+    /// Register, call, stream for a while, hang up; print the figures.
+    Run {
+        /// The collector's SIP address (UDP).
+        #[arg(long)]
+        collector: SocketAddr,
+        #[arg(short, long)]
+        n: usize,
+        /// Length of the steady measurement window.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        #[arg(long, default_value = "example.net")]
+        domain: String,
+        #[arg(long, default_value = "sensor-")]
+        prefix: String,
+        #[arg(long, default_value = "pw-")]
+        password_prefix: String,
+        /// Packets (and samples per channel) per second.
+        #[arg(long, default_value_t = 10)]
+        rate: u32,
+        #[arg(long, default_value_t = 3)]
+        channels: usize,
+        #[arg(long, default_value_t = 1)]
+        spp: u8,
+        /// Addresses to spread the sensors' sockets over (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
+        ips: Vec<IpAddr>,
+        /// Sensors sharing one RTP socket (SSRCs tell them apart).
+        #[arg(long, default_value_t = 1)]
+        per_rtp_socket: usize,
+        /// REGISTERs or INVITEs in flight at once.
+        #[arg(long, default_value_t = 100)]
+        concurrency: usize,
+        /// Collector PID to measure CPU and memory of.
+        #[arg(long)]
+        collector_pid: Option<u32>,
+        /// Collector HTTP address for /metrics.
+        #[arg(long)]
+        metrics: Option<SocketAddr>,
+        /// Print the figures as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Thousands of sockets: lift the soft descriptor limit to the hard one.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Credentials {
+            n,
+            prefix,
+            password_prefix,
+        } => {
+            print!("{}", load::credentials_yaml(n, &prefix, &password_prefix));
+            ExitCode::SUCCESS
+        }
+        Command::Run {
+            collector,
+            n,
+            seconds,
+            domain,
+            prefix,
+            password_prefix,
+            rate,
+            channels,
+            spp,
+            ips,
+            per_rtp_socket,
+            concurrency,
+            collector_pid,
+            metrics,
+            json,
+        } => {
+            raise_fd_limit();
+            let opts = LoadOptions {
+                collector,
+                domain,
+                sensors: n,
+                prefix,
+                password_prefix,
+                rate_hz: rate,
+                channels,
+                samples_per_packet: spp,
+                duration: Duration::from_secs(seconds),
+                ips,
+                per_rtp_socket,
+                concurrency,
+                collector_pid,
+                metrics,
+            };
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("sipsensor-loadgen: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(load::run(opts)) {
+                Ok(r) => {
+                    if json {
+                        println!("{}", r.to_json());
+                    } else {
+                        println!("{:#}", r.to_json());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("sipsensor-loadgen: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! A load run: N sensors register, call and stream for a while, then hang
+//! up; the figures of `make bench-collector` (docs/benchmarks.md).
+
+use crate::pump::MediaPump;
+use crate::sensor::{SensorConfig, SimSensor, standard_stream};
+use crate::sockets::RtpSockets;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// The collector's SIP address.
+    pub collector: SocketAddr,
+    pub domain: String,
+    pub sensors: usize,
+    pub prefix: String,
+    pub password_prefix: String,
+    pub rate_hz: u32,
+    pub channels: usize,
+    pub samples_per_packet: u8,
+    /// Steady-state measurement window.
+    pub duration: Duration,
+    /// Addresses the sensors' sockets are spread over.
+    pub ips: Vec<IpAddr>,
+    /// Sensors per RTP socket.
+    pub per_rtp_socket: usize,
+    /// REGISTERs or INVITEs in flight at once.
+    pub concurrency: usize,
+    /// Collector process to measure (CPU, RSS).
+    pub collector_pid: Option<u32>,
+    /// Collector's /metrics (host:port) for the stored-row count.
+    pub metrics: Option<SocketAddr>,
+}
+
+/// The figures of one run.
+#[derive(Debug, Clone, Default)]
+pub struct LoadReport {
+    pub sensors: usize,
+    pub registered: usize,
+    pub streaming: usize,
+    pub registrations_per_s: f64,
+    pub sessions_per_s: f64,
+    /// RTP packets per second sent in the window.
+    pub packets_per_s: f64,
+    pub packets_sent: u64,
+    /// Packets the collector's last receiver reports count as lost.
+    pub packets_lost: i64,
+    /// Streams whose final receiver report did not come back.
+    pub missing_reports: usize,
+    pub samples_sent: u64,
+    /// Rows the collector committed (from its metrics), if known.
+    pub samples_stored: Option<u64>,
+    pub collector_cpu_percent: Option<f64>,
+    pub collector_rss_mb: Option<f64>,
+    pub collector_peak_rss_mb: Option<f64>,
+    pub loadgen_cpu_percent: Option<f64>,
+    pub window_s: f64,
+}
+
+impl LoadReport {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "sensors": self.sensors,
+            "registered": self.registered,
+            "streaming": self.streaming,
+            "registrations_per_s": self.registrations_per_s,
+            "sessions_per_s": self.sessions_per_s,
+            "packets_per_s": self.packets_per_s,
+            "packets_sent": self.packets_sent,
+            "packets_lost": self.packets_lost,
+            "missing_reports": self.missing_reports,
+            "samples_sent": self.samples_sent,
+            "samples_stored": self.samples_stored,
+            "collector_cpu_percent": self.collector_cpu_percent,
+            "collector_rss_mb": self.collector_rss_mb,
+            "collector_peak_rss_mb": self.collector_peak_rss_mb,
+            "loadgen_cpu_percent": self.loadgen_cpu_percent,
+            "window_s": self.window_s,
+        })
+    }
+}
+
+/// user+system CPU time of a process, in clock ticks (USER_HZ = 100).
+pub fn cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of proc(5), counted after the command name.
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// A `Vm*` line of /proc/PID/status in MB.
+pub fn vm_mb(pid: &str, key: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// GET /metrics over plain HTTP/1.0 and the value of a sample line.
+pub fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).filter(|v| v.starts_with(' ')))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The credentials file for `n` sensors (collector's format).
+pub fn credentials_yaml(n: usize, prefix: &str, password_prefix: &str) -> String {
+    let mut s = String::with_capacity(n * 40 + 8);
+    s.push_str("users:\n");
+    for i in 0..n {
+        s.push_str(&format!("  {prefix}{i:05}: {password_prefix}{i:05}\n"));
+    }
+    s
+}
+
+/// Runs the load; progress on stderr.
+pub async fn run(o: LoadOptions) -> Result<LoadReport, String> {
+    let pump = MediaPump::start().map_err(|e| e.to_string())?;
+    let ips = if o.ips.is_empty() {
+        vec![IpAddr::from([127, 0, 0, 1])]
+    } else {
+        o.ips.clone()
+    };
+    let pool = RtpSockets::new(ips.clone(), o.per_rtp_socket);
+    let mut sensors = Vec::with_capacity(o.sensors);
+    for i in 0..o.sensors {
+        let rtp = pool.take().map_err(|e| format!("RTP socket: {e}"))?;
+        let cfg = SensorConfig {
+            aor: format!("sip:{}{i:05}@{}", o.prefix, o.domain),
+            username: format!("{}{i:05}", o.prefix),
+            password: format!("{}{i:05}", o.password_prefix),
+            sip_ip: ips[i % ips.len()],
+            registrar: Some(format!("sip:{}", o.collector)),
+            collector: Some(format!("sip:collector@{}", o.collector)),
+            expires: 3600,
+            capabilities: standard_stream(o.channels, o.rate_hz, o.samples_per_packet),
+            seed: i as u64,
+        };
+        let s = SimSensor::start(cfg, rtp, pump.clone())
+            .await
+            .map_err(|e| format!("sensor {i}: {e}"))?;
+        sensors.push(Arc::new(s));
+    }
+    eprintln!("{} sensors started", sensors.len());
+    let mut report = LoadReport {
+        sensors: o.sensors,
+        ..LoadReport::default()
+    };
+
+    // Phase 1: REGISTER (digest), then 2: INVITE (digest), bounded in flight.
+    let limit = Arc::new(Semaphore::new(o.concurrency.max(1)));
+    for phase in ["register", "call"] {
+        let t0 = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for s in &sensors {
+            let s = s.clone();
+            let limit = limit.clone();
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await.ok()?;
+                let r = if phase == "register" {
+                    tokio::time::timeout(Duration::from_secs(60), s.register()).await
+                } else {
+                    tokio::time::timeout(Duration::from_secs(60), async {
+                        s.call().await.map(|_| ())
+                    })
+                    .await
+                };
+                match r {
+                    Ok(Ok(())) => Some(()),
+                    Ok(Err(e)) => {
+                        eprintln!("{} {phase}: {e}", s.config.aor);
+                        None
+                    }
+                    Err(_) => {
+                        eprintln!("{} {phase}: timed out", s.config.aor);
+                        None
+                    }
+                }
+            });
+        }
+        let mut ok = 0;
+        while let Some(r) = tasks.join_next().await {
+            if matches!(r, Ok(Some(()))) {
+                ok += 1;
+            }
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        let rate = ok as f64 / secs.max(1e-9);
+        eprintln!(
+            "{phase}: {ok} of {} in {secs:.1} s ({rate:.0}/s)",
+            o.sensors
+        );
+        if phase == "register" {
+            report.registered = ok;
+            report.registrations_per_s = rate;
+        } else {
+            report.streaming = ok;
+            report.sessions_per_s = rate;
+        }
+    }
+
+    // Phase 3: the steady window, after a short settling time.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pid = o.collector_pid.map(|p| p.to_string());
+    let sent = |v: &[Arc<SimSensor>]| v.iter().map(|s| s.counters.packets()).sum::<u64>();
+    let c0 = pid.as_deref().and_then(cpu_ticks);
+    let l0 = cpu_ticks("self");
+    let p0 = sent(&sensors);
+    let t0 = Instant::now();
+    tokio::time::sleep(o.duration).await;
+    let window = t0.elapsed().as_secs_f64();
+    let p1 = sent(&sensors);
+    let c1 = pid.as_deref().and_then(cpu_ticks);
+    let l1 = cpu_ticks("self");
+    report.window_s = window;
+    report.packets_per_s = (p1 - p0) as f64 / window;
+    if let (Some(a), Some(b)) = (c0, c1) {
+        report.collector_cpu_percent = Some((b - a) as f64 / window);
+    }
+    if let (Some(a), Some(b)) = (l0, l1) {
+        report.loadgen_cpu_percent = Some((b - a) as f64 / window);
+    }
+    if let Some(p) = pid.as_deref() {
+        report.collector_rss_mb = vm_mb(p, "VmRSS:");
+        report.collector_peak_rss_mb = vm_mb(p, "VmHWM:");
+    }
+
+    // Phase 4: hang up; the collector's last RR (with its BYE) per stream.
+    let before: Vec<u64> = sensors
+        .iter()
+        .map(|s| s.counters.rr_count.load(Ordering::Relaxed))
+        .collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for s in &sensors {
+        let s = s.clone();
+        let limit = limit.clone();
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await.ok();
+            s.hangup().await;
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let waiting = sensors
+            .iter()
+            .zip(&before)
+            .filter(|(s, b)| {
+                s.counters.packets() > 0 && s.counters.rr_count.load(Ordering::Relaxed) <= **b
+            })
+            .count();
+        if waiting == 0 || Instant::now() > deadline {
+            report.missing_reports = waiting;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (s, b) in sensors.iter().zip(&before) {
+        let sent = s.counters.packets();
+        report.packets_sent += sent;
+        report.samples_sent += s.counters.samples.load(Ordering::Relaxed);
+        let final_report = s.counters.rr_count.load(Ordering::Relaxed) > *b;
+        if let (true, Some(r)) = (final_report, s.counters.received_per_report()) {
+            report.packets_lost += sent as i64 - r as i64;
+        }
+    }
+    if let Some(m) = o.metrics {
+        // Wait for the writer to commit everything handed to it.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut last = None;
+        loop {
+            let pending = metric(m, "sipsensor_collector_pending_rows").unwrap_or(0.0);
+            let stored = metric(m, "sipsensor_collector_samples_stored_total");
+            if (pending == 0.0 && stored.is_some() && stored == last) || Instant::now() > deadline {
+                report.samples_stored = stored.map(|v| v as u64);
+                break;
+            }
+            last = stored;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    pump.quit();
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_readers_and_credentials() {
+        assert!(cpu_ticks("self").is_some());
+        assert!(vm_mb("self", "VmRSS:").unwrap() > 0.0);
+        let y = credentials_yaml(2, "s-", "p-");
+        assert_eq!(y, "users:\n  s-00000: p-00000\n  s-00001: p-00001\n");
+    }
+}

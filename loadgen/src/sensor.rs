@@ -1,0 +1,516 @@
+//! One simulated sensor: a user agent of the protocol crate on its own SIP
+//! socket, registering, calling the collector or answering it, and
+//! streaming through the [`MediaPump`].
+
+use crate::pump::{Fault, MediaPump, PumpStream, StreamCounters};
+use crate::sockets::SharedSocket;
+use sipsensor_protocol::sdp::{
+    self, Agreed, AnswerPolicy, ChannelSpec, LocalMedia, LocalSdp, Role, SampleFormat, Sdp,
+    StreamDescription, Unit,
+};
+use sipsensor_protocol::sip::digest::Password;
+use sipsensor_protocol::sip::ids::IdGenerator;
+use sipsensor_protocol::sip::locate::LiteralsOnly;
+use sipsensor_protocol::sip::registration::{RegistrationConfig, RegistrationEvent};
+use sipsensor_protocol::sip::transport::net::{NetConfig, Network};
+use sipsensor_protocol::sip::ua::driver::{self, UaHandle};
+use sipsensor_protocol::sip::ua::{SessionId, UaConfig, UaEvent, UserAgent};
+use sipsensor_protocol::sip::{LocalEndpoint, Transport};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+static NEXT_STREAM: AtomicU64 = AtomicU64::new(1);
+
+/// `channels` channels (`ch0`, `ch1`, ... in hundredths of a degree) at
+/// `rate_hz` on a clock of the same rate, `spp` instants per packet.
+pub fn standard_stream(channels: usize, rate_hz: u32, spp: u8) -> StreamDescription {
+    #[allow(clippy::expect_used)]
+    let unit = Unit::from_symbol("Cel").expect("Cel is a SenML unit (RFC 8428 12.1)");
+    StreamDescription {
+        clock_rate: rate_hz,
+        config: 1,
+        samples: Some(SampleFormat {
+            payload_type: 96,
+            period: 1,
+            samples_per_packet: spp,
+            channels: (0..channels)
+                .map(|i| ChannelSpec {
+                    name: format!("ch{i}"),
+                    unit,
+                    scale: -2,
+                })
+                .collect(),
+        }),
+        events: None,
+    }
+}
+
+/// How a simulated sensor behaves.
+#[derive(Debug, Clone)]
+pub struct SensorConfig {
+    /// `sip:sensor-0001@127.0.0.1`
+    pub aor: String,
+    pub username: String,
+    pub password: String,
+    /// Address of its SIP socket.
+    pub sip_ip: IpAddr,
+    /// REGISTER here (a URI without user), if set.
+    pub registrar: Option<String>,
+    /// INVITE this URI on `call`.
+    pub collector: Option<String>,
+    pub expires: u32,
+    /// What it can send (its full offer).
+    pub capabilities: StreamDescription,
+    /// Seed of its waveform.
+    pub seed: u64,
+}
+
+enum Cmd {
+    Register(oneshot::Sender<Result<(), String>>),
+    Call(oneshot::Sender<Result<Agreed, String>>),
+    Hangup(oneshot::Sender<()>),
+    Fault(Fault),
+}
+
+/// What the sensor last agreed to send (None: not streaming).
+pub type Streaming = Option<Agreed>;
+
+/// A running simulated sensor.
+#[derive(Debug)]
+pub struct SimSensor {
+    cmd: mpsc::Sender<Cmd>,
+    pub counters: Arc<StreamCounters>,
+    pub sip_addr: SocketAddr,
+    pub rtp_addr: SocketAddr,
+    pub ssrc: u32,
+    pub config: SensorConfig,
+    streaming: watch::Receiver<Streaming>,
+}
+
+struct State {
+    config: SensorConfig,
+    ua: UaHandle,
+    pump: MediaPump,
+    rtp: Arc<SharedSocket>,
+    local_media: LocalMedia,
+    origin: LocalSdp,
+    counters: Arc<StreamCounters>,
+    stream_id: Option<u64>,
+    session: Option<SessionId>,
+    offer: Option<Sdp>,
+    pending_call: Option<oneshot::Sender<Result<Agreed, String>>>,
+    pending_register: Option<oneshot::Sender<Result<(), String>>>,
+    streaming: watch::Sender<Streaming>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SensorError {
+    #[error("cannot bind the sensor's SIP socket: {0}")]
+    Bind(String),
+    #[error("user agent: {0}")]
+    Ua(String),
+}
+
+impl SimSensor {
+    /// Binds its SIP socket and starts its task (inside tokio).
+    pub async fn start(
+        config: SensorConfig,
+        rtp: Arc<SharedSocket>,
+        pump: MediaPump,
+    ) -> Result<SimSensor, SensorError> {
+        let net = NetConfig {
+            udp: Some(SocketAddr::new(config.sip_ip, 0)),
+            // Thousands of sockets: keep each receive buffer small.
+            max_message_size: 8192,
+            channel_capacity: 16,
+            ..NetConfig::default()
+        };
+        let (network, incoming) = Network::bind(net)
+            .await
+            .map_err(|e| SensorError::Bind(e.to_string()))?;
+        let sip_addr = network
+            .local_addr(Transport::Udp)
+            .ok_or_else(|| SensorError::Bind("no UDP address".into()))?;
+        let local = LocalEndpoint::new(Transport::Udp, sip_addr);
+        let mut ua_config = UaConfig::new(local, config.aor.clone());
+        ua_config.product = concat!("sipsensor-loadgen/", env!("CARGO_PKG_VERSION")).into();
+        ua_config.credentials = Some((
+            config.username.clone(),
+            Password::new(config.password.clone()),
+        ));
+        let mut ids = IdGenerator::from_entropy();
+        let ua = UserAgent::new(
+            ua_config,
+            IdGenerator::from_entropy(),
+            Box::new(LiteralsOnly),
+        )
+        .map_err(|e| SensorError::Ua(e.to_string()))?;
+        let (handle, events, _task) = driver::spawn(ua, network, incoming);
+        let ssrc = ids.u32();
+        let mut local_media = LocalMedia::new(rtp.addr);
+        // RTCP on the RTP port (RFC 3605), so a shared socket reads both.
+        local_media.rtcp = Some(rtp.addr);
+        local_media.ssrc = Some(ssrc);
+        local_media.cname = Some(config.aor.trim_start_matches("sip:").to_string());
+        let counters = Arc::new(StreamCounters::default());
+        rtp.listen(ssrc, counters.clone());
+        let (tx, rx) = mpsc::channel(8);
+        let (streaming_tx, streaming) = watch::channel(None);
+        let user = config
+            .aor
+            .trim_start_matches("sip:")
+            .split('@')
+            .next()
+            .unwrap_or("-");
+        let state = State {
+            origin: LocalSdp::new(user, rtp.addr.ip(), &mut ids),
+            config: config.clone(),
+            ua: handle,
+            pump,
+            rtp: rtp.clone(),
+            local_media,
+            counters: counters.clone(),
+            stream_id: None,
+            session: None,
+            offer: None,
+            pending_call: None,
+            pending_register: None,
+            streaming: streaming_tx,
+        };
+        tokio::spawn(state.run(rx, events));
+        Ok(SimSensor {
+            cmd: tx,
+            counters,
+            sip_addr,
+            rtp_addr: rtp.addr,
+            ssrc,
+            config,
+            streaming,
+        })
+    }
+
+    pub async fn register(&self) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd
+            .send(Cmd::Register(tx))
+            .await
+            .map_err(|_| "sensor stopped".to_string())?;
+        rx.await.map_err(|_| "sensor stopped".to_string())?
+    }
+
+    /// Calls the configured collector; Ok once it answered and streaming
+    /// started.
+    pub async fn call(&self) -> Result<Agreed, String> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd
+            .send(Cmd::Call(tx))
+            .await
+            .map_err(|_| "sensor stopped".to_string())?;
+        rx.await.map_err(|_| "sensor stopped".to_string())?
+    }
+
+    /// BYE (if in a call); the stream ends with an RTCP BYE.
+    pub async fn hangup(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.cmd.send(Cmd::Hangup(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    pub async fn fault(&self, f: Fault) {
+        let _ = self.cmd.send(Cmd::Fault(f)).await;
+    }
+
+    /// What the sensor currently streams.
+    pub fn streaming(&self) -> Streaming {
+        self.streaming.borrow().clone()
+    }
+
+    /// Waits until `pred` holds for the streaming state, at most `limit`.
+    pub async fn wait_streaming(
+        &self,
+        limit: Duration,
+        pred: impl Fn(&Streaming) -> bool,
+    ) -> Result<Streaming, String> {
+        let mut rx = self.streaming.clone();
+        tokio::time::timeout(limit, rx.wait_for(|s| pred(s)))
+            .await
+            .map_err(|_| {
+                format!(
+                    "{}: not in the expected state after {limit:?}",
+                    self.config.aor
+                )
+            })?
+            .map(|s| s.clone())
+            .map_err(|_| "sensor stopped".to_string())
+    }
+}
+
+impl State {
+    async fn run(mut self, mut cmds: mpsc::Receiver<Cmd>, mut events: mpsc::Receiver<UaEvent>) {
+        loop {
+            tokio::select! {
+                c = cmds.recv() => match c {
+                    Some(c) => self.command(c).await,
+                    None => {
+                        self.stop_stream();
+                        return;
+                    }
+                },
+                e = events.recv() => match e {
+                    Some(e) => self.event(e).await,
+                    None => return,
+                },
+            }
+        }
+    }
+
+    async fn command(&mut self, c: Cmd) {
+        match c {
+            Cmd::Register(reply) => {
+                let Some(registrar) = self.config.registrar.clone() else {
+                    let _ = reply.send(Err("no registrar configured".into()));
+                    return;
+                };
+                let local = self.ua.with(|ua, _| ua.config().local.clone()).await;
+                let Some(local) = local else { return };
+                let mut r = RegistrationConfig::new(
+                    registrar,
+                    self.config.aor.clone(),
+                    self.config.username.clone(),
+                    Password::new(self.config.password.clone()),
+                    local,
+                );
+                r.expires = self.config.expires;
+                self.pending_register = Some(reply);
+                let res = self.ua.with(move |ua, now| ua.register(r, now)).await;
+                if let Some(Err(e)) = res
+                    && let Some(reply) = self.pending_register.take()
+                {
+                    let _ = reply.send(Err(e.to_string()));
+                }
+            }
+            Cmd::Call(reply) => {
+                let Some(to) = self.config.collector.clone() else {
+                    let _ = reply.send(Err("no collector configured".into()));
+                    return;
+                };
+                let offer = match sdp::offer(
+                    &self.config.capabilities,
+                    Role::Sender,
+                    &self.local_media,
+                    &mut self.origin,
+                ) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        let _ = reply.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let bytes = offer.to_bytes();
+                let placed = self.ua.with(move |ua, now| ua.call(&to, bytes, now)).await;
+                match placed {
+                    Some(Ok(s)) => {
+                        self.session = Some(s);
+                        self.offer = Some(offer);
+                        self.pending_call = Some(reply);
+                    }
+                    other => {
+                        let _ = reply.send(Err(format!("cannot call: {other:?}")));
+                    }
+                }
+            }
+            Cmd::Hangup(reply) => {
+                // Media stops first: nothing is sent after the BYE.
+                if let Some(id) = self.stream_id.take() {
+                    self.pump.finish(id).await;
+                }
+                let _ = self.streaming.send(None);
+                if let Some(s) = self.session.take() {
+                    let _ = self.ua.with(move |ua, now| ua.hangup(s, now)).await;
+                }
+                let _ = reply.send(());
+            }
+            Cmd::Fault(f) => {
+                if let Some(id) = self.stream_id {
+                    self.pump.fault(id, f);
+                }
+            }
+        }
+    }
+
+    fn start_stream(&mut self, agreed: &Agreed) {
+        let Some(remote) = agreed.remote else { return };
+        self.stop_stream();
+        let id = NEXT_STREAM.fetch_add(1, Ordering::Relaxed);
+        self.pump.begin(
+            id,
+            PumpStream {
+                socket: self.rtp.socket.clone(),
+                rtp_dest: remote.rtp,
+                rtcp_dest: remote.rtcp,
+                desc: agreed.description.clone(),
+                ssrc: self.local_media.ssrc.unwrap_or_default(),
+                cname: self.local_media.cname.clone().unwrap_or_default(),
+                seed: self.config.seed,
+                counters: self.counters.clone(),
+            },
+        );
+        self.stream_id = Some(id);
+        let _ = self.streaming.send(Some(agreed.clone()));
+    }
+
+    fn stop_stream(&mut self) {
+        if let Some(id) = self.stream_id.take() {
+            self.pump.end(id);
+        }
+        let _ = self.streaming.send(None);
+    }
+
+    async fn event(&mut self, e: UaEvent) {
+        match e {
+            UaEvent::Registration(r) => {
+                let outcome = match r {
+                    RegistrationEvent::Registered { .. } => Some(Ok(())),
+                    RegistrationEvent::Failed { reason } => Some(Err(reason.to_string())),
+                    _ => None,
+                };
+                if let Some(o) = outcome
+                    && let Some(reply) = self.pending_register.take()
+                {
+                    let _ = reply.send(o);
+                }
+            }
+            UaEvent::Answered { session, answer } => {
+                let agreed = match (&self.offer, sdp::parse(&answer)) {
+                    (Some(o), Ok(a)) => {
+                        sdp::apply_answer(o, &a, Role::Sender).map_err(|e| e.to_string())
+                    }
+                    (_, Err(e)) => Err(e.to_string()),
+                    (None, _) => Err("no offer".into()),
+                };
+                match agreed {
+                    Ok(a) => {
+                        self.session = Some(session);
+                        self.start_stream(&a);
+                        if let Some(r) = self.pending_call.take() {
+                            let _ = r.send(Ok(a));
+                        }
+                    }
+                    Err(e) => {
+                        let _ = self.ua.with(move |ua, now| ua.hangup(session, now)).await;
+                        if let Some(r) = self.pending_call.take() {
+                            let _ = r.send(Err(e));
+                        }
+                    }
+                }
+            }
+            UaEvent::IncomingCall { session, offer, .. } => {
+                let answered = sdp::parse(&offer)
+                    .map_err(sdp::NegotiationError::from)
+                    .and_then(|o| {
+                        sdp::answer(
+                            &o,
+                            &AnswerPolicy::Send {
+                                capabilities: self.config.capabilities.clone(),
+                            },
+                            &self.local_media,
+                            &mut self.origin,
+                        )
+                    });
+                match answered {
+                    Ok((answer, agreed)) if self.stream_id.is_none() => {
+                        let bytes = answer.to_bytes();
+                        let _ = self
+                            .ua
+                            .with(move |ua, now| ua.accept(session, bytes, now))
+                            .await;
+                        self.session = Some(session);
+                        self.start_stream(&agreed);
+                    }
+                    Ok(_) => {
+                        let _ = self
+                            .ua
+                            .with(move |ua, now| {
+                                ua.reject(session, 486, Some("already streaming"), now)
+                            })
+                            .await;
+                    }
+                    Err(e) => {
+                        let (status, why) = (e.status_code(), e.to_string());
+                        let _ = self
+                            .ua
+                            .with(move |ua, now| ua.reject(session, status, Some(&why), now))
+                            .await;
+                    }
+                }
+            }
+            UaEvent::ReofferReceived { session, offer } => {
+                let answered = sdp::parse(&offer)
+                    .map_err(sdp::NegotiationError::from)
+                    .and_then(|o| {
+                        sdp::answer(
+                            &o,
+                            &AnswerPolicy::Send {
+                                capabilities: self.config.capabilities.clone(),
+                            },
+                            &self.local_media,
+                            &mut self.origin,
+                        )
+                    });
+                match answered {
+                    Ok((answer, agreed)) => {
+                        let bytes = answer.to_bytes();
+                        let _ = self
+                            .ua
+                            .with(move |ua, now| ua.answer_reoffer(session, Ok(bytes), now))
+                            .await;
+                        // docs/protocol.md 3.4: the answerer switches as soon
+                        // as its answer is sent.
+                        if let Some(id) = self.stream_id {
+                            self.pump.update(id, agreed.description.clone());
+                        }
+                        let _ = self.streaming.send(Some(agreed));
+                    }
+                    Err(e) => {
+                        let (status, why) = (e.status_code(), e.to_string());
+                        let _ = self
+                            .ua
+                            .with(move |ua, now| {
+                                ua.answer_reoffer(session, Err((status, why)), now)
+                            })
+                            .await;
+                    }
+                }
+            }
+            UaEvent::Ended {
+                session,
+                reason,
+                warning,
+                ..
+            } => {
+                if self.session == Some(session) {
+                    self.session = None;
+                    self.stop_stream();
+                }
+                if let Some(r) = self.pending_call.take() {
+                    let w = warning.map(|w| format!(" ({w})")).unwrap_or_default();
+                    let _ = r.send(Err(format!("{reason:?}{w}")));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        self.rtp.forget(self.local_media.ssrc.unwrap_or_default());
+        if let Some(id) = self.stream_id.take() {
+            self.pump.end(id);
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! RTP sockets of the simulated sensors, optionally shared by several (the
+//! collector tells streams apart by address and SSRC), and the reader of
+//! the receiver reports the collector sends back to them.
+
+use crate::pump::StreamCounters;
+use sipsensor_protocol::rtcp::{RtcpPacket, parse_compound};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::task::JoinHandle;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One RTP socket (RTCP rides on the same port, `a=rtcp`, RFC 3605).
+#[derive(Debug)]
+pub struct SharedSocket {
+    pub socket: Arc<UdpSocket>,
+    pub addr: SocketAddr,
+    streams: Arc<Mutex<HashMap<u32, Arc<StreamCounters>>>>,
+    reader: JoinHandle<()>,
+}
+
+impl SharedSocket {
+    /// Binds on `ip` and starts reading receiver reports (inside tokio).
+    pub fn bind(ip: IpAddr) -> std::io::Result<Arc<SharedSocket>> {
+        let socket = UdpSocket::bind(SocketAddr::new(ip, 0))?;
+        let addr = socket.local_addr()?;
+        let rx = socket.try_clone()?;
+        rx.set_nonblocking(true)?;
+        let rx = tokio::net::UdpSocket::from_std(rx)?;
+        let streams: Arc<Mutex<HashMap<u32, Arc<StreamCounters>>>> = Arc::default();
+        let map = streams.clone();
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            while let Ok((n, _)) = rx.recv_from(&mut buf).await {
+                let Ok(packets) = parse_compound(&buf[..n]) else {
+                    continue;
+                };
+                for p in packets {
+                    let RtcpPacket::ReceiverReport(rr) = p else {
+                        continue;
+                    };
+                    for b in rr.reports {
+                        let Some(c) = lock(&map).get(&b.ssrc).cloned() else {
+                            continue;
+                        };
+                        c.rr_count.fetch_add(1, Ordering::Relaxed);
+                        c.rr_lost
+                            .store(i64::from(b.cumulative_lost), Ordering::Relaxed);
+                        c.rr_jitter.store(u64::from(b.jitter), Ordering::Relaxed);
+                        c.rr_highest_seq
+                            .store(u64::from(b.extended_highest_seq), Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+        Ok(Arc::new(SharedSocket {
+            socket: Arc::new(socket),
+            addr,
+            streams,
+            reader,
+        }))
+    }
+
+    /// Receiver reports about `ssrc` go to `counters`.
+    pub fn listen(&self, ssrc: u32, counters: Arc<StreamCounters>) {
+        lock(&self.streams).insert(ssrc, counters);
+    }
+
+    pub fn forget(&self, ssrc: u32) {
+        lock(&self.streams).remove(&ssrc);
+    }
+}
+
+impl Drop for SharedSocket {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// Hands out RTP sockets: a new one every `per_socket` sensors, on the
+/// addresses of `ips` in turn.
+#[derive(Debug)]
+pub struct RtpSockets {
+    ips: Vec<IpAddr>,
+    per_socket: usize,
+    state: Mutex<(Option<Arc<SharedSocket>>, usize, usize)>,
+}
+
+impl RtpSockets {
+    pub fn new(ips: Vec<IpAddr>, per_socket: usize) -> RtpSockets {
+        RtpSockets {
+            ips,
+            per_socket: per_socket.max(1),
+            state: Mutex::new((None, 0, 0)),
+        }
+    }
+
+    pub fn take(&self) -> std::io::Result<Arc<SharedSocket>> {
+        let mut st = lock(&self.state);
+        if let Some(s) = &st.0
+            && st.1 < self.per_socket
+        {
+            let s = s.clone();
+            st.1 += 1;
+            return Ok(s);
+        }
+        let ip = self
+            .ips
+            .get(st.2 % self.ips.len().max(1))
+            .copied()
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        st.2 += 1;
+        let s = SharedSocket::bind(ip)?;
+        *st = (Some(s.clone()), 1, st.2);
+        Ok(s)
+    }
+}

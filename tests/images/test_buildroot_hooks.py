@@ -1,0 +1,122 @@
+"""Buildroot's post-build and post-image scripts, run outside Buildroot.
+
+The scripts get what Buildroot gives them (the target and images
+directories, BR2_CONFIG, BASE_DIR, BUILD_DIR, BR2_EXTERNAL_SIPSENSOR_PATH)
+with dummy boot loaders and a small root filesystem, and Debian's genimage,
+mkimage and rauc in place of the host packages. Checked: the RAUC
+configuration and keyring in the target, fstab (also when the script runs
+twice), device trees under /boot/dtbs, and in the images directory a card
+with the documented layout and a bundle the target's keyring accepts.
+"""
+
+import json
+import shutil
+import tempfile
+import unittest
+from pathlib import Path
+
+from common import ROOT, partuuid, require, run
+
+BOARD = ROOT / "buildroot-external" / "board"
+SKELETON_FSTAB = """# <file system>	<mount pt>	<type>	<options>	<dump>	<pass>
+/dev/root	/	ext2	rw,noauto	0	1
+proc	/proc	proc	defaults	0	0
+"""
+# Board -> (files Buildroot leaves in the images directory, kernel, dtbs).
+BOARDS = {
+    "beaglebone": (["MLO", "u-boot.img"], "zImage", ["am335x-boneblack.dtb", "am335x-bonegreen.dtb"]),
+    "raspberrypi4-64": (["u-boot.bin", "bcm2711-rpi-4-b.dtb", "bcm2711-rpi-400.dtb",
+                         "bcm2711-rpi-cm4.dtb", "rpi-firmware/start4.elf",
+                         "rpi-firmware/fixup4.dat", "rpi-firmware/config.txt",
+                         "rpi-firmware/cmdline.txt", "rpi-firmware/overlays/disable-bt.dtbo"],
+                        "Image", ["bcm2711-rpi-4-b.dtb"]),
+    "qemu-arm-virt": ([], "zImage", []),
+}
+
+
+class Hooks(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        for tool, package in [("genimage", "genimage"), ("mkimage", "u-boot-tools"),
+                              ("rauc", "rauc"), ("mksquashfs", "squashfs-tools"),
+                              ("mke2fs", "e2fsprogs"), ("sfdisk", "fdisk"), ("mcopy", "mtools")]:
+            require(tool, package)
+        cls.tmp = Path(tempfile.mkdtemp())
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp)
+
+    def run_board(self, board):
+        base = self.tmp / board
+        target, binaries, build = base / "target", base / "images", base / "build"
+        files, kernel, dtbs = BOARDS[board]
+        (target / "etc").mkdir(parents=True)
+        (target / "boot").mkdir()
+        (target / "etc" / "fstab").write_text(SKELETON_FSTAB)
+        (target / "boot" / kernel).write_bytes(b"kernel")
+        for dtb in dtbs:
+            (target / "boot" / dtb).write_bytes(b"dtb")
+        for name in files:
+            (binaries / name).parent.mkdir(parents=True, exist_ok=True)
+            (binaries / name).write_text(f"dummy {name}\n")
+        (binaries / "sipsensor-overlays").mkdir(parents=True)
+        (binaries / "sipsensor-overlays" / "sipsensor-gpio.dtbo").write_bytes(b"dtbo")
+        build.mkdir()
+        config = base / ".config"
+        config.write_text("BR2_SIPSENSOR_SYSTEM=y\n"
+                          f'BR2_SIPSENSOR_RAUC_COMPATIBLE="sipsensor-{board}"\n'
+                          'BR2_SIPSENSOR_RAUC_KEYRING=""\n')
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "BR2_CONFIG": str(config),
+               "BASE_DIR": str(base), "BUILD_DIR": str(build), "TARGET_DIR": str(target),
+               "BR2_EXTERNAL_SIPSENSOR_PATH": str(ROOT / "buildroot-external")}
+        script = BOARD / "common"
+        for _ in range(2):  # Buildroot runs post-build again on every `make`
+            run([script / "post-build.sh", target, board], env=env)
+        # Buildroot makes rootfs.ext4 from the target directory.
+        (target / "etc" / "payload").write_bytes(bytes(range(256)) * 1024)
+        run(["mke2fs", "-q", "-t", "ext4", "-d", target, binaries / "rootfs.ext4", "16M"])
+        run([script / "post-image.sh", binaries, board], env=env, timeout=300)
+        return target, binaries
+
+    def test_each_board(self):
+        for board in BOARDS:
+            with self.subTest(board=board):
+                target, binaries = self.run_board(board)
+                conf = (target / "etc/rauc/system.conf").read_text()
+                self.assertIn(f"compatible=sipsensor-{board}\n", conf)
+                keyring = target / "etc/rauc/keyring.pem"
+                self.assertIn("BEGIN CERTIFICATE", keyring.read_text())
+                fstab = (target / "etc/fstab").read_text()
+                self.assertEqual(fstab.count(partuuid(6)), 1, fstab)
+                self.assertTrue(fstab.startswith(SKELETON_FSTAB))
+                self.assertTrue((target / "boot/firmware").is_dir())
+                self.assertTrue((target / "data").is_dir())
+                dtbs = BOARDS[board][2]
+                self.assertEqual(sorted(p.name for p in (target / "boot/dtbs").iterdir()), sorted(dtbs))
+                self.assertEqual(list((target / "boot").glob("*.dtb")), [])
+                self.assertEqual(str((target / "root/.ssh").readlink()), "/data/sipsensor/ssh")
+                self.assertEqual(str((target / "etc/dropbear").readlink()), "/data/sipsensor/dropbear")
+                release = (target / "etc/sipsensor-release").read_text()
+                self.assertIn(f"SIPSENSOR_BOARD={board}\n", release)
+
+                table = json.loads(run(["sfdisk", "--json", binaries / "sipsensor-sdcard.img"])
+                                   .stdout)["partitiontable"]
+                self.assertEqual(len(table["partitions"]), 6)
+                self.assertEqual(table["id"], "0x" + partuuid(1)[:8])
+                bundles = list(binaries.glob(f"sipsensor-{board}-*.raucb"))
+                self.assertEqual(len(bundles), 1)
+                info = run(["rauc", "info", f"--keyring={keyring}", bundles[0]], check=False)
+                self.assertEqual(info.returncode, 0, info.stderr)
+                self.assertIn(f"Compatible: \t'sipsensor-{board}'", info.stdout)
+                # The boot partition's files were gathered for genimage.
+                stage = binaries / "sipsensor-boot"
+                self.assertTrue((stage / "boot.scr").exists())
+                if board != "qemu-arm-virt":
+                    self.assertTrue((stage / "overlays" / "sipsensor-gpio.dtbo").exists())
+                if board == "raspberrypi4-64":
+                    self.assertTrue((stage / "overlays" / "disable-bt.dtbo").exists())
+
+
+if __name__ == "__main__":
+    unittest.main()
