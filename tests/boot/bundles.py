@@ -1,0 +1,111 @@
+"""Update bundles for the OTA tests, made from the image's own slot image.
+
+A variant of rootfs.ext4 is edited with debugfs (no mount, no loop
+device), signed with images/scripts/mk-bundle, and put on a FAT "USB
+stick" image that the guest mounts by its label. Bundles are made once per
+test run (keyed by the slot image they come from) and shared by the tests
+that need them.
+"""
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from common import IMAGE_DIR, IMAGES, WORK_DIR, require_file, require_tool, run
+
+BOARD = "qemu-arm-virt"
+STICK_LABEL = "SIPSUPDATE"
+
+
+def image_env():
+    env = {}
+    path = require_file(IMAGE_DIR / BOARD / "image.env", "run `make image` first")
+    for line in path.read_text().splitlines():
+        name, _, value = line.partition("=")
+        env[name] = value
+    return env
+
+
+def _cache_dir():
+    rootfs = require_file(IMAGE_DIR / BOARD / "rootfs.ext4", "run `make image` first")
+    stat = rootfs.stat()
+    key = hashlib.sha256(f"{stat.st_size}-{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    path = WORK_DIR / f"bundles-{key}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def edited_rootfs(out, files):
+    """Copy rootfs.ext4 to OUT and replace FILES {path in image: text}."""
+    debugfs = require_tool("debugfs", "e2fsprogs")
+    shutil.copyfile(IMAGE_DIR / BOARD / "rootfs.ext4", out)
+    staging = Path(str(out) + ".files")
+    staging.mkdir(exist_ok=True)
+    commands = []
+    for i, (path, text) in enumerate(sorted(files.items())):
+        local = staging / f"{i}"
+        local.write_text(text)
+        os.chmod(local, 0o644)
+        commands += [f"rm {path}", f"write {local} {path}"]
+    script = staging / "commands"
+    script.write_text("\n".join(commands) + "\n")
+    result = run([debugfs, "-w", "-f", script, out])
+    if "rror" in result.stderr:
+        raise AssertionError(f"debugfs: {result.stderr}")
+    run(["e2fsck", "-fn", out])
+    shutil.rmtree(staging)
+
+
+def _keys(name):
+    if name == "image":
+        keys = IMAGE_DIR / "keys"
+        require_file(keys / "signing.key.pem", "`make image` makes the development keys")
+        return keys
+    # Another CA that the image does not trust.
+    keys = _cache_dir() / f"keys-{name}"
+    env = dict(os.environ, SIPSENSOR_DEV_KEY_SUBJECT=f"/O=sipsensor test/CN={name}")
+    run([IMAGES / "scripts" / "mk-dev-keys", keys], env=env)
+    return keys
+
+
+def bundle(name, files, keys="image"):
+    """A signed bundle NAME of the image's rootfs with FILES replaced,
+    signed with the image's development keys or another CA's ("other")."""
+    require_tool("rauc", "rauc")
+    require_tool("mksquashfs", "squashfs-tools")
+    out = _cache_dir() / f"{name}.raucb"
+    if out.exists():
+        return out
+    env = image_env()
+    rootfs = _cache_dir() / f"{name}.ext4"
+    edited_rootfs(rootfs, files)
+    signer = _keys(keys)
+    version = f"{env['SIPSENSOR_IMAGE_VERSION']}.{name}"
+    partial = out.with_suffix(".partial")
+    run([IMAGES / "scripts" / "mk-bundle", rootfs, env["SIPSENSOR_IMAGE_COMPATIBLE"], version,
+         signer / "signing.cert.pem", signer / "signing.key.pem", partial,
+         signer / "ca.cert.pem"], timeout=600)
+    rootfs.unlink()
+    partial.rename(out)
+    return out
+
+
+def stick(bundle_path, out):
+    """A FAT image labelled STICK_LABEL holding the bundle as update.raucb."""
+    require_tool("mkfs.vfat", "dosfstools")
+    require_tool("mcopy", "mtools")
+    size_kib = bundle_path.stat().st_size // 1024 + 4096
+    if os.path.exists(out):
+        os.unlink(out)
+    run(["mkfs.vfat", "-C", "-n", STICK_LABEL, out, str(size_kib)])
+    run(["mcopy", "-i", out, bundle_path, "::update.raucb"],
+        env=dict(os.environ, MTOOLS_SKIP_CHECK="1"))
+    return Path(out)
+
+
+def release_file(tag):
+    """A new /etc/sipsensor-release naming the variant."""
+    env = image_env()
+    return (f"SIPSENSOR_IMAGE=debian\nSIPSENSOR_VERSION={env['SIPSENSOR_IMAGE_VERSION']}.{tag}\n"
+            f"SIPSENSOR_TEST_VARIANT={tag}\n")

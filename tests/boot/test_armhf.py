@@ -1,0 +1,365 @@
+"""Boot tests of the Debian-based armhf image (`make image`, images/debian/)
+under `qemu-system-arm -M virt` (TCG), started by Debian's U-Boot through
+the A/B boot script of images/uboot/:
+
+1. first boot on slot A: the agent starts from systemd with the
+   technician's files from the boot partition, registers with Kamailio and
+   streams its simulated sensor to the collector, which stores it;
+2. OTA: a signed verity bundle installed with `rauc install` in the guest,
+   a trial boot of slot B marked good once the agent has registered, and
+   the next boot staying on B;
+3. rollback: a bundle signed by another CA is refused and changes nothing;
+   a bundle whose agent cannot register fails its trial boots until U-Boot
+   returns to slot A, where the agent streams again;
+4. power cut in the middle of `rauc install`: the next boot is slot A and
+   the data partition is intact.
+
+The guest's only network is a tap device in a namespace the test creates,
+where Kamailio (deploy/kamailio/kamailio.cfg), the collector and DHCP run.
+Each test starts from a fresh copy of the card and runs alone.
+"""
+
+import os
+import re
+import shutil
+import time
+import unittest
+
+import bundles
+from common import (IMAGE_DIR, Processes, copy_sparse, require_file, require_root,
+                    require_tool, run, test_dir, wait_for)
+from guest import Qemu, qemu_arm_virt
+from netns import GUEST_IP, GUEST_MAC, HOST_IP, Netns
+from peers import Collector, Kamailio
+
+BOARD = "qemu-arm-virt"
+SENSOR = "sensor-0001"
+SENSOR_PASSWORD = "board-secret-0001"
+AOR = f"sip:{SENSOR}@{HOST_IP}"
+# U-Boot to the login prompt. About 50 s on a busy 2-core machine.
+BOOT_TIMEOUT = 300
+# `rauc install` of the ~100 MB bundle, verity-checked under emulation.
+INSTALL_TIMEOUT = 900
+# Boot partition offset (images/layout.env SIPSENSOR_BOOT_OFFSET).
+BOOT_OFFSET = 4 * 1024 * 1024
+
+TECHNICIAN_CONFIG = f"""\
+# Written by tests/boot/test_armhf.py onto the card's boot partition, as a
+# technician would.
+identity:
+  aor: {AOR}
+  display_name: Boot test sensor
+sip:
+  registrar: sip:{HOST_IP}
+  collector: sip:collector@{HOST_IP}
+  expires: 120
+stream:
+  rate: 10
+  samples_per_packet: 1
+sensors:
+  - type: simulated
+    name: sim
+    seed: 7
+    interval_ms: 100
+    channels:
+      - {{name: temperature, unit: Cel, scale: 0.01, offset: 21.5, amplitude: 2.0, period_ms: 60000}}
+logging:
+  level: info
+"""
+
+# A release of the image whose agent cannot register: its own config is
+# invalid (an unknown key), and its health check gives up after 15 s
+# instead of 300 so that three failed trial boots fit in the test.
+BAD_AGENT_CONFIG = """\
+# Broken on purpose by tests/boot/test_armhf.py.
+identity:
+  aor: sip:broken@example.invalid
+no_such_key: true
+"""
+BAD_DEFAULTS = """\
+SIPSENSOR_AGENT_CONFIG=/etc/sipsensor/agent.yaml
+SIPSENSOR_AGENT_OVERRIDE=/boot/firmware/sipsensor.yaml
+SIPSENSOR_HEALTH_TIMEOUT=15
+SIPSENSOR_DATA_DIR=/data/sipsensor
+"""
+
+
+def log(msg):
+    print(f"[boot-test {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+class ArmhfImage(unittest.TestCase):
+    def setUp(self):
+        require_root()
+        require_tool("qemu-system-arm", "qemu-system-arm")
+        require_tool("mcopy", "mtools")
+        self.card_src = require_file(IMAGE_DIR / BOARD / "sipsensor-sdcard.img",
+                                     "run `make image` (as root) first")
+        self.uboot = require_file(IMAGE_DIR / BOARD / "u-boot.bin", "run `make image` first")
+        self.env = bundles.image_env()
+        self.dir = test_dir(self)
+        self.procs = Processes(self.dir)
+        self.addCleanup(self.procs.stop_all)
+        self.netns = Netns(self.dir, self.procs)
+        self.addCleanup(self.netns.close)
+        self.netns.start_dhcp()
+        self.kamailio = Kamailio(self.netns, self.dir, [(SENSOR, SENSOR_PASSWORD),
+                                                        ("collector", "collector-secret")])
+        self.collector = Collector(self.netns, self.dir, {SENSOR: SENSOR_PASSWORD},
+                                   register=("collector", "collector-secret"))
+        self.card = self.dir / "card.img"
+        copy_sparse(self.card_src, self.card)
+        # The technician's files, the way they reach a real card: the
+        # agent's settings and the password on the FAT boot partition.
+        self.write_boot_file("sipsensor.yaml", TECHNICIAN_CONFIG)
+        self.write_boot_file("secrets.yaml", f"password: {SENSOR_PASSWORD}\n")
+        self.qemu = None
+        self.runs = 0
+        self.started = time.monotonic()
+
+    def tearDown(self):
+        ok = not any(e for _, e in (self._outcome.errors if hasattr(self._outcome, "errors")
+                                    else []))
+        log(f"{self.id()}: {time.monotonic() - self.started:.0f} s; files in {self.dir}")
+        del ok
+
+    # ---- helpers ----------------------------------------------------------
+
+    def write_boot_file(self, name, text):
+        local = self.dir / name
+        local.write_text(text)
+        run(["mcopy", "-o", "-i", f"{self.card}@@{BOOT_OFFSET}", local, f"::{name}"],
+            env=dict(os.environ, MTOOLS_SKIP_CHECK="1"))
+
+    def power_on(self, sticks=()):
+        """Start QEMU on the card (a new process: the board is switched on)."""
+        if self.qemu is not None:
+            self.qemu.close()
+        self.runs += 1
+        self.qemu = Qemu(f"qemu-{self.runs}",
+                         qemu_arm_virt(self.card, self.uboot, sticks, GUEST_MAC),
+                         self.dir, netns=self.netns)
+        self.addCleanup(self.qemu.close)
+        return self.qemu.console
+
+    def expect_slot(self, slot, attempts_left=None):
+        """U-Boot's boot script chooses SLOT (and counts its attempt)."""
+        c = self.qemu.console
+        m = c.expect(r"sipsensor: trying slot (\w) \((\d+) attempts left", BOOT_TIMEOUT,
+                     "the A/B boot script's choice of slot")
+        self.assertEqual(m.group(1).decode(), slot, "slot chosen by U-Boot")
+        if attempts_left is not None:
+            self.assertEqual(int(m.group(2)), attempts_left, "attempts left")
+        m = c.expect(r"sipsensor: booting slot (\w):", 60, "the boot of the chosen slot")
+        self.assertEqual(m.group(1).decode(), slot)
+
+    def boot(self, slot, attempts_left=None):
+        """Wait for U-Boot to take SLOT, then log in on the console."""
+        t0 = time.monotonic()
+        self.expect_slot(slot, attempts_left)
+        self.qemu.console.login(BOOT_TIMEOUT)
+        log(f"slot {slot} booted to a shell in {time.monotonic() - t0:.0f} s")
+        _, cmdline = self.sh("cat /proc/cmdline")
+        self.assertIn(f"rauc.slot={slot}", cmdline.split())
+        self.assertIn(f"root=PARTUUID=53495053-0{2 if slot == 'A' else 3}", cmdline.split())
+
+    def sh(self, command, timeout=120, check=True):
+        return self.qemu.console.sh(command, timeout=timeout, check=check)
+
+    def reboot(self):
+        self.qemu.console.send("systemctl reboot\n")
+
+    def slot_states(self):
+        """{bootname: boot status} from `rauc status` in the guest."""
+        _, out = self.sh("rauc status --detailed --output-format=json", timeout=120)
+        import json
+        status = json.loads(out[out.index("{"):])
+        states = {}
+        for entry in status["slots"]:
+            for _, slot in entry.items():
+                states[slot["bootname"]] = slot.get("boot_status")
+        return status, states
+
+    def boot_env(self):
+        _, out = self.sh("fw_printenv")
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+    def wait_health(self, timeout=240):
+        """Wait for the health check of this boot to have finished."""
+        def done():
+            status, out = self.sh("systemctl is-active sipsensor-health.service", check=False)
+            return out.strip() in ("inactive", "failed") and out.strip()
+        return wait_for("the health check to finish", done, timeout, 2)
+
+    def wait_registered(self, timeout=120):
+        """The agent in the guest is registered, as it and Kamailio say."""
+        status, out = self.sh(f"sipsensor-agent status --wait-registered {timeout}",
+                              timeout=timeout + 30, check=False)
+        if status != 0:
+            _, state = self.sh("sipsensor-agent status --json; journalctl -u sipsensor-agent "
+                               "--no-pager -n 30", check=False)
+            self.fail(f"the agent did not register within {timeout} s (exit {status}):\n"
+                      f"{out}\n{state}\nKamailio:\n{self.kamailio.proc.log_tail(20)}")
+        contacts = self.kamailio.wait_registered(SENSOR, 30)
+        self.assertTrue(any(GUEST_IP in c for c in contacts), contacts)
+        return contacts
+
+    def assert_streaming(self, seconds=8):
+        """New samples of the simulated sensor reach the collector's store."""
+        before = self.collector.sample_count(AOR)
+        samples = self.collector.wait_samples(AOR, before + seconds * 10 // 2, seconds * 6)
+        self.collector.assert_simulated(samples, seed=7, channel="temperature",
+                                        offset=21.5, amplitude=2.0)
+
+    # ---- the tests --------------------------------------------------------
+
+    def test_1_first_boot_registers_and_streams(self):
+        self.power_on()
+        self.boot("A", attempts_left=2)
+        # The agent runs under systemd, with the technician's file.
+        _, active = self.sh("systemctl is-active sipsensor-agent.service")
+        self.assertEqual(active.strip(), "active")
+        _, out = self.sh("sipsensor-agent status --json")
+        self.assertIn("/boot/firmware/sipsensor.yaml", out)
+        # The password moved off the public boot partition, root only.
+        _, mode = self.sh("stat -c '%a %U' /data/sipsensor/secrets.yaml")
+        self.assertEqual(mode.strip(), "600 root")
+        status, _ = self.sh("test -e /boot/firmware/secrets.yaml", check=False)
+        self.assertNotEqual(status, 0, "secrets.yaml is still on the boot partition")
+        # A normal boot marks the slot good at once.
+        self.wait_health()
+        _, states = self.slot_states()
+        self.assertEqual(states.get("A"), "good")
+        self.assertEqual(self.boot_env().get("BOOT_A_LEFT"), "3")
+        self.wait_registered()
+        self.assertEqual(self.collector.registered_contacts(), True)
+        self.assert_streaming()
+
+    def test_2_ota_update_to_slot_b(self):
+        bundle = bundles.bundle("ota", {"/etc/sipsensor-release": bundles.release_file("ota")})
+        stick = bundles.stick(bundle, self.dir / "stick.img")
+        self.power_on(sticks=[stick])
+        self.boot("A")
+        self.wait_registered()
+        self.wait_health()
+        t0 = time.monotonic()
+        self.sh(f"mount -o ro LABEL={bundles.STICK_LABEL} /mnt")
+        _, out = self.sh("rauc install /mnt/update.raucb", timeout=INSTALL_TIMEOUT)
+        log(f"rauc install took {time.monotonic() - t0:.0f} s")
+        self.assertIn("succeeded", out)
+        env = self.boot_env()
+        self.assertEqual(env.get("BOOT_ORDER"), "B A")
+        _, pending = self.sh("cat /data/sipsensor/ota/pending")
+        self.assertEqual(pending.strip(), "B")
+        self.sh("umount /mnt")
+
+        # The trial boot of B: kept once the agent has registered.
+        self.reboot()
+        self.boot("B", attempts_left=2)
+        _, release = self.sh("cat /etc/sipsensor-release")
+        self.assertIn("SIPSENSOR_TEST_VARIANT=ota", release)
+        self.wait_registered()
+        self.wait_health()
+        _, history = self.sh("cat /data/sipsensor/ota/history")
+        self.assertIn("update to slot B is good", history)
+        status, _ = self.sh("test -e /data/sipsensor/ota/pending", check=False)
+        self.assertNotEqual(status, 0)
+        _, states = self.slot_states()
+        self.assertEqual(states.get("B"), "good")
+        self.assertEqual(self.boot_env().get("BOOT_B_LEFT"), "3")
+        self.assert_streaming()
+
+        # And the next boot stays on B.
+        self.reboot()
+        self.boot("B", attempts_left=2)
+        self.wait_registered()
+
+    def test_3_bad_update_rolls_back_and_foreign_bundle_is_refused(self):
+        bad = bundles.bundle("bad-config", {"/etc/sipsensor/agent.yaml": BAD_AGENT_CONFIG,
+                                            "/etc/default/sipsensor": BAD_DEFAULTS,
+                                            "/etc/sipsensor-release": bundles.release_file("bad")})
+        foreign = bundles.bundle("foreign-key", {}, keys="other")
+        stick = bundles.stick_with({"bad.raucb": bad, "foreign.raucb": foreign},
+                                   self.dir / "stick.img")
+        self.power_on(sticks=[stick])
+        self.boot("A")
+        self.wait_registered()
+        self.wait_health()
+        self.sh(f"mount -o ro LABEL={bundles.STICK_LABEL} /mnt")
+        env_before = self.boot_env()
+
+        # Signed by a CA the device does not trust: refused, nothing changes.
+        status, out = self.sh("rauc install /mnt/foreign.raucb", timeout=INSTALL_TIMEOUT,
+                              check=False)
+        self.assertNotEqual(status, 0, out)
+        self.assertRegex(out, r"(?i)signature|verif|certificate")
+        self.assertEqual(self.boot_env(), env_before)
+        status, _ = self.sh("test -e /data/sipsensor/ota/pending", check=False)
+        self.assertNotEqual(status, 0, "a refused bundle left a pending update")
+
+        # Properly signed, but its agent cannot register.
+        _, out = self.sh("rauc install /mnt/bad.raucb", timeout=INSTALL_TIMEOUT)
+        self.assertIn("succeeded", out)
+        self.sh("umount /mnt")
+        self.reboot()
+        # Three trial boots of B, each failing its health check (the agent
+        # never registers; the check reboots) ...
+        for left in (2, 1, 0):
+            t0 = time.monotonic()
+            self.expect_slot("B", attempts_left=left)
+            log(f"trial boot of B ({left} attempts left after it)")
+        # ... then U-Boot returns to A.
+        self.boot("A", attempts_left=2)
+        self.wait_health()
+        _, history = self.sh("cat /data/sipsensor/ota/history")
+        self.assertIn("slot B on trial: the agent did not register", history)
+        self.assertIn("update to slot B failed; running slot A", history)
+        _, states = self.slot_states()
+        self.assertEqual(states.get("A"), "good")
+        self.assertEqual(states.get("B"), "bad")
+        del t0
+        self.wait_registered()
+        self.assert_streaming()
+
+    def test_4_power_cut_during_install(self):
+        bundle = bundles.bundle("ota", {"/etc/sipsensor-release": bundles.release_file("ota")})
+        stick = bundles.stick(bundle, self.dir / "stick.img")
+        self.power_on(sticks=[stick])
+        self.boot("A")
+        self.wait_health()
+        marker = f"written before the power cut {time.time()}"
+        self.sh(f"echo '{marker}' > /data/sipsensor/state/power-cut-marker && sync")
+        _, before = self.sh("cd /data && find . -type f | sort | xargs md5sum")
+        self.sh(f"mount -o ro LABEL={bundles.STICK_LABEL} /mnt")
+        c = self.qemu.console
+        c.send("rauc install /mnt/update.raucb\n")
+        # Pull the plug while the slot is being written.
+        c.expect(r"Copying image to rootfs\.1", INSTALL_TIMEOUT, "RAUC writing slot B")
+        time.sleep(3)
+        self.qemu.kill()
+        log("power cut during rauc install")
+
+        self.power_on(sticks=[stick])
+        self.boot("A")
+        self.wait_health()
+        _, after = self.sh("cd /data && find . -type f ! -path './sipsensor/ota/*' "
+                           "! -name rauc.status | sort | xargs md5sum")
+        before_kept = "\n".join(line for line in before.splitlines()
+                                if "/ota/" not in line and "rauc.status" not in line)
+        self.assertEqual(after.strip(), before_kept.strip(), "the data partition changed")
+        _, text = self.sh("cat /data/sipsensor/state/power-cut-marker")
+        self.assertEqual(text.strip(), marker)
+        # systemd-fsck checked the data partition at boot and found it clean
+        # enough to mount; the journal says so.
+        _, fsck = self.sh("journalctl -b -u 'systemd-fsck@*' --no-pager -o cat", check=False)
+        self.assertNotRegex(fsck, r"(?i)UNEXPECTED INCONSISTENCY|run fsck MANUALLY")
+        _, history = self.sh("cat /data/sipsensor/ota/history")
+        self.assertIn("update to slot B failed; running slot A", history)
+        _, states = self.slot_states()
+        self.assertEqual(states.get("A"), "good")
+        self.assertEqual(states.get("B"), "bad")
+        self.assertEqual(self.boot_env().get("BOOT_ORDER", "A B").split()[0], "A")
+
+
+if __name__ == "__main__":
+    unittest.main()
