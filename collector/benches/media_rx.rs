@@ -68,16 +68,14 @@ struct Result {
 
 fn shared(batched: bool, streams: u64, seconds: u64) -> (Result, u64) {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let _ = nix::sys::socket::setsockopt(
-        &sock,
-        nix::sys::socket::sockopt::RcvBufForce,
-        &(16 << 20),
-    );
+    let _ =
+        nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::RcvBufForce, &(16 << 20));
     let addr = sock.local_addr().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
     let rx = std::thread::spawn(move || {
-        sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
         let cpu0 = thread_cpu();
         let t0 = Instant::now();
         let mut received = 0u64;
@@ -195,7 +193,9 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    println!("| receive path | streams | packets/s | receiving thread CPU (% of a core) | received / sent |");
+    println!(
+        "| receive path | streams | packets/s | receiving thread CPU (% of a core) | received / sent |"
+    );
     println!("|---|---:|---:|---:|---:|");
     for &n in &streams {
         for mode in ["shared recvmmsg", "shared recvfrom", "per-session tokio"] {

@@ -33,6 +33,10 @@ enum Command {
         #[arg(default_value = config::DEFAULT_PATH)]
         config: PathBuf,
     },
+    /// Call a sensor by its address of record: it answers and streams.
+    Call(sipsensor_collector::sip::cli::CallArgs),
+    /// Change the sample rate of a sensor's stream (a re-INVITE).
+    SetRate(sipsensor_collector::sip::cli::SetRateArgs),
     /// Write one sensor's stored data as CSV or JSON.
     Export {
         /// Read the storage URL from this config file.
@@ -86,6 +90,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config } => run(config),
+        Command::Call(a) => sipsensor_collector::sip::cli::call(a),
+        Command::SetRate(a) => sipsensor_collector::sip::cli::set_rate(a),
         Command::CheckConfig { config } => Config::load(&config)
             .map(|_| println!("{}: ok", config.display()))
             .map_err(|e| e.to_string()),

@@ -35,6 +35,8 @@ pub struct LoadOptions {
     pub collector_pid: Option<u32>,
     /// Collector's /metrics (host:port) for the stored-row count.
     pub metrics: Option<SocketAddr>,
+    /// Threads sending RTP (streams are spread over them).
+    pub pumps: usize,
 }
 
 /// The figures of one run.
@@ -177,7 +179,10 @@ pub fn credentials_yaml(n: usize, prefix: &str, password_prefix: &str) -> String
 
 /// Runs the load; progress on stderr.
 pub async fn run(o: LoadOptions) -> Result<LoadReport, String> {
-    let pump = MediaPump::start().map_err(|e| e.to_string())?;
+    let pumps = (0..o.pumps.max(1))
+        .map(|_| MediaPump::start())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
     let ips = if o.ips.is_empty() {
         vec![IpAddr::from([127, 0, 0, 1])]
     } else {
@@ -198,7 +203,7 @@ pub async fn run(o: LoadOptions) -> Result<LoadReport, String> {
             capabilities: standard_stream(o.channels, o.rate_hz, o.samples_per_packet),
             seed: i as u64,
         };
-        let s = SimSensor::start(cfg, rtp, pump.clone())
+        let s = SimSensor::start(cfg, rtp, pumps[i % pumps.len()].clone())
             .await
             .map_err(|e| format!("sensor {i}: {e}"))?;
         sensors.push(Arc::new(s));
@@ -341,7 +346,9 @@ pub async fn run(o: LoadOptions) -> Result<LoadReport, String> {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    pump.quit();
+    for p in &pumps {
+        p.quit();
+    }
     Ok(report)
 }
 
