@@ -76,6 +76,10 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         // Colour only for a person at a terminal, not in journald or files.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A closed stderr (the reader of a pipe gone, journald restarted)
+        // must not stop the collector: the default reports write errors
+        // with eprintln!, which panics on that same closed stderr.
+        .log_internal_errors(false)
         .init();
 }
 

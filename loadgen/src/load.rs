@@ -62,6 +62,9 @@ pub struct LoadReport {
     pub collector_peak_rss_mb: Option<f64>,
     pub loadgen_cpu_percent: Option<f64>,
     pub window_s: f64,
+    /// The machine's 1-minute load average at the end of the window: these
+    /// machines are shared, and a busy neighbour shows here.
+    pub load_average: Option<f64>,
 }
 
 /// 12345 as "12,345".
@@ -79,7 +82,7 @@ fn thousands(v: u64) -> String {
 
 impl LoadReport {
     /// Header of [`Self::table_row`].
-    pub const TABLE_HEADER: &'static str = "| store | streams | set-up (sessions/s) | packets/s | packets lost | samples stored / sent | collector CPU (% of a core) | collector RSS (peak) | load generator CPU |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|";
+    pub const TABLE_HEADER: &'static str = "| store | streams | set-up (sessions/s) | packets/s | packets lost | samples stored / sent | collector CPU (% of a core) | collector RSS (peak) | load generator CPU | load average |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
 
     /// One markdown table row for docs/benchmarks.md.
     pub fn table_row(&self, store: &str) -> String {
@@ -103,7 +106,7 @@ impl LoadReport {
             self.packets_lost.to_string()
         };
         format!(
-            "| {store} | {streams} | {:.0} | {} | {lost} | {stored} / {} | {} | {} MB ({} MB) | {} |",
+            "| {store} | {streams} | {:.0} | {} | {lost} | {stored} / {} | {} | {} MB ({} MB) | {} | {} |",
             self.sessions_per_s,
             thousands(self.packets_per_s.round() as u64),
             thousands(self.samples_sent),
@@ -113,6 +116,7 @@ impl LoadReport {
             self.collector_peak_rss_mb
                 .map_or("-".into(), |v| format!("{v:.0}")),
             pct(self.loadgen_cpu_percent),
+            self.load_average.map_or("-".into(), |v| format!("{v:.1}")),
         )
     }
 
@@ -134,6 +138,7 @@ impl LoadReport {
             "collector_peak_rss_mb": self.collector_peak_rss_mb,
             "loadgen_cpu_percent": self.loadgen_cpu_percent,
             "window_s": self.window_s,
+            "load_average": self.load_average,
         })
     }
 }
@@ -280,6 +285,9 @@ pub async fn run(o: LoadOptions) -> Result<LoadReport, String> {
     let c1 = pid.as_deref().and_then(cpu_ticks);
     let l1 = cpu_ticks("self");
     report.window_s = window;
+    report.load_average = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok());
     report.packets_per_s = (p1 - p0) as f64 / window;
     if let (Some(a), Some(b)) = (c0, c1) {
         report.collector_cpu_percent = Some((b - a) as f64 / window);
