@@ -113,13 +113,13 @@ YAML
         collector_pid=$!
         sip=$(await_line "$log" "advertised [0-9.]+:[0-9]+" | sed -E 's/.*advertised ([0-9.]+:[0-9]+).*/\1/')
         http=$(await_line "$log" "on http://" | sed -E 's#.*on http://([0-9.]+:[0-9]+)/.*#\1#')
-        per=1
-        [ "$n" -gt 2000 ] && per=4
+        per=1 pumps=1
+        [ "$n" -gt 2000 ] && per=4 pumps=2
         pg_cpu_before=0
         [ "$backend" = postgres ] && pg_cpu_before=$(pg_cpu)
         started=$SECONDS
         "$bin/sipsensor-loadgen" run --collector "$sip" --metrics "$http" -n "$n" \
-            --seconds "$seconds" --collector-pid "$collector_pid" --per-rtp-socket "$per" \
+            --seconds "$seconds" --collector-pid "$collector_pid" --per-rtp-socket "$per" --pumps "$pumps" \
             --row "$backend" 2> "$work/loadgen-$backend-$n.log" \
             || { echo "| $backend | $n | load generator failed |"; tail -5 "$work/loadgen-$backend-$n.log" >&2; }
         if [ "$backend" = postgres ]; then

@@ -35,6 +35,8 @@ pub struct LoadOptions {
     pub collector_pid: Option<u32>,
     /// Collector's /metrics (host:port) for the stored-row count.
     pub metrics: Option<SocketAddr>,
+    /// Threads sending RTP (streams are spread over them).
+    pub pumps: usize,
 }
 
 /// The figures of one run.
@@ -60,6 +62,9 @@ pub struct LoadReport {
     pub collector_peak_rss_mb: Option<f64>,
     pub loadgen_cpu_percent: Option<f64>,
     pub window_s: f64,
+    /// The machine's 1-minute load average at the end of the window: these
+    /// machines are shared, and a busy neighbour shows here.
+    pub load_average: Option<f64>,
 }
 
 /// 12345 as "12,345".
@@ -77,7 +82,7 @@ fn thousands(v: u64) -> String {
 
 impl LoadReport {
     /// Header of [`Self::table_row`].
-    pub const TABLE_HEADER: &'static str = "| store | streams | set-up (sessions/s) | packets/s | packets lost | samples stored / sent | collector CPU (% of a core) | collector RSS (peak) | load generator CPU |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|";
+    pub const TABLE_HEADER: &'static str = "| store | streams | set-up (sessions/s) | packets/s | packets lost | samples stored / sent | collector CPU (% of a core) | collector RSS (peak) | load generator CPU | load average |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
 
     /// One markdown table row for docs/benchmarks.md.
     pub fn table_row(&self, store: &str) -> String {
@@ -101,7 +106,7 @@ impl LoadReport {
             self.packets_lost.to_string()
         };
         format!(
-            "| {store} | {streams} | {:.0} | {} | {lost} | {stored} / {} | {} | {} MB ({} MB) | {} |",
+            "| {store} | {streams} | {:.0} | {} | {lost} | {stored} / {} | {} | {} MB ({} MB) | {} | {} |",
             self.sessions_per_s,
             thousands(self.packets_per_s.round() as u64),
             thousands(self.samples_sent),
@@ -111,6 +116,7 @@ impl LoadReport {
             self.collector_peak_rss_mb
                 .map_or("-".into(), |v| format!("{v:.0}")),
             pct(self.loadgen_cpu_percent),
+            self.load_average.map_or("-".into(), |v| format!("{v:.1}")),
         )
     }
 
@@ -132,6 +138,7 @@ impl LoadReport {
             "collector_peak_rss_mb": self.collector_peak_rss_mb,
             "loadgen_cpu_percent": self.loadgen_cpu_percent,
             "window_s": self.window_s,
+            "load_average": self.load_average,
         })
     }
 }
@@ -177,7 +184,10 @@ pub fn credentials_yaml(n: usize, prefix: &str, password_prefix: &str) -> String
 
 /// Runs the load; progress on stderr.
 pub async fn run(o: LoadOptions) -> Result<LoadReport, String> {
-    let pump = MediaPump::start().map_err(|e| e.to_string())?;
+    let pumps = (0..o.pumps.max(1))
+        .map(|_| MediaPump::start())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
     let ips = if o.ips.is_empty() {
         vec![IpAddr::from([127, 0, 0, 1])]
     } else {
@@ -198,7 +208,7 @@ pub async fn run(o: LoadOptions) -> Result<LoadReport, String> {
             capabilities: standard_stream(o.channels, o.rate_hz, o.samples_per_packet),
             seed: i as u64,
         };
-        let s = SimSensor::start(cfg, rtp, pump.clone())
+        let s = SimSensor::start(cfg, rtp, pumps[i % pumps.len()].clone())
             .await
             .map_err(|e| format!("sensor {i}: {e}"))?;
         sensors.push(Arc::new(s));
@@ -275,6 +285,9 @@ pub async fn run(o: LoadOptions) -> Result<LoadReport, String> {
     let c1 = pid.as_deref().and_then(cpu_ticks);
     let l1 = cpu_ticks("self");
     report.window_s = window;
+    report.load_average = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok());
     report.packets_per_s = (p1 - p0) as f64 / window;
     if let (Some(a), Some(b)) = (c0, c1) {
         report.collector_cpu_percent = Some((b - a) as f64 / window);
@@ -341,7 +354,9 @@ pub async fn run(o: LoadOptions) -> Result<LoadReport, String> {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    pump.quit();
+    for p in &pumps {
+        p.quit();
+    }
     Ok(report)
 }
 

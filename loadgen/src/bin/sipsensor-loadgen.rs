@@ -68,6 +68,9 @@ enum Command {
         /// REGISTERs or INVITEs in flight at once.
         #[arg(long, default_value_t = 100)]
         concurrency: usize,
+        /// Threads sending RTP.
+        #[arg(long, default_value_t = 1)]
+        pumps: usize,
         /// Collector PID to measure CPU and memory of.
         #[arg(long)]
         collector_pid: Option<u32>,
@@ -119,6 +122,7 @@ fn main() -> ExitCode {
             ips,
             per_rtp_socket,
             concurrency,
+            pumps,
             collector_pid,
             metrics,
             json,
@@ -140,6 +144,7 @@ fn main() -> ExitCode {
                 concurrency,
                 collector_pid,
                 metrics,
+                pumps,
             };
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
