@@ -10,11 +10,14 @@
 //! - [`Tshark`]: a capture on `lo` and the check that Wireshark's dissectors
 //!   flag no packet as malformed.
 //! - [`Sipp`]: SIPp runs of the scenarios in `tests/harness/scenarios/`.
+//! - [`Postgres`]: a throw-away PostgreSQL 15 server on a Unix socket.
+//! - [`Relay`]: a seeded UDP impairment relay (loss, jitter, reordering).
 //! - [`ports`]: free ports; [`require_tool`]: skip (or fail in CI) when a
 //!   program is missing.
 
 pub mod kamailio;
 pub mod ports;
+pub mod postgres;
 pub mod process;
 pub mod relay;
 pub mod sipp;
@@ -22,6 +25,7 @@ pub mod tools;
 pub mod tshark;
 
 pub use kamailio::{Kamailio, KamailioOptions};
+pub use postgres::{Postgres, require_postgres};
 pub use process::ChildGuard;
 pub use relay::{Relay, RelayLog, RelayOptions};
 pub use sipp::{Sipp, SippOptions, SippOutcome, SippTransport};

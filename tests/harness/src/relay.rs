@@ -41,6 +41,8 @@ pub struct RelayLog {
     pub delays: Vec<Duration>,
     pub other: u64,
     pub returned: u64,
+    /// Datagrams discarded unlogged while paused ([`Relay::pause`]).
+    pub paused: u64,
 }
 
 impl RelayLog {
@@ -83,6 +85,7 @@ impl Rng {
 pub struct Relay {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    pause: Arc<AtomicBool>,
     log: Arc<Mutex<RelayLog>>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -108,12 +111,14 @@ impl Relay {
         let addr = socket.local_addr().map_err(io_err("relay address"))?;
         let send = socket.try_clone().map_err(io_err("relay socket"))?;
         let stop = Arc::new(AtomicBool::new(false));
+        let pause = Arc::new(AtomicBool::new(false));
         let log = Arc::new(Mutex::new(RelayLog::default()));
         let queue: Queue = Arc::new(Mutex::new(BinaryHeap::new()));
         let peer: Arc<Mutex<Option<SocketAddr>>> = Arc::new(Mutex::new(None));
 
         let receiver = {
             let (stop, log, queue, peer) = (stop.clone(), log.clone(), queue.clone(), peer.clone());
+            let pause = pause.clone();
             std::thread::spawn(move || {
                 let mut rng = Rng(options.seed);
                 let mut order = 0u64;
@@ -132,6 +137,10 @@ impl Relay {
                         continue;
                     }
                     *lock(&peer) = Some(from);
+                    if pause.load(Ordering::Relaxed) {
+                        lock(&log).paused += 1;
+                        continue;
+                    }
                     let rtp = n >= 12 && data[0] >> 6 == 2 && !(200..=204).contains(&data[1]);
                     let drop = rng.unit() < options.loss;
                     let delay = options.delay + options.jitter.mul_f64(rng.unit());
@@ -179,6 +188,7 @@ impl Relay {
         Ok(Relay {
             addr,
             stop,
+            pause,
             log,
             threads: vec![receiver, sender],
         })
@@ -187,6 +197,18 @@ impl Relay {
     /// Where to send what should be impaired.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Stop taking packets from the peer (they are discarded and only
+    /// counted in `paused`); those already queued are still delivered.
+    /// The log then stays as it is, so a receiver's view of what it was
+    /// given can be compared with it once the queue has drained.
+    pub fn pause(&self) {
+        self.pause.store(true, Ordering::Relaxed);
+    }
+
+    pub fn resume(&self) {
+        self.pause.store(false, Ordering::Relaxed);
     }
 
     pub fn log(&self) -> RelayLog {

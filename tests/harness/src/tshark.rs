@@ -267,6 +267,43 @@ impl Capture {
             .collect())
     }
 
+    /// The values of `fields` (tshark field names) of every packet matching
+    /// `display_filter`, one row per packet; a field with several
+    /// occurrences keeps them comma-separated.
+    pub fn fields(
+        &self,
+        display_filter: &str,
+        fields: &[&str],
+    ) -> Result<Vec<Vec<String>>, HarnessError> {
+        let binary = tool_path("tshark").ok_or(HarnessError::MissingTool {
+            tool: "tshark".into(),
+        })?;
+        let mut cmd = Command::new(binary);
+        cmd.arg("-r").arg(&self.file).args(&self.decode).args([
+            "-Y",
+            display_filter,
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+        ]);
+        for f in fields {
+            cmd.args(["-e", f]);
+        }
+        let output = cmd.output().map_err(io_err("running tshark -r"))?;
+        if !output.status.success() {
+            return Err(HarnessError::ToolFailed {
+                tool: "tshark -r".into(),
+                detail: String::from_utf8_lossy(&output.stderr).into_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.split('|').map(str::to_string).collect())
+            .collect())
+    }
+
     /// Packets Wireshark flags as malformed ([`MALFORMED_FILTER`]).
     pub fn malformed(&self) -> Result<Vec<String>, HarnessError> {
         self.packets(MALFORMED_FILTER)

@@ -1,0 +1,262 @@
+//! A `sipsensor-agent` process with one simulated sensor.
+
+use sipsensor_agent::config::{self, ConfigFiles};
+use sipsensor_agent::sensor::SensorKind;
+use sipsensor_agent::sensor::sim::SimConfig;
+use sipsensor_agent::status::{Status, client};
+use sipsensor_testkit::ports::{LOCALHOST, free_udp_tcp_port};
+use sipsensor_testkit::{ChildGuard, HarnessError, workspace_binary};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// What the agent is told.
+#[derive(Debug, Clone)]
+pub struct AgentSpec {
+    /// The user part of its address of record (and its digest user name).
+    pub user: String,
+    /// The domain of its address of record.
+    pub domain: String,
+    /// The digest password in the secrets file; `None`: no secrets file.
+    pub password: Option<String>,
+    /// `sip.registrar`.
+    pub registrar: Option<String>,
+    /// `sip.collector`: whom it calls.
+    pub collector: Option<String>,
+    /// `sip.trusted_proxies`: who may call it.
+    pub trusted_proxies: Vec<String>,
+    pub expires_s: u32,
+    /// `stream.rate` and `stream.samples_per_packet`.
+    pub rate: u32,
+    pub spp: u32,
+    /// The simulated sensor's read interval (its waveform's time axis).
+    pub interval_ms: u32,
+    pub seed: u64,
+}
+
+impl AgentSpec {
+    /// `user@domain` with a 20 Hz stream of two samples a packet, read
+    /// every 50 ms (a sensor thread may be late by up to 150 ms on a
+    /// loaded machine before an instant counts as missing).
+    pub fn new(user: &str, domain: &str) -> Self {
+        Self {
+            user: user.into(),
+            domain: domain.into(),
+            password: None,
+            registrar: None,
+            collector: None,
+            trusted_proxies: Vec::new(),
+            expires_s: 600,
+            rate: 20,
+            spp: 2,
+            interval_ms: 50,
+            seed: 1,
+        }
+    }
+
+    pub fn aor(&self) -> String {
+        format!("sip:{}@{}", self.user, self.domain)
+    }
+
+    fn yaml(&self, dir: &Path, sip_port: u16) -> String {
+        let mut sip = format!(
+            "  bind: 127.0.0.1:{sip_port}\n  expires: {}\n",
+            self.expires_s
+        );
+        if let Some(r) = &self.registrar {
+            sip.push_str(&format!("  registrar: '{r}'\n"));
+        }
+        if let Some(c) = &self.collector {
+            sip.push_str(&format!("  collector: '{c}'\n"));
+        }
+        if !self.trusted_proxies.is_empty() {
+            sip.push_str(&format!(
+                "  trusted_proxies: [{}]\n",
+                self.trusted_proxies.join(", ")
+            ));
+        }
+        // One channel whose noise (±1000 in steps of 0.001) makes nearly
+        // every sample index's value unique, so a stored value tells which
+        // reading it was; the sine keeps it a waveform.
+        format!(
+            "identity:\n  aor: '{aor}'\nsip:\n{sip}stream:\n  rate: {rate}\n  samples_per_packet: {spp}\n\
+             sensors:\n  - type: simulated\n    name: sim\n    seed: {seed}\n    interval_ms: {interval}\n\
+             \x20   channels:\n      - name: wave\n        unit: V\n        scale: 0.001\n\
+             \x20       offset: 0\n        amplitude: 1000\n        period_ms: 3000\n        noise: 1000\n\
+             status:\n  socket: '{socket}'\nsecrets_file: '{secrets}'\nlogging:\n  level: debug\n",
+            aor = self.aor(),
+            rate = self.rate,
+            spp = self.spp,
+            seed = self.seed,
+            interval = self.interval_ms,
+            socket = dir.join("agent.sock").display(),
+            secrets = dir.join("secrets.yaml").display(),
+        )
+    }
+}
+
+/// A running agent; stopped by PID when dropped.
+#[derive(Debug)]
+pub struct Agent {
+    pub spec: AgentSpec,
+    pub sip_port: u16,
+    dir: TempDir,
+    child: Option<ChildGuard>,
+}
+
+impl Agent {
+    /// Write its files and start it.
+    pub fn start(spec: AgentSpec) -> Result<Self, HarnessError> {
+        let mut agent = Self::new(spec)?;
+        agent.launch()?;
+        Ok(agent)
+    }
+
+    /// Write its files and pick its port, without starting it (a capture
+    /// can then be told the port first).
+    pub fn new(spec: AgentSpec) -> Result<Self, HarnessError> {
+        let dir = tempfile::Builder::new()
+            .prefix("sipsensor-e2e-agent-")
+            .tempdir()
+            .map_err(|source| HarnessError::Io {
+                what: "agent directory".into(),
+                source,
+            })?;
+        let sip_port = free_udp_tcp_port(LOCALHOST).map_err(|source| HarnessError::Io {
+            what: "a free SIP port".into(),
+            source,
+        })?;
+        let agent = Self {
+            sip_port,
+            dir,
+            child: None,
+            spec,
+        };
+        write(
+            &agent.config_path(),
+            &agent.spec.yaml(agent.dir.path(), sip_port),
+        )?;
+        if let Some(pw) = agent.spec.password.clone() {
+            agent.set_password(&pw)?;
+        }
+        Ok(agent)
+    }
+
+    /// Start the process (again, after [`Agent::stop`]).
+    pub fn launch(&mut self) -> Result<(), HarnessError> {
+        let mut cmd = Command::new(workspace_binary("sipsensor-agent")?);
+        cmd.args(["run", "--no-override", "--config"])
+            .arg(self.config_path());
+        let log = self.dir.path().join("agent.log");
+        self.child = Some(ChildGuard::spawn(
+            &format!("agent {}", self.spec.user),
+            cmd,
+            &log,
+        )?);
+        Ok(())
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("agent.yaml")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("agent.sock")
+    }
+
+    /// Rewrite the secrets file (mode 0600) with `password`.
+    pub fn set_password(&self, password: &str) -> Result<(), HarnessError> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.path().join("secrets.yaml");
+        write(&path, &format!("password: '{password}'\n"))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+            HarnessError::Io {
+                what: "chmod secrets".into(),
+                source,
+            }
+        })
+    }
+
+    /// The simulated sensor as configured (its waveform).
+    pub fn sim(&self) -> SimConfig {
+        let files = ConfigFiles::new(vec![self.config_path()], vec![]);
+        let cfg = config::load(&files).unwrap_or_else(|e| panic!("agent config: {e:?}"));
+        match &cfg.sensors[0].kind {
+            SensorKind::Simulated(sim) => sim.clone(),
+            other => panic!("not simulated: {other:?}"),
+        }
+    }
+
+    pub fn interval(&self) -> Duration {
+        Duration::from_millis(u64::from(self.spec.interval_ms))
+    }
+
+    pub fn status(&self) -> Option<Status> {
+        client::fetch(&self.socket(), Duration::from_secs(2)).ok()
+    }
+
+    /// Poll the status until `pred` holds, for at most `limit`; panics
+    /// with the agent's log otherwise.
+    pub fn wait_status(
+        &self,
+        what: &str,
+        limit: Duration,
+        pred: impl Fn(&Status) -> bool,
+    ) -> Status {
+        let mut last = None;
+        let found = crate::wait_for(limit, || {
+            let s = self.status()?;
+            let ok = pred(&s);
+            last = Some(s.clone());
+            ok.then_some(s)
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "agent {}: not {what} within {limit:?}; last status {last:?}\nlog:\n{}",
+                self.spec.user,
+                self.log_tail()
+            )
+        })
+    }
+
+    pub fn log(&self) -> String {
+        self.child.as_ref().map(ChildGuard::log).unwrap_or_default()
+    }
+
+    pub fn log_tail(&self) -> String {
+        self.child
+            .as_ref()
+            .map(ChildGuard::log_tail)
+            .unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(ChildGuard::pid)
+    }
+
+    /// Is it still running?
+    pub fn running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().is_none())
+    }
+
+    pub fn signal(&self, signal: i32) {
+        if let Some(pid) = self.pid() {
+            crate::signal_pid(pid, signal);
+        }
+    }
+
+    /// SIGTERM (BYE, un-REGISTER), then SIGKILL after 5 s.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.stop(Duration::from_secs(5));
+        }
+    }
+}
+
+fn write(path: &Path, text: &str) -> Result<(), HarnessError> {
+    std::fs::write(path, text).map_err(|source| HarnessError::Io {
+        what: format!("writing {}", path.display()),
+        source,
+    })
+}

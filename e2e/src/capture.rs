@@ -1,0 +1,134 @@
+//! What the agent sent, read back from the tshark capture: every sample
+//! with the wall-clock time the agent itself gives it through its RTCP
+//! sender reports (RFC 3550 6.4.1: an SR pairs an NTP time with an RTP
+//! timestamp of the same instant).
+
+use sipsensor_protocol::payload::{self, MISSING, Payload};
+use sipsensor_testkit::Capture;
+
+/// One sample of channel 0 as the agent sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentSample {
+    pub ssrc: u32,
+    pub seq: u16,
+    /// The agent's wall-clock time of the instant, ns since the epoch.
+    pub ts_ns: i64,
+    pub raw: i32,
+}
+
+/// Seconds between the NTP era (1900) and the Unix epoch.
+const NTP_UNIX_OFFSET: i64 = 2_208_988_800;
+
+fn num<T: std::str::FromStr>(field: &str) -> Option<T> {
+    let f = field.split(',').next()?.trim();
+    if let Some(hex) = f.strip_prefix("0x") {
+        // Only used for u32 fields; parse through u64.
+        return u64::from_str_radix(hex, 16).ok()?.to_string().parse().ok();
+    }
+    f.parse().ok()
+}
+
+fn hex_bytes(field: &str) -> Option<Vec<u8>> {
+    let clean: String = field.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    (0..clean.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(clean.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Every sample the capture shows going to `ip_dst:rtp_port` (RTP) with
+/// sender reports to `rtp_port + 1`, channel 0. `clock` is the RTP clock
+/// (Hz); `period` gives the ticks between instants for a payload `cfg`.
+/// Missing instants are left out.
+pub fn sent_samples(
+    capture: &Capture,
+    ip_dst: &str,
+    rtp_port: u16,
+    clock: u32,
+    period: impl Fn(u8) -> u32,
+) -> Result<Vec<SentSample>, String> {
+    let reports = capture
+        .fields(
+            &format!(
+                "rtcp.pt == 200 && ip.dst == {ip_dst} && udp.dstport == {}",
+                rtp_port + 1
+            ),
+            &[
+                "frame.number",
+                "rtcp.senderssrc",
+                "rtcp.timestamp.ntp.msw",
+                "rtcp.timestamp.ntp.lsw",
+                "rtcp.timestamp.rtp",
+            ],
+        )
+        .map_err(|e| e.to_string())?;
+    // (frame, ssrc, unix ns, rtp timestamp)
+    let mut srs: Vec<(u64, u32, i64, u32)> = Vec::new();
+    for r in &reports {
+        let (Some(frame), Some(ssrc), Some(msw), Some(lsw), Some(rtp)) = (
+            num::<u64>(&r[0]),
+            num::<u32>(&r[1]),
+            num::<i64>(&r[2]),
+            num::<i64>(&r[3]),
+            num::<u32>(&r[4]),
+        ) else {
+            return Err(format!("unreadable sender report {r:?}"));
+        };
+        let ns = (msw - NTP_UNIX_OFFSET) * 1_000_000_000 + ((lsw * 1_000_000_000) >> 32);
+        srs.push((frame, ssrc, ns, rtp));
+    }
+    let packets = capture
+        .fields(
+            &format!("rtp && ip.dst == {ip_dst} && udp.dstport == {rtp_port}"),
+            &[
+                "frame.number",
+                "rtp.ssrc",
+                "rtp.seq",
+                "rtp.timestamp",
+                "rtp.payload",
+            ],
+        )
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for p in &packets {
+        let (Some(frame), Some(ssrc), Some(seq), Some(ts), Some(body)) = (
+            num::<u64>(&p[0]),
+            num::<u32>(&p[1]),
+            num::<u16>(&p[2]),
+            num::<u32>(&p[3]),
+            hex_bytes(&p[4]),
+        ) else {
+            return Err(format!("unreadable RTP packet {p:?}"));
+        };
+        let Ok(Payload::Samples(s)) = payload::decode(&body) else {
+            continue;
+        };
+        // The collector holds packets until the first SR: use the latest
+        // SR before the packet, else the first after it.
+        let mine = srs.iter().filter(|r| r.1 == ssrc);
+        let Some(sr) = mine
+            .clone()
+            .filter(|r| r.0 < frame)
+            .last()
+            .or_else(|| mine.clone().next())
+        else {
+            continue;
+        };
+        let step = period(s.config);
+        for i in 0..usize::from(s.count) {
+            let Some(raw) = s.raw(i, 0) else { continue };
+            if raw == MISSING {
+                continue;
+            }
+            let tick = ts.wrapping_add(step * i as u32);
+            let delta = i64::from(tick.wrapping_sub(sr.3) as i32);
+            out.push(SentSample {
+                ssrc,
+                seq,
+                ts_ns: sr.2 + delta * 1_000_000_000 / i64::from(clock),
+                raw,
+            });
+        }
+    }
+    Ok(out)
+}

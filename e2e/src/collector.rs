@@ -1,0 +1,389 @@
+//! A `sipsensor-collector` process, its stored data and its statistics.
+
+use sipsensor_testkit::ports::{LOCALHOST, free_rtp_ports, free_tcp_port, free_udp_tcp_port};
+use sipsensor_testkit::{ChildGuard, HarnessError, workspace_binary};
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// How long a start may take on a loaded machine.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the collector is told.
+#[derive(Debug, Clone)]
+pub struct CollectorSpec {
+    /// `storage.url`; `None`: SQLite in its temporary directory.
+    pub storage_url: Option<String>,
+    /// `sip.identity`, e.g. `sip:collector@127.0.0.1`.
+    pub identity: String,
+    /// Register `identity` at this Kamailio (and send calls through it)
+    /// with `password`; `None`: embedded registrar, no registration.
+    pub kamailio: Option<SocketAddr>,
+    pub password: String,
+    /// Address the RTP socket binds (127.0.0.1; another loopback address
+    /// when a relay takes 127.0.0.1's port).
+    pub rtp_ip: IpAddr,
+    /// `sip.advertise`.
+    pub advertise: Option<IpAddr>,
+    /// `None`: a free pair.
+    pub rtp_port: Option<u16>,
+}
+
+impl CollectorSpec {
+    pub fn new(identity: &str) -> Self {
+        Self {
+            storage_url: None,
+            identity: identity.into(),
+            kamailio: None,
+            password: "collector-secret".into(),
+            rtp_ip: LOCALHOST,
+            advertise: None,
+            rtp_port: None,
+        }
+    }
+
+    /// The user part of the identity.
+    pub fn user(&self) -> &str {
+        self.identity
+            .trim_start_matches("sip:")
+            .split('@')
+            .next()
+            .unwrap_or("collector")
+    }
+}
+
+/// One stored sample (channel 0 of the simulated sensor).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSample {
+    pub ts_ns: i64,
+    pub session: i64,
+    pub channel: u16,
+    pub seq: i64,
+    pub index: u32,
+    pub raw: i64,
+}
+
+/// One stored gap.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gap {
+    pub from_ns: i64,
+    pub to_ns: i64,
+    pub samples: i64,
+    pub cause: String,
+    pub session: Option<i64>,
+}
+
+/// A running collector; stopped by PID when dropped.
+#[derive(Debug)]
+pub struct Collector {
+    pub spec: CollectorSpec,
+    pub sip_port: u16,
+    pub rtp_port: u16,
+    pub http_port: u16,
+    storage_url: String,
+    dir: TempDir,
+    child: Option<ChildGuard>,
+    starts: u32,
+}
+
+fn io(what: &str) -> impl FnOnce(std::io::Error) -> HarnessError + '_ {
+    move |source| HarnessError::Io {
+        what: what.into(),
+        source,
+    }
+}
+
+impl Collector {
+    /// Write its files and start it; returns once SIP is up.
+    pub fn start(spec: CollectorSpec) -> Result<Self, HarnessError> {
+        let mut c = Self::new(spec)?;
+        c.launch()?;
+        Ok(c)
+    }
+
+    /// Write its files and pick its ports, without starting it.
+    pub fn new(spec: CollectorSpec) -> Result<Self, HarnessError> {
+        let dir = tempfile::Builder::new()
+            .prefix("sipsensor-e2e-collector-")
+            .tempdir()
+            .map_err(io("collector directory"))?;
+        let sip_port = free_udp_tcp_port(LOCALHOST).map_err(io("a free SIP port"))?;
+        let rtp_port = match spec.rtp_port {
+            Some(p) => p,
+            None => free_rtp_ports(spec.rtp_ip).map_err(io("free RTP ports"))?.0,
+        };
+        let http_port = free_tcp_port(LOCALHOST).map_err(io("a free HTTP port"))?;
+        let storage_url = spec
+            .storage_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}/collector.db", dir.path().display()));
+        let c = Self {
+            spec,
+            sip_port,
+            rtp_port,
+            http_port,
+            storage_url,
+            dir,
+            child: None,
+            starts: 0,
+        };
+        c.write_config()?;
+        Ok(c)
+    }
+
+    fn write_config(&self) -> Result<(), HarnessError> {
+        use std::os::unix::fs::PermissionsExt;
+        let d = self.dir.path();
+        let creds = d.join("credentials.yaml");
+        std::fs::write(
+            &creds,
+            format!("users:\n  {}: '{}'\n", self.spec.user(), self.spec.password),
+        )
+        .map_err(io("writing credentials"))?;
+        std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600))
+            .map_err(io("chmod credentials"))?;
+        let mut sip = format!(
+            "sip:\n  bind: 127.0.0.1:{}\n  identity: '{}'\n  credentials_file: '{}'\n\
+             \x20 control_socket: '{}'\n  trusted_peers: [127.0.0.0/8]\n",
+            self.sip_port,
+            self.spec.identity,
+            creds.display(),
+            self.control_socket().display()
+        );
+        if let Some(ip) = self.spec.advertise {
+            sip.push_str(&format!("  advertise: {ip}\n"));
+        }
+        if let Some(k) = self.spec.kamailio {
+            sip.push_str(&format!(
+                "  registrar: false\n  outbound_proxy: 'sip:{k}'\n  register:\n\
+                 \x20   registrar: 'sip:{k}'\n    aor: '{}'\n    username: {}\n    expires: 600\n",
+                self.spec.identity,
+                self.spec.user()
+            ));
+        }
+        let yaml = format!(
+            "storage:\n  url: '{}'\n  flush_interval_ms: 50\n  max_flush_interval_ms: 200\n\
+             http:\n  bind: 127.0.0.1:{}\n{sip}media:\n  rtp_bind: {}\n",
+            self.storage_url,
+            self.http_port,
+            SocketAddr::new(self.spec.rtp_ip, self.rtp_port)
+        );
+        std::fs::write(self.config_path(), yaml).map_err(io("writing the collector config"))
+    }
+
+    /// Start the process; returns once SIP is up.
+    pub fn launch(&mut self) -> Result<(), HarnessError> {
+        self.starts += 1;
+        let mut cmd = Command::new(workspace_binary("sipsensor-collector")?);
+        cmd.args(["run", "--config"]).arg(self.config_path());
+        let log = self
+            .dir
+            .path()
+            .join(format!("collector-{}.log", self.starts));
+        let mut child = ChildGuard::spawn(&format!("collector {}", self.spec.user()), cmd, &log)?;
+        // Ready when SIP is up (logged after storage, HTTP and media).
+        let ready = crate::wait_for(START_TIMEOUT, || {
+            if child.try_wait().is_some() {
+                return Some(false);
+            }
+            child.log().contains("SIP on ").then_some(true)
+        });
+        match ready {
+            Some(true) => {
+                self.child = Some(child);
+                Ok(())
+            }
+            Some(false) => Err(child.exited_error()),
+            None => Err(HarnessError::NotReady {
+                name: child.name().into(),
+                seconds: START_TIMEOUT.as_secs(),
+                log: child.log_tail(),
+            }),
+        }
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("collector.yaml")
+    }
+
+    pub fn control_socket(&self) -> PathBuf {
+        self.dir.path().join("control.sock")
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn sip_addr(&self) -> SocketAddr {
+        SocketAddr::new(LOCALHOST, self.sip_port)
+    }
+
+    /// `sip:127.0.0.1:PORT` (a dispatcher destination).
+    pub fn sip_uri(&self) -> String {
+        format!("sip:{}", self.sip_addr())
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(ChildGuard::pid)
+    }
+
+    /// Every log line of every start so far.
+    pub fn log(&self) -> String {
+        (1..=self.starts)
+            .map(|n| {
+                std::fs::read_to_string(self.dir.path().join(format!("collector-{n}.log")))
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// SIGKILL: no BYE, no last commit.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.signal(libc::SIGKILL);
+            c.wait_timeout(Duration::from_secs(10));
+        }
+    }
+
+    /// SIGTERM: BYE to every sensor, every row committed.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.stop(Duration::from_secs(15));
+        }
+    }
+
+    /// Start again with the same config, ports and store.
+    pub fn restart(&mut self) -> Result<(), HarnessError> {
+        self.stop();
+        self.launch()
+    }
+
+    /// `sipsensor-collector ARGS... --socket <control>`: (success, output).
+    pub fn control(&self, args: &[&str]) -> (bool, String) {
+        let bin = workspace_binary("sipsensor-collector").unwrap_or_else(|e| panic!("{e}"));
+        let out = Command::new(bin)
+            .args(args)
+            .arg("--socket")
+            .arg(self.control_socket())
+            .output()
+            .unwrap_or_else(|e| panic!("running the collector CLI: {e}"));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    /// `export --kind KIND --format json` of one sensor: its rows (empty
+    /// when the sensor is not stored yet).
+    pub fn export(&self, aor: &str, kind: &str) -> Vec<serde_json::Value> {
+        export(&self.storage_url, aor, kind)
+    }
+
+    pub fn samples(&self, aor: &str) -> Vec<StoredSample> {
+        samples(&self.storage_url, aor)
+    }
+
+    pub fn gaps(&self, aor: &str) -> Vec<Gap> {
+        gaps(&self.storage_url, aor)
+    }
+
+    /// GET `path` from the HTTP API: the body (panics on failure).
+    pub fn http_get(&self, path: &str) -> String {
+        http_get(SocketAddr::new(LOCALHOST, self.http_port), path)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}\nlog:\n{}", self.log()))
+    }
+
+    /// `/api/streams` as JSON.
+    pub fn streams(&self) -> Vec<serde_json::Value> {
+        match serde_json::from_str(&self.http_get("/api/streams")) {
+            Ok(serde_json::Value::Array(a)) => a,
+            other => panic!("/api/streams: {other:?}"),
+        }
+    }
+}
+
+/// `sipsensor-collector export` from storage `url`.
+pub fn export(url: &str, aor: &str, kind: &str) -> Vec<serde_json::Value> {
+    let bin = workspace_binary("sipsensor-collector").unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new(bin)
+        .args(["export", "--storage", url, "--sensor", aor, "--kind", kind])
+        .args(["--format", "json"])
+        .output()
+        .unwrap_or_else(|e| panic!("running export: {e}"));
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        if err.contains("no sensor") {
+            return Vec::new();
+        }
+        panic!("export {aor} {kind} failed: {err}");
+    }
+    match serde_json::from_slice(&out.stdout) {
+        Ok(serde_json::Value::Array(rows)) => rows,
+        other => panic!("export {aor} {kind}: not a JSON array: {other:?}"),
+    }
+}
+
+fn int(row: &serde_json::Value, key: &str) -> i64 {
+    row[key]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{key} in {row}"))
+}
+
+/// Every stored sample of `aor`, oldest first.
+pub fn samples(url: &str, aor: &str) -> Vec<StoredSample> {
+    export(url, aor, "samples")
+        .iter()
+        .map(|r| StoredSample {
+            ts_ns: int(r, "ts_ns"),
+            session: int(r, "session"),
+            channel: u16::try_from(int(r, "channel")).unwrap_or(u16::MAX),
+            seq: int(r, "seq"),
+            index: u32::try_from(int(r, "index")).unwrap_or(u32::MAX),
+            raw: int(r, "raw"),
+        })
+        .collect()
+}
+
+/// Every stored gap of `aor`.
+pub fn gaps(url: &str, aor: &str) -> Vec<Gap> {
+    export(url, aor, "gaps")
+        .iter()
+        .map(|r| Gap {
+            from_ns: int(r, "from_ns"),
+            to_ns: int(r, "to_ns"),
+            samples: int(r, "samples"),
+            cause: r["cause"].as_str().unwrap_or("?").to_string(),
+            session: r["session"].as_i64(),
+        })
+        .collect()
+}
+
+/// A plain HTTP/1.0 GET on loopback: the body of a 200.
+pub fn http_get(addr: SocketAddr, path: &str) -> Result<String, String> {
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    s.take(64 << 20)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("no HTTP response: {text:?}"))?;
+    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+        return Err(format!("{head}\n{body}"));
+    }
+    Ok(body.to_string())
+}
