@@ -156,3 +156,24 @@ pub fn wait_log(what: &str, limit: Duration, log: impl Fn() -> String, needle: &
         panic!("{what}: no {needle:?} within {limit:?}; log:\n{}", log());
     }
 }
+
+/// The stored samples of `aor` once at least `min` are there and the count
+/// has stopped growing (the collector commits every 50 ms).
+pub fn settled_samples(collector: &Collector, aor: &str, min: usize) -> Vec<StoredSample> {
+    let mut last = 0usize;
+    let found = wait_for(Duration::from_secs(20), || {
+        let s = collector.samples(aor);
+        let done = s.len() >= min && s.len() == last;
+        last = s.len();
+        if !done {
+            std::thread::sleep(Duration::from_millis(400));
+        }
+        done.then_some(s)
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "{aor}: fewer than {min} samples stored ({last}); collector log:\n{}",
+            collector.log()
+        )
+    })
+}

@@ -38,23 +38,7 @@ fn registers_with_digest_through_kamailio_and_streams_exactly_what_it_generated(
     // SIGTERM: BYE; the collector closes the session and commits.
     agent.stop();
     let aor = agent.spec.aor();
-    let stored = wait_for(Duration::from_secs(10), || {
-        let s = collector.samples(&aor);
-        let sessions_closed = collector.log().contains("BYE") || !s.is_empty();
-        (sessions_closed && s.len() >= 190).then_some(s)
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "10 s at 20 Hz stored; got {}",
-            collector.samples(&aor).len()
-        )
-    });
-    std::thread::sleep(Duration::from_millis(500));
-    let stored = {
-        let again = collector.samples(&aor);
-        assert!(again.len() >= stored.len());
-        again
-    };
+    let stored = settled_samples(&collector, &aor, 190);
     let capture = check_capture(tshark);
 
     // Digest: a challenge, then a REGISTER with credentials, accepted.
