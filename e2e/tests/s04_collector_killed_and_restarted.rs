@@ -1,0 +1,107 @@
+//! Scenario 4: the collector is killed (SIGKILL: no BYE, no last commit)
+//! and started again. The agent notices by itself (its in-dialog OPTIONS
+//! keep-alive gets 481 from the new process) and calls again; the stored
+//! data shows exactly one hole, from the kill to the new session, and the
+//! waveform's readings across it account for exactly that time.
+
+#![allow(clippy::unwrap_used)]
+
+use sipsensor_agent::status::AgentState;
+use sipsensor_e2e::*;
+use std::time::{Duration, Instant};
+
+#[test]
+fn after_kill_9_and_restart_the_agent_recovers_and_one_gap_is_stored() {
+    if !require(&["kamailio", "tshark"]) {
+        return;
+    }
+    let started = Instant::now();
+    let kam = kamailio(&[("sensor4", "s3nsor-pw"), ("collector", "c0llector-pw")]);
+    let mut collector =
+        Collector::new(collector_behind(&kam, "collector", "c0llector-pw")).unwrap();
+    let mut agent = Agent::new(agent_behind(&kam, "sensor4", "s3nsor-pw", "collector")).unwrap();
+    let tshark = capture(
+        &[kam.addr().port(), collector.sip_port, agent.sip_port],
+        &[collector.rtp_port],
+    );
+    collector.launch().unwrap();
+    wait_log(
+        "collector registration",
+        Duration::from_secs(20),
+        || collector.log(),
+        "registered as",
+    );
+    agent.launch().unwrap();
+    let first = agent.wait_status("streaming", Duration::from_secs(30), |s| {
+        s.state == AgentState::Streaming
+    });
+    let first_call = first.sessions[0].call_id.clone();
+    std::thread::sleep(Duration::from_secs(3));
+
+    let killed = unix_ns();
+    collector.kill9();
+    collector.launch().unwrap();
+    // The keep-alive runs every 20 s; then the agent calls again.
+    let second = agent.wait_status("streaming again", Duration::from_secs(60), |s| {
+        s.state == AgentState::Streaming
+            && s.sessions.first().is_some_and(|x| x.call_id != first_call)
+    });
+    let resumed = i64::try_from(second.sessions[0].started_unix_ms).unwrap() * 1_000_000;
+    std::thread::sleep(Duration::from_secs(3));
+    agent.stop();
+    let aor = agent.spec.aor();
+    let stored = settled_samples(&collector, &aor, 100);
+    check_capture(tshark);
+
+    let wave = wave::Waveform::new(&agent.sim(), agent.interval());
+    let matched = wave.match_samples(&stored).unwrap();
+    // One hole longer than two sample periods; every other step is 50 ms.
+    let holes: Vec<(usize, i64)> = matched
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| (i, w[1].ts_ns - w[0].ts_ns))
+        .filter(|(_, d)| *d > 100_000_000)
+        .collect();
+    assert_eq!(holes.len(), 1, "one hole: {holes:?}");
+    let (i, length) = holes[0];
+    let (before, after) = (matched[i], matched[i + 1]);
+    // It starts at the kill (SIGKILL loses the rows not yet committed:
+    // at most the 200 ms flush interval, plus packets in flight) and ends
+    // when the new session starts.
+    assert!(
+        before.ts_ns <= killed && before.ts_ns >= killed - 1_000_000_000,
+        "last sample {} ms before the kill",
+        (killed - before.ts_ns) / 1_000_000
+    );
+    assert!(
+        (after.ts_ns - resumed).abs() <= 1_000_000_000,
+        "first sample {} ms after the new session started",
+        (after.ts_ns - resumed) / 1_000_000
+    );
+    // The sensor went on reading: the readings skipped are the hole's time.
+    let skipped = (after.reading - before.reading) as i64 * 50_000_000;
+    assert!(
+        (skipped - length).abs() <= 500_000_000,
+        "hole {length} ns, readings skipped worth {skipped} ns"
+    );
+    // The stored gaps: only this one (a session break), nothing else.
+    let gaps = collector.gaps(&aor);
+    assert!(gaps.len() <= 1, "{gaps:?}");
+    for g in &gaps {
+        assert_eq!(g.cause, "session_break", "{g:?}");
+        assert!(
+            (g.from_ns - before.ts_ns).abs() <= 100_000_000
+                && (g.to_ns - after.ts_ns).abs() <= 100_000_000,
+            "{g:?} vs hole {}..{}",
+            before.ts_ns,
+            after.ts_ns
+        );
+    }
+    eprintln!(
+        "s04: hole of {:.2} s (kill to new session {:.2} s), {} gap rows, {:.1} s",
+        length as f64 / 1e9,
+        (resumed - killed) as f64 / 1e9,
+        gaps.len(),
+        started.elapsed().as_secs_f64()
+    );
+}

@@ -1,0 +1,103 @@
+//! Scenario 6: the agent has a wrong password. Kamailio keeps answering
+//! 401; the agent says so clearly (log and status), backs off between
+//! attempts, keeps running, and recovers once the secrets file is fixed
+//! and it gets SIGHUP: it registers, calls and streams.
+
+#![allow(clippy::unwrap_used)]
+
+use sipsensor_agent::status::AgentState;
+use sipsensor_e2e::*;
+use std::time::{Duration, Instant};
+
+#[test]
+fn wrong_password_is_reported_backed_off_and_fixed_by_sighup() {
+    if !require(&["kamailio", "tshark"]) {
+        return;
+    }
+    let started = Instant::now();
+    let kam = kamailio(&[("sensor6", "right-pw"), ("collector", "c0llector-pw")]);
+    let mut collector =
+        Collector::new(collector_behind(&kam, "collector", "c0llector-pw")).unwrap();
+    let mut agent = Agent::new(agent_behind(&kam, "sensor6", "wrong-pw", "collector")).unwrap();
+    let tshark = capture(
+        &[kam.addr().port(), collector.sip_port, agent.sip_port],
+        &[collector.rtp_port],
+    );
+    collector.launch().unwrap();
+    wait_log(
+        "collector registration",
+        Duration::from_secs(20),
+        || collector.log(),
+        "registered as",
+    );
+    agent.launch().unwrap();
+    let failed = agent.wait_status("in error", Duration::from_secs(30), |s| {
+        s.state == AgentState::Error
+    });
+    let error = format!("{:?}", failed.last_error);
+    assert!(
+        error.contains("registration"),
+        "the status names the problem: {error}"
+    );
+    // Wait a while: it must keep running and not hammer the registrar.
+    std::thread::sleep(Duration::from_secs(10));
+    assert!(agent.running(), "still running");
+    let log = agent.log();
+    assert!(
+        log.contains("fix the credentials (sip.username / secrets file) and send SIGHUP"),
+        "a clear error line:\n{log}"
+    );
+    let fixed_at = Instant::now();
+    agent.set_password("right-pw").unwrap();
+    agent.signal(libc::SIGHUP);
+    agent.wait_status("streaming", Duration::from_secs(30), |s| {
+        s.state == AgentState::Streaming
+    });
+    let recovered = fixed_at.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    agent.stop();
+    let aor = agent.spec.aor();
+    let stored = settled_samples(&collector, &aor, 20);
+    let capture = check_capture(tshark);
+    let wave = wave::Waveform::new(&agent.sim(), agent.interval());
+    wave.match_samples(&stored).unwrap();
+
+    // Back-off: the REGISTERs with (wrong) credentials before the fix
+    // come further and further apart, and few of them.
+    let port = agent.sip_port;
+    let times: Vec<f64> = capture
+        .fields(
+            &format!("sip.Method == \"REGISTER\" && udp.srcport == {port} && sip.Authorization"),
+            &["frame.time_epoch"],
+        )
+        .unwrap()
+        .iter()
+        .filter_map(|r| r[0].parse().ok())
+        .collect();
+    let rejected = capture
+        .count(&format!("sip.Status-Code == 401 && udp.dstport == {port}"))
+        .unwrap();
+    assert!(rejected >= 2, "401s: {rejected}");
+    let before_fix: Vec<f64> = times
+        .iter()
+        .copied()
+        .take(rejected.saturating_sub(1).max(1))
+        .collect();
+    assert!(
+        before_fix.len() <= 8,
+        "backs off: {} attempts with credentials in ~12 s: {times:?}",
+        before_fix.len()
+    );
+    let spacing: Vec<f64> = before_fix.windows(2).map(|w| w[1] - w[0]).collect();
+    if spacing.len() >= 2 {
+        assert!(
+            spacing.last().unwrap() > spacing.first().unwrap(),
+            "growing intervals: {spacing:?}"
+        );
+    }
+    eprintln!(
+        "s06: error {error}; attempts {spacing:?} s apart; streaming {:.1} s after SIGHUP, {:.1} s",
+        recovered.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+}
