@@ -7,6 +7,7 @@
 //!
 //! - [`Kamailio`]: the repository's `deploy/kamailio/kamailio.cfg` on a free
 //!   port with a temporary db_text database of given subscribers.
+//! - [`Baresip`]: a standard SIP phone that registers and auto-answers.
 //! - [`Tshark`]: a capture on `lo` and the check that Wireshark's dissectors
 //!   flag no packet as malformed.
 //! - [`Sipp`]: SIPp runs of the scenarios in `tests/harness/scenarios/`.
@@ -15,6 +16,7 @@
 //! - [`ports`]: free ports; [`require_tool`]: skip (or fail in CI) when a
 //!   program is missing.
 
+pub mod baresip;
 pub mod kamailio;
 pub mod ports;
 pub mod postgres;
@@ -24,6 +26,7 @@ pub mod sipp;
 pub mod tools;
 pub mod tshark;
 
+pub use baresip::Baresip;
 pub use kamailio::{Kamailio, KamailioOptions};
 pub use postgres::{Postgres, require_postgres};
 pub use process::ChildGuard;
