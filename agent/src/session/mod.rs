@@ -477,14 +477,20 @@ impl Controller {
             EndReason::Failed { status, reason } if is_media_refusal(*status) => {
                 self.problem(
                     "call",
-                    format!("the peer cannot take sensor streams: {status} {reason}{why}"),
+                    format!(
+                        "the peer cannot take sensor streams: {}{why}",
+                        status_line(*status, reason)
+                    ),
                 );
                 self.hub.set_state(AgentState::Error);
             }
             EndReason::Failed { status, reason } => {
                 self.problem(
                     "call",
-                    format!("the collector refused the call: {status} {reason}{why}"),
+                    format!(
+                        "the collector refused the call: {}{why}",
+                        status_line(*status, reason)
+                    ),
                 );
             }
             EndReason::RemoteBye => tracing::info!("the collector ended the stream"),
@@ -533,6 +539,16 @@ impl Controller {
         if self.last_problem.take().is_some() {
             tracing::info!("{source}: working again");
         }
+    }
+}
+
+/// "488 Not Acceptable Here": the reason as the UA gives it (it may
+/// already start with the code), the code said once.
+fn status_line(status: u16, reason: &str) -> String {
+    if reason.starts_with(&status.to_string()) {
+        reason.to_string()
+    } else {
+        format!("{status} {reason}")
     }
 }
 

@@ -249,6 +249,11 @@ fn a_peer_that_cannot_take_sensor_streams_is_reported_as_an_error() {
         last.message
     );
     assert!(last.message.contains("no sensor stream offered"));
+    assert!(
+        last.message.contains(": 488 Not Acceptable Here ("),
+        "the code said once: {}",
+        last.message
+    );
     assert!(c.poll_timeout().is_some(), "it tries again later");
 }
 
