@@ -30,6 +30,9 @@ pub struct CollectorSpec {
     pub advertise: Option<IpAddr>,
     /// `None`: a free pair.
     pub rtp_port: Option<u16>,
+    /// Run the embedded registrar (without `kamailio`): off behind a
+    /// dispatcher, where Kamailio is the registrar.
+    pub embedded_registrar: bool,
 }
 
 impl CollectorSpec {
@@ -42,6 +45,7 @@ impl CollectorSpec {
             rtp_ip: LOCALHOST,
             advertise: None,
             rtp_port: None,
+            embedded_registrar: true,
         }
     }
 
@@ -163,6 +167,8 @@ impl Collector {
                 self.spec.identity,
                 self.spec.user()
             ));
+        } else if !self.spec.embedded_registrar {
+            sip.push_str("  registrar: false\n");
         }
         let yaml = format!(
             "storage:\n  url: '{}'\n  flush_interval_ms: 50\n  max_flush_interval_ms: 200\n\
@@ -283,6 +289,10 @@ impl Collector {
     /// when the sensor is not stored yet).
     pub fn export(&self, aor: &str, kind: &str) -> Vec<serde_json::Value> {
         export(&self.storage_url, aor, kind)
+    }
+
+    pub fn storage_url(&self) -> &str {
+        &self.storage_url
     }
 
     pub fn samples(&self, aor: &str) -> Vec<StoredSample> {

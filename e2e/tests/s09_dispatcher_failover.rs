@@ -1,0 +1,175 @@
+//! Scenario 9: two collectors behind Kamailio's dispatcher, sharing one
+//! PostgreSQL database, take 20 sensors (round robin). One collector is
+//! killed (SIGKILL). Its sensors notice (in-dialog keep-alive: no answer),
+//! call `sip:collector@...` again and Kamailio sends them to the other
+//! one. In the shared store every moved sensor shows exactly one hole,
+//! from the kill to its new session, and every other sensor none.
+
+#![allow(clippy::unwrap_used)]
+
+use sipsensor_agent::status::AgentState;
+use sipsensor_e2e::*;
+use sipsensor_testkit::Postgres;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+const SENSORS: usize = 20;
+
+fn names() -> Vec<String> {
+    (1..=SENSORS).map(|i| format!("sensor{i:02}")).collect()
+}
+
+/// The address-of-record of every stream a collector receives.
+fn streaming_aors(c: &Collector) -> HashSet<String> {
+    c.streams()
+        .iter()
+        .filter_map(|s| s["aor"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn killing_one_of_two_collectors_moves_its_sensors_to_the_other() {
+    if !require(&["kamailio", "postgres", "tshark"]) {
+        return;
+    }
+    let started = Instant::now();
+    let pg = Postgres::start().unwrap();
+    let url = pg.create_db("sipsensor").unwrap();
+    let spec = |n: u32| {
+        let mut s = CollectorSpec::new(&format!("sip:collector{n}@127.0.0.1"));
+        s.storage_url = Some(url.clone());
+        s.embedded_registrar = false;
+        s
+    };
+    let mut c1 = Collector::new(spec(1)).unwrap();
+    let mut c2 = Collector::new(spec(2)).unwrap();
+    let names = names();
+    let users: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "s3nsor-pw")).collect();
+    let kam = kamailio_with(&users, vec![c1.sip_uri(), c2.sip_uri()]);
+    let mut agents: Vec<Agent> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let mut spec = agent_behind(&kam, n, "s3nsor-pw", "collector");
+            spec.rate = 10;
+            spec.spp = 1;
+            spec.interval_ms = 100;
+            spec.seed = 100 + i as u64;
+            Agent::new(spec).unwrap()
+        })
+        .collect();
+    let mut sip_ports = vec![kam.addr().port(), c1.sip_port, c2.sip_port];
+    sip_ports.extend(agents.iter().map(|a| a.sip_port));
+    let tshark = capture(&sip_ports, &[c1.rtp_port, c2.rtp_port]);
+    c1.launch().unwrap();
+    c2.launch().unwrap();
+    for a in &mut agents {
+        a.launch().unwrap();
+    }
+    for a in &agents {
+        a.wait_status("streaming", Duration::from_secs(60), |s| {
+            s.state == AgentState::Streaming
+        });
+    }
+    let on_c1 = wait_for(Duration::from_secs(10), || {
+        let (one, two) = (streaming_aors(&c1), streaming_aors(&c2));
+        (one.len() + two.len() == SENSORS).then_some(one)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "20 streams: {:?} {:?}",
+            streaming_aors(&c1),
+            streaming_aors(&c2)
+        )
+    });
+    assert!(
+        !on_c1.is_empty() && on_c1.len() < SENSORS,
+        "both collectors take sensors: {on_c1:?}"
+    );
+    let first_calls: Vec<String> = agents
+        .iter()
+        .map(|a| a.status().unwrap().sessions[0].call_id.clone())
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+
+    let killed = unix_ns();
+    c1.kill9();
+    // Keep-alive within 20 s, its OPTIONS unanswered for 32 s, a new call.
+    let moved_by = Instant::now();
+    for (a, first) in agents.iter().zip(&first_calls) {
+        if on_c1.contains(&a.spec.aor()) {
+            let left = Duration::from_secs(90).saturating_sub(moved_by.elapsed());
+            a.wait_status("streaming to the other collector", left, |s| {
+                s.state == AgentState::Streaming
+                    && s.sessions.first().is_some_and(|x| &x.call_id != first)
+            });
+        }
+    }
+    let moved_after = moved_by.elapsed();
+    let now_on_c2 = wait_for(Duration::from_secs(10), || {
+        let two = streaming_aors(&c2);
+        (two.len() == SENSORS).then_some(two)
+    });
+    assert!(
+        now_on_c2.is_some(),
+        "every sensor on collector 2: {:?}",
+        streaming_aors(&c2)
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let resumed_limit = unix_ns();
+    for a in &mut agents {
+        a.stop();
+    }
+    c2.stop();
+    check_capture(tshark);
+
+    let mut holes = Vec::new();
+    for a in &agents {
+        let aor = a.spec.aor();
+        let stored = sipsensor_e2e::collector::samples(&url, &aor);
+        let wave = wave::Waveform::new(&a.sim(), a.interval());
+        let matched = wave
+            .match_samples(&stored)
+            .unwrap_or_else(|e| panic!("{aor}: {e}"));
+        let big: Vec<(usize, i64)> = matched
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| (i, w[1].ts_ns - w[0].ts_ns))
+            .filter(|(_, d)| *d > 200_000_000)
+            .collect();
+        let gaps = sipsensor_e2e::collector::gaps(&url, &aor);
+        if on_c1.contains(&aor) {
+            assert_eq!(big.len(), 1, "{aor}: one hole: {big:?}");
+            let (i, length) = big[0];
+            let (before, after) = (matched[i], matched[i + 1]);
+            assert!(
+                before.ts_ns <= killed && before.ts_ns >= killed - 1_500_000_000,
+                "{aor}: last sample {} ms before the kill",
+                (killed - before.ts_ns) / 1_000_000
+            );
+            assert!(after.ts_ns <= resumed_limit, "{aor}");
+            let skipped = (after.reading - before.reading) as i64 * 100_000_000;
+            assert!(
+                (skipped - length).abs() <= 500_000_000,
+                "{aor}: hole {length} ns, readings skipped worth {skipped} ns"
+            );
+            assert!(
+                gaps.iter().all(|g| g.cause == "session_break"),
+                "{aor}: {gaps:?}"
+            );
+            holes.push(length as f64 / 1e9);
+        } else {
+            assert!(big.is_empty(), "{aor} stayed: no hole: {big:?}");
+            assert!(gaps.is_empty(), "{aor}: {gaps:?}");
+        }
+    }
+    holes.sort_by(f64::total_cmp);
+    eprintln!(
+        "s09: {} of {SENSORS} sensors moved within {:.1} s; holes {:.1}..{:.1} s; {:.1} s",
+        on_c1.len(),
+        moved_after.as_secs_f64(),
+        holes.first().unwrap_or(&0.0),
+        holes.last().unwrap_or(&0.0),
+        started.elapsed().as_secs_f64()
+    );
+}
