@@ -13,7 +13,15 @@ pub struct SentSample {
     pub seq: u16,
     /// The agent's wall-clock time of the instant, ns since the epoch.
     pub ts_ns: i64,
+    /// `MISSING` when the sensor had no fresh reading for the instant (a
+    /// sensor thread starved of CPU): the agent sends a gap, not a value.
     pub raw: i32,
+}
+
+impl SentSample {
+    pub fn missing(&self) -> bool {
+        self.raw == MISSING
+    }
 }
 
 /// Seconds between the NTP era (1900) and the Unix epoch.
@@ -39,7 +47,7 @@ fn hex_bytes(field: &str) -> Option<Vec<u8>> {
 /// Every sample the capture shows going to `ip_dst:rtp_port` (RTP) with
 /// sender reports to `rtp_port + 1`, channel 0. `clock` is the RTP clock
 /// (Hz); `period` gives the ticks between instants for a payload `cfg`.
-/// Missing instants are left out.
+/// Missing instants are included, marked (see [`SentSample::missing`]).
 pub fn sent_samples(
     capture: &Capture,
     ip_dst: &str,
@@ -108,8 +116,7 @@ pub fn sent_samples(
         let mine = srs.iter().filter(|r| r.1 == ssrc);
         let Some(sr) = mine
             .clone()
-            .filter(|r| r.0 < frame)
-            .last()
+            .rfind(|r| r.0 < frame)
             .or_else(|| mine.clone().next())
         else {
             continue;
@@ -117,9 +124,6 @@ pub fn sent_samples(
         let step = period(s.config);
         for i in 0..usize::from(s.count) {
             let Some(raw) = s.raw(i, 0) else { continue };
-            if raw == MISSING {
-                continue;
-            }
             let tick = ts.wrapping_add(step * i as u32);
             let delta = i64::from(tick.wrapping_sub(sr.3) as i32);
             out.push(SentSample {
@@ -131,4 +135,45 @@ pub fn sent_samples(
         }
     }
     Ok(out)
+}
+
+/// How stored compares with sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Comparison {
+    /// The largest time error, ns.
+    pub worst_ns: i64,
+    /// Instants the agent sent as missing (nothing to store).
+    pub missing: usize,
+}
+
+/// Stored and sent are the same samples: as many (besides the instants
+/// the agent itself sent as missing), each with the agent's value and
+/// within 1 ms of the agent's time.
+pub fn assert_stored_as_sent(stored: &[crate::StoredSample], sent: &[SentSample]) -> Comparison {
+    let mut stored: Vec<_> = stored.iter().filter(|s| s.channel == 0).collect();
+    stored.sort_by_key(|s| s.ts_ns);
+    let missing = sent.iter().filter(|s| s.missing()).count();
+    let mut sent: Vec<SentSample> = sent.iter().filter(|s| !s.missing()).copied().collect();
+    sent.sort_by_key(|s| s.ts_ns);
+    assert_eq!(
+        stored.len(),
+        sent.len(),
+        "every sample sent is stored, once"
+    );
+    let mut worst = 0;
+    for (s, x) in stored.iter().zip(&sent) {
+        assert_eq!(s.raw, i64::from(x.raw), "value at {}", x.ts_ns);
+        let dt = (s.ts_ns - x.ts_ns).abs();
+        assert!(
+            dt <= 1_000_000,
+            "stored at {} but the agent says {}",
+            s.ts_ns,
+            x.ts_ns
+        );
+        worst = worst.max(dt);
+    }
+    Comparison {
+        worst_ns: worst,
+        missing,
+    }
 }

@@ -191,24 +191,9 @@ impl Collector {
             .join(format!("collector-{}.log", self.starts));
         let mut child = ChildGuard::spawn(&format!("collector {}", self.spec.user()), cmd, &log)?;
         // Ready when SIP is up (logged after storage, HTTP and media).
-        let ready = crate::wait_for(START_TIMEOUT, || {
-            if child.try_wait().is_some() {
-                return Some(false);
-            }
-            child.log().contains("SIP on ").then_some(true)
-        });
-        match ready {
-            Some(true) => {
-                self.child = Some(child);
-                Ok(())
-            }
-            Some(false) => Err(child.exited_error()),
-            None => Err(HarnessError::NotReady {
-                name: child.name().into(),
-                seconds: START_TIMEOUT.as_secs(),
-                log: child.log_tail(),
-            }),
-        }
+        child.wait_log(&["SIP on "], START_TIMEOUT)?;
+        self.child = Some(child);
+        Ok(())
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -219,10 +204,6 @@ impl Collector {
         self.dir.path().join("control.sock")
     }
 
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     pub fn sip_addr(&self) -> SocketAddr {
         SocketAddr::new(LOCALHOST, self.sip_port)
     }
@@ -230,10 +211,6 @@ impl Collector {
     /// `sip:127.0.0.1:PORT` (a dispatcher destination).
     pub fn sip_uri(&self) -> String {
         format!("sip:{}", self.sip_addr())
-    }
-
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(ChildGuard::pid)
     }
 
     /// Every log line of every start so far.
@@ -262,12 +239,6 @@ impl Collector {
         }
     }
 
-    /// Start again with the same config, ports and store.
-    pub fn restart(&mut self) -> Result<(), HarnessError> {
-        self.stop();
-        self.launch()
-    }
-
     /// `sipsensor-collector ARGS... --socket <control>`: (success, output).
     pub fn control(&self, args: &[&str]) -> (bool, String) {
         let bin = workspace_binary("sipsensor-collector").unwrap_or_else(|e| panic!("{e}"));
@@ -289,10 +260,6 @@ impl Collector {
     /// when the sensor is not stored yet).
     pub fn export(&self, aor: &str, kind: &str) -> Vec<serde_json::Value> {
         export(&self.storage_url, aor, kind)
-    }
-
-    pub fn storage_url(&self) -> &str {
-        &self.storage_url
     }
 
     pub fn samples(&self, aor: &str) -> Vec<StoredSample> {

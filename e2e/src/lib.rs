@@ -11,20 +11,32 @@
 //! - [`wave`]: the simulated waveform recomputed, and the check that stored
 //!   samples are exactly what the agent generated.
 //! - [`capture`]: what the agent sent, read from the tshark capture.
+//! - [`site`]: Kamailio, a collector and an agent, captured: the set-up
+//!   most scenarios share.
 
 pub mod agent;
 pub mod capture;
 pub mod collector;
+pub mod site;
 pub mod wave;
 
 pub use agent::{Agent, AgentSpec};
 pub use collector::{Collector, CollectorSpec, Gap, StoredSample};
+pub use site::Site;
 
 use std::time::{Duration, Instant};
 
 /// The binaries the scenarios run, with the skip-or-fail rule for the
 /// external tools: `false` means the test should return (skipped).
+///
+/// `make test-rust` runs the whole workspace before the binaries these
+/// tests start are built; it sets `SIPSENSOR_E2E_DEFERRED` and the
+/// scenarios then run in `make test-e2e` instead (not twice).
 pub fn require(tools: &[&str]) -> bool {
+    if let Ok(target) = std::env::var("SIPSENSOR_E2E_DEFERRED") {
+        eprintln!("DEFERRED: system test; it runs in `make {target}`");
+        return false;
+    }
     for tool in tools {
         let ok = match *tool {
             "tshark" => sipsensor_testkit::require_capture(),
@@ -176,4 +188,18 @@ pub fn settled_samples(collector: &Collector, aor: &str, min: usize) -> Vec<Stor
             collector.log()
         )
     })
+}
+
+/// The stored gaps of `aor` other than `allowed` causes, and other than
+/// `source` gaps (instants the agent itself skipped because its sender
+/// was starved of CPU past its late limit, which it marks in the stream):
+/// these must be none. Returns how many `source` gaps there were.
+pub fn assert_gaps_only(collector: &Collector, aor: &str, allowed: &[&str]) -> usize {
+    let gaps = collector.gaps(aor);
+    let other: Vec<&Gap> = gaps
+        .iter()
+        .filter(|g| g.cause != "source" && !allowed.contains(&g.cause.as_str()))
+        .collect();
+    assert!(other.is_empty(), "{aor}: unexpected gaps {other:?}");
+    gaps.iter().filter(|g| g.cause == "source").count()
 }

@@ -100,12 +100,15 @@ impl Waveform {
     }
 }
 
-/// The largest time without a stored sample: (from_ns, to_ns).
-pub fn largest_hole(matched: &[Matched]) -> Option<(i64, i64)> {
+/// Steps between consecutive samples longer than `longer_than_ns`:
+/// (index of the sample before, length in ns).
+pub fn holes(matched: &[Matched], longer_than_ns: i64) -> Vec<(usize, i64)> {
     matched
         .windows(2)
-        .map(|w| (w[0].ts_ns, w[1].ts_ns))
-        .max_by_key(|(a, b)| b - a)
+        .enumerate()
+        .map(|(i, w)| (i, w[1].ts_ns - w[0].ts_ns))
+        .filter(|(_, d)| *d > longer_than_ns)
+        .collect()
 }
 
 #[cfg(test)]
@@ -156,7 +159,8 @@ mod tests {
             m.iter().map(|m| m.reading).collect::<Vec<_>>(),
             [5, 5, 6, 8]
         );
-        assert_eq!(largest_hole(&m), Some((0, 1)));
+        assert_eq!(holes(&m, 0), [(0, 1), (1, 1), (2, 1)]);
+        assert!(holes(&m, 1).is_empty());
         // A value one step off is not the waveform's.
         let off = [stored(0, r(5) + 1)];
         assert!(w.match_samples(&off).is_err());

@@ -7,42 +7,21 @@
 #![allow(clippy::unwrap_used)]
 
 use sipsensor_e2e::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[test]
 fn registers_with_digest_through_kamailio_and_streams_exactly_what_it_generated() {
     if !require(&["kamailio", "tshark"]) {
         return;
     }
-    let started = Instant::now();
-    let kam = kamailio(&[("sensor1", "s3nsor-pw"), ("collector", "c0llector-pw")]);
-    let mut collector =
-        Collector::new(collector_behind(&kam, "collector", "c0llector-pw")).unwrap();
-    let mut agent = Agent::new(agent_behind(&kam, "sensor1", "s3nsor-pw", "collector")).unwrap();
-    let tshark = capture(
-        &[kam.addr().port(), collector.sip_port, agent.sip_port],
-        &[collector.rtp_port],
-    );
-    collector.launch().unwrap();
-    wait_log(
-        "collector registration",
-        Duration::from_secs(20),
-        || collector.log(),
-        "registered as",
-    );
-    agent.launch().unwrap();
-    agent.wait_status("streaming", Duration::from_secs(30), |s| {
-        s.state == sipsensor_agent::status::AgentState::Streaming
-    });
+    let mut site = Site::start("sensor1");
+    site.stream();
     std::thread::sleep(Duration::from_secs(10));
-    // SIGTERM: BYE; the collector closes the session and commits.
-    agent.stop();
-    let aor = agent.spec.aor();
-    let stored = settled_samples(&collector, &aor, 190);
-    let capture = check_capture(tshark);
+    let (stored, capture) = site.finish(190);
+    let aor = site.aor();
 
     // Digest: a challenge, then a REGISTER with credentials, accepted.
-    let port = agent.sip_port;
+    let port = site.agent.sip_port;
     let count = |filter: String| capture.count(&filter).unwrap();
     assert!(
         count(format!(
@@ -59,58 +38,31 @@ fn registers_with_digest_through_kamailio_and_streams_exactly_what_it_generated(
     assert!(
         count(format!(
             "sip.Method == \"INVITE\" && udp.srcport == {} && udp.dstport == {}",
-            kam.addr().port(),
-            collector.sip_port
+            site.kamailio.addr().port(),
+            site.collector.sip_port
         )) >= 1
     );
 
     // Exactly what was sent: same values, times within 1 ms of the agent's.
-    let mut sent = capture::sent_samples(
-        &capture,
-        "127.0.0.1",
-        collector.rtp_port,
-        agent.spec.rate,
-        |_| 1,
-    )
-    .unwrap();
-    sent.sort_by_key(|s| s.ts_ns);
-    let mut mine: Vec<_> = stored.iter().filter(|s| s.channel == 0).cloned().collect();
-    mine.sort_by_key(|s| s.ts_ns);
-    assert_eq!(mine.len(), sent.len(), "every sample sent is stored, once");
-    let mut worst = 0i64;
-    for (s, x) in mine.iter().zip(&sent) {
-        assert_eq!(s.raw, i64::from(x.raw), "value at {}", x.ts_ns);
-        let dt = (s.ts_ns - x.ts_ns).abs();
-        worst = worst.max(dt);
-        assert!(
-            dt <= 1_000_000,
-            "stored at {} but the agent says {}",
-            s.ts_ns,
-            x.ts_ns
-        );
-    }
+    let sent =
+        capture::sent_samples(&capture, "127.0.0.1", site.collector.rtp_port, 20, |_| 1).unwrap();
+    let compared = capture::assert_stored_as_sent(&stored, &sent);
     // And what was generated: every value is the waveform's, in order.
-    let wave = wave::Waveform::new(&agent.sim(), agent.interval());
-    let matched = wave.match_samples(&mine).unwrap();
-    let span = matched.last().unwrap().ts_ns - matched[0].ts_ns;
+    let wave = wave::Waveform::new(&site.agent.sim(), site.agent.interval());
+    let matched = wave.match_samples(&stored).unwrap();
+    let (first, last) = (matched[0], *matched.last().unwrap());
+    let span = last.ts_ns - first.ts_ns;
     assert!(span >= 9_500_000_000, "10 s of data: {span} ns");
-    let readings = matched.last().unwrap().reading - matched[0].reading;
-    assert!(
-        gaps_none(&collector, &aor),
-        "no gap: {:?}",
-        collector.gaps(&aor)
-    );
+    let skipped = assert_gaps_only(&site.collector, &aor, &[]);
     eprintln!(
-        "s01: {} samples over {:.1} s, readings {}..{} ({readings} steps), worst time error {} us, {:.1} s",
-        mine.len(),
+        "s01: {} samples over {:.1} s, readings {}..{}, worst time error {} us, \
+         {} instants sent as missing, {skipped} skips, {:.1} s",
+        stored.len(),
         span as f64 / 1e9,
-        matched[0].reading,
-        matched.last().unwrap().reading,
-        worst / 1000,
-        started.elapsed().as_secs_f64()
+        first.reading,
+        last.reading,
+        compared.worst_ns / 1000,
+        compared.missing,
+        site.elapsed()
     );
-}
-
-fn gaps_none(c: &Collector, aor: &str) -> bool {
-    c.gaps(aor).is_empty()
 }

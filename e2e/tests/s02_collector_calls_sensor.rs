@@ -4,41 +4,25 @@
 
 #![allow(clippy::unwrap_used)]
 
-use sipsensor_agent::status::AgentState;
+use sipsensor_agent::status::{AgentState, Direction};
 use sipsensor_e2e::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[test]
 fn collector_calls_the_sensor_by_its_address_of_record() {
     if !require(&["kamailio", "tshark"]) {
         return;
     }
-    let started = Instant::now();
-    let kam = kamailio(&[("sensor2", "s3nsor-pw"), ("collector", "c0llector-pw")]);
-    let mut collector =
-        Collector::new(collector_behind(&kam, "collector", "c0llector-pw")).unwrap();
     // It only registers; it calls nobody and trusts calls via Kamailio.
-    let mut spec = agent_behind(&kam, "sensor2", "s3nsor-pw", "collector");
-    spec.collector = None;
-    let mut agent = Agent::new(spec).unwrap();
-    let tshark = capture(
-        &[kam.addr().port(), collector.sip_port, agent.sip_port],
-        &[collector.rtp_port],
-    );
-    collector.launch().unwrap();
-    wait_log(
-        "collector registration",
-        Duration::from_secs(20),
-        || collector.log(),
-        "registered as",
-    );
-    agent.launch().unwrap();
-    agent.wait_status("registered", Duration::from_secs(30), |s| {
-        s.state == AgentState::Registered
-    });
+    let mut site = Site::start_with("sensor2", |_| {}, |a| a.collector = None);
+    site.agent.launch().unwrap();
+    site.agent
+        .wait_status("registered", Duration::from_secs(30), |s| {
+            s.state == AgentState::Registered
+        });
 
-    let aor = agent.spec.aor();
-    let (ok, said) = collector.control(&[
+    let aor = site.aor();
+    let (ok, said) = site.collector.control(&[
         "call",
         &aor,
         "--clock",
@@ -50,24 +34,27 @@ fn collector_calls_the_sensor_by_its_address_of_record() {
         "--channel",
         "sim.wave:V:-3",
     ]);
-    assert!(ok, "call: {said}\ncollector log:\n{}", collector.log());
-    let status = agent.wait_status("streaming", Duration::from_secs(20), |s| {
-        s.state == AgentState::Streaming
-    });
-    let session = &status.sessions[0];
+    assert!(ok, "call: {said}\ncollector log:\n{}", site.collector.log());
+    let status = site
+        .agent
+        .wait_status("streaming", Duration::from_secs(20), |s| {
+            s.state == AgentState::Streaming
+        });
     assert_eq!(
-        session.direction,
-        sipsensor_agent::status::Direction::Incoming,
-        "{session:?}"
+        status.sessions[0].direction,
+        Direction::Incoming,
+        "{status:?}"
     );
     std::thread::sleep(Duration::from_secs(4));
-    agent.stop();
-    let stored = settled_samples(&collector, &aor, 70);
-    let capture = check_capture(tshark);
+    let (stored, capture) = site.finish(70);
 
     // The INVITE went collector -> Kamailio -> sensor, challenged on the way.
     let count = |f: String| capture.count(&f).unwrap();
-    let (k, c, a) = (kam.addr().port(), collector.sip_port, agent.sip_port);
+    let (k, c, a) = (
+        site.kamailio.addr().port(),
+        site.collector.sip_port,
+        site.agent.sip_port,
+    );
     assert!(
         count(format!(
             "sip.Method == \"INVITE\" && udp.srcport == {c} && udp.dstport == {k} && sip.Proxy-Authorization"
@@ -84,28 +71,15 @@ fn collector_calls_the_sensor_by_its_address_of_record() {
         )) >= 1
     );
 
-    let mut sent =
-        capture::sent_samples(&capture, "127.0.0.1", collector.rtp_port, 20, |_| 1).unwrap();
-    sent.sort_by_key(|s| s.ts_ns);
-    assert_eq!(
-        stored.len(),
-        sent.len(),
-        "every sample sent is stored, once"
-    );
-    for (s, x) in stored.iter().zip(&sent) {
-        assert_eq!(s.raw, i64::from(x.raw));
-        assert!((s.ts_ns - x.ts_ns).abs() <= 1_000_000);
-    }
-    let wave = wave::Waveform::new(&agent.sim(), agent.interval());
+    let sent =
+        capture::sent_samples(&capture, "127.0.0.1", site.collector.rtp_port, 20, |_| 1).unwrap();
+    capture::assert_stored_as_sent(&stored, &sent);
+    let wave = wave::Waveform::new(&site.agent.sim(), site.agent.interval());
     wave.match_samples(&stored).unwrap();
-    assert!(
-        collector.gaps(&aor).is_empty(),
-        "{:?}",
-        collector.gaps(&aor)
-    );
+    assert_gaps_only(&site.collector, &aor, &[]);
     eprintln!(
         "s02: {} samples stored, {:.1} s",
         stored.len(),
-        started.elapsed().as_secs_f64()
+        site.elapsed()
     );
 }

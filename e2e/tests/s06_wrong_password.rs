@@ -14,26 +14,13 @@ fn wrong_password_is_reported_backed_off_and_fixed_by_sighup() {
     if !require(&["kamailio", "tshark"]) {
         return;
     }
-    let started = Instant::now();
-    let kam = kamailio(&[("sensor6", "right-pw"), ("collector", "c0llector-pw")]);
-    let mut collector =
-        Collector::new(collector_behind(&kam, "collector", "c0llector-pw")).unwrap();
-    let mut agent = Agent::new(agent_behind(&kam, "sensor6", "wrong-pw", "collector")).unwrap();
-    let tshark = capture(
-        &[kam.addr().port(), collector.sip_port, agent.sip_port],
-        &[collector.rtp_port],
-    );
-    collector.launch().unwrap();
-    wait_log(
-        "collector registration",
-        Duration::from_secs(20),
-        || collector.log(),
-        "registered as",
-    );
-    agent.launch().unwrap();
-    let failed = agent.wait_status("in error", Duration::from_secs(30), |s| {
-        s.state == AgentState::Error
-    });
+    let mut site = Site::start_with("sensor6", |_| {}, |a| a.password = Some("wrong-pw".into()));
+    site.agent.launch().unwrap();
+    let failed = site
+        .agent
+        .wait_status("in error", Duration::from_secs(30), |s| {
+            s.state == AgentState::Error
+        });
     let error = format!("{:?}", failed.last_error);
     assert!(
         error.contains("registration") && error.contains("wrong username or password"),
@@ -41,31 +28,29 @@ fn wrong_password_is_reported_backed_off_and_fixed_by_sighup() {
     );
     // Wait a while: it must keep running and not hammer the registrar.
     std::thread::sleep(Duration::from_secs(10));
-    assert!(agent.running(), "still running");
-    let log = agent.log();
+    assert!(site.agent.running(), "still running");
+    let log = site.agent.log();
     assert!(
         log.contains("fix the credentials (sip.username / secrets file) and send SIGHUP"),
         "a clear error line:\n{log}"
     );
     let fixed_at = Instant::now();
     let fixed_epoch = unix_ns() as f64 / 1e9;
-    agent.set_password("right-pw").unwrap();
-    agent.signal(libc::SIGHUP);
-    agent.wait_status("streaming", Duration::from_secs(30), |s| {
-        s.state == AgentState::Streaming
-    });
+    site.agent.set_password(site::SENSOR_PASSWORD).unwrap();
+    site.agent.signal(libc::SIGHUP);
+    site.agent
+        .wait_status("streaming", Duration::from_secs(30), |s| {
+            s.state == AgentState::Streaming
+        });
     let recovered = fixed_at.elapsed();
     std::thread::sleep(Duration::from_secs(2));
-    agent.stop();
-    let aor = agent.spec.aor();
-    let stored = settled_samples(&collector, &aor, 20);
-    let capture = check_capture(tshark);
-    let wave = wave::Waveform::new(&agent.sim(), agent.interval());
+    let (stored, capture) = site.finish(20);
+    let wave = wave::Waveform::new(&site.agent.sim(), site.agent.interval());
     wave.match_samples(&stored).unwrap();
 
     // Back-off: the REGISTERs with (wrong) credentials before the fix
     // come further and further apart, and few of them.
-    let port = agent.sip_port;
+    let port = site.agent.sip_port;
     let times: Vec<f64> = capture
         .fields(
             &format!("sip.Method == \"REGISTER\" && udp.srcport == {port} && sip.Authorization"),
@@ -101,6 +86,6 @@ fn wrong_password_is_reported_backed_off_and_fixed_by_sighup() {
     eprintln!(
         "s06: error {error}; attempts {spacing:?} s apart; streaming {:.1} s after SIGHUP, {:.1} s",
         recovered.as_secs_f64(),
-        started.elapsed().as_secs_f64()
+        site.elapsed()
     );
 }

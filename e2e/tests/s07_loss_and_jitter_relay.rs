@@ -12,12 +12,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use sipsensor_agent::status::AgentState;
 use sipsensor_e2e::*;
 use sipsensor_testkit::ports::{LOCALHOST, free_rtp_ports};
 use sipsensor_testkit::{Relay, RelayOptions};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const LOSS: f64 = 0.10;
 const JITTER: Duration = Duration::from_millis(50);
@@ -63,56 +62,37 @@ fn loss_count_equals_the_relays_drops_and_jitter_matches() {
     if !require(&["kamailio", "tshark"]) {
         return;
     }
-    let started = Instant::now();
-    let kam = kamailio(&[("sensor7", "s3nsor-pw"), ("collector", "c0llector-pw")]);
     let behind = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
     let (rtp, rtcp) = free_rtp_ports(LOCALHOST).unwrap();
-    let mut spec = collector_behind(&kam, "collector", "c0llector-pw");
-    spec.rtp_ip = behind;
-    spec.rtp_port = Some(rtp);
-    spec.advertise = Some(LOCALHOST);
-    let mut collector = Collector::new(spec).unwrap();
-    let media = Relay::start(RelayOptions {
-        listen: SocketAddr::new(LOCALHOST, rtp),
-        forward_to: SocketAddr::new(behind, rtp),
-        seed: 7,
-        loss: LOSS,
-        delay: Duration::ZERO,
-        jitter: JITTER,
-    })
-    .unwrap();
+    let relay = |port, seed, loss, jitter| {
+        Relay::start(RelayOptions {
+            listen: SocketAddr::new(LOCALHOST, port),
+            forward_to: SocketAddr::new(behind, port),
+            seed,
+            loss,
+            delay: Duration::ZERO,
+            jitter,
+        })
+        .unwrap()
+    };
+    let media = relay(rtp, 7, LOSS, JITTER);
     // Sender reports pass unimpaired (they carry the time base).
-    let _reports = Relay::start(RelayOptions {
-        listen: SocketAddr::new(LOCALHOST, rtcp),
-        forward_to: SocketAddr::new(behind, rtcp),
-        seed: 8,
-        loss: 0.0,
-        delay: Duration::ZERO,
-        jitter: Duration::ZERO,
-    })
-    .unwrap();
-    let mut aspec = agent_behind(&kam, "sensor7", "s3nsor-pw", "collector");
-    aspec.rate = RATE;
-    aspec.spp = SPP;
-    // The stream samples and holds a reading every 5 ms.
-    aspec.interval_ms = 5;
-    let mut agent = Agent::new(aspec).unwrap();
-    let tshark = capture(
-        &[kam.addr().port(), collector.sip_port, agent.sip_port],
-        &[rtp],
+    let _reports = relay(rtcp, 8, 0.0, Duration::ZERO);
+    let mut site = Site::start_with(
+        "sensor7",
+        |c| {
+            c.rtp_ip = behind;
+            c.rtp_port = Some(rtp);
+            c.advertise = Some(LOCALHOST);
+        },
+        |a| {
+            a.rate = RATE;
+            a.spp = SPP;
+            // The stream samples and holds a reading every 5 ms.
+            a.interval_ms = 5;
+        },
     );
-    collector.launch().unwrap();
-    wait_log(
-        "collector registration",
-        Duration::from_secs(20),
-        || collector.log(),
-        "registered as",
-    );
-    agent.launch().unwrap();
-    let first = agent.wait_status("streaming", Duration::from_secs(30), |s| {
-        s.state == AgentState::Streaming
-    });
-    let call_id = first.sessions[0].call_id.clone();
+    let call_id = site.stream().sessions[0].call_id.clone();
     std::thread::sleep(Duration::from_secs(15));
 
     // Freeze the relay's log: nothing more is forwarded; what is queued
@@ -122,7 +102,8 @@ fn loss_count_equals_the_relays_drops_and_jitter_matches() {
     media.pause();
     let log = media.log();
     let drops = log.visible_drops();
-    let aor = agent.spec.aor();
+    let aor = site.aor();
+    let collector = &site.collector;
     let mut last = None;
     let reported = wait_for(Duration::from_secs(20), || {
         let streams = collector.streams();
@@ -167,13 +148,12 @@ fn loss_count_equals_the_relays_drops_and_jitter_matches() {
         (s["packets"].as_u64()? > packets + 25).then_some(())
     });
     assert!(more.is_some(), "the stream carries on after the impairment");
-    let status = agent.status().unwrap();
+    let status = site.agent.status().unwrap();
     assert_eq!(
         status.sessions[0].call_id, call_id,
         "one session throughout"
     );
-    agent.stop();
-    check_capture(tshark);
+    site.finish(1);
     eprintln!(
         "s07: {} RTP packets, {drops} dropped (all counted), jitter {:.2} ms vs {:.2} ms expected \
          (uniform 0-{} ms), {reordered} reordered, {:.1} s",
@@ -181,6 +161,6 @@ fn loss_count_equals_the_relays_drops_and_jitter_matches() {
         jitter * 1e3,
         expected * 1e3,
         JITTER.as_millis(),
-        started.elapsed().as_secs_f64()
+        site.elapsed()
     );
 }

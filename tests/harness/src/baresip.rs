@@ -9,7 +9,7 @@ use crate::{HarnessError, io_err, tool_path};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tempfile::TempDir;
 
 /// Where Debian installs its modules.
@@ -41,24 +41,8 @@ impl Baresip {
         let mut cmd = Command::new(binary);
         cmd.arg("-f").arg(dir.path()).arg("-v");
         let mut child = ChildGuard::spawn("baresip", cmd, &dir.path().join("baresip.log"))?;
-        let start = Instant::now();
-        loop {
-            let log = child.log();
-            if log.contains("200 OK") || log.contains("registered") {
-                break;
-            }
-            if child.try_wait().is_some() {
-                return Err(child.exited_error());
-            }
-            if start.elapsed() > READY_TIMEOUT {
-                return Err(HarnessError::NotReady {
-                    name: "baresip".into(),
-                    seconds: READY_TIMEOUT.as_secs(),
-                    log: child.log_tail(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        // `-v` logs the REGISTER's final response.
+        child.wait_log(&["200 OK"], READY_TIMEOUT)?;
         Ok(Self {
             child,
             addr,

@@ -93,6 +93,30 @@ impl ChildGuard {
         }
     }
 
+    /// Wait until the log contains one of `needles` (a readiness line);
+    /// the index of the one found. Fails when the process exits first or
+    /// after `limit`, with its log.
+    pub fn wait_log(&mut self, needles: &[&str], limit: Duration) -> Result<usize, HarnessError> {
+        let start = Instant::now();
+        loop {
+            let log = self.log();
+            if let Some(i) = needles.iter().position(|n| log.contains(n)) {
+                return Ok(i);
+            }
+            if self.try_wait().is_some() {
+                return Err(self.exited_error());
+            }
+            if start.elapsed() > limit {
+                return Err(HarnessError::NotReady {
+                    name: self.name.clone(),
+                    seconds: limit.as_secs(),
+                    log: self.log_tail(),
+                });
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
     /// Send `signal` to the process group. The group ID is the PID of the
     /// process started here, and Linux does not reuse a PID while its group
     /// has members, so this reaches only what we started.

@@ -4,7 +4,7 @@ use crate::process::ChildGuard;
 use crate::{HarnessError, io_err, tool_path};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tempfile::TempDir;
 
 /// How long tshark gets to report that it captures.
@@ -119,22 +119,9 @@ impl Tshark {
         cmd.args(["-i", &options.interface, "-f", &filter, "-q", "-w"])
             .arg(&file);
         let mut child = ChildGuard::spawn("tshark", cmd, &dir.path().join("tshark.log"))?;
-        let start = Instant::now();
         // "Capturing on 'lo'" comes before dumpcap really captures; this
         // message comes once it does.
-        while !child.log().contains("Capture started") {
-            if child.try_wait().is_some() {
-                return Err(child.exited_error());
-            }
-            if start.elapsed() > START_TIMEOUT {
-                return Err(HarnessError::NotReady {
-                    name: "tshark".into(),
-                    seconds: START_TIMEOUT.as_secs(),
-                    log: child.log_tail(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        child.wait_log(&["Capture started"], START_TIMEOUT)?;
         Ok(Self {
             child: Some(child),
             options,
@@ -228,43 +215,19 @@ impl Capture {
         self.file.clone()
     }
 
-    /// One line per packet matching `display_filter`.
+    /// One line per packet matching `display_filter`: its number,
+    /// protocols, expert messages and summary, `|`-separated.
     pub fn packets(&self, display_filter: &str) -> Result<Vec<String>, HarnessError> {
-        let binary = tool_path("tshark").ok_or(HarnessError::MissingTool {
-            tool: "tshark".into(),
-        })?;
-        let output = Command::new(binary)
-            .arg("-r")
-            .arg(&self.file)
-            .args(&self.decode)
-            .args(["-Y", display_filter])
-            .args([
-                "-T",
-                "fields",
-                "-E",
-                "separator=|",
-                "-e",
+        let rows = self.fields(
+            display_filter,
+            &[
                 "frame.number",
-                "-e",
                 "frame.protocols",
-                "-e",
                 "_ws.expert.message",
-                "-e",
                 "_ws.col.Info",
-            ])
-            .output()
-            .map_err(io_err("running tshark -r"))?;
-        if !output.status.success() {
-            return Err(HarnessError::ToolFailed {
-                tool: "tshark -r".into(),
-                detail: String::from_utf8_lossy(&output.stderr).into_owned(),
-            });
-        }
-        Ok(String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_string)
-            .collect())
+            ],
+        )?;
+        Ok(rows.into_iter().map(|r| r.join("|")).collect())
     }
 
     /// The values of `fields` (tshark field names) of every packet matching
