@@ -4,7 +4,7 @@ use sipsensor_testkit::ports::{LOCALHOST, free_rtp_ports, free_tcp_port, free_ud
 use sipsensor_testkit::{ChildGuard, HarnessError, workspace_binary};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 use tempfile::TempDir;
