@@ -198,7 +198,12 @@ fn probe_sees_the_sections_it_should() {
     // Guards the probe itself: if serde's wording changed, it would find
     // nothing and the comparison below would be meaningless.
     let keys = accepted_config_keys();
-    for k in ["storage.url", "sip.register.aor", "media.max_streams", "policy.mode"] {
+    for k in [
+        "storage.url",
+        "sip.register.aor",
+        "media.max_streams",
+        "policy.mode",
+    ] {
         assert!(keys.contains(k), "{k} not found by probing: {keys:?}");
     }
 }
@@ -266,9 +271,7 @@ fn documented_defaults_are_the_code_defaults() {
                 let node = if parent.is_empty() {
                     Some(&mut v)
                 } else {
-                    parent
-                        .split('.')
-                        .try_fold(&mut v, |n, p| n.get_mut(p))
+                    parent.split('.').try_fold(&mut v, |n, p| n.get_mut(p))
                 };
                 // A missing parent: the key is already absent.
                 if let Some(m) = node.and_then(Value::as_mapping_mut) {
@@ -322,7 +325,13 @@ fn doc_lists_exactly_the_credentials_file_keys() {
         .lines()
         .map(str::trim)
         .filter(|l| !l.starts_with('#') && !l.starts_with("//") && l.contains(':'))
-        .map(|l| l.trim_start_matches("pub ").split(':').next().unwrap().to_owned())
+        .map(|l| {
+            l.trim_start_matches("pub ")
+                .split(':')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert!(!hashes.is_empty(), "no fields found in struct Hashes");
     let mut code: BTreeSet<String> = top.into_iter().collect();
