@@ -141,6 +141,8 @@ sip:
   credentials_file: CREDS
   control_socket: CONTROL
   trusted_peers: []
+media:
+  rtp_bind: 127.0.0.1:0
 policy:
   mode: accept_as_offered
 "#
