@@ -350,3 +350,30 @@ fn doc_lists_exactly_the_credentials_file_keys() {
     }
     parse("users:\n  s1: \"a password\"\n").unwrap();
 }
+
+/// The first ```yaml block after `marker` in docs/quick-start.md.
+fn quick_start_yaml(marker: &str) -> String {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/quick-start.md"
+    ))
+    .unwrap();
+    let rest = doc.split_once(marker).unwrap().1;
+    let block = rest.split_once("```yaml\n").unwrap().1;
+    block.split_once("```").unwrap().0.to_owned()
+}
+
+#[test]
+fn the_quick_start_collector_files_are_valid() {
+    let text = quick_start_yaml("`/etc/sipsensor/collector.yaml`:");
+    let c = Config::parse(&text, Path::new("quick-start collector.yaml")).unwrap();
+    assert!(c.sip.enabled && c.sip.registrar, "{c:?}");
+    let realm = c.sip.domain.clone().unwrap();
+    let creds = Credentials::parse(
+        &quick_start_yaml("`/etc/sipsensor/credentials.yaml`"),
+        Path::new("quick-start credentials.yaml"),
+        &realm,
+    )
+    .unwrap();
+    assert!(creds.password("sensor-0001").is_some());
+}
