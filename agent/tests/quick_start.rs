@@ -4,21 +4,13 @@
 #![allow(clippy::unwrap_used)] // test code: a failed setup step should panic
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::Command;
 
-/// The first ```yaml block after `marker` in the quick start.
+#[path = "../../tests/docs/markdown.rs"]
+mod markdown;
+
 fn yaml_after(marker: &str) -> String {
-    let doc = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/quick-start.md"),
-    )
-    .unwrap();
-    let rest = doc
-        .split_once(marker)
-        .unwrap_or_else(|| panic!("{marker:?} not in docs/quick-start.md"))
-        .1;
-    let block = rest.split_once("```yaml\n").unwrap().1;
-    block.split_once("```").unwrap().0.to_owned()
+    markdown::yaml_after(&markdown::page("quick-start.md"), marker)
 }
 
 #[test]

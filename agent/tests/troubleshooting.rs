@@ -181,11 +181,8 @@ fn generic(t: &str) -> bool {
         .any(char::is_alphabetic)
 }
 
-/// Split a table row on `|`.
-fn cells(line: &str) -> Vec<String> {
-    let line = line.trim().trim_start_matches('|').trim_end_matches('|');
-    line.split('|').map(|c| c.trim().to_owned()).collect()
-}
+#[path = "../../tests/docs/markdown.rs"]
+mod markdown;
 
 /// The content of a code span: `` `a` `` or ``` `` a `b` c `` ```.
 fn code(cell: &str) -> Option<&str> {
@@ -208,30 +205,13 @@ fn doc_template(msg: &str) -> String {
     out
 }
 
-/// The page's tables by their `## ` section: section -> rows of cells,
-/// keyed by the first header cell.
+/// The page's tables by their `## ` section and first header cell.
 fn doc_tables() -> BTreeMap<(String, String), Vec<Vec<String>>> {
-    let text = std::fs::read_to_string(root().join("docs/troubleshooting.md")).unwrap();
     let mut out: BTreeMap<(String, String), Vec<Vec<String>>> = BTreeMap::new();
-    let mut section = String::new();
-    let mut header: Option<Vec<String>> = None;
-    for line in text.lines() {
-        if let Some(h) = line.strip_prefix("## ") {
-            section = h.to_owned();
-        }
-        if !line.starts_with('|') {
-            header = None;
-            continue;
-        }
-        let c = cells(line);
-        match &header {
-            None => header = Some(c),
-            Some(_) if line.starts_with("|---") => {}
-            Some(h) => out
-                .entry((section.clone(), h[0].clone()))
-                .or_default()
-                .push(c),
-        }
+    for t in markdown::tables(&markdown::page("troubleshooting.md")) {
+        out.entry((t.section, t.header[0].clone()))
+            .or_default()
+            .extend(t.rows);
     }
     out
 }

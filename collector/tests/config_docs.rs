@@ -26,61 +26,30 @@ struct Row {
     meaning: String,
 }
 
-/// Split a table row on `|` that is not escaped as `\|`.
-fn cells(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut chars = line.trim().trim_start_matches('|').chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if chars.peek() == Some(&'|') => {
-                cur.push('|');
-                chars.next();
-            }
-            '|' => out.push(std::mem::take(&mut cur).trim().to_owned()),
-            c => cur.push(c),
-        }
-    }
-    out
-}
+#[path = "../../tests/docs/markdown.rs"]
+mod markdown;
 
 fn doc_rows() -> BTreeMap<String, Row> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../docs/collector-configuration.md"
-    );
-    let text = std::fs::read_to_string(path).unwrap();
     let mut rows = BTreeMap::new();
-    let mut header: Vec<String> = Vec::new();
-    for line in text.lines() {
-        if !line.starts_with('|') {
-            header.clear();
-            continue;
-        }
-        let c = cells(line);
-        if header.is_empty() {
-            header = c;
-            continue;
-        }
-        if line.starts_with("|---") {
-            continue;
-        }
+    for t in markdown::tables(&markdown::page("collector-configuration.md")) {
         assert_eq!(
-            header,
+            t.header,
             ["Key", "Type", "Default", "Example", "Meaning"],
             "every table of the page is a key table"
         );
-        let key = c[0].trim_matches('`').to_owned();
-        let row = Row {
-            ty: c[1].clone(),
-            default: c[2].clone(),
-            example: c[3].clone(),
-            meaning: c[4].clone(),
-        };
-        assert!(
-            rows.insert(key.clone(), row).is_none(),
-            "{key} documented twice"
-        );
+        for c in t.rows {
+            let key = c[0].trim_matches('`').to_owned();
+            let row = Row {
+                ty: c[1].clone(),
+                default: c[2].clone(),
+                example: c[3].clone(),
+                meaning: c[4].clone(),
+            };
+            assert!(
+                rows.insert(key.clone(), row).is_none(),
+                "{key} documented twice"
+            );
+        }
     }
     assert!(rows.len() > 20, "{rows:?}");
     rows
@@ -351,16 +320,8 @@ fn doc_lists_exactly_the_credentials_file_keys() {
     parse("users:\n  s1: \"a password\"\n").unwrap();
 }
 
-/// The first ```yaml block after `marker` in docs/quick-start.md.
 fn quick_start_yaml(marker: &str) -> String {
-    let doc = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../docs/quick-start.md"
-    ))
-    .unwrap();
-    let rest = doc.split_once(marker).unwrap().1;
-    let block = rest.split_once("```yaml\n").unwrap().1;
-    block.split_once("```").unwrap().0.to_owned()
+    markdown::yaml_after(&markdown::page("quick-start.md"), marker)
 }
 
 #[test]
