@@ -300,7 +300,7 @@ fn every_collector_log_line_is_explained() {
 }
 
 #[test]
-fn every_media_drop_reason_is_explained() {
+fn every_refusal_reason_is_explained() {
     let src = std::fs::read_to_string(root().join("collector/src/media/rejects.rs")).unwrap();
     let body = src
         .split("pub fn as_str(self)")
@@ -312,6 +312,16 @@ fn every_media_drop_reason_is_explained() {
         .map(|(i, _)| literal(&body[i + 3..]).unwrap().0)
         .collect();
     assert!(code.len() >= 10, "{code:?}");
+    // The SIP side counts its refusals in the same metric.
+    let mut code = code;
+    for (_, text) in sources("collector/src") {
+        for (i, _) in text.match_indices("self.count(") {
+            if let Some((label, _)) = literal(&text[i + "self.count(".len()..]) {
+                code.insert(label);
+            }
+        }
+    }
+    assert!(code.contains("sip_malformed"), "{code:?}");
     let tables = doc_tables();
     let doc: BTreeSet<String> = tables
         .get(&("Collector log lines".into(), "Reason".into()))
