@@ -211,6 +211,7 @@ fn every_documented_example_parses() {
         }
         let example = literal(&row.example)
             .unwrap_or_else(|| panic!("{k}: the Example cell must be one `value`"));
+        assert_of_type(k, &row.ty, &example);
         let mut v = base_for(k);
         set(&mut v, k, example.clone());
         if k == "policy.mode" {
@@ -225,6 +226,37 @@ fn every_documented_example_parses() {
             "{k}: the example is the default"
         );
     }
+}
+
+/// The example has the documented type; every value an enumerated type
+/// lists is accepted.
+fn assert_of_type(k: &str, ty: &str, example: &Value) {
+    let ok = match ty {
+        "integer" => example.is_u64(),
+        "number" => example.is_number(),
+        "boolean" => example.is_bool(),
+        "string" | "IP address" => example.is_string(),
+        "list of strings" => example
+            .as_sequence()
+            .is_some_and(|s| s.iter().all(Value::is_string)),
+        enumerated => {
+            let names: Vec<&str> = enumerated
+                .split("\\|")
+                .map(|n| n.trim().trim_matches('`'))
+                .collect();
+            assert!(names.len() >= 2, "{k}: unknown type {ty:?}");
+            for n in &names {
+                let mut v = base_for(k);
+                set(&mut v, k, (*n).into());
+                if *n == "cap" {
+                    set(&mut v, "policy.max_channels", 8.into());
+                }
+                parse(&v).unwrap_or_else(|e| panic!("{k}: documented value {n} refused: {e}"));
+            }
+            example.as_str().is_some_and(|e| names.contains(&e))
+        }
+    };
+    assert!(ok, "{k}: example {example:?} is not of type {ty}");
 }
 
 #[test]
