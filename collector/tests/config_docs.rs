@@ -253,6 +253,24 @@ fn assert_of_type(k: &str, ty: &str, example: &Value) {
                 }
                 parse(&v).unwrap_or_else(|e| panic!("{k}: documented value {n} refused: {e}"));
             }
+            // And no other: serde lists the variants when one is unknown.
+            let mut v = base_for(k);
+            set(&mut v, k, PROBE.into());
+            let err = parse(&v).unwrap_err();
+            let listed: Vec<&str> = err
+                .split(&format!("unknown variant `{PROBE}`"))
+                .nth(1)
+                .and_then(|r| r.split(" at line ").next())
+                .unwrap_or_else(|| panic!("{k}: {err}"))
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .collect();
+            let mut sorted = names.clone();
+            sorted.sort_unstable();
+            let mut listed = listed;
+            listed.sort_unstable();
+            assert_eq!(sorted, listed, "{k}: documented values vs the code's");
             example.as_str().is_some_and(|e| names.contains(&e))
         }
     };
