@@ -156,12 +156,11 @@ fn log_lines(dir: &str) -> BTreeMap<String, Level> {
 
 /// The registration failures' texts (thiserror), as the agent logs them.
 fn registration_failures() -> Vec<String> {
-    let src = std::fs::read_to_string(root().join("protocol/src/sip/registration.rs")).unwrap();
-    let body = src
-        .split("pub enum FailureReason {")
-        .nth(1)
-        .and_then(|b| b.split("\n}").next())
-        .unwrap();
+    let body = markdown::source_between(
+        "protocol/src/sip/registration.rs",
+        "pub enum FailureReason {",
+        "\n}",
+    );
     let out: Vec<String> = body
         .match_indices("#[error(")
         .map(|(i, _)| {
@@ -301,12 +300,11 @@ fn every_collector_log_line_is_explained() {
 
 #[test]
 fn every_refusal_reason_is_explained() {
-    let src = std::fs::read_to_string(root().join("collector/src/media/rejects.rs")).unwrap();
-    let body = src
-        .split("pub fn as_str(self)")
-        .nth(1)
-        .and_then(|b| b.split("\n    }").next())
-        .unwrap();
+    let body = markdown::source_between(
+        "collector/src/media/rejects.rs",
+        "pub fn as_str(self)",
+        "\n    }",
+    );
     let code: BTreeSet<String> = body
         .match_indices("=> \"")
         .map(|(i, _)| literal(&body[i + 3..]).unwrap().0)

@@ -330,16 +330,7 @@ fn doc_lists_exactly_the_credentials_file_keys() {
     let top = fields_from_error(&err).unwrap();
     // Per-user hashes sit behind an untagged enum (password or hashes),
     // whose errors name no fields: read them from the struct's source.
-    let src = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/src/sip/credentials.rs"
-    ))
-    .unwrap();
-    let body = src
-        .split("struct Hashes {")
-        .nth(1)
-        .and_then(|s| s.split('}').next())
-        .unwrap();
+    let body = markdown::source_between("collector/src/sip/credentials.rs", "struct Hashes {", "}");
     let hashes: Vec<String> = body
         .lines()
         .map(str::trim)

@@ -1,5 +1,5 @@
-//! The tables of a Markdown page, for the tests that compare the docs with
-//! the code (agent/tests/docs.rs, agent/tests/troubleshooting.rs,
+//! The tables of a Markdown page (and blocks of source), for the tests that
+//! compare the docs with the code (agent/tests/docs.rs, agent/tests/troubleshooting.rs,
 //! collector/tests/config_docs.rs include this file with `#[path]`).
 
 // Each test uses a part of it.
@@ -79,4 +79,18 @@ pub fn yaml_after(text: &str, marker: &str) -> String {
         .unwrap_or_else(|| panic!("no yaml block after {marker:?}"))
         .1;
     block.split_once("```").map_or(block, |b| b.0).to_owned()
+}
+
+/// The text of the repository file `path` between `start` and the next
+/// `end` after it (a source block the docs describe).
+pub fn source_between(path: &str, start: &str, end: &str) -> String {
+    let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path);
+    let text = std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()));
+    let after = text
+        .split_once(start)
+        .unwrap_or_else(|| panic!("{start:?} not in {path}"))
+        .1;
+    after.split_once(end).map_or(after, |b| b.0).to_owned()
 }
