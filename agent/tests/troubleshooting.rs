@@ -161,15 +161,19 @@ fn registration_failures() -> Vec<String> {
         "pub enum FailureReason {",
         "\n}",
     );
-    let out: Vec<String> = body
-        .match_indices("#[error(")
-        .map(|(i, _)| {
-            let (text, _) = literal(&body[i + "#[error(".len()..]).unwrap();
-            format!("registration: {}", placeholders(&text))
-        })
+    let out: Vec<String> = literals_after(&body, "#[error(")
+        .iter()
+        .map(|text| format!("registration: {}", placeholders(text)))
         .collect();
     assert!(out.len() >= 5, "{out:?}");
     out
+}
+
+/// The string literal right after each `marker` in `text`.
+fn literals_after(text: &str, marker: &str) -> Vec<String> {
+    text.match_indices(marker)
+        .filter_map(|(i, _)| literal(&text[i + marker.len()..]).map(|(l, _)| l))
+        .collect()
 }
 
 /// A line with no words of its own: it only passes on another's text.
@@ -305,19 +309,11 @@ fn every_refusal_reason_is_explained() {
         "pub fn as_str(self)",
         "\n    }",
     );
-    let code: BTreeSet<String> = body
-        .match_indices("=> \"")
-        .map(|(i, _)| literal(&body[i + 3..]).unwrap().0)
-        .collect();
+    let mut code: BTreeSet<String> = literals_after(&body, "=> ").into_iter().collect();
     assert!(code.len() >= 10, "{code:?}");
     // The SIP side counts its refusals in the same metric.
-    let mut code = code;
     for (_, text) in sources("collector/src") {
-        for (i, _) in text.match_indices("self.count(") {
-            if let Some((label, _)) = literal(&text[i + "self.count(".len()..]) {
-                code.insert(label);
-            }
-        }
+        code.extend(literals_after(&text, "self.count("));
     }
     assert!(code.contains("sip_malformed"), "{code:?}");
     let tables = doc_tables();
