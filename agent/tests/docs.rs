@@ -17,54 +17,35 @@ struct Row {
     meaning: String,
 }
 
-/// Split a table row on `|` that is not escaped as `\|`.
-fn cells(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut chars = line.trim().trim_start_matches('|').chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if chars.peek() == Some(&'|') => {
-                cur.push_str("\\|");
-                chars.next();
-            }
-            '|' => out.push(std::mem::take(&mut cur).trim().to_owned()),
-            c => cur.push(c),
-        }
-    }
-    out
-}
+#[path = "../../tests/docs/markdown.rs"]
+mod markdown;
 
 fn doc_rows() -> BTreeMap<String, Row> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/configuration.md");
-    let text = std::fs::read_to_string(path).unwrap();
     let mut rows = BTreeMap::new();
-    let mut header: Vec<String> = Vec::new();
-    for line in text.lines() {
-        if !line.starts_with('|') {
-            header.clear();
-            continue;
-        }
-        let c = cells(line);
-        if header.is_empty() {
-            header = c;
-            continue;
-        }
-        if header.first().map(String::as_str) != Some("Key") || line.starts_with("|---") {
-            continue;
-        }
-        let col = |name: &str| header.iter().position(|h| h == name).map(|i| c[i].clone());
-        let key = c[0].trim_matches('`').to_owned();
-        let row = Row {
-            ty: col("Type").unwrap(),
-            default: col("Default").unwrap(),
-            types: col("Types"),
-            meaning: col("Meaning").unwrap(),
+    let text = markdown::page("configuration.md");
+    for t in markdown::tables(&text)
+        .into_iter()
+        .filter(|t| t.header[0] == "Key")
+    {
+        let col = |c: &[String], name: &str| {
+            t.header
+                .iter()
+                .position(|h| h == name)
+                .map(|i| c[i].clone())
         };
-        assert!(
-            rows.insert(key.clone(), row).is_none(),
-            "{key} documented twice"
-        );
+        for c in &t.rows {
+            let key = c[0].trim_matches('`').to_owned();
+            let row = Row {
+                ty: col(c, "Type").unwrap(),
+                default: col(c, "Default").unwrap(),
+                types: col(c, "Types"),
+                meaning: col(c, "Meaning").unwrap(),
+            };
+            assert!(
+                rows.insert(key.clone(), row).is_none(),
+                "{key} documented twice"
+            );
+        }
     }
     rows
 }

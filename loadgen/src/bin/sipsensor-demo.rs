@@ -8,6 +8,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -140,6 +141,8 @@ sip:
   credentials_file: CREDS
   control_socket: CONTROL
   trusted_peers: []
+media:
+  rtp_bind: 127.0.0.1:0
 policy:
   mode: accept_as_offered
 "#
@@ -255,7 +258,11 @@ fn demo(args: &Args, dir: &Path, collector_bin: &Path, agent_bin: &Path) -> Resu
 
     let mut processes = Processes(Vec::new());
     let log = |name: &str| std::fs::File::create(dir.join(format!("{name}.log")));
+    // Own process groups: the terminal's Ctrl-C (SIGINT to the whole
+    // foreground group) reaches only the demo, which then stops the agents
+    // before the collector, so they hang up and unregister first.
     let collector = Command::new(collector_bin)
+        .process_group(0)
         .arg("run")
         .arg("--config")
         .arg(&collector_yaml)
@@ -277,6 +284,7 @@ fn demo(args: &Args, dir: &Path, collector_bin: &Path, agent_bin: &Path) -> Resu
     for n in 1..=args.sensors {
         let name = format!("sensor-{n:04}");
         let child = Command::new(agent_bin)
+            .process_group(0)
             .args(["run", "--no-override", "--config"])
             .arg(dir.join(format!("{name}.yaml")))
             .stdout(Stdio::null())

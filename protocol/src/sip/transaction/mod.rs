@@ -11,7 +11,7 @@ mod client;
 mod key;
 mod server;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -34,6 +34,13 @@ pub struct ClientId(u64);
 /// Names a server transaction for the lifetime of the layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServerId(u64);
+
+/// Either kind of transaction, as an entry of the deadline index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum TxRef {
+    Client(ClientId),
+    Server(ServerId),
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TransactionError {
@@ -101,6 +108,12 @@ pub struct TransactionLayer {
     client_keys: HashMap<ClientKey, ClientId>,
     servers: HashMap<ServerId, ServerTransaction>,
     server_keys: HashMap<ServerKey, ServerId>,
+    /// Every live transaction's next timer, earliest first, and the entry
+    /// each one has there: a collector holds thousands of transactions (a
+    /// server transaction lives 32 s after its final response), so neither
+    /// a message nor the next wake-up may cost a scan of all of them.
+    deadlines: BTreeSet<(Instant, TxRef)>,
+    scheduled: HashMap<TxRef, Instant>,
     out: VecDeque<Output>,
 }
 
@@ -113,6 +126,8 @@ impl TransactionLayer {
             client_keys: HashMap::new(),
             servers: HashMap::new(),
             server_keys: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            scheduled: HashMap::new(),
             out: VecDeque::new(),
         }
     }
@@ -140,6 +155,7 @@ impl TransactionLayer {
         let tx = ClientTransaction::start(id, request, target, &self.timers, now, &mut self.out);
         self.client_keys.insert(key, id);
         self.clients.insert(id, tx);
+        self.settle(TxRef::Client(id));
         Ok(id)
     }
 
@@ -161,9 +177,9 @@ impl TransactionLayer {
             .servers
             .get_mut(&id)
             .ok_or(TransactionError::UnknownTransaction)?;
-        tx.respond(response, &self.timers, now, &mut self.out)?;
-        self.reap();
-        Ok(())
+        let result = tx.respond(response, &self.timers, now, &mut self.out);
+        self.settle(TxRef::Server(id));
+        result
     }
 
     /// The request of a live client transaction (to build a CANCEL, 9.1).
@@ -209,13 +225,13 @@ impl TransactionLayer {
         match message {
             SipMessage::Response(response) => {
                 let key = ClientKey::of_response(&response)?;
-                match self
-                    .client_keys
-                    .get(&key)
-                    .and_then(|id| self.clients.get_mut(id))
-                {
+                let id = self.client_keys.get(&key).copied();
+                match id.and_then(|id| self.clients.get_mut(&id)) {
                     Some(tx) => tx.on_response(response, &self.timers, now, &mut self.out),
                     None => self.event(TransactionEvent::StrayResponse { response, source }),
+                }
+                if let Some(id) = id {
+                    self.settle(TxRef::Client(id));
                 }
             }
             SipMessage::Request(request) => {
@@ -230,12 +246,14 @@ impl TransactionLayer {
                         if to_tu {
                             self.event(TransactionEvent::Ack { request, source });
                         }
+                        self.settle(TxRef::Server(id));
                     }
                     (Method::Ack, None) => self.event(TransactionEvent::Ack { request, source }),
                     (_, Some(id)) => {
                         if let Some(tx) = self.servers.get_mut(&id) {
                             tx.on_retransmission(&mut self.out);
                         }
+                        self.settle(TxRef::Server(id));
                     }
                     (_, None) => {
                         let id = ServerId(self.fresh_id());
@@ -243,6 +261,7 @@ impl TransactionLayer {
                         let tx = ServerTransaction::new(id, request.clone(), target, now);
                         self.server_keys.insert(key, id);
                         self.servers.insert(id, tx);
+                        self.settle(TxRef::Server(id));
                         self.event(TransactionEvent::Request {
                             id,
                             request,
@@ -252,37 +271,54 @@ impl TransactionLayer {
                 }
             }
         }
-        self.reap();
         Ok(())
     }
 
     /// The transport could not deliver to `target`: every client
     /// transaction waiting on it fails (17.1.4).
     pub fn handle_transport_error(&mut self, target: Target) {
-        for tx in self.clients.values_mut().filter(|t| t.target() == target) {
-            tx.on_transport_error(&mut self.out);
+        // Rare (a refused TCP connection, an ICMP error): a scan is fine.
+        let failed: Vec<ClientId> = self
+            .clients
+            .iter_mut()
+            .filter(|(_, t)| t.target() == target)
+            .map(|(id, t)| {
+                t.on_transport_error(&mut self.out);
+                *id
+            })
+            .collect();
+        for id in failed {
+            self.settle(TxRef::Client(id));
         }
-        self.reap();
     }
 
+    /// Fires every timer due at `now`, each transaction once per call.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for tx in self.clients.values_mut() {
-            if tx.next_timeout().is_some_and(|at| at <= now) {
-                tx.on_timeout(&self.timers, now, &mut self.out);
+        let due: Vec<TxRef> = self
+            .deadlines
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, r)| *r)
+            .collect();
+        for r in due {
+            match r {
+                TxRef::Client(id) => {
+                    if let Some(tx) = self.clients.get_mut(&id) {
+                        tx.on_timeout(&self.timers, now, &mut self.out);
+                    }
+                }
+                TxRef::Server(id) => {
+                    if let Some(tx) = self.servers.get_mut(&id) {
+                        tx.on_timeout(&self.timers, now, &mut self.out);
+                    }
+                }
             }
+            self.settle(r);
         }
-        for tx in self.servers.values_mut() {
-            if tx.next_timeout().is_some_and(|at| at <= now) {
-                tx.on_timeout(&self.timers, now, &mut self.out);
-            }
-        }
-        self.reap();
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let clients = self.clients.values().filter_map(|t| t.next_timeout());
-        let servers = self.servers.values().filter_map(|t| t.next_timeout());
-        clients.chain(servers).min()
+        self.deadlines.first().map(|(at, _)| *at)
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -307,15 +343,59 @@ impl TransactionLayer {
         self.next_id
     }
 
-    fn reap(&mut self) {
-        self.clients
-            .retain(|_, t| t.state() != ClientState::Terminated);
-        self.client_keys
-            .retain(|_, id| self.clients.contains_key(id));
-        self.servers
-            .retain(|_, t| t.state() != ServerState::Terminated);
-        self.server_keys
-            .retain(|_, id| self.servers.contains_key(id));
+    /// After anything touched transaction `r`: forgets it once terminated,
+    /// else files its next timer in the deadline index.
+    fn settle(&mut self, r: TxRef) {
+        let (next, terminated) = match r {
+            TxRef::Client(id) => match self.clients.get(&id) {
+                Some(t) => (t.next_timeout(), t.state() == ClientState::Terminated),
+                None => (None, true),
+            },
+            TxRef::Server(id) => match self.servers.get(&id) {
+                Some(t) => (t.next_timeout(), t.state() == ServerState::Terminated),
+                None => (None, true),
+            },
+        };
+        let next = if terminated { None } else { next };
+        if self.scheduled.get(&r).copied() != next {
+            if let Some(old) = self.scheduled.remove(&r) {
+                self.deadlines.remove(&(old, r));
+            }
+            if let Some(at) = next {
+                self.scheduled.insert(r, at);
+                self.deadlines.insert((at, r));
+            }
+        }
+        if terminated {
+            self.forget(r);
+        }
+    }
+
+    fn forget(&mut self, r: TxRef) {
+        match r {
+            TxRef::Client(id) => {
+                if let Some(tx) = self.clients.remove(&id) {
+                    match ClientKey::of_request(tx.request()) {
+                        Ok(key) if self.client_keys.get(&key) == Some(&id) => {
+                            self.client_keys.remove(&key);
+                        }
+                        // Not where it was filed (cannot happen: the key
+                        // was computed from this request): look for it.
+                        _ => self.client_keys.retain(|_, k| *k != id),
+                    }
+                }
+            }
+            TxRef::Server(id) => {
+                if let Some(tx) = self.servers.remove(&id) {
+                    match ServerKey::of_request(tx.request()) {
+                        Ok(key) if self.server_keys.get(&key) == Some(&id) => {
+                            self.server_keys.remove(&key);
+                        }
+                        _ => self.server_keys.retain(|_, k| *k != id),
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -569,3 +569,61 @@ fn responses_follow_rport_or_the_sent_by_port() {
     let stream = tcp("203.0.113.7:40001");
     assert_eq!(response_target(&plain, stream), stream);
 }
+
+#[test]
+fn the_deadline_index_wakes_for_the_earliest_and_forgets_ended_transactions() {
+    let mut layer = TransactionLayer::new(TimerConfig::default());
+    let t0 = Instant::now();
+    // 500 REGISTERs answered at staggered times: each server transaction
+    // lingers for timer J (64*T1 = 32 s) after its response.
+    for i in 0..500u64 {
+        let at = t0 + Duration::from_millis(i * 10);
+        let req = request("REGISTER", &format!("z9hG4bK-{i}"));
+        let id = receive(&mut layer, &req, at);
+        layer.respond(id, reply(&req, StatusCode::OK), at).unwrap();
+    }
+    // And one client transaction, whose timer E fires first.
+    let client = layer
+        .send_request(
+            request("OPTIONS", "z9hG4bK-c"),
+            udp(COLLECTOR),
+            t0 + Duration::from_secs(5),
+        )
+        .unwrap();
+    assert_eq!(layer.len(), 501);
+    assert_eq!(
+        layer.poll_timeout(),
+        Some(t0 + Duration::from_millis(5_500)),
+        "timer E of the client (T1 after sending) comes first"
+    );
+    // Just past the first response's timer J: exactly that one ends.
+    layer.handle_timeout(t0 + Duration::from_millis(32_000));
+    assert_eq!(layer.len(), 500);
+    assert!(layer.server_state(ServerId(1)).is_none());
+    // A retransmission of a live one is absorbed: its response again, no
+    // new transaction.
+    let live = request("REGISTER", "z9hG4bK-499");
+    while layer.poll_output().is_some() {}
+    layer
+        .handle_message(live.into(), udp(SENSOR), t0 + Duration::from_millis(32_001))
+        .unwrap();
+    assert_eq!(layer.len(), 500);
+    assert_eq!(transmits(&mut layer).len(), 1);
+    assert!(events(&mut layer).is_empty());
+    let mut now = t0 + Duration::from_millis(32_001);
+    for _ in 0..10_000 {
+        let Some(at) = layer.poll_timeout() else {
+            break;
+        };
+        assert!(at >= now, "the index never goes back in time");
+        now = at;
+        layer.handle_timeout(at);
+        while layer.poll_output().is_some() {}
+    }
+    assert!(
+        layer.is_empty(),
+        "every transaction ended and was forgotten"
+    );
+    assert!(layer.client_state(client).is_none());
+    assert_eq!(layer.poll_timeout(), None);
+}
