@@ -91,16 +91,17 @@ def bundle(name, files, keys="image"):
     return out
 
 
-def stick(bundle_path, out):
-    """A FAT image labelled STICK_LABEL holding the bundle as update.raucb."""
+def stick(files, out):
+    """A FAT image labelled STICK_LABEL holding FILES {name: bundle path}."""
     require_tool("mkfs.vfat", "dosfstools")
     require_tool("mcopy", "mtools")
-    size_kib = bundle_path.stat().st_size // 1024 + 4096
+    size_kib = sum(Path(p).stat().st_size for p in files.values()) // 1024 + 4096
     if os.path.exists(out):
         os.unlink(out)
     run(["mkfs.vfat", "-C", "-n", STICK_LABEL, out, str(size_kib)])
-    run(["mcopy", "-i", out, bundle_path, "::update.raucb"],
-        env=dict(os.environ, MTOOLS_SKIP_CHECK="1"))
+    for name, path in files.items():
+        run(["mcopy", "-i", out, path, f"::{name}"],
+            env=dict(os.environ, MTOOLS_SKIP_CHECK="1"))
     return Path(out)
 
 

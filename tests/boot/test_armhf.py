@@ -19,13 +19,13 @@ where Kamailio (deploy/kamailio/kamailio.cfg), the collector and DHCP run.
 Each test starts from a fresh copy of the card and runs alone.
 """
 
+import json
 import os
-import re
-import shutil
 import time
 import unittest
 
 import bundles
+import waveform
 from common import (IMAGE_DIR, Processes, copy_sparse, require_file, require_root,
                     require_tool, run, test_dir, wait_for)
 from guest import Qemu, qemu_arm_virt
@@ -43,6 +43,11 @@ INSTALL_TIMEOUT = 900
 # Boot partition offset (images/layout.env SIPSENSOR_BOOT_OFFSET).
 BOOT_OFFSET = 4 * 1024 * 1024
 
+# The simulated sensor of the technician's config, as waveform.py takes it.
+RATE = 10
+WAVE = dict(seed=7, channel=0, sample_period_ns=1_000_000_000 // RATE, offset=21.5,
+            amplitude=2.0, period_ns=60_000_000_000)
+
 TECHNICIAN_CONFIG = f"""\
 # Written by tests/boot/test_armhf.py onto the card's boot partition, as a
 # technician would.
@@ -54,15 +59,15 @@ sip:
   collector: sip:collector@{HOST_IP}
   expires: 120
 stream:
-  rate: 10
+  rate: {RATE}
   samples_per_packet: 1
 sensors:
   - type: simulated
     name: sim
-    seed: 7
-    interval_ms: 100
+    seed: {WAVE["seed"]}
+    interval_ms: {1000 // RATE}
     channels:
-      - {{name: temperature, unit: Cel, scale: 0.01, offset: 21.5, amplitude: 2.0, period_ms: 60000}}
+      - {{name: temperature, unit: Cel, scale: 0.01, offset: {WAVE["offset"]}, amplitude: {WAVE["amplitude"]}, period_ms: {WAVE["period_ns"] // 1000000}}}
 logging:
   level: info
 """
@@ -105,8 +110,8 @@ class ArmhfImage(unittest.TestCase):
         self.netns.start_dhcp()
         self.kamailio = Kamailio(self.netns, self.dir, [(SENSOR, SENSOR_PASSWORD),
                                                         ("collector", "collector-secret")])
-        self.collector = Collector(self.netns, self.dir, {SENSOR: SENSOR_PASSWORD},
-                                   register=("collector", "collector-secret"))
+        self.collector = Collector(self.netns, self.dir, ("collector", "collector-secret"),
+                                   self.kamailio)
         self.card = self.dir / "card.img"
         copy_sparse(self.card_src, self.card)
         # The technician's files, the way they reach a real card: the
@@ -118,10 +123,7 @@ class ArmhfImage(unittest.TestCase):
         self.started = time.monotonic()
 
     def tearDown(self):
-        ok = not any(e for _, e in (self._outcome.errors if hasattr(self._outcome, "errors")
-                                    else []))
-        log(f"{self.id()}: {time.monotonic() - self.started:.0f} s; files in {self.dir}")
-        del ok
+        log(f"{self.id()}: {time.monotonic() - self.started:.0f} s; logs in {self.dir}")
 
     # ---- helpers ----------------------------------------------------------
 
@@ -172,7 +174,6 @@ class ArmhfImage(unittest.TestCase):
     def slot_states(self):
         """{bootname: boot status} from `rauc status` in the guest."""
         _, out = self.sh("rauc status --detailed --output-format=json", timeout=120)
-        import json
         status = json.loads(out[out.index("{"):])
         states = {}
         for entry in status["slots"]:
@@ -204,12 +205,26 @@ class ArmhfImage(unittest.TestCase):
         self.assertTrue(any(GUEST_IP in c for c in contacts), contacts)
         return contacts
 
-    def assert_streaming(self, seconds=8):
-        """New samples of the simulated sensor reach the collector's store."""
-        before = self.collector.sample_count(AOR)
-        samples = self.collector.wait_samples(AOR, before + seconds * 10 // 2, seconds * 6)
-        self.collector.assert_simulated(samples, seed=7, channel="temperature",
-                                        offset=21.5, amplitude=2.0)
+    def assert_streaming(self, seconds=5):
+        """Fresh samples of the simulated sensor arrive in the collector's
+        store: at the configured rate, one sample period apart, with
+        wall-clock times of now, and every value the agent's waveform
+        (recomputed by waveform.py) at a sample index that never goes
+        back."""
+        since = time.time_ns()
+        rows = self.collector.wait_samples(AOR, seconds * RATE, seconds * 8, since_ns=since)
+        rows = [r for r in rows if r["name"] == "sim.temperature"]
+        self.assertGreaterEqual(len(rows), seconds * RATE)
+        self.assertEqual({r["unit"] for r in rows}, {"Cel"})
+        times = [r["ts_ns"] for r in rows]
+        steps = {round((b - a) / 1e6) for a, b in zip(times, times[1:])}
+        self.assertEqual(steps, {1000 // RATE}, f"sample spacing in ms: {sorted(steps)}")
+        self.assertLess(abs(times[-1] - time.time_ns()) / 1e9, 30,
+                        "the newest sample's wall-clock time is not now")
+        indices = waveform.check_stored([r["raw"] for r in rows], 0.01, **WAVE)
+        log(f"{len(rows)} samples stored, on the waveform at indices "
+            f"{indices[0]}..{indices[-1]}")
+        return rows
 
     # ---- the tests --------------------------------------------------------
 
@@ -232,12 +247,11 @@ class ArmhfImage(unittest.TestCase):
         self.assertEqual(states.get("A"), "good")
         self.assertEqual(self.boot_env().get("BOOT_A_LEFT"), "3")
         self.wait_registered()
-        self.assertEqual(self.collector.registered_contacts(), True)
         self.assert_streaming()
 
     def test_2_ota_update_to_slot_b(self):
         bundle = bundles.bundle("ota", {"/etc/sipsensor-release": bundles.release_file("ota")})
-        stick = bundles.stick(bundle, self.dir / "stick.img")
+        stick = bundles.stick({"update.raucb": bundle}, self.dir / "stick.img")
         self.power_on(sticks=[stick])
         self.boot("A")
         self.wait_registered()
@@ -279,8 +293,8 @@ class ArmhfImage(unittest.TestCase):
                                             "/etc/default/sipsensor": BAD_DEFAULTS,
                                             "/etc/sipsensor-release": bundles.release_file("bad")})
         foreign = bundles.bundle("foreign-key", {}, keys="other")
-        stick = bundles.stick_with({"bad.raucb": bad, "foreign.raucb": foreign},
-                                   self.dir / "stick.img")
+        stick = bundles.stick({"bad.raucb": bad, "foreign.raucb": foreign},
+                              self.dir / "stick.img")
         self.power_on(sticks=[stick])
         self.boot("A")
         self.wait_registered()
@@ -305,7 +319,6 @@ class ArmhfImage(unittest.TestCase):
         # Three trial boots of B, each failing its health check (the agent
         # never registers; the check reboots) ...
         for left in (2, 1, 0):
-            t0 = time.monotonic()
             self.expect_slot("B", attempts_left=left)
             log(f"trial boot of B ({left} attempts left after it)")
         # ... then U-Boot returns to A.
@@ -317,13 +330,12 @@ class ArmhfImage(unittest.TestCase):
         _, states = self.slot_states()
         self.assertEqual(states.get("A"), "good")
         self.assertEqual(states.get("B"), "bad")
-        del t0
         self.wait_registered()
         self.assert_streaming()
 
     def test_4_power_cut_during_install(self):
         bundle = bundles.bundle("ota", {"/etc/sipsensor-release": bundles.release_file("ota")})
-        stick = bundles.stick(bundle, self.dir / "stick.img")
+        stick = bundles.stick({"update.raucb": bundle}, self.dir / "stick.img")
         self.power_on(sticks=[stick])
         self.boot("A")
         self.wait_health()

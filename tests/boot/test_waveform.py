@@ -1,0 +1,45 @@
+"""waveform.py against the agent's own figures (agent/src/sensor/sim.rs):
+the recomputation the boot tests rely on. Runs without root or QEMU."""
+
+import struct
+import unittest
+
+import waveform
+
+
+def bits(x):
+    return struct.unpack("<Q", struct.pack("<d", x))[0]
+
+
+class Waveform(unittest.TestCase):
+    def test_det_sin_known_bits(self):
+        # The bit patterns agent/src/sensor/sim.rs's det_sin_known_bits pins.
+        self.assertEqual(bits(waveform.det_sin(1.0)), 0x3FEAED548F090CEE)
+        self.assertEqual(bits(waveform.det_sin(-2.5)), 0xBFE326AF0DCFCAAF)
+        self.assertEqual(waveform.det_sin(float("nan")), 0.0)
+
+    def test_period_and_range(self):
+        wave = dict(seed=42, channel=0, sample_period_ns=10_000_000, offset=20.0,
+                    amplitude=5.0, period_ns=250_000_000)
+        values = [waveform.value(index=k, **wave) for k in range(50)]
+        for k in range(25):
+            self.assertEqual(bits(values[k]), bits(values[k + 25]))
+        self.assertTrue(all(15.0 <= v <= 25.0 for v in values))
+        self.assertGreater(max(values) - min(values), 9.0)
+
+    def test_check_stored_accepts_the_waveform_and_rejects_a_wrong_value(self):
+        wave = dict(seed=7, channel=0, sample_period_ns=100_000_000, offset=21.5,
+                    amplitude=2.0, period_ns=60_000_000_000)
+        raws = [round(waveform.value(index=k, **wave) / 0.01) for k in range(300, 340)]
+        # A repeated and a skipped read are accepted...
+        raws_slow = raws[:5] + [raws[4]] + raws[6:]
+        self.assertEqual(waveform.check_stored(raws_slow, 0.01, **wave)[0], 300)
+        # ...a value that is not on the waveform is not.
+        broken = list(raws)
+        broken[20] += 37
+        with self.assertRaises(AssertionError):
+            waveform.check_stored(broken, 0.01, **wave)
+
+
+if __name__ == "__main__":
+    unittest.main()
