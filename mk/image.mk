@@ -8,7 +8,9 @@
 #                     CONFIG=file.yaml SECRETS=secrets.yaml: the technician's
 #                     files for the card's boot partition; RESET=1: start
 #                     again from the built card
-#   make test-boot    (root, in `make test`) the boot tests under QEMU
+#   make test-boot    (root, in `make test`) the boot tests under QEMU, in
+#                     BOOT_LANES (2) parallel lanes; one test alone:
+#                     cd tests/boot && python3 -m unittest -v test_armhf.ArmhfImage.test_2_ota_update_to_slot_b
 #
 # Downloads (Debian packages, the base root file system) are cached in
 # target/image-cache/, so a rebuild takes about a minute.
@@ -62,10 +64,13 @@ boot-amd64:
 boot-collector:
 	$(CARGO) build --locked -p sipsensor-collector
 
+# Two lanes (two QEMU guests side by side): tests/boot/run-lanes.
+BOOT_LANES ?= 2
 test-boot:
 	@$(IMAGE_ROOT_CHECK); \
 	$(MAKE) --no-print-directory image boot-amd64 boot-collector && \
 	start=$$(date +%s); \
 	SIPSENSOR_IMAGE_DIR=$(CURDIR)/$(IMAGE_DIR) SIPSENSOR_AMD64_DIR=$(CURDIR)/$(BOOT_AMD64_DIR) \
-		python3 -m unittest discover -s tests/boot -p 'test_*.py' -v; status=$$?; \
-	echo "test-boot: $$(( $$(date +%s) - start )) s (without building the images)"; exit $$status
+		tests/boot/run-lanes $(BOOT_LANES); status=$$?; \
+	echo "test-boot: $$(( $$(date +%s) - start )) s in $(BOOT_LANES) lanes (after building the images)"; \
+	exit $$status

@@ -66,9 +66,11 @@ class Console:
                 self.lock.notify_all()
 
     def mark(self):
-        """Forget everything received so far (expect only what follows)."""
+        """Forget everything received so far (expect only what follows);
+        returns the position, for `text_since`."""
         with self.lock:
             self.pos = len(self.buf)
+            return self.pos
 
     def expect(self, pattern, timeout, what=None):
         """Wait for a regular expression (bytes or str) in what arrived

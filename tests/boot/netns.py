@@ -11,7 +11,7 @@ import itertools
 import os
 from pathlib import Path
 
-from common import Processes, require_tool, run, tail, wait_for
+from common import Processes, require_tool, run, tail, track, wait_for
 
 SUBNET_PREFIX = "198.51.100"
 HOST_IP = f"{SUBNET_PREFIX}.1"
@@ -36,6 +36,7 @@ class Netns:
         self.created = False
         run(["ip", "netns", "add", self.name])
         self.created = True
+        track(self)
         self.run(["ip", "link", "set", "lo", "up"])
         self.run(["ip", "tuntap", "add", "dev", TAP, "mode", "tap"])
         self.run(["ip", "addr", "add", f"{HOST_IP}/24", "dev", TAP])

@@ -26,8 +26,8 @@ import unittest
 
 import bundles
 import waveform
-from common import (IMAGE_DIR, Processes, copy_sparse, require_file, require_root,
-                    require_tool, run, test_dir, wait_for)
+from common import (IMAGE_DIR, copy_sparse, cost, drop_images, Processes, require_file,
+                    require_root, require_tool, run, test_dir, wait_for)
 from guest import Qemu, qemu_arm_virt
 from netns import GUEST_IP, GUEST_MAC, HOST_IP, Netns
 from peers import Collector, Kamailio
@@ -73,7 +73,7 @@ logging:
 """
 
 # A release of the image whose agent cannot register: its own config is
-# invalid (an unknown key), and its health check gives up after 15 s
+# invalid (an unknown key), and its health check gives up after 5 s
 # instead of 300 so that three failed trial boots fit in the test.
 BAD_AGENT_CONFIG = """\
 # Broken on purpose by tests/boot/test_armhf.py.
@@ -84,7 +84,7 @@ no_such_key: true
 BAD_DEFAULTS = """\
 SIPSENSOR_AGENT_CONFIG=/etc/sipsensor/agent.yaml
 SIPSENSOR_AGENT_OVERRIDE=/boot/firmware/sipsensor.yaml
-SIPSENSOR_HEALTH_TIMEOUT=15
+SIPSENSOR_HEALTH_TIMEOUT=5
 SIPSENSOR_DATA_DIR=/data/sipsensor
 """
 
@@ -118,11 +118,15 @@ class ArmhfImage(unittest.TestCase):
         # agent's settings and the password on the FAT boot partition.
         self.write_boot_file("sipsensor.yaml", TECHNICIAN_CONFIG)
         self.write_boot_file("secrets.yaml", f"password: {SENSOR_PASSWORD}\n")
+        run([require_tool("ssh-keygen", "openssh-client"), "-q", "-t", "ed25519", "-N", "",
+             "-f", self.dir / "id_ed25519"])
+        self.write_boot_file("authorized_keys", (self.dir / "id_ed25519.pub").read_text())
         self.qemu = None
         self.runs = 0
         self.started = time.monotonic()
 
     def tearDown(self):
+        drop_images(self.dir)
         log(f"{self.id()}: {time.monotonic() - self.started:.0f} s; logs in {self.dir}")
 
     # ---- helpers ----------------------------------------------------------
@@ -228,6 +232,7 @@ class ArmhfImage(unittest.TestCase):
 
     # ---- the tests --------------------------------------------------------
 
+    @cost(90)
     def test_1_first_boot_registers_and_streams(self):
         self.power_on()
         self.boot("A", attempts_left=2)
@@ -241,6 +246,19 @@ class ArmhfImage(unittest.TestCase):
         self.assertEqual(mode.strip(), "600 root")
         status, _ = self.sh("test -e /boot/firmware/secrets.yaml", check=False)
         self.assertNotEqual(status, 0, "secrets.yaml is still on the boot partition")
+        # SSH with the key the technician put on the card (dropbear; the
+        # host keys are made on the data partition at this first login).
+        ssh = require_tool("ssh", "openssh-client")
+        result = self.netns.run(
+            [ssh, "-i", self.dir / "id_ed25519", "-o", "StrictHostKeyChecking=no",
+             "-o", f"UserKnownHostsFile={self.dir / 'known_hosts'}", "-o", "BatchMode=yes",
+             "-o", "ConnectTimeout=60", f"root@{GUEST_IP}", "cat /etc/sipsensor-release"],
+            timeout=180, check=False)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("SIPSENSOR_IMAGE=debian", result.stdout)
+        status, _ = self.sh("test -e /boot/firmware/authorized_keys", check=False)
+        self.assertNotEqual(status, 0, "authorized_keys is still on the boot partition")
+        self.sh("ls /data/sipsensor/dropbear/dropbear_ed25519_host_key")
         # A normal boot marks the slot good at once.
         self.wait_health()
         _, states = self.slot_states()
@@ -249,6 +267,7 @@ class ArmhfImage(unittest.TestCase):
         self.wait_registered()
         self.assert_streaming()
 
+    @cost(420)
     def test_2_ota_update_to_slot_b(self):
         bundle = bundles.bundle("ota", {"/etc/sipsensor-release": bundles.release_file("ota")})
         stick = bundles.stick({"update.raucb": bundle}, self.dir / "stick.img")
@@ -288,11 +307,14 @@ class ArmhfImage(unittest.TestCase):
         self.boot("B", attempts_left=2)
         self.wait_registered()
 
+    @cost(600)
     def test_3_bad_update_rolls_back_and_foreign_bundle_is_refused(self):
         bad = bundles.bundle("bad-config", {"/etc/sipsensor/agent.yaml": BAD_AGENT_CONFIG,
                                             "/etc/default/sipsensor": BAD_DEFAULTS,
                                             "/etc/sipsensor-release": bundles.release_file("bad")})
-        foreign = bundles.bundle("foreign-key", {}, keys="other")
+        foreign = bundles.bundle("foreign-key", {"/etc/sipsensor-release":
+                                                 bundles.release_file("foreign")},
+                                 keys="other", tiny=True)
         stick = bundles.stick({"bad.raucb": bad, "foreign.raucb": foreign},
                               self.dir / "stick.img")
         self.power_on(sticks=[stick])
@@ -333,6 +355,7 @@ class ArmhfImage(unittest.TestCase):
         self.wait_registered()
         self.assert_streaming()
 
+    @cost(150)
     def test_4_power_cut_during_install(self):
         bundle = bundles.bundle("ota", {"/etc/sipsensor-release": bundles.release_file("ota")})
         stick = bundles.stick({"update.raucb": bundle}, self.dir / "stick.img")
@@ -344,12 +367,16 @@ class ArmhfImage(unittest.TestCase):
         _, before = self.sh("cd /data && find . -type f | sort | xargs md5sum")
         self.sh(f"mount -o ro LABEL={bundles.STICK_LABEL} /mnt")
         c = self.qemu.console
+        start = c.mark()
         c.send("rauc install /mnt/update.raucb\n")
         # Pull the plug while the slot is being written.
-        c.expect(r"Copying image to rootfs\.1", INSTALL_TIMEOUT, "RAUC writing slot B")
+        c.expect(r"Copying image to rootfs\.1$", INSTALL_TIMEOUT, "RAUC writing slot B")
         time.sleep(3)
         self.qemu.kill()
-        log("power cut during rauc install")
+        shown = c.text_since(start)
+        self.assertNotIn("Copying image to rootfs.1 done", shown,
+                         "the copy ended before the power cut")
+        log("power cut while RAUC was writing slot B")
 
         self.power_on(sticks=[stick])
         self.boot("A")
