@@ -194,6 +194,22 @@ status:
         foreign.is_empty(),
         "values not from the waveform: {foreign:?}"
     );
+    // `sipsensor-agent status` shows the session with its counts.
+    let socket = dir.path().join("agent.sock");
+    let status = sipsensor_agent::status::client::fetch(&socket, Duration::from_secs(2)).unwrap();
+    assert_eq!(status.state, sipsensor_agent::status::AgentState::Streaming);
+    let [shown] = &status.sessions[..] else {
+        panic!("{:?}", status.sessions)
+    };
+    assert_eq!(shown.rate_hz, 100);
+    assert_eq!(shown.channels, ["sim.temperature"]);
+    assert!(shown.packets_sent >= 50, "{shown:?}");
+    assert!(
+        shown.call_id.contains('@'),
+        "the real Call-ID: {}",
+        shown.call_id
+    );
+
     // Two samples a packet at 100 Hz: packet timestamps two ticks apart.
     let steps = |s: &[(u32, i32)], d: u32| {
         s.windows(2)
@@ -233,6 +249,12 @@ status:
     assert!(
         at_cfg2 > 30,
         "packets four ticks apart after the re-INVITE: {at_cfg2}"
+    );
+
+    let status = sipsensor_agent::status::client::fetch(&socket, Duration::from_secs(2)).unwrap();
+    assert_eq!(
+        status.sessions[0].rate_hz, 50,
+        "status follows the re-INVITE"
     );
 
     // SIGTERM: BYE, and the process is gone within 2 s.

@@ -33,6 +33,10 @@ enum Command {
         #[arg(default_value = config::DEFAULT_PATH)]
         config: PathBuf,
     },
+    /// Call a sensor by its address of record: it answers and streams.
+    Call(sipsensor_collector::sip::cli::CallArgs),
+    /// Change the sample rate of a sensor's stream (a re-INVITE).
+    SetRate(sipsensor_collector::sip::cli::SetRateArgs),
     /// Write one sensor's stored data as CSV or JSON.
     Export {
         /// Read the storage URL from this config file.
@@ -72,6 +76,10 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         // Colour only for a person at a terminal, not in journald or files.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A closed stderr (the reader of a pipe gone, journald restarted)
+        // must not stop the collector: the default reports write errors
+        // with eprintln!, which panics on that same closed stderr.
+        .log_internal_errors(false)
         .init();
 }
 
@@ -86,6 +94,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config } => run(config),
+        Command::Call(a) => sipsensor_collector::sip::cli::call(a),
+        Command::SetRate(a) => sipsensor_collector::sip::cli::set_rate(a),
         Command::CheckConfig { config } => Config::load(&config)
             .map(|_| println!("{}: ok", config.display()))
             .map_err(|e| e.to_string()),

@@ -29,12 +29,12 @@ impl Drop for Guard {
     }
 }
 
-#[test]
-fn sigterm_sends_bye_and_stores_everything_received() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display().to_string();
-    std::fs::write(dir.path().join("credentials.yaml"), "users: {s1: pw-1}\n").unwrap();
-    let config = dir.path().join("collector.yaml");
+/// Starts `sipsensor-collector run` on a config in `dir` (users: s1/pw-1)
+/// and returns it with its SIP address.
+fn spawn_collector(dir: &std::path::Path) -> (Guard, std::net::SocketAddr) {
+    let d = dir.display().to_string();
+    std::fs::write(dir.join("credentials.yaml"), "users: {s1: pw-1}\n").unwrap();
+    let config = dir.join("collector.yaml");
     std::fs::write(
         &config,
         format!(
@@ -52,14 +52,13 @@ fn sigterm_sends_bye_and_stores_everything_received() {
         .spawn()
         .unwrap();
     let err = child.stderr.take().unwrap();
-    let mut guard = Guard(child);
+    let guard = Guard(child);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
+        // Reads to the end: a closed pipe would fail the collector's logging.
         for line in BufReader::new(err).lines().map_while(Result::ok) {
             eprintln!("collector: {line}");
-            if tx.send(line).is_err() {
-                break;
-            }
+            let _ = tx.send(line);
         }
     });
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -72,22 +71,66 @@ fn sigterm_sends_bye_and_stores_everything_received() {
             break addr.parse::<std::net::SocketAddr>().unwrap();
         }
     };
+    (guard, sip)
+}
 
+fn sim(sip: std::net::SocketAddr, user: &str, password: &str) -> SensorConfig {
+    SensorConfig {
+        aor: format!("sip:{user}@{DOMAIN}"),
+        username: user.into(),
+        password: password.into(),
+        sip_ip: "127.0.0.1".parse().unwrap(),
+        registrar: Some(format!("sip:{sip}")),
+        collector: Some(format!("sip:collector@{sip}")),
+        expires: 600,
+        capabilities: standard_stream(3, 10, 1),
+        seed: 7,
+    }
+}
+
+#[test]
+fn sighup_reloads_the_credentials_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (guard, sip) = spawn_collector(dir.path());
+    runtime().block_on(async {
+        let pump = MediaPump::start().unwrap();
+        let rtp = || SharedSocket::bind("127.0.0.1".parse().unwrap()).unwrap();
+        let s2 = SimSensor::start(sim(sip, "s2", "pw-2"), rtp(), pump.clone())
+            .await
+            .unwrap();
+        let e = s2.register().await.unwrap_err();
+        assert!(e.contains("wrong username or password"), "{e}");
+        std::fs::write(
+            dir.path().join("credentials.yaml"),
+            "users: {s1: pw-1, s2: pw-2}\n",
+        )
+        .unwrap();
+        kill(Pid::from_raw(guard.0.id() as i32), Signal::SIGHUP).unwrap();
+        // The reload is asynchronous: retry for a moment.
+        let mut last = Err(String::new());
+        for _ in 0..20 {
+            last = s2.register().await;
+            if last.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        last.unwrap();
+        s2.call().await.unwrap();
+        s2.hangup().await;
+    });
+    drop(guard);
+}
+
+#[test]
+fn sigterm_sends_bye_and_stores_everything_received() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut guard, sip) = spawn_collector(dir.path());
     let rt = runtime();
     let (sensor, received) = rt.block_on(async {
         let pump = MediaPump::start().unwrap();
         let s = SimSensor::start(
-            SensorConfig {
-                aor: format!("sip:s1@{DOMAIN}"),
-                username: "s1".into(),
-                password: "pw-1".into(),
-                sip_ip: "127.0.0.1".parse().unwrap(),
-                registrar: Some(format!("sip:{sip}")),
-                collector: Some(format!("sip:collector@{sip}")),
-                expires: 600,
-                capabilities: standard_stream(3, 10, 1),
-                seed: 7,
-            },
+            sim(sip, "s1", "pw-1"),
             SharedSocket::bind("127.0.0.1".parse().unwrap()).unwrap(),
             pump.clone(),
         )

@@ -35,6 +35,8 @@ pub struct LoadOptions {
     pub collector_pid: Option<u32>,
     /// Collector's /metrics (host:port) for the stored-row count.
     pub metrics: Option<SocketAddr>,
+    /// Threads sending RTP (streams are spread over them).
+    pub pumps: usize,
 }
 
 /// The figures of one run.
@@ -60,9 +62,64 @@ pub struct LoadReport {
     pub collector_peak_rss_mb: Option<f64>,
     pub loadgen_cpu_percent: Option<f64>,
     pub window_s: f64,
+    /// The machine's 1-minute load average at the end of the window: these
+    /// machines are shared, and a busy neighbour shows here.
+    pub load_average: Option<f64>,
+}
+
+/// 12345 as "12,345".
+fn thousands(v: u64) -> String {
+    let s = v.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 impl LoadReport {
+    /// Header of [`Self::table_row`].
+    pub const TABLE_HEADER: &'static str = "| store | streams | set-up (sessions/s) | packets/s | packets lost | samples stored / sent | collector CPU (% of a core) | collector RSS (peak) | load generator CPU | load average |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
+
+    /// One markdown table row for docs/benchmarks.md.
+    pub fn table_row(&self, store: &str) -> String {
+        let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} %"));
+        let stored = self.samples_stored.map_or("-".to_string(), thousands);
+        let streams = if self.streaming == self.sensors {
+            thousands(self.sensors as u64)
+        } else {
+            format!(
+                "{} of {}",
+                thousands(self.streaming as u64),
+                thousands(self.sensors as u64)
+            )
+        };
+        let lost = if self.missing_reports > 0 {
+            format!(
+                "{} ({} reports missing)",
+                self.packets_lost, self.missing_reports
+            )
+        } else {
+            self.packets_lost.to_string()
+        };
+        format!(
+            "| {store} | {streams} | {:.0} | {} | {lost} | {stored} / {} | {} | {} MB ({} MB) | {} | {} |",
+            self.sessions_per_s,
+            thousands(self.packets_per_s.round() as u64),
+            thousands(self.samples_sent),
+            pct(self.collector_cpu_percent),
+            self.collector_rss_mb
+                .map_or("-".into(), |v| format!("{v:.0}")),
+            self.collector_peak_rss_mb
+                .map_or("-".into(), |v| format!("{v:.0}")),
+            pct(self.loadgen_cpu_percent),
+            self.load_average.map_or("-".into(), |v| format!("{v:.1}")),
+        )
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "sensors": self.sensors,
@@ -81,6 +138,7 @@ impl LoadReport {
             "collector_peak_rss_mb": self.collector_peak_rss_mb,
             "loadgen_cpu_percent": self.loadgen_cpu_percent,
             "window_s": self.window_s,
+            "load_average": self.load_average,
         })
     }
 }
@@ -126,7 +184,10 @@ pub fn credentials_yaml(n: usize, prefix: &str, password_prefix: &str) -> String
 
 /// Runs the load; progress on stderr.
 pub async fn run(o: LoadOptions) -> Result<LoadReport, String> {
-    let pump = MediaPump::start().map_err(|e| e.to_string())?;
+    let pumps = (0..o.pumps.max(1))
+        .map(|_| MediaPump::start())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
     let ips = if o.ips.is_empty() {
         vec![IpAddr::from([127, 0, 0, 1])]
     } else {
@@ -147,7 +208,7 @@ pub async fn run(o: LoadOptions) -> Result<LoadReport, String> {
             capabilities: standard_stream(o.channels, o.rate_hz, o.samples_per_packet),
             seed: i as u64,
         };
-        let s = SimSensor::start(cfg, rtp, pump.clone())
+        let s = SimSensor::start(cfg, rtp, pumps[i % pumps.len()].clone())
             .await
             .map_err(|e| format!("sensor {i}: {e}"))?;
         sensors.push(Arc::new(s));
@@ -224,6 +285,9 @@ pub async fn run(o: LoadOptions) -> Result<LoadReport, String> {
     let c1 = pid.as_deref().and_then(cpu_ticks);
     let l1 = cpu_ticks("self");
     report.window_s = window;
+    report.load_average = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok());
     report.packets_per_s = (p1 - p0) as f64 / window;
     if let (Some(a), Some(b)) = (c0, c1) {
         report.collector_cpu_percent = Some((b - a) as f64 / window);
@@ -290,7 +354,9 @@ pub async fn run(o: LoadOptions) -> Result<LoadReport, String> {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    pump.quit();
+    for p in &pumps {
+        p.quit();
+    }
     Ok(report)
 }
 
@@ -302,6 +368,8 @@ mod tests {
     fn proc_readers_and_credentials() {
         assert!(cpu_ticks("self").is_some());
         assert!(vm_mb("self", "VmRSS:").unwrap() > 0.0);
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(999), "999");
         let y = credentials_yaml(2, "s-", "p-");
         assert_eq!(y, "users:\n  s-00000: p-00000\n  s-00001: p-00001\n");
     }

@@ -201,10 +201,14 @@ fn run(rx: mpsc::Receiver<Cmd>) {
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
         let now = Instant::now();
+        // Bounded, so commands (a hangup waits for one) are heard even when
+        // the thread has fallen behind its schedule.
+        let mut budget = 4096;
         while let Some(Reverse((due, id, kind, generation))) = heap.peek().copied() {
-            if due > now {
+            if due > now || budget == 0 {
                 break;
             }
+            budget -= 1;
             heap.pop();
             let Some(l) = live.get_mut(&id) else { continue };
             if l.generation != generation {

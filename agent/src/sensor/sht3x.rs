@@ -171,13 +171,16 @@ impl Sensor for Sht3x {
         let limit = self.config.repeatability.measurement_time();
         std::thread::sleep(limit);
         // Without clock stretching the chip NACKs a read until the
-        // measurement is done (DS 4.5); give it the same time again.
+        // measurement is done (DS 4.5); give it the same time again, and
+        // a few tries whatever the clock says (a busy board may oversleep).
         let start = Instant::now();
         let mut buf = [0u8; 6];
+        let mut tries = 0u32;
         loop {
+            tries += 1;
             match self.read_raw(&mut buf) {
                 Ok(()) => break,
-                Err(e) if start.elapsed() >= limit => return Err(e),
+                Err(e) if start.elapsed() >= limit && tries >= 5 => return Err(e),
                 Err(_) => std::thread::sleep(Duration::from_millis(1)),
             }
         }

@@ -76,7 +76,10 @@ pub enum Action {
     Ping(SessionId),
     Hangup(SessionId),
     /// Start streaming as agreed (remote address, description).
-    StartStream(Agreed),
+    StartStream {
+        session: SessionId,
+        agreed: Agreed,
+    },
     /// Same session, new description (a re-INVITE changed rate or channels).
     UpdateStream(Agreed),
     StopStream,
@@ -442,7 +445,8 @@ impl Controller {
         self.solved("call");
         self.backoff.reset();
         self.hub.set_state(AgentState::Streaming);
-        self.actions.push_back(Action::StartStream(agreed));
+        self.actions
+            .push_back(Action::StartStream { session, agreed });
         self.phase = Phase::Streaming {
             session,
             next_ping: now + self.settings.keepalive,

@@ -18,7 +18,11 @@ use tokio::sync::watch;
 
 use super::{Action, Controller, Settings, Trust, media};
 use crate::config::{Config, SipUri, sip_uri::Host};
-use crate::status::{RegistrationState, RegistrationStatus, StatusHub};
+use crate::status::{
+    Direction, RegistrationState, RegistrationStatus, SessionStatus, StatusHub, unix_ms,
+};
+use sipsensor_protocol::sip::ua::Role;
+use std::time::SystemTime;
 
 /// How long shutdown waits for the BYE and the un-REGISTER to be answered.
 const GOODBYE: Duration = Duration::from_millis(900);
@@ -308,8 +312,17 @@ pub async fn run(
     controller.start(Instant::now());
 
     let mut goodbye: Option<tokio::time::Instant> = None;
+    let mut shown: Option<SessionStatus> = None;
     loop {
-        carry_out(&mut controller, &handle, media, &hub, registrar.as_ref()).await;
+        carry_out(
+            &mut shown,
+            &mut controller,
+            &handle,
+            media,
+            &hub,
+            registrar.as_ref(),
+        )
+        .await;
         let wake = controller
             .poll_timeout()
             .map(tokio::time::Instant::from_std)
@@ -338,7 +351,7 @@ pub async fn run(
                     goodbye = Some(tokio::time::Instant::now() + GOODBYE);
                     if registrar.is_none() {
                         // Nothing to unregister: leave once the BYE is out.
-                        carry_out(&mut controller, &handle, media, &hub, registrar.as_ref()).await;
+                        carry_out(&mut shown, &mut controller, &handle, media, &hub, registrar.as_ref()).await;
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         break;
                     }
@@ -352,7 +365,17 @@ pub async fn run(
     Ok(())
 }
 
+fn channel_names(agreed: &Agreed) -> Vec<String> {
+    agreed
+        .description
+        .samples
+        .as_ref()
+        .map(|s| s.channels.iter().map(|c| c.name.clone()).collect())
+        .unwrap_or_default()
+}
+
 async fn carry_out(
+    shown: &mut Option<SessionStatus>,
     controller: &mut Controller,
     ua: &UaHandle,
     media: &mut dyn Media,
@@ -415,19 +438,55 @@ async fn carry_out(
             Action::Hangup(session) => {
                 let _ = ua.with(move |ua, now| ua.hangup(session, now)).await;
             }
-            Action::StartStream(agreed) => {
+            Action::StartStream { session, agreed } => {
                 if let Err(e) = media.start(&agreed) {
                     tracing::error!("cannot start streaming: {e}");
                     hub.error("stream", e);
                 }
+                let (call_id, caller) = ua
+                    .with(move |ua, _| (ua.call_id(session), ua.session_role(session)))
+                    .await
+                    .unwrap_or((None, None));
+                let status = SessionStatus {
+                    call_id: call_id.unwrap_or_else(|| session.to_string()),
+                    peer: agreed
+                        .remote_cname
+                        .clone()
+                        .or_else(|| agreed.remote.map(|r| r.rtp.to_string()))
+                        .unwrap_or_default(),
+                    direction: match caller {
+                        Some(Role::Callee) => Direction::Incoming,
+                        _ => Direction::Outgoing,
+                    },
+                    state: "streaming".into(),
+                    rate_hz: agreed.description.sample_rate_hz().unwrap_or(0.0).round() as u32,
+                    channels: channel_names(&agreed),
+                    packets_sent: 0,
+                    samples_sent: 0,
+                    samples_missing: 0,
+                    started_unix_ms: unix_ms(SystemTime::now()),
+                };
+                hub.set_session(status.clone());
+                *shown = Some(status);
             }
             Action::UpdateStream(agreed) => {
                 if let Err(e) = media.update(&agreed) {
                     tracing::error!("cannot change the stream: {e}");
                     hub.error("stream", e);
                 }
+                if let Some(status) = shown.as_mut() {
+                    status.rate_hz =
+                        agreed.description.sample_rate_hz().unwrap_or(0.0).round() as u32;
+                    status.channels = channel_names(&agreed);
+                    hub.set_session(status.clone());
+                }
             }
-            Action::StopStream => media.stop(),
+            Action::StopStream => {
+                media.stop();
+                if let Some(status) = shown.take() {
+                    hub.remove_session(&status.call_id);
+                }
+            }
         }
     }
 }

@@ -110,7 +110,7 @@ fn streaming() -> (Controller, StatusHub, Instant) {
         now,
     );
     let acts = actions(&mut c);
-    let [Action::StartStream(agreed)] = &acts[..] else {
+    let [Action::StartStream { agreed, .. }] = &acts[..] else {
         panic!("{acts:?}")
     };
     assert_eq!(
@@ -148,7 +148,7 @@ fn registers_calls_and_streams_what_the_collector_agreed() {
         now,
     );
     let acts = actions(&mut c);
-    let [Action::StartStream(agreed)] = &acts[..] else {
+    let [Action::StartStream { agreed, .. }] = &acts[..] else {
         panic!("{acts:?}")
     };
     assert_eq!(agreed.description.sample_rate_hz(), Some(50.0));
@@ -361,7 +361,7 @@ From: <{from}>;tag=a\r\nTo: <sip:s1@example.net>\r\nCall-ID: c{n}\r\nCSeq: 1 INV
     c.handle_event(call("sip:collector@example.net", 2), now);
     assert!(matches!(
         &actions(&mut c)[..],
-        [Action::Accept { .. }, Action::StartStream(_)]
+        [Action::Accept { .. }, Action::StartStream { .. }]
     ));
     c.handle_event(call("sip:collector@example.net", 3), now);
     assert!(matches!(

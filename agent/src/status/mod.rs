@@ -174,6 +174,8 @@ struct Inner {
     config_files: Vec<PathBuf>,
     registrations: Vec<RegistrationStatus>,
     sessions: Vec<SessionStatus>,
+    /// The sender's counters when each session was shown.
+    session_base: Vec<[u64; 3]>,
     sensors: Vec<SensorStatus>,
     inputs: Vec<InputStatus>,
     last_error: Option<ErrorRecord>,
@@ -206,6 +208,7 @@ impl StatusHub {
                 config_files: Vec::new(),
                 registrations: Vec::new(),
                 sessions: Vec::new(),
+                session_base: Vec::new(),
                 sensors: Vec::new(),
                 inputs: Vec::new(),
                 last_error: None,
@@ -325,16 +328,40 @@ impl StatusHub {
     }
 
     /// Insert or replace the session with this Call-ID.
+    /// Shows a session. Its packet and sample counts are the sender's
+    /// totals since this call (one stream at a time per agent).
     pub fn set_session(&self, s: SessionStatus) {
+        let c = &self.counters;
+        let base = [
+            c.packets_sent.load(Ordering::Relaxed),
+            c.samples_sent.load(Ordering::Relaxed),
+            c.samples_missing.load(Ordering::Relaxed),
+        ];
         let mut g = self.lock();
-        match g.sessions.iter_mut().find(|x| x.call_id == s.call_id) {
-            Some(x) => *x = s,
-            None => g.sessions.push(s),
+        let i = match g.sessions.iter().position(|x| x.call_id == s.call_id) {
+            Some(i) => {
+                g.sessions[i] = s;
+                i
+            }
+            None => {
+                g.sessions.push(s);
+                g.session_base.push(base);
+                g.sessions.len() - 1
+            }
+        };
+        if let Some(b) = g.session_base.get_mut(i) {
+            *b = base;
         }
     }
 
     pub fn remove_session(&self, call_id: &str) {
-        self.lock().sessions.retain(|s| s.call_id != call_id);
+        let mut g = self.lock();
+        if let Some(i) = g.sessions.iter().position(|s| s.call_id == call_id) {
+            g.sessions.remove(i);
+            if i < g.session_base.len() {
+                g.session_base.remove(i);
+            }
+        }
     }
 
     pub fn snapshot(&self) -> Status {
@@ -347,7 +374,27 @@ impl StatusHub {
             uptime_s: self.started.elapsed().as_secs(),
             config_files: g.config_files.clone(),
             registrations: g.registrations.clone(),
-            sessions: g.sessions.clone(),
+            sessions: g
+                .sessions
+                .iter()
+                .zip(g.session_base.iter().chain(std::iter::repeat(&[0u64; 3])))
+                .map(|(s, base)| {
+                    let mut s = s.clone();
+                    s.packets_sent = c
+                        .packets_sent
+                        .load(Ordering::Relaxed)
+                        .saturating_sub(base[0]);
+                    s.samples_sent = c
+                        .samples_sent
+                        .load(Ordering::Relaxed)
+                        .saturating_sub(base[1]);
+                    s.samples_missing = c
+                        .samples_missing
+                        .load(Ordering::Relaxed)
+                        .saturating_sub(base[2]);
+                    s
+                })
+                .collect(),
             packets_sent: c.packets_sent.load(Ordering::Relaxed),
             samples_sent: c.samples_sent.load(Ordering::Relaxed),
             samples_missing: c.samples_missing.load(Ordering::Relaxed),
@@ -524,8 +571,18 @@ mod tests {
         assert_eq!(s.state, AgentState::Registering);
         assert_eq!(s.registrations.len(), 1);
         assert_eq!(s.registrations[0].state, RegistrationState::Registered);
-        assert_eq!(s.sessions, vec![sess]);
+        // A session counts what the sender did since it was shown.
+        let since_shown = SessionStatus {
+            packets_sent: 0,
+            samples_sent: 0,
+            ..sess.clone()
+        };
+        assert_eq!(s.sessions, vec![since_shown]);
         assert_eq!(s.packets_sent, 3);
+        hub.counters().packets_sent.fetch_add(4, Ordering::Relaxed);
+        assert_eq!(hub.snapshot().sessions[0].packets_sent, 4);
+        hub.remove_session("c1");
+        assert!(hub.snapshot().sessions.is_empty());
         assert_eq!(s.sensors[0].reads, 1);
         assert_eq!(s.sensors[0].errors, 1);
         assert_eq!(s.sensors[0].state, SensorState::Failing);

@@ -131,7 +131,9 @@ fn a_short_stream_decodes_to_exactly_the_simulated_values() {
     // Every instant is either the waveform (the silent channel MISSING)
     // or, before the sensor's first reading, all missing.
     assert_eq!(rep.instants_matched + rep.instants_missing, 80);
-    assert!(rep.instants_matched >= 70, "{rep:?}");
+    // A loaded machine can starve the sensor thread for a while: those
+    // instants are MISSING, never wrong; most are the waveform's.
+    assert!(rep.instants_matched >= 40, "{rep:?}");
     assert_eq!(rep.marker_jumps, 0);
     assert!(
         stats.samples_missing >= 40,
@@ -210,7 +212,19 @@ fn a_reconfiguration_keeps_ssrc_sequence_and_timestamps_continuous() {
         r.streamer.reconfigure(unknown),
         Err(StreamError::UnknownChannel(_))
     ));
-    got.extend(r.collector.rtp_packets(10));
+    // Packets of cfg 1 may still be queued on a busy machine: read until a
+    // few of cfg 2 have arrived (bounded).
+    for _ in 0..20 {
+        got.extend(r.collector.rtp_packets(5));
+        let new = got
+            .iter()
+            .filter_map(|(p, _)| rtp::parse(p).ok())
+            .filter(|p| payload::decode(p.payload).is_ok_and(|d| d.config() == 2))
+            .count();
+        if new >= 3 {
+            break;
+        }
+    }
     r.streamer.stop().unwrap();
     r.runner.stop(Duration::from_secs(1));
     let mut checker = Checker::new(sim, first);

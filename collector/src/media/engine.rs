@@ -62,10 +62,12 @@ const LIMBO_MAX: usize = 4096;
 const LIMBO_AGE: Duration = Duration::from_secs(3);
 /// Batches taken from one socket before the other gets its turn.
 const BATCHES_PER_TURN: usize = 16;
-/// After a wake-up that found packets, the thread naps this long so the
-/// next wake-up finds a batch: at 100,000 packets/s a wake-up per packet
-/// costs more in context switches than the packets themselves (measured,
-/// docs/benchmarks.md). The kernel buffer holds far more than a nap's worth.
+/// After a wake-up that found less than a batch, the thread naps this long
+/// so the next wake-up finds one: a wake-up per packet costs more in
+/// context switches than the packets themselves (measured,
+/// docs/benchmarks.md). After a heavy turn it goes straight on: on a busy
+/// machine a nap can last far longer than asked, and the socket buffer
+/// must not fill meanwhile.
 const COALESCE: Duration = Duration::from_millis(2);
 
 enum Command {
@@ -330,8 +332,13 @@ impl Engine {
         // Built on this thread: recvmmsg's headers hold raw pointers.
         let mut rx = BatchRx::new();
         let mut next_tick = Instant::now() + TICK;
+        let mut backlog = false;
         loop {
-            let wait = next_tick.saturating_duration_since(Instant::now());
+            let wait = if backlog {
+                Duration::ZERO
+            } else {
+                next_tick.saturating_duration_since(Instant::now())
+            };
             let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::ZERO);
             let (rtp_ready, rtcp_ready, wake_ready) = {
                 let mut fds = [
@@ -374,9 +381,12 @@ impl Engine {
                 self.flush_rows();
             }
             self.drain_rejects();
-            if got > 0 && got < super::socket::BATCH * BATCHES_PER_TURN {
+            // A light turn (less than one batch): nap so the next one finds
+            // a batch. A heavy one: straight back, the socket has more.
+            if got > 0 && got < super::socket::BATCH {
                 std::thread::sleep(COALESCE);
             }
+            backlog = got >= super::socket::BATCH;
         }
     }
 

@@ -324,4 +324,20 @@ mod tests {
         let e = serde_yaml::from_str::<MediaConfig>("max_streams: 0").unwrap_err();
         assert!(e.to_string().contains("line 1"), "{e}");
     }
+
+    #[test]
+    fn shipped_scale_out_config_is_valid() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/collector");
+        let c = crate::config::Config::load(&root.join("collector-scale-out.yaml")).unwrap();
+        assert!(c.sip.enabled && !c.sip.registrar);
+        assert_eq!(c.sip.register_username().as_deref(), Some("collector1"));
+        assert_eq!(c.media.rtp_bind.port(), 16384);
+        let creds = super::super::credentials::Credentials::parse(
+            &std::fs::read_to_string(root.join("credentials.yaml")).unwrap(),
+            std::path::Path::new("credentials.yaml"),
+            "sensors.example.org",
+        )
+        .unwrap();
+        assert!(creds.password("collector1").is_some());
+    }
 }

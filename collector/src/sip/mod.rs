@@ -16,6 +16,7 @@
 //! - With an external registrar (`sip.register`), the collector registers
 //!   itself so sensors reach it by normal location.
 
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod credentials;

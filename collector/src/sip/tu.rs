@@ -122,8 +122,24 @@ impl UaPump {
     fn start(handle: UaHandle) -> UaPump {
         let (tx, mut rx) = mpsc::unbounded_channel::<driver::Command>();
         tokio::spawn(async move {
-            while let Some(cmd) = rx.recv().await {
-                if handle.with(move |ua, now| cmd(ua, now)).await.is_none() {
+            while let Some(first) = rx.recv().await {
+                // Everything queued runs in one turn of the driver: each
+                // turn costs a pass over all transactions and sessions.
+                let mut batch = vec![first];
+                while batch.len() < 256 {
+                    match rx.try_recv() {
+                        Ok(c) => batch.push(c),
+                        Err(_) => break,
+                    }
+                }
+                let ran = handle
+                    .with(move |ua, now| {
+                        for c in batch {
+                            c(ua, now);
+                        }
+                    })
+                    .await;
+                if ran.is_none() {
                     break;
                 }
             }

@@ -25,6 +25,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Print the header of the table `run --row` prints rows of.
+    TableHeader,
     /// Print a collector credentials file for the simulated sensors.
     Credentials {
         #[arg(short, long)]
@@ -66,6 +68,9 @@ enum Command {
         /// REGISTERs or INVITEs in flight at once.
         #[arg(long, default_value_t = 100)]
         concurrency: usize,
+        /// Threads sending RTP.
+        #[arg(long, default_value_t = 1)]
+        pumps: usize,
         /// Collector PID to measure CPU and memory of.
         #[arg(long)]
         collector_pid: Option<u32>,
@@ -75,6 +80,10 @@ enum Command {
         /// Print the figures as one JSON object.
         #[arg(long)]
         json: bool,
+        /// Print them as a row of the docs/benchmarks.md table, with this
+        /// store name in its first column.
+        #[arg(long)]
+        row: Option<String>,
     },
 }
 
@@ -88,6 +97,10 @@ fn raise_fd_limit() {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::TableHeader => {
+            println!("{}", load::LoadReport::TABLE_HEADER);
+            ExitCode::SUCCESS
+        }
         Command::Credentials {
             n,
             prefix,
@@ -109,9 +122,11 @@ fn main() -> ExitCode {
             ips,
             per_rtp_socket,
             concurrency,
+            pumps,
             collector_pid,
             metrics,
             json,
+            row,
         } => {
             raise_fd_limit();
             let opts = LoadOptions {
@@ -129,6 +144,7 @@ fn main() -> ExitCode {
                 concurrency,
                 collector_pid,
                 metrics,
+                pumps,
             };
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -143,7 +159,9 @@ fn main() -> ExitCode {
             };
             match rt.block_on(load::run(opts)) {
                 Ok(r) => {
-                    if json {
+                    if let Some(store) = row {
+                        println!("{}", r.table_row(&store));
+                    } else if json {
                         println!("{}", r.to_json());
                     } else {
                         println!("{:#}", r.to_json());

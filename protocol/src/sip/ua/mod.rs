@@ -273,6 +273,15 @@ impl UserAgent {
         self.sessions.get(&session).map(|s| s.state)
     }
 
+    /// The Call-ID of a session (for status displays and logs).
+    pub fn call_id(&self, session: SessionId) -> Option<String> {
+        let invite = self.sessions.get(&session)?.invite.as_ref()?;
+        invite.headers.iter().find_map(|h| match h {
+            Header::CallId(c) => Some(c.value().to_owned()),
+            _ => None,
+        })
+    }
+
     pub fn session_role(&self, session: SessionId) -> Option<Role> {
         self.sessions.get(&session).map(|s| s.role)
     }

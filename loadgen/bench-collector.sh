@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# `make bench-collector`: the collector under N simulated sensors (register,
+# call, 3 channels at 10 packets/s), for SQLite and a throw-away PostgreSQL.
+# Prints one markdown row per run (docs/benchmarks.md, "collector").
+#
+# Knobs: SIPSENSOR_BENCH_SENSORS ("100 1000 10000"), SIPSENSOR_BENCH_SECONDS
+# (30), SIPSENSOR_BENCH_BACKENDS ("sqlite postgres"), SIPSENSOR_PG_BINDIR.
+# Every process started here is stopped by its PID on exit.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+CARGO=${CARGO:-cargo}
+sensors=${SIPSENSOR_BENCH_SENSORS:-"100 1000 10000"}
+seconds=${SIPSENSOR_BENCH_SECONDS:-30}
+backends=${SIPSENSOR_BENCH_BACKENDS:-"sqlite postgres"}
+pg_bin=${SIPSENSOR_PG_BINDIR:-/usr/lib/postgresql/15/bin}
+
+"$CARGO" build --release --locked -p sipsensor-collector -p sipsensor-loadgen >&2
+bin=$root/target/release
+work=$(mktemp -d /tmp/sipsensor-bench.XXXXXX)
+chmod 755 "$work" # the postgres user reaches its directory inside
+collector_pid=""
+pg_data=""
+
+as_pg() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+cleanup() {
+    if [ -n "$collector_pid" ]; then
+        kill -TERM "$collector_pid" 2>/dev/null || true
+        wait "$collector_pid" 2>/dev/null || true
+    fi
+    if [ -n "$pg_data" ]; then
+        as_pg "$pg_bin/pg_ctl" -D "$pg_data" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+start_pg() {
+    if [ ! -x "$pg_bin/initdb" ]; then
+        echo "PostgreSQL server binaries not in $pg_bin: skipping postgres" >&2
+        return 1
+    fi
+    mkdir -p "$work/pg"
+    [ "$(id -u)" = 0 ] && chown postgres: "$work/pg"
+    as_pg "$pg_bin/initdb" -D "$work/pg/data" -U postgres --auth=trust -E UTF8 >/dev/null
+    as_pg "$pg_bin/pg_ctl" -D "$work/pg/data" -l "$work/pg/server.log" -w \
+        -o "-c listen_addresses='' -c unix_socket_directories='$work/pg' -p 5432 -c max_connections=50" \
+        start >/dev/null
+    pg_data=$work/pg/data
+}
+
+# CPU seconds used so far by the PostgreSQL server's processes.
+pg_cpu() {
+    local total=0 pid t
+    for pid in $(pgrep -u postgres -f "$pg_data" ; pgrep -u postgres -P "$(head -1 "$pg_data/postmaster.pid")"); do
+        t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+        total=$((total + t))
+    done
+    echo $((total / 100))
+}
+
+# Waits for a line matching $2 in log $1; prints the line.
+await_line() {
+    for _ in $(seq 1 300); do
+        if line=$(grep -m1 -E "$2" "$1"); then
+            echo "$line"
+            return 0
+        fi
+        if ! kill -0 "$collector_pid" 2>/dev/null; then
+            echo "the collector exited:" >&2
+            tail -20 "$1" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+    echo "no '$2' in $1" >&2
+    return 1
+}
+
+"$bin/sipsensor-loadgen" table-header
+for backend in $backends; do
+    if [ "$backend" = postgres ] && [ -z "$pg_data" ]; then
+        start_pg || continue
+    fi
+    for n in $sensors; do
+        "$bin/sipsensor-loadgen" credentials -n "$n" > "$work/credentials.yaml"
+        chmod 600 "$work/credentials.yaml"
+        case $backend in
+            sqlite) url="sqlite://$work/bench-$n.db" ;;
+            postgres)
+                as_pg "$pg_bin/psql" -q -h "$work/pg" -U postgres -c "CREATE DATABASE bench_$n" >/dev/null
+                url="postgresql:///bench_$n?user=postgres&host=$work/pg&port=5432" ;;
+        esac
+        cat > "$work/collector.yaml" <<YAML
+storage:
+  url: "$url"
+http:
+  bind: 127.0.0.1:0
+sip:
+  bind: 127.0.0.1:0
+  domain: example.net
+  credentials_file: $work/credentials.yaml
+  control_socket: $work/control.sock
+media:
+  rtp_bind: 127.0.0.1:0
+YAML
+        log=$work/collector-$backend-$n.log
+        RUST_LOG=info,sipsensor_collector::sip::tu=warn \
+            "$bin/sipsensor-collector" run --config "$work/collector.yaml" 2> "$log" &
+        collector_pid=$!
+        sip=$(await_line "$log" "advertised [0-9.]+:[0-9]+" | sed -E 's/.*advertised ([0-9.]+:[0-9]+).*/\1/')
+        http=$(await_line "$log" "on http://" | sed -E 's#.*on http://([0-9.]+:[0-9]+)/.*#\1#')
+        per=1 pumps=1
+        [ "$n" -gt 2000 ] && per=4 pumps=2
+        pg_cpu_before=0
+        [ "$backend" = postgres ] && pg_cpu_before=$(pg_cpu)
+        started=$SECONDS
+        "$bin/sipsensor-loadgen" run --collector "$sip" --metrics "$http" -n "$n" \
+            --seconds "$seconds" --collector-pid "$collector_pid" --per-rtp-socket "$per" --pumps "$pumps" \
+            --row "$backend" 2> "$work/loadgen-$backend-$n.log" \
+            || { echo "| $backend | $n | load generator failed |"; tail -5 "$work/loadgen-$backend-$n.log" >&2; }
+        if [ "$backend" = postgres ]; then
+            echo "  (postgres, $n streams: the PostgreSQL server used $(( $(pg_cpu) - pg_cpu_before )) CPU-seconds in the $(( SECONDS - started )) s run)" >&2
+        fi
+        kill -TERM "$collector_pid"
+        wait "$collector_pid" || true
+        collector_pid=""
+        if grep -q "rows dropped\|storage is behind" "$log"; then
+            echo "  ($backend, $n streams: $(grep -c 'rows dropped\|storage is behind' "$log") storage-overload messages in the collector log)" >&2
+        fi
+    done
+done
