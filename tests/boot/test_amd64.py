@@ -112,8 +112,9 @@ class Amd64Guest(unittest.TestCase):
     def start_agent(self, config):
         self.qemu.console.write_file("/etc/sipsensor/agent.yaml", config)
         self.sh("sipsensor-agent check-config /etc/sipsensor/agent.yaml")
-        self.sh("sipsensor-agent run --config /etc/sipsensor/agent.yaml --no-override "
-                "> /tmp/agent.log 2>&1 &")
+        # In a subshell: `sh` appends `; echo ...`, which cannot follow `&`.
+        self.sh("(sipsensor-agent run --config /etc/sipsensor/agent.yaml --no-override "
+                "> /tmp/agent.log 2>&1 &)")
         status, out = self.sh("sipsensor-agent status --wait-registered 90", timeout=150,
                               check=False)
         if status != 0:

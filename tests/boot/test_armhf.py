@@ -212,9 +212,8 @@ class ArmhfImage(unittest.TestCase):
     def assert_streaming(self, seconds=5):
         """Fresh samples of the simulated sensor arrive in the collector's
         store: at the configured rate, one sample period apart, with
-        wall-clock times of now, and every value the agent's waveform
-        (recomputed by waveform.py) at a sample index that never goes
-        back."""
+        wall-clock times of now, and every value exactly the agent's
+        waveform (recomputed by waveform.py) at consecutive reads."""
         since = time.time_ns()
         rows = self.collector.wait_samples(AOR, seconds * RATE, seconds * 8, since_ns=since)
         rows = [r for r in rows if r["name"] == "sim.temperature"]
@@ -226,8 +225,13 @@ class ArmhfImage(unittest.TestCase):
         self.assertLess(abs(times[-1] - time.time_ns()) / 1e9, 30,
                         "the newest sample's wall-clock time is not now")
         indices = waveform.check_stored([r["raw"] for r in rows], 0.01, **WAVE)
-        log(f"{len(rows)} samples stored, on the waveform at indices "
-            f"{indices[0]}..{indices[-1]}")
+        steps = [b - a for a, b in zip(indices, indices[1:])]
+        log(f"{len(rows)} samples stored, each exactly the waveform's value, at indices "
+            f"{indices[0]}..{indices[-1]} ({steps.count(0)} repeated, {steps.count(2)} "
+            f"skipped reads)")
+        # Sample and hold may repeat or skip a read now and then under
+        # load; the stream itself follows the sensor's clock.
+        self.assertGreaterEqual(steps.count(1), 0.8 * len(steps), f"index steps {steps}")
         return rows
 
     # ---- the tests --------------------------------------------------------

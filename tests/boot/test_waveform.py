@@ -30,16 +30,22 @@ class Waveform(unittest.TestCase):
     def test_check_stored_accepts_the_waveform_and_rejects_a_wrong_value(self):
         wave = dict(seed=7, channel=0, sample_period_ns=100_000_000, offset=21.5,
                     amplitude=2.0, period_ns=60_000_000_000)
-        raws = [round(waveform.value(index=k, **wave) / 0.01) for k in range(300, 340)]
-        # A repeated and a skipped read are accepted...
-        raws_slow = raws[:5] + [raws[4]] + raws[6:]
-        self.assertEqual(waveform.check_stored(raws_slow, 0.01, **wave)[0], 300)
-        # ...a value that is not on the waveform is not.
-        broken = list(raws)
-        broken[20] += 37
-        with self.assertRaises(AssertionError):
-            waveform.check_stored(broken, 0.01, **wave)
-
+        raws = [waveform.quantize(waveform.value(index=k, **wave), 0.01)
+                for k in range(300, 340)]
+        self.assertEqual(waveform.check_stored(raws, 0.01, **wave), list(range(300, 340)))
+        # A read sent twice and one skipped (sample and hold) are accepted...
+        slow = raws[:5] + [raws[4]] + raws[5:20] + raws[21:]
+        indices = waveform.check_stored(slow, 0.01, **wave)
+        self.assertEqual(indices[0], 300)
+        self.assertEqual(indices[-1], 339)
+        # ...a value off by one raw unit is not, nor a jump of three reads.
+        for broken in (raws[:20] + [raws[20] + 1] + raws[21:], raws[:20] + raws[23:]):
+            with self.assertRaises(AssertionError):
+                waveform.check_stored(broken, 0.01, **wave)
+        # The index wraps with the waveform's period (600 samples here).
+        wrapped = [waveform.quantize(waveform.value(index=k, **wave), 0.01)
+                   for k in range(590, 610)]
+        self.assertEqual(waveform.check_stored(wrapped, 0.01, **wave)[0], 590)
 
 if __name__ == "__main__":
     unittest.main()

@@ -62,45 +62,54 @@ def value(seed, channel, index, sample_period_ns, offset, amplitude, period_ns, 
     return offset + amplitude * det_sin(angle) + n
 
 
-def check_stored(raws, scale, window=20, start_limit=400_000, **wave):
-    """Match stored raw samples (oldest first) against the waveform.
+def quantize(value, scale):
+    """The raw integer the agent sends: round(value / scale), half away
+    from zero (protocol/src/sdp/stream.rs)."""
+    return int(_round_half_away(value / scale))
 
-    Each raw value must be the waveform's value at a sample index, the
-    indices never going back: the first sample is searched among the first
-    `start_limit` indices (about 11 h at 10 Hz) with its 10 successors
-    confirming the start, later ones within `window` indices of the last
-    match (a slow read may repeat or skip a sample). Returns the indices;
-    raises AssertionError naming the first value that is not on it."""
+
+def check_stored(raws, scale, **wave):
+    """Match stored raw samples (oldest first) exactly against the waveform.
+
+    The agent's sender takes the newest read of the sensor thread at each
+    tick of the stream clock (sample and hold), so under load a read may be
+    sent twice or skipped: from one stored sample to the next the read
+    index advances by 1, or by 0 or 2. Every raw value must be exactly the
+    waveform's value at its index. The first index is searched over one
+    period of the waveform (it repeats exactly); of the starts that explain
+    every sample, the one with the most steps of exactly 1 wins.
+    Returns the indices; raises AssertionError naming the first sample no
+    start explains."""
+    period = max(wave["period_ns"] // wave["sample_period_ns"], 1)
+    cache = {}
+
     def raw_at(k):
-        return value(index=k, **wave) / scale
+        k %= period
+        if k not in cache:
+            cache[k] = quantize(value(index=k, **wave), scale)
+        return cache[k]
 
-    def matches(k, raw):
-        return abs(raw_at(k) - raw) <= 0.5 + 1e-6
-
-    head = raws[:11]
-    start = None
-    for k in range(start_limit):
-        if not matches(k, head[0]):
+    best, best_ones, furthest = None, -1, (0, None)
+    for start in range(period):
+        if raw_at(start) != raws[0]:
             continue
-        j, ok = k, True
-        for raw in head[1:]:
-            nxt = next((c for c in range(j, j + window) if matches(c, raw)), None)
-            if nxt is None:
-                ok = False
+        indices = [start]
+        for i, raw in enumerate(raws[1:], start=1):
+            k = next((indices[-1] + d for d in (1, 0, 2) if raw_at(indices[-1] + d) == raw), None)
+            if k is None:
+                if i > furthest[0]:
+                    furthest = (i, indices[-1])
                 break
-            j = nxt
-        if ok:
-            start = k
-            break
-    if start is None:
-        raise AssertionError(f"the first stored samples {head} are not on the simulated "
-                             f"waveform {wave}")
-    indices = [start]
-    for i, raw in enumerate(raws[1:], start=1):
-        k = next((c for c in range(indices[-1], indices[-1] + window) if matches(c, raw)), None)
-        if k is None:
-            raise AssertionError(f"stored sample {i} (raw {raw}) is not on the waveform after "
-                                 f"index {indices[-1]} (expected about "
-                                 f"{raw_at(indices[-1] + 1):.2f})")
-        indices.append(k)
-    return indices
+            indices.append(k)
+        else:
+            ones = sum(1 for a, b in zip(indices, indices[1:]) if b - a == 1)
+            if ones > best_ones:
+                best, best_ones = indices, ones
+    if best is None:
+        i, last = furthest
+        if last is None:
+            raise AssertionError(f"the first stored sample (raw {raws[0]}) is not on the "
+                                 f"simulated waveform {wave}")
+        raise AssertionError(f"stored sample {i} (raw {raws[i]}) is not on the waveform after "
+                             f"index {last} (expected {raw_at(last + 1)})")
+    return best
