@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import unittest
 from pathlib import Path
@@ -157,7 +158,16 @@ class Processes:
     def __init__(self, directory):
         self.dir = Path(directory)
         self.procs = []
+        self.socket_dirs = []
         track(self)
+
+    def socket_dir(self, prefix):
+        """A short directory for Unix sockets (the test's own directory
+        may be longer than a socket path can be: 104 bytes for Kamailio,
+        108 for the kernel), removed with the processes."""
+        path = Path(tempfile.mkdtemp(prefix=f"ssboot-{prefix}-"))
+        self.socket_dirs.append(path)
+        return path
 
     def start(self, name, cmd, env=None):
         log = self.dir / f"{name}.log"
@@ -181,6 +191,9 @@ class Processes:
         for proc in reversed(self.procs):
             proc.stop()
         self.procs.clear()
+        for path in self.socket_dirs:
+            shutil.rmtree(path, ignore_errors=True)
+        self.socket_dirs.clear()
 
 
 def test_dir(test):

@@ -22,6 +22,23 @@ TAP = "tap0"
 _counter = itertools.count(1)
 
 
+def _remove_stale():
+    """Delete the namespaces of boot-test runs that were killed outright
+    (SIGKILL leaves no chance to clean up): named after a process that no
+    longer exists, with nothing running in them."""
+    listed = run(["ip", "netns", "list"], check=False).stdout
+    for line in listed.splitlines():
+        name = line.split()[0] if line.split() else ""
+        parts = name.split("-")
+        if not name.startswith("sipsensor-boot-") or len(parts) != 4 or not parts[2].isdigit():
+            continue
+        if Path(f"/proc/{parts[2]}").exists():
+            continue
+        if run(["ip", "netns", "pids", name], check=False).stdout.strip():
+            continue
+        run(["ip", "netns", "delete", name], check=False)
+
+
 class Netns:
     """`ip netns` namespace NAME with TAP at HOST_IP/24 and dnsmasq serving
     GUEST_IP to GUEST_MAC. Call `close()` (tests register it as a cleanup):
@@ -32,6 +49,7 @@ class Netns:
         require_tool("ip", "iproute2")
         self.dir = Path(directory)
         self.procs = procs
+        _remove_stale()
         self.name = f"sipsensor-boot-{os.getpid()}-{next(_counter)}"
         self.created = False
         run(["ip", "netns", "add", self.name])

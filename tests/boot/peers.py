@@ -37,7 +37,7 @@ class Kamailio:
         for i, (user, password) in enumerate(subscribers, start=1):
             table += f"{i}:{db_text_escape(user)}::{db_text_escape(password)}::\n"
         (db / "subscriber").write_text(table)
-        self.ctl = self.dir / "ctl"
+        self.ctl = netns.procs.socket_dir("kamailio") / "ctl"
         listen = f"{HOST_IP}:{SIP_PORT}"
         cmd = [
             self.binary, "-DD", "-E", "-f", ROOT / "deploy" / "kamailio" / "kamailio.cfg",
@@ -128,7 +128,7 @@ sip:
     registrar: sip:{HOST_IP}:5060
     aor: sip:{user}@{HOST_IP}
     expires: 600
-  control_socket: {self.dir / "control.sock"}
+  control_socket: {netns.procs.socket_dir("collector") / "control.sock"}
 media:
   rtp_bind: {HOST_IP}:{COLLECTOR_RTP_PORT}
 """)
