@@ -97,7 +97,10 @@ def _make_bundle(name, files, keys, tiny, out):
             target = tree / path.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text)
+        # Incompressible filler: RAUC refuses a payload that squashfs
+        # packs into a single 4 KiB block.
         tree.mkdir(exist_ok=True)
+        (tree / "filler").write_bytes(os.urandom(256 * 1024))
         run(["mke2fs", "-q", "-t", "ext4", "-d", tree, rootfs, "8M"])
         shutil.rmtree(tree)
     else:

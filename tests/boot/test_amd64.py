@@ -137,7 +137,7 @@ class Amd64Guest(unittest.TestCase):
         wait_for("the bme280 IIO device", lambda: self.sh(
             "cat /sys/bus/iio/devices/iio:device*/name", check=False)[1].strip() == "bme280", 30, 1)
 
-    @cost(100)
+    @cost(30)
     def test_5_bme280_plug_and_play(self):
         c = self.qemu.console
         self.sh(f"modprobe i2c-stub chip_addr=0x{I2C_ADDRESS:02x} && modprobe i2c-dev")
@@ -198,7 +198,7 @@ class Amd64Guest(unittest.TestCase):
         self.assertEqual(len(streams), 1, streams)
         return streams[0]
 
-    @cost(120)
+    @cost(60)
     def test_6_session_survives_netem_loss(self):
         rate = 50
         self.start_agent(self.header() + f"""\

@@ -236,7 +236,7 @@ class ArmhfImage(unittest.TestCase):
 
     # ---- the tests --------------------------------------------------------
 
-    @cost(90)
+    @cost(70)
     def test_1_first_boot_registers_and_streams(self):
         self.power_on()
         self.boot("A", attempts_left=2)
@@ -311,7 +311,7 @@ class ArmhfImage(unittest.TestCase):
         self.boot("B", attempts_left=2)
         self.wait_registered()
 
-    @cost(600)
+    @cost(480)
     def test_3_bad_update_rolls_back_and_foreign_bundle_is_refused(self):
         bad = bundles.bundle("bad-config", {"/etc/sipsensor/agent.yaml": BAD_AGENT_CONFIG,
                                             "/etc/default/sipsensor": BAD_DEFAULTS,
@@ -359,7 +359,7 @@ class ArmhfImage(unittest.TestCase):
         self.wait_registered()
         self.assert_streaming()
 
-    @cost(150)
+    @cost(120)
     def test_4_power_cut_during_install(self):
         bundle = bundles.bundle("ota", {"/etc/sipsensor-release": bundles.release_file("ota")})
         stick = bundles.stick({"update.raucb": bundle}, self.dir / "stick.img")
