@@ -96,7 +96,7 @@ class Amd64Guest(unittest.TestCase):
         self.qemu = Qemu("qemu", argv, self.dir, netns=self.netns)
         self.addCleanup(self.qemu.close)
         c = self.qemu.console
-        c.expect("sipsensor-amd64: ready", 180, "the amd64 test system's shell")
+        c.expect("sipsensor-amd64: ready", 300, "the amd64 test system's shell")
         c.send("stty -echo; dmesg -n 1\n")
         c.sh("true")
         log(f"amd64 guest up in {time.monotonic() - self.started:.0f} s")
