@@ -7,6 +7,7 @@ test run (keyed by the slot image they come from) and shared by the tests
 that need them.
 """
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -69,17 +70,41 @@ def _keys(name):
     return keys
 
 
-def bundle(name, files, keys="image"):
+def bundle(name, files, keys="image", tiny=False):
     """A signed bundle NAME of the image's rootfs with FILES replaced,
-    signed with the image's development keys or another CA's ("other")."""
+    signed with the image's development keys or another CA's ("other").
+    tiny: an 8 MiB file system holding only FILES instead (for bundles
+    that must be refused before anything is written)."""
     require_tool("rauc", "rauc")
     require_tool("mksquashfs", "squashfs-tools")
-    out = _cache_dir() / f"{name}.raucb"
-    if out.exists():
-        return out
+    cache = _cache_dir()
+    out = cache / f"{name}.raucb"
+    # Tests running side by side share the cache: one makes, others wait.
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not out.exists():
+            _make_bundle(name, files, keys, tiny, out)
+    return out
+
+
+def _make_bundle(name, files, keys, tiny, out):
     env = image_env()
     rootfs = _cache_dir() / f"{name}.ext4"
-    edited_rootfs(rootfs, files)
+    if tiny:
+        tree = _cache_dir() / f"{name}.tree"
+        shutil.rmtree(tree, ignore_errors=True)
+        for path, text in files.items():
+            target = tree / path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+        # Incompressible filler: RAUC refuses a payload that squashfs
+        # packs into a single 4 KiB block.
+        tree.mkdir(exist_ok=True)
+        (tree / "filler").write_bytes(os.urandom(256 * 1024))
+        run(["mke2fs", "-q", "-t", "ext4", "-d", tree, rootfs, "8M"])
+        shutil.rmtree(tree)
+    else:
+        edited_rootfs(rootfs, files)
     signer = _keys(keys)
     version = f"{env['SIPSENSOR_IMAGE_VERSION']}.{name}"
     partial = out.with_suffix(".partial")
@@ -91,16 +116,17 @@ def bundle(name, files, keys="image"):
     return out
 
 
-def stick(bundle_path, out):
-    """A FAT image labelled STICK_LABEL holding the bundle as update.raucb."""
+def stick(files, out):
+    """A FAT image labelled STICK_LABEL holding FILES {name: bundle path}."""
     require_tool("mkfs.vfat", "dosfstools")
     require_tool("mcopy", "mtools")
-    size_kib = bundle_path.stat().st_size // 1024 + 4096
+    size_kib = sum(Path(p).stat().st_size for p in files.values()) // 1024 + 4096
     if os.path.exists(out):
         os.unlink(out)
     run(["mkfs.vfat", "-C", "-n", STICK_LABEL, out, str(size_kib)])
-    run(["mcopy", "-i", out, bundle_path, "::update.raucb"],
-        env=dict(os.environ, MTOOLS_SKIP_CHECK="1"))
+    for name, path in files.items():
+        run(["mcopy", "-i", out, path, f"::{name}"],
+            env=dict(os.environ, MTOOLS_SKIP_CHECK="1"))
     return Path(out)
 
 

@@ -7,10 +7,12 @@ test's cleanup, also when the test fails. Its output goes to a log file in
 the test's directory, which failure messages quote.
 """
 
+import atexit
 import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import unittest
 from pathlib import Path
@@ -122,12 +124,50 @@ class Process:
         return tail(self.log, lines)
 
 
+# Whatever a test leaves running when the interpreter ends (SIGTERM from
+# run-lanes' time limit, an error outside a test) is stopped here: every
+# started process by its PID, every namespace deleted.
+_LIVE = []
+
+
+def _stop_everything():
+    for item in reversed(_LIVE):
+        try:
+            item.close() if hasattr(item, "close") else item.stop_all()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+
+
+def _on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+atexit.register(_stop_everything)
+signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def track(item):
+    """Stop/close ITEM at exit if the test's own cleanup did not."""
+    _LIVE.append(item)
+    return item
+
+
 class Processes:
     """The processes of one test, stopped in reverse order by `stop_all`."""
 
     def __init__(self, directory):
         self.dir = Path(directory)
         self.procs = []
+        self.socket_dirs = []
+        track(self)
+
+    def socket_dir(self, prefix):
+        """A short directory for Unix sockets (the test's own directory
+        may be longer than a socket path can be: 104 bytes for Kamailio,
+        108 for the kernel), removed with the processes."""
+        path = Path(tempfile.mkdtemp(prefix=f"ssboot-{prefix}-"))
+        self.socket_dirs.append(path)
+        return path
 
     def start(self, name, cmd, env=None):
         log = self.dir / f"{name}.log"
@@ -151,6 +191,9 @@ class Processes:
         for proc in reversed(self.procs):
             proc.stop()
         self.procs.clear()
+        for path in self.socket_dirs:
+            shutil.rmtree(path, ignore_errors=True)
+        self.socket_dirs.clear()
 
 
 def test_dir(test):
@@ -162,5 +205,22 @@ def test_dir(test):
     return path
 
 
+def drop_images(directory):
+    """Remove a test's disk images (card copies, update sticks: hundreds of
+    MB each), keeping its logs; SIPSENSOR_BOOT_KEEP=1 keeps them too."""
+    if os.environ.get("SIPSENSOR_BOOT_KEEP") == "1":
+        return
+    for path in Path(directory).glob("*.img"):
+        path.unlink()
+
+
 def copy_sparse(src, dst):
     run(["cp", "--sparse=always", src, dst], timeout=300)
+
+
+def cost(seconds):
+    """Mark a test with its rough duration, for run-lanes' scheduling."""
+    def mark(fn):
+        fn.boot_cost = seconds
+        return fn
+    return mark

@@ -66,9 +66,11 @@ class Console:
                 self.lock.notify_all()
 
     def mark(self):
-        """Forget everything received so far (expect only what follows)."""
+        """Forget everything received so far (expect only what follows);
+        returns the position, for `text_since`."""
         with self.lock:
             self.pos = len(self.buf)
+            return self.pos
 
     def expect(self, pattern, timeout, what=None):
         """Wait for a regular expression (bytes or str) in what arrived
@@ -202,12 +204,15 @@ def qemu_arm_virt(card, uboot, extra_drives=(), mac=None):
     argv = [
         binary, "-M", "virt", "-cpu", "cortex-a15", "-m", "512", "-smp", "1",
         "-accel", "tcg", "-bios", uboot, "-no-user-config", "-nodefaults",
-        "-drive", f"if=none,file={card},format=raw,id=card",
-        "-device", "virtio-blk-device,drive=card",
     ]
+    # QEMU gives the first virtio-mmio device the transport U-Boot probes
+    # last: the extra drives (update "USB sticks") go first so that the
+    # card is U-Boot's virtio 0, where its distro boot looks for boot.scr.
     for i, drive in enumerate(extra_drives):
         argv += ["-drive", f"if=none,file={drive},format=raw,id=extra{i},readonly=on",
                  "-device", f"virtio-blk-device,drive=extra{i}"]
+    argv += ["-drive", f"if=none,file={card},format=raw,id=card",
+             "-device", "virtio-blk-device,drive=card"]
     if mac is not None:
         argv += ["-netdev", "tap,id=net0,ifname=tap0,script=no,downscript=no",
                  "-device", f"virtio-net-device,netdev=net0,mac={mac}"]

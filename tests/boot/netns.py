@@ -11,7 +11,7 @@ import itertools
 import os
 from pathlib import Path
 
-from common import Processes, require_tool, run, tail, wait_for
+from common import Processes, require_tool, run, tail, track, wait_for
 
 SUBNET_PREFIX = "198.51.100"
 HOST_IP = f"{SUBNET_PREFIX}.1"
@@ -20,6 +20,23 @@ GUEST_MAC = "52:54:00:53:49:50"
 TAP = "tap0"
 
 _counter = itertools.count(1)
+
+
+def _remove_stale():
+    """Delete the namespaces of boot-test runs that were killed outright
+    (SIGKILL leaves no chance to clean up): named after a process that no
+    longer exists, with nothing running in them."""
+    listed = run(["ip", "netns", "list"], check=False).stdout
+    for line in listed.splitlines():
+        name = line.split()[0] if line.split() else ""
+        parts = name.split("-")
+        if not name.startswith("sipsensor-boot-") or len(parts) != 4 or not parts[2].isdigit():
+            continue
+        if Path(f"/proc/{parts[2]}").exists():
+            continue
+        if run(["ip", "netns", "pids", name], check=False).stdout.strip():
+            continue
+        run(["ip", "netns", "delete", name], check=False)
 
 
 class Netns:
@@ -32,10 +49,12 @@ class Netns:
         require_tool("ip", "iproute2")
         self.dir = Path(directory)
         self.procs = procs
+        _remove_stale()
         self.name = f"sipsensor-boot-{os.getpid()}-{next(_counter)}"
         self.created = False
         run(["ip", "netns", "add", self.name])
         self.created = True
+        track(self)
         self.run(["ip", "link", "set", "lo", "up"])
         self.run(["ip", "tuntap", "add", "dev", TAP, "mode", "tap"])
         self.run(["ip", "addr", "add", f"{HOST_IP}/24", "dev", TAP])

@@ -1,14 +1,14 @@
 """The guest's peers inside the test's network namespace: Kamailio with the
 repository's deploy/kamailio/kamailio.cfg (the same flags and db_text
-database as tests/harness/src/kamailio.rs), and a UDP listener that counts
-the RTP packets arriving for the collector."""
+database as tests/harness/src/kamailio.rs) as registrar and proxy, and the
+collector, registered with Kamailio as `collector`, storing into SQLite."""
 
 import json
+import os
 import shutil
-import time
 from pathlib import Path
 
-from common import ROOT, require_tool, run, wait_for
+from common import ROOT, require_file, require_tool, run, wait_for
 from netns import HOST_IP
 
 SIP_PORT = 5060
@@ -37,7 +37,7 @@ class Kamailio:
         for i, (user, password) in enumerate(subscribers, start=1):
             table += f"{i}:{db_text_escape(user)}::{db_text_escape(password)}::\n"
         (db / "subscriber").write_text(table)
-        self.ctl = self.dir / "ctl"
+        self.ctl = netns.procs.socket_dir("kamailio") / "ctl"
         listen = f"{HOST_IP}:{SIP_PORT}"
         cmd = [
             self.binary, "-DD", "-E", "-f", ROOT / "deploy" / "kamailio" / "kamailio.cfg",
@@ -67,9 +67,11 @@ class Kamailio:
             return []
         contacts = []
         current = None
+        # kamcmd's text form: "AoR: user" (the domain is not kept without
+        # use_domain), then "Address: sip:..." per contact.
         for line in result.stdout.splitlines():
             line = line.strip()
-            if line.startswith("AOR:"):
+            if line.lower().startswith("aor:"):
                 current = line.split(":", 1)[1].strip()
             elif line.startswith("Address:") and current is not None:
                 aor_user = current.split("@", 1)[0]
@@ -82,45 +84,85 @@ class Kamailio:
                         timeout, 1.0)
 
 
-class UdpCounter:
-    """Counts the UDP datagrams arriving at HOST_IP:PORT in the namespace
-    (the collector's RTP port until the collector answers calls itself)."""
 
-    SCRIPT = r"""
-import json, socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sys.argv[1], int(sys.argv[2])))
-s.settimeout(0.5)
-count, first, last, end = 0, None, None, time.monotonic() + float(sys.argv[3])
-while time.monotonic() < end:
-    try:
-        data, peer = s.recvfrom(65535)
-    except socket.timeout:
-        continue
-    count += 1
-    first = first or time.time()
-    last = time.time()
-    with open(sys.argv[4], "w") as f:
-        json.dump({"count": count, "first": first, "last": last, "peer": peer[0]}, f)
-"""
+COLLECTOR_SIP_PORT = 5070
+COLLECTOR_RTP_PORT = 16384
+COLLECTOR_HTTP_PORT = 8080
 
-    def __init__(self, netns, directory, port, lifetime=600):
-        self.state = Path(directory) / f"udp-{port}.json"
-        script = Path(directory) / "udp_counter.py"
-        script.write_text(self.SCRIPT)
-        self.proc = netns.start(f"udp-{port}", ["python3", script, HOST_IP, str(port),
-                                                str(lifetime), self.state])
 
-    def read(self):
+class Collector:
+    """sipsensor-collector in the namespace: SIP on HOST_IP:5070, registered
+    with Kamailio as sip:collector@HOST_IP (sensors reach it by location
+    lookup), trusting Kamailio's authentication, storing into SQLite in the
+    test's directory. Stored samples are read with `sipsensor-collector
+    export`, the live reception figures from its /api/streams."""
+
+    def __init__(self, netns, directory, register, kamailio):
+        default = ROOT / "target" / "debug" / "sipsensor-collector"
+        self.binary = require_file(os.environ.get("SIPSENSOR_COLLECTOR", default),
+                                   "build it: cargo build --locked -p sipsensor-collector")
+        self.netns = netns
+        self.dir = Path(directory) / "collector"
+        self.dir.mkdir(parents=True)
+        self.db = self.dir / "collector.db"
+        user, password = register
+        creds = self.dir / "credentials.yaml"
+        creds.write_text(f'users:\n  {user}: "{password}"\n')
+        os.chmod(creds, 0o600)
+        config = self.dir / "collector.yaml"
+        config.write_text(f"""\
+storage:
+  url: sqlite://{self.db}
+  flush_interval_ms: 100
+http:
+  bind: {HOST_IP}:{COLLECTOR_HTTP_PORT}
+sip:
+  bind: {HOST_IP}:{COLLECTOR_SIP_PORT}
+  advertise: {HOST_IP}
+  domain: {HOST_IP}
+  identity: sip:{user}@{HOST_IP}
+  registrar: false
+  credentials_file: {creds}
+  trusted_peers: [{HOST_IP}/32]
+  register:
+    registrar: sip:{HOST_IP}:5060
+    aor: sip:{user}@{HOST_IP}
+    expires: 600
+  control_socket: {netns.procs.socket_dir("collector") / "control.sock"}
+media:
+  rtp_bind: {HOST_IP}:{COLLECTOR_RTP_PORT}
+""")
+        self.proc = netns.start("collector", [self.binary, "run", "--config", config],
+                                env=dict(os.environ, RUST_LOG="info"))
         try:
-            return json.loads(self.state.read_text())
-        except (OSError, ValueError):
-            return {"count": 0}
+            kamailio.wait_registered(user, 30)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\ncollector log:\n{self.proc.log_tail()}") from None
 
-    def wait_packets(self, n, timeout):
-        return wait_for(f"{n} UDP packets", lambda: self.read()["count"] >= n and self.read(),
-                        timeout, 0.5)
+    def samples(self, aor):
+        """Every stored sample of the sensor, oldest first."""
+        result = run([self.binary, "export", "--storage", f"sqlite://{self.db}",
+                      "--sensor", aor, "--format", "json", "--kind", "samples"],
+                     timeout=60, check=False)
+        if result.returncode != 0:
+            if "no sensor" in result.stderr:
+                return []
+            raise AssertionError(f"export failed: {result.stderr}")
+        return json.loads(result.stdout)
 
+    def wait_samples(self, aor, count, timeout, since_ns=0):
+        def enough():
+            rows = [r for r in self.samples(aor) if r["ts_ns"] >= since_ns]
+            return rows if len(rows) >= count else None
+        try:
+            return wait_for(f"{count} stored samples of {aor}", enough, timeout, 1.0)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\ncollector log:\n{self.proc.log_tail()}") from None
 
-def sleep_bounded(seconds):
-    time.sleep(seconds)
+    def streams(self):
+        """The collector's live streams (/api/streams), read in the namespace."""
+        result = self.netns.run(["python3", "-c",
+                                 "import sys, urllib.request; sys.stdout.write(urllib.request."
+                                 f"urlopen('http://{HOST_IP}:{COLLECTOR_HTTP_PORT}/api/streams',"
+                                 " timeout=10).read().decode())"], timeout=30)
+        return json.loads(result.stdout)
