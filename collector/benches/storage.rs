@@ -16,11 +16,6 @@
 // Benchmark code: a failed unwrap is a failed run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-/// Benchmarks never fail for a missing tool: they say so (used by `pg`).
-fn skip_or_fail(what: &str) {
-    eprintln!("SKIPPED: {what}");
-}
-
 #[allow(dead_code)]
 #[path = "../tests/common/pg.rs"]
 mod pg;

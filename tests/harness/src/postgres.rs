@@ -52,6 +52,12 @@ pub fn require_postgres() -> bool {
 impl Postgres {
     /// Initialise and start a server tuned for tests (no fsync).
     pub fn start() -> Result<Self, HarnessError> {
+        Self::start_with(false)
+    }
+
+    /// Like [`Postgres::start`]; `durable` keeps fsync and synchronous
+    /// commit on, as in production (for benchmarks).
+    pub fn start_with(durable: bool) -> Result<Self, HarnessError> {
         let bin = pg_bindir().ok_or(HarnessError::MissingTool {
             tool: "postgresql-15".into(),
         })?;
@@ -90,9 +96,14 @@ impl Postgres {
                 .env("LC_ALL", "C"),
             "initdb",
         )?;
+        let speed = if durable {
+            ""
+        } else {
+            "-c fsync=off -c synchronous_commit=off"
+        };
         let opts = format!(
             "-c listen_addresses='' -c unix_socket_directories='{}' -p {PORT} \
-             -c max_connections=100 -c fsync=off -c synchronous_commit=off",
+             -c max_connections=100 {speed}",
             pg.socket_dir().display()
         );
         pg.run(
@@ -118,6 +129,11 @@ impl Postgres {
 
     pub fn socket_dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The server's main process (for CPU accounting in benchmarks).
+    pub fn postmaster_pid(&self) -> Option<i32> {
+        self.postmaster
     }
 
     fn command(&self, program: &str) -> Command {
