@@ -14,6 +14,7 @@ mod incoming;
 mod outgoing;
 mod registration;
 mod session;
+mod session_table;
 #[cfg(test)]
 mod tests;
 
@@ -26,6 +27,7 @@ use rsip::{Header, Headers, Request, Response, SipMessage};
 pub use session::{EndReason, Role, SessionId, SessionState};
 
 use self::session::Session;
+use self::session_table::SessionTable;
 use super::dialog::DialogId;
 use super::digest::{DigestClient, Password};
 use super::ids::IdGenerator;
@@ -199,7 +201,7 @@ pub struct UserAgent {
     digest: Option<DigestClient>,
     registration: Option<RegistrationClient>,
     next_session: u64,
-    sessions: HashMap<SessionId, Session>,
+    sessions: SessionTable,
     by_dialog: HashMap<DialogId, SessionId>,
     by_server: HashMap<ServerId, SessionId>,
     clients: HashMap<ClientId, Purpose>,
@@ -238,7 +240,7 @@ impl UserAgent {
             ids,
             resolver,
             next_session: 0,
-            sessions: HashMap::new(),
+            sessions: SessionTable::default(),
             by_dialog: HashMap::new(),
             by_server: HashMap::new(),
             clients: HashMap::new(),
@@ -357,13 +359,7 @@ impl UserAgent {
             client.handle_timeout(now);
         }
         self.pump(now);
-        let due: Vec<SessionId> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.next_timeout().is_some_and(|at| at <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in due {
+        for id in self.sessions.due(now) {
             self.session_timeout(id, now);
         }
         self.pump(now);
@@ -373,9 +369,10 @@ impl UserAgent {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let sessions = self.sessions.values().filter_map(|s| s.next_timeout());
         let registration = self.registration.as_ref().and_then(|c| c.poll_timeout());
-        sessions
+        self.sessions
+            .next_timeout()
+            .into_iter()
             .chain(self.layer.poll_timeout())
             .chain(registration)
             .min()

@@ -1,0 +1,138 @@
+//! The user agent's INVITE sessions, with an index of their next timers.
+//!
+//! A collector holds thousands of sessions, almost all of them established
+//! and without a timer; finding the next wake-up may not cost a scan of all
+//! of them on every message. Sessions handed out mutably are noted as
+//! touched, and their timers re-filed before the index is next read, so no
+//! call site has to remember to re-file anything.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Instant;
+
+use super::session::{Session, SessionId};
+
+#[derive(Default)]
+pub(super) struct SessionTable {
+    sessions: HashMap<SessionId, Session>,
+    deadlines: BTreeSet<(Instant, SessionId)>,
+    scheduled: HashMap<SessionId, Instant>,
+    /// Possibly changed since their timers were filed.
+    touched: HashSet<SessionId>,
+}
+
+impl SessionTable {
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn get(&self, id: &SessionId) -> Option<&Session> {
+        self.sessions.get(id)
+    }
+
+    pub fn get_mut(&mut self, id: &SessionId) -> Option<&mut Session> {
+        let session = self.sessions.get_mut(id)?;
+        self.touched.insert(*id);
+        Some(session)
+    }
+
+    pub fn insert(&mut self, id: SessionId, session: Session) {
+        self.sessions.insert(id, session);
+        self.touched.insert(id);
+    }
+
+    pub fn remove(&mut self, id: &SessionId) -> Option<Session> {
+        self.touched.remove(id);
+        if let Some(at) = self.scheduled.remove(id) {
+            self.deadlines.remove(&(at, *id));
+        }
+        self.sessions.remove(id)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Session> {
+        self.sessions.values()
+    }
+
+    /// The earliest timer of any session. A touched session's filed entry
+    /// may be stale, so those are asked directly (an early wake-up from a
+    /// stale entry finds nothing due and costs nothing more).
+    pub fn next_timeout(&self) -> Option<Instant> {
+        let filed = self.deadlines.first().map(|(at, _)| *at);
+        let touched = self
+            .touched
+            .iter()
+            .filter_map(|id| self.sessions.get(id)?.next_timeout());
+        touched.chain(filed).min()
+    }
+
+    /// The sessions with a timer due at `now`, earliest first.
+    pub fn due(&mut self, now: Instant) -> Vec<SessionId> {
+        self.refile();
+        self.deadlines
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, id)| *id)
+            .collect()
+    }
+
+    fn refile(&mut self) {
+        for id in std::mem::take(&mut self.touched) {
+            let next = self.sessions.get(&id).and_then(Session::next_timeout);
+            if self.scheduled.get(&id).copied() == next {
+                continue;
+            }
+            if let Some(old) = self.scheduled.remove(&id) {
+                self.deadlines.remove(&(old, id));
+            }
+            if let Some(at) = next {
+                self.scheduled.insert(id, at);
+                self.deadlines.insert((at, id));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::ua::session::{Role, SessionState};
+    use std::time::Duration;
+
+    fn giving_up_at(at: Option<Instant>) -> Session {
+        let mut s = Session::new(Role::Caller, SessionState::Calling);
+        s.give_up_at = at;
+        s
+    }
+
+    #[test]
+    fn the_index_follows_every_change_made_through_get_mut() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut table = SessionTable::default();
+        for i in 0..1000 {
+            // Most sessions have no timer, as established ones don't.
+            let timer = (i % 100 == 0).then(|| at(10 + i));
+            table.insert(SessionId(i), giving_up_at(timer));
+        }
+        assert_eq!(table.next_timeout(), Some(at(10)));
+        assert_eq!(table.due(at(10)), vec![SessionId(0)]);
+        // Changed through get_mut: read before and after the refile.
+        if let Some(s) = table.get_mut(&SessionId(0)) {
+            s.give_up_at = None;
+        }
+        if let Some(s) = table.get_mut(&SessionId(555)) {
+            s.give_up_at = Some(at(5));
+        }
+        assert_eq!(table.next_timeout(), Some(at(5)));
+        assert_eq!(table.due(at(120)), vec![SessionId(555), SessionId(100)]);
+        assert_eq!(table.next_timeout(), Some(at(5)));
+        table.remove(&SessionId(555));
+        assert_eq!(table.next_timeout(), Some(at(110)));
+        assert!(table.due(at(109)).is_empty());
+        for i in (100..1000).step_by(100) {
+            table.remove(&SessionId(i));
+        }
+        assert_eq!(table.next_timeout(), None);
+        assert!(table.due(at(10_000)).is_empty());
+        assert_eq!(table.len(), 990);
+    }
+}
