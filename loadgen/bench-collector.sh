@@ -4,7 +4,9 @@
 # Prints one markdown row per run (docs/benchmarks.md, "collector").
 #
 # Knobs: SIPSENSOR_BENCH_SENSORS ("100 1000 10000"), SIPSENSOR_BENCH_SECONDS
-# (30), SIPSENSOR_BENCH_BACKENDS ("sqlite postgres"), SIPSENSOR_PG_BINDIR.
+# (30), SIPSENSOR_BENCH_BACKENDS ("sqlite postgres"), SIPSENSOR_PG_BINDIR,
+# SIPSENSOR_BENCH_RCVBUF (the collector's media.receive_buffer_bytes; its
+# default when unset).
 # Every process started here is stopped by its PID on exit.
 set -euo pipefail
 
@@ -14,6 +16,7 @@ sensors=${SIPSENSOR_BENCH_SENSORS:-"100 1000 10000"}
 seconds=${SIPSENSOR_BENCH_SECONDS:-30}
 backends=${SIPSENSOR_BENCH_BACKENDS:-"sqlite postgres"}
 pg_bin=${SIPSENSOR_PG_BINDIR:-/usr/lib/postgresql/15/bin}
+rcvbuf=${SIPSENSOR_BENCH_RCVBUF:-}
 
 "$CARGO" build --release --locked -p sipsensor-collector -p sipsensor-loadgen >&2
 bin=$root/target/release
@@ -107,6 +110,7 @@ sip:
 media:
   rtp_bind: 127.0.0.1:0
 YAML
+        [ -n "$rcvbuf" ] && echo "  receive_buffer_bytes: $rcvbuf" >> "$work/collector.yaml"
         log=$work/collector-$backend-$n.log
         RUST_LOG=info,sipsensor_collector::sip::tu=warn \
             "$bin/sipsensor-collector" run --config "$work/collector.yaml" 2> "$log" &
