@@ -17,6 +17,15 @@ seconds=${SIPSENSOR_BENCH_SECONDS:-30}
 backends=${SIPSENSOR_BENCH_BACKENDS:-"sqlite postgres"}
 pg_bin=${SIPSENSOR_PG_BINDIR:-/usr/lib/postgresql/15/bin}
 rcvbuf=${SIPSENSOR_BENCH_RCVBUF:-}
+# The collector on CPU 0 and the load generator on the others, so the
+# collector's figure is its own and "under one core" holds by construction
+# (SIPSENSOR_BENCH_PIN=0: no pinning). The kernel's loopback delivery runs
+# in the sender's context, on the load generator's CPUs.
+pin_collector="" pin_loadgen=""
+if [ "${SIPSENSOR_BENCH_PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+    pin_collector="taskset -c 0"
+    pin_loadgen="taskset -c 1-$(( $(nproc) - 1 ))"
+fi
 
 "$CARGO" build --release --locked -p sipsensor-collector -p sipsensor-loadgen >&2
 bin=$root/target/release
@@ -113,7 +122,7 @@ YAML
         [ -n "$rcvbuf" ] && echo "  receive_buffer_bytes: $rcvbuf" >> "$work/collector.yaml"
         log=$work/collector-$backend-$n.log
         RUST_LOG=info,sipsensor_collector::sip::tu=warn \
-            "$bin/sipsensor-collector" run --config "$work/collector.yaml" 2> "$log" &
+            $pin_collector "$bin/sipsensor-collector" run --config "$work/collector.yaml" 2> "$log" &
         collector_pid=$!
         sip=$(await_line "$log" "advertised [0-9.]+:[0-9]+" | sed -E 's/.*advertised ([0-9.]+:[0-9]+).*/\1/')
         http=$(await_line "$log" "on http://" | sed -E 's#.*on http://([0-9.]+:[0-9]+)/.*#\1#')
@@ -122,7 +131,7 @@ YAML
         pg_cpu_before=0
         [ "$backend" = postgres ] && pg_cpu_before=$(pg_cpu)
         started=$SECONDS
-        "$bin/sipsensor-loadgen" run --collector "$sip" --metrics "$http" -n "$n" \
+        $pin_loadgen "$bin/sipsensor-loadgen" run --collector "$sip" --metrics "$http" -n "$n" \
             --seconds "$seconds" --collector-pid "$collector_pid" --per-rtp-socket "$per" --pumps "$pumps" \
             --row "$backend" 2> "$work/loadgen-$backend-$n.log" \
             || { echo "| $backend | $n | load generator failed |"; tail -5 "$work/loadgen-$backend-$n.log" >&2; }

@@ -7,7 +7,7 @@
 //!   whether the writer kept up (rows waiting at the end, largest backlog),
 //!   batch count and CPU (the collector process, plus the PostgreSQL server
 //!   processes for PostgreSQL).
-//! - flood: as fast as the store takes rows; prints rows/s.
+//! - flood: as fast as the store takes rows; prints samples/s.
 //!
 //! `make bench-collector-storage`. Knobs: SIPSENSOR_BENCH_STREAMS (comma
 //! list), SIPSENSOR_BENCH_SECONDS, SIPSENSOR_BENCH_BACKENDS (sqlite,postgres).
@@ -119,18 +119,18 @@ async fn setup(url: &StorageUrl, streams: usize) -> Setup {
     Setup { store, sessions }
 }
 
-fn packet(s: &Session, k: i64) -> Vec<Sample> {
-    (0..CHANNELS)
-        .map(|c| Sample {
-            session: s.id,
-            sensor: s.sensor,
-            channel: c,
-            seq: k,
-            index: 0,
-            ts_ns: T0 + k * (1_000_000_000 / RATE),
-            raw: 2000 + (k % 100) + i64::from(c),
-        })
-        .collect()
+/// A packet's one reading: a value per channel.
+fn packet(s: &Session, k: i64) -> Vec<Reading> {
+    vec![Reading {
+        session: s.id,
+        sensor: s.sensor,
+        seq: k,
+        index: 0,
+        ts_ns: T0 + k * (1_000_000_000 / RATE),
+        raws: (0..CHANNELS)
+            .map(|c| Some(2000 + (k % 100) + i64::from(c)))
+            .collect(),
+    }]
 }
 
 /// N streams in real time for `seconds`.
@@ -152,7 +152,7 @@ async fn paced(name: &str, url: &StorageUrl, streams: usize, seconds: i64, serve
         }
         tokio::time::sleep_until(tick).await;
         for s in &sessions {
-            h.samples(packet(s, k)).await.unwrap();
+            h.readings(packet(s, k)).await.unwrap();
         }
         max_pending = max_pending.max(metrics.pending_rows.get());
     }
@@ -164,12 +164,13 @@ async fn paced(name: &str, url: &StorageUrl, streams: usize, seconds: i64, serve
     let cpu = own_cpu_seconds() - cpu0;
     let srv = server.map(tree_cpu_seconds).unwrap_or(0.0) - srv0;
     let summary = writer.shutdown().await;
-    let rows = summary.written.samples_inserted;
+    let samples = summary.written.samples_inserted;
     let sent = (streams as i64 * seconds * RATE) as u64 * u64::from(CHANNELS);
-    assert_eq!(rows + summary.dropped, sent);
+    // A dropped row is a reading: CHANNELS samples.
+    assert_eq!(samples + summary.dropped * u64::from(CHANNELS), sent);
     let dropped = if summary.dropped > 0 {
         format!(
-            ", DROPPED {} rows (backlog over max_pending_rows: the store did not keep up)",
+            ", DROPPED {} readings (backlog over max_pending_rows: the store did not keep up)",
             summary.dropped
         )
     } else {
@@ -180,10 +181,10 @@ async fn paced(name: &str, url: &StorageUrl, streams: usize, seconds: i64, serve
         None => String::new(),
     };
     println!(
-        "{name:<10} paced {streams:>6} streams: {:>7.0} rows/s for {seconds} s, {} batches, \
-         largest backlog {max_pending} rows, {backlog} waiting at the end (drained in {:.2} s), \
+        "{name:<10} paced {streams:>6} streams: {:>7.0} samples/s for {seconds} s, {} batches, \
+         largest backlog {max_pending} readings, {backlog} waiting at the end (drained in {:.2} s), \
          CPU collector {:.0}%{server_part} of one core{dropped}{}",
-        rows as f64 / produced.as_secs_f64(),
+        samples as f64 / produced.as_secs_f64(),
         summary.batches,
         drain.as_secs_f64(),
         cpu / wall * 100.0,
@@ -211,7 +212,7 @@ async fn flood(name: &str, url: &StorageUrl, streams: usize, seconds: i64, serve
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         for s in &sessions {
-            h.samples(packet(s, k)).await.unwrap();
+            h.readings(packet(s, k)).await.unwrap();
         }
     }
     h.flush().await.unwrap();
@@ -219,13 +220,13 @@ async fn flood(name: &str, url: &StorageUrl, streams: usize, seconds: i64, serve
     let cpu = own_cpu_seconds() - cpu0 + server.map(tree_cpu_seconds).unwrap_or(0.0) - srv0;
     let summary = writer.shutdown().await;
     assert_eq!(summary.dropped, 0);
-    let rows = summary.written.samples_inserted as f64;
+    let samples = summary.written.samples_inserted as f64;
     println!(
-        "{name:<10} flood {streams:>6} streams: {rows:>8} rows in {wall:>5.1} s = {:>7.0} rows/s \
-         (= {:>5.0} streams), {:.2} us CPU per row{}",
-        rows / wall,
-        rows / wall / (RATE * i64::from(CHANNELS)) as f64,
-        cpu / rows * 1e6,
+        "{name:<10} flood {streams:>6} streams: {samples:>8} samples in {wall:>5.1} s = {:>7.0} \
+         samples/s (= {:>5.0} streams), {:.2} us CPU per sample{}",
+        samples / wall,
+        samples / wall / (RATE * i64::from(CHANNELS)) as f64,
+        cpu / samples * 1e6,
         if server.is_some() {
             " (collector + server)"
         } else {

@@ -76,7 +76,7 @@ mod tests {
     use super::*;
     use crate::stats::StreamsRegistry;
     use crate::storage::sqlite::{SqliteOptions, SqliteStore};
-    use crate::storage::{Batch, ChannelSpec, NewSession, Sample, StreamSpec};
+    use crate::storage::{Batch, ChannelSpec, NewSession, Reading, StreamSpec};
 
     /// A store with one sample per day for the last ten days.
     async fn store_with_ten_days(now: i64) -> (tempfile::TempDir, Arc<dyn Storage>) {
@@ -103,19 +103,18 @@ mod tests {
             })
             .await
             .unwrap();
-        let samples = (0..10)
-            .map(|d| Sample {
+        let readings = (0..10)
+            .map(|d| Reading {
                 session: session.id,
                 sensor: sensor.id,
-                channel: 0,
                 seq: d,
                 index: 0,
                 ts_ns: now - (10 - d) * NS_PER_DAY + 3_600_000_000_000,
-                raw: d,
+                raws: vec![Some(d)],
             })
             .collect();
         s.write_batch(&Batch {
-            samples,
+            readings,
             ..Batch::default()
         })
         .await
@@ -169,14 +168,13 @@ mod tests {
         let sensor = s.sensors().await.unwrap()[0].id;
         let session = s.sessions(sensor, i64::MIN, i64::MAX).await.unwrap()[0].id;
         s.write_batch(&Batch {
-            samples: vec![Sample {
+            readings: vec![Reading {
                 session,
                 sensor,
-                channel: 0,
                 seq: 99,
                 index: 0,
                 ts_ns: now - 9 * NS_PER_DAY,
-                raw: 0,
+                raws: vec![Some(0)],
             }],
             ..Batch::default()
         })

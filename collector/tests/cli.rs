@@ -178,7 +178,7 @@ fn export_fixture(db: &Path) {
         let mut all = samples(&session, 0..25_000, T0);
         all.extend(samples(&other, 0..10, T0));
         s.write_batch(&Batch {
-            samples: all,
+            readings: all,
             gaps: vec![Gap {
                 sensor: sensor.id,
                 session: Some(session.id),

@@ -161,7 +161,7 @@ async fn crash_child() {
     let started = Instant::now();
     let mut seq = 0i64;
     while started.elapsed() < Duration::from_secs(20) {
-        h.samples(samples(&session, seq..=seq, T0)).await.unwrap();
+        h.readings(samples(&session, seq..=seq, T0)).await.unwrap();
         seq += 1;
         if seq % 20 == 0 {
             say(format!("SUBMITTED {seq}"));
@@ -240,7 +240,7 @@ async fn sigterm_child() {
                 sensor_with_session(storage.as_ref(), "sip:s@example.net", "c1", T0).await;
             let mut accepted = 0i64;
             loop {
-                if h.samples(samples(&session, accepted..=accepted, T0))
+                if h.readings(samples(&session, accepted..=accepted, T0))
                     .await
                     .is_err()
                 {

@@ -31,6 +31,7 @@ async fn postgres() {
     conformance::run_all(&PgBackend { server: &server }).await;
     schema_newer_than_the_collector_is_refused(&server).await;
     concurrent_first_starts_migrate_once(&server).await;
+    version_one_samples_become_readings(&server).await;
     unreachable_server_is_a_clear_error(&server).await;
     server_restart_is_survived(&server).await;
 }
@@ -66,9 +67,59 @@ async fn concurrent_first_starts_migrate_once(server: &PgServer) {
         .collect();
     for o in opens {
         let s = o.await.unwrap().unwrap();
-        assert_eq!(s.schema_version().await.unwrap(), 1);
+        assert_eq!(
+            s.schema_version().await.unwrap(),
+            sipsensor_collector::storage::postgres::schema::latest_version()
+        );
         s.close().await.unwrap();
     }
+}
+
+/// A database of schema version 1 (a row per channel value) is migrated to
+/// readings on open, nothing lost, a missing channel as NULL.
+async fn version_one_samples_become_readings(server: &PgServer) {
+    let url: StorageUrl = server.create_db("v1").await.parse().unwrap();
+    let v1 = include_str!("../src/storage/postgres/migrations/0001_initial.sql");
+    server.execute("v1", v1).await;
+    server
+        .execute(
+            "v1",
+            "CREATE TABLE sipsensor_schema (
+                 version BIGINT PRIMARY KEY,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
+             INSERT INTO sipsensor_schema (version) VALUES (1);
+             INSERT INTO sensors (id, aor) VALUES (1, 'sip:s@example.net');
+             INSERT INTO sessions (id, sensor_id, call_id, ssrc, rate_hz, samples_per_packet,
+                                   started_ns)
+               VALUES (5, 1, 'c', 1, 10, 1, 0);
+             INSERT INTO session_channels VALUES (5, 0, 'temperature', 'Cel', 0.01),
+                                                 (5, 1, 'humidity', '%RH', 0.1);
+             INSERT INTO samples (session_id, channel, seq, idx, sensor_id, ts_ns, raw) VALUES
+               (5, 0, 1, 0, 1, 100, 2508), (5, 1, 1, 0, 1, 100, -9223372036854775808),
+               (5, 1, 2, 0, 1, 200, 455);",
+        )
+        .await;
+    let s = open(&url, OpenOptions::default()).await.unwrap();
+    assert_eq!(
+        s.schema_version().await.unwrap(),
+        sipsensor_collector::storage::postgres::schema::latest_version()
+    );
+    let got: Vec<_> = all_samples(s.as_ref(), SensorId(1))
+        .await
+        .into_iter()
+        .map(|x| (x.seq, x.channel, x.ts_ns, x.raw, x.name))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, 0, 100, 2508, "temperature".to_string()),
+            (1, 1, 100, i64::MIN, "humidity".to_string()),
+            (2, 1, 200, 455, "humidity".to_string()),
+        ]
+    );
+    let r = s.delete_before(250).await.unwrap();
+    assert_eq!(r.samples, 3, "the NULL of packet 2 is not a sample");
+    s.close().await.unwrap();
 }
 
 async fn unreachable_server_is_a_clear_error(server: &PgServer) {
@@ -104,7 +155,7 @@ async fn server_restart_is_survived(server: &PgServer) {
     for _ in 0..5 {
         match s
             .write_batch(&Batch {
-                samples: samples(&session, 0..10, T0),
+                readings: samples(&session, 0..10, T0),
                 ..Batch::default()
             })
             .await

@@ -29,18 +29,15 @@ fn humidity(i: i64) -> i64 {
     455 + (i % 10) * 3
 }
 
-fn climate_samples(session: &Session, range: std::ops::Range<i64>, t0: i64) -> Vec<Sample> {
+fn climate_samples(session: &Session, range: std::ops::Range<i64>, t0: i64) -> Vec<Reading> {
     range
-        .flat_map(|i| {
-            [(0u16, temperature(i)), (1u16, humidity(i))].map(|(ch, raw)| Sample {
-                session: session.id,
-                sensor: session.sensor,
-                channel: ch,
-                seq: i,
-                index: 0,
-                ts_ns: t0 + i * STEP,
-                raw,
-            })
+        .map(|i| Reading {
+            session: session.id,
+            sensor: session.sensor,
+            seq: i,
+            index: 0,
+            ts_ns: t0 + i * STEP,
+            raws: vec![Some(temperature(i)), Some(humidity(i))],
         })
         .collect()
 }
@@ -136,18 +133,17 @@ fn page_shows_sensors_streams_and_live_charts() {
             .unwrap();
         store.close_session(roof.id, t0 + 30 * STEP).await.unwrap();
         let mut batch = Batch {
-            samples: climate_samples(&session, 0..80, t0),
+            readings: climate_samples(&session, 0..80, t0),
             seen: vec![(boiler.id, t0 + 79 * STEP), (outdoor.id, t0 + 29 * STEP)],
             ..Batch::default()
         };
-        batch.samples.extend((0..30).map(|i| Sample {
+        batch.readings.extend((0..30).map(|i| Reading {
             session: roof.id,
             sensor: outdoor.id,
-            channel: 0,
             seq: i,
             index: 0,
             ts_ns: t0 + i * STEP,
-            raw: 101_325 - i * 10,
+            raws: vec![Some(101_325 - i * 10)],
         }));
         store.write_batch(&batch).await.unwrap();
         let streams = StreamsRegistry::new();
@@ -251,7 +247,7 @@ fn page_shows_sensors_streams_and_live_charts() {
 
     // Live: 20 more instants arrive; the chart follows without a reload.
     rt.block_on(state.storage.write_batch(&Batch {
-        samples: climate_samples(&session, 80..100, t0),
+        readings: climate_samples(&session, 80..100, t0),
         ..Batch::default()
     }))
     .unwrap();

@@ -62,17 +62,14 @@ async fn fixture() -> Fixture {
         .unwrap();
     let mut batch = Batch::default();
     for i in 0..50i64 {
-        for ch in 0..2u16 {
-            batch.samples.push(Sample {
-                session: session.id,
-                sensor: sensor.id,
-                channel: ch,
-                seq: i,
-                index: 0,
-                ts_ns: T0 + i * 100_000_000,
-                raw: 2000 + i + i64::from(ch) * 1000,
-            });
-        }
+        batch.readings.push(Reading {
+            session: session.id,
+            sensor: sensor.id,
+            seq: i,
+            index: 0,
+            ts_ns: T0 + i * 100_000_000,
+            raws: (0..2).map(|ch| Some(2000 + i + ch * 1000)).collect(),
+        });
     }
     batch.seen.push((sensor.id, T0 + 5_000_000_000));
     batch.gaps.push(Gap {

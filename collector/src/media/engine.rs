@@ -295,7 +295,8 @@ struct Engine {
     by_ssrc: HashMap<u32, Vec<usize>>,
     /// Streams without a signalled SSRC, by the addresses they may use.
     by_ip: HashMap<IpAddr, Vec<usize>>,
-    latched: Vec<Option<SocketAddr>>,
+    /// Per slot: the (address, SSRC) it latched to, its key in `by_addr`.
+    latched: Vec<Option<(SocketAddr, u32)>>,
     awaiting: HashMap<IpAddr, Instant>,
     limbo: VecDeque<(SocketAddr, Vec<u8>, Instant)>,
     timers: BinaryHeap<Reverse<(Instant, usize, StreamKey)>>,
@@ -320,11 +321,15 @@ fn wall_ns() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
-fn remove_from(map: &mut HashMap<impl std::hash::Hash + Eq + Copy, Vec<usize>>, slot: usize) {
-    map.retain(|_, v| {
+/// Takes `slot` out of the list under `key` (one entry, not a scan of the
+/// map: 10,000 sessions hanging up at once must not cost 10,000 scans).
+fn remove_slot<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Vec<usize>>, key: K, slot: usize) {
+    if let Some(v) = map.get_mut(&key) {
         v.retain(|s| *s != slot);
-        !v.is_empty()
-    });
+        if v.is_empty() {
+            map.remove(&key);
+        }
+    }
 }
 
 impl Engine {
@@ -512,11 +517,18 @@ impl Engine {
         {
             let _ = self.rtcp.send_to(&buf[..n], dest);
         }
-        if let Some(addr) = self.latched[slot].take() {
-            self.by_addr.retain(|(a, _), s| !(*a == addr && *s == slot));
+        if let Some((addr, ssrc)) = self.latched[slot].take() {
+            self.by_addr.remove(&(addr, ssrc));
+            remove_slot(&mut self.by_ssrc, ssrc, slot);
         }
-        remove_from(&mut self.by_ssrc, slot);
-        remove_from(&mut self.by_ip, slot);
+        match stream.expected_ssrc {
+            Some(ssrc) => remove_slot(&mut self.by_ssrc, ssrc, slot),
+            None => {
+                for ip in &stream.allowed_ips {
+                    remove_slot(&mut self.by_ip, *ip, slot);
+                }
+            }
+        }
         self.free.push(slot);
         Some(stream.totals)
     }
@@ -624,7 +636,7 @@ impl Engine {
                     continue;
                 }
                 if s.allowed_ips.contains(&ip) {
-                    self.latched[slot] = Some(from);
+                    self.latched[slot] = Some((from, ssrc));
                     self.by_addr.insert((from, ssrc), slot);
                     return Ok(slot);
                 }
@@ -649,7 +661,7 @@ impl Engine {
                         .is_some_and(|(_, st)| st.sdp_rtp == Some(from))
                 });
             if let Some(slot) = pick {
-                self.latched[slot] = Some(from);
+                self.latched[slot] = Some((from, ssrc));
                 self.by_addr.insert((from, ssrc), slot);
                 self.by_ssrc.entry(ssrc).or_default().push(slot);
                 return Ok(slot);
@@ -677,7 +689,7 @@ impl Engine {
             let mut used = false;
             for slot in slots {
                 let ok_source = match self.latched.get(slot).copied().flatten() {
-                    Some(addr) => addr.ip() == from.ip(),
+                    Some((addr, _)) => addr.ip() == from.ip(),
                     None => self
                         .stream(slot)
                         .is_some_and(|s| s.allowed_ips.contains(&from.ip())),
@@ -773,7 +785,7 @@ impl Engine {
         }
         // Keep the next batch's vectors sized like the last.
         self.sink.batch = Batch {
-            samples: Vec::with_capacity(rows.min(FLUSH_ROWS * 2)),
+            readings: Vec::with_capacity(rows.min(FLUSH_ROWS * 2)),
             ..Batch::default()
         };
     }

@@ -12,7 +12,7 @@
 use super::gaps::{FoundGap, GapFinder, Mark};
 use super::{Reject, StreamSetup, first_input_channel, stream_spec};
 use crate::stats::{Reception, StreamHandle};
-use crate::storage::{Batch, Event, Gap, GapCause, Sample, SensorId, SessionId};
+use crate::storage::{Batch, Event, Gap, GapCause, Reading, SensorId, SessionId};
 use sipsensor_protocol::payload::{self, MISSING, Payload};
 use sipsensor_protocol::rtcp::{
     CompoundWriter, ReceiverReport, RtcpConfig, RtcpScheduler, SenderReport, SrMapping,
@@ -416,25 +416,25 @@ impl StreamRx {
                 return Outcome::Dropped(Reject::BadTimestamp);
             };
             first_ns.get_or_insert(ns);
+            let mut raws = Vec::with_capacity(channels);
             for (ch, slot) in last.iter_mut().enumerate() {
-                let Some(raw) = s.raw(usize::from(k), ch) else {
-                    continue;
-                };
-                // docs/protocol.md 5.2: no reading, not a value.
-                if raw == MISSING {
-                    continue;
+                // docs/protocol.md 5.2: MISSING is no reading, not a value.
+                let raw = s.raw(usize::from(k), ch).filter(|&raw| raw != MISSING);
+                if let Some(raw) = raw {
+                    *slot = Some((ns, raw));
+                    self.totals.samples += 1;
                 }
-                sink.batch.samples.push(Sample {
+                raws.push(raw.map(i64::from));
+            }
+            if raws.iter().any(Option::is_some) {
+                sink.batch.readings.push(Reading {
                     session,
                     sensor: self.sensor,
-                    channel: ch as u16,
                     seq: p.ext as i64,
                     index: u32::from(k),
                     ts_ns: ns,
-                    raw: i64::from(raw),
+                    raws,
                 });
-                *slot = Some((ns, raw));
-                self.totals.samples += 1;
             }
         }
         // The statistics describe the current description only.

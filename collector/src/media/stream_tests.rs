@@ -140,15 +140,42 @@ impl Rig {
 
     fn sample_rows(&self) -> Vec<(i64, u32, u16, i64, i64)> {
         let mut v: Vec<_> = self
-            .sink
-            .batch
-            .samples
+            .flat()
             .iter()
             .map(|s| (s.seq, s.index, s.channel, s.ts_ns, s.raw))
             .collect();
         v.sort();
         v
     }
+
+    /// The batch's readings, one entry per channel value.
+    fn flat(&self) -> Vec<Flat> {
+        self.sink
+            .batch
+            .readings
+            .iter()
+            .flat_map(|r| {
+                r.samples().map(|(channel, raw)| Flat {
+                    session: r.session,
+                    seq: r.seq,
+                    index: r.index,
+                    channel,
+                    ts_ns: r.ts_ns,
+                    raw,
+                })
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Flat {
+    session: SessionId,
+    seq: i64,
+    index: u32,
+    channel: u16,
+    ts_ns: i64,
+    raw: i64,
 }
 
 #[test]
@@ -159,7 +186,7 @@ fn samples_wait_for_the_first_sender_report_then_get_exact_times() {
     let p1 = r.samples(&d, 50);
     assert_eq!(r.feed(&p0), Outcome::Held);
     assert_eq!(r.feed(&p1), Outcome::Held);
-    assert!(r.sink.batch.samples.is_empty());
+    assert!(r.flat().is_empty());
     r.sender_report();
     let rows = r.sample_rows();
     assert_eq!(rows.len(), 20, "2 packets x 5 instants x 2 channels");
@@ -173,7 +200,7 @@ fn samples_wait_for_the_first_sender_report_then_get_exact_times() {
     assert_eq!(rows[19].0, 0xffff);
     let p2 = r.samples(&d, 100);
     assert_eq!(r.feed(&p2), Outcome::Stored);
-    assert_eq!(r.sink.batch.samples.last().unwrap().seq, 0x1_0000);
+    assert_eq!(r.flat().last().unwrap().seq, 0x1_0000);
     assert_eq!(r.rx.totals.samples, 30);
 }
 
@@ -185,7 +212,7 @@ fn duplicates_are_stored_once_and_counted() {
     let p = r.samples(&d, 0);
     assert_eq!(r.feed(&p), Outcome::Stored);
     assert_eq!(r.feed(&p), Outcome::Dropped(Reject::Duplicate));
-    assert_eq!(r.sink.batch.samples.len(), 10);
+    assert_eq!(r.flat().len(), 10);
     assert_eq!(r.rx.totals.duplicates, 1);
 }
 
@@ -211,7 +238,7 @@ fn a_sequence_gap_is_stored_as_a_loss_gap_of_its_length() {
     assert_eq!(g[0].to_ns, T0_NS + 1_500_000_000);
     assert_eq!(g[0].session, Some(SessionId(7)));
     // Nothing is interpolated.
-    assert_eq!(r.sink.batch.samples.len(), 20);
+    assert_eq!(r.flat().len(), 20);
 }
 
 #[test]
@@ -224,14 +251,8 @@ fn missing_values_are_not_stored() {
     let mut buf = [0u8; 128];
     let n = r.tx.write_samples(&mut buf, &d, 0, &values, true).unwrap();
     r.feed(&buf[..n]);
-    assert_eq!(r.sink.batch.samples.len(), 9);
-    assert!(
-        !r.sink
-            .batch
-            .samples
-            .iter()
-            .any(|s| s.index == 1 && s.channel == 1)
-    );
+    assert_eq!(r.flat().len(), 9);
+    assert!(!r.flat().iter().any(|s| s.index == 1 && s.channel == 1));
 }
 
 #[test]
@@ -255,9 +276,7 @@ fn packets_of_a_new_cfg_wait_for_the_re_invite_and_are_stored_under_it() {
     let now = r.now;
     r.rx.update(agreed(new.clone()), SessionId(8), now, &mut r.sink);
     let by_session = |s: i64| {
-        r.sink
-            .batch
-            .samples
+        r.flat()
             .iter()
             .filter(|x| x.session == SessionId(s))
             .count()
@@ -348,7 +367,7 @@ fn held_packets_beyond_the_bound_become_an_overload_gap() {
         r.feed(&p);
     }
     r.sender_report();
-    assert_eq!(r.sink.batch.samples.len(), 30, "the last three packets");
+    assert_eq!(r.flat().len(), 30, "the last three packets");
     let g = &r.sink.batch.gaps;
     assert_eq!(g.len(), 1);
     assert_eq!(g[0].cause, GapCause::Overload);
@@ -445,14 +464,8 @@ fn packets_wait_for_a_storage_record_still_being_written() {
     assert_eq!(r.feed(&p), Outcome::Held);
     let now = r.now;
     r.rx.update(agreed(d), SessionId(9), now, &mut r.sink);
-    assert_eq!(r.sink.batch.samples.len(), 10);
-    assert!(
-        r.sink
-            .batch
-            .samples
-            .iter()
-            .all(|s| s.session == SessionId(9))
-    );
+    assert_eq!(r.flat().len(), 10);
+    assert!(r.flat().iter().all(|s| s.session == SessionId(9)));
 }
 
 #[test]

@@ -4,6 +4,7 @@
 mod error;
 pub mod model;
 pub mod postgres;
+mod readings;
 pub mod sqlite;
 mod url;
 pub mod writer;

@@ -135,26 +135,46 @@ pub struct Session {
     pub ended_ns: Option<i64>,
 }
 
-/// One value of one channel at one sampling instant.
+/// The values of every channel at one sampling instant: one stored row.
 ///
-/// Identity (the duplicate key) is `(session, seq, index, channel)`: a packet
-/// received twice carries the same extended sequence number, so its samples
-/// are stored once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Sample {
+/// One row per instant rather than per channel value: a 3-channel stream
+/// costs the store a third of the rows and index entries
+/// (docs/benchmarks.md, "collector").
+///
+/// Identity (the duplicate key) is `(session, seq, index)`: a packet
+/// received twice carries the same extended sequence number, so its
+/// samples are stored once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reading {
     pub session: SessionId,
     /// Denormalised from the session so range queries need no join.
     pub sensor: SensorId,
-    /// Index into the session's [`StreamSpec::channels`].
-    pub channel: u16,
     /// Extended RTP sequence number (RFC 3550 appendix A.1: cycles * 2^16 +
-    /// sequence number) of the packet that carried the sample.
+    /// sequence number) of the packet that carried the instant.
     pub seq: i64,
     /// Position of the sampling instant within that packet.
     pub index: u32,
     pub ts_ns: i64,
-    /// The fixed-point value as sent; the physical value is raw * scale.
-    pub raw: i64,
+    /// The fixed-point values as sent, one per sampled channel of the
+    /// session's [`StreamSpec::channels`], in channel order; `None` where the
+    /// sensor had no reading (docs/protocol.md 5.2). The physical value is
+    /// raw * scale.
+    pub raws: Vec<Option<i64>>,
+}
+
+impl Reading {
+    /// Samples in the reading (channels with a value).
+    pub fn sample_count(&self) -> u64 {
+        self.raws.iter().filter(|r| r.is_some()).count() as u64
+    }
+
+    /// `(channel, raw)` of each channel with a value, in channel order.
+    pub fn samples(&self) -> impl DoubleEndedIterator<Item = (u16, i64)> + '_ {
+        self.raws
+            .iter()
+            .enumerate()
+            .filter_map(|(ch, r)| Some((u16::try_from(ch).ok()?, (*r)?)))
+    }
 }
 
 /// Why samples are missing.
@@ -227,7 +247,7 @@ pub struct Event {
 /// Rows written together in one transaction.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Batch {
-    pub samples: Vec<Sample>,
+    pub readings: Vec<Reading>,
     pub gaps: Vec<Gap>,
     pub events: Vec<Event>,
     /// Last-heard times; the store keeps the latest per sensor.
@@ -237,7 +257,7 @@ pub struct Batch {
 impl Batch {
     /// Rows in the batch (the unit of batching limits).
     pub fn rows(&self) -> usize {
-        self.samples.len() + self.gaps.len() + self.events.len() + self.seen.len()
+        self.readings.len() + self.gaps.len() + self.events.len() + self.seen.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -258,7 +278,8 @@ impl Batch {
     }
 }
 
-/// What a [`Batch`] write did. Duplicates are rows whose key already existed.
+/// What a [`Batch`] write did. Duplicates are rows whose key already existed;
+/// samples are counted one per channel value of a [`Reading`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriteReport {
     pub samples_inserted: u64,
@@ -290,14 +311,15 @@ pub enum Order {
 }
 
 /// Position of a sample in the total order used for paging:
-/// `(ts_ns, session, channel, seq, index)`.
+/// `(ts_ns, session, seq, index, channel)`; the order of the fields is the
+/// order of the comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SampleKey {
     pub ts_ns: i64,
     pub session: SessionId,
-    pub channel: u16,
     pub seq: i64,
     pub index: u32,
+    pub channel: u16,
 }
 
 /// Samples of one sensor with `from_ns <= ts_ns < to_ns`.
@@ -390,16 +412,20 @@ mod tests {
         let mut b = Batch::default();
         assert!(b.is_empty());
         b.seen.push((SensorId(1), 5));
-        b.samples.push(Sample {
+        b.readings.push(Reading {
             session: SessionId(1),
             sensor: SensorId(1),
-            channel: 0,
             seq: 1,
             index: 0,
             ts_ns: 1,
-            raw: 2,
+            raws: vec![Some(2), None, Some(-4)],
         });
         assert_eq!(b.rows(), 2);
+        assert_eq!(b.readings[0].sample_count(), 2);
+        assert_eq!(
+            b.readings[0].samples().collect::<Vec<_>>(),
+            vec![(0, 2), (2, -4)]
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //! logged (rate-limited) and counted, and the rest of the collector keeps
 //! running.
 
-use super::{Batch, Event, Gap, Sample, SensorId, Storage, StorageError, WriteReport};
+use super::{Batch, Event, Gap, Reading, SensorId, Storage, StorageError, WriteReport};
 use crate::metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,9 +96,9 @@ impl WriterHandle {
         })
     }
 
-    pub async fn samples(&self, samples: Vec<Sample>) -> Result<(), StorageError> {
+    pub async fn readings(&self, readings: Vec<Reading>) -> Result<(), StorageError> {
         self.submit(Batch {
-            samples,
+            readings,
             ..Batch::default()
         })
         .await

@@ -49,20 +49,18 @@ pub fn raw_of(seq: i64, channel: u16) -> i64 {
     (seq * 7 + i64::from(channel) * 1000) % 5000 - 1000
 }
 
-/// One sample per channel for each sequence number, at 10 Hz from `t0`.
-pub fn samples(session: &Session, seqs: impl IntoIterator<Item = i64>, t0: i64) -> Vec<Sample> {
+/// One reading (a value per channel) for each sequence number, at 10 Hz
+/// from `t0`.
+pub fn samples(session: &Session, seqs: impl IntoIterator<Item = i64>, t0: i64) -> Vec<Reading> {
     let channels = session.stream.channels.len() as u16;
     seqs.into_iter()
-        .flat_map(|seq| {
-            (0..channels).map(move |ch| Sample {
-                session: session.id,
-                sensor: session.sensor,
-                channel: ch,
-                seq,
-                index: 0,
-                ts_ns: t0 + seq * PERIOD,
-                raw: raw_of(seq, ch),
-            })
+        .map(|seq| Reading {
+            session: session.id,
+            sensor: session.sensor,
+            seq,
+            index: 0,
+            ts_ns: t0 + seq * PERIOD,
+            raws: (0..channels).map(|ch| Some(raw_of(seq, ch))).collect(),
         })
         .collect()
 }

@@ -17,7 +17,7 @@ pub(super) async fn samples_are_stored_exactly_once(url: StorageUrl) {
     let first = samples(&session, 0..100, T0);
     let r = s
         .write_batch(&Batch {
-            samples: first.clone(),
+            readings: first.clone(),
             ..Batch::default()
         })
         .await
@@ -26,7 +26,7 @@ pub(super) async fn samples_are_stored_exactly_once(url: StorageUrl) {
     // The same packets again (a retransmission, or a retried batch).
     let r = s
         .write_batch(&Batch {
-            samples: first,
+            readings: first,
             ..Batch::default()
         })
         .await
@@ -37,7 +37,7 @@ pub(super) async fn samples_are_stored_exactly_once(url: StorageUrl) {
     overlap.extend(samples(&session, 110..111, T0));
     let r = s
         .write_batch(&Batch {
-            samples: overlap,
+            readings: overlap,
             ..Batch::default()
         })
         .await
@@ -66,7 +66,7 @@ pub(super) async fn samples_are_stored_exactly_once(url: StorageUrl) {
     let (_, other) = sensor_with_session(s.as_ref(), "sip:s@example.net", "c2", T0).await;
     let r = s
         .write_batch(&Batch {
-            samples: samples(&other, 0..1, T0),
+            readings: samples(&other, 0..1, T0),
             ..Batch::default()
         })
         .await
@@ -81,12 +81,12 @@ pub(super) async fn sample_queries_order_limit_and_page(url: StorageUrl) {
     let (_, b) = sensor_with_session(s.as_ref(), "sip:s@example.net", "c2", T0).await;
     let (noise, n) = sensor_with_session(s.as_ref(), "sip:n@example.net", "c3", T0).await;
     // Two sessions at the same instants: ties on ts_ns are broken by
-    // session, channel, seq, index.
+    // session, seq, index, channel.
     let mut batch = samples(&a, 0..50, T0);
     batch.extend(samples(&b, 0..50, T0));
     batch.extend(samples(&n, 0..50, T0));
     s.write_batch(&Batch {
-        samples: batch,
+        readings: batch,
         ..Batch::default()
     })
     .await
@@ -119,7 +119,7 @@ pub(super) async fn sample_queries_order_limit_and_page(url: StorageUrl) {
     sorted.sort();
     assert_eq!(
         keys, sorted,
-        "ascending in (ts, session, channel, seq, index)"
+        "ascending in (ts, session, seq, index, channel)"
     );
     assert_eq!((r[0].session, r[0].channel), (a.id, 0));
     assert_eq!((r[1].session, r[1].channel), (a.id, 1));
@@ -180,26 +180,27 @@ pub(super) async fn value_ranges_round_trip(url: StorageUrl) {
         (1 << 40, i64::MAX, u32::MAX, i64::MAX - 1),
         (i64::MAX, -1, 7, -1),
     ];
-    let rows: Vec<Sample> = extremes
+    // Channel 1 only: channel 0 had no reading.
+    let rows: Vec<Reading> = extremes
         .iter()
-        .map(|&(seq, raw, index, ts)| Sample {
+        .map(|&(seq, raw, index, ts)| Reading {
             session: session.id,
             sensor: sensor.id,
-            channel: 1,
             seq,
             index,
             ts_ns: ts,
-            raw,
+            raws: vec![None, Some(raw)],
         })
         .collect();
     s.write_batch(&Batch {
-        samples: rows,
+        readings: rows,
         ..Batch::default()
     })
     .await
     .unwrap();
     let got = all_samples(s.as_ref(), sensor.id).await;
     assert_eq!(got.len(), 3);
+    assert!(got.iter().all(|x| x.channel == 1 && x.name == "humidity"));
     assert_eq!(
         (got[0].seq, got[0].raw, got[0].index, got[0].ts_ns),
         (0, i64::MIN, 0, i64::MIN + 1)
@@ -216,14 +217,13 @@ pub(super) async fn undescribed_channels_are_still_returned(url: StorageUrl) {
     let s = open_store(&url).await;
     let (sensor, session) = sensor_with_session(s.as_ref(), "sip:s@example.net", "c1", T0).await;
     s.write_batch(&Batch {
-        samples: vec![Sample {
+        readings: vec![Reading {
             session: session.id,
             sensor: sensor.id,
-            channel: 9,
             seq: 1,
             index: 0,
             ts_ns: T0,
-            raw: 42,
+            raws: (0..10).map(|ch| (ch == 9).then_some(42)).collect(),
         }],
         ..Batch::default()
     })
@@ -256,9 +256,9 @@ pub(super) async fn writer_pipeline_stores_each_sample_once(url: StorageUrl) {
         tasks.push(tokio::spawn(async move {
             for i in 0..500i64 {
                 let seq = r * 500 + i;
-                h.samples(samples(&session, seq..=seq, T0)).await.unwrap();
+                h.readings(samples(&session, seq..=seq, T0)).await.unwrap();
                 if i % 10 == 0 {
-                    h.samples(samples(&session, seq..=seq, T0)).await.unwrap();
+                    h.readings(samples(&session, seq..=seq, T0)).await.unwrap();
                 }
             }
         }));
@@ -299,7 +299,7 @@ pub(super) async fn two_collectors_share_one_store(url: StorageUrl) {
                 let lo = chunk * 50 + k as i64 * 25;
                 let r = store
                     .write_batch(&Batch {
-                        samples: samples(&session, lo..lo + 50, T0),
+                        readings: samples(&session, lo..lo + 50, T0),
                         ..Batch::default()
                     })
                     .await

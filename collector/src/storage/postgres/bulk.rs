@@ -2,17 +2,18 @@
 //! ON CONFLICT DO NOTHING` per table) and the range queries.
 
 use super::{PgStore, invalid, to_u16, to_u32};
+use crate::storage::readings::{self, ReadingRow};
 use crate::storage::*;
+use std::collections::HashMap;
 
 impl PgStore {
     pub(super) async fn write_rows(&self, b: &Batch) -> Result<WriteReport, StorageError> {
         let mut report = WriteReport::default();
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(self.err())?;
-        if !b.samples.is_empty() {
-            let n = b.samples.len();
-            let (mut sess, mut ch, mut seq, mut idx, mut sen, mut ts, mut raw) = (
-                Vec::with_capacity(n),
+        if !b.readings.is_empty() {
+            let n = b.readings.len();
+            let (mut sess, mut seq, mut idx, mut sen, mut ts, mut raws) = (
                 Vec::with_capacity(n),
                 Vec::with_capacity(n),
                 Vec::with_capacity(n),
@@ -20,30 +21,37 @@ impl PgStore {
                 Vec::with_capacity(n),
                 Vec::with_capacity(n),
             );
-            for s in &b.samples {
-                sess.push(s.session.0);
-                ch.push(i32::from(s.channel));
-                seq.push(s.seq);
-                idx.push(i64::from(s.index));
-                sen.push(s.sensor.0);
-                ts.push(s.ts_ns);
-                raw.push(s.raw);
+            let mut samples = 0;
+            for r in &b.readings {
+                sess.push(r.session.0);
+                seq.push(r.seq);
+                idx.push(i64::from(r.index));
+                sen.push(r.sensor.0);
+                ts.push(r.ts_ns);
+                // Array literals: UNNEST would flatten an array of arrays.
+                raws.push(readings::to_pg_array(&r.raws));
+                samples += r.sample_count();
             }
             let st = tx
                 .prepare_cached(
-                    "INSERT INTO samples (session_id, channel, seq, idx, sensor_id, ts_ns, raw)
-                     SELECT * FROM UNNEST($1::int8[], $2::int4[], $3::int8[], $4::int8[],
-                                          $5::int8[], $6::int8[], $7::int8[])
-                     ON CONFLICT DO NOTHING",
+                    "WITH inserted AS (
+                         INSERT INTO samples (session_id, seq, idx, sensor_id, ts_ns, raws)
+                         SELECT u.s, u.q, u.i, u.n, u.t, u.r::int8[]
+                         FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[],
+                                     $5::int8[], $6::text[]) AS u (s, q, i, n, t, r)
+                         ON CONFLICT DO NOTHING
+                         RETURNING num_nonnulls(VARIADIC raws) AS values)
+                     SELECT coalesce(sum(values), 0)::int8 FROM inserted",
                 )
                 .await
                 .map_err(self.err())?;
-            let inserted = tx
-                .execute(&st, &[&sess, &ch, &seq, &idx, &sen, &ts, &raw])
+            let inserted: i64 = tx
+                .query_one(&st, &[&sess, &seq, &idx, &sen, &ts, &raws])
                 .await
-                .map_err(self.err())?;
-            report.samples_inserted = inserted;
-            report.samples_duplicate = n as u64 - inserted;
+                .map_err(self.err())?
+                .get(0);
+            report.samples_inserted = u64::try_from(inserted).unwrap_or_default();
+            report.samples_duplicate = samples.saturating_sub(report.samples_inserted);
         }
         if !b.events.is_empty() {
             let n = b.events.len();
@@ -108,32 +116,26 @@ impl PgStore {
         q: &SampleQuery,
     ) -> Result<Vec<StoredSample>, StorageError> {
         let (cmp, dir) = match q.order {
-            Order::Asc => (">", "ASC"),
-            Order::Desc => ("<", "DESC"),
+            Order::Asc => (">=", "ASC"),
+            Order::Desc => ("<=", "DESC"),
         };
+        // The key's own row again: its later channels may not be returned yet.
         let after = if q.after.is_some() {
-            format!(
-                "AND (s.ts_ns, s.session_id, s.channel, s.seq, s.idx) {cmp} ($5, $6, $7, $8, $9)"
-            )
+            format!("AND (ts_ns, session_id, seq, idx) {cmp} ($5, $6, $7, $8)")
         } else {
             String::new()
         };
-        // LEFT JOIN: a sample whose channel is not described is still returned.
         let sql = format!(
-            "SELECT s.session_id, s.channel, c.name, c.unit, c.scale, s.seq, s.idx, s.ts_ns, s.raw
-             FROM samples s
-             LEFT JOIN session_channels c
-               ON c.session_id = s.session_id AND c.channel = s.channel
-             WHERE s.sensor_id = $1 AND s.ts_ns >= $2 AND s.ts_ns < $3 {after}
-             ORDER BY s.ts_ns {dir}, s.session_id {dir}, s.channel {dir}, s.seq {dir}, s.idx {dir}
+            "SELECT session_id, seq, idx, ts_ns, raws FROM samples
+             WHERE sensor_id = $1 AND ts_ns >= $2 AND ts_ns < $3 {after}
+             ORDER BY ts_ns {dir}, session_id {dir}, seq {dir}, idx {dir}
              LIMIT $4"
         );
         let client = self.client().await?;
         let st = client.prepare_cached(&sql).await.map_err(self.err())?;
-        let limit = i64::from(q.limit);
+        let limit = readings::rows_to_fetch(q);
         let rows = match q.after {
             Some(k) => {
-                let ch = i32::from(k.channel);
                 let idx = i64::from(k.index);
                 client
                     .query(
@@ -145,7 +147,6 @@ impl PgStore {
                             &limit,
                             &k.ts_ns,
                             &k.session.0,
-                            &ch,
                             &k.seq,
                             &idx,
                         ],
@@ -159,27 +160,22 @@ impl PgStore {
             }
         }
         .map_err(self.err())?;
-        rows.iter()
-            .map(|r| {
-                let channel = to_u16(&self.target, r.get(1))?;
-                let scale: Option<f64> = r.get(4);
-                let raw: i64 = r.get(8);
-                Ok(StoredSample {
-                    session: SessionId(r.get(0)),
-                    sensor: q.sensor,
-                    channel,
-                    name: r
-                        .get::<_, Option<String>>(2)
-                        .unwrap_or_else(|| format!("channel {channel}")),
-                    unit: r.get::<_, Option<String>>(3).unwrap_or_default(),
-                    seq: r.get(5),
-                    index: to_u32(&self.target, r.get(6))?,
-                    ts_ns: r.get(7),
-                    raw,
-                    value: scaled(raw, scale.unwrap_or(1.0)),
-                })
-            })
-            .collect()
+        let mut readings = Vec::with_capacity(rows.len());
+        let mut channels = HashMap::new();
+        for r in &rows {
+            let row = ReadingRow {
+                session: SessionId(r.get(0)),
+                seq: r.get(1),
+                index: to_u32(&self.target, r.get(2))?,
+                ts_ns: r.get(3),
+                raws: r.get(4),
+            };
+            if let std::collections::hash_map::Entry::Vacant(e) = channels.entry(row.session) {
+                e.insert(self.session_channels(&client, row.session).await?);
+            }
+            readings.push(row);
+        }
+        Ok(readings::expand(readings, q, &channels))
     }
 
     pub(super) async fn query_gaps(

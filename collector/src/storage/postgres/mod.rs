@@ -171,23 +171,31 @@ impl PgStore {
         client: &impl GenericClient,
         session: &mut Session,
     ) -> Result<(), StorageError> {
+        session.stream.channels = self.session_channels(client, session.id).await?;
+        Ok(())
+    }
+
+    async fn session_channels(
+        &self,
+        client: &impl GenericClient,
+        session: SessionId,
+    ) -> Result<Vec<ChannelSpec>, StorageError> {
         let rows = client
             .query(
                 "SELECT name, unit, scale FROM session_channels
                  WHERE session_id = $1 ORDER BY channel",
-                &[&session.id.0],
+                &[&session.0],
             )
             .await
             .map_err(self.err())?;
-        session.stream.channels = rows
+        Ok(rows
             .iter()
             .map(|r| ChannelSpec {
                 name: r.get(0),
                 unit: r.get(1),
                 scale: r.get(2),
             })
-            .collect();
-        Ok(())
+            .collect())
     }
 
     async fn delete_sensor_before(
@@ -198,13 +206,18 @@ impl PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(self.err())?;
         let p: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&sensor.0, &cutoff];
-        let samples = tx
-            .execute(
-                "DELETE FROM samples WHERE sensor_id = $1 AND ts_ns < $2",
+        // Samples are channel values: a reading's array less its NULLs.
+        let samples: i64 = tx
+            .query_one(
+                "WITH gone AS (DELETE FROM samples WHERE sensor_id = $1 AND ts_ns < $2
+                               RETURNING raws)
+                 SELECT coalesce(sum(num_nonnulls(VARIADIC raws)), 0)::int8 FROM gone",
                 &p,
             )
             .await
-            .map_err(self.err())?;
+            .map_err(self.err())?
+            .get(0);
+        let samples = u64::try_from(samples).unwrap_or_default();
         let events = tx
             .execute("DELETE FROM events WHERE sensor_id = $1 AND ts_ns < $2", &p)
             .await

@@ -7,7 +7,10 @@ use crate::storage::StorageError;
 use tokio_postgres::Client;
 
 /// (version, SQL). Append only: a released migration is never edited.
-pub(super) const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_initial.sql"))];
+pub(super) const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_initial.sql")),
+    (2, include_str!("migrations/0002_readings.sql")),
+];
 
 /// Key of the advisory lock held while migrating ("sipsens" in ASCII).
 const LOCK_KEY: i64 = 0x0073_6970_7365_6e73;

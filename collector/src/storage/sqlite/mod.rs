@@ -317,11 +317,17 @@ impl Storage for SqliteStore {
     }
 
     async fn write_batch(&self, batch: &Batch) -> Result<WriteReport, StorageError> {
-        let mut b = batch.clone();
-        // In key order, consecutive inserts land on the same leaf page.
-        b.samples
-            .sort_unstable_by_key(|s| (s.session, s.seq, s.index, s.channel));
-        self.write(move |c, p| ops::write_batch(c, p, &b)).await
+        // Encoded here, so the blocking task owns its rows without a copy
+        // of every reading's values.
+        let readings = ops::encode_readings(&batch.readings);
+        let rest = Batch {
+            readings: Vec::new(),
+            gaps: batch.gaps.clone(),
+            events: batch.events.clone(),
+            seen: batch.seen.clone(),
+        };
+        self.write(move |c, p| ops::write_batch(c, p, &readings, &rest))
+            .await
     }
 
     async fn samples(&self, query: &SampleQuery) -> Result<Vec<StoredSample>, StorageError> {

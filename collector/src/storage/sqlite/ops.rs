@@ -2,8 +2,10 @@
 //! `super` runs them on tokio's blocking pool.
 
 use super::map_err;
+use crate::storage::readings::{self, ReadingRow};
 use crate::storage::*;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use std::collections::HashMap;
 use std::path::Path;
 
 type R<T> = Result<T, StorageError>;
@@ -96,23 +98,26 @@ fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
 }
 
 fn load_channels(conn: &Connection, path: &Path, session: &mut Session) -> R<()> {
-    session.stream.channels = conn
-        .prepare_cached(
-            "SELECT name, unit, scale FROM session_channels
-             WHERE session_id = ?1 ORDER BY channel",
-        )
-        .and_then(|mut st| {
-            st.query_map([session.id.0], |r| {
-                Ok(ChannelSpec {
-                    name: r.get(0)?,
-                    unit: r.get(1)?,
-                    scale: r.get(2)?,
-                })
-            })?
-            .collect()
-        })
-        .map_err(|e| map_err(path, e))?;
+    session.stream.channels = session_channels(conn, path, session.id)?;
     Ok(())
+}
+
+fn session_channels(conn: &Connection, path: &Path, session: SessionId) -> R<Vec<ChannelSpec>> {
+    conn.prepare_cached(
+        "SELECT name, unit, scale FROM session_channels
+             WHERE session_id = ?1 ORDER BY channel",
+    )
+    .and_then(|mut st| {
+        st.query_map([session.0], |r| {
+            Ok(ChannelSpec {
+                name: r.get(0)?,
+                unit: r.get(1)?,
+                scale: r.get(2)?,
+            })
+        })?
+        .collect()
+    })
+    .map_err(|e| map_err(path, e))
 }
 
 pub(super) fn open_session(conn: &mut Connection, path: &Path, s: &NewSession) -> R<Session> {
@@ -228,7 +233,44 @@ pub(super) fn sessions(
     Ok(list)
 }
 
-pub(super) fn write_batch(conn: &mut Connection, path: &Path, b: &Batch) -> R<WriteReport> {
+/// A reading ready for the INSERT: values as JSON text, samples counted.
+pub(super) struct EncodedReading {
+    session: i64,
+    seq: i64,
+    index: u32,
+    sensor: i64,
+    ts_ns: i64,
+    raws: String,
+    samples: u64,
+}
+
+/// Encodes readings in key order, so consecutive inserts land on the same
+/// leaf page of the primary key.
+pub(super) fn encode_readings(readings: &[Reading]) -> Vec<EncodedReading> {
+    let mut rows: Vec<EncodedReading> = readings
+        .iter()
+        .map(|r| EncodedReading {
+            session: r.session.0,
+            seq: r.seq,
+            index: r.index,
+            sensor: r.sensor.0,
+            ts_ns: r.ts_ns,
+            raws: readings::to_json(&r.raws),
+            samples: r.sample_count(),
+        })
+        .collect();
+    rows.sort_unstable_by_key(|r| (r.session, r.seq, r.index));
+    rows
+}
+
+/// Writes `readings` and the rest of `b` (its own readings are ignored) in
+/// one transaction.
+pub(super) fn write_batch(
+    conn: &mut Connection,
+    path: &Path,
+    readings: &[EncodedReading],
+    b: &Batch,
+) -> R<WriteReport> {
     let mut report = WriteReport::default();
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -236,26 +278,20 @@ pub(super) fn write_batch(conn: &mut Connection, path: &Path, b: &Batch) -> R<Wr
     {
         let mut st = tx
             .prepare_cached(
-                "INSERT INTO samples (session_id, channel, seq, idx, sensor_id, ts_ns, raw)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+                "INSERT INTO samples (session_id, seq, idx, sensor_id, ts_ns, raws)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
             )
             .map_err(|e| map_err(path, e))?;
-        for s in &b.samples {
+        for r in readings {
             let n = st
                 .execute(params![
-                    s.session.0,
-                    s.channel,
-                    s.seq,
-                    s.index,
-                    s.sensor.0,
-                    s.ts_ns,
-                    s.raw
+                    r.session, r.seq, r.index, r.sensor, r.ts_ns, r.raws
                 ])
                 .map_err(|e| map_err(path, e))?;
             if n == 1 {
-                report.samples_inserted += 1;
+                report.samples_inserted += r.samples;
             } else {
-                report.samples_duplicate += 1;
+                report.samples_duplicate += r.samples;
             }
         }
         let mut st = tx
@@ -317,55 +353,45 @@ pub(super) fn write_batch(conn: &mut Connection, path: &Path, b: &Batch) -> R<Wr
 
 pub(super) fn samples(conn: &Connection, path: &Path, q: &SampleQuery) -> R<Vec<StoredSample>> {
     let (cmp, dir) = match q.order {
-        Order::Asc => (">", "ASC"),
-        Order::Desc => ("<", "DESC"),
+        Order::Asc => (">=", "ASC"),
+        Order::Desc => ("<=", "DESC"),
     };
+    // The key's own row again: its later channels may not be returned yet.
     let after = if q.after.is_some() {
-        format!("AND (s.ts_ns, s.session_id, s.channel, s.seq, s.idx) {cmp} (?5, ?6, ?7, ?8, ?9)")
+        format!("AND (ts_ns, session_id, seq, idx) {cmp} (?5, ?6, ?7, ?8)")
     } else {
         String::new()
     };
-    // LEFT JOIN: a sample whose channel is not described is still returned.
     let sql = format!(
-        "SELECT s.session_id, s.channel, c.name, c.unit, c.scale, s.seq, s.idx, s.ts_ns, s.raw
-         FROM samples s
-         LEFT JOIN session_channels c ON c.session_id = s.session_id AND c.channel = s.channel
-         WHERE s.sensor_id = ?1 AND s.ts_ns >= ?2 AND s.ts_ns < ?3 {after}
-         ORDER BY s.ts_ns {dir}, s.session_id {dir}, s.channel {dir}, s.seq {dir}, s.idx {dir}
+        "SELECT session_id, seq, idx, ts_ns, raws FROM samples
+         WHERE sensor_id = ?1 AND ts_ns >= ?2 AND ts_ns < ?3 {after}
+         ORDER BY ts_ns {dir}, session_id {dir}, seq {dir}, idx {dir}
          LIMIT ?4"
     );
     let mut st = conn.prepare_cached(&sql).map_err(|e| map_err(path, e))?;
-    let sensor = q.sensor;
-    let map = |r: &Row<'_>| -> rusqlite::Result<StoredSample> {
-        let channel: u16 = r.get(1)?;
-        let scale: Option<f64> = r.get(4)?;
-        let raw: i64 = r.get(8)?;
-        Ok(StoredSample {
-            session: SessionId(r.get(0)?),
-            sensor,
-            channel,
-            name: r
-                .get::<_, Option<String>>(2)?
-                .unwrap_or_else(|| format!("channel {channel}")),
-            unit: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
-            seq: r.get(5)?,
-            index: r.get(6)?,
-            ts_ns: r.get(7)?,
-            raw,
-            value: scaled(raw, scale.unwrap_or(1.0)),
-        })
+    let map = |r: &Row<'_>| -> rusqlite::Result<(ReadingRow, String)> {
+        Ok((
+            ReadingRow {
+                session: SessionId(r.get(0)?),
+                seq: r.get(1)?,
+                index: r.get(2)?,
+                ts_ns: r.get(3)?,
+                raws: Vec::new(),
+            },
+            r.get(4)?,
+        ))
     };
-    let rows: rusqlite::Result<Vec<StoredSample>> = match q.after {
+    let limit = readings::rows_to_fetch(q);
+    let fetched: rusqlite::Result<Vec<(ReadingRow, String)>> = match q.after {
         Some(k) => st
             .query_map(
                 params![
                     q.sensor.0,
                     q.from_ns,
                     q.to_ns,
-                    q.limit,
+                    limit,
                     k.ts_ns,
                     k.session.0,
-                    k.channel,
                     k.seq,
                     k.index
                 ],
@@ -373,10 +399,24 @@ pub(super) fn samples(conn: &Connection, path: &Path, q: &SampleQuery) -> R<Vec<
             )
             .and_then(|it| it.collect()),
         None => st
-            .query_map(params![q.sensor.0, q.from_ns, q.to_ns, q.limit], map)
+            .query_map(params![q.sensor.0, q.from_ns, q.to_ns, limit], map)
             .and_then(|it| it.collect()),
     };
-    rows.map_err(|e| map_err(path, e))
+    let mut rows = Vec::new();
+    for (mut row, text) in fetched.map_err(|e| map_err(path, e))? {
+        row.raws = readings::from_json(&text).map_err(|detail| StorageError::Invalid {
+            target: path.display().to_string(),
+            detail: format!("session {} packet {}: {detail}", row.session, row.seq),
+        })?;
+        rows.push(row);
+    }
+    let mut channels = HashMap::new();
+    for row in &rows {
+        if let std::collections::hash_map::Entry::Vacant(e) = channels.entry(row.session) {
+            e.insert(session_channels(conn, path, row.session)?);
+        }
+    }
+    Ok(readings::expand(rows, q, &channels))
 }
 
 pub(super) fn gaps(
@@ -448,12 +488,22 @@ pub(super) fn delete_sensor_before(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| map_err(path, e))?;
-    let samples = tx
-        .execute(
-            "DELETE FROM samples WHERE sensor_id = ?1 AND ts_ns < ?2",
+    // Samples are channel values: a reading's array less its nulls.
+    let samples: i64 = tx
+        .query_row(
+            "SELECT coalesce(sum(json_array_length(raws)
+                                 - (length(raws) - length(replace(raws, 'null', ''))) / 4), 0)
+             FROM samples WHERE sensor_id = ?1 AND ts_ns < ?2",
             params![sensor.0, cutoff],
+            |r| r.get(0),
         )
-        .map_err(|e| map_err(path, e))? as u64;
+        .map_err(|e| map_err(path, e))?;
+    tx.execute(
+        "DELETE FROM samples WHERE sensor_id = ?1 AND ts_ns < ?2",
+        params![sensor.0, cutoff],
+    )
+    .map_err(|e| map_err(path, e))?;
+    let samples = u64::try_from(samples).unwrap_or_default();
     let events = tx
         .execute(
             "DELETE FROM events WHERE sensor_id = ?1 AND ts_ns < ?2",

@@ -8,7 +8,10 @@ use rusqlite::{Connection, TransactionBehavior};
 use std::path::Path;
 
 /// (version, SQL). Append only: a released migration is never edited.
-pub(super) const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_initial.sql"))];
+pub(super) const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_initial.sql")),
+    (2, include_str!("migrations/0002_readings.sql")),
+];
 
 /// Latest schema version this build knows.
 pub fn latest_version() -> i64 {
@@ -72,5 +75,72 @@ mod tests {
             .unwrap();
         let e = migrate(&mut conn, path).unwrap_err();
         assert!(matches!(e, StorageError::SchemaTooNew { .. }), "{e}");
+    }
+
+    #[test]
+    fn version_one_samples_become_readings_with_nothing_lost() {
+        let path = Path::new(":memory:");
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0].1).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO samples (session_id, channel, seq, idx, sensor_id, ts_ns, raw) VALUES
+               (5, 0, 1, 0, 1, 100, 2508), (5, 1, 1, 0, 1, 100, 455),
+               (5, 2, 1, 0, 1, 100, -9223372036854775808),
+               (5, 2, 2, 0, 1, 200, 7),
+               (6, 0, 1, 3, 2, 300, 1);",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn, path).unwrap(), 1);
+        let rows: Vec<(i64, i64, i64, i64, i64, String)> = conn
+            .prepare(
+                "SELECT session_id, seq, idx, sensor_id, ts_ns, raws FROM samples ORDER BY 1, 2, 3",
+            )
+            .unwrap()
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                (
+                    5,
+                    1,
+                    0,
+                    1,
+                    100,
+                    "[2508,455,-9223372036854775808]".to_string()
+                ),
+                // Channels 0 and 1 had no reading in that packet.
+                (5, 2, 0, 1, 200, "[null,null,7]".to_string()),
+                (6, 1, 3, 2, 300, "[1]".to_string()),
+            ]
+        );
+        let leftovers: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'samples_v1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(leftovers, 0);
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT raws FROM samples WHERE sensor_id = 1 AND ts_ns >= 0",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("samples_by_sensor_time"), "{plan}");
     }
 }

@@ -55,12 +55,12 @@ pub(super) fn take_front(from: &mut Batch, n: usize) -> Batch {
         left -= k;
         k
     };
-    let ks = take(from.samples.len());
+    let ks = take(from.readings.len());
     let ke = take(from.events.len());
     let kg = take(from.gaps.len());
     let kn = take(from.seen.len());
     Batch {
-        samples: from.samples.drain(..ks).collect(),
+        readings: from.readings.drain(..ks).collect(),
         events: from.events.drain(..ke).collect(),
         gaps: from.gaps.drain(..kg).collect(),
         seen: from.seen.drain(..kn).collect(),
@@ -69,7 +69,7 @@ pub(super) fn take_front(from: &mut Batch, n: usize) -> Batch {
 
 /// Puts `front` back before the rows of `rest`.
 pub(super) fn put_front(rest: &mut Batch, mut front: Batch) {
-    front.samples.append(&mut rest.samples);
+    front.readings.append(&mut rest.readings);
     front.events.append(&mut rest.events);
     front.gaps.append(&mut rest.gaps);
     front.seen.append(&mut rest.seen);
@@ -77,7 +77,7 @@ pub(super) fn put_front(rest: &mut Batch, mut front: Batch) {
 }
 
 fn append(to: &mut Batch, mut b: Batch) {
-    to.samples.append(&mut b.samples);
+    to.readings.append(&mut b.readings);
     to.events.append(&mut b.events);
     to.gaps.append(&mut b.gaps);
     to.seen.append(&mut b.seen);

@@ -12,7 +12,7 @@ use tokio::time::{Instant, advance, sleep};
 /// Keeps sample keys in a set; can be told to fail.
 #[derive(Debug, Default)]
 struct FakeStore {
-    keys: Mutex<HashSet<(i64, u16, i64, u32)>>,
+    keys: Mutex<HashSet<(i64, i64, u32)>>,
     batches: Mutex<Vec<usize>>,
     /// Fail this many next writes with a full disk.
     fail_next: Mutex<u32>,
@@ -80,7 +80,7 @@ impl Storage for FakeStore {
                 });
             }
         }
-        if b.samples.iter().any(|s| s.raw == -1) {
+        if b.readings.iter().any(|r| r.raws.contains(&Some(-1))) {
             return Err(StorageError::Invalid {
                 target: "fake".into(),
                 detail: "raw -1 refused".into(),
@@ -88,11 +88,11 @@ impl Storage for FakeStore {
         }
         let mut r = WriteReport::default();
         let mut keys = self.keys.lock().unwrap();
-        for s in &b.samples {
-            if keys.insert((s.session.0, s.channel, s.seq, s.index)) {
-                r.samples_inserted += 1;
+        for s in &b.readings {
+            if keys.insert((s.session.0, s.seq, s.index)) {
+                r.samples_inserted += s.sample_count();
             } else {
-                r.samples_duplicate += 1;
+                r.samples_duplicate += s.sample_count();
             }
         }
         self.batches.lock().unwrap().push(b.rows());
@@ -118,15 +118,14 @@ impl Storage for FakeStore {
     }
 }
 
-fn sample(seq: i64, raw: i64) -> Sample {
-    Sample {
+fn sample(seq: i64, raw: i64) -> Reading {
+    Reading {
         session: SessionId(1),
         sensor: SensorId(1),
-        channel: 0,
         seq,
         index: 0,
         ts_ns: seq * 100_000_000,
-        raw,
+        raws: vec![Some(raw)],
     }
 }
 
@@ -149,7 +148,7 @@ async fn commits_after_the_flush_interval_not_before() {
     let (store, w, _) = setup(WriterConfig::default());
     let h = w.handle();
     for i in 0..10 {
-        h.samples(vec![sample(i, i)]).await.unwrap();
+        h.readings(vec![sample(i, i)]).await.unwrap();
     }
     settle().await;
     advance(Duration::from_millis(90)).await;
@@ -168,23 +167,23 @@ async fn slow_commits_stretch_the_interval_up_to_one_second() {
     *store.delay.lock().unwrap() = Duration::from_millis(300);
     let h = w.handle();
     let t0 = Instant::now();
-    h.samples(vec![sample(0, 0)]).await.unwrap();
+    h.readings(vec![sample(0, 0)]).await.unwrap();
     // Committed from 100 ms to 400 ms.
     sleep(Duration::from_millis(450)).await;
     assert_eq!(store.stored(), 1);
     // Next interval: 4 x 300 ms, capped at 1 s: the row arriving at 450 ms
     // is committed from 1450 ms on, done at 1750 ms.
-    h.samples(vec![sample(1, 1)]).await.unwrap();
+    h.readings(vec![sample(1, 1)]).await.unwrap();
     sleep_until_ms(t0, 1_700).await;
     assert_eq!(store.stored(), 1, "committed before the stretched interval");
     sleep_until_ms(t0, 1_800).await;
     assert_eq!(store.stored(), 2);
     // Fast commits bring the interval back to 100 ms.
     *store.delay.lock().unwrap() = Duration::ZERO;
-    h.samples(vec![sample(2, 2)]).await.unwrap();
+    h.readings(vec![sample(2, 2)]).await.unwrap();
     sleep_until_ms(t0, 2_900).await;
     assert_eq!(store.stored(), 3);
-    h.samples(vec![sample(3, 3)]).await.unwrap();
+    h.readings(vec![sample(3, 3)]).await.unwrap();
     sleep_until_ms(t0, 3_010).await;
     assert_eq!(store.stored(), 4, "interval did not shrink back");
     w.shutdown().await;
@@ -198,13 +197,13 @@ async fn a_slow_commit_does_not_stall_the_receivers() {
     });
     *store.delay.lock().unwrap() = Duration::from_secs(2);
     let h = w.handle();
-    h.samples(vec![sample(0, 0)]).await.unwrap();
+    h.readings(vec![sample(0, 0)]).await.unwrap();
     sleep(Duration::from_millis(150)).await; // the commit is running
     // Far more packets than the queue holds arrive during the commit: the
     // task keeps taking them in, so none is refused.
     for i in 1..=200 {
         h.try_submit(Batch {
-            samples: vec![sample(i, i)],
+            readings: vec![sample(i, i)],
             ..Batch::default()
         })
         .unwrap();
@@ -229,7 +228,7 @@ async fn full_batches_are_written_at_once() {
     });
     let h = w.handle();
     for i in 0..250 {
-        h.samples(vec![sample(i, i)]).await.unwrap();
+        h.readings(vec![sample(i, i)]).await.unwrap();
     }
     settle().await;
     assert_eq!(store.batch_sizes(), vec![100, 100]);
@@ -242,10 +241,10 @@ async fn full_batches_are_written_at_once() {
 async fn duplicates_are_stored_once_and_counted() {
     let (store, w, m) = setup(WriterConfig::default());
     let h = w.handle();
-    h.samples((0..5).map(|i| sample(i, i)).collect())
+    h.readings((0..5).map(|i| sample(i, i)).collect())
         .await
         .unwrap();
-    h.samples((3..8).map(|i| sample(i, i)).collect())
+    h.readings((3..8).map(|i| sample(i, i)).collect())
         .await
         .unwrap();
     h.flush().await.unwrap();
@@ -262,7 +261,7 @@ async fn a_full_disk_keeps_rows_and_retries() {
     let (store, w, m) = setup(WriterConfig::default());
     *store.fail_next.lock().unwrap() = 3;
     let h = w.handle();
-    h.samples((0..20).map(|i| sample(i, i)).collect())
+    h.readings((0..20).map(|i| sample(i, i)).collect())
         .await
         .unwrap();
     let e = h.flush().await.unwrap_err();
@@ -294,13 +293,13 @@ async fn memory_bound_drops_and_counts() {
     });
     *store.fail_next.lock().unwrap() = u32::MAX;
     let h = w.handle();
-    h.samples((0..8).map(|i| sample(i, i)).collect())
+    h.readings((0..8).map(|i| sample(i, i)).collect())
         .await
         .unwrap();
-    h.samples((8..12).map(|i| sample(i, i)).collect())
+    h.readings((8..12).map(|i| sample(i, i)).collect())
         .await
         .unwrap();
-    h.samples((12..14).map(|i| sample(i, i)).collect())
+    h.readings((12..14).map(|i| sample(i, i)).collect())
         .await
         .unwrap();
     settle().await;
@@ -316,9 +315,9 @@ async fn memory_bound_drops_and_counts() {
 async fn an_invalid_row_costs_only_itself() {
     let (store, w, m) = setup(WriterConfig::default());
     let h = w.handle();
-    let mut rows: Vec<Sample> = (0..16).map(|i| sample(i, i)).collect();
-    rows[11].raw = -1;
-    h.samples(rows).await.unwrap();
+    let mut rows: Vec<Reading> = (0..16).map(|i| sample(i, i)).collect();
+    rows[11].raws = vec![Some(-1)];
+    h.readings(rows).await.unwrap();
     h.flush().await.unwrap();
     assert_eq!(store.stored(), 15);
     assert_eq!(m.rows_dropped.get(), 1);
@@ -334,7 +333,7 @@ async fn shutdown_commits_everything_then_refuses_rows() {
     });
     let h = w.handle();
     for i in 0..100 {
-        h.samples(vec![sample(i, i)]).await.unwrap();
+        h.readings(vec![sample(i, i)]).await.unwrap();
     }
     settle().await;
     assert_eq!(store.stored(), 0);
@@ -342,7 +341,7 @@ async fn shutdown_commits_everything_then_refuses_rows() {
     assert_eq!(store.stored(), 100);
     assert_eq!(s.lost_at_shutdown, 0);
     assert!(matches!(
-        h.samples(vec![sample(1, 1)]).await,
+        h.readings(vec![sample(1, 1)]).await,
         Err(StorageError::WriterClosed)
     ));
     assert!(matches!(
@@ -359,7 +358,7 @@ async fn shutdown_gives_up_on_a_dead_store_after_its_timeout() {
     });
     *store.fail_next.lock().unwrap() = u32::MAX;
     w.handle()
-        .samples((0..7).map(|i| sample(i, i)).collect())
+        .readings((0..7).map(|i| sample(i, i)).collect())
         .await
         .unwrap();
     let t0 = Instant::now();
@@ -371,15 +370,15 @@ async fn shutdown_gives_up_on_a_dead_store_after_its_timeout() {
 #[test]
 fn take_and_put_front_keep_order() {
     let mut b = Batch {
-        samples: (0..5).map(|i| sample(i, i)).collect(),
+        readings: (0..5).map(|i| sample(i, i)).collect(),
         seen: vec![(SensorId(1), 1), (SensorId(2), 2)],
         ..Batch::default()
     };
     let front = take_front(&mut b, 6);
-    assert_eq!(front.samples.len(), 5);
+    assert_eq!(front.readings.len(), 5);
     assert_eq!(front.seen, vec![(SensorId(1), 1)]);
     assert_eq!(b.rows(), 1);
     put_front(&mut b, front);
-    assert_eq!(b.samples[0].seq, 0);
+    assert_eq!(b.readings[0].seq, 0);
     assert_eq!(b.seen, vec![(SensorId(1), 1), (SensorId(2), 2)]);
 }
