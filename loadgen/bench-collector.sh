@@ -59,7 +59,7 @@ start_pg() {
     [ "$(id -u)" = 0 ] && chown postgres: "$work/pg"
     as_pg "$pg_bin/initdb" -D "$work/pg/data" -U postgres --auth=trust -E UTF8 >/dev/null
     as_pg "$pg_bin/pg_ctl" -D "$work/pg/data" -l "$work/pg/server.log" -w \
-        -o "-c listen_addresses='' -c unix_socket_directories='$work/pg' -p 5432 -c max_connections=50" \
+        -o "-c listen_addresses='' -c unix_socket_directories='$work/pg' -p 5432 -c max_connections=50 -c shared_buffers=1GB" \
         start >/dev/null
     pg_data=$work/pg/data
 }

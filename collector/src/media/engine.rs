@@ -249,9 +249,13 @@ impl MediaEngine {
             last_housekeeping: Instant::now(),
             last_metrics: Instant::now(),
         };
+        let priority = config.receive_priority.0;
         let thread = std::thread::Builder::new()
             .name("media-rx".into())
-            .spawn(move || engine.run())
+            .spawn(move || {
+                super::realtime::report(super::realtime::enter(priority), priority);
+                engine.run()
+            })
             .map_err(MediaError::Thread)?;
         tracing::info!(
             "RTP on {} (RTCP {}), receive buffers of {granted} bytes",

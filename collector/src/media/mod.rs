@@ -20,6 +20,7 @@
 
 mod engine;
 pub mod gaps;
+mod realtime;
 mod rejects;
 mod socket;
 mod stream;

@@ -19,6 +19,7 @@
 //! media:
 //!   rtp_bind: 0.0.0.0:16384         # RTP here, RTCP on the next port
 //!   receive_buffer_bytes: 8388608
+//!   receive_priority: 10            # SCHED_FIFO of the receive thread; 0: normal
 //!   max_streams: 20000
 //!   hold_before_sr_packets: 600
 //! ```
@@ -234,6 +235,11 @@ pub struct MediaConfig {
     /// absorbs bursts while the receive thread is busy.
     #[serde(default = "default_rcvbuf")]
     pub receive_buffer_bytes: u32,
+    /// SCHED_FIFO priority of the receive thread (1-99), so it drains the
+    /// sockets ahead of everything else on a busy machine; 0 leaves it at
+    /// normal priority.
+    #[serde(default = "default_receive_priority")]
+    pub receive_priority: RealtimePriority,
     /// Streams received at once; INVITEs beyond get 503.
     #[serde(default = "default_max_streams")]
     pub max_streams: NonZeroU32,
@@ -250,6 +256,27 @@ fn default_rtp_bind() -> SocketAddr {
 fn default_rcvbuf() -> u32 {
     8 << 20
 }
+fn default_receive_priority() -> RealtimePriority {
+    RealtimePriority(10)
+}
+
+/// A SCHED_FIFO priority, 1-99, or 0 for none; refused while parsing
+/// otherwise, with the YAML position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RealtimePriority(pub u8);
+
+impl<'de> Deserialize<'de> for RealtimePriority {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = u8::deserialize(d)?;
+        if v > 99 {
+            return Err(de::Error::custom(format!(
+                "SCHED_FIFO priority must be 1 to 99 (0: none), got {v}"
+            )));
+        }
+        Ok(RealtimePriority(v))
+    }
+}
+
 fn default_max_streams() -> NonZeroU32 {
     NonZeroU32::new(20_000).unwrap_or(NonZeroU32::MIN)
 }
@@ -262,6 +289,7 @@ impl Default for MediaConfig {
         MediaConfig {
             rtp_bind: default_rtp_bind(),
             receive_buffer_bytes: default_rcvbuf(),
+            receive_priority: default_receive_priority(),
             max_streams: default_max_streams(),
             hold_before_sr_packets: default_hold(),
         }
@@ -323,6 +351,12 @@ mod tests {
         assert_eq!(m.max_streams.get(), 20_000);
         let e = serde_yaml::from_str::<MediaConfig>("max_streams: 0").unwrap_err();
         assert!(e.to_string().contains("line 1"), "{e}");
+        assert_eq!(m.receive_priority, RealtimePriority(10));
+        let m: MediaConfig = serde_yaml::from_str("receive_priority: 0").unwrap();
+        assert_eq!(m.receive_priority, RealtimePriority(0));
+        let e = serde_yaml::from_str::<MediaConfig>("\nreceive_priority: 100").unwrap_err();
+        let e = e.to_string();
+        assert!(e.contains("must be 1 to 99") && e.contains("line 2"), "{e}");
     }
 
     #[test]
