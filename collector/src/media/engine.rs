@@ -62,6 +62,8 @@ const LIMBO_MAX: usize = 4096;
 const LIMBO_AGE: Duration = Duration::from_secs(3);
 /// Batches taken from one socket before the other gets its turn.
 const BATCHES_PER_TURN: usize = 16;
+/// Turns of [`BATCHES_PER_TURN`] taken in before a stream is removed.
+const DRAIN_TURNS: usize = 8;
 /// After a wake-up that found less than a batch, the thread naps this long
 /// so the next wake-up finds one: a wake-up per packet costs more in
 /// context switches than the packets themselves (measured,
@@ -378,7 +380,7 @@ impl Engine {
                 let mut b = [0u8; 64];
                 while self.waker.recv(&mut b).is_ok() {}
             }
-            if self.commands() {
+            if self.commands(&mut rx) {
                 return;
             }
             let now = Instant::now();
@@ -400,8 +402,16 @@ impl Engine {
     }
 
     /// Runs the queued commands; true when the thread is to stop.
-    fn commands(&mut self) -> bool {
+    fn commands(&mut self, rx: &mut BatchRx) -> bool {
+        let mut drained = false;
         while let Ok(c) = self.commands.try_recv() {
+            // A stream ends when its BYE is handled; the packets its sensor
+            // sent before the BYE may still wait in the socket behind other
+            // streams' (10,000 hanging up at once): take them in first.
+            if matches!(c, Command::Remove { .. } | Command::Stop { .. }) && !drained {
+                self.drain(rx);
+                drained = true;
+            }
             let now = Instant::now();
             match c {
                 Command::Add { setup, reply } => {
@@ -542,6 +552,17 @@ impl Engine {
             .get_mut(slot)
             .and_then(Option::as_mut)
             .map(|(_, s)| s)
+    }
+
+    /// Takes in everything waiting on both sockets (at most a few thousand
+    /// datagrams: under a flood the sockets never run dry).
+    fn drain(&mut self, rx: &mut BatchRx) {
+        for _ in 0..DRAIN_TURNS {
+            let got = self.receive(rx, true) + self.receive(rx, false);
+            if got < BATCHES_PER_TURN * super::socket::BATCH {
+                break;
+            }
+        }
     }
 
     /// Takes what is waiting on one socket; the number of datagrams.

@@ -16,6 +16,7 @@
 //!     username: collector           # password: this user's entry in credentials_file
 //!     expires: 600
 //!   control_socket: /run/sipsensor/collector.sock
+//!   receive_buffer_bytes: 4194304   # SIP UDP socket (SO_RCVBUF)
 //! media:
 //!   rtp_bind: 0.0.0.0:16384         # RTP here, RTCP on the next port
 //!   receive_buffer_bytes: 8388608
@@ -136,6 +137,11 @@ pub struct SipConfig {
     /// Unix socket for `sipsensor-collector call` and `set-rate`.
     #[serde(default = "default_control_socket")]
     pub control_socket: PathBuf,
+    /// Kernel receive buffer of the SIP UDP socket: it holds a burst of
+    /// sensors registering and calling together (the system default holds
+    /// about 90 datagrams; the rest would wait for a retransmission).
+    #[serde(default = "default_sip_rcvbuf")]
+    pub receive_buffer_bytes: u32,
 }
 
 /// The collector's own registration with an external registrar.
@@ -164,6 +170,9 @@ fn default_true() -> bool {
 fn default_control_socket() -> PathBuf {
     PathBuf::from(DEFAULT_CONTROL_SOCKET)
 }
+fn default_sip_rcvbuf() -> u32 {
+    4 << 20
+}
 fn default_expires() -> NonZeroU32 {
     NonZeroU32::new(600).unwrap_or(NonZeroU32::MIN)
 }
@@ -182,6 +191,7 @@ impl Default for SipConfig {
             outbound_proxy: None,
             register: None,
             control_socket: default_control_socket(),
+            receive_buffer_bytes: default_sip_rcvbuf(),
         }
     }
 }

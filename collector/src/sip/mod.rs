@@ -134,7 +134,11 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
         p => p,
     };
     let bind = SocketAddr::new(sc.bind.ip(), port);
-    let (network, incoming) = Network::bind(NetConfig::udp_and_tcp(bind))
+    let net = NetConfig {
+        udp_receive_buffer: usize::try_from(sc.receive_buffer_bytes).ok(),
+        ..NetConfig::udp_and_tcp(bind)
+    };
+    let (network, incoming) = Network::bind(net)
         .await
         .map_err(|source| SipError::Bind { addr: bind, source })?;
     let local = LocalEndpoint::new(Transport::Udp, SocketAddr::new(advertise, port));

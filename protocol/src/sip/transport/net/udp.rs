@@ -1,6 +1,6 @@
 //! One UDP socket: datagrams in, datagrams out.
 
-use super::{Counters, Incoming, NetError, bump, canonical, in_family_of};
+use super::{Counters, Incoming, NetConfig, NetError, bump, canonical, in_family_of};
 use crate::sip::Transport;
 use crate::sip::transport::FrameError;
 use std::net::SocketAddr;
@@ -9,6 +9,15 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+/// SO_RCVBUFFORCE where privileged (past net.core.rmem_max), else
+/// SO_RCVBUF (capped there). Best effort: the socket works either way.
+fn set_receive_buffer(socket: &UdpSocket, bytes: usize) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    if setsockopt(socket, sockopt::RcvBufForce, &bytes).is_err() {
+        let _ = setsockopt(socket, sockopt::RcvBuf, &bytes);
+    }
+}
 
 /// Pause after a receive error so a persistent one cannot spin a core.
 const RECV_ERROR_PAUSE: Duration = Duration::from_millis(50);
@@ -32,7 +41,7 @@ impl Drop for UdpEndpoint {
 impl UdpEndpoint {
     pub(crate) async fn bind(
         addr: SocketAddr,
-        max_message: usize,
+        config: &NetConfig,
         tx: mpsc::Sender<Incoming>,
         counters: Arc<Counters>,
     ) -> Result<Self, NetError> {
@@ -41,7 +50,11 @@ impl UdpEndpoint {
             addr,
             source,
         };
+        let max_message = config.max_message_size;
         let socket = Arc::new(UdpSocket::bind(addr).await.map_err(bind_err)?);
+        if let Some(bytes) = config.udp_receive_buffer {
+            set_receive_buffer(&socket, bytes);
+        }
         let local = socket.local_addr().map_err(bind_err)?;
         let task = tokio::spawn(receive_loop(socket.clone(), max_message, tx, counters));
         Ok(Self {
@@ -54,6 +67,12 @@ impl UdpEndpoint {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// The receive buffer the kernel granted (it doubles the request).
+    pub fn receive_buffer(&self) -> usize {
+        use nix::sys::socket::{getsockopt, sockopt};
+        getsockopt(&*self.socket, sockopt::RcvBuf).unwrap_or(0)
     }
 
     /// Send one datagram.
@@ -145,10 +164,40 @@ mod tests {
     ) -> (UdpEndpoint, mpsc::Receiver<Incoming>, Arc<Counters>) {
         let (tx, rx) = mpsc::channel(8);
         let counters = Arc::new(Counters::default());
-        let ep = UdpEndpoint::bind(addr.parse().unwrap(), max, tx, counters.clone())
+        let config = NetConfig {
+            max_message_size: max,
+            ..NetConfig::default()
+        };
+        let ep = UdpEndpoint::bind(addr.parse().unwrap(), &config, tx, counters.clone())
             .await
             .unwrap();
         (ep, rx, counters)
+    }
+
+    #[tokio::test]
+    async fn the_receive_buffer_is_asked_for() {
+        let (tx, _rx) = mpsc::channel(8);
+        let config = NetConfig {
+            udp_receive_buffer: Some(1 << 20),
+            ..NetConfig::default()
+        };
+        let counters = Arc::new(Counters::default());
+        let ep = UdpEndpoint::bind("127.0.0.1:0".parse().unwrap(), &config, tx, counters)
+            .await
+            .unwrap();
+        let (plain, _rx2, _) = endpoint("127.0.0.1:0", 1500).await;
+        let max = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        // The kernel doubles the request: all of it with CAP_NET_ADMIN
+        // (SO_RCVBUFFORCE), else capped at rmem_max first.
+        let granted = ep.receive_buffer();
+        assert!(
+            granted == 2 << 20 || granted == 2 * max.min(1 << 20),
+            "granted {granted}, rmem_max {max}"
+        );
+        assert!(plain.receive_buffer() <= ep.receive_buffer());
     }
 
     #[tokio::test]
