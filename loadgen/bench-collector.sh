@@ -144,5 +144,14 @@ YAML
         if grep -q "rows dropped\|storage is behind" "$log"; then
             echo "  ($backend, $n streams: $(grep -c 'rows dropped\|storage is behind' "$log") storage-overload messages in the collector log)" >&2
         fi
+        # The next run starts on a quiet machine: this run's database gone
+        # and its dirty pages written out, not flushed under the next one.
+        case $backend in
+            sqlite) rm -f "$work/bench-$n.db" "$work/bench-$n.db-wal" "$work/bench-$n.db-shm" ;;
+            postgres) as_pg "$pg_bin/psql" -q -h "$work/pg" -U postgres -c "DROP DATABASE bench_$n" >/dev/null \
+                          && as_pg "$pg_bin/psql" -q -h "$work/pg" -U postgres -c "CHECKPOINT" >/dev/null ;;
+        esac
+        sync
+        sleep 3
     done
 done
