@@ -37,6 +37,8 @@ pub struct LoadOptions {
     pub metrics: Option<SocketAddr>,
     /// Threads sending RTP (streams are spread over them).
     pub pumps: usize,
+    /// SCHED_FIFO priority of those threads; 0: normal.
+    pub pump_priority: u8,
 }
 
 /// The figures of one run.
@@ -65,6 +67,12 @@ pub struct LoadReport {
     /// The machine's 1-minute load average at the end of the window: these
     /// machines are shared, and a busy neighbour shows here.
     pub load_average: Option<f64>,
+    /// Largest delay of an RTP packet behind its due time over the run: a
+    /// late pump sends what is overdue at once, a burst no sensor fleet
+    /// sends.
+    pub pump_max_late_ms: f64,
+    /// Packets the kernel refused to send (counted as sent).
+    pub send_errors: u64,
 }
 
 /// 12345 as "12,345".
@@ -120,8 +128,25 @@ impl LoadReport {
         )
     }
 
+    /// What a table row does not show but a reader of it must know: the
+    /// load generator itself fell behind (over 100 ms) or failed to send.
+    pub fn caveat(&self, store: &str) -> Option<String> {
+        if self.pump_max_late_ms <= 100.0 && self.send_errors == 0 {
+            return None;
+        }
+        Some(format!(
+            "  ({store}, {} streams: the load generator fell up to {:.0} ms behind its schedule \
+             and then sent the overdue packets at once; {} send errors)",
+            thousands(self.sensors as u64),
+            self.pump_max_late_ms,
+            self.send_errors
+        ))
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
+            "pump_max_late_ms": self.pump_max_late_ms,
+            "send_errors": self.send_errors,
             "sensors": self.sensors,
             "registered": self.registered,
             "streaming": self.streaming,
@@ -185,7 +210,7 @@ pub fn credentials_yaml(n: usize, prefix: &str, password_prefix: &str) -> String
 /// Runs the load; progress on stderr.
 pub async fn run(o: LoadOptions) -> Result<LoadReport, String> {
     let pumps = (0..o.pumps.max(1))
-        .map(|_| MediaPump::start())
+        .map(|_| MediaPump::start_with_priority(o.pump_priority))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
     let ips = if o.ips.is_empty() {
@@ -334,6 +359,7 @@ pub async fn run(o: LoadOptions) -> Result<LoadReport, String> {
         let sent = s.counters.packets();
         report.packets_sent += sent;
         report.samples_sent += s.counters.samples.load(Ordering::Relaxed);
+        report.send_errors += s.counters.send_errors.load(Ordering::Relaxed);
         let final_report = s.counters.rr_count.load(Ordering::Relaxed) > *b;
         if let (true, Some(r)) = (final_report, s.counters.received_per_report()) {
             report.packets_lost += sent as i64 - r as i64;
@@ -354,6 +380,10 @@ pub async fn run(o: LoadOptions) -> Result<LoadReport, String> {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
+    report.pump_max_late_ms = pumps
+        .iter()
+        .map(|p| p.max_late().as_secs_f64() * 1e3)
+        .fold(0.0, f64::max);
     for p in &pumps {
         p.quit();
     }

@@ -128,15 +128,41 @@ impl Live {
 #[derive(Debug, Clone)]
 pub struct MediaPump {
     tx: mpsc::Sender<Cmd>,
+    /// Largest delay of a packet behind its due time, µs: a pump that
+    /// falls behind sends what is overdue at once, a burst no sensor fleet
+    /// sends, and a benchmark must say so.
+    max_late_us: Arc<AtomicU64>,
 }
 
 impl MediaPump {
     pub fn start() -> std::io::Result<MediaPump> {
+        Self::start_with_priority(0)
+    }
+
+    /// A pump whose thread runs under SCHED_FIFO `priority` (0: normal), so
+    /// a busy machine does not make it late (a benchmark's load generator
+    /// must not be what limits it). Refused (not root), it says so on
+    /// stderr and runs at normal priority.
+    pub fn start_with_priority(priority: u8) -> std::io::Result<MediaPump> {
         let (tx, rx) = mpsc::channel();
+        let max_late_us = Arc::new(AtomicU64::new(0));
+        let late = max_late_us.clone();
         std::thread::Builder::new()
             .name("rtp-pump".into())
-            .spawn(move || run(rx))?;
-        Ok(MediaPump { tx })
+            .spawn(move || {
+                if priority > 0
+                    && let Err(e) = fifo(priority)
+                {
+                    eprintln!("rtp-pump: SCHED_FIFO {priority} refused ({e}); normal priority");
+                }
+                run(rx, &late)
+            })?;
+        Ok(MediaPump { tx, max_late_us })
+    }
+
+    /// The largest delay of an RTP packet behind its due time so far.
+    pub fn max_late(&self) -> Duration {
+        Duration::from_micros(self.max_late_us.load(Ordering::Relaxed))
     }
 
     /// Starts sending `stream` now (tick 0 is now); returns its id.
@@ -175,7 +201,19 @@ fn rtcp_config(desc: &StreamDescription) -> RtcpConfig {
     RtcpConfig::new(desc.session_bandwidth_bps())
 }
 
-fn run(rx: mpsc::Receiver<Cmd>) {
+fn fifo(priority: u8) -> Result<(), nix::errno::Errno> {
+    use nix::libc;
+    // SAFETY: sched_param is plain data; zero is valid for every field.
+    let mut param: libc::sched_param = unsafe { std::mem::zeroed() };
+    param.sched_priority = i32::from(priority);
+    // SAFETY: pid 0 is the calling thread; `param` outlives the call.
+    match unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } {
+        0 => Ok(()),
+        _ => Err(nix::errno::Errno::last()),
+    }
+}
+
+fn run(rx: mpsc::Receiver<Cmd>, max_late_us: &AtomicU64) {
     let mut live: HashMap<u64, Live> = HashMap::new();
     let mut heap: BinaryHeap<Reverse<(Instant, u64, Kind, u64)>> = BinaryHeap::new();
     let mut ids = IdGenerator::from_entropy();
@@ -216,6 +254,9 @@ fn run(rx: mpsc::Receiver<Cmd>) {
             }
             match kind {
                 Kind::Rtp => {
+                    let late = u64::try_from(now.saturating_duration_since(due).as_micros())
+                        .unwrap_or(u64::MAX);
+                    max_late_us.fetch_max(late, Ordering::Relaxed);
                     send_samples(l, &mut buf);
                     heap.push(Reverse((l.due(l.next_tick), id, Kind::Rtp, generation)));
                 }

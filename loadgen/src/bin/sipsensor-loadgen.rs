@@ -71,6 +71,9 @@ enum Command {
         /// Threads sending RTP.
         #[arg(long, default_value_t = 1)]
         pumps: usize,
+        /// SCHED_FIFO priority of those threads (1-99; 0: normal).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=99))]
+        pump_priority: u8,
         /// Collector PID to measure CPU and memory of.
         #[arg(long)]
         collector_pid: Option<u32>,
@@ -123,6 +126,7 @@ fn main() -> ExitCode {
             per_rtp_socket,
             concurrency,
             pumps,
+            pump_priority,
             collector_pid,
             metrics,
             json,
@@ -145,6 +149,7 @@ fn main() -> ExitCode {
                 collector_pid,
                 metrics,
                 pumps,
+                pump_priority,
             };
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -161,6 +166,9 @@ fn main() -> ExitCode {
                 Ok(r) => {
                     if let Some(store) = row {
                         println!("{}", r.table_row(&store));
+                        if let Some(c) = r.caveat(&store) {
+                            eprintln!("{c}");
+                        }
                     } else if json {
                         println!("{}", r.to_json());
                     } else {
