@@ -6,8 +6,7 @@
 # Knobs: SIPSENSOR_BENCH_SENSORS ("100 1000 10000"), SIPSENSOR_BENCH_SECONDS
 # (30), SIPSENSOR_BENCH_BACKENDS ("sqlite postgres"), SIPSENSOR_PG_BINDIR,
 # SIPSENSOR_BENCH_RCVBUF (the collector's media.receive_buffer_bytes; its
-# default when unset), SIPSENSOR_BENCH_PIN (1), SIPSENSOR_BENCH_PUMP_PRIORITY
-# (20 as root, else 0).
+# default when unset), SIPSENSOR_BENCH_PIN (1).
 # Every process started here is stopped by its PID on exit.
 set -euo pipefail
 
@@ -23,9 +22,6 @@ rcvbuf=${SIPSENSOR_BENCH_RCVBUF:-}
 # (SIPSENSOR_BENCH_PIN=0: no pinning). The kernel's loopback delivery runs
 # in the sender's context, on the load generator's CPUs.
 pin_collector="" pin_loadgen=""
-# The load generator's RTP threads under SCHED_FIFO when root: a late pump
-# sends its overdue packets at once, a burst no fleet of sensors sends.
-pump_priority=${SIPSENSOR_BENCH_PUMP_PRIORITY:-$([ "$(id -u)" = 0 ] && echo 20 || echo 0)}
 if [ "${SIPSENSOR_BENCH_PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
     pin_collector="taskset -c 0"
     pin_loadgen="taskset -c 1-$(( $(nproc) - 1 ))"
@@ -136,7 +132,7 @@ YAML
         [ "$backend" = postgres ] && pg_cpu_before=$(pg_cpu)
         started=$SECONDS
         $pin_loadgen "$bin/sipsensor-loadgen" run --collector "$sip" --metrics "$http" -n "$n" \
-            --seconds "$seconds" --collector-pid "$collector_pid" --per-rtp-socket "$per" --pumps "$pumps" --pump-priority "$pump_priority" \
+            --seconds "$seconds" --collector-pid "$collector_pid" --per-rtp-socket "$per" --pumps "$pumps" \
             --row "$backend" 2> "$work/loadgen-$backend-$n.log" \
             || { echo "| $backend | $n | load generator failed |"; tail -5 "$work/loadgen-$backend-$n.log" >&2; }
         # The load generator's own caveats (it fell behind, it could not send).

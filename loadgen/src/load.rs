@@ -37,8 +37,6 @@ pub struct LoadOptions {
     pub metrics: Option<SocketAddr>,
     /// Threads sending RTP (streams are spread over them).
     pub pumps: usize,
-    /// SCHED_FIFO priority of those threads; 0: normal.
-    pub pump_priority: u8,
 }
 
 /// The figures of one run.
@@ -210,7 +208,7 @@ pub fn credentials_yaml(n: usize, prefix: &str, password_prefix: &str) -> String
 /// Runs the load; progress on stderr.
 pub async fn run(o: LoadOptions) -> Result<LoadReport, String> {
     let pumps = (0..o.pumps.max(1))
-        .map(|_| MediaPump::start_with_priority(o.pump_priority))
+        .map(|_| MediaPump::start())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
     let ips = if o.ips.is_empty() {

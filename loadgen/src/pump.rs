@@ -136,27 +136,12 @@ pub struct MediaPump {
 
 impl MediaPump {
     pub fn start() -> std::io::Result<MediaPump> {
-        Self::start_with_priority(0)
-    }
-
-    /// A pump whose thread runs under SCHED_FIFO `priority` (0: normal), so
-    /// a busy machine does not make it late (a benchmark's load generator
-    /// must not be what limits it). Refused (not root), it says so on
-    /// stderr and runs at normal priority.
-    pub fn start_with_priority(priority: u8) -> std::io::Result<MediaPump> {
         let (tx, rx) = mpsc::channel();
         let max_late_us = Arc::new(AtomicU64::new(0));
         let late = max_late_us.clone();
         std::thread::Builder::new()
             .name("rtp-pump".into())
-            .spawn(move || {
-                if priority > 0
-                    && let Err(e) = fifo(priority)
-                {
-                    eprintln!("rtp-pump: SCHED_FIFO {priority} refused ({e}); normal priority");
-                }
-                run(rx, &late)
-            })?;
+            .spawn(move || run(rx, &late))?;
         Ok(MediaPump { tx, max_late_us })
     }
 
@@ -199,18 +184,6 @@ impl MediaPump {
 
 fn rtcp_config(desc: &StreamDescription) -> RtcpConfig {
     RtcpConfig::new(desc.session_bandwidth_bps())
-}
-
-fn fifo(priority: u8) -> Result<(), nix::errno::Errno> {
-    use nix::libc;
-    // SAFETY: sched_param is plain data; zero is valid for every field.
-    let mut param: libc::sched_param = unsafe { std::mem::zeroed() };
-    param.sched_priority = i32::from(priority);
-    // SAFETY: pid 0 is the calling thread; `param` outlives the call.
-    match unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } {
-        0 => Ok(()),
-        _ => Err(nix::errno::Errno::last()),
-    }
 }
 
 fn run(rx: mpsc::Receiver<Cmd>, max_late_us: &AtomicU64) {

@@ -71,9 +71,6 @@ enum Command {
         /// Threads sending RTP.
         #[arg(long, default_value_t = 1)]
         pumps: usize,
-        /// SCHED_FIFO priority of those threads (1-99; 0: normal).
-        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=99))]
-        pump_priority: u8,
         /// Collector PID to measure CPU and memory of.
         #[arg(long)]
         collector_pid: Option<u32>,
@@ -126,7 +123,6 @@ fn main() -> ExitCode {
             per_rtp_socket,
             concurrency,
             pumps,
-            pump_priority,
             collector_pid,
             metrics,
             json,
@@ -149,7 +145,6 @@ fn main() -> ExitCode {
                 collector_pid,
                 metrics,
                 pumps,
-                pump_priority,
             };
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
