@@ -6,7 +6,8 @@
 # Knobs: SIPSENSOR_BENCH_SENSORS ("100 1000 10000"), SIPSENSOR_BENCH_SECONDS
 # (30), SIPSENSOR_BENCH_BACKENDS ("sqlite postgres"), SIPSENSOR_PG_BINDIR,
 # SIPSENSOR_BENCH_RCVBUF (the collector's media.receive_buffer_bytes; its
-# default when unset), SIPSENSOR_BENCH_PIN (1).
+# default when unset), SIPSENSOR_BENCH_PIN (1), SIPSENSOR_BENCH_KEEP (0; 1 keeps
+# the logs, the collector's and PostgreSQL's, and says where).
 # Every process started here is stopped by its PID on exit.
 set -euo pipefail
 
@@ -46,7 +47,12 @@ cleanup() {
     if [ -n "$pg_data" ]; then
         as_pg "$pg_bin/pg_ctl" -D "$pg_data" -m fast -w stop >/dev/null 2>&1 || true
     fi
-    rm -rf "$work"
+    if [ "${SIPSENSOR_BENCH_KEEP:-0}" = 1 ]; then
+        rm -rf "$work/pg/data"
+        echo "logs kept in $work" >&2
+    else
+        rm -rf "$work"
+    fi
 }
 trap cleanup EXIT
 

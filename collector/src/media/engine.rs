@@ -2,6 +2,7 @@
 //! of rows to the storage writer. The SIP side talks to it through
 //! [`MediaHandle`].
 
+use super::mailbox::{Inbox, Outbox, Taken, mailbox};
 use super::rejects::RejectCounts;
 use super::socket::{BatchRx, bind_pair, rcvbuf};
 use super::stream::{RxTotals, Sink, StreamRx};
@@ -22,7 +23,6 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 
@@ -71,6 +71,8 @@ const DRAIN_TURNS: usize = 8;
 /// machine a nap can last far longer than asked, and the socket buffer
 /// must not fill meanwhile.
 const COALESCE: Duration = Duration::from_millis(2);
+/// How soon commands are looked for again when a sender held the queue.
+const COMMAND_RETRY: Duration = Duration::from_millis(1);
 
 enum Command {
     Add {
@@ -106,7 +108,7 @@ enum Command {
 /// Cloneable access to the receive thread.
 #[derive(Clone)]
 pub struct MediaHandle {
-    tx: mpsc::Sender<Command>,
+    tx: Outbox<Command>,
     waker: Arc<UnixDatagram>,
     rtp_addr: SocketAddr,
 }
@@ -216,7 +218,7 @@ impl MediaEngine {
         let (wake_tx, wake_rx) = UnixDatagram::pair().map_err(MediaError::Thread)?;
         wake_tx.set_nonblocking(true).map_err(MediaError::Thread)?;
         wake_rx.set_nonblocking(true).map_err(MediaError::Thread)?;
-        let (tx, commands) = mpsc::channel();
+        let (tx, commands) = mailbox();
         let handle = MediaHandle {
             tx,
             waker: Arc::new(wake_tx),
@@ -227,6 +229,7 @@ impl MediaEngine {
             rtcp,
             waker: wake_rx,
             commands,
+            commands_busy: false,
             slots: Vec::new(),
             free: Vec::new(),
             keys: HashMap::new(),
@@ -291,7 +294,9 @@ struct Engine {
     rtp: UdpSocket,
     rtcp: UdpSocket,
     waker: UnixDatagram,
-    commands: mpsc::Receiver<Command>,
+    commands: Inbox<Command>,
+    /// A sender held the command queue at the last look.
+    commands_busy: bool,
     slots: Vec<Option<(StreamKey, StreamRx)>>,
     free: Vec<usize>,
     keys: HashMap<StreamKey, usize>,
@@ -345,11 +350,16 @@ impl Engine {
         let mut next_tick = Instant::now() + TICK;
         let mut backlog = false;
         loop {
-            let wait = if backlog {
+            let mut wait = if backlog {
                 Duration::ZERO
             } else {
                 next_tick.saturating_duration_since(Instant::now())
             };
+            if self.commands_busy {
+                // A real sleep, not a spin: the sender holding the queue
+                // may share this CPU (see `mailbox`).
+                wait = wait.min(COMMAND_RETRY);
+            }
             let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::ZERO);
             let (rtp_ready, rtcp_ready, wake_ready) = {
                 let mut fds = [
@@ -403,8 +413,16 @@ impl Engine {
 
     /// Runs the queued commands; true when the thread is to stop.
     fn commands(&mut self, rx: &mut BatchRx) -> bool {
+        let queued = match self.commands.take() {
+            Taken::Items(items) => items,
+            Taken::Busy => {
+                self.commands_busy = true;
+                return false;
+            }
+        };
+        self.commands_busy = false;
         let mut drained = false;
-        while let Ok(c) = self.commands.try_recv() {
+        for c in queued {
             // A stream ends when its BYE is handled; the packets its sensor
             // sent before the BYE may still wait in the socket behind other
             // streams' (10,000 hanging up at once): take them in first.

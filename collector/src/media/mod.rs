@@ -20,6 +20,7 @@
 
 mod engine;
 pub mod gaps;
+mod mailbox;
 mod realtime;
 mod rejects;
 mod socket;

@@ -11,7 +11,7 @@
 
 use super::gaps::{FoundGap, GapFinder, Mark};
 use super::{Reject, StreamSetup, first_input_channel, stream_spec};
-use crate::stats::{Reception, StreamHandle};
+use crate::stats::{Reception, StreamHandle, Tally};
 use crate::storage::{Batch, Event, Gap, GapCause, Reading, SensorId, SessionId};
 use sipsensor_protocol::payload::{self, MISSING, Payload};
 use sipsensor_protocol::rtcp::{
@@ -176,6 +176,8 @@ pub(super) struct StreamRx {
     /// and publishing copies names and units.
     latest: Vec<Option<(i64, i64)>>,
     published: Option<Instant>,
+    /// Packet counters not yet handed to the statistics (with `latest`).
+    tally: Tally,
     pub totals: RxTotals,
 }
 
@@ -232,6 +234,7 @@ impl StreamRx {
             last_seen_ns: i64::MIN,
             latest: Vec::new(),
             published: None,
+            tally: Tally::default(),
             totals: RxTotals::default(),
         }
     }
@@ -259,7 +262,7 @@ impl StreamRx {
         let ext = match self.receiver.on_packet(pkt, arrival) {
             Verdict::Accepted { extended_seq, .. } => extended_seq,
             Verdict::Duplicate => {
-                self.stats.record_duplicate();
+                self.tally.duplicate();
                 self.totals.duplicates += 1;
                 sink.reject(Reject::Duplicate, String::new());
                 return Outcome::Dropped(Reject::Duplicate);
@@ -282,7 +285,7 @@ impl StreamRx {
             }
         };
         self.totals.received += 1;
-        self.stats.record_packet(pkt.payload.len() + 12, now_ns);
+        self.tally.packet(pkt.payload.len() + 12, now_ns);
         if now_ns.saturating_sub(self.last_seen_ns) >= SEEN_EVERY_NS {
             self.last_seen_ns = now_ns;
             sink.batch.seen.push((self.sensor, now_ns));
@@ -549,7 +552,8 @@ impl StreamRx {
         }
     }
 
-    /// Hands the latest values to the statistics (see [`PUBLISH_EVERY`]).
+    /// Hands the counters and latest values to the statistics (see
+    /// [`PUBLISH_EVERY`]).
     fn publish(&mut self, now: Instant) {
         if self
             .published
@@ -558,6 +562,11 @@ impl StreamRx {
             return;
         }
         self.published = Some(now);
+        self.publish_now();
+    }
+
+    fn publish_now(&mut self) {
+        self.stats.add(std::mem::take(&mut self.tally));
         for (ch, v) in self.latest.iter_mut().enumerate() {
             if let Some((ns, raw)) = v.take() {
                 self.stats.set_last_value(ch as u16, ns, raw);
@@ -751,6 +760,7 @@ impl StreamRx {
     /// The stream ends: pending gaps are stored, packets still waiting for a
     /// sender report are given up, and an RR + SDES + BYE is returned.
     pub fn finish(&mut self, now: Instant, sink: &mut Sink, buf: &mut [u8]) -> Option<usize> {
+        self.publish_now();
         let mut found = Vec::new();
         self.gaps.poll_due(now, true, &mut found);
         self.store_gaps(&found, sink);

@@ -469,7 +469,7 @@ fn packets_wait_for_a_storage_record_still_being_written() {
 }
 
 #[test]
-fn last_values_reach_the_statistics_at_most_once_a_second() {
+fn counters_and_last_values_reach_the_statistics_at_most_once_a_second() {
     let mut r = rig(None, 100);
     r.sender_report();
     let d = desc(1, 10);
@@ -487,14 +487,19 @@ fn last_values_reach_the_statistics_at_most_once_a_second() {
     assert_eq!(snap.packets, 1);
     let p = r.samples(&d, 50);
     r.feed(&p);
+    r.feed(&p); // the same packet again
     r.rx.tick(now + Duration::from_millis(500), &mut r.sink);
-    assert_eq!(
-        r.rx.stats.snapshot(0).last_values[0].raw,
-        i64::from(raw(40, 0))
-    );
+    let snap = r.rx.stats.snapshot(0);
+    assert_eq!(snap.last_values[0].raw, i64::from(raw(40, 0)));
+    assert_eq!((snap.packets, snap.duplicates), (1, 0));
     r.rx.tick(now + PUBLISH_EVERY, &mut r.sink);
-    assert_eq!(
-        r.rx.stats.snapshot(0).last_values[0].raw,
-        i64::from(raw(90, 0))
-    );
+    let snap = r.rx.stats.snapshot(0);
+    assert_eq!(snap.last_values[0].raw, i64::from(raw(90, 0)));
+    assert_eq!((snap.packets, snap.duplicates), (2, 1));
+    // What arrived since is handed over when the stream ends.
+    let p = r.samples(&d, 100);
+    r.feed(&p);
+    let mut buf = [0u8; 256];
+    r.rx.finish(now + PUBLISH_EVERY, &mut r.sink, &mut buf);
+    assert_eq!(r.rx.stats.snapshot(0).packets, 3);
 }
