@@ -618,15 +618,20 @@ impl StreamRx {
             }
         }
         for k in held {
-            let p = Pkt {
-                ext: k.ext,
-                pt: k.pt,
-                ts: k.ts,
-                payload: &k.payload,
-                arrival: k.arrival,
-            };
-            self.process(p, sink);
+            self.replay(&k, sink);
         }
+    }
+
+    /// Processes a packet kept earlier (held or parked), at its own arrival.
+    fn replay(&mut self, k: &Kept, sink: &mut Sink) {
+        let p = Pkt {
+            ext: k.ext,
+            pt: k.pt,
+            ts: k.ts,
+            payload: &k.payload,
+            arrival: k.arrival,
+        };
+        self.process(p, sink);
     }
 
     /// A re-INVITE is under way: packets of an unknown `cfg` are kept
@@ -658,14 +663,7 @@ impl StreamRx {
         }
         self.park_until = None;
         for k in std::mem::take(&mut self.parked) {
-            let p = Pkt {
-                ext: k.ext,
-                pt: k.pt,
-                ts: k.ts,
-                payload: &k.payload,
-                arrival: k.arrival,
-            };
-            self.process(p, sink);
+            self.replay(&k, sink);
         }
         self.release_held(sink);
     }
