@@ -4,28 +4,28 @@ use rsip::headers::UntypedHeader;
 use rsip::{Header, Headers, Request, Response, StatusCode};
 
 /// A response to `request` with the headers RFC 3261 8.2.6.2 says to copy:
-/// every Via in order, From, To, Call-ID, CSeq (and Timestamp, 8.2.6.1).
-/// `to_tag` is added to To when the request's To has none and the status is
-/// above 100 (a 100 Trying never carries a tag, 8.2.6.2).
+/// every Via in order, From, To, Call-ID, CSeq (and Timestamp, 8.2.6.1),
+/// long or compact (7.3.3; written back in long form), then Content-Length
+/// 0. `to_tag` is added to To when the request's To has none and the status
+/// is above 100 (a 100 Trying never carries a tag, 8.2.6.2).
 pub fn response_to(request: &Request, status: StatusCode, to_tag: Option<&str>) -> Response {
     let mut headers = Headers::default();
-    let add_tag = status.code() > 100;
+    let tag = to_tag.filter(|t| status.code() > 100 && !t.is_empty());
     for header in request.headers.iter() {
         match header {
             Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => {
                 headers.push(header.clone())
             }
             Header::Timestamp(_) if status.code() == 100 => headers.push(header.clone()),
-            Header::To(to) => {
-                let value = to.value();
-                let has_tag = to.tag().ok().flatten().is_some();
-                match to_tag {
-                    Some(tag) if add_tag && !has_tag => headers.push(Header::To(
-                        rsip::headers::To::new(format!("{value};tag={tag}")),
-                    )),
-                    _ => headers.push(header.clone()),
-                }
-            }
+            Header::To(to) => headers.push(with_tag(to.value(), tag)),
+            // Compact forms rsip leaves untyped.
+            Header::Other(name, value) => match name.to_ascii_lowercase().as_str() {
+                "v" => headers.push(Header::Via(rsip::headers::Via::new(value.clone()))),
+                "f" => headers.push(Header::From(rsip::headers::From::new(value.clone()))),
+                "i" => headers.push(Header::CallId(rsip::headers::CallId::new(value.clone()))),
+                "t" => headers.push(with_tag(value, tag)),
+                _ => {}
+            },
             _ => {}
         }
     }
@@ -37,6 +37,20 @@ pub fn response_to(request: &Request, status: StatusCode, to_tag: Option<&str>) 
         version: rsip::Version::V2,
         headers,
         body: Vec::new(),
+    }
+}
+
+/// A To header with `;tag=` added when it has none and `tag` is given.
+fn with_tag(to: &str, tag: Option<&str>) -> Header {
+    let header = rsip::headers::To::new(to);
+    let has_tag = match header.tag() {
+        Ok(t) => t.is_some(),
+        // Unparsable for rsip: a plain look for the parameter.
+        Err(_) => to.to_ascii_lowercase().contains(";tag="),
+    };
+    match tag {
+        Some(tag) if !has_tag => Header::To(rsip::headers::To::new(format!("{to};tag={tag}"))),
+        _ => Header::To(header),
     }
 }
 
@@ -173,6 +187,34 @@ Content-Length: 0\r\n\r\n";
             status_line(&StatusCode::CallTransactionDoesNotExist),
             "481 Call/Transaction Does Not Exist"
         );
+    }
+
+    #[test]
+    fn compact_forms_are_copied_in_long_form() {
+        let text = INVITE
+            .replace("Via: SIP/2.0/UDP 192.0.2.9", "v: SIP/2.0/UDP 192.0.2.9")
+            .replace("From:", "f:")
+            .replace("To:", "t:")
+            .replace("Call-ID:", "i:");
+        let req = Request::try_from(text.as_bytes()).unwrap();
+        let r = response_to(&req, StatusCode::OK, Some("t9"));
+        let out = r.to_string();
+        assert!(
+            out.contains("Via: SIP/2.0/UDP 192.0.2.9:5060;branch=z9hG4bKbbb\r\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("From: <sip:s1@example.net>;tag=f1\r\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("To: <sip:collector@example.net>;tag=t9\r\n"),
+            "{out}"
+        );
+        assert!(out.contains("Call-ID: c1@192.0.2.1\r\n"), "{out}");
+        let first = out.find("branch=z9hG4bKaaa").unwrap();
+        let second = out.find("branch=z9hG4bKbbb").unwrap();
+        assert!(first < second, "Vias keep their order: {out}");
     }
 
     #[test]

@@ -6,10 +6,10 @@ use super::via::stamp_received;
 use rsip::headers::UntypedHeader;
 use std::net::SocketAddr;
 
-/// A response to `request` with `code`: Via (the top one stamped with
-/// `received`/`rport` for `source`), From, To (with `to_tag` added when
-/// it has none, 8.2.6.2), Call-ID and CSeq copied (8.2.6.2), then
-/// `extra` headers and Content-Length 0.
+/// A response to `request` with `code`: the headers 8.2.6.2 copies (see
+/// [`crate::sip::response::response_to`]), the top Via stamped with
+/// `received`/`rport` for `source` (18.2.1, RFC 3581 4), then `extra`
+/// headers and Content-Length 0.
 pub fn response_to(
     request: &rsip::Request,
     code: u16,
@@ -17,69 +17,23 @@ pub fn response_to(
     to_tag: &str,
     extra: Vec<rsip::Header>,
 ) -> rsip::Response {
-    let mut headers: Vec<rsip::Header> = Vec::new();
-    let mut first_via = true;
-    for h in request.headers.iter() {
-        match h {
-            rsip::Header::Via(v) => {
-                let value = match (first_via, source) {
-                    (true, Some(src)) => {
-                        stamp_received(v.value(), src).unwrap_or_else(|| v.value().to_string())
-                    }
-                    _ => v.value().to_string(),
-                };
-                first_via = false;
-                headers.push(rsip::Header::Via(rsip::headers::Via::new(value)));
-            }
-            rsip::Header::From(_) | rsip::Header::CallId(_) | rsip::Header::CSeq(_) => {
-                headers.push(h.clone())
-            }
-            rsip::Header::To(to) => {
-                headers.push(rsip::Header::To(rsip::headers::To::new(with_tag(
-                    to.value(),
-                    to_tag,
-                ))));
-            }
-            rsip::Header::Other(name, value) => {
-                // Compact forms the message reader left untyped.
-                let n = name.to_ascii_lowercase();
-                match n.as_str() {
-                    "v" => headers.push(rsip::Header::Via(rsip::headers::Via::new(value.clone()))),
-                    "f" => {
-                        headers.push(rsip::Header::From(rsip::headers::From::new(value.clone())))
-                    }
-                    "i" => headers.push(rsip::Header::CallId(rsip::headers::CallId::new(
-                        value.clone(),
-                    ))),
-                    "t" => headers.push(rsip::Header::To(rsip::headers::To::new(with_tag(
-                        value, to_tag,
-                    )))),
-                    _ => {}
-                }
-            }
-            _ => {}
-        }
+    let mut response = crate::sip::response::response_to(request, code.into(), Some(to_tag));
+    if let Some(src) = source
+        && let Some(rsip::Header::Via(via)) = response
+            .headers
+            .iter_mut()
+            .find(|h| matches!(h, rsip::Header::Via(_)))
+        && let Some(stamped) = stamp_received(via.value(), src)
+    {
+        *via = rsip::headers::Via::new(stamped);
     }
-    headers.extend(extra);
-    headers.push(rsip::Header::ContentLength(0.into()));
-    rsip::Response {
-        status_code: code.into(),
-        version: rsip::Version::V2,
-        headers: headers.into(),
-        body: Vec::new(),
-    }
-}
-
-/// Adds `;tag=` to a To value that has none.
-fn with_tag(to: &str, tag: &str) -> String {
-    let has_tag = super::contact::parse_name_addr(to)
-        .map(|na| na.tag().is_some())
-        .unwrap_or_else(|_| to.to_ascii_lowercase().contains(";tag="));
-    if has_tag || tag.is_empty() {
-        to.to_string()
-    } else {
-        format!("{to};tag={tag}")
-    }
+    // Content-Length stays last.
+    response
+        .headers
+        .retain(|h| !matches!(h, rsip::Header::ContentLength(_)));
+    response.headers.extend(extra);
+    response.headers.push(rsip::Header::ContentLength(0.into()));
+    response
 }
 
 /// A `Warning: 399 <agent> "text"` header (RFC 3261 20.43) that says in
@@ -184,7 +138,6 @@ mod tests {
         assert!(text.contains("Min-Expires: 60\r\n"));
         assert!(!text.contains("Contact"));
         assert!(text.ends_with("Content-Length: 0\r\n\r\n"));
-        assert_eq!(with_tag("<sip:a@h>;tag=x", "y"), "<sip:a@h>;tag=x");
     }
 
     #[test]
