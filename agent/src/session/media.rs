@@ -6,6 +6,7 @@ use sipsensor_protocol::sdp::{
 };
 
 use crate::config::Config;
+use crate::units::decimal_exponent;
 
 /// Payload types of the two formats (docs/protocol.md section 2).
 pub const SAMPLES_PT: u8 = 96;
@@ -60,32 +61,4 @@ pub fn capabilities(config: &Config) -> Result<StreamDescription, MediaError> {
         .validate()
         .map_err(|e| MediaError::Invalid(e.to_string()))?;
     Ok(description)
-}
-
-/// `scale` as `10^n`, when it is one (the wire carries decimal exponents).
-pub fn decimal_exponent(scale: f64) -> Option<i8> {
-    if !(scale.is_finite() && scale > 0.0) {
-        return None;
-    }
-    let exponent = scale.log10().round();
-    let exact = 10f64.powi(exponent as i32);
-    ((scale - exact).abs() <= exact * 1e-9)
-        .then(|| i8::try_from(exponent as i32).ok())
-        .flatten()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn powers_of_ten_become_exponents() {
-        assert_eq!(decimal_exponent(0.01), Some(-2));
-        assert_eq!(decimal_exponent(1.0), Some(0));
-        assert_eq!(decimal_exponent(1000.0), Some(3));
-        assert_eq!(decimal_exponent(0.001), Some(-3));
-        assert_eq!(decimal_exponent(0.5), None);
-        assert_eq!(decimal_exponent(0.0), None);
-        assert_eq!(decimal_exponent(f64::NAN), None);
-    }
 }

@@ -9,7 +9,7 @@ use crate::sensor::iio::{IioChannel, IioConfig, IioType};
 use crate::sensor::sht3x::{Repeatability, Sht3xConfig};
 use crate::sensor::sim::{SimChannel, SimConfig};
 use crate::sensor::{SensorConfig, SensorKind};
-use crate::units::Unit;
+use crate::units::{Unit, decimal_exponent};
 use std::time::Duration;
 
 /// Highest I2C bus number (`/dev/i2c-N`).
@@ -465,7 +465,7 @@ fn unit(v: &mut V, p: KeyPath, text: &str) -> Option<Unit> {
 fn scale(v: &mut V, p: &KeyPath, scale: f64) -> Option<f64> {
     // The stream carries the scale as a decimal exponent
     // (docs/protocol.md 2.3), so only powers of ten can be sent.
-    if crate::session::media::decimal_exponent(scale).is_some() {
+    if decimal_exponent(scale).is_some() {
         Some(scale)
     } else {
         v.err(
