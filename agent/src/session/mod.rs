@@ -3,9 +3,10 @@
 //! a sensor, and hang up cleanly.
 //!
 //! [`Controller`] reads the user agent's [`UaEvent`]s and the passing of
-//! time and answers with [`Action`]s; `run.rs` carries them out on the
-//! protocol crate's user agent and the real-time sender. Every rule here is
-//! tested without a socket.
+//! time and answers with [`Action`]s and [`StatusChange`]s; `run.rs`
+//! carries the actions out on the protocol crate's user agent and the
+//! real-time sender, and applies the status changes to the daemon's hub.
+//! Every rule here is tested without a socket.
 
 pub mod media;
 pub mod run;
@@ -26,7 +27,7 @@ use sipsensor_protocol::sip::registration::{FailureReason, RegistrationConfig, R
 use sipsensor_protocol::sip::ua::{EndReason, SessionId, UaEvent};
 
 use crate::backoff::Backoff;
-use crate::status::{AgentState, StatusHub};
+use crate::status::{AgentState, StatusChange};
 pub use trust::Trust;
 
 /// What the controller needs to know, taken from the agent's config.
@@ -110,29 +111,34 @@ enum Phase {
 pub struct Controller {
     settings: Settings,
     ids: IdGenerator,
-    hub: StatusHub,
     origin: LocalSdp,
     phase: Phase,
     registered: bool,
     backoff: Backoff,
     actions: VecDeque<Action>,
+    /// The daemon state last reported, so a call that ends does not hide
+    /// an error that needs attention.
+    state: AgentState,
+    status: VecDeque<StatusChange>,
     /// The last problem reported, so a failing loop logs once, not forever.
     last_problem: Option<String>,
 }
 
 impl Controller {
-    pub fn new(settings: Settings, mut ids: IdGenerator, hub: StatusHub) -> Self {
+    pub fn new(settings: Settings, mut ids: IdGenerator) -> Self {
         let origin = LocalSdp::new(&settings.sdp_user, settings.sdp_address, &mut ids);
         let backoff = Backoff::new(settings.retry_initial, settings.retry_max);
         Self {
             settings,
             ids,
-            hub,
             origin,
             phase: Phase::Idle,
             registered: false,
             backoff,
             actions: VecDeque::new(),
+            // What the daemon shows until `start`.
+            state: AgentState::Starting,
+            status: VecDeque::new(),
             last_problem: None,
         }
     }
@@ -140,11 +146,11 @@ impl Controller {
     pub fn start(&mut self, now: Instant) {
         match self.settings.registration.clone() {
             Some(registration) => {
-                self.hub.set_state(AgentState::Registering);
+                self.set_state(AgentState::Registering);
                 self.actions.push_back(Action::Register(registration));
             }
             None => {
-                self.hub.set_state(AgentState::Registered);
+                self.set_state(AgentState::Registered);
                 self.call(now);
             }
         }
@@ -171,6 +177,12 @@ impl Controller {
 
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
+    }
+
+    /// What the daemon's status should show now, in the order decided;
+    /// the shell applies these before it carries out the actions.
+    pub fn poll_status(&mut self) -> Option<StatusChange> {
+        self.status.pop_front()
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -305,7 +317,7 @@ impl Controller {
                 self.registered = true;
                 self.solved("registration");
                 if !matches!(self.phase, Phase::Streaming { .. }) {
-                    self.hub.set_state(AgentState::Registered);
+                    self.set_state(AgentState::Registered);
                 }
                 if self.phase == Phase::Idle && self.may_call() {
                     self.call(now);
@@ -318,9 +330,9 @@ impl Controller {
                     tracing::error!(
                         "fix the credentials (sip.username / secrets file) and send SIGHUP"
                     );
-                    self.hub.set_state(AgentState::Error);
+                    self.set_state(AgentState::Error);
                 } else if !matches!(self.phase, Phase::Streaming { .. }) {
-                    self.hub.set_state(AgentState::Registering);
+                    self.set_state(AgentState::Registering);
                 }
             }
             RegistrationEvent::Retrying { after } => {
@@ -330,7 +342,7 @@ impl Controller {
                 self.registered = false;
                 tracing::warn!("registration expired: the registrar is not answering");
                 if !matches!(self.phase, Phase::Streaming { .. }) {
-                    self.hub.set_state(AgentState::Registering);
+                    self.set_state(AgentState::Registering);
                 }
             }
             RegistrationEvent::Unregistered => {
@@ -444,7 +456,7 @@ impl Controller {
         tracing::info!("streaming: {}", summary(&agreed.description));
         self.solved("call");
         self.backoff.reset();
-        self.hub.set_state(AgentState::Streaming);
+        self.set_state(AgentState::Streaming);
         self.actions
             .push_back(Action::StartStream { session, agreed });
         self.phase = Phase::Streaming {
@@ -482,7 +494,7 @@ impl Controller {
                         phrase(*status, reason)
                     ),
                 );
-                self.hub.set_state(AgentState::Error);
+                self.set_state(AgentState::Error);
             }
             EndReason::Failed { status, reason } => {
                 self.problem(
@@ -496,13 +508,13 @@ impl Controller {
             EndReason::RemoteBye => tracing::info!("the collector ended the stream"),
             other => self.problem("call", format!("the session ended: {other:?}{why}")),
         }
-        if !matches!(self.hub.state(), AgentState::Error) {
+        if self.state != AgentState::Error {
             let state = if self.registered || self.settings.registration.is_none() {
                 AgentState::Registered
             } else {
                 AgentState::Registering
             };
-            self.hub.set_state(state);
+            self.set_state(state);
         }
         self.wait(now, retry_after.map(|s| Duration::from_secs(u64::from(s))));
     }
@@ -526,12 +538,21 @@ impl Controller {
         self.phase = Phase::Waiting { until: now + delay };
     }
 
-    /// One clear log line per distinct problem, not one per retry.
-    fn problem(&mut self, source: &str, message: String) {
+    fn set_state(&mut self, state: AgentState) {
+        self.state = state;
+        self.status.push_back(StatusChange::State(state));
+    }
+
+    /// One clear log line per distinct problem, not one per retry; the
+    /// status shows each one as the last error.
+    fn problem(&mut self, source: &'static str, message: String) {
         if self.last_problem.as_deref() != Some(message.as_str()) {
             tracing::error!("{source}: {message}");
         }
-        self.hub.error(source, message.clone());
+        self.status.push_back(StatusChange::Error {
+            source,
+            message: message.clone(),
+        });
         self.last_problem = Some(message);
     }
 

@@ -1,6 +1,6 @@
 //! The session's tokio shell: binds the SIP and RTP sockets, runs the
-//! protocol crate's user agent, and carries out the [`Controller`]'s
-//! actions on it and on the media sender.
+//! protocol crate's user agent, carries out the [`Controller`]'s actions
+//! on it and on the media sender, and shows its status changes on the hub.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
@@ -308,7 +308,7 @@ pub async fn run(
         .registration
         .as_ref()
         .map(|r| (r.aor.clone(), r.registrar.clone()));
-    let mut controller = Controller::new(settings, IdGenerator::from_entropy(), hub.clone());
+    let mut controller = Controller::new(settings, IdGenerator::from_entropy());
     controller.start(Instant::now());
 
     let mut goodbye: Option<tokio::time::Instant> = None;
@@ -374,6 +374,8 @@ fn channel_names(agreed: &Agreed) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Everything the controller asked for since the last call: its status
+/// changes onto the hub, its actions onto the user agent and the sender.
 async fn carry_out(
     shown: &mut Option<SessionStatus>,
     controller: &mut Controller,
@@ -382,7 +384,13 @@ async fn carry_out(
     hub: &StatusHub,
     registrar: Option<&(String, String)>,
 ) {
-    while let Some(action) = controller.poll_action() {
+    loop {
+        // The controller's status changes first: it decided them before
+        // the actions that follow (and `call_placed` below adds more).
+        show_status(controller, hub);
+        let Some(action) = controller.poll_action() else {
+            break;
+        };
         match action {
             Action::Register(config) => {
                 if let Some((aor, registrar)) = registrar {
@@ -488,6 +496,13 @@ async fn carry_out(
                 }
             }
         }
+    }
+}
+
+/// The controller's status changes onto the hub, in the order decided.
+pub(super) fn show_status(controller: &mut Controller, hub: &StatusHub) {
+    while let Some(change) = controller.poll_status() {
+        hub.apply(change);
     }
 }
 

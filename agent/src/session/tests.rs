@@ -10,6 +10,7 @@ use sipsensor_protocol::sip::registration::{FailureReason, RegistrationConfig, R
 use sipsensor_protocol::sip::ua::{EndReason, SessionId, UaEvent};
 use sipsensor_protocol::sip::{LocalEndpoint, Target, Transport};
 
+use super::run::show_status;
 use super::*;
 use crate::status::{AgentState, StatusHub};
 
@@ -91,9 +92,11 @@ fn registered() -> UaEvent {
 fn streaming() -> (Controller, StatusHub, Instant) {
     let hub = StatusHub::new();
     let now = Instant::now();
-    let mut c = Controller::new(settings(true), IdGenerator::seeded(1), hub.clone());
+    let mut c = Controller::new(settings(true), IdGenerator::seeded(1));
     c.start(now);
     assert!(matches!(&actions(&mut c)[..], [Action::Register(_)]));
+    // What the daemon's status shows once the shell applied the changes.
+    show_status(&mut c, &hub);
     assert_eq!(hub.state(), AgentState::Registering);
     c.handle_event(registered(), now);
     let Action::Call { to, offer } = actions(&mut c).remove(0) else {
@@ -117,15 +120,15 @@ fn streaming() -> (Controller, StatusHub, Instant) {
         agreed.remote.as_ref().unwrap().rtp,
         "203.0.113.5:50000".parse().unwrap()
     );
+    show_status(&mut c, &hub);
     assert_eq!(hub.state(), AgentState::Streaming);
     (c, hub, now)
 }
 
 #[test]
 fn registers_calls_and_streams_what_the_collector_agreed() {
-    let hub = StatusHub::new();
     let now = Instant::now();
-    let mut c = Controller::new(settings(true), IdGenerator::seeded(1), hub);
+    let mut c = Controller::new(settings(true), IdGenerator::seeded(1));
     c.start(now);
     actions(&mut c);
     c.handle_event(registered(), now);
@@ -166,7 +169,7 @@ fn registers_calls_and_streams_what_the_collector_agreed() {
 
 #[test]
 fn without_a_registrar_it_calls_at_once() {
-    let mut c = Controller::new(settings(false), IdGenerator::seeded(2), StatusHub::new());
+    let mut c = Controller::new(settings(false), IdGenerator::seeded(2));
     c.start(Instant::now());
     assert!(matches!(&actions(&mut c)[..], [Action::Call { .. }]));
 }
@@ -194,6 +197,7 @@ fn a_lost_collector_is_called_again_with_backoff() {
         now,
     );
     assert_eq!(actions(&mut c), [Action::StopStream]);
+    show_status(&mut c, &hub);
     assert_eq!(hub.state(), AgentState::Registered);
     let at = c.poll_timeout().unwrap();
     let wait = at - now;
@@ -225,7 +229,7 @@ fn a_lost_collector_is_called_again_with_backoff() {
 fn a_peer_that_cannot_take_sensor_streams_is_reported_as_an_error() {
     let hub = StatusHub::new();
     let now = Instant::now();
-    let mut c = Controller::new(settings(false), IdGenerator::seeded(3), hub.clone());
+    let mut c = Controller::new(settings(false), IdGenerator::seeded(3));
     c.start(now);
     actions(&mut c);
     c.call_placed(Ok(session(1)), now);
@@ -241,6 +245,7 @@ fn a_peer_that_cannot_take_sensor_streams_is_reported_as_an_error() {
         },
         now,
     );
+    show_status(&mut c, &hub);
     assert_eq!(hub.state(), AgentState::Error);
     let last = hub.snapshot().last_error.unwrap();
     assert!(
@@ -260,7 +265,7 @@ fn a_peer_that_cannot_take_sensor_streams_is_reported_as_an_error() {
 #[test]
 fn retry_after_is_honoured() {
     let now = Instant::now();
-    let mut c = Controller::new(settings(false), IdGenerator::seeded(4), StatusHub::new());
+    let mut c = Controller::new(settings(false), IdGenerator::seeded(4));
     c.start(now);
     c.call_placed(Ok(session(1)), now);
     c.handle_event(
@@ -282,7 +287,7 @@ fn retry_after_is_honoured() {
 fn a_wrong_password_turns_the_state_to_error() {
     let hub = StatusHub::new();
     let now = Instant::now();
-    let mut c = Controller::new(settings(true), IdGenerator::seeded(5), hub.clone());
+    let mut c = Controller::new(settings(true), IdGenerator::seeded(5));
     c.start(now);
     c.handle_event(
         UaEvent::Registration(RegistrationEvent::Failed {
@@ -292,6 +297,7 @@ fn a_wrong_password_turns_the_state_to_error() {
         }),
         now,
     );
+    show_status(&mut c, &hub);
     assert_eq!(hub.state(), AgentState::Error);
     assert!(
         actions(&mut c)
@@ -333,7 +339,7 @@ fn a_reinvite_halving_the_rate_updates_the_stream() {
 #[test]
 fn incoming_calls_need_trust_and_a_free_sensor() {
     let now = Instant::now();
-    let mut c = Controller::new(settings(true), IdGenerator::seeded(6), StatusHub::new());
+    let mut c = Controller::new(settings(true), IdGenerator::seeded(6));
     c.settings.collector = None; // wait to be called
     c.start(now);
     c.handle_event(registered(), now);
