@@ -252,7 +252,7 @@ struct Shell {
 impl Shell {
     /// Serve status on `path` (or the override), rebinding if it changed.
     /// `Err` only when another agent already answers there.
-    fn socket(&mut self, path: PathBuf) -> Result<(), String> {
+    fn socket(&mut self, path: PathBuf) -> std::io::Result<()> {
         let path = self.socket_override.clone().unwrap_or(path);
         if self.socket.as_ref().is_some_and(|(p, _)| *p == path) {
             return Ok(());
@@ -266,7 +266,7 @@ impl Shell {
                 self.socket = Some((path, tokio::spawn(sock.serve(hub))));
                 Ok(())
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(e.to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(e),
             Err(e) => {
                 let msg = format!(
                     "status socket {}: {e}; `sipsensor-agent status` will not work",
@@ -310,7 +310,7 @@ impl Shell {
     }
 
     /// Apply a valid config's socket, LED and log level.
-    async fn apply(&mut self, c: &Config) -> Result<(), String> {
+    async fn apply(&mut self, c: &Config) -> std::io::Result<()> {
         self.log.set(c.logging.level);
         self.hub.set_config_files(c.sources.clone());
         self.led(c.gpio.status_led).await;

@@ -24,11 +24,11 @@ use sipsensor_protocol::sdp::{
 };
 use sipsensor_protocol::sip::ids::IdGenerator;
 use sipsensor_protocol::sip::registration::{FailureReason, RegistrationConfig, RegistrationEvent};
-use sipsensor_protocol::sip::ua::{EndReason, SessionId, UaEvent};
+use sipsensor_protocol::sip::ua::{EndReason, SessionId, UaError, UaEvent};
 
 use crate::backoff::Backoff;
 use crate::status::{AgentState, StatusChange};
-pub use trust::Trust;
+pub use trust::{Trust, Untrusted};
 
 /// What the controller needs to know, taken from the agent's config.
 #[derive(Debug, Clone)]
@@ -84,6 +84,15 @@ pub enum Action {
     /// Same session, new description (a re-INVITE changed rate or channels).
     UpdateStream(Agreed),
     StopStream,
+}
+
+/// Why the shell could not place the controller's `Call`.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error(transparent)]
+    Ua(#[from] UaError),
+    #[error("the user agent stopped")]
+    UaStopped,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -236,7 +245,7 @@ impl Controller {
                         self.actions.push_back(Action::Reject {
                             session,
                             status: 403,
-                            warning: why,
+                            warning: why.to_string(),
                         });
                     }
                 }
@@ -290,7 +299,7 @@ impl Controller {
 
     /// The shell reports which session its `Call` created (or that it
     /// could not place it).
-    pub fn call_placed(&mut self, result: Result<SessionId, String>, now: Instant) {
+    pub fn call_placed(&mut self, result: Result<SessionId, CallError>, now: Instant) {
         let Phase::Calling { offer, .. } = &self.phase else {
             return;
         };

@@ -16,7 +16,7 @@ use sipsensor_protocol::sip::ua::{UaConfig, UaEvent, UserAgent};
 use sipsensor_protocol::sip::{LocalEndpoint, Target, Transport};
 use tokio::sync::watch;
 
-use super::{Action, Controller, Settings, Trust, media};
+use super::{Action, CallError, Controller, Settings, Trust, media};
 use crate::config::{Config, SipUri, sip_uri::Host};
 use crate::status::{
     Direction, RegistrationState, RegistrationStatus, SessionStatus, StatusHub, unix_ms,
@@ -33,10 +33,19 @@ const KEEPALIVE: Duration = Duration::from_secs(20);
 /// implements it, tests fake it.
 pub trait Media: Send {
     /// Start sending as agreed.
-    fn start(&mut self, agreed: &Agreed) -> Result<(), String>;
+    fn start(&mut self, agreed: &Agreed) -> Result<(), SenderError>;
     /// Same session, new description (rate or channels changed).
-    fn update(&mut self, agreed: &Agreed) -> Result<(), String>;
+    fn update(&mut self, agreed: &Agreed) -> Result<(), SenderError>;
     fn stop(&mut self);
+}
+
+/// Why the media sender cannot start or change a stream.
+#[derive(Debug, thiserror::Error)]
+pub enum SenderError {
+    #[error("the stream's parts are lost after an earlier failure")]
+    PartsLost,
+    #[error(transparent)]
+    Stream(#[from] crate::stream::StreamError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -414,9 +423,9 @@ async fn carry_out(
             }
             Action::Call { to, offer } => {
                 let placed = ua
-                    .with(move |ua, now| ua.call(&to, offer, now).map_err(|e| e.to_string()))
+                    .with(move |ua, now| ua.call(&to, offer, now).map_err(CallError::from))
                     .await
-                    .unwrap_or_else(|| Err("the user agent stopped".into()));
+                    .unwrap_or(Err(CallError::UaStopped));
                 controller.call_placed(placed, Instant::now());
             }
             Action::Accept { session, answer } => {
@@ -449,7 +458,7 @@ async fn carry_out(
             Action::StartStream { session, agreed } => {
                 if let Err(e) = media.start(&agreed) {
                     tracing::error!("cannot start streaming: {e}");
-                    hub.error("stream", e);
+                    hub.error("stream", e.to_string());
                 }
                 let (call_id, caller) = ua
                     .with(move |ua, _| (ua.call_id(session), ua.session_role(session)))
@@ -480,7 +489,7 @@ async fn carry_out(
             Action::UpdateStream(agreed) => {
                 if let Err(e) = media.update(&agreed) {
                     tracing::error!("cannot change the stream: {e}");
-                    hub.error("stream", e);
+                    hub.error("stream", e.to_string());
                 }
                 if let Some(status) = shown.as_mut() {
                     status.rate_hz =

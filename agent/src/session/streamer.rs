@@ -9,7 +9,7 @@ use sipsensor_protocol::rtp::RtpSender;
 use sipsensor_protocol::sdp::Agreed;
 use sipsensor_protocol::sip::ids::IdGenerator;
 
-use super::run::{Media, Sockets};
+use super::run::{Media, SenderError, Sockets};
 use crate::config::{Config, RealtimeConfig};
 use crate::handoff::{Board, EventReceiver};
 use crate::status::StatusHub;
@@ -80,14 +80,14 @@ impl StreamerMedia {
 }
 
 impl Media for StreamerMedia {
-    fn start(&mut self, agreed: &Agreed) -> Result<(), String> {
+    fn start(&mut self, agreed: &Agreed) -> Result<(), SenderError> {
         self.stop();
         let Some(remote) = agreed.remote else {
             // On hold (RFC 3264 8.4): nothing to send until a new offer.
             return Ok(());
         };
         let Some(parts) = self.parts.take() else {
-            return Err("the stream's parts are lost after an earlier failure".into());
+            return Err(SenderError::PartsLost);
         };
         self.spare = match (parts.rtp.try_clone(), parts.rtcp.try_clone()) {
             (Ok(a), Ok(b)) => Some((a, b)),
@@ -131,12 +131,12 @@ impl Media for StreamerMedia {
                         sender,
                     });
                 }
-                Err(failed.error.to_string())
+                Err(failed.error.into())
             }
         }
     }
 
-    fn update(&mut self, agreed: &Agreed) -> Result<(), String> {
+    fn update(&mut self, agreed: &Agreed) -> Result<(), SenderError> {
         let Some(streamer) = self.running.as_mut() else {
             return self.start(agreed);
         };
@@ -144,13 +144,9 @@ impl Media for StreamerMedia {
             self.stop();
             return Ok(());
         };
-        streamer
-            .set_remote(remote.rtp, remote.rtcp)
-            .map_err(|e| e.to_string())?;
+        streamer.set_remote(remote.rtp, remote.rtcp)?;
         if streamer.description() != &agreed.description {
-            streamer
-                .reconfigure(agreed.description.clone())
-                .map_err(|e| e.to_string())?;
+            streamer.reconfigure(agreed.description.clone())?;
         }
         Ok(())
     }

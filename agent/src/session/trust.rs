@@ -7,6 +7,16 @@ use rsip::prelude::*;
 
 use crate::config::IpNet;
 
+/// Why an incoming INVITE may not open a session; the text is the 403's
+/// Warning.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Untrusted {
+    #[error("{from} from {address} is not a trusted caller")]
+    Caller { from: String, address: IpAddr },
+    #[error("the request has no readable From")]
+    NoFrom,
+}
+
 /// Trusted sources of incoming INVITEs.
 #[derive(Debug, Clone, Default)]
 pub struct Trust {
@@ -21,7 +31,7 @@ pub struct Trust {
 impl Trust {
     /// `Ok` when the request may open a session; `Err` says why not, for
     /// the 403's Warning.
-    pub fn check(&self, request: &rsip::Request, source: IpAddr) -> Result<(), String> {
+    pub fn check(&self, request: &rsip::Request, source: IpAddr) -> Result<(), Untrusted> {
         let source = source.to_canonical();
         if self.proxies.iter().any(|net| net.contains(source)) {
             return Ok(());
@@ -33,8 +43,11 @@ impl Trust {
             .map(|u| aor_key(&u.to_string()));
         match from {
             Some(from) if self.callers.iter().any(|c| aor_key(c) == from) => Ok(()),
-            Some(from) => Err(format!("{from} from {source} is not a trusted caller")),
-            None => Err("the request has no readable From".into()),
+            Some(from) => Err(Untrusted::Caller {
+                from,
+                address: source,
+            }),
+            None => Err(Untrusted::NoFrom),
         }
     }
 }
@@ -97,6 +110,15 @@ Content-Length: 0\r\n\r\n"
         let err = trust
             .check(&invite("<sip:mallory@example.net>"), ip)
             .unwrap_err();
+        assert_eq!(
+            err,
+            Untrusted::Caller {
+                from: "mallory@example.net".into(),
+                address: ip
+            }
+        );
+        // The 403's Warning text, as logs and docs quote it.
+        let err = err.to_string();
         assert!(err.contains("mallory@example.net"), "{err}");
     }
 

@@ -11,7 +11,7 @@ use crate::sensor::sim::{SimChannel, SimConfig};
 use crate::sensor::{SensorConfig, SensorEnv, SensorKind};
 use crate::status::StatusHub;
 use crate::units::Unit as AgentUnit;
-use sipsensor_protocol::payload::{self, MISSING, Payload};
+use sipsensor_protocol::payload::{self, DecodeError, MISSING, Payload};
 use sipsensor_protocol::rtp;
 use sipsensor_protocol::sdp::{ChannelSpec, SampleFormat, StreamConfigs, StreamDescription, Unit};
 use std::time::Duration;
@@ -157,6 +157,37 @@ pub struct CheckReport {
     pub configs: Vec<u8>,
 }
 
+/// A rule of the stream a received packet broke.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Violation {
+    #[error("RTP: {0}")]
+    Rtp(#[from] rtp::RtpError),
+    #[error("SSRC changed to {0:#x}")]
+    SsrcChanged(u32),
+    #[error("sequence {got} after {after}")]
+    Sequence { got: u16, after: u16 },
+    #[error("payload: {0}")]
+    Payload(DecodeError),
+    #[error("unknown cfg {0}")]
+    UnknownConfig(u8),
+    #[error("events: {0}")]
+    Events(DecodeError),
+    #[error("samples: {0}")]
+    Samples(DecodeError),
+    #[error("samples under a description without them")]
+    NoSamplesFormat,
+    #[error("samples with payload type {0}")]
+    PayloadType(u8),
+    #[error("first samples packet without the marker")]
+    NoMarker,
+    #[error("timestamp {got} where {due} was due")]
+    Timestamp { got: u32, due: u32 },
+    #[error("{channel} should be MISSING, got {got}")]
+    NotMissing { channel: String, got: i32 },
+    #[error("values {values:?} match no waveform index from {from} on")]
+    NoMatch { values: Vec<i32>, from: u64 },
+}
+
 /// Checks a stream packet by packet; the first violation is an error.
 #[derive(Debug)]
 pub struct Checker {
@@ -191,23 +222,22 @@ impl Checker {
     }
 
     /// One datagram from the RTP port.
-    pub fn packet(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let p = rtp::parse(bytes).map_err(|e| format!("RTP: {e}"))?;
+    pub fn packet(&mut self, bytes: &[u8]) -> Result<(), Violation> {
+        let p = rtp::parse(bytes)?;
         if *self.ssrc.get_or_insert(p.ssrc) != p.ssrc {
-            return Err(format!("SSRC changed to {:#x}", p.ssrc));
+            return Err(Violation::SsrcChanged(p.ssrc));
         }
         if let Some(s) = self.next_seq
             && s != p.sequence
         {
-            return Err(format!(
-                "sequence {} after {}",
-                p.sequence,
-                s.wrapping_sub(1)
-            ));
+            return Err(Violation::Sequence {
+                got: p.sequence,
+                after: s.wrapping_sub(1),
+            });
         }
         self.next_seq = Some(p.sequence.wrapping_add(1));
         self.report.packets += 1;
-        let decoded = payload::decode(p.payload).map_err(|e| format!("payload: {e}"))?;
+        let decoded = payload::decode(p.payload).map_err(Violation::Payload)?;
         let cfg = decoded.config();
         if !self.report.configs.contains(&cfg) {
             self.report.configs.push(cfg);
@@ -215,16 +245,16 @@ impl Checker {
         let desc = self
             .descriptions
             .get(cfg)
-            .ok_or_else(|| format!("unknown cfg {cfg}"))?
+            .ok_or(Violation::UnknownConfig(cfg))?
             .clone();
         match decoded {
             Payload::Events(e) => {
-                e.check(&desc).map_err(|e| format!("events: {e}"))?;
+                e.check(&desc).map_err(Violation::Events)?;
                 self.report.event_packets += 1;
                 Ok(())
             }
             Payload::Samples(s) => {
-                s.check(&desc).map_err(|e| format!("samples: {e}"))?;
+                s.check(&desc).map_err(Violation::Samples)?;
                 self.samples(&p, &s, &desc)
             }
         }
@@ -235,17 +265,20 @@ impl Checker {
         p: &rtp::RtpPacket<'_>,
         s: &payload::Samples<'_>,
         desc: &StreamDescription,
-    ) -> Result<(), String> {
+    ) -> Result<(), Violation> {
         let Some(format) = &desc.samples else {
-            return Err("samples under a description without them".into());
+            return Err(Violation::NoSamplesFormat);
         };
         if p.payload_type != format.payload_type {
-            return Err(format!("samples with payload type {}", p.payload_type));
+            return Err(Violation::PayloadType(p.payload_type));
         }
         match self.next_ts {
-            None if !p.marker => return Err("first samples packet without the marker".into()),
+            None if !p.marker => return Err(Violation::NoMarker),
             Some(t) if t != p.timestamp && !p.marker => {
-                return Err(format!("timestamp {} where {t} was due", p.timestamp));
+                return Err(Violation::Timestamp {
+                    got: p.timestamp,
+                    due: t,
+                });
             }
             Some(t) if t != p.timestamp => self.report.marker_jumps += 1,
             _ => {}
@@ -264,13 +297,16 @@ impl Checker {
         Ok(())
     }
 
-    fn instant(&mut self, got: &[i32], channels: &[ChannelSpec]) -> Result<(), String> {
+    fn instant(&mut self, got: &[i32], channels: &[ChannelSpec]) -> Result<(), Violation> {
         let waveform: Vec<usize> = (0..channels.len())
             .filter(|c| self.sim.expected(&channels[*c], 0) != MISSING)
             .collect();
         for (c, spec) in channels.iter().enumerate() {
             if !waveform.contains(&c) && got[c] != MISSING {
-                return Err(format!("{} should be MISSING, got {}", spec.name, got[c]));
+                return Err(Violation::NotMissing {
+                    channel: spec.name.clone(),
+                    got: got[c],
+                });
             }
         }
         if waveform.iter().all(|c| got[*c] == MISSING) {
@@ -287,9 +323,9 @@ impl Checker {
                 return Ok(());
             }
         }
-        Err(format!(
-            "values {got:?} match no waveform index from {} on",
-            self.last_k
-        ))
+        Err(Violation::NoMatch {
+            values: got.to_vec(),
+            from: self.last_k,
+        })
     }
 }
