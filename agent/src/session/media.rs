@@ -17,7 +17,7 @@ pub enum MediaError {
     #[error("channel {channel}: scale {scale} is not a power of ten")]
     Scale { channel: String, scale: String },
     #[error("stream: {0}")]
-    Invalid(String),
+    Invalid(#[from] sipsensor_protocol::sdp::StreamError),
 }
 
 /// The stream the configuration describes, at full rate: the clock runs at
@@ -57,8 +57,6 @@ pub fn capabilities(config: &Config) -> Result<StreamDescription, MediaError> {
         samples,
         events,
     };
-    description
-        .validate()
-        .map_err(|e| MediaError::Invalid(e.to_string()))?;
+    description.validate()?;
     Ok(description)
 }
