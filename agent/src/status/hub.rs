@@ -358,4 +358,23 @@ mod tests {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
     }
+
+    #[test]
+    fn applied_changes_show_as_state_and_last_error() {
+        let hub = StatusHub::new();
+        let rx = hub.subscribe();
+        hub.apply(StatusChange::State(AgentState::Error));
+        hub.apply(StatusChange::Error {
+            source: "call",
+            message: "the collector refused the call: 403 Forbidden".into(),
+        });
+        assert!(rx.has_changed().unwrap());
+        let s = hub.snapshot();
+        assert_eq!(s.state, AgentState::Error);
+        let e = s.last_error.unwrap();
+        assert_eq!(
+            (e.source.as_str(), e.message.as_str()),
+            ("call", "the collector refused the call: 403 Forbidden")
+        );
+    }
 }

@@ -161,6 +161,7 @@ pub enum StatusChange {
     },
 }
 
+/// Milliseconds since the Unix epoch, as status reports times (0 before it).
 pub fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
