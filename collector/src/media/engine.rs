@@ -2,9 +2,10 @@
 //! of rows to the storage writer. The SIP side talks to it through
 //! [`MediaHandle`].
 
+use super::demux::{Datagram, Delivery, Demux, Full, Port, Rejected, Report, StreamKey};
 use super::mailbox::{Inbox, Outbox, Taken, mailbox};
 use super::rejects::RejectCounts;
-use super::socket::{BatchRx, bind_pair, rcvbuf};
+use super::socket::{BATCH, BatchRx, bind_pair, rcvbuf};
 use super::stream::{RxTotals, Sink, StreamRx};
 use super::{Reject, StreamSetup};
 use crate::config::MediaConfig;
@@ -13,22 +14,16 @@ use crate::ratelimit::RateLimit;
 use crate::storage::writer::WriterHandle;
 use crate::storage::{Batch, SessionId};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use sipsensor_protocol::rtcp::{RtcpPacket, parse_compound};
-use sipsensor_protocol::rtp;
 use sipsensor_protocol::sdp::Agreed;
 use sipsensor_protocol::sip::ids::IdGenerator;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
-
-/// Identifies a stream in the engine for its whole life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct StreamKey(pub u64);
 
 /// What a stream received, reported when it is removed.
 pub type StreamSummary = RxTotals;
@@ -57,9 +52,6 @@ const FLUSH_ROWS: usize = 8192;
 const TICK: Duration = Duration::from_millis(20);
 /// Per-stream housekeeping (gaps past their grace time) this often.
 const HOUSEKEEPING: Duration = Duration::from_millis(200);
-/// Packets from an awaited address kept before their stream is set up.
-const LIMBO_MAX: usize = 4096;
-const LIMBO_AGE: Duration = Duration::from_secs(3);
 /// Batches taken from one socket before the other gets its turn.
 const BATCHES_PER_TURN: usize = 16;
 /// Turns of [`BATCHES_PER_TURN`] taken in before a stream is removed.
@@ -230,15 +222,7 @@ impl MediaEngine {
             waker: wake_rx,
             commands,
             commands_busy: false,
-            slots: Vec::new(),
-            free: Vec::new(),
-            keys: HashMap::new(),
-            by_addr: HashMap::new(),
-            by_ssrc: HashMap::new(),
-            by_ip: HashMap::new(),
-            latched: Vec::new(),
-            awaiting: HashMap::new(),
-            limbo: VecDeque::new(),
+            demux: Demux::new(config.max_streams.get()),
             timers: BinaryHeap::new(),
             sink: Sink::default(),
             writer,
@@ -247,9 +231,7 @@ impl MediaEngine {
             counts: RejectCounts::default(),
             logs: HashMap::new(),
             ids: IdGenerator::from_entropy(),
-            max_streams: config.max_streams.get(),
             hold_limit: config.hold_before_sr_packets.get() as usize,
-            next_key: 0,
             last_flush: Instant::now(),
             last_housekeeping: Instant::now(),
             last_metrics: Instant::now(),
@@ -297,20 +279,10 @@ struct Engine {
     commands: Inbox<Command>,
     /// A sender held the command queue at the last look.
     commands_busy: bool,
-    slots: Vec<Option<(StreamKey, StreamRx)>>,
-    free: Vec<usize>,
-    keys: HashMap<StreamKey, usize>,
-    /// Latched streams by where their packets come from.
-    by_addr: HashMap<(SocketAddr, u32), usize>,
-    /// Streams by SSRC (signalled, or learnt when they latched).
-    by_ssrc: HashMap<u32, Vec<usize>>,
-    /// Streams without a signalled SSRC, by the addresses they may use.
-    by_ip: HashMap<IpAddr, Vec<usize>>,
-    /// Per slot: the (address, SSRC) it latched to, its key in `by_addr`.
-    latched: Vec<Option<(SocketAddr, u32)>>,
-    awaiting: HashMap<IpAddr, Instant>,
-    limbo: VecDeque<(SocketAddr, Vec<u8>, Instant)>,
-    timers: BinaryHeap<Reverse<(Instant, usize, StreamKey)>>,
+    /// The streams and which packets are theirs.
+    demux: Demux,
+    /// Receiver reports due, per stream (RFC 3550 6.3).
+    timers: BinaryHeap<Reverse<(Instant, StreamKey)>>,
     sink: Sink,
     writer: WriterHandle,
     rt: tokio::runtime::Handle,
@@ -318,9 +290,7 @@ struct Engine {
     counts: RejectCounts,
     logs: HashMap<Reject, RateLimit>,
     ids: IdGenerator,
-    max_streams: u32,
     hold_limit: usize,
-    next_key: u64,
     last_flush: Instant,
     last_housekeeping: Instant,
     last_metrics: Instant,
@@ -330,17 +300,6 @@ fn wall_ns() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
-
-/// Takes `slot` out of the list under `key` (one entry, not a scan of the
-/// map: 10,000 sessions hanging up at once must not cost 10,000 scans).
-fn remove_slot<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Vec<usize>>, key: K, slot: usize) {
-    if let Some(v) = map.get_mut(&key) {
-        v.retain(|s| *s != slot);
-        if v.is_empty() {
-            map.remove(&key);
-        }
-    }
 }
 
 impl Engine {
@@ -381,10 +340,10 @@ impl Engine {
             };
             let mut got = 0;
             if rtp_ready {
-                got += self.receive(&mut rx, true);
+                got += self.receive(&mut rx, Port::Rtp);
             }
             if rtcp_ready {
-                got += self.receive(&mut rx, false);
+                got += self.receive(&mut rx, Port::Rtcp);
             }
             if wake_ready {
                 let mut b = [0u8; 64];
@@ -404,10 +363,10 @@ impl Engine {
             self.drain_rejects();
             // A light turn (less than one batch): nap so the next one finds
             // a batch. A heavy one: straight back, the socket has more.
-            if got > 0 && got < super::socket::BATCH {
+            if got > 0 && got < BATCH {
                 std::thread::sleep(COALESCE);
             }
-            backlog = got >= super::socket::BATCH;
+            backlog = got >= BATCH;
         }
     }
 
@@ -442,12 +401,9 @@ impl Engine {
                     session,
                     reply,
                 } => {
-                    let ok = match self.keys.get(&key).copied() {
-                        Some(slot) => {
-                            if let Some((_, s)) = self.slots.get_mut(slot).and_then(Option::as_mut)
-                            {
-                                s.update(*agreed, session, now, &mut self.sink);
-                            }
+                    let ok = match self.demux.stream_mut(key) {
+                        Some(s) => {
+                            s.update(*agreed, session, now, &mut self.sink);
                             true
                         }
                         None => false,
@@ -455,18 +411,11 @@ impl Engine {
                     let _ = reply.send(ok);
                 }
                 Command::ExpectConfig { key, until } => {
-                    if let Some((_, s)) = self
-                        .keys
-                        .get(&key)
-                        .and_then(|slot| self.slots.get_mut(*slot))
-                        .and_then(Option::as_mut)
-                    {
+                    if let Some(s) = self.demux.stream_mut(key) {
                         s.expect_new_config(until);
                     }
                 }
-                Command::ExpectSource { ip, until } => {
-                    self.awaiting.insert(ip.to_canonical(), until);
-                }
+                Command::ExpectSource { ip, until } => self.demux.expect_source(ip, until),
                 Command::Remove { key, reply } => {
                     let summary = self.remove(key, now);
                     self.flush_rows();
@@ -478,8 +427,7 @@ impl Engine {
                     let _ = reply.send(());
                 }
                 Command::Stop { reply } => {
-                    let keys: Vec<StreamKey> = self.keys.keys().copied().collect();
-                    for k in keys {
+                    for k in self.demux.keys() {
                         self.remove(k, now);
                     }
                     self.drain_rejects();
@@ -494,100 +442,49 @@ impl Engine {
     }
 
     fn add(&mut self, setup: StreamSetup, now: Instant) -> Result<StreamKey, MediaError> {
-        if self.keys.len() >= self.max_streams as usize {
-            return Err(MediaError::Full(self.max_streams));
-        }
-        self.next_key += 1;
-        let key = StreamKey(self.next_key);
         let stream = StreamRx::new(setup, self.hold_limit, now, &mut self.ids);
-        let slot = match self.free.pop() {
-            Some(s) => s,
-            None => {
-                self.slots.push(None);
-                self.latched.push(None);
-                self.slots.len() - 1
-            }
-        };
-        match stream.expected_ssrc {
-            Some(ssrc) => self.by_ssrc.entry(ssrc).or_default().push(slot),
-            None => {
-                for ip in &stream.allowed_ips {
-                    self.by_ip.entry(*ip).or_default().push(slot);
-                }
-            }
-        }
-        for ip in &stream.allowed_ips {
-            self.awaiting.remove(ip);
-        }
-        self.timers.push(Reverse((stream.rtcp_due(), slot, key)));
-        let allowed = stream.allowed_ips.clone();
-        self.latched[slot] = None;
-        self.slots[slot] = Some((key, stream));
-        self.keys.insert(key, slot);
-        // Packets that came before the stream existed (a sensor answering
-        // our INVITE starts at once) are replayed now.
-        let early: Vec<_> = {
-            let (mine, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.limbo)
-                .into_iter()
-                .partition(|(from, _, _)| allowed.contains(&from.ip().to_canonical()));
-            self.limbo = rest;
-            mine.into_iter().collect()
-        };
-        let now_ns = wall_ns();
-        for (from, data, arrival) in early {
-            self.rtp_datagram(&data, from, arrival, now_ns, false);
+        let due = stream.rtcp_due();
+        let (key, replayed) = self
+            .demux
+            .add(stream, wall_ns(), &mut self.sink)
+            .map_err(|Full(max)| MediaError::Full(max))?;
+        self.timers.push(Reverse((due, key)));
+        for d in replayed {
+            self.carry_out(d);
         }
         Ok(key)
     }
 
     fn remove(&mut self, key: StreamKey, now: Instant) -> Option<StreamSummary> {
-        let slot = self.keys.remove(&key)?;
-        let (_, mut stream) = self.slots.get_mut(slot)?.take()?;
+        let mut stream = self.demux.remove(key)?;
         let mut buf = [0u8; 256];
         if let Some(n) = stream.finish(now, &mut self.sink, &mut buf)
             && let Some(dest) = stream.rtcp_dest
         {
             let _ = self.rtcp.send_to(&buf[..n], dest);
         }
-        if let Some((addr, ssrc)) = self.latched[slot].take() {
-            self.by_addr.remove(&(addr, ssrc));
-            remove_slot(&mut self.by_ssrc, ssrc, slot);
-        }
-        match stream.expected_ssrc {
-            Some(ssrc) => remove_slot(&mut self.by_ssrc, ssrc, slot),
-            None => {
-                for ip in &stream.allowed_ips {
-                    remove_slot(&mut self.by_ip, *ip, slot);
-                }
-            }
-        }
-        self.free.push(slot);
         Some(stream.totals)
-    }
-
-    fn stream(&mut self, slot: usize) -> Option<&mut StreamRx> {
-        self.slots
-            .get_mut(slot)
-            .and_then(Option::as_mut)
-            .map(|(_, s)| s)
     }
 
     /// Takes in everything waiting on both sockets (at most a few thousand
     /// datagrams: under a flood the sockets never run dry).
     fn drain(&mut self, rx: &mut BatchRx) {
         for _ in 0..DRAIN_TURNS {
-            let got = self.receive(rx, true) + self.receive(rx, false);
-            if got < BATCHES_PER_TURN * super::socket::BATCH {
+            let got = self.receive(rx, Port::Rtp) + self.receive(rx, Port::Rtcp);
+            if got < BATCHES_PER_TURN * BATCH {
                 break;
             }
         }
     }
 
     /// Takes what is waiting on one socket; the number of datagrams.
-    fn receive(&mut self, rx: &mut BatchRx, rtp: bool) -> usize {
+    fn receive(&mut self, rx: &mut BatchRx, port: Port) -> usize {
         let mut total = 0;
         for _ in 0..BATCHES_PER_TURN {
-            let sock = if rtp { &self.rtp } else { &self.rtcp };
+            let sock = match port {
+                Port::Rtp => &self.rtp,
+                Port::Rtcp => &self.rtcp,
+            };
             let n = match rx.recv(sock) {
                 Ok(n) => n,
                 Err(e) => {
@@ -607,153 +504,39 @@ impl Engine {
                     continue;
                 };
                 let Some(from) = meta.from else { continue };
-                if meta.truncated {
-                    self.reject(Reject::Oversized, from, "datagram larger than 2048 bytes");
-                } else if rtp {
-                    self.rtp_datagram(data, from, arrival, now_ns, true);
-                } else {
-                    self.rtcp_datagram(data, from, arrival);
-                }
+                let datagram = Datagram {
+                    data,
+                    from,
+                    port,
+                    truncated: meta.truncated,
+                };
+                let d = self
+                    .demux
+                    .on_datagram(datagram, arrival, now_ns, &mut self.sink);
+                self.carry_out(d);
             }
-            if n < super::socket::BATCH {
+            if n < BATCH {
                 break;
             }
         }
         total
     }
 
-    fn rtp_datagram(
-        &mut self,
-        data: &[u8],
-        from: SocketAddr,
-        arrival: Instant,
-        now_ns: i64,
-        may_park: bool,
-    ) {
-        let from = SocketAddr::new(from.ip().to_canonical(), from.port());
-        let pkt = match rtp::parse(data) {
-            Ok(p) => p,
-            Err(e) => {
-                self.reject(Reject::MalformedRtp, from, &e.to_string());
-                return;
-            }
-        };
-        let slot = match self.by_addr.get(&(from, pkt.ssrc)) {
-            Some(s) => *s,
-            None => match self.latch(from, pkt.ssrc) {
-                Ok(s) => s,
-                Err(r) => {
-                    let awaited = self
-                        .awaiting
-                        .get(&from.ip())
-                        .is_some_and(|until| arrival < *until);
-                    if r == Reject::UnknownSource && awaited && may_park {
-                        if self.limbo.len() >= LIMBO_MAX {
-                            self.limbo.pop_front();
-                            self.counts.add(Reject::UnknownSource);
-                        }
-                        self.limbo.push_back((from, data.to_vec(), arrival));
-                        return;
+    /// Counts and logs what the demultiplexer refused; the streams' rows
+    /// and rejects are in the sink already.
+    fn carry_out(&mut self, d: Delivery) {
+        match d {
+            Delivery::Rtp { .. } | Delivery::Kept { evicted: false } => {}
+            // The evicted packet is counted, not logged: a flood of them
+            // is one sensor streaming early.
+            Delivery::Kept { evicted: true } => self.counts.add(Reject::UnknownSource),
+            Delivery::Rejected(r) => self.reject(r),
+            Delivery::Rtcp(reports) => {
+                for r in reports {
+                    if let Report::Refused(r) = r {
+                        self.reject(r);
                     }
-                    self.reject(r, from, &format!("SSRC {:#010x}", pkt.ssrc));
-                    return;
                 }
-            },
-        };
-        if let Some((_, stream)) = self.slots.get_mut(slot).and_then(Option::as_mut) {
-            stream.on_rtp(&pkt, arrival, now_ns, &mut self.sink);
-        }
-    }
-
-    /// Binds an (address, SSRC) to a stream on its first packet.
-    fn latch(&mut self, from: SocketAddr, ssrc: u32) -> Result<usize, Reject> {
-        let ip = from.ip();
-        if let Some(slots) = self.by_ssrc.get(&ssrc) {
-            let mut wrong_address = false;
-            for &slot in slots {
-                let Some((_, s)) = self.slots.get(slot).and_then(Option::as_ref) else {
-                    continue;
-                };
-                if self.latched[slot].is_some() {
-                    wrong_address = true;
-                    continue;
-                }
-                if s.allowed_ips.contains(&ip) {
-                    self.latched[slot] = Some((from, ssrc));
-                    self.by_addr.insert((from, ssrc), slot);
-                    return Ok(slot);
-                }
-                wrong_address = true;
-            }
-            if wrong_address {
-                return Err(Reject::WrongAddress);
-            }
-        }
-        // Streams without a signalled SSRC: the first packet from one of
-        // their addresses (the exact SDP address first) decides it, and
-        // RFC 3550 A.1 probation validates it.
-        if let Some(slots) = self.by_ip.get(&ip) {
-            let pick = slots
-                .iter()
-                .copied()
-                .filter(|s| self.latched[*s].is_none())
-                .max_by_key(|s| {
-                    self.slots
-                        .get(*s)
-                        .and_then(Option::as_ref)
-                        .is_some_and(|(_, st)| st.sdp_rtp == Some(from))
-                });
-            if let Some(slot) = pick {
-                self.latched[slot] = Some((from, ssrc));
-                self.by_addr.insert((from, ssrc), slot);
-                self.by_ssrc.entry(ssrc).or_default().push(slot);
-                return Ok(slot);
-            }
-        }
-        Err(Reject::UnknownSource)
-    }
-
-    fn rtcp_datagram(&mut self, data: &[u8], from: SocketAddr, arrival: Instant) {
-        let from = SocketAddr::new(from.ip().to_canonical(), from.port());
-        let packets = match parse_compound(data) {
-            Ok(p) => p,
-            Err(e) => {
-                self.reject(Reject::MalformedRtcp, from, &e.to_string());
-                return;
-            }
-        };
-        for p in packets {
-            let RtcpPacket::SenderReport(sr) = p else {
-                // Receiver reports, SDES and BYE from an agent carry
-                // nothing the collector stores; the session ends by SIP BYE.
-                continue;
-            };
-            let slots = self.by_ssrc.get(&sr.ssrc).cloned().unwrap_or_default();
-            let mut used = false;
-            for slot in slots {
-                let ok_source = match self.latched.get(slot).copied().flatten() {
-                    Some((addr, _)) => addr.ip() == from.ip(),
-                    None => self
-                        .stream(slot)
-                        .is_some_and(|s| s.allowed_ips.contains(&from.ip())),
-                };
-                if !ok_source {
-                    continue;
-                }
-                let size = data.len();
-                if let Some((_, s)) = self.slots.get_mut(slot).and_then(Option::as_mut)
-                    && s.on_sender_report(&sr, from, size, arrival, &mut self.sink)
-                {
-                    used = true;
-                    break;
-                }
-            }
-            if !used {
-                self.reject(
-                    Reject::UnknownSource,
-                    from,
-                    &format!("RTCP sender report from SSRC {:#010x}", sr.ssrc),
-                );
             }
         }
     }
@@ -761,38 +544,29 @@ impl Engine {
     fn tick(&mut self, now: Instant) {
         // Receiver reports that are due (RFC 3550 6.3).
         let mut buf = [0u8; 256];
-        while let Some(Reverse((due, slot, key))) = self.timers.peek().copied() {
+        while let Some(Reverse((due, key))) = self.timers.peek().copied() {
             if due > now {
                 break;
             }
             self.timers.pop();
-            let Some((k, s)) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            // A removed stream's timer is dropped here.
+            let Some(s) = self.demux.stream_mut(key) else {
                 continue;
             };
-            if *k != key {
-                continue;
-            }
             if let Some(n) = s.poll_rtcp(now, &mut self.ids, &mut buf)
                 && let Some(dest) = s.rtcp_dest
             {
                 let _ = self.rtcp.send_to(&buf[..n], dest);
             }
-            self.timers.push(Reverse((s.rtcp_due(), slot, key)));
+            self.timers.push(Reverse((s.rtcp_due(), key)));
         }
         if now.saturating_duration_since(self.last_housekeeping) >= HOUSEKEEPING {
             self.last_housekeeping = now;
-            for (_, s) in self.slots.iter_mut().flatten() {
+            for s in self.demux.streams_mut() {
                 s.tick(now, &mut self.sink);
             }
-            self.awaiting.retain(|_, until| *until > now);
-            while self
-                .limbo
-                .front()
-                .is_some_and(|(_, _, at)| now.saturating_duration_since(*at) > LIMBO_AGE)
-            {
-                if let Some((from, _, _)) = self.limbo.pop_front() {
-                    self.reject(Reject::UnknownSource, from, "no session was set up for it");
-                }
+            for r in self.demux.expire(now) {
+                self.reject(r);
             }
         }
         if now.saturating_duration_since(self.last_flush) >= FLUSH_EVERY {
@@ -846,10 +620,10 @@ impl Engine {
         }
     }
 
-    fn reject(&mut self, r: Reject, from: SocketAddr, detail: &str) {
-        self.counts.add(r);
-        if !r.is_quiet() {
-            self.log(r, Some(from), detail);
+    fn reject(&mut self, r: Rejected) {
+        self.counts.add(r.reason);
+        if !r.reason.is_quiet() {
+            self.log(r.reason, Some(r.from), &r.detail);
         }
     }
 

@@ -18,7 +18,10 @@
 //! [`EVENT_UNIT`]), so an [`Event`](crate::storage::Event)'s `channel` is
 //! `sampled channels + input index` in its session's stream description.
 
+mod demux;
 mod engine;
+#[cfg(test)]
+mod fixtures;
 pub mod gaps;
 mod mailbox;
 mod realtime;
@@ -26,7 +29,8 @@ mod rejects;
 mod socket;
 mod stream;
 
-pub use engine::{MediaEngine, MediaError, MediaHandle, StreamKey, StreamSummary};
+pub use demux::StreamKey;
+pub use engine::{MediaEngine, MediaError, MediaHandle, StreamSummary};
 pub use rejects::Reject;
 pub use socket::bind_pair;
 
