@@ -4,7 +4,7 @@
 mod receive;
 
 use super::StreamSetup;
-use super::demux::StreamKey;
+use super::demux::{Full, StreamKey};
 use super::mailbox::{Outbox, mailbox};
 use super::socket::{bind_pair, rcvbuf};
 use super::stream::RxTotals;
@@ -33,8 +33,8 @@ pub enum MediaError {
     },
     #[error("cannot start the receive thread: {0}")]
     Thread(std::io::Error),
-    #[error("{0} streams are being received, the configured maximum")]
-    Full(u32),
+    #[error(transparent)]
+    Full(#[from] Full),
     #[error("the media engine has stopped")]
     Stopped,
 }

@@ -5,7 +5,7 @@
 
 use super::{Command, MediaError, StreamSummary};
 use crate::config::MediaConfig;
-use crate::media::demux::{Datagram, Delivery, Demux, Full, Port, Rejected, Report, StreamKey};
+use crate::media::demux::{Datagram, Delivery, Demux, Port, Rejected, Report, StreamKey};
 use crate::media::mailbox::{Inbox, Taken};
 use crate::media::rejects::RejectCounts;
 use crate::media::socket::{BATCH, BatchRx};
@@ -250,10 +250,7 @@ impl ReceiveThread {
     fn add(&mut self, setup: StreamSetup, now: Instant) -> Result<StreamKey, MediaError> {
         let stream = StreamRx::new(setup, self.hold_limit, now, &mut self.ids);
         let due = stream.rtcp_due();
-        let (key, replayed) = self
-            .demux
-            .add(stream, wall_ns(), &mut self.sink)
-            .map_err(|Full(max)| MediaError::Full(max))?;
+        let (key, replayed) = self.demux.add(stream, wall_ns(), &mut self.sink)?;
         self.timers.push(Reverse((due, key)));
         for d in replayed {
             self.carry_out(d);
