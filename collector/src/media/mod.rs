@@ -3,7 +3,8 @@
 //! Every session's SDP answer points at the same RTP port (and RTCP on the
 //! next one). A dedicated OS thread receives both sockets in batches
 //! (`recvmmsg`), finds the stream of each packet by (source address, SSRC)
-//! and runs docs/protocol.md section 7 on it: sequence and loss (RFC 3550
+//! (`demux`, sans-I/O; the thread in `engine/receive.rs` is its shell) and
+//! runs docs/protocol.md section 7 on it: sequence and loss (RFC 3550
 //! A.1/A.3), jitter (A.8), duplicates, payload decoding by `cfg`, absolute
 //! time from the sender reports (6.4.1), gaps, events. Rows go to the
 //! storage writer in batches; receiver reports go back to each agent.
@@ -18,7 +19,10 @@
 //! [`EVENT_UNIT`]), so an [`Event`](crate::storage::Event)'s `channel` is
 //! `sampled channels + input index` in its session's stream description.
 
+mod demux;
 mod engine;
+#[cfg(test)]
+mod fixtures;
 pub mod gaps;
 mod mailbox;
 mod realtime;
@@ -26,7 +30,8 @@ mod rejects;
 mod socket;
 mod stream;
 
-pub use engine::{MediaEngine, MediaError, MediaHandle, StreamKey, StreamSummary};
+pub use demux::StreamKey;
+pub use engine::{MediaEngine, MediaError, MediaHandle, StreamSummary};
 pub use rejects::Reject;
 pub use socket::bind_pair;
 

@@ -1,51 +1,10 @@
 use super::*;
-use crate::stats::{StreamInfo, StreamsRegistry};
+use crate::media::fixtures::{SSRC, T0_NS, agreed, desc, setup};
+use crate::stats::StreamsRegistry;
 use sipsensor_protocol::payload::{EventRecord, encode_events};
 use sipsensor_protocol::rtcp::NtpTime;
 use sipsensor_protocol::rtp::{RtpSender, parse};
-use sipsensor_protocol::sdp::{
-    ChannelSpec, Direction, EventFormat, RemoteMedia, SampleFormat, Unit,
-};
 use std::sync::Arc;
-
-const SSRC: u32 = 0x1a2b_3c4d;
-/// 2026-01-01T00:00:00Z in ns.
-const T0_NS: i64 = 1_767_225_600_000_000_000;
-
-fn desc(config: u8, period: u32) -> StreamDescription {
-    let ch = |n: &str, u: &str, s: i8| ChannelSpec {
-        name: n.into(),
-        unit: Unit::from_symbol(u).unwrap(),
-        scale: s,
-    };
-    StreamDescription {
-        clock_rate: 100,
-        config,
-        samples: Some(SampleFormat {
-            payload_type: 96,
-            period,
-            samples_per_packet: 5,
-            channels: vec![ch("temperature", "Cel", -2), ch("pressure", "Pa", 0)],
-        }),
-        events: Some(EventFormat {
-            payload_type: 97,
-            inputs: vec!["door".into(), "motion".into()],
-        }),
-    }
-}
-
-fn agreed(d: StreamDescription) -> Agreed {
-    Agreed {
-        description: d,
-        direction: Direction::RecvOnly,
-        remote: Some(RemoteMedia {
-            rtp: "127.0.0.1:40000".parse().unwrap(),
-            rtcp: "127.0.0.1:40001".parse().unwrap(),
-        }),
-        remote_ssrc: Some(SSRC),
-        remote_cname: None,
-    }
-}
 
 struct Rig {
     rx: StreamRx,
@@ -61,37 +20,10 @@ fn rig(previous_sample_ns: Option<i64>, hold: usize) -> Rig {
 
 fn rig_with(previous_sample_ns: Option<i64>, hold: usize, session: Option<SessionId>) -> Rig {
     let registry = StreamsRegistry::new();
-    let d = desc(1, 10);
-    let spec = stream_spec(&d);
-    let stats = registry.open(StreamInfo {
-        sensor: SensorId(3),
-        aor: "sip:s1@example.net".into(),
-        session: SessionId(7),
-        call_id: "c".into(),
-        ssrc: SSRC,
-        remote: None,
-        rate_hz: spec.rate_hz,
-        channels: spec.channels,
-        started_ns: T0_NS,
-    });
     let now = Instant::now();
     let mut ids = IdGenerator::seeded(1);
-    let rx = StreamRx::new(
-        StreamSetup {
-            sensor: SensorId(3),
-            aor: "sip:s1@example.net".into(),
-            session,
-            agreed: agreed(d),
-            signalling_ip: None,
-            local_ssrc: 0x0bad_cafe,
-            cname: "collector@127.0.0.1".into(),
-            previous_sample_ns,
-            stats,
-        },
-        hold,
-        now,
-        &mut ids,
-    );
+    let setup = setup(&registry, agreed(desc(1, 10)), session, previous_sample_ns);
+    let rx = StreamRx::new(setup, hold, now, &mut ids);
     Rig {
         rx,
         tx: RtpSender::with_start(SSRC, 0xfffe, 0x1000),

@@ -1,0 +1,458 @@
+//! Which stream a datagram belongs to, sans-I/O: the receive thread hands
+//! every datagram of the shared port pair here with its arrival time and
+//! carries out the [`Delivery`] it gets back (count and log a reject, ...).
+//!
+//! A stream's packets are found by (source address, SSRC) once it has
+//! latched; before that by its signalled SSRC (`a=ssrc`, checked against the
+//! SDP and SIP peer addresses) or, without one, by those addresses alone.
+//! Packets from a sensor we are calling, which may stream before its stream
+//! is set up, are kept a few seconds and replayed when it is.
+
+use super::Reject;
+use super::stream::{Outcome, Sink, StreamRx};
+use sipsensor_protocol::rtcp::{RtcpPacket, parse_compound};
+use sipsensor_protocol::rtp;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// Packets from an awaited address kept before their stream is set up.
+const LIMBO_MAX: usize = 4096;
+const LIMBO_AGE: Duration = Duration::from_secs(3);
+
+/// Identifies a stream in the engine for its whole life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamKey(pub u64);
+
+/// Every stream slot is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0} streams are being received, the configured maximum")]
+pub struct Full(pub u32);
+
+/// The socket of the pair a datagram came in on: RTP on the even port,
+/// RTCP on the next (RFC 3550 11; RFC 5761 muxing is not offered, so the
+/// port alone tells them apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Port {
+    Rtp,
+    Rtcp,
+}
+
+/// One received datagram.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Datagram<'a> {
+    pub data: &'a [u8],
+    pub from: SocketAddr,
+    pub port: Port,
+    /// Longer than the receive buffer (MSG_TRUNC): only a prefix is here.
+    pub truncated: bool,
+}
+
+/// A datagram (or an RTCP sender report in one) no stream took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Rejected {
+    pub reason: Reject,
+    pub from: SocketAddr,
+    /// For the log line.
+    pub detail: String,
+}
+
+/// What became of an RTCP sender report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Report {
+    Taken(StreamKey),
+    Refused(Rejected),
+}
+
+/// What became of a datagram. The stream's own rows and rejects are in the
+/// [`Sink`] it was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Delivery {
+    /// RTP handed to stream `key`, and what the stream made of it.
+    Rtp {
+        key: StreamKey,
+        outcome: Outcome,
+    },
+    /// An RTCP compound; one entry per sender report in it (receiver
+    /// reports, SDES and BYE from an agent carry nothing the collector
+    /// stores: the session ends by SIP BYE).
+    Rtcp(Vec<Report>),
+    /// From an awaited sensor whose stream is not set up yet: kept. When
+    /// `evicted`, the oldest kept packet was dropped to make room.
+    Kept {
+        evicted: bool,
+    },
+    Rejected(Rejected),
+}
+
+/// A packet that came before its stream existed.
+#[derive(Debug)]
+struct Early {
+    from: SocketAddr,
+    data: Vec<u8>,
+    arrival: Instant,
+}
+
+#[derive(Debug)]
+struct Slot {
+    key: StreamKey,
+    stream: StreamRx,
+    /// The (address, SSRC) it latched to, its key in `by_addr`.
+    latched: Option<(SocketAddr, u32)>,
+}
+
+/// The lookup state of every stream being received.
+#[derive(Debug)]
+pub(super) struct Demux {
+    slots: Vec<Option<Slot>>,
+    free: Vec<usize>,
+    keys: HashMap<StreamKey, usize>,
+    /// Latched streams by where their packets come from.
+    by_addr: HashMap<(SocketAddr, u32), usize>,
+    /// Streams by SSRC (signalled, or learnt when they latched).
+    by_ssrc: HashMap<u32, Vec<usize>>,
+    /// Streams without a signalled SSRC, by the addresses they may use.
+    by_ip: HashMap<IpAddr, Vec<usize>>,
+    /// Sensors being called, until when their early packets are kept.
+    awaiting: HashMap<IpAddr, Instant>,
+    limbo: VecDeque<Early>,
+    max_streams: u32,
+    next_key: u64,
+}
+
+/// Takes `slot` out of the list under `key` (one entry, not a scan of the
+/// map: 10,000 sessions hanging up at once must not cost 10,000 scans).
+fn remove_slot<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Vec<usize>>, key: K, slot: usize) {
+    if let Some(v) = map.get_mut(&key) {
+        v.retain(|s| *s != slot);
+        if v.is_empty() {
+            map.remove(&key);
+        }
+    }
+}
+
+fn canonical(from: SocketAddr) -> SocketAddr {
+    SocketAddr::new(from.ip().to_canonical(), from.port())
+}
+
+impl Demux {
+    pub fn new(max_streams: u32) -> Self {
+        Demux {
+            slots: Vec::new(),
+            free: Vec::new(),
+            keys: HashMap::new(),
+            by_addr: HashMap::new(),
+            by_ssrc: HashMap::new(),
+            by_ip: HashMap::new(),
+            awaiting: HashMap::new(),
+            limbo: VecDeque::new(),
+            max_streams,
+            next_key: 0,
+        }
+    }
+
+    /// Starts routing packets to `stream`. Packets kept for its addresses
+    /// are replayed to it at once (a sensor answering our INVITE starts
+    /// streaming before the stream exists); what became of them is
+    /// returned with the key.
+    pub fn add(
+        &mut self,
+        stream: StreamRx,
+        now_ns: i64,
+        sink: &mut Sink,
+    ) -> Result<(StreamKey, Vec<Delivery>), Full> {
+        if self.keys.len() >= self.max_streams as usize {
+            return Err(Full(self.max_streams));
+        }
+        self.next_key += 1;
+        let key = StreamKey(self.next_key);
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+        };
+        match stream.expected_ssrc {
+            Some(ssrc) => self.by_ssrc.entry(ssrc).or_default().push(slot),
+            None => {
+                for ip in &stream.allowed_ips {
+                    self.by_ip.entry(*ip).or_default().push(slot);
+                }
+            }
+        }
+        for ip in &stream.allowed_ips {
+            self.awaiting.remove(ip);
+        }
+        let allowed = stream.allowed_ips.clone();
+        self.slots[slot] = Some(Slot {
+            key,
+            stream,
+            latched: None,
+        });
+        self.keys.insert(key, slot);
+        let (mine, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.limbo)
+            .into_iter()
+            .partition(|e| allowed.contains(&e.from.ip().to_canonical()));
+        self.limbo = rest;
+        let replayed = mine
+            .into_iter()
+            .map(|e| self.rtp(&e.data, e.from, e.arrival, now_ns, false, sink))
+            .collect();
+        Ok((key, replayed))
+    }
+
+    /// Stops routing packets to a stream and gives it back (to be
+    /// finished); its later packets are unknown.
+    pub fn remove(&mut self, key: StreamKey) -> Option<StreamRx> {
+        let slot = self.keys.remove(&key)?;
+        let Slot {
+            stream, latched, ..
+        } = self.slots.get_mut(slot)?.take()?;
+        if let Some((addr, ssrc)) = latched {
+            self.by_addr.remove(&(addr, ssrc));
+            remove_slot(&mut self.by_ssrc, ssrc, slot);
+        }
+        match stream.expected_ssrc {
+            Some(ssrc) => remove_slot(&mut self.by_ssrc, ssrc, slot),
+            None => {
+                for ip in &stream.allowed_ips {
+                    remove_slot(&mut self.by_ip, *ip, slot);
+                }
+            }
+        }
+        self.free.push(slot);
+        Some(stream)
+    }
+
+    pub fn stream_mut(&mut self, key: StreamKey) -> Option<&mut StreamRx> {
+        let slot = *self.keys.get(&key)?;
+        self.slots
+            .get_mut(slot)
+            .and_then(Option::as_mut)
+            .map(|s| &mut s.stream)
+    }
+
+    pub fn keys(&self) -> Vec<StreamKey> {
+        self.keys.keys().copied().collect()
+    }
+
+    pub fn streams_mut(&mut self) -> impl Iterator<Item = &mut StreamRx> {
+        self.slots.iter_mut().flatten().map(|s| &mut s.stream)
+    }
+
+    /// A call to a sensor at `ip` is under way: keep its packets until
+    /// `until` or until its stream is added.
+    pub fn expect_source(&mut self, ip: IpAddr, until: Instant) {
+        self.awaiting.insert(ip.to_canonical(), until);
+    }
+
+    /// Forgets calls that are over and drops the packets kept too long.
+    pub fn expire(&mut self, now: Instant) -> Vec<Rejected> {
+        self.awaiting.retain(|_, until| *until > now);
+        let mut dropped = Vec::new();
+        while self
+            .limbo
+            .front()
+            .is_some_and(|e| now.saturating_duration_since(e.arrival) > LIMBO_AGE)
+        {
+            if let Some(e) = self.limbo.pop_front() {
+                dropped.push(Rejected {
+                    reason: Reject::UnknownSource,
+                    from: e.from,
+                    detail: "no session was set up for it".into(),
+                });
+            }
+        }
+        dropped
+    }
+
+    /// Routes one datagram that arrived at `arrival` (`now_ns`: wall clock).
+    pub fn on_datagram(
+        &mut self,
+        d: Datagram<'_>,
+        arrival: Instant,
+        now_ns: i64,
+        sink: &mut Sink,
+    ) -> Delivery {
+        if d.truncated {
+            return Delivery::Rejected(Rejected {
+                reason: Reject::Oversized,
+                from: d.from,
+                detail: "datagram larger than 2048 bytes".into(),
+            });
+        }
+        match d.port {
+            Port::Rtp => self.rtp(d.data, d.from, arrival, now_ns, true, sink),
+            Port::Rtcp => self.rtcp(d.data, d.from, arrival, sink),
+        }
+    }
+
+    fn rtp(
+        &mut self,
+        data: &[u8],
+        from: SocketAddr,
+        arrival: Instant,
+        now_ns: i64,
+        may_keep: bool,
+        sink: &mut Sink,
+    ) -> Delivery {
+        let from = canonical(from);
+        let pkt = match rtp::parse(data) {
+            Ok(p) => p,
+            Err(e) => return rejected(Reject::MalformedRtp, from, e.to_string()),
+        };
+        let slot = match self.by_addr.get(&(from, pkt.ssrc)) {
+            Some(s) => *s,
+            None => match self.latch(from, pkt.ssrc) {
+                Ok(s) => s,
+                Err(r) => {
+                    let awaited = self
+                        .awaiting
+                        .get(&from.ip())
+                        .is_some_and(|until| arrival < *until);
+                    if r == Reject::UnknownSource && awaited && may_keep {
+                        let evicted = self.limbo.len() >= LIMBO_MAX;
+                        if evicted {
+                            self.limbo.pop_front();
+                        }
+                        self.limbo.push_back(Early {
+                            from,
+                            data: data.to_vec(),
+                            arrival,
+                        });
+                        return Delivery::Kept { evicted };
+                    }
+                    return rejected(r, from, format!("SSRC {:#010x}", pkt.ssrc));
+                }
+            },
+        };
+        match self.slots.get_mut(slot).and_then(Option::as_mut) {
+            Some(s) => Delivery::Rtp {
+                key: s.key,
+                outcome: s.stream.on_rtp(&pkt, arrival, now_ns, sink),
+            },
+            // `by_addr` never names a free slot (see `remove`).
+            None => rejected(
+                Reject::UnknownSource,
+                from,
+                format!("SSRC {:#010x}", pkt.ssrc),
+            ),
+        }
+    }
+
+    /// Binds an (address, SSRC) to a stream on its first packet.
+    fn latch(&mut self, from: SocketAddr, ssrc: u32) -> Result<usize, Reject> {
+        let ip = from.ip();
+        if let Some(slots) = self.by_ssrc.get(&ssrc) {
+            let mut wrong_address = false;
+            for &slot in slots {
+                let Some(s) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+                    continue;
+                };
+                // RFC 3550 8.2: a latched SSRC from another transport
+                // address is a collision or a loop, not the stream.
+                if s.latched.is_some() {
+                    wrong_address = true;
+                    continue;
+                }
+                if s.stream.allowed_ips.contains(&ip) {
+                    s.latched = Some((from, ssrc));
+                    self.by_addr.insert((from, ssrc), slot);
+                    return Ok(slot);
+                }
+                wrong_address = true;
+            }
+            if wrong_address {
+                return Err(Reject::WrongAddress);
+            }
+        }
+        // Streams without a signalled SSRC: the first packet from one of
+        // their addresses (the exact SDP address first) decides it, and
+        // RFC 3550 A.1 probation validates it.
+        let pick = self.by_ip.get(&ip).and_then(|slots| {
+            slots
+                .iter()
+                .copied()
+                .filter(|s| {
+                    self.slots
+                        .get(*s)
+                        .and_then(Option::as_ref)
+                        .is_some_and(|st| st.latched.is_none())
+                })
+                .max_by_key(|s| {
+                    self.slots
+                        .get(*s)
+                        .and_then(Option::as_ref)
+                        .is_some_and(|st| st.stream.sdp_rtp == Some(from))
+                })
+        });
+        if let Some(slot) = pick
+            && let Some(s) = self.slots.get_mut(slot).and_then(Option::as_mut)
+        {
+            s.latched = Some((from, ssrc));
+            self.by_addr.insert((from, ssrc), slot);
+            self.by_ssrc.entry(ssrc).or_default().push(slot);
+            return Ok(slot);
+        }
+        Err(Reject::UnknownSource)
+    }
+
+    fn rtcp(
+        &mut self,
+        data: &[u8],
+        from: SocketAddr,
+        arrival: Instant,
+        sink: &mut Sink,
+    ) -> Delivery {
+        let from = canonical(from);
+        let packets = match parse_compound(data) {
+            Ok(p) => p,
+            Err(e) => return rejected(Reject::MalformedRtcp, from, e.to_string()),
+        };
+        let mut reports = Vec::new();
+        for p in packets {
+            let RtcpPacket::SenderReport(sr) = p else {
+                continue;
+            };
+            let slots = self.by_ssrc.get(&sr.ssrc).cloned().unwrap_or_default();
+            let mut taken = None;
+            for slot in slots {
+                let Some(s) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+                    continue;
+                };
+                let ok_source = match s.latched {
+                    Some((addr, _)) => addr.ip() == from.ip(),
+                    None => s.stream.allowed_ips.contains(&from.ip()),
+                };
+                if ok_source
+                    && s.stream
+                        .on_sender_report(&sr, from, data.len(), arrival, sink)
+                {
+                    taken = Some(s.key);
+                    break;
+                }
+            }
+            reports.push(match taken {
+                Some(key) => Report::Taken(key),
+                None => Report::Refused(Rejected {
+                    reason: Reject::UnknownSource,
+                    from,
+                    detail: format!("RTCP sender report from SSRC {:#010x}", sr.ssrc),
+                }),
+            });
+        }
+        Delivery::Rtcp(reports)
+    }
+}
+
+fn rejected(reason: Reject, from: SocketAddr, detail: String) -> Delivery {
+    Delivery::Rejected(Rejected {
+        reason,
+        from,
+        detail,
+    })
+}
+
+#[cfg(test)]
+mod tests;

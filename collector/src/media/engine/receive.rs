@@ -1,0 +1,447 @@
+//! The receive thread, a shell around the [`Demux`]: it takes datagrams off
+//! the sockets in batches, runs the commands of the
+//! [`MediaHandle`](super::MediaHandle), hands rows to the storage writer,
+//! sends receiver reports, and counts and logs what was refused.
+
+use super::{Command, MediaError, StreamSummary};
+use crate::config::MediaConfig;
+use crate::media::demux::{Datagram, Delivery, Demux, Port, Rejected, Report, StreamKey};
+use crate::media::mailbox::{Inbox, Taken};
+use crate::media::rejects::RejectCounts;
+use crate::media::socket::{BATCH, BatchRx};
+use crate::media::stream::{Sink, StreamRx};
+use crate::media::{Reject, StreamSetup};
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimit;
+use crate::storage::Batch;
+use crate::storage::writer::WriterHandle;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use sipsensor_protocol::sip::ids::IdGenerator;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixDatagram;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Rows handed to the writer at least this often.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// ... or as soon as this many are waiting.
+const FLUSH_ROWS: usize = 8192;
+/// Timer and housekeeping resolution.
+const TICK: Duration = Duration::from_millis(20);
+/// Per-stream housekeeping (gaps past their grace time) this often.
+const HOUSEKEEPING: Duration = Duration::from_millis(200);
+/// Batches taken from one socket before the other gets its turn.
+const BATCHES_PER_TURN: usize = 16;
+/// Turns of [`BATCHES_PER_TURN`] taken in before a stream is removed.
+const DRAIN_TURNS: usize = 8;
+/// After a wake-up that found less than a batch, the thread naps this long
+/// so the next wake-up finds one: a wake-up per packet costs more in
+/// context switches than the packets themselves (measured,
+/// docs/benchmarks.md). After a heavy turn it goes straight on: on a busy
+/// machine a nap can last far longer than asked, and the socket buffer
+/// must not fill meanwhile.
+const COALESCE: Duration = Duration::from_millis(2);
+/// How soon commands are looked for again when a sender held the queue.
+const COMMAND_RETRY: Duration = Duration::from_millis(1);
+
+pub(super) struct ReceiveThread {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    waker: UnixDatagram,
+    commands: Inbox<Command>,
+    /// A sender held the command queue at the last look.
+    commands_busy: bool,
+    /// The streams and which packets are theirs.
+    demux: Demux,
+    /// Receiver reports due, per stream (RFC 3550 6.3).
+    timers: BinaryHeap<Reverse<(Instant, StreamKey)>>,
+    sink: Sink,
+    writer: WriterHandle,
+    rt: tokio::runtime::Handle,
+    metrics: Arc<Metrics>,
+    counts: RejectCounts,
+    logs: HashMap<Reject, RateLimit>,
+    ids: IdGenerator,
+    hold_limit: usize,
+    last_flush: Instant,
+    last_housekeeping: Instant,
+    last_metrics: Instant,
+}
+
+fn wall_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+impl ReceiveThread {
+    pub(super) fn new(
+        rtp: UdpSocket,
+        rtcp: UdpSocket,
+        waker: UnixDatagram,
+        commands: Inbox<Command>,
+        config: &MediaConfig,
+        writer: WriterHandle,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        ReceiveThread {
+            rtp,
+            rtcp,
+            waker,
+            commands,
+            commands_busy: false,
+            demux: Demux::new(config.max_streams.get()),
+            timers: BinaryHeap::new(),
+            sink: Sink::default(),
+            writer,
+            rt: tokio::runtime::Handle::current(),
+            metrics,
+            counts: RejectCounts::default(),
+            logs: HashMap::new(),
+            ids: IdGenerator::from_entropy(),
+            hold_limit: config.hold_before_sr_packets.get() as usize,
+            last_flush: Instant::now(),
+            last_housekeeping: Instant::now(),
+            last_metrics: Instant::now(),
+        }
+    }
+
+    pub(super) fn run(mut self) {
+        // Built on this thread: recvmmsg's headers hold raw pointers.
+        let mut rx = BatchRx::new();
+        let mut next_tick = Instant::now() + TICK;
+        let mut backlog = false;
+        loop {
+            let mut wait = if backlog {
+                Duration::ZERO
+            } else {
+                next_tick.saturating_duration_since(Instant::now())
+            };
+            if self.commands_busy {
+                // A real sleep, not a spin: the sender holding the queue
+                // may share this CPU (see `mailbox`).
+                wait = wait.min(COMMAND_RETRY);
+            }
+            let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::ZERO);
+            let (rtp_ready, rtcp_ready, wake_ready) = {
+                let mut fds = [
+                    PollFd::new(self.rtp.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(self.rtcp.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(self.waker.as_fd(), PollFlags::POLLIN),
+                ];
+                if let Err(e) = poll(&mut fds, timeout)
+                    && e != nix::errno::Errno::EINTR
+                {
+                    tracing::error!("media receive: poll failed: {e}");
+                    std::thread::sleep(TICK);
+                }
+                let ready = |f: &PollFd<'_>| {
+                    f.revents()
+                        .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLERR))
+                };
+                (ready(&fds[0]), ready(&fds[1]), ready(&fds[2]))
+            };
+            let mut got = 0;
+            if rtp_ready {
+                got += self.receive(&mut rx, Port::Rtp);
+            }
+            if rtcp_ready {
+                got += self.receive(&mut rx, Port::Rtcp);
+            }
+            if wake_ready {
+                let mut b = [0u8; 64];
+                while self.waker.recv(&mut b).is_ok() {}
+            }
+            if self.commands(&mut rx) {
+                return;
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.tick(now);
+                next_tick = now + TICK;
+            }
+            if self.sink.batch.rows() >= FLUSH_ROWS {
+                self.flush_rows();
+            }
+            self.drain_rejects();
+            // A light turn (less than one batch): nap so the next one finds
+            // a batch. A heavy one: straight back, the socket has more.
+            if got > 0 && got < BATCH {
+                std::thread::sleep(COALESCE);
+            }
+            backlog = got >= BATCH;
+        }
+    }
+
+    /// Runs the queued commands; true when the thread is to stop.
+    fn commands(&mut self, rx: &mut BatchRx) -> bool {
+        let queued = match self.commands.take() {
+            Taken::Items(items) => items,
+            Taken::Busy => {
+                self.commands_busy = true;
+                return false;
+            }
+        };
+        self.commands_busy = false;
+        let mut drained = false;
+        for c in queued {
+            // A stream ends when its BYE is handled; the packets its sensor
+            // sent before the BYE may still wait in the socket behind other
+            // streams' (10,000 hanging up at once): take them in first.
+            if matches!(c, Command::Remove { .. } | Command::Stop { .. }) && !drained {
+                self.drain(rx);
+                drained = true;
+            }
+            let now = Instant::now();
+            match c {
+                Command::Add { setup, reply } => {
+                    let r = self.add(*setup, now);
+                    let _ = reply.send(r);
+                }
+                Command::Update {
+                    key,
+                    agreed,
+                    session,
+                    reply,
+                } => {
+                    let ok = match self.demux.stream_mut(key) {
+                        Some(s) => {
+                            s.update(*agreed, session, now, &mut self.sink);
+                            true
+                        }
+                        None => false,
+                    };
+                    let _ = reply.send(ok);
+                }
+                Command::ExpectConfig { key, until } => {
+                    if let Some(s) = self.demux.stream_mut(key) {
+                        s.expect_new_config(until);
+                    }
+                }
+                Command::ExpectSource { ip, until } => self.demux.expect_source(ip, until),
+                Command::Remove { key, reply } => {
+                    let summary = self.remove(key, now);
+                    self.flush_rows();
+                    let _ = reply.send(summary);
+                }
+                Command::Flush { reply } => {
+                    self.drain_rejects();
+                    self.flush_rows();
+                    let _ = reply.send(());
+                }
+                Command::Stop { reply } => {
+                    for k in self.demux.keys() {
+                        self.remove(k, now);
+                    }
+                    self.drain_rejects();
+                    self.flush_rows();
+                    self.counts.drain_into(&self.metrics);
+                    let _ = reply.send(());
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    fn add(&mut self, setup: StreamSetup, now: Instant) -> Result<StreamKey, MediaError> {
+        let stream = StreamRx::new(setup, self.hold_limit, now, &mut self.ids);
+        let due = stream.rtcp_due();
+        let (key, replayed) = self.demux.add(stream, wall_ns(), &mut self.sink)?;
+        self.timers.push(Reverse((due, key)));
+        for d in replayed {
+            self.carry_out(d);
+        }
+        Ok(key)
+    }
+
+    fn remove(&mut self, key: StreamKey, now: Instant) -> Option<StreamSummary> {
+        let mut stream = self.demux.remove(key)?;
+        let mut buf = [0u8; 256];
+        if let Some(n) = stream.finish(now, &mut self.sink, &mut buf)
+            && let Some(dest) = stream.rtcp_dest
+        {
+            let _ = self.rtcp.send_to(&buf[..n], dest);
+        }
+        Some(stream.totals)
+    }
+
+    /// Takes in everything waiting on both sockets (at most a few thousand
+    /// datagrams: under a flood the sockets never run dry).
+    fn drain(&mut self, rx: &mut BatchRx) {
+        for _ in 0..DRAIN_TURNS {
+            let got = self.receive(rx, Port::Rtp) + self.receive(rx, Port::Rtcp);
+            if got < BATCHES_PER_TURN * BATCH {
+                break;
+            }
+        }
+    }
+
+    /// Takes what is waiting on one socket; the number of datagrams.
+    fn receive(&mut self, rx: &mut BatchRx, port: Port) -> usize {
+        let mut total = 0;
+        for _ in 0..BATCHES_PER_TURN {
+            let sock = match port {
+                Port::Rtp => &self.rtp,
+                Port::Rtcp => &self.rtcp,
+            };
+            let n = match rx.recv(sock) {
+                Ok(n) => n,
+                Err(e) => {
+                    // ICMP errors from earlier sends surface here; keep going.
+                    tracing::debug!("media receive: {e}");
+                    0
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            total += n;
+            let arrival = Instant::now();
+            let now_ns = wall_ns();
+            for i in 0..n {
+                let Some((data, meta)) = rx.get(i) else {
+                    continue;
+                };
+                let Some(from) = meta.from else { continue };
+                let datagram = Datagram {
+                    data,
+                    from,
+                    port,
+                    truncated: meta.truncated,
+                };
+                let d = self
+                    .demux
+                    .on_datagram(datagram, arrival, now_ns, &mut self.sink);
+                self.carry_out(d);
+            }
+            if n < BATCH {
+                break;
+            }
+        }
+        total
+    }
+
+    /// Counts and logs what the demultiplexer refused; the streams' rows
+    /// and rejects are in the sink already.
+    fn carry_out(&mut self, d: Delivery) {
+        match d {
+            Delivery::Rtp { .. } | Delivery::Kept { evicted: false } => {}
+            // The evicted packet is counted, not logged: a flood of them
+            // is one sensor streaming early.
+            Delivery::Kept { evicted: true } => self.counts.add(Reject::UnknownSource),
+            Delivery::Rejected(r) => self.reject(r),
+            Delivery::Rtcp(reports) => {
+                for r in reports {
+                    if let Report::Refused(r) = r {
+                        self.reject(r);
+                    }
+                }
+            }
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        // Receiver reports that are due (RFC 3550 6.3).
+        let mut buf = [0u8; 256];
+        while let Some(Reverse((due, key))) = self.timers.peek().copied() {
+            if due > now {
+                break;
+            }
+            self.timers.pop();
+            // A removed stream's timer is dropped here.
+            let Some(s) = self.demux.stream_mut(key) else {
+                continue;
+            };
+            if let Some(n) = s.poll_rtcp(now, &mut self.ids, &mut buf)
+                && let Some(dest) = s.rtcp_dest
+            {
+                let _ = self.rtcp.send_to(&buf[..n], dest);
+            }
+            self.timers.push(Reverse((s.rtcp_due(), key)));
+        }
+        if now.saturating_duration_since(self.last_housekeeping) >= HOUSEKEEPING {
+            self.last_housekeeping = now;
+            for s in self.demux.streams_mut() {
+                s.tick(now, &mut self.sink);
+            }
+            for r in self.demux.expire(now) {
+                self.reject(r);
+            }
+        }
+        if now.saturating_duration_since(self.last_flush) >= FLUSH_EVERY {
+            self.flush_rows();
+        }
+        if now.saturating_duration_since(self.last_metrics) >= Duration::from_secs(1) {
+            self.last_metrics = now;
+            self.counts.drain_into(&self.metrics);
+        }
+    }
+
+    fn flush_rows(&mut self) {
+        self.last_flush = Instant::now();
+        if self.sink.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.sink.batch);
+        let rows = batch.rows();
+        // The writer's queue has room for thousands of batches; waiting
+        // here happens only when the writer itself is stuck.
+        if self.rt.block_on(self.writer.submit(batch)).is_err() {
+            self.metrics.rows_dropped.inc_by(rows as u64);
+            let l = self
+                .logs
+                .entry(Reject::NoSenderReport)
+                .or_insert_with(|| RateLimit::new(Duration::from_secs(10)));
+            if let Some(held) = l.allow(tokio::time::Instant::now()) {
+                tracing::error!(
+                    "the storage writer has stopped: {rows} received rows dropped \
+                     ({held} similar messages suppressed)"
+                );
+            }
+        }
+        // Keep the next batch's vectors sized like the last.
+        self.sink.batch = Batch {
+            readings: Vec::with_capacity(rows.min(FLUSH_ROWS * 2)),
+            ..Batch::default()
+        };
+    }
+
+    fn drain_rejects(&mut self) {
+        if self.sink.rejects.is_empty() {
+            return;
+        }
+        let rejects = std::mem::take(&mut self.sink.rejects);
+        for (r, detail) in rejects {
+            self.counts.add(r);
+            if !r.is_quiet() {
+                self.log(r, None, &detail);
+            }
+        }
+    }
+
+    fn reject(&mut self, r: Rejected) {
+        self.counts.add(r.reason);
+        if !r.reason.is_quiet() {
+            self.log(r.reason, Some(r.from), &r.detail);
+        }
+    }
+
+    fn log(&mut self, r: Reject, from: Option<SocketAddr>, detail: &str) {
+        let limit = self
+            .logs
+            .entry(r)
+            .or_insert_with(|| RateLimit::new(Duration::from_secs(10)));
+        if let Some(held) = limit.allow(tokio::time::Instant::now()) {
+            let from = from.map(|f| format!(" from {f}")).unwrap_or_default();
+            tracing::warn!(
+                reason = r.as_str(),
+                "dropped a media packet{from}: {detail} ({held} similar dropped since the last \
+                 message; see sipsensor_collector_packets_rejected_total)"
+            );
+        }
+    }
+}
