@@ -4,7 +4,7 @@
 
 use super::mailbox::{Inbox, Outbox, Taken, mailbox};
 use super::rejects::RejectCounts;
-use super::socket::{BatchRx, bind_pair, rcvbuf};
+use super::socket::{batch_rx, bind_pair};
 use super::stream::{RxTotals, Sink, StreamRx};
 use super::{Reject, StreamSetup};
 use crate::config::MediaConfig;
@@ -17,6 +17,8 @@ use sipsensor_protocol::rtcp::{RtcpPacket, parse_compound};
 use sipsensor_protocol::rtp;
 use sipsensor_protocol::sdp::Agreed;
 use sipsensor_protocol::sip::ids::IdGenerator;
+use sipsensor_runtime::batch_recv::BatchRx;
+use sipsensor_runtime::socket_buffer::receive_buffer;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -214,7 +216,7 @@ impl MediaEngine {
             addr: config.rtp_bind,
             source,
         })?;
-        let granted = rcvbuf(&rtp);
+        let granted = receive_buffer(&rtp);
         let (wake_tx, wake_rx) = UnixDatagram::pair().map_err(MediaError::Thread)?;
         wake_tx.set_nonblocking(true).map_err(MediaError::Thread)?;
         wake_rx.set_nonblocking(true).map_err(MediaError::Thread)?;
@@ -346,7 +348,7 @@ fn remove_slot<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Vec<usize>>, key: K
 impl Engine {
     fn run(mut self) {
         // Built on this thread: recvmmsg's headers hold raw pointers.
-        let mut rx = BatchRx::new();
+        let mut rx = batch_rx();
         let mut next_tick = Instant::now() + TICK;
         let mut backlog = false;
         loop {
