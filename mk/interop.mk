@@ -8,5 +8,5 @@
 
 .PHONY: test-interop
 test-interop:
-	$(CARGO) test --locked -p sipsensor-protocol --features tokio \
+	$(CARGO) test --locked -p sipsensor-runtime \
 		--test kamailio_interop --test ua_through_kamailio

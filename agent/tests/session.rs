@@ -15,10 +15,10 @@ use sipsensor_agent::sensor::SensorConfig;
 use sipsensor_protocol::sdp::{self, AnswerPolicy, LocalMedia, LocalSdp, ReceivePolicy, Role};
 use sipsensor_protocol::sip::ids::IdGenerator;
 use sipsensor_protocol::sip::locate::LiteralsOnly;
-use sipsensor_protocol::sip::transport::net::{NetConfig, Network};
-use sipsensor_protocol::sip::ua::driver::{self, UaHandle};
 use sipsensor_protocol::sip::ua::{EndReason, UaConfig, UaEvent, UserAgent};
 use sipsensor_protocol::sip::{LocalEndpoint, Transport};
+use sipsensor_runtime::sip_transport::{NetConfig, Network};
+use sipsensor_runtime::ua_driver::{self, UaHandle};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
@@ -83,7 +83,7 @@ async fn calls_streams_follows_a_reinvite_and_says_bye_on_sigterm() {
         Box::new(LiteralsOnly),
     )
     .unwrap();
-    let (collector, mut events, _task): (UaHandle, _, _) = driver::spawn(ua, network, incoming);
+    let (collector, mut events, _task): (UaHandle, _, _) = ua_driver::spawn(ua, network, incoming);
     let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
     rtp.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();

@@ -18,11 +18,10 @@
 // Benchmark code: a failed unwrap is a failed run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use nix::sys::resource::{Resource, UsageWho, getrlimit, getrusage, setrlimit};
-use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
-use std::io::IoSliceMut;
+use nix::sys::resource::{UsageWho, getrusage};
+use sipsensor_runtime::batch_recv::BatchRx;
+use sipsensor_runtime::{open_files, socket_buffer};
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -68,8 +67,7 @@ struct Result {
 
 fn shared(batched: bool, streams: u64, seconds: u64) -> (Result, u64) {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let _ =
-        nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::RcvBufForce, &(16 << 20));
+    socket_buffer::set_receive_buffer(&sock, 16 << 20);
     let addr = sock.local_addr().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
@@ -79,8 +77,8 @@ fn shared(batched: bool, streams: u64, seconds: u64) -> (Result, u64) {
         let cpu0 = thread_cpu();
         let t0 = Instant::now();
         let mut received = 0u64;
-        let mut bufs = vec![[0u8; 2048]; 64];
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(64, None);
+        let mut batch = BatchRx::new(64, 2048);
+        let mut buf = [0u8; 2048];
         while !stop2.load(Ordering::Relaxed) {
             if batched {
                 // Blocking wait for the first, then drain without blocking.
@@ -90,20 +88,7 @@ fn shared(batched: bool, streams: u64, seconds: u64) -> (Result, u64) {
                 )];
                 let _ = nix::poll::poll(&mut poll, 50u16);
                 loop {
-                    let mut slices: Vec<[IoSliceMut<'_>; 1]> = bufs
-                        .iter_mut()
-                        .map(|b| [IoSliceMut::new(&mut b[..])])
-                        .collect();
-                    let n = match recvmmsg(
-                        sock.as_raw_fd(),
-                        &mut headers,
-                        slices.iter_mut(),
-                        MsgFlags::MSG_DONTWAIT,
-                        None,
-                    ) {
-                        Ok(r) => r.count(),
-                        Err(_) => 0,
-                    };
+                    let n = batch.recv(&sock).unwrap_or(0);
                     received += n as u64;
                     if n < 64 {
                         if n > 0 {
@@ -112,7 +97,7 @@ fn shared(batched: bool, streams: u64, seconds: u64) -> (Result, u64) {
                         break;
                     }
                 }
-            } else if sock.recv_from(&mut bufs[0]).is_ok() {
+            } else if sock.recv_from(&mut buf).is_ok() {
                 received += 1;
             }
         }
@@ -181,9 +166,7 @@ fn per_session(streams: u64, seconds: u64) -> (Result, u64) {
 }
 
 fn main() {
-    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-    }
+    let _ = open_files::raise_to_hard_limit();
     let streams: Vec<u64> = std::env::var("SIPSENSOR_BENCH_STREAMS")
         .unwrap_or_else(|_| "1000,10000".into())
         .split(',')

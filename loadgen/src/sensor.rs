@@ -12,10 +12,10 @@ use sipsensor_protocol::sip::digest::Password;
 use sipsensor_protocol::sip::ids::IdGenerator;
 use sipsensor_protocol::sip::locate::LiteralsOnly;
 use sipsensor_protocol::sip::registration::{RegistrationConfig, RegistrationEvent};
-use sipsensor_protocol::sip::transport::net::{NetConfig, Network};
-use sipsensor_protocol::sip::ua::driver::{self, UaHandle};
 use sipsensor_protocol::sip::ua::{SessionId, UaConfig, UaEvent, UserAgent};
 use sipsensor_protocol::sip::{LocalEndpoint, Transport};
+use sipsensor_runtime::sip_transport::{NetConfig, Network};
+use sipsensor_runtime::ua_driver::{self, UaHandle};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -148,7 +148,7 @@ impl SimSensor {
             Box::new(LiteralsOnly),
         )
         .map_err(|e| SensorError::Ua(e.to_string()))?;
-        let (handle, events, _task) = driver::spawn(ua, network, incoming);
+        let (handle, events, _task) = ua_driver::spawn(ua, network, incoming);
         let ssrc = ids.u32();
         let mut local_media = LocalMedia::new(rtp.addr);
         // RTCP on the RTP port (RFC 3605), so a shared socket reads both.

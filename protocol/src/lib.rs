@@ -2,8 +2,9 @@
 //!
 //! Everything here is sans-I/O: state machines take messages and the current
 //! time as values and hand back what to send and when to wake them. Sockets,
-//! clocks and threads live in the agent's and collector's thin tokio shells,
-//! so every RFC rule is tested without a socket.
+//! clocks and threads live in thin tokio shells (`sipsensor-runtime`, the
+//! agent's and the collector's), so every RFC rule is tested without a
+//! socket.
 
 pub mod payload;
 pub mod rtcp;

@@ -2,18 +2,17 @@
 //! protocol crate's user agent, carries out the [`Controller`]'s actions
 //! on it and on the media sender, and shows its status changes on the hub.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant};
 
 use sipsensor_protocol::sdp::{Agreed, LocalMedia};
+use sipsensor_protocol::sip::LocalEndpoint;
 use sipsensor_protocol::sip::ids::IdGenerator;
-use sipsensor_protocol::sip::locate::Resolver;
 use sipsensor_protocol::sip::registration::{RegistrationConfig, RegistrationEvent};
-use sipsensor_protocol::sip::transport::net::{NetConfig, Network};
-use sipsensor_protocol::sip::ua::driver::{self, UaHandle};
 use sipsensor_protocol::sip::ua::{UaConfig, UaEvent, UserAgent};
-use sipsensor_protocol::sip::{LocalEndpoint, Target, Transport};
+use sipsensor_runtime::resolver::CachedResolver;
+use sipsensor_runtime::sip_transport::{NetConfig, Network};
+use sipsensor_runtime::ua_driver::{self, UaHandle};
 use tokio::sync::watch;
 
 use super::{Action, CallError, Controller, Settings, Trust, media};
@@ -53,7 +52,7 @@ pub enum SessionError {
     #[error("cannot bind SIP to {addr}: {source}")]
     Bind {
         addr: SocketAddr,
-        source: sipsensor_protocol::sip::transport::net::NetError,
+        source: sipsensor_runtime::sip_transport::NetError,
     },
     #[error("cannot bind the RTP/RTCP port pair on {0}: {1}")]
     Rtp(IpAddr, std::io::Error),
@@ -158,38 +157,22 @@ fn resolve(uri: &SipUri) -> Option<SocketAddr> {
     }
 }
 
-/// Host names of the configuration, looked up once at start-up (RFC 3263
-/// 4.2 A/AAAA; SRV is not consulted: configure a port, or rely on 5060).
-#[derive(Debug, Default)]
-struct CachedResolver(HashMap<String, IpAddr>);
-
-impl CachedResolver {
-    fn for_config(config: &Config) -> Self {
-        let mut map = HashMap::new();
-        let uris = [
-            &config.sip.outbound_proxy,
-            &config.sip.registrar,
-            &config.sip.collector,
-        ];
-        for uri in uris.into_iter().flatten() {
-            if let Host::Name(name) = uri.host()
-                && let Some(addr) = resolve(uri)
-            {
-                map.insert(name.to_ascii_lowercase(), addr.ip());
-            }
+/// The host names of the configuration, looked up once at start-up.
+fn resolver_for(config: &Config) -> CachedResolver {
+    let mut resolver = CachedResolver::default();
+    let uris = [
+        &config.sip.outbound_proxy,
+        &config.sip.registrar,
+        &config.sip.collector,
+    ];
+    for uri in uris.into_iter().flatten() {
+        if let Host::Name(name) = uri.host() {
+            // A name that does not resolve fails where it is used, with
+            // the URI in the error.
+            let _ = resolver.look_up(name);
         }
-        CachedResolver(map)
     }
-}
-
-impl Resolver for CachedResolver {
-    fn resolve(&self, host: &str, port: Option<u16>, transport: Transport) -> Option<Target> {
-        let ip = self.0.get(&host.to_ascii_lowercase())?;
-        Some(Target::new(
-            transport,
-            SocketAddr::new(*ip, port.unwrap_or(5060)),
-        ))
-    }
+    resolver
 }
 
 /// Everything the session needs, from the configuration and the sockets.
@@ -309,10 +292,10 @@ pub async fn run(
     let ua = UserAgent::new(
         ua_config,
         IdGenerator::from_entropy(),
-        Box::new(CachedResolver::for_config(config)),
+        Box::new(resolver_for(config)),
     )?;
     tracing::info!("SIP on {} ({transport}), RTP on {rtp}", local.host_port());
-    let (handle, mut events, task) = driver::spawn(ua, network, incoming);
+    let (handle, mut events, task) = ua_driver::spawn(ua, network, incoming);
     let registrar = settings
         .registration
         .as_ref()

@@ -30,7 +30,7 @@ pub mod sim;
 mod stats;
 mod worker;
 
-pub use rt::MemoryLock;
+pub use sipsensor_runtime::realtime::MemoryLock;
 pub use stats::{LastReport, StreamStats};
 
 use crate::config::RealtimeConfig;

@@ -1,15 +1,11 @@
 //! Making the sender thread real-time, and sleeping to absolute deadlines.
 //!
-//! * SCHED_FIFO through `sched_setscheduler` (nix 0.32 has no wrapper;
-//!   its re-exported libc has the call). Without CAP_SYS_NICE (or an
-//!   RLIMIT_RTPRIO allowance) the kernel says EPERM: one warning per
-//!   process, and the thread runs at normal priority.
-//! * `mlockall(MCL_CURRENT | MCL_FUTURE)`, once per process, so no page
-//!   the sender touches is ever paged out. By default with `MCL_ONFAULT`
-//!   (Linux 4.4): pages are locked as they are touched instead of all at
-//!   once, which keeps every other thread's unused stack and the unused
-//!   parts of the binary out of RSS (see docs/benchmarks.md for the
-//!   difference). The sender pre-touches its own stack.
+//! * SCHED_FIFO ([`realtime::enter_fifo`]). Refused without CAP_SYS_NICE
+//!   (or an RLIMIT_RTPRIO allowance): one warning per process, and the
+//!   thread runs at normal priority.
+//! * The process's memory locked ([`realtime::lock_memory`]), once per
+//!   process, so no page the sender touches is ever paged out; on fault by
+//!   default. The sender pre-touches its own stack.
 //! * Timer slack of 1 ns: a normal-priority thread's sleeps are otherwise
 //!   rounded up by 50 µs (SCHED_FIFO threads have none anyway).
 //! * `clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME)`: the deadline is a
@@ -18,25 +14,12 @@
 use crate::config::RealtimeConfig;
 use nix::errno::Errno;
 use nix::libc;
-use nix::sys::mman::{MlockAllFlags, mlockall};
 use nix::sys::time::TimeSpec;
 use nix::time::{ClockId, ClockNanosleepFlags, clock_gettime, clock_nanosleep};
+use sipsensor_runtime::realtime::{self, MemoryLock, enter_fifo};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-/// How `mlockall` is called.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MemoryLock {
-    /// `MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT` (falls back to `All` on a
-    /// kernel without `MCL_ONFAULT`).
-    #[default]
-    OnFault,
-    /// `MCL_CURRENT | MCL_FUTURE`: every mapping resident at once.
-    All,
-    /// No locking (tests, benchmarks comparing).
-    Off,
-}
 
 /// What the thread got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,17 +51,9 @@ pub(crate) fn enter(cfg: &RealtimeConfig, lock: MemoryLock) -> RtOutcome {
 }
 
 fn set_fifo(priority: u8) -> bool {
-    // SAFETY: sched_param is plain data; zero is valid for every field
-    // (musl has more fields than glibc, hence not a struct literal).
-    let mut param: libc::sched_param = unsafe { std::mem::zeroed() };
-    param.sched_priority = i32::from(priority);
-    // SAFETY: pid 0 names the calling thread (sched_setscheduler(2) on
-    // Linux acts per thread); `param` outlives the call.
-    let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
-    if r == 0 {
+    let Err(e) = enter_fifo(priority) else {
         return true;
-    }
-    let e = Errno::last();
+    };
     if !FIFO_WARNED.swap(true, Ordering::Relaxed) {
         tracing::warn!(
             "real-time sender: SCHED_FIFO priority {priority} refused ({e}); running at normal \
@@ -105,27 +80,14 @@ fn lock_memory(mode: MemoryLock) -> bool {
     if mode == MemoryLock::Off {
         return LOCKED.get().copied().unwrap_or(false);
     }
-    *LOCKED.get_or_init(|| {
-        let base = MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE;
-        let r = match mode {
-            MemoryLock::OnFault => {
-                match mlockall(base | MlockAllFlags::from_bits_retain(libc::MCL_ONFAULT)) {
-                    // Linux before 4.4 does not know MCL_ONFAULT.
-                    Err(Errno::EINVAL) => mlockall(base),
-                    r => r,
-                }
-            }
-            _ => mlockall(base),
-        };
-        match r {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(
-                    "real-time sender: mlockall failed ({e}); memory may be paged out under \
+    *LOCKED.get_or_init(|| match realtime::lock_memory(mode) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(
+                "real-time sender: mlockall failed ({e}); memory may be paged out under \
                      pressure. Grant CAP_IPC_LOCK or raise RLIMIT_MEMLOCK"
-                );
-                false
-            }
+            );
+            false
         }
     })
 }

@@ -5,11 +5,12 @@
 
 use super::engine::{Core, CoreParts, Sink};
 use super::layout::Layout;
-use super::rt::{self, MemoryLock, MonoClock};
+use super::rt::{self, MonoClock};
 use super::stats::Shared;
 use crate::config::RealtimeConfig;
 use crate::handoff::{Board, EventReceiver};
 use sipsensor_protocol::sip::ids::IdGenerator;
+use sipsensor_runtime::realtime::MemoryLock;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};

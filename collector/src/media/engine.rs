@@ -6,7 +6,7 @@ mod receive;
 use super::StreamSetup;
 use super::demux::{Full, StreamKey};
 use super::mailbox::{Outbox, mailbox};
-use super::socket::{bind_pair, rcvbuf};
+use super::socket::bind_pair;
 use super::stream::RxTotals;
 use crate::config::MediaConfig;
 use crate::metrics::Metrics;
@@ -14,6 +14,7 @@ use crate::storage::SessionId;
 use crate::storage::writer::WriterHandle;
 use receive::ReceiveThread;
 use sipsensor_protocol::sdp::Agreed;
+use sipsensor_runtime::socket_buffer::receive_buffer;
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
@@ -179,7 +180,7 @@ impl MediaEngine {
             addr: config.rtp_bind,
             source,
         })?;
-        let granted = rcvbuf(&rtp);
+        let granted = receive_buffer(&rtp);
         let (wake_tx, wake_rx) = UnixDatagram::pair().map_err(MediaError::Thread)?;
         wake_tx.set_nonblocking(true).map_err(MediaError::Thread)?;
         wake_rx.set_nonblocking(true).map_err(MediaError::Thread)?;

@@ -6,7 +6,7 @@
 //! packets need.
 
 use nix::errno::Errno;
-use nix::libc;
+use sipsensor_runtime::realtime::enter_fifo;
 
 /// What became of the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,16 +24,9 @@ pub(super) fn enter(priority: u8) -> Outcome {
     if priority == 0 {
         return Outcome::Off;
     }
-    // SAFETY: sched_param is plain data; zero is valid for every field
-    // (musl has more fields than glibc, hence not a struct literal).
-    let mut param: libc::sched_param = unsafe { std::mem::zeroed() };
-    param.sched_priority = i32::from(priority);
-    // SAFETY: pid 0 names the calling thread (sched_setscheduler(2) acts
-    // per thread on Linux); `param` outlives the call.
-    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } == 0 {
-        Outcome::Fifo(priority)
-    } else {
-        Outcome::Refused(Errno::last())
+    match enter_fifo(priority) {
+        Ok(()) => Outcome::Fifo(priority),
+        Err(e) => Outcome::Refused(e),
     }
 }
 
@@ -55,6 +48,7 @@ pub(super) fn report(outcome: Outcome, priority: u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::libc;
 
     #[test]
     fn zero_leaves_the_thread_alone_and_a_request_gets_an_answer() {

@@ -1,9 +1,9 @@
-//! The RTP/RTCP port pair and batched receive (`recvmmsg(2)` through nix).
+//! The RTP/RTCP port pair and the size of its batched receive.
 
-use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, setsockopt, sockopt};
-use std::io::{self, IoSliceMut};
+use sipsensor_runtime::batch_recv::BatchRx;
+use sipsensor_runtime::socket_buffer;
+use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd};
 
 /// Datagrams taken per system call.
 pub const BATCH: usize = 64;
@@ -40,106 +40,14 @@ pub fn bind_pair(addr: SocketAddr, rcvbuf: u32) -> io::Result<(UdpSocket, UdpSoc
     };
     for s in [&pair.0, &pair.1] {
         s.set_nonblocking(true)?;
-        set_rcvbuf(s, rcvbuf);
+        socket_buffer::set_receive_buffer(s, usize::try_from(rcvbuf).unwrap_or(usize::MAX));
     }
     Ok(pair)
 }
 
-/// SO_RCVBUFFORCE when privileged (past net.core.rmem_max), else SO_RCVBUF.
-fn set_rcvbuf(s: &UdpSocket, bytes: u32) {
-    let want = usize::try_from(bytes).unwrap_or(usize::MAX);
-    if setsockopt(s, sockopt::RcvBufForce, &want).is_err() {
-        let _ = setsockopt(s, sockopt::RcvBuf, &want);
-    }
-}
-
-/// The receive buffer the kernel granted (it doubles the request).
-pub fn rcvbuf(s: &UdpSocket) -> usize {
-    nix::sys::socket::getsockopt(&s.as_fd(), sockopt::RcvBuf).unwrap_or(0)
-}
-
-/// One received datagram's metadata.
-#[derive(Debug, Clone, Copy)]
-pub struct Meta {
-    pub len: usize,
-    pub from: Option<SocketAddr>,
-    pub truncated: bool,
-}
-
-/// Buffers for `recvmmsg`, reused for every call.
-pub struct BatchRx {
-    headers: MultiHeaders<SockaddrStorage>,
-    bufs: Vec<[u8; MAX_DATAGRAM]>,
-    meta: Vec<Meta>,
-}
-
-impl std::fmt::Debug for BatchRx {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BatchRx")
-            .field("batch", &self.bufs.len())
-            .finish()
-    }
-}
-
-fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
-    if let Some(v4) = a.as_sockaddr_in() {
-        return Some(SocketAddr::from(*v4));
-    }
-    a.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6))
-}
-
-impl BatchRx {
-    pub fn new() -> Self {
-        BatchRx {
-            headers: MultiHeaders::preallocate(BATCH, None),
-            bufs: vec![[0u8; MAX_DATAGRAM]; BATCH],
-            meta: Vec::with_capacity(BATCH),
-        }
-    }
-
-    /// Takes up to [`BATCH`] datagrams without blocking; `Ok(0)` when none
-    /// are waiting.
-    pub fn recv(&mut self, sock: &UdpSocket) -> io::Result<usize> {
-        self.meta.clear();
-        let mut slices: Vec<[IoSliceMut<'_>; 1]> = self
-            .bufs
-            .iter_mut()
-            .map(|b| [IoSliceMut::new(&mut b[..])])
-            .collect();
-        let result = recvmmsg(
-            sock.as_raw_fd(),
-            &mut self.headers,
-            slices.iter_mut(),
-            MsgFlags::MSG_DONTWAIT,
-            None,
-        );
-        match result {
-            Ok(results) => {
-                for r in results {
-                    self.meta.push(Meta {
-                        len: r.bytes.min(MAX_DATAGRAM),
-                        from: r.address.as_ref().and_then(to_std),
-                        truncated: r.flags.contains(MsgFlags::MSG_TRUNC),
-                    });
-                }
-                Ok(self.meta.len())
-            }
-            Err(nix::errno::Errno::EAGAIN) => Ok(0),
-            Err(e) => Err(io::Error::from(e)),
-        }
-    }
-
-    /// Datagram `i` of the last batch.
-    pub fn get(&self, i: usize) -> Option<(&[u8], Meta)> {
-        let m = *self.meta.get(i)?;
-        Some((&self.bufs.get(i)?[..m.len], m))
-    }
-}
-
-impl Default for BatchRx {
-    fn default() -> Self {
-        Self::new()
-    }
+/// Buffers for a batch of [`BATCH`] datagrams of up to [`MAX_DATAGRAM`].
+pub fn batch_rx() -> BatchRx {
+    BatchRx::new(BATCH, MAX_DATAGRAM)
 }
 
 #[cfg(test)]
@@ -147,37 +55,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pair_is_even_and_adjacent_and_batches_arrive() {
+    fn pair_is_even_and_adjacent_and_cuts_oversized_datagrams() {
         let (rtp, rtcp) = bind_pair("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap();
         let p = rtp.local_addr().unwrap().port();
         assert_eq!(p % 2, 0);
         assert_eq!(rtcp.local_addr().unwrap().port(), p + 1);
-        assert!(rcvbuf(&rtp) >= 1 << 16);
+        assert!(socket_buffer::receive_buffer(&rtp) >= 1 << 16);
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let to = rtp.local_addr().unwrap();
-        for i in 0..10u8 {
-            tx.send_to(&[i; 20], to).unwrap();
-        }
-        tx.send_to(&[7u8; 3000], to).unwrap();
-        let mut rx = BatchRx::new();
-        let mut got = Vec::new();
+        tx.send_to(&[7u8; 3000], rtp.local_addr().unwrap()).unwrap();
+        let mut rx = batch_rx();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while got.len() < 11 && std::time::Instant::now() < deadline {
-            let n = rx.recv(&rtp).unwrap();
-            for i in 0..n {
-                let (data, m) = rx.get(i).unwrap();
-                assert_eq!(m.from, Some(tx.local_addr().unwrap()));
-                got.push((data.to_vec(), m.truncated));
-            }
-            if n == 0 {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
+        while rx.recv(&rtp).unwrap() == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        assert_eq!(got.len(), 11);
-        assert_eq!(got[3].0, vec![3u8; 20]);
-        assert!(!got[3].1);
-        assert_eq!(got[10].0.len(), MAX_DATAGRAM);
-        assert!(got[10].1, "an oversized datagram is flagged");
+        let (data, m) = rx.get(0).unwrap();
+        assert_eq!(m.from, Some(tx.local_addr().unwrap()));
+        assert_eq!(data.len(), MAX_DATAGRAM);
+        assert!(m.truncated, "an oversized datagram is flagged");
         assert_eq!(rx.recv(&rtp).unwrap(), 0);
     }
 }

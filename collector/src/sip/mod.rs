@@ -38,10 +38,10 @@ use sipsensor_protocol::sip::digest::{DigestError, ServerConfig, ServerSecret, W
 use sipsensor_protocol::sip::ids::IdGenerator;
 use sipsensor_protocol::sip::registrar::{AorPolicy, Registrar, RegistrarConfig};
 use sipsensor_protocol::sip::registration::RegistrationConfig;
-use sipsensor_protocol::sip::transport::net::{NetConfig, NetError, Network};
-use sipsensor_protocol::sip::ua::driver;
 use sipsensor_protocol::sip::ua::{UaConfig, UaError, UserAgent};
 use sipsensor_protocol::sip::{LocalEndpoint, Transport};
+use sipsensor_runtime::sip_transport::{NetConfig, NetError, Network};
+use sipsensor_runtime::ua_driver;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -167,10 +167,10 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
         None => None,
     };
     ua_config.credentials = own.clone();
-    let resolver = resolver::CachedResolver::for_config(sc);
+    let resolver = resolver::for_config(sc);
     let mut ids = IdGenerator::from_entropy();
     let ua = UserAgent::new(ua_config, IdGenerator::from_entropy(), Box::new(resolver))?;
-    let (handle, events, ua_task) = driver::spawn(ua, network, incoming);
+    let (handle, events, ua_task) = ua_driver::spawn(ua, network, incoming);
 
     let media = MediaEngine::start(
         &config.media,

@@ -8,6 +8,7 @@
 
 use clap::{Parser, Subcommand};
 use sipsensor_loadgen::load::{self, LoadOptions};
+use sipsensor_runtime::open_files;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -87,14 +88,6 @@ enum Command {
     },
 }
 
-/// Thousands of sockets: lift the soft descriptor limit to the hard one.
-fn raise_fd_limit() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-    }
-}
-
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::TableHeader => {
@@ -128,7 +121,9 @@ fn main() -> ExitCode {
             json,
             row,
         } => {
-            raise_fd_limit();
+            // Thousands of sockets; without the hard limit's room the
+            // run fails where it runs out, which says so.
+            let _ = open_files::raise_to_hard_limit();
             let opts = LoadOptions {
                 collector,
                 domain,

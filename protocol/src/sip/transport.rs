@@ -7,17 +7,14 @@
 //! - [`routing`]: where a server sends a response (18.2.2, RFC 3581 section 5).
 //! - [`reflexive`]: a client learning its public address from a response.
 //! - [`via`]: the top-Via reader these share (rsip cannot read IPv6 sent-by).
-//! - `net` (cargo feature `tokio`): UDP and TCP sockets that move bytes and
-//!   nothing SIP-specific beyond framing.
+//!
+//! The sockets that move the bytes are `sipsensor-runtime`'s.
 
 pub mod framing;
 pub mod received;
 pub mod reflexive;
 pub mod routing;
 pub mod via;
-
-#[cfg(feature = "tokio")]
-pub mod net;
 
 pub use framing::{Frame, FrameError, StreamFramer};
 pub use received::{Stamped, stamp_received};

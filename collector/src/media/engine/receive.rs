@@ -8,7 +8,8 @@ use crate::config::MediaConfig;
 use crate::media::demux::{Datagram, Delivery, Demux, Port, Rejected, Report, StreamKey};
 use crate::media::mailbox::{Inbox, Taken};
 use crate::media::rejects::RejectCounts;
-use crate::media::socket::{BATCH, BatchRx};
+use crate::media::socket::{BATCH, batch_rx};
+use sipsensor_runtime::batch_recv::BatchRx;
 use crate::media::stream::{Sink, StreamRx};
 use crate::media::{Reject, StreamSetup};
 use crate::metrics::Metrics;
@@ -111,7 +112,7 @@ impl ReceiveThread {
 
     pub(super) fn run(mut self) {
         // Built on this thread: recvmmsg's headers hold raw pointers.
-        let mut rx = BatchRx::new();
+        let mut rx = batch_rx();
         let mut next_tick = Instant::now() + TICK;
         let mut backlog = false;
         loop {

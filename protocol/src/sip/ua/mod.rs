@@ -6,10 +6,9 @@
 //! ([`UserAgent::handle_timeout`]); the TU (agent or collector) gives it
 //! commands ([`UserAgent::call`], [`UserAgent::accept`], ...) and reads
 //! [`Output`]s: bytes to send and [`UaEvent`]s. Session descriptions are
-//! opaque bytes here; offer/answer lives in [`crate::sdp`].
+//! opaque bytes here; offer/answer lives in [`crate::sdp`]. The tokio task
+//! that runs it on sockets is `sipsensor-runtime`'s `ua_driver`.
 
-#[cfg(feature = "tokio")]
-pub mod driver;
 mod incoming;
 mod outgoing;
 mod registration;

@@ -1,4 +1,4 @@
-//! The tokio shell around a [`UserAgent`] (cargo feature `tokio`): one task
+//! The tokio shell around a [`UserAgent`]: one task
 //! that owns the user agent, feeds it what the sockets receive, wakes it at
 //! its deadlines and sends what it asks. Nothing SIP-specific happens here.
 
@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::{Output, UaEvent, UserAgent};
-use crate::sip::Target;
-use crate::sip::transport::net::{Incoming, Network};
+use crate::sip_transport::{Incoming, Network};
+use sipsensor_protocol::sip::Target;
+use sipsensor_protocol::sip::ua::{Output, UaEvent, UserAgent};
 
 /// Work for the user agent, run inside its task with the current time.
 pub type Command = Box<dyn FnOnce(&mut UserAgent, Instant) + Send>;
@@ -127,11 +127,11 @@ async fn flush(ua: &mut UserAgent, network: &Network, events: &mpsc::Sender<UaEv
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::ids::IdGenerator;
-    use crate::sip::locate::LiteralsOnly;
-    use crate::sip::transport::net::NetConfig;
-    use crate::sip::ua::{EndReason, UaConfig};
-    use crate::sip::{LocalEndpoint, Transport};
+    use crate::sip_transport::NetConfig;
+    use sipsensor_protocol::sip::ids::IdGenerator;
+    use sipsensor_protocol::sip::locate::LiteralsOnly;
+    use sipsensor_protocol::sip::ua::{EndReason, UaConfig};
+    use sipsensor_protocol::sip::{LocalEndpoint, Transport};
     use tokio::time::timeout;
 
     async fn start(

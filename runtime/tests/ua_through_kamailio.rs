@@ -16,10 +16,10 @@ use sipsensor_protocol::sip::digest::Password;
 use sipsensor_protocol::sip::ids::IdGenerator;
 use sipsensor_protocol::sip::locate::LiteralsOnly;
 use sipsensor_protocol::sip::registration::{RegistrationConfig, RegistrationEvent};
-use sipsensor_protocol::sip::transport::net::{NetConfig, Network};
-use sipsensor_protocol::sip::ua::driver::{self, UaHandle};
 use sipsensor_protocol::sip::ua::{EndReason, UaConfig, UaEvent, UserAgent};
 use sipsensor_protocol::sip::{LocalEndpoint, Transport};
+use sipsensor_runtime::sip_transport::{NetConfig, Network};
+use sipsensor_runtime::ua_driver::{self, UaHandle};
 use sipsensor_testkit::{
     Kamailio, KamailioOptions, Tshark, TsharkOptions, require_capture, require_tool,
 };
@@ -45,7 +45,7 @@ impl Peer {
         config.credentials = Some((user.into(), Password::new(password)));
         let ua =
             UserAgent::new(config, IdGenerator::from_entropy(), Box::new(LiteralsOnly)).unwrap();
-        let (handle, events, _task) = driver::spawn(ua, network, incoming);
+        let (handle, events, _task) = ua_driver::spawn(ua, network, incoming);
         let mut registration = RegistrationConfig::new(
             format!("sip:{}", kamailio.domain()),
             kamailio.aor(user),

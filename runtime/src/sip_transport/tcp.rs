@@ -3,8 +3,9 @@
 //! request's connection; 18.1.1 lets a client reuse one).
 
 use super::{Counters, Incoming, NetConfig, NetError, bump, canonical};
-use crate::sip::Transport;
-use crate::sip::transport::framing::{Frame, PING, PONG, StreamFramer};
+use sipsensor_protocol::sip::Transport;
+use sipsensor_protocol::sip::transport::FrameError;
+use sipsensor_protocol::sip::transport::framing::{Frame, PING, PONG, StreamFramer};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -252,11 +253,7 @@ async fn deliver(
 
 /// Report a framing failure; the connection then closes (RFC 3261 18.3:
 /// the stream cannot be resynchronised).
-async fn reject(
-    shared: &Shared,
-    peer: SocketAddr,
-    error: crate::sip::transport::FrameError,
-) -> Closed {
+async fn reject(shared: &Shared, peer: SocketAddr, error: FrameError) -> Closed {
     bump(&shared.counters.tcp_stream_errors);
     let incoming = Incoming::Rejected {
         source: peer,
@@ -389,7 +386,6 @@ impl TcpTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::transport::FrameError;
     use tokio::time::timeout;
 
     const WAIT: Duration = Duration::from_secs(5);

@@ -1,23 +1,15 @@
 //! One UDP socket: datagrams in, datagrams out.
 
 use super::{Counters, Incoming, NetConfig, NetError, bump, canonical, in_family_of};
-use crate::sip::Transport;
-use crate::sip::transport::FrameError;
+use crate::socket_buffer;
+use sipsensor_protocol::sip::Transport;
+use sipsensor_protocol::sip::transport::FrameError;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-
-/// SO_RCVBUFFORCE where privileged (past net.core.rmem_max), else
-/// SO_RCVBUF (capped there). Best effort: the socket works either way.
-fn set_receive_buffer(socket: &UdpSocket, bytes: usize) {
-    use nix::sys::socket::{setsockopt, sockopt};
-    if setsockopt(socket, sockopt::RcvBufForce, &bytes).is_err() {
-        let _ = setsockopt(socket, sockopt::RcvBuf, &bytes);
-    }
-}
 
 /// Pause after a receive error so a persistent one cannot spin a core.
 const RECV_ERROR_PAUSE: Duration = Duration::from_millis(50);
@@ -53,7 +45,7 @@ impl UdpEndpoint {
         let max_message = config.max_message_size;
         let socket = Arc::new(UdpSocket::bind(addr).await.map_err(bind_err)?);
         if let Some(bytes) = config.udp_receive_buffer {
-            set_receive_buffer(&socket, bytes);
+            socket_buffer::set_receive_buffer(&*socket, bytes);
         }
         let local = socket.local_addr().map_err(bind_err)?;
         let task = tokio::spawn(receive_loop(socket.clone(), max_message, tx, counters));
@@ -71,8 +63,7 @@ impl UdpEndpoint {
 
     /// The receive buffer the kernel granted (it doubles the request).
     pub fn receive_buffer(&self) -> usize {
-        use nix::sys::socket::{getsockopt, sockopt};
-        getsockopt(&*self.socket, sockopt::RcvBuf).unwrap_or(0)
+        socket_buffer::receive_buffer(&*self.socket)
     }
 
     /// Send one datagram.

@@ -9,11 +9,11 @@
 // Test code: helpers may unwrap like the tests they serve.
 #![allow(clippy::unwrap_used)]
 
-use sipsensor_protocol::sip::transport::net::{Incoming, NetConfig, Network};
 use sipsensor_protocol::sip::transport::{
     Destination, ResponseRoute, reflexive_address, response_route,
 };
 use sipsensor_protocol::sip::{LocalEndpoint, Transport};
+use sipsensor_runtime::sip_transport::{Incoming, NetConfig, Network};
 use sipsensor_testkit::{
     Kamailio, KamailioOptions, Sipp, SippOptions, SippOutcome, SippTransport, Tshark,
     TsharkOptions, require_capture, require_tool, scenario,

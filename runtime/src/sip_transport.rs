@@ -1,10 +1,12 @@
-//! Thin tokio shells around UDP and TCP sockets (cargo feature `tokio`).
+//! Thin tokio shells around UDP and TCP sockets for SIP.
 //!
 //! They move bytes and nothing more: a UDP datagram or a TCP message framed
-//! by [`StreamFramer`](super::StreamFramer) arrives on a channel as
+//! by [`StreamFramer`](sipsensor_protocol::sip::transport::StreamFramer)
+//! arrives on a channel as
 //! [`Incoming`], and [`Network::send`] writes bytes to `(SocketAddr,
 //! Transport)`. Parsing, Via stamping and response routing belong to the
-//! caller (see the sibling modules), so every SIP rule stays sans-I/O.
+//! caller (see `sipsensor_protocol::sip::transport`), so every SIP rule
+//! stays sans-I/O.
 
 mod tcp;
 mod udp;
@@ -12,9 +14,9 @@ mod udp;
 pub use tcp::TcpTransport;
 pub use udp::UdpEndpoint;
 
-use super::FrameError;
-use super::framing::DEFAULT_MAX_MESSAGE_SIZE;
-use crate::sip::Transport;
+use sipsensor_protocol::sip::Transport;
+use sipsensor_protocol::sip::transport::FrameError;
+use sipsensor_protocol::sip::transport::framing::DEFAULT_MAX_MESSAGE_SIZE;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
