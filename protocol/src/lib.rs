@@ -5,6 +5,7 @@
 //! clocks and threads live in the agent's and collector's thin tokio shells,
 //! so every RFC rule is tested without a socket.
 
+pub mod ids;
 pub mod payload;
 pub mod rtcp;
 pub mod rtp;

@@ -6,7 +6,7 @@
 //! reconsideration (6.3.6) is done, member time-outs (6.3.5) and BYE
 //! reconsideration (6.3.7, moot below 50 members) are not.
 
-use crate::sip::ids::IdGenerator;
+use crate::ids::IdGenerator;
 use std::time::{Duration, Instant};
 
 /// RFC 3550 A.7: e - 3/2, compensating for the timer reconsideration's

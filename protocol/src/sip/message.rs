@@ -57,8 +57,8 @@ pub mod uri;
 pub use error::MessageError;
 pub use frame::{Frame, encode, frame_stream};
 
+use crate::ids::IdGenerator;
 use crate::sip::Transport;
-use crate::sip::ids::IdGenerator;
 use error::clip;
 use lex::{Field, Kind, Lexed, Name};
 use rsip::headers::UntypedHeader;

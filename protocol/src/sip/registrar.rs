@@ -19,12 +19,12 @@ pub mod via;
 #[cfg(test)]
 mod tests;
 
+use crate::ids::IdGenerator;
 use crate::sip::Transport;
 use crate::sip::digest::{
     AuthFailure, AuthenticatedUser, ChallengeKind, CredentialStore, DigestError, DigestServer,
     ServerConfig, WallClock,
 };
-use crate::sip::ids::IdGenerator;
 use contact::{ContactEntry, HeaderName, header_tokens, header_value};
 pub use location::{Binding, LocationService};
 use response::{http_date, response_to, warning};

@@ -1,7 +1,7 @@
 //! Client and server together, on a virtual clock.
 
 use super::*;
-use crate::sip::ids::IdGenerator;
+use crate::ids::IdGenerator;
 use rsip::headers::UntypedHeader;
 use std::time::{Duration, Instant};
 

@@ -267,7 +267,7 @@ pub(crate) fn check_via_value(v: &str) -> Result<(), Reason> {
         let name = name.to_ascii_lowercase();
         let ok = match (name.as_str(), value) {
             // RFC 4475 3.2.1: the cookie alone identifies no transaction.
-            ("branch", Some(b)) => is_token(b) && b != crate::sip::ids::BRANCH_MAGIC_COOKIE,
+            ("branch", Some(b)) => is_token(b) && b != crate::ids::BRANCH_MAGIC_COOKIE,
             ("ttl", Some(t)) => t.len() <= 3 && parse_decimal(t, 255).is_some(),
             ("received", Some(r)) => r.parse::<IpAddr>().is_ok(),
             // RFC 3581 3: rport has no value in requests, a port in responses.

@@ -3,8 +3,8 @@
 use super::policy::{backoff, parse_retry_after, reason_phrase, refresh_delay};
 use super::request::{Register, to_rsip_uri};
 use super::{FailureReason, RegistrationConfig, RegistrationError, RegistrationEvent};
+use crate::ids::IdGenerator;
 use crate::sip::digest::{DigestClient, DigestError, Password};
-use crate::sip::ids::IdGenerator;
 use crate::sip::registrar::contact::{
     ContactEntry, HeaderName, header_value, parse_contacts, parse_delta_seconds,
 };

@@ -2,8 +2,8 @@
 //! responses and against this crate's registrar.
 
 use super::*;
+use crate::ids::IdGenerator;
 use crate::sip::digest::{InMemoryCredentials, ServerConfig, ServerSecret, WallClock};
-use crate::sip::ids::IdGenerator;
 use crate::sip::registrar::response::response_to;
 use crate::sip::registrar::{Registrar, RegistrarConfig};
 use crate::sip::{LocalEndpoint, Transport};
