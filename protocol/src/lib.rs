@@ -11,3 +11,6 @@ pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
 pub mod sip;
+
+#[cfg(test)]
+mod test_clock;
