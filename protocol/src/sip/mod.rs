@@ -19,6 +19,7 @@ pub mod timers;
 pub mod transaction;
 pub mod transport;
 pub mod ua;
+pub mod uri;
 
 use rsip::headers::UntypedHeader;
 use std::fmt;

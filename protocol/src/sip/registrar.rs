@@ -13,7 +13,9 @@
 pub mod contact;
 pub mod location;
 pub mod response;
-pub mod uri;
+/// Moved to [`crate::sip::uri`], the one URI type; kept so the apps
+/// compile until they import it from there.
+pub use crate::sip::uri;
 pub mod via;
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! headers.
 
 use super::lex::{is_token_char, quoted_end, split_list};
-use super::uri::{HostRef, check_absolute_uri, parse_hostport, parse_sip_uri, split_scheme};
+use crate::sip::uri::SipUri;
+use crate::sip::uri::grammar::{HostRef, check_absolute_uri, parse_hostport, split_scheme};
 use std::net::{IpAddr, Ipv6Addr};
 
 type Reason = &'static str;
@@ -162,8 +163,8 @@ pub(crate) fn parse_addr(v: &str) -> Result<Addr<'_>, Reason> {
 fn check_uri(uri: &str, bracketed: bool) -> Result<(), Reason> {
     let (scheme, _) = split_scheme(uri).ok_or("URI has no valid scheme")?;
     if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
-        let parsed = parse_sip_uri(uri)?;
-        if parsed.has_headers && !bracketed {
+        let parsed = SipUri::parse(uri).map_err(|e| e.reason())?;
+        if parsed.headers.is_some() && !bracketed {
             return Err("URI with headers must be enclosed in <> (RFC 3261 20.10)");
         }
         Ok(())
@@ -250,7 +251,7 @@ pub(crate) fn via_sent_by(v: &str) -> Result<SentBy<'_>, Reason> {
         return Err("sent-protocol is not name/version/transport");
     }
     let end = rest.find(';').unwrap_or(rest.len());
-    let (host, port) = parse_hostport(&rest[..end])?;
+    let (host, port) = parse_hostport(&rest[..end]).map_err(|e| e.reason())?;
     Ok(SentBy {
         transport,
         host,
