@@ -106,7 +106,7 @@ pub enum UaError {
     #[error("dialog: {0}")]
     Dialog(#[from] super::dialog::DialogError),
     #[error("registration: {0}")]
-    Registration(String),
+    Registration(#[from] super::registration::RegistrationError),
 }
 
 /// What happened, for the TU.
