@@ -10,7 +10,10 @@ pub use sipsensor_protocol::sip::uri::Host;
 /// A SIP or SIPS URI that passed the RFC 3261 section 25.1 grammar and the
 /// config's own rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SipUri(uri::SipUri);
+pub struct SipUri {
+    uri: uri::SipUri,
+    host: Host,
+}
 
 /// Why a configured URI is refused; the text reads after "`<uri>` is not a
 /// SIP URI: ".
@@ -38,42 +41,43 @@ impl SipUri {
             return Err(ConfigUriError::Whitespace);
         }
         let parsed = uri::SipUri::parse(text)?;
-        if parsed.password.is_some() {
+        if parsed.password().is_some() {
             return Err(ConfigUriError::Password);
         }
         if parsed.port == Some(0) {
             return Err(ConfigUriError::PortZero);
         }
-        Ok(SipUri(parsed))
+        let host = parsed.host_kind();
+        Ok(SipUri { uri: parsed, host })
     }
 
     /// The URI as written in the config.
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        self.uri.as_str()
     }
 
     /// `sips:` (RFC 3261 19.1: TLS on every hop).
     pub fn is_secure(&self) -> bool {
-        self.0.is_secure()
+        self.uri.is_secure()
     }
 
     /// The user part, unescaped percent sequences left as written.
     pub fn user(&self) -> Option<&str> {
-        self.0.user.as_deref()
+        self.uri.user.as_deref()
     }
 
     pub fn host(&self) -> &Host {
-        self.0.host_kind()
+        &self.host
     }
 
     pub fn port(&self) -> Option<u16> {
-        self.0.port
+        self.uri.port
     }
 }
 
 impl fmt::Display for SipUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+        self.uri.fmt(f)
     }
 }
 

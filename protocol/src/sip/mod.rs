@@ -21,6 +21,17 @@ pub mod transport;
 pub mod ua;
 pub mod uri;
 
+// The message types the stack is built on, so that the apps name them
+// through this crate and need no `rsip` of their own.
+pub use rsip::{Header, Method, Request, Response, StatusCode, headers};
+
+/// The traits that give `rsip` messages and headers their accessors
+/// (`from_header()`, `typed()`, `value()`, ...).
+pub mod prelude {
+    pub use rsip::headers::UntypedHeader;
+    pub use rsip::prelude::*;
+}
+
 use rsip::headers::UntypedHeader;
 use std::fmt;
 use std::net::SocketAddr;

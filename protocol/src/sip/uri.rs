@@ -150,17 +150,16 @@ impl fmt::Display for Host {
 pub struct SipUri {
     text: String,
     /// "sip" or "sips", lower-case.
-    pub scheme: String,
+    pub scheme: &'static str,
     /// The user part without password, still %-escaped.
     pub user: Option<String>,
-    pub password: Option<String>,
     /// Lower-case; an IPv6 reference in the stack's internal name form
     /// ([`crate::sip::ipv6`]), whichever form the text used, so that
     /// hosts compare equal however they were written.
     pub host: String,
-    host_kind: Host,
-    /// The host as written (an IPv6 reference with its brackets).
-    host_written: String,
+    /// Where the host stands in `text`, as written (an IPv6 reference with
+    /// its brackets); offsets fit as `text` is at most [`MAX_URI_LEN`].
+    host_at: (u16, u16),
     pub port: Option<u16>,
     /// Names and values as written; [`SipUri::param`] looks names up
     /// ignoring case (RFC 3261 19.1.4).
@@ -181,10 +180,13 @@ impl SipUri {
             return Err(UriError::TooLong);
         }
         let (scheme, rest) = split_scheme(text).ok_or_else(|| UriError::NoScheme(text.into()))?;
-        let scheme = scheme.to_ascii_lowercase();
-        if scheme != "sip" && scheme != "sips" {
-            return Err(UriError::UnsupportedScheme(scheme));
-        }
+        let scheme = if scheme.eq_ignore_ascii_case("sip") {
+            "sip"
+        } else if scheme.eq_ignore_ascii_case("sips") {
+            "sips"
+        } else {
+            return Err(UriError::UnsupportedScheme(scheme.to_ascii_lowercase()));
+        };
         // RFC 3261 25.1: `@` may not appear unescaped in host, parameters
         // or headers, so the first one ends the userinfo (a user may hold
         // `;`, `?` and `/`).
@@ -192,9 +194,9 @@ impl SipUri {
             Some((u, r)) => (Some(u), r),
             None => (None, rest),
         };
-        let (user, password) = match userinfo {
-            None => (None, None),
-            Some(u) => read_userinfo(u)?,
+        let user = match userinfo {
+            None => None,
+            Some(u) => Some(read_userinfo(u)?),
         };
         let (before_headers, headers) = match rest.split_once('?') {
             Some((b, h)) => (b, Some(h)),
@@ -213,26 +215,22 @@ impl SipUri {
         if let Some(h) = headers {
             check_headers(h)?;
         }
-        let (host, host_kind, host_written) = match host_ref {
-            HostRef::Name(n) => {
-                let lower = n.to_ascii_lowercase();
-                let kind = match crate::sip::ipv6::decode_host(&lower) {
-                    Some(ip) => Host::V6(ip),
-                    None => Host::Name(lower.clone()),
-                };
-                (lower, kind, n)
-            }
-            HostRef::V4(a) => (a.to_string(), Host::V4(a), hostport_host(hostport)),
-            HostRef::V6(written, ip) => (crate::sip::ipv6::encode_host(&ip), Host::V6(ip), written),
+        let (host, written) = match host_ref {
+            HostRef::Name(n) => (n.to_ascii_lowercase(), n),
+            HostRef::V4(a) => (a.to_string(), hostport_host(hostport)),
+            HostRef::V6(written, ip) => (crate::sip::ipv6::encode_host(&ip), written),
         };
+        // The host opens what follows the userinfo; MAX_URI_LEN bounds the
+        // offsets.
+        let start = text.len() - rest.len();
+        let offset = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
+        let host_at = (offset(start), offset(start + written.len()));
         Ok(Self {
             text: text.into(),
             scheme,
             user,
-            password,
             host,
-            host_kind,
-            host_written: host_written.into(),
+            host_at,
             port,
             params,
             headers: headers.map(Into::into),
@@ -249,9 +247,32 @@ impl SipUri {
         self.scheme == "sips"
     }
 
-    /// The host by kind.
-    pub fn host_kind(&self) -> &Host {
-        &self.host_kind
+    /// The password of the userinfo, as written (RFC 3261 19.1.1: NOT
+    /// RECOMMENDED, but legal).
+    pub fn password(&self) -> Option<&str> {
+        let (_, rest) = split_scheme(&self.text)?;
+        let (userinfo, _) = rest.split_once('@')?;
+        userinfo.split_once(':').map(|(_, pw)| pw)
+    }
+
+    /// The host by kind (an internal IPv6 name is an IPv6 host).
+    pub fn host_kind(&self) -> Host {
+        if let Some(ip) = crate::sip::ipv6::decode_host(&self.host) {
+            return Host::V6(ip);
+        }
+        match self.host.parse::<IpAddr>() {
+            Ok(IpAddr::V4(a)) => Host::V4(a),
+            Ok(IpAddr::V6(a)) => Host::V6(a),
+            Err(_) => Host::Name(self.host.clone()),
+        }
+    }
+
+    /// The host as written, an IPv6 reference with its brackets.
+    fn host_written(&self) -> &str {
+        let (start, end) = self.host_at;
+        self.text
+            .get(usize::from(start)..usize::from(end))
+            .unwrap_or(&self.host)
     }
 
     /// The value of a URI parameter: `Some(None)` for a flag like `lr`.
@@ -288,9 +309,9 @@ impl SipUri {
     /// references as bracketed names because `rsip`'s `Host::IpAddr`
     /// prints IPv6 without brackets.
     pub fn to_rsip(&self) -> rsip::Uri {
-        let host = match self.host_kind {
+        let host = match self.host_kind() {
             Host::V4(a) => rsip::Host::IpAddr(a.into()),
-            _ => rsip::Host::Domain(self.host_written.clone().into()),
+            _ => rsip::Host::Domain(self.host_written().into()),
         };
         rsip::Uri {
             scheme: Some(if self.is_secure() {
@@ -300,7 +321,7 @@ impl SipUri {
             }),
             auth: self.user.as_ref().map(|user| Auth {
                 user: user.clone(),
-                password: self.password.clone(),
+                password: self.password().map(Into::into),
             }),
             host_with_port: HostWithPort {
                 host,
@@ -341,8 +362,9 @@ fn hostport_host(hostport: &str) -> &str {
     hostport.split_once(':').map_or(hostport, |(h, _)| h)
 }
 
-/// userinfo = ( user / telephone-subscriber ) [ ":" password ] "@"
-fn read_userinfo(userinfo: &str) -> Result<(Option<String>, Option<String>), UriError> {
+/// userinfo = ( user / telephone-subscriber ) [ ":" password ] "@"; the
+/// user part comes back (the password is read from the text on demand).
+fn read_userinfo(userinfo: &str) -> Result<String, UriError> {
     let (user, password) = match userinfo.split_once(':') {
         Some((user, pw)) => (user, Some(pw)),
         None => (userinfo, None),
@@ -360,7 +382,7 @@ fn read_userinfo(userinfo: &str) -> Result<(Option<String>, Option<String>), Uri
             is_unreserved(b) || b"&=+$,".contains(&b)
         })?;
     }
-    Ok((Some(user.into()), password.map(Into::into)))
+    Ok(user.into())
 }
 
 /// uri-parameter = pname [ "=" pvalue ], both 1*paramchar.
