@@ -5,10 +5,10 @@ mod receiver;
 
 pub use receiver::{ReceiverStats, RtpReceiver, Verdict};
 
+use crate::ids::IdGenerator;
 use crate::payload::{self, EncodeError, EventBatch};
 use crate::rtcp::{NtpTime, SenderReport};
 use crate::sdp::StreamDescription;
-use crate::sip::ids::IdGenerator;
 use rtp_rs::{RtpPacketBuilder, RtpReader, RtpReaderError, Seq};
 use thiserror::Error;
 

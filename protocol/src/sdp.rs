@@ -18,14 +18,12 @@ mod negotiate;
 mod origin;
 mod parse;
 mod stream;
+mod terms;
 mod transport;
 mod units;
 
 pub use model::{Attribute, Bandwidth, Connection, Media, Origin, Sdp, Timing, addr_type};
-pub use negotiate::{
-    Agreed, AnswerPolicy, MEDIA, NegotiationError, PROTO, ReceivePolicy, Role, answer,
-    apply_answer, offer,
-};
+pub use negotiate::{Agreed, AnswerPolicy, answer, apply_answer, offer};
 pub use origin::LocalSdp;
 pub use parse::{MAX_FORMATS, MAX_LINES, MAX_MEDIA, MAX_SDP_LEN, SdpError, parse};
 pub use stream::{
@@ -33,6 +31,7 @@ pub use stream::{
     FORMAT_VERSION, MAX_CHANNELS, MAX_CLOCK_RATE, MAX_NAME_LEN, MAX_SAMPLE_PAYLOAD, SCALE_RANGE,
     SampleFormat, StreamConfigs, StreamDescription, StreamError,
 };
+pub use terms::{MEDIA, NegotiationError, PROTO, ReceivePolicy, Role};
 pub use transport::{Direction, LocalMedia, RemoteMedia};
 pub use units::Unit;
 

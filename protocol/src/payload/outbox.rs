@@ -253,7 +253,7 @@ mod tests {
     use crate::payload::{Payload, decode};
 
     fn t0() -> Instant {
-        Instant::now()
+        crate::test_clock::base()
     }
 
     fn ms(n: u64) -> Duration {

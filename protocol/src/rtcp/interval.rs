@@ -6,7 +6,7 @@
 //! reconsideration (6.3.6) is done, member time-outs (6.3.5) and BYE
 //! reconsideration (6.3.7, moot below 50 members) are not.
 
-use crate::sip::ids::IdGenerator;
+use crate::ids::IdGenerator;
 use std::time::{Duration, Instant};
 
 /// RFC 3550 A.7: e - 3/2, compensating for the timer reconsideration's
@@ -241,7 +241,7 @@ mod tests {
     #[test]
     fn the_first_report_goes_out_at_once_then_every_5s_randomised() {
         let mut ids = IdGenerator::seeded(9);
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::base();
         // 100 kbit/s: 5 % is 625 B/s, so the 5 s minimum rules.
         let mut s = sched(RtcpConfig::new(100_000), t0, &mut ids);
         assert_eq!(s.poll_timeout(), t0);
@@ -280,7 +280,7 @@ mod tests {
     #[test]
     fn early_timeouts_do_nothing() {
         let mut ids = IdGenerator::seeded(1);
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::base();
         let mut cfg = RtcpConfig::new(100_000);
         cfg.immediate_first = false;
         let mut s = sched(cfg, t0, &mut ids);
@@ -297,7 +297,7 @@ mod tests {
     #[test]
     fn reconsideration_defers_when_the_interval_grew() {
         let mut ids = IdGenerator::seeded(5);
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::base();
         let mut s = sched(RtcpConfig::new(1000), t0, &mut ids);
         s.on_sent(80, t0, &mut ids);
         let due = s.poll_timeout();
@@ -312,7 +312,7 @@ mod tests {
     #[test]
     fn send_soon_bypasses_the_schedule_once() {
         let mut ids = IdGenerator::seeded(6);
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::base();
         let mut s = sched(RtcpConfig::new(100_000), t0, &mut ids);
         s.on_sent(80, t0, &mut ids);
         let planned = s.poll_timeout();
@@ -329,7 +329,7 @@ mod tests {
     #[test]
     fn average_size_follows_6_3_3() {
         let mut ids = IdGenerator::seeded(2);
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::base();
         let mut s = sched(RtcpConfig::new(1000), t0, &mut ids);
         let a0 = s.avg_rtcp_size();
         s.on_received(100);
@@ -341,7 +341,7 @@ mod tests {
         // 1.7 kbit/s (docs/protocol.md example): 5 % is 10.6 B/s, a 108-byte
         // compound for each of two members: about 20 s on average.
         let mut ids = IdGenerator::seeded(4);
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::base();
         let mut s = sched(RtcpConfig::new(1664), t0, &mut ids);
         s.on_sent(80, t0, &mut ids);
         for _ in 0..50 {
@@ -357,7 +357,7 @@ mod tests {
     #[test]
     fn reduced_minimum_and_member_counts() {
         let mut ids = IdGenerator::seeded(3);
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::base();
         let mut cfg = RtcpConfig::new(720_000); // 720 kbit/s: 0.5 s minimum
         cfg.reduced_minimum = true;
         let mut s = sched(cfg, t0, &mut ids);

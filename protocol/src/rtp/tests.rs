@@ -2,7 +2,7 @@ use super::*;
 use crate::payload::{EventOutbox, OutboxConfig, Payload, TickTime, decode};
 use crate::rtcp::NtpTime;
 use crate::sdp::{ChannelSpec, EventFormat, SampleFormat, Unit};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -67,7 +67,7 @@ fn samples_packet_matches_the_documented_bytes() {
 
 #[test]
 fn events_packet_from_the_outbox() {
-    let now = Instant::now();
+    let now = crate::test_clock::base();
     let mut outbox = EventOutbox::new(2, 0, 0x0102, OutboxConfig::default(), now);
     for t in [0, 40, 240] {
         outbox.poll_packet(now + Duration::from_millis(t), 0);
@@ -289,7 +289,7 @@ fn in_order_stream_with_known_ssrc_counts_from_the_first_packet() {
         st.extended_highest_seq, 65539,
         "wrapped into the second cycle"
     );
-    let rb = rx.report_block(Instant::now()).unwrap();
+    let rb = rx.report_block(crate::test_clock::base()).unwrap();
     assert_eq!(rb.extended_highest_seq, 0x0001_0003);
     assert_eq!((rb.fraction_lost, rb.cumulative_lost), (0, 0));
     assert_eq!(
@@ -309,7 +309,7 @@ fn in_order_stream_with_known_ssrc_counts_from_the_first_packet() {
 fn loss_and_fraction_per_report_interval() {
     // RFC 3550 A.3: fraction = lost_interval * 256 / expected_interval.
     let mut rx = RtpReceiver::new(100, Some(0xabc));
-    let now = Instant::now();
+    let now = crate::test_clock::base();
     for seq in 0..100u16 {
         if seq % 10 != 5 {
             rx.on_packet_at(&pkt(seq, 0), 0);
@@ -380,7 +380,7 @@ fn probation_validates_an_unsignalled_source() {
     let mut rx = RtpReceiver::new(100, None);
     assert_eq!(rx.ssrc(), None);
     assert_eq!(rx.on_packet_at(&pkt(7, 0), 0), Verdict::Probation);
-    assert_eq!(rx.report_block(Instant::now()), None);
+    assert_eq!(rx.report_block(crate::test_clock::base()), None);
     // Out of sequence: probation restarts.
     assert_eq!(rx.on_packet_at(&pkt(9, 0), 0), Verdict::Probation);
     // Another SSRC during probation takes over.
@@ -461,7 +461,7 @@ fn jitter_can_be_limited_to_the_samples_payload_type() {
 #[test]
 fn arrival_instants_are_converted_to_timestamp_units() {
     let mut rx = RtpReceiver::new(1000, Some(0xabc));
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     for i in 0..100u32 {
         // 10 ms apart, every other one 4 ms late: |D| = 4 units each time.
         let at = t0 + Duration::from_millis(u64::from(i * 10 + (i % 2) * 4));
@@ -474,7 +474,7 @@ fn arrival_instants_are_converted_to_timestamp_units() {
 #[test]
 fn lsr_dlsr_and_the_wall_clock_mapping() {
     let mut rx = RtpReceiver::new(100, Some(0xabc));
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     rx.on_packet_at(&pkt(1, 0), 0);
     let sr = SenderReport {
         ssrc: 0xabc,
@@ -508,7 +508,7 @@ fn lsr_dlsr_and_the_wall_clock_mapping() {
 fn receiver_survives_arbitrary_sequences() {
     let mut ids = IdGenerator::seeded(8);
     let mut rx = RtpReceiver::new(90_000, None);
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     for i in 0..5000u64 {
         let p = RtpPacket {
             ssrc: ids.u32() % 3,

@@ -1,8 +1,8 @@
 //! How an answer narrows an offer (docs/protocol.md 3.1-3.4): the
 //! answerer's choice, and the offerer's check of what came back.
 
-use super::negotiate::{NegotiationError, ReceivePolicy, Role};
 use super::stream::{EventFormat, SampleFormat, StreamDescription, StreamError};
+use super::terms::{NegotiationError, ReceivePolicy, Role};
 
 fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }

@@ -8,23 +8,9 @@
 use super::model::{Media, Sdp};
 use super::narrow::{check_answer, narrow_for_receiver, narrow_for_sender};
 use super::origin::LocalSdp;
-use super::stream::{StreamDescription, StreamError};
+use super::stream::StreamDescription;
+use super::terms::{MEDIA, NegotiationError, PROTO, ReceivePolicy, Role};
 use super::transport::{Direction, LocalMedia, RemoteMedia, remote_of, remote_ssrc, sensor_media};
-use thiserror::Error;
-
-/// The transport of every sensor stream (RFC 3551 profile).
-pub const PROTO: &str = "RTP/AVP";
-/// The media type of every sensor stream.
-pub const MEDIA: &str = "application";
-
-/// Which end of the stream this side is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// The agent: sends samples.
-    Sender,
-    /// The collector: receives them.
-    Receiver,
-}
 
 /// The outcome of a completed offer/answer exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,20 +33,6 @@ impl Agreed {
     }
 }
 
-/// How the collector narrows an offered stream.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ReceivePolicy {
-    /// Sampled channels to keep, by name (case-insensitive); `None` keeps all.
-    pub channels: Option<Vec<String>>,
-    /// Event inputs to keep; `None` keeps all.
-    pub inputs: Option<Vec<String>>,
-    /// Highest sample rate taken. The answer multiplies the offered period
-    /// by the smallest integer that brings the rate to or below this.
-    pub max_rate_hz: Option<f64>,
-    /// Samples per packet wanted instead of the offered number.
-    pub samples_per_packet: Option<u8>,
-}
-
 /// How to answer an offer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AnswerPolicy {
@@ -69,85 +41,6 @@ pub enum AnswerPolicy {
     /// The agent answering the collector: send what was asked for within
     /// what the device can produce.
     Send { capabilities: StreamDescription },
-}
-
-/// Why an offer cannot be accepted or an answer cannot be used.
-#[derive(Debug, Clone, PartialEq, Error)]
-pub enum NegotiationError {
-    #[error("malformed SDP: {0}")]
-    Sdp(#[from] super::parse::SdpError),
-    #[error("no sensor stream offered ({0})")]
-    NoSensorStream(String),
-    #[error("sensor stream over {0}, only {PROTO} is supported")]
-    Transport(String),
-    #[error("sensor stream description: {0}")]
-    Stream(#[from] StreamError),
-    #[error("none of the offered channels or inputs is wanted")]
-    NothingSelected,
-    #[error("sample rate cannot be brought below the limit: {0}")]
-    Rate(&'static str),
-    #[error("direction {0} does not fit a {1} sensor stream")]
-    Direction(&'static str, &'static str),
-    #[error("connection address unusable: {0}")]
-    Address(String),
-    #[error("the peer declined the sensor stream (port 0)")]
-    Declined,
-    #[error("the peer cannot take sensor streams: {0}")]
-    NotSensorPeer(String),
-    #[error("the answer does not fit the offer: {0}")]
-    AnswerMismatch(&'static str),
-}
-
-impl NegotiationError {
-    /// The SIP status to reject an offer with: 400 when the SDP cannot be
-    /// parsed (RFC 3261 21.4.1), 488 otherwise (RFC 3261 21.4.26).
-    pub fn status_code(&self) -> u16 {
-        match self {
-            NegotiationError::Sdp(_) => 400,
-            _ => 488,
-        }
-    }
-
-    /// The Warning code (RFC 3261 20.43) that says why.
-    pub fn warning_code(&self) -> u16 {
-        match self {
-            NegotiationError::Sdp(_) => 399,
-            NegotiationError::NoSensorStream(_) | NegotiationError::NothingSelected => 304,
-            NegotiationError::Transport(_) => 302,
-            NegotiationError::Stream(e) => e.warning_code(),
-            NegotiationError::Rate(_) => 305,
-            NegotiationError::Address(_) => 301,
-            _ => 399,
-        }
-    }
-
-    /// A Warning header value, `<code> <agent> "<text>"` (RFC 3261 20.43),
-    /// with the text escaped as a quoted-string (RFC 3261 25.1).
-    pub fn warning_header(&self, warn_agent: &str) -> String {
-        let mut text = String::new();
-        for c in self.to_string().chars() {
-            match c {
-                '"' | '\\' => {
-                    text.push('\\');
-                    text.push(c);
-                }
-                c if c.is_control() => text.push(' '),
-                c => text.push(c),
-            }
-        }
-        format!("{} {warn_agent} \"{text}\"", self.warning_code())
-    }
-
-    /// True when the peer simply does not do sensor streams (a phone): the
-    /// agent reports this and backs off instead of retrying at once.
-    pub fn peer_cannot_take_sensor_streams(&self) -> bool {
-        matches!(
-            self,
-            NegotiationError::Declined
-                | NegotiationError::NotSensorPeer(_)
-                | NegotiationError::NoSensorStream(_)
-        )
-    }
 }
 
 /// The offer for a stream (RFC 3264 section 5). The agent offers

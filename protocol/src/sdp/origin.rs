@@ -1,7 +1,7 @@
 //! This side's `o=` line and the SDP around its media sections.
 
 use super::model::{Connection, Media, Origin, Sdp, addr_type};
-use crate::sip::ids::IdGenerator;
+use crate::ids::IdGenerator;
 use std::net::IpAddr;
 
 /// This side's `o=` line across a session: the session id stays, the

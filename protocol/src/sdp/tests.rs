@@ -2,7 +2,7 @@
 //! docs/protocol.md shows, byte for byte.
 
 use super::*;
-use crate::sip::ids::IdGenerator;
+use crate::ids::IdGenerator;
 use std::net::SocketAddr;
 
 fn unit(s: &str) -> Unit {

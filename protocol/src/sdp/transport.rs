@@ -2,8 +2,8 @@
 //! ports, direction, SSRC.
 
 use super::model::{Attribute, Connection, Media, Sdp, addr_type};
-use super::negotiate::{MEDIA, NegotiationError, PROTO};
 use super::stream::StreamDescription;
+use super::terms::{MEDIA, NegotiationError, PROTO};
 use std::net::SocketAddr;
 
 /// Stream direction attributes (RFC 8866 6.7 and RFC 3264 5.1/6.1), seen

@@ -6,7 +6,7 @@ use rsip::prelude::*;
 use rsip::{Header, Headers, Method, Request, Response};
 
 use super::LocalEndpoint;
-use super::ids::IdGenerator;
+use crate::ids::IdGenerator;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DialogError {

@@ -52,13 +52,15 @@ mod frame;
 mod lex;
 mod policy;
 mod reply;
-pub mod uri;
+/// Moved to [`crate::sip::uri`], the one URI type; kept so the apps
+/// compile until they import it from there.
+pub use crate::sip::uri;
 
 pub use error::MessageError;
 pub use frame::{Frame, encode, frame_stream};
 
+use crate::ids::IdGenerator;
 use crate::sip::Transport;
-use crate::sip::ids::IdGenerator;
 use error::clip;
 use lex::{Field, Kind, Lexed, Name};
 use rsip::headers::UntypedHeader;
@@ -257,12 +259,12 @@ fn request(lexed: &Lexed<'_>, config: &InspectConfig) -> Result<rsip::Request, M
     }
     let known = known_method(method).ok_or_else(|| MessageError::UnknownMethod(clip(method)))?;
     let (scheme, _) =
-        uri::split_scheme(uri).ok_or(MessageError::BadRequestUri("no valid scheme"))?;
+        uri::grammar::split_scheme(uri).ok_or(MessageError::BadRequestUri("no valid scheme"))?;
     // RFC 3261 8.2.2.1: 416 for a scheme this UAS does not speak.
     if !(scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")) {
         return Err(MessageError::UnsupportedUriScheme(clip(scheme)));
     }
-    let ruri = uri::parse_request_uri(uri).map_err(MessageError::BadRequestUri)?;
+    let ruri = uri::parse_request_uri(uri).map_err(|e| MessageError::BadRequestUri(e.reason()))?;
     let checked = check_fields(lexed, config.transport)?;
     if checked.cseq_method != method {
         return Err(MessageError::CSeqMismatch {

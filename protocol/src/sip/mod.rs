@@ -6,7 +6,9 @@
 
 pub mod dialog;
 pub mod digest;
-pub mod ids;
+/// Moved to the crate top ([`crate::ids`]); kept so the apps compile until
+/// they import `sipsensor_protocol::ids`.
+pub use crate::ids;
 pub mod ipv6;
 pub mod locate;
 pub mod message;
@@ -17,6 +19,18 @@ pub mod timers;
 pub mod transaction;
 pub mod transport;
 pub mod ua;
+pub mod uri;
+
+// The message types the stack is built on, so that the apps name them
+// through this crate and need no `rsip` of their own.
+pub use rsip::{Header, Method, Request, Response, StatusCode, headers};
+
+/// The traits that give `rsip` messages and headers their accessors
+/// (`from_header()`, `typed()`, `value()`, ...).
+pub mod prelude {
+    pub use rsip::headers::UntypedHeader;
+    pub use rsip::prelude::*;
+}
 
 use rsip::headers::UntypedHeader;
 use std::fmt;

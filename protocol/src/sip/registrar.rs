@@ -13,18 +13,20 @@
 pub mod contact;
 pub mod location;
 pub mod response;
-pub mod uri;
+/// Moved to [`crate::sip::uri`], the one URI type; kept so the apps
+/// compile until they import it from there.
+pub use crate::sip::uri;
 pub mod via;
 
 #[cfg(test)]
 mod tests;
 
+use crate::ids::IdGenerator;
 use crate::sip::Transport;
 use crate::sip::digest::{
     AuthFailure, AuthenticatedUser, ChallengeKind, CredentialStore, DigestError, DigestServer,
     ServerConfig, WallClock,
 };
-use crate::sip::ids::IdGenerator;
 use contact::{ContactEntry, HeaderName, header_tokens, header_value};
 pub use location::{Binding, LocationService};
 use response::{http_date, response_to, warning};

@@ -88,11 +88,49 @@ impl RegistrationConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistrationError {
     #[error("bad registration config: {0}")]
-    Config(String),
+    Config(#[from] ConfigError),
     #[error("response does not belong to the outstanding REGISTER ({0})")]
-    UnexpectedResponse(String),
+    UnexpectedResponse(Mismatch),
     #[error("no REGISTER is outstanding")]
     NothingOutstanding,
+}
+
+/// A refused registration setting: which one and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{setting}: {problem}")]
+pub struct ConfigError {
+    /// "registrar", "aor", "outbound proxy", "expires" or "backoff".
+    pub setting: &'static str,
+    pub problem: ConfigProblem,
+}
+
+/// What is wrong with a registration setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigProblem {
+    #[error(transparent)]
+    Uri(#[from] crate::sip::uri::UriError),
+    /// `rsip` 0.4 cannot hold the URI (see [`crate::sip::ipv6`]).
+    #[error("{uri}: {source}")]
+    NotForRsip { uri: String, source: rsip::Error },
+    #[error("an address-of-record needs a user part")]
+    AorWithoutUser,
+    #[error("must be above 0")]
+    ZeroExpires,
+    #[error("base must be above 0 and at most max")]
+    Backoff,
+}
+
+/// How a response fails to match the outstanding REGISTER.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    #[error("CSeq: {0}")]
+    BadCSeq(rsip::Error),
+    #[error("CSeq {seq} {method}, Call-ID {call_id:?}")]
+    NotOurs {
+        seq: u32,
+        method: rsip::Method,
+        call_id: Option<String>,
+    },
 }
 
 /// Why registering failed, in words fit for one log line.

@@ -4,7 +4,7 @@
 use super::challenge::{Challenge, DigestCredentials};
 use super::hash::{self, ResponseInput};
 use super::{ChallengeKind, DigestError, Password};
-use crate::sip::ids::IdGenerator;
+use crate::ids::IdGenerator;
 
 /// Realms remembered at once; a response naming more is hostile or broken.
 const MAX_SESSIONS: usize = 8;

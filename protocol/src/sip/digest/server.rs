@@ -5,7 +5,7 @@ use super::challenge::{Challenge, DigestCredentials};
 use super::client::wire;
 use super::hash::{self, ResponseInput, to_hex};
 use super::{Algorithm, ChallengeKind, DigestError, HashFunction, Password, Qop};
-use crate::sip::ids::IdGenerator;
+use crate::ids::IdGenerator;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use std::collections::HashMap;

@@ -1,7 +1,7 @@
 //! Client and server together, on a virtual clock.
 
 use super::*;
-use crate::sip::ids::IdGenerator;
+use crate::ids::IdGenerator;
 use rsip::headers::UntypedHeader;
 use std::time::{Duration, Instant};
 
@@ -54,7 +54,7 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     let mut store = InMemoryCredentials::new();
     store.insert_password("alice", Password::new("s3cret"));
     let server = DigestServer::new(

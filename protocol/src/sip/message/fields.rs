@@ -6,7 +6,8 @@
 //! headers.
 
 use super::lex::{is_token_char, quoted_end, split_list};
-use super::uri::{HostRef, check_absolute_uri, parse_hostport, parse_sip_uri, split_scheme};
+use crate::sip::uri::SipUri;
+use crate::sip::uri::grammar::{HostRef, check_absolute_uri, parse_hostport, split_scheme};
 use std::net::{IpAddr, Ipv6Addr};
 
 type Reason = &'static str;
@@ -162,8 +163,8 @@ pub(crate) fn parse_addr(v: &str) -> Result<Addr<'_>, Reason> {
 fn check_uri(uri: &str, bracketed: bool) -> Result<(), Reason> {
     let (scheme, _) = split_scheme(uri).ok_or("URI has no valid scheme")?;
     if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
-        let parsed = parse_sip_uri(uri)?;
-        if parsed.has_headers && !bracketed {
+        let parsed = SipUri::parse(uri).map_err(|e| e.reason())?;
+        if parsed.headers.is_some() && !bracketed {
             return Err("URI with headers must be enclosed in <> (RFC 3261 20.10)");
         }
         Ok(())
@@ -250,7 +251,7 @@ pub(crate) fn via_sent_by(v: &str) -> Result<SentBy<'_>, Reason> {
         return Err("sent-protocol is not name/version/transport");
     }
     let end = rest.find(';').unwrap_or(rest.len());
-    let (host, port) = parse_hostport(&rest[..end])?;
+    let (host, port) = parse_hostport(&rest[..end]).map_err(|e| e.reason())?;
     Ok(SentBy {
         transport,
         host,
@@ -267,7 +268,7 @@ pub(crate) fn check_via_value(v: &str) -> Result<(), Reason> {
         let name = name.to_ascii_lowercase();
         let ok = match (name.as_str(), value) {
             // RFC 4475 3.2.1: the cookie alone identifies no transaction.
-            ("branch", Some(b)) => is_token(b) && b != crate::sip::ids::BRANCH_MAGIC_COOKIE,
+            ("branch", Some(b)) => is_token(b) && b != crate::ids::BRANCH_MAGIC_COOKIE,
             ("ttl", Some(t)) => t.len() <= 3 && parse_decimal(t, 255).is_some(),
             ("received", Some(r)) => r.parse::<IpAddr>().is_ok(),
             // RFC 3581 3: rport has no value in requests, a port in responses.

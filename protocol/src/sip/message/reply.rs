@@ -5,7 +5,7 @@
 use super::error::MessageError;
 use super::fields::{parse_addr, via_sent_by};
 use super::lex::{Field, split_list};
-use crate::sip::ids::IdGenerator;
+use crate::ids::IdGenerator;
 use rsip::Header;
 use rsip::headers::UntypedHeader;
 use rsip::headers::{

@@ -213,7 +213,7 @@ mod tests {
 
     #[test]
     fn lookup_orders_by_q_then_recency_and_hides_expired() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::base();
         let s = Duration::from_secs;
         let mut svc = LocationService::new();
         let list = vec![
@@ -234,7 +234,7 @@ mod tests {
 
     #[test]
     fn expiry_index_follows_replacements() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::base();
         let s = Duration::from_secs;
         let mut svc = LocationService::new();
         let first = binding(&mut svc, "sip:x@h", None, t0 + s(10), t0);
@@ -257,7 +257,7 @@ mod tests {
 
     #[test]
     fn nat_detection_and_contact_rendering() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::base();
         let mut svc = LocationService::new();
         let mut b = binding(
             &mut svc,

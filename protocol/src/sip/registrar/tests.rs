@@ -12,8 +12,7 @@ fn secs(n: u64) -> Duration {
 
 /// One base instant for all tests: the virtual clock's zero.
 fn t0() -> Instant {
-    static T0: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    *T0.get_or_init(Instant::now)
+    crate::test_clock::base()
 }
 
 struct Env {

@@ -2,14 +2,17 @@
 
 use super::policy::{backoff, parse_retry_after, reason_phrase, refresh_delay};
 use super::request::{Register, to_rsip_uri};
-use super::{FailureReason, RegistrationConfig, RegistrationError, RegistrationEvent};
+use super::{
+    ConfigError, ConfigProblem, FailureReason, Mismatch, RegistrationConfig, RegistrationError,
+    RegistrationEvent,
+};
+use crate::ids::IdGenerator;
 use crate::sip::digest::{DigestClient, DigestError, Password};
-use crate::sip::ids::IdGenerator;
 use crate::sip::registrar::contact::{
     ContactEntry, HeaderName, header_value, parse_contacts, parse_delta_seconds,
 };
-use crate::sip::registrar::uri::SipUri;
 use crate::sip::registrar::via::top_via;
+use crate::sip::uri::SipUri;
 use crate::sip::{LocalEndpoint, ipv6};
 use rsip::prelude::*;
 use std::collections::VecDeque;
@@ -95,19 +98,19 @@ impl RegistrationClient {
         config: RegistrationConfig,
         mut ids: IdGenerator,
     ) -> Result<Self, RegistrationError> {
-        let bad = |what: &str, e: &dyn std::fmt::Display| {
-            RegistrationError::Config(format!("{what}: {e}"))
+        let bad = |setting: &'static str, problem: ConfigProblem| {
+            RegistrationError::Config(ConfigError { setting, problem })
         };
-        let registrar = SipUri::parse(&config.registrar).map_err(|e| bad("registrar", &e))?;
-        let registrar_uri = to_rsip_uri(&registrar).map_err(|e| bad("registrar", &e))?;
-        let aor = SipUri::parse(&config.aor).map_err(|e| bad("aor", &e))?;
+        let registrar = SipUri::parse(&config.registrar).map_err(|e| bad("registrar", e.into()))?;
+        let registrar_uri = to_rsip_uri(&registrar).map_err(|e| bad("registrar", e))?;
+        let aor = SipUri::parse(&config.aor).map_err(|e| bad("aor", e.into()))?;
         if aor.user.is_none() {
-            return Err(bad("aor", &"an address-of-record needs a user part"));
+            return Err(bad("aor", ConfigProblem::AorWithoutUser));
         }
         let route = match &config.outbound_proxy {
             Some(p) => {
                 let proxy = SipUri::parse(&ipv6::to_internal(p.trim()))
-                    .map_err(|e| bad("outbound proxy", &e))?;
+                    .map_err(|e| bad("outbound proxy", e.into()))?;
                 // Loose routing (RFC 3261 16.12.1.1): the Request-URI stays
                 // the registrar's.
                 Some(if proxy.param("lr").is_some() {
@@ -119,10 +122,10 @@ impl RegistrationClient {
             None => None,
         };
         if config.expires == 0 {
-            return Err(bad("expires", &"must be above 0"));
+            return Err(bad("expires", ConfigProblem::ZeroExpires));
         }
         if config.backoff_base.is_zero() || config.backoff_max < config.backoff_base {
-            return Err(bad("backoff", &"base must be above 0 and at most max"));
+            return Err(bad("backoff", ConfigProblem::Backoff));
         }
         let contact_user = config.contact_user.clone().or_else(|| aor.user.clone());
         let mut digest = DigestClient::new(config.username.clone(), config.password.clone());
@@ -307,17 +310,18 @@ impl RegistrationClient {
         let cseq = response
             .cseq_header()
             .and_then(|c| c.typed())
-            .map_err(|e| RegistrationError::UnexpectedResponse(format!("CSeq: {e}")))?;
+            .map_err(|e| RegistrationError::UnexpectedResponse(Mismatch::BadCSeq(e)))?;
         let call_id = header_value(&response.headers, HeaderName::CallId);
         let sent_cseq = out.request.cseq_header().and_then(|c| c.typed()).ok();
         if cseq.method != rsip::Method::Register
             || Some(cseq.seq) != sent_cseq.map(|c| c.seq)
             || call_id != Some(self.call_id.as_str())
         {
-            return Err(RegistrationError::UnexpectedResponse(format!(
-                "CSeq {} {}, Call-ID {:?}",
-                cseq.seq, cseq.method, call_id
-            )));
+            return Err(RegistrationError::UnexpectedResponse(Mismatch::NotOurs {
+                seq: cseq.seq,
+                method: cseq.method,
+                call_id: call_id.map(Into::into),
+            }));
         }
         let code = response.status_code.code();
         if code < 200 {

@@ -1,6 +1,7 @@
 //! Building REGISTER requests (RFC 3261 10.2).
 
-use crate::sip::registrar::uri::SipUri;
+use super::ConfigProblem;
+use crate::sip::uri::SipUri;
 use rsip::headers::UntypedHeader;
 
 /// The parts of one REGISTER.
@@ -58,9 +59,12 @@ impl Register<'_> {
 
 /// An rsip Request-URI for a SIP URI, IPv6 references in the stack's
 /// internal form (rsip 0.4 cannot parse them, see [`crate::sip::ipv6`]).
-pub(super) fn to_rsip_uri(uri: &SipUri) -> Result<rsip::Uri, String> {
+pub(super) fn to_rsip_uri(uri: &SipUri) -> Result<rsip::Uri, ConfigProblem> {
     let internal = crate::sip::ipv6::to_internal(uri.as_str());
-    rsip::Uri::try_from(internal.as_ref()).map_err(|e| format!("{uri}: {e}"))
+    rsip::Uri::try_from(internal.as_ref()).map_err(|source| ConfigProblem::NotForRsip {
+        uri: uri.to_string(),
+        source,
+    })
 }
 
 #[cfg(test)]

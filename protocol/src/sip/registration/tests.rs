@@ -2,8 +2,8 @@
 //! responses and against this crate's registrar.
 
 use super::*;
+use crate::ids::IdGenerator;
 use crate::sip::digest::{InMemoryCredentials, ServerConfig, ServerSecret, WallClock};
-use crate::sip::ids::IdGenerator;
 use crate::sip::registrar::response::response_to;
 use crate::sip::registrar::{Registrar, RegistrarConfig};
 use crate::sip::{LocalEndpoint, Transport};
@@ -14,8 +14,7 @@ use std::time::Instant;
 const LOCAL: &str = "10.0.0.2:5062";
 
 fn t0() -> Instant {
-    static T0: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    *T0.get_or_init(Instant::now)
+    crate::test_clock::base()
 }
 
 fn secs(n: u64) -> Duration {

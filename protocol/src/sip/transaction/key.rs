@@ -4,7 +4,7 @@ use rsip::prelude::*;
 use rsip::{Method, Request, Response};
 
 use super::TransactionError;
-use crate::sip::ids::BRANCH_MAGIC_COOKIE;
+use crate::ids::BRANCH_MAGIC_COOKIE;
 
 /// A client transaction is named by the branch of the Via it put on top and
 /// the method of its request: a CANCEL shares its INVITE's branch but is a

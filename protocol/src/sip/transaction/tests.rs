@@ -99,7 +99,7 @@ fn events(layer: &mut TransactionLayer) -> Vec<TransactionEvent> {
 
 #[test]
 fn invite_client_timer_a_doubles_and_timer_b_gives_up_at_64_t1() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let id = layer
         .send_request(request("INVITE", "z9hG4bK1"), udp(COLLECTOR), t0)
@@ -113,7 +113,7 @@ fn invite_client_timer_a_doubles_and_timer_b_gives_up_at_64_t1() {
 
 #[test]
 fn invite_client_provisional_stops_retransmissions_and_timer_b() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let invite = request("INVITE", "z9hG4bK1");
     let id = layer
@@ -138,7 +138,7 @@ fn invite_client_provisional_stops_retransmissions_and_timer_b() {
 
 #[test]
 fn invite_client_acks_a_failure_and_absorbs_its_retransmissions() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let invite = request("INVITE", "z9hG4bK1");
     let id = layer
@@ -196,7 +196,7 @@ fn invite_client_acks_a_failure_and_absorbs_its_retransmissions() {
 
 #[test]
 fn invite_client_passes_every_2xx_up_while_accepted() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let invite = request("INVITE", "z9hG4bK1");
     let id = layer
@@ -227,7 +227,7 @@ fn invite_client_passes_every_2xx_up_while_accepted() {
 
 #[test]
 fn non_invite_client_timer_e_caps_at_t2_and_timer_f_gives_up() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let id = layer
         .send_request(request("REGISTER", "z9hG4bK2"), udp(COLLECTOR), t0)
@@ -245,7 +245,7 @@ fn non_invite_client_timer_e_caps_at_t2_and_timer_f_gives_up() {
 
 #[test]
 fn non_invite_client_in_proceeding_retransmits_every_t2() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let req = request("OPTIONS", "z9hG4bK2");
     layer.send_request(req.clone(), udp(COLLECTOR), t0).unwrap();
@@ -260,7 +260,7 @@ fn non_invite_client_in_proceeding_retransmits_every_t2() {
 
 #[test]
 fn non_invite_client_completed_absorbs_then_timer_k_ends_it() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let req = request("REGISTER", "z9hG4bK2");
     let id = layer.send_request(req.clone(), udp(COLLECTOR), t0).unwrap();
@@ -279,7 +279,7 @@ fn non_invite_client_completed_absorbs_then_timer_k_ends_it() {
 
 #[test]
 fn reliable_transports_never_retransmit_but_still_time_out() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let id = layer
         .send_request(request("REGISTER", "z9hG4bK2"), tcp(COLLECTOR), t0)
@@ -299,7 +299,7 @@ fn reliable_transports_never_retransmit_but_still_time_out() {
 
 #[test]
 fn timers_follow_a_configured_t1_and_t2() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     let timers = TimerConfig {
         t1: Duration::from_millis(100),
         t2: Duration::from_millis(400),
@@ -317,7 +317,7 @@ fn timers_follow_a_configured_t1_and_t2() {
 
 #[test]
 fn transport_error_fails_the_waiting_transactions() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let id = layer
         .send_request(request("REGISTER", "z9hG4bK2"), tcp(COLLECTOR), t0)
@@ -333,7 +333,7 @@ fn transport_error_fails_the_waiting_transactions() {
 
 #[test]
 fn responses_match_on_branch_and_cseq_method() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let invite = request("INVITE", "z9hG4bK1");
     let invite_id = layer
@@ -365,7 +365,7 @@ fn responses_match_on_branch_and_cseq_method() {
 
 #[test]
 fn duplicate_branches_and_acks_are_refused() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     let mut layer = TransactionLayer::new(TimerConfig::default());
     layer
         .send_request(request("INVITE", "z9hG4bK1"), udp(COLLECTOR), t0)
@@ -393,7 +393,7 @@ fn receive(layer: &mut TransactionLayer, req: &Request, at: Instant) -> ServerId
 
 #[test]
 fn invite_server_sends_100_trying_after_200_ms_of_silence() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let invite = request("INVITE", "z9hG4bK1");
     receive(&mut layer, &invite, t0);
@@ -419,7 +419,7 @@ fn invite_server_sends_100_trying_after_200_ms_of_silence() {
 
 #[test]
 fn invite_server_answers_a_retransmission_with_the_last_provisional() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let invite = request("INVITE", "z9hG4bK1");
     let id = receive(&mut layer, &invite, t0);
@@ -434,7 +434,7 @@ fn invite_server_answers_a_retransmission_with_the_last_provisional() {
 
 #[test]
 fn invite_server_failure_timer_g_until_ack_then_timer_i() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let invite = request("INVITE", "z9hG4bK1");
     let id = receive(&mut layer, &invite, t0);
@@ -457,7 +457,7 @@ fn invite_server_failure_timer_g_until_ack_then_timer_i() {
 
 #[test]
 fn invite_server_timer_h_reports_a_missing_ack() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let invite = request("INVITE", "z9hG4bK1");
     let id = receive(&mut layer, &invite, t0);
@@ -470,7 +470,7 @@ fn invite_server_timer_h_reports_a_missing_ack() {
 
 #[test]
 fn invite_server_accepted_absorbs_retransmissions_and_passes_2xx_acks_up() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let invite = request("INVITE", "z9hG4bK1");
     let id = receive(&mut layer, &invite, t0);
@@ -500,7 +500,7 @@ fn invite_server_accepted_absorbs_retransmissions_and_passes_2xx_acks_up() {
 
 #[test]
 fn non_invite_server_resends_its_final_response_until_timer_j() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let req = request("OPTIONS", "z9hG4bK4");
     let id = receive(&mut layer, &req, t0);
@@ -528,7 +528,7 @@ fn non_invite_server_resends_its_final_response_until_timer_j() {
 
 #[test]
 fn cancel_finds_its_invite_transaction() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let invite = request("INVITE", "z9hG4bK1");
     let invite_id = receive(&mut layer, &invite, t0);
@@ -544,7 +544,7 @@ fn cancel_finds_its_invite_transaction() {
 
 #[test]
 fn rfc2543_requests_match_without_a_magic_cookie() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let req = request("OPTIONS", "old1");
     let id = receive(&mut layer, &req, t0);
@@ -573,7 +573,7 @@ fn responses_follow_rport_or_the_sent_by_port() {
 #[test]
 fn the_deadline_index_wakes_for_the_earliest_and_forgets_ended_transactions() {
     let mut layer = TransactionLayer::new(TimerConfig::default());
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     // 500 REGISTERs answered at staggered times: each server transaction
     // lingers for timer J (64*T1 = 32 s) after its response.
     for i in 0..500u64 {

@@ -29,7 +29,6 @@ use self::session::Session;
 use self::session_table::SessionTable;
 use super::dialog::DialogId;
 use super::digest::{DigestClient, Password};
-use super::ids::IdGenerator;
 use super::locate::{LocateError, Resolver, locate};
 use super::message::{Inbound, InspectConfig, inspect};
 use super::registration::{RegistrationClient, RegistrationEvent};
@@ -39,6 +38,7 @@ use super::transaction::{
 };
 use super::transport::stamp_received;
 use super::{LocalEndpoint, Target, ipv6};
+use crate::ids::IdGenerator;
 
 /// The methods this user agent understands (RFC 3261 20.5 Allow).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
@@ -105,7 +105,7 @@ pub enum UaError {
     #[error("dialog: {0}")]
     Dialog(#[from] super::dialog::DialogError),
     #[error("registration: {0}")]
-    Registration(String),
+    Registration(#[from] super::registration::RegistrationError),
 }
 
 /// What happened, for the TU.

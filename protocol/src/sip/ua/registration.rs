@@ -5,9 +5,7 @@
 use std::time::Instant;
 
 use super::*;
-use crate::sip::registration::{
-    RegistrationClient, RegistrationConfig, RegistrationError, RegistrationState,
-};
+use crate::sip::registration::{RegistrationClient, RegistrationConfig, RegistrationState};
 
 impl UserAgent {
     /// Starts registering (and keeps refreshing) with `config`. A running
@@ -17,7 +15,7 @@ impl UserAgent {
         // agents stay unpredictable.
         let seed = (u64::from(self.ids.u32()) << 32) | u64::from(self.ids.u32());
         let mut client = RegistrationClient::new(config, IdGenerator::seeded(seed))
-            .map_err(|e: RegistrationError| UaError::Registration(e.to_string()))?;
+            .map_err(UaError::Registration)?;
         client.start(now);
         self.registration = Some(client);
         self.pump(now);

@@ -105,7 +105,7 @@ mod tests {
 
     #[test]
     fn the_index_follows_every_change_made_through_get_mut() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::base();
         let at = |s: u64| t0 + Duration::from_secs(s);
         let mut table = SessionTable::default();
         for i in 0..1000 {

@@ -28,7 +28,7 @@ struct Net {
 
 impl Net {
     fn new(seed: u64) -> Self {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::base();
         let nodes = [
             (SENSOR, "sip:sensor-1@example.net"),
             (COLLECTOR, "sip:collector@example.net"),
@@ -526,8 +526,12 @@ fn the_outbound_proxy_gets_out_of_dialog_requests_as_a_loose_route() {
     let mut config = UaConfig::new(local, "sip:sensor-1@example.net");
     config.outbound_proxy = Some("sip:192.0.2.5:5070".into());
     let mut ua = UserAgent::new(config, IdGenerator::seeded(1), Box::new(LiteralsOnly)).unwrap();
-    ua.call("sip:collector@example.net", vec![], Instant::now())
-        .unwrap();
+    ua.call(
+        "sip:collector@example.net",
+        vec![],
+        crate::test_clock::base(),
+    )
+    .unwrap();
     let Some(Output::Transmit { target, bytes }) = ua.poll_output() else {
         panic!()
     };

@@ -322,7 +322,7 @@ fn secrets_stay_out_of_debug_output() {
 
 #[test]
 fn weak_secret_is_refused() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::base();
     assert_eq!(
         DigestServer::new(
             ServerConfig::new("r", ServerSecret::new(b"short".to_vec())),

@@ -246,7 +246,10 @@ fn bad_configs_are_refused() {
         ),
     ] {
         match RegistrationClient::new(cfg, IdGenerator::seeded(1)) {
-            Err(RegistrationError::Config(msg)) => assert!(msg.starts_with(what), "{msg}"),
+            Err(RegistrationError::Config(e)) => {
+                let msg = e.to_string();
+                assert!(msg.starts_with(what), "{msg}")
+            }
             other => panic!("{what}: {other:?}"),
         }
     }
