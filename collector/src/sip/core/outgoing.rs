@@ -1,31 +1,44 @@
 //! Calls the collector places: `call` (INVITE a sensor by its address of
 //! record) and `set-rate` (a re-INVITE, docs/protocol.md 3.3 and 3.4).
 
-use super::control::{CallRequest, Reply};
-use super::offer;
-use super::tu::{Call, Command, OpenArgs, Phase, Tu, canonical_aor, now_ns, open, renegotiate};
+use super::{Action, Call, Core, Direction, Now, OpenArgs, Phase, ReplyTo, canonical_aor};
+use crate::sip::control::{CallRequest, Reply};
+use crate::sip::offer;
 use sipsensor_protocol::sdp::{self, LocalMedia, LocalSdp, Role, Sdp};
 use sipsensor_protocol::sip::Transport;
 use sipsensor_protocol::sip::registrar::Binding;
 use sipsensor_protocol::sip::registrar::uri::SipUri;
-use sipsensor_protocol::sip::ua::SessionId as UaSession;
+use sipsensor_protocol::sip::ua::{SessionId as UaSession, UaError};
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
+use std::time::Duration;
 
 /// Packets of a sensor we call are kept this long before its stream exists.
-const EARLY_MEDIA_WAIT: Duration = Duration::from_secs(40);
+pub(super) const EARLY_MEDIA_WAIT: Duration = Duration::from_secs(40);
 /// A re-INVITE's new `cfg` is awaited this long (64*T1 is 32 s).
-const REINVITE_WAIT: Duration = Duration::from_secs(35);
+pub(super) const REINVITE_WAIT: Duration = Duration::from_secs(35);
+
+/// Names a call between [`Action::Call`] and its [`super::Report::Placed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PendingId(pub u64);
 
 /// A call between `ua.call` and its `Placed` report.
 #[derive(Debug)]
-pub struct PendingCall {
+pub(super) struct PendingCall {
     aor: String,
     offer: Sdp,
     origin: LocalSdp,
     local: LocalMedia,
-    reply: oneshot::Sender<Reply>,
+    reply: ReplyTo,
+    source_ip: Option<IpAddr>,
+}
+
+/// A call ready to be placed.
+struct Prepared {
+    target: String,
+    aor: String,
+    offer: Sdp,
+    origin: LocalSdp,
+    local: LocalMedia,
     source_ip: Option<IpAddr>,
 }
 
@@ -59,44 +72,50 @@ fn target_for(
     }
 }
 
-impl Tu {
+fn summary_of(offer: &Sdp) -> String {
+    offer::sensor_description(offer)
+        .map(|d| offer::summary(&d))
+        .unwrap_or_default()
+}
+
+impl Core {
     /// `sipsensor-collector call AOR`.
-    pub(super) fn call(&mut self, req: CallRequest, reply: oneshot::Sender<Reply>) {
-        let prepared = self.prepare_call(&req);
-        let (target, aor, offer, origin, local, source_ip) = match prepared {
+    pub(super) fn call(&mut self, req: CallRequest, reply: ReplyTo, now: Now) {
+        let p = match self.prepare_call(&req, now) {
             Ok(p) => p,
             Err(e) => {
-                let _ = reply.send(Reply::error(e));
+                self.reply(reply, Reply::error(e));
                 return;
             }
         };
-        if let Some(ip) = source_ip {
-            self.ctx
-                .media
-                .expect_source(ip, Instant::now() + EARLY_MEDIA_WAIT);
+        if let Some(ip) = p.source_ip {
+            self.push(Action::ExpectSource {
+                ip,
+                until: now.instant + EARLY_MEDIA_WAIT,
+            });
         }
-        tracing::info!("calling {aor} at {target}: {}", summary_of(&offer));
-        let bytes = offer.to_bytes();
-        let pending = PendingCall {
-            aor,
-            offer,
-            origin,
-            local,
-            reply,
-            source_ip,
-        };
-        let tx = self.ctx.tx.clone();
-        self.ctx.ua.fire(move |ua, now| {
-            let r = ua.call(&target, bytes, now).map_err(|e| e.to_string());
-            let _ = tx.send(Command::Placed(r, Box::new(pending)));
+        tracing::info!("calling {} at {}: {}", p.aor, p.target, summary_of(&p.offer));
+        let call = PendingId(self.next_pending);
+        self.next_pending += 1;
+        self.push(Action::Call {
+            call,
+            target: p.target,
+            offer: p.offer.to_bytes(),
         });
+        self.pending.insert(
+            call,
+            PendingCall {
+                aor: p.aor,
+                offer: p.offer,
+                origin: p.origin,
+                local: p.local,
+                reply,
+                source_ip: p.source_ip,
+            },
+        );
     }
 
-    #[allow(clippy::type_complexity)]
-    fn prepare_call(
-        &mut self,
-        req: &CallRequest,
-    ) -> Result<(String, String, Sdp, LocalSdp, LocalMedia, Option<IpAddr>), String> {
+    fn prepare_call(&mut self, req: &CallRequest, now: Now) -> Result<Prepared, String> {
         let aor =
             canonical_aor(&req.aor).ok_or_else(|| format!("{:?} is not a SIP URI", req.aor))?;
         let desc = match (&req.stream, self.offers.get(&aor)) {
@@ -113,11 +132,10 @@ impl Tu {
             }
         };
         let (target, source_ip) = if self.settings.embedded_registrar {
-            let now = Instant::now();
             let bindings = self
                 .registrar
                 .as_ref()
-                .map(|r| r.lookup(&aor, now))
+                .map(|r| r.lookup(&aor, now.instant))
                 .unwrap_or_default();
             let b = bindings
                 .first()
@@ -131,10 +149,25 @@ impl Tu {
         let mut origin = LocalSdp::new("collector", self.settings.rtp.ip(), &mut self.ids);
         let offer =
             sdp::offer(&desc, Role::Receiver, &local, &mut origin).map_err(|e| e.to_string())?;
-        Ok((target, aor, offer, origin, local, source_ip))
+        Ok(Prepared {
+            target,
+            aor,
+            offer,
+            origin,
+            local,
+            source_ip,
+        })
     }
 
-    pub(super) fn placed(&mut self, result: Result<UaSession, String>, p: PendingCall) {
+    pub(super) fn placed(
+        &mut self,
+        call: PendingId,
+        result: Result<UaSession, UaError>,
+        now: Now,
+    ) {
+        let Some(p) = self.pending.remove(&call) else {
+            return;
+        };
         match result {
             Ok(session) => {
                 let call_id = format!("collector-{}", self.ids.hex(8));
@@ -143,6 +176,7 @@ impl Tu {
                     Call {
                         aor: p.aor,
                         call_id,
+                        direction: Direction::Outgoing,
                         phase: Phase::Setup,
                         opened: None,
                         agreed: None,
@@ -151,14 +185,12 @@ impl Tu {
                         offer: Some(p.offer),
                         reply: Some(p.reply),
                         source_ip: p.source_ip,
-                        started_ns: now_ns(),
+                        started_ns: now.unix_ns,
                     },
                 );
             }
             Err(e) => {
-                let _ = p
-                    .reply
-                    .send(Reply::error(format!("cannot call {}: {e}", p.aor)));
+                self.reply(p.reply, Reply::error(format!("cannot call {}: {e}", p.aor)));
             }
         }
     }
@@ -179,13 +211,11 @@ impl Tu {
             Err(e) => {
                 // RFC 3264 / docs/protocol.md 3.1: an unusable answer ends
                 // the session (ACK, then BYE).
-                let aor = call.aor.clone();
-                if let Some(r) = call.reply.take() {
-                    let _ = r.send(Reply::error(format!("{aor} answered unusably: {e}")));
+                let message = format!("{} answered unusably: {e}", call.aor);
+                if let Some(to) = call.reply.take() {
+                    self.reply(to, Reply::error(message));
                 }
-                self.ctx.ua.fire(move |ua, now| {
-                    let _ = ua.hangup(session, now);
-                });
+                self.push(Action::Hangup(session));
                 return;
             }
         };
@@ -204,21 +234,15 @@ impl Tu {
             local_ssrc: call.local.ssrc.unwrap_or_default(),
             started_ns: call.started_ns,
         };
-        let ctx = self.ctx.clone();
-        tokio::spawn(async move {
-            let result = open(&ctx, args, false).await.map_err(|(status, why)| {
-                let w = why.clone();
-                ctx.ua.fire(move |ua, now| {
-                    let _ = ua.hangup(session, now);
-                });
-                format!("{status} {w}")
-            });
-            let _ = ctx.tx.send(Command::Opened { session, result });
+        self.push(Action::Open {
+            session,
+            args,
+            accept: None,
         });
     }
 
     /// `sipsensor-collector set-rate SENSOR HZ`.
-    pub(super) fn set_rate(&mut self, sensor: &str, hz: f64, reply: oneshot::Sender<Reply>) {
+    pub(super) fn set_rate(&mut self, sensor: &str, hz: f64, reply: ReplyTo, now: Now) {
         let wanted = canonical_aor(sensor);
         let found = self
             .calls
@@ -231,7 +255,7 @@ impl Tu {
             .max_by_key(|(_, c)| c.started_ns)
             .map(|(s, _)| *s);
         let Some(session) = found else {
-            let _ = reply.send(Reply::error(format!("no active stream of {sensor}")));
+            self.reply(reply, Reply::error(format!("no active stream of {sensor}")));
             return;
         };
         let full = self
@@ -243,10 +267,8 @@ impl Tu {
             return;
         };
         if call.offer.is_some() {
-            let _ = reply.send(Reply::error(format!(
-                "a change of {}'s stream is already under way",
-                call.aor
-            )));
+            let message = format!("a change of {}'s stream is already under way", call.aor);
+            self.reply(reply, Reply::error(message));
             return;
         }
         let (Some(agreed), Some(opened)) = (&call.agreed, call.opened) else {
@@ -256,40 +278,33 @@ impl Tu {
         let next = match offer::with_rate(&current, full.as_ref(), hz) {
             Ok(d) => d,
             Err(e) => {
-                let _ = reply.send(Reply::error(e));
+                self.reply(reply, Reply::error(e));
                 return;
             }
         };
         if next == current {
-            let _ = reply.send(Reply::ok(format!(
-                "{} already streams {}",
-                call.aor,
-                offer::summary(&current)
-            )));
+            let message = format!("{} already streams {}", call.aor, offer::summary(&current));
+            self.reply(reply, Reply::ok(message));
             return;
         }
         let offer = match sdp::offer(&next, Role::Receiver, &call.local, &mut call.origin) {
             Ok(o) => o,
             Err(e) => {
-                let _ = reply.send(Reply::error(e.to_string()));
+                self.reply(reply, Reply::error(e.to_string()));
                 return;
             }
         };
         tracing::info!("asking {} for {}", call.aor, offer::summary(&next));
-        self.ctx
-            .media
-            .expect_config(opened.media, Instant::now() + REINVITE_WAIT);
         let bytes = offer.to_bytes();
         call.offer = Some(offer);
         call.reply = Some(reply);
-        let tx = self.ctx.tx.clone();
-        self.ctx.ua.fire(move |ua, now| {
-            if let Err(e) = ua.reinvite(session, bytes, now) {
-                let _ = tx.send(Command::ReinviteFailed {
-                    session,
-                    error: e.to_string(),
-                });
-            }
+        self.push(Action::ExpectConfig {
+            media: opened.media,
+            until: now.instant + REINVITE_WAIT,
+        });
+        self.push(Action::Reinvite {
+            session,
+            offer: bytes,
         });
     }
 
@@ -306,33 +321,28 @@ impl Tu {
             .and_then(|answer| sdp::apply_answer(&offer, &answer, Role::Receiver));
         match agreed {
             Ok(agreed) => {
-                let ctx = self.ctx.clone();
                 let call_id = call.call_id.clone();
-                tokio::spawn(async move {
-                    let result = renegotiate(&ctx, opened, &call_id, agreed).await;
-                    let _ = ctx.tx.send(Command::Renegotiated { session, result });
+                self.push(Action::Renegotiate {
+                    session,
+                    opened,
+                    call_id,
+                    agreed,
+                    answer: None,
                 });
             }
             Err(e) => {
                 call.offer = None;
-                let aor = call.aor.clone();
-                if let Some(r) = call.reply.take() {
-                    let _ = r.send(Reply::error(format!(
-                        "{aor} answered the change unusably ({e}); hanging up"
-                    )));
+                let message = format!(
+                    "{} answered the change unusably ({e}); hanging up",
+                    call.aor
+                );
+                if let Some(to) = call.reply.take() {
+                    self.reply(to, Reply::error(message));
                 }
-                self.ctx.ua.fire(move |ua, now| {
-                    let _ = ua.hangup(session, now);
-                });
+                self.push(Action::Hangup(session));
             }
         }
     }
-}
-
-fn summary_of(offer: &Sdp) -> String {
-    offer::sensor_description(offer)
-        .map(|d| offer::summary(&d))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
