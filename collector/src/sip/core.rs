@@ -14,6 +14,8 @@ mod outgoing;
 mod registration;
 mod reoffer;
 #[cfg(test)]
+mod testing;
+#[cfg(test)]
 mod tests;
 
 use super::control::{Reply, Request};

@@ -19,8 +19,8 @@
 pub mod cli;
 pub mod config;
 pub mod control;
-pub mod credentials;
 mod core;
+pub mod credentials;
 mod local;
 mod offer;
 mod resolver;

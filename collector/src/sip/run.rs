@@ -9,7 +9,7 @@
 
 use super::control::{Reply, Request};
 use super::core::{
-    Action, Core, Now, OpenArgs, Opened, RenegotiateError, Report, ReplyTo, SetupError,
+    Action, Core, Now, OpenArgs, Opened, RenegotiateError, ReplyTo, Report, SetupError,
 };
 use super::credentials::Credentials;
 use crate::media::{MediaHandle, StreamSetup, stream_spec};

@@ -49,3 +49,6 @@ impl Core {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -19,7 +19,13 @@ fn from_aor(request: &rsip::Request) -> Option<String> {
 
 impl Core {
     /// A final failure with `Warning: <value>` (RFC 3261 20.43).
-    fn refuse(&mut self, session: UaSession, request: &rsip::Request, status: u16, warning: String) {
+    fn refuse(
+        &mut self,
+        session: UaSession,
+        request: &rsip::Request,
+        status: u16,
+        warning: String,
+    ) {
         let tag = self.ids.tag();
         let mut response = response_to(request, rsip::StatusCode::from(status), Some(&tag));
         response
@@ -233,3 +239,6 @@ impl Core {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,5 @@
 //! Calls the collector places: `call` (INVITE a sensor by its address of
-//! record) and `set-rate` (a re-INVITE, docs/protocol.md 3.3 and 3.4).
+//! record, docs/protocol.md 3.3); `set-rate` is in `reoffer.rs`.
 
 use super::{Action, Call, Core, Direction, Now, OpenArgs, Phase, ReplyTo, canonical_aor};
 use crate::sip::control::{CallRequest, Reply};
@@ -13,9 +13,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 /// Packets of a sensor we call are kept this long before its stream exists.
-pub(super) const EARLY_MEDIA_WAIT: Duration = Duration::from_secs(40);
-/// A re-INVITE's new `cfg` is awaited this long (64*T1 is 32 s).
-pub(super) const REINVITE_WAIT: Duration = Duration::from_secs(35);
+const EARLY_MEDIA_WAIT: Duration = Duration::from_secs(40);
 
 /// Names a call between [`Action::Call`] and its [`super::Report::Placed`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,7 +92,12 @@ impl Core {
                 until: now.instant + EARLY_MEDIA_WAIT,
             });
         }
-        tracing::info!("calling {} at {}: {}", p.aor, p.target, summary_of(&p.offer));
+        tracing::info!(
+            "calling {} at {}: {}",
+            p.aor,
+            p.target,
+            summary_of(&p.offer)
+        );
         let call = PendingId(self.next_pending);
         self.next_pending += 1;
         self.push(Action::Call {
@@ -159,12 +162,7 @@ impl Core {
         })
     }
 
-    pub(super) fn placed(
-        &mut self,
-        call: PendingId,
-        result: Result<UaSession, UaError>,
-        now: Now,
-    ) {
+    pub(super) fn placed(&mut self, call: PendingId, result: Result<UaSession, UaError>, now: Now) {
         let Some(p) = self.pending.remove(&call) else {
             return;
         };
@@ -240,131 +238,7 @@ impl Core {
             accept: None,
         });
     }
-
-    /// `sipsensor-collector set-rate SENSOR HZ`.
-    pub(super) fn set_rate(&mut self, sensor: &str, hz: f64, reply: ReplyTo, now: Now) {
-        let wanted = canonical_aor(sensor);
-        let found = self
-            .calls
-            .iter()
-            .filter(|(_, c)| c.phase == Phase::Active)
-            .filter(|(_, c)| {
-                Some(&c.aor) == wanted.as_ref()
-                    || c.aor.strip_prefix("sip:").and_then(|r| r.split('@').next()) == Some(sensor)
-            })
-            .max_by_key(|(_, c)| c.started_ns)
-            .map(|(s, _)| *s);
-        let Some(session) = found else {
-            self.reply(reply, Reply::error(format!("no active stream of {sensor}")));
-            return;
-        };
-        let full = self
-            .calls
-            .get(&session)
-            .and_then(|c| self.offers.get(&c.aor))
-            .cloned();
-        let Some(call) = self.calls.get_mut(&session) else {
-            return;
-        };
-        if call.offer.is_some() {
-            let message = format!("a change of {}'s stream is already under way", call.aor);
-            self.reply(reply, Reply::error(message));
-            return;
-        }
-        let (Some(agreed), Some(opened)) = (&call.agreed, call.opened) else {
-            return;
-        };
-        let current = agreed.description.clone();
-        let next = match offer::with_rate(&current, full.as_ref(), hz) {
-            Ok(d) => d,
-            Err(e) => {
-                self.reply(reply, Reply::error(e));
-                return;
-            }
-        };
-        if next == current {
-            let message = format!("{} already streams {}", call.aor, offer::summary(&current));
-            self.reply(reply, Reply::ok(message));
-            return;
-        }
-        let offer = match sdp::offer(&next, Role::Receiver, &call.local, &mut call.origin) {
-            Ok(o) => o,
-            Err(e) => {
-                self.reply(reply, Reply::error(e.to_string()));
-                return;
-            }
-        };
-        tracing::info!("asking {} for {}", call.aor, offer::summary(&next));
-        let bytes = offer.to_bytes();
-        call.offer = Some(offer);
-        call.reply = Some(reply);
-        self.push(Action::ExpectConfig {
-            media: opened.media,
-            until: now.instant + REINVITE_WAIT,
-        });
-        self.push(Action::Reinvite {
-            session,
-            offer: bytes,
-        });
-    }
-
-    /// The sensor answered our re-INVITE.
-    pub(super) fn reoffer_answered(&mut self, session: UaSession, body: &[u8]) {
-        let Some(call) = self.calls.get_mut(&session) else {
-            return;
-        };
-        let (Some(offer), Some(opened)) = (call.offer.clone(), call.opened) else {
-            return;
-        };
-        let agreed = sdp::parse(body)
-            .map_err(sdp::NegotiationError::from)
-            .and_then(|answer| sdp::apply_answer(&offer, &answer, Role::Receiver));
-        match agreed {
-            Ok(agreed) => {
-                let call_id = call.call_id.clone();
-                self.push(Action::Renegotiate {
-                    session,
-                    opened,
-                    call_id,
-                    agreed,
-                    answer: None,
-                });
-            }
-            Err(e) => {
-                call.offer = None;
-                let message = format!(
-                    "{} answered the change unusably ({e}); hanging up",
-                    call.aor
-                );
-                if let Some(to) = call.reply.take() {
-                    self.reply(to, Reply::error(message));
-                }
-                self.push(Action::Hangup(session));
-            }
-        }
-    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nat_bindings_are_reached_where_they_registered_from() {
-        let contact = SipUri::parse("sip:s1@10.0.0.5:5070").unwrap();
-        let local = "10.0.0.5:5070".parse().unwrap();
-        let nat = "198.51.100.7:40123".parse().unwrap();
-        assert_eq!(
-            target_for(&contact, local, Transport::Udp, false),
-            "sip:s1@10.0.0.5:5070"
-        );
-        assert_eq!(
-            target_for(&contact, nat, Transport::Udp, true),
-            "sip:s1@198.51.100.7:40123"
-        );
-        assert_eq!(
-            target_for(&contact, nat, Transport::Tcp, true),
-            "sip:s1@198.51.100.7:40123;transport=tcp"
-        );
-    }
-}
+mod tests;

@@ -130,3 +130,6 @@ impl Core {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,15 +1,120 @@
-//! Changes of a running stream: a sensor's re-INVITE (docs/protocol.md
-//! 3.4), and how our own re-INVITE ends (the offer is made in
-//! `outgoing.rs`).
+//! Changes of a running stream (docs/protocol.md 3.4): a sensor's
+//! re-INVITE, and ours (`set-rate`).
 
-use super::{Action, Core, Phase, RenegotiateError};
+use super::{Action, Core, Now, Phase, RenegotiateError, ReplyTo, canonical_aor};
 use crate::sip::control::Reply;
 use crate::sip::offer;
 use crate::storage::SessionId;
-use sipsensor_protocol::sdp::{self, Agreed, AnswerPolicy};
+use sipsensor_protocol::sdp::{self, Agreed, AnswerPolicy, Role};
 use sipsensor_protocol::sip::ua::{SessionId as UaSession, UaError};
+use std::time::Duration;
+
+/// A re-INVITE's new `cfg` is awaited this long (64*T1 is 32 s).
+const REINVITE_WAIT: Duration = Duration::from_secs(35);
 
 impl Core {
+    /// `sipsensor-collector set-rate SENSOR HZ`.
+    pub(super) fn set_rate(&mut self, sensor: &str, hz: f64, reply: ReplyTo, now: Now) {
+        let wanted = canonical_aor(sensor);
+        let found = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.phase == Phase::Active)
+            .filter(|(_, c)| {
+                Some(&c.aor) == wanted.as_ref()
+                    || c.aor.strip_prefix("sip:").and_then(|r| r.split('@').next()) == Some(sensor)
+            })
+            .max_by_key(|(_, c)| c.started_ns)
+            .map(|(s, _)| *s);
+        let Some(session) = found else {
+            self.reply(reply, Reply::error(format!("no active stream of {sensor}")));
+            return;
+        };
+        let full = self
+            .calls
+            .get(&session)
+            .and_then(|c| self.offers.get(&c.aor))
+            .cloned();
+        let Some(call) = self.calls.get_mut(&session) else {
+            return;
+        };
+        if call.offer.is_some() {
+            let message = format!("a change of {}'s stream is already under way", call.aor);
+            self.reply(reply, Reply::error(message));
+            return;
+        }
+        let (Some(agreed), Some(opened)) = (&call.agreed, call.opened) else {
+            return;
+        };
+        let current = agreed.description.clone();
+        let next = match offer::with_rate(&current, full.as_ref(), hz) {
+            Ok(d) => d,
+            Err(e) => {
+                self.reply(reply, Reply::error(e));
+                return;
+            }
+        };
+        if next == current {
+            let message = format!("{} already streams {}", call.aor, offer::summary(&current));
+            self.reply(reply, Reply::ok(message));
+            return;
+        }
+        let offer = match sdp::offer(&next, Role::Receiver, &call.local, &mut call.origin) {
+            Ok(o) => o,
+            Err(e) => {
+                self.reply(reply, Reply::error(e.to_string()));
+                return;
+            }
+        };
+        tracing::info!("asking {} for {}", call.aor, offer::summary(&next));
+        let bytes = offer.to_bytes();
+        call.offer = Some(offer);
+        call.reply = Some(reply);
+        self.push(Action::ExpectConfig {
+            media: opened.media,
+            until: now.instant + REINVITE_WAIT,
+        });
+        self.push(Action::Reinvite {
+            session,
+            offer: bytes,
+        });
+    }
+
+    /// The sensor answered our re-INVITE.
+    pub(super) fn reoffer_answered(&mut self, session: UaSession, body: &[u8]) {
+        let Some(call) = self.calls.get_mut(&session) else {
+            return;
+        };
+        let (Some(offer), Some(opened)) = (call.offer.clone(), call.opened) else {
+            return;
+        };
+        let agreed = sdp::parse(body)
+            .map_err(sdp::NegotiationError::from)
+            .and_then(|answer| sdp::apply_answer(&offer, &answer, Role::Receiver));
+        match agreed {
+            Ok(agreed) => {
+                let call_id = call.call_id.clone();
+                self.push(Action::Renegotiate {
+                    session,
+                    opened,
+                    call_id,
+                    agreed,
+                    answer: None,
+                });
+            }
+            Err(e) => {
+                call.offer = None;
+                let message = format!(
+                    "{} answered the change unusably ({e}); hanging up",
+                    call.aor
+                );
+                if let Some(to) = call.reply.take() {
+                    self.reply(to, Reply::error(message));
+                }
+                self.push(Action::Hangup(session));
+            }
+        }
+    }
     pub(super) fn reoffer(&mut self, session: UaSession, body: &[u8]) {
         let host = self.settings.host.clone();
         let policy_cfg = self.settings.policy;
@@ -117,7 +222,10 @@ impl Core {
                 }
                 call.agreed = Some(agreed);
                 tracing::info!("{} now streams {summary}", call.aor);
-                (reply, Reply::ok(format!("{} now streams {summary}", call.aor)))
+                (
+                    reply,
+                    Reply::ok(format!("{} now streams {summary}", call.aor)),
+                )
             }
             Err(e) => {
                 tracing::error!("{}: the changed stream cannot be recorded: {e}", call.aor);
@@ -154,3 +262,6 @@ impl Core {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
