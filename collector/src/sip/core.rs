@@ -35,8 +35,6 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-pub use outgoing::PendingId;
-
 /// When an input happens: the monotonic instant (timers, the registrar)
 /// and the wall clock in Unix nanoseconds (what session records carry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,6 +242,21 @@ struct Call {
     started_ns: i64,
 }
 
+/// Names a call between [`Action::Call`] and its [`Report::Placed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PendingId(pub u64);
+
+/// A call between `ua.call` and its `Placed` report.
+#[derive(Debug)]
+struct PendingCall {
+    aor: String,
+    offer: Sdp,
+    origin: LocalSdp,
+    local: LocalMedia,
+    reply: ReplyTo,
+    source_ip: Option<IpAddr>,
+}
+
 /// Fixed settings of the TU.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -283,7 +296,7 @@ pub struct Core {
     registrar: Option<Registrar>,
     calls: HashMap<UaSession, Call>,
     /// Calls between [`Action::Call`] and [`Report::Placed`].
-    pending: HashMap<PendingId, outgoing::PendingCall>,
+    pending: HashMap<PendingId, PendingCall>,
     next_pending: u64,
     sensors: HashMap<String, SensorId>,
     /// The last full offer of each sensor (docs/protocol.md 3.3: the

@@ -1,7 +1,10 @@
 //! Calls the collector places: `call` (INVITE a sensor by its address of
 //! record, docs/protocol.md 3.3); `set-rate` is in `reoffer.rs`.
 
-use super::{Action, Call, Core, Direction, Now, OpenArgs, Phase, ReplyTo, canonical_aor};
+use super::{
+    Action, Call, Core, Direction, Now, OpenArgs, PendingCall, PendingId, Phase, ReplyTo,
+    canonical_aor,
+};
 use crate::sip::control::{CallRequest, Reply};
 use crate::sip::offer;
 use sipsensor_protocol::sdp::{self, LocalMedia, LocalSdp, Role, Sdp};
@@ -14,21 +17,6 @@ use std::time::Duration;
 
 /// Packets of a sensor we call are kept this long before its stream exists.
 const EARLY_MEDIA_WAIT: Duration = Duration::from_secs(40);
-
-/// Names a call between [`Action::Call`] and its [`super::Report::Placed`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PendingId(pub u64);
-
-/// A call between `ua.call` and its `Placed` report.
-#[derive(Debug)]
-pub(super) struct PendingCall {
-    aor: String,
-    offer: Sdp,
-    origin: LocalSdp,
-    local: LocalMedia,
-    reply: ReplyTo,
-    source_ip: Option<IpAddr>,
-}
 
 /// A call ready to be placed.
 struct Prepared {
