@@ -15,6 +15,10 @@
 //!   a re-INVITE that changes the rate (docs/protocol.md 3.4).
 //! - With an external registrar (`sip.register`), the collector registers
 //!   itself so sensors reach it by normal location.
+//!
+//! The TU is a sans-I/O [`core`] (events and the time in, actions out,
+//! tested on a virtual clock) and its shell [`run`] (the user agent pump,
+//! storage and media tasks, timers, SIGHUP and SIGTERM).
 
 pub mod cli;
 pub mod config;
