@@ -15,16 +15,20 @@
 //!   a re-INVITE that changes the rate (docs/protocol.md 3.4).
 //! - With an external registrar (`sip.register`), the collector registers
 //!   itself so sensors reach it by normal location.
+//!
+//! The TU is a sans-I/O [`core`] (events and the time in, actions out,
+//! tested on a virtual clock) and its shell [`run`] (the user agent pump,
+//! storage and media tasks, timers, SIGHUP and SIGTERM).
 
 pub mod cli;
 pub mod config;
 pub mod control;
+mod core;
 pub mod credentials;
 mod local;
 mod offer;
-mod outgoing;
 mod resolver;
-mod tu;
+mod run;
 
 use crate::config::Config;
 use crate::media::{MediaEngine, MediaError};
@@ -95,7 +99,7 @@ pub struct Parts {
 pub struct SipService {
     sip_addr: SocketAddr,
     rtp_addr: SocketAddr,
-    commands: mpsc::UnboundedSender<tu::Command>,
+    commands: mpsc::UnboundedSender<run::Command>,
     tu: JoinHandle<()>,
     ua: JoinHandle<UserAgent>,
     control: JoinHandle<()>,
@@ -219,7 +223,7 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
         let commands = commands.clone();
         tokio::spawn(async move {
             while let Some((req, reply)) = jobs_rx.recv().await {
-                if commands.send(tu::Command::Control(req, reply)).is_err() {
+                if commands.send(run::Command::Control(req, reply)).is_err() {
                     break;
                 }
             }
@@ -251,7 +255,7 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
         if sc.registrar { "embedded" } else { "external" },
         sc.control_socket.display()
     );
-    let settings = tu::Settings {
+    let settings = core::Settings {
         host: local.host_port(),
         identity,
         rtp: local::sdp_media(sc.advertise, advertise, rtp_addr),
@@ -262,15 +266,9 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
         realm,
         own_user: sc.register_username(),
     };
-    let tu = tu::Tu::new(
-        settings,
-        handle,
-        registrar,
-        parts,
-        media.handle(),
-        commands.clone(),
-    );
-    let tu = tokio::spawn(tu.run(events, command_rx));
+    let core = core::Core::new(settings, registrar, IdGenerator::from_entropy());
+    let shell = run::Shell::new(core, handle, parts, media.handle(), commands.clone());
+    let tu = tokio::spawn(shell.run(events, command_rx));
     Ok(SipService {
         sip_addr,
         rtp_addr,
@@ -298,7 +296,7 @@ impl SipService {
     /// unregister, stop.
     pub async fn shutdown(self) {
         let (tx, rx) = oneshot::channel();
-        if self.commands.send(tu::Command::Shutdown(tx)).is_ok() {
+        if self.commands.send(run::Command::Shutdown(tx)).is_ok() {
             let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
         }
         self.control.abort();

@@ -1,0 +1,484 @@
+//! The transaction user, sans-I/O: what to do about the user agent's events,
+//! the control socket's requests, the reports of storage and media work and
+//! the passing of time.
+//!
+//! [`Core`] takes inputs with the time they happen ([`Now`]) and answers
+//! with [`Action`]s (send on the user agent, open or close a stream, record
+//! a sensor's state, reply to a control client) and the instant it next
+//! wants to be woken ([`Core::poll_timeout`]); `run.rs` carries them out.
+//! Every decision here is tested without a socket, on a virtual clock.
+
+mod authorisation;
+mod incoming;
+mod outgoing;
+mod registration;
+mod reoffer;
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod tests;
+
+use super::control::{Reply, Request};
+use super::offer;
+use crate::config::Policy;
+use crate::media::StreamKey;
+use crate::storage::{SensorId, SensorState, SessionId, StorageError};
+use ipnet::IpNet;
+use sipsensor_protocol::sdp::{self, Agreed, LocalMedia, LocalSdp, Sdp};
+use sipsensor_protocol::sip::digest::Password;
+use sipsensor_protocol::sip::ids::IdGenerator;
+use sipsensor_protocol::sip::registrar::Registrar;
+use sipsensor_protocol::sip::registrar::uri::SipUri;
+use sipsensor_protocol::sip::transaction::ServerId;
+use sipsensor_protocol::sip::ua::{SessionId as UaSession, UaError, UaEvent};
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+/// When an input happens: the monotonic instant (timers, the registrar)
+/// and the wall clock in Unix nanoseconds (what session records carry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    pub instant: Instant,
+    pub unix_ns: i64,
+}
+
+/// Names a control client waiting for its [`Reply`]; the shell holds the
+/// channel behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReplyTo(pub u64);
+
+/// A call's resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    pub sensor: SensorId,
+    pub session: SessionId,
+    pub media: StreamKey,
+}
+
+/// What a call's stream is opened with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenArgs {
+    pub aor: String,
+    pub sensor: Option<SensorId>,
+    pub call_id: String,
+    pub agreed: Agreed,
+    pub signalling_ip: Option<IpAddr>,
+    pub local_ssrc: u32,
+    pub started_ns: i64,
+}
+
+/// Why a call's storage record and media stream could not be set up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetupError {
+    /// Storage or media refused; `status` is the SIP answer it calls for.
+    #[error("{reason}")]
+    Open { status: u16, reason: String },
+    /// Stored and receiving, but the user agent could not send the 200.
+    #[error("cannot accept: {0}")]
+    NotAccepted(String),
+}
+
+/// Why a changed stream could not be recorded and installed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RenegotiateError {
+    #[error("storage: {0}")]
+    Storage(StorageError),
+    #[error("the stream is gone")]
+    Gone,
+}
+
+/// The outcome of work the shell did for the core.
+#[derive(Debug)]
+pub enum Report {
+    /// Our INVITE went out (or could not).
+    Placed {
+        call: PendingId,
+        result: Result<UaSession, UaError>,
+    },
+    /// Storage record and media stream of a call are ready (or failed).
+    Opened {
+        session: UaSession,
+        result: Result<Opened, SetupError>,
+    },
+    /// A changed stream is recorded and installed (or not); `answer` is
+    /// the sensor's re-offer's answer, when the change was the sensor's.
+    Renegotiated {
+        session: UaSession,
+        answer: Option<Vec<u8>>,
+        result: Result<(SessionId, Agreed), RenegotiateError>,
+    },
+    /// A re-INVITE of ours could not be sent.
+    ReinviteFailed { session: UaSession, error: UaError },
+    /// A call's stream is closed and stored.
+    Closed { aor: String },
+}
+
+/// What the core asks the shell to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Reply {
+        to: ReplyTo,
+        reply: Reply,
+    },
+    /// Answer a request the user agent handed up (REGISTER).
+    Respond {
+        id: ServerId,
+        response: rsip::Response,
+    },
+    /// A final answer to an INVITE, built here (challenge, 4xx with Warning).
+    RespondToInvite {
+        session: UaSession,
+        response: rsip::Response,
+    },
+    Reject {
+        session: UaSession,
+        status: u16,
+        reason: String,
+    },
+    AnswerReoffer {
+        session: UaSession,
+        answer: Result<Vec<u8>, (u16, String)>,
+    },
+    Hangup(UaSession),
+    /// INVITE `target`; report [`Report::Placed`] with `call`.
+    Call {
+        call: PendingId,
+        target: String,
+        offer: Vec<u8>,
+    },
+    /// re-INVITE; report [`Report::ReinviteFailed`] if it cannot be sent.
+    Reinvite {
+        session: UaSession,
+        offer: Vec<u8>,
+    },
+    Unregister,
+    /// New credentials for our own registration and requests.
+    SetOwnCredentials {
+        user: String,
+        password: Password,
+    },
+    /// Hold packets from `ip` until `until` (a sensor we call).
+    ExpectSource {
+        ip: IpAddr,
+        until: Instant,
+    },
+    /// A stream's new `cfg` may arrive until `until` (our re-INVITE).
+    ExpectConfig {
+        media: StreamKey,
+        until: Instant,
+    },
+    /// Record the session and start receiving; report [`Report::Opened`].
+    /// With `accept` (an incoming call) the record comes first and the
+    /// INVITE is answered with it once stored; without (our call) the
+    /// stream starts first.
+    Open {
+        session: UaSession,
+        args: OpenArgs,
+        accept: Option<Vec<u8>>,
+    },
+    /// Record and install a changed stream; report [`Report::Renegotiated`]
+    /// with `answer` passed through.
+    Renegotiate {
+        session: UaSession,
+        opened: Opened,
+        call_id: String,
+        agreed: Agreed,
+        answer: Option<Vec<u8>>,
+    },
+    /// Release a stream and its record; with `report`, report
+    /// [`Report::Closed`] for that AOR afterwards.
+    Close {
+        opened: Opened,
+        report: Option<String>,
+    },
+    /// Record a sensor's state (in order, creating the sensor if needed).
+    SetState {
+        aor: String,
+        state: SensorState,
+    },
+    /// Count a rejected message by reason.
+    Count(&'static str),
+    /// A warning, rate-limited per kind by the shell.
+    Warn {
+        kind: &'static str,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Answered or accepted; storage and media being set up.
+    Setup,
+    Active,
+    /// Over, but its set-up has not reported yet.
+    Ended,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    /// The sensor called.
+    Incoming,
+    /// We called the sensor.
+    Outgoing,
+}
+
+/// One call (either direction).
+#[derive(Debug)]
+struct Call {
+    aor: String,
+    call_id: String,
+    direction: Direction,
+    phase: Phase,
+    opened: Option<Opened>,
+    agreed: Option<Agreed>,
+    origin: LocalSdp,
+    local: LocalMedia,
+    /// Our offer awaiting its answer (INVITE or re-INVITE).
+    offer: Option<Sdp>,
+    /// A control client waiting for the outcome.
+    reply: Option<ReplyTo>,
+    source_ip: Option<IpAddr>,
+    started_ns: i64,
+}
+
+/// Names a call between [`Action::Call`] and its [`Report::Placed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PendingId(pub u64);
+
+/// A call between `ua.call` and its `Placed` report.
+#[derive(Debug)]
+struct PendingCall {
+    aor: String,
+    offer: Sdp,
+    origin: LocalSdp,
+    local: LocalMedia,
+    reply: ReplyTo,
+    source_ip: Option<IpAddr>,
+}
+
+/// Fixed settings of the TU.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// host:port for Warning headers.
+    pub host: String,
+    pub identity: String,
+    /// Where every session's RTP goes (RTCP on the next port).
+    pub rtp: SocketAddr,
+    pub policy: Policy,
+    pub trusted: Vec<IpNet>,
+    pub embedded_registrar: bool,
+    pub credentials_file: Option<std::path::PathBuf>,
+    pub realm: String,
+    pub own_user: Option<String>,
+}
+
+impl Settings {
+    /// The RTCP CNAME of every stream we receive.
+    pub fn cname(&self) -> String {
+        format!("collector@{}", self.host)
+    }
+}
+
+/// What is left to do when the collector stops (SIGTERM).
+#[derive(Debug, PartialEq)]
+pub struct Stopping {
+    /// Streams to close, each sensor then recorded offline.
+    pub close: Vec<Opened>,
+    /// How many calls got a BYE.
+    pub calls: usize,
+    /// Our own registration is being removed: wait for its answer.
+    pub unregistering: bool,
+}
+
+pub struct Core {
+    settings: Settings,
+    registrar: Option<Registrar>,
+    calls: HashMap<UaSession, Call>,
+    /// Calls between [`Action::Call`] and [`Report::Placed`].
+    pending: HashMap<PendingId, PendingCall>,
+    next_pending: u64,
+    sensors: HashMap<String, SensorId>,
+    /// The last full offer of each sensor (docs/protocol.md 3.3: the
+    /// collector remembers it to ask for channels again).
+    offers: HashMap<String, sdp::StreamDescription>,
+    ids: IdGenerator,
+    actions: VecDeque<Action>,
+}
+
+/// The canonical AOR (`sip:user@host`) of a URI.
+pub fn canonical_aor(uri: &str) -> Option<String> {
+    let bare = uri.trim().trim_start_matches('<').trim_end_matches('>');
+    SipUri::parse(bare).ok().map(|u| u.aor())
+}
+
+impl Core {
+    pub fn new(settings: Settings, registrar: Option<Registrar>, ids: IdGenerator) -> Core {
+        Core {
+            settings,
+            registrar,
+            calls: HashMap::new(),
+            pending: HashMap::new(),
+            next_pending: 0,
+            sensors: HashMap::new(),
+            offers: HashMap::new(),
+            ids,
+            actions: VecDeque::new(),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The next thing to do, in order.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`Core::handle_timeout`] next has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.registrar.as_ref().and_then(|r| r.poll_timeout())
+    }
+
+    pub fn handle_event(&mut self, ev: UaEvent, now: Now) {
+        match ev {
+            UaEvent::IncomingCall {
+                session,
+                request,
+                source,
+                offer,
+            } => self.incoming(session, request, source, offer, now),
+            UaEvent::Answered { session, answer } => self.answered(session, &answer),
+            UaEvent::ReofferReceived { session, offer } => self.reoffer(session, &offer),
+            UaEvent::ReofferAnswered { session, answer } => self.reoffer_answered(session, &answer),
+            UaEvent::ReofferRejected {
+                session,
+                status,
+                warning,
+            } => self.reoffer_rejected(session, status, warning),
+            UaEvent::Ended {
+                session,
+                reason,
+                warning,
+                ..
+            } => self.ended(session, reason, warning),
+            UaEvent::Request {
+                id,
+                request,
+                source,
+            } => self.register(id, request, source, now.instant),
+            UaEvent::Registration(e) => self.registration(e),
+            UaEvent::Malformed { source, reason } => {
+                self.count("sip_malformed");
+                self.warn(
+                    "malformed",
+                    format!("unusable SIP message from {}: {reason}", source.addr),
+                );
+            }
+            UaEvent::Progress { .. }
+            | UaEvent::Confirmed { .. }
+            | UaEvent::OptionsResult { .. }
+            | UaEvent::Response { .. } => {}
+        }
+    }
+
+    pub fn handle_control(&mut self, request: Request, to: ReplyTo, now: Now) {
+        match request {
+            Request::Call(r) => self.call(r, to, now),
+            Request::SetRate { sensor, hz } => self.set_rate(&sensor, hz, to, now),
+            Request::Sessions => {
+                let list: Vec<serde_json::Value> = self
+                    .calls
+                    .values()
+                    .filter(|c| c.phase == Phase::Active)
+                    .map(|c| {
+                        serde_json::json!({
+                            "aor": c.aor,
+                            "call_id": c.call_id,
+                            "stream": c.agreed.as_ref().map(|a| offer::summary(&a.description)),
+                        })
+                    })
+                    .collect();
+                let mut r = Reply::ok(format!("{} active sessions", list.len()));
+                r.detail = Some(serde_json::Value::Array(list));
+                self.reply(to, r);
+            }
+        }
+    }
+
+    pub fn handle_report(&mut self, report: Report, now: Now) {
+        match report {
+            Report::Placed { call, result } => self.placed(call, result, now),
+            Report::Opened { session, result } => self.opened(session, result),
+            Report::Renegotiated {
+                session,
+                answer,
+                result,
+            } => self.renegotiated(session, answer, result),
+            Report::ReinviteFailed { session, error } => self.reinvite_failed(session, &error),
+            Report::Closed { aor } => self.closed(aor, now.instant),
+        }
+    }
+
+    /// SIGTERM: BYE to every call, un-REGISTER, and the streams to close.
+    pub fn stop(&mut self) -> Stopping {
+        let sessions: Vec<UaSession> = self.calls.keys().copied().collect();
+        let calls = sessions.len();
+        for s in sessions {
+            self.push(Action::Hangup(s));
+        }
+        let unregistering = self.settings.own_user.is_some();
+        if unregistering {
+            self.push(Action::Unregister);
+        }
+        let close = self.calls.drain().filter_map(|(_, c)| c.opened).collect();
+        Stopping {
+            close,
+            calls,
+            unregistering,
+        }
+    }
+
+    fn push(&mut self, action: Action) {
+        self.actions.push_back(action);
+    }
+
+    fn reply(&mut self, to: ReplyTo, reply: Reply) {
+        self.push(Action::Reply { to, reply });
+    }
+
+    fn count(&mut self, reason: &'static str) {
+        self.push(Action::Count(reason));
+    }
+
+    fn warn(&mut self, kind: &'static str, message: String) {
+        self.push(Action::Warn { kind, message });
+    }
+
+    fn set_state(&mut self, aor: String, state: SensorState) {
+        self.push(Action::SetState { aor, state });
+    }
+
+    fn streaming(&self, aor: &str) -> bool {
+        self.calls
+            .values()
+            .any(|c| c.aor == aor && matches!(c.phase, Phase::Setup | Phase::Active))
+    }
+
+    fn local_media(&mut self) -> LocalMedia {
+        let mut m = LocalMedia::new(self.settings.rtp);
+        m.ssrc = Some(self.ids.u32());
+        m.cname = Some(self.settings.cname());
+        m
+    }
+
+    /// Releases a call's stream and record.
+    fn finish(&mut self, call: Call) {
+        let Some(opened) = call.opened else { return };
+        self.push(Action::Close {
+            opened,
+            report: Some(call.aor),
+        });
+    }
+}

@@ -1,0 +1,244 @@
+//! Calls a sensor places to us (INVITE), and what both directions share
+//! once set up: the storage report and the end of the call.
+
+use super::authorisation::Refusal;
+use super::{Action, Call, Core, Direction, Now, OpenArgs, Opened, Phase, SetupError};
+use crate::sip::control::Reply;
+use crate::sip::offer;
+use rsip::headers::UntypedHeader;
+use rsip::prelude::*;
+use sipsensor_protocol::sdp::{self, AnswerPolicy, LocalSdp};
+use sipsensor_protocol::sip::Target;
+use sipsensor_protocol::sip::response::response_to;
+use sipsensor_protocol::sip::ua::{EndReason, SessionId as UaSession};
+
+fn from_aor(request: &rsip::Request) -> Option<String> {
+    let uri = request.from_header().ok()?.uri().ok()?;
+    super::canonical_aor(&uri.to_string())
+}
+
+impl Core {
+    /// A final failure with `Warning: <value>` (RFC 3261 20.43).
+    fn refuse(
+        &mut self,
+        session: UaSession,
+        request: &rsip::Request,
+        status: u16,
+        warning: String,
+    ) {
+        let tag = self.ids.tag();
+        let mut response = response_to(request, rsip::StatusCode::from(status), Some(&tag));
+        response
+            .headers
+            .push(rsip::Header::Warning(rsip::headers::Warning::new(warning)));
+        self.push(Action::RespondToInvite { session, response });
+    }
+
+    pub(super) fn incoming(
+        &mut self,
+        session: UaSession,
+        request: rsip::Request,
+        source: Target,
+        body: Vec<u8>,
+        now: Now,
+    ) {
+        let from = from_aor(&request);
+        if let Err(refusal) = self.authorize(&request, source, from.as_deref(), now.instant) {
+            match refusal {
+                Refusal::Challenge(response) => {
+                    if response.status_code.code() != 401 {
+                        self.count("sip_unauthenticated");
+                    }
+                    self.push(Action::RespondToInvite { session, response });
+                }
+                Refusal::Forbidden(why) => {
+                    self.count("sip_forbidden");
+                    self.warn(
+                        "forbidden",
+                        format!("INVITE from {}: 403, {why}", source.addr),
+                    );
+                    let w = format!("399 {} \"{}\"", self.settings.host, why.replace('"', "'"));
+                    self.refuse(session, &request, 403, w);
+                }
+            }
+            return;
+        }
+        let Some(aor) = from else {
+            let w = format!("399 {} \"no readable From\"", self.settings.host);
+            self.refuse(session, &request, 400, w);
+            return;
+        };
+        let offer = match sdp::parse(&body) {
+            Ok(o) => o,
+            Err(e) => {
+                self.count("sip_not_acceptable");
+                let w = format!(
+                    "399 {} \"malformed SDP: {}\"",
+                    self.settings.host,
+                    e.to_string().replace('"', "'")
+                );
+                self.refuse(session, &request, 400, w);
+                return;
+            }
+        };
+        let full = offer::sensor_description(&offer);
+        let policy = full
+            .as_ref()
+            .map(|f| offer::receive_policy(&self.settings.policy, f))
+            .unwrap_or_default();
+        let local = self.local_media();
+        let mut origin = LocalSdp::new("collector", self.settings.rtp.ip(), &mut self.ids);
+        let (answer, agreed) =
+            match sdp::answer(&offer, &AnswerPolicy::Receive(policy), &local, &mut origin) {
+                Ok(x) => x,
+                Err(e) => {
+                    // RFC 3261 21.4.26 and docs/protocol.md 3.5.
+                    self.count("sip_not_acceptable");
+                    self.warn(
+                        "not_acceptable",
+                        format!(
+                            "INVITE from {aor} ({}): {} {e}",
+                            source.addr,
+                            e.status_code()
+                        ),
+                    );
+                    let w = e.warning_header(&self.settings.host);
+                    self.refuse(session, &request, e.status_code(), w);
+                    return;
+                }
+            };
+        if let Some(f) = full {
+            self.offers.insert(aor.clone(), f);
+        }
+        let call_id = request
+            .call_id_header()
+            .map(|c| c.value().to_string())
+            .unwrap_or_default();
+        tracing::info!(
+            "{aor} calls from {}: {}",
+            source.addr,
+            offer::summary(&agreed.description)
+        );
+        self.calls.insert(
+            session,
+            Call {
+                aor: aor.clone(),
+                call_id: call_id.clone(),
+                direction: Direction::Incoming,
+                phase: Phase::Setup,
+                opened: None,
+                agreed: Some(agreed.clone()),
+                origin,
+                local: local.clone(),
+                offer: None,
+                reply: None,
+                source_ip: Some(source.addr.ip()),
+                started_ns: now.unix_ns,
+            },
+        );
+        let args = OpenArgs {
+            sensor: self.sensors.get(&aor).copied(),
+            aor,
+            call_id,
+            agreed,
+            signalling_ip: Some(source.addr.ip()),
+            local_ssrc: local.ssrc.unwrap_or_default(),
+            started_ns: now.unix_ns,
+        };
+        self.push(Action::Open {
+            session,
+            args,
+            accept: Some(answer.to_bytes()),
+        });
+    }
+
+    pub(super) fn opened(&mut self, session: UaSession, result: Result<Opened, SetupError>) {
+        let Some(call) = self.calls.get_mut(&session) else {
+            // The call is gone from our books: release what was built.
+            if let Ok(opened) = result {
+                self.push(Action::Close {
+                    opened,
+                    report: None,
+                });
+            }
+            return;
+        };
+        let e = match result {
+            Ok(o) => {
+                self.sensors.insert(call.aor.clone(), o.sensor);
+                call.opened = Some(o);
+                if call.phase == Phase::Ended {
+                    if let Some(c) = self.calls.remove(&session) {
+                        self.finish(c);
+                    }
+                    return;
+                }
+                call.phase = Phase::Active;
+                if let Some(to) = call.reply.take() {
+                    let summary = call
+                        .agreed
+                        .as_ref()
+                        .map(|a| offer::summary(&a.description))
+                        .unwrap_or_default();
+                    let mut reply = Reply::ok(format!("{} streaming: {summary}", call.aor));
+                    reply.detail = Some(serde_json::json!({ "call_id": call.call_id }));
+                    self.reply(to, reply);
+                }
+                return;
+            }
+            Err(e) => e,
+        };
+        let direction = call.direction;
+        let aor = call.aor.clone();
+        let why = match (&e, direction) {
+            (SetupError::Open { status, reason }, Direction::Outgoing) => {
+                format!("{status} {reason}")
+            }
+            _ => e.to_string(),
+        };
+        match (e, direction) {
+            (SetupError::Open { status, reason }, Direction::Incoming) => {
+                self.push(Action::Reject {
+                    session,
+                    status,
+                    reason,
+                });
+            }
+            (SetupError::Open { .. }, Direction::Outgoing) => self.push(Action::Hangup(session)),
+            // The shell released what it built.
+            (SetupError::NotAccepted(_), _) => {}
+        }
+        if let Some(c) = self.calls.remove(&session)
+            && let Some(to) = c.reply
+        {
+            self.reply(to, Reply::error(format!("{aor}: {why}")));
+        }
+        tracing::error!("call with {aor} failed: {why}");
+    }
+
+    pub(super) fn ended(&mut self, session: UaSession, reason: EndReason, warning: Option<String>) {
+        let Some(mut call) = self.calls.remove(&session) else {
+            return;
+        };
+        if let Some(to) = call.reply.take() {
+            let why = warning.map(|w| format!(" ({w})")).unwrap_or_default();
+            self.reply(
+                to,
+                Reply::error(format!("call with {} ended: {reason:?}{why}", call.aor)),
+            );
+        }
+        tracing::info!("call with {} ended: {reason:?}", call.aor);
+        match (call.phase, call.opened.is_some()) {
+            (_, true) => self.finish(call),
+            (Phase::Setup, false) => {
+                // Its set-up reports later and is cleaned up then.
+                call.phase = Phase::Ended;
+                self.calls.insert(session, call);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

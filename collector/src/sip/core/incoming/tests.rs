@@ -1,0 +1,208 @@
+//! Sensors' INVITEs and the life of the calls they start.
+
+use crate::sip::core::testing::*;
+
+#[test]
+fn an_unanswerable_offer_is_refused_with_its_status_and_warning() {
+    let (mut c, clock) = core();
+    // Encrypted RTP is not spoken here.
+    let offer = String::from_utf8(sensor_offer(&capabilities()))
+        .unwrap()
+        .replace("RTP/AVP", "RTP/SAVP");
+    let req = request("INVITE", "s1", "call-1", "");
+    c.handle_event(invite_event(req, PROXY, offer.into_bytes()), clock.at(0));
+    let acts = actions(&mut c);
+    assert_eq!(acts.len(), 3, "{acts:?}");
+    assert_eq!(acts[0], Action::Count("sip_not_acceptable"));
+    let Action::Warn { kind, message } = &acts[1] else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(*kind, "not_acceptable");
+    assert!(message.starts_with(&format!("INVITE from sip:s1@example.net ({PROXY}): 488")));
+    assert_eq!(status_of(&acts[2]), 488);
+    assert!(warning_of(&acts[2]).starts_with(&format!("302 {HOST} ")));
+}
+
+#[test]
+fn malformed_sdp_is_refused_with_400() {
+    let (mut c, clock) = core();
+    let req = request("INVITE", "s1", "call-1", "");
+    c.handle_event(invite_event(req, PROXY, b"v=0\r\n".to_vec()), clock.at(0));
+    let acts = actions(&mut c);
+    assert_eq!(acts.len(), 2, "{acts:?}");
+    assert_eq!(acts[0], Action::Count("sip_not_acceptable"));
+    assert_eq!(status_of(&acts[1]), 400);
+    assert!(warning_of(&acts[1]).contains("malformed SDP"));
+}
+
+#[test]
+fn an_invite_without_a_readable_from_is_refused_with_400() {
+    let (mut c, clock) = core();
+    let mut req = request("INVITE", "s1", "call-1", "");
+    req.headers.retain(|h| !matches!(h, rsip::Header::From(_)));
+    c.handle_event(
+        invite_event(req, PROXY, sensor_offer(&capabilities())),
+        clock.at(0),
+    );
+    let acts = actions(&mut c);
+    assert_eq!(acts.len(), 1, "{acts:?}");
+    assert_eq!(status_of(&acts[0]), 400);
+    assert_eq!(
+        warning_of(&acts[0]),
+        format!("399 {HOST} \"no readable From\"")
+    );
+}
+
+#[test]
+fn a_busy_collector_rejects_the_call_with_the_media_status() {
+    let (mut c, clock) = core();
+    let req = request("INVITE", "s1", "call-1", "");
+    c.handle_event(
+        invite_event(req, PROXY, sensor_offer(&capabilities())),
+        clock.at(0),
+    );
+    actions(&mut c);
+    let busy = SetupError::Open {
+        status: 503,
+        reason: "too many streams".into(),
+    };
+    c.handle_report(
+        Report::Opened {
+            session: session(1),
+            result: Err(busy),
+        },
+        clock.at(1),
+    );
+    assert_eq!(
+        actions(&mut c),
+        vec![Action::Reject {
+            session: session(1),
+            status: 503,
+            reason: "too many streams".into()
+        }]
+    );
+    // Forgotten: nothing streams.
+    c.handle_control(Request::Sessions, ReplyTo(1), clock.at(2));
+    let acts = actions(&mut c);
+    let [Action::Reply { reply, .. }] = &acts[..] else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(reply.message, "0 active sessions");
+}
+
+#[test]
+fn an_accepted_call_is_listed_and_its_sensor_remembered() {
+    let (mut c, clock) = core();
+    active_incoming(&mut c, &clock);
+    c.handle_control(Request::Sessions, ReplyTo(1), clock.at(2));
+    let acts = actions(&mut c);
+    let [Action::Reply { to, reply }] = &acts[..] else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(*to, ReplyTo(1));
+    assert_eq!(reply.message, "1 active sessions");
+    let detail = reply.detail.as_ref().unwrap();
+    assert_eq!(detail[0]["aor"], "sip:s1@example.net");
+    assert_eq!(detail[0]["call_id"], "call-1");
+    // The next call of the same sensor reuses its id.
+    c.handle_event(
+        UaEvent::IncomingCall {
+            session: session(2),
+            request: request("INVITE", "s1", "call-2", ""),
+            source: udp(PROXY),
+            offer: sensor_offer(&capabilities()),
+        },
+        clock.at(3),
+    );
+    let acts = actions(&mut c);
+    let [Action::Open { args, .. }] = &acts[..] else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(args.sensor, Some(SensorId(5)));
+}
+
+#[test]
+fn a_bye_from_the_sensor_closes_its_stream_then_records_its_state() {
+    let (mut c, clock) = core();
+    active_incoming(&mut c, &clock);
+    let bye = UaEvent::Ended {
+        session: session(1),
+        reason: EndReason::RemoteBye,
+        warning: None,
+        retry_after: None,
+    };
+    c.handle_event(bye, clock.at(5));
+    assert_eq!(
+        actions(&mut c),
+        vec![Action::Close {
+            opened: opened(),
+            report: Some("sip:s1@example.net".into())
+        }]
+    );
+    c.handle_report(
+        Report::Closed {
+            aor: "sip:s1@example.net".into(),
+        },
+        clock.at(6),
+    );
+    // Not registered here: offline.
+    assert_eq!(
+        actions(&mut c),
+        vec![Action::SetState {
+            aor: "sip:s1@example.net".into(),
+            state: SensorState::Offline
+        }]
+    );
+}
+
+#[test]
+fn a_call_ended_during_set_up_is_released_once_set_up() {
+    let (mut c, clock) = core();
+    let req = request("INVITE", "s1", "call-1", "");
+    c.handle_event(
+        invite_event(req, PROXY, sensor_offer(&capabilities())),
+        clock.at(0),
+    );
+    actions(&mut c);
+    let cancel = UaEvent::Ended {
+        session: session(1),
+        reason: EndReason::RemoteCancel,
+        warning: None,
+        retry_after: None,
+    };
+    c.handle_event(cancel, clock.at(1));
+    assert_eq!(actions(&mut c), vec![]);
+    c.handle_report(
+        Report::Opened {
+            session: session(1),
+            result: Ok(opened()),
+        },
+        clock.at(2),
+    );
+    assert_eq!(
+        actions(&mut c),
+        vec![Action::Close {
+            opened: opened(),
+            report: Some("sip:s1@example.net".into())
+        }]
+    );
+}
+
+#[test]
+fn a_stream_set_up_for_a_forgotten_call_is_closed_silently() {
+    let (mut c, clock) = core();
+    c.handle_report(
+        Report::Opened {
+            session: session(9),
+            result: Ok(opened()),
+        },
+        clock.at(0),
+    );
+    assert_eq!(
+        actions(&mut c),
+        vec![Action::Close {
+            opened: opened(),
+            report: None
+        }]
+    );
+}

@@ -1,0 +1,232 @@
+//! Calls the collector places: `call` (INVITE a sensor by its address of
+//! record, docs/protocol.md 3.3); `set-rate` is in `reoffer.rs`.
+
+use super::{
+    Action, Call, Core, Direction, Now, OpenArgs, PendingCall, PendingId, Phase, ReplyTo,
+    canonical_aor,
+};
+use crate::sip::control::{CallRequest, Reply};
+use crate::sip::offer;
+use sipsensor_protocol::sdp::{self, LocalMedia, LocalSdp, Role, Sdp};
+use sipsensor_protocol::sip::Transport;
+use sipsensor_protocol::sip::registrar::Binding;
+use sipsensor_protocol::sip::registrar::uri::SipUri;
+use sipsensor_protocol::sip::ua::{SessionId as UaSession, UaError};
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Packets of a sensor we call are kept this long before its stream exists.
+const EARLY_MEDIA_WAIT: Duration = Duration::from_secs(40);
+
+/// A call ready to be placed.
+struct Prepared {
+    target: String,
+    aor: String,
+    offer: Sdp,
+    origin: LocalSdp,
+    local: LocalMedia,
+    source_ip: Option<IpAddr>,
+}
+
+/// Where to send the INVITE for a binding: its Contact, or where its
+/// REGISTER came from when the sensor is behind NAT (RFC 3581, RFC 5626).
+fn target_of(b: &Binding) -> String {
+    target_for(&b.contact, b.source, b.transport, b.behind_nat())
+}
+
+fn target_for(
+    contact: &SipUri,
+    source: std::net::SocketAddr,
+    transport: Transport,
+    behind_nat: bool,
+) -> String {
+    if !behind_nat {
+        return contact.to_string();
+    }
+    let user = contact
+        .user
+        .as_ref()
+        .map(|u| format!("{u}@"))
+        .unwrap_or_default();
+    let host = match source {
+        std::net::SocketAddr::V4(a) => a.to_string(),
+        std::net::SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    };
+    match transport {
+        Transport::Udp => format!("sip:{user}{host}"),
+        Transport::Tcp => format!("sip:{user}{host};transport=tcp"),
+    }
+}
+
+fn summary_of(offer: &Sdp) -> String {
+    offer::sensor_description(offer)
+        .map(|d| offer::summary(&d))
+        .unwrap_or_default()
+}
+
+impl Core {
+    /// `sipsensor-collector call AOR`.
+    pub(super) fn call(&mut self, req: CallRequest, reply: ReplyTo, now: Now) {
+        let p = match self.prepare_call(&req, now) {
+            Ok(p) => p,
+            Err(e) => {
+                self.reply(reply, Reply::error(e));
+                return;
+            }
+        };
+        if let Some(ip) = p.source_ip {
+            self.push(Action::ExpectSource {
+                ip,
+                until: now.instant + EARLY_MEDIA_WAIT,
+            });
+        }
+        tracing::info!(
+            "calling {} at {}: {}",
+            p.aor,
+            p.target,
+            summary_of(&p.offer)
+        );
+        let call = PendingId(self.next_pending);
+        self.next_pending += 1;
+        self.push(Action::Call {
+            call,
+            target: p.target,
+            offer: p.offer.to_bytes(),
+        });
+        self.pending.insert(
+            call,
+            PendingCall {
+                aor: p.aor,
+                offer: p.offer,
+                origin: p.origin,
+                local: p.local,
+                reply,
+                source_ip: p.source_ip,
+            },
+        );
+    }
+
+    fn prepare_call(&mut self, req: &CallRequest, now: Now) -> Result<Prepared, String> {
+        let aor =
+            canonical_aor(&req.aor).ok_or_else(|| format!("{:?} is not a SIP URI", req.aor))?;
+        let desc = match (&req.stream, self.offers.get(&aor)) {
+            (Some(w), _) => offer::wanted_description(w)?,
+            (None, Some(full)) => {
+                let policy = offer::receive_policy(&self.settings.policy, full);
+                offer::narrowed(full, &policy).map_err(|e| e.to_string())?
+            }
+            (None, None) => {
+                return Err(format!(
+                    "{aor} has not offered its stream to this collector yet: describe what to \
+                     ask for (--clock, --channel, --input)"
+                ));
+            }
+        };
+        let (target, source_ip) = if self.settings.embedded_registrar {
+            let bindings = self
+                .registrar
+                .as_ref()
+                .map(|r| r.lookup(&aor, now.instant))
+                .unwrap_or_default();
+            let b = bindings
+                .first()
+                .ok_or_else(|| format!("{aor} is not registered here"))?;
+            (target_of(b), Some(b.source.ip().to_canonical()))
+        } else {
+            // Through the outbound proxy: it knows where the sensor is.
+            (aor.clone(), None)
+        };
+        let local = self.local_media();
+        let mut origin = LocalSdp::new("collector", self.settings.rtp.ip(), &mut self.ids);
+        let offer =
+            sdp::offer(&desc, Role::Receiver, &local, &mut origin).map_err(|e| e.to_string())?;
+        Ok(Prepared {
+            target,
+            aor,
+            offer,
+            origin,
+            local,
+            source_ip,
+        })
+    }
+
+    pub(super) fn placed(&mut self, call: PendingId, result: Result<UaSession, UaError>, now: Now) {
+        let Some(p) = self.pending.remove(&call) else {
+            return;
+        };
+        match result {
+            Ok(session) => {
+                let call_id = format!("collector-{}", self.ids.hex(8));
+                self.calls.insert(
+                    session,
+                    Call {
+                        aor: p.aor,
+                        call_id,
+                        direction: Direction::Outgoing,
+                        phase: Phase::Setup,
+                        opened: None,
+                        agreed: None,
+                        origin: p.origin,
+                        local: p.local,
+                        offer: Some(p.offer),
+                        reply: Some(p.reply),
+                        source_ip: p.source_ip,
+                        started_ns: now.unix_ns,
+                    },
+                );
+            }
+            Err(e) => {
+                self.reply(p.reply, Reply::error(format!("cannot call {}: {e}", p.aor)));
+            }
+        }
+    }
+
+    /// The sensor answered our INVITE.
+    pub(super) fn answered(&mut self, session: UaSession, body: &[u8]) {
+        let Some(call) = self.calls.get_mut(&session) else {
+            return;
+        };
+        let Some(offer) = call.offer.take() else {
+            return;
+        };
+        let agreed = sdp::parse(body)
+            .map_err(sdp::NegotiationError::from)
+            .and_then(|answer| sdp::apply_answer(&offer, &answer, Role::Receiver));
+        let agreed = match agreed {
+            Ok(a) => a,
+            Err(e) => {
+                // RFC 3264 / docs/protocol.md 3.1: an unusable answer ends
+                // the session (ACK, then BYE).
+                let message = format!("{} answered unusably: {e}", call.aor);
+                if let Some(to) = call.reply.take() {
+                    self.reply(to, Reply::error(message));
+                }
+                self.push(Action::Hangup(session));
+                return;
+            }
+        };
+        tracing::info!(
+            "{} answered: {}",
+            call.aor,
+            offer::summary(&agreed.description)
+        );
+        call.agreed = Some(agreed.clone());
+        let args = OpenArgs {
+            aor: call.aor.clone(),
+            sensor: self.sensors.get(&call.aor).copied(),
+            call_id: call.call_id.clone(),
+            agreed,
+            signalling_ip: call.source_ip,
+            local_ssrc: call.local.ssrc.unwrap_or_default(),
+            started_ns: call.started_ns,
+        };
+        self.push(Action::Open {
+            session,
+            args,
+            accept: None,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,308 @@
+//! Calls the collector places.
+
+use super::target_for;
+use crate::sip::core::testing::*;
+use sipsensor_protocol::sip::registrar::uri::SipUri;
+
+fn call_request(aor: &str) -> Request {
+    Request::Call(CallRequest {
+        aor: aor.into(),
+        stream: None,
+    })
+}
+
+/// s1 registered (at 1 s) and offered its stream once (call 1, ended).
+fn known_sensor(c: &mut Core, clock: &Clock) {
+    with_digest(c, clock, register_request("s1"), "s1", "pw1", |r| {
+        register_event(&r, clock)
+    });
+    let req = request("INVITE", "s1", "call-1", "");
+    c.handle_event(
+        invite_event(req, PROXY, sensor_offer(&capabilities())),
+        clock.at(1),
+    );
+    actions(c);
+    c.handle_event(
+        UaEvent::Ended {
+            session: session(1),
+            reason: EndReason::RemoteCancel,
+            warning: None,
+            retry_after: None,
+        },
+        clock.at(1),
+    );
+    c.handle_report(
+        Report::Opened {
+            session: session(1),
+            result: Err(SetupError::Open {
+                status: 500,
+                reason: "storage: gone".into(),
+            }),
+        },
+        clock.at(1),
+    );
+    actions(c);
+}
+
+/// Calls s1 at 10 s; the INVITE's offer.
+fn call_s1(c: &mut Core, clock: &Clock) -> Vec<u8> {
+    c.handle_control(call_request("sip:s1@example.net"), ReplyTo(7), clock.at(10));
+    let acts = actions(c);
+    let [
+        Action::ExpectSource { ip, until },
+        Action::Call {
+            call,
+            target,
+            offer,
+        },
+    ] = &acts[..]
+    else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(*ip, "198.51.100.10".parse::<IpAddr>().unwrap());
+    assert_eq!(*until, clock.at(50).instant);
+    assert_eq!(target, &format!("sip:s1@{SENSOR}"));
+    assert_eq!(*call, PendingId(0));
+    offer.clone()
+}
+
+#[test]
+fn a_registered_sensor_is_called_at_its_contact_and_streams() {
+    let (mut c, clock) = core();
+    known_sensor(&mut c, &clock);
+    let offer = call_s1(&mut c, &clock);
+    c.handle_report(
+        Report::Placed {
+            call: PendingId(0),
+            result: Ok(session(2)),
+        },
+        clock.at(10),
+    );
+    assert_eq!(actions(&mut c), vec![]);
+    c.handle_event(
+        UaEvent::Answered {
+            session: session(2),
+            answer: sensor_answer(&offer),
+        },
+        clock.at(11),
+    );
+    let acts = actions(&mut c);
+    let [
+        Action::Open {
+            session: s,
+            args,
+            accept: None,
+        },
+    ] = &acts[..]
+    else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(*s, session(2));
+    assert_eq!(args.aor, "sip:s1@example.net");
+    assert!(args.call_id.starts_with("collector-"), "{}", args.call_id);
+    assert_eq!(args.started_ns, clock.at(10).unix_ns);
+    assert_eq!(args.signalling_ip, Some("198.51.100.10".parse().unwrap()));
+    c.handle_report(
+        Report::Opened {
+            session: session(2),
+            result: Ok(opened()),
+        },
+        clock.at(12),
+    );
+    let acts = actions(&mut c);
+    let [Action::Reply { to, reply }] = &acts[..] else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(*to, ReplyTo(7));
+    assert!(reply.ok);
+    assert!(
+        reply.message.starts_with("sip:s1@example.net streaming: "),
+        "{}",
+        reply.message
+    );
+}
+
+#[test]
+fn a_sensor_that_never_offered_its_stream_cannot_be_called_bare() {
+    let (mut c, clock) = core();
+    c.handle_control(call_request("sip:s1@example.net"), ReplyTo(1), clock.at(0));
+    assert_eq!(
+        actions(&mut c),
+        vec![Action::Reply {
+            to: ReplyTo(1),
+            reply: Reply::error(
+                "sip:s1@example.net has not offered its stream to this collector yet: describe \
+                 what to ask for (--clock, --channel, --input)"
+            )
+        }]
+    );
+    c.handle_control(call_request("not a uri"), ReplyTo(2), clock.at(0));
+    assert_eq!(
+        actions(&mut c),
+        vec![Action::Reply {
+            to: ReplyTo(2),
+            reply: Reply::error("\"not a uri\" is not a SIP URI")
+        }]
+    );
+}
+
+#[test]
+fn an_unregistered_sensor_is_not_called() {
+    let (mut c, clock) = core();
+    known_sensor(&mut c, &clock);
+    // The binding ran out at 121 s.
+    c.handle_control(
+        call_request("sip:s1@example.net"),
+        ReplyTo(1),
+        clock.at(121),
+    );
+    assert_eq!(
+        actions(&mut c),
+        vec![Action::Reply {
+            to: ReplyTo(1),
+            reply: Reply::error("sip:s1@example.net is not registered here")
+        }]
+    );
+}
+
+#[test]
+fn without_the_embedded_registrar_the_proxy_locates_the_sensor() {
+    let start = Instant::now();
+    let clock = Clock(start);
+    let mut c = Core::new(settings(false), None, IdGenerator::seeded(1));
+    let req = Request::Call(CallRequest {
+        aor: "sip:s1@example.net".into(),
+        stream: None,
+    });
+    // It offered its stream once.
+    let invite = request("INVITE", "s1", "call-1", "");
+    c.handle_event(
+        invite_event(invite, PROXY, sensor_offer(&capabilities())),
+        clock.at(0),
+    );
+    actions(&mut c);
+    c.handle_control(req, ReplyTo(1), clock.at(1));
+    let acts = actions(&mut c);
+    let [Action::Call { target, .. }] = &acts[..] else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(target, "sip:s1@example.net");
+}
+
+#[test]
+fn a_call_that_cannot_be_placed_is_reported() {
+    let (mut c, clock) = core();
+    known_sensor(&mut c, &clock);
+    call_s1(&mut c, &clock);
+    c.handle_report(
+        Report::Placed {
+            call: PendingId(0),
+            result: Err(UaError::UnknownRequest),
+        },
+        clock.at(10),
+    );
+    assert_eq!(
+        actions(&mut c),
+        vec![Action::Reply {
+            to: ReplyTo(7),
+            reply: Reply::error(
+                "cannot call sip:s1@example.net: no such request awaiting an answer"
+            )
+        }]
+    );
+}
+
+#[test]
+fn an_unusable_answer_hangs_up() {
+    let (mut c, clock) = core();
+    known_sensor(&mut c, &clock);
+    call_s1(&mut c, &clock);
+    c.handle_report(
+        Report::Placed {
+            call: PendingId(0),
+            result: Ok(session(2)),
+        },
+        clock.at(10),
+    );
+    c.handle_event(
+        UaEvent::Answered {
+            session: session(2),
+            answer: b"v=0\r\n".to_vec(),
+        },
+        clock.at(11),
+    );
+    let acts = actions(&mut c);
+    let [Action::Reply { to, reply }, Action::Hangup(s)] = &acts[..] else {
+        panic!("{acts:?}")
+    };
+    assert_eq!((*to, *s), (ReplyTo(7), session(2)));
+    assert!(
+        reply
+            .message
+            .starts_with("sip:s1@example.net answered unusably: "),
+        "{}",
+        reply.message
+    );
+}
+
+#[test]
+fn a_called_sensor_whose_stream_cannot_be_stored_is_hung_up() {
+    let (mut c, clock) = core();
+    known_sensor(&mut c, &clock);
+    let offer = call_s1(&mut c, &clock);
+    c.handle_report(
+        Report::Placed {
+            call: PendingId(0),
+            result: Ok(session(2)),
+        },
+        clock.at(10),
+    );
+    c.handle_event(
+        UaEvent::Answered {
+            session: session(2),
+            answer: sensor_answer(&offer),
+        },
+        clock.at(11),
+    );
+    actions(&mut c);
+    let full = SetupError::Open {
+        status: 503,
+        reason: "too many streams".into(),
+    };
+    c.handle_report(
+        Report::Opened {
+            session: session(2),
+            result: Err(full),
+        },
+        clock.at(12),
+    );
+    assert_eq!(
+        actions(&mut c),
+        vec![
+            Action::Hangup(session(2)),
+            Action::Reply {
+                to: ReplyTo(7),
+                reply: Reply::error("sip:s1@example.net: 503 too many streams")
+            }
+        ]
+    );
+}
+
+#[test]
+fn nat_bindings_are_reached_where_they_registered_from() {
+    let contact = SipUri::parse("sip:s1@10.0.0.5:5070").unwrap();
+    let local = "10.0.0.5:5070".parse().unwrap();
+    let nat = "198.51.100.7:40123".parse().unwrap();
+    assert_eq!(
+        target_for(&contact, local, Transport::Udp, false),
+        "sip:s1@10.0.0.5:5070"
+    );
+    assert_eq!(
+        target_for(&contact, nat, Transport::Udp, true),
+        "sip:s1@198.51.100.7:40123"
+    );
+    assert_eq!(
+        target_for(&contact, nat, Transport::Tcp, true),
+        "sip:s1@198.51.100.7:40123;transport=tcp"
+    );
+}

@@ -1,0 +1,135 @@
+//! REGISTER at the embedded registrar, its bindings' expiry, our own
+//! registration elsewhere, and the sensor states they imply.
+
+use super::{Action, Core};
+use crate::sip::credentials::Credentials;
+use crate::storage::SensorState;
+use rsip::prelude::*;
+use sipsensor_protocol::sip::Target;
+use sipsensor_protocol::sip::registration::RegistrationEvent;
+use sipsensor_protocol::sip::response::response_to;
+use sipsensor_protocol::sip::transaction::ServerId;
+use std::time::Instant;
+
+fn to_aor(request: &rsip::Request) -> Option<String> {
+    let uri = request.to_header().ok()?.uri().ok()?;
+    super::canonical_aor(&uri.to_string())
+}
+
+impl Core {
+    pub(super) fn register(
+        &mut self,
+        id: ServerId,
+        request: rsip::Request,
+        source: Target,
+        now: Instant,
+    ) {
+        let Some(reg) = self.registrar.as_mut() else {
+            let tag = self.ids.tag();
+            let response = response_to(&request, rsip::StatusCode::MethodNotAllowed, Some(&tag));
+            self.push(Action::Respond { id, response });
+            return;
+        };
+        let response = reg.handle_register(&request, source.addr, source.transport, now);
+        let code = response.status_code.code();
+        let aor = to_aor(&request);
+        let bound = aor.as_ref().is_some_and(|a| !reg.lookup(a, now).is_empty());
+        self.push(Action::Respond { id, response });
+        match code {
+            200 => {
+                if let Some(aor) = aor {
+                    let state = match (self.streaming(&aor), bound) {
+                        (true, _) => SensorState::Streaming,
+                        (false, true) => SensorState::Registered,
+                        (false, false) => SensorState::Offline,
+                    };
+                    self.set_state(aor, state);
+                }
+            }
+            401 | 407 => {}
+            _ => {
+                self.count("register_refused");
+                self.warn(
+                    "register",
+                    format!(
+                        "REGISTER for {} from {} refused with {code}",
+                        aor.unwrap_or_default(),
+                        source.addr
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The registrar's bindings that ran out by `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(reg) = self.registrar.as_mut() else {
+            return;
+        };
+        let gone = reg.expire(now);
+        let mut aors: Vec<String> = gone.into_iter().map(|b| b.aor).collect();
+        aors.dedup();
+        for aor in aors {
+            if !self.bound(&aor, now) && !self.streaming(&aor) {
+                tracing::info!("registration of {aor} expired");
+                self.set_state(aor, SensorState::Offline);
+            }
+        }
+    }
+
+    fn bound(&self, aor: &str, now: Instant) -> bool {
+        self.registrar
+            .as_ref()
+            .is_some_and(|r| !r.lookup(aor, now).is_empty())
+    }
+
+    /// A call's stream is closed: the sensor is registered or offline,
+    /// unless another call of it streams.
+    pub(super) fn closed(&mut self, aor: String, now: Instant) {
+        if self.streaming(&aor) {
+            return;
+        }
+        let state = if self.bound(&aor, now) {
+            SensorState::Registered
+        } else {
+            SensorState::Offline
+        };
+        self.set_state(aor, state);
+    }
+
+    /// SIGHUP read the credentials file again: its users replace the old.
+    pub fn reload(&mut self, credentials: Credentials) {
+        if let Some(user) = self.settings.own_user.clone()
+            && let Some(password) = credentials.password(&user)
+        {
+            self.push(Action::SetOwnCredentials { user, password });
+        }
+        if let Some(r) = self.registrar.as_mut() {
+            r.set_credentials(Box::new(credentials.store));
+        }
+    }
+
+    /// Our own registration's progress (`sip.register`).
+    pub(super) fn registration(&mut self, e: RegistrationEvent) {
+        match e {
+            RegistrationEvent::Registered { expires, contact } => tracing::info!(
+                "registered as {} ({contact}, {} s)",
+                self.settings.identity,
+                expires.as_secs()
+            ),
+            RegistrationEvent::Failed { reason } => {
+                self.warn("registration", format!("cannot register: {reason}"))
+            }
+            RegistrationEvent::Expired => {
+                self.warn("registration", "our registration expired".into())
+            }
+            RegistrationEvent::Retrying { after } => {
+                tracing::info!("registering again in {:.0} s", after.as_secs_f64())
+            }
+            RegistrationEvent::Unregistered => tracing::info!("unregistered"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,113 @@
+//! REGISTER, expiry and our own registration, on a virtual clock.
+
+use crate::sip::core::testing::*;
+
+#[test]
+fn a_register_is_challenged_then_recorded_as_registered() {
+    let (mut c, clock) = core();
+    let acts = with_digest(&mut c, &clock, register_request("s1"), "s1", "pw1", |r| {
+        register_event(&r, &clock)
+    });
+    assert_eq!(acts.len(), 2, "{acts:?}");
+    assert_eq!(status_of(&acts[0]), 200);
+    assert_eq!(
+        acts[1],
+        Action::SetState {
+            aor: "sip:s1@example.net".into(),
+            state: SensorState::Registered
+        }
+    );
+}
+
+#[test]
+fn a_register_for_another_users_aor_is_refused_and_counted() {
+    let (mut c, clock) = core();
+    let acts = with_digest(&mut c, &clock, register_request("s2"), "s1", "pw1", |r| {
+        register_event(&r, &clock)
+    });
+    assert_eq!(acts.len(), 3, "{acts:?}");
+    assert_eq!(status_of(&acts[0]), 403);
+    assert_eq!(acts[1], Action::Count("register_refused"));
+    assert_eq!(
+        acts[2],
+        Action::Warn {
+            kind: "register",
+            message: format!("REGISTER for sip:s2@example.net from {SENSOR} refused with 403"),
+        }
+    );
+}
+
+#[test]
+fn a_register_without_an_embedded_registrar_gets_405() {
+    let (_, clock) = core();
+    let mut c = Core::new(settings(false), None, IdGenerator::seeded(1));
+    c.handle_event(register_event(&register_request("s1"), &clock), clock.at(0));
+    let acts = actions(&mut c);
+    assert_eq!(acts.len(), 1);
+    assert_eq!(status_of(&acts[0]), 405);
+}
+
+#[test]
+fn a_registration_expires_at_its_instant_and_the_sensor_goes_offline() {
+    let (mut c, clock) = core();
+    with_digest(&mut c, &clock, register_request("s1"), "s1", "pw1", |r| {
+        register_event(&r, &clock)
+    });
+    // Registered at 1 s for 120 s.
+    assert_eq!(c.poll_timeout(), Some(clock.at(121).instant));
+    c.handle_timeout(clock.at(120).instant);
+    assert_eq!(actions(&mut c), vec![]);
+    c.handle_timeout(clock.at(121).instant);
+    assert_eq!(
+        actions(&mut c),
+        vec![Action::SetState {
+            aor: "sip:s1@example.net".into(),
+            state: SensorState::Offline
+        }]
+    );
+    assert_eq!(c.poll_timeout(), None);
+}
+
+#[test]
+fn a_streaming_sensor_stays_streaming_when_its_registration_expires() {
+    let (mut c, clock) = core();
+    with_digest(&mut c, &clock, register_request("s1"), "s1", "pw1", |r| {
+        register_event(&r, &clock)
+    });
+    active_incoming(&mut c, &clock);
+    c.handle_timeout(clock.at(121).instant);
+    assert_eq!(actions(&mut c), vec![]);
+}
+
+#[test]
+fn sighup_credentials_reach_our_own_registration() {
+    let start = Instant::now();
+    let mut s = settings(false);
+    s.own_user = Some("s2".into());
+    let mut c = Core::new(s, None, IdGenerator::seeded(1));
+    c.reload(credentials());
+    assert_eq!(
+        actions(&mut c),
+        vec![Action::SetOwnCredentials {
+            user: "s2".into(),
+            password: Password::new("pw2")
+        }]
+    );
+    let _ = start;
+}
+
+#[test]
+fn our_registration_failing_is_a_rate_limited_warning() {
+    let (mut c, clock) = core();
+    c.handle_event(
+        UaEvent::Registration(RegistrationEvent::Expired),
+        clock.at(0),
+    );
+    assert_eq!(
+        actions(&mut c),
+        vec![Action::Warn {
+            kind: "registration",
+            message: "our registration expired".into()
+        }]
+    );
+}

@@ -1,0 +1,267 @@
+//! Changes of a running stream (docs/protocol.md 3.4): a sensor's
+//! re-INVITE, and ours (`set-rate`).
+
+use super::{Action, Core, Now, Phase, RenegotiateError, ReplyTo, canonical_aor};
+use crate::sip::control::Reply;
+use crate::sip::offer;
+use crate::storage::SessionId;
+use sipsensor_protocol::sdp::{self, Agreed, AnswerPolicy, Role};
+use sipsensor_protocol::sip::ua::{SessionId as UaSession, UaError};
+use std::time::Duration;
+
+/// A re-INVITE's new `cfg` is awaited this long (64*T1 is 32 s).
+const REINVITE_WAIT: Duration = Duration::from_secs(35);
+
+impl Core {
+    /// `sipsensor-collector set-rate SENSOR HZ`.
+    pub(super) fn set_rate(&mut self, sensor: &str, hz: f64, reply: ReplyTo, now: Now) {
+        let wanted = canonical_aor(sensor);
+        let found = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.phase == Phase::Active)
+            .filter(|(_, c)| {
+                Some(&c.aor) == wanted.as_ref()
+                    || c.aor.strip_prefix("sip:").and_then(|r| r.split('@').next()) == Some(sensor)
+            })
+            .max_by_key(|(_, c)| c.started_ns)
+            .map(|(s, _)| *s);
+        let Some(session) = found else {
+            self.reply(reply, Reply::error(format!("no active stream of {sensor}")));
+            return;
+        };
+        let full = self
+            .calls
+            .get(&session)
+            .and_then(|c| self.offers.get(&c.aor))
+            .cloned();
+        let Some(call) = self.calls.get_mut(&session) else {
+            return;
+        };
+        if call.offer.is_some() {
+            let message = format!("a change of {}'s stream is already under way", call.aor);
+            self.reply(reply, Reply::error(message));
+            return;
+        }
+        let (Some(agreed), Some(opened)) = (&call.agreed, call.opened) else {
+            return;
+        };
+        let current = agreed.description.clone();
+        let next = match offer::with_rate(&current, full.as_ref(), hz) {
+            Ok(d) => d,
+            Err(e) => {
+                self.reply(reply, Reply::error(e));
+                return;
+            }
+        };
+        if next == current {
+            let message = format!("{} already streams {}", call.aor, offer::summary(&current));
+            self.reply(reply, Reply::ok(message));
+            return;
+        }
+        let offer = match sdp::offer(&next, Role::Receiver, &call.local, &mut call.origin) {
+            Ok(o) => o,
+            Err(e) => {
+                self.reply(reply, Reply::error(e.to_string()));
+                return;
+            }
+        };
+        tracing::info!("asking {} for {}", call.aor, offer::summary(&next));
+        let bytes = offer.to_bytes();
+        call.offer = Some(offer);
+        call.reply = Some(reply);
+        self.push(Action::ExpectConfig {
+            media: opened.media,
+            until: now.instant + REINVITE_WAIT,
+        });
+        self.push(Action::Reinvite {
+            session,
+            offer: bytes,
+        });
+    }
+
+    /// The sensor answered our re-INVITE.
+    pub(super) fn reoffer_answered(&mut self, session: UaSession, body: &[u8]) {
+        let Some(call) = self.calls.get_mut(&session) else {
+            return;
+        };
+        let (Some(offer), Some(opened)) = (call.offer.clone(), call.opened) else {
+            return;
+        };
+        let agreed = sdp::parse(body)
+            .map_err(sdp::NegotiationError::from)
+            .and_then(|answer| sdp::apply_answer(&offer, &answer, Role::Receiver));
+        match agreed {
+            Ok(agreed) => {
+                let call_id = call.call_id.clone();
+                self.push(Action::Renegotiate {
+                    session,
+                    opened,
+                    call_id,
+                    agreed,
+                    answer: None,
+                });
+            }
+            Err(e) => {
+                call.offer = None;
+                let message = format!(
+                    "{} answered the change unusably ({e}); hanging up",
+                    call.aor
+                );
+                if let Some(to) = call.reply.take() {
+                    self.reply(to, Reply::error(message));
+                }
+                self.push(Action::Hangup(session));
+            }
+        }
+    }
+    pub(super) fn reoffer(&mut self, session: UaSession, body: &[u8]) {
+        let host = self.settings.host.clone();
+        let policy_cfg = self.settings.policy;
+        let Some(call) = self.calls.get_mut(&session) else {
+            self.push(Action::AnswerReoffer {
+                session,
+                answer: Err((481, "no such stream".into())),
+            });
+            return;
+        };
+        let (Some(opened), Phase::Active) = (call.opened, call.phase) else {
+            // RFC 3261 14.2: an offer while ours is being set up.
+            self.push(Action::AnswerReoffer {
+                session,
+                answer: Err((491, "the stream is still being set up".into())),
+            });
+            return;
+        };
+        let result = sdp::parse(body)
+            .map_err(sdp::NegotiationError::from)
+            .and_then(|offer| {
+                let full = offer::sensor_description(&offer);
+                let policy = full
+                    .as_ref()
+                    .map(|f| offer::receive_policy(&policy_cfg, f))
+                    .unwrap_or_default();
+                sdp::answer(
+                    &offer,
+                    &AnswerPolicy::Receive(policy),
+                    &call.local,
+                    &mut call.origin,
+                )
+                .map(|(a, g)| (a, g, full))
+            });
+        let (answer, agreed, full) = match result {
+            Ok(x) => x,
+            Err(e) => {
+                let status = e.status_code();
+                let text = e.to_string();
+                let message = format!("re-offer from {} ({host}): {status} {text}", call.aor);
+                self.warn("reoffer", message);
+                self.push(Action::AnswerReoffer {
+                    session,
+                    answer: Err((status, text)),
+                });
+                return;
+            }
+        };
+        if let Some(f) = full {
+            self.offers.insert(call.aor.clone(), f);
+        }
+        let unchanged = call
+            .agreed
+            .as_ref()
+            .is_some_and(|a| a.description == agreed.description);
+        let answer = answer.to_bytes();
+        if unchanged {
+            // Same stream (a refresh, or a new address): nothing to record.
+            call.agreed = Some(agreed);
+            self.push(Action::AnswerReoffer {
+                session,
+                answer: Ok(answer),
+            });
+            return;
+        }
+        tracing::info!(
+            "{} changes its stream: {}",
+            call.aor,
+            offer::summary(&agreed.description)
+        );
+        let call_id = call.call_id.clone();
+        self.push(Action::Renegotiate {
+            session,
+            opened,
+            call_id,
+            agreed,
+            answer: Some(answer),
+        });
+    }
+
+    pub(super) fn renegotiated(
+        &mut self,
+        session: UaSession,
+        answer: Option<Vec<u8>>,
+        result: Result<(SessionId, Agreed), RenegotiateError>,
+    ) {
+        if let Some(answer) = answer {
+            // The sensor's re-offer is answered once the change is stored.
+            let answer = match &result {
+                Ok(_) => Ok(answer),
+                Err(e) => Err((500, e.to_string())),
+            };
+            self.push(Action::AnswerReoffer { session, answer });
+        }
+        let Some(call) = self.calls.get_mut(&session) else {
+            return;
+        };
+        call.offer = None;
+        let reply = call.reply.take();
+        let (to, message) = match result {
+            Ok((record, agreed)) => {
+                let summary = offer::summary(&agreed.description);
+                if let Some(o) = call.opened.as_mut() {
+                    o.session = record;
+                }
+                call.agreed = Some(agreed);
+                tracing::info!("{} now streams {summary}", call.aor);
+                (
+                    reply,
+                    Reply::ok(format!("{} now streams {summary}", call.aor)),
+                )
+            }
+            Err(e) => {
+                tracing::error!("{}: the changed stream cannot be recorded: {e}", call.aor);
+                (reply, Reply::error(e.to_string()))
+            }
+        };
+        if let Some(to) = to {
+            self.reply(to, message);
+        }
+    }
+
+    pub(super) fn reinvite_failed(&mut self, session: UaSession, error: &UaError) {
+        if let Some(c) = self.calls.get_mut(&session) {
+            c.offer = None;
+            if let Some(to) = c.reply.take() {
+                self.reply(to, Reply::error(error.to_string()));
+            }
+        }
+    }
+
+    pub(super) fn reoffer_rejected(
+        &mut self,
+        session: UaSession,
+        status: u16,
+        warning: Option<String>,
+    ) {
+        if let Some(c) = self.calls.get_mut(&session) {
+            c.offer = None;
+            if let Some(to) = c.reply.take() {
+                let why = warning.map(|w| format!(": {w}")).unwrap_or_default();
+                let message = format!("{} refused the change with {status}{why}", c.aor);
+                self.reply(to, Reply::error(message));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

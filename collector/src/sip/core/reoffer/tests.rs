@@ -1,0 +1,291 @@
+//! Changes of a running stream, both ways.
+
+use crate::sip::core::testing::*;
+
+fn set_rate(hz: f64) -> Request {
+    Request::SetRate {
+        sensor: "s1".into(),
+        hz,
+    }
+}
+
+#[test]
+fn set_rate_sends_a_reinvite_and_records_the_new_stream() {
+    let (mut c, clock) = core();
+    active_incoming(&mut c, &clock);
+    c.handle_control(set_rate(50.0), ReplyTo(3), clock.at(20));
+    let acts = actions(&mut c);
+    let [
+        Action::ExpectConfig { media, until },
+        Action::Reinvite { session: s, offer },
+    ] = &acts[..]
+    else {
+        panic!("{acts:?}")
+    };
+    assert_eq!((*media, *s), (StreamKey(500), session(1)));
+    assert_eq!(*until, clock.at(55).instant);
+    let offer = offer.clone();
+    // A second change waits for the first.
+    c.handle_control(set_rate(25.0), ReplyTo(4), clock.at(21));
+    assert_eq!(
+        actions(&mut c),
+        vec![Action::Reply {
+            to: ReplyTo(4),
+            reply: Reply::error("a change of sip:s1@example.net's stream is already under way")
+        }]
+    );
+    c.handle_event(
+        UaEvent::ReofferAnswered {
+            session: session(1),
+            answer: sensor_answer(&offer),
+        },
+        clock.at(22),
+    );
+    let acts = actions(&mut c);
+    let [
+        Action::Renegotiate {
+            opened: o,
+            call_id,
+            agreed,
+            answer: None,
+            ..
+        },
+    ] = &acts[..]
+    else {
+        panic!("{acts:?}")
+    };
+    assert_eq!((*o, call_id.as_str()), (opened(), "call-1"));
+    assert_eq!(agreed.description.samples.as_ref().unwrap().period, 2);
+    let agreed = agreed.clone();
+    c.handle_report(
+        Report::Renegotiated {
+            session: session(1),
+            answer: None,
+            result: Ok((SessionId(51), agreed)),
+        },
+        clock.at(23),
+    );
+    let acts = actions(&mut c);
+    let [Action::Reply { to, reply }] = &acts[..] else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(*to, ReplyTo(3));
+    assert!(reply.ok, "{reply:?}");
+    assert!(reply.message.starts_with("sip:s1@example.net now streams "));
+    // The same rate again changes nothing.
+    c.handle_control(set_rate(50.0), ReplyTo(5), clock.at(24));
+    let acts = actions(&mut c);
+    let [Action::Reply { reply, .. }] = &acts[..] else {
+        panic!("{acts:?}")
+    };
+    assert!(reply.ok);
+    assert!(
+        reply
+            .message
+            .starts_with("sip:s1@example.net already streams ")
+    );
+}
+
+#[test]
+fn a_refused_or_unsent_reinvite_is_reported_and_another_may_follow() {
+    let (mut c, clock) = core();
+    active_incoming(&mut c, &clock);
+    c.handle_control(set_rate(50.0), ReplyTo(3), clock.at(20));
+    actions(&mut c);
+    c.handle_event(
+        UaEvent::ReofferRejected {
+            session: session(1),
+            status: 488,
+            warning: Some("no".into()),
+        },
+        clock.at(21),
+    );
+    assert_eq!(
+        actions(&mut c),
+        vec![Action::Reply {
+            to: ReplyTo(3),
+            reply: Reply::error("sip:s1@example.net refused the change with 488: no")
+        }]
+    );
+    c.handle_control(set_rate(50.0), ReplyTo(4), clock.at(22));
+    assert_eq!(actions(&mut c).len(), 2);
+    c.handle_report(
+        Report::ReinviteFailed {
+            session: session(1),
+            error: UaError::OfferPending(session(1)),
+        },
+        clock.at(22),
+    );
+    assert_eq!(
+        actions(&mut c),
+        vec![Action::Reply {
+            to: ReplyTo(4),
+            reply: Reply::error(UaError::OfferPending(session(1)).to_string())
+        }]
+    );
+}
+
+#[test]
+fn set_rate_of_a_sensor_not_streaming_is_an_error() {
+    let (mut c, clock) = core();
+    c.handle_control(set_rate(50.0), ReplyTo(1), clock.at(0));
+    assert_eq!(
+        actions(&mut c),
+        vec![Action::Reply {
+            to: ReplyTo(1),
+            reply: Reply::error("no active stream of s1")
+        }]
+    );
+}
+
+#[test]
+fn a_reoffer_for_an_unknown_or_unready_call_is_refused() {
+    let (mut c, clock) = core();
+    let offer = sensor_offer(&capabilities());
+    c.handle_event(
+        UaEvent::ReofferReceived {
+            session: session(1),
+            offer: offer.clone(),
+        },
+        clock.at(0),
+    );
+    assert_eq!(
+        actions(&mut c),
+        vec![Action::AnswerReoffer {
+            session: session(1),
+            answer: Err((481, "no such stream".into()))
+        }]
+    );
+    let req = request("INVITE", "s1", "call-1", "");
+    c.handle_event(invite_event(req, PROXY, offer.clone()), clock.at(1));
+    actions(&mut c);
+    c.handle_event(
+        UaEvent::ReofferReceived {
+            session: session(1),
+            offer,
+        },
+        clock.at(2),
+    );
+    // RFC 3261 14.2.
+    assert_eq!(
+        actions(&mut c),
+        vec![Action::AnswerReoffer {
+            session: session(1),
+            answer: Err((491, "the stream is still being set up".into()))
+        }]
+    );
+}
+
+#[test]
+fn an_unchanged_reoffer_is_answered_at_once() {
+    let (mut c, clock) = core();
+    active_incoming(&mut c, &clock);
+    c.handle_event(
+        UaEvent::ReofferReceived {
+            session: session(1),
+            offer: sensor_offer(&capabilities()),
+        },
+        clock.at(5),
+    );
+    let acts = actions(&mut c);
+    let [
+        Action::AnswerReoffer {
+            session: s,
+            answer: Ok(_),
+        },
+    ] = &acts[..]
+    else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(*s, session(1));
+}
+
+#[test]
+fn a_sensor_changing_its_channels_is_answered_once_recorded() {
+    let (mut c, clock) = core();
+    active_incoming(&mut c, &clock);
+    let mut fewer = capabilities();
+    if let Some(s) = fewer.samples.as_mut() {
+        s.channels.truncate(1);
+    }
+    fewer.config = 2;
+    c.handle_event(
+        UaEvent::ReofferReceived {
+            session: session(1),
+            offer: sensor_offer(&fewer),
+        },
+        clock.at(5),
+    );
+    let acts = actions(&mut c);
+    let [
+        Action::Renegotiate {
+            agreed,
+            answer: Some(answer),
+            ..
+        },
+    ] = &acts[..]
+    else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(agreed.description, fewer);
+    let answer = answer.clone();
+    c.handle_report(
+        Report::Renegotiated {
+            session: session(1),
+            answer: Some(answer.clone()),
+            result: Err(RenegotiateError::Gone),
+        },
+        clock.at(6),
+    );
+    assert_eq!(
+        actions(&mut c),
+        vec![Action::AnswerReoffer {
+            session: session(1),
+            answer: Err((500, "the stream is gone".into()))
+        }]
+    );
+    let agreed = agreed.clone();
+    c.handle_report(
+        Report::Renegotiated {
+            session: session(1),
+            answer: Some(answer.clone()),
+            result: Ok((SessionId(52), agreed)),
+        },
+        clock.at(7),
+    );
+    assert_eq!(
+        actions(&mut c),
+        vec![Action::AnswerReoffer {
+            session: session(1),
+            answer: Ok(answer)
+        }]
+    );
+}
+
+#[test]
+fn an_unanswerable_reoffer_is_refused_with_a_warning() {
+    let (mut c, clock) = core();
+    active_incoming(&mut c, &clock);
+    c.handle_event(
+        UaEvent::ReofferReceived {
+            session: session(1),
+            offer: b"v=0\r\n".to_vec(),
+        },
+        clock.at(5),
+    );
+    let acts = actions(&mut c);
+    let [
+        Action::Warn { kind, message },
+        Action::AnswerReoffer {
+            answer: Err((status, _)),
+            ..
+        },
+    ] = &acts[..]
+    else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(*kind, "reoffer");
+    assert!(message.starts_with(&format!(
+        "re-offer from sip:s1@example.net ({HOST}): {status} "
+    )));
+}
