@@ -562,5 +562,4 @@ fn wall_offset(epoch: Instant, now: Instant, wall: SystemTime) -> i128 {
 }
 
 #[cfg(test)]
-#[path = "engine_tests.rs"]
 mod tests;

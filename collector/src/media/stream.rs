@@ -781,5 +781,4 @@ impl StreamRx {
 }
 
 #[cfg(test)]
-#[path = "stream_tests.rs"]
 mod tests;

@@ -415,5 +415,4 @@ fn parse_media_line(l: &Line<'_>) -> Result<Media, SdpError> {
 }
 
 #[cfg(test)]
-#[path = "parse_tests.rs"]
 mod tests;

@@ -343,5 +343,4 @@ impl StreamConfigs {
 }
 
 #[cfg(test)]
-#[path = "stream_tests.rs"]
 mod tests;

@@ -104,3 +104,4 @@ fn authenticated_now(f: &mut Fixture, client: &mut DigestClient) -> rsip::Reques
 
 mod client_side;
 mod server_side;
+mod types;
