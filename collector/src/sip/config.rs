@@ -31,6 +31,7 @@
 use ipnet::IpNet;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
+use sipsensor_protocol::sip::uri::{SipUri, UriError};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -39,40 +40,43 @@ use std::path::PathBuf;
 /// Where `call` and `set-rate` reach a running collector by default.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/sipsensor/collector.sock";
 
-/// A `sip:` URI, checked while the YAML parser still points at it so the
-/// error names its line and column.
+/// A `sip:` URI of the configuration: protocol's one [`SipUri`] (RFC 3261
+/// 19.1), checked while the YAML parser still points at it so the error
+/// names its line and column. `sips:` is refused: the collector has no TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SipUriText(String);
+pub struct SipUriText(SipUri);
+
+/// Why a configured URI is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigUriError {
+    #[error("{0:?} is not a sip: URI")]
+    NotSip(String),
+    #[error("{text:?} is not a usable sip: URI: {source}")]
+    Invalid { text: String, source: UriError },
+}
 
 impl SipUriText {
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 
-    /// Checks the syntax the stack accepts: `sip:[user@]host[:port][;params]`.
-    pub fn parse(text: &str) -> Result<SipUriText, String> {
+    /// Reads `sip:[user@]host[:port][;params]`, the syntax the stack accepts.
+    pub fn parse(text: &str) -> Result<SipUriText, ConfigUriError> {
         let t = text.trim();
-        let rest = t
-            .strip_prefix("sip:")
-            .ok_or_else(|| format!("{t:?} is not a sip: URI"))?;
-        if rest.is_empty()
-            || rest
-                .chars()
-                .any(|c| c.is_whitespace() || c == '<' || c == '>')
-        {
-            return Err(format!("{t:?} is not a usable sip: URI"));
+        if !t.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("sip:")) {
+            return Err(ConfigUriError::NotSip(t.to_owned()));
         }
-        let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-        if host.is_empty() || host.starts_with(':') || host.starts_with(';') {
-            return Err(format!("{t:?} has no host"));
-        }
-        Ok(SipUriText(t.to_string()))
+        SipUri::parse(t)
+            .map(SipUriText)
+            .map_err(|source| ConfigUriError::Invalid {
+                text: t.to_owned(),
+                source,
+            })
     }
 
     /// The user part, if any.
     pub fn user(&self) -> Option<&str> {
-        let rest = self.0.strip_prefix("sip:")?;
-        rest.split_once('@').map(|(u, _)| u)
+        self.0.user.as_deref()
     }
 }
 
