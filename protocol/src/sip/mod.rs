@@ -6,9 +6,6 @@
 
 pub mod dialog;
 pub mod digest;
-/// Moved to the crate top ([`crate::ids`]); kept so the apps compile until
-/// they import `sipsensor_protocol::ids`.
-pub use crate::ids;
 pub mod ipv6;
 pub mod locate;
 pub mod message;

@@ -9,7 +9,6 @@ use crate::media::demux::{Datagram, Delivery, Demux, Port, Rejected, Report, Str
 use crate::media::mailbox::{Inbox, Taken};
 use crate::media::rejects::RejectCounts;
 use crate::media::socket::{BATCH, batch_rx};
-use sipsensor_runtime::batch_recv::BatchRx;
 use crate::media::stream::{Sink, StreamRx};
 use crate::media::{Reject, StreamSetup};
 use crate::metrics::Metrics;
@@ -17,7 +16,8 @@ use crate::ratelimit::RateLimit;
 use crate::storage::Batch;
 use crate::storage::writer::WriterHandle;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use sipsensor_protocol::sip::ids::IdGenerator;
+use sipsensor_protocol::IdGenerator;
+use sipsensor_runtime::batch_recv::BatchRx;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::{SocketAddr, UdpSocket};

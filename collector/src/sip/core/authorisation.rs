@@ -2,8 +2,7 @@
 //! proves a password by digest (RFC 3261 22.4) and calls as itself.
 
 use super::Core;
-use sipsensor_protocol::sip::Target;
-use sipsensor_protocol::sip::registrar::uri::SipUri;
+use sipsensor_protocol::{SipUri, Target};
 use std::time::Instant;
 
 /// Why an INVITE is not let in.

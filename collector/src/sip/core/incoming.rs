@@ -7,10 +7,10 @@ use crate::sip::control::Reply;
 use crate::sip::offer;
 use rsip::headers::UntypedHeader;
 use rsip::prelude::*;
-use sipsensor_protocol::sdp::{self, AnswerPolicy, LocalSdp};
-use sipsensor_protocol::sip::Target;
-use sipsensor_protocol::sip::response::response_to;
-use sipsensor_protocol::sip::ua::{EndReason, SessionId as UaSession};
+use sipsensor_protocol::{
+    AnswerPolicy, EndReason, LocalSdp, SessionId as UaSession, Target, answer_offer, parse_sdp,
+    response_to,
+};
 
 fn from_aor(request: &rsip::Request) -> Option<String> {
     let uri = request.from_header().ok()?.uri().ok()?;
@@ -68,7 +68,7 @@ impl Core {
             self.refuse(session, &request, 400, w);
             return;
         };
-        let offer = match sdp::parse(&body) {
+        let offer = match parse_sdp(&body) {
             Ok(o) => o,
             Err(e) => {
                 self.count("sip_not_acceptable");
@@ -89,7 +89,7 @@ impl Core {
         let local = self.local_media();
         let mut origin = LocalSdp::new("collector", self.settings.rtp.ip(), &mut self.ids);
         let (answer, agreed) =
-            match sdp::answer(&offer, &AnswerPolicy::Receive(policy), &local, &mut origin) {
+            match answer_offer(&offer, &AnswerPolicy::Receive(policy), &local, &mut origin) {
                 Ok(x) => x,
                 Err(e) => {
                     // RFC 3261 21.4.26 and docs/protocol.md 3.5.

@@ -5,10 +5,7 @@ use super::{Action, Core};
 use crate::sip::credentials::Credentials;
 use crate::storage::SensorState;
 use rsip::prelude::*;
-use sipsensor_protocol::sip::Target;
-use sipsensor_protocol::sip::registration::RegistrationEvent;
-use sipsensor_protocol::sip::response::response_to;
-use sipsensor_protocol::sip::transaction::ServerId;
+use sipsensor_protocol::{RegistrationEvent, ServerId, Target, response_to};
 use std::time::Instant;
 
 fn to_aor(request: &rsip::Request) -> Option<String> {

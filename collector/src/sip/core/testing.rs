@@ -8,17 +8,13 @@ pub(super) use crate::sip::control::{CallRequest, Request};
 pub(super) use crate::sip::credentials::Credentials;
 pub(super) use crate::storage::{SensorId, SessionId};
 pub(super) use rsip::headers::UntypedHeader;
-pub(super) use sipsensor_protocol::sdp::{
-    AnswerPolicy, ChannelSpec, LocalMedia, LocalSdp, Role, SampleFormat, StreamDescription, Unit,
+pub(super) use sipsensor_protocol::{
+    AnswerPolicy, AorPolicy, ChannelSpec, DigestClient, DigestServerConfig, EndReason,
+    LiteralsOnly, LocalEndpoint, LocalMedia, LocalSdp, Password, RegistrarConfig,
+    RegistrationEvent, SampleFormat, ServerSecret, StreamDescription, StreamRole, Target,
+    Transport, UaConfig, UaOutput, Unit, UserAgent, WallClock,
 };
-pub(super) use sipsensor_protocol::sip::digest::{
-    DigestClient, Password, ServerConfig, ServerSecret, WallClock,
-};
-pub(super) use sipsensor_protocol::sip::locate::LiteralsOnly;
-pub(super) use sipsensor_protocol::sip::registrar::{AorPolicy, RegistrarConfig};
-pub(super) use sipsensor_protocol::sip::registration::RegistrationEvent;
-pub(super) use sipsensor_protocol::sip::ua::{EndReason, Output, UaConfig, UserAgent};
-pub(super) use sipsensor_protocol::sip::{LocalEndpoint, Target, Transport};
+use sipsensor_protocol::{answer_offer, make_offer, parse_sdp};
 pub(super) use std::path::Path;
 pub(super) use std::time::Duration;
 
@@ -67,7 +63,7 @@ pub(super) fn registrar(start: Instant) -> Registrar {
         agent: HOST.into(),
         ..RegistrarConfig::default()
     };
-    let digest = ServerConfig::new("example.net", ServerSecret::generate(&mut ids));
+    let digest = DigestServerConfig::new("example.net", ServerSecret::generate(&mut ids));
     Registrar::new(
         config,
         digest,
@@ -134,7 +130,7 @@ pub(super) fn sensor_media() -> (LocalMedia, LocalSdp) {
 /// The offer a sensor sends with its INVITE (or re-INVITE).
 pub(super) fn sensor_offer(desc: &StreamDescription) -> Vec<u8> {
     let (local, mut origin) = sensor_media();
-    sdp::offer(desc, Role::Sender, &local, &mut origin)
+    make_offer(desc, StreamRole::Sender, &local, &mut origin)
         .unwrap()
         .to_bytes()
 }
@@ -142,11 +138,11 @@ pub(super) fn sensor_offer(desc: &StreamDescription) -> Vec<u8> {
 /// A sensor's answer to the collector's offer.
 pub(super) fn sensor_answer(offer: &[u8]) -> Vec<u8> {
     let (local, mut origin) = sensor_media();
-    let offer = sdp::parse(offer).unwrap();
+    let offer = parse_sdp(offer).unwrap();
     let policy = AnswerPolicy::Send {
         capabilities: capabilities(),
     };
-    sdp::answer(&offer, &policy, &local, &mut origin)
+    answer_offer(&offer, &policy, &local, &mut origin)
         .unwrap()
         .0
         .to_bytes()
@@ -235,7 +231,7 @@ pub(super) fn register_event(request: &rsip::Request, clock: &Clock) -> UaEvent 
     ua.handle_input(&request.to_string().into_bytes(), udp(SENSOR), clock.0);
     std::iter::from_fn(|| ua.poll_output())
         .find_map(|o| match o {
-            Output::Event(ev @ UaEvent::Request { .. }) => Some(ev),
+            UaOutput::Event(ev @ UaEvent::Request { .. }) => Some(ev),
             _ => None,
         })
         .unwrap()
