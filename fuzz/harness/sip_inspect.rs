@@ -1,4 +1,4 @@
-//! SIP: `sip::message::inspect`, `frame_stream` and `encode`, over UDP and
+//! SIP: `inspect_message`, `frame_message` and `encode_message`, over UDP and
 //! TCP. Beyond "never panics" it checks that an accepted message is a fixed
 //! point (encoding and inspecting it again gives the same message), that a
 //! rejection's response can itself be inspected, and that `rsip`'s typed

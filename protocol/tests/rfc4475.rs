@@ -1,5 +1,5 @@
 //! RFC 4475 torture messages through the stack's entry point
-//! (`sip::message::inspect`), each checked against the handling the RFC
+//! (`inspect_message`), each checked against the handling the RFC
 //! names for it.
 //!
 //! The messages are IETF test data and are not in this repository: they are

@@ -266,7 +266,8 @@ async fn our_transport_learns_its_address_from_kamailio() {
             .unwrap();
         for (n, transport) in [Transport::Udp, Transport::Tcp].into_iter().enumerate() {
             let local = LocalEndpoint::new(transport, net.local_addr(transport).unwrap());
-            let rsip::Header::Via(via) = local.via(&format!("z9hG4bKinterop{n}")) else {
+            let sipsensor_protocol::Header::Via(via) = local.via(&format!("z9hG4bKinterop{n}"))
+            else {
                 unreachable!()
             };
             let target = LocalEndpoint::new(transport, kamailio.addr()).host_port();
@@ -276,7 +277,7 @@ async fn our_transport_learns_its_address_from_kamailio() {
                 "OPTIONS sip:{target} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n\
                  From: <sip:probe@{me}>;tag=t{n}\r\nTo: <sip:{target}>\r\n\
                  Call-ID: interop-{n}@{me}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
-                via = rsip::headers::UntypedHeader::value(&via),
+                via = sipsensor_protocol::headers::UntypedHeader::value(&via),
                 me = local.host_port(),
             ))
             .into_owned();
@@ -291,8 +292,12 @@ async fn our_transport_learns_its_address_from_kamailio() {
                 panic!("{incoming:?}")
             };
             assert_eq!(source, kamailio.addr());
-            let response = rsip::Response::try_from(data.as_slice()).unwrap();
-            assert_eq!(response.status_code, rsip::StatusCode::OK, "{response}");
+            let response = sipsensor_protocol::Response::try_from(data.as_slice()).unwrap();
+            assert_eq!(
+                response.status_code,
+                sipsensor_protocol::StatusCode::OK,
+                "{response}"
+            );
             let seen = reflexive_address(&response)
                 .unwrap()
                 .expect("received/rport");

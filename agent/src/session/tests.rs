@@ -349,7 +349,7 @@ fn incoming_calls_need_trust_and_a_free_sensor() {
     let call = |from: &str, n: u64| {
         UaEvent::IncomingCall {
         session: session(n),
-        request: rsip::Request::try_from(
+        request: sipsensor_protocol::Request::try_from(
             format!(
                 "INVITE sip:s1@198.51.100.10 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.5;branch=z9hG4bK{n}\r\n\
 From: <{from}>;tag=a\r\nTo: <sip:s1@example.net>\r\nCall-ID: c{n}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"

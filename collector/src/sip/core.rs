@@ -121,12 +121,12 @@ pub enum Action {
     /// Answer a request the user agent handed up (REGISTER).
     Respond {
         id: ServerId,
-        response: rsip::Response,
+        response: sipsensor_protocol::Response,
     },
     /// A final answer to an INVITE, built here (challenge, 4xx with Warning).
     RespondToInvite {
         session: UaSession,
-        response: rsip::Response,
+        response: sipsensor_protocol::Response,
     },
     Reject {
         session: UaSession,

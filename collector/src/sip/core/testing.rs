@@ -7,7 +7,7 @@ pub(super) use crate::media::StreamKey;
 pub(super) use crate::sip::control::{CallRequest, Request};
 pub(super) use crate::sip::credentials::Credentials;
 pub(super) use crate::storage::{SensorId, SessionId};
-pub(super) use rsip::headers::UntypedHeader;
+pub(super) use sipsensor_protocol::headers::UntypedHeader;
 pub(super) use sipsensor_protocol::{
     AnswerPolicy, AorPolicy, ChannelSpec, DigestClient, DigestServerConfig, EndReason,
     LiteralsOnly, LocalEndpoint, LocalMedia, LocalSdp, Password, RegistrarConfig,
@@ -148,7 +148,12 @@ pub(super) fn sensor_answer(offer: &[u8]) -> Vec<u8> {
         .to_bytes()
 }
 
-pub(super) fn request(method: &str, from_user: &str, call_id: &str, extra: &str) -> rsip::Request {
+pub(super) fn request(
+    method: &str,
+    from_user: &str,
+    call_id: &str,
+    extra: &str,
+) -> sipsensor_protocol::Request {
     let text = format!(
         "{method} sip:collector@example.net SIP/2.0\r\n\
          Via: SIP/2.0/UDP {SENSOR};branch=z9hG4bK{call_id}\r\n\
@@ -160,10 +165,14 @@ pub(super) fn request(method: &str, from_user: &str, call_id: &str, extra: &str)
          Contact: <sip:{from_user}@{SENSOR}>\r\n\
          {extra}Content-Length: 0\r\n\r\n"
     );
-    rsip::Request::try_from(text.as_bytes()).unwrap()
+    sipsensor_protocol::Request::try_from(text.as_bytes()).unwrap()
 }
 
-pub(super) fn invite_event(request: rsip::Request, source: &str, offer: Vec<u8>) -> UaEvent {
+pub(super) fn invite_event(
+    request: sipsensor_protocol::Request,
+    source: &str,
+    offer: Vec<u8>,
+) -> UaEvent {
     UaEvent::IncomingCall {
         session: session(1),
         request,
@@ -189,7 +198,7 @@ pub(super) fn warning_of(a: &Action) -> String {
         .headers
         .iter()
         .find_map(|h| match h {
-            rsip::Header::Warning(w) => Some(w.value().to_string()),
+            sipsensor_protocol::Header::Warning(w) => Some(w.value().to_string()),
             _ => None,
         })
         .unwrap_or_default()
@@ -223,7 +232,7 @@ pub(super) fn active_incoming(c: &mut Core, clock: &Clock) {
 }
 
 /// The REGISTER as the user agent hands it up (with its transaction id).
-pub(super) fn register_event(request: &rsip::Request, clock: &Clock) -> UaEvent {
+pub(super) fn register_event(request: &sipsensor_protocol::Request, clock: &Clock) -> UaEvent {
     let local = LocalEndpoint::new(Transport::Udp, HOST.parse().unwrap());
     let mut config = UaConfig::new(local, "sip:collector@example.net");
     config.accept_register = true;
@@ -237,7 +246,7 @@ pub(super) fn register_event(request: &rsip::Request, clock: &Clock) -> UaEvent 
         .unwrap()
 }
 
-pub(super) fn register_request(user: &str) -> rsip::Request {
+pub(super) fn register_request(user: &str) -> sipsensor_protocol::Request {
     let text = format!(
         "REGISTER sip:example.net SIP/2.0\r\n\
          Via: SIP/2.0/UDP {SENSOR};branch=z9hG4bKreg{user}\r\n\
@@ -250,7 +259,7 @@ pub(super) fn register_request(user: &str) -> rsip::Request {
          Expires: 120\r\n\
          Content-Length: 0\r\n\r\n"
     );
-    rsip::Request::try_from(text.as_bytes()).unwrap()
+    sipsensor_protocol::Request::try_from(text.as_bytes()).unwrap()
 }
 
 /// Sends `request` unauthenticated, answers the challenge as `user` with
@@ -258,10 +267,10 @@ pub(super) fn register_request(user: &str) -> rsip::Request {
 pub(super) fn with_digest(
     c: &mut Core,
     clock: &Clock,
-    mut request: rsip::Request,
+    mut request: sipsensor_protocol::Request,
     user: &str,
     password: &str,
-    event: impl Fn(rsip::Request) -> UaEvent,
+    event: impl Fn(sipsensor_protocol::Request) -> UaEvent,
 ) -> Vec<Action> {
     c.handle_event(event(request.clone()), clock.at(0));
     let acts = actions(c);
