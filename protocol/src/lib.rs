@@ -16,8 +16,9 @@ mod sip;
 #[cfg(test)]
 mod test_clock;
 
-// The names the agent, the collector and the load generator use, by area,
-// so they need not know the module tree. Generic names (`parse`, `Role`,
+// The modules are private: this list is the crate's API, by area, so the
+// programs need not know the module tree. It holds the names they use and
+// every type a public signature reaches. Generic names (`parse`, `Role`,
 // `Verdict`, `Frame`) get the area in their name here.
 
 // Random identifiers (tags, branches, SSRCs).
@@ -53,8 +54,9 @@ pub use sdp::{
     parse_str as parse_sdp_str,
 };
 
-// SIP messages (RFC 3261 section 7), `rsip`'s types, so the apps need no
-// `rsip` of their own.
+// SIP messages (RFC 3261 section 7): `rsip`'s types, so the apps need no
+// `rsip` of their own, and the checks every received message goes through
+// first (RFC 3261 8.2, RFC 4475).
 pub use sip::message::{
     Frame as MessageFrame, Inbound as InboundMessage, InspectConfig, MAX_STREAM_MESSAGE,
     MessageError, encode as encode_message, frame_stream as frame_message,
@@ -66,13 +68,11 @@ pub use sip::{Header, Method, Request, Response, StatusCode, headers};
 // SIP addressing and transport (RFC 3261 sections 18, 19).
 pub use sip::ipv6::to_wire as ipv6_to_wire;
 pub use sip::locate::{LiteralsOnly, LocateError, Resolver};
-pub use sip::transport::ViaError;
 pub use sip::transport::{
-    DEFAULT_MAX_MESSAGE_SIZE, Frame as StreamFrame, FrameError, PING as KEEPALIVE_PING,
-    PONG as KEEPALIVE_PONG, StreamFramer,
+    DEFAULT_MAX_MESSAGE_SIZE, Destination, Frame as StreamFrame, FrameError,
+    PING as KEEPALIVE_PING, PONG as KEEPALIVE_PONG, Reflexive, ResponseRoute, StreamFramer,
+    ViaError, reflexive_address, response_route,
 };
-pub use sip::transport::{Destination, ResponseRoute, response_route};
-pub use sip::transport::{Reflexive, reflexive_address};
 pub use sip::uri::{Host as SipHost, SipUri, UriError};
 pub use sip::{LocalEndpoint, Target, Transport};
 
