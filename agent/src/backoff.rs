@@ -5,7 +5,7 @@
 //! retrying in lock-step: each delay is drawn uniformly from
 //! [delay/2, delay], delay doubling from `initial` up to `max`.
 
-use sipsensor_protocol::sip::ids::IdGenerator;
+use sipsensor_protocol::IdGenerator;
 use std::time::Duration;
 
 #[derive(Debug)]

@@ -15,7 +15,7 @@ pub mod validate;
 use crate::sensor::SensorConfig;
 use locate::{KeyPath, Position, Target};
 use serde_yaml::Value;
-use sipsensor_protocol::sip::Transport;
+use sipsensor_protocol::Transport;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};

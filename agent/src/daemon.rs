@@ -27,7 +27,7 @@ use crate::session::{
     streamer::StreamerMedia,
 };
 use crate::status::{AgentState, StatusHub, server};
-use sipsensor_protocol::sip::ids::IdGenerator;
+use sipsensor_protocol::IdGenerator;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};

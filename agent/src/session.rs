@@ -19,12 +19,11 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use sipsensor_protocol::sdp::{
-    self, Agreed, AnswerPolicy, LocalMedia, LocalSdp, Role, Sdp, StreamDescription,
+use sipsensor_protocol::{
+    Agreed, AnswerPolicy, EndReason, FailureReason, IdGenerator, LocalMedia, LocalSdp,
+    RegistrationConfig, RegistrationEvent, Sdp, SessionId, StreamDescription, StreamRole, UaError,
+    UaEvent, answer_offer, apply_answer, make_offer, parse_sdp,
 };
-use sipsensor_protocol::sip::ids::IdGenerator;
-use sipsensor_protocol::sip::registration::{FailureReason, RegistrationConfig, RegistrationEvent};
-use sipsensor_protocol::sip::ua::{EndReason, SessionId, UaError, UaEvent};
 
 use crate::backoff::Backoff;
 use crate::status::{AgentState, StatusChange};
@@ -273,9 +272,9 @@ impl Controller {
         let Some(to) = self.settings.collector.clone() else {
             return;
         };
-        match sdp::offer(
+        match make_offer(
             &self.settings.capabilities,
-            Role::Sender,
+            StreamRole::Sender,
             &self.settings.local_media,
             &mut self.origin,
         ) {
@@ -372,9 +371,9 @@ impl Controller {
         if *calling != Some(session) {
             return;
         }
-        let agreed = sdp::parse(answer)
+        let agreed = parse_sdp(answer)
             .map_err(|e| e.to_string())
-            .and_then(|a| sdp::apply_answer(offer, &a, Role::Sender).map_err(|e| e.to_string()));
+            .and_then(|a| apply_answer(offer, &a, StreamRole::Sender).map_err(|e| e.to_string()));
         match agreed {
             Ok(agreed) => self.stream(session, agreed, now),
             Err(e) => {
@@ -447,11 +446,11 @@ impl Controller {
     /// Our answer to an offer (RFC 3264 6): what we can send within what
     /// was asked for, or the 488 and why.
     fn answer(&mut self, offer: &[u8]) -> Result<(Vec<u8>, Agreed), (u16, String)> {
-        let offer = sdp::parse(offer).map_err(|e| (400, format!("malformed SDP: {e}")))?;
+        let offer = parse_sdp(offer).map_err(|e| (400, format!("malformed SDP: {e}")))?;
         let policy = AnswerPolicy::Send {
             capabilities: self.settings.capabilities.clone(),
         };
-        sdp::answer(
+        answer_offer(
             &offer,
             &policy,
             &self.settings.local_media,

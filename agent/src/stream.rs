@@ -39,10 +39,7 @@ use crate::status::StatusHub;
 use engine::{CoreOptions, CoreParts};
 use layout::Layout;
 use rtcp_rx::RtcpReceiver;
-use sipsensor_protocol::payload::OutboxConfig;
-use sipsensor_protocol::rtp::RtpSender;
-use sipsensor_protocol::sdp::StreamDescription;
-use sipsensor_protocol::sip::ids::IdGenerator;
+use sipsensor_protocol::{IdGenerator, OutboxConfig, RtpSender, StreamDescription};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -56,7 +53,7 @@ const COMMANDS: usize = 4;
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
     #[error("stream description: {0}")]
-    Description(#[from] sipsensor_protocol::sdp::StreamError),
+    Description(#[from] sipsensor_protocol::StreamError),
     #[error("channel {0:?} of the description is none of the board's channels")]
     UnknownChannel(String),
     #[error("input {0:?} of the description is none of the GPIO inputs")]
@@ -169,7 +166,7 @@ impl Stopped {
     /// number, and timestamps that count the ticks that passed.
     pub fn resume_sender(&self, now: Instant) -> RtpSender {
         let elapsed = now.saturating_duration_since(self.epoch);
-        let ticks = sipsensor_protocol::payload::TickTime::from_elapsed(elapsed, self.clock_rate);
+        let ticks = sipsensor_protocol::TickTime::from_elapsed(elapsed, self.clock_rate);
         RtpSender::with_start(
             self.ssrc,
             self.next_sequence,

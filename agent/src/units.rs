@@ -2,7 +2,7 @@
 //! SDP carries (docs/protocol.md section 2.3), and the decimal scales the
 //! wire gives each channel's integers.
 
-pub use sipsensor_protocol::sdp::Unit;
+pub use sipsensor_protocol::Unit;
 
 /// `scale` as `10^n`, when it is one (the wire carries decimal exponents,
 /// docs/protocol.md 2.3).

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use sipsensor_agent::config::{self, ConfigFiles};
 use sipsensor_agent::sensor::SensorConfig;
-use sipsensor_protocol::sdp::{self, AnswerPolicy, LocalMedia, LocalSdp, ReceivePolicy, Role};
-use sipsensor_protocol::sip::ids::IdGenerator;
-use sipsensor_protocol::sip::locate::LiteralsOnly;
-use sipsensor_protocol::sip::ua::{EndReason, UaConfig, UaEvent, UserAgent};
-use sipsensor_protocol::sip::{LocalEndpoint, Transport};
+use sipsensor_protocol::{
+    AnswerPolicy, EndReason, IdGenerator, LiteralsOnly, LocalEndpoint, LocalMedia, LocalSdp,
+    ReceivePolicy, StreamRole, Transport, UaConfig, UaEvent, UserAgent, answer_offer, make_offer,
+    parse_sdp,
+};
 use sipsensor_runtime::sip_transport::{NetConfig, Network};
 use sipsensor_runtime::ua_driver::{self, UaHandle};
 use tokio::sync::mpsc;
@@ -53,9 +53,9 @@ fn receive(rtp: &UdpSocket, span: Duration) -> (Vec<(u32, i32)>, Vec<u8>) {
     let mut buf = [0u8; 2048];
     while Instant::now() < end {
         let Ok(n) = rtp.recv(&mut buf) else { continue };
-        let packet = sipsensor_protocol::rtp::parse(&buf[..n]).unwrap();
-        if let Ok(sipsensor_protocol::payload::Payload::Samples(s)) =
-            sipsensor_protocol::payload::decode(packet.payload)
+        let packet = sipsensor_protocol::parse_rtp(&buf[..n]).unwrap();
+        if let Ok(sipsensor_protocol::Payload::Samples(s)) =
+            sipsensor_protocol::decode_payload(packet.payload)
         {
             if !cfgs.contains(&s.config) {
                 cfgs.push(s.config);
@@ -136,10 +136,10 @@ status:
     else {
         unreachable!()
     };
-    let offer = sdp::parse(&offer).unwrap();
+    let offer = parse_sdp(&offer).unwrap();
     let mut origin = LocalSdp::with_session_id("collector", "127.0.0.1".parse().unwrap(), 1);
     let local = LocalMedia::new(rtp.local_addr().unwrap());
-    let (answer, agreed) = sdp::answer(
+    let (answer, agreed) = answer_offer(
         &offer,
         &AnswerPolicy::Receive(ReceivePolicy::default()),
         &local,
@@ -177,7 +177,7 @@ status:
         .collect();
     // MISSING marks an instant the sensor thread had no fresh reading for
     // (a busy machine); every value that is sent is one of the waveform's.
-    let missing = sipsensor_protocol::payload::MISSING;
+    let missing = sipsensor_protocol::MISSING_SAMPLE;
     let sent: Vec<i32> = first
         .iter()
         .map(|(_, raw)| *raw)
@@ -229,7 +229,7 @@ status:
         s.period = 2;
     }
     let wanted = wanted.next_config_after(&agreed.description);
-    let reoffer = sdp::offer(&wanted, Role::Receiver, &local, &mut origin).unwrap();
+    let reoffer = make_offer(&wanted, StreamRole::Receiver, &local, &mut origin).unwrap();
     collector
         .with(move |ua, now| ua.reinvite(session, reoffer.to_bytes(), now))
         .await

@@ -11,9 +11,9 @@ use sipsensor_agent::handoff::{self, Board, Event};
 use sipsensor_agent::sensor::Reading;
 use sipsensor_agent::status::StatusHub;
 use sipsensor_agent::stream::{MemoryLock, StreamOptions, StreamPlan, Streamer};
-use sipsensor_protocol::rtp::RtpSender;
-use sipsensor_protocol::sdp::{ChannelSpec, EventFormat, SampleFormat, StreamDescription, Unit};
-use sipsensor_protocol::sip::ids::IdGenerator;
+use sipsensor_protocol::{
+    ChannelSpec, EventFormat, IdGenerator, RtpSender, SampleFormat, StreamDescription, Unit,
+};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -37,7 +37,7 @@ pub use socket::bind_pair;
 
 use crate::stats::StreamHandle;
 use crate::storage::{ChannelSpec, SensorId, SessionId, StreamSpec};
-use sipsensor_protocol::sdp::{Agreed, StreamDescription};
+use sipsensor_protocol::{Agreed, StreamDescription};
 use std::net::IpAddr;
 
 /// Unit of a channel that is an event input (0/1 levels), not a SenML unit.
@@ -99,7 +99,7 @@ pub fn first_input_channel(desc: &StreamDescription) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sipsensor_protocol::sdp::{ChannelSpec as Wire, EventFormat, SampleFormat, Unit};
+    use sipsensor_protocol::{ChannelSpec as Wire, EventFormat, SampleFormat, Unit};
 
     #[test]
     fn spec_lists_channels_then_inputs() {

@@ -38,12 +38,11 @@ use crate::storage::Storage;
 use crate::storage::writer::WriterHandle;
 use control::ControlError;
 use credentials::{Credentials, CredentialsError};
-use sipsensor_protocol::sip::digest::{DigestError, ServerConfig, ServerSecret, WallClock};
-use sipsensor_protocol::sip::ids::IdGenerator;
-use sipsensor_protocol::sip::registrar::{AorPolicy, Registrar, RegistrarConfig};
-use sipsensor_protocol::sip::registration::RegistrationConfig;
-use sipsensor_protocol::sip::ua::{UaConfig, UaError, UserAgent};
-use sipsensor_protocol::sip::{LocalEndpoint, Transport};
+use sipsensor_protocol::{
+    AorPolicy, DigestError, DigestServerConfig, IdGenerator, LocalEndpoint, Registrar,
+    RegistrarConfig, RegistrationConfig, ServerSecret, Transport, UaConfig, UaError, UserAgent,
+    WallClock,
+};
 use sipsensor_runtime::sip_transport::{NetConfig, NetError, Network};
 use sipsensor_runtime::ua_driver;
 use std::net::{IpAddr, SocketAddr};
@@ -198,7 +197,7 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
             agent: local.host_port(),
             ..RegistrarConfig::default()
         };
-        let digest = ServerConfig::new(realm.clone(), ServerSecret::generate(&mut ids));
+        let digest = DigestServerConfig::new(realm.clone(), ServerSecret::generate(&mut ids));
         Some(Registrar::new(
             rc,
             digest,

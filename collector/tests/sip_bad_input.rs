@@ -10,8 +10,7 @@ mod sip_support;
 use sip_support::*;
 use sipsensor_loadgen::pump::MediaPump;
 use sipsensor_loadgen::sensor::standard_stream;
-use sipsensor_protocol::rtp::RtpSender;
-use sipsensor_protocol::sdp::StreamDescription;
+use sipsensor_protocol::{RtpSender, StreamDescription};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 

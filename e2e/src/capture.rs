@@ -3,7 +3,7 @@
 //! sender reports (RFC 3550 6.4.1: an SR pairs an NTP time with an RTP
 //! timestamp of the same instant).
 
-use sipsensor_protocol::payload::{self, MISSING, Payload};
+use sipsensor_protocol::{MISSING_SAMPLE, Payload, decode_payload};
 use sipsensor_testkit::Capture;
 
 /// One sample of channel 0 as the agent sent it.
@@ -13,14 +13,14 @@ pub struct SentSample {
     pub seq: u16,
     /// The agent's wall-clock time of the instant, ns since the epoch.
     pub ts_ns: i64,
-    /// `MISSING` when the sensor had no fresh reading for the instant (a
+    /// `MISSING_SAMPLE` when the sensor had no fresh reading for the instant (a
     /// sensor thread starved of CPU): the agent sends a gap, not a value.
     pub raw: i32,
 }
 
 impl SentSample {
     pub fn missing(&self) -> bool {
-        self.raw == MISSING
+        self.raw == MISSING_SAMPLE
     }
 }
 
@@ -108,7 +108,7 @@ pub fn sent_samples(
         ) else {
             return Err(format!("unreadable RTP packet {p:?}"));
         };
-        let Ok(Payload::Samples(s)) = payload::decode(&body) else {
+        let Ok(Payload::Samples(s)) = decode_payload(&body) else {
             continue;
         };
         // The collector holds packets until the first SR: use the latest

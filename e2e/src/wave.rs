@@ -9,8 +9,7 @@
 
 use crate::collector::StoredSample;
 use sipsensor_agent::sensor::sim::SimConfig;
-use sipsensor_protocol::payload::MISSING;
-use sipsensor_protocol::sdp::{ChannelSpec, Unit};
+use sipsensor_protocol::{ChannelSpec, MISSING_SAMPLE, Unit};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -70,7 +69,7 @@ impl Waveform {
     pub fn match_samples(&self, samples: &[StoredSample]) -> Result<Vec<Matched>, String> {
         let mut sorted: Vec<&StoredSample> = samples
             .iter()
-            .filter(|s| s.raw != i64::from(MISSING))
+            .filter(|s| s.raw != i64::from(MISSING_SAMPLE))
             .collect();
         sorted.sort_by_key(|s| s.ts_ns);
         let mut out = Vec::with_capacity(sorted.len());

@@ -2,7 +2,7 @@
 //! value and record the decoder says is there.
 
 pub fn run(data: &[u8]) {
-    let Ok(payload) = sipsensor_protocol::payload::decode(data) else {
+    let Ok(payload) = sipsensor_protocol::decode_payload(data) else {
         return;
     };
     let _ = format!("{payload:?}");

@@ -2,15 +2,15 @@
 //! through our serializer unchanged.
 
 pub fn run(data: &[u8]) {
-    let Ok(sdp) = sipsensor_protocol::sdp::parse(data) else {
+    let Ok(sdp) = sipsensor_protocol::parse_sdp(data) else {
         return;
     };
     let text = sdp.to_string();
-    let again = sipsensor_protocol::sdp::parse(text.as_bytes())
+    let again = sipsensor_protocol::parse_sdp(text.as_bytes())
         .unwrap_or_else(|e| panic!("our own SDP does not parse: {e}\n{text}"));
     assert_eq!(sdp, again, "SDP changed in a round trip");
     // The sensor-stream reader must cope with whatever media it is given.
     for media in &sdp.media {
-        let _ = sipsensor_protocol::sdp::StreamDescription::from_media(media);
+        let _ = sipsensor_protocol::StreamDescription::from_media(media);
     }
 }

@@ -1,4 +1,4 @@
-//! SIP: `sip::message::inspect`, `frame_stream` and `encode`, over UDP and
+//! SIP: `inspect_message`, `frame_message` and `encode_message`, over UDP and
 //! TCP. Beyond "never panics" it checks that an accepted message is a fixed
 //! point (encoding and inspecting it again gives the same message), that a
 //! rejection's response can itself be inspected, and that `rsip`'s typed
@@ -6,43 +6,42 @@
 //! messages, do not panic on what `inspect` lets through.
 
 use rsip::prelude::*;
-use sipsensor_protocol::sip::Transport;
-use sipsensor_protocol::sip::ids::IdGenerator;
-use sipsensor_protocol::sip::message::{
-    Frame, Inbound, InspectConfig, MAX_STREAM_MESSAGE, encode, frame_stream, inspect,
+use sipsensor_protocol::{
+    IdGenerator, InboundMessage, InspectConfig, MAX_STREAM_MESSAGE, MessageFrame, Transport,
+    encode_message, frame_message, inspect_message,
 };
 
 pub fn run(data: &[u8]) {
     for transport in [Transport::Udp, Transport::Tcp] {
         let mut config = InspectConfig::new(transport);
         config.allow.push(rsip::Method::Register);
-        let got = inspect(data, &config, &mut IdGenerator::seeded(1));
+        let got = inspect_message(data, &config, &mut IdGenerator::seeded(1));
         match &got {
-            Inbound::Request(r) => {
+            InboundMessage::Request(r) => {
                 typed(&r.headers);
-                let again = encode(&rsip::SipMessage::Request(r.clone()));
-                let again = inspect(&again, &config, &mut IdGenerator::seeded(1));
+                let again = encode_message(&rsip::SipMessage::Request(r.clone()));
+                let again = inspect_message(&again, &config, &mut IdGenerator::seeded(1));
                 assert_eq!(again, got, "an accepted request is a fixed point");
             }
-            Inbound::Response(r) => {
+            InboundMessage::Response(r) => {
                 typed(&r.headers);
-                let again = encode(&rsip::SipMessage::Response(r.clone()));
-                let again = inspect(&again, &config, &mut IdGenerator::seeded(1));
+                let again = encode_message(&rsip::SipMessage::Response(r.clone()));
+                let again = inspect_message(&again, &config, &mut IdGenerator::seeded(1));
                 assert_eq!(again, got, "an accepted response is a fixed point");
             }
-            Inbound::Reject { response, reason } => {
+            InboundMessage::Reject { response, reason } => {
                 assert_eq!(response.status_code.code(), reason.status_code());
-                let wire = encode(&rsip::SipMessage::Response(response.clone()));
-                let _ = inspect(&wire, &config, &mut IdGenerator::seeded(1));
+                let wire = encode_message(&rsip::SipMessage::Response(response.clone()));
+                let _ = inspect_message(&wire, &config, &mut IdGenerator::seeded(1));
             }
-            Inbound::Discard(_) => {}
+            InboundMessage::Discard(_) => {}
         }
     }
-    match frame_stream(data, MAX_STREAM_MESSAGE) {
-        Ok(Frame::KeepAlive(n) | Frame::Message(n)) => {
+    match frame_message(data, MAX_STREAM_MESSAGE) {
+        Ok(MessageFrame::KeepAlive(n) | MessageFrame::Message(n)) => {
             assert!(n > 0 && n <= data.len(), "a frame lies within the buffer");
         }
-        Ok(Frame::Incomplete) | Err(_) => {}
+        Ok(MessageFrame::Incomplete) | Err(_) => {}
     }
 }
 

@@ -2,10 +2,9 @@
 //! each packet at its tick on the sample clock (docs/protocol.md 4, 6).
 
 use crate::waveform;
-use sipsensor_protocol::rtcp::{CompoundWriter, NtpTime, RtcpConfig, RtcpScheduler};
-use sipsensor_protocol::rtp::RtpSender;
-use sipsensor_protocol::sdp::StreamDescription;
-use sipsensor_protocol::sip::ids::IdGenerator;
+use sipsensor_protocol::{
+    CompoundWriter, IdGenerator, NtpTime, RtcpConfig, RtcpScheduler, RtpSender, StreamDescription,
+};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};

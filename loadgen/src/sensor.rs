@@ -4,16 +4,12 @@
 
 use crate::pump::{Fault, MediaPump, PumpStream, StreamCounters};
 use crate::sockets::SharedSocket;
-use sipsensor_protocol::sdp::{
-    self, Agreed, AnswerPolicy, ChannelSpec, LocalMedia, LocalSdp, Role, SampleFormat, Sdp,
-    StreamDescription, Unit,
+use sipsensor_protocol::{
+    Agreed, AnswerPolicy, ChannelSpec, IdGenerator, LiteralsOnly, LocalEndpoint, LocalMedia,
+    LocalSdp, NegotiationError, Password, RegistrationConfig, RegistrationEvent, SampleFormat, Sdp,
+    SessionId, StreamDescription, StreamRole, Transport, UaConfig, UaEvent, Unit, UserAgent,
+    answer_offer, apply_answer, make_offer, parse_sdp,
 };
-use sipsensor_protocol::sip::digest::Password;
-use sipsensor_protocol::sip::ids::IdGenerator;
-use sipsensor_protocol::sip::locate::LiteralsOnly;
-use sipsensor_protocol::sip::registration::{RegistrationConfig, RegistrationEvent};
-use sipsensor_protocol::sip::ua::{SessionId, UaConfig, UaEvent, UserAgent};
-use sipsensor_protocol::sip::{LocalEndpoint, Transport};
 use sipsensor_runtime::sip_transport::{NetConfig, Network};
 use sipsensor_runtime::ua_driver::{self, UaHandle};
 use std::net::{IpAddr, SocketAddr};
@@ -298,9 +294,9 @@ impl State {
                     let _ = reply.send(Err("no collector configured".into()));
                     return;
                 };
-                let offer = match sdp::offer(
+                let offer = match make_offer(
                     &self.config.capabilities,
-                    Role::Sender,
+                    StreamRole::Sender,
                     &self.local_media,
                     &mut self.origin,
                 ) {
@@ -385,9 +381,9 @@ impl State {
                 }
             }
             UaEvent::Answered { session, answer } => {
-                let agreed = match (&self.offer, sdp::parse(&answer)) {
+                let agreed = match (&self.offer, parse_sdp(&answer)) {
                     (Some(o), Ok(a)) => {
-                        sdp::apply_answer(o, &a, Role::Sender).map_err(|e| e.to_string())
+                        apply_answer(o, &a, StreamRole::Sender).map_err(|e| e.to_string())
                     }
                     (_, Err(e)) => Err(e.to_string()),
                     (None, _) => Err("no offer".into()),
@@ -409,10 +405,10 @@ impl State {
                 }
             }
             UaEvent::IncomingCall { session, offer, .. } => {
-                let answered = sdp::parse(&offer)
-                    .map_err(sdp::NegotiationError::from)
+                let answered = parse_sdp(&offer)
+                    .map_err(NegotiationError::from)
                     .and_then(|o| {
-                        sdp::answer(
+                        answer_offer(
                             &o,
                             &AnswerPolicy::Send {
                                 capabilities: self.config.capabilities.clone(),
@@ -449,10 +445,10 @@ impl State {
                 }
             }
             UaEvent::ReofferReceived { session, offer } => {
-                let answered = sdp::parse(&offer)
-                    .map_err(sdp::NegotiationError::from)
+                let answered = parse_sdp(&offer)
+                    .map_err(NegotiationError::from)
                     .and_then(|o| {
-                        sdp::answer(
+                        answer_offer(
                             &o,
                             &AnswerPolicy::Send {
                                 capabilities: self.config.capabilities.clone(),

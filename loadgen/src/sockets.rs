@@ -3,7 +3,7 @@
 //! the receiver reports the collector sends back to them.
 
 use crate::pump::StreamCounters;
-use sipsensor_protocol::rtcp::{RtcpPacket, parse_compound};
+use sipsensor_protocol::{RtcpPacket, parse_rtcp_compound};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;
@@ -36,7 +36,7 @@ impl SharedSocket {
         let reader = tokio::spawn(async move {
             let mut buf = vec![0u8; 2048];
             while let Ok((n, _)) = rx.recv_from(&mut buf).await {
-                let Ok(packets) = parse_compound(&buf[..n]) else {
+                let Ok(packets) = parse_rtcp_compound(&buf[..n]) else {
                     continue;
                 };
                 for p in packets {

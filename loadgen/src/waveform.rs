@@ -3,7 +3,7 @@
 
 /// The raw fixed-point value of `channel` at sample-clock `tick`: a
 /// sawtooth of period 1000 ticks with a per-channel offset and a seed-mixed
-/// phase. Never [`sipsensor_protocol::payload::MISSING`].
+/// phase. Never [`sipsensor_protocol::MISSING_SAMPLE`].
 pub fn raw(seed: u64, channel: usize, tick: u64) -> i32 {
     let phase = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54; // 0..1024
     let t = tick.wrapping_add(phase) % 1000;

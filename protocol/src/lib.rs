@@ -6,69 +6,98 @@
 //! agent's and the collector's), so every RFC rule is tested without a
 //! socket.
 
-pub mod ids;
-pub mod payload;
-pub mod rtcp;
-pub mod rtp;
-pub mod sdp;
-pub mod sip;
+mod ids;
+mod payload;
+mod rtcp;
+mod rtp;
+mod sdp;
+mod sip;
 
 #[cfg(test)]
 mod test_clock;
 
-// The names the agent, the collector and the load generator use, by area,
-// so they need not know the module tree. Generic names (`parse`, `Role`,
-// `Verdict`) get the area in their name here. The socket shells
-// (`sip::transport::net`, `sip::ua::driver`) are not here: they are moving
-// to their own crate.
+// The modules are private: this list is the crate's API, by area, so the
+// programs need not know the module tree. It holds the names they use and
+// every type a public signature reaches. Generic names (`parse`, `Role`,
+// `Verdict`, `Frame`) get the area in their name here.
 
 // Random identifiers (tags, branches, SSRCs).
 pub use ids::IdGenerator;
 
 // Sensor payloads inside RTP (docs/protocol.md "Payload").
 pub use payload::{
-    EventOutbox, EventRecord, Events, MISSING as MISSING_SAMPLE, OutboxConfig, Payload, Samples,
-    TickTime, decode as decode_payload, encode_events, encode_samples,
+    DecodeError as PayloadDecodeError, EncodeError as PayloadEncodeError, EventBatch, EventOutbox,
+    EventRecord, Events, MISSING as MISSING_SAMPLE, OutboxConfig, Payload, Samples, TickTime,
+    decode as decode_payload, encode_events, encode_samples,
 };
 
 // RTP (RFC 3550) and RTCP (RFC 3550 section 6).
 pub use rtcp::{
-    CompoundWriter, NtpTime, ReceiverReport, ReportBlock, RtcpConfig, RtcpPacket, RtcpScheduler,
+    App as RtcpApp, Bye as RtcpBye, CompoundWriter, NtpTime, ReceiverReport, ReportBlock,
+    RtcpBuildError, RtcpConfig, RtcpError, RtcpPacket, RtcpScheduler, SdesChunk, SdesItem,
     SenderReport, SrMapping, parse_compound as parse_rtcp_compound, receiver_report_compound,
     round_trip_time, sender_report_compound,
 };
-pub use rtp::{RtpPacket, RtpReceiver, RtpSender, Verdict as RtpVerdict, parse as parse_rtp};
+pub use rtp::{
+    ReceiverStats as RtpReceiverStats, RtpError, RtpPacket, RtpReceiver, RtpSender,
+    SendError as RtpSendError, Verdict as RtpVerdict, parse as parse_rtp,
+};
 
 // SDP offer/answer for sensor streams (RFC 3264, RFC 4566).
 pub use sdp::{
-    Agreed, AnswerPolicy, ChannelSpec, Direction as MediaDirection, EventFormat, LocalMedia,
-    LocalSdp, MEDIA as SDP_MEDIA, NegotiationError, PROTO as SDP_PROTO, ReceivePolicy, RemoteMedia,
-    Role as StreamRole, SampleFormat, Sdp, StreamConfigs, StreamDescription, StreamError, Unit,
+    Agreed, AnswerPolicy, Attribute as SdpAttribute, Bandwidth as SdpBandwidth, ChannelSpec,
+    Connection as SdpConnection, Direction as MediaDirection, EventFormat, LocalMedia, LocalSdp,
+    MEDIA as SDP_MEDIA, Media as SdpMedia, NegotiationError, Origin as SdpOrigin,
+    PROTO as SDP_PROTO, ReceivePolicy, RemoteMedia, Role as StreamRole, SampleFormat, Sdp,
+    SdpError, StreamConfigs, StreamDescription, StreamError, Timing as SdpTiming, Unit,
     answer as answer_offer, apply_answer, offer as make_offer, parse as parse_sdp,
+    parse_str as parse_sdp_str,
 };
 
-// SIP messages (RFC 3261 section 7), `rsip`'s types, so the apps need no
-// `rsip` of their own.
+// SIP messages (RFC 3261 section 7): `rsip`'s types, so the apps need no
+// `rsip` of their own, and the checks every received message goes through
+// first (RFC 3261 8.2, RFC 4475).
+pub use sip::message::{
+    Frame as MessageFrame, Inbound as InboundMessage, InspectConfig, MAX_STREAM_MESSAGE,
+    MessageError, encode as encode_message, frame_stream as frame_message,
+    inspect as inspect_message,
+};
 pub use sip::prelude;
 pub use sip::{Header, Method, Request, Response, StatusCode, headers};
 
 // SIP addressing and transport (RFC 3261 sections 18, 19).
-pub use sip::locate::{LiteralsOnly, Resolver};
-pub use sip::uri::{SipUri, UriError};
+pub use sip::ipv6::to_wire as ipv6_to_wire;
+pub use sip::locate::{LiteralsOnly, LocateError, Resolver};
+pub use sip::transport::{
+    DEFAULT_MAX_MESSAGE_SIZE, Destination, Frame as StreamFrame, FrameError,
+    PING as KEEPALIVE_PING, PONG as KEEPALIVE_PONG, Reflexive, ResponseRoute, StreamFramer,
+    ViaError, reflexive_address, response_route,
+};
+pub use sip::uri::{Host as SipHost, SipUri, UriError};
 pub use sip::{LocalEndpoint, Target, Transport};
 
 // SIP digest authentication (RFC 3261 22, RFC 7616).
 pub use sip::digest::{
-    CredentialStore, DigestError, Ha1, HashFunction, InMemoryCredentials, Password,
-    ServerConfig as DigestServerConfig, ServerSecret, StoredSecret, WallClock,
+    Algorithm as DigestAlgorithm, AuthenticatedUser, CredentialStore, DigestClient, DigestError,
+    Ha1, HashFunction, InMemoryCredentials, Password, ServerConfig as DigestServerConfig,
+    ServerSecret, StoredSecret, WallClock,
 };
 
 // SIP registration, both ends (RFC 3261 section 10).
-pub use sip::registrar::{AorPolicy, Binding, Registrar, RegistrarConfig};
-pub use sip::registration::{FailureReason, RegistrationConfig, RegistrationEvent};
+pub use sip::registrar::{AorPolicy, Binding, LocationService, Registrar, RegistrarConfig};
+pub use sip::registration::{
+    ConfigError as RegistrationConfigError, ConfigProblem as RegistrationConfigProblem,
+    FailureReason, Mismatch as RegistrationMismatch, RegistrationConfig, RegistrationError,
+    RegistrationEvent, RegistrationState,
+};
 
 // The SIP user agent: transactions, dialogs, sessions (RFC 3261 8, 12, 13,
 // 17).
+pub use sip::dialog::DialogError;
 pub use sip::response::response_to;
-pub use sip::transaction::ServerId;
-pub use sip::ua::{EndReason, Role as CallRole, SessionId, UaConfig, UaError, UaEvent, UserAgent};
+pub use sip::timers::TimerConfig as SipTimerConfig;
+pub use sip::transaction::{ClientId, ServerId, TransactionError};
+pub use sip::ua::{
+    EndReason, Output as UaOutput, Role as CallRole, SessionId, SessionState, UaConfig, UaError,
+    UaEvent, UserAgent,
+};

@@ -10,7 +10,7 @@
 
 mod outbox;
 
-pub use outbox::{EventBatch, EventOutbox, OUTBOX_CAPACITY, OutboxConfig};
+pub use outbox::{EventBatch, EventOutbox, OutboxConfig};
 
 use crate::sdp::{MAX_CHANNELS, StreamDescription};
 use thiserror::Error;

@@ -10,12 +10,11 @@ mod ntp;
 mod packets;
 
 pub use build::{CompoundWriter, RtcpBuildError, receiver_report_compound, sender_report_compound};
-pub use interval::{RtcpConfig, RtcpScheduler, deterministic_interval};
+pub use interval::{RtcpConfig, RtcpScheduler};
 pub use ntp::{NtpTime, SrMapping};
 pub use packets::{
-    App, Bye, MAX_COMPOUND_LEN, MAX_COUNT, PT_APP, PT_BYE, PT_RR, PT_SDES, PT_SR, ReceiverReport,
-    ReportBlock, RtcpError, RtcpPacket, SDES_CNAME, SdesChunk, SdesItem, SenderReport,
-    parse_compound,
+    App, Bye, ReceiverReport, ReportBlock, RtcpError, RtcpPacket, SdesChunk, SdesItem,
+    SenderReport, parse_compound,
 };
 
 use std::time::Duration;

@@ -22,14 +22,13 @@ mod terms;
 mod transport;
 mod units;
 
-pub use model::{Attribute, Bandwidth, Connection, Media, Origin, Sdp, Timing, addr_type};
+pub use model::{Attribute, Bandwidth, Connection, Media, Origin, Sdp, Timing};
 pub use negotiate::{Agreed, AnswerPolicy, answer, apply_answer, offer};
 pub use origin::LocalSdp;
-pub use parse::{MAX_FORMATS, MAX_LINES, MAX_MEDIA, MAX_SDP_LEN, SdpError, parse};
+pub use parse::{SdpError, parse};
 pub use stream::{
-    ATTR_CHANNEL, ATTR_INPUT, ChannelSpec, ENCODING_EVENTS, ENCODING_SAMPLES, EventFormat,
-    FORMAT_VERSION, MAX_CHANNELS, MAX_CLOCK_RATE, MAX_NAME_LEN, MAX_SAMPLE_PAYLOAD, SCALE_RANGE,
-    SampleFormat, StreamConfigs, StreamDescription, StreamError,
+    ChannelSpec, EventFormat, MAX_CHANNELS, SampleFormat, StreamConfigs, StreamDescription,
+    StreamError,
 };
 pub use terms::{MEDIA, NegotiationError, PROTO, ReceivePolicy, Role};
 pub use transport::{Direction, LocalMedia, RemoteMedia};

@@ -6,9 +6,6 @@
 
 pub mod dialog;
 pub mod digest;
-/// Moved to the crate top ([`crate::ids`]); kept so the apps compile until
-/// they import `sipsensor_protocol::ids`.
-pub use crate::ids;
 pub mod ipv6;
 pub mod locate;
 pub mod message;
@@ -91,8 +88,9 @@ impl LocalEndpoint {
     }
 
     /// `host:port` as the stack writes it inside rsip types: IPv6
-    /// addresses in their internal name form ([`ipv6`]), which becomes
-    /// `[addr]:port` (RFC 3261 25.1 `hostport`) on the wire.
+    /// addresses in their internal name form (see
+    /// [`ipv6_to_wire`](crate::ipv6_to_wire)), which becomes `[addr]:port`
+    /// (RFC 3261 25.1 `hostport`) on the wire.
     pub fn host_port(&self) -> String {
         match self.addr {
             SocketAddr::V4(a) => a.to_string(),

@@ -9,15 +9,11 @@
 // A test crate: helpers may unwrap like the #[test]s do.
 #![allow(clippy::unwrap_used)]
 
-use sipsensor_protocol::payload::{EventOutbox, MISSING, OutboxConfig, TickTime};
-use sipsensor_protocol::rtcp::{
-    NtpTime, ReceiverReport, ReportBlock, SrMapping, receiver_report_compound,
-    sender_report_compound,
-};
-use sipsensor_protocol::rtp::RtpSender;
-use sipsensor_protocol::sdp::{
-    AnswerPolicy, ChannelSpec, EventFormat, LocalMedia, LocalSdp, ReceivePolicy, Role,
-    SampleFormat, StreamDescription, Unit, answer, apply_answer, offer, parse_str,
+use sipsensor_protocol::{
+    AnswerPolicy, ChannelSpec, EventFormat, EventOutbox, LocalMedia, LocalSdp, MISSING_SAMPLE,
+    NtpTime, OutboxConfig, ReceivePolicy, ReceiverReport, ReportBlock, RtpSender, SampleFormat,
+    SrMapping, StreamDescription, StreamRole, TickTime, Unit, answer_offer, apply_answer,
+    make_offer, parse_sdp_str, receiver_report_compound, sender_report_compound,
 };
 use std::collections::HashMap;
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -149,9 +145,9 @@ fn the_page_matches_the_code() {
         LocalSdp::with_session_id("s1", "198.51.100.10".parse().unwrap(), 3_900_000_001);
     let mut coll_origin =
         LocalSdp::with_session_id("collector", "203.0.113.5".parse().unwrap(), 3_900_000_002);
-    let offer1 = offer(
+    let offer1 = make_offer(
         &agent_description(),
-        Role::Sender,
+        StreamRole::Sender,
         &agent_media(),
         &mut agent_origin,
     )
@@ -162,10 +158,11 @@ fn the_page_matches_the_code() {
         max_rate_hz: Some(5.0),
         ..ReceivePolicy::default()
     });
-    let (answer1, agreed) = answer(&offer1, &policy, &collector_media(), &mut coll_origin).unwrap();
+    let (answer1, agreed) =
+        answer_offer(&offer1, &policy, &collector_media(), &mut coll_origin).unwrap();
     check_sdp(&b, "collector-answer", &answer1.to_string());
     assert_eq!(
-        apply_answer(&offer1, &answer1, Role::Sender)
+        apply_answer(&offer1, &answer1, StreamRole::Sender)
             .unwrap()
             .description,
         agreed.description
@@ -175,23 +172,30 @@ fn the_page_matches_the_code() {
     let mut half = d.clone();
     half.samples.as_mut().unwrap().period = 40;
     let half = half.next_config_after(&d);
-    let reoffer = offer(&half, Role::Receiver, &collector_media(), &mut coll_origin).unwrap();
+    let reoffer = make_offer(
+        &half,
+        StreamRole::Receiver,
+        &collector_media(),
+        &mut coll_origin,
+    )
+    .unwrap();
     check_sdp(&b, "collector-reoffer", &reoffer.to_string());
     let caps = AnswerPolicy::Send {
         capabilities: agent_description(),
     };
-    let (reanswer, at_agent) = answer(&reoffer, &caps, &agent_media(), &mut agent_origin).unwrap();
+    let (reanswer, at_agent) =
+        answer_offer(&reoffer, &caps, &agent_media(), &mut agent_origin).unwrap();
     check_sdp(&b, "agent-reanswer", &reanswer.to_string());
     assert_eq!(
-        apply_answer(&reoffer, &reanswer, Role::Receiver)
+        apply_answer(&reoffer, &reanswer, StreamRole::Receiver)
             .unwrap()
             .description,
         at_agent.description
     );
 
     // 488 for a phone's offer.
-    let phone = parse_str(&b["phone-offer"].1).unwrap();
-    let e = answer(
+    let phone = parse_sdp_str(&b["phone-offer"].1).unwrap();
+    let e = answer_offer(
         &phone,
         &AnswerPolicy::Receive(ReceivePolicy::default()),
         &collector_media(),
@@ -212,7 +216,16 @@ fn the_page_matches_the_code() {
     let n = tx.write_events(&mut buf, &d, &state).unwrap();
     check_hex(&b, "events-state", &buf[..n]);
     let values = [
-        2150, 101_325, 2151, 101_325, 2151, MISSING, 2152, 101_324, 2152, 101_324,
+        2150,
+        101_325,
+        2151,
+        101_325,
+        2151,
+        MISSING_SAMPLE,
+        2152,
+        101_324,
+        2152,
+        101_324,
     ];
     let n = tx.write_samples(&mut buf, &d, 0, &values, true).unwrap();
     check_hex(&b, "samples", &buf[..n]);

@@ -9,16 +9,12 @@
 // A test crate: helpers may unwrap like the #[test]s do.
 #![allow(clippy::unwrap_used)]
 
-use sipsensor_protocol::payload::{EventOutbox, OutboxConfig, TickTime};
-use sipsensor_protocol::rtcp::{
-    CompoundWriter, NtpTime, ReceiverReport, receiver_report_compound, sender_report_compound,
+use sipsensor_protocol::{
+    AnswerPolicy, ChannelSpec, CompoundWriter, EventFormat, EventOutbox, IdGenerator, LocalMedia,
+    LocalSdp, NtpTime, OutboxConfig, ReceivePolicy, ReceiverReport, RtpReceiver, RtpSender,
+    SampleFormat, StreamDescription, StreamRole, TickTime, Unit, answer_offer, make_offer,
+    receiver_report_compound, sender_report_compound,
 };
-use sipsensor_protocol::rtp::{RtpReceiver, RtpSender};
-use sipsensor_protocol::sdp::{
-    AnswerPolicy, ChannelSpec, EventFormat, LocalMedia, LocalSdp, ReceivePolicy, Role,
-    SampleFormat, StreamDescription, Unit, answer, offer,
-};
-use sipsensor_protocol::sip::ids::IdGenerator;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -139,15 +135,15 @@ fn session() -> Vec<Vec<u8>> {
         ssrc: Some(tx.ssrc()),
         cname: Some("s1@198.51.100.10".into()),
     };
-    let offer_sdp = offer(
+    let offer_sdp = make_offer(
         &desc,
-        Role::Sender,
+        StreamRole::Sender,
         &local,
         &mut LocalSdp::new("s1", AGENT.into(), &mut ids),
     )
     .unwrap();
     let policy = AnswerPolicy::Receive(ReceivePolicy::default());
-    let (answer_sdp, agreed) = answer(
+    let (answer_sdp, agreed) = answer_offer(
         &offer_sdp,
         &policy,
         &LocalMedia::new(coll_rtp.into()),
@@ -196,7 +192,7 @@ fn session() -> Vec<Vec<u8>> {
         let n = tx
             .write_samples(&mut buf, d, k * 50, &values, k == 0)
             .unwrap();
-        rx.on_packet(&sipsensor_protocol::rtp::parse(&buf[..n]).unwrap(), now);
+        rx.on_packet(&sipsensor_protocol::parse_rtp(&buf[..n]).unwrap(), now);
         out.push(ipv4_udp(agent_rtp, coll_rtp, &buf[..n]));
     }
     outbox.edge(

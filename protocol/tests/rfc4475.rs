@@ -1,5 +1,5 @@
 //! RFC 4475 torture messages through the stack's entry point
-//! (`sip::message::inspect`), each checked against the handling the RFC
+//! (`inspect_message`), each checked against the handling the RFC
 //! names for it.
 //!
 //! The messages are IETF test data and are not in this repository: they are
@@ -13,16 +13,16 @@
 //! docs/protocol-sip.md carries the same list.
 
 use rsip::prelude::*;
-use sipsensor_protocol::sip::Transport;
-use sipsensor_protocol::sip::ids::IdGenerator;
-use sipsensor_protocol::sip::message::{Inbound, InspectConfig, MessageError, inspect};
+use sipsensor_protocol::{
+    IdGenerator, InboundMessage, InspectConfig, MessageError, Transport, inspect_message,
+};
 use std::path::PathBuf;
 
 /// What RFC 4475 asks of a UAS for one message.
 #[derive(Debug, Clone, Copy)]
 enum Expect {
     /// Parsed and passed on (request or response), then `check` holds.
-    Accept(fn(&Inbound) -> Result<(), String>),
+    Accept(fn(&InboundMessage) -> Result<(), String>),
     /// Answered with this status code, for a reason whose text contains
     /// the second field (so the right code for the wrong reason fails).
     Reject(u16, &'static str),
@@ -38,13 +38,13 @@ struct Case {
     why: &'static str,
 }
 
-fn ok(_: &Inbound) -> Result<(), String> {
+fn ok(_: &InboundMessage) -> Result<(), String> {
     Ok(())
 }
 
-fn request(i: &Inbound) -> Result<&rsip::Request, String> {
+fn request(i: &InboundMessage) -> Result<&rsip::Request, String> {
     match i {
-        Inbound::Request(r) => Ok(r),
+        InboundMessage::Request(r) => Ok(r),
         other => Err(format!("not a request: {other:?}")),
     }
 }
@@ -53,7 +53,7 @@ fn ensure(cond: bool, what: &str) -> Result<(), String> {
     if cond { Ok(()) } else { Err(what.to_owned()) }
 }
 
-fn wsinv(i: &Inbound) -> Result<(), String> {
+fn wsinv(i: &InboundMessage) -> Result<(), String> {
     let r = request(i)?;
     ensure(r.method == rsip::Method::Invite, "method")?;
     ensure(
@@ -97,8 +97,8 @@ fn wsinv(i: &Inbound) -> Result<(), String> {
     ensure(r.body.len() == 150, "150-octet body")
 }
 
-fn intmeth_allow(i: &Inbound) -> Result<(), String> {
-    let Inbound::Reject { response, .. } = i else {
+fn intmeth_allow(i: &InboundMessage) -> Result<(), String> {
+    let InboundMessage::Reject { response, .. } = i else {
         return Err("not rejected".into());
     };
     let allow = response.headers.iter().find_map(|h| match h {
@@ -111,7 +111,7 @@ fn intmeth_allow(i: &Inbound) -> Result<(), String> {
     )
 }
 
-fn esc01(i: &Inbound) -> Result<(), String> {
+fn esc01(i: &InboundMessage) -> Result<(), String> {
     let r = request(i)?;
     ensure(
         r.uri.user() == Some("sips%3Auser%40example.com"),
@@ -123,13 +123,13 @@ fn esc01(i: &Inbound) -> Result<(), String> {
     )
 }
 
-fn dblreq(i: &Inbound) -> Result<(), String> {
+fn dblreq(i: &InboundMessage) -> Result<(), String> {
     let r = request(i)?;
     ensure(r.method == rsip::Method::Register, "the REGISTER")?;
     ensure(r.body.is_empty(), "the trailing INVITE octets are dropped")
 }
 
-fn semiuri(i: &Inbound) -> Result<(), String> {
+fn semiuri(i: &InboundMessage) -> Result<(), String> {
     let r = request(i)?;
     ensure(
         r.uri.user() == Some("user;par=u%40example.net"),
@@ -138,7 +138,7 @@ fn semiuri(i: &Inbound) -> Result<(), String> {
     ensure(r.uri.host().to_string() == "example.com", "host")
 }
 
-fn transports(i: &Inbound) -> Result<(), String> {
+fn transports(i: &InboundMessage) -> Result<(), String> {
     let r = request(i)?;
     let vias = r
         .headers
@@ -148,7 +148,7 @@ fn transports(i: &Inbound) -> Result<(), String> {
     ensure(vias == 5, "five Via values")
 }
 
-fn longreq(i: &Inbound) -> Result<(), String> {
+fn longreq(i: &InboundMessage) -> Result<(), String> {
     let r = request(i)?;
     let vias = r
         .headers
@@ -159,27 +159,27 @@ fn longreq(i: &Inbound) -> Result<(), String> {
     ensure(r.body.len() == 150, "150-octet body")
 }
 
-fn response_code(code: u16) -> impl Fn(&Inbound) -> Result<(), String> {
+fn response_code(code: u16) -> impl Fn(&InboundMessage) -> Result<(), String> {
     move |i| match i {
-        Inbound::Response(r) if r.status_code.code() == code => Ok(()),
+        InboundMessage::Response(r) if r.status_code.code() == code => Ok(()),
         other => Err(format!("not a {code} response: {other:?}")),
     }
 }
 
-fn unreason(i: &Inbound) -> Result<(), String> {
+fn unreason(i: &InboundMessage) -> Result<(), String> {
     response_code(200)(i)
 }
 
-fn noreason(i: &Inbound) -> Result<(), String> {
+fn noreason(i: &InboundMessage) -> Result<(), String> {
     response_code(100)(i)
 }
 
-fn inv2543(i: &Inbound) -> Result<(), String> {
+fn inv2543(i: &InboundMessage) -> Result<(), String> {
     let r = request(i)?;
     ensure(r.body.len() == 105, "body runs to the end of the datagram")
 }
 
-fn escnull(i: &Inbound) -> Result<(), String> {
+fn escnull(i: &InboundMessage) -> Result<(), String> {
     let r = request(i)?;
     let contacts = r
         .headers
@@ -308,10 +308,12 @@ fn rfc4475_messages_are_handled_as_the_rfc_says() {
     let mut failures = Vec::new();
     for case in CASES {
         let msg = read(&dir, case.file);
-        let got = inspect(&msg, &config, &mut ids);
+        let got = inspect_message(&msg, &config, &mut ids);
         let verdict = match (case.expect, &got) {
-            (Expect::Accept(check), Inbound::Request(_) | Inbound::Response(_)) => check(&got),
-            (Expect::Reject(code, why), Inbound::Reject { response, reason })
+            (Expect::Accept(check), InboundMessage::Request(_) | InboundMessage::Response(_)) => {
+                check(&got)
+            }
+            (Expect::Reject(code, why), InboundMessage::Reject { response, reason })
                 if response.status_code.code() == code && reason.to_string().contains(why) =>
             {
                 check_reject(&msg, response, reason).and_then(|()| match case.file {
@@ -319,7 +321,7 @@ fn rfc4475_messages_are_handled_as_the_rfc_says() {
                     _ => Ok(()),
                 })
             }
-            (Expect::Discard(why), Inbound::Discard(reason))
+            (Expect::Discard(why), InboundMessage::Discard(reason))
                 if reason.to_string().contains(why) =>
             {
                 Ok(())
@@ -351,14 +353,14 @@ fn rfc4475_messages_are_handled_as_the_rfc_says() {
     );
 }
 
-fn summary(i: &Inbound) -> String {
+fn summary(i: &InboundMessage) -> String {
     match i {
-        Inbound::Request(r) => format!("accepted {}", r.method),
-        Inbound::Response(r) => format!("accepted {} response", r.status_code.code()),
-        Inbound::Reject { response, reason } => {
+        InboundMessage::Request(r) => format!("accepted {}", r.method),
+        InboundMessage::Response(r) => format!("accepted {} response", r.status_code.code()),
+        InboundMessage::Reject { response, reason } => {
             format!("{} ({reason})", response.status_code.code())
         }
-        Inbound::Discard(reason) => format!("discarded ({reason})"),
+        InboundMessage::Discard(reason) => format!("discarded ({reason})"),
     }
 }
 
@@ -369,7 +371,7 @@ fn mpart01_body_is_framed_exactly() {
     let mut config = collector_profile();
     config.allow.push(rsip::Method::Message);
     config.accept.push("multipart/mixed".into());
-    let got = inspect(&msg, &config, &mut IdGenerator::seeded(1));
+    let got = inspect_message(&msg, &config, &mut IdGenerator::seeded(1));
     let r = request(&got).unwrap();
     assert_eq!(r.method, rsip::Method::Message);
     assert_eq!(r.body.len(), 553);
@@ -380,12 +382,12 @@ fn mpart01_body_is_framed_exactly() {
 #[test]
 fn bext01_lists_the_unsupported_require_tags() {
     let Some(dir) = corpus_dir() else { return };
-    let got = inspect(
+    let got = inspect_message(
         &read(&dir, "bext01"),
         &collector_profile(),
         &mut IdGenerator::seeded(1),
     );
-    let Inbound::Reject { response, .. } = got else {
+    let InboundMessage::Reject { response, .. } = got else {
         panic!("{got:?}")
     };
     assert!(
@@ -399,12 +401,12 @@ fn bext01_lists_the_unsupported_require_tags() {
 #[test]
 fn invut_lists_what_is_accepted() {
     let Some(dir) = corpus_dir() else { return };
-    let got = inspect(
+    let got = inspect_message(
         &read(&dir, "invut"),
         &collector_profile(),
         &mut IdGenerator::seeded(1),
     );
-    let Inbound::Reject { response, .. } = got else {
+    let InboundMessage::Reject { response, .. } = got else {
         panic!("{got:?}")
     };
     assert!(
@@ -416,12 +418,12 @@ fn invut_lists_what_is_accepted() {
 #[test]
 fn an_agent_without_a_registrar_answers_register_with_405() {
     let Some(dir) = corpus_dir() else { return };
-    let got = inspect(
+    let got = inspect_message(
         &read(&dir, "regaut01"),
         &InspectConfig::new(Transport::Udp),
         &mut IdGenerator::seeded(1),
     );
-    let Inbound::Reject { response, .. } = got else {
+    let InboundMessage::Reject { response, .. } = got else {
         panic!("{got:?}")
     };
     assert_eq!(response.status_code.code(), 405);

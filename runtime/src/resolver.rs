@@ -3,8 +3,7 @@
 //! consulted: configure a port, or rely on 5060). The sans-I/O user agent
 //! asks this cache on its hot path, where a DNS query would block it.
 
-use sipsensor_protocol::sip::locate::Resolver;
-use sipsensor_protocol::sip::{Target, Transport};
+use sipsensor_protocol::{Resolver, Target, Transport};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};

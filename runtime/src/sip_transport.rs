@@ -1,12 +1,12 @@
 //! Thin tokio shells around UDP and TCP sockets for SIP.
 //!
 //! They move bytes and nothing more: a UDP datagram or a TCP message framed
-//! by [`StreamFramer`](sipsensor_protocol::sip::transport::StreamFramer)
-//! arrives on a channel as
-//! [`Incoming`], and [`Network::send`] writes bytes to `(SocketAddr,
-//! Transport)`. Parsing, Via stamping and response routing belong to the
-//! caller (see `sipsensor_protocol::sip::transport`), so every SIP rule
-//! stays sans-I/O.
+//! by [`StreamFramer`](sipsensor_protocol::StreamFramer) arrives on a
+//! channel as [`Incoming`], and [`Network::send`] writes bytes to
+//! `(SocketAddr, Transport)`. Parsing, Via stamping and response routing
+//! belong to the caller (protocol's transport rules, such as
+//! [`response_route`](sipsensor_protocol::response_route)), so every SIP
+//! rule stays sans-I/O.
 
 mod tcp;
 mod udp;
@@ -14,9 +14,7 @@ mod udp;
 pub use tcp::TcpTransport;
 pub use udp::UdpEndpoint;
 
-use sipsensor_protocol::sip::Transport;
-use sipsensor_protocol::sip::transport::FrameError;
-use sipsensor_protocol::sip::transport::framing::DEFAULT_MAX_MESSAGE_SIZE;
+use sipsensor_protocol::{DEFAULT_MAX_MESSAGE_SIZE, FrameError, Transport};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

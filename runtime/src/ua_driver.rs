@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::sip_transport::{Incoming, Network};
-use sipsensor_protocol::sip::Target;
-use sipsensor_protocol::sip::ua::{Output, UaEvent, UserAgent};
+use sipsensor_protocol::{Target, UaEvent, UaOutput, UserAgent};
 
 /// Work for the user agent, run inside its task with the current time.
 pub type Command = Box<dyn FnOnce(&mut UserAgent, Instant) + Send>;
@@ -105,7 +104,7 @@ async fn run(
 async fn flush(ua: &mut UserAgent, network: &Network, events: &mpsc::Sender<UaEvent>) -> bool {
     while let Some(output) = ua.poll_output() {
         match output {
-            Output::Transmit { target, bytes } => {
+            UaOutput::Transmit { target, bytes } => {
                 if network
                     .send(&bytes, target.addr, target.transport)
                     .await
@@ -114,7 +113,7 @@ async fn flush(ua: &mut UserAgent, network: &Network, events: &mpsc::Sender<UaEv
                     ua.handle_transport_error(target, Instant::now());
                 }
             }
-            Output::Event(event) => {
+            UaOutput::Event(event) => {
                 if events.send(event).await.is_err() {
                     return false;
                 }
@@ -128,10 +127,9 @@ async fn flush(ua: &mut UserAgent, network: &Network, events: &mpsc::Sender<UaEv
 mod tests {
     use super::*;
     use crate::sip_transport::NetConfig;
-    use sipsensor_protocol::sip::ids::IdGenerator;
-    use sipsensor_protocol::sip::locate::LiteralsOnly;
-    use sipsensor_protocol::sip::ua::{EndReason, UaConfig};
-    use sipsensor_protocol::sip::{LocalEndpoint, Transport};
+    use sipsensor_protocol::{
+        EndReason, IdGenerator, LiteralsOnly, LocalEndpoint, Transport, UaConfig,
+    };
     use tokio::time::timeout;
 
     async fn start(

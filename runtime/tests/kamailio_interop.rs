@@ -9,10 +9,9 @@
 // Test code: helpers may unwrap like the tests they serve.
 #![allow(clippy::unwrap_used)]
 
-use sipsensor_protocol::sip::transport::{
-    Destination, ResponseRoute, reflexive_address, response_route,
+use sipsensor_protocol::{
+    Destination, LocalEndpoint, ResponseRoute, Transport, reflexive_address, response_route,
 };
-use sipsensor_protocol::sip::{LocalEndpoint, Transport};
 use sipsensor_runtime::sip_transport::{Incoming, NetConfig, Network};
 use sipsensor_testkit::{
     Kamailio, KamailioOptions, Sipp, SippOptions, SippOutcome, SippTransport, Tshark,
@@ -267,17 +266,18 @@ async fn our_transport_learns_its_address_from_kamailio() {
             .unwrap();
         for (n, transport) in [Transport::Udp, Transport::Tcp].into_iter().enumerate() {
             let local = LocalEndpoint::new(transport, net.local_addr(transport).unwrap());
-            let rsip::Header::Via(via) = local.via(&format!("z9hG4bKinterop{n}")) else {
+            let sipsensor_protocol::Header::Via(via) = local.via(&format!("z9hG4bKinterop{n}"))
+            else {
                 unreachable!()
             };
             let target = LocalEndpoint::new(transport, kamailio.addr()).host_port();
             // Built by hand from our internal forms: put IPv6 hosts back in
             // their wire form (sip::ipv6).
-            let options = sipsensor_protocol::sip::ipv6::to_wire(&format!(
+            let options = sipsensor_protocol::ipv6_to_wire(&format!(
                 "OPTIONS sip:{target} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n\
                  From: <sip:probe@{me}>;tag=t{n}\r\nTo: <sip:{target}>\r\n\
                  Call-ID: interop-{n}@{me}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
-                via = rsip::headers::UntypedHeader::value(&via),
+                via = sipsensor_protocol::headers::UntypedHeader::value(&via),
                 me = local.host_port(),
             ))
             .into_owned();
@@ -292,8 +292,12 @@ async fn our_transport_learns_its_address_from_kamailio() {
                 panic!("{incoming:?}")
             };
             assert_eq!(source, kamailio.addr());
-            let response = rsip::Response::try_from(data.as_slice()).unwrap();
-            assert_eq!(response.status_code, rsip::StatusCode::OK, "{response}");
+            let response = sipsensor_protocol::Response::try_from(data.as_slice()).unwrap();
+            assert_eq!(
+                response.status_code,
+                sipsensor_protocol::StatusCode::OK,
+                "{response}"
+            );
             let seen = reflexive_address(&response)
                 .unwrap()
                 .expect("received/rport");

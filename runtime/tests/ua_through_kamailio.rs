@@ -12,12 +12,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use sipsensor_protocol::sip::digest::Password;
-use sipsensor_protocol::sip::ids::IdGenerator;
-use sipsensor_protocol::sip::locate::LiteralsOnly;
-use sipsensor_protocol::sip::registration::{RegistrationConfig, RegistrationEvent};
-use sipsensor_protocol::sip::ua::{EndReason, UaConfig, UaEvent, UserAgent};
-use sipsensor_protocol::sip::{LocalEndpoint, Transport};
+use sipsensor_protocol::{
+    EndReason, IdGenerator, LiteralsOnly, LocalEndpoint, Password, RegistrationConfig,
+    RegistrationEvent, Transport, UaConfig, UaEvent, UserAgent,
+};
 use sipsensor_runtime::sip_transport::{NetConfig, Network};
 use sipsensor_runtime::ua_driver::{self, UaHandle};
 use sipsensor_testkit::{

@@ -2,16 +2,16 @@
 //! one URI type (RFC 3261 25.1 grammar), plus the rules only a config file
 //! needs.
 
-use sipsensor_protocol::sip::uri::{self, UriError};
+use sipsensor_protocol::UriError;
 use std::fmt;
 
-pub use sipsensor_protocol::sip::uri::Host;
+pub use sipsensor_protocol::SipHost as Host;
 
 /// A SIP or SIPS URI that passed the RFC 3261 section 25.1 grammar and the
 /// config's own rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SipUri {
-    uri: uri::SipUri,
+    uri: sipsensor_protocol::SipUri,
     host: Host,
 }
 
@@ -40,7 +40,7 @@ impl SipUri {
         if text.trim() != text {
             return Err(ConfigUriError::Whitespace);
         }
-        let parsed = uri::SipUri::parse(text)?;
+        let parsed = sipsensor_protocol::SipUri::parse(text)?;
         if parsed.password().is_some() {
             return Err(ConfigUriError::Password);
         }

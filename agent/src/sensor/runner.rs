@@ -10,7 +10,7 @@ use super::{SensorConfig, SensorEnv};
 use crate::backoff::Backoff;
 use crate::handoff::SampleWriter;
 use crate::status::StatusHub;
-use sipsensor_protocol::sip::ids::IdGenerator;
+use sipsensor_protocol::IdGenerator;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;

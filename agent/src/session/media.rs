@@ -1,7 +1,7 @@
 //! What the agent can send, in the protocol's terms: the configured stream
 //! as a [`StreamDescription`] (docs/protocol.md section 2).
 
-use sipsensor_protocol::sdp::{
+use sipsensor_protocol::{
     ChannelSpec as WireChannel, EventFormat, SampleFormat, StreamDescription,
 };
 
@@ -17,7 +17,7 @@ pub enum MediaError {
     #[error("channel {channel}: scale {scale} is not a power of ten")]
     Scale { channel: String, scale: String },
     #[error("stream: {0}")]
-    Invalid(#[from] sipsensor_protocol::sdp::StreamError),
+    Invalid(#[from] sipsensor_protocol::StreamError),
 }
 
 /// The stream the configuration describes, at full rate: the clock runs at

@@ -5,11 +5,10 @@
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant};
 
-use sipsensor_protocol::sdp::{Agreed, LocalMedia};
-use sipsensor_protocol::sip::LocalEndpoint;
-use sipsensor_protocol::sip::ids::IdGenerator;
-use sipsensor_protocol::sip::registration::{RegistrationConfig, RegistrationEvent};
-use sipsensor_protocol::sip::ua::{UaConfig, UaEvent, UserAgent};
+use sipsensor_protocol::{
+    Agreed, IdGenerator, LocalEndpoint, LocalMedia, RegistrationConfig, RegistrationEvent,
+    UaConfig, UaEvent, UserAgent,
+};
 use sipsensor_runtime::resolver::CachedResolver;
 use sipsensor_runtime::sip_transport::{NetConfig, Network};
 use sipsensor_runtime::ua_driver::{self, UaHandle};
@@ -20,7 +19,7 @@ use crate::config::{Config, SipUri, sip_uri::Host};
 use crate::status::{
     Direction, RegistrationState, RegistrationStatus, SessionStatus, StatusHub, unix_ms,
 };
-use sipsensor_protocol::sip::ua::Role;
+use sipsensor_protocol::CallRole;
 use std::time::SystemTime;
 
 /// How long shutdown waits for the BYE and the un-REGISTER to be answered.
@@ -61,7 +60,7 @@ pub enum SessionError {
     #[error("the stream cannot be described: {0}")]
     Media(#[from] media::MediaError),
     #[error("user agent: {0}")]
-    Ua(#[from] sipsensor_protocol::sip::ua::UaError),
+    Ua(#[from] sipsensor_protocol::UaError),
 }
 
 /// The media sockets, bound before anything is offered.
@@ -187,8 +186,8 @@ fn settings(
             .sip
             .password
             .as_ref()
-            .map(|p| sipsensor_protocol::sip::digest::Password::new(p.expose()))
-            .unwrap_or_else(|| sipsensor_protocol::sip::digest::Password::new(""));
+            .map(|p| sipsensor_protocol::Password::new(p.expose()))
+            .unwrap_or_else(|| sipsensor_protocol::Password::new(""));
         let mut r = RegistrationConfig::new(
             registrar.as_str(),
             config.identity.aor.as_str(),
@@ -286,7 +285,7 @@ pub async fn run(
     ua_config.credentials = config.sip.password.as_ref().map(|p| {
         (
             config.sip.username.clone(),
-            sipsensor_protocol::sip::digest::Password::new(p.expose()),
+            sipsensor_protocol::Password::new(p.expose()),
         )
     });
     let ua = UserAgent::new(
@@ -455,7 +454,7 @@ async fn carry_out(
                         .or_else(|| agreed.remote.map(|r| r.rtp.to_string()))
                         .unwrap_or_default(),
                     direction: match caller {
-                        Some(Role::Callee) => Direction::Incoming,
+                        Some(CallRole::Callee) => Direction::Incoming,
                         _ => Direction::Outgoing,
                     },
                     state: "streaming".into(),

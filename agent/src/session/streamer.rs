@@ -5,9 +5,7 @@
 use std::net::UdpSocket;
 use std::time::Instant;
 
-use sipsensor_protocol::rtp::RtpSender;
-use sipsensor_protocol::sdp::Agreed;
-use sipsensor_protocol::sip::ids::IdGenerator;
+use sipsensor_protocol::{Agreed, IdGenerator, RtpSender};
 
 use super::run::{Media, SenderError, Sockets};
 use crate::config::{Config, RealtimeConfig};

@@ -1,14 +1,11 @@
 use std::time::{Duration, Instant};
 
-use sipsensor_protocol::sdp::{
-    self, AnswerPolicy, ChannelSpec, LocalMedia, LocalSdp, ReceivePolicy, Role, SampleFormat,
-    StreamDescription, Unit,
+use sipsensor_protocol::{
+    AnswerPolicy, ChannelSpec, EndReason, FailureReason, IdGenerator, LocalEndpoint, LocalMedia,
+    LocalSdp, Password, ReceivePolicy, RegistrationConfig, RegistrationEvent, SampleFormat,
+    SessionId, StreamDescription, StreamRole, Target, Transport, UaEvent, Unit, answer_offer,
+    make_offer, parse_sdp,
 };
-use sipsensor_protocol::sip::digest::Password;
-use sipsensor_protocol::sip::ids::IdGenerator;
-use sipsensor_protocol::sip::registration::{FailureReason, RegistrationConfig, RegistrationEvent};
-use sipsensor_protocol::sip::ua::{EndReason, SessionId, UaEvent};
-use sipsensor_protocol::sip::{LocalEndpoint, Target, Transport};
 
 use super::run::show_status;
 use super::*;
@@ -73,11 +70,11 @@ fn session(n: u64) -> SessionId {
 
 /// The collector's answer to `offer`, as a collector with `policy` builds it.
 fn collector_answer(offer: &[u8], policy: ReceivePolicy) -> Vec<u8> {
-    let offer = sdp::parse(offer).unwrap();
+    let offer = parse_sdp(offer).unwrap();
     let mut origin = LocalSdp::with_session_id("collector", "203.0.113.5".parse().unwrap(), 7);
     let local = LocalMedia::new("203.0.113.5:50000".parse().unwrap());
     let (answer, _) =
-        sdp::answer(&offer, &AnswerPolicy::Receive(policy), &local, &mut origin).unwrap();
+        answer_offer(&offer, &AnswerPolicy::Receive(policy), &local, &mut origin).unwrap();
     answer.to_bytes()
 }
 
@@ -317,7 +314,7 @@ fn a_reinvite_halving_the_rate_updates_the_stream() {
     }
     let mut origin = LocalSdp::with_session_id("collector", "203.0.113.5".parse().unwrap(), 7);
     let local = LocalMedia::new("203.0.113.5:50000".parse().unwrap());
-    let offer = sdp::offer(&wanted, Role::Receiver, &local, &mut origin).unwrap();
+    let offer = make_offer(&wanted, StreamRole::Receiver, &local, &mut origin).unwrap();
     c.handle_event(
         UaEvent::ReofferReceived {
             session: session(1),
@@ -346,13 +343,13 @@ fn incoming_calls_need_trust_and_a_free_sensor() {
     actions(&mut c);
     let mut origin = LocalSdp::with_session_id("collector", "203.0.113.5".parse().unwrap(), 7);
     let local = LocalMedia::new("203.0.113.5:50000".parse().unwrap());
-    let offer = sdp::offer(&capabilities(), Role::Receiver, &local, &mut origin)
+    let offer = make_offer(&capabilities(), StreamRole::Receiver, &local, &mut origin)
         .unwrap()
         .to_bytes();
     let call = |from: &str, n: u64| {
         UaEvent::IncomingCall {
         session: session(n),
-        request: rsip::Request::try_from(
+        request: sipsensor_protocol::Request::try_from(
             format!(
                 "INVITE sip:s1@198.51.100.10 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.5;branch=z9hG4bK{n}\r\n\
 From: <{from}>;tag=a\r\nTo: <sip:s1@example.net>\r\nCall-ID: c{n}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"

@@ -3,7 +3,8 @@
 
 use std::net::IpAddr;
 
-use rsip::prelude::*;
+use sipsensor_protocol::Request;
+use sipsensor_protocol::prelude::*;
 
 use crate::config::IpNet;
 
@@ -31,7 +32,7 @@ pub struct Trust {
 impl Trust {
     /// `Ok` when the request may open a session; `Err` says why not, for
     /// the 403's Warning.
-    pub fn check(&self, request: &rsip::Request, source: IpAddr) -> Result<(), Untrusted> {
+    pub fn check(&self, request: &Request, source: IpAddr) -> Result<(), Untrusted> {
         let source = source.to_canonical();
         if self.proxies.iter().any(|net| net.contains(source)) {
             return Ok(());
@@ -81,13 +82,13 @@ fn strip_port(host: &str) -> &str {
 mod tests {
     use super::*;
 
-    fn invite(from: &str) -> rsip::Request {
+    fn invite(from: &str) -> Request {
         let text = format!(
             "INVITE sip:s1@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKx\r\n\
 From: {from};tag=a\r\nTo: <sip:s1@example.net>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\
 Content-Length: 0\r\n\r\n"
         );
-        rsip::Request::try_from(text.as_bytes()).unwrap()
+        Request::try_from(text.as_bytes()).unwrap()
     }
 
     #[test]

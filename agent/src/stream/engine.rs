@@ -17,13 +17,10 @@ use super::layout::Layout;
 use super::stats::{Shared, bump};
 use crate::handoff::{Board, EventReceiver};
 use crate::status::Counters;
-use sipsensor_protocol::payload::{EventOutbox, MISSING, OutboxConfig, TickTime};
-use sipsensor_protocol::rtcp::{
-    CompoundWriter, NtpTime, RtcpConfig, RtcpScheduler, sender_report_compound,
+use sipsensor_protocol::{
+    CompoundWriter, EventOutbox, IdGenerator, MISSING_SAMPLE, NtpTime, OutboxConfig, RtcpConfig,
+    RtcpScheduler, RtpSender, StreamDescription, TickTime, sender_report_compound,
 };
-use sipsensor_protocol::rtp::RtpSender;
-use sipsensor_protocol::sdp::StreamDescription;
-use sipsensor_protocol::sip::ids::IdGenerator;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -375,9 +372,9 @@ impl Core {
             for (i, (spec, b)) in channels.iter().zip(select.iter()).enumerate() {
                 let raw = match self.board_values.get(*b).copied().flatten() {
                     Some(v) => spec.to_raw(v),
-                    None => MISSING,
+                    None => MISSING_SAMPLE,
                 };
-                if raw == MISSING {
+                if raw == MISSING_SAMPLE {
                     missing += 1;
                 } else {
                     present += 1;

@@ -3,7 +3,7 @@
 //! input is which stream input, and the buffer one packet's values go in.
 
 use super::StreamError;
-use sipsensor_protocol::sdp::StreamDescription;
+use sipsensor_protocol::StreamDescription;
 
 /// A stream description resolved against the board's channels and the
 /// GPIO inputs, with its value buffer. Built off the hot path.

@@ -8,7 +8,7 @@
 
 use super::stats::{Shared, bump};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use sipsensor_protocol::rtcp::{NtpTime, ReportBlock, RtcpPacket, parse_compound, round_trip_time};
+use sipsensor_protocol::{NtpTime, ReportBlock, RtcpPacket, parse_rtcp_compound, round_trip_time};
 use std::io::ErrorKind;
 use std::net::UdpSocket;
 use std::os::fd::{AsFd, OwnedFd};
@@ -96,7 +96,7 @@ fn run(
 /// One datagram: a compound RTCP packet (RFC 3550 6.1) from the peer.
 pub(crate) fn handle(data: &[u8], ssrc: u32, stats: &Shared, arrival: SystemTime) {
     bump(&stats.rtcp_received, 1);
-    let packets = match parse_compound(data) {
+    let packets = match parse_rtcp_compound(data) {
         Ok(p) => p,
         Err(_) => {
             bump(&stats.rtcp_malformed, 1);
@@ -126,7 +126,7 @@ pub(crate) fn handle(data: &[u8], ssrc: u32, stats: &Shared, arrival: SystemTime
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sipsensor_protocol::rtcp::{CompoundWriter, ReceiverReport};
+    use sipsensor_protocol::{CompoundWriter, ReceiverReport};
     use std::time::{Duration, UNIX_EPOCH};
 
     fn rr(ssrc_about: u32, last_sr: u32, dlsr: u32, bye: bool) -> Vec<u8> {

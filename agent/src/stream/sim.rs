@@ -11,9 +11,10 @@ use crate::sensor::sim::{SimChannel, SimConfig};
 use crate::sensor::{SensorConfig, SensorEnv, SensorKind};
 use crate::status::StatusHub;
 use crate::units::Unit as AgentUnit;
-use sipsensor_protocol::payload::{self, DecodeError, MISSING, Payload};
-use sipsensor_protocol::rtp;
-use sipsensor_protocol::sdp::{ChannelSpec, SampleFormat, StreamConfigs, StreamDescription, Unit};
+use sipsensor_protocol::{
+    ChannelSpec, MISSING_SAMPLE, Payload, PayloadDecodeError, RtpPacket, SampleFormat, Samples,
+    StreamConfigs, StreamDescription, Unit, decode_payload, parse_rtp,
+};
 use std::time::Duration;
 
 /// Name of the simulated sensor; its channels are `sim.c0`, `sim.c1`, ...
@@ -124,7 +125,7 @@ impl SimStream {
         Ok((Board::new(readers, &sizes, map), runner))
     }
 
-    /// The raw value channel `name` has at waveform index `k`, or MISSING
+    /// The raw value channel `name` has at waveform index `k`, or MISSING_SAMPLE
     /// for a channel that is not the simulated sensor's.
     fn expected(&self, spec: &ChannelSpec, k: u64) -> i32 {
         let c = spec
@@ -136,7 +137,7 @@ impl SimStream {
             Some(c) if c < self.config.channels.len() => {
                 spec.to_raw(self.config.value(c, k, self.interval))
             }
-            _ => MISSING,
+            _ => MISSING_SAMPLE,
         }
     }
 }
@@ -149,7 +150,7 @@ pub struct CheckReport {
     pub event_packets: u64,
     /// Instants whose values equal the waveform's at some index.
     pub instants_matched: u64,
-    /// Instants with every waveform channel MISSING (before the sensor's
+    /// Instants with every waveform channel MISSING_SAMPLE (before the sensor's
     /// first reading, or stale).
     pub instants_missing: u64,
     /// Packets whose timestamp did not follow on without the marker bit.
@@ -161,19 +162,19 @@ pub struct CheckReport {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Violation {
     #[error("RTP: {0}")]
-    Rtp(#[from] rtp::RtpError),
+    Rtp(#[from] sipsensor_protocol::RtpError),
     #[error("SSRC changed to {0:#x}")]
     SsrcChanged(u32),
     #[error("sequence {got} after {after}")]
     Sequence { got: u16, after: u16 },
     #[error("payload: {0}")]
-    Payload(DecodeError),
+    Payload(PayloadDecodeError),
     #[error("unknown cfg {0}")]
     UnknownConfig(u8),
     #[error("events: {0}")]
-    Events(DecodeError),
+    Events(PayloadDecodeError),
     #[error("samples: {0}")]
-    Samples(DecodeError),
+    Samples(PayloadDecodeError),
     #[error("samples under a description without them")]
     NoSamplesFormat,
     #[error("samples with payload type {0}")]
@@ -182,7 +183,7 @@ pub enum Violation {
     NoMarker,
     #[error("timestamp {got} where {due} was due")]
     Timestamp { got: u32, due: u32 },
-    #[error("{channel} should be MISSING, got {got}")]
+    #[error("{channel} should be MISSING_SAMPLE, got {got}")]
     NotMissing { channel: String, got: i32 },
     #[error("values {values:?} match no waveform index from {from} on")]
     NoMatch { values: Vec<i32>, from: u64 },
@@ -223,7 +224,7 @@ impl Checker {
 
     /// One datagram from the RTP port.
     pub fn packet(&mut self, bytes: &[u8]) -> Result<(), Violation> {
-        let p = rtp::parse(bytes)?;
+        let p = parse_rtp(bytes)?;
         if *self.ssrc.get_or_insert(p.ssrc) != p.ssrc {
             return Err(Violation::SsrcChanged(p.ssrc));
         }
@@ -237,7 +238,7 @@ impl Checker {
         }
         self.next_seq = Some(p.sequence.wrapping_add(1));
         self.report.packets += 1;
-        let decoded = payload::decode(p.payload).map_err(Violation::Payload)?;
+        let decoded = decode_payload(p.payload).map_err(Violation::Payload)?;
         let cfg = decoded.config();
         if !self.report.configs.contains(&cfg) {
             self.report.configs.push(cfg);
@@ -262,8 +263,8 @@ impl Checker {
 
     fn samples(
         &mut self,
-        p: &rtp::RtpPacket<'_>,
-        s: &payload::Samples<'_>,
+        p: &RtpPacket<'_>,
+        s: &Samples<'_>,
         desc: &StreamDescription,
     ) -> Result<(), Violation> {
         let Some(format) = &desc.samples else {
@@ -290,7 +291,7 @@ impl Checker {
         self.report.sample_packets += 1;
         for i in 0..usize::from(s.count) {
             let got: Vec<i32> = (0..format.channels.len())
-                .map(|c| s.raw(i, c).unwrap_or(MISSING))
+                .map(|c| s.raw(i, c).unwrap_or(MISSING_SAMPLE))
                 .collect();
             self.instant(&got, &format.channels)?;
         }
@@ -299,17 +300,17 @@ impl Checker {
 
     fn instant(&mut self, got: &[i32], channels: &[ChannelSpec]) -> Result<(), Violation> {
         let waveform: Vec<usize> = (0..channels.len())
-            .filter(|c| self.sim.expected(&channels[*c], 0) != MISSING)
+            .filter(|c| self.sim.expected(&channels[*c], 0) != MISSING_SAMPLE)
             .collect();
         for (c, spec) in channels.iter().enumerate() {
-            if !waveform.contains(&c) && got[c] != MISSING {
+            if !waveform.contains(&c) && got[c] != MISSING_SAMPLE {
                 return Err(Violation::NotMissing {
                     channel: spec.name.clone(),
                     got: got[c],
                 });
             }
         }
-        if waveform.iter().all(|c| got[*c] == MISSING) {
+        if waveform.iter().all(|c| got[*c] == MISSING_SAMPLE) {
             self.report.instants_missing += 1;
             return Ok(());
         }

@@ -176,11 +176,7 @@ impl Shared {
     }
 
     /// Record a report block about our stream.
-    pub fn report(
-        &self,
-        block: &sipsensor_protocol::rtcp::ReportBlock,
-        round_trip: Option<Duration>,
-    ) {
+    pub fn report(&self, block: &sipsensor_protocol::ReportBlock, round_trip: Option<Duration>) {
         let lost = (block.cumulative_lost.clamp(-0x80_0000, 0x7f_ffff) as u32) & 0x00ff_ffff;
         let word = u32::from(block.fraction_lost) << 24 | lost;
         self.last_report.store(
@@ -200,7 +196,7 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sipsensor_protocol::rtcp::ReportBlock;
+    use sipsensor_protocol::ReportBlock;
 
     #[test]
     fn a_report_round_trips_through_the_packed_word() {

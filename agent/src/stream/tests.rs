@@ -5,12 +5,10 @@
 use super::sim::{Checker, SimStream};
 use super::*;
 use crate::handoff::{self, Event};
-use sipsensor_protocol::payload::{self, Payload};
-use sipsensor_protocol::rtcp::{
-    ReceiverReport, ReportBlock, RtcpPacket, SrMapping, parse_compound, receiver_report_compound,
+use sipsensor_protocol::{
+    EventFormat, Payload, ReceiverReport, ReportBlock, RtcpPacket, SrMapping, decode_payload,
+    parse_rtcp_compound, parse_rtp, receiver_report_compound,
 };
-use sipsensor_protocol::rtp;
-use sipsensor_protocol::sdp::EventFormat;
 use std::time::SystemTime;
 
 /// The collector's end: RTP and RTCP sockets on loopback.
@@ -48,7 +46,7 @@ impl Collector {
         let mut buf = [0u8; 2048];
         for _ in 0..100 {
             match self.rtcp.recv(&mut buf) {
-                Ok(len) => out.push(parse_compound(&buf[..len]).unwrap()),
+                Ok(len) => out.push(parse_rtcp_compound(&buf[..len]).unwrap()),
                 Err(_) => break,
             }
         }
@@ -156,7 +154,7 @@ fn a_short_stream_decodes_to_exactly_the_simulated_values() {
         rtcp.last().unwrap().last(),
         Some(RtcpPacket::Bye(_))
     ));
-    let ssrc = rtp::parse(&pkts[0].0).unwrap().ssrc;
+    let ssrc = parse_rtp(&pkts[0].0).unwrap().ssrc;
     assert!(srs.iter().all(|s| s.ssrc == ssrc));
     // Every SR gives the same NTP/RTP line: tick t is at epoch + t/100 s.
     let m0 = SrMapping {
@@ -176,7 +174,7 @@ fn a_short_stream_decodes_to_exactly_the_simulated_values() {
     }
     // A packet never leaves before the wall-clock time of its instants.
     for (p, arrived) in &pkts {
-        let p = rtp::parse(p).unwrap();
+        let p = parse_rtp(p).unwrap();
         let first_instant = m0.system_time_of(p.timestamp).unwrap();
         assert!(first_instant <= *arrived);
     }
@@ -218,8 +216,8 @@ fn a_reconfiguration_keeps_ssrc_sequence_and_timestamps_continuous() {
         got.extend(r.collector.rtp_packets(5));
         let new = got
             .iter()
-            .filter_map(|(p, _)| rtp::parse(p).ok())
-            .filter(|p| payload::decode(p.payload).is_ok_and(|d| d.config() == 2))
+            .filter_map(|(p, _)| parse_rtp(p).ok())
+            .filter(|p| decode_payload(p.payload).is_ok_and(|d| d.config() == 2))
             .count();
         if new >= 3 {
             break;
@@ -237,8 +235,8 @@ fn a_reconfiguration_keeps_ssrc_sequence_and_timestamps_continuous() {
     // The first cfg 2 packet has the marker bit.
     let first_new = got
         .iter()
-        .map(|(p, _)| rtp::parse(p).unwrap())
-        .find(|p| payload::decode(p.payload).unwrap().config() == 2)
+        .map(|(p, _)| parse_rtp(p).unwrap())
+        .find(|p| decode_payload(p.payload).unwrap().config() == 2)
         .unwrap();
     assert!(first_new.marker);
 }
@@ -255,7 +253,7 @@ fn an_edge_is_sent_at_once_with_the_marker_and_stop_returns_everything() {
     let r = start_with(sim, desc, &["motion", "door"], events, quick());
     // The state announcement arrives first.
     let state = r.collector.rtp_packets(1);
-    let p = rtp::parse(&state[0].0).unwrap();
+    let p = parse_rtp(&state[0].0).unwrap();
     assert_eq!(p.payload_type, 97);
     // Motion (GPIO input 0, not in the stream) and the door (GPIO 1,
     // the stream's input 0) go active.
@@ -272,8 +270,8 @@ fn an_edge_is_sent_at_once_with_the_marker_and_stop_returns_everything() {
     // Samples leave every 500 ms; the edge must not wait for them.
     let mut edge = None;
     for (bytes, _) in r.collector.rtp_packets(6) {
-        let p = rtp::parse(&bytes).unwrap();
-        if let Payload::Events(e) = payload::decode(p.payload).unwrap()
+        let p = parse_rtp(&bytes).unwrap();
+        if let Payload::Events(e) = decode_payload(p.payload).unwrap()
             && p.marker
         {
             edge = Some(e.records().collect::<Vec<_>>());

@@ -9,7 +9,7 @@ use super::rt::{self, MonoClock};
 use super::stats::Shared;
 use crate::config::RealtimeConfig;
 use crate::handoff::{Board, EventReceiver};
-use sipsensor_protocol::sip::ids::IdGenerator;
+use sipsensor_protocol::IdGenerator;
 use sipsensor_runtime::realtime::MemoryLock;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;

@@ -10,8 +10,7 @@
 
 use super::Reject;
 use super::stream::{Outcome, Sink, StreamRx};
-use sipsensor_protocol::rtcp::{RtcpPacket, parse_compound};
-use sipsensor_protocol::rtp;
+use sipsensor_protocol::{RtcpPacket, parse_rtcp_compound, parse_rtp};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -298,7 +297,7 @@ impl Demux {
         sink: &mut Sink,
     ) -> Delivery {
         let from = canonical(from);
-        let pkt = match rtp::parse(data) {
+        let pkt = match parse_rtp(data) {
             Ok(p) => p,
             Err(e) => return rejected(Reject::MalformedRtp, from, e.to_string()),
         };
@@ -406,7 +405,7 @@ impl Demux {
         sink: &mut Sink,
     ) -> Delivery {
         let from = canonical(from);
-        let packets = match parse_compound(data) {
+        let packets = match parse_rtcp_compound(data) {
             Ok(p) => p,
             Err(e) => return rejected(Reject::MalformedRtcp, from, e.to_string()),
         };

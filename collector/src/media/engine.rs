@@ -13,7 +13,7 @@ use crate::metrics::Metrics;
 use crate::storage::SessionId;
 use crate::storage::writer::WriterHandle;
 use receive::ReceiveThread;
-use sipsensor_protocol::sdp::Agreed;
+use sipsensor_protocol::Agreed;
 use sipsensor_runtime::socket_buffer::receive_buffer;
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::net::UnixDatagram;

@@ -3,8 +3,9 @@
 use super::{StreamSetup, stream_spec};
 use crate::stats::{StreamInfo, StreamsRegistry};
 use crate::storage::{SensorId, SessionId};
-use sipsensor_protocol::sdp::{
-    Agreed, ChannelSpec, Direction, EventFormat, RemoteMedia, SampleFormat, StreamDescription, Unit,
+use sipsensor_protocol::{
+    Agreed, ChannelSpec, EventFormat, MediaDirection, RemoteMedia, SampleFormat, StreamDescription,
+    Unit,
 };
 use std::sync::Arc;
 
@@ -38,7 +39,7 @@ pub fn desc(config: u8, period: u32) -> StreamDescription {
 pub fn agreed(d: StreamDescription) -> Agreed {
     Agreed {
         description: d,
-        direction: Direction::RecvOnly,
+        direction: MediaDirection::RecvOnly,
         remote: Some(RemoteMedia {
             rtp: "127.0.0.1:40000".parse().unwrap(),
             rtcp: "127.0.0.1:40001".parse().unwrap(),

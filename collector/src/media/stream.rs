@@ -13,13 +13,11 @@ use super::gaps::{FoundGap, GapFinder, Mark};
 use super::{Reject, StreamSetup, first_input_channel, stream_spec};
 use crate::stats::{Reception, StreamHandle, Tally};
 use crate::storage::{Batch, Event, Gap, GapCause, Reading, SensorId, SessionId};
-use sipsensor_protocol::payload::{self, MISSING, Payload};
-use sipsensor_protocol::rtcp::{
-    CompoundWriter, ReceiverReport, RtcpConfig, RtcpScheduler, SenderReport, SrMapping,
+use sipsensor_protocol::{
+    Agreed, CompoundWriter, Events, IdGenerator, MISSING_SAMPLE, Payload, ReceiverReport,
+    RtcpConfig, RtcpScheduler, RtpPacket, RtpReceiver, RtpVerdict, Samples, SenderReport,
+    SrMapping, StreamConfigs, StreamDescription, decode_payload,
 };
-use sipsensor_protocol::rtp::{RtpPacket, RtpReceiver, Verdict};
-use sipsensor_protocol::sdp::{Agreed, StreamConfigs, StreamDescription};
-use sipsensor_protocol::sip::ids::IdGenerator;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -260,23 +258,23 @@ impl StreamRx {
             return Outcome::Dropped(Reject::Flood);
         }
         let ext = match self.receiver.on_packet(pkt, arrival) {
-            Verdict::Accepted { extended_seq, .. } => extended_seq,
-            Verdict::Duplicate => {
+            RtpVerdict::Accepted { extended_seq, .. } => extended_seq,
+            RtpVerdict::Duplicate => {
                 self.tally.duplicate();
                 self.totals.duplicates += 1;
                 sink.reject(Reject::Duplicate, String::new());
                 return Outcome::Dropped(Reject::Duplicate);
             }
             // A.1 probation: counted by the receiver, not yet stored.
-            Verdict::Probation => return Outcome::Dropped(Reject::BadSequence),
-            Verdict::BadSequence | Verdict::TooOld => {
+            RtpVerdict::Probation => return Outcome::Dropped(Reject::BadSequence),
+            RtpVerdict::BadSequence | RtpVerdict::TooOld => {
                 sink.reject(
                     Reject::BadSequence,
                     format!("{}: sequence number {}", self.aor, pkt.sequence),
                 );
                 return Outcome::Dropped(Reject::BadSequence);
             }
-            Verdict::ForeignSource(ssrc) => {
+            RtpVerdict::ForeignSource(ssrc) => {
                 sink.reject(
                     Reject::ForeignSsrc,
                     format!("{}: SSRC {ssrc:#010x}", self.aor),
@@ -312,7 +310,7 @@ impl StreamRx {
     }
 
     fn process(&mut self, p: Pkt<'_>, sink: &mut Sink) -> Outcome {
-        let decoded = match payload::decode(p.payload) {
+        let decoded = match decode_payload(p.payload) {
             Ok(d) => d,
             Err(e) => {
                 sink.reject(Reject::MalformedPayload, format!("{}: {e}", self.aor));
@@ -380,7 +378,7 @@ impl StreamRx {
         {
             // The oldest held packet is given up; its instants become an
             // overload gap once the first sender report times the rest.
-            if let Ok(Payload::Samples(s)) = payload::decode(&old.payload) {
+            if let Ok(Payload::Samples(s)) = decode_payload(&old.payload) {
                 let d = self.held_dropped.get_or_insert(Dropped {
                     first_ts: old.ts,
                     instants: 0,
@@ -401,7 +399,7 @@ impl StreamRx {
     fn emit_samples(
         &mut self,
         p: &Pkt<'_>,
-        s: &payload::Samples<'_>,
+        s: &Samples<'_>,
         period: u32,
         session: SessionId,
         mapping: &SrMapping,
@@ -423,8 +421,10 @@ impl StreamRx {
             first_ns.get_or_insert(ns);
             let mut raws = Vec::with_capacity(channels);
             for (ch, slot) in last.iter_mut().enumerate() {
-                // docs/protocol.md 5.2: MISSING is no reading, not a value.
-                let raw = s.raw(usize::from(k), ch).filter(|&raw| raw != MISSING);
+                // docs/protocol.md 5.2: MISSING_SAMPLE is no reading, not a value.
+                let raw = s
+                    .raw(usize::from(k), ch)
+                    .filter(|&raw| raw != MISSING_SAMPLE);
                 if let Some(raw) = raw {
                     *slot = Some((ns, raw));
                     self.totals.samples += 1;
@@ -495,7 +495,7 @@ impl StreamRx {
     fn emit_events(
         &mut self,
         p: &Pkt<'_>,
-        e: &payload::Events<'_>,
+        e: &Events<'_>,
         first_input: usize,
         session: SessionId,
         mapping: &SrMapping,

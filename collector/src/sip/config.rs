@@ -31,7 +31,7 @@
 use ipnet::IpNet;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
-use sipsensor_protocol::sip::uri::{SipUri, UriError};
+use sipsensor_protocol::{SipUri, UriError};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;

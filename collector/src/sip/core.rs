@@ -24,13 +24,10 @@ use crate::config::Policy;
 use crate::media::StreamKey;
 use crate::storage::{SensorId, SensorState, SessionId, StorageError};
 use ipnet::IpNet;
-use sipsensor_protocol::sdp::{self, Agreed, LocalMedia, LocalSdp, Sdp};
-use sipsensor_protocol::sip::digest::Password;
-use sipsensor_protocol::sip::ids::IdGenerator;
-use sipsensor_protocol::sip::registrar::Registrar;
-use sipsensor_protocol::sip::registrar::uri::SipUri;
-use sipsensor_protocol::sip::transaction::ServerId;
-use sipsensor_protocol::sip::ua::{SessionId as UaSession, UaError, UaEvent};
+use sipsensor_protocol::{
+    Agreed, IdGenerator, LocalMedia, LocalSdp, Password, Registrar, Sdp, ServerId,
+    SessionId as UaSession, SipUri, StreamDescription, UaError, UaEvent,
+};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -124,12 +121,12 @@ pub enum Action {
     /// Answer a request the user agent handed up (REGISTER).
     Respond {
         id: ServerId,
-        response: rsip::Response,
+        response: sipsensor_protocol::Response,
     },
     /// A final answer to an INVITE, built here (challenge, 4xx with Warning).
     RespondToInvite {
         session: UaSession,
-        response: rsip::Response,
+        response: sipsensor_protocol::Response,
     },
     Reject {
         session: UaSession,
@@ -301,7 +298,7 @@ pub struct Core {
     sensors: HashMap<String, SensorId>,
     /// The last full offer of each sensor (docs/protocol.md 3.3: the
     /// collector remembers it to ask for channels again).
-    offers: HashMap<String, sdp::StreamDescription>,
+    offers: HashMap<String, StreamDescription>,
     ids: IdGenerator,
     actions: VecDeque<Action>,
 }

@@ -17,9 +17,7 @@
 //! the collector offers SHA-256 first, then MD5 (RFC 8760 2.3).
 
 use serde::Deserialize;
-use sipsensor_protocol::sip::digest::{
-    Ha1, HashFunction, InMemoryCredentials, Password, StoredSecret,
-};
+use sipsensor_protocol::{Ha1, HashFunction, InMemoryCredentials, Password, StoredSecret};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -207,7 +205,7 @@ fn permission_warning(path: &Path, meta: &std::fs::Metadata) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sipsensor_protocol::sip::digest::CredentialStore;
+    use sipsensor_protocol::CredentialStore;
 
     fn parse(text: &str) -> Result<Credentials, CredentialsError> {
         Credentials::parse(text, Path::new("creds.yaml"), "example.net")

@@ -4,9 +4,10 @@
 
 use super::control::WantedStream;
 use crate::config::{Policy, PolicyMode};
-use sipsensor_protocol::sdp::{
-    self, AnswerPolicy, ChannelSpec, EventFormat, LocalMedia, LocalSdp, NegotiationError,
-    ReceivePolicy, Role, SampleFormat, Sdp, StreamDescription, Unit,
+use sipsensor_protocol::{
+    AnswerPolicy, ChannelSpec, EventFormat, LocalMedia, LocalSdp, NegotiationError, ReceivePolicy,
+    SDP_MEDIA, SDP_PROTO, SampleFormat, Sdp, StreamDescription, StreamRole, Unit, answer_offer,
+    make_offer,
 };
 use std::net::SocketAddr;
 
@@ -40,7 +41,7 @@ pub fn receive_policy(policy: &Policy, offered: &StreamDescription) -> ReceivePo
 pub fn sensor_description(sdp: &Sdp) -> Option<StreamDescription> {
     sdp.media
         .iter()
-        .filter(|m| m.port != 0 && m.media == sdp::MEDIA && m.proto == sdp::PROTO)
+        .filter(|m| m.port != 0 && m.media == SDP_MEDIA && m.proto == SDP_PROTO)
         .find_map(|m| StreamDescription::from_media(m).ok().flatten())
 }
 
@@ -53,8 +54,8 @@ pub fn narrowed(
 ) -> Result<StreamDescription, NegotiationError> {
     let anywhere = LocalMedia::new(SocketAddr::from(([192, 0, 2, 1], 9)));
     let mut origin = LocalSdp::with_session_id("-", anywhere.rtp.ip(), 1);
-    let offer = sdp::offer(full, Role::Sender, &anywhere, &mut origin)?;
-    let (_, agreed) = sdp::answer(
+    let offer = make_offer(full, StreamRole::Sender, &anywhere, &mut origin)?;
+    let (_, agreed) = answer_offer(
         &offer,
         &AnswerPolicy::Receive(policy.clone()),
         &anywhere,

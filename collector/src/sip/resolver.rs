@@ -3,7 +3,7 @@
 //! sans-I/O user agent asks on its hot path.
 
 use super::config::SipConfig;
-use sipsensor_protocol::sip::registrar::uri::SipUri;
+use sipsensor_protocol::SipUri;
 use sipsensor_runtime::resolver::CachedResolver;
 
 pub fn for_config(config: &SipConfig) -> CachedResolver {

@@ -1,3 +1,4 @@
+use super::packets::{PT_SDES, PT_SR};
 use super::*;
 use std::time::Duration;
 

@@ -130,10 +130,12 @@ impl Dialog {
         })
     }
 
+    #[cfg(test)]
     pub fn remote_target(&self) -> &rsip::Uri {
         &self.remote_target
     }
 
+    #[cfg(test)]
     pub fn route_set(&self) -> &[String] {
         &self.route_set
     }

@@ -21,7 +21,8 @@ mod server;
 #[cfg(test)]
 mod tests;
 
-pub use challenge::{Challenge, DigestCredentials};
+#[cfg(test)]
+pub(crate) use challenge::{Challenge, DigestCredentials};
 pub use client::DigestClient;
 pub use server::{
     AuthFailure, AuthenticatedUser, CredentialStore, DigestServer, Ha1, InMemoryCredentials,
@@ -172,13 +173,6 @@ pub enum ChallengeKind {
 }
 
 impl ChallengeKind {
-    pub fn status(self) -> u16 {
-        match self {
-            ChallengeKind::Www => 401,
-            ChallengeKind::Proxy => 407,
-        }
-    }
-
     /// A challenge header of this kind with the given value.
     pub fn challenge_header(self, value: String) -> rsip::Header {
         use rsip::headers::UntypedHeader;

@@ -64,7 +64,10 @@ pub fn to_internal(head: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// The inverse of [`to_internal`], for serialised messages going out.
+/// The inverse of `to_internal` (applied to messages coming in), for
+/// serialised messages going out: each internal name
+/// (`2001-db8-0-0-0-0-0-1.ipv6.invalid`, the stand-in for an IPv6
+/// reference that `rsip` 0.4 cannot parse) becomes `[2001:db8::1]` again.
 pub fn to_wire(text: &str) -> Cow<'_, str> {
     if !text.contains(SUFFIX) {
         return Cow::Borrowed(text);

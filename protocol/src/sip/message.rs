@@ -52,9 +52,7 @@ mod frame;
 mod lex;
 mod policy;
 mod reply;
-/// Moved to [`crate::sip::uri`], the one URI type; kept so the apps
-/// compile until they import it from there.
-pub use crate::sip::uri;
+use crate::sip::uri;
 
 pub use error::MessageError;
 pub use frame::{Frame, encode, frame_stream};

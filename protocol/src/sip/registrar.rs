@@ -13,9 +13,7 @@
 pub mod contact;
 pub mod location;
 pub mod response;
-/// Moved to [`crate::sip::uri`], the one URI type; kept so the apps
-/// compile until they import it from there.
-pub use crate::sip::uri;
+use crate::sip::uri;
 pub mod via;
 
 #[cfg(test)]

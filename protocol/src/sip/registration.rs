@@ -109,7 +109,8 @@ pub struct ConfigError {
 pub enum ConfigProblem {
     #[error(transparent)]
     Uri(#[from] crate::sip::uri::UriError),
-    /// `rsip` 0.4 cannot hold the URI (see [`crate::sip::ipv6`]).
+    /// `rsip` 0.4 cannot hold the URI (see
+    /// [`ipv6_to_wire`](crate::ipv6_to_wire)).
     #[error("{uri}: {source}")]
     NotForRsip { uri: String, source: rsip::Error },
     #[error("an address-of-record needs a user part")]

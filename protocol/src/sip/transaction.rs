@@ -132,10 +132,6 @@ impl TransactionLayer {
         }
     }
 
-    pub fn timers(&self) -> &TimerConfig {
-        &self.timers
-    }
-
     /// Starts a client transaction for `request`, whose top Via carries a
     /// fresh branch (8.1.1.7).
     pub fn send_request(
@@ -195,6 +191,7 @@ impl TransactionLayer {
         self.clients.get(&id).map(|t| t.target())
     }
 
+    #[cfg(test)]
     pub fn server_state(&self, id: ServerId) -> Option<ServerState> {
         self.servers.get(&id).map(|t| t.state())
     }
@@ -202,10 +199,6 @@ impl TransactionLayer {
     /// Where the responses of a server transaction go (18.2.2).
     pub fn server_target(&self, id: ServerId) -> Option<Target> {
         self.servers.get(&id).map(|t| t.response_target())
-    }
-
-    pub fn server_request(&self, id: ServerId) -> Option<&Request> {
-        self.servers.get(&id).map(|t| t.request())
     }
 
     /// The INVITE server transaction a CANCEL refers to (9.2).
@@ -330,6 +323,7 @@ impl TransactionLayer {
         self.clients.len() + self.servers.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -16,8 +16,8 @@ pub mod reflexive;
 pub mod routing;
 pub mod via;
 
-pub use framing::{Frame, FrameError, StreamFramer};
-pub use received::{Stamped, stamp_received};
-pub use reflexive::{Reflexive, public_endpoint, reflexive_address};
+pub use framing::{DEFAULT_MAX_MESSAGE_SIZE, Frame, FrameError, PING, PONG, StreamFramer};
+pub use received::stamp_received;
+pub use reflexive::{Reflexive, reflexive_address};
 pub use routing::{Destination, ResponseRoute, response_route};
-pub use via::{ViaError, ViaParm};
+pub use via::ViaError;

@@ -129,7 +129,7 @@ pub enum Host {
     Name(String),
     V4(Ipv4Addr),
     /// Written `[addr]`, or in the stack's internal name form
-    /// ([`crate::sip::ipv6`]).
+    /// ([`ipv6_to_wire`](crate::ipv6_to_wire)).
     V6(Ipv6Addr),
 }
 
@@ -154,7 +154,7 @@ pub struct SipUri {
     /// The user part without password, still %-escaped.
     pub user: Option<String>,
     /// Lower-case; an IPv6 reference in the stack's internal name form
-    /// ([`crate::sip::ipv6`]), whichever form the text used, so that
+    /// ([`ipv6_to_wire`](crate::ipv6_to_wire)), whichever form the text used, so that
     /// hosts compare equal however they were written.
     pub host: String,
     /// Where the host stands in `text`, as written (an IPv6 reference with

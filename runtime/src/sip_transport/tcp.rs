@@ -3,9 +3,9 @@
 //! request's connection; 18.1.1 lets a client reuse one).
 
 use super::{Counters, Incoming, NetConfig, NetError, bump, canonical};
-use sipsensor_protocol::sip::Transport;
-use sipsensor_protocol::sip::transport::FrameError;
-use sipsensor_protocol::sip::transport::framing::{Frame, PING, PONG, StreamFramer};
+use sipsensor_protocol::{
+    FrameError, KEEPALIVE_PING, KEEPALIVE_PONG, StreamFrame, StreamFramer, Transport,
+};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -227,7 +227,7 @@ async fn deliver(
 ) -> Option<Closed> {
     while let Some(frame) = framer.next_frame() {
         match frame {
-            Ok(Frame::Message(data)) => {
+            Ok(StreamFrame::Message(data)) => {
                 let incoming = Incoming::Message {
                     data,
                     source: peer,
@@ -238,13 +238,13 @@ async fn deliver(
                 }
             }
             // RFC 5626 3.5.1: answer a double-CRLF ping with one CRLF.
-            Ok(Frame::Ping) => {
-                if conn.write(PONG).await.is_err() {
+            Ok(StreamFrame::Ping) => {
+                if conn.write(KEEPALIVE_PONG).await.is_err() {
                     return Some(Closed::Failed);
                 }
                 bump(&shared.counters.tcp_pings_answered);
             }
-            Ok(Frame::Pong) => bump(&shared.counters.tcp_pongs),
+            Ok(StreamFrame::Pong) => bump(&shared.counters.tcp_pongs),
             Err(error) => return Some(reject(shared, peer, error).await),
         }
     }
@@ -371,7 +371,7 @@ impl TcpTransport {
         let peer = canonical(peer);
         let conn = self.shared.get(peer).ok_or(NetError::NoConnection(peer))?;
         conn.pong_expected.store(true, Ordering::Relaxed);
-        self.shared.write(&conn, PING, peer).await
+        self.shared.write(&conn, KEEPALIVE_PING, peer).await
     }
 
     /// Close the connection to `peer`, if any.
@@ -459,7 +459,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(&pong, PONG);
+        assert_eq!(&pong, KEEPALIVE_PONG);
         raw.write_all(b"ngth: 5\r\n\r\nhel").await.unwrap();
         raw.write_all(b"lo").await.unwrap();
         let Incoming::Message { data, .. } = recv(&mut b_rx).await else {

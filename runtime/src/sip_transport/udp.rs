@@ -2,8 +2,7 @@
 
 use super::{Counters, Incoming, NetConfig, NetError, bump, canonical, in_family_of};
 use crate::socket_buffer;
-use sipsensor_protocol::sip::Transport;
-use sipsensor_protocol::sip::transport::FrameError;
+use sipsensor_protocol::{FrameError, Transport};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -13,9 +13,9 @@
 //!   the largest distance of any packet from the line.
 
 use crate::receive::Arrival;
-use sipsensor_protocol::payload::{self, Payload};
-use sipsensor_protocol::rtcp::{RtcpPacket, SrMapping, parse_compound};
-use sipsensor_protocol::rtp;
+use sipsensor_protocol::{
+    Payload, RtcpPacket, SrMapping, decode_payload, parse_rtcp_compound, parse_rtp,
+};
 use std::collections::HashSet;
 use std::time::UNIX_EPOCH;
 
@@ -43,14 +43,14 @@ fn points(arrivals: &[Arrival], clock_rate: u32, period: u32) -> (Vec<(f64, f64)
     let mut lost = 0u64;
     let mut out = Vec::new();
     for a in arrivals {
-        let Ok(p) = rtp::parse(&a.bytes) else {
+        let Ok(p) = parse_rtp(&a.bytes) else {
             continue;
         };
         if let Some(s) = last_seq {
             lost += u64::from(p.sequence.wrapping_sub(s).wrapping_sub(1));
         }
         last_seq = Some(p.sequence);
-        let Ok(Payload::Samples(s)) = payload::decode(p.payload) else {
+        let Ok(Payload::Samples(s)) = decode_payload(p.payload) else {
             continue;
         };
         let (t0, ts0) = *first.get_or_insert((a.at_ns, p.timestamp));
@@ -131,10 +131,13 @@ pub fn edge_latency(
     clock_rate: u32,
 ) -> Option<EdgeLatency> {
     let sr = rtcp.iter().find_map(|c| {
-        parse_compound(c).ok()?.into_iter().find_map(|p| match p {
-            RtcpPacket::SenderReport(sr) => Some(sr),
-            _ => None,
-        })
+        parse_rtcp_compound(c)
+            .ok()?
+            .into_iter()
+            .find_map(|p| match p {
+                RtcpPacket::SenderReport(sr) => Some(sr),
+                _ => None,
+            })
     })?;
     let map = SrMapping {
         ntp: sr.ntp,
@@ -144,10 +147,10 @@ pub fn edge_latency(
     let mut seen = HashSet::new();
     let mut lat = Vec::new();
     for a in arrivals {
-        let Ok(p) = rtp::parse(&a.bytes) else {
+        let Ok(p) = parse_rtp(&a.bytes) else {
             continue;
         };
-        let Ok(Payload::Events(e)) = payload::decode(p.payload) else {
+        let Ok(Payload::Events(e)) = decode_payload(p.payload) else {
             continue;
         };
         // The first copy of each edge (receivers deduplicate by serial).
@@ -176,8 +179,7 @@ pub fn edge_latency(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sipsensor_protocol::rtp::RtpSender;
-    use sipsensor_protocol::sip::ids::IdGenerator;
+    use sipsensor_protocol::{IdGenerator, RtpSender};
 
     /// 1000 packets of 2 instants every 20 ms on a 100 Hz clock, arriving
     /// `skew` ppm slow, every 50th one `spike_us` late.

@@ -10,7 +10,7 @@ use crate::bench::stream;
 use crate::receive::Receiver;
 use crate::send::Shape;
 use sipsensor_agent::stream::sim::Checker;
-use sipsensor_protocol::rtcp::{RtcpPacket, parse_compound};
+use sipsensor_protocol::{RtcpPacket, parse_rtcp_compound};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -56,7 +56,7 @@ pub fn run(a: &Args) -> Result<(), String> {
     let rtcp: Vec<Vec<RtcpPacket>> = rx
         .rtcp()
         .iter()
-        .map(|c| parse_compound(c).map_err(|e| format!("RTCP: {e}")))
+        .map(|c| parse_rtcp_compound(c).map_err(|e| format!("RTCP: {e}")))
         .collect::<Result<_, _>>()?;
     if !matches!(
         rtcp.first().and_then(|c| c.first()),

@@ -6,10 +6,10 @@ use super::*;
 use crate::handoff::{self, Event, EventSender, SampleWriter};
 use crate::sensor::Reading;
 use crate::stream::StreamError;
-use sipsensor_protocol::payload::{self, Payload};
-use sipsensor_protocol::rtcp::{RtcpPacket, parse_compound};
-use sipsensor_protocol::rtp;
-use sipsensor_protocol::sdp::{ChannelSpec, EventFormat, SampleFormat, Unit};
+use sipsensor_protocol::{
+    ChannelSpec, EventFormat, Payload, RtcpPacket, RtpPacket, SampleFormat, Samples, Unit,
+    decode_payload, parse_rtcp_compound, parse_rtp,
+};
 
 const BASE_TS: u32 = 0xffff_fff0;
 const FIRST_SEQ: u16 = 0xfffe;
@@ -170,17 +170,17 @@ impl Rig {
         });
     }
 
-    fn packets(&self) -> Vec<rtp::RtpPacket<'_>> {
+    fn packets(&self) -> Vec<RtpPacket<'_>> {
         self.sink
             .rtp
             .iter()
-            .map(|p| rtp::parse(p).unwrap())
+            .map(|p| parse_rtp(p).unwrap())
             .collect()
     }
 }
 
-fn samples_of<'a>(p: &rtp::RtpPacket<'a>) -> payload::Samples<'a> {
-    match payload::decode(p.payload).unwrap() {
+fn samples_of<'a>(p: &RtpPacket<'a>) -> Samples<'a> {
+    match decode_payload(p.payload).unwrap() {
         Payload::Samples(s) => s,
         Payload::Events(_) => panic!("events packet where samples were expected"),
     }
@@ -214,7 +214,11 @@ fn each_instant_samples_the_board_and_packets_leave_at_their_last_instant() {
         assert_eq!((s.config, s.channels, s.count), (1, 2, 2));
         for i in 0..2 {
             let k = 2 * n + i;
-            assert_eq!(s.raw(i, 0), Some(MISSING), "channel c never published");
+            assert_eq!(
+                s.raw(i, 0),
+                Some(MISSING_SAMPLE),
+                "channel c never published"
+            );
             assert_eq!(s.raw(i, 1), Some(2000 + k as i32), "instant {k}");
         }
     }
@@ -323,7 +327,7 @@ fn an_edge_goes_out_at_once_with_its_exact_time_and_is_repeated() {
     // The state packet at the start: GPIO levels 0b11 (door from the
     // queued edge, motion from the hub), in the description's order.
     let p = r.packets()[0];
-    let Payload::Events(e) = payload::decode(p.payload).unwrap() else {
+    let Payload::Events(e) = decode_payload(p.payload).unwrap() else {
         panic!("state packet")
     };
     assert!(e.is_empty() && !p.marker);
@@ -344,7 +348,7 @@ fn an_edge_goes_out_at_once_with_its_exact_time_and_is_repeated() {
     assert!(p.marker);
     assert_eq!(p.payload_type, 97);
     assert_eq!(p.timestamp.wrapping_sub(BASE_TS), 100);
-    let Payload::Events(e) = payload::decode(p.payload).unwrap() else {
+    let Payload::Events(e) = decode_payload(p.payload).unwrap() else {
         panic!("events packet")
     };
     let rec: Vec<_> = e.records().collect();
@@ -361,7 +365,7 @@ fn an_edge_goes_out_at_once_with_its_exact_time_and_is_repeated() {
     r.run_until(r.at(ms(1300)));
     let repeats: Vec<_> = r.packets()[before..]
         .iter()
-        .map(|p| match payload::decode(p.payload).unwrap() {
+        .map(|p| match decode_payload(p.payload).unwrap() {
             Payload::Events(e) => (p.marker, e.records().next().map(|x| x.serial)),
             Payload::Samples(_) => panic!("no samples in this stream"),
         })
@@ -405,7 +409,7 @@ fn sender_reports_pin_the_wall_clock_to_a_tick() {
     let mut r = rig(desc(1, 1, 2, &["a"], &[]));
     r.run(r.t0);
     assert_eq!(r.sink.rtcp.len(), 1, "the first SR goes out at once");
-    let sr = |bytes: &[u8]| match &parse_compound(bytes).unwrap()[..] {
+    let sr = |bytes: &[u8]| match &parse_rtcp_compound(bytes).unwrap()[..] {
         [
             RtcpPacket::SenderReport(sr),
             RtcpPacket::SourceDescription(sdes),
@@ -456,7 +460,7 @@ fn the_end_sends_the_partial_packet_then_sr_sdes_bye() {
     r.core.finish(r.at(ms(25)), r.wall0, &mut r.sink);
     let p = r.packets()[0];
     assert_eq!(samples_of(&p).count, 3);
-    let pkts = parse_compound(&r.sink.rtcp[n_rtcp]).unwrap();
+    let pkts = parse_rtcp_compound(&r.sink.rtcp[n_rtcp]).unwrap();
     assert!(matches!(
         &pkts[..],
         [RtcpPacket::SenderReport(sr), RtcpPacket::SourceDescription(_), RtcpPacket::Bye(b)]
@@ -521,7 +525,7 @@ fn events_only_streams_switch_to_samples_at_the_next_tick() {
     let states_cfg2 = r
         .packets()
         .iter()
-        .filter(|p| p.payload_type == 97 && payload::decode(p.payload).unwrap().config() == 2)
+        .filter(|p| p.payload_type == 97 && decode_payload(p.payload).unwrap().config() == 2)
         .count();
     assert_eq!(
         states_cfg2, 1,

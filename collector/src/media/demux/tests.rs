@@ -2,12 +2,10 @@ use super::*;
 use crate::media::fixtures::{SSRC, T0_NS, agreed, desc, setup};
 use crate::stats::StreamsRegistry;
 use crate::storage::SessionId;
-use sipsensor_protocol::rtcp::{
-    NtpTime, ReceiverReport, receiver_report_compound, sender_report_compound,
+use sipsensor_protocol::{
+    Agreed, IdGenerator, NtpTime, ReceiverReport, RemoteMedia, RtpSender, StreamDescription,
+    receiver_report_compound, sender_report_compound,
 };
-use sipsensor_protocol::rtp::RtpSender;
-use sipsensor_protocol::sdp::{Agreed, RemoteMedia, StreamDescription};
-use sipsensor_protocol::sip::ids::IdGenerator;
 use std::sync::Arc;
 
 const SDP_RTP: &str = "127.0.0.1:40000";
@@ -280,7 +278,7 @@ fn rtcp_without_sender_reports_or_not_rtcp_at_all() {
     assert_eq!(r.rtcp(&buf[..n], SDP_RTCP), Delivery::Rtcp(vec![]));
     // RTP sent to the RTCP port (RFC 3550 11: they are told apart by port).
     let rtp = Sensor::new(SSRC).next();
-    let why = parse_compound(&rtp).unwrap_err().to_string();
+    let why = parse_rtcp_compound(&rtp).unwrap_err().to_string();
     assert_eq!(
         r.rtcp(&rtp, SDP_RTCP),
         Delivery::Rejected(refused(Reject::MalformedRtcp, SDP_RTCP, &why))
@@ -448,7 +446,7 @@ fn oversized_and_malformed_datagrams_are_refused() {
         ))
     );
     let garbage = [0u8; 5];
-    let why = rtp::parse(&garbage).unwrap_err().to_string();
+    let why = parse_rtp(&garbage).unwrap_err().to_string();
     assert_eq!(
         r.rtp(&garbage, SDP_RTP),
         Delivery::Rejected(refused(Reject::MalformedRtp, SDP_RTP, &why))

@@ -16,7 +16,7 @@ use crate::ratelimit::RateLimit;
 use crate::storage::Batch;
 use crate::storage::writer::WriterHandle;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use sipsensor_protocol::sip::ids::IdGenerator;
+use sipsensor_protocol::IdGenerator;
 use sipsensor_runtime::batch_recv::BatchRx;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};

@@ -1,9 +1,7 @@
 use super::*;
 use crate::media::fixtures::{SSRC, T0_NS, agreed, desc, setup};
 use crate::stats::StreamsRegistry;
-use sipsensor_protocol::payload::{EventRecord, encode_events};
-use sipsensor_protocol::rtcp::NtpTime;
-use sipsensor_protocol::rtp::{RtpSender, parse};
+use sipsensor_protocol::{EventRecord, NtpTime, RtpSender, encode_events, parse_rtp};
 use std::sync::Arc;
 
 struct Rig {
@@ -54,7 +52,7 @@ impl Rig {
     }
 
     fn feed(&mut self, bytes: &[u8]) -> Outcome {
-        let pkt = parse(bytes).unwrap();
+        let pkt = parse_rtp(bytes).unwrap();
         self.rx.on_rtp(&pkt, self.now, T0_NS, &mut self.sink)
     }
 
@@ -179,7 +177,7 @@ fn missing_values_are_not_stored() {
     r.sender_report();
     let d = desc(1, 10);
     let mut values = vec![1i32; 10];
-    values[3] = MISSING;
+    values[3] = MISSING_SAMPLE;
     let mut buf = [0u8; 128];
     let n = r.tx.write_samples(&mut buf, &d, 0, &values, true).unwrap();
     r.feed(&buf[..n]);
@@ -255,7 +253,7 @@ fn wrong_payload_type_and_malformed_payload_are_refused() {
     let mut buf = [0u8; 128];
     let n =
         r.tx.write_with(&mut buf, 98, false, 0, |b| {
-            sipsensor_protocol::payload::encode_samples(b, 1, 2, &[1; 10])
+            sipsensor_protocol::encode_samples(b, 1, 2, &[1; 10])
         })
         .unwrap();
     assert_eq!(
@@ -275,7 +273,7 @@ fn wrong_payload_type_and_malformed_payload_are_refused() {
     // Channel count that differs from the description.
     let n =
         r.tx.write_with(&mut buf, 96, false, 0, |b| {
-            sipsensor_protocol::payload::encode_samples(b, 1, 3, &[1; 15])
+            sipsensor_protocol::encode_samples(b, 1, 3, &[1; 15])
         })
         .unwrap();
     assert_eq!(r.feed(&buf[..n]), Outcome::Dropped(Reject::PayloadMismatch));
@@ -333,7 +331,7 @@ fn the_first_sample_closes_a_session_break_gap() {
 
 #[test]
 fn receiver_reports_carry_loss_and_end_with_bye() {
-    use sipsensor_protocol::rtcp::{RtcpPacket, parse_compound};
+    use sipsensor_protocol::{RtcpPacket, parse_rtcp_compound};
     let mut r = rig(None, 100);
     r.sender_report();
     let d = desc(1, 10);
@@ -356,7 +354,7 @@ fn receiver_reports_carry_loss_and_end_with_bye() {
         }
     }
     let n = sent.expect("a report within 60 s");
-    let packets = parse_compound(&buf[..n]).unwrap();
+    let packets = parse_rtcp_compound(&buf[..n]).unwrap();
     let RtcpPacket::ReceiverReport(rr) = &packets[0] else {
         panic!("{packets:?}")
     };
@@ -366,7 +364,7 @@ fn receiver_reports_carry_loss_and_end_with_bye() {
     assert_ne!(rr.reports[0].last_sr, 0);
     assert_eq!(r.rx.rtcp_dest, Some("127.0.0.1:40001".parse().unwrap()));
     let n = r.rx.finish(r.now, &mut r.sink, &mut buf).unwrap();
-    let packets = parse_compound(&buf[..n]).unwrap();
+    let packets = parse_rtcp_compound(&buf[..n]).unwrap();
     assert!(matches!(packets.last(), Some(RtcpPacket::Bye(_))));
     assert_eq!(r.rx.totals.lost, 1);
 }

@@ -2,21 +2,20 @@
 //! proves a password by digest (RFC 3261 22.4) and calls as itself.
 
 use super::Core;
-use sipsensor_protocol::sip::Target;
-use sipsensor_protocol::sip::registrar::uri::SipUri;
+use sipsensor_protocol::{Request, Response, SipUri, Target};
 use std::time::Instant;
 
 /// Why an INVITE is not let in.
 pub(super) enum Refusal {
     /// The digest challenge (or 400) to send.
-    Challenge(rsip::Response),
+    Challenge(Response),
     Forbidden(String),
 }
 
 impl Core {
     pub(super) fn authorize(
         &mut self,
-        request: &rsip::Request,
+        request: &Request,
         source: Target,
         from: Option<&str>,
         now: Instant,

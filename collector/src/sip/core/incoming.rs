@@ -5,39 +5,32 @@ use super::authorisation::Refusal;
 use super::{Action, Call, Core, Direction, Now, OpenArgs, Opened, Phase, SetupError};
 use crate::sip::control::Reply;
 use crate::sip::offer;
-use rsip::headers::UntypedHeader;
-use rsip::prelude::*;
-use sipsensor_protocol::sdp::{self, AnswerPolicy, LocalSdp};
-use sipsensor_protocol::sip::Target;
-use sipsensor_protocol::sip::response::response_to;
-use sipsensor_protocol::sip::ua::{EndReason, SessionId as UaSession};
+use sipsensor_protocol::prelude::*;
+use sipsensor_protocol::{
+    AnswerPolicy, EndReason, Header, LocalSdp, Request, SessionId as UaSession, StatusCode, Target,
+    answer_offer, headers, parse_sdp, response_to,
+};
 
-fn from_aor(request: &rsip::Request) -> Option<String> {
+fn from_aor(request: &Request) -> Option<String> {
     let uri = request.from_header().ok()?.uri().ok()?;
     super::canonical_aor(&uri.to_string())
 }
 
 impl Core {
     /// A final failure with `Warning: <value>` (RFC 3261 20.43).
-    fn refuse(
-        &mut self,
-        session: UaSession,
-        request: &rsip::Request,
-        status: u16,
-        warning: String,
-    ) {
+    fn refuse(&mut self, session: UaSession, request: &Request, status: u16, warning: String) {
         let tag = self.ids.tag();
-        let mut response = response_to(request, rsip::StatusCode::from(status), Some(&tag));
+        let mut response = response_to(request, StatusCode::from(status), Some(&tag));
         response
             .headers
-            .push(rsip::Header::Warning(rsip::headers::Warning::new(warning)));
+            .push(Header::Warning(headers::Warning::new(warning)));
         self.push(Action::RespondToInvite { session, response });
     }
 
     pub(super) fn incoming(
         &mut self,
         session: UaSession,
-        request: rsip::Request,
+        request: Request,
         source: Target,
         body: Vec<u8>,
         now: Now,
@@ -68,7 +61,7 @@ impl Core {
             self.refuse(session, &request, 400, w);
             return;
         };
-        let offer = match sdp::parse(&body) {
+        let offer = match parse_sdp(&body) {
             Ok(o) => o,
             Err(e) => {
                 self.count("sip_not_acceptable");
@@ -89,7 +82,7 @@ impl Core {
         let local = self.local_media();
         let mut origin = LocalSdp::new("collector", self.settings.rtp.ip(), &mut self.ids);
         let (answer, agreed) =
-            match sdp::answer(&offer, &AnswerPolicy::Receive(policy), &local, &mut origin) {
+            match answer_offer(&offer, &AnswerPolicy::Receive(policy), &local, &mut origin) {
                 Ok(x) => x,
                 Err(e) => {
                     // RFC 3261 21.4.26 and docs/protocol.md 3.5.

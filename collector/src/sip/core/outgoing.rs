@@ -7,11 +7,10 @@ use super::{
 };
 use crate::sip::control::{CallRequest, Reply};
 use crate::sip::offer;
-use sipsensor_protocol::sdp::{self, LocalMedia, LocalSdp, Role, Sdp};
-use sipsensor_protocol::sip::Transport;
-use sipsensor_protocol::sip::registrar::Binding;
-use sipsensor_protocol::sip::registrar::uri::SipUri;
-use sipsensor_protocol::sip::ua::{SessionId as UaSession, UaError};
+use sipsensor_protocol::{
+    Binding, LocalMedia, LocalSdp, NegotiationError, Sdp, SessionId as UaSession, SipUri,
+    StreamRole, Transport, UaError, apply_answer, make_offer, parse_sdp,
+};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -138,8 +137,8 @@ impl Core {
         };
         let local = self.local_media();
         let mut origin = LocalSdp::new("collector", self.settings.rtp.ip(), &mut self.ids);
-        let offer =
-            sdp::offer(&desc, Role::Receiver, &local, &mut origin).map_err(|e| e.to_string())?;
+        let offer = make_offer(&desc, StreamRole::Receiver, &local, &mut origin)
+            .map_err(|e| e.to_string())?;
         Ok(Prepared {
             target,
             aor,
@@ -189,9 +188,9 @@ impl Core {
         let Some(offer) = call.offer.take() else {
             return;
         };
-        let agreed = sdp::parse(body)
-            .map_err(sdp::NegotiationError::from)
-            .and_then(|answer| sdp::apply_answer(&offer, &answer, Role::Receiver));
+        let agreed = parse_sdp(body)
+            .map_err(NegotiationError::from)
+            .and_then(|answer| apply_answer(&offer, &answer, StreamRole::Receiver));
         let agreed = match agreed {
             Ok(a) => a,
             Err(e) => {

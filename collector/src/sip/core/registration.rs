@@ -4,14 +4,11 @@
 use super::{Action, Core};
 use crate::sip::credentials::Credentials;
 use crate::storage::SensorState;
-use rsip::prelude::*;
-use sipsensor_protocol::sip::Target;
-use sipsensor_protocol::sip::registration::RegistrationEvent;
-use sipsensor_protocol::sip::response::response_to;
-use sipsensor_protocol::sip::transaction::ServerId;
+use sipsensor_protocol::prelude::*;
+use sipsensor_protocol::{RegistrationEvent, Request, ServerId, StatusCode, Target, response_to};
 use std::time::Instant;
 
-fn to_aor(request: &rsip::Request) -> Option<String> {
+fn to_aor(request: &Request) -> Option<String> {
     let uri = request.to_header().ok()?.uri().ok()?;
     super::canonical_aor(&uri.to_string())
 }
@@ -20,13 +17,13 @@ impl Core {
     pub(super) fn register(
         &mut self,
         id: ServerId,
-        request: rsip::Request,
+        request: Request,
         source: Target,
         now: Instant,
     ) {
         let Some(reg) = self.registrar.as_mut() else {
             let tag = self.ids.tag();
-            let response = response_to(&request, rsip::StatusCode::MethodNotAllowed, Some(&tag));
+            let response = response_to(&request, StatusCode::MethodNotAllowed, Some(&tag));
             self.push(Action::Respond { id, response });
             return;
         };

@@ -5,8 +5,10 @@ use super::{Action, Core, Now, Phase, RenegotiateError, ReplyTo, canonical_aor};
 use crate::sip::control::Reply;
 use crate::sip::offer;
 use crate::storage::SessionId;
-use sipsensor_protocol::sdp::{self, Agreed, AnswerPolicy, Role};
-use sipsensor_protocol::sip::ua::{SessionId as UaSession, UaError};
+use sipsensor_protocol::{
+    Agreed, AnswerPolicy, NegotiationError, SessionId as UaSession, StreamRole, UaError,
+    answer_offer, apply_answer, make_offer, parse_sdp,
+};
 use std::time::Duration;
 
 /// A re-INVITE's new `cfg` is awaited this long (64*T1 is 32 s).
@@ -59,7 +61,7 @@ impl Core {
             self.reply(reply, Reply::ok(message));
             return;
         }
-        let offer = match sdp::offer(&next, Role::Receiver, &call.local, &mut call.origin) {
+        let offer = match make_offer(&next, StreamRole::Receiver, &call.local, &mut call.origin) {
             Ok(o) => o,
             Err(e) => {
                 self.reply(reply, Reply::error(e.to_string()));
@@ -88,9 +90,9 @@ impl Core {
         let (Some(offer), Some(opened)) = (call.offer.clone(), call.opened) else {
             return;
         };
-        let agreed = sdp::parse(body)
-            .map_err(sdp::NegotiationError::from)
-            .and_then(|answer| sdp::apply_answer(&offer, &answer, Role::Receiver));
+        let agreed = parse_sdp(body)
+            .map_err(NegotiationError::from)
+            .and_then(|answer| apply_answer(&offer, &answer, StreamRole::Receiver));
         match agreed {
             Ok(agreed) => {
                 let call_id = call.call_id.clone();
@@ -133,15 +135,15 @@ impl Core {
             });
             return;
         };
-        let result = sdp::parse(body)
-            .map_err(sdp::NegotiationError::from)
+        let result = parse_sdp(body)
+            .map_err(NegotiationError::from)
             .and_then(|offer| {
                 let full = offer::sensor_description(&offer);
                 let policy = full
                     .as_ref()
                     .map(|f| offer::receive_policy(&policy_cfg, f))
                     .unwrap_or_default();
-                sdp::answer(
+                answer_offer(
                     &offer,
                     &AnswerPolicy::Receive(policy),
                     &call.local,

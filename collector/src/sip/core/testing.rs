@@ -7,18 +7,14 @@ pub(super) use crate::media::StreamKey;
 pub(super) use crate::sip::control::{CallRequest, Request};
 pub(super) use crate::sip::credentials::Credentials;
 pub(super) use crate::storage::{SensorId, SessionId};
-pub(super) use rsip::headers::UntypedHeader;
-pub(super) use sipsensor_protocol::sdp::{
-    AnswerPolicy, ChannelSpec, LocalMedia, LocalSdp, Role, SampleFormat, StreamDescription, Unit,
+pub(super) use sipsensor_protocol::headers::UntypedHeader;
+pub(super) use sipsensor_protocol::{
+    AnswerPolicy, AorPolicy, ChannelSpec, DigestClient, DigestServerConfig, EndReason,
+    LiteralsOnly, LocalEndpoint, LocalMedia, LocalSdp, Password, RegistrarConfig,
+    RegistrationEvent, SampleFormat, ServerSecret, StreamDescription, StreamRole, Target,
+    Transport, UaConfig, UaOutput, Unit, UserAgent, WallClock,
 };
-pub(super) use sipsensor_protocol::sip::digest::{
-    DigestClient, Password, ServerConfig, ServerSecret, WallClock,
-};
-pub(super) use sipsensor_protocol::sip::locate::LiteralsOnly;
-pub(super) use sipsensor_protocol::sip::registrar::{AorPolicy, RegistrarConfig};
-pub(super) use sipsensor_protocol::sip::registration::RegistrationEvent;
-pub(super) use sipsensor_protocol::sip::ua::{EndReason, Output, UaConfig, UserAgent};
-pub(super) use sipsensor_protocol::sip::{LocalEndpoint, Target, Transport};
+use sipsensor_protocol::{answer_offer, make_offer, parse_sdp};
 pub(super) use std::path::Path;
 pub(super) use std::time::Duration;
 
@@ -67,7 +63,7 @@ pub(super) fn registrar(start: Instant) -> Registrar {
         agent: HOST.into(),
         ..RegistrarConfig::default()
     };
-    let digest = ServerConfig::new("example.net", ServerSecret::generate(&mut ids));
+    let digest = DigestServerConfig::new("example.net", ServerSecret::generate(&mut ids));
     Registrar::new(
         config,
         digest,
@@ -134,7 +130,7 @@ pub(super) fn sensor_media() -> (LocalMedia, LocalSdp) {
 /// The offer a sensor sends with its INVITE (or re-INVITE).
 pub(super) fn sensor_offer(desc: &StreamDescription) -> Vec<u8> {
     let (local, mut origin) = sensor_media();
-    sdp::offer(desc, Role::Sender, &local, &mut origin)
+    make_offer(desc, StreamRole::Sender, &local, &mut origin)
         .unwrap()
         .to_bytes()
 }
@@ -142,17 +138,22 @@ pub(super) fn sensor_offer(desc: &StreamDescription) -> Vec<u8> {
 /// A sensor's answer to the collector's offer.
 pub(super) fn sensor_answer(offer: &[u8]) -> Vec<u8> {
     let (local, mut origin) = sensor_media();
-    let offer = sdp::parse(offer).unwrap();
+    let offer = parse_sdp(offer).unwrap();
     let policy = AnswerPolicy::Send {
         capabilities: capabilities(),
     };
-    sdp::answer(&offer, &policy, &local, &mut origin)
+    answer_offer(&offer, &policy, &local, &mut origin)
         .unwrap()
         .0
         .to_bytes()
 }
 
-pub(super) fn request(method: &str, from_user: &str, call_id: &str, extra: &str) -> rsip::Request {
+pub(super) fn request(
+    method: &str,
+    from_user: &str,
+    call_id: &str,
+    extra: &str,
+) -> sipsensor_protocol::Request {
     let text = format!(
         "{method} sip:collector@example.net SIP/2.0\r\n\
          Via: SIP/2.0/UDP {SENSOR};branch=z9hG4bK{call_id}\r\n\
@@ -164,10 +165,14 @@ pub(super) fn request(method: &str, from_user: &str, call_id: &str, extra: &str)
          Contact: <sip:{from_user}@{SENSOR}>\r\n\
          {extra}Content-Length: 0\r\n\r\n"
     );
-    rsip::Request::try_from(text.as_bytes()).unwrap()
+    sipsensor_protocol::Request::try_from(text.as_bytes()).unwrap()
 }
 
-pub(super) fn invite_event(request: rsip::Request, source: &str, offer: Vec<u8>) -> UaEvent {
+pub(super) fn invite_event(
+    request: sipsensor_protocol::Request,
+    source: &str,
+    offer: Vec<u8>,
+) -> UaEvent {
     UaEvent::IncomingCall {
         session: session(1),
         request,
@@ -193,7 +198,7 @@ pub(super) fn warning_of(a: &Action) -> String {
         .headers
         .iter()
         .find_map(|h| match h {
-            rsip::Header::Warning(w) => Some(w.value().to_string()),
+            sipsensor_protocol::Header::Warning(w) => Some(w.value().to_string()),
             _ => None,
         })
         .unwrap_or_default()
@@ -227,7 +232,7 @@ pub(super) fn active_incoming(c: &mut Core, clock: &Clock) {
 }
 
 /// The REGISTER as the user agent hands it up (with its transaction id).
-pub(super) fn register_event(request: &rsip::Request, clock: &Clock) -> UaEvent {
+pub(super) fn register_event(request: &sipsensor_protocol::Request, clock: &Clock) -> UaEvent {
     let local = LocalEndpoint::new(Transport::Udp, HOST.parse().unwrap());
     let mut config = UaConfig::new(local, "sip:collector@example.net");
     config.accept_register = true;
@@ -235,13 +240,13 @@ pub(super) fn register_event(request: &rsip::Request, clock: &Clock) -> UaEvent 
     ua.handle_input(&request.to_string().into_bytes(), udp(SENSOR), clock.0);
     std::iter::from_fn(|| ua.poll_output())
         .find_map(|o| match o {
-            Output::Event(ev @ UaEvent::Request { .. }) => Some(ev),
+            UaOutput::Event(ev @ UaEvent::Request { .. }) => Some(ev),
             _ => None,
         })
         .unwrap()
 }
 
-pub(super) fn register_request(user: &str) -> rsip::Request {
+pub(super) fn register_request(user: &str) -> sipsensor_protocol::Request {
     let text = format!(
         "REGISTER sip:example.net SIP/2.0\r\n\
          Via: SIP/2.0/UDP {SENSOR};branch=z9hG4bKreg{user}\r\n\
@@ -254,7 +259,7 @@ pub(super) fn register_request(user: &str) -> rsip::Request {
          Expires: 120\r\n\
          Content-Length: 0\r\n\r\n"
     );
-    rsip::Request::try_from(text.as_bytes()).unwrap()
+    sipsensor_protocol::Request::try_from(text.as_bytes()).unwrap()
 }
 
 /// Sends `request` unauthenticated, answers the challenge as `user` with
@@ -262,10 +267,10 @@ pub(super) fn register_request(user: &str) -> rsip::Request {
 pub(super) fn with_digest(
     c: &mut Core,
     clock: &Clock,
-    mut request: rsip::Request,
+    mut request: sipsensor_protocol::Request,
     user: &str,
     password: &str,
-    event: impl Fn(rsip::Request) -> UaEvent,
+    event: impl Fn(sipsensor_protocol::Request) -> UaEvent,
 ) -> Vec<Action> {
     c.handle_event(event(request.clone()), clock.at(0));
     let acts = actions(c);

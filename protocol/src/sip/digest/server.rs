@@ -331,10 +331,7 @@ impl DigestServer {
         })
     }
 
-    pub fn realm(&self) -> &str {
-        &self.config.realm
-    }
-
+    #[cfg(test)]
     pub fn config(&self) -> &ServerConfig {
         &self.config
     }
@@ -535,6 +532,7 @@ impl DigestServer {
     }
 
     /// Number of nonces whose nc values are tracked (for tests and stats).
+    #[cfg(test)]
     pub fn tracked_nonces(&self) -> usize {
         self.windows.len()
     }

@@ -66,6 +66,7 @@ impl NameAddr {
     }
 
     /// The tag parameter (From/To).
+    #[cfg(test)]
     pub fn tag(&self) -> Option<&str> {
         self.param("tag").flatten()
     }
@@ -300,6 +301,7 @@ pub fn parse_single(headers: &rsip::Headers, name: HeaderName) -> Result<NameAdd
 pub enum HeaderName {
     Contact,
     To,
+    #[cfg_attr(not(test), allow(dead_code))]
     From,
     Via,
     CallId,

@@ -1,7 +1,6 @@
 //! Building a UAS response to a request (RFC 3261 8.2.6), and the HTTP
 //! date a registrar's 200 carries (RFC 3261 10.3 step 8, 20.17).
 
-use super::contact::{HeaderName, header_values};
 use super::via::stamp_received;
 use rsip::headers::UntypedHeader;
 use std::net::SocketAddr;
@@ -73,14 +72,6 @@ pub fn http_date(unix_secs: u64) -> String {
         secs % 3600 / 60,
         secs % 60
     )
-}
-
-/// Reads the Call-ID of a request (long or compact form).
-pub fn call_id(request: &rsip::Request) -> Option<&str> {
-    header_values(&request.headers, HeaderName::CallId)
-        .into_iter()
-        .next()
-        .map(str::trim)
 }
 
 #[cfg(test)]

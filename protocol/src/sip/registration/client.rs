@@ -179,6 +179,7 @@ impl RegistrationClient {
             .contact_uri(self.contact_user.as_deref())
     }
 
+    #[cfg(test)]
     pub fn call_id(&self) -> &str {
         &self.call_id
     }

@@ -3,8 +3,11 @@
 //! behind NAT can put a reachable address in its Contact.
 
 use super::via::{Rport, ViaError, top_via};
+#[cfg(test)]
 use crate::sip::LocalEndpoint;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
+#[cfg(test)]
+use std::net::SocketAddr;
 
 /// The source address of our request as the server saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +44,7 @@ pub fn reflexive_address(response: &rsip::Response) -> Result<Option<Reflexive>,
 /// The endpoint to advertise in Contact, if the server saw `local` at a
 /// different address: the reflexive IP and, when known, port (else the local
 /// port, which the NAT then kept). `None` when nothing changes.
+#[cfg(test)]
 pub fn public_endpoint(
     local: &LocalEndpoint,
     response: &rsip::Response,

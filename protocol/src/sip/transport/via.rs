@@ -123,6 +123,7 @@ impl ViaParm {
         }
     }
 
+    #[cfg(test)]
     pub fn branch(&self) -> Option<&str> {
         self.param("branch").flatten()
     }

@@ -39,7 +39,8 @@ fn malformed_sdp_is_refused_with_400() {
 fn an_invite_without_a_readable_from_is_refused_with_400() {
     let (mut c, clock) = core();
     let mut req = request("INVITE", "s1", "call-1", "");
-    req.headers.retain(|h| !matches!(h, rsip::Header::From(_)));
+    req.headers
+        .retain(|h| !matches!(h, sipsensor_protocol::Header::From(_)));
     c.handle_event(
         invite_event(req, PROXY, sensor_offer(&capabilities())),
         clock.at(0),

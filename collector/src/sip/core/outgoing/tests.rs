@@ -2,7 +2,7 @@
 
 use super::target_for;
 use crate::sip::core::testing::*;
-use sipsensor_protocol::sip::registrar::uri::SipUri;
+use sipsensor_protocol::SipUri;
 
 fn call_request(aor: &str) -> Request {
     Request::Call(CallRequest {
