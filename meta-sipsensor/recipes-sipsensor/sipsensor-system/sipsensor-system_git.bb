@@ -18,6 +18,10 @@ SYSTEMD_SERVICE:${PN} = "sipsensor-data.service sipsensor-health.service data.mo
 # The keyring is read from outside the layer: let a change of it rebuild.
 do_install[file-checksums] += "${SIPSENSOR_RAUC_KEYRING_FILE}:False"
 
+# "1" for devices you ship: the keyring must be the release CA, never one
+# made by mk-dev-keys (docs/building-images.md, "Release keys").
+SIPSENSOR_RAUC_RELEASE ??= "0"
+
 do_configure[noexec] = "1"
 do_compile[noexec] = "1"
 
@@ -26,6 +30,11 @@ do_install() {
         bbfatal "No RAUC keyring at ${SIPSENSOR_RAUC_KEYRING_FILE}. For a development CA run \
 images/scripts/mk-dev-keys ${SIPSENSOR_RAUC_KEY_DIR} in the sipsensor repository; \
 for devices you ship set SIPSENSOR_RAUC_KEYRING_FILE."
+    fi
+
+    if [ "${SIPSENSOR_RAUC_RELEASE}" = "1" ]; then
+        ${S}/images/rauc/check-release-keys ${SIPSENSOR_RAUC_KEYRING_FILE} ||
+            bbfatal "SIPSENSOR_RAUC_RELEASE = \"1\" needs the release keyring in SIPSENSOR_RAUC_KEYRING_FILE"
     fi
 
     overlay=${S}/images/rootfs-overlay
