@@ -11,6 +11,7 @@ what they use. Nothing here names a crate but the agent, so a new path crate
 (say runtime/) is picked up from Cargo.lock.
 """
 
+import gzip
 import hashlib
 import io
 import json
@@ -110,9 +111,12 @@ def workspace_manifest(root, members):
 
 
 def tracked_files(root, paths):
-    """Tracked files under paths, as they are in the working tree."""
-    out = run(["git", "-c", f"safe.directory={root}", "ls-files", "-z", "--", *paths], cwd=root)
-    return sorted(f for f in out.split("\0") if f and (root / f).is_file())
+    """Files under paths as in the working tree: tracked ones and new ones
+    git does not ignore (a crate's new module is part of its source before
+    it is committed)."""
+    out = run(["git", "-c", f"safe.directory={root}", "ls-files", "-z", "--cached", "--others",
+               "--exclude-standard", "--", *paths], cwd=root)
+    return sorted({f for f in out.split("\0") if f and (root / f).is_file()})
 
 
 def stage(root, dest):
@@ -199,7 +203,7 @@ def commit_info(root):
     name = commit[:12]
     crates = path_crates(root)
     status = run(["git", "-c", f"safe.directory={root}", "status", "--porcelain",
-                  "--untracked-files=no", "--", "Cargo.toml", "Cargo.lock", *crates,
+                  "--untracked-files=all", "--", "Cargo.toml", "Cargo.lock", *crates,
                   *EXTRA_PATHS], cwd=root)
     if status.strip():
         name += "-dirty"
@@ -208,6 +212,8 @@ def commit_info(root):
 
 def write_tarball(stage_dir, out_path, prefix, epoch, vendor):
     """A reproducible tar.gz: sorted entries, one mtime, root-owned."""
+    # (path in the archive, where the bytes come from, mode); a crate's
+    # directory has mode None and expands into its files when written.
     entries = []
     for path in sorted(p for p in stage_dir.rglob("*") if p.is_file()):
         rel = path.relative_to(stage_dir).as_posix()
@@ -227,8 +233,8 @@ def write_tarball(stage_dir, out_path, prefix, epoch, vendor):
 
     tmp = out_path.with_suffix(".tmp")
     with open(tmp, "wb") as raw:
-        with open_gzip(raw) as gz, tarfile.open(fileobj=gz, mode="w",
-                                               format=tarfile.GNU_FORMAT) as tar:
+        gz = open_gzip(raw)
+        with gz, tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
             for rel, source, mode in entries:
                 if mode is None:
                     for sub, (data, m) in sorted(vendored(*source).items()):
@@ -239,7 +245,6 @@ def write_tarball(stage_dir, out_path, prefix, epoch, vendor):
 
 
 def open_gzip(raw):
-    import gzip
     # No file name and no time in the gzip header: the bytes depend on the
     # content only.
     return gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9)

@@ -7,6 +7,12 @@ SECTION = "base"
 
 require recipes-sipsensor/sipsensor-source.inc
 
+# "1" for devices you ship: the keyring must be the release CA, never one
+# made by mk-dev-keys (docs/building-images.md, "Release keys").
+SIPSENSOR_RAUC_RELEASE ??= "0"
+# check-release-keys reads the certificates with openssl.
+DEPENDS += "${@'openssl-native' if d.getVar('SIPSENSOR_RAUC_RELEASE') == '1' else ''}"
+
 inherit systemd
 
 # system.conf names the machine (RAUC compatible), so the package does too.
@@ -17,10 +23,6 @@ SYSTEMD_SERVICE:${PN} = "sipsensor-data.service sipsensor-health.service data.mo
 
 # The keyring is read from outside the layer: let a change of it rebuild.
 do_install[file-checksums] += "${SIPSENSOR_RAUC_KEYRING_FILE}:False"
-
-# "1" for devices you ship: the keyring must be the release CA, never one
-# made by mk-dev-keys (docs/building-images.md, "Release keys").
-SIPSENSOR_RAUC_RELEASE ??= "0"
 
 do_configure[noexec] = "1"
 do_compile[noexec] = "1"
