@@ -5,9 +5,10 @@
 #   make check-images-deep BUILDROOT=... OECORE=... BITBAKE=... META_RAUC=... \
 #        META_RPI=... META_YOCTO=...
 #                             defconfigs, check-package, bitbake -p / -g
-#   make yocto-crates-inc     regenerate meta-sipsensor's crates include
-#   make br-vendor            vendor the crates for a Buildroot build of
-#                             this working copy (local.mk override)
+#   make dist                 the agent's source for the Buildroot and Yocto
+#                             builds, from this working tree: target/dist/
+#   make images-refresh       regenerate the crates include, the license
+#                             checksums and the agent package's .hash
 
 IMAGES_VENV ?= target/images-venv
 IMAGES_PY := $(IMAGES_VENV)/bin/python
@@ -15,7 +16,7 @@ PYTHON ?= python3
 
 TEST_TARGETS += test-images
 
-.PHONY: test-images images-venv check-images-deep yocto-crates-inc br-vendor br-agent-bump
+.PHONY: test-images images-venv check-images-deep dist images-refresh
 
 $(IMAGES_VENV)/.stamp: tests/images/requirements.txt
 	rm -rf $(IMAGES_VENV)
@@ -34,20 +35,11 @@ test-images: $(IMAGES_VENV)/.stamp
 check-images-deep: $(IMAGES_VENV)/.stamp
 	PATH="$(CURDIR)/$(IMAGES_VENV)/bin:$$PATH" tests/images/deep-check
 
-yocto-crates-inc:
-	scripts/gen-crates-inc
+# The agent's crates (with their dependencies vendored), images/ and
+# overlays/, stamped with the commit (scripts/mk-dist): what Buildroot's
+# sipsensor-agent package and the Yocto recipes build.
+dist:
+	scripts/mk-dist
 
-# Buildroot builds a release of the agent from its site; to build this
-# working copy instead, vendor its crates here and point local.mk at it
-# (docs/building-images.md, "Building the agent from a working copy").
-br-vendor:
-	rm -rf target/br-vendor
-	mkdir -p target/br-vendor
-	$(CARGO) vendor --locked --versioned-dirs --manifest-path agent/Cargo.toml \
-		target/br-vendor/crates > target/br-vendor/cargo-config.toml
-
-# Point the Buildroot package (and the Yocto recipes) at another commit and
-# recompute the hash of the archive Buildroot makes from it:
-#   make br-agent-bump REV=<commit> BUILDROOT=/path/to/buildroot-2026.02.x
-br-agent-bump:
-	buildroot-external/scripts/bump-agent "$(REV)" "$(BUILDROOT)"
+images-refresh:
+	scripts/images-refresh

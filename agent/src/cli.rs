@@ -13,7 +13,8 @@ use std::time::Duration;
 /// The sipsensor device daemon: sensors in, a real-time RTP stream out,
 /// a SIP user agent.
 #[derive(Debug, Parser)]
-#[command(name = "sipsensor-agent", version, about)]
+// The version names the build: "0.1.0 (abcdef123456 2026-12-06)" (build.rs).
+#[command(name = "sipsensor-agent", version = env!("SIPSENSOR_AGENT_VERSION"), about)]
 pub struct Cli {
     /// Where sysfs is mounted (tests point it at a fake tree).
     #[arg(long, global = true, default_value = "/sys", value_name = "DIR")]

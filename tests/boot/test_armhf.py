@@ -26,7 +26,7 @@ import unittest
 
 import bundles
 import waveform
-from common import (IMAGE_DIR, copy_sparse, cost, drop_images, Processes, require_file,
+from common import (IMAGE_DIR, ROOT, copy_sparse, cost, drop_images, Processes, require_file,
                     require_root, require_tool, run, test_dir, wait_for)
 from guest import Qemu, qemu_arm_virt
 from netns import GUEST_IP, GUEST_MAC, HOST_IP, Netns
@@ -245,6 +245,10 @@ class ArmhfImage(unittest.TestCase):
         # The agent runs under systemd, with the technician's file.
         _, active = self.sh("systemctl is-active sipsensor-agent.service")
         self.assertEqual(active.strip(), "active")
+        # The agent is this tree's: its version names the commit built.
+        _, version = self.sh("sipsensor-agent --version")
+        head = run(["git", "-C", ROOT, "rev-parse", "HEAD"]).stdout.strip()
+        self.assertRegex(version.strip(), rf"^sipsensor-agent \S+ \({head[:12]} \d{{4}}-\d\d-\d\d\)$")
         _, out = self.sh("sipsensor-agent status --json")
         self.assertIn("/boot/firmware/sipsensor.yaml", out)
         # The password moved off the public boot partition, root only.

@@ -60,3 +60,25 @@ def size_bytes(text):
 def partuuid(number):
     signature = int(layout()["SIPSENSOR_DISK_SIGNATURE"], 16)
     return f"{signature:08x}-{number:02d}"
+
+
+def make_release_keys(directory):
+    """A release CA and a signing certificate, as the release procedure of
+    docs/building-images.md makes them (there on an offline machine or in
+    an HSM; here in a scratch directory): ca.cert.pem, signing.cert.pem,
+    signing.key.pem."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+    run(["openssl", "req", "-x509", "-new", "-noenc", *ec, "-keyout", d / "ca.key.pem",
+         "-out", d / "ca.cert.pem", "-days", "3650", "-subj", "/O=Example Ltd/CN=sensor release CA",
+         "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+    run(["openssl", "req", "-new", "-noenc", *ec, "-keyout", d / "signing.key.pem",
+         "-out", d / "signing.csr.pem", "-subj", "/O=Example Ltd/CN=sensor release signing"])
+    (d / "signing.ext").write_text("basicConstraints=critical,CA:FALSE\n"
+                                   "keyUsage=critical,digitalSignature\n")
+    run(["openssl", "x509", "-req", "-in", d / "signing.csr.pem", "-CA", d / "ca.cert.pem",
+         "-CAkey", d / "ca.key.pem", "-CAcreateserial", "-days", "1825",
+         "-extfile", d / "signing.ext", "-out", d / "signing.cert.pem"])
+    return d

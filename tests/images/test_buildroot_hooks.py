@@ -15,7 +15,7 @@ import tempfile
 import unittest
 from pathlib import Path
 
-from common import ROOT, partuuid, require, run
+from common import IMAGES, ROOT, make_release_keys, partuuid, require, run
 
 BOARD = ROOT / "buildroot-external" / "board"
 SKELETON_FSTAB = """# <file system>	<mount pt>	<type>	<options>	<dump>	<pass>
@@ -47,8 +47,8 @@ class Hooks(unittest.TestCase):
     def tearDownClass(cls):
         shutil.rmtree(cls.tmp)
 
-    def run_board(self, board):
-        base = self.tmp / board
+    def run_board(self, board, settings="BR2_SIPSENSOR_RAUC_KEYRING=\"\"\n", name=None):
+        base = self.tmp / (name or board)
         target, binaries, build = base / "target", base / "images", base / "build"
         files, kernel, dtbs = BOARDS[board]
         (target / "etc").mkdir(parents=True)
@@ -65,8 +65,7 @@ class Hooks(unittest.TestCase):
         build.mkdir()
         config = base / ".config"
         config.write_text("BR2_SIPSENSOR_SYSTEM=y\n"
-                          f'BR2_SIPSENSOR_RAUC_COMPATIBLE="sipsensor-{board}"\n'
-                          'BR2_SIPSENSOR_RAUC_KEYRING=""\n')
+                          f'BR2_SIPSENSOR_RAUC_COMPATIBLE="sipsensor-{board}"\n' + settings)
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "BR2_CONFIG": str(config),
                "BASE_DIR": str(base), "BUILD_DIR": str(build), "TARGET_DIR": str(target),
                "BR2_EXTERNAL_SIPSENSOR_PATH": str(ROOT / "buildroot-external")}
@@ -116,6 +115,50 @@ class Hooks(unittest.TestCase):
                     self.assertTrue((stage / "overlays" / "sipsensor-gpio.dtbo").exists())
                 if board == "raspberrypi4-64":
                     self.assertTrue((stage / "overlays" / "disable-bt.dtbo").exists())
+
+    def test_release_build_trusts_only_the_release_keyring(self):
+        release = make_release_keys(self.tmp / "release-keys")
+        dev = self.tmp / "dev-keys"
+        run([IMAGES / "scripts" / "mk-dev-keys", dev])
+        board = "qemu-arm-virt"
+
+        # The release keyring is required, and a development one refused.
+        for keyring, message in (("", "a release build needs the release keyring"),
+                                 (dev / "ca.cert.pem", "development certificate")):
+            with self.subTest(keyring=keyring):
+                with self.assertRaises(AssertionError) as failed:
+                    self.run_board(board, "BR2_SIPSENSOR_RAUC_RELEASE=y\n"
+                                   f'BR2_SIPSENSOR_RAUC_KEYRING="{keyring}"\n', name="refused")
+                self.assertIn(message, str(failed.exception))
+                shutil.rmtree(self.tmp / "refused")
+
+        target, binaries = self.run_board(
+            board, "BR2_SIPSENSOR_RAUC_RELEASE=y\n"
+            f'BR2_SIPSENSOR_RAUC_KEYRING="{release / "ca.cert.pem"}"\n'
+            f'BR2_SIPSENSOR_RAUC_CERT="{release / "signing.cert.pem"}"\n'
+            f'BR2_SIPSENSOR_RAUC_KEY="{release / "signing.key.pem"}"\n', name="release")
+        (signed,) = binaries.glob(f"sipsensor-{board}-*.raucb")
+        dev_signed = binaries / "dev-signed.raucb"
+        run([IMAGES / "scripts" / "mk-bundle", binaries / "rootfs.ext4", f"sipsensor-{board}",
+             "1.0", dev / "signing.cert.pem", dev / "signing.key.pem", dev_signed], timeout=120)
+
+        # The device's own system.conf and keyring, as the build installed them.
+        def info(bundle):
+            return run(["rauc", f"--conf={target / 'etc/rauc/system.conf'}", "info",
+                        f"--keyring={target / 'etc/rauc/keyring.pem'}", bundle], check=False)
+
+        self.assertEqual(info(signed).returncode, 0, info(signed).stderr)
+        refused = info(dev_signed)
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("signature verification failed", refused.stderr)
+
+    def test_release_build_without_a_key_leaves_the_bundle_to_offline_signing(self):
+        release = make_release_keys(self.tmp / "release-keys-nokey")
+        _, binaries = self.run_board(
+            "qemu-arm-virt", "BR2_SIPSENSOR_RAUC_RELEASE=y\n"
+            f'BR2_SIPSENSOR_RAUC_KEYRING="{release / "ca.cert.pem"}"\n', name="unsigned")
+        self.assertEqual(list(binaries.glob("*.raucb")), [])
+        self.assertTrue((binaries / "sipsensor-sdcard.img").exists())
 
 
 if __name__ == "__main__":

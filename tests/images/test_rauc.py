@@ -8,13 +8,14 @@ does not trust. The rendered system.conf must load in rauc (which rejects
 unknown keys and bootloaders).
 """
 
+import os
 import shutil
 import subprocess
 import tempfile
 import unittest
 from pathlib import Path
 
-from common import IMAGES, ROOT, require, run
+from common import IMAGES, ROOT, make_release_keys, require, run
 
 SCRIPTS = IMAGES / "scripts"
 
@@ -116,6 +117,50 @@ class Bundle(unittest.TestCase):
         tracked = subprocess.run(["git", "-C", ROOT, "grep", "-l", "-I", "-E", pattern],
                                  capture_output=True, text=True, timeout=60)
         self.assertEqual(tracked.stdout.strip(), "", "private keys are tracked")
+
+
+class ReleaseKeys(unittest.TestCase):
+    """images/rauc/check-release-keys: what a release build accepts."""
+
+    @classmethod
+    def setUpClass(cls):
+        require("openssl", "openssl")
+        cls.tmp = Path(tempfile.mkdtemp())
+        run([SCRIPTS / "mk-dev-keys", cls.tmp / "dev"])
+        # tests/boot names its development keys differently: still refused.
+        run([SCRIPTS / "mk-dev-keys", cls.tmp / "named"],
+            env=dict(os.environ, SIPSENSOR_DEV_KEY_SUBJECT="/O=sipsensor test/CN=x"))
+        cls.release = make_release_keys(cls.tmp / "release")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp)
+
+    def check(self, *args):
+        return run([IMAGES / "rauc" / "check-release-keys", *args], check=False)
+
+    def test_accepts_the_release_ca_and_its_signer(self):
+        result = self.check(self.release / "ca.cert.pem", self.release / "signing.cert.pem")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(self.check(self.release / "ca.cert.pem", "pkcs11:token=hsm").returncode, 0)
+
+    def test_refuses_development_keys(self):
+        mixed = self.tmp / "mixed.pem"
+        mixed.write_text((self.release / "ca.cert.pem").read_text() +
+                         (self.tmp / "dev" / "ca.cert.pem").read_text())
+        for args in ([self.tmp / "dev" / "ca.cert.pem"], [self.tmp / "named" / "ca.cert.pem"],
+                     [mixed], [self.release / "ca.cert.pem", self.tmp / "dev" / "signing.cert.pem"]):
+            with self.subTest(args=args):
+                result = self.check(*args)
+                self.assertEqual(result.returncode, 1)
+                self.assertIn("development certificate", result.stderr)
+
+    def test_refuses_a_missing_keyring_or_a_non_ca(self):
+        self.assertEqual(self.check(self.tmp / "absent.pem").returncode, 1)
+        self.assertEqual(self.check("").returncode, 64)
+        result = self.check(self.release / "signing.cert.pem")
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("not a CA certificate", result.stderr)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ mkdir -p "$target/etc/rauc"
 "$images/scripts/render-system-conf" "$BR2_SIPSENSOR_RAUC_COMPATIBLE" \
 	"$target/etc/rauc/system.conf"
 keyring=${BR2_SIPSENSOR_RAUC_KEYRING:-}
-if [ -z "$keyring" ]; then
+if [ "${BR2_SIPSENSOR_RAUC_RELEASE:-}" = y ]; then
+	"$images/rauc/check-release-keys" "$keyring"
+elif [ -z "$keyring" ]; then
 	"$images/scripts/mk-dev-keys" "$BASE_DIR/sipsensor-dev-keys"
 	keyring=$BASE_DIR/sipsensor-dev-keys/ca.cert.pem
 	echo "post-build.sh: WARNING: trusting the development CA in $BASE_DIR/sipsensor-dev-keys;" \

@@ -56,7 +56,14 @@ ln -sf "$binaries/rootfs.ext4" "$stage/rootfs.ext4"
 # Signed update bundle of this root filesystem.
 cert=${BR2_SIPSENSOR_RAUC_CERT:-}
 key=${BR2_SIPSENSOR_RAUC_KEY:-}
-if [ -z "$cert" ] || [ -z "$key" ]; then
+if [ "${BR2_SIPSENSOR_RAUC_RELEASE:-}" = y ]; then
+	if [ -z "$cert" ] || [ -z "$key" ]; then
+		echo "post-image.sh: release build without a signing key: sign" \
+			"$binaries/rootfs.ext4 offline (docs/building-images.md, \"Release keys\")"
+		exit 0
+	fi
+	"$images/rauc/check-release-keys" "$TARGET_DIR/etc/rauc/keyring.pem" "$cert"
+elif [ -z "$cert" ] || [ -z "$key" ]; then
 	"$images/scripts/mk-dev-keys" "$BASE_DIR/sipsensor-dev-keys"
 	cert=$BASE_DIR/sipsensor-dev-keys/signing.cert.pem
 	key=$BASE_DIR/sipsensor-dev-keys/signing.key.pem

@@ -9,11 +9,23 @@ require sipsensor-agent-crates.inc
 
 inherit cargo cargo-update-recipe-crates systemd
 
-# A Cargo workspace: build the agent/ member against the root Cargo.lock.
-# sipsensor-agent-crates.inc is generated from that lock file by
-# scripts/gen-crates-inc in the repository (a test keeps it current).
+# The archive holds the agent's Cargo workspace: build its agent/ member
+# against the root Cargo.lock. sipsensor-agent-crates.inc lists the crates
+# of that lock; `make images-refresh` in the repository regenerates it and
+# `make test` fails when it is stale.
 CARGO_SRC_DIR = "agent"
 CARGO_LOCK_PATH = "${S}/Cargo.lock"
+
+do_configure:prepend() {
+    # The archive carries the crates vendored too, for Buildroot; here
+    # bitbake fetches them, so cargo must not find that copy.
+    rm -rf ${S}/.cargo ${S}/VENDOR
+}
+
+do_compile:prepend() {
+    # `sipsensor-agent --version` names the commit make dist packed.
+    export SIPSENSOR_AGENT_BUILD="$(cat ${S}/SIPSENSOR_BUILD)"
+}
 
 SYSTEMD_SERVICE:${PN} = "sipsensor-agent.service"
 

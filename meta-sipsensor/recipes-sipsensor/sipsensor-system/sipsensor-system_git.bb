@@ -7,6 +7,12 @@ SECTION = "base"
 
 require recipes-sipsensor/sipsensor-source.inc
 
+# "1" for devices you ship: the keyring must be the release CA, never one
+# made by mk-dev-keys (docs/building-images.md, "Release keys").
+SIPSENSOR_RAUC_RELEASE ??= "0"
+# check-release-keys reads the certificates with openssl.
+DEPENDS += "${@'openssl-native' if d.getVar('SIPSENSOR_RAUC_RELEASE') == '1' else ''}"
+
 inherit systemd
 
 # system.conf names the machine (RAUC compatible), so the package does too.
@@ -26,6 +32,11 @@ do_install() {
         bbfatal "No RAUC keyring at ${SIPSENSOR_RAUC_KEYRING_FILE}. For a development CA run \
 images/scripts/mk-dev-keys ${SIPSENSOR_RAUC_KEY_DIR} in the sipsensor repository; \
 for devices you ship set SIPSENSOR_RAUC_KEYRING_FILE."
+    fi
+
+    if [ "${SIPSENSOR_RAUC_RELEASE}" = "1" ]; then
+        ${S}/images/rauc/check-release-keys ${SIPSENSOR_RAUC_KEYRING_FILE} ||
+            bbfatal "SIPSENSOR_RAUC_RELEASE = \"1\" needs the release keyring in SIPSENSOR_RAUC_KEYRING_FILE"
     fi
 
     overlay=${S}/images/rootfs-overlay
