@@ -3,8 +3,10 @@
 #
 #   make test-images          the image validation of `make test`
 #   make check-images-deep BUILDROOT=... OECORE=... BITBAKE=... META_RAUC=... \
-#        META_RPI=... META_YOCTO=...
-#                             defconfigs, check-package, bitbake -p / -g
+#        META_RPI=... META_YOCTO=... UBOOT=... KERNEL=... KERNEL_RPI=...
+#                             defconfigs, check-package, bitbake -p / -g,
+#                             U-Boot commands and kernel options in the
+#                             boards' final .config
 #   make yocto-crates-inc     regenerate meta-sipsensor's crates include
 #   make br-vendor            vendor the crates for a Buildroot build of
 #                             this working copy (local.mk override)
