@@ -111,11 +111,15 @@ class Console:
         with self.lock:
             return bytes(self.buf[start:]).decode(errors="replace")
 
-    def login(self, timeout):
-        """Log in as root on the getty and prepare the shell for `sh`."""
+    def login(self, timeout, password):
+        """Log in as root on the getty with PASSWORD (the image's console
+        is locked until the technician's console-password sets one) and
+        prepare the shell for `sh`."""
         self.expect(r"login: $", timeout, "the login prompt")
         self.send("root\n")
-        self.expect(r"# $", 30, "the root shell prompt")
+        self.expect(r"Password: $", 30, "the password prompt")
+        self.send(f"{password}\n")
+        self.expect(r"# $", 60, "the root shell prompt")
         # No echo, no colours, no kernel messages on this console: what
         # comes back is the commands' output.
         self.send("stty -echo; export TERM=dumb SYSTEMD_COLORS=0 SYSTEMD_PAGER= PAGER=cat; "
@@ -199,11 +203,14 @@ class Qemu:
 def qemu_arm_virt(card, uboot, extra_drives=(), mac=None):
     """qemu-system-arm arguments: the `virt` machine (Cortex-A15, 512 MiB
     like a BeagleBone Black) started by U-Boot from the card on virtio,
-    under TCG, with a virtio network card on the namespace's tap device."""
+    under TCG, with a virtio network card on the namespace's tap device
+    and an i6300esb watchdog on PCI (QEMU resets the machine when it
+    expires, as a board's watchdog does)."""
     binary = require_tool("qemu-system-arm", "qemu-system-arm")
     argv = [
         binary, "-M", "virt", "-cpu", "cortex-a15", "-m", "512", "-smp", "1",
         "-accel", "tcg", "-bios", uboot, "-no-user-config", "-nodefaults",
+        "-device", "i6300esb", "-action", "watchdog=reset",
     ]
     # QEMU gives the first virtio-mmio device the transport U-Boot probes
     # last: the extra drives (update "USB sticks") go first so that the
