@@ -87,10 +87,12 @@ def check_board(work, source, board, symbols):
     result = make(source, out, arch, cross, f"{defconfig}_defconfig")
     if result.returncode != 0:
         return [f"{name}: make {defconfig}_defconfig failed:\n{result.stderr[-2000:]}"]
+    # merge_config.sh makes its temporary file in the current directory.
     merge = subprocess.run(
         [str(source / "scripts/kconfig/merge_config.sh"), "-m", "-O", str(out),
          str(out / ".config"), *map(str, fragments)],
-        capture_output=True, text=True, timeout=300, env={"ARCH": arch, "PATH": "/usr/bin:/bin"})
+        capture_output=True, text=True, timeout=300, cwd=out,
+        env={"ARCH": arch, "PATH": "/usr/bin:/bin"})
     if merge.returncode != 0:
         return [f"{name}: merge_config.sh failed:\n{merge.stderr[-2000:]}"]
     result = make(source, out, arch, cross, "olddefconfig")

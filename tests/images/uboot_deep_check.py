@@ -43,10 +43,11 @@ def check_board(source, work, board):
     print(f"  {board} ({spec['defconfig']}_defconfig): the boot script needs {len(needed)} "
           f"symbols; the defconfig alone lacks {', '.join(lacking) or 'none'}")
     fragments = uc.buildroot_fragments(board)
+    # merge_config.sh makes its temporary file in the current directory.
     merge = subprocess.run(
         [str(source / "scripts/kconfig/merge_config.sh"), "-m", "-O", str(out),
          str(out / ".config"), *map(str, fragments)],
-        capture_output=True, text=True, timeout=120)
+        capture_output=True, text=True, timeout=120, cwd=out)
     if merge.returncode != 0:
         return [f"{board}: merge_config.sh failed:\n{merge.stderr[-2000:]}"]
     result = make(source, out, "olddefconfig")
