@@ -203,14 +203,11 @@ class Qemu:
 def qemu_arm_virt(card, uboot, extra_drives=(), mac=None):
     """qemu-system-arm arguments: the `virt` machine (Cortex-A15, 512 MiB
     like a BeagleBone Black) started by U-Boot from the card on virtio,
-    under TCG, with a virtio network card on the namespace's tap device
-    and an i6300esb watchdog on PCI (QEMU resets the machine when it
-    expires, as a board's watchdog does)."""
+    under TCG, with a virtio network card on the namespace's tap device."""
     binary = require_tool("qemu-system-arm", "qemu-system-arm")
     argv = [
         binary, "-M", "virt", "-cpu", "cortex-a15", "-m", "512", "-smp", "1",
         "-accel", "tcg", "-bios", uboot, "-no-user-config", "-nodefaults",
-        "-device", "i6300esb", "-action", "watchdog=reset",
     ]
     # QEMU gives the first virtio-mmio device the transport U-Boot probes
     # last: the extra drives (update "USB sticks") go first so that the

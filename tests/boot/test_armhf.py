@@ -14,8 +14,9 @@ the A/B boot script of images/uboot/:
 4. power cut in the middle of `rauc install`: the next boot is slot A and
    the data partition is intact;
 5. a hung system (a real-time busy loop that starves everything else,
-   systemd included) is reset by the watchdog systemd feeds, and U-Boot
-   counts the attempt.
+   systemd included) is reset by the watchdog systemd feeds (the kernel's
+   softdog: QEMU's armhf virt has no watchdog Debian's kernel drives), and
+   U-Boot counts the attempt.
 
 Nothing is open: the console takes root's password only because the
 technician's console-password file (a hash) is on the card, SSH takes the
@@ -473,11 +474,16 @@ class ArmhfImage(unittest.TestCase):
         self.boot("A", attempts_left=2)
         self.wait_health()
         self.assertEqual(self.boot_env().get("BOOT_A_LEFT"), "3")
-        # systemd feeds QEMU's i6300esb.
-        _, identity = self.sh("cat /sys/class/watchdog/watchdog0/identity")
-        self.assertIn("i6300ESB", identity)
-        _, state = self.sh("cat /sys/class/watchdog/watchdog0/state")
-        self.assertEqual(state.strip(), "active", "nobody opened the watchdog")
+        # systemd feeds the watchdog. QEMU's armhf virt machine has none
+        # that Debian's armmp kernel drives (it lacks i6300esb), so the
+        # kernel's softdog stands in for the board's (omap_wdt, loaded
+        # from the device tree on a BeagleBone): a hardware-independent
+        # timer that resets the machine when systemd stops feeding it.
+        self.sh("modprobe softdog")
+        def fed():
+            _, state = self.sh("cat /sys/class/watchdog/watchdog0/state", check=False)
+            return state.strip() == "active"
+        wait_for("systemd to open the watchdog", fed, 60, 2)
         _, timeout = self.sh("cat /sys/class/watchdog/watchdog0/timeout")
         self.assertEqual(int(timeout), RUNTIME_WATCHDOG_S)
         # The hang: a SCHED_FIFO busy loop on the only CPU, with the
