@@ -6,7 +6,10 @@
 #                     slot image rootfs.ext4 and a signed update bundle
 #   make run-image    boot the QEMU card on this terminal (Ctrl-A X quits)
 #                     CONFIG=file.yaml SECRETS=secrets.yaml: the technician's
-#                     files for the card's boot partition; RESET=1: start
+#                     files for the card's boot partition;
+#                     CONSOLE_PASSWORD=file: root's password hash
+#                     (openssl passwd -6 > file; else the console is
+#                     locked); RESET=1: start
 #                     again from the built card
 #   make test-boot    (root, in `make test`) the boot tests under QEMU, in
 #                     BOOT_LANES (2) parallel lanes; one test alone:
@@ -50,6 +53,7 @@ $(IMAGE_DIR)/.stamp: $(IMAGE_AGENT) $(IMAGE_INPUTS)
 run-image:
 	images/debian/run-image --image $(IMAGE_DIR)/qemu-arm-virt --dir $(RUN_IMAGE_DIR) \
 		$(if $(CONFIG),--config $(CONFIG)) $(if $(SECRETS),--secrets $(SECRETS)) \
+		$(if $(CONSOLE_PASSWORD),--console-password $(CONSOLE_PASSWORD)) \
 		$(if $(RESET),--reset)
 
 image-clean:

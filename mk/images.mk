@@ -3,8 +3,10 @@
 #
 #   make test-images          the image validation of `make test`
 #   make check-images-deep BUILDROOT=... OECORE=... BITBAKE=... META_RAUC=... \
-#        META_RPI=... META_YOCTO=...
-#                             defconfigs, check-package, bitbake -p / -g
+#        META_RPI=... META_YOCTO=... UBOOT=... KERNEL=... KERNEL_RPI=...
+#                             defconfigs, check-package, bitbake -p / -g,
+#                             U-Boot commands and kernel options in the
+#                             boards' final .config
 #   make dist                 the agent's source for the Buildroot and Yocto
 #                             builds, from this working tree: target/dist/
 #   make images-refresh       regenerate the crates include, the license

@@ -111,11 +111,15 @@ class Console:
         with self.lock:
             return bytes(self.buf[start:]).decode(errors="replace")
 
-    def login(self, timeout):
-        """Log in as root on the getty and prepare the shell for `sh`."""
+    def login(self, timeout, password):
+        """Log in as root on the getty with PASSWORD (the image's console
+        is locked until the technician's console-password sets one) and
+        prepare the shell for `sh`."""
         self.expect(r"login: $", timeout, "the login prompt")
         self.send("root\n")
-        self.expect(r"# $", 30, "the root shell prompt")
+        self.expect(r"Password: $", 30, "the password prompt")
+        self.send(f"{password}\n")
+        self.expect(r"# $", 60, "the root shell prompt")
         # No echo, no colours, no kernel messages on this console: what
         # comes back is the commands' output.
         self.send("stty -echo; export TERM=dumb SYSTEMD_COLORS=0 SYSTEMD_PAGER= PAGER=cat; "

@@ -12,7 +12,16 @@ the A/B boot script of images/uboot/:
    a bundle whose agent cannot register fails its trial boots until U-Boot
    returns to slot A, where the agent streams again;
 4. power cut in the middle of `rauc install`: the next boot is slot A and
-   the data partition is intact.
+   the data partition is intact;
+5. a hung system (a real-time busy loop that starves everything else,
+   systemd included) is reset by the watchdog systemd feeds (the kernel's
+   softdog: QEMU's armhf virt has no watchdog Debian's kernel drives), and
+   U-Boot counts the attempt.
+
+Nothing is open: the console takes root's password only because the
+technician's console-password file (a hash) is on the card, SSH takes the
+key from the card, and the agent runs as its own user with two
+capabilities (test 1).
 
 The guest's only network is a tap device in a namespace the test creates,
 where Kamailio (deploy/kamailio/kamailio.cfg), the collector and DHCP run.
@@ -35,6 +44,15 @@ from peers import Collector, Kamailio
 BOARD = "qemu-arm-virt"
 SENSOR = "sensor-0001"
 SENSOR_PASSWORD = "board-secret-0001"
+# root's console password, given to the image as a hash on the boot
+# partition (console-password); without it the console is locked.
+CONSOLE_PASSWORD = "technician-0001"
+# The agent's user (images/systemd/sipsensor.sysusers) and its capability
+# set: CAP_IPC_LOCK (bit 14) and CAP_SYS_NICE (bit 23).
+AGENT_UID = 950
+AGENT_CAPS = (1 << 14) | (1 << 23)
+# images/systemd/watchdog.conf
+RUNTIME_WATCHDOG_S = 30
 AOR = f"sip:{SENSOR}@{HOST_IP}"
 # U-Boot to the login prompt: about 60 s on a quiet 2-core machine, 150 s
 # and more while others load it (a bound for a hung boot, not a target).
@@ -122,6 +140,8 @@ class ArmhfImage(unittest.TestCase):
         run([require_tool("ssh-keygen", "openssh-client"), "-q", "-t", "ed25519", "-N", "",
              "-f", self.dir / "id_ed25519"])
         self.write_boot_file("authorized_keys", (self.dir / "id_ed25519.pub").read_text())
+        console_hash = run(["openssl", "passwd", "-6", CONSOLE_PASSWORD]).stdout.strip()
+        self.write_boot_file("console-password", console_hash + "\n")
         self.qemu = None
         self.runs = 0
         self.started = time.monotonic()
@@ -164,7 +184,7 @@ class ArmhfImage(unittest.TestCase):
         """Wait for U-Boot to take SLOT, then log in on the console."""
         t0 = time.monotonic()
         self.expect_slot(slot, attempts_left)
-        self.qemu.console.login(BOOT_TIMEOUT)
+        self.qemu.console.login(BOOT_TIMEOUT, CONSOLE_PASSWORD)
         log(f"slot {slot} booted to a shell in {time.monotonic() - t0:.0f} s")
         _, cmdline = self.sh("cat /proc/cmdline")
         self.assertIn(f"rauc.slot={slot}", cmdline.split())
@@ -236,6 +256,36 @@ class ArmhfImage(unittest.TestCase):
         self.assertGreaterEqual(steps.count(1), 0.5 * len(steps), f"index steps {steps}")
         return rows
 
+    def assert_agent_unprivileged(self):
+        """The running agent: its own uid and groups, CapEff the two."""
+        _, pid = self.sh("systemctl show -p MainPID --value sipsensor-agent.service")
+        _, status = self.sh(f"cat /proc/{pid.strip()}/status")
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        self.assertEqual(fields["Name"].strip(), "sipsensor-agent")
+        self.assertEqual({int(u) for u in fields["Uid"].split()}, {AGENT_UID}, "uid")
+        self.assertEqual(int(fields["CapEff"], 16), AGENT_CAPS, "CapEff")
+        self.assertEqual(int(fields["CapBnd"], 16), AGENT_CAPS, "CapBnd")
+        _, gids = self.sh("getent group i2c gpio iio | cut -d: -f3")
+        self.assertLessEqual(set(gids.split()), set(fields["Groups"].split()), "device groups")
+        log(f"agent pid {pid.strip()}: uid {AGENT_UID}, CapEff {fields['CapEff'].strip()}, "
+            f"groups {fields['Groups'].strip()}")
+
+    def assert_nothing_open(self):
+        """root's password came from the card, the image itself has none,
+        and the root file system carries no private key (host keys are
+        made on the device, on the data partition)."""
+        status, _ = self.sh("test -e /boot/firmware/console-password", check=False)
+        self.assertNotEqual(status, 0, "console-password is still on the boot partition")
+        self.sh("mkdir -p /run/image-root && mount -o ro,bind / /run/image-root")
+        _, root = self.sh("grep '^root:' /run/image-root/etc/shadow")
+        self.assertEqual(root.split(":")[1], "*", "the image's own root password")
+        _, keys = self.sh("find /run/image-root -xdev -type f \\( -name '*host_key*' "
+                          "-o -name '*.key' -o -name '*.key.pem' \\) -print; "
+                          "(cd /run/image-root && grep -rlI -- '-----BEGIN .*PRIVATE KEY' "
+                          "etc root var/lib 2>/dev/null); true")
+        self.sh("umount /run/image-root")
+        self.assertEqual(keys.strip(), "", "private keys in the image")
+
     # ---- the tests --------------------------------------------------------
 
     @cost(70)
@@ -251,11 +301,14 @@ class ArmhfImage(unittest.TestCase):
         self.assertRegex(version.strip(), rf"^sipsensor-agent \S+ \({head[:12]} \d{{4}}-\d\d-\d\d\)$")
         _, out = self.sh("sipsensor-agent status --json")
         self.assertIn("/boot/firmware/sipsensor.yaml", out)
-        # The password moved off the public boot partition, root only.
-        _, mode = self.sh("stat -c '%a %U' /data/sipsensor/secrets.yaml")
-        self.assertEqual(mode.strip(), "600 root")
+        # The password moved off the public boot partition, readable by
+        # root and the agent's group only.
+        _, mode = self.sh("stat -c '%a %U %G' /data/sipsensor/secrets.yaml")
+        self.assertEqual(mode.strip(), "640 root sipsensor")
         status, _ = self.sh("test -e /boot/firmware/secrets.yaml", check=False)
         self.assertNotEqual(status, 0, "secrets.yaml is still on the boot partition")
+        self.assert_agent_unprivileged()
+        self.assert_nothing_open()
         # SSH with the key the technician put on the card (dropbear; the
         # host keys are made on the data partition at this first login).
         ssh = require_tool("ssh", "openssh-client")
@@ -269,6 +322,15 @@ class ArmhfImage(unittest.TestCase):
         status, _ = self.sh("test -e /boot/firmware/authorized_keys", check=False)
         self.assertNotEqual(status, 0, "authorized_keys is still on the boot partition")
         self.sh("ls /data/sipsensor/dropbear/dropbear_ed25519_host_key")
+        # Keys only: a password never opens SSH (dropbear -s).
+        result = self.netns.run(
+            [ssh, "-o", "StrictHostKeyChecking=no", "-o", "BatchMode=yes",
+             "-o", f"UserKnownHostsFile={self.dir / 'known_hosts'}",
+             "-o", "PreferredAuthentications=password,keyboard-interactive",
+             "-o", "ConnectTimeout=60", f"root@{GUEST_IP}", "true"],
+            timeout=180, check=False)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertRegex(result.stderr, r"Permission denied \(publickey\)")
         # A normal boot marks the slot good at once.
         self.wait_health()
         _, states = self.slot_states()
@@ -408,6 +470,42 @@ class ArmhfImage(unittest.TestCase):
         self.assertEqual(states.get("A"), "good")
         self.assertEqual(states.get("B"), "bad")
         self.assertEqual(self.boot_env().get("BOOT_ORDER", "A B").split()[0], "A")
+
+
+    @cost(240)
+    def test_5_hung_system_is_reset_by_the_watchdog(self):
+        self.power_on()
+        self.boot("A", attempts_left=2)
+        self.wait_health()
+        self.assertEqual(self.boot_env().get("BOOT_A_LEFT"), "3")
+        # systemd feeds the watchdog. QEMU's armhf virt machine has none
+        # that Debian's armmp kernel drives (it lacks i6300esb), so the
+        # kernel's softdog stands in for the board's (omap_wdt, loaded
+        # from the device tree on a BeagleBone): a hardware-independent
+        # timer that resets the machine when systemd stops feeding it.
+        self.sh("modprobe softdog")
+        def fed():
+            _, state = self.sh("cat /sys/class/watchdog/watchdog0/state", check=False)
+            return state.strip() == "active"
+        wait_for("systemd to open the watchdog", fed, 60, 2)
+        _, timeout = self.sh("cat /sys/class/watchdog/watchdog0/timeout")
+        self.assertEqual(int(timeout), RUNTIME_WATCHDOG_S)
+        # The hang: a SCHED_FIFO busy loop on the only CPU, with the
+        # kernel's real-time throttling off, so that no other task runs
+        # again (a runaway real-time thread). No panic, no reboot command.
+        c = self.qemu.console
+        start = c.mark()
+        t0 = time.monotonic()
+        c.send("echo -1 > /proc/sys/kernel/sched_rt_runtime_us; "
+               "chrt -f 99 sh -c 'while :; do :; done' &\n")
+        c.expect(r"U-Boot \d{4}\.\d{2}", 4 * RUNTIME_WATCHDOG_S + 120,
+                 "U-Boot after the watchdog's reset")
+        log(f"the watchdog reset the hung system after {time.monotonic() - t0:.0f} s")
+        shown = c.text_since(start)
+        self.assertNotRegex(shown, r"reboot: Restarting|Kernel panic|sysrq",
+                            "the system rebooted itself rather than being reset")
+        # The boot script counted the boot the hang ended.
+        self.expect_slot("A", attempts_left=2)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@ CVE_PRODUCT = "sipsensor"
 
 inherit core-image
 
+# Nothing open by default: root has no password (no empty-root-password),
+# so the console is locked until a technician's console-password file on
+# the boot partition sets a hash (unlock-console); SSH takes root's keys
+# from the boot partition and never a password (sipsensor_ssh_keys_only).
 IMAGE_FEATURES += "read-only-rootfs ssh-server-dropbear"
 
 IMAGE_INSTALL = "packagegroup-core-boot \
@@ -41,3 +45,17 @@ IMAGE_BOOT_FILES:raspberrypi4-64 = "${BOOTFILES_DIR_NAME}/* \
                                     ${SIPSENSOR_BOOT_FILES} \
                                     "
 do_image_wic[depends] += "sipsensor-boot-script:do_deploy sipsensor-overlays:do_deploy"
+
+# dropbear: root logs in with the keys from the boot partition, never with
+# a password (-s instead of OE's -w, which refuses root even with a key);
+# the host key is made on the device at its first boot, in the data
+# partition where it survives updates (never in the image).
+ROOTFS_POSTPROCESS_COMMAND += "sipsensor_ssh_keys_only"
+sipsensor_ssh_keys_only[doc] = "dropbear: keys only, host key made on the device"
+sipsensor_ssh_keys_only() {
+    default=${IMAGE_ROOTFS}${sysconfdir}/default/dropbear
+    sed -i -e '/^DROPBEAR_EXTRA_ARGS=/d' -e '/^DROPBEAR_RSAKEY_DIR=/d' $default
+    echo 'DROPBEAR_EXTRA_ARGS="-s"' >> $default
+    echo 'DROPBEAR_RSAKEY_DIR=/data/sipsensor/dropbear' >> $default
+    rm -f ${IMAGE_ROOTFS}${sysconfdir}/dropbear/*_host_key
+}

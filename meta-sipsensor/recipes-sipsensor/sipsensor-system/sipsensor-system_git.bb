@@ -1,8 +1,9 @@
 SUMMARY = "sipsensor A/B system integration"
 DESCRIPTION = "RAUC system configuration and keyring, U-Boot environment \
                access for the boot counter, the boot and data partition \
-               mounts, and the health check that marks a new slot good once \
-               the agent has registered."
+               mounts, the health check that marks a new slot good once \
+               the agent has registered, the agent's user and its device \
+               groups, and the watchdog systemd feeds."
 SECTION = "base"
 
 require recipes-sipsensor/sipsensor-source.inc
@@ -13,13 +14,22 @@ SIPSENSOR_RAUC_RELEASE ??= "0"
 # check-release-keys reads the certificates with openssl.
 DEPENDS += "${@'openssl-native' if d.getVar('SIPSENSOR_RAUC_RELEASE') == '1' else ''}"
 
-inherit systemd
+inherit systemd useradd
 
 # system.conf names the machine (RAUC compatible), so the package does too.
 PACKAGE_ARCH = "${MACHINE_ARCH}"
 INHIBIT_DEFAULT_DEPS = "1"
 
 SYSTEMD_SERVICE:${PN} = "sipsensor-data.service sipsensor-health.service data.mount boot-firmware.mount"
+
+# The agent's own user (the same uid/gid 950 as the Buildroot and Debian
+# images, so that its files on the data partition keep their owner), in
+# the groups the udev rules give the sensor buses to.
+USERADD_PACKAGES = "${PN}"
+GROUPADD_PARAM:${PN} = "--system i2c; --system gpio; --system iio"
+USERADD_PARAM:${PN} = "--system --uid 950 --user-group --groups i2c,gpio,iio \
+                       --home-dir / --no-create-home --shell /sbin/nologin \
+                       --comment 'sipsensor agent' sipsensor"
 
 # The keyring is read from outside the layer: let a change of it rebuild.
 do_install[file-checksums] += "${SIPSENSOR_RAUC_KEYRING_FILE}:False"
@@ -47,7 +57,7 @@ for devices you ship set SIPSENSOR_RAUC_KEYRING_FILE."
     install -m 0644 $overlay/etc/fw_env.config ${D}${sysconfdir}/fw_env.config
 
     install -d ${D}${libexecdir}/sipsensor
-    for f in health-check prepare-data rauc-pre-install; do
+    for f in health-check prepare-data rauc-pre-install unlock-console; do
         install -m 0755 $overlay/usr/libexec/sipsensor/$f ${D}${libexecdir}/sipsensor/
     done
 
@@ -56,13 +66,22 @@ for devices you ship set SIPSENSOR_RAUC_KEYRING_FILE."
         install -m 0644 ${S}/images/systemd/$u ${D}${systemd_system_unitdir}/
     done
 
+    install -d ${D}${sysconfdir}/udev/rules.d
+    install -m 0644 $overlay/etc/udev/rules.d/60-sipsensor-devices.rules ${D}${sysconfdir}/udev/rules.d/
+    install -d ${D}${systemd_system_unitdir}/dropbearkey.service.d
+    install -m 0644 ${S}/images/systemd/dropbearkey-sipsensor.conf \
+        ${D}${systemd_system_unitdir}/dropbearkey.service.d/sipsensor.conf
+    install -d ${D}${systemd_unitdir}/system.conf.d
+    install -m 0644 ${S}/images/systemd/watchdog.conf ${D}${systemd_unitdir}/system.conf.d/sipsensor-watchdog.conf
+
     install -d ${D}/data ${D}/boot/firmware
     # root's authorized_keys persist on the data partition.
     install -d ${D}${ROOT_HOME}
     ln -sf /data/sipsensor/ssh ${D}${ROOT_HOME}/.ssh
 }
 
-FILES:${PN} += "${libexecdir}/sipsensor /data /boot/firmware ${ROOT_HOME}/.ssh"
+FILES:${PN} += "${libexecdir}/sipsensor /data /boot/firmware ${ROOT_HOME}/.ssh \
+                ${systemd_unitdir}/system.conf.d"
 RDEPENDS:${PN} = "e2fsprogs-e2fsck rauc sipsensor-agent u-boot-fw-utils"
 # Stands in for meta-rauc's example rauc-conf.
 RPROVIDES:${PN} += "virtual-rauc-conf"
