@@ -71,11 +71,11 @@ fn digest_challenge_then_only_the_right_user_gets_in() {
         good.hangup().await;
         // A wrong password is challenged again and refused.
         let bad = sensor(&c, &pump, "s1", "wrong", 2).await;
-        let e = bad.call().await.unwrap_err();
+        let e = bad.call().await.unwrap_err().to_string();
         assert!(e.contains("401"), "{e}");
         // Authenticated as s1, calling as s2: forbidden.
         let impostor = sensor_as(&c, &pump, "sip:s2@example.net", "s1", "pw-1", 3).await;
-        let e = impostor.call().await.unwrap_err();
+        let e = impostor.call().await.unwrap_err().to_string();
         assert!(e.contains("403") && e.contains("may not call as"), "{e}");
         assert!(
             c.metric("sipsensor_collector_packets_rejected_total{reason=\"sip_forbidden\"}") >= 1.0

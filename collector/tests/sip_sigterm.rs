@@ -98,7 +98,7 @@ fn sighup_reloads_the_credentials_file() {
         let s2 = SimSensor::start(sim(sip, "s2", "pw-2"), rtp(), pump.clone())
             .await
             .unwrap();
-        let e = s2.register().await.unwrap_err();
+        let e = s2.register().await.unwrap_err().to_string();
         assert!(e.contains("wrong username or password"), "{e}");
         std::fs::write(
             dir.path().join("credentials.yaml"),
@@ -107,7 +107,7 @@ fn sighup_reloads_the_credentials_file() {
         .unwrap();
         kill(Pid::from_raw(guard.0.id() as i32), Signal::SIGHUP).unwrap();
         // The reload is asynchronous: retry for a moment.
-        let mut last = Err(String::new());
+        let mut last = Err(sipsensor_loadgen::sensor::SensorError::Stopped);
         for _ in 0..20 {
             last = s2.register().await;
             if last.is_ok() {

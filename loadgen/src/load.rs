@@ -2,7 +2,7 @@
 //! up; the figures of `make bench-collector` (docs/benchmarks.md).
 
 use crate::pump::MediaPump;
-use crate::sensor::{SensorConfig, SimSensor, standard_stream};
+use crate::sensor::{SensorConfig, SensorError, SimSensor, standard_stream};
 use crate::sockets::RtpSockets;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -205,12 +205,27 @@ pub fn credentials_yaml(n: usize, prefix: &str, password_prefix: &str) -> String
     s
 }
 
+/// Why the load could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    Pump(#[source] std::io::Error),
+    #[error("RTP socket: {0}")]
+    RtpSocket(#[source] std::io::Error),
+    #[error("sensor {index}: {source}")]
+    Sensor {
+        index: usize,
+        #[source]
+        source: SensorError,
+    },
+}
+
 /// Runs the load; progress on stderr.
-pub async fn run(o: LoadOptions) -> Result<LoadReport, String> {
+pub async fn run(o: LoadOptions) -> Result<LoadReport, LoadError> {
     let pumps = (0..o.pumps.max(1))
         .map(|_| MediaPump::start())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
+        .map_err(LoadError::Pump)?;
     let ips = if o.ips.is_empty() {
         vec![IpAddr::from([127, 0, 0, 1])]
     } else {
@@ -219,7 +234,7 @@ pub async fn run(o: LoadOptions) -> Result<LoadReport, String> {
     let pool = RtpSockets::new(ips.clone(), o.per_rtp_socket);
     let mut sensors = Vec::with_capacity(o.sensors);
     for i in 0..o.sensors {
-        let rtp = pool.take().map_err(|e| format!("RTP socket: {e}"))?;
+        let rtp = pool.take().map_err(LoadError::RtpSocket)?;
         let cfg = SensorConfig {
             aor: format!("sip:{}{i:05}@{}", o.prefix, o.domain),
             username: format!("{}{i:05}", o.prefix),
@@ -233,7 +248,7 @@ pub async fn run(o: LoadOptions) -> Result<LoadReport, String> {
         };
         let s = SimSensor::start(cfg, rtp, pumps[i % pumps.len()].clone())
             .await
-            .map_err(|e| format!("sensor {i}: {e}"))?;
+            .map_err(|source| LoadError::Sensor { index: i, source })?;
         sensors.push(Arc::new(s));
     }
     eprintln!("{} sensors started", sensors.len());

@@ -5,12 +5,13 @@
 use crate::pump::{Fault, MediaPump, PumpStream, StreamCounters};
 use crate::sockets::SharedSocket;
 use sipsensor_protocol::{
-    Agreed, AnswerPolicy, ChannelSpec, IdGenerator, LiteralsOnly, LocalEndpoint, LocalMedia,
-    LocalSdp, NegotiationError, Password, RegistrationConfig, RegistrationEvent, SampleFormat, Sdp,
-    SessionId, StreamDescription, StreamRole, Transport, UaConfig, UaEvent, Unit, UserAgent,
-    answer_offer, apply_answer, make_offer, parse_sdp,
+    Agreed, AnswerPolicy, ChannelSpec, EndReason, FailureReason, IdGenerator, LiteralsOnly,
+    LocalEndpoint, LocalMedia, LocalSdp, NegotiationError, Password, RegistrationConfig,
+    RegistrationEvent, SampleFormat, Sdp, SdpError, SessionId, StreamDescription, StreamRole,
+    Transport, UaConfig, UaError, UaEvent, Unit, UserAgent, answer_offer, apply_answer, make_offer,
+    parse_sdp,
 };
-use sipsensor_runtime::sip_transport::{NetConfig, Network};
+use sipsensor_runtime::sip_transport::{NetConfig, NetError, Network};
 use sipsensor_runtime::ua_driver::{self, UaHandle};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -65,8 +66,8 @@ pub struct SensorConfig {
 }
 
 enum Cmd {
-    Register(oneshot::Sender<Result<(), String>>),
-    Call(oneshot::Sender<Result<Agreed, String>>),
+    Register(oneshot::Sender<Result<(), SensorError>>),
+    Call(oneshot::Sender<Result<Agreed, SensorError>>),
     Hangup(oneshot::Sender<()>),
     Fault(Fault),
 }
@@ -97,17 +98,50 @@ struct State {
     stream_id: Option<u64>,
     session: Option<SessionId>,
     offer: Option<Sdp>,
-    pending_call: Option<oneshot::Sender<Result<Agreed, String>>>,
-    pending_register: Option<oneshot::Sender<Result<(), String>>>,
+    pending_call: Option<oneshot::Sender<Result<Agreed, SensorError>>>,
+    pending_register: Option<oneshot::Sender<Result<(), SensorError>>>,
     streaming: watch::Sender<Streaming>,
 }
 
+/// Why a simulated sensor could not start, register, call or reach a state.
 #[derive(Debug, thiserror::Error)]
 pub enum SensorError {
     #[error("cannot bind the sensor's SIP socket: {0}")]
-    Bind(String),
+    Bind(#[source] NetError),
+    #[error("cannot bind the sensor's SIP socket: no UDP address")]
+    NoUdpAddress,
     #[error("user agent: {0}")]
-    Ua(String),
+    Ua(#[source] UaError),
+    #[error("sensor stopped")]
+    Stopped,
+    #[error("no registrar configured")]
+    NoRegistrar,
+    #[error("no collector configured")]
+    NoCollector,
+    /// The REGISTER could not be sent.
+    #[error("{0}")]
+    Register(#[source] UaError),
+    /// The registrar refused it.
+    #[error("{0}")]
+    Refused(#[source] FailureReason),
+    /// Our offer could not be made, or the collector's answer not used.
+    #[error("{0}")]
+    Negotiation(#[source] NegotiationError),
+    #[error("{0}")]
+    Answer(#[source] SdpError),
+    #[error("no offer")]
+    NoOffer,
+    #[error("cannot call: {0}")]
+    Call(#[source] UaError),
+    /// The call ended before it was answered: the UA's reason and the
+    /// peer's Warning, the text the tests read.
+    #[error("{reason:?}{}", warning.as_ref().map(|w| format!(" ({w})")).unwrap_or_default())]
+    Ended {
+        reason: EndReason,
+        warning: Option<String>,
+    },
+    #[error("{aor}: not in the expected state after {limit:?}")]
+    NotInState { aor: String, limit: Duration },
 }
 
 impl SimSensor {
@@ -124,12 +158,10 @@ impl SimSensor {
             channel_capacity: 16,
             ..NetConfig::default()
         };
-        let (network, incoming) = Network::bind(net)
-            .await
-            .map_err(|e| SensorError::Bind(e.to_string()))?;
+        let (network, incoming) = Network::bind(net).await.map_err(SensorError::Bind)?;
         let sip_addr = network
             .local_addr(Transport::Udp)
-            .ok_or_else(|| SensorError::Bind("no UDP address".into()))?;
+            .ok_or(SensorError::NoUdpAddress)?;
         let local = LocalEndpoint::new(Transport::Udp, sip_addr);
         let mut ua_config = UaConfig::new(local, config.aor.clone());
         ua_config.product = concat!("sipsensor-loadgen/", env!("CARGO_PKG_VERSION")).into();
@@ -143,7 +175,7 @@ impl SimSensor {
             IdGenerator::from_entropy(),
             Box::new(LiteralsOnly),
         )
-        .map_err(|e| SensorError::Ua(e.to_string()))?;
+        .map_err(SensorError::Ua)?;
         let (handle, events, _task) = ua_driver::spawn(ua, network, incoming);
         let ssrc = ids.u32();
         let mut local_media = LocalMedia::new(rtp.addr);
@@ -188,24 +220,24 @@ impl SimSensor {
         })
     }
 
-    pub async fn register(&self) -> Result<(), String> {
+    pub async fn register(&self) -> Result<(), SensorError> {
         let (tx, rx) = oneshot::channel();
         self.cmd
             .send(Cmd::Register(tx))
             .await
-            .map_err(|_| "sensor stopped".to_string())?;
-        rx.await.map_err(|_| "sensor stopped".to_string())?
+            .map_err(|_| SensorError::Stopped)?;
+        rx.await.map_err(|_| SensorError::Stopped)?
     }
 
     /// Calls the configured collector; Ok once it answered and streaming
     /// started.
-    pub async fn call(&self) -> Result<Agreed, String> {
+    pub async fn call(&self) -> Result<Agreed, SensorError> {
         let (tx, rx) = oneshot::channel();
         self.cmd
             .send(Cmd::Call(tx))
             .await
-            .map_err(|_| "sensor stopped".to_string())?;
-        rx.await.map_err(|_| "sensor stopped".to_string())?
+            .map_err(|_| SensorError::Stopped)?;
+        rx.await.map_err(|_| SensorError::Stopped)?
     }
 
     /// BYE (if in a call); the stream ends with an RTCP BYE.
@@ -230,18 +262,16 @@ impl SimSensor {
         &self,
         limit: Duration,
         pred: impl Fn(&Streaming) -> bool,
-    ) -> Result<Streaming, String> {
+    ) -> Result<Streaming, SensorError> {
         let mut rx = self.streaming.clone();
         tokio::time::timeout(limit, rx.wait_for(|s| pred(s)))
             .await
-            .map_err(|_| {
-                format!(
-                    "{}: not in the expected state after {limit:?}",
-                    self.config.aor
-                )
+            .map_err(|_| SensorError::NotInState {
+                aor: self.config.aor.clone(),
+                limit,
             })?
             .map(|s| s.clone())
-            .map_err(|_| "sensor stopped".to_string())
+            .map_err(|_| SensorError::Stopped)
     }
 }
 
@@ -268,7 +298,7 @@ impl State {
         match c {
             Cmd::Register(reply) => {
                 let Some(registrar) = self.config.registrar.clone() else {
-                    let _ = reply.send(Err("no registrar configured".into()));
+                    let _ = reply.send(Err(SensorError::NoRegistrar));
                     return;
                 };
                 let local = self.ua.with(|ua, _| ua.config().local.clone()).await;
@@ -286,12 +316,12 @@ impl State {
                 if let Some(Err(e)) = res
                     && let Some(reply) = self.pending_register.take()
                 {
-                    let _ = reply.send(Err(e.to_string()));
+                    let _ = reply.send(Err(SensorError::Register(e)));
                 }
             }
             Cmd::Call(reply) => {
                 let Some(to) = self.config.collector.clone() else {
-                    let _ = reply.send(Err("no collector configured".into()));
+                    let _ = reply.send(Err(SensorError::NoCollector));
                     return;
                 };
                 let offer = match make_offer(
@@ -302,7 +332,7 @@ impl State {
                 ) {
                     Ok(o) => o,
                     Err(e) => {
-                        let _ = reply.send(Err(e.to_string()));
+                        let _ = reply.send(Err(SensorError::Negotiation(e)));
                         return;
                     }
                 };
@@ -314,8 +344,11 @@ impl State {
                         self.offer = Some(offer);
                         self.pending_call = Some(reply);
                     }
-                    other => {
-                        let _ = reply.send(Err(format!("cannot call: {other:?}")));
+                    Some(Err(e)) => {
+                        let _ = reply.send(Err(SensorError::Call(e)));
+                    }
+                    None => {
+                        let _ = reply.send(Err(SensorError::Stopped));
                     }
                 }
             }
@@ -371,7 +404,7 @@ impl State {
             UaEvent::Registration(r) => {
                 let outcome = match r {
                     RegistrationEvent::Registered { .. } => Some(Ok(())),
-                    RegistrationEvent::Failed { reason } => Some(Err(reason.to_string())),
+                    RegistrationEvent::Failed { reason } => Some(Err(SensorError::Refused(reason))),
                     _ => None,
                 };
                 if let Some(o) = outcome
@@ -383,10 +416,10 @@ impl State {
             UaEvent::Answered { session, answer } => {
                 let agreed = match (&self.offer, parse_sdp(&answer)) {
                     (Some(o), Ok(a)) => {
-                        apply_answer(o, &a, StreamRole::Sender).map_err(|e| e.to_string())
+                        apply_answer(o, &a, StreamRole::Sender).map_err(SensorError::Negotiation)
                     }
-                    (_, Err(e)) => Err(e.to_string()),
-                    (None, _) => Err("no offer".into()),
+                    (_, Err(e)) => Err(SensorError::Answer(e)),
+                    (None, _) => Err(SensorError::NoOffer),
                 };
                 match agreed {
                     Ok(a) => {
@@ -493,8 +526,7 @@ impl State {
                     self.stop_stream();
                 }
                 if let Some(r) = self.pending_call.take() {
-                    let w = warning.map(|w| format!(" ({w})")).unwrap_or_default();
-                    let _ = r.send(Err(format!("{reason:?}{w}")));
+                    let _ = r.send(Err(SensorError::Ended { reason, warning }));
                 }
             }
             _ => {}
