@@ -335,10 +335,10 @@ impl Config {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        if let Err(message) = cfg.sip.check() {
+        if let Err(e) = cfg.sip.check() {
             return Err(ConfigError::Parse {
                 path: path.to_path_buf(),
-                message,
+                message: e.to_string(),
             });
         }
         if cfg.storage.flush_interval_ms.get() > cfg.storage.max_flush_interval_ms.get() {

@@ -96,6 +96,19 @@ impl<'de> Deserialize<'de> for SipUriText {
     }
 }
 
+/// A combination of `sip:` keys that cannot work together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SipConfigError {
+    #[error("sip: `register` is for an external registrar; set `registrar: false` with it")]
+    RegisterWithRegistrar,
+    #[error("sip.register: the AOR has no user part; give `username`")]
+    NoRegisterUser,
+    #[error("sip.register needs `credentials_file` (it holds the collector's password)")]
+    NoCredentialsFile,
+    #[error("sip.domain {0:?} is not a host name")]
+    BadDomain(String),
+}
+
 /// SIP side: the user agent, the embedded registrar, who may open sessions.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -202,28 +215,23 @@ impl Default for SipConfig {
 
 impl SipConfig {
     /// Checks what serde cannot: combinations of keys.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), SipConfigError> {
         if self.registrar && self.register.is_some() {
-            return Err(
-                "sip: `register` is for an external registrar; set `registrar: false` with it"
-                    .into(),
-            );
+            return Err(SipConfigError::RegisterWithRegistrar);
         }
         if let Some(r) = &self.register
             && r.username.is_none()
             && r.aor.user().is_none()
         {
-            return Err("sip.register: the AOR has no user part; give `username`".into());
+            return Err(SipConfigError::NoRegisterUser);
         }
         if self.register.is_some() && self.credentials_file.is_none() {
-            return Err(
-                "sip.register needs `credentials_file` (it holds the collector's password)".into(),
-            );
+            return Err(SipConfigError::NoCredentialsFile);
         }
         if let Some(d) = &self.domain
             && (d.is_empty() || d.chars().any(|c| c.is_whitespace() || c == '"'))
         {
-            return Err(format!("sip.domain {d:?} is not a host name"));
+            return Err(SipConfigError::BadDomain(d.clone()));
         }
         Ok(())
     }
@@ -331,7 +339,7 @@ mod tests {
 
     fn sip(yaml: &str) -> Result<SipConfig, String> {
         let c: SipConfig = serde_yaml::from_str(yaml).map_err(|e| e.to_string())?;
-        c.check()?;
+        c.check().map_err(|e| e.to_string())?;
         Ok(c)
     }
 

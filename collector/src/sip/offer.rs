@@ -6,8 +6,8 @@ use super::control::WantedStream;
 use crate::config::{Policy, PolicyMode};
 use sipsensor_protocol::{
     AnswerPolicy, ChannelSpec, EventFormat, LocalMedia, LocalSdp, NegotiationError, ReceivePolicy,
-    SDP_MEDIA, SDP_PROTO, SampleFormat, Sdp, StreamDescription, StreamRole, Unit, answer_offer,
-    make_offer,
+    SDP_MEDIA, SDP_PROTO, SampleFormat, Sdp, StreamDescription, StreamError, StreamRole, Unit,
+    answer_offer, make_offer,
 };
 use std::net::SocketAddr;
 
@@ -64,14 +64,30 @@ pub fn narrowed(
     Ok(agreed.description)
 }
 
+/// Why the stream asked for on the command line, or a rate change, cannot
+/// be offered. The text is the control client's reply.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WantedError {
+    #[error("rate {0} Hz is not a positive number")]
+    Rate(f64),
+    #[error("{0:?} is not a SenML unit")]
+    Unit(String),
+    #[error("the stream has no sampled channels")]
+    NoSampledChannels,
+    #[error("{hz} Hz is too slow for a {clock} Hz clock")]
+    TooSlow { hz: f64, clock: f64 },
+    #[error("{0}")]
+    Invalid(#[source] StreamError),
+}
+
 /// A description from the command line, for a sensor never seen.
-pub fn wanted_description(w: &WantedStream) -> Result<StreamDescription, String> {
+pub fn wanted_description(w: &WantedStream) -> Result<StreamDescription, WantedError> {
     let samples = if w.channels.is_empty() {
         None
     } else {
         let rate = w.rate_hz.unwrap_or(f64::from(w.clock_hz));
         if !(rate.is_finite() && rate > 0.0) {
-            return Err(format!("rate {rate} Hz is not a positive number"));
+            return Err(WantedError::Rate(rate));
         }
         let period = (f64::from(w.clock_hz) / rate).round().max(1.0);
         let channels = w
@@ -81,11 +97,11 @@ pub fn wanted_description(w: &WantedStream) -> Result<StreamDescription, String>
                 Ok(ChannelSpec {
                     name: c.name.clone(),
                     unit: Unit::from_symbol(&c.unit)
-                        .ok_or_else(|| format!("{:?} is not a SenML unit", c.unit))?,
+                        .ok_or_else(|| WantedError::Unit(c.unit.clone()))?,
                     scale: c.scale,
                 })
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, WantedError>>()?;
         Some(SampleFormat {
             payload_type: SAMPLES_PT,
             period: period as u32,
@@ -103,7 +119,7 @@ pub fn wanted_description(w: &WantedStream) -> Result<StreamDescription, String>
         samples,
         events,
     };
-    desc.validate().map_err(|e| e.to_string())?;
+    desc.validate().map_err(WantedError::Invalid)?;
     Ok(desc)
 }
 
@@ -114,12 +130,12 @@ pub fn with_rate(
     current: &StreamDescription,
     full: Option<&StreamDescription>,
     hz: f64,
-) -> Result<StreamDescription, String> {
+) -> Result<StreamDescription, WantedError> {
     let Some(cur) = &current.samples else {
-        return Err("the stream has no sampled channels".into());
+        return Err(WantedError::NoSampledChannels);
     };
     if !(hz.is_finite() && hz > 0.0) {
-        return Err(format!("rate {hz} Hz is not a positive number"));
+        return Err(WantedError::Rate(hz));
     }
     let base = full
         .filter(|f| f.clock_rate == current.clock_rate)
@@ -133,14 +149,14 @@ pub fn with_rate(
     }
     let period = f64::from(base) * k;
     if period > f64::from(i32::MAX) {
-        return Err(format!("{hz} Hz is too slow for a {clock} Hz clock"));
+        return Err(WantedError::TooSlow { hz, clock });
     }
     let mut next = current.clone();
     if let Some(s) = next.samples.as_mut() {
         s.period = period as u32;
     }
     let next = next.next_config_after(current);
-    next.validate().map_err(|e| e.to_string())?;
+    next.validate().map_err(WantedError::Invalid)?;
     Ok(next)
 }
 
@@ -232,7 +248,12 @@ mod tests {
         };
         assert_eq!(wanted_description(&w).unwrap().samples.unwrap().period, 1);
         w.channels[0].unit = "furlongs".into();
-        assert!(wanted_description(&w).unwrap_err().contains("SenML"));
+        assert!(
+            wanted_description(&w)
+                .unwrap_err()
+                .to_string()
+                .contains("SenML")
+        );
         w.channels.clear();
         assert!(wanted_description(&w).is_err(), "nothing asked for");
     }

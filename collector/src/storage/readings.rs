@@ -123,12 +123,22 @@ fn list_literal(raws: &[Option<i64>], (open, close): (char, char), null: &str) -
     s
 }
 
+/// A stored values text that is not a JSON array of integers (or nulls).
+#[derive(Debug, thiserror::Error)]
+#[error("sample values {shown:?} are not a JSON array of integers: {source}")]
+pub(crate) struct NotReadings {
+    /// The first 40 characters of what was found.
+    shown: String,
+    #[source]
+    source: serde_json::Error,
+}
+
 /// Inverse of [`to_json`]; a text that is not such an array is an error
 /// naming what was found.
-pub(crate) fn from_json(text: &str) -> Result<Vec<Option<i64>>, String> {
-    serde_json::from_str(text).map_err(|e| {
-        let shown: String = text.chars().take(40).collect();
-        format!("sample values {shown:?} are not a JSON array of integers: {e}")
+pub(crate) fn from_json(text: &str) -> Result<Vec<Option<i64>>, NotReadings> {
+    serde_json::from_str(text).map_err(|source| NotReadings {
+        shown: text.chars().take(40).collect(),
+        source,
     })
 }
 
@@ -184,7 +194,7 @@ mod tests {
             "[\"x\"]",
             "[99999999999999999999]",
         ] {
-            let e = from_json(bad).unwrap_err();
+            let e = from_json(bad).unwrap_err().to_string();
             assert!(e.contains("not a JSON array"), "{bad}: {e}");
         }
     }

@@ -109,7 +109,7 @@ impl Core {
         let aor =
             canonical_aor(&req.aor).ok_or_else(|| format!("{:?} is not a SIP URI", req.aor))?;
         let desc = match (&req.stream, self.offers.get(&aor)) {
-            (Some(w), _) => offer::wanted_description(w)?,
+            (Some(w), _) => offer::wanted_description(w).map_err(|e| e.to_string())?,
             (None, Some(full)) => {
                 let policy = offer::receive_policy(&self.settings.policy, full);
                 offer::narrowed(full, &policy).map_err(|e| e.to_string())?

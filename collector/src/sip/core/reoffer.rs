@@ -52,7 +52,7 @@ impl Core {
         let next = match offer::with_rate(&current, full.as_ref(), hz) {
             Ok(d) => d,
             Err(e) => {
-                self.reply(reply, Reply::error(e));
+                self.reply(reply, Reply::error(e.to_string()));
                 return;
             }
         };
