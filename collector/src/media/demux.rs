@@ -6,10 +6,12 @@
 //! latched; before that by its signalled SSRC (`a=ssrc`, checked against the
 //! SDP and SIP peer addresses) or, without one, by those addresses alone.
 //! Packets from a sensor we are calling, which may stream before its stream
-//! is set up, are kept a few seconds and replayed when it is.
+//! is set up, are kept a few seconds and replayed when it is. RTCP is bound
+//! the same way: a sender report counts only with the stream's SSRC and
+//! from its RTCP address (see `Slot::rtcp_may_come_from`).
 
 use super::Reject;
-use super::stream::{Outcome, Sink, StreamRx};
+use super::stream::{ClockRefusal, Outcome, Sink, SrRefusal, StreamRx};
 use sipsensor_protocol::{RtcpPacket, parse_rtcp_compound, parse_rtp};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -98,6 +100,27 @@ struct Slot {
     stream: StreamRx,
     /// The (address, SSRC) it latched to, its key in `by_addr`.
     latched: Option<(SocketAddr, u32)>,
+    /// Where its sender reports come from, once one was taken.
+    rtcp_from: Option<SocketAddr>,
+}
+
+impl Slot {
+    /// Whether RTCP from `from` may be this stream's (RFC 3550 8.2: a
+    /// source is its SSRC at one transport address). Once a report was
+    /// taken, only its address; before, the negotiated RTCP address, or,
+    /// when RTP came from another address than the SDP's (a NAT or relay
+    /// translated it), any port of the address RTP latched to, as RTP
+    /// itself latches (symmetric RTP).
+    fn rtcp_may_come_from(&self, from: SocketAddr) -> bool {
+        if let Some(bound) = self.rtcp_from {
+            return bound == from;
+        }
+        if self.stream.sdp_rtcp == Some(from) {
+            return true;
+        }
+        self.latched
+            .is_some_and(|(rtp, _)| Some(rtp) != self.stream.sdp_rtp && rtp.ip() == from.ip())
+    }
 }
 
 /// The lookup state of every stream being received.
@@ -188,6 +211,7 @@ impl Demux {
             key,
             stream,
             latched: None,
+            rtcp_from: None,
         });
         self.keys.insert(key, slot);
         let (mine, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.limbo)
@@ -283,7 +307,7 @@ impl Demux {
         }
         match d.port {
             Port::Rtp => self.rtp(d.data, d.from, arrival, now_ns, true, sink),
-            Port::Rtcp => self.rtcp(d.data, d.from, arrival, sink),
+            Port::Rtcp => self.rtcp(d.data, d.from, arrival, now_ns, sink),
         }
     }
 
@@ -402,6 +426,7 @@ impl Demux {
         data: &[u8],
         from: SocketAddr,
         arrival: Instant,
+        now_ns: i64,
         sink: &mut Sink,
     ) -> Delivery {
         let from = canonical(from);
@@ -414,30 +439,46 @@ impl Demux {
             let RtcpPacket::SenderReport(sr) = p else {
                 continue;
             };
-            let slots = self.by_ssrc.get(&sr.ssrc).cloned().unwrap_or_default();
+            let what = format!("RTCP sender report from SSRC {:#010x}", sr.ssrc);
+            let mut refusal = (Reject::UnknownSource, what.clone());
             let mut taken = None;
+            let slots = self.by_ssrc.get(&sr.ssrc).cloned().unwrap_or_default();
             for slot in slots {
                 let Some(s) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
                     continue;
                 };
-                let ok_source = match s.latched {
-                    Some((addr, _)) => addr.ip() == from.ip(),
-                    None => s.stream.allowed_ips.contains(&from.ip()),
-                };
-                if ok_source
-                    && s.stream
-                        .on_sender_report(&sr, from, data.len(), arrival, sink)
+                if !s.rtcp_may_come_from(from) {
+                    refusal = (
+                        Reject::WrongAddress,
+                        format!("{what}: not the session's RTCP address"),
+                    );
+                    continue;
+                }
+                match s
+                    .stream
+                    .on_sender_report(&sr, from, data.len(), arrival, now_ns, sink)
                 {
-                    taken = Some(s.key);
-                    break;
+                    Ok(()) => {
+                        s.rtcp_from = Some(from);
+                        taken = Some(s.key);
+                        break;
+                    }
+                    Err(SrRefusal::ForeignSsrc(_)) => {}
+                    Err(SrRefusal::Clock(c)) => {
+                        let reason = match c {
+                            ClockRefusal::FarFromOurs { .. } => Reject::ClockOffset,
+                            ClockRefusal::Jumped { .. } => Reject::ClockJump,
+                        };
+                        refusal = (reason, format!("{what} ({}): {c}", s.stream.aor));
+                    }
                 }
             }
             reports.push(match taken {
                 Some(key) => Report::Taken(key),
                 None => Report::Refused(Rejected {
-                    reason: Reject::UnknownSource,
+                    reason: refusal.0,
                     from,
-                    detail: format!("RTCP sender report from SSRC {:#010x}", sr.ssrc),
+                    detail: refusal.1,
                 }),
             });
         }

@@ -1,5 +1,6 @@
 //! Descriptions and stream set-ups shared by the media unit tests.
 
+use super::stream::{ClockBounds, StreamLimits};
 use super::{StreamSetup, stream_spec};
 use crate::stats::{StreamInfo, StreamsRegistry};
 use crate::storage::{SensorId, SessionId};
@@ -8,6 +9,7 @@ use sipsensor_protocol::{
     Unit,
 };
 use std::sync::Arc;
+use std::time::Duration;
 
 pub const SSRC: u32 = 0x1a2b_3c4d;
 /// 2026-01-01T00:00:00Z in ns.
@@ -32,6 +34,17 @@ pub fn desc(config: u8, period: u32) -> StreamDescription {
             payload_type: 97,
             inputs: vec!["door".into(), "motion".into()],
         }),
+    }
+}
+
+/// The documented defaults, holding `hold` packets for the first SR.
+pub fn limits(hold: usize) -> StreamLimits {
+    StreamLimits {
+        hold_before_sr: hold,
+        clock: ClockBounds {
+            max_step: Duration::from_secs(2),
+            max_offset: Duration::from_secs(60),
+        },
     }
 }
 

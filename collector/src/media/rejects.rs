@@ -13,7 +13,8 @@ pub enum Reject {
     Oversized,
     /// No session has this source address and SSRC.
     UnknownSource,
-    /// The session's SSRC from another address than the one it streams from.
+    /// The session's SSRC from another address than the one it streams
+    /// from, or RTCP from another than its RTCP address.
     WrongAddress,
     /// Another SSRC than the session's (RFC 3550 A.1 source validation).
     ForeignSsrc,
@@ -35,10 +36,16 @@ pub enum Reject {
     NoSenderReport,
     /// A sample time that maps outside the representable range.
     BadTimestamp,
+    /// A sender report whose clock is too far from the collector's
+    /// (`media.max_clock_offset_s`).
+    ClockOffset,
+    /// A sender report whose clock jumped from the previous report's
+    /// (`media.max_clock_step_ms`).
+    ClockJump,
 }
 
 impl Reject {
-    pub const ALL: [Reject; 15] = [
+    pub const ALL: [Reject; 17] = [
         Reject::MalformedRtp,
         Reject::MalformedRtcp,
         Reject::Oversized,
@@ -54,6 +61,8 @@ impl Reject {
         Reject::Flood,
         Reject::NoSenderReport,
         Reject::BadTimestamp,
+        Reject::ClockOffset,
+        Reject::ClockJump,
     ];
 
     /// The metric label.
@@ -74,6 +83,8 @@ impl Reject {
             Reject::Flood => "flood",
             Reject::NoSenderReport => "no_sender_report",
             Reject::BadTimestamp => "bad_timestamp",
+            Reject::ClockOffset => "clock_offset",
+            Reject::ClockJump => "clock_jump",
         }
     }
 

@@ -9,8 +9,13 @@
 //! arrive before the first sender report are held (bounded), and so are
 //! packets of a `cfg` whose re-INVITE is still being completed.
 
+mod clock;
+
+pub use clock::{ClockBounds, ClockRefusal};
+
 use super::gaps::{FoundGap, GapFinder, Mark};
 use super::{Reject, StreamSetup, first_input_channel, stream_spec};
+use crate::config::MediaConfig;
 use crate::stats::{Reception, StreamHandle, Tally};
 use crate::storage::{Batch, Event, Gap, GapCause, Reading, SensorId, SessionId};
 use sipsensor_protocol::{
@@ -35,6 +40,36 @@ const GAP_GRACE: Duration = Duration::from_secs(2);
 const SEEN_EVERY_NS: i64 = 5_000_000_000;
 /// Last values reach the statistics this often.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+
+/// What the `media` configuration sets for every stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamLimits {
+    /// Packets held until the first sender report.
+    pub hold_before_sr: usize,
+    pub clock: ClockBounds,
+}
+
+impl StreamLimits {
+    pub fn of(config: &MediaConfig) -> Self {
+        StreamLimits {
+            hold_before_sr: config.hold_before_sr_packets.get() as usize,
+            clock: ClockBounds {
+                max_step: Duration::from_millis(u64::from(config.max_clock_step_ms.get())),
+                max_offset: Duration::from_secs(u64::from(config.max_clock_offset_s.get())),
+            },
+        }
+    }
+}
+
+/// Why a sender report was not taken by a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SrRefusal {
+    /// Another SSRC than the stream's: perhaps another stream's.
+    #[error("SSRC {0:#010x} is not the stream's")]
+    ForeignSsrc(u32),
+    #[error(transparent)]
+    Clock(#[from] ClockRefusal),
+}
 
 /// Where rows and rejections go.
 #[derive(Debug, Default)]
@@ -148,6 +183,8 @@ pub(super) struct StreamRx {
     /// connection address and the SIP peer's address.
     pub allowed_ips: Vec<IpAddr>,
     pub sdp_rtp: Option<SocketAddr>,
+    /// The negotiated RTCP address (SDP `a=rtcp`, or the RTP port + 1).
+    pub sdp_rtcp: Option<SocketAddr>,
     /// Where receiver reports go (SDP RTCP address, or where SRs come from).
     pub rtcp_dest: Option<SocketAddr>,
     cname: String,
@@ -159,6 +196,7 @@ pub(super) struct StreamRx {
     sessions: (u8, Option<SessionId>, Option<(u8, SessionId)>),
     held: VecDeque<Kept>,
     hold_limit: usize,
+    clock_bounds: ClockBounds,
     held_dropped: Option<Dropped>,
     parked: VecDeque<Kept>,
     park_until: Option<Instant>,
@@ -179,6 +217,10 @@ pub(super) struct StreamRx {
     pub totals: RxTotals,
 }
 
+fn canonical(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(a.ip().to_canonical(), a.port())
+}
+
 fn ns_of(mapping: &SrMapping, ts: u32, offset: i64) -> Option<i64> {
     let t = mapping.system_time_at(ts, offset)?;
     let d = t.duration_since(UNIX_EPOCH).ok()?;
@@ -186,7 +228,12 @@ fn ns_of(mapping: &SrMapping, ts: u32, offset: i64) -> Option<i64> {
 }
 
 impl StreamRx {
-    pub fn new(setup: StreamSetup, hold_limit: usize, now: Instant, ids: &mut IdGenerator) -> Self {
+    pub fn new(
+        setup: StreamSetup,
+        limits: StreamLimits,
+        now: Instant,
+        ids: &mut IdGenerator,
+    ) -> Self {
         let desc = setup.agreed.description.clone();
         let mut receiver = RtpReceiver::new(desc.clock_rate, setup.agreed.remote_ssrc);
         receiver.set_jitter_payload_type(desc.samples.as_ref().map(|s| s.payload_type));
@@ -212,6 +259,7 @@ impl StreamRx {
             expected_ssrc: setup.agreed.remote_ssrc,
             allowed_ips,
             sdp_rtp,
+            sdp_rtcp: setup.agreed.remote.map(|r| canonical(r.rtcp)),
             rtcp_dest: setup.agreed.remote.map(|r| r.rtcp),
             cname: setup.cname,
             clock_rate: desc.clock_rate.max(1),
@@ -220,7 +268,8 @@ impl StreamRx {
             bucket: Bucket::for_stream(&desc, now),
             configs: StreamConfigs::new(desc),
             held: VecDeque::new(),
-            hold_limit: hold_limit.max(1),
+            hold_limit: limits.hold_before_sr.max(1),
+            clock_bounds: limits.clock,
             held_dropped: None,
             parked: VecDeque::new(),
             park_until: None,
@@ -574,17 +623,25 @@ impl StreamRx {
         }
     }
 
-    /// A sender report from this stream's source (RFC 3550 6.4.1).
+    /// A sender report from this stream's source (RFC 3550 6.4.1), which
+    /// arrived at `now` (`now_ns` on the collector's wall clock). Refused,
+    /// it changes nothing: the samples keep the times they had.
     pub fn on_sender_report(
         &mut self,
         sr: &SenderReport,
         from: SocketAddr,
         size: usize,
         now: Instant,
+        now_ns: i64,
         sink: &mut Sink,
-    ) -> bool {
+    ) -> Result<(), SrRefusal> {
+        if self.receiver.ssrc().is_some_and(|s| s != sr.ssrc) {
+            return Err(SrRefusal::ForeignSsrc(sr.ssrc));
+        }
+        self.clock_bounds
+            .check(sr, self.receiver.mapping().as_ref(), now_ns)?;
         if !self.receiver.on_sender_report(sr, now) {
-            return false;
+            return Err(SrRefusal::ForeignSsrc(sr.ssrc));
         }
         self.scheduler.on_received(size);
         // Symmetric RTCP (RFC 4961) when the SDP address is not where the
@@ -593,7 +650,7 @@ impl StreamRx {
             self.rtcp_dest = Some(from);
         }
         self.release_held(sink);
-        true
+        Ok(())
     }
 
     fn release_held(&mut self, sink: &mut Sink) {
@@ -660,6 +717,7 @@ impl StreamRx {
         self.configs.install(desc);
         if let Some(r) = agreed.remote {
             self.rtcp_dest = Some(r.rtcp);
+            self.sdp_rtcp = Some(canonical(r.rtcp));
         }
         self.park_until = None;
         for k in std::mem::take(&mut self.parked) {

@@ -23,6 +23,8 @@
 //!   receive_priority: 10            # SCHED_FIFO of the receive thread; 0: normal
 //!   max_streams: 20000
 //!   hold_before_sr_packets: 600
+//!   max_clock_step_ms: 2000         # sender reports that move the timeline more are refused
+//!   max_clock_offset_s: 60          # ... and those this far from our clock
 //! ```
 //!
 //! Without a `sip:` section the collector runs storage, HTTP and export
@@ -270,6 +272,17 @@ pub struct MediaConfig {
     /// oldest are given up and stored as an overload gap.
     #[serde(default = "default_hold")]
     pub hold_before_sr_packets: NonZeroU32,
+    /// A sender report whose NTP/RTP pairing moves the stream's timeline
+    /// by more than this from the previous report's is refused (it would
+    /// re-time every later sample), unless it lands this close to the
+    /// collector's own clock (an agent's clock stepped by NTP).
+    #[serde(default = "default_max_clock_step_ms")]
+    pub max_clock_step_ms: NonZeroU32,
+    /// A sender report whose NTP time is further than this from the
+    /// collector's clock is refused: the first of a session has nothing
+    /// else to be checked against.
+    #[serde(default = "default_max_clock_offset_s")]
+    pub max_clock_offset_s: NonZeroU32,
 }
 
 fn default_rtp_bind() -> SocketAddr {
@@ -305,6 +318,12 @@ fn default_max_streams() -> NonZeroU32 {
 fn default_hold() -> NonZeroU32 {
     NonZeroU32::new(600).unwrap_or(NonZeroU32::MIN)
 }
+fn default_max_clock_step_ms() -> NonZeroU32 {
+    NonZeroU32::new(2000).unwrap_or(NonZeroU32::MIN)
+}
+fn default_max_clock_offset_s() -> NonZeroU32 {
+    NonZeroU32::new(60).unwrap_or(NonZeroU32::MIN)
+}
 
 impl Default for MediaConfig {
     fn default() -> Self {
@@ -314,6 +333,8 @@ impl Default for MediaConfig {
             receive_priority: default_receive_priority(),
             max_streams: default_max_streams(),
             hold_before_sr_packets: default_hold(),
+            max_clock_step_ms: default_max_clock_step_ms(),
+            max_clock_offset_s: default_max_clock_offset_s(),
         }
     }
 }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::media::fixtures::{SSRC, T0_NS, agreed, desc, setup};
+use crate::media::fixtures::{SSRC, T0_NS, agreed, desc, limits, setup};
 use crate::stats::StreamsRegistry;
 use crate::storage::SessionId;
 use sipsensor_protocol::{
@@ -7,6 +7,8 @@ use sipsensor_protocol::{
     receiver_report_compound, sender_report_compound,
 };
 use std::sync::Arc;
+
+mod rtcp;
 
 const SDP_RTP: &str = "127.0.0.1:40000";
 const SDP_RTCP: &str = "127.0.0.1:40001";
@@ -64,9 +66,14 @@ impl Sensor {
 
     /// SR + SDES pinning tick 0 to T0.
     fn sender_report(&self) -> Vec<u8> {
+        self.sender_report_at(0, T0_NS)
+    }
+
+    /// SR + SDES pinning `tick` to `ns`.
+    fn sender_report_at(&self, tick: u64, ns: i64) -> Vec<u8> {
         let sr = self
             .tx
-            .sender_report(0, NtpTime::from_unix(Duration::from_nanos(T0_NS as u64)));
+            .sender_report(tick, NtpTime::from_unix(Duration::from_nanos(ns as u64)));
         let mut buf = [0u8; 128];
         let n = sender_report_compound(&mut buf, &sr, "sensor@example.net").unwrap();
         buf[..n].to_vec()
@@ -107,7 +114,7 @@ impl Rig {
     ) -> Result<(StreamKey, Vec<Delivery>), Full> {
         let mut s = setup(&self.registry, agreed, Some(SessionId(7)), None);
         s.signalling_ip = signalling_ip;
-        let stream = StreamRx::new(s, 100, self.now, &mut self.ids);
+        let stream = StreamRx::new(s, limits(100), self.now, &mut self.ids);
         self.demux.add(stream, T0_NS, &mut self.sink)
     }
 
@@ -135,6 +142,14 @@ impl Rig {
     fn rtcp(&mut self, data: &[u8], from: &str) -> Delivery {
         self.datagram(data, from, Port::Rtcp, self.now)
     }
+}
+
+fn taken(key: StreamKey) -> Delivery {
+    Delivery::Rtcp(vec![Report::Taken(key)])
+}
+
+fn refused_report(reason: Reject, from: &str, detail: &str) -> Delivery {
+    Delivery::Rtcp(vec![Report::Refused(refused(reason, from, detail))])
 }
 
 fn to(key: StreamKey, outcome: Outcome) -> Delivery {
@@ -251,9 +266,9 @@ fn a_sender_report_goes_to_its_stream_and_releases_the_held_packets() {
     assert_eq!(
         r.rtcp(&sr, "10.0.0.9:40001"),
         Delivery::Rtcp(vec![Report::Refused(refused(
-            Reject::UnknownSource,
+            Reject::WrongAddress,
             "10.0.0.9:40001",
-            "RTCP sender report from SSRC 0x1a2b3c4d"
+            "RTCP sender report from SSRC 0x1a2b3c4d: not the session's RTCP address"
         ))])
     );
     assert!(r.sink.batch.readings.is_empty());

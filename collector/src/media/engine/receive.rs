@@ -9,7 +9,7 @@ use crate::media::demux::{Datagram, Delivery, Demux, Port, Rejected, Report, Str
 use crate::media::mailbox::{Inbox, Taken};
 use crate::media::rejects::RejectCounts;
 use crate::media::socket::{BATCH, batch_rx};
-use crate::media::stream::{Sink, StreamRx};
+use crate::media::stream::{Sink, StreamLimits, StreamRx};
 use crate::media::{Reject, StreamSetup};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimit;
@@ -66,7 +66,7 @@ pub(super) struct ReceiveThread {
     counts: RejectCounts,
     logs: HashMap<Reject, RateLimit>,
     ids: IdGenerator,
-    hold_limit: usize,
+    limits: StreamLimits,
     last_flush: Instant,
     last_housekeeping: Instant,
     last_metrics: Instant,
@@ -103,7 +103,7 @@ impl ReceiveThread {
             counts: RejectCounts::default(),
             logs: HashMap::new(),
             ids: IdGenerator::from_entropy(),
-            hold_limit: config.hold_before_sr_packets.get() as usize,
+            limits: StreamLimits::of(config),
             last_flush: Instant::now(),
             last_housekeeping: Instant::now(),
             last_metrics: Instant::now(),
@@ -249,7 +249,7 @@ impl ReceiveThread {
     }
 
     fn add(&mut self, setup: StreamSetup, now: Instant) -> Result<StreamKey, MediaError> {
-        let stream = StreamRx::new(setup, self.hold_limit, now, &mut self.ids);
+        let stream = StreamRx::new(setup, self.limits, now, &mut self.ids);
         let due = stream.rtcp_due();
         let (key, replayed) = self.demux.add(stream, wall_ns(), &mut self.sink)?;
         self.timers.push(Reverse((due, key)));

@@ -1,5 +1,5 @@
 use super::*;
-use crate::media::fixtures::{SSRC, T0_NS, agreed, desc, setup};
+use crate::media::fixtures::{SSRC, T0_NS, agreed, desc, limits, setup};
 use crate::stats::StreamsRegistry;
 use sipsensor_protocol::{EventRecord, NtpTime, RtpSender, encode_events, parse_rtp};
 use std::sync::Arc;
@@ -21,7 +21,7 @@ fn rig_with(previous_sample_ns: Option<i64>, hold: usize, session: Option<Sessio
     let now = Instant::now();
     let mut ids = IdGenerator::seeded(1);
     let setup = setup(&registry, agreed(desc(1, 10)), session, previous_sample_ns);
-    let rx = StreamRx::new(setup, hold, now, &mut ids);
+    let rx = StreamRx::new(setup, limits(hold), now, &mut ids);
     Rig {
         rx,
         tx: RtpSender::with_start(SSRC, 0xfffe, 0x1000),
@@ -58,14 +58,17 @@ impl Rig {
 
     /// An SR pinning tick 0 to T0.
     fn sender_report(&mut self) {
+        assert_eq!(self.report(0, T0_NS, T0_NS), Ok(()));
+    }
+
+    /// An SR pinning `tick` to `ns`, received at `now_ns`.
+    fn report(&mut self, tick: u64, ns: i64, now_ns: i64) -> Result<(), SrRefusal> {
         let sr = self
             .tx
-            .sender_report(0, NtpTime::from_unix(Duration::from_nanos(T0_NS as u64)));
+            .sender_report(tick, NtpTime::from_unix(Duration::from_nanos(ns as u64)));
         let from = "127.0.0.1:40001".parse().unwrap();
-        assert!(
-            self.rx
-                .on_sender_report(&sr, from, 52, self.now, &mut self.sink)
-        );
+        self.rx
+            .on_sender_report(&sr, from, 52, self.now, now_ns, &mut self.sink)
     }
 
     fn sample_rows(&self) -> Vec<(i64, u32, u16, i64, i64)> {
@@ -132,6 +135,30 @@ fn samples_wait_for_the_first_sender_report_then_get_exact_times() {
     assert_eq!(r.feed(&p2), Outcome::Stored);
     assert_eq!(r.flat().last().unwrap().seq, 0x1_0000);
     assert_eq!(r.rx.totals.samples, 30);
+}
+
+#[test]
+fn a_refused_sender_report_times_nothing_and_a_good_one_still_can() {
+    let mut r = rig(None, 100);
+    let d = desc(1, 10);
+    let p0 = r.samples(&d, 0);
+    assert_eq!(r.feed(&p0), Outcome::Held);
+    // A board that booted in 1970 and has no NTP yet.
+    assert!(matches!(
+        r.report(0, 1_000_000_000, T0_NS),
+        Err(SrRefusal::Clock(ClockRefusal::FarFromOurs { .. }))
+    ));
+    // Another SSRC than the signalled one.
+    let foreign = RtpSender::with_start(0x99, 0, 0)
+        .sender_report(0, NtpTime::from_unix(Duration::from_nanos(T0_NS as u64)));
+    let from = "127.0.0.1:40001".parse().unwrap();
+    assert_eq!(
+        r.rx.on_sender_report(&foreign, from, 52, r.now, T0_NS, &mut r.sink),
+        Err(SrRefusal::ForeignSsrc(0x99))
+    );
+    assert!(r.flat().is_empty(), "still held");
+    r.sender_report();
+    assert_eq!(r.flat()[0].ts_ns, T0_NS);
 }
 
 #[test]
