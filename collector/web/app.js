@@ -174,7 +174,6 @@
     for (const s of streams) {
       const tr = document.createElement("tr");
       cell(tr, s.aor);
-      cell(tr, s.ssrc.toString(16).padStart(8, "0"));
       cell(tr, s.rate_hz + " Hz", "num");
       cell(tr, String(s.packets), "num");
       cell(tr, s.lost + " (" + (s.fraction_lost * 100).toFixed(1) + " %)", "num");

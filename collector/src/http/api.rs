@@ -1,8 +1,14 @@
 //! JSON API handlers.
+//!
+//! No answer carries a stream's SSRC, Call-ID or RTP address: with them
+//! anyone who can read the page could inject packets or sender reports
+//! into a stream (issue 14). Logs and `export` still have them.
 
 use super::{ApiError, AppState};
+use crate::stats::{LastValue, Reception, StreamId, StreamSnapshot};
 use crate::storage::{
-    Event, Gap, Order, SampleQuery, Sensor, SensorId, Session, StoredSample, TS_MAX,
+    ChannelSpec, Event, Gap, Order, SampleQuery, Sensor, SensorId, Session, SessionId,
+    StoredSample, StreamSpec, TS_MAX,
 };
 use crate::timefmt::{format_rfc3339, now_ns, parse_time};
 use axum::Json;
@@ -36,6 +42,69 @@ impl From<Sensor> for SensorJson {
             state: s.state,
             last_seen: s.last_seen_ns.map(format_rfc3339),
             last_seen_ns: s.last_seen_ns,
+        }
+    }
+}
+
+/// A session record without its Call-ID and SSRC.
+#[derive(Debug, Serialize)]
+pub struct SessionJson {
+    pub id: SessionId,
+    pub sensor: SensorId,
+    pub stream: StreamSpec,
+    pub started_ns: i64,
+    pub ended_ns: Option<i64>,
+}
+
+impl From<Session> for SessionJson {
+    fn from(s: Session) -> Self {
+        SessionJson {
+            id: s.id,
+            sensor: s.sensor,
+            stream: s.stream,
+            started_ns: s.started_ns,
+            ended_ns: s.ended_ns,
+        }
+    }
+}
+
+/// A live stream's figures, without its SSRC, Call-ID and RTP address.
+#[derive(Debug, Serialize)]
+pub struct StreamJson {
+    pub id: StreamId,
+    pub sensor: SensorId,
+    pub aor: String,
+    pub session: SessionId,
+    pub rate_hz: f64,
+    pub channels: Vec<ChannelSpec>,
+    pub started_ns: i64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub duplicates: u64,
+    #[serde(flatten)]
+    pub reception: Reception,
+    pub last_packet_ns: Option<i64>,
+    pub last_values: Vec<LastValue>,
+    pub uptime_seconds: f64,
+}
+
+impl From<StreamSnapshot> for StreamJson {
+    fn from(s: StreamSnapshot) -> Self {
+        StreamJson {
+            id: s.id,
+            sensor: s.info.sensor,
+            aor: s.info.aor,
+            session: s.info.session,
+            rate_hz: s.info.rate_hz,
+            channels: s.info.channels,
+            started_ns: s.info.started_ns,
+            packets: s.packets,
+            bytes: s.bytes,
+            duplicates: s.duplicates,
+            reception: s.reception,
+            last_packet_ns: s.last_packet_ns,
+            last_values: s.last_values,
+            uptime_seconds: s.uptime_seconds,
         }
     }
 }
@@ -141,11 +210,12 @@ pub async fn sessions(
     State(state): State<AppState>,
     Path(key): Path<String>,
     q: Result<Query<RangeParams>, QueryRejection>,
-) -> Result<Json<Vec<Session>>, ApiError> {
+) -> Result<Json<Vec<SessionJson>>, ApiError> {
     let p = params(q)?;
     let r = range(&p)?;
     let s = find_sensor(&state, &key).await?;
-    Ok(Json(state.storage.sessions(s.id, r.from, r.to).await?))
+    let list = state.storage.sessions(s.id, r.from, r.to).await?;
+    Ok(Json(list.into_iter().map(SessionJson::from).collect()))
 }
 
 pub async fn samples(
@@ -207,8 +277,9 @@ pub async fn events(
     Ok(Json(state.storage.events(s.id, r.from, r.to).await?))
 }
 
-pub async fn streams(State(state): State<AppState>) -> impl IntoResponse {
-    Json(state.streams.snapshot(now_ns()))
+pub async fn streams(State(state): State<AppState>) -> Json<Vec<StreamJson>> {
+    let list = state.streams.snapshot(now_ns());
+    Json(list.into_iter().map(StreamJson::from).collect())
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {

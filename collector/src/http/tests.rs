@@ -210,8 +210,10 @@ async fn sessions_gaps_and_events() {
     let id = f.sensor.id.0;
     let (_, v) = get_json(&f.state, &format!("/api/sensors/{id}/sessions")).await;
     assert_eq!(v[0]["id"], f.session.id.0);
-    assert_eq!(v[0]["ssrc"], 0x1234_5678);
     assert_eq!(v[0]["stream"]["channels"][1]["unit"], "%RH");
+    // What a spoofer of the session's packets would need is not published.
+    assert_eq!(v[0].get("ssrc"), None, "{v}");
+    assert_eq!(v[0].get("call_id"), None, "{v}");
     let (_, v) = get_json(&f.state, &format!("/api/sensors/{id}/gaps")).await;
     assert_eq!(v[0]["samples"], 2);
     assert_eq!(v[0]["cause"], "loss");
@@ -248,6 +250,12 @@ async fn streams_and_metrics() {
     assert_eq!(v[0]["jitter_seconds"], 0.0015);
     assert_eq!(v[0]["last_values"][0]["value"], 25.08);
     assert!(v[0]["uptime_seconds"].as_f64().unwrap() > 0.0);
+    // Issue 14: neither the SSRC, the RTP address nor the Call-ID, which
+    // are what injecting packets or sender reports into the stream takes.
+    let (_, _, body) = get(&f.state, "/api/streams").await;
+    for secret in ["ssrc", "305419896", "12345678", "call", "40000", "remote"] {
+        assert!(!body.contains(secret), "{secret:?} in {body}");
+    }
 
     let (status, ctype, text) = get(&f.state, "/metrics").await;
     assert_eq!(status, StatusCode::OK);
