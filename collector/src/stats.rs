@@ -27,9 +27,14 @@ pub struct StreamInfo {
     pub aor: String,
     /// Current session record (changes when a re-INVITE renegotiates).
     pub session: SessionId,
+    // Call-ID, SSRC and RTP address are left out of `/api/streams`: they
+    // are what injecting packets into the stream takes (issue 14).
+    #[serde(skip_serializing)]
     pub call_id: String,
+    #[serde(skip_serializing)]
     pub ssrc: u32,
     /// Where the RTP comes from.
+    #[serde(skip_serializing)]
     pub remote: Option<SocketAddr>,
     pub rate_hz: f64,
     pub channels: Vec<ChannelSpec>,
@@ -388,7 +393,6 @@ mod tests {
         for key in [
             "id",
             "aor",
-            "ssrc",
             "packets",
             "lost",
             "fraction_lost",
@@ -397,6 +401,9 @@ mod tests {
             "uptime_seconds",
         ] {
             assert!(v.get(key).is_some(), "missing {key} in {v}");
+        }
+        for key in ["ssrc", "call_id", "remote"] {
+            assert!(v.get(key).is_none(), "{key} published in {v}");
         }
     }
 }

@@ -5,10 +5,10 @@
 //! into a stream (issue 14). Logs and `export` still have them.
 
 use super::{ApiError, AppState};
-use crate::stats::{LastValue, Reception, StreamId, StreamSnapshot};
+use crate::stats::StreamSnapshot;
 use crate::storage::{
-    ChannelSpec, Event, Gap, Order, SampleQuery, Sensor, SensorId, Session, SessionId,
-    StoredSample, StreamSpec, TS_MAX,
+    Event, Gap, Order, SampleQuery, Sensor, SensorId, Session, SessionId, StoredSample, StreamSpec,
+    TS_MAX,
 };
 use crate::timefmt::{format_rfc3339, now_ns, parse_time};
 use axum::Json;
@@ -64,47 +64,6 @@ impl From<Session> for SessionJson {
             stream: s.stream,
             started_ns: s.started_ns,
             ended_ns: s.ended_ns,
-        }
-    }
-}
-
-/// A live stream's figures, without its SSRC, Call-ID and RTP address.
-#[derive(Debug, Serialize)]
-pub struct StreamJson {
-    pub id: StreamId,
-    pub sensor: SensorId,
-    pub aor: String,
-    pub session: SessionId,
-    pub rate_hz: f64,
-    pub channels: Vec<ChannelSpec>,
-    pub started_ns: i64,
-    pub packets: u64,
-    pub bytes: u64,
-    pub duplicates: u64,
-    #[serde(flatten)]
-    pub reception: Reception,
-    pub last_packet_ns: Option<i64>,
-    pub last_values: Vec<LastValue>,
-    pub uptime_seconds: f64,
-}
-
-impl From<StreamSnapshot> for StreamJson {
-    fn from(s: StreamSnapshot) -> Self {
-        StreamJson {
-            id: s.id,
-            sensor: s.info.sensor,
-            aor: s.info.aor,
-            session: s.info.session,
-            rate_hz: s.info.rate_hz,
-            channels: s.info.channels,
-            started_ns: s.info.started_ns,
-            packets: s.packets,
-            bytes: s.bytes,
-            duplicates: s.duplicates,
-            reception: s.reception,
-            last_packet_ns: s.last_packet_ns,
-            last_values: s.last_values,
-            uptime_seconds: s.uptime_seconds,
         }
     }
 }
@@ -277,9 +236,9 @@ pub async fn events(
     Ok(Json(state.storage.events(s.id, r.from, r.to).await?))
 }
 
-pub async fn streams(State(state): State<AppState>) -> Json<Vec<StreamJson>> {
-    let list = state.streams.snapshot(now_ns());
-    Json(list.into_iter().map(StreamJson::from).collect())
+/// Serialised without SSRC, Call-ID and RTP address (see `StreamInfo`).
+pub async fn streams(State(state): State<AppState>) -> Json<Vec<StreamSnapshot>> {
+    Json(state.streams.snapshot(now_ns()))
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
