@@ -140,12 +140,14 @@ fn now_ns() -> i64 {
 impl Collector for StreamsCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let streams = self.0.snapshot(now_ns());
+        // A stream is told by its registry id, not its SSRC: the SSRC is what
+        // spoofing its packets takes (issue 14).
         let labels: Vec<[(&'static str, String); 2]> = streams
             .iter()
             .map(|s| {
                 [
                     ("sensor", s.info.aor.clone()),
-                    ("ssrc", s.info.ssrc.to_string()),
+                    ("stream", s.id.0.to_string()),
                 ]
             })
             .collect();
@@ -220,7 +222,7 @@ impl Collector for StreamsCollector {
             for v in &s.last_values {
                 let l = [
                     ("sensor", s.info.aor.clone()),
-                    ("ssrc", s.info.ssrc.to_string()),
+                    ("stream", s.id.0.to_string()),
                     ("channel", v.name.clone()),
                     ("unit", v.unit.clone()),
                 ];
@@ -263,6 +265,8 @@ mod tests {
         h.record_packet(20, 1);
         h.set_last_value(0, 1, 2508);
         let text = m.render().unwrap();
+        let id = h.id().0;
+        assert!(!text.contains("ssrc"), "{text}");
         for needle in [
             "# TYPE sipsensor_collector_samples_stored counter",
             "sipsensor_collector_samples_stored_total 42",
@@ -271,9 +275,13 @@ mod tests {
             "# TYPE sipsensor_collector_streams gauge",
             "sipsensor_collector_streams 1",
             "# TYPE sipsensor_stream_packets counter",
-            "sipsensor_stream_packets_total{sensor=\"sip:s1@example.net\",ssrc=\"77\"} 1",
+            &format!(
+                "sipsensor_stream_packets_total{{sensor=\"sip:s1@example.net\",stream=\"{id}\"}} 1"
+            ),
             "# TYPE sipsensor_stream_jitter_seconds gauge",
-            "sipsensor_stream_last_value{sensor=\"sip:s1@example.net\",ssrc=\"77\",channel=\"temperature\",unit=\"Cel\"} 25.08",
+            &format!(
+                "sipsensor_stream_last_value{{sensor=\"sip:s1@example.net\",stream=\"{id}\",channel=\"temperature\",unit=\"Cel\"}} 25.08"
+            ),
             "# EOF",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in:\n{text}");

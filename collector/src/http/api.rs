@@ -2,7 +2,7 @@
 //!
 //! No answer carries a stream's SSRC, Call-ID or RTP address: with them
 //! anyone who can read the page could inject packets or sender reports
-//! into a stream (issue 14). Logs and `export` still have them.
+//! into a stream (issue 14). The store keeps them.
 
 use super::{ApiError, AppState};
 use crate::stats::StreamSnapshot;

@@ -261,9 +261,10 @@ async fn streams_and_metrics() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(ctype, crate::metrics::CONTENT_TYPE);
     assert!(text.contains("# TYPE sipsensor_stream_lost_packets gauge"));
-    assert!(text.contains(
-        "sipsensor_stream_lost_packets{sensor=\"sip:sensor-0001@example.net\",ssrc=\"305419896\"} 2"
-    ));
+    assert!(text.contains(&format!(
+        "sipsensor_stream_lost_packets{{sensor=\"sip:sensor-0001@example.net\",stream=\"{}\"}} 2",
+        h.id().0
+    )));
     assert!(text.ends_with("# EOF\n"));
 }
 
