@@ -198,6 +198,8 @@ pub(super) struct StreamRx {
     hold_limit: usize,
     clock_bounds: ClockBounds,
     held_dropped: Option<Dropped>,
+    /// Sender reports refused for their clock: why packets may wait.
+    srs_refused: u64,
     parked: VecDeque<Kept>,
     park_until: Option<Instant>,
     gaps: GapFinder,
@@ -271,6 +273,7 @@ impl StreamRx {
             hold_limit: limits.hold_before_sr.max(1),
             clock_bounds: limits.clock,
             held_dropped: None,
+            srs_refused: 0,
             parked: VecDeque::new(),
             park_until: None,
             gaps: GapFinder::new(GAP_GRACE),
@@ -434,10 +437,14 @@ impl StreamRx {
                 });
                 d.instants += i64::from(s.count);
             }
+            let refused = match self.srs_refused {
+                0 => String::new(),
+                n => format!(" ({n} refused for their clock: see clock_offset, clock_jump)"),
+            };
             sink.reject(
                 Reject::NoSenderReport,
                 format!(
-                    "{}: no RTCP sender report after {} packets",
+                    "{}: no usable RTCP sender report after {} packets{refused}",
                     self.aor, self.hold_limit
                 ),
             );
@@ -638,8 +645,13 @@ impl StreamRx {
         if self.receiver.ssrc().is_some_and(|s| s != sr.ssrc) {
             return Err(SrRefusal::ForeignSsrc(sr.ssrc));
         }
-        self.clock_bounds
-            .check(sr, self.receiver.mapping().as_ref(), now_ns)?;
+        if let Err(e) = self
+            .clock_bounds
+            .check(sr, self.receiver.mapping().as_ref(), now_ns)
+        {
+            self.srs_refused += 1;
+            return Err(e.into());
+        }
         if !self.receiver.on_sender_report(sr, now) {
             return Err(SrRefusal::ForeignSsrc(sr.ssrc));
         }

@@ -162,6 +162,26 @@ fn a_refused_sender_report_times_nothing_and_a_good_one_still_can() {
 }
 
 #[test]
+fn packets_given_up_for_want_of_a_usable_report_say_reports_were_refused() {
+    let mut r = rig(None, 1);
+    let d = desc(1, 10);
+    let p0 = r.samples(&d, 0);
+    assert_eq!(r.feed(&p0), Outcome::Held);
+    assert!(r.report(0, T0_NS + 3_600_000_000_000, T0_NS).is_err());
+    let p1 = r.samples(&d, 50);
+    assert_eq!(r.feed(&p1), Outcome::Held);
+    assert_eq!(
+        r.sink.rejects,
+        vec![(
+            Reject::NoSenderReport,
+            "sip:s1@example.net: no usable RTCP sender report after 1 packets (1 refused for \
+             their clock: see clock_offset, clock_jump)"
+                .to_string()
+        )]
+    );
+}
+
+#[test]
 fn duplicates_are_stored_once_and_counted() {
     let mut r = rig(None, 100);
     r.sender_report();
