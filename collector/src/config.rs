@@ -86,6 +86,10 @@ pub struct StorageConfig {
     /// `header` (instant; damage deeper in the file shows when it is read).
     #[serde(default)]
     pub integrity_check: IntegrityCheck,
+    /// A new SQLite file is created 0640 and given to this group (a backup
+    /// job's); without it, 0600.
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 /// Flush interval in ms, 1..=1000.
@@ -218,10 +222,18 @@ impl StorageConfig {
         }
     }
 
-    pub fn open_options(&self) -> crate::storage::OpenOptions {
-        crate::storage::OpenOptions {
+    /// Fails when `group` names no group.
+    pub fn open_options(
+        &self,
+    ) -> Result<crate::storage::OpenOptions, crate::storage::StorageError> {
+        let sqlite_group = match &self.group {
+            Some(name) => Some(crate::storage::sqlite::file_mode::group_id(name)?),
+            None => None,
+        };
+        Ok(crate::storage::OpenOptions {
             sqlite_check: self.integrity_check,
-        }
+            sqlite_group,
+        })
     }
 }
 
@@ -256,16 +268,51 @@ pub struct HttpConfig {
     /// Address of the web page, JSON API and /metrics.
     #[serde(default = "default_http_bind")]
     pub bind: SocketAddr,
+    /// Host names the server answers for, besides IP addresses and
+    /// `localhost` (a request naming another gets 421: DNS rebinding).
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// File holding the access token; required when `bind` is not loopback.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Serve beyond loopback without a token (logs a warning at start).
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
+    /// A connection that has not sent a whole request head this long after
+    /// it opened or after its last answer is closed (slow or idle clients).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_s: NonZeroU32,
+    /// Connections open at once; further ones are closed at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: NonZeroU32,
+    /// Connections open at once from one address (one /64 for IPv6).
+    #[serde(default = "default_max_per_source")]
+    pub max_connections_per_source: NonZeroU32,
 }
 
 fn default_http_bind() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_idle_timeout() -> NonZeroU32 {
+    NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN)
+}
+fn default_max_connections() -> NonZeroU32 {
+    NonZeroU32::new(512).unwrap_or(NonZeroU32::MIN)
+}
+fn default_max_per_source() -> NonZeroU32 {
+    NonZeroU32::new(32).unwrap_or(NonZeroU32::MIN)
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             bind: default_http_bind(),
+            hosts: Vec::new(),
+            token_file: None,
+            allow_unauthenticated: false,
+            idle_timeout_s: default_idle_timeout(),
+            max_connections: default_max_connections(),
+            max_connections_per_source: default_max_per_source(),
         }
     }
 }

@@ -16,9 +16,17 @@
 //!
 //! `from`/`to` take RFC 3339 or ns since the epoch; the range is
 //! `from <= t < to`, unbounded by default.
+//!
+//! Every request passes [`access`] first (Host, and a token beyond
+//! loopback); [`connections`] caps open connections and closes idle ones.
 
+pub mod access;
 mod api;
 mod assets;
+pub mod connections;
+
+pub use access::{Access, AccessError};
+pub use connections::Limits;
 
 use crate::metrics::Metrics;
 use crate::stats::StreamsRegistry;
@@ -75,15 +83,39 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
         .map_err(|source| BindError { addr, source })
 }
 
+/// The routes behind the access check.
+pub fn guarded(state: AppState, access: Arc<Access>) -> Router {
+    let guard = access::Guard::new(access, state.metrics.clone());
+    router(state).layer(axum::middleware::from_fn_with_state(guard, access::guard))
+}
+
+/// Who gets in and how many at once.
+#[derive(Debug, Clone)]
+pub struct Doors {
+    pub access: Arc<Access>,
+    pub limits: Limits,
+}
+
+impl Doors {
+    /// No token, the default limits: for a server on loopback.
+    pub fn loopback() -> Self {
+        Doors {
+            access: Arc::new(Access::open()),
+            limits: Limits::default(),
+        }
+    }
+}
+
 /// Serves until `shutdown` resolves, then finishes open requests.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    doors: Doors,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let metrics = state.metrics.clone();
+    let app = guarded(state, doors.access);
+    connections::serve(listener, app, doors.limits, metrics, shutdown).await
 }
 
 /// A JSON error answer: `{"error": "..."}`.
