@@ -77,10 +77,23 @@ pub struct BindError {
     pub source: std::io::Error,
 }
 
+/// Queue of connections the kernel completes before they are accepted:
+/// a burst (a flood, or every browser reconnecting) would otherwise wait
+/// for SYN retransmissions once the default 128 are queued.
+const LISTEN_BACKLOG: u32 = 1024;
+
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| BindError { addr, source })
+    let err = |source| BindError { addr, source };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(err)?;
+    // As std and tokio do: a restart binds while old connections linger.
+    socket.set_reuseaddr(true).map_err(err)?;
+    socket.bind(addr).map_err(err)?;
+    socket.listen(LISTEN_BACKLOG).map_err(err)
 }
 
 /// The routes behind the access check.

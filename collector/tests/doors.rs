@@ -321,3 +321,56 @@ async fn a_new_database_and_its_wal_are_owner_only() {
     assert_eq!(mode("c.db-shm"), 0o600);
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_and_an_idle_keep_alive_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(&config(dir.path(), "  idle_timeout_s: 1\n")).await;
+    let addr = c.http;
+
+    // Slowloris: a byte every 200 ms keeps the socket busy, never finishes
+    // the head.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let t = Instant::now();
+    let head = b"GET /api/sensors HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut closed_after = None;
+    for b in head.iter() {
+        if slow.write_all(&[*b]).await.is_err() {
+            closed_after = Some(t.elapsed());
+            break;
+        }
+        let mut buf = [0u8; 256];
+        match tokio::time::timeout(Duration::from_millis(200), slow.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed_after = Some(t.elapsed());
+                break;
+            }
+            // hyper may answer 408 before it closes.
+            Ok(Ok(_)) | Err(_) => {}
+        }
+    }
+    let closed_after = closed_after.expect("a head sent a byte at a time stayed open");
+    assert!(
+        closed_after < Duration::from_secs(3),
+        "closed only after {closed_after:?}"
+    );
+
+    // Keep-alive: one answered request, then silence.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let t = Instant::now();
+    let end = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut answer))
+        .await
+        .expect("an idle keep-alive connection stayed open");
+    assert!(end.is_ok());
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "closed before its idle time"
+    );
+    c.stop().await;
+}
