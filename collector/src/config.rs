@@ -8,11 +8,12 @@
 //!   days: 90
 //! http:
 //!   bind: 0.0.0.0:8080
+//!   token_file: /etc/sipsensor/http-token   # needed beyond loopback
 //! sip:
 //!   bind: 0.0.0.0:5060
 //!   registrar: true
 //!   credentials_file: /etc/sipsensor/credentials.yaml
-//!   trusted_peers: [127.0.0.1/32, 10.0.0.0/8]
+//!   trusted_peers: [198.51.100.10/32]         # a proxy that authenticates
 //! policy:
 //!   mode: cap
 //!   max_rate_hz: 100

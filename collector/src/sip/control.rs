@@ -2,10 +2,10 @@
 //! running collector over a Unix socket (`sip.control_socket`).
 //!
 //! Why a Unix socket and not the HTTP API: calling a sensor or changing its
-//! rate acts on devices, and the HTTP API has no authentication (it may
-//! listen on a network for the page). A socket file is guarded by file
-//! permissions (mode 0660: root and the collector's group), like the
-//! agent's status socket.
+//! rate acts on devices, while the HTTP API only reads, may listen on a
+//! network for the page, and its one token is shared by every viewer. A
+//! socket file is guarded by file permissions (mode 0660: root and the
+//! collector's group), like the agent's status socket.
 //!
 //! Protocol: one JSON request line, one JSON reply line, then the server
 //! closes the connection.
