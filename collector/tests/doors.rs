@@ -6,6 +6,8 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use sipsensor_collector::app;
 use sipsensor_collector::config::Config;
 use std::io::Read;
@@ -372,5 +374,37 @@ async fn slow_headers_and_an_idle_keep_alive_are_closed() {
         t.elapsed() >= Duration::from_millis(900),
         "closed before its idle time"
     );
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_behind_the_token_works_after_the_browsers_log_in_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("http-token");
+    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    let c = start(&config(
+        dir.path(),
+        &format!("  token_file: {}\n", token.display()),
+    ))
+    .await;
+    let url = format!("http://{}/", c.http);
+    let polled = "window.sipsensor && window.sipsensor.polls >= 2 && \
+                  window.sipsensor.lastError === null";
+    let outcome = tokio::task::spawn_blocking(move || {
+        let credentials = format!("technician:{TOKEN}");
+        let mut browser = common::browser::Browser::start_with_credentials(Some(&credentials))?;
+        browser.goto(&url);
+        let with_token = browser.wait(polled, 15_000);
+        // The same request without the browser's stored log-in.
+        let without =
+            browser.eval("fetch('/api/sensors', {credentials: 'omit'}).then((r) => r.status)");
+        Some((with_token, without))
+    })
+    .await
+    .unwrap();
+    if let Some((with_token, without)) = outcome {
+        with_token.expect("the page did not load its data with the token");
+        assert_eq!(without, 401);
+    }
     c.stop().await;
 }
