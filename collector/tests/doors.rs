@@ -99,6 +99,16 @@ fn config(dir: &Path, http: &str) -> String {
     )
 }
 
+/// A config whose HTTP side needs [`TOKEN`] (written into `dir`).
+fn config_with_token(dir: &Path, more_http: &str) -> String {
+    let token = dir.join("http-token");
+    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    config(
+        dir,
+        &format!("  token_file: {}\n{more_http}", token.display()),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_connection_flood_from_one_source_leaves_healthz_to_others() {
     let dir = tempfile::tempdir().unwrap();
@@ -161,14 +171,9 @@ async fn an_idle_connection_flood_from_one_source_leaves_healthz_to_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_token_or_with_a_rebound_host_a_request_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let token = dir.path().join("http-token");
-    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
-    let c = start(&config(
+    let c = start(&config_with_token(
         dir.path(),
-        &format!(
-            "  token_file: {}\n  hosts: [collector.example.net]\n",
-            token.display()
-        ),
+        "  hosts: [collector.example.net]\n",
     ))
     .await;
     let addr = c.http;
@@ -380,13 +385,7 @@ async fn slow_headers_and_an_idle_keep_alive_are_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_behind_the_token_works_after_the_browsers_log_in_prompt() {
     let dir = tempfile::tempdir().unwrap();
-    let token = dir.path().join("http-token");
-    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
-    let c = start(&config(
-        dir.path(),
-        &format!("  token_file: {}\n", token.display()),
-    ))
-    .await;
+    let c = start(&config_with_token(dir.path(), "")).await;
     let url = format!("http://{}/", c.http);
     let polled = "window.sipsensor && window.sipsensor.polls >= 2 && \
                   window.sipsensor.lastError === null";
