@@ -2,6 +2,8 @@
 //! and HTTP, and on shutdown (SIGTERM, SIGINT) commits every received row
 //! before it exits.
 
+pub mod check;
+
 use crate::config::Config;
 use crate::http::{self, AppState, BindError};
 use crate::metrics::Metrics;
@@ -20,6 +22,8 @@ pub enum RunError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Bind(#[from] BindError),
+    #[error(transparent)]
+    HttpAccess(#[from] crate::http::AccessError),
     #[error("the HTTP server stopped: {0}")]
     Http(std::io::Error),
     #[error(transparent)]
@@ -47,7 +51,17 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
     on_ready: impl FnOnce(&Services),
 ) -> Result<WriterSummary, RunError> {
-    let storage = storage::open(&config.storage.url, config.storage.open_options()).await?;
+    // Before anything opens: a server beyond loopback without a token
+    // must not start.
+    let (access, warnings) = http::Access::from_config(&config.http)?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    let doors = http::Doors {
+        access: Arc::new(access),
+        limits: http::Limits::from_config(&config.http),
+    };
+    let storage = storage::open(&config.storage.url, config.storage.open_options()?).await?;
     tracing::info!(
         "storage {} (schema version {})",
         storage.describe(),
@@ -78,7 +92,7 @@ pub async fn run(
         streams: streams.clone(),
         metrics: metrics.clone(),
     };
-    let mut http_task = tokio::spawn(http::serve(listener, state, async move {
+    let mut http_task = tokio::spawn(http::serve(listener, state, doors, async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
     }));
     tracing::info!("web page, API and metrics on http://{http_addr}/");

@@ -16,9 +16,17 @@
 //!
 //! `from`/`to` take RFC 3339 or ns since the epoch; the range is
 //! `from <= t < to`, unbounded by default.
+//!
+//! Every request passes [`access`] first (Host, and a token beyond
+//! loopback); [`connections`] caps open connections and closes idle ones.
 
+pub mod access;
 mod api;
 mod assets;
+pub mod connections;
+
+pub use access::{Access, AccessError};
+pub use connections::Limits;
 
 use crate::metrics::Metrics;
 use crate::stats::StreamsRegistry;
@@ -69,21 +77,58 @@ pub struct BindError {
     pub source: std::io::Error,
 }
 
+/// Queue of connections the kernel completes before they are accepted:
+/// a burst (a flood, or every browser reconnecting) would otherwise wait
+/// for SYN retransmissions once the default 128 are queued.
+const LISTEN_BACKLOG: u32 = 1024;
+
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| BindError { addr, source })
+    let err = |source| BindError { addr, source };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(err)?;
+    // As std and tokio do: a restart binds while old connections linger.
+    socket.set_reuseaddr(true).map_err(err)?;
+    socket.bind(addr).map_err(err)?;
+    socket.listen(LISTEN_BACKLOG).map_err(err)
+}
+
+/// The routes behind the access check.
+pub fn guarded(state: AppState, access: Arc<Access>) -> Router {
+    let guard = access::Guard::new(access, state.metrics.clone());
+    router(state).layer(axum::middleware::from_fn_with_state(guard, access::guard))
+}
+
+/// Who gets in and how many at once.
+#[derive(Debug, Clone)]
+pub struct Doors {
+    pub access: Arc<Access>,
+    pub limits: Limits,
+}
+
+impl Doors {
+    /// No token, the default limits: for a server on loopback.
+    pub fn loopback() -> Self {
+        Doors {
+            access: Arc::new(Access::open()),
+            limits: Limits::default(),
+        }
+    }
 }
 
 /// Serves until `shutdown` resolves, then finishes open requests.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    doors: Doors,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let metrics = state.metrics.clone();
+    let app = guarded(state, doors.access);
+    connections::serve(listener, app, doors.limits, metrics, shutdown).await
 }
 
 /// A JSON error answer: `{"error": "..."}`.

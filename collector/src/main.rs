@@ -96,9 +96,7 @@ fn main() -> ExitCode {
         Command::Run { config } => run(config),
         Command::Call(a) => sipsensor_collector::sip::cli::call(a),
         Command::SetRate(a) => sipsensor_collector::sip::cli::set_rate(a),
-        Command::CheckConfig { config } => Config::load(&config)
-            .map(|_| println!("{}: ok", config.display()))
-            .map_err(|e| e.to_string()),
+        Command::CheckConfig { config } => check_config(&config),
         Command::Export {
             config,
             storage,
@@ -139,6 +137,22 @@ fn main() -> ExitCode {
     }
 }
 
+/// Parses the config, then reads what it names (credentials, token file,
+/// control socket path) as `run` would; warnings go to stderr.
+fn check_config(path: &std::path::Path) -> Result<(), String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    let findings = app::check::check(&config);
+    for w in &findings.warnings {
+        eprintln!("sipsensor-collector: warning: {w}");
+    }
+    if findings.errors.is_empty() {
+        println!("{}: ok", path.display());
+        Ok(())
+    } else {
+        Err(findings.errors.join("\nsipsensor-collector: "))
+    }
+}
+
 fn run(config_path: PathBuf) -> Result<(), String> {
     let config = Config::load(&config_path).map_err(|e| e.to_string())?;
     init_logging();
@@ -158,6 +172,7 @@ fn run_export(
         // Reading only: skip the full-file check a long-running start does.
         let opts = OpenOptions {
             sqlite_check: IntegrityCheck::HeaderOnly,
+            sqlite_group: None,
         };
         let store = storage::open(url, opts).await.map_err(|e| e.to_string())?;
         let result = match &output {

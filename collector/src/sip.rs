@@ -299,7 +299,7 @@ impl SipService {
             let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
         }
         self.control.abort();
-        let _ = std::fs::remove_file(&self.control_path);
+        control::remove_socket(&self.control_path);
         self.media.stop().await;
         self.tu.abort();
         self.ua.abort();

@@ -104,6 +104,8 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 pub struct OpenOptions {
     /// Check of an existing SQLite file (PostgreSQL checks itself).
     pub sqlite_check: sqlite::IntegrityCheck,
+    /// Group of a new SQLite file (`storage.group`, resolved).
+    pub sqlite_group: Option<u32>,
 }
 
 /// Opens the store a URL names, creating or migrating its schema.
@@ -112,6 +114,7 @@ pub async fn open(url: &StorageUrl, opts: OpenOptions) -> Result<Arc<dyn Storage
         StorageUrl::Sqlite(path) => {
             let options = sqlite::SqliteOptions {
                 integrity_check: opts.sqlite_check,
+                group: opts.sqlite_group,
                 ..sqlite::SqliteOptions::default()
             };
             let store = sqlite::SqliteStore::open(path.clone(), options).await?;

@@ -68,11 +68,33 @@ fn write_config(dir: &Path, db: &Path) -> PathBuf {
 #[test]
 fn check_config_accepts_the_example_and_explains_errors() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/collector.yaml");
-    let out = collector(&["check-config", example]);
+    let dir = tempfile::tempdir().unwrap();
+    // The example names the appliance's files; here they are in `dir`.
+    let creds = dir.path().join("credentials.yaml");
+    let local = std::fs::read_to_string(example)
+        .unwrap()
+        .replace("/etc/sipsensor/credentials.yaml", creds.to_str().unwrap())
+        .replace("/run/sipsensor/", &format!("{}/", dir.path().display()))
+        .replace("/var/lib/sipsensor/", &format!("{}/", dir.path().display()));
+    let local_path = dir.path().join("collector.yaml");
+    std::fs::write(&local_path, local).unwrap();
+    // check-config reads the credentials file the config names.
+    let out = collector(&["check-config", local_path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cannot read credentials file"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::write(&creds, "users:\n  sensor-0001: \"a long password\"\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let out = collector(&["check-config", local_path.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains(": ok"));
 
-    let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "storage:\n  url: sqlite:///x.db\n  colour: red\n").unwrap();
     let out = collector(&["check-config", bad.to_str().unwrap()]);

@@ -379,3 +379,86 @@ fn the_quick_start_collector_files_are_valid() {
     .unwrap();
     assert!(creds.password("sensor-0001").is_some());
 }
+
+/// Keys the shipped example sets to something other than the documented
+/// default, on purpose, and why. Anything else it sets must equal the
+/// default: an example is copied as it is, and a value that differs
+/// silently (once `trusted_peers: [127.0.0.1/32]`, which let any loopback
+/// process open sessions) becomes every installation's setting.
+const EXAMPLE_ON_PURPOSE: &[(&str, &str)] = &[
+    ("storage.url", "required: the appliance's database path"),
+    (
+        "sip.credentials_file",
+        "the appliance's path; without one no sensor can register",
+    ),
+];
+
+/// `a.b.c` → value for every leaf of `v` (a sequence is a leaf).
+fn leaves(prefix: &str, v: &Value, out: &mut BTreeMap<String, Value>) {
+    match v {
+        Value::Mapping(m) => {
+            for (k, child) in m {
+                let k = k.as_str().unwrap();
+                let key = if prefix.is_empty() {
+                    k.to_owned()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                leaves(&key, child, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_owned(), other.clone());
+        }
+    }
+}
+
+#[test]
+fn the_example_config_sets_the_documented_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/collector.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    Config::parse(&text, &path).unwrap();
+    let mut set = BTreeMap::new();
+    leaves("", &serde_yaml::from_str(&text).unwrap(), &mut set);
+    let rows = doc_rows();
+    for (key, value) in &set {
+        let row = rows
+            .get(key)
+            .unwrap_or_else(|| panic!("the example sets {key}, which the docs do not list"));
+        if let Some((_, why)) = EXAMPLE_ON_PURPOSE.iter().find(|(k, _)| k == key) {
+            assert!(
+                literal(&row.default).as_ref() != Some(value),
+                "{key} is listed as set on purpose ({why}) but has the default: remove it from \
+                 EXAMPLE_ON_PURPOSE"
+            );
+            continue;
+        }
+        let default = literal(&row.default).unwrap_or_else(|| {
+            panic!(
+                "the example sets {key}: {value:?}, whose default is {:?}; comment it out, or \
+                 name it in EXAMPLE_ON_PURPOSE with the reason",
+                row.default
+            )
+        });
+        assert_eq!(
+            value, &default,
+            "the example sets {key} to {value:?}, the docs give {} as the default",
+            row.default
+        );
+    }
+    // Every key with a default value is shown, so the example is complete.
+    // (Not inside an optional section left out, such as sip.register.)
+    let in_optional_section = |key: &str| {
+        key.match_indices('.')
+            .any(|(i, _)| rows.get(&key[..i]).is_some_and(|r| r.default == "none"))
+    };
+    for (key, row) in rows.iter().filter(|(k, _)| !is_credentials_key(k)) {
+        if literal(&row.default).is_some() && !in_optional_section(key) {
+            assert!(
+                set.contains_key(key),
+                "the example does not show {key} (default {})",
+                row.default
+            );
+        }
+    }
+}

@@ -181,9 +181,14 @@ fn page_shows_sensors_streams_and_live_charts() {
         .unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = rt.spawn(http::serve(listener, state.clone(), async move {
-        let _ = stopped.await;
-    }));
+    let server = rt.spawn(http::serve(
+        listener,
+        state.clone(),
+        http::Doors::loopback(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
 
     browser.goto(&format!("http://{addr}/"));
     let b = boiler.id.0;

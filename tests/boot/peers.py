@@ -109,6 +109,11 @@ class Collector:
         creds = self.dir / "credentials.yaml"
         creds.write_text(f'users:\n  {user}: "{password}"\n')
         os.chmod(creds, 0o600)
+        # HTTP beyond loopback needs a token.
+        self.http_token = os.urandom(16).hex()
+        token = self.dir / "http-token"
+        token.write_text(self.http_token + "\n")
+        os.chmod(token, 0o600)
         config = self.dir / "collector.yaml"
         config.write_text(f"""\
 storage:
@@ -116,6 +121,7 @@ storage:
   flush_interval_ms: 100
 http:
   bind: {HOST_IP}:{COLLECTOR_HTTP_PORT}
+  token_file: {token}
 sip:
   bind: {HOST_IP}:{COLLECTOR_SIP_PORT}
   advertise: {HOST_IP}
@@ -162,7 +168,8 @@ media:
     def streams(self):
         """The collector's live streams (/api/streams), read in the namespace."""
         result = self.netns.run(["python3", "-c",
-                                 "import sys, urllib.request; sys.stdout.write(urllib.request."
-                                 f"urlopen('http://{HOST_IP}:{COLLECTOR_HTTP_PORT}/api/streams',"
+                                 "import sys, urllib.request as u; sys.stdout.write(u.urlopen("
+                                 f"u.Request('http://{HOST_IP}:{COLLECTOR_HTTP_PORT}/api/streams',"
+                                 f" headers={{'Authorization': 'Bearer {self.http_token}'}}),"
                                  " timeout=10).read().decode())"], timeout=30)
         return json.loads(result.stdout)

@@ -299,3 +299,85 @@ async fn health_reflects_the_store() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(body.contains("closed"), "{body}");
 }
+
+#[tokio::test]
+async fn the_guard_refuses_wrong_hosts_and_missing_tokens_and_counts_them() {
+    let f = fixture().await;
+    let access = Access::from_config(&crate::config::HttpConfig {
+        hosts: vec!["collector.example.net".into()],
+        ..Default::default()
+    })
+    .unwrap()
+    .0;
+    let app = guarded(f.state.clone(), Arc::new(access));
+    let status = |host: &'static str, path: &'static str| {
+        let app = app.clone();
+        async move {
+            app.oneshot(
+                Request::get(path)
+                    .header(header::HOST, host)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+            .status()
+        }
+    };
+    assert_eq!(
+        status("127.0.0.1:8080", "/api/sensors").await,
+        StatusCode::OK
+    );
+    assert_eq!(status("collector.example.net", "/").await, StatusCode::OK);
+    assert_eq!(
+        status("rebound.attacker.example", "/api/sensors").await,
+        StatusCode::MISDIRECTED_REQUEST
+    );
+    let metrics = f.state.metrics.render().unwrap();
+    assert!(
+        metrics.contains("packets_rejected_total{reason=\"http_wrong_host\"} 1"),
+        "{metrics}"
+    );
+
+    // With a token: only /healthz without it.
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let access = Access::from_config(&crate::config::HttpConfig {
+        bind: "0.0.0.0:8080".parse().unwrap(),
+        token_file: Some(token),
+        ..Default::default()
+    })
+    .unwrap()
+    .0;
+    let app = guarded(f.state.clone(), Arc::new(access));
+    let ask = |auth: Option<&'static str>, path: &'static str| {
+        let app = app.clone();
+        async move {
+            let mut req = Request::get(path).header(header::HOST, "192.0.2.1:8080");
+            if let Some(a) = auth {
+                req = req.header(header::AUTHORIZATION, a);
+            }
+            app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap()
+        }
+    };
+    assert_eq!(ask(None, "/healthz").await.status(), StatusCode::OK);
+    let refused = ask(None, "/api/sensors").await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        refused.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic ")
+    );
+    assert_eq!(
+        ask(Some("Bearer wrong"), "/metrics").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        ask(Some("Bearer 0123456789abcdef0123456789abcdef"), "/metrics")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}

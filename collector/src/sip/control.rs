@@ -2,10 +2,10 @@
 //! running collector over a Unix socket (`sip.control_socket`).
 //!
 //! Why a Unix socket and not the HTTP API: calling a sensor or changing its
-//! rate acts on devices, and the HTTP API has no authentication (it may
-//! listen on a network for the page). A socket file is guarded by file
-//! permissions (mode 0660: root and the collector's group), like the
-//! agent's status socket.
+//! rate acts on devices, while the HTTP API only reads, may listen on a
+//! network for the page, and its one token is shared by every viewer. A
+//! socket file is guarded by file permissions (mode 0660: root and the
+//! collector's group), like the agent's status socket.
 //!
 //! Protocol: one JSON request line, one JSON reply line, then the server
 //! closes the connection.
@@ -144,12 +144,75 @@ pub enum ControlError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "control socket {path}: a {kind} is there, not a socket; it is left alone \
+         (choose another sip.control_socket, or move the file away)"
+    )]
+    NotASocket { path: PathBuf, kind: &'static str },
     #[error("control socket {path}: unreadable reply: {message}")]
     Reply { path: PathBuf, message: String },
 }
 
-/// Listens on `path` (replacing a stale socket file) and hands each request
-/// to `jobs`.
+/// What is at the control socket's path before the collector listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathState {
+    /// Nothing: the collector creates the socket.
+    Free,
+    /// A socket nobody answers on, left over from a crash: replaced.
+    Stale,
+    /// A socket another process answers on (a running collector).
+    Live,
+}
+
+/// Looks at `path` without following a symbolic link. Anything there that
+/// is not a socket is refused, never deleted: a mistyped `control_socket`
+/// once named a live database, which the collector then removed.
+pub fn inspect(path: &Path) -> Result<PathState, ControlError> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(PathState::Free),
+        Err(source) => {
+            return Err(ControlError::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let ty = meta.file_type();
+    if !ty.is_socket() {
+        let kind = if ty.is_file() {
+            "regular file"
+        } else if ty.is_dir() {
+            "directory"
+        } else if ty.is_symlink() {
+            "symbolic link"
+        } else {
+            "special file"
+        };
+        return Err(ControlError::NotASocket {
+            path: path.to_path_buf(),
+            kind,
+        });
+    }
+    Ok(if UnixStream::connect(path).is_ok() {
+        PathState::Live
+    } else {
+        PathState::Stale
+    })
+}
+
+/// Removes the socket at `path` if a socket is still there (at shutdown:
+/// whatever replaced it in the meantime is left alone).
+pub fn remove_socket(path: &Path) {
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Listens on `path` (replacing a stale socket, refusing anything else)
+/// and hands each request to `jobs`.
 pub fn serve(
     path: &Path,
     jobs: mpsc::Sender<Job>,
@@ -163,15 +226,15 @@ pub fn serve(
     {
         std::fs::create_dir_all(dir).map_err(listen_err)?;
     }
-    if path.exists() {
-        // A socket nobody answers on is left over from a crash.
-        if UnixStream::connect(path).is_ok() {
+    match inspect(path)? {
+        PathState::Free => {}
+        PathState::Live => {
             return Err(listen_err(std::io::Error::new(
                 std::io::ErrorKind::AddrInUse,
                 "another collector answers on it",
             )));
         }
-        std::fs::remove_file(path).map_err(listen_err)?;
+        PathState::Stale => std::fs::remove_file(path).map_err(listen_err)?,
     }
     let listener = UnixListener::bind(path).map_err(listen_err)?;
     {
@@ -308,5 +371,47 @@ mod tests {
         let (tx2, _rx2) = mpsc::channel::<Job>(1);
         assert!(serve(&path, tx2).is_err());
         server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_path_that_is_not_a_socket_is_refused_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("collector.db");
+        std::fs::write(&file, b"SQLite format 3\0 precious rows").unwrap();
+        let (tx, _rx) = mpsc::channel::<Job>(1);
+        let e = serve(&file, tx.clone()).unwrap_err().to_string();
+        assert!(e.contains("a regular file is there, not a socket"), "{e}");
+        assert_eq!(
+            std::fs::read(&file).unwrap(),
+            b"SQLite format 3\0 precious rows"
+        );
+        let link = dir.path().join("link.sock");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let e = serve(&link, tx.clone()).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        assert!(std::fs::symlink_metadata(&link).is_ok());
+        let sub = dir.path().join("subdir");
+        std::fs::create_dir(&sub).unwrap();
+        let e = serve(&sub, tx.clone()).unwrap_err().to_string();
+        assert!(e.contains("directory"), "{e}");
+        assert!(sub.is_dir());
+        // Shutdown's clean-up leaves a file alone too.
+        remove_socket(&file);
+        assert!(file.exists());
+    }
+
+    #[tokio::test]
+    async fn a_stale_socket_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sock");
+        // A listener closed without unlinking: what a crash leaves.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        assert_eq!(inspect(&path).unwrap(), PathState::Stale);
+        let (tx, _rx) = mpsc::channel::<Job>(1);
+        let server = serve(&path, tx).unwrap();
+        assert_eq!(inspect(&path).unwrap(), PathState::Live);
+        server.abort();
+        remove_socket(&path);
+        assert_eq!(inspect(&path).unwrap(), PathState::Free);
     }
 }

@@ -9,6 +9,7 @@
 //! A damaged file found at start is reported and left alone: the store
 //! never deletes or recreates an existing file.
 
+pub mod file_mode;
 mod ops;
 pub mod schema;
 
@@ -39,6 +40,8 @@ pub struct SqliteOptions {
     /// Caps the file at this many pages (`PRAGMA max_page_count`); writes
     /// past it fail like a full disk. None: no cap.
     pub max_page_count: Option<u64>,
+    /// A new file is created 0640 and given to this group (else 0600).
+    pub group: Option<u32>,
 }
 
 type Shared = Arc<Mutex<Option<Connection>>>;
@@ -130,12 +133,18 @@ fn open_blocking(
     path: &Path,
     opts: &SqliteOptions,
 ) -> Result<(Connection, Connection), StorageError> {
-    let existed = path.exists();
-    if !existed && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+    if !path.exists()
+        && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(dir).map_err(|e| StorageError::Open {
             target: path.display().to_string(),
             detail: format!("cannot create directory {}: {e}", dir.display()),
         })?;
+    }
+    // Created here, not by SQLite (0644 less the umask): see file_mode.
+    let existed = !file_mode::create(path, opts.group)?;
+    if let Some(w) = file_mode::world_readable_warning(path) {
+        tracing::warn!("{w}");
     }
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE

@@ -35,6 +35,12 @@ impl Browser {
     /// Starts Chromium, or returns None (after saying why) when a piece is
     /// missing and SIPSENSOR_CI is not set.
     pub fn start() -> Option<Browser> {
+        Browser::start_with_credentials(None)
+    }
+
+    /// Like [`Browser::start`]; `credentials` (`user:password`) answer a
+    /// basic-auth challenge as the log-in prompt would.
+    pub fn start_with_credentials(credentials: Option<&str>) -> Option<Browser> {
         let chromium = std::env::var_os("SIPSENSOR_CHROMIUM")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
@@ -60,6 +66,7 @@ impl Browser {
             .arg(web_dir().join("tests/driver.mjs"))
             .current_dir(web_dir())
             .env("SIPSENSOR_CHROMIUM", &chromium)
+            .env("SIPSENSOR_HTTP_CREDENTIALS", credentials.unwrap_or(""))
             // Its own process group, so that everything it starts can be
             // killed together.
             .process_group(0)

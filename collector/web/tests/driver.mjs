@@ -34,7 +34,16 @@ const server = await chromium.launchServer({
 say({ ready: true, chromium_pid: server.process().pid });
 
 const browser = await chromium.connect(server.wsEndpoint());
-const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+// SIPSENSOR_HTTP_CREDENTIALS=user:password answers the server's basic-auth
+// challenge, as a person does in the browser's log-in prompt.
+const credentials = process.env.SIPSENSOR_HTTP_CREDENTIALS;
+const colon = credentials ? credentials.indexOf(":") : -1;
+const page = await browser.newPage({
+  viewport: { width: 1280, height: 900 },
+  ...(colon >= 0
+    ? { httpCredentials: { username: credentials.slice(0, colon), password: credentials.slice(colon + 1) } }
+    : {}),
+});
 page.on("console", (m) => process.stderr.write(`[page ${m.type()}] ${m.text()}\n`));
 page.on("pageerror", (e) => process.stderr.write(`[page error] ${e}\n`));
 
