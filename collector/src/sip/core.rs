@@ -373,6 +373,21 @@ impl Core {
                     format!("unusable SIP message from {}: {reason}", source.addr),
                 );
             }
+            UaEvent::Refused {
+                source,
+                status,
+                reason,
+            } => {
+                self.count(match status {
+                    503 => "sip_overloaded",
+                    416 => "sip_insecure_scheme",
+                    _ => "sip_refused",
+                });
+                self.warn(
+                    "refused",
+                    format!("answered {status} to {}: {reason}", source.addr),
+                );
+            }
             UaEvent::Progress { .. }
             | UaEvent::Confirmed { .. }
             | UaEvent::OptionsResult { .. }
