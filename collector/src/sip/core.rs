@@ -400,11 +400,11 @@ impl Core {
                 status,
                 reason,
             } => {
-                self.count(match status {
-                    503 => "sip_overloaded",
-                    416 => "sip_insecure_scheme",
-                    _ => "sip_refused",
-                });
+                match status {
+                    503 => self.count("sip_overloaded"),
+                    416 => self.count("sip_insecure_scheme"),
+                    _ => self.count("sip_refused"),
+                }
                 self.warn(
                     "refused",
                     format!("answered {status} to {}: {reason}", source.addr),
