@@ -58,7 +58,7 @@ pub enum TransactionError {
     InvalidState { state: String, action: String },
     #[error("an ACK has no transaction: send it with send_stateless")]
     AckIsNotATransaction,
-    #[error("{0} transactions are pending, the most this layer keeps")]
+    #[error("{0} client transactions are pending, the most this layer keeps")]
     Full(usize),
 }
 
@@ -119,9 +119,10 @@ pub struct TransactionLayer {
     /// a message nor the next wake-up may cost a scan of all of them.
     deadlines: BTreeSet<(Instant, TxRef)>,
     scheduled: HashMap<TxRef, Instant>,
-    /// The most transactions (both kinds) kept at once: each holds its
+    /// The most transactions of each kind kept at once: each holds its
     /// request and last response for up to 64*T1, so a flood of requests
-    /// would otherwise grow memory without bound.
+    /// would otherwise grow memory without bound. Counted apart, so that
+    /// a flood of requests cannot stop our own (a BYE, a re-REGISTER).
     limit: usize,
     out: VecDeque<Output>,
 }
@@ -147,14 +148,11 @@ impl TransactionLayer {
         }
     }
 
-    /// Keep at most `limit` transactions; beyond, new requests get a
-    /// stateless 503 and [`TransactionLayer::send_request`] fails.
+    /// Keep at most `limit` server and `limit` client transactions;
+    /// beyond, new requests get a stateless 503 and
+    /// [`TransactionLayer::send_request`] fails.
     pub fn set_limit(&mut self, limit: usize) {
         self.limit = limit;
-    }
-
-    fn full(&self) -> bool {
-        self.len() >= self.limit
     }
 
     /// Starts a client transaction for `request`, whose top Via carries a
@@ -172,8 +170,8 @@ impl TransactionLayer {
         if self.client_keys.contains_key(&key) {
             return Err(TransactionError::DuplicateBranch);
         }
-        if self.full() {
-            return Err(TransactionError::Full(self.len()));
+        if self.clients.len() >= self.limit {
+            return Err(TransactionError::Full(self.clients.len()));
         }
         let id = ClientId(self.fresh_id());
         let tx = ClientTransaction::start(id, request, target, &self.timers, now, &mut self.out);
@@ -301,7 +299,9 @@ impl TransactionLayer {
                         }
                         self.settle(TxRef::Server(id));
                     }
-                    (_, None) if self.full() => self.refuse_full(request, source),
+                    (_, None) if self.servers.len() >= self.limit => {
+                        self.refuse_full(request, source)
+                    }
                     (_, None) => {
                         let id = ServerId(self.fresh_id());
                         let target = response_target(&request, source);
@@ -370,6 +370,11 @@ impl TransactionLayer {
 
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
+    }
+
+    /// Live server transactions.
+    pub fn server_count(&self) -> usize {
+        self.servers.len()
     }
 
     /// Live transactions, for statistics and tests.

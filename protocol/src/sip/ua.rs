@@ -65,8 +65,9 @@ pub struct UaConfig {
     /// Username and password for INVITEs a proxy or the callee challenges
     /// (RFC 3261 22.2, RFC 8760).
     pub credentials: Option<(String, Password)>,
-    /// The most transactions kept at once; beyond, new requests get a
-    /// stateless 503 (RFC 3261 21.5.4) and [`UaEvent::Refused`].
+    /// The most server transactions kept at once (and apart, the most
+    /// client ones); beyond, new requests get a stateless 503 (RFC 3261
+    /// 21.5.4) and [`UaEvent::Refused`].
     pub max_transactions: usize,
 }
 
@@ -494,9 +495,9 @@ impl UserAgent {
                 source,
                 status: 503,
                 reason: format!(
-                    "{} refused: {} transactions pending",
+                    "{} refused: {} server transactions pending",
                     request.method,
-                    self.layer.len()
+                    self.layer.server_count()
                 ),
             }),
         }
