@@ -259,6 +259,7 @@ impl Controller {
             | UaEvent::ReofferRejected { .. }
             | UaEvent::OptionsResult { .. }
             | UaEvent::Request { .. }
+            | UaEvent::Refused { .. }
             | UaEvent::Response { .. } => {}
         }
     }

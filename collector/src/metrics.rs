@@ -41,6 +41,9 @@ pub struct Metrics {
     /// Packets or requests refused, by `reason` (for the SIP/RTP side:
     /// wrong source, unknown SSRC, malformed, flood...).
     pub packets_rejected: Family<Label1, Counter>,
+    /// SIP authentication attempts (REGISTER, INVITE) by `outcome`:
+    /// accepted, challenged, wrong_password, unknown_user, blocked...
+    pub sip_auth: Family<Label1, Counter>,
 }
 
 #[derive(Debug)]
@@ -62,6 +65,7 @@ impl Metrics {
             batch_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             retention_deleted: Family::default(),
             packets_rejected: Family::default(),
+            sip_auth: Family::default(),
         };
         registry.register(
             "sipsensor_collector_samples_stored",
@@ -118,6 +122,11 @@ impl Metrics {
             "sipsensor_collector_packets_rejected",
             "Packets or requests refused, by reason",
             m.packets_rejected.clone(),
+        );
+        registry.register(
+            "sipsensor_collector_sip_auth",
+            "SIP authentication attempts by outcome",
+            m.sip_auth.clone(),
         );
         registry.register_collector(Box::new(StreamsCollector(streams)));
         Arc::new(Metrics { registry, ..m })
@@ -247,6 +256,9 @@ mod tests {
         m.storage_errors
             .get_or_create(&[("kind", "disk_full")])
             .inc();
+        m.sip_auth
+            .get_or_create(&[("outcome", "wrong_password")])
+            .inc();
         let h = streams.open(StreamInfo {
             sensor: SensorId(1),
             aor: "sip:s1@example.net".into(),
@@ -271,6 +283,7 @@ mod tests {
             "# TYPE sipsensor_collector_samples_stored counter",
             "sipsensor_collector_samples_stored_total 42",
             "sipsensor_collector_storage_errors_total{kind=\"disk_full\"} 1",
+            "sipsensor_collector_sip_auth_total{outcome=\"wrong_password\"} 1",
             "# TYPE sipsensor_collector_batch_duration_seconds histogram",
             "# TYPE sipsensor_collector_streams gauge",
             "sipsensor_collector_streams 1",

@@ -8,71 +8,14 @@ mod sip_support;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use sip_support::process::spawn_collector;
 use sip_support::*;
 use sipsensor_collector::storage::sqlite::{IntegrityCheck, SqliteOptions, SqliteStore};
 use sipsensor_collector::storage::*;
 use sipsensor_loadgen::pump::MediaPump;
 use sipsensor_loadgen::sensor::{SensorConfig, SimSensor, standard_stream};
 use sipsensor_loadgen::sockets::SharedSocket;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-/// The collector process, killed by PID if the test fails.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `sipsensor-collector run` on a config in `dir` (users: s1/pw-1)
-/// and returns it with its SIP address.
-fn spawn_collector(dir: &std::path::Path) -> (Guard, std::net::SocketAddr) {
-    let d = dir.display().to_string();
-    std::fs::write(dir.join("credentials.yaml"), "users: {s1: pw-1}\n").unwrap();
-    let config = dir.join("collector.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "storage:\n  url: sqlite://{d}/c.db\nhttp:\n  bind: 127.0.0.1:0\n{}media:\n  rtp_bind: 127.0.0.1:0\n",
-            sip_section("").replace("{dir}", &d)
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sipsensor-collector"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let err = child.stderr.take().unwrap();
-    let guard = Guard(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        // Reads to the end: a closed pipe would fail the collector's logging.
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            eprintln!("collector: {line}");
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let sip = loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("the collector logs its SIP address");
-        if let Some(rest) = line.split("advertised ").nth(1) {
-            let addr = rest.split(';').next().unwrap();
-            break addr.parse::<std::net::SocketAddr>().unwrap();
-        }
-    };
-    (guard, sip)
-}
 
 fn sim(sip: std::net::SocketAddr, user: &str, password: &str) -> SensorConfig {
     SensorConfig {
@@ -91,7 +34,7 @@ fn sim(sip: std::net::SocketAddr, user: &str, password: &str) -> SensorConfig {
 #[test]
 fn sighup_reloads_the_credentials_file() {
     let dir = tempfile::tempdir().unwrap();
-    let (guard, sip) = spawn_collector(dir.path());
+    let (guard, sip, _) = spawn_collector(dir.path());
     runtime().block_on(async {
         let pump = MediaPump::start().unwrap();
         let rtp = || SharedSocket::bind("127.0.0.1".parse().unwrap()).unwrap();
@@ -125,7 +68,7 @@ fn sighup_reloads_the_credentials_file() {
 #[test]
 fn sigterm_sends_bye_and_stores_everything_received() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut guard, sip) = spawn_collector(dir.path());
+    let (mut guard, sip, _) = spawn_collector(dir.path());
     let rt = runtime();
     let (sensor, received) = rt.block_on(async {
         let pump = MediaPump::start().unwrap();

@@ -83,6 +83,8 @@ pub use sip::digest::{
     ServerSecret, StoredSecret, WallClock,
 };
 
+pub use sip::digest::AuthFailure;
+
 // SIP registration, both ends (RFC 3261 section 10).
 pub use sip::registrar::{AorPolicy, Binding, LocationService, Registrar, RegistrarConfig};
 pub use sip::registration::{

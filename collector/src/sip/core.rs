@@ -18,6 +18,7 @@ mod testing;
 #[cfg(test)]
 mod tests;
 
+use self::authorisation::limiter::{FailureLimiter, Limits};
 use super::control::{Reply, Request};
 use super::offer;
 use crate::config::Policy;
@@ -123,9 +124,22 @@ pub enum Action {
         id: ServerId,
         response: sipsensor_protocol::Response,
     },
-    /// A final answer to an INVITE, built here (challenge, 4xx with Warning).
+    /// A final answer to an INVITE, built here (4xx with Warning).
     RespondToInvite {
         session: UaSession,
+        response: sipsensor_protocol::Response,
+    },
+    /// A refusal of an INVITE from a peer not (yet) authenticated: a
+    /// challenge, 403. Sent once, no transaction kept, so that each
+    /// INVITE received gets one answer (RFC 3261 17.2.1; a forged source
+    /// gets no more from us than it sent).
+    RefuseInviteStatelessly {
+        session: UaSession,
+        response: sipsensor_protocol::Response,
+    },
+    /// Likewise for a REGISTER's challenge or refusal.
+    RespondStatelessly {
+        id: ServerId,
         response: sipsensor_protocol::Response,
     },
     Reject {
@@ -196,6 +210,11 @@ pub enum Action {
     },
     /// Count a rejected message by reason.
     Count(&'static str),
+    /// Count an authentication attempt by outcome.
+    CountAuth(&'static str),
+    /// A line about authentication failures, already rate-limited here;
+    /// its format is what the fail2ban filter in contrib/ parses.
+    LogAuth(String),
     /// A warning, rate-limited per kind by the shell.
     Warn {
         kind: &'static str,
@@ -300,6 +319,8 @@ pub struct Core {
     /// collector remembers it to ask for channels again).
     offers: HashMap<String, StreamDescription>,
     ids: IdGenerator,
+    /// Authentication failures per source and their back-off.
+    limiter: FailureLimiter,
     actions: VecDeque<Action>,
 }
 
@@ -320,6 +341,7 @@ impl Core {
             sensors: HashMap::new(),
             offers: HashMap::new(),
             ids,
+            limiter: FailureLimiter::new(Limits::default()),
             actions: VecDeque::new(),
         }
     }
@@ -371,6 +393,21 @@ impl Core {
                 self.warn(
                     "malformed",
                     format!("unusable SIP message from {}: {reason}", source.addr),
+                );
+            }
+            UaEvent::Refused {
+                source,
+                status,
+                reason,
+            } => {
+                match status {
+                    503 => self.count("sip_overloaded"),
+                    416 => self.count("sip_insecure_scheme"),
+                    _ => self.count("sip_refused"),
+                }
+                self.warn(
+                    "refused",
+                    format!("answered {status} to {}: {reason}", source.addr),
                 );
             }
             UaEvent::Progress { .. }

@@ -170,6 +170,12 @@ impl Shell {
             Action::RespondToInvite { session, response } => ctx.ua.fire(move |ua, now| {
                 let _ = ua.respond_to_invite(session, response, now);
             }),
+            Action::RefuseInviteStatelessly { session, response } => ctx.ua.fire(move |ua, now| {
+                let _ = ua.reject_statelessly(session, response, now);
+            }),
+            Action::RespondStatelessly { id, response } => ctx.ua.fire(move |ua, now| {
+                let _ = ua.respond_statelessly(id, response, now);
+            }),
             Action::Reject {
                 session,
                 status,
@@ -258,6 +264,14 @@ impl Shell {
                     .get_or_create(&[("reason", reason)])
                     .inc();
             }
+            Action::CountAuth(outcome) => {
+                self.metrics
+                    .sip_auth
+                    .get_or_create(&[("outcome", outcome)])
+                    .inc();
+            }
+            // Rate-limited by the core, per source and overall.
+            Action::LogAuth(line) => tracing::warn!("{line}"),
             Action::Warn { kind, message } => {
                 // At most once per 10 s per kind.
                 let l = self

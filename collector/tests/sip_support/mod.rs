@@ -22,6 +22,8 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod process;
+
 pub const DOMAIN: &str = "example.net";
 
 /// A collector in this process.

@@ -102,6 +102,8 @@ pub struct Registrar {
     clock: WallClock,
     ids: IdGenerator,
     location: LocationService,
+    /// Why the last request was not authenticated, until taken.
+    last_failure: Option<AuthFailure>,
 }
 
 impl std::fmt::Debug for Registrar {
@@ -131,6 +133,7 @@ impl Registrar {
             clock,
             ids,
             location: LocationService::new(),
+            last_failure: None,
         })
     }
 
@@ -161,6 +164,7 @@ impl Registrar {
         transport: Transport,
         now: Instant,
     ) -> rsip::Response {
+        self.last_failure = None;
         let tag = self.ids.tag();
         let agent = self.config.agent.clone();
         let reply = |code: u16, extra: Vec<rsip::Header>| {
@@ -387,6 +391,7 @@ impl Registrar {
         failure: &AuthFailure,
         now: Instant,
     ) -> rsip::Response {
+        self.last_failure = Some(failure.clone());
         if failure.is_bad_request() {
             return response_to(
                 request,
@@ -409,6 +414,7 @@ impl Registrar {
         request: &rsip::Request,
         now: Instant,
     ) -> Result<AuthenticatedUser, rsip::Response> {
+        self.last_failure = None;
         match self
             .digest
             .verify(request, ChallengeKind::Www, &*self.credentials, now)
@@ -419,6 +425,14 @@ impl Registrar {
                 Err(self.auth_failure_response(request, None, &tag, &f, now))
             }
         }
+    }
+
+    /// Why the last REGISTER or request was not authenticated (a 401 or
+    /// 400 from [`Self::handle_register`] or
+    /// [`Self::authenticate_request`]): for the caller's logs, counters
+    /// and limits. Taken once.
+    pub fn take_auth_failure(&mut self) -> Option<AuthFailure> {
+        self.last_failure.take()
     }
 
     /// Live bindings of `aor` (any spelling of a SIP URI: it is reduced

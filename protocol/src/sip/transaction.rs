@@ -58,6 +58,8 @@ pub enum TransactionError {
     InvalidState { state: String, action: String },
     #[error("an ACK has no transaction: send it with send_stateless")]
     AckIsNotATransaction,
+    #[error("{0} client transactions are pending, the most this layer keeps")]
+    Full(usize),
 }
 
 /// A message to put on the wire.
@@ -92,6 +94,9 @@ pub enum TransactionEvent {
     TransportError { id: ClientId },
     /// Timer H fired: our failure response was never acknowledged.
     AckTimeout { id: ServerId },
+    /// A new request found the layer full ([`TransactionLayer::set_limit`]):
+    /// it got a stateless 503 with Retry-After and no transaction.
+    Refused { request: Request, source: Target },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -114,8 +119,18 @@ pub struct TransactionLayer {
     /// a message nor the next wake-up may cost a scan of all of them.
     deadlines: BTreeSet<(Instant, TxRef)>,
     scheduled: HashMap<TxRef, Instant>,
+    /// The most transactions of each kind kept at once: each holds its
+    /// request and last response for up to 64*T1, so a flood of requests
+    /// would otherwise grow memory without bound. Counted apart, so that
+    /// a flood of requests cannot stop our own (a BYE, a re-REGISTER).
+    limit: usize,
     out: VecDeque<Output>,
 }
+
+/// What a full layer tells the client to wait, in seconds (RFC 3261
+/// 21.5.4): about two transaction lifetimes, when the flood's own
+/// transactions are gone.
+pub const FULL_RETRY_AFTER_SECS: u32 = 60;
 
 impl TransactionLayer {
     pub fn new(timers: TimerConfig) -> Self {
@@ -128,8 +143,16 @@ impl TransactionLayer {
             server_keys: HashMap::new(),
             deadlines: BTreeSet::new(),
             scheduled: HashMap::new(),
+            limit: usize::MAX,
             out: VecDeque::new(),
         }
+    }
+
+    /// Keep at most `limit` server and `limit` client transactions;
+    /// beyond, new requests get a stateless 503 and
+    /// [`TransactionLayer::send_request`] fails.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
     }
 
     /// Starts a client transaction for `request`, whose top Via carries a
@@ -147,6 +170,9 @@ impl TransactionLayer {
         if self.client_keys.contains_key(&key) {
             return Err(TransactionError::DuplicateBranch);
         }
+        if self.clients.len() >= self.limit {
+            return Err(TransactionError::Full(self.clients.len()));
+        }
         let id = ClientId(self.fresh_id());
         let tx = ClientTransaction::start(id, request, target, &self.timers, now, &mut self.out);
         self.client_keys.insert(key, id);
@@ -160,6 +186,31 @@ impl TransactionLayer {
     pub fn send_stateless(&mut self, message: SipMessage, target: Target) {
         self.out
             .push_back(Output::Transmit(Transmit { target, message }));
+    }
+
+    /// Answers the request of a server transaction once and forgets the
+    /// transaction: no retransmission of the response, no 100 Trying, no
+    /// state kept. A retransmitted request is then a new one and gets its
+    /// own answer, so each request received yields one response. The TU
+    /// may answer so (17.2.1 for INVITE, as a stateless proxy's 16.11
+    /// replies) when it keeps nothing for the request: a challenge or a
+    /// refusal to a peer it does not know.
+    pub fn respond_statelessly(
+        &mut self,
+        id: ServerId,
+        response: Response,
+    ) -> Result<(), TransactionError> {
+        let tx = self
+            .servers
+            .get(&id)
+            .ok_or(TransactionError::UnknownTransaction)?;
+        let target = tx.response_target();
+        self.send_stateless(SipMessage::Response(response), target);
+        if let Some(at) = self.scheduled.remove(&TxRef::Server(id)) {
+            self.deadlines.remove(&(at, TxRef::Server(id)));
+        }
+        self.forget(TxRef::Server(id));
+        Ok(())
     }
 
     /// Answers the request of a server transaction.
@@ -248,6 +299,9 @@ impl TransactionLayer {
                         }
                         self.settle(TxRef::Server(id));
                     }
+                    (_, None) if self.servers.len() >= self.limit => {
+                        self.refuse_full(request, source)
+                    }
                     (_, None) => {
                         let id = ServerId(self.fresh_id());
                         let target = response_target(&request, source);
@@ -318,6 +372,11 @@ impl TransactionLayer {
         self.out.pop_front()
     }
 
+    /// Live server transactions.
+    pub fn server_count(&self) -> usize {
+        self.servers.len()
+    }
+
     /// Live transactions, for statistics and tests.
     pub fn len(&self) -> usize {
         self.clients.len() + self.servers.len()
@@ -330,6 +389,23 @@ impl TransactionLayer {
 
     fn event(&mut self, event: TransactionEvent) {
         self.out.push_back(Output::Event(event));
+    }
+
+    /// RFC 3261 21.5.4: 503 with Retry-After, sent without a transaction.
+    fn refuse_full(&mut self, request: Request, source: Target) {
+        let mut busy = super::response::response_to(
+            &request,
+            rsip::StatusCode::ServiceUnavailable,
+            // 8.2.6.2 wants a To tag; no dialog can come of this one.
+            Some("full"),
+        );
+        busy.headers
+            .push(rsip::Header::RetryAfter(rsip::headers::RetryAfter::new(
+                FULL_RETRY_AFTER_SECS.to_string(),
+            )));
+        let target = response_target(&request, source);
+        self.send_stateless(SipMessage::Response(busy), target);
+        self.event(TransactionEvent::Refused { request, source });
     }
 
     fn fresh_id(&mut self) -> u64 {

@@ -9,6 +9,7 @@
 //! opaque bytes here; offer/answer lives in [`crate::sdp`]. The tokio task
 //! that runs it on sockets is `sipsensor-runtime`'s `ua_driver`.
 
+mod guard;
 mod incoming;
 mod outgoing;
 mod registration;
@@ -64,7 +65,16 @@ pub struct UaConfig {
     /// Username and password for INVITEs a proxy or the callee challenges
     /// (RFC 3261 22.2, RFC 8760).
     pub credentials: Option<(String, Password)>,
+    /// The most server transactions kept at once (and apart, the most
+    /// client ones); beyond, new requests get a stateless 503 (RFC 3261
+    /// 21.5.4) and [`UaEvent::Refused`].
+    pub max_transactions: usize,
 }
+
+/// The default [`UaConfig::max_transactions`]: a collector setting up
+/// 10,000 sensors at once holds about two transactions per sensor for
+/// 32 s (REGISTER and INVITE); a few kilobytes each.
+pub const DEFAULT_MAX_TRANSACTIONS: usize = 50_000;
 
 impl UaConfig {
     pub fn new(local: LocalEndpoint, identity: impl Into<String>) -> Self {
@@ -78,6 +88,7 @@ impl UaConfig {
             invite_timeout: Duration::from_secs(180),
             accept_register: false,
             credentials: None,
+            max_transactions: DEFAULT_MAX_TRANSACTIONS,
         }
     }
 }
@@ -167,6 +178,15 @@ pub enum UaEvent {
     /// A message that could not be processed; already answered when it
     /// was a request that could be answered. For counters and logs.
     Malformed { source: Target, reason: String },
+    /// A well-formed request the stack answered itself, statelessly, with
+    /// `status`: 503 when full ([`UaConfig::max_transactions`]), 416 for
+    /// a `sips:` Request-URI over a transport that is not TLS. For
+    /// counters and logs.
+    Refused {
+        source: Target,
+        status: u16,
+        reason: String,
+    },
 }
 
 // Events carry whole requests but are rare next to transmits; boxing them
@@ -231,10 +251,12 @@ impl UserAgent {
             .credentials
             .as_ref()
             .map(|(user, password)| DigestClient::new(user.clone(), password.clone()));
+        let mut layer = TransactionLayer::new(config.timers);
+        layer.set_limit(config.max_transactions);
         Ok(Self {
             digest,
             registration: None,
-            layer: TransactionLayer::new(config.timers),
+            layer,
             config,
             ids,
             resolver,
@@ -304,6 +326,11 @@ impl UserAgent {
         }
         config.warning_agent = self.config.local.host_port();
         let message = match inspect(&internal, &config, &mut self.ids) {
+            Inbound::Request(request) if !self.scheme_fits_transport(&request, source) => {
+                self.refuse_insecure_sips(&request, source);
+                self.pump(now);
+                return;
+            }
             Inbound::Request(request) => SipMessage::Request(request),
             Inbound::Response(response) => SipMessage::Response(response),
             Inbound::Reject { response, reason } => {
@@ -464,6 +491,15 @@ impl UserAgent {
             // Our failure was never acknowledged: the session is already
             // over; nothing more to do (17.2.1).
             TransactionEvent::AckTimeout { .. } => {}
+            TransactionEvent::Refused { request, source } => self.event(UaEvent::Refused {
+                source,
+                status: 503,
+                reason: format!(
+                    "{} refused: {} server transactions pending",
+                    request.method,
+                    self.layer.server_count()
+                ),
+            }),
         }
     }
 

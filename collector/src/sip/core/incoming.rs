@@ -7,8 +7,8 @@ use crate::sip::control::Reply;
 use crate::sip::offer;
 use sipsensor_protocol::prelude::*;
 use sipsensor_protocol::{
-    AnswerPolicy, EndReason, Header, LocalSdp, Request, SessionId as UaSession, StatusCode, Target,
-    answer_offer, headers, parse_sdp, response_to,
+    AnswerPolicy, EndReason, Header, LocalSdp, Request, Response, SessionId as UaSession,
+    StatusCode, Target, answer_offer, headers, parse_sdp, response_to,
 };
 
 fn from_aor(request: &Request) -> Option<String> {
@@ -19,12 +19,24 @@ fn from_aor(request: &Request) -> Option<String> {
 impl Core {
     /// A final failure with `Warning: <value>` (RFC 3261 20.43).
     fn refuse(&mut self, session: UaSession, request: &Request, status: u16, warning: String) {
+        let response = self.failure_response(request, status, warning);
+        self.push(Action::RespondToInvite { session, response });
+    }
+
+    fn failure_response(&mut self, request: &Request, status: u16, warning: String) -> Response {
         let tag = self.ids.tag();
         let mut response = response_to(request, StatusCode::from(status), Some(&tag));
         response
             .headers
             .push(Header::Warning(headers::Warning::new(warning)));
-        self.push(Action::RespondToInvite { session, response });
+        response
+    }
+
+    /// A refusal of a peer not authenticated: sent once, statelessly.
+    fn refuse_unknown(&mut self, session: UaSession, request: &Request, why: &str) {
+        let w = format!("399 {} \"{}\"", self.settings.host, why.replace('"', "'"));
+        let response = self.failure_response(request, 403, w);
+        self.push(Action::RefuseInviteStatelessly { session, response });
     }
 
     pub(super) fn incoming(
@@ -39,10 +51,7 @@ impl Core {
         if let Err(refusal) = self.authorize(&request, source, from.as_deref(), now.instant) {
             match refusal {
                 Refusal::Challenge(response) => {
-                    if response.status_code.code() != 401 {
-                        self.count("sip_unauthenticated");
-                    }
-                    self.push(Action::RespondToInvite { session, response });
+                    self.push(Action::RefuseInviteStatelessly { session, response });
                 }
                 Refusal::Forbidden(why) => {
                     self.count("sip_forbidden");
@@ -50,8 +59,10 @@ impl Core {
                         "forbidden",
                         format!("INVITE from {}: 403, {why}", source.addr),
                     );
-                    let w = format!("399 {} \"{}\"", self.settings.host, why.replace('"', "'"));
-                    self.refuse(session, &request, 403, w);
+                    self.refuse_unknown(session, &request, &why);
+                }
+                Refusal::Blocked => {
+                    self.refuse_unknown(session, &request, "too many authentication failures");
                 }
             }
             return;

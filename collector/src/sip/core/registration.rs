@@ -1,6 +1,7 @@
 //! REGISTER at the embedded registrar, its bindings' expiry, our own
 //! registration elsewhere, and the sensor states they imply.
 
+use super::authorisation::limiter::Outcome;
 use super::{Action, Core};
 use crate::sip::credentials::Credentials;
 use crate::storage::SensorState;
@@ -21,16 +22,39 @@ impl Core {
         source: Target,
         now: Instant,
     ) {
-        let Some(reg) = self.registrar.as_mut() else {
+        if self.registrar.is_none() {
             let tag = self.ids.tag();
             let response = response_to(&request, StatusCode::MethodNotAllowed, Some(&tag));
             self.push(Action::Respond { id, response });
             return;
+        }
+        let ip = source.addr.ip().to_canonical();
+        let aor = to_aor(&request);
+        let method = request.method.to_string();
+        if !self.trusted(ip) && self.limiter.blocked(ip, now) {
+            self.note_auth(ip, aor.as_deref(), &method, Outcome::Blocked, now);
+            let tag = self.ids.tag();
+            let response = response_to(&request, StatusCode::Forbidden, Some(&tag));
+            self.push(Action::RespondStatelessly { id, response });
+            return;
+        }
+        let Some(reg) = self.registrar.as_mut() else {
+            return;
         };
         let response = reg.handle_register(&request, source.addr, source.transport, now);
         let code = response.status_code.code();
-        let aor = to_aor(&request);
+        let failure = reg.take_auth_failure();
         let bound = aor.as_ref().is_some_and(|a| !reg.lookup(a, now).is_empty());
+        if let Some(failure) = failure {
+            // A challenge or a refusal keeps no state: a forged source
+            // gets one answer per REGISTER it sent.
+            self.note_auth(ip, aor.as_deref(), &method, Outcome::of(&failure), now);
+            self.push(Action::RespondStatelessly { id, response });
+            return;
+        }
+        if code == 200 && reg.config().authenticate {
+            self.note_auth(ip, aor.as_deref(), &method, Outcome::Accepted, now);
+        }
         self.push(Action::Respond { id, response });
         match code {
             200 => {

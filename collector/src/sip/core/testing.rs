@@ -85,8 +85,28 @@ pub(super) fn core() -> (Core, Clock) {
     (core, Clock(start))
 }
 
+/// What the core asked for, but the authentication counters and log
+/// lines (their own tests look at those with [`all_actions`]).
 pub(super) fn actions(c: &mut Core) -> Vec<Action> {
+    all_actions(c)
+        .into_iter()
+        .filter(|a| !matches!(a, Action::CountAuth(_) | Action::LogAuth(_)))
+        .collect()
+}
+
+pub(super) fn all_actions(c: &mut Core) -> Vec<Action> {
     std::iter::from_fn(|| c.poll_action()).collect()
+}
+
+/// The response an action sends, whichever way.
+pub(super) fn response_of(a: &Action) -> Option<&sipsensor_protocol::Response> {
+    match a {
+        Action::RespondToInvite { response, .. }
+        | Action::Respond { response, .. }
+        | Action::RefuseInviteStatelessly { response, .. }
+        | Action::RespondStatelessly { response, .. } => Some(response),
+        _ => None,
+    }
 }
 
 pub(super) fn session(n: u64) -> UaSession {
@@ -182,16 +202,14 @@ pub(super) fn invite_event(
 }
 
 pub(super) fn status_of(a: &Action) -> u16 {
-    match a {
-        Action::RespondToInvite { response, .. } | Action::Respond { response, .. } => {
-            response.status_code.code()
-        }
-        other => panic!("not a response: {other:?}"),
+    match response_of(a) {
+        Some(response) => response.status_code.code(),
+        None => panic!("not a response: {a:?}"),
     }
 }
 
 pub(super) fn warning_of(a: &Action) -> String {
-    let (Action::RespondToInvite { response, .. } | Action::Respond { response, .. }) = a else {
+    let Some(response) = response_of(a) else {
         panic!("not a response: {a:?}")
     };
     response
@@ -274,8 +292,10 @@ pub(super) fn with_digest(
 ) -> Vec<Action> {
     c.handle_event(event(request.clone()), clock.at(0));
     let acts = actions(c);
-    let [Action::Respond { response, .. } | Action::RespondToInvite { response, .. }] = &acts[..]
-    else {
+    let [challenge] = &acts[..] else {
+        panic!("{acts:?}")
+    };
+    let Some(response) = response_of(challenge) else {
         panic!("{acts:?}")
     };
     assert_eq!(response.status_code.code(), 401);
@@ -284,4 +304,20 @@ pub(super) fn with_digest(
     client.authorize(&mut request, &mut IdGenerator::seeded(4));
     c.handle_event(event(request), clock.at(1));
     actions(c)
+}
+
+/// Signs `request` for user s1 with `password`, answering the challenge
+/// among the actions `first`.
+pub(super) fn sign_as_s1(
+    first: &[Action],
+    request: &mut sipsensor_protocol::Request,
+    password: &str,
+    seed: u64,
+) {
+    let Some(challenge) = first.iter().find_map(response_of) else {
+        panic!("{first:?}")
+    };
+    let mut client = DigestClient::new("s1", Password::new(password));
+    client.handle_challenge(request, challenge).unwrap();
+    client.authorize(request, &mut IdGenerator::seeded(seed));
 }

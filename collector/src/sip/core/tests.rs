@@ -44,3 +44,26 @@ fn sigterm_hangs_up_every_call_and_closes_its_stream() {
         vec![Action::Hangup(session(1)), Action::Unregister]
     );
 }
+
+#[test]
+fn requests_the_stack_refused_are_counted_by_why() {
+    let (mut c, clock) = core();
+    for (status, counter) in [(503, "sip_overloaded"), (416, "sip_insecure_scheme")] {
+        let ev = UaEvent::Refused {
+            source: udp(SENSOR),
+            status,
+            reason: "why".into(),
+        };
+        c.handle_event(ev, clock.at(0));
+        assert_eq!(
+            actions(&mut c),
+            vec![
+                Action::Count(counter),
+                Action::Warn {
+                    kind: "refused",
+                    message: format!("answered {status} to {SENSOR}: why"),
+                }
+            ]
+        );
+    }
+}

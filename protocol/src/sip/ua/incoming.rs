@@ -264,13 +264,8 @@ impl UserAgent {
         response: Response,
         now: Instant,
     ) -> Result<(), UaError> {
-        self.incoming_only(session, "answer")?;
+        let server_tx = self.unanswered_invite(session)?;
         let status = response.status_code.code();
-        let server_tx = self
-            .sessions
-            .get(&session)
-            .and_then(|s| s.server_tx)
-            .ok_or(UaError::UnknownRequest)?;
         self.layer.respond(server_tx, response, now)?;
         if status >= 300 {
             self.end(session, EndReason::Rejected(status), None, None);
@@ -345,6 +340,15 @@ impl UserAgent {
             ))));
         set_body(&mut ok.headers, &mut ok.body, SDP, answer);
         ok
+    }
+
+    /// The server transaction of an incoming call not yet answered.
+    pub(super) fn unanswered_invite(&self, session: SessionId) -> Result<ServerId, UaError> {
+        self.incoming_only(session, "answer")?;
+        self.sessions
+            .get(&session)
+            .and_then(|s| s.server_tx)
+            .ok_or(UaError::UnknownRequest)
     }
 
     fn incoming_only(

@@ -784,3 +784,5 @@ mod registering {
         );
     }
 }
+
+mod guard;

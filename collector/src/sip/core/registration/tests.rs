@@ -111,3 +111,92 @@ fn our_registration_failing_is_a_rate_limited_warning() {
         }]
     );
 }
+
+/// A REGISTER for s1 from `source` with a digest for `password`,
+/// answering the challenge the core gave: every action of the second
+/// attempt.
+fn register_with_password(
+    c: &mut Core,
+    clock: &Clock,
+    source: &str,
+    password: &str,
+    at: u64,
+) -> Vec<Action> {
+    let from = |r: &sipsensor_protocol::Request| match register_event(r, clock) {
+        UaEvent::Request { id, request, .. } => UaEvent::Request {
+            id,
+            request,
+            source: udp(source),
+        },
+        other => other,
+    };
+    let mut req = register_request("s1");
+    c.handle_event(from(&req), clock.at(at));
+    let first = all_actions(c);
+    assert!(
+        matches!(
+            first[..],
+            [
+                Action::CountAuth("challenged"),
+                Action::RespondStatelessly { .. }
+            ]
+        ),
+        "{first:?}"
+    );
+    sign_as_s1(&first, &mut req, password, at);
+    c.handle_event(from(&req), clock.at(at));
+    all_actions(c)
+}
+
+#[test]
+fn a_wrong_password_register_is_counted_logged_and_answered_statelessly() {
+    let (mut c, clock) = core();
+    let acts = register_with_password(&mut c, &clock, SENSOR, "wrong", 0);
+    assert_eq!(acts.len(), 3, "{acts:?}");
+    assert_eq!(acts[0], Action::CountAuth("wrong_password"));
+    assert_eq!(
+        acts[1],
+        Action::LogAuth(
+            "sip auth failure: source=198.51.100.10 aor=sip:s1@example.net method=REGISTER \
+             outcome=wrong_password held=0"
+                .into()
+        )
+    );
+    assert!(matches!(acts[2], Action::RespondStatelessly { .. }));
+    assert_eq!(status_of(&acts[2]), 401);
+}
+
+#[test]
+fn a_source_guessing_register_passwords_gets_403_until_its_back_off_ends() {
+    let (mut c, clock) = core();
+    for i in 0..10 {
+        register_with_password(&mut c, &clock, SENSOR, &format!("guess{i}"), i);
+    }
+    c.handle_event(
+        register_event(&register_request("s1"), &clock),
+        clock.at(10),
+    );
+    let acts = all_actions(&mut c);
+    let [
+        Action::CountAuth("blocked"),
+        refusal @ Action::RespondStatelessly { .. },
+    ] = &acts[..]
+    else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(status_of(refusal), 403);
+    let acts = register_with_password(&mut c, &clock, SENSOR, "pw1", 309);
+    assert_eq!(acts[0], Action::CountAuth("accepted"));
+    assert_eq!(status_of(&acts[1]), 200);
+}
+
+#[test]
+fn a_trusted_proxy_relaying_bad_passwords_is_never_blocked() {
+    let (mut c, clock) = core();
+    for i in 0..12 {
+        let acts = register_with_password(&mut c, &clock, PROXY, &format!("guess{i}"), i);
+        assert_eq!(acts[0], Action::CountAuth("wrong_password"));
+    }
+    let acts = register_with_password(&mut c, &clock, PROXY, "pw1", 12);
+    assert_eq!(acts[0], Action::CountAuth("accepted"));
+}

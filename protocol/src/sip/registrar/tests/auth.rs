@@ -123,3 +123,32 @@ fn debug_output_hides_secrets() {
     assert!(!text.contains("registrar test secret"), "{text}");
     assert!(!text.contains("pw1"));
 }
+
+#[test]
+fn why_a_request_failed_is_told_once() {
+    let mut env = env_with(RegistrarConfig::default());
+    let first = register("s1", "c1", 1, "Contact: <sip:s1@10.0.0.2>\r\n");
+    let challenge = handle(&mut env, &first, t0());
+    assert_eq!(
+        env.reg.take_auth_failure(),
+        Some(AuthFailure::NoCredentials("sipsensor".into()))
+    );
+    let mut wrong = DigestClient::new("s1", Password::new("nope"));
+    wrong.handle_challenge(&first, &challenge).unwrap();
+    let mut req = register("s1", "c1", 2, "Contact: <sip:s1@10.0.0.2>\r\n");
+    wrong.authorize(&mut req, &mut env.ids);
+    handle(&mut env, &req, t0());
+    assert_eq!(
+        env.reg.take_auth_failure(),
+        Some(AuthFailure::WrongResponse("s1".into()))
+    );
+    assert_eq!(env.reg.take_auth_failure(), None);
+    // A success after a failure leaves nothing to take.
+    handle(&mut env, &req, t0());
+    let mut right = DigestClient::new("s1", Password::new("pw1"));
+    right.handle_challenge(&first, &challenge).unwrap();
+    let mut ok = register("s1", "c1", 3, "Contact: <sip:s1@10.0.0.2>\r\n");
+    right.authorize(&mut ok, &mut env.ids);
+    assert_eq!(code(&handle(&mut env, &ok, t0())), 200);
+    assert_eq!(env.reg.take_auth_failure(), None);
+}
