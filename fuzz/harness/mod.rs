@@ -11,6 +11,7 @@ pub mod sip_inspect;
 pub mod sip_response;
 pub mod sip_uri;
 pub mod stream_framer;
+pub mod user_agent;
 
 /// A harness: runs one input, panics if it finds a bug.
 pub type Harness = fn(&[u8]);
@@ -27,4 +28,5 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("stream_framer", stream_framer::run),
     ("sip_response", sip_response::run),
     ("registrar", registrar::run),
+    ("user_agent", user_agent::run),
 ];
