@@ -7,9 +7,10 @@
 # `cargo install cargo-fuzz` (a stable build from crates.io is fine).
 #   make fuzz FUZZ_TARGET=sip_inspect                  # 10 million runs
 #   make fuzz FUZZ_TARGET=registrar FUZZ_RUNS=100000   # a quick look
-#   make fuzz-cmin FUZZ_TARGET=sip_uri                 # shrink corpus-work
+#   make fuzz-cmin FUZZ_TARGET=sip_uri                 # keep what it found
 # Targets: sip_inspect sdp_parse rtp_parse rtcp_parse payload_parse sip_uri
-# stream_framer sip_response registrar (fuzz/Cargo.toml, docs/protocol-sip.md).
+# stream_framer sip_response registrar user_agent (fuzz/Cargo.toml,
+# docs/protocol-sip.md).
 #
 # How it is run here (docs/protocol-sip.md, "Fuzzing", has the counts):
 # - `-s none`: no AddressSanitizer. The protocol crate and the harnesses
@@ -17,14 +18,14 @@
 #   halves the rate. cargo-fuzz's default build keeps optimisations and
 #   turns on debug assertions and overflow checks.
 # - `nice -n 19`, one process: the machines this runs on are shared.
-# - New inputs go to fuzz/corpus-work/<target>/ (git-ignored); the seeds in
-#   fuzz/corpus/<target>/ are read, not written. Only a small minimised
-#   set (fuzz-cmin, then pick) and fixed crashers from fuzz/artifacts/ go
-#   into fuzz/corpus/<target>/.
+# - New inputs go to fuzz/corpus-work/<target>/ (git-ignored); the corpus
+#   in fuzz/corpus/<target>/ is read, not written. Only fuzz-cmin's
+#   edge-covering set and fixed crashers from fuzz/artifacts/ go into
+#   fuzz/corpus/<target>/.
 FUZZ_TARGET ?= sip_inspect
 FUZZ_RUNS ?= 10000000
 # The SIP targets share the SIP dictionary (tokens, header names, params).
-SIP_FUZZ_TARGETS = sip_inspect sip_response registrar stream_framer
+SIP_FUZZ_TARGETS = sip_inspect sip_response registrar stream_framer user_agent
 FUZZ_DICT = $(if $(filter $(FUZZ_TARGET),$(SIP_FUZZ_TARGETS)),-dict=sip_inspect.dict)
 
 .PHONY: fuzz fuzz-cmin
@@ -34,9 +35,11 @@ fuzz:
 	  corpus-work/$(FUZZ_TARGET) corpus/$(FUZZ_TARGET) -- \
 	  -runs=$(FUZZ_RUNS) -print_final_stats=1 $(FUZZ_DICT)
 
-# Minimises corpus-work/<target> into corpus-min/<target> (git-ignored).
+# Adds to fuzz/corpus/<target>/ the inputs of corpus-work/<target>/ that
+# reach an edge the corpus does not yet reach (edges only, not hit counts:
+# a few dozen to a few hundred small files, not the megabytes of
+# corpus-work). Commit what it adds.
 fuzz-cmin:
-	cd fuzz && rm -rf corpus-min/$(FUZZ_TARGET) && mkdir -p corpus-min/$(FUZZ_TARGET) && \
-	  nice -n 19 $(CARGO) +nightly fuzz run -s none $(FUZZ_TARGET) \
-	  corpus-min/$(FUZZ_TARGET) corpus-work/$(FUZZ_TARGET) corpus/$(FUZZ_TARGET) -- \
-	  -merge=1 $(FUZZ_DICT)
+	cd fuzz && nice -n 19 $(CARGO) +nightly fuzz run -s none $(FUZZ_TARGET) \
+	  corpus/$(FUZZ_TARGET) corpus-work/$(FUZZ_TARGET) -- \
+	  -set_cover_merge=1 -use_counters=0
