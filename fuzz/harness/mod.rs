@@ -3,10 +3,15 @@
 //! which replays every corpus file through the same code in `cargo test`.
 
 pub mod payload_parse;
+pub mod registrar;
 pub mod rtcp_parse;
 pub mod rtp_parse;
 pub mod sdp_parse;
 pub mod sip_inspect;
+pub mod sip_response;
+pub mod sip_uri;
+pub mod stream_framer;
+pub mod user_agent;
 
 /// A harness: runs one input, panics if it finds a bug.
 pub type Harness = fn(&[u8]);
@@ -19,4 +24,9 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("rtp_parse", rtp_parse::run),
     ("rtcp_parse", rtcp_parse::run),
     ("payload_parse", payload_parse::run),
+    ("sip_uri", sip_uri::run),
+    ("stream_framer", stream_framer::run),
+    ("sip_response", sip_response::run),
+    ("registrar", registrar::run),
+    ("user_agent", user_agent::run),
 ];

@@ -76,8 +76,12 @@ pub fn to_wire(text: &str) -> Cow<'_, str> {
     let mut rest = text;
     while let Some(at) = rest.find(SUFFIX) {
         let before = &rest[..at];
+        // By bytes: the label is ASCII, and the byte after the last
+        // non-label byte (perhaps the end of a multi-byte character from
+        // a peer's nonce or realm) is always a character boundary.
         let label_start = before
-            .rfind(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
+            .bytes()
+            .rposition(|b| !(b.is_ascii_hexdigit() || b == b'-'))
             .map_or(0, |i| i + 1);
         let name = &rest[label_start..at + SUFFIX.len()];
         out.push_str(&before[..label_start]);
@@ -122,6 +126,24 @@ Content-Length: 0\r\n\r\n";
         assert_eq!(
             to_wire(&request.to_string()).to_ascii_lowercase(),
             wire.to_ascii_lowercase()
+        );
+    }
+
+    /// Found by fuzzing (fuzz/corpus/sip_response/nonce_multibyte_before_suffix):
+    /// a challenge's nonce with a multi-byte character just before the
+    /// suffix panicked the digest client, which writes nonces in wire form.
+    #[test]
+    fn text_with_multibyte_characters_before_the_suffix_is_kept() {
+        for text in [
+            "n\u{3f9}.ipv6.invalid",
+            "\u{3f9}1-2.ipv6.invalid x",
+            "\u{e9}.ipv6.invalid",
+        ] {
+            assert_eq!(to_wire(text), text);
+        }
+        assert_eq!(
+            to_wire("\u{3f9}0-0-0-0-0-0-0-1.ipv6.invalid"),
+            "\u{3f9}[::1]"
         );
     }
 

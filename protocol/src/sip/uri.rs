@@ -69,6 +69,9 @@ pub enum UriError {
     EmptyParamName,
     #[error("has an empty value for parameter `{0}`")]
     EmptyParamValue(String),
+    /// The name as written the second time.
+    #[error("has the parameter `{0}` more than once (RFC 3261 19.1.1)")]
+    DuplicateParam(String),
     #[error("has a header `{0}` without `=`")]
     HeaderWithoutEquals(String),
     #[error("has an empty header name")]
@@ -113,7 +116,8 @@ impl UriError {
             UriError::BadPort(_) => "port is not a number",
             UriError::TooManyParams(_)
             | UriError::EmptyParamName
-            | UriError::EmptyParamValue(_) => "invalid URI parameter",
+            | UriError::EmptyParamValue(_)
+            | UriError::DuplicateParam(_) => "invalid URI parameter",
             UriError::HeaderWithoutEquals(_) | UriError::EmptyHeaderName => "invalid URI headers",
             UriError::HeadersInRequestUri => {
                 "headers are not allowed in a Request-URI (RFC 3261 19.1.1)"
@@ -210,7 +214,17 @@ impl SipUri {
             if params.len() == MAX_URI_PARAMS {
                 return Err(UriError::TooManyParams(text.into()));
             }
-            params.push(read_param(p)?);
+            let param = read_param(p)?;
+            // RFC 3261 19.1.1: "any given parameter-name MUST NOT appear
+            // more than once"; with two, comparison (19.1.4) and every
+            // lookup would see only the first.
+            if params
+                .iter()
+                .any(|(n, _): &(String, _)| n.eq_ignore_ascii_case(&param.0))
+            {
+                return Err(UriError::DuplicateParam(param.0));
+            }
+            params.push(param);
         }
         if let Some(h) = headers {
             check_headers(h)?;

@@ -270,13 +270,19 @@ fn parse_params(lx: &mut Lexer<'_>, item: &mut AuthItem) -> Result<(), DigestErr
     }
 }
 
-/// Renders a value as a `quoted-string`, escaping '"' and '\'.
+/// Renders a value as a `quoted-string` (RFC 3261 25.1): '"', '\' and the
+/// control characters `qdtext` excludes go out as `quoted-pair`s; CR and LF,
+/// which neither may hold, are left out (a value unquoted from a peer's
+/// quoted-pairs, `\<NUL>` say, must not come back as an invalid header).
 pub fn quote(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('"');
     for c in value.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
+        match c {
+            '\r' | '\n' => continue,
+            '"' | '\\' => out.push('\\'),
+            c if c.is_ascii_control() && c != '\t' => out.push('\\'),
+            _ => {}
         }
         out.push(c);
     }
@@ -287,6 +293,17 @@ pub fn quote(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing (fuzz/corpus/registrar/contact_param_quoted_nul):
+    /// a Contact parameter `"\<NUL>"` came back in the registrar's 200 as a
+    /// raw NUL, which `qdtext` does not allow.
+    #[test]
+    fn quote_escapes_controls_and_drops_line_breaks() {
+        assert_eq!(quote("a\0b\"c\\d\x7f\te"), "\"a\\\0b\\\"c\\\\d\\\x7f\te\"");
+        assert_eq!(quote("x\r\ny"), "\"xy\"");
+        let back = parse_auth_items(&format!("Digest realm={}", quote("r\0\"\\"))).unwrap();
+        assert_eq!(back[0].param("realm"), Some("r\0\"\\"));
+    }
 
     #[test]
     fn one_challenge_with_quoted_and_token_values() {

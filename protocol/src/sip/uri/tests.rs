@@ -145,11 +145,29 @@ fn malformed_uris_are_typed_errors() {
     ));
     let long = format!("sip:{}@h", "a".repeat(MAX_URI_LEN));
     assert_eq!(SipUri::parse(&long), Err(UriError::TooLong));
-    let many = format!("sip:h{}", ";p".repeat(MAX_URI_PARAMS + 1));
+    let params: String = (0..=MAX_URI_PARAMS).map(|i| format!(";p{i}")).collect();
+    let many = format!("sip:h{params}");
     assert!(matches!(
         SipUri::parse(&many),
         Err(UriError::TooManyParams(_))
     ));
+}
+
+/// Found by fuzzing (fuzz/corpus/sip_uri/duplicate_transport): with two
+/// `transport` parameters a URI was not equivalent to itself.
+#[test]
+fn rfc3261_19_1_1_a_parameter_name_appears_once() {
+    assert_eq!(
+        SipUri::parse("sip:s@example.com;Transport=tcp;transport=udp"),
+        Err(UriError::DuplicateParam("transport".into()))
+    );
+    assert_eq!(
+        SipUri::parse("sip:s@example.com;lr;x=1;LR"),
+        Err(UriError::DuplicateParam("LR".into()))
+    );
+    // The same name in the user part or the headers is no parameter.
+    let x = u("sip:a;lr@example.com;lr?lr=1");
+    assert!(x.equivalent(&x));
 }
 
 #[test]
