@@ -200,6 +200,8 @@ pub(super) struct StreamRx {
     held_dropped: Option<Dropped>,
     /// Sender reports refused for their clock: why packets may wait.
     srs_refused: u64,
+    /// When the last accepted sender report arrived.
+    last_sr_at: Option<Instant>,
     parked: VecDeque<Kept>,
     park_until: Option<Instant>,
     gaps: GapFinder,
@@ -274,6 +276,7 @@ impl StreamRx {
             clock_bounds: limits.clock,
             held_dropped: None,
             srs_refused: 0,
+            last_sr_at: None,
             parked: VecDeque::new(),
             park_until: None,
             gaps: GapFinder::new(GAP_GRACE),
@@ -645,16 +648,18 @@ impl StreamRx {
         if self.receiver.ssrc().is_some_and(|s| s != sr.ssrc) {
             return Err(SrRefusal::ForeignSsrc(sr.ssrc));
         }
-        if let Err(e) = self
-            .clock_bounds
-            .check(sr, self.receiver.mapping().as_ref(), now_ns)
-        {
+        let mapping = self.receiver.mapping();
+        let previous = mapping
+            .as_ref()
+            .zip(self.last_sr_at.map(|at| now.saturating_duration_since(at)));
+        if let Err(e) = self.clock_bounds.check(sr, previous, now_ns) {
             self.srs_refused += 1;
             return Err(e.into());
         }
         if !self.receiver.on_sender_report(sr, now) {
             return Err(SrRefusal::ForeignSsrc(sr.ssrc));
         }
+        self.last_sr_at = Some(now);
         self.scheduler.on_received(size);
         // Symmetric RTCP (RFC 4961) when the SDP address is not where the
         // reports really come from (NAT).

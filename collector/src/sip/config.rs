@@ -275,7 +275,8 @@ pub struct MediaConfig {
     /// A sender report whose NTP/RTP pairing moves the stream's timeline
     /// by more than this from the previous report's is refused (it would
     /// re-time every later sample), unless it lands this close to the
-    /// collector's own clock (an agent's clock stepped by NTP).
+    /// collector's own clock with its RTP timestamp advanced as ours did
+    /// (an agent's clock stepped by NTP).
     #[serde(default = "default_max_clock_step_ms")]
     pub max_clock_step_ms: NonZeroU32,
     /// A sender report whose NTP time is further than this from the

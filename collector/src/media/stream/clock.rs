@@ -10,9 +10,11 @@
 //!   clock (the first report has nothing else to be checked against), or
 //! - its pairing moves the timeline by more than `max_step` from the
 //!   previous accepted report's, unless it lands within `max_step` of the
-//!   collector's clock: an agent whose clock NTP has just stepped sends
-//!   such a report (docs/protocol.md 6), and a step towards the true time
-//!   is no forgery worth refusing.
+//!   collector's clock and its RTP timestamp advanced from the previous
+//!   report's as the collector's own clock did (within `max_step`): an
+//!   agent whose clock NTP has just stepped sends such a report
+//!   (docs/protocol.md 6). Without the second condition a report saying
+//!   "now" for an RTP timestamp days away would move every sample by days.
 
 use sipsensor_protocol::{SenderReport, SrMapping};
 use std::time::{Duration, UNIX_EPOCH};
@@ -52,12 +54,13 @@ fn ns_since_epoch(t: std::time::SystemTime) -> Option<i128> {
 }
 
 impl ClockBounds {
-    /// Checks `sr` against the stream's current pairing (`previous`, `None`
-    /// before the first accepted report) and the collector's clock `now_ns`.
+    /// Checks `sr` against the stream's current pairing (`previous`, with
+    /// the time since its report arrived; `None` before the first accepted
+    /// report) and the collector's clock `now_ns`.
     pub fn check(
         &self,
         sr: &SenderReport,
-        previous: Option<&SrMapping>,
+        previous: Option<(&SrMapping, Duration)>,
         now_ns: i64,
     ) -> Result<(), ClockRefusal> {
         let reported = sr.ntp.to_unix().as_nanos() as i128;
@@ -65,7 +68,7 @@ impl ClockBounds {
         if offset_ns.unsigned_abs() > self.max_offset.as_nanos() {
             return Err(ClockRefusal::FarFromOurs { offset_ns });
         }
-        let Some(previous) = previous else {
+        let Some((previous, since)) = previous else {
             return Ok(());
         };
         // Where the previous pairing puts this report's RTP timestamp; a
@@ -76,7 +79,11 @@ impl ClockBounds {
             .unwrap_or(previous.ntp.to_unix().as_nanos() as i128);
         let step_ns = reported - expected;
         let within = |ns: i128| ns.unsigned_abs() <= self.max_step.as_nanos();
-        if within(step_ns) || within(offset_ns) {
+        // RTP ticks since the previous report, against our own elapsed time.
+        let ticks = i128::from(sr.rtp_timestamp.wrapping_sub(previous.rtp_timestamp) as i32);
+        let rtp_elapsed_ns = ticks * 1_000_000_000 / i128::from(previous.clock_rate.max(1));
+        let rtp_keeps_time = within(rtp_elapsed_ns - since.as_nanos() as i128);
+        if within(step_ns) || (within(offset_ns) && rtp_keeps_time) {
             Ok(())
         } else {
             Err(ClockRefusal::Jumped { step_ns })
@@ -143,14 +150,15 @@ mod tests {
         // 10 s later (1,000 ticks at 100 Hz), 1.9 s apart from where the
         // previous pairing puts it, at our clock + 30 s: drift.
         let drifted = sr(1000, T0 + 10 * SECOND + 1_900_000_000);
+        let ten = Duration::from_secs(10);
         assert_eq!(
-            BOUNDS.check(&drifted, Some(&previous), T0 + 40 * SECOND),
+            BOUNDS.check(&drifted, Some((&previous, ten)), T0 + 40 * SECOND),
             Ok(())
         );
         // 30 s ahead of the pairing, though within the minute of ours.
         let jumped = sr(1000, T0 + 40 * SECOND);
         assert_eq!(
-            BOUNDS.check(&jumped, Some(&previous), T0 + 70 * SECOND),
+            BOUNDS.check(&jumped, Some((&previous, ten)), T0 + 70 * SECOND),
             Err(ClockRefusal::Jumped {
                 step_ns: i128::from(30 * SECOND)
             })
@@ -158,7 +166,7 @@ mod tests {
         // Far from ours is refused whatever the pairing says.
         let day = sr(1000, T0 + 86_400 * SECOND);
         assert!(matches!(
-            BOUNDS.check(&day, Some(&previous), T0 + 10 * SECOND),
+            BOUNDS.check(&day, Some((&previous, ten)), T0 + 10 * SECOND),
             Err(ClockRefusal::FarFromOurs { .. })
         ));
     }
@@ -166,17 +174,27 @@ mod tests {
     #[test]
     fn a_step_onto_our_clock_is_taken() {
         // The sensor's clock was 50 s slow; NTP stepped it.
+        // 10 s (1,000 ticks) after its previous report.
+        let ten = Duration::from_secs(10);
         let slow = mapping(&sr(0, T0 - 50 * SECOND));
         let stepped = sr(1000, T0 + 10 * SECOND);
         assert_eq!(
-            BOUNDS.check(&stepped, Some(&slow), T0 + 10 * SECOND + 300_000_000),
+            BOUNDS.check(&stepped, Some((&slow, ten)), T0 + 10 * SECOND + 300_000_000),
             Ok(())
         );
         // A step of the same size away from our clock is not.
         let on_time = mapping(&sr(0, T0));
         let away = sr(1000, T0 + 50 * SECOND);
         assert!(matches!(
-            BOUNDS.check(&away, Some(&on_time), T0 + 10 * SECOND),
+            BOUNDS.check(&away, Some((&on_time, ten)), T0 + 10 * SECOND),
+            Err(ClockRefusal::Jumped { .. })
+        ));
+        // "Now" for an RTP timestamp a day of ticks away would move every
+        // sample by a day: its ticks did not advance with our clock.
+        let day_of_ticks = 100 * 86_400;
+        let forged = sr(1000 + day_of_ticks, T0 + 10 * SECOND);
+        assert!(matches!(
+            BOUNDS.check(&forged, Some((&on_time, ten)), T0 + 10 * SECOND),
             Err(ClockRefusal::Jumped { .. })
         ));
     }
