@@ -19,6 +19,7 @@ mod testing;
 mod tests;
 
 use self::authorisation::limiter::{FailureLimiter, Limits};
+use self::registration::sources::{AORS_PER_SOURCE, BoundBySource};
 use super::control::{Reply, Request};
 use super::offer;
 use crate::config::Policy;
@@ -321,6 +322,8 @@ pub struct Core {
     ids: IdGenerator,
     /// Authentication failures per source and their back-off.
     limiter: FailureLimiter,
+    /// Registrar state per source: the AORs each address holds.
+    bound_by_source: BoundBySource,
     actions: VecDeque<Action>,
 }
 
@@ -342,8 +345,14 @@ impl Core {
             offers: HashMap::new(),
             ids,
             limiter: FailureLimiter::new(Limits::default()),
+            bound_by_source: BoundBySource::new(AORS_PER_SOURCE),
             actions: VecDeque::new(),
         }
+    }
+
+    #[cfg(test)]
+    fn set_aors_per_source(&mut self, limit: usize) {
+        self.bound_by_source = BoundBySource::new(limit);
     }
 
     pub fn settings(&self) -> &Settings {

@@ -1,13 +1,21 @@
 //! REGISTER at the embedded registrar, its bindings' expiry, our own
 //! registration elsewhere, and the sensor states they imply.
 
+pub(super) mod sources;
+
+use self::sources::AORS_PER_SOURCE;
 use super::authorisation::limiter::Outcome;
 use super::{Action, Core};
 use crate::sip::credentials::Credentials;
 use crate::storage::SensorState;
 use sipsensor_protocol::prelude::*;
-use sipsensor_protocol::{RegistrationEvent, Request, ServerId, StatusCode, Target, response_to};
+use sipsensor_protocol::{
+    Header, RegistrationEvent, Request, ServerId, StatusCode, Target, headers, response_to,
+};
 use std::time::Instant;
+
+/// What an address with too many sensors is told to wait, in seconds.
+const SOURCE_FULL_RETRY_AFTER_SECS: u32 = 300;
 
 fn to_aor(request: &Request) -> Option<String> {
     let uri = request.to_header().ok()?.uri().ok()?;
@@ -38,6 +46,30 @@ impl Core {
             self.push(Action::RespondStatelessly { id, response });
             return;
         }
+        if !self.trusted(ip)
+            && let Some(aor) = &aor
+            && self.bound_by_source.full_for(ip, aor)
+        {
+            // RFC 3261 21.5.4: full for this address, try again later.
+            let tag = self.ids.tag();
+            let mut response = response_to(&request, StatusCode::ServiceUnavailable, Some(&tag));
+            response
+                .headers
+                .push(Header::RetryAfter(headers::RetryAfter::new(
+                    SOURCE_FULL_RETRY_AFTER_SECS.to_string(),
+                )));
+            self.push(Action::RespondStatelessly { id, response });
+            self.count("register_source_full");
+            self.warn(
+                "register",
+                format!(
+                    "REGISTER for {aor} from {} refused with 503: {AORS_PER_SOURCE} sensors \
+                     are registered from this address",
+                    source.addr
+                ),
+            );
+            return;
+        }
         let Some(reg) = self.registrar.as_mut() else {
             return;
         };
@@ -59,6 +91,11 @@ impl Core {
         match code {
             200 => {
                 if let Some(aor) = aor {
+                    if bound {
+                        self.bound_by_source.bound(&aor, ip);
+                    } else {
+                        self.bound_by_source.unbound(&aor);
+                    }
                     let state = match (self.streaming(&aor), bound) {
                         (true, _) => SensorState::Streaming,
                         (false, true) => SensorState::Registered,
@@ -91,6 +128,9 @@ impl Core {
         let mut aors: Vec<String> = gone.into_iter().map(|b| b.aor).collect();
         aors.dedup();
         for aor in aors {
+            if !self.bound(&aor, now) {
+                self.bound_by_source.unbound(&aor);
+            }
             if !self.bound(&aor, now) && !self.streaming(&aor) {
                 tracing::info!("registration of {aor} expired");
                 self.set_state(aor, SensorState::Offline);

@@ -200,3 +200,40 @@ fn a_trusted_proxy_relaying_bad_passwords_is_never_blocked() {
     let acts = register_with_password(&mut c, &clock, PROXY, "pw1", 12);
     assert_eq!(acts[0], Action::CountAuth("accepted"));
 }
+
+#[test]
+fn an_address_with_its_fill_of_sensors_gets_503_for_another() {
+    let (mut c, clock) = core();
+    c.set_aors_per_source(1);
+    let acts = register_with_password(&mut c, &clock, SENSOR, "pw1", 0);
+    assert_eq!(status_of(&acts[1]), 200);
+    // s2 from the same address: refused before anything is kept.
+    c.handle_event(register_event(&register_request("s2"), &clock), clock.at(1));
+    let acts = actions(&mut c);
+    assert_eq!(acts.len(), 3, "{acts:?}");
+    let Action::RespondStatelessly { response, .. } = &acts[0] else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(response.status_code.code(), 503);
+    assert!(
+        response.to_string().contains("Retry-After: 300\r\n"),
+        "{response}"
+    );
+    assert_eq!(acts[1], Action::Count("register_source_full"));
+    assert!(matches!(
+        &acts[2],
+        Action::Warn {
+            kind: "register",
+            ..
+        }
+    ));
+    // s1's binding gone (121 s), the address has room again.
+    c.handle_timeout(clock.at(122).instant);
+    actions(&mut c);
+    c.handle_event(
+        register_event(&register_request("s2"), &clock),
+        clock.at(123),
+    );
+    let acts = actions(&mut c);
+    assert_eq!(status_of(&acts[0]), 401, "{acts:?}");
+}
