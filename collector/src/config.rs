@@ -280,7 +280,8 @@ pub struct HttpConfig {
     #[serde(default)]
     pub allow_unauthenticated: bool,
     /// A connection that has not sent a whole request head this long after
-    /// it opened or after its last answer is closed (slow or idle clients).
+    /// it opened or after its last answer is closed (slow or idle clients),
+    /// and so is one whose client reads nothing of its answer this long.
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout_s: NonZeroU32,
     /// Connections open at once; further ones are closed at once.

@@ -407,3 +407,38 @@ async fn the_page_behind_the_token_works_after_the_browsers_log_in_prompt() {
     }
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_its_answers_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const ASKED: usize = 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(&config(dir.path(), "  idle_timeout_s: 1\n")).await;
+    let stream = tokio::net::TcpStream::connect(c.http).await.unwrap();
+    let (mut rx, mut tx) = stream.into_split();
+    // 1,000 pipelined requests for 50 kB each, far more than the socket
+    // buffers hold; then nothing is read for a while.
+    let asking = tokio::spawn(async move {
+        let one = b"GET /vendor/uPlot.iife.min.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+        for _ in 0..ASKED {
+            if tx.write_all(one).await.is_err() {
+                break;
+            }
+        }
+        tx
+    });
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut answers = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), rx.read_to_end(&mut answers)).await;
+    assert!(read.is_ok(), "the connection stayed open");
+    let served = answers
+        .windows(15)
+        .filter(|w| w == b"HTTP/1.1 200 OK")
+        .count();
+    assert!(
+        served < ASKED / 2,
+        "{served} of {ASKED} answers: the stalled connection was not closed"
+    );
+    asking.abort();
+    c.stop().await;
+}

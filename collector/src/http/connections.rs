@@ -4,7 +4,10 @@
 //! leaves room for everyone else, `/healthz` included).
 //!
 //! [`Admission`] decides (no I/O); [`serve`] is the accept loop around it,
-//! one hyper HTTP/1 connection per task.
+//! one hyper HTTP/1 connection per task, its writes bounded by
+//! [`stalled_write`].
+
+mod stalled_write;
 
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimit;
@@ -26,7 +29,8 @@ pub struct Limits {
     pub max_total: usize,
     pub max_per_source: usize,
     /// Longest wait for a whole request head, from the connection's start
-    /// or from the previous answer (hyper's header read timeout).
+    /// or from the previous answer (hyper's header read timeout), and for
+    /// room to write an answer the client does not read.
     pub idle_timeout: Duration,
 }
 
@@ -210,6 +214,7 @@ pub async fn serve(
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.idle_timeout);
+            let stream = stalled_write::StalledWriteLimit::new(stream, limits.idle_timeout);
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             let stopped = async move { stop.wait_for(|s| *s).await.is_ok() };
