@@ -21,13 +21,13 @@ use std::time::{Duration, Instant};
 
 use sipsensor_protocol::{
     Agreed, AnswerPolicy, EndReason, FailureReason, IdGenerator, LocalMedia, LocalSdp,
-    RegistrationConfig, RegistrationEvent, Sdp, SessionId, StreamDescription, StreamRole, UaError,
-    UaEvent, answer_offer, apply_answer, make_offer, parse_sdp,
+    RegistrationConfig, RegistrationEvent, Request, Response, Sdp, SessionId, StreamDescription,
+    StreamRole, Target, UaError, UaEvent, answer_offer, apply_answer, make_offer, parse_sdp,
 };
 
 use crate::backoff::Backoff;
 use crate::status::{AgentState, StatusChange};
-pub use trust::{Trust, Untrusted};
+pub use trust::{Admission, Refusal, Trust, TrustConfig};
 
 /// What the controller needs to know, taken from the agent's config.
 #[derive(Debug, Clone)]
@@ -36,7 +36,7 @@ pub struct Settings {
     pub collector: Option<String>,
     /// `None`: no registrar configured, call straight away.
     pub registration: Option<RegistrationConfig>,
-    pub trust: Trust,
+    pub trust: TrustConfig,
     /// What this device can send.
     pub capabilities: StreamDescription,
     /// Where this device's RTP leaves from (its SDP address).
@@ -68,6 +68,12 @@ pub enum Action {
         session: SessionId,
         status: u16,
         warning: String,
+    },
+    /// Answer an incoming INVITE with this response: our digest challenge
+    /// (401) or the 400 for broken credentials.
+    Challenge {
+        session: SessionId,
+        response: Box<Response>,
     },
     AnswerReoffer {
         session: SessionId,
@@ -118,6 +124,7 @@ enum Phase {
 #[derive(Debug)]
 pub struct Controller {
     settings: Settings,
+    trust: Trust,
     ids: IdGenerator,
     origin: LocalSdp,
     phase: Phase,
@@ -136,8 +143,15 @@ impl Controller {
     pub fn new(settings: Settings, mut ids: IdGenerator) -> Self {
         let origin = LocalSdp::new(&settings.sdp_user, settings.sdp_address, &mut ids);
         let backoff = Backoff::new(settings.retry_initial, settings.retry_max);
+        let trust = Trust::new(&settings.trust, &mut ids).unwrap_or_else(|e| {
+            // Only a nonce secret under 16 bytes fails, and ours has 32;
+            // should it happen, callers are refused rather than let in.
+            tracing::error!("cannot check callers' credentials: {e}");
+            Trust::flow_only(&settings.trust)
+        });
         Self {
             settings,
+            trust,
             ids,
             origin,
             phase: Phase::Idle,
@@ -235,20 +249,7 @@ impl Controller {
                 request,
                 source,
                 offer,
-            } => {
-                let verdict = self.settings.trust.check(&request, source.addr.ip());
-                match verdict {
-                    Ok(()) => self.incoming(session, &offer, now),
-                    Err(why) => {
-                        tracing::warn!("refused a call from {}: {why}", source.addr);
-                        self.actions.push_back(Action::Reject {
-                            session,
-                            status: 403,
-                            warning: why.to_string(),
-                        });
-                    }
-                }
-            }
+            } => self.incoming_call(session, &request, source, &offer, now),
             UaEvent::ReofferReceived { session, offer } => self.reoffer(session, &offer),
             UaEvent::Malformed { source, reason } => {
                 tracing::debug!("ignored a message from {}: {reason}", source.addr);
@@ -380,6 +381,44 @@ impl Controller {
                 self.problem("call", format!("the collector's answer is unusable: {e}"));
                 self.actions.push_back(Action::Hangup(session));
                 self.wait(now, None);
+            }
+        }
+    }
+
+    /// Trust before anything else: a stranger learns neither that the
+    /// sensor is busy nor what it can send.
+    fn incoming_call(
+        &mut self,
+        session: SessionId,
+        request: &Request,
+        source: Target,
+        offer: &[u8],
+        now: Instant,
+    ) {
+        match self.trust.admit(request, source, now, &mut self.ids) {
+            Ok(Admission::Flow) => self.incoming(session, offer, now),
+            Ok(Admission::Caller(user)) => {
+                tracing::info!("call from {} authenticated as {user}", source.addr);
+                self.incoming(session, offer, now);
+            }
+            Err(Refusal::Challenge { response, why }) => {
+                // The first INVITE of every call comes without credentials;
+                // anything else is worth a line (without the credentials).
+                if matches!(why, sipsensor_protocol::DigestAuthFailure::NoCredentials(_)) {
+                    tracing::debug!("challenged a call from {}", source.addr);
+                } else {
+                    tracing::warn!("refused a call from {}: {why}", source.addr);
+                }
+                self.actions
+                    .push_back(Action::Challenge { session, response });
+            }
+            Err(why @ Refusal::Untrusted { .. }) => {
+                tracing::warn!("refused a call from {}: {why}", source.addr);
+                self.actions.push_back(Action::Reject {
+                    session,
+                    status: 403,
+                    warning: "not a trusted caller".into(),
+                });
             }
         }
     }

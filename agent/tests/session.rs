@@ -95,7 +95,6 @@ async fn calls_streams_follows_a_reinvite_and_says_bye_on_sigterm() {
 sip:
   collector: sip:collector@COLLECTOR
   bind: 127.0.0.1:0
-  trusted_callers: [sip:collector@127.0.0.1]
 stream:
   rate: 100
   samples_per_packet: 2

@@ -78,9 +78,10 @@ pub use sip::{LocalEndpoint, Target, Transport};
 
 // SIP digest authentication (RFC 3261 22, RFC 7616).
 pub use sip::digest::{
-    Algorithm as DigestAlgorithm, AuthenticatedUser, CredentialStore, DigestClient, DigestError,
-    Ha1, HashFunction, InMemoryCredentials, Password, ServerConfig as DigestServerConfig,
-    ServerSecret, StoredSecret, WallClock,
+    Algorithm as DigestAlgorithm, AuthFailure as DigestAuthFailure, AuthenticatedUser,
+    ChallengeKind, CredentialStore, DigestClient, DigestError, DigestServer, Ha1, HashFunction,
+    InMemoryCredentials, Password, ServerConfig as DigestServerConfig, ServerSecret, StoredSecret,
+    WallClock,
 };
 
 // SIP registration, both ends (RFC 3261 section 10).

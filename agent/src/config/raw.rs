@@ -68,8 +68,14 @@ pub struct RawSip {
     pub bind: String,
     pub expires: u32,
     pub username: Option<String>,
-    pub trusted_callers: Vec<String>,
-    pub trusted_proxies: Vec<String>,
+    /// Digest users that may call the sensor; passwords in the secrets file.
+    pub callers: Vec<String>,
+    /// Realm of the agent's challenges; default: the AOR's host.
+    pub caller_realm: Option<String>,
+    pub callers_allow_md5: bool,
+    /// Calls arriving on the agent's own TCP/TLS connection to its proxy
+    /// are trusted.
+    pub trust_proxy_flow: bool,
 }
 
 impl Default for RawSip {
@@ -82,8 +88,10 @@ impl Default for RawSip {
             bind: "0.0.0.0:5060".into(),
             expires: 3600,
             username: None,
-            trusted_callers: Vec::new(),
-            trusted_proxies: Vec::new(),
+            callers: Vec::new(),
+            caller_realm: None,
+            callers_allow_md5: false,
+            trust_proxy_flow: true,
         }
     }
 }
@@ -277,6 +285,9 @@ impl Default for RawStatus {
 pub struct RawSecrets {
     #[serde(default)]
     pub password: Option<String>,
+    /// Passwords of the callers named in `sip.callers`.
+    #[serde(default)]
+    pub callers: std::collections::BTreeMap<String, String>,
 }
 
 pub const DEFAULT_SECRETS_FILE: &str = "/etc/sipsensor/secrets.yaml";

@@ -6,15 +6,15 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant};
 
 use sipsensor_protocol::{
-    Agreed, IdGenerator, LocalEndpoint, LocalMedia, RegistrationConfig, RegistrationEvent,
-    UaConfig, UaEvent, UserAgent,
+    Agreed, IdGenerator, LocalEndpoint, LocalMedia, RegistrationConfig, RegistrationEvent, Target,
+    Transport, UaConfig, UaEvent, UserAgent, WallClock,
 };
 use sipsensor_runtime::resolver::CachedResolver;
 use sipsensor_runtime::sip_transport::{NetConfig, Network};
 use sipsensor_runtime::ua_driver::{self, UaHandle};
 use tokio::sync::watch;
 
-use super::{Action, CallError, Controller, Settings, Trust, media};
+use super::{Action, CallError, Controller, Settings, TrustConfig, media};
 use crate::config::{Config, SipUri, sip_uri::Host};
 use crate::status::{
     Direction, RegistrationState, RegistrationStatus, SessionStatus, StatusHub, unix_ms,
@@ -206,15 +206,7 @@ fn settings(
     Ok(Settings {
         collector: config.sip.collector.as_ref().map(|c| c.as_str().to_owned()),
         registration,
-        trust: Trust {
-            callers: config
-                .sip
-                .trusted_callers
-                .iter()
-                .map(|c| c.as_str().to_owned())
-                .collect(),
-            proxies: config.sip.trusted_proxies.clone(),
-        },
+        trust: trust_config(config, local),
         capabilities: media::capabilities(config)?,
         local_media,
         keepalive: KEEPALIVE,
@@ -225,15 +217,51 @@ fn settings(
     })
 }
 
+/// Who may call: the flow to the proxy (over TCP), the configured
+/// callers with their secrets-file passwords.
+fn trust_config(config: &Config, local: &LocalEndpoint) -> TrustConfig {
+    let flow = match local.transport {
+        Transport::Udp => None,
+        transport => outbound_proxy_uri(config)
+            .filter(|_| config.sip.trust_proxy_flow)
+            .and_then(resolve)
+            .map(|addr| Target::new(transport, addr)),
+    };
+    let unix_secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    TrustConfig {
+        flow,
+        callers: config
+            .sip
+            .callers
+            .iter()
+            .map(|(user, password)| {
+                (
+                    user.clone(),
+                    sipsensor_protocol::Password::new(password.expose()),
+                )
+            })
+            .collect(),
+        realm: config.sip.caller_realm.clone(),
+        aor: config.identity.aor.as_str().to_owned(),
+        allow_md5: config.sip.callers_allow_md5,
+        clock: WallClock::new(Instant::now(), unix_secs),
+    }
+}
+
 /// The outbound proxy: the configured one, else the registrar (it is the
 /// proxy of the domain), else none: INVITEs go straight to the collector.
 fn outbound_proxy(config: &Config) -> Option<String> {
+    outbound_proxy_uri(config).map(|u| u.as_str().to_owned())
+}
+
+fn outbound_proxy_uri(config: &Config) -> Option<&SipUri> {
     config
         .sip
         .outbound_proxy
         .as_ref()
         .or(config.sip.registrar.as_ref())
-        .map(|u| u.as_str().to_owned())
 }
 
 fn product() -> String {
@@ -422,6 +450,11 @@ async fn carry_out(
             } => {
                 let _ = ua
                     .with(move |ua, now| ua.reject(session, status, Some(&warning), now))
+                    .await;
+            }
+            Action::Challenge { session, response } => {
+                let _ = ua
+                    .with(move |ua, now| ua.respond_to_invite(session, *response, now))
                     .await;
             }
             Action::AnswerReoffer { session, answer } => {

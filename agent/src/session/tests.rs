@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 use sipsensor_protocol::{
     AnswerPolicy, ChannelSpec, EndReason, FailureReason, IdGenerator, LocalEndpoint, LocalMedia,
     LocalSdp, Password, ReceivePolicy, RegistrationConfig, RegistrationEvent, SampleFormat,
-    SessionId, StreamDescription, StreamRole, Target, Transport, UaEvent, Unit, answer_offer,
+    SessionId, StreamDescription, StreamRole, Transport, UaEvent, Unit, WallClock, answer_offer,
     make_offer, parse_sdp,
 };
 
@@ -45,9 +45,13 @@ fn settings(registrar: bool) -> Settings {
                 local,
             )
         }),
-        trust: Trust {
-            callers: vec!["sip:collector@example.net".into()],
-            proxies: vec![],
+        trust: TrustConfig {
+            flow: None,
+            callers: vec![("collector".into(), Password::new("calling-secret"))],
+            realm: "s1@example.net".into(),
+            aor: "sip:s1@example.net".into(),
+            allow_md5: false,
+            clock: WallClock::new(Instant::now(), 1_800_000_000),
         },
         capabilities: capabilities(),
         local_media: LocalMedia::new("198.51.100.10:40000".parse().unwrap()),
@@ -334,51 +338,6 @@ fn a_reinvite_halving_the_rate_updates_the_stream() {
 }
 
 #[test]
-fn incoming_calls_need_trust_and_a_free_sensor() {
-    let now = Instant::now();
-    let mut c = Controller::new(settings(true), IdGenerator::seeded(6));
-    c.settings.collector = None; // wait to be called
-    c.start(now);
-    c.handle_event(registered(), now);
-    actions(&mut c);
-    let mut origin = LocalSdp::with_session_id("collector", "203.0.113.5".parse().unwrap(), 7);
-    let local = LocalMedia::new("203.0.113.5:50000".parse().unwrap());
-    let offer = make_offer(&capabilities(), StreamRole::Receiver, &local, &mut origin)
-        .unwrap()
-        .to_bytes();
-    let call = |from: &str, n: u64| {
-        UaEvent::IncomingCall {
-        session: session(n),
-        request: sipsensor_protocol::Request::try_from(
-            format!(
-                "INVITE sip:s1@198.51.100.10 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.5;branch=z9hG4bK{n}\r\n\
-From: <{from}>;tag=a\r\nTo: <sip:s1@example.net>\r\nCall-ID: c{n}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
-            )
-            .as_bytes(),
-        )
-        .unwrap(),
-        source: Target::new(Transport::Udp, "203.0.113.5:5060".parse().unwrap()),
-        offer: offer.clone(),
-    }
-    };
-    c.handle_event(call("sip:mallory@example.net", 1), now);
-    assert!(matches!(
-        &actions(&mut c)[..],
-        [Action::Reject { status: 403, .. }]
-    ));
-    c.handle_event(call("sip:collector@example.net", 2), now);
-    assert!(matches!(
-        &actions(&mut c)[..],
-        [Action::Accept { .. }, Action::StartStream { .. }]
-    ));
-    c.handle_event(call("sip:collector@example.net", 3), now);
-    assert!(matches!(
-        &actions(&mut c)[..],
-        [Action::Reject { status: 486, .. }]
-    ));
-}
-
-#[test]
 fn shutdown_stops_the_stream_hangs_up_and_unregisters() {
     let (mut c, _, _) = streaming();
     c.shutdown();
@@ -391,3 +350,5 @@ fn shutdown_stops_the_stream_hangs_up_and_unregisters() {
         ]
     );
 }
+
+mod trust;

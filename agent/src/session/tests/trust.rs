@@ -1,0 +1,275 @@
+//! Who may open a session, tried as an attacker would (issue #14 finding
+//! 1): forged From, wrong password, replayed credentials, a stranger
+//! against a running stream, and the trusted proxy's flow.
+
+use std::time::{Duration, Instant};
+
+use sipsensor_protocol::{
+    DigestClient, IdGenerator, LocalMedia, LocalSdp, Password, Request, Response, StreamRole,
+    Target, Transport, UaEvent, make_offer,
+};
+
+use super::{actions, capabilities, registered, session, settings};
+use crate::session::{Action, Controller, Settings};
+
+const COLLECTOR: &str = "203.0.113.5:5060";
+const PROXY: &str = "192.0.2.20:5060";
+
+fn offer() -> Vec<u8> {
+    let mut origin = LocalSdp::with_session_id("collector", "203.0.113.5".parse().unwrap(), 7);
+    let local = LocalMedia::new("203.0.113.5:50000".parse().unwrap());
+    make_offer(&capabilities(), StreamRole::Receiver, &local, &mut origin)
+        .unwrap()
+        .to_bytes()
+}
+
+/// An INVITE with the collector's From: what a forger writes too.
+fn invite(n: u64) -> Request {
+    Request::try_from(
+        format!(
+            "INVITE sip:s1@198.51.100.10 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.5;branch=z9hG4bK{n}\r\n\
+From: <sip:collector@example.net>;tag=a{n}\r\nTo: <sip:s1@example.net>\r\nCall-ID: c{n}\r\n\
+CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap()
+}
+
+fn call(n: u64, request: Request, from: Target) -> UaEvent {
+    UaEvent::IncomingCall {
+        session: session(n),
+        request,
+        source: from,
+        offer: offer(),
+    }
+}
+
+fn udp(addr: &str) -> Target {
+    Target::new(Transport::Udp, addr.parse().unwrap())
+}
+
+fn tcp(addr: &str) -> Target {
+    Target::new(Transport::Tcp, addr.parse().unwrap())
+}
+
+/// Registered, waiting to be called.
+fn waiting(settings: Settings) -> (Controller, Instant) {
+    let now = Instant::now();
+    let mut c = Controller::new(
+        Settings {
+            collector: None,
+            ..settings
+        },
+        IdGenerator::seeded(9),
+    );
+    c.start(now);
+    c.handle_event(registered(), now);
+    actions(&mut c);
+    (c, now)
+}
+
+/// The 401 the controller sent for session `n`.
+fn challenge_of(acts: &[Action]) -> Response {
+    match acts {
+        [Action::Challenge { response, .. }] => (**response).clone(),
+        other => panic!("expected a challenge, got {other:?}"),
+    }
+}
+
+fn status(r: &Response) -> u16 {
+    r.status_code.code()
+}
+
+/// `request` answering `challenge` as a caller with `password` would.
+fn answered(
+    challenge: &Response,
+    request: Request,
+    password: &str,
+    ids: &mut IdGenerator,
+) -> Request {
+    let mut client = DigestClient::new("collector", Password::new(password));
+    client.handle_challenge(&request, challenge).unwrap();
+    let mut request = request;
+    client.authorize(&mut request, ids);
+    request
+}
+
+/// A call without credentials, as every first INVITE is: its 401, and
+/// the caller's id source.
+fn first_challenge(c: &mut Controller, now: Instant) -> (Response, IdGenerator) {
+    c.handle_event(call(1, invite(1), udp(COLLECTOR)), now);
+    (challenge_of(&actions(c)), IdGenerator::seeded(77))
+}
+
+fn streams(acts: &[Action]) -> bool {
+    acts.iter().any(|a| matches!(a, Action::StartStream { .. }))
+}
+
+#[test]
+fn a_forged_from_gets_a_sha256_challenge_and_no_stream() {
+    let (mut c, now) = waiting(settings(true));
+    c.handle_event(call(1, invite(1), udp("198.51.100.66:5060")), now);
+    let acts = actions(&mut c);
+    assert!(!streams(&acts));
+    let challenge = challenge_of(&acts);
+    assert_eq!(status(&challenge), 401);
+    let text = challenge.to_string();
+    assert!(text.contains("algorithm=SHA-256"), "{text}");
+    assert!(!text.contains("MD5"), "MD5 only when configured: {text}");
+}
+
+#[test]
+fn md5_is_offered_after_sha256_only_when_configured() {
+    let mut s = settings(true);
+    s.trust.allow_md5 = true;
+    let (mut c, now) = waiting(s);
+    c.handle_event(call(1, invite(1), udp(COLLECTOR)), now);
+    let text = challenge_of(&actions(&mut c)).to_string();
+    let (sha, md5) = (text.find("SHA-256").unwrap(), text.find("MD5").unwrap());
+    assert!(sha < md5, "{text}");
+}
+
+#[test]
+fn a_wrong_password_is_refused() {
+    let (mut c, now) = waiting(settings(true));
+    let (challenge, mut ids) = first_challenge(&mut c, now);
+    let guess = answered(&challenge, invite(2), "guess", &mut ids);
+    c.handle_event(call(2, guess, udp(COLLECTOR)), now);
+    let acts = actions(&mut c);
+    assert!(!streams(&acts));
+    let again = challenge_of(&acts);
+    assert_eq!(status(&again), 401);
+    assert!(!again.to_string().contains("stale=true"));
+}
+
+#[test]
+fn the_right_credential_opens_a_session_and_its_replay_does_not() {
+    let (mut c, now) = waiting(settings(true));
+    let (challenge, mut ids) = first_challenge(&mut c, now);
+    let good = answered(&challenge, invite(2), "calling-secret", &mut ids);
+    c.handle_event(call(2, good.clone(), udp(COLLECTOR)), now);
+    let acts = actions(&mut c);
+    assert!(
+        matches!(
+            &acts[..],
+            [Action::Accept { .. }, Action::StartStream { .. }]
+        ),
+        "{acts:?}"
+    );
+    // The stream ends; an eavesdropper replays the INVITE word for word.
+    c.handle_event(
+        UaEvent::Ended {
+            session: session(2),
+            reason: sipsensor_protocol::EndReason::RemoteBye,
+            warning: None,
+            retry_after: None,
+        },
+        now,
+    );
+    actions(&mut c);
+    let later = now + Duration::from_secs(1);
+    c.handle_event(call(3, good, udp("198.51.100.66:5060")), later);
+    let acts = actions(&mut c);
+    assert!(!streams(&acts), "{acts:?}");
+    assert_eq!(status(&challenge_of(&acts)), 401);
+}
+
+#[test]
+fn an_expired_nonce_gets_a_stale_challenge() {
+    let (mut c, now) = waiting(settings(true));
+    let (challenge, mut ids) = first_challenge(&mut c, now);
+    let late = answered(&challenge, invite(2), "calling-secret", &mut ids);
+    // Nonces live 300 s (the digest server's default).
+    c.handle_event(
+        call(2, late, udp(COLLECTOR)),
+        now + Duration::from_secs(302),
+    );
+    let acts = actions(&mut c);
+    assert!(!streams(&acts));
+    assert!(challenge_of(&acts).to_string().contains("stale=true"));
+}
+
+#[test]
+fn without_callers_a_stranger_gets_403_even_from_a_udp_flow() {
+    let mut s = settings(true);
+    s.trust.callers.clear();
+    // A UDP "flow" is ignored: a datagram's source is anyone's to write.
+    s.trust.flow = Some(udp(PROXY));
+    let (mut c, now) = waiting(s);
+    for (n, from) in [(1, udp(COLLECTOR)), (2, udp(PROXY))] {
+        c.handle_event(call(n, invite(n), from), now);
+        assert!(matches!(
+            &actions(&mut c)[..],
+            [Action::Reject { status: 403, .. }]
+        ));
+    }
+}
+
+#[test]
+fn the_proxy_flow_needs_no_challenge_but_its_address_over_udp_does() {
+    let mut s = settings(true);
+    s.trust.flow = Some(tcp(PROXY));
+    let (mut c, now) = waiting(s);
+    // Same address, but a datagram: anyone can send it.
+    c.handle_event(call(1, invite(1), udp(PROXY)), now);
+    assert_eq!(status(&challenge_of(&actions(&mut c))), 401);
+    // Another TCP peer is not the flow either.
+    c.handle_event(call(2, invite(2), tcp("192.0.2.21:5060")), now);
+    assert_eq!(status(&challenge_of(&actions(&mut c))), 401);
+    c.handle_event(call(3, invite(3), tcp(PROXY)), now);
+    assert!(streams(&actions(&mut c)));
+}
+
+#[test]
+fn a_stranger_cannot_take_over_or_probe_a_running_stream() {
+    let (mut c, now) = waiting(settings(true));
+    let (challenge, mut ids) = first_challenge(&mut c, now);
+    let good = answered(&challenge, invite(2), "calling-secret", &mut ids);
+    c.handle_event(call(2, good, udp(COLLECTOR)), now);
+    assert!(streams(&actions(&mut c)));
+    // A stranger learns nothing, not even that the sensor is busy.
+    c.handle_event(call(3, invite(3), udp("198.51.100.66:5060")), now);
+    let acts = actions(&mut c);
+    assert_eq!(status(&challenge_of(&acts)), 401);
+    // The real caller, authenticated again, hears that it is busy.
+    let second = answered(&challenge_of(&acts), invite(4), "calling-secret", &mut ids);
+    c.handle_event(call(4, second, udp(COLLECTOR)), now);
+    assert!(matches!(
+        &actions(&mut c)[..],
+        [Action::Reject { status: 486, .. }]
+    ));
+}
+
+#[test]
+fn credentials_for_our_aor_pass_a_proxy_that_retargeted_to_our_contact() {
+    let (mut c, now) = waiting(settings(true));
+    let (challenge, mut ids) = first_challenge(&mut c, now);
+    // The caller sent its INVITE to our AOR; the proxy's location lookup
+    // put our Contact in the Request-URI before it reached us.
+    let aor_invite = |n| {
+        let mut r = invite(n);
+        r.uri = sipsensor_protocol::SipUri::parse("sip:s1@example.net")
+            .unwrap()
+            .to_rsip();
+        r
+    };
+    let retargeted = |r: Request| {
+        let mut r = r;
+        r.uri = invite(0).uri;
+        r
+    };
+    let signed = answered(&challenge, aor_invite(2), "calling-secret", &mut ids);
+    c.handle_event(call(2, retargeted(signed), udp(COLLECTOR)), now);
+    assert!(streams(&actions(&mut c)));
+    // Credentials for any other URI are no good here.
+    let mut other = invite(3);
+    other.uri = sipsensor_protocol::SipUri::parse("sip:s9@example.net")
+        .unwrap()
+        .to_rsip();
+    let signed = answered(&challenge, other, "calling-secret", &mut ids);
+    c.handle_event(call(3, retargeted(signed), udp(COLLECTOR)), now);
+    let acts = actions(&mut c);
+    assert!(!streams(&acts));
+    assert_eq!(status(&challenge_of(&acts)), 400);
+}
