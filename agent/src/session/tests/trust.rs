@@ -273,3 +273,58 @@ fn credentials_for_our_aor_pass_a_proxy_that_retargeted_to_our_contact() {
     assert!(!streams(&acts));
     assert_eq!(status(&challenge_of(&acts)), 400);
 }
+
+/// The collector's user agent, configured with its calling credential as
+/// `sip.calling` makes it, answers the agent's challenge by itself (RFC
+/// 3261 22.2): one INVITE refused, its retry accepted, media agreed.
+#[test]
+fn a_collector_user_agent_with_the_credential_gets_through() {
+    use sipsensor_protocol::{LiteralsOnly, LocalEndpoint, UaConfig, UaOutput, UserAgent};
+    let collector_addr: std::net::SocketAddr = COLLECTOR.parse().unwrap();
+    let agent_addr: std::net::SocketAddr = "198.51.100.10:5060".parse().unwrap();
+    let ua = |addr, aor: &str, credentials: Option<(String, Password)>| {
+        let mut config = UaConfig::new(LocalEndpoint::new(Transport::Udp, addr), aor);
+        config.credentials = credentials;
+        UserAgent::new(config, IdGenerator::seeded(3), Box::new(LiteralsOnly)).unwrap()
+    };
+    let mut collector = ua(
+        collector_addr,
+        "sip:collector@example.net",
+        Some(("collector".into(), Password::new("calling-secret"))),
+    );
+    let mut agent = ua(agent_addr, "sip:s1@example.net", None);
+    let (mut c, now) = waiting(settings(true));
+    collector
+        .call("sip:s1@198.51.100.10:5060", offer(), now)
+        .unwrap();
+    let (mut challenged, mut answered) = (0, false);
+    for _ in 0..20 {
+        while let Some(out) = collector.poll_output() {
+            match out {
+                UaOutput::Transmit { bytes, .. } => agent.handle_input(&bytes, udp(COLLECTOR), now),
+                UaOutput::Event(UaEvent::Answered { .. }) => answered = true,
+                UaOutput::Event(_) => {}
+            }
+        }
+        while let Some(out) = agent.poll_output() {
+            match out {
+                UaOutput::Transmit { bytes, .. } => {
+                    collector.handle_input(&bytes, Target::new(Transport::Udp, agent_addr), now)
+                }
+                UaOutput::Event(event) => c.handle_event(event, now),
+            }
+        }
+        for action in actions(&mut c) {
+            match action {
+                Action::Challenge { session, response } => {
+                    challenged += 1;
+                    agent.respond_to_invite(session, *response, now).unwrap();
+                }
+                Action::Accept { session, answer } => agent.accept(session, answer, now).unwrap(),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(challenged, 1);
+    assert!(answered, "the collector's call was not answered");
+}

@@ -6,6 +6,7 @@ use super::{
     canonical_aor,
 };
 use crate::sip::control::{CallRequest, Reply};
+use crate::sip::credentials::Credentials;
 use crate::sip::offer;
 use sipsensor_protocol::{
     Binding, LocalMedia, LocalSdp, NegotiationError, Sdp, SessionId as UaSession, SipUri,
@@ -64,6 +65,28 @@ fn summary_of(offer: &Sdp) -> String {
 }
 
 impl Core {
+    /// SIGHUP read the credentials file again: the password our calls
+    /// answer sensors' challenges with (RFC 3261 22.2) follows it. With
+    /// `sip.register` too, the registration's reload sets the same user.
+    pub fn reload_calling(&mut self, credentials: &Credentials) {
+        if self.settings.own_user.is_some() {
+            return;
+        }
+        let Some(user) = self.settings.calling_user.clone() else {
+            return;
+        };
+        match credentials.password(&user) {
+            Some(password) => self.push(Action::SetOwnCredentials { user, password }),
+            None => self.warn(
+                "credentials",
+                format!(
+                    "sip.calling: user {user:?} has no plain password in the credentials \
+                     file; calls keep the old one"
+                ),
+            ),
+        }
+    }
+
     /// `sipsensor-collector call AOR`.
     pub(super) fn call(&mut self, req: CallRequest, reply: ReplyTo, now: Now) {
         let p = match self.prepare_call(&req, now) {

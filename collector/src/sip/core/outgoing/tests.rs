@@ -306,3 +306,25 @@ fn nat_bindings_are_reached_where_they_registered_from() {
         "sip:s1@198.51.100.7:40123;transport=tcp"
     );
 }
+
+#[test]
+fn a_sighup_gives_calls_the_calling_users_new_password() {
+    let start = Instant::now();
+    let mut s = settings(true);
+    s.calling_user = Some("s2".into());
+    let mut c = Core::new(s, Some(registrar(start)), IdGenerator::seeded(1));
+    c.reload_calling(&credentials());
+    let acts = actions(&mut c);
+    let [Action::SetOwnCredentials { user, password }] = &acts[..] else {
+        panic!("{acts:?}")
+    };
+    assert_eq!((user.as_str(), password), ("s2", &Password::new("pw2")));
+    // A file without the user keeps the old password and says so.
+    let without = Credentials::parse("users: {s1: pw1}\n", Path::new("u.yaml"), "x").unwrap();
+    c.reload_calling(&without);
+    let acts = actions(&mut c);
+    assert!(
+        matches!(&acts[..], [Action::Warn { message, .. }] if message.contains("\"s2\"")),
+        "{acts:?}"
+    );
+}
