@@ -88,8 +88,8 @@ pub use sip::digest::{
 pub use sip::registrar::{AorPolicy, Binding, LocationService, Registrar, RegistrarConfig};
 pub use sip::registration::{
     ConfigError as RegistrationConfigError, ConfigProblem as RegistrationConfigProblem,
-    FailureReason, Mismatch as RegistrationMismatch, RegistrationConfig, RegistrationError,
-    RegistrationEvent, RegistrationState,
+    FailureReason, Mismatch as RegistrationMismatch, Outbound as RegistrationOutbound,
+    RegistrationConfig, RegistrationError, RegistrationEvent, RegistrationState,
 };
 
 // The SIP user agent: transactions, dialogs, sessions (RFC 3261 8, 12, 13,

@@ -6,8 +6,8 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant};
 
 use sipsensor_protocol::{
-    Agreed, IdGenerator, LocalEndpoint, LocalMedia, RegistrationConfig, RegistrationEvent, Target,
-    Transport, UaConfig, UaEvent, UserAgent, WallClock,
+    Agreed, IdGenerator, LocalEndpoint, LocalMedia, RegistrationConfig, RegistrationEvent,
+    RegistrationOutbound, Target, Transport, UaConfig, UaEvent, UserAgent, WallClock,
 };
 use sipsensor_runtime::resolver::CachedResolver;
 use sipsensor_runtime::sip_transport::{NetConfig, Network};
@@ -198,6 +198,14 @@ fn settings(
         r.expires = u32::try_from(config.sip.expires.as_secs()).unwrap_or(u32::MAX);
         r.outbound_proxy = outbound_proxy(config);
         r.user_agent = Some(product());
+        // Over TCP the registration is a flow the proxy sends our calls
+        // back on (RFC 5626): the agent needs no reachable listening port.
+        if local.transport.is_reliable() {
+            r.outbound = Some(RegistrationOutbound {
+                instance: instance_id(),
+                reg_id: 1,
+            });
+        }
         r
     });
     let mut local_media = LocalMedia::new(rtp);
@@ -214,6 +222,31 @@ fn settings(
         retry_max: Duration::from_secs(300),
         sdp_user: config.identity.aor.user().unwrap_or("-").to_owned(),
         sdp_address: rtp.ip(),
+    })
+}
+
+/// This device's `+sip.instance` (RFC 5626 4.1): derived from the machine
+/// id so it survives restarts and re-flashing the same board keeps it; a
+/// random one (a new binding after every restart) where there is none.
+fn instance_id() -> String {
+    let from_machine = ["/etc/machine-id", "/var/lib/dbus/machine-id"]
+        .into_iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .find_map(|id| RegistrationOutbound::instance_from_machine_id(&id));
+    from_machine.unwrap_or_else(|| {
+        tracing::warn!(
+            "no machine id (/etc/machine-id): the registrar sees a new SIP instance after \
+             every restart"
+        );
+        let hex = IdGenerator::from_entropy().hex(16);
+        format!(
+            "urn:uuid:{}-{}-4{}-8{}-{}",
+            &hex[0..8],
+            &hex[8..12],
+            &hex[13..16],
+            &hex[17..20],
+            &hex[20..32]
+        )
     })
 }
 

@@ -31,7 +31,25 @@ struct Prepared {
 /// Where to send the INVITE for a binding: its Contact, or where its
 /// REGISTER came from when the sensor is behind NAT (RFC 3581, RFC 5626).
 fn target_of(b: &Binding) -> String {
-    target_for(&b.contact, b.source, b.transport, b.behind_nat())
+    target_for(
+        &b.contact,
+        b.source,
+        b.transport,
+        b.behind_nat() || is_flow(b),
+    )
+}
+
+/// A binding registered as an RFC 5626 flow over a connection (`ob` in
+/// its Contact, or a `reg-id`) is reached over that connection whatever
+/// its Contact says (RFC 5626 5.3, 6): the sensor need not listen at all.
+/// Should the connection be gone, the call fails rather than reaching
+/// whoever now answers at the Contact.
+fn is_flow(b: &Binding) -> bool {
+    b.transport.is_reliable()
+        && (b.contact.param("ob").is_some()
+            || b.params
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("reg-id")))
 }
 
 fn target_for(
