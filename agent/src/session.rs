@@ -8,6 +8,7 @@
 //! real-time sender, and applies the status changes to the daemon's hub.
 //! Every rule here is tested without a socket.
 
+pub mod flow;
 pub mod media;
 pub mod run;
 pub mod streamer;
@@ -27,6 +28,7 @@ use sipsensor_protocol::{
 
 use crate::backoff::Backoff;
 use crate::status::{AgentState, StatusChange};
+use flow::{FlowKeeper, FlowStep};
 pub use trust::{Admission, Refusal, Trust, TrustConfig};
 
 /// What the controller needs to know, taken from the agent's config.
@@ -43,6 +45,9 @@ pub struct Settings {
     pub local_media: LocalMedia,
     /// In-dialog OPTIONS interval: how fast a lost collector is noticed.
     pub keepalive: Duration,
+    /// CRLF keep-alive interval of the flow to the registrar (RFC 5626
+    /// 4.4.1); `None` when the registration is no flow (UDP, no registrar).
+    pub flow_keepalive: Option<Duration>,
     /// Back-off between call attempts.
     pub retry_initial: Duration,
     pub retry_max: Duration,
@@ -56,6 +61,9 @@ pub struct Settings {
 pub enum Action {
     Register(RegistrationConfig),
     Unregister,
+    /// Send a CRLF keep-alive on the flow to the registrar; report with
+    /// [`Controller::flow_checked`].
+    PingFlow,
     Call {
         to: String,
         offer: Vec<u8>,
@@ -137,6 +145,8 @@ pub struct Controller {
     status: VecDeque<StatusChange>,
     /// The last problem reported, so a failing loop logs once, not forever.
     last_problem: Option<String>,
+    /// The flow to the registrar, when the registration is one.
+    flow: Option<FlowKeeper>,
 }
 
 impl Controller {
@@ -149,7 +159,12 @@ impl Controller {
             tracing::error!("cannot check callers' credentials: {e}");
             Trust::flow_only(&settings.trust)
         });
+        let flow = settings
+            .flow_keepalive
+            .filter(|_| settings.registration.is_some())
+            .map(|interval| FlowKeeper::new(interval, flow::RETRY_BASE, flow::RETRY_MAX));
         Self {
+            flow,
             settings,
             trust,
             ids,
@@ -208,14 +223,29 @@ impl Controller {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match &self.phase {
+        let phase = match &self.phase {
             Phase::Streaming { next_ping, .. } => Some(*next_ping),
             Phase::Waiting { until } => Some(*until),
             _ => None,
-        }
+        };
+        let flow = self.flow.as_ref().and_then(FlowKeeper::poll_timeout);
+        phase.into_iter().chain(flow).min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.phase != Phase::Stopping
+            && let Some(flow) = self.flow.as_mut()
+        {
+            match flow.handle_timeout(now, &mut self.ids) {
+                Some(FlowStep::Ping) => self.actions.push_back(Action::PingFlow),
+                Some(FlowStep::Reregister) => {
+                    if let Some(registration) = self.settings.registration.clone() {
+                        self.actions.push_back(Action::Register(registration));
+                    }
+                }
+                None => {}
+            }
+        }
         match self.phase {
             Phase::Streaming { session, next_ping } if next_ping <= now => {
                 self.actions.push_back(Action::Ping(session));
@@ -261,6 +291,30 @@ impl Controller {
             | UaEvent::OptionsResult { .. }
             | UaEvent::Request { .. }
             | UaEvent::Response { .. } => {}
+        }
+    }
+
+    /// The shell's answer to [`Action::PingFlow`]: whether the keep-alive
+    /// went out. A flow that cannot carry one is gone, and with it every
+    /// call that would reach us on it (RFC 5626 4.4.1): register again.
+    pub fn flow_checked(&mut self, sent: bool, now: Instant) {
+        if sent || self.phase == Phase::Stopping {
+            return;
+        }
+        let Some(flow) = self.flow.as_mut() else {
+            return;
+        };
+        let wait = flow.failed(now, &mut self.ids);
+        self.registered = false;
+        self.problem(
+            "registration",
+            format!(
+                "the connection to the registrar failed; registering again in {:.0} s",
+                wait.as_secs_f64()
+            ),
+        );
+        if !matches!(self.phase, Phase::Streaming { .. }) {
+            self.set_state(AgentState::Registering);
         }
     }
 
@@ -324,6 +378,9 @@ impl Controller {
                     tracing::info!("registered as {contact} for {} s", expires.as_secs());
                 }
                 self.registered = true;
+                if let Some(flow) = self.flow.as_mut() {
+                    flow.up(now, &mut self.ids);
+                }
                 self.solved("registration");
                 if !matches!(self.phase, Phase::Streaming { .. }) {
                     self.set_state(AgentState::Registered);

@@ -218,11 +218,26 @@ fn settings(
         capabilities: media::capabilities(config)?,
         local_media,
         keepalive: KEEPALIVE,
+        flow_keepalive: local
+            .transport
+            .is_reliable()
+            .then_some(super::flow::KEEPALIVE_INTERVAL),
         retry_initial: Duration::from_secs(2),
         retry_max: Duration::from_secs(300),
         sdp_user: config.identity.aor.user().unwrap_or("-").to_owned(),
         sdp_address: rtp.ip(),
     })
+}
+
+/// The connection the agent keeps to its outbound proxy or registrar
+/// (RFC 5626); none over UDP.
+fn flow_target(config: &Config, local: &LocalEndpoint) -> Option<Target> {
+    match local.transport {
+        Transport::Udp => None,
+        transport => outbound_proxy_uri(config)
+            .and_then(resolve)
+            .map(|addr| Target::new(transport, addr)),
+    }
 }
 
 /// This device's `+sip.instance` (RFC 5626 4.1): derived from the machine
@@ -253,13 +268,7 @@ fn instance_id() -> String {
 /// Who may call: the flow to the proxy (over TCP), the configured
 /// callers with their secrets-file passwords.
 fn trust_config(config: &Config, local: &LocalEndpoint) -> TrustConfig {
-    let flow = match local.transport {
-        Transport::Udp => None,
-        transport => outbound_proxy_uri(config)
-            .filter(|_| config.sip.trust_proxy_flow)
-            .and_then(resolve)
-            .map(|addr| Target::new(transport, addr)),
-    };
+    let flow = flow_target(config, local).filter(|_| config.sip.trust_proxy_flow);
     let unix_secs = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -338,6 +347,7 @@ pub async fn run(
     let local = LocalEndpoint::new(transport, addr);
     let rtp = media_address.rtp;
     let settings = settings(config, &local, &media_address)?;
+    let flow_peer = flow_target(config, &local).map(|t| t.addr);
 
     let mut ua_config = UaConfig::new(local.clone(), config.identity.aor.as_str());
     ua_config.display_name = config.identity.display_name.clone();
@@ -373,6 +383,7 @@ pub async fn run(
             media,
             &hub,
             registrar.as_ref(),
+            flow_peer,
         )
         .await;
         let wake = controller
@@ -403,7 +414,7 @@ pub async fn run(
                     goodbye = Some(tokio::time::Instant::now() + GOODBYE);
                     if registrar.is_none() {
                         // Nothing to unregister: leave once the BYE is out.
-                        carry_out(&mut shown, &mut controller, &handle, media, &hub, registrar.as_ref()).await;
+                        carry_out(&mut shown, &mut controller, &handle, media, &hub, registrar.as_ref(), flow_peer).await;
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         break;
                     }
@@ -435,6 +446,7 @@ async fn carry_out(
     media: &mut dyn Media,
     hub: &StatusHub,
     registrar: Option<&(String, String)>,
+    flow_peer: Option<SocketAddr>,
 ) {
     loop {
         // The controller's status changes first: it decided them before
@@ -463,6 +475,14 @@ async fn carry_out(
             }
             Action::Unregister => {
                 let _ = ua.with(|ua, now| ua.unregister(now)).await;
+            }
+            Action::PingFlow => {
+                // No proxy address: the flow cannot be checked, only lost.
+                let sent = match flow_peer {
+                    Some(peer) => matches!(ua.ping(peer).await, Some(Ok(()))),
+                    None => true,
+                };
+                controller.flow_checked(sent, Instant::now());
             }
             Action::Call { to, offer } => {
                 let placed = ua

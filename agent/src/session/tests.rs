@@ -56,6 +56,7 @@ fn settings(registrar: bool) -> Settings {
         capabilities: capabilities(),
         local_media: LocalMedia::new("198.51.100.10:40000".parse().unwrap()),
         keepalive: Duration::from_secs(30),
+        flow_keepalive: None,
         retry_initial: Duration::from_secs(2),
         retry_max: Duration::from_secs(300),
         sdp_user: "s1".into(),
@@ -352,3 +353,62 @@ fn shutdown_stops_the_stream_hangs_up_and_unregisters() {
 }
 
 mod trust;
+
+/// The flow to the registrar (RFC 5626 4.4): keep-alives while it is up; a
+/// keep-alive that cannot go out means the connection is gone, and the
+/// agent registers again (a new connection) after a back-off, instead of
+/// staying unreachable until the next refresh.
+#[test]
+fn a_failed_flow_is_noticed_by_its_keepalive_and_registered_again() {
+    let hub = StatusHub::new();
+    let mut s = settings(true);
+    s.collector = None;
+    s.flow_keepalive = Some(flow::KEEPALIVE_INTERVAL);
+    let mut c = Controller::new(s, IdGenerator::seeded(12));
+    let t0 = Instant::now();
+    c.start(t0);
+    assert!(matches!(&actions(&mut c)[..], [Action::Register(_)]));
+    assert_eq!(
+        c.poll_timeout(),
+        None,
+        "no keep-alive before the flow is up"
+    );
+    c.handle_event(registered(), t0);
+    let ping_at = c.poll_timeout().unwrap();
+    assert!(ping_at - t0 <= flow::KEEPALIVE_INTERVAL);
+    c.handle_timeout(ping_at);
+    assert_eq!(actions(&mut c), [Action::PingFlow]);
+    c.flow_checked(true, ping_at);
+    assert!(actions(&mut c).is_empty());
+    // The next keep-alive finds the connection gone.
+    let ping_at = c.poll_timeout().unwrap();
+    c.handle_timeout(ping_at);
+    assert_eq!(actions(&mut c), [Action::PingFlow]);
+    c.flow_checked(false, ping_at);
+    show_status(&mut c, &hub);
+    assert_eq!(hub.state(), AgentState::Registering);
+    let retry_at = c.poll_timeout().unwrap();
+    assert!(
+        retry_at - ping_at <= flow::RETRY_BASE,
+        "{:?}",
+        retry_at - ping_at
+    );
+    c.handle_timeout(retry_at - Duration::from_millis(1));
+    assert!(actions(&mut c).is_empty(), "not before the back-off");
+    c.handle_timeout(retry_at);
+    assert!(matches!(&actions(&mut c)[..], [Action::Register(_)]));
+    c.handle_event(registered(), retry_at);
+    show_status(&mut c, &hub);
+    assert_eq!(hub.state(), AgentState::Registered);
+    assert!(c.poll_timeout().unwrap() > retry_at, "keep-alives again");
+}
+
+#[test]
+fn without_a_flow_there_is_no_keepalive() {
+    let (mut c, _, now) = streaming();
+    c.flow_checked(false, now);
+    assert!(actions(&mut c).is_empty());
+    // Only the in-dialog OPTIONS ping is due.
+    c.handle_timeout(c.poll_timeout().unwrap());
+    assert!(matches!(&actions(&mut c)[..], [Action::Ping(_)]));
+}
