@@ -58,6 +58,9 @@ pub struct SipConfig {
     pub collector: Option<SipUri>,
     pub transport: Transport,
     pub bind: SocketAddr,
+    /// Accept incoming SIP (`sip.listen`); off: TCP connections of our
+    /// own only, nothing listens.
+    pub listen: bool,
     pub expires: Duration,
     /// Digest user name: `sip.username`, else the AOR's user part.
     pub username: String,

@@ -66,6 +66,9 @@ pub struct RawSip {
     pub collector: Option<String>,
     pub transport: RawTransport,
     pub bind: String,
+    /// Accept incoming SIP; off: calls come only over the agent's own TCP
+    /// connection to its registrar.
+    pub listen: bool,
     pub expires: u32,
     pub username: Option<String>,
     /// Digest users that may call the sensor; passwords in the secrets file.
@@ -86,6 +89,7 @@ impl Default for RawSip {
             collector: None,
             transport: RawTransport::Udp,
             bind: "0.0.0.0:5060".into(),
+            listen: true,
             expires: 3600,
             username: None,
             callers: Vec::new(),

@@ -45,6 +45,19 @@ impl Files {
         load(&files).map_err(|e| e.to_string())
     }
 
+    /// Loads a simulated sensor of `sip:a@b.example` with these `sip:`
+    /// lines.
+    fn with_sip(&self, sip: &str) -> Result<Config, String> {
+        let p = self.write(
+            "agent.yaml",
+            &format!(
+                "{}identity: {{aor: sip:a@b.example}}\nsip:\n{sip}{SIM}",
+                self.secrets()
+            ),
+        );
+        self.load(&[&p], &[])
+    }
+
     fn path(&self, name: &str) -> String {
         self.dir.path().join(name).display().to_string()
     }
@@ -356,16 +369,7 @@ fn callers_take_their_passwords_from_the_secrets_file() {
 #[test]
 fn from_based_trust_is_gone_and_udp_alone_calls_nobody_in() {
     let f = Files::new();
-    let with_sip = |sip: &str| {
-        let p = f.write(
-            "agent.yaml",
-            &format!(
-                "{}identity: {{aor: sip:a@b.example}}\nsip:\n{sip}{SIM}",
-                f.secrets()
-            ),
-        );
-        f.load(&[&p], &[])
-    };
+    let with_sip = |sip: &str| f.with_sip(sip);
     for old in [
         "trusted_callers: [sip:collector@b.example]",
         "trusted_proxies: [203.0.113.10]",
@@ -379,4 +383,19 @@ fn from_based_trust_is_gone_and_udp_alone_calls_nobody_in() {
     // Over TCP the agent's own connection to it is the way in.
     let c = with_sip("  registrar: sip:b.example\n  transport: tcp\n").unwrap();
     assert!(c.sip.trust_proxy_flow);
+}
+
+#[test]
+fn not_listening_needs_a_tcp_flow_to_a_registrar() {
+    let f = Files::new();
+    let with_sip = |sip: &str| f.with_sip(&format!("  listen: false\n{sip}"));
+    let e = with_sip("  registrar: sip:b.example\n").unwrap_err();
+    assert!(
+        e.contains("sip.listen") && e.contains("transport: tcp"),
+        "{e}"
+    );
+    let e = with_sip("  transport: tcp\n  collector: sip:c@b.example\n").unwrap_err();
+    assert!(e.contains("sip.listen"), "{e}");
+    let c = with_sip("  transport: tcp\n  registrar: sip:b.example\n").unwrap();
+    assert!(!c.sip.listen);
 }

@@ -232,6 +232,16 @@ fn sip(v: &mut V, raw: &RawSip, path: &KeyPath, identity: Option<&Identity>) -> 
             None
         }
     };
+    if !raw.listen
+        && (matches!(raw.transport, RawTransport::Udp)
+            || (raw.registrar.is_none() && raw.outbound_proxy.is_none()))
+    {
+        v.err(
+            path.key("listen"),
+            "`false` needs `transport: tcp` and a `registrar`: calls then come over the \
+             agent's own connection to it",
+        );
+    }
     // RFC 3261 10.2.1: 0 would mean "remove the binding".
     v.range(
         path.key("expires"),
@@ -262,6 +272,7 @@ fn sip(v: &mut V, raw: &RawSip, path: &KeyPath, identity: Option<&Identity>) -> 
         collector,
         transport,
         bind: bind?,
+        listen: raw.listen,
         expires: Duration::from_secs(u64::from(raw.expires)),
         username: username?,
         password: None,

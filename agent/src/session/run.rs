@@ -295,7 +295,25 @@ fn trust_config(config: &Config, local: &LocalEndpoint) -> TrustConfig {
 /// The outbound proxy: the configured one, else the registrar (it is the
 /// proxy of the domain), else none: INVITEs go straight to the collector.
 fn outbound_proxy(config: &Config) -> Option<String> {
-    outbound_proxy_uri(config).map(|u| u.as_str().to_owned())
+    outbound_proxy_uri(config).map(|u| with_transport(u.as_str(), config.sip.transport))
+}
+
+/// The URI with `;transport=` of `sip.transport` unless it names one: a
+/// bare URI means UDP (RFC 3263 4.1), and over TCP the requests must take
+/// the connection calls come back on.
+fn with_transport(uri: &str, transport: Transport) -> String {
+    let names_one = uri.to_ascii_lowercase().contains(";transport=");
+    match transport {
+        Transport::Udp => uri.to_owned(),
+        _ if names_one => uri.to_owned(),
+        other => match uri.split_once('?') {
+            Some((base, headers)) => format!(
+                "{base};transport={}?{headers}",
+                other.token().to_ascii_lowercase()
+            ),
+            None => format!("{uri};transport={}", other.token().to_ascii_lowercase()),
+        },
+    }
 }
 
 fn outbound_proxy_uri(config: &Config) -> Option<&SipUri> {
@@ -339,7 +357,18 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), SessionError> {
     let bind = SocketAddr::new(media_address.rtp.ip(), config.sip.bind.port());
-    let (network, incoming) = Network::bind(NetConfig::udp_and_tcp(bind))
+    let net = if config.sip.listen {
+        NetConfig::udp_and_tcp(bind)
+    } else {
+        // Calls come over our own connection to the registrar (RFC 5626,
+        // RFC 5923): no UDP socket, no listening TCP port.
+        NetConfig {
+            tcp: Some(SocketAddr::new(bind.ip(), 0)),
+            tcp_accept: false,
+            ..NetConfig::default()
+        }
+    };
+    let (network, incoming) = Network::bind(net)
         .await
         .map_err(|source| SessionError::Bind { addr: bind, source })?;
     let transport = config.sip.transport;
