@@ -27,6 +27,9 @@ pub struct AgentSpec {
     /// `sip.callers` with their passwords (secrets file): who may call it
     /// after the agent's digest challenge.
     pub callers: Vec<(String, String)>,
+    /// `sip.transport: tcp` and `sip.listen: false`: no port open, called
+    /// over its own connection to the registrar (RFC 5626).
+    pub flow_only: bool,
     pub expires_s: u32,
     /// `stream.rate` and `stream.samples_per_packet`.
     pub rate: u32,
@@ -48,6 +51,7 @@ impl AgentSpec {
             registrar: None,
             collector: None,
             callers: Vec::new(),
+            flow_only: false,
             expires_s: 600,
             rate: 20,
             spp: 2,
@@ -70,6 +74,9 @@ impl AgentSpec {
         }
         if let Some(c) = &self.collector {
             sip.push_str(&format!("  collector: '{c}'\n"));
+        }
+        if self.flow_only {
+            sip.push_str("  transport: tcp\n  listen: false\n");
         }
         if !self.callers.is_empty() {
             let names: Vec<&str> = self.callers.iter().map(|(n, _)| n.as_str()).collect();
