@@ -22,13 +22,13 @@ use std::time::{Duration, Instant};
 
 use sipsensor_protocol::{
     Agreed, AnswerPolicy, EndReason, FailureReason, IdGenerator, LocalMedia, LocalSdp,
-    RegistrationConfig, RegistrationEvent, Request, Response, Sdp, SessionId, StreamDescription,
-    StreamRole, Target, UaError, UaEvent, answer_offer, apply_answer, make_offer, parse_sdp,
+    RegistrationConfig, RegistrationEvent, Response, Sdp, SessionId, StreamDescription, StreamRole,
+    UaError, UaEvent, answer_offer, apply_answer, make_offer, parse_sdp,
 };
 
 use crate::backoff::Backoff;
 use crate::status::{AgentState, StatusChange};
-use flow::{FlowKeeper, FlowStep};
+use flow::FlowKeeper;
 pub use trust::{Admission, Refusal, Trust, TrustConfig};
 
 /// What the controller needs to know, taken from the agent's config.
@@ -233,19 +233,7 @@ impl Controller {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.phase != Phase::Stopping
-            && let Some(flow) = self.flow.as_mut()
-        {
-            match flow.handle_timeout(now, &mut self.ids) {
-                Some(FlowStep::Ping) => self.actions.push_back(Action::PingFlow),
-                Some(FlowStep::Reregister) => {
-                    if let Some(registration) = self.settings.registration.clone() {
-                        self.actions.push_back(Action::Register(registration));
-                    }
-                }
-                None => {}
-            }
-        }
+        self.flow_timeout(now);
         match self.phase {
             Phase::Streaming { session, next_ping } if next_ping <= now => {
                 self.actions.push_back(Action::Ping(session));
@@ -291,30 +279,6 @@ impl Controller {
             | UaEvent::OptionsResult { .. }
             | UaEvent::Request { .. }
             | UaEvent::Response { .. } => {}
-        }
-    }
-
-    /// The shell's answer to [`Action::PingFlow`]: whether the keep-alive
-    /// went out. A flow that cannot carry one is gone, and with it every
-    /// call that would reach us on it (RFC 5626 4.4.1): register again.
-    pub fn flow_checked(&mut self, sent: bool, now: Instant) {
-        if sent || self.phase == Phase::Stopping {
-            return;
-        }
-        let Some(flow) = self.flow.as_mut() else {
-            return;
-        };
-        let wait = flow.failed(now, &mut self.ids);
-        self.registered = false;
-        self.problem(
-            "registration",
-            format!(
-                "the connection to the registrar failed; registering again in {:.0} s",
-                wait.as_secs_f64()
-            ),
-        );
-        if !matches!(self.phase, Phase::Streaming { .. }) {
-            self.set_state(AgentState::Registering);
         }
     }
 
@@ -442,45 +406,7 @@ impl Controller {
         }
     }
 
-    /// Trust before anything else: a stranger learns neither that the
-    /// sensor is busy nor what it can send.
-    fn incoming_call(
-        &mut self,
-        session: SessionId,
-        request: &Request,
-        source: Target,
-        offer: &[u8],
-        now: Instant,
-    ) {
-        match self.trust.admit(request, source, now, &mut self.ids) {
-            Ok(Admission::Flow) => self.incoming(session, offer, now),
-            Ok(Admission::Caller(user)) => {
-                tracing::info!("call from {} authenticated as {user}", source.addr);
-                self.incoming(session, offer, now);
-            }
-            Err(Refusal::Challenge { response, why }) => {
-                // The first INVITE of every call comes without credentials;
-                // anything else is worth a line (without the credentials).
-                if matches!(why, sipsensor_protocol::DigestAuthFailure::NoCredentials(_)) {
-                    tracing::debug!("challenged a call from {}", source.addr);
-                } else {
-                    tracing::warn!("refused a call from {}: {why}", source.addr);
-                }
-                self.actions
-                    .push_back(Action::Challenge { session, response });
-            }
-            Err(why @ Refusal::Untrusted { .. }) => {
-                tracing::warn!("refused a call from {}: {why}", source.addr);
-                self.actions.push_back(Action::Reject {
-                    session,
-                    status: 403,
-                    warning: "not a trusted caller".into(),
-                });
-            }
-        }
-    }
-
-    fn incoming(&mut self, session: SessionId, offer: &[u8], now: Instant) {
+    pub(super) fn incoming(&mut self, session: SessionId, offer: &[u8], now: Instant) {
         if matches!(
             self.phase,
             Phase::Streaming { .. } | Phase::Calling { .. } | Phase::Stopping
@@ -642,14 +568,14 @@ impl Controller {
         self.phase = Phase::Waiting { until: now + delay };
     }
 
-    fn set_state(&mut self, state: AgentState) {
+    pub(super) fn set_state(&mut self, state: AgentState) {
         self.state = state;
         self.status.push_back(StatusChange::State(state));
     }
 
     /// One clear log line per distinct problem, not one per retry; the
     /// status shows each one as the last error.
-    fn problem(&mut self, source: &'static str, message: String) {
+    pub(super) fn problem(&mut self, source: &'static str, message: String) {
         if self.last_problem.as_deref() != Some(message.as_str()) {
             tracing::error!("{source}: {message}");
         }

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use sipsensor_protocol::IdGenerator;
 
+use super::{Action, Controller, Phase};
 use crate::backoff::Backoff;
+use crate::status::AgentState;
 
 /// RFC 5626 4.4.1: without a Flow-Timer from the registrar, keep-alives on
 /// a connection-oriented flow go out every 80-100 % of 120 s (below the
@@ -106,6 +108,51 @@ impl FlowKeeper {
     /// ping together.
     fn jittered(&self, ids: &mut IdGenerator) -> Duration {
         self.interval.mul_f64(0.8 + 0.2 * ids.unit())
+    }
+}
+
+/// The controller's side of the flow: keep-alives and re-registering.
+impl Controller {
+    pub(super) fn flow_timeout(&mut self, now: Instant) {
+        if self.phase == Phase::Stopping {
+            return;
+        }
+        let Some(flow) = self.flow.as_mut() else {
+            return;
+        };
+        match flow.handle_timeout(now, &mut self.ids) {
+            Some(FlowStep::Ping) => self.actions.push_back(Action::PingFlow),
+            Some(FlowStep::Reregister) => {
+                if let Some(registration) = self.settings.registration.clone() {
+                    self.actions.push_back(Action::Register(registration));
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// The shell's answer to [`Action::PingFlow`]: whether the keep-alive
+    /// went out. A flow that cannot carry one is gone, and with it every
+    /// call that would reach us on it (RFC 5626 4.4.1): register again.
+    pub fn flow_checked(&mut self, sent: bool, now: Instant) {
+        if sent || self.phase == Phase::Stopping {
+            return;
+        }
+        let Some(flow) = self.flow.as_mut() else {
+            return;
+        };
+        let wait = flow.failed(now, &mut self.ids);
+        self.registered = false;
+        self.problem(
+            "registration",
+            format!(
+                "the connection to the registrar failed; registering again in {:.0} s",
+                wait.as_secs_f64()
+            ),
+        );
+        if !matches!(self.phase, Phase::Streaming { .. }) {
+            self.set_state(AgentState::Registering);
+        }
     }
 }
 

@@ -6,10 +6,11 @@
 
 use std::time::Instant;
 
+use super::{Action, Controller};
 use sipsensor_protocol::{
     AuthenticatedUser, ChallengeKind, DigestAlgorithm, DigestAuthFailure, DigestError,
     DigestServer, DigestServerConfig, IdGenerator, InMemoryCredentials, Password, Request,
-    Response, ServerSecret, Target, WallClock,
+    Response, ServerSecret, SessionId, Target, WallClock,
 };
 
 /// What the shell knows about trust, from the configuration.
@@ -207,6 +208,47 @@ fn warn(response: &mut Response, agent: &str, text: &str) {
     response.headers.push(sipsensor_protocol::Header::Warning(
         sipsensor_protocol::headers::Warning::new(format!("399 {agent} \"{text}\"")),
     ));
+}
+
+/// The controller's side: trust before anything else.
+impl Controller {
+    /// Trust before anything else: a stranger learns neither that the
+    /// sensor is busy nor what it can send.
+    pub(super) fn incoming_call(
+        &mut self,
+        session: SessionId,
+        request: &Request,
+        source: Target,
+        offer: &[u8],
+        now: Instant,
+    ) {
+        match self.trust.admit(request, source, now, &mut self.ids) {
+            Ok(Admission::Flow) => self.incoming(session, offer, now),
+            Ok(Admission::Caller(user)) => {
+                tracing::info!("call from {} authenticated as {user}", source.addr);
+                self.incoming(session, offer, now);
+            }
+            Err(Refusal::Challenge { response, why }) => {
+                // The first INVITE of every call comes without credentials;
+                // anything else is worth a line (without the credentials).
+                if matches!(why, sipsensor_protocol::DigestAuthFailure::NoCredentials(_)) {
+                    tracing::debug!("challenged a call from {}", source.addr);
+                } else {
+                    tracing::warn!("refused a call from {}: {why}", source.addr);
+                }
+                self.actions
+                    .push_back(Action::Challenge { session, response });
+            }
+            Err(why @ Refusal::Untrusted { .. }) => {
+                tracing::warn!("refused a call from {}: {why}", source.addr);
+                self.actions.push_back(Action::Reject {
+                    session,
+                    status: 403,
+                    warning: "not a trusted caller".into(),
+                });
+            }
+        }
+    }
 }
 
 #[cfg(test)]
