@@ -4,6 +4,7 @@
 //! resolve.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use sipsensor_protocol::{
@@ -109,29 +110,38 @@ pub(super) fn flow_target(config: &Config, local: &LocalEndpoint) -> Option<Targ
     }
 }
 
+/// Where a device without a machine id keeps the id its SIP instance is
+/// derived from: the data partition (the image links it there), so it
+/// survives restarts and updates.
+const KEPT_ID: &str = "/var/lib/sipsensor/instance-id";
+
 /// This device's `+sip.instance` (RFC 5626 4.1): derived from the machine
-/// id so it survives restarts and re-flashing the same board keeps it; a
-/// random one (a new binding after every restart) where there is none.
+/// id so it survives restarts, or from an id kept on the data partition
+/// where there is no machine id; a random one (a new binding after every
+/// restart) only when neither can be had.
 pub(super) fn instance_id() -> String {
-    let from_machine = ["/etc/machine-id", "/var/lib/dbus/machine-id"]
-        .into_iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
+    let ids = ["/etc/machine-id", "/var/lib/dbus/machine-id"].map(Path::new);
+    instance_from(&ids, Path::new(KEPT_ID), &mut IdGenerator::from_entropy())
+}
+
+fn instance_from(machine_ids: &[&Path], kept: &Path, ids: &mut IdGenerator) -> String {
+    let read = |p: &Path| std::fs::read_to_string(p).ok();
+    let known = machine_ids
+        .iter()
+        .chain([&kept])
+        .filter_map(|p| read(p))
         .find_map(|id| RegistrationOutbound::instance_from_machine_id(&id));
-    from_machine.unwrap_or_else(|| {
+    if let Some(instance) = known {
+        return instance;
+    }
+    let fresh = ids.hex(16);
+    if std::fs::write(kept, format!("{fresh}\n")).is_err() {
         tracing::warn!(
             "no machine id (/etc/machine-id): the registrar sees a new SIP instance after \
              every restart"
         );
-        let hex = IdGenerator::from_entropy().hex(16);
-        format!(
-            "urn:uuid:{}-{}-4{}-8{}-{}",
-            &hex[0..8],
-            &hex[8..12],
-            &hex[13..16],
-            &hex[17..20],
-            &hex[20..32]
-        )
-    })
+    }
+    RegistrationOutbound::instance_from_machine_id(&fresh).unwrap_or_default()
 }
 
 /// Who may call: the flow to the proxy (over TCP), the configured
@@ -195,4 +205,30 @@ pub(super) fn outbound_proxy_uri(config: &Config) -> Option<&SipUri> {
 
 pub(super) fn product() -> String {
     concat!("sipsensor-agent/", env!("CARGO_PKG_VERSION")).to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_machine_id_the_instance_is_kept_on_the_data_partition() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("machine-id");
+        let kept = dir.path().join("instance-id");
+        let mut ids = IdGenerator::seeded(5);
+        let first = instance_from(&[&missing], &kept, &mut ids);
+        assert!(first.starts_with("urn:uuid:"), "{first}");
+        // The next start (another random source) finds the same instance.
+        let again = instance_from(&[&missing], &kept, &mut IdGenerator::seeded(6));
+        assert_eq!(first, again);
+        // A machine id wins over the kept one.
+        std::fs::write(&missing, "0123456789abcdef0123456789abcdef\n").unwrap();
+        let machine = instance_from(&[&missing], &kept, &mut ids);
+        assert_ne!(machine, first);
+        assert_eq!(
+            Some(machine),
+            RegistrationOutbound::instance_from_machine_id("0123456789abcdef0123456789abcdef")
+        );
+    }
 }
