@@ -276,9 +276,11 @@ fn credentials_for_our_aor_pass_a_proxy_that_retargeted_to_our_contact() {
 
 /// The collector's user agent, configured with its calling credential as
 /// `sip.calling` makes it, answers the agent's challenge by itself (RFC
-/// 3261 22.2): one INVITE refused, its retry accepted, media agreed.
+/// 3261 22.2): one INVITE refused, its retry accepted, media agreed. The
+/// dialog it opens is bound to the sensor's own random To tag, so a BYE
+/// forged without it is refused.
 #[test]
-fn a_collector_user_agent_with_the_credential_gets_through() {
+fn a_collector_with_the_credential_gets_through_and_a_forged_bye_does_not() {
     use sipsensor_protocol::{LiteralsOnly, LocalEndpoint, UaConfig, UaOutput, UserAgent};
     let collector_addr: std::net::SocketAddr = COLLECTOR.parse().unwrap();
     let agent_addr: std::net::SocketAddr = "198.51.100.10:5060".parse().unwrap();
@@ -298,10 +300,16 @@ fn a_collector_user_agent_with_the_credential_gets_through() {
         .call("sip:s1@198.51.100.10:5060", offer(), now)
         .unwrap();
     let (mut challenged, mut answered) = (0, false);
+    let mut collector_invite = String::new();
     for _ in 0..20 {
         while let Some(out) = collector.poll_output() {
             match out {
-                UaOutput::Transmit { bytes, .. } => agent.handle_input(&bytes, udp(COLLECTOR), now),
+                UaOutput::Transmit { bytes, .. } => {
+                    if collector_invite.is_empty() {
+                        collector_invite = String::from_utf8_lossy(&bytes).into_owned();
+                    }
+                    agent.handle_input(&bytes, udp(COLLECTOR), now)
+                }
                 UaOutput::Event(UaEvent::Answered { .. }) => answered = true,
                 UaOutput::Event(_) => {}
             }
@@ -327,4 +335,42 @@ fn a_collector_user_agent_with_the_credential_gets_through() {
     }
     assert_eq!(challenged, 1);
     assert!(answered, "the collector's call was not answered");
+
+    // A stranger who learnt the Call-ID and the collector's tag (not the
+    // sensor's own random To tag) forges a BYE: 481, the stream goes on.
+    let call_id = collector
+        .call_id(sipsensor_protocol::SessionId::from_raw(1))
+        .unwrap();
+    let bye = format!(
+        "BYE sip:s1@198.51.100.10:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.66;branch=z9hG4bKforged\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:collector@example.net>;tag={from_tag}\r\n\
+         To: <sip:s1@example.net>;tag=guessed\r\nCall-ID: {call_id}\r\nCSeq: 999 BYE\r\n\
+         Content-Length: 0\r\n\r\n",
+        from_tag = from_tag_of(&collector_invite),
+    );
+    agent.handle_input(bye.as_bytes(), udp("198.51.100.66:5060"), now);
+    let mut refused = false;
+    while let Some(out) = agent.poll_output() {
+        match out {
+            UaOutput::Transmit { bytes, .. } => {
+                refused |= String::from_utf8_lossy(&bytes).starts_with("SIP/2.0 481")
+            }
+            UaOutput::Event(event) => c.handle_event(event, now),
+        }
+    }
+    assert!(refused, "the forged BYE was not refused");
+    assert!(
+        !actions(&mut c).contains(&Action::StopStream),
+        "a forged BYE stopped the stream"
+    );
+}
+
+/// The From tag of a request's text.
+fn from_tag_of(request: &str) -> String {
+    request
+        .lines()
+        .find(|l| l.starts_with("From:"))
+        .and_then(|l| l.split("tag=").nth(1))
+        .map(|t| t.trim().to_owned())
+        .unwrap()
 }
