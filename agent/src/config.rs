@@ -17,7 +17,7 @@ use locate::{KeyPath, Position, Target};
 use serde_yaml::Value;
 use sipsensor_protocol::Transport;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -58,51 +58,20 @@ pub struct SipConfig {
     pub collector: Option<SipUri>,
     pub transport: Transport,
     pub bind: SocketAddr,
+    /// Accept incoming SIP (`sip.listen`); off: TCP connections of our
+    /// own only, nothing listens.
+    pub listen: bool,
     pub expires: Duration,
     /// Digest user name: `sip.username`, else the AOR's user part.
     pub username: String,
     /// From the secrets file; `None` when there is none.
     pub password: Option<Password>,
-    pub trusted_callers: Vec<SipUri>,
-    pub trusted_proxies: Vec<IpNet>,
-}
-
-/// An address or a CIDR network a trusted proxy sends from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpNet {
-    pub addr: IpAddr,
-    pub prefix: u8,
-}
-
-impl IpNet {
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        // An IPv4-mapped IPv6 source (dual-stack socket) matches IPv4 nets.
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(a)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(a) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(a)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(a) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-impl fmt::Display for IpNet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
+    /// Digest users allowed to call (`sip.callers`), with their passwords
+    /// from the secrets file (filled in after it is read).
+    pub callers: Vec<(String, Password)>,
+    pub caller_realm: String,
+    pub callers_allow_md5: bool,
+    pub trust_proxy_flow: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -294,15 +263,41 @@ pub fn load_with_notes(files: &ConfigFiles) -> Result<(Config, Vec<String>), Con
     match secrets::load(&secrets_path) {
         Ok(Some(s)) => {
             config.sip.password = s.password;
+            config.sip.callers =
+                callers_with_passwords(&raw.sip.callers, s.callers, &secrets_path)?;
             notes.extend(s.warnings);
         }
-        Ok(None) => notes.push(format!(
-            "{}: not found; the agent registers without a password",
-            secrets_path.display()
-        )),
+        Ok(None) => {
+            callers_with_passwords(&raw.sip.callers, Default::default(), &secrets_path)?;
+            notes.push(format!(
+                "{}: not found; the agent registers without a password",
+                secrets_path.display()
+            ));
+        }
         Err(e) => return Err(ConfigErrors(vec![e])),
     }
     Ok((config, notes))
+}
+
+/// Each caller named in `sip.callers` with its password from the secrets
+/// file; a caller without one is an error (it could never get in).
+fn callers_with_passwords(
+    names: &[String],
+    mut passwords: std::collections::BTreeMap<String, String>,
+    secrets: &Path,
+) -> Result<Vec<(String, Password)>, ConfigErrors> {
+    names
+        .iter()
+        .map(|name| match passwords.remove(name) {
+            Some(p) if !p.is_empty() => Ok((name.clone(), Password::new(p))),
+            _ => Err(ConfigErrors(vec![ConfigError::File {
+                path: secrets.to_owned(),
+                message: format!(
+                    "`sip.callers` names `{name}` but `callers` here has no password for it"
+                ),
+            }])),
+        })
+        .collect()
 }
 
 /// Read and parse each file; type-check it alone so errors carry its own

@@ -8,6 +8,7 @@
 //! real-time sender, and applies the status changes to the daemon's hub.
 //! Every rule here is tested without a socket.
 
+pub mod flow;
 pub mod media;
 pub mod run;
 pub mod streamer;
@@ -21,13 +22,14 @@ use std::time::{Duration, Instant};
 
 use sipsensor_protocol::{
     Agreed, AnswerPolicy, EndReason, FailureReason, IdGenerator, LocalMedia, LocalSdp,
-    RegistrationConfig, RegistrationEvent, Sdp, SessionId, StreamDescription, StreamRole, UaError,
-    UaEvent, answer_offer, apply_answer, make_offer, parse_sdp,
+    RegistrationConfig, RegistrationEvent, Response, Sdp, SessionId, StreamDescription, StreamRole,
+    UaError, UaEvent, answer_offer, apply_answer, make_offer, parse_sdp,
 };
 
 use crate::backoff::Backoff;
 use crate::status::{AgentState, StatusChange};
-pub use trust::{Trust, Untrusted};
+use flow::FlowKeeper;
+pub use trust::{Admission, Refusal, Trust, TrustConfig};
 
 /// What the controller needs to know, taken from the agent's config.
 #[derive(Debug, Clone)]
@@ -36,13 +38,16 @@ pub struct Settings {
     pub collector: Option<String>,
     /// `None`: no registrar configured, call straight away.
     pub registration: Option<RegistrationConfig>,
-    pub trust: Trust,
+    pub trust: TrustConfig,
     /// What this device can send.
     pub capabilities: StreamDescription,
     /// Where this device's RTP leaves from (its SDP address).
     pub local_media: LocalMedia,
     /// In-dialog OPTIONS interval: how fast a lost collector is noticed.
     pub keepalive: Duration,
+    /// CRLF keep-alive interval of the flow to the registrar (RFC 5626
+    /// 4.4.1); `None` when the registration is no flow (UDP, no registrar).
+    pub flow_keepalive: Option<Duration>,
     /// Back-off between call attempts.
     pub retry_initial: Duration,
     pub retry_max: Duration,
@@ -56,6 +61,9 @@ pub struct Settings {
 pub enum Action {
     Register(RegistrationConfig),
     Unregister,
+    /// Send a CRLF keep-alive on the flow to the registrar; report with
+    /// [`Controller::flow_checked`].
+    PingFlow,
     Call {
         to: String,
         offer: Vec<u8>,
@@ -68,6 +76,12 @@ pub enum Action {
         session: SessionId,
         status: u16,
         warning: String,
+    },
+    /// Answer an incoming INVITE with this response: our digest challenge
+    /// (401) or the 400 for broken credentials.
+    Challenge {
+        session: SessionId,
+        response: Box<Response>,
     },
     AnswerReoffer {
         session: SessionId,
@@ -118,6 +132,7 @@ enum Phase {
 #[derive(Debug)]
 pub struct Controller {
     settings: Settings,
+    trust: Trust,
     ids: IdGenerator,
     origin: LocalSdp,
     phase: Phase,
@@ -130,14 +145,28 @@ pub struct Controller {
     status: VecDeque<StatusChange>,
     /// The last problem reported, so a failing loop logs once, not forever.
     last_problem: Option<String>,
+    /// The flow to the registrar, when the registration is one.
+    flow: Option<FlowKeeper>,
 }
 
 impl Controller {
     pub fn new(settings: Settings, mut ids: IdGenerator) -> Self {
         let origin = LocalSdp::new(&settings.sdp_user, settings.sdp_address, &mut ids);
         let backoff = Backoff::new(settings.retry_initial, settings.retry_max);
+        let trust = Trust::new(&settings.trust, &mut ids).unwrap_or_else(|e| {
+            // Only a nonce secret under 16 bytes fails, and ours has 32;
+            // should it happen, callers are refused rather than let in.
+            tracing::error!("cannot check callers' credentials: {e}");
+            Trust::flow_only(&settings.trust)
+        });
+        let flow = settings
+            .flow_keepalive
+            .filter(|_| settings.registration.is_some())
+            .map(|interval| FlowKeeper::new(interval, flow::RETRY_BASE, flow::RETRY_MAX));
         Self {
+            flow,
             settings,
+            trust,
             ids,
             origin,
             phase: Phase::Idle,
@@ -194,14 +223,17 @@ impl Controller {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match &self.phase {
+        let phase = match &self.phase {
             Phase::Streaming { next_ping, .. } => Some(*next_ping),
             Phase::Waiting { until } => Some(*until),
             _ => None,
-        }
+        };
+        let flow = self.flow.as_ref().and_then(FlowKeeper::poll_timeout);
+        phase.into_iter().chain(flow).min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.flow_timeout(now);
         match self.phase {
             Phase::Streaming { session, next_ping } if next_ping <= now => {
                 self.actions.push_back(Action::Ping(session));
@@ -235,20 +267,7 @@ impl Controller {
                 request,
                 source,
                 offer,
-            } => {
-                let verdict = self.settings.trust.check(&request, source.addr.ip());
-                match verdict {
-                    Ok(()) => self.incoming(session, &offer, now),
-                    Err(why) => {
-                        tracing::warn!("refused a call from {}: {why}", source.addr);
-                        self.actions.push_back(Action::Reject {
-                            session,
-                            status: 403,
-                            warning: why.to_string(),
-                        });
-                    }
-                }
-            }
+            } => self.incoming_call(session, &request, source, &offer, now),
             UaEvent::ReofferReceived { session, offer } => self.reoffer(session, &offer),
             UaEvent::Malformed { source, reason } => {
                 tracing::debug!("ignored a message from {}: {reason}", source.addr);
@@ -324,6 +343,9 @@ impl Controller {
                     tracing::info!("registered as {contact} for {} s", expires.as_secs());
                 }
                 self.registered = true;
+                if let Some(flow) = self.flow.as_mut() {
+                    flow.up(now, &mut self.ids);
+                }
                 self.solved("registration");
                 if !matches!(self.phase, Phase::Streaming { .. }) {
                     self.set_state(AgentState::Registered);
@@ -385,7 +407,7 @@ impl Controller {
         }
     }
 
-    fn incoming(&mut self, session: SessionId, offer: &[u8], now: Instant) {
+    pub(super) fn incoming(&mut self, session: SessionId, offer: &[u8], now: Instant) {
         if matches!(
             self.phase,
             Phase::Streaming { .. } | Phase::Calling { .. } | Phase::Stopping
@@ -547,14 +569,14 @@ impl Controller {
         self.phase = Phase::Waiting { until: now + delay };
     }
 
-    fn set_state(&mut self, state: AgentState) {
+    pub(super) fn set_state(&mut self, state: AgentState) {
         self.state = state;
         self.status.push_back(StatusChange::State(state));
     }
 
     /// One clear log line per distinct problem, not one per retry; the
     /// status shows each one as the last error.
-    fn problem(&mut self, source: &'static str, message: String) {
+    pub(super) fn problem(&mut self, source: &'static str, message: String) {
         if self.last_problem.as_deref() != Some(message.as_str()) {
             tracing::error!("{source}: {message}");
         }

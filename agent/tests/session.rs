@@ -2,20 +2,25 @@
 //! protocol crate's user agent on 127.0.0.1: INVITE with the configured
 //! stream, RTP carrying the simulated waveform, a re-INVITE that halves the
 //! rate applied without dropping the session, and SIGTERM ending with a
-//! BYE within 2 s.
+//! BYE within 2 s. And with `sip.listen: false` over TCP (RFC 5626
+//! outbound, RFC 5923): no port open, a flow registered at the protocol
+//! crate's registrar, and a call over that same connection, accepted
+//! without a challenge (the flow to its registrar is trusted).
 
 #![allow(clippy::unwrap_used)]
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sipsensor_agent::config::{self, ConfigFiles};
 use sipsensor_agent::sensor::SensorConfig;
+use sipsensor_agent::session::media::capabilities;
+use sipsensor_protocol::prelude::*;
 use sipsensor_protocol::{
-    AnswerPolicy, EndReason, IdGenerator, LiteralsOnly, LocalEndpoint, LocalMedia, LocalSdp,
-    ReceivePolicy, StreamRole, Transport, UaConfig, UaEvent, UserAgent, answer_offer, make_offer,
-    parse_sdp,
+    AnswerPolicy, DigestServerConfig, EndReason, IdGenerator, LiteralsOnly, LocalEndpoint,
+    LocalMedia, LocalSdp, ReceivePolicy, Registrar, RegistrarConfig, ServerSecret, StreamRole,
+    Transport, UaConfig, UaEvent, UserAgent, WallClock, answer_offer, make_offer, parse_sdp,
 };
 use sipsensor_runtime::sip_transport::{NetConfig, Network};
 use sipsensor_runtime::ua_driver::{self, UaHandle};
@@ -23,6 +28,22 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 struct Agent(Child);
+
+impl Agent {
+    /// Writes `yaml` to `config` and runs the agent binary on it.
+    fn start(config: &std::path::Path, yaml: &str) -> Self {
+        std::fs::write(config, yaml).unwrap();
+        Agent(
+            Command::new(env!("CARGO_BIN_EXE_sipsensor-agent"))
+                .args(["run", "--no-override", "--config"])
+                .arg(config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+}
 
 impl Drop for Agent {
     fn drop(&mut self) {
@@ -95,7 +116,6 @@ async fn calls_streams_follows_a_reinvite_and_says_bye_on_sigterm() {
 sip:
   collector: sip:collector@COLLECTOR
   bind: 127.0.0.1:0
-  trusted_callers: [sip:collector@127.0.0.1]
 stream:
   rate: 100
   samples_per_packet: 2
@@ -119,16 +139,7 @@ status:
         "SOCKET",
         &dir.path().join("agent.sock").display().to_string(),
     );
-    std::fs::write(&config_path, yaml).unwrap();
-    let agent = Agent(
-        Command::new(env!("CARGO_BIN_EXE_sipsensor-agent"))
-            .args(["run", "--no-override", "--config"])
-            .arg(&config_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let agent = Agent::start(&config_path, &yaml);
 
     // The INVITE offers the configured stream; we take it as offered.
     let UaEvent::IncomingCall { session, offer, .. } =
@@ -285,4 +296,126 @@ status:
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sensor_without_a_listening_port_is_called_over_its_own_flow() {
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let (network, incoming) = Network::bind(NetConfig::udp_and_tcp(any)).await.unwrap();
+    let proxy_addr = network.local_addr(Transport::Tcp).unwrap();
+    let mut ua_config = UaConfig::new(
+        LocalEndpoint::new(Transport::Tcp, proxy_addr),
+        "sip:collector@127.0.0.1",
+    );
+    ua_config.accept_register = true;
+    let ua = UserAgent::new(ua_config, IdGenerator::seeded(1), Box::new(LiteralsOnly)).unwrap();
+    let (proxy, mut events, _task) = ua_driver::spawn(ua, network, incoming);
+    let start = Instant::now();
+    let mut registrar = Registrar::new(
+        RegistrarConfig {
+            authenticate: false,
+            agent: proxy_addr.to_string(),
+            ..RegistrarConfig::default()
+        },
+        DigestServerConfig::new("127.0.0.1", ServerSecret::new(vec![9; 32])),
+        Box::new(sipsensor_protocol::InMemoryCredentials::new()),
+        WallClock::new(start, 1_800_000_000),
+        IdGenerator::seeded(2),
+    )
+    .unwrap();
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    rtp.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("agent.yaml");
+    let yaml = format!(
+        "identity:\n  aor: sip:sensor-0001@127.0.0.1\nsip:\n  registrar: sip:{proxy_addr}\n  \
+         transport: tcp\n  listen: false\n  bind: 127.0.0.1:0\nstream:\n  rate: 100\n  \
+         samples_per_packet: 2\nsensors:\n  - type: simulated\n    name: sim\n    seed: 7\n    \
+         interval_ms: 10\n    channels:\n      - name: temperature\n        unit: Cel\n        \
+         scale: 0.01\nstatus:\n  socket: {}\nsecrets_file: {}\n",
+        dir.path().join("agent.sock").display(),
+        dir.path().join("secrets.yaml").display(),
+    );
+    let _agent = Agent::start(&config_path, &yaml);
+
+    // The REGISTER comes over TCP and names its flow.
+    let UaEvent::Request {
+        id,
+        request,
+        source,
+    } = next(&mut events, |e| matches!(e, UaEvent::Request { .. })).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(source.transport, Transport::Tcp);
+    let contact = request
+        .headers
+        .iter()
+        .find_map(|h| match h {
+            sipsensor_protocol::Header::Contact(c) => Some(c.value().to_owned()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        contact.contains(";ob>")
+            && contact.contains("+sip.instance=")
+            && contact.contains("reg-id=1"),
+        "{contact}"
+    );
+    let ok = registrar.handle_register(&request, source.addr, Transport::Tcp, Instant::now());
+    assert_eq!(ok.status_code.code(), 200, "{ok}");
+    proxy
+        .with(move |ua, now| ua.respond(id, ok, now))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Nothing listens where the Contact points.
+    let contact_port: u16 = contact
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split([';', '>']).next())
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    assert_ne!(contact_port, source.addr.port());
+    assert!(TcpStream::connect(("127.0.0.1", contact_port)).is_err());
+
+    // The call goes over the agent's own connection (its source port).
+    let target = format!(
+        "sip:sensor-0001@127.0.0.1:{};transport=tcp",
+        source.addr.port()
+    );
+    let mut origin = LocalSdp::with_session_id("collector", "127.0.0.1".parse().unwrap(), 1);
+    let local = LocalMedia::new(rtp.local_addr().unwrap());
+    let files = ConfigFiles {
+        required: vec![config_path.clone()],
+        optional: vec![],
+    };
+    let wanted = capabilities(&config::load_with_notes(&files).unwrap().0).unwrap();
+    let offer = make_offer(&wanted, StreamRole::Receiver, &local, &mut origin)
+        .unwrap()
+        .to_bytes();
+    proxy
+        .with(move |ua, now| ua.call(&target, offer, now))
+        .await
+        .unwrap()
+        .unwrap();
+    let answered = next(&mut events, |e| {
+        matches!(e, UaEvent::Answered { .. } | UaEvent::Ended { .. })
+    })
+    .await;
+    assert!(matches!(answered, UaEvent::Answered { .. }), "{answered:?}");
+    let mut buf = [0u8; 2048];
+    let end = Instant::now() + Duration::from_secs(3);
+    let mut packets = 0;
+    while Instant::now() < end && packets < 20 {
+        if let Ok(n) = rtp.recv(&mut buf)
+            && sipsensor_protocol::parse_rtp(&buf[..n]).is_ok()
+        {
+            packets += 1;
+        }
+    }
+    assert!(packets >= 20, "RTP over the call: {packets} packets");
 }

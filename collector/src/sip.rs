@@ -78,8 +78,8 @@ pub enum SipError {
     #[error("registrar: {0}")]
     Digest(#[from] DigestError),
     #[error(
-        "sip.register: user {0:?} has no plain password in the credentials file (the \
-         collector needs it to register)"
+        "sip.register / sip.calling: user {0:?} has no plain password in the credentials \
+         file (the collector needs it to register and to answer sensors' challenges)"
     )]
     NoOwnPassword(String),
 }
@@ -160,7 +160,7 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
         .as_ref()
         .or(sc.register.as_ref().map(|r| &r.registrar))
         .map(|u| u.as_str().to_string());
-    let own = match sc.register_username() {
+    let own = match sc.digest_username() {
         Some(user) => {
             let pw = creds
                 .password(&user)
@@ -264,6 +264,7 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
         credentials_file: sc.credentials_file.clone(),
         realm,
         own_user: sc.register_username(),
+        calling_user: sc.calling.as_ref().map(|c| c.username.clone()),
     };
     let core = core::Core::new(settings, registrar, IdGenerator::from_entropy());
     let shell = run::Shell::new(core, handle, parts, media.handle(), commands.clone());

@@ -89,6 +89,10 @@ fn base_for(key: &str) -> Value {
         set(&mut v, "sip.register.registrar", "sip:192.0.2.1".into());
         set(&mut v, "sip.register.aor", "sip:c@192.0.2.1".into());
     }
+    if key.starts_with("sip.calling.") {
+        set(&mut v, "sip.credentials_file", "/etc/c.yaml".into());
+        set(&mut v, "sip.calling.username", "c0".into());
+    }
     // `cap` needs one limit; give the other one, so `key` can be left out.
     if key == "policy.max_rate_hz" {
         set(&mut v, "policy.mode", "cap".into());

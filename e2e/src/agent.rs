@@ -24,8 +24,12 @@ pub struct AgentSpec {
     pub registrar: Option<String>,
     /// `sip.collector`: whom it calls.
     pub collector: Option<String>,
-    /// `sip.trusted_proxies`: who may call it.
-    pub trusted_proxies: Vec<String>,
+    /// `sip.callers` with their passwords (secrets file): who may call it
+    /// after the agent's digest challenge.
+    pub callers: Vec<(String, String)>,
+    /// `sip.transport: tcp` and `sip.listen: false`: no port open, called
+    /// over its own connection to the registrar (RFC 5626).
+    pub flow_only: bool,
     pub expires_s: u32,
     /// `stream.rate` and `stream.samples_per_packet`.
     pub rate: u32,
@@ -46,7 +50,8 @@ impl AgentSpec {
             password: None,
             registrar: None,
             collector: None,
-            trusted_proxies: Vec::new(),
+            callers: Vec::new(),
+            flow_only: false,
             expires_s: 600,
             rate: 20,
             spp: 2,
@@ -70,11 +75,12 @@ impl AgentSpec {
         if let Some(c) = &self.collector {
             sip.push_str(&format!("  collector: '{c}'\n"));
         }
-        if !self.trusted_proxies.is_empty() {
-            sip.push_str(&format!(
-                "  trusted_proxies: [{}]\n",
-                self.trusted_proxies.join(", ")
-            ));
+        if self.flow_only {
+            sip.push_str("  transport: tcp\n  listen: false\n");
+        }
+        if !self.callers.is_empty() {
+            let names: Vec<&str> = self.callers.iter().map(|(n, _)| n.as_str()).collect();
+            sip.push_str(&format!("  callers: [{}]\n", names.join(", ")));
         }
         // One channel whose noise (±1000 in steps of 0.001) makes nearly
         // every sample index's value unique, so a stored value tells which
@@ -169,7 +175,14 @@ impl Agent {
     pub fn set_password(&self, password: &str) -> Result<(), HarnessError> {
         use std::os::unix::fs::PermissionsExt;
         let path = self.dir.path().join("secrets.yaml");
-        write(&path, &format!("password: '{password}'\n"))?;
+        let mut text = format!("password: '{password}'\n");
+        if !self.spec.callers.is_empty() {
+            text.push_str("callers:\n");
+            for (name, pw) in &self.spec.callers {
+                text.push_str(&format!("  {name}: '{pw}'\n"));
+            }
+        }
+        write(&path, &text)?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
             HarnessError::Io {
                 what: "chmod secrets".into(),

@@ -158,7 +158,9 @@ pub fn agent_behind(
     spec.password = Some(password.into());
     spec.registrar = Some(format!("sip:{}", kamailio.addr()));
     spec.collector = Some(kamailio.aor(collector));
-    spec.trusted_proxies = vec![kamailio.addr().ip().to_string()];
+    // Calls come through Kamailio over UDP: the agent challenges them and
+    // the collector answers with its Kamailio credential.
+    spec.callers = vec![(collector.into(), crate::site::COLLECTOR_PASSWORD.into())];
     spec
 }
 

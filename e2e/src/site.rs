@@ -75,6 +75,23 @@ impl Site {
         self.agent.spec.aor()
     }
 
+    /// `sipsensor-collector call` the sensor at 20 Hz, two samples a
+    /// packet, its wave channel: whether it worked and what it said.
+    pub fn call_sensor(&self) -> (bool, String) {
+        self.collector.control(&[
+            "call",
+            &self.aor(),
+            "--clock",
+            "20",
+            "--rate",
+            "20",
+            "--spp",
+            "2",
+            "--channel",
+            "sim.wave:V:-3",
+        ])
+    }
+
     /// Stop the agent (BYE), wait until at least `min` of its samples are
     /// stored and no more arrive, then stop the capture and check it
     /// (scenario 10).

@@ -22,18 +22,7 @@ fn collector_calls_the_sensor_by_its_address_of_record() {
         });
 
     let aor = site.aor();
-    let (ok, said) = site.collector.control(&[
-        "call",
-        &aor,
-        "--clock",
-        "20",
-        "--rate",
-        "20",
-        "--spp",
-        "2",
-        "--channel",
-        "sim.wave:V:-3",
-    ]);
+    let (ok, said) = site.call_sensor();
     assert!(ok, "call: {said}\ncollector log:\n{}", site.collector.log());
     let status = site
         .agent
@@ -68,6 +57,19 @@ fn collector_calls_the_sensor_by_its_address_of_record() {
     assert!(
         count(format!(
             "sip.Status-Code == 200 && sip.CSeq.method == \"INVITE\" && udp.srcport == {a}"
+        )) >= 1
+    );
+    // Issue #14: the sensor challenged the call itself (it came over UDP,
+    // not on its own connection to Kamailio) and took the collector's
+    // answer to that challenge, never its From header.
+    assert!(
+        count(format!(
+            "sip.Status-Code == 401 && sip.CSeq.method == \"INVITE\" && udp.srcport == {a}"
+        )) >= 1
+    );
+    assert!(
+        count(format!(
+            "sip.Method == \"INVITE\" && udp.dstport == {a} && sip.Authorization"
         )) >= 1
     );
 

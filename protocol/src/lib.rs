@@ -78,9 +78,10 @@ pub use sip::{LocalEndpoint, Target, Transport};
 
 // SIP digest authentication (RFC 3261 22, RFC 7616).
 pub use sip::digest::{
-    Algorithm as DigestAlgorithm, AuthenticatedUser, CredentialStore, DigestClient, DigestError,
-    Ha1, HashFunction, InMemoryCredentials, Password, ServerConfig as DigestServerConfig,
-    ServerSecret, StoredSecret, WallClock,
+    Algorithm as DigestAlgorithm, AuthFailure as DigestAuthFailure, AuthenticatedUser,
+    ChallengeKind, CredentialStore, DigestClient, DigestError, DigestServer, Ha1, HashFunction,
+    InMemoryCredentials, Password, ServerConfig as DigestServerConfig, ServerSecret, StoredSecret,
+    WallClock,
 };
 
 pub use sip::digest::AuthFailure;
@@ -89,8 +90,8 @@ pub use sip::digest::AuthFailure;
 pub use sip::registrar::{AorPolicy, Binding, LocationService, Registrar, RegistrarConfig};
 pub use sip::registration::{
     ConfigError as RegistrationConfigError, ConfigProblem as RegistrationConfigProblem,
-    FailureReason, Mismatch as RegistrationMismatch, RegistrationConfig, RegistrationError,
-    RegistrationEvent, RegistrationState,
+    FailureReason, Mismatch as RegistrationMismatch, Outbound as RegistrationOutbound,
+    RegistrationConfig, RegistrationError, RegistrationEvent, RegistrationState,
 };
 
 // The SIP user agent: transactions, dialogs, sessions (RFC 3261 8, 12, 13,

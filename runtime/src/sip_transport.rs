@@ -96,6 +96,9 @@ pub struct NetConfig {
     pub udp: Option<SocketAddr>,
     /// TCP listening address (port 0 picks a free one); `None`: no TCP.
     pub tcp: Option<SocketAddr>,
+    /// Accept incoming TCP connections. Off: outgoing connections only
+    /// (a UA reached over the flows it opens, RFC 5626), nothing listens.
+    pub tcp_accept: bool,
     /// Largest message sent or received on either transport.
     pub max_message_size: usize,
     /// A TCP connection with no traffic either way for this long is closed.
@@ -118,6 +121,7 @@ impl Default for NetConfig {
         Self {
             udp: None,
             tcp: None,
+            tcp_accept: true,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             // RFC 5626 4.4.1 suggests keep-alives every 95-120 s on TCP;
             // a connection quiet for longer than that is dead or unused.

@@ -6,16 +6,24 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::sip_transport::{Incoming, Network};
+use crate::sip_transport::{Incoming, NetError, Network};
 use sipsensor_protocol::{Target, UaEvent, UaOutput, UserAgent};
 
 /// Work for the user agent, run inside its task with the current time.
 pub type Command = Box<dyn FnOnce(&mut UserAgent, Instant) + Send>;
 
+/// A CRLF keep-alive to send on the connection to a peer, and where to
+/// say whether it went out.
+type Ping = (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<Result<(), NetError>>,
+);
+
 /// How the TU talks to a running user agent.
 #[derive(Debug, Clone)]
 pub struct UaHandle {
     commands: mpsc::Sender<Command>,
+    pings: mpsc::Sender<Ping>,
 }
 
 impl UaHandle {
@@ -32,6 +40,15 @@ impl UaHandle {
         self.commands.send(command).await.ok()?;
         rx.await.ok()
     }
+
+    /// Sends a CRLF keep-alive on the open connection to `peer` (RFC 5626
+    /// 4.4.1). An error means the flow is gone (closed or reset); `None`
+    /// once the driver has stopped.
+    pub async fn ping(&self, peer: std::net::SocketAddr) -> Option<Result<(), NetError>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.pings.send((peer, tx)).await.ok()?;
+        rx.await.ok()
+    }
 }
 
 /// Starts the driver task. Events arrive on the returned receiver; the task
@@ -46,11 +63,13 @@ pub fn spawn(
     tokio::task::JoinHandle<UserAgent>,
 ) {
     let (command_tx, command_rx) = mpsc::channel(64);
+    let (ping_tx, ping_rx) = mpsc::channel(4);
     let (event_tx, event_rx) = mpsc::channel(1024);
-    let task = tokio::spawn(run(ua, network, incoming, command_rx, event_tx));
+    let task = tokio::spawn(run(ua, network, incoming, command_rx, ping_rx, event_tx));
     (
         UaHandle {
             commands: command_tx,
+            pings: ping_tx,
         },
         event_rx,
         task,
@@ -62,6 +81,7 @@ async fn run(
     network: Network,
     mut incoming: mpsc::Receiver<Incoming>,
     mut commands: mpsc::Receiver<Command>,
+    mut pings: mpsc::Receiver<Ping>,
     events: mpsc::Sender<UaEvent>,
 ) -> UserAgent {
     loop {
@@ -94,6 +114,9 @@ async fn run(
                     return ua;
                 }
             },
+            Some((peer, reply)) = pings.recv() => {
+                let _ = reply.send(network.ping(peer).await);
+            }
             _ = tokio::time::sleep_until(deadline.into()) => ua.handle_timeout(Instant::now()),
         }
     }
@@ -200,5 +223,27 @@ mod tests {
                 }
             ));
         }
+    }
+
+    #[tokio::test]
+    async fn pings_go_out_on_an_open_connection_only() {
+        let (sensor, _sensor_events, _) = start("sensor", Transport::Tcp).await;
+        let (collector, mut collector_events, collector_addr) =
+            start("collector", Transport::Tcp).await;
+        // No connection yet: nothing to keep alive.
+        let none = sensor.ping(collector_addr).await.unwrap();
+        assert!(matches!(none, Err(NetError::NoConnection(_))), "{none:?}");
+        let to = format!("sip:collector@{collector_addr};transport=tcp");
+        sensor
+            .with(move |ua, now| ua.call(&to, b"offer".to_vec(), now))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(
+            next(&mut collector_events).await,
+            UaEvent::IncomingCall { .. }
+        ));
+        sensor.ping(collector_addr).await.unwrap().unwrap();
+        drop(collector);
     }
 }

@@ -66,10 +66,19 @@ pub struct RawSip {
     pub collector: Option<String>,
     pub transport: RawTransport,
     pub bind: String,
+    /// Accept incoming SIP; off: calls come only over the agent's own TCP
+    /// connection to its registrar.
+    pub listen: bool,
     pub expires: u32,
     pub username: Option<String>,
-    pub trusted_callers: Vec<String>,
-    pub trusted_proxies: Vec<String>,
+    /// Digest users that may call the sensor; passwords in the secrets file.
+    pub callers: Vec<String>,
+    /// Realm of the agent's challenges; default: the AOR's host.
+    pub caller_realm: Option<String>,
+    pub callers_allow_md5: bool,
+    /// Calls arriving on the agent's own TCP/TLS connection to its proxy
+    /// are trusted.
+    pub trust_proxy_flow: bool,
 }
 
 impl Default for RawSip {
@@ -80,10 +89,13 @@ impl Default for RawSip {
             collector: None,
             transport: RawTransport::Udp,
             bind: "0.0.0.0:5060".into(),
+            listen: true,
             expires: 3600,
             username: None,
-            trusted_callers: Vec::new(),
-            trusted_proxies: Vec::new(),
+            callers: Vec::new(),
+            caller_realm: None,
+            callers_allow_md5: false,
+            trust_proxy_flow: true,
         }
     }
 }
@@ -277,6 +289,9 @@ impl Default for RawStatus {
 pub struct RawSecrets {
     #[serde(default)]
     pub password: Option<String>,
+    /// Passwords of the callers named in `sip.callers`.
+    #[serde(default)]
+    pub callers: std::collections::BTreeMap<String, String>,
 }
 
 pub const DEFAULT_SECRETS_FILE: &str = "/etc/sipsensor/secrets.yaml";

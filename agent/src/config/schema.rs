@@ -290,7 +290,7 @@ mod tests {
             k.get("sip.transport"),
             Some(&KeyKind::OneOf(&["udp", "tcp"]))
         );
-        assert_eq!(k.get("sip.trusted_callers"), Some(&KeyKind::List("string")));
+        assert_eq!(k.get("sip.callers"), Some(&KeyKind::List("string")));
         assert_eq!(k.get("sensors"), Some(&KeyKind::ListOfMappings));
         assert_eq!(k.get("sensors[].channels"), Some(&KeyKind::ListOfMappings));
         assert_eq!(

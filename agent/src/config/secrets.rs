@@ -32,6 +32,8 @@ impl fmt::Debug for Password {
 #[derive(Debug, Default)]
 pub struct Secrets {
     pub password: Option<Password>,
+    /// Passwords of the callers `sip.callers` names, by user name.
+    pub callers: std::collections::BTreeMap<String, String>,
     /// Group-readable, owned by another user.
     pub warnings: Vec<String>,
 }
@@ -86,6 +88,7 @@ pub fn load(path: &Path) -> Result<Option<Secrets>, ConfigError> {
     };
     Ok(Some(Secrets {
         password: raw.password.map(Password),
+        callers: raw.callers,
         warnings,
     }))
 }

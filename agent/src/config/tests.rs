@@ -45,6 +45,19 @@ impl Files {
         load(&files).map_err(|e| e.to_string())
     }
 
+    /// Loads a simulated sensor of `sip:a@b.example` with these `sip:`
+    /// lines.
+    fn with_sip(&self, sip: &str) -> Result<Config, String> {
+        let p = self.write(
+            "agent.yaml",
+            &format!(
+                "{}identity: {{aor: sip:a@b.example}}\nsip:\n{sip}{SIM}",
+                self.secrets()
+            ),
+        );
+        self.load(&[&p], &[])
+    }
+
     fn path(&self, name: &str) -> String {
         self.dir.path().join(name).display().to_string()
     }
@@ -319,27 +332,70 @@ fn best_effort_helpers_read_what_parses() {
 }
 
 #[test]
-fn trusted_proxies_are_networks() {
+fn callers_take_their_passwords_from_the_secrets_file() {
     let f = Files::new();
-    let p = f.write(
+    let main = f.write(
         "agent.yaml",
         &format!(
-            "{}identity: {{aor: sip:a@b.example}}\nsip:\n  trusted_proxies: [203.0.113.10, 10.0.0.0/8, \"2001:db8::/32\"]\n  trusted_callers: [sip:collector@b.example]\n{SIM}",
+            "{}identity: {{aor: sip:a@b.example}}\nsip:\n  callers: [collector]\n{SIM}",
             f.secrets()
         ),
     );
-    let c = f.load(&[&p], &[]).unwrap();
-    let nets = &c.sip.trusted_proxies;
-    assert!(nets[0].contains("203.0.113.10".parse().unwrap()));
-    assert!(!nets[0].contains("203.0.113.11".parse().unwrap()));
-    assert!(nets[1].contains("10.200.3.4".parse().unwrap()));
-    assert!(nets[1].contains("::ffff:10.1.1.1".parse().unwrap()));
-    assert!(nets[2].contains("2001:db8:1::5".parse().unwrap()));
-    assert!(!nets[2].contains("10.0.0.1".parse().unwrap()));
-    assert_eq!(nets[1].to_string(), "10.0.0.0/8");
-    let all = IpNet {
-        addr: "0.0.0.0".parse().unwrap(),
-        prefix: 0,
+    let s = f.write("secrets.yaml", "callers: {collector: s3cret-caller}\n");
+    std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let c = f.load(&[&main], &[]).unwrap();
+    let [(user, password)] = &c.sip.callers[..] else {
+        panic!("{:?}", c.sip.callers)
     };
-    assert!(all.contains("198.51.100.1".parse().unwrap()));
+    assert_eq!(
+        (user.as_str(), password.expose()),
+        ("collector", "s3cret-caller")
+    );
+    assert_eq!(c.sip.caller_realm, "a@b.example");
+    assert!(!c.sip.callers_allow_md5);
+    assert!(
+        !format!("{c:?}").contains("s3cret-caller"),
+        "Debug leaks it"
+    );
+    // A caller without a password could never get in: said at start.
+    std::fs::write(&s, "password: x\n").unwrap();
+    let e = f.load(&[&main], &[]).unwrap_err();
+    assert!(
+        e.contains("`collector`") && e.contains("no password"),
+        "{e}"
+    );
+}
+
+#[test]
+fn from_based_trust_is_gone_and_udp_alone_calls_nobody_in() {
+    let f = Files::new();
+    let with_sip = |sip: &str| f.with_sip(sip);
+    for old in [
+        "trusted_callers: [sip:collector@b.example]",
+        "trusted_proxies: [203.0.113.10]",
+    ] {
+        let e = with_sip(&format!("  collector: sip:c@b.example\n  {old}\n")).unwrap_err();
+        assert!(e.contains("unknown field"), "{old}: {e}");
+    }
+    // Over UDP the registrar's address proves nothing: nobody may call.
+    let e = with_sip("  registrar: sip:b.example\n").unwrap_err();
+    assert!(e.contains("nobody to stream to"), "{e}");
+    // Over TCP the agent's own connection to it is the way in.
+    let c = with_sip("  registrar: sip:b.example\n  transport: tcp\n").unwrap();
+    assert!(c.sip.trust_proxy_flow);
+}
+
+#[test]
+fn not_listening_needs_a_tcp_flow_to_a_registrar() {
+    let f = Files::new();
+    let with_sip = |sip: &str| f.with_sip(&format!("  listen: false\n{sip}"));
+    let e = with_sip("  registrar: sip:b.example\n").unwrap_err();
+    assert!(
+        e.contains("sip.listen") && e.contains("transport: tcp"),
+        "{e}"
+    );
+    let e = with_sip("  transport: tcp\n  collector: sip:c@b.example\n").unwrap_err();
+    assert!(e.contains("sip.listen"), "{e}");
+    let c = with_sip("  transport: tcp\n  registrar: sip:b.example\n").unwrap();
+    assert!(!c.sip.listen);
 }

@@ -194,29 +194,31 @@ fn sip(v: &mut V, raw: &RawSip, path: &KeyPath, identity: Option<&Identity>) -> 
     let registrar = v.opt_uri(path.key("registrar"), &raw.registrar);
     let outbound_proxy = v.opt_uri(path.key("outbound_proxy"), &raw.outbound_proxy);
     let collector = v.opt_uri(path.key("collector"), &raw.collector);
-    let trusted_callers: Vec<SipUri> = raw
-        .trusted_callers
-        .iter()
-        .enumerate()
-        .filter_map(|(i, t)| v.uri(path.key("trusted_callers").index(i), t, false))
-        .collect();
-    let mut trusted_proxies = Vec::new();
-    for (i, t) in raw.trusted_proxies.iter().enumerate() {
-        match parse_net(t) {
-            Some(n) => trusted_proxies.push(n),
-            None => v.err(
-                path.key("trusted_proxies").index(i),
-                format!("`{t}` is not an IP address or network (e.g. 203.0.113.10 or 10.0.0.0/8)"),
-            ),
+    for (i, user) in raw.callers.iter().enumerate() {
+        if !valid_username(user) {
+            v.err(
+                path.key("callers").index(i),
+                "must be 1-64 characters without spaces, quotes or control characters",
+            );
         }
     }
-    if raw.collector.is_none() && raw.trusted_callers.is_empty() && raw.trusted_proxies.is_empty() {
+    // Over UDP a source address proves nothing, so only a TCP/TLS flow to
+    // a proxy can stand in for the callers' credentials.
+    let flow = raw.trust_proxy_flow
+        && !matches!(raw.transport, RawTransport::Udp)
+        && (raw.registrar.is_some() || raw.outbound_proxy.is_some());
+    if raw.collector.is_none() && raw.callers.is_empty() && !flow {
         v.err_key(
             path.clone(),
-            "nobody to stream to: set `collector` (the agent calls it) or \
-             `trusted_callers` / `trusted_proxies` (they call the agent)",
+            "nobody to stream to: set `collector` (the agent calls it), `callers` \
+             (digest users that may call the agent) or `transport: tcp` with a \
+             `registrar` (calls on the agent's own connection to it are trusted)",
         );
     }
+    let caller_realm = raw
+        .caller_realm
+        .clone()
+        .or_else(|| identity.map(|i| default_realm(&i.aor)));
     let bind = match raw.bind.parse::<SocketAddr>() {
         Ok(a) => Some(a),
         Err(_) => {
@@ -230,6 +232,16 @@ fn sip(v: &mut V, raw: &RawSip, path: &KeyPath, identity: Option<&Identity>) -> 
             None
         }
     };
+    if !raw.listen
+        && (matches!(raw.transport, RawTransport::Udp)
+            || (raw.registrar.is_none() && raw.outbound_proxy.is_none()))
+    {
+        v.err(
+            path.key("listen"),
+            "`false` needs `transport: tcp` and a `registrar`: calls then come over the \
+             agent's own connection to it",
+        );
+    }
     // RFC 3261 10.2.1: 0 would mean "remove the binding".
     v.range(
         path.key("expires"),
@@ -240,11 +252,7 @@ fn sip(v: &mut V, raw: &RawSip, path: &KeyPath, identity: Option<&Identity>) -> 
     );
     let username = match &raw.username {
         Some(u) => {
-            if u.is_empty()
-                || u.len() > 64
-                || u.chars()
-                    .any(|c| c.is_control() || c.is_whitespace() || c == '"')
-            {
+            if !valid_username(u) {
                 v.err(
                     path.key("username"),
                     "must be 1-64 characters without spaces, quotes or control characters",
@@ -264,22 +272,40 @@ fn sip(v: &mut V, raw: &RawSip, path: &KeyPath, identity: Option<&Identity>) -> 
         collector,
         transport,
         bind: bind?,
+        listen: raw.listen,
         expires: Duration::from_secs(u64::from(raw.expires)),
         username: username?,
         password: None,
-        trusted_callers,
-        trusted_proxies,
+        callers: Vec::new(),
+        caller_realm: caller_realm?,
+        callers_allow_md5: raw.callers_allow_md5,
+        trust_proxy_flow: raw.trust_proxy_flow,
     })
 }
 
-fn parse_net(text: &str) -> Option<IpNet> {
-    let (addr, prefix) = match text.split_once('/') {
-        Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
-        None => (text.parse::<IpAddr>().ok()?, None),
+/// `user@host` of the AOR: unique per sensor (RFC 3261 22.1 wants realms
+/// globally unique), and never the realm of the proxy in front, whose
+/// challenge the caller answers in the same request.
+fn default_realm(aor: &SipUri) -> String {
+    use super::sip_uri::Host;
+    let host = match aor.host() {
+        Host::Name(name) => name.clone(),
+        Host::V4(a) => a.to_string(),
+        Host::V6(a) => format!("[{a}]"),
     };
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    let prefix = prefix.unwrap_or(max);
-    (prefix <= max).then_some(IpNet { addr, prefix })
+    match aor.user() {
+        Some(user) => format!("{user}@{host}"),
+        None => host,
+    }
+}
+
+/// A digest user name we can put in a header (RFC 3261 25.1 quoted-string).
+fn valid_username(user: &str) -> bool {
+    !user.is_empty()
+        && user.len() <= 64
+        && !user
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '"')
 }
 
 fn stream(

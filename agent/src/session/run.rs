@@ -2,25 +2,27 @@
 //! protocol crate's user agent, carries out the [`Controller`]'s actions
 //! on it and on the media sender, and shows its status changes on the hub.
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use sipsensor_protocol::{
-    Agreed, IdGenerator, LocalEndpoint, LocalMedia, RegistrationConfig, RegistrationEvent,
-    UaConfig, UaEvent, UserAgent,
+    Agreed, IdGenerator, LocalEndpoint, RegistrationEvent, UaConfig, UaEvent, UserAgent,
 };
-use sipsensor_runtime::resolver::CachedResolver;
 use sipsensor_runtime::sip_transport::{NetConfig, Network};
 use sipsensor_runtime::ua_driver::{self, UaHandle};
 use tokio::sync::watch;
 
-use super::{Action, CallError, Controller, Settings, Trust, media};
-use crate::config::{Config, SipUri, sip_uri::Host};
+use super::{Action, CallError, Controller, media};
+use crate::config::Config;
 use crate::status::{
     Direction, RegistrationState, RegistrationStatus, SessionStatus, StatusHub, unix_ms,
 };
 use sipsensor_protocol::CallRole;
 use std::time::SystemTime;
+
+mod settings;
+
+use settings::{flow_target, outbound_proxy, product, resolve, resolver_for, settings};
 
 /// How long shutdown waits for the BYE and the un-REGISTER to be answered.
 const GOODBYE: Duration = Duration::from_millis(900);
@@ -147,99 +149,6 @@ fn local_ip(config: &Config) -> Result<IpAddr, SessionError> {
     Ok(probe.ip())
 }
 
-fn resolve(uri: &SipUri) -> Option<SocketAddr> {
-    let port = uri.port().unwrap_or(5060);
-    match uri.host() {
-        Host::V4(a) => Some(SocketAddr::new((*a).into(), port)),
-        Host::V6(a) => Some(SocketAddr::new((*a).into(), port)),
-        Host::Name(n) => (n.as_str(), port).to_socket_addrs().ok()?.next(),
-    }
-}
-
-/// The host names of the configuration, looked up once at start-up.
-fn resolver_for(config: &Config) -> CachedResolver {
-    let mut resolver = CachedResolver::default();
-    let uris = [
-        &config.sip.outbound_proxy,
-        &config.sip.registrar,
-        &config.sip.collector,
-    ];
-    for uri in uris.into_iter().flatten() {
-        if let Host::Name(name) = uri.host() {
-            // A name that does not resolve fails where it is used, with
-            // the URI in the error.
-            let _ = resolver.look_up(name);
-        }
-    }
-    resolver
-}
-
-/// Everything the session needs, from the configuration and the sockets.
-fn settings(
-    config: &Config,
-    local: &LocalEndpoint,
-    address: &MediaAddress,
-) -> Result<Settings, SessionError> {
-    let rtp = address.rtp;
-    let registration = config.sip.registrar.as_ref().map(|registrar| {
-        let password = config
-            .sip
-            .password
-            .as_ref()
-            .map(|p| sipsensor_protocol::Password::new(p.expose()))
-            .unwrap_or_else(|| sipsensor_protocol::Password::new(""));
-        let mut r = RegistrationConfig::new(
-            registrar.as_str(),
-            config.identity.aor.as_str(),
-            config.sip.username.clone(),
-            password,
-            local.clone(),
-        );
-        r.expires = u32::try_from(config.sip.expires.as_secs()).unwrap_or(u32::MAX);
-        r.outbound_proxy = outbound_proxy(config);
-        r.user_agent = Some(product());
-        r
-    });
-    let mut local_media = LocalMedia::new(rtp);
-    local_media.ssrc = Some(address.ssrc);
-    local_media.cname = Some(cname(config));
-    Ok(Settings {
-        collector: config.sip.collector.as_ref().map(|c| c.as_str().to_owned()),
-        registration,
-        trust: Trust {
-            callers: config
-                .sip
-                .trusted_callers
-                .iter()
-                .map(|c| c.as_str().to_owned())
-                .collect(),
-            proxies: config.sip.trusted_proxies.clone(),
-        },
-        capabilities: media::capabilities(config)?,
-        local_media,
-        keepalive: KEEPALIVE,
-        retry_initial: Duration::from_secs(2),
-        retry_max: Duration::from_secs(300),
-        sdp_user: config.identity.aor.user().unwrap_or("-").to_owned(),
-        sdp_address: rtp.ip(),
-    })
-}
-
-/// The outbound proxy: the configured one, else the registrar (it is the
-/// proxy of the domain), else none: INVITEs go straight to the collector.
-fn outbound_proxy(config: &Config) -> Option<String> {
-    config
-        .sip
-        .outbound_proxy
-        .as_ref()
-        .or(config.sip.registrar.as_ref())
-        .map(|u| u.as_str().to_owned())
-}
-
-fn product() -> String {
-    concat!("sipsensor-agent/", env!("CARGO_PKG_VERSION")).to_owned()
-}
-
 /// Where this device's media is, as its SDP says.
 #[derive(Debug, Clone, Copy)]
 pub struct MediaAddress {
@@ -269,7 +178,18 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), SessionError> {
     let bind = SocketAddr::new(media_address.rtp.ip(), config.sip.bind.port());
-    let (network, incoming) = Network::bind(NetConfig::udp_and_tcp(bind))
+    let net = if config.sip.listen {
+        NetConfig::udp_and_tcp(bind)
+    } else {
+        // Calls come over our own connection to the registrar (RFC 5626,
+        // RFC 5923): no UDP socket, no listening TCP port.
+        NetConfig {
+            tcp: Some(SocketAddr::new(bind.ip(), 0)),
+            tcp_accept: false,
+            ..NetConfig::default()
+        }
+    };
+    let (network, incoming) = Network::bind(net)
         .await
         .map_err(|source| SessionError::Bind { addr: bind, source })?;
     let transport = config.sip.transport;
@@ -277,6 +197,7 @@ pub async fn run(
     let local = LocalEndpoint::new(transport, addr);
     let rtp = media_address.rtp;
     let settings = settings(config, &local, &media_address)?;
+    let flow_peer = flow_target(config, &local).map(|t| t.addr);
 
     let mut ua_config = UaConfig::new(local.clone(), config.identity.aor.as_str());
     ua_config.display_name = config.identity.display_name.clone();
@@ -312,6 +233,7 @@ pub async fn run(
             media,
             &hub,
             registrar.as_ref(),
+            flow_peer,
         )
         .await;
         let wake = controller
@@ -342,7 +264,7 @@ pub async fn run(
                     goodbye = Some(tokio::time::Instant::now() + GOODBYE);
                     if registrar.is_none() {
                         // Nothing to unregister: leave once the BYE is out.
-                        carry_out(&mut shown, &mut controller, &handle, media, &hub, registrar.as_ref()).await;
+                        carry_out(&mut shown, &mut controller, &handle, media, &hub, registrar.as_ref(), flow_peer).await;
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         break;
                     }
@@ -374,6 +296,7 @@ async fn carry_out(
     media: &mut dyn Media,
     hub: &StatusHub,
     registrar: Option<&(String, String)>,
+    flow_peer: Option<SocketAddr>,
 ) {
     loop {
         // The controller's status changes first: it decided them before
@@ -403,6 +326,14 @@ async fn carry_out(
             Action::Unregister => {
                 let _ = ua.with(|ua, now| ua.unregister(now)).await;
             }
+            Action::PingFlow => {
+                // No proxy address: the flow cannot be checked, only lost.
+                let sent = match flow_peer {
+                    Some(peer) => matches!(ua.ping(peer).await, Some(Ok(()))),
+                    None => true,
+                };
+                controller.flow_checked(sent, Instant::now());
+            }
             Action::Call { to, offer } => {
                 let placed = ua
                     .with(move |ua, now| ua.call(&to, offer, now).map_err(CallError::from))
@@ -422,6 +353,11 @@ async fn carry_out(
             } => {
                 let _ = ua
                     .with(move |ua, now| ua.reject(session, status, Some(&warning), now))
+                    .await;
+            }
+            Action::Challenge { session, response } => {
+                let _ = ua
+                    .with(move |ua, now| ua.respond_to_invite(session, *response, now))
                     .await;
             }
             Action::AnswerReoffer { session, answer } => {

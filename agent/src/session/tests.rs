@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 use sipsensor_protocol::{
     AnswerPolicy, ChannelSpec, EndReason, FailureReason, IdGenerator, LocalEndpoint, LocalMedia,
     LocalSdp, Password, ReceivePolicy, RegistrationConfig, RegistrationEvent, SampleFormat,
-    SessionId, StreamDescription, StreamRole, Target, Transport, UaEvent, Unit, answer_offer,
+    SessionId, StreamDescription, StreamRole, Transport, UaEvent, Unit, WallClock, answer_offer,
     make_offer, parse_sdp,
 };
 
@@ -45,13 +45,18 @@ fn settings(registrar: bool) -> Settings {
                 local,
             )
         }),
-        trust: Trust {
-            callers: vec!["sip:collector@example.net".into()],
-            proxies: vec![],
+        trust: TrustConfig {
+            flow: None,
+            callers: vec![("collector".into(), Password::new("calling-secret"))],
+            realm: "s1@example.net".into(),
+            aor: "sip:s1@example.net".into(),
+            allow_md5: false,
+            clock: WallClock::new(Instant::now(), 1_800_000_000),
         },
         capabilities: capabilities(),
         local_media: LocalMedia::new("198.51.100.10:40000".parse().unwrap()),
         keepalive: Duration::from_secs(30),
+        flow_keepalive: None,
         retry_initial: Duration::from_secs(2),
         retry_max: Duration::from_secs(300),
         sdp_user: "s1".into(),
@@ -334,51 +339,6 @@ fn a_reinvite_halving_the_rate_updates_the_stream() {
 }
 
 #[test]
-fn incoming_calls_need_trust_and_a_free_sensor() {
-    let now = Instant::now();
-    let mut c = Controller::new(settings(true), IdGenerator::seeded(6));
-    c.settings.collector = None; // wait to be called
-    c.start(now);
-    c.handle_event(registered(), now);
-    actions(&mut c);
-    let mut origin = LocalSdp::with_session_id("collector", "203.0.113.5".parse().unwrap(), 7);
-    let local = LocalMedia::new("203.0.113.5:50000".parse().unwrap());
-    let offer = make_offer(&capabilities(), StreamRole::Receiver, &local, &mut origin)
-        .unwrap()
-        .to_bytes();
-    let call = |from: &str, n: u64| {
-        UaEvent::IncomingCall {
-        session: session(n),
-        request: sipsensor_protocol::Request::try_from(
-            format!(
-                "INVITE sip:s1@198.51.100.10 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.5;branch=z9hG4bK{n}\r\n\
-From: <{from}>;tag=a\r\nTo: <sip:s1@example.net>\r\nCall-ID: c{n}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
-            )
-            .as_bytes(),
-        )
-        .unwrap(),
-        source: Target::new(Transport::Udp, "203.0.113.5:5060".parse().unwrap()),
-        offer: offer.clone(),
-    }
-    };
-    c.handle_event(call("sip:mallory@example.net", 1), now);
-    assert!(matches!(
-        &actions(&mut c)[..],
-        [Action::Reject { status: 403, .. }]
-    ));
-    c.handle_event(call("sip:collector@example.net", 2), now);
-    assert!(matches!(
-        &actions(&mut c)[..],
-        [Action::Accept { .. }, Action::StartStream { .. }]
-    ));
-    c.handle_event(call("sip:collector@example.net", 3), now);
-    assert!(matches!(
-        &actions(&mut c)[..],
-        [Action::Reject { status: 486, .. }]
-    ));
-}
-
-#[test]
 fn shutdown_stops_the_stream_hangs_up_and_unregisters() {
     let (mut c, _, _) = streaming();
     c.shutdown();
@@ -390,4 +350,65 @@ fn shutdown_stops_the_stream_hangs_up_and_unregisters() {
             Action::Unregister
         ]
     );
+}
+
+mod trust;
+
+/// The flow to the registrar (RFC 5626 4.4): keep-alives while it is up; a
+/// keep-alive that cannot go out means the connection is gone, and the
+/// agent registers again (a new connection) after a back-off, instead of
+/// staying unreachable until the next refresh.
+#[test]
+fn a_failed_flow_is_noticed_by_its_keepalive_and_registered_again() {
+    let hub = StatusHub::new();
+    let mut s = settings(true);
+    s.collector = None;
+    s.flow_keepalive = Some(flow::KEEPALIVE_INTERVAL);
+    let mut c = Controller::new(s, IdGenerator::seeded(12));
+    let t0 = Instant::now();
+    c.start(t0);
+    assert!(matches!(&actions(&mut c)[..], [Action::Register(_)]));
+    assert_eq!(
+        c.poll_timeout(),
+        None,
+        "no keep-alive before the flow is up"
+    );
+    c.handle_event(registered(), t0);
+    let ping_at = c.poll_timeout().unwrap();
+    assert!(ping_at - t0 <= flow::KEEPALIVE_INTERVAL);
+    c.handle_timeout(ping_at);
+    assert_eq!(actions(&mut c), [Action::PingFlow]);
+    c.flow_checked(true, ping_at);
+    assert!(actions(&mut c).is_empty());
+    // The next keep-alive finds the connection gone.
+    let ping_at = c.poll_timeout().unwrap();
+    c.handle_timeout(ping_at);
+    assert_eq!(actions(&mut c), [Action::PingFlow]);
+    c.flow_checked(false, ping_at);
+    show_status(&mut c, &hub);
+    assert_eq!(hub.state(), AgentState::Registering);
+    let retry_at = c.poll_timeout().unwrap();
+    assert!(
+        retry_at - ping_at <= flow::RETRY_BASE,
+        "{:?}",
+        retry_at - ping_at
+    );
+    c.handle_timeout(retry_at - Duration::from_millis(1));
+    assert!(actions(&mut c).is_empty(), "not before the back-off");
+    c.handle_timeout(retry_at);
+    assert!(matches!(&actions(&mut c)[..], [Action::Register(_)]));
+    c.handle_event(registered(), retry_at);
+    show_status(&mut c, &hub);
+    assert_eq!(hub.state(), AgentState::Registered);
+    assert!(c.poll_timeout().unwrap() > retry_at, "keep-alives again");
+}
+
+#[test]
+fn without_a_flow_there_is_no_keepalive() {
+    let (mut c, _, now) = streaming();
+    c.flow_checked(false, now);
+    assert!(actions(&mut c).is_empty());
+    // Only the in-dialog OPTIONS ping is due.
+    c.handle_timeout(c.poll_timeout().unwrap());
+    assert!(matches!(&actions(&mut c)[..], [Action::Ping(_)]));
 }

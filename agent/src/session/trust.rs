@@ -1,151 +1,255 @@
-//! Who may call this sensor (issue: only the configured trusted proxy or
-//! callers; anything else gets 403).
+//! Who may open a session on this sensor (issue #14 finding 1): a request
+//! that arrived on the flow the agent itself keeps to its registrar or
+//! outbound proxy (RFC 5626: that proxy authenticated the caller), or one
+//! that answers the agent's own digest challenge (RFC 3261 22.1, RFC 7616,
+//! RFC 8760). Never a From header: anyone can write one.
 
-use std::net::IpAddr;
+use std::time::Instant;
 
-use sipsensor_protocol::Request;
-use sipsensor_protocol::prelude::*;
+use super::{Action, Controller};
+use sipsensor_protocol::{
+    AuthenticatedUser, ChallengeKind, DigestAlgorithm, DigestAuthFailure, DigestError,
+    DigestServer, DigestServerConfig, IdGenerator, InMemoryCredentials, Password, Request,
+    Response, ServerSecret, SessionId, Target, WallClock,
+};
 
-use crate::config::IpNet;
-
-/// Why an incoming INVITE may not open a session; the text is the 403's
-/// Warning.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Untrusted {
-    #[error("{from} from {address} is not a trusted caller")]
-    Caller { from: String, address: IpAddr },
-    #[error("the request has no readable From")]
-    NoFrom,
+/// What the shell knows about trust, from the configuration.
+#[derive(Debug, Clone)]
+pub struct TrustConfig {
+    /// The agent's own connection to its registrar or outbound proxy
+    /// (TCP or TLS); `None` over UDP, where a source address proves
+    /// nothing.
+    pub flow: Option<Target>,
+    /// Digest users that may call the sensor (`sip.callers`, passwords
+    /// from the secrets file); empty: nobody outside the flow.
+    pub callers: Vec<(String, Password)>,
+    /// The realm of our challenges (`sip.caller_realm`).
+    pub realm: String,
+    /// Our address of record: a caller whose proxy retargeted the INVITE
+    /// to our Contact computed its digest over this URI.
+    pub aor: String,
+    /// Offer MD5 after SHA-256 (RFC 8760 2.3), for callers that know no
+    /// better; off unless configured.
+    pub allow_md5: bool,
+    /// Ties nonce timestamps to the wall clock (read once by the shell).
+    pub clock: WallClock,
 }
 
-/// Trusted sources of incoming INVITEs.
-#[derive(Debug, Clone, Default)]
+/// How a request was admitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// It came on the flow to the trusted proxy.
+    Flow,
+    /// It carried valid credentials of this caller.
+    Caller(String),
+}
+
+/// Why a request may not open a session.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    /// No way in for anyone but the flow: 403.
+    #[error("{from} is not the trusted proxy's flow and no callers are configured")]
+    Untrusted { from: std::net::SocketAddr },
+    /// Credentials missing, wrong, stale or replayed: the 401 (or 400 for
+    /// broken credentials) to send back.
+    #[error("{why}")]
+    Challenge {
+        response: Box<Response>,
+        why: DigestAuthFailure,
+    },
+}
+
+/// The agent's trust decisions, with the digest server's nonce state.
+#[derive(Debug)]
 pub struct Trust {
-    /// Callers by address of record (`sip:collector@example.net`),
-    /// compared on user and host.
-    pub callers: Vec<String>,
-    /// Proxies by network: a request arriving from one of these is trusted
-    /// (the proxy authenticated the caller).
-    pub proxies: Vec<IpNet>,
+    flow: Option<Target>,
+    callers: Option<Callers>,
+}
+
+#[derive(Debug)]
+struct Callers {
+    server: DigestServer,
+    store: InMemoryCredentials,
+    realm: String,
+    aor: String,
 }
 
 impl Trust {
-    /// `Ok` when the request may open a session; `Err` says why not, for
-    /// the 403's Warning.
-    pub fn check(&self, request: &Request, source: IpAddr) -> Result<(), Untrusted> {
-        let source = source.to_canonical();
-        if self.proxies.iter().any(|net| net.contains(source)) {
-            return Ok(());
+    /// A fresh nonce secret per start: nonces need not outlive the agent.
+    pub fn new(config: &TrustConfig, ids: &mut IdGenerator) -> Result<Self, DigestError> {
+        let callers = if config.callers.is_empty() {
+            None
+        } else {
+            let mut digest = DigestServerConfig::new(&config.realm, ServerSecret::generate(ids));
+            digest.algorithms = if config.allow_md5 {
+                vec![DigestAlgorithm::SHA256, DigestAlgorithm::MD5]
+            } else {
+                vec![DigestAlgorithm::SHA256]
+            };
+            // A sensor has a handful of callers, not a registrar's crowd.
+            digest.max_tracked_nonces = 1024;
+            let mut store = InMemoryCredentials::new();
+            for (user, password) in &config.callers {
+                store.insert_password(user.clone(), password.clone());
+            }
+            Some(Callers {
+                server: DigestServer::new(digest, config.clock)?,
+                store,
+                realm: config.realm.clone(),
+                aor: config.aor.clone(),
+            })
+        };
+        Ok(Self {
+            callers,
+            ..Self::flow_only(config)
+        })
+    }
+
+    /// Only the flow; every caller is refused.
+    pub fn flow_only(config: &TrustConfig) -> Self {
+        Self {
+            flow: config.flow.filter(|f| f.transport.is_reliable()),
+            callers: None,
         }
-        let from = request
-            .from_header()
-            .ok()
-            .and_then(|f| f.uri().ok())
-            .map(|u| aor_key(&u.to_string()));
-        match from {
-            Some(from) if self.callers.iter().any(|c| aor_key(c) == from) => Ok(()),
-            Some(from) => Err(Untrusted::Caller {
-                from,
-                address: source,
-            }),
-            None => Err(Untrusted::NoFrom),
+    }
+
+    /// `Ok` when `request`, received from `source`, may open or change a
+    /// session.
+    pub fn admit(
+        &mut self,
+        request: &Request,
+        source: Target,
+        now: Instant,
+        ids: &mut IdGenerator,
+    ) -> Result<Admission, Refusal> {
+        if self.is_flow(source) {
+            return Ok(Admission::Flow);
+        }
+        let Some(callers) = self.callers.as_mut() else {
+            return Err(Refusal::Untrusted { from: source.addr });
+        };
+        match callers.verify(request, now) {
+            Ok(AuthenticatedUser { username, .. }) => Ok(Admission::Caller(username)),
+            Err(why) => {
+                let response = if why.is_bad_request() {
+                    let mut r =
+                        sipsensor_protocol::response_to(request, 400.into(), Some(&ids.tag()));
+                    warn(&mut r, &callers.realm, &why.to_string());
+                    r
+                } else {
+                    let mut r =
+                        sipsensor_protocol::response_to(request, 401.into(), Some(&ids.tag()));
+                    let challenges =
+                        callers
+                            .server
+                            .challenges(ChallengeKind::Www, why.stale(), now, ids);
+                    r.headers.extend(challenges);
+                    r
+                };
+                Err(Refusal::Challenge {
+                    response: Box::new(response),
+                    why,
+                })
+            }
+        }
+    }
+
+    /// True for a message that arrived on the agent's own connection to
+    /// its proxy; over UDP nothing is.
+    pub fn is_flow(&self, source: Target) -> bool {
+        source.transport.is_reliable() && self.flow == Some(source)
+    }
+}
+
+impl Callers {
+    fn verify(
+        &mut self,
+        request: &Request,
+        now: Instant,
+    ) -> Result<AuthenticatedUser, DigestAuthFailure> {
+        let kind = ChallengeKind::Www;
+        match self.server.verify(request, kind, &self.store, now) {
+            // RFC 7616 3.4.6 wants the digest uri to be the Request-URI,
+            // but a proxy's location lookup (RFC 3261 16.5) replaced the
+            // caller's Request-URI, our AOR, with our Contact. The AOR
+            // names this sensor as well, so credentials for it are
+            // checked as if the caller's Request-URI had arrived.
+            Err(DigestAuthFailure::UriMismatch { uri, .. }) if same_uri(&uri, &self.aor) => {
+                let mut as_sent = request.clone();
+                as_sent.uri = sipsensor_protocol::SipUri::parse(&uri)
+                    .map_err(|e| {
+                        DigestAuthFailure::Malformed(DigestError::Malformed(e.to_string()))
+                    })?
+                    .to_rsip();
+                self.server.verify(&as_sent, kind, &self.store, now)
+            }
+            other => other,
         }
     }
 }
 
-/// `user@host` of a SIP URI, host lower-cased (RFC 3261 19.1.4: the host
-/// compares case-insensitively, the user does not).
-fn aor_key(uri: &str) -> String {
-    let bare = uri.trim().trim_start_matches('<').trim_end_matches('>');
-    let bare = bare
-        .strip_prefix("sip:")
-        .or_else(|| bare.strip_prefix("sips:"))
-        .unwrap_or(bare);
-    let bare = bare.split([';', '?', '>']).next().unwrap_or_default();
-    match bare.rsplit_once('@') {
-        Some((user, host)) => format!("{user}@{}", strip_port(host).to_ascii_lowercase()),
-        None => strip_port(bare).to_ascii_lowercase(),
-    }
+/// Two SIP URIs the same for the digest's purpose: scheme, user, host and
+/// port, case-insensitive (parameters of an AOR do not matter here).
+fn same_uri(a: &str, b: &str) -> bool {
+    let key = |u: &str| {
+        let u = u.trim().trim_start_matches('<').trim_end_matches('>');
+        u.split([';', '?'])
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+    };
+    key(a) == key(b)
 }
 
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.split_inclusive(']').next().unwrap_or(host);
-    }
-    match host.rsplit_once(':') {
-        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
-        _ => host,
+/// RFC 3261 20.43, code 399: why the credentials were refused.
+fn warn(response: &mut Response, agent: &str, text: &str) {
+    let text = text.replace(['"', '\\'], "'");
+    use sipsensor_protocol::prelude::UntypedHeader;
+    response.headers.push(sipsensor_protocol::Header::Warning(
+        sipsensor_protocol::headers::Warning::new(format!("399 {agent} \"{text}\"")),
+    ));
+}
+
+/// The controller's side: trust before anything else.
+impl Controller {
+    /// Trust before anything else: a stranger learns neither that the
+    /// sensor is busy nor what it can send.
+    pub(super) fn incoming_call(
+        &mut self,
+        session: SessionId,
+        request: &Request,
+        source: Target,
+        offer: &[u8],
+        now: Instant,
+    ) {
+        match self.trust.admit(request, source, now, &mut self.ids) {
+            Ok(Admission::Flow) => self.incoming(session, offer, now),
+            Ok(Admission::Caller(user)) => {
+                tracing::info!("call from {} authenticated as {user}", source.addr);
+                self.incoming(session, offer, now);
+            }
+            Err(Refusal::Challenge { response, why }) => {
+                // The first INVITE of every call comes without credentials;
+                // anything else is worth a line (without the credentials).
+                if matches!(why, sipsensor_protocol::DigestAuthFailure::NoCredentials(_)) {
+                    tracing::debug!("challenged a call from {}", source.addr);
+                } else {
+                    tracing::warn!("refused a call from {}: {why}", source.addr);
+                }
+                self.actions
+                    .push_back(Action::Challenge { session, response });
+            }
+            Err(why @ Refusal::Untrusted { .. }) => {
+                tracing::warn!("refused a call from {}: {why}", source.addr);
+                self.actions.push_back(Action::Reject {
+                    session,
+                    status: 403,
+                    warning: "not a trusted caller".into(),
+                });
+            }
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn invite(from: &str) -> Request {
-        let text = format!(
-            "INVITE sip:s1@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKx\r\n\
-From: {from};tag=a\r\nTo: <sip:s1@example.net>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\
-Content-Length: 0\r\n\r\n"
-        );
-        Request::try_from(text.as_bytes()).unwrap()
-    }
-
-    #[test]
-    fn trusted_callers_match_on_user_and_host() {
-        let trust = Trust {
-            callers: vec!["sip:collector@Example.NET".into()],
-            proxies: vec![],
-        };
-        let ip: IpAddr = "198.51.100.7".parse().unwrap();
-        assert!(
-            trust
-                .check(&invite("<sip:collector@example.net:5060>"), ip)
-                .is_ok()
-        );
-        assert!(
-            trust
-                .check(&invite("\"C\" <sip:collector@example.net>"), ip)
-                .is_ok()
-        );
-        let err = trust
-            .check(&invite("<sip:mallory@example.net>"), ip)
-            .unwrap_err();
-        assert_eq!(
-            err,
-            Untrusted::Caller {
-                from: "mallory@example.net".into(),
-                address: ip
-            }
-        );
-        // The 403's Warning text, as logs and docs quote it.
-        let err = err.to_string();
-        assert!(err.contains("mallory@example.net"), "{err}");
-    }
-
-    #[test]
-    fn a_trusted_proxy_network_admits_anyone_it_forwards() {
-        let trust = Trust {
-            callers: vec![],
-            proxies: vec![IpNet {
-                addr: "203.0.113.0".parse().unwrap(),
-                prefix: 24,
-            }],
-        };
-        assert!(
-            trust
-                .check(&invite("<sip:x@y>"), "203.0.113.9".parse().unwrap())
-                .is_ok()
-        );
-        assert!(
-            trust
-                .check(&invite("<sip:x@y>"), "::ffff:203.0.113.9".parse().unwrap())
-                .is_ok()
-        );
-        assert!(
-            trust
-                .check(&invite("<sip:x@y>"), "203.0.114.9".parse().unwrap())
-                .is_err()
-        );
-    }
-}
+mod tests;

@@ -15,6 +15,8 @@
 //!     aor: sip:collector@example.net
 //!     username: collector           # password: this user's entry in credentials_file
 //!     expires: 600
+//!   calling:                        # answers the sensors' digest challenges
+//!     username: collector           # password: this user's entry in credentials_file
 //!   control_socket: /run/sipsensor/collector.sock
 //!   receive_buffer_bytes: 4194304   # SIP UDP socket (SO_RCVBUF)
 //! media:
@@ -109,6 +111,13 @@ pub enum SipConfigError {
     NoCredentialsFile,
     #[error("sip.domain {0:?} is not a host name")]
     BadDomain(String),
+    #[error("sip.calling needs `credentials_file` (it holds the collector's password)")]
+    NoCallingCredentialsFile,
+    #[error(
+        "sip.calling.username {calling:?} differs from sip.register's user {register:?}: \
+         the collector answers challenges as one user"
+    )]
+    TwoDigestUsers { calling: String, register: String },
 }
 
 /// SIP side: the user agent, the embedded registrar, who may open sessions.
@@ -153,6 +162,10 @@ pub struct SipConfig {
     /// Register this collector with an external registrar.
     #[serde(default)]
     pub register: Option<RegisterConfig>,
+    /// The credential calls to sensors carry when a sensor challenges
+    /// them. Default: `register`'s user, if any.
+    #[serde(default)]
+    pub calling: Option<CallingCredential>,
     /// Unix socket for `sipsensor-collector call` and `set-rate`.
     #[serde(default = "default_control_socket")]
     pub control_socket: PathBuf,
@@ -161,6 +174,17 @@ pub struct SipConfig {
     /// about 90 datagrams; the rest would wait for a retransmission).
     #[serde(default = "default_sip_rcvbuf")]
     pub receive_buffer_bytes: u32,
+}
+
+/// Who the collector is when a sensor challenges its INVITE (issue #14:
+/// a sensor takes calls only from its proxy's flow or from a caller that
+/// answers its digest challenge, RFC 3261 22.2).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallingCredential {
+    /// Digest user name; its password is this user's entry in the
+    /// credentials file. The sensors list it in `sip.callers`.
+    pub username: String,
 }
 
 /// The collector's own registration with an external registrar.
@@ -209,6 +233,7 @@ impl Default for SipConfig {
             trusted_peers: Vec::new(),
             outbound_proxy: None,
             register: None,
+            calling: None,
             control_socket: default_control_socket(),
             receive_buffer_bytes: default_sip_rcvbuf(),
         }
@@ -230,12 +255,32 @@ impl SipConfig {
         if self.register.is_some() && self.credentials_file.is_none() {
             return Err(SipConfigError::NoCredentialsFile);
         }
+        if self.calling.is_some() && self.credentials_file.is_none() {
+            return Err(SipConfigError::NoCallingCredentialsFile);
+        }
+        if let (Some(calling), Some(register)) = (&self.calling, self.register_username())
+            && calling.username != register
+        {
+            return Err(SipConfigError::TwoDigestUsers {
+                calling: calling.username.clone(),
+                register,
+            });
+        }
         if let Some(d) = &self.domain
             && (d.is_empty() || d.chars().any(|c| c.is_whitespace() || c == '"'))
         {
             return Err(SipConfigError::BadDomain(d.clone()));
         }
         Ok(())
+    }
+
+    /// The digest user the collector answers challenges as: `calling`'s,
+    /// else our registration's.
+    pub fn digest_username(&self) -> Option<String> {
+        self.calling
+            .as_ref()
+            .map(|c| c.username.clone())
+            .or_else(|| self.register_username())
     }
 
     /// The digest username of our own registration.
@@ -386,6 +431,21 @@ mod tests {
         assert!(e.contains("not a sip: URI") && e.contains("line 1"), "{e}");
         let e = sip("domain: 'a b'").unwrap_err();
         assert!(e.contains("not a host name"), "{e}");
+    }
+
+    #[test]
+    fn the_calling_credential_is_one_user_from_the_credentials_file() {
+        let e = sip("calling: {username: collector}").unwrap_err();
+        assert!(e.contains("credentials_file"), "{e}");
+        let c = sip("credentials_file: /x\ncalling: {username: collector}").unwrap();
+        assert_eq!(c.digest_username().as_deref(), Some("collector"));
+        assert_eq!(c.register_username(), None);
+        let reg = "registrar: false\ncredentials_file: /x\n\
+                   register: {registrar: 'sip:example.net', aor: 'sip:c@example.net'}\n";
+        assert_eq!(sip(reg).unwrap().digest_username().as_deref(), Some("c"));
+        let e = sip(&format!("{reg}calling: {{username: other}}")).unwrap_err();
+        assert!(e.contains("one user"), "{e}");
+        assert!(sip("calling: {username: c, password: x}").is_err());
     }
 
     #[test]

@@ -288,6 +288,9 @@ pub struct Settings {
     pub credentials_file: Option<std::path::PathBuf>,
     pub realm: String,
     pub own_user: Option<String>,
+    /// `sip.calling`: the user our calls answer sensors' challenges as
+    /// (the same as `own_user` when both are set).
+    pub calling_user: Option<String>,
 }
 
 impl Settings {

@@ -143,6 +143,7 @@ impl Shell {
                     tracing::warn!("{w}");
                 }
                 tracing::info!("SIGHUP: {} users from {}", c.len(), path.display());
+                self.core.reload_calling(&c);
                 self.core.reload(c);
             }
             Err(e) => tracing::error!("SIGHUP: {e}; keeping the users loaded before"),

@@ -165,7 +165,6 @@ sip:
   collector: sip:collector@127.0.0.1:SIP
   bind: 127.0.0.1:0
   username: USER
-  trusted_callers: [sip:collector@127.0.0.1]
 stream:
   rate: 10
   samples_per_packet: 1

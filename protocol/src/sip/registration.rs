@@ -53,6 +53,68 @@ pub struct RegistrationConfig {
     /// registrar cannot park a device for days.
     pub max_retry_after: Duration,
     pub user_agent: Option<String>,
+    /// Register a flow (RFC 5626 outbound): the registrar and the proxy
+    /// send requests for us back over the connection the REGISTER came
+    /// on. `None`: a plain RFC 3261 binding.
+    pub outbound: Option<Outbound>,
+}
+
+/// The instance and registration ids of an RFC 5626 flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    /// `urn:uuid:...` (RFC 5626 4.1): the same for this device across
+    /// restarts, so a new flow replaces the old binding instead of adding
+    /// one.
+    pub instance: String,
+    /// Which of the device's flows this is (RFC 5626 4.2.1); 1 for the
+    /// one flow to the one registrar.
+    pub reg_id: u32,
+}
+
+impl Outbound {
+    /// A stable `urn:uuid:` for this application on this machine from
+    /// the machine id (`/etc/machine-id`, 32 hex digits), the way systemd's
+    /// `sd_id128_get_machine_app_specific` does it: HMAC-SHA256 keyed with
+    /// the machine id over an application id, shaped as a version 4 UUID
+    /// (RFC 9562 5.4). The machine id itself stays private (machine-id(5)).
+    pub fn instance_from_machine_id(machine_id: &str) -> Option<String> {
+        use hmac::{Hmac, KeyInit, Mac};
+        let machine_id = machine_id.trim();
+        if machine_id.len() != 32 || !machine_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let key: Vec<u8> = (0..16)
+            .map(|i| u8::from_str_radix(&machine_id[2 * i..2 * i + 2], 16))
+            .collect::<Result<_, _>>()
+            .ok()?;
+        // A fixed id for "the sipsensor agent's SIP instance".
+        const APP_ID: [u8; 16] = *b"sipsensor-sip-in";
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).ok()?;
+        mac.update(&APP_ID);
+        let digest = mac.finalize().into_bytes();
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&digest[..16]);
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        Some(format!(
+            "urn:uuid:{}-{}-{}-{}-{}",
+            &hex[0..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..32]
+        ))
+    }
+
+    /// `;+sip.instance="<urn:uuid:...>";reg-id=N`, the Contact header
+    /// parameters of RFC 5626 4.2.1.
+    fn contact_params(&self) -> String {
+        format!(
+            ";+sip.instance=\"<{}>\";reg-id={}",
+            self.instance, self.reg_id
+        )
+    }
 }
 
 impl RegistrationConfig {
@@ -80,6 +142,7 @@ impl RegistrationConfig {
             backoff_max: Duration::from_secs(1800),
             max_retry_after: Duration::from_secs(3600),
             user_agent: None,
+            outbound: None,
         }
     }
 }

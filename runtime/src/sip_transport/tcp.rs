@@ -323,7 +323,13 @@ impl TcpTransport {
             connect_timeout: config.tcp_connect_timeout,
             max_connections: config.max_connections,
         });
-        let listener = tokio::spawn(accept_loop(shared.clone(), listener));
+        let listener = if config.tcp_accept {
+            tokio::spawn(accept_loop(shared.clone(), listener))
+        } else {
+            // The address was only reserved for our Via: close the port.
+            drop(listener);
+            tokio::spawn(async {})
+        };
         Ok(Self { shared, listener })
     }
 
@@ -552,6 +558,22 @@ mod tests {
             b.send(&[b'x'; 65], "127.0.0.1:9".parse().unwrap()).await,
             Err(NetError::TooLarge { len: 65, max: 64 })
         ));
+    }
+
+    /// A connect-only transport listens nowhere, yet its own connections
+    /// carry messages both ways (the flows of RFC 5626).
+    #[tokio::test]
+    async fn without_accept_nothing_listens_but_own_connections_work() {
+        let (quiet, mut quiet_rx, _) = transport("127.0.0.1:0", |c| c.tcp_accept = false).await;
+        assert!(TcpStream::connect(quiet.local_addr()).await.is_err());
+        let (peer, mut peer_rx, _) = transport("127.0.0.1:0", |_| {}).await;
+        let msg = b"OPTIONS sip:p SIP/2.0\r\nContent-Length: 0\r\n\r\n";
+        quiet.send(msg, peer.local_addr()).await.unwrap();
+        let Incoming::Message { source, .. } = recv(&mut peer_rx).await else {
+            panic!("no message")
+        };
+        peer.send_existing(msg, source).await.unwrap();
+        assert_eq!(recv(&mut quiet_rx).await.source(), peer.local_addr());
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ use super::{
     canonical_aor,
 };
 use crate::sip::control::{CallRequest, Reply};
+use crate::sip::credentials::Credentials;
 use crate::sip::offer;
 use sipsensor_protocol::{
     Binding, LocalMedia, LocalSdp, NegotiationError, Sdp, SessionId as UaSession, SipUri,
@@ -30,7 +31,25 @@ struct Prepared {
 /// Where to send the INVITE for a binding: its Contact, or where its
 /// REGISTER came from when the sensor is behind NAT (RFC 3581, RFC 5626).
 fn target_of(b: &Binding) -> String {
-    target_for(&b.contact, b.source, b.transport, b.behind_nat())
+    target_for(
+        &b.contact,
+        b.source,
+        b.transport,
+        b.behind_nat() || is_flow(b),
+    )
+}
+
+/// A binding registered as an RFC 5626 flow over a connection (`ob` in
+/// its Contact, or a `reg-id`) is reached over that connection whatever
+/// its Contact says (RFC 5626 5.3, 6): the sensor need not listen at all.
+/// Should the connection be gone, the call fails rather than reaching
+/// whoever now answers at the Contact.
+fn is_flow(b: &Binding) -> bool {
+    b.transport.is_reliable()
+        && (b.contact.param("ob").is_some()
+            || b.params
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("reg-id")))
 }
 
 fn target_for(
@@ -64,6 +83,28 @@ fn summary_of(offer: &Sdp) -> String {
 }
 
 impl Core {
+    /// SIGHUP read the credentials file again: the password our calls
+    /// answer sensors' challenges with (RFC 3261 22.2) follows it. With
+    /// `sip.register` too, the registration's reload sets the same user.
+    pub fn reload_calling(&mut self, credentials: &Credentials) {
+        if self.settings.own_user.is_some() {
+            return;
+        }
+        let Some(user) = self.settings.calling_user.clone() else {
+            return;
+        };
+        match credentials.password(&user) {
+            Some(password) => self.push(Action::SetOwnCredentials { user, password }),
+            None => self.warn(
+                "credentials",
+                format!(
+                    "sip.calling: user {user:?} has no plain password in the credentials \
+                     file; calls keep the old one"
+                ),
+            ),
+        }
+    }
+
     /// `sipsensor-collector call AOR`.
     pub(super) fn call(&mut self, req: CallRequest, reply: ReplyTo, now: Now) {
         let p = match self.prepare_call(&req, now) {

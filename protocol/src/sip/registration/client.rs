@@ -173,10 +173,15 @@ impl RegistrationClient {
         self.registered_until.is_some_and(|t| t > now)
     }
 
-    /// The Contact URI this client registers now.
+    /// The Contact URI this client registers now; with a flow it carries
+    /// `ob` (RFC 5626 5.4: requests for it go back over the flow).
     pub fn contact(&self) -> String {
-        LocalEndpoint::new(self.config.local.transport, self.contact_addr)
-            .contact_uri(self.contact_user.as_deref())
+        let uri = LocalEndpoint::new(self.config.local.transport, self.contact_addr)
+            .contact_uri(self.contact_user.as_deref());
+        match self.config.outbound {
+            Some(_) => format!("{uri};ob"),
+            None => uri,
+        }
     }
 
     #[cfg(test)]
@@ -284,6 +289,7 @@ impl RegistrationClient {
             contacts: &contacts,
             expires,
             user_agent: self.config.user_agent.as_deref(),
+            outbound: self.config.outbound.as_ref(),
         }
         .build();
         // Credentials up front once a challenge is known (RFC 3261 22.3).

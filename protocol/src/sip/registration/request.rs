@@ -18,6 +18,9 @@ pub(super) struct Register<'a> {
     /// The Expires header: the main Contact's interval.
     pub expires: u32,
     pub user_agent: Option<&'a str>,
+    /// RFC 5626 4.2.1: `+sip.instance` and `reg-id` on the first Contact,
+    /// `Supported: outbound`.
+    pub outbound: Option<&'a super::Outbound>,
 }
 
 impl Register<'_> {
@@ -36,13 +39,21 @@ impl Register<'_> {
         headers.push(H::To(h::To::new(format!("<{}>", self.aor))));
         headers.push(H::CallId(h::CallId::new(self.call_id)));
         headers.push(H::CSeq(h::CSeq::new(format!("{} REGISTER", self.cseq))));
+        let flow = self.outbound.map(super::Outbound::contact_params);
         let contacts: Vec<String> = self
             .contacts
             .iter()
-            .map(|(uri, expires)| format!("<{uri}>;expires={expires}"))
+            .enumerate()
+            .map(|(i, (uri, expires))| {
+                let flow = flow.as_deref().filter(|_| i == 0).unwrap_or_default();
+                format!("<{uri}>;expires={expires}{flow}")
+            })
             .collect();
         headers.push(H::Contact(h::Contact::new(contacts.join(", "))));
         headers.push(H::Expires(h::Expires::new(self.expires.to_string())));
+        if self.outbound.is_some() {
+            headers.push(H::Supported(h::Supported::new("outbound")));
+        }
         if let Some(ua) = self.user_agent {
             headers.push(H::UserAgent(h::UserAgent::new(ua)));
         }

@@ -306,3 +306,74 @@ fn nat_bindings_are_reached_where_they_registered_from() {
         "sip:s1@198.51.100.7:40123;transport=tcp"
     );
 }
+
+#[test]
+fn a_sighup_gives_calls_the_calling_users_new_password() {
+    let start = Instant::now();
+    let mut s = settings(true);
+    s.calling_user = Some("s2".into());
+    let mut c = Core::new(s, Some(registrar(start)), IdGenerator::seeded(1));
+    c.reload_calling(&credentials());
+    let acts = actions(&mut c);
+    let [Action::SetOwnCredentials { user, password }] = &acts[..] else {
+        panic!("{acts:?}")
+    };
+    assert_eq!((user.as_str(), password), ("s2", &Password::new("pw2")));
+    // A file without the user keeps the old password and says so.
+    let without = Credentials::parse("users: {s1: pw1}\n", Path::new("u.yaml"), "x").unwrap();
+    c.reload_calling(&without);
+    let acts = actions(&mut c);
+    assert!(
+        matches!(&acts[..], [Action::Warn { message, .. }] if message.contains("\"s2\"")),
+        "{acts:?}"
+    );
+}
+
+/// A sensor that registered a flow over TCP is called over that
+/// connection (its source port), not at its Contact, where it may not
+/// listen at all; a plain TCP binding on the same host keeps its Contact.
+#[test]
+fn a_flow_binding_is_reached_over_its_connection() {
+    let start = Instant::now();
+    let mut registrar = Registrar::new(
+        RegistrarConfig {
+            authenticate: false,
+            agent: HOST.into(),
+            ..RegistrarConfig::default()
+        },
+        DigestServerConfig::new("example.net", ServerSecret::new(vec![7; 32])),
+        Box::new(credentials().store),
+        WallClock::new(start, 1_700_000_000),
+        IdGenerator::seeded(8),
+    )
+    .unwrap();
+    let flow_source: std::net::SocketAddr = "198.51.100.10:40000".parse().unwrap();
+    let register = |user: &str, contact: &str| {
+        let text = format!(
+            "REGISTER sip:example.net SIP/2.0\r\n\
+             Via: SIP/2.0/TCP 198.51.100.10:5060;branch=z9hG4bKf{user}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{user}@example.net>;tag=f\r\n\
+             To: <sip:{user}@example.net>\r\nCall-ID: f-{user}\r\nCSeq: 1 REGISTER\r\n\
+             Contact: {contact}\r\nExpires: 120\r\nContent-Length: 0\r\n\r\n"
+        );
+        sipsensor_protocol::Request::try_from(text.as_bytes()).unwrap()
+    };
+    let flow = register(
+        "s1",
+        "<sip:s1@198.51.100.10:5060;transport=tcp;ob>;+sip.instance=\"<urn:uuid:00000000-0000-4000-8000-000000000001>\";reg-id=1",
+    );
+    let plain = register("s2", "<sip:s2@198.51.100.10:5060;transport=tcp>");
+    for r in [&flow, &plain] {
+        let ok = registrar.handle_register(r, flow_source, Transport::Tcp, start);
+        assert_eq!(ok.status_code.code(), 200, "{ok}");
+    }
+    let target = |aor: &str| super::target_of(&registrar.lookup(aor, start)[0]);
+    assert_eq!(
+        target("sip:s1@example.net"),
+        "sip:s1@198.51.100.10:40000;transport=tcp"
+    );
+    assert_eq!(
+        target("sip:s2@example.net"),
+        "sip:s2@198.51.100.10:5060;transport=tcp"
+    );
+}

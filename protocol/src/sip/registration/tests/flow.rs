@@ -468,3 +468,65 @@ fn over_tcp_only_a_new_address_means_nat() {
             .starts_with("<sip:s1@203.0.113.5:51234;transport=tcp>")
     );
 }
+
+/// RFC 5626 4.2.1 and 5.4: a flow's REGISTER names the instance and the
+/// reg-id, says it supports outbound, and its Contact URI carries `ob`;
+/// the 200 that lists that Contact binds it.
+#[test]
+fn an_outbound_register_names_its_instance_and_flow() {
+    let instance = "urn:uuid:00000000-0000-4000-8000-000000000001";
+    let mut cfg = config();
+    cfg.local = LocalEndpoint::new(Transport::Tcp, LOCAL.parse().unwrap());
+    cfg.outbound = Some(Outbound {
+        instance: instance.into(),
+        reg_id: 1,
+    });
+    let mut c = client_with(cfg);
+    c.start(t0());
+    let req = request(&mut c);
+    let contact = one(&req.headers, "Contact");
+    assert_eq!(
+        contact,
+        format!(
+            "<sip:s1@{LOCAL};transport=tcp;ob>;expires=3600;+sip.instance=\"<{instance}>\";reg-id=1"
+        )
+    );
+    assert_eq!(one(&req.headers, "Supported"), "outbound");
+    // Through the wire and back, as a registrar reads it.
+    let parsed = rsip::Request::try_from(req.to_string()).unwrap();
+    assert_eq!(one(&parsed.headers, "Contact"), contact);
+    let ok = reply(&req, 200, vec![contact_header_with_expires(&contact, 600)]);
+    c.handle_response(&ok, t0()).unwrap();
+    assert!(matches!(
+        &events(&mut c)[..],
+        [RegistrationEvent::Registered { contact, .. }] if contact.ends_with(";ob")
+    ));
+}
+
+fn contact_header_with_expires(contact: &str, expires: u32) -> rsip::Header {
+    contact_h(&contact.replace("expires=3600", &format!("expires={expires}")))
+}
+
+fn contact_h(v: &str) -> rsip::Header {
+    rsip::Header::Contact(rsip::headers::Contact::new(v))
+}
+
+#[test]
+fn the_instance_is_stable_per_machine_and_hides_the_machine_id() {
+    let id = "0123456789abcdef0123456789abcdef";
+    let a = Outbound::instance_from_machine_id(id).unwrap();
+    assert_eq!(
+        Outbound::instance_from_machine_id(&format!("{id}\n")),
+        Some(a.clone())
+    );
+    assert!(!a.contains("0123456789abcdef"), "{a}");
+    let uuid = a.strip_prefix("urn:uuid:").unwrap();
+    let groups: Vec<usize> = uuid.split('-').map(str::len).collect();
+    assert_eq!(groups, [8, 4, 4, 4, 12]);
+    assert_eq!(&uuid[14..15], "4", "version 4: {uuid}");
+    assert!("89ab".contains(&uuid[19..20]), "RFC 9562 variant: {uuid}");
+    let other = Outbound::instance_from_machine_id("f123456789abcdef0123456789abcdef").unwrap();
+    assert_ne!(a, other);
+    assert_eq!(Outbound::instance_from_machine_id("not-a-machine-id"), None);
+    assert_eq!(Outbound::instance_from_machine_id(""), None);
+}
