@@ -316,6 +316,18 @@ fn every_refusal_reason_is_explained() {
         code.extend(literals_after(&text, "self.count("));
     }
     assert!(code.contains("sip_malformed"), "{code:?}");
+    // HTTP refusals too: each reason is a `fn reason` arm in collector/src/http/.
+    for (path, text) in sources("collector/src") {
+        if !path.components().any(|c| c.as_os_str() == "http") {
+            continue;
+        }
+        if let Some(at) = text.find("fn reason(self)") {
+            let body = &text[at..];
+            let body = &body[..body.find("\n    }").unwrap_or(body.len())];
+            code.extend(literals_after(body, "=> "));
+        }
+    }
+    assert!(code.contains("http_wrong_host"), "{code:?}");
     let tables = doc_tables();
     let doc: BTreeSet<String> = tables
         .get(&("Collector log lines".into(), "Reason".into()))
@@ -325,7 +337,7 @@ fn every_refusal_reason_is_explained() {
         .collect();
     assert_eq!(
         doc, code,
-        "drop reasons: docs vs collector/src/media/rejects.rs"
+        "refusal reasons: docs vs collector/src (media/rejects.rs, the SIP side's `self.count`, http/ `fn reason`)"
     );
 }
 
