@@ -356,12 +356,37 @@ pub(crate) fn yaml_error(path: &Path, e: &serde_yaml::Error) -> ConfigError {
     // serde_yaml puts " at line L column C" in its message; the prefix
     // carries it now. (Other positions, like where a flow sequence began,
     // stay.)
-    let message = text.replace(&format!(" at line {line} column {column}"), "");
+    let mut message = text.replace(&format!(" at line {line} column {column}"), "");
+    if let Some(hint) = removed_key_hint(&message) {
+        message = format!("{message}; {hint}");
+    }
     ConfigError::At {
         path: path.to_owned(),
         line,
         column,
         message,
+    }
+}
+
+/// What replaces a key an older agent read, for a config written for it.
+fn removed_key_hint(message: &str) -> Option<&'static str> {
+    if message.contains("unknown field `trusted_callers`") {
+        Some(
+            "`sip.trusted_callers` was removed because a From header proves nothing: \
+             name the callers in `sip.callers` with their passwords under `callers:` \
+             in the secrets file (the agent challenges them), or use `transport: tcp` \
+             (calls on the agent's own connection to its registrar are trusted); \
+             see docs/configuration.md",
+        )
+    } else if message.contains("unknown field `trusted_proxies`") {
+        Some(
+            "`sip.trusted_proxies` was removed because a source address proves nothing \
+             over UDP: use `transport: tcp` with a `registrar` (calls on the agent's own \
+             connection to it are trusted), or `sip.callers` with passwords; see \
+             docs/configuration.md",
+        )
+    } else {
+        None
     }
 }
 

@@ -375,7 +375,14 @@ fn from_based_trust_is_gone_and_udp_alone_calls_nobody_in() {
         "trusted_proxies: [203.0.113.10]",
     ] {
         let e = with_sip(&format!("  collector: sip:c@b.example\n  {old}\n")).unwrap_err();
-        assert!(e.contains("unknown field"), "{old}: {e}");
+        // An old config says what replaces the key.
+        let key = old.split(':').next().unwrap();
+        assert!(
+            e.contains("unknown field")
+                && e.contains(&format!("`sip.{key}` was removed"))
+                && e.contains("`sip.callers`"),
+            "{old}: {e}"
+        );
     }
     // Over UDP the registrar's address proves nothing: nobody may call.
     let e = with_sip("  registrar: sip:b.example\n").unwrap_err();
