@@ -126,18 +126,40 @@ async fn flush(ua: &mut UserAgent, network: &Network, events: &mpsc::Sender<UaEv
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip_transport::NetConfig;
+    use crate::sip_transport::{NetConfig, TlsConfig, tls};
     use sipsensor_protocol::{
         EndReason, IdGenerator, LiteralsOnly, LocalEndpoint, Transport, UaConfig,
     };
+    use sipsensor_testkit::pki::TestCa;
     use tokio::time::timeout;
+
+    /// UDP, TCP and TLS on loopback; TLS with a certificate from `ca`.
+    fn net_config(ca: &TestCa) -> NetConfig {
+        let any = "127.0.0.1:0".parse().unwrap();
+        let issued = ca.issue(&["127.0.0.1"]);
+        let identity = tls::Identity {
+            certificate: issued.certificate.as_bytes(),
+            private_key: issued.private_key.as_bytes(),
+        };
+        NetConfig {
+            tls: Some(TlsConfig {
+                bind: Some(any),
+                server: Some(tls::server_config_from_pem(identity, None).unwrap()),
+                client: Some(
+                    tls::client_config_from_pem(ca.certificate_pem().as_bytes(), None).unwrap(),
+                ),
+                server_name: None,
+            }),
+            ..NetConfig::udp_and_tcp(any)
+        }
+    }
 
     async fn start(
         name: &str,
         transport: Transport,
+        ca: &TestCa,
     ) -> (UaHandle, mpsc::Receiver<UaEvent>, std::net::SocketAddr) {
-        let any = "127.0.0.1:0".parse().unwrap();
-        let (network, incoming) = Network::bind(NetConfig::udp_and_tcp(any)).await.unwrap();
+        let (network, incoming) = Network::bind(net_config(ca)).await.unwrap();
         let addr = network.local_addr(transport).unwrap();
         let local = LocalEndpoint::new(transport, addr);
         let config = UaConfig::new(local, format!("sip:{name}@example.net"));
@@ -155,14 +177,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_call_over_loopback_udp_and_tcp() {
-        for transport in [Transport::Udp, Transport::Tcp] {
-            let (sensor, mut sensor_events, _) = start("sensor", transport).await;
+    async fn a_call_over_loopback_udp_tcp_and_tls() {
+        let ca = TestCa::new("test CA");
+        for transport in [Transport::Udp, Transport::Tcp, Transport::Tls] {
+            let (sensor, mut sensor_events, _) = start("sensor", transport, &ca).await;
             let (collector, mut collector_events, collector_addr) =
-                start("collector", transport).await;
+                start("collector", transport, &ca).await;
             let to = match transport {
                 Transport::Udp => format!("sip:collector@{collector_addr}"),
                 Transport::Tcp => format!("sip:collector@{collector_addr};transport=tcp"),
+                Transport::Tls => format!("sips:collector@{collector_addr}"),
             };
             let call = sensor
                 .with(move |ua, now| ua.call(&to, b"offer".to_vec(), now))

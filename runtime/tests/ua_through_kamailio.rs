@@ -37,6 +37,7 @@ impl Peer {
         let proxy = match transport {
             Transport::Udp => format!("sip:{}", kamailio.addr()),
             Transport::Tcp => format!("sip:{};transport=tcp", kamailio.addr()),
+            Transport::Tls => unreachable!("this test runs Kamailio without TLS"),
         };
         let mut config = UaConfig::new(local.clone(), kamailio.aor(user));
         config.outbound_proxy = Some(proxy.clone());

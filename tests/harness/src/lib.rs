@@ -13,11 +13,13 @@
 //! - [`Sipp`]: SIPp runs of the scenarios in `tests/harness/scenarios/`.
 //! - [`Postgres`]: a throw-away PostgreSQL 15 server on a Unix socket.
 //! - [`Relay`]: a seeded UDP impairment relay (loss, jitter, reordering).
+//! - [`pki`]: a throw-away CA and the certificates it signs, for TLS.
 //! - [`ports`]: free ports; [`require_tool`]: skip (or fail in CI) when a
 //!   program is missing.
 
 pub mod baresip;
 pub mod kamailio;
+pub mod pki;
 pub mod ports;
 pub mod postgres;
 pub mod process;

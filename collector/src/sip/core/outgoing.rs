@@ -54,6 +54,8 @@ fn target_for(
     match transport {
         Transport::Udp => format!("sip:{user}{host}"),
         Transport::Tcp => format!("sip:{user}{host};transport=tcp"),
+        // Over the sensor's own TLS connection (RFC 5923), never in clear.
+        Transport::Tls => format!("sips:{user}{host}"),
     }
 }
 
