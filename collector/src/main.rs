@@ -97,8 +97,9 @@ fn main() -> ExitCode {
         Command::Call(a) => sipsensor_collector::sip::cli::call(a),
         Command::SetRate(a) => sipsensor_collector::sip::cli::set_rate(a),
         Command::CheckConfig { config } => Config::load(&config)
-            .map(|_| println!("{}: ok", config.display()))
-            .map_err(|e| e.to_string()),
+            .map_err(|e| e.to_string())
+            .and_then(|c| check_tls_files(&c))
+            .map(|()| println!("{}: ok", config.display())),
         Command::Export {
             config,
             storage,
@@ -136,6 +137,17 @@ fn main() -> ExitCode {
             eprintln!("sipsensor-collector: {msg}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `check-config`: the TLS certificate, key and CA files are readable and
+/// the key is the certificate's (what the start would find out later).
+fn check_tls_files(config: &Config) -> Result<(), String> {
+    match &config.sip.tls {
+        Some(tls) if config.sip.enabled => {
+            tls.load().map(|_| ()).map_err(|e| format!("sip.tls: {e}"))
+        }
+        _ => Ok(()),
     }
 }
 

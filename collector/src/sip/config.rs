@@ -17,6 +17,8 @@
 //!     expires: 600
 //!   control_socket: /run/sipsensor/collector.sock
 //!   receive_buffer_bytes: 4194304   # SIP UDP socket (SO_RCVBUF)
+//!   tls: {certificate: ..., private_key: ..., ca_file: ...}   # see [`streams`]
+//!   connections: {max_per_source: 64, idle_timeout_secs: 300} # TCP and TLS
 //! media:
 //!   rtp_bind: 0.0.0.0:16384         # RTP here, RTCP on the next port
 //!   receive_buffer_bytes: 8388608
@@ -36,6 +38,10 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::path::PathBuf;
+
+mod streams;
+
+pub use streams::{ConnectionLimits, SipTlsConfig};
 
 /// Where `call` and `set-rate` reach a running collector by default.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/sipsensor/collector.sock";
@@ -107,6 +113,8 @@ pub enum SipConfigError {
     NoCredentialsFile,
     #[error("sip.domain {0:?} is not a host name")]
     BadDomain(String),
+    #[error("sip.tls: `require_client_certificate` needs `ca_file`, the CA that signs them")]
+    ClientCertificateWithoutCa,
 }
 
 /// SIP side: the user agent, the embedded registrar, who may open sessions.
@@ -159,6 +167,12 @@ pub struct SipConfig {
     /// about 90 datagrams; the rest would wait for a retransmission).
     #[serde(default = "default_sip_rcvbuf")]
     pub receive_buffer_bytes: u32,
+    /// SIP over TLS beside UDP and TCP; none without this section.
+    #[serde(default)]
+    pub tls: Option<SipTlsConfig>,
+    /// Caps and timeouts of SIP over TCP and TLS.
+    #[serde(default)]
+    pub connections: ConnectionLimits,
 }
 
 /// The collector's own registration with an external registrar.
@@ -209,6 +223,8 @@ impl Default for SipConfig {
             register: None,
             control_socket: default_control_socket(),
             receive_buffer_bytes: default_sip_rcvbuf(),
+            tls: None,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -232,6 +248,12 @@ impl SipConfig {
             && (d.is_empty() || d.chars().any(|c| c.is_whitespace() || c == '"'))
         {
             return Err(SipConfigError::BadDomain(d.clone()));
+        }
+        if let Some(tls) = &self.tls
+            && tls.require_client_certificate
+            && tls.ca_file.is_none()
+        {
+            return Err(SipConfigError::ClientCertificateWithoutCa);
         }
         Ok(())
     }
