@@ -141,15 +141,9 @@ mod tests {
             certificate: issued.certificate.as_bytes(),
             private_key: issued.private_key.as_bytes(),
         };
+        let ca = ca.certificate_pem();
         NetConfig {
-            tls: Some(TlsConfig {
-                bind: Some(any),
-                server: Some(tls::server_config_from_pem(identity, None).unwrap()),
-                client: Some(
-                    tls::client_config_from_pem(ca.certificate_pem().as_bytes(), None).unwrap(),
-                ),
-                server_name: None,
-            }),
+            tls: Some(TlsConfig::from_pem(Some(any), identity, ca.as_bytes()).unwrap()),
             ..NetConfig::udp_and_tcp(any)
         }
     }

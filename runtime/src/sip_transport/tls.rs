@@ -250,6 +250,23 @@ pub struct TlsConfig {
     pub server_name: Option<String>,
 }
 
+impl TlsConfig {
+    /// A listener on `bind` (when given) serving `identity`, and a client
+    /// trusting `ca`, from PEM texts in memory.
+    pub fn from_pem(
+        bind: Option<SocketAddr>,
+        identity: Identity<'_>,
+        ca: &[u8],
+    ) -> Result<Self, TlsError> {
+        Ok(Self {
+            bind,
+            server: Some(server_config_from_pem(identity, None)?),
+            client: Some(client_config_from_pem(ca, None)?),
+            server_name: None,
+        })
+    }
+}
+
 /// The handshakes of one TLS transport.
 pub(crate) struct Handshaker {
     acceptor: Option<TlsAcceptor>,

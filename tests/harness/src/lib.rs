@@ -29,7 +29,7 @@ pub mod tools;
 pub mod tshark;
 
 pub use baresip::Baresip;
-pub use kamailio::{Kamailio, KamailioOptions};
+pub use kamailio::{Kamailio, KamailioOptions, KamailioTls};
 pub use postgres::{Postgres, require_postgres};
 pub use process::ChildGuard;
 pub use relay::{Relay, RelayLog, RelayOptions};
