@@ -28,9 +28,12 @@ struct Prepared {
 }
 
 /// Where to send the INVITE for a binding: its Contact, or where its
-/// REGISTER came from when the sensor is behind NAT (RFC 3581, RFC 5626).
+/// REGISTER came from when the sensor is behind NAT (RFC 3581, RFC 5626),
+/// and always over TLS: a sensor keeps no TLS listener, it is reached on
+/// the connection it registered over (RFC 5923, RFC 5626 5.3).
 fn target_of(b: &Binding) -> String {
-    target_for(&b.contact, b.source, b.transport, b.behind_nat())
+    let on_its_flow = b.behind_nat() || b.transport == Transport::Tls;
+    target_for(&b.contact, b.source, b.transport, on_its_flow)
 }
 
 fn target_for(
