@@ -375,6 +375,17 @@ impl Network {
         self.stream(transport)?.ping(peer).await
     }
 
+    /// Our end of the open TCP or TLS connection to `peer`, `None` when
+    /// none is open: what a user agent without a listener writes in its
+    /// Via and Contact on that flow (RFC 5923, RFC 5626).
+    pub fn connection_local_addr(
+        &self,
+        peer: SocketAddr,
+        transport: Transport,
+    ) -> Option<SocketAddr> {
+        self.stream(transport).ok()?.connection_local_addr(peer)
+    }
+
     /// The name the TLS server at `ip` must prove (RFC 5922 section 7):
     /// the host of the URI that led there, for example a registrar's
     /// domain. Addresses without one use [`TlsConfig::server_name`], else

@@ -48,7 +48,8 @@ pub const DEFAULT_CONTROL_SOCKET: &str = "/run/sipsensor/collector.sock";
 
 /// A `sip:` URI of the configuration: protocol's one [`SipUri`] (RFC 3261
 /// 19.1), checked while the YAML parser still points at it so the error
-/// names its line and column. `sips:` is refused: the collector has no TLS.
+/// names its line and column. `sips:` is refused: a configured hop over
+/// TLS is written `sip:host;transport=tls` (RFC 3263 4.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SipUriText(SipUri);
 

@@ -11,26 +11,23 @@
 //! closes are counted and logged, at most once per interval each.
 
 mod admission;
+mod reader;
 
 use super::tls::Handshaker;
 use super::{Incoming, NetConfig, NetError, StreamCounters, bump, canonical};
 use admission::{Admission, RateLimitedLog, Refusal, Slot};
-use sipsensor_protocol::{
-    FrameError, KEEPALIVE_PING, KEEPALIVE_PONG, StreamFrame, StreamFramer, Transport,
-};
+use reader::read_loop;
+use sipsensor_protocol::{KEEPALIVE_PING, Transport};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
-
-/// Read size per syscall; the framer holds at most two messages' worth.
-const READ_CHUNK: usize = 16 * 1024;
 
 /// One warning per kind of refusal or close in this interval, at most.
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -38,10 +35,14 @@ const LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// The halves of a connection, plain or TLS.
 pub(crate) type Reader = Box<dyn AsyncRead + Send + Unpin>;
 pub(crate) type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+/// An established connection: its halves and our end's address.
+type Halves = (Reader, Writer, Option<SocketAddr>);
 
 /// One open connection.
 struct Conn {
     id: u64,
+    /// Our end of it (RFC 5923: what a Via sent over it may name).
+    local: Option<SocketAddr>,
     writer: tokio::sync::Mutex<Writer>,
     /// Last complete message or keep-alive received, or write of ours.
     last_activity: Mutex<Instant>,
@@ -167,12 +168,13 @@ impl Shared {
     /// connection now registered for `peer`: ours, or one that won a race.
     fn adopt(
         self: &Arc<Self>,
-        (reader, writer): (Reader, Writer),
+        (reader, writer, local): Halves,
         peer: SocketAddr,
         slot: Slot,
     ) -> Arc<Conn> {
         let conn = Arc::new(Conn {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            local,
             writer: tokio::sync::Mutex::new(writer),
             last_activity: Mutex::new(Instant::now()),
             pong_expected: AtomicBool::new(false),
@@ -197,12 +199,13 @@ impl Shared {
         tcp: TcpStream,
         peer: SocketAddr,
         inbound: bool,
-    ) -> Result<(Reader, Writer), NetError> {
+    ) -> Result<Halves, NetError> {
         // Small messages, latency matters: no Nagle. Failure only costs latency.
         let _ = tcp.set_nodelay(true);
+        let local = tcp.local_addr().ok().map(canonical);
         let Some(tls) = &self.tls else {
             let (reader, writer) = tcp.into_split();
-            return Ok((Box::new(reader), Box::new(writer)));
+            return Ok((Box::new(reader), Box::new(writer), local));
         };
         let done = if inbound {
             tls.accept(tcp, peer).await
@@ -220,7 +223,7 @@ impl Shared {
                     );
                 });
         }
-        done
+        done.map(|(reader, writer)| (reader, writer, local))
     }
 
     /// An accepted stream: handshake (bounded), then adopt.
@@ -273,108 +276,6 @@ impl Shared {
             });
         }
         Ok(())
-    }
-}
-
-/// Why a connection's reader stopped.
-enum Closed {
-    Eof,
-    Idle,
-    Failed,
-    ConsumerGone,
-}
-
-async fn read_loop(shared: Arc<Shared>, conn: Arc<Conn>, mut reader: Reader, peer: SocketAddr) {
-    let mut framer = StreamFramer::new(shared.max_message);
-    let mut buf = vec![0u8; READ_CHUNK];
-    let closed = loop {
-        let deadline = conn.idle_deadline(shared.idle_timeout);
-        let n = match tokio::time::timeout_at(deadline, reader.read(&mut buf)).await {
-            // Writes count as activity too: look again before closing.
-            Err(_) if conn.idle_deadline(shared.idle_timeout) <= Instant::now() => {
-                break Closed::Idle;
-            }
-            Err(_) => continue,
-            Ok(Ok(0)) => break Closed::Eof,
-            Ok(Err(_)) => break Closed::Failed,
-            Ok(Ok(n)) => n,
-        };
-        // Bytes alone do not count as activity: a peer trickling a message
-        // that never completes is idle (only frames touch the connection).
-        if conn.pong_expected.swap(false, Ordering::Relaxed) {
-            framer.expect_pong();
-        }
-        if let Err(error) = framer.push(&buf[..n]) {
-            break reject(&shared, peer, error).await;
-        }
-        if let Some(closed) = deliver(&shared, &conn, &mut framer, peer).await {
-            break closed;
-        }
-    };
-    if matches!(closed, Closed::Idle) {
-        bump(&shared.counters.closed_idle);
-        let transport = shared.transport;
-        let idle = shared.idle_timeout;
-        shared.logs.idle.say(std::time::Instant::now(), |unsaid| {
-            tracing::info!(
-                "SIP/{transport}: closed the connection with {peer}: no message for {idle:?} \
-                 ({unsaid} more idle closes not logged)"
-            );
-        });
-    }
-    shared.remove(peer, conn.id);
-    // Close our side too; the peer may already be gone.
-    let _ = conn.writer.lock().await.shutdown().await;
-}
-
-/// Hand every complete frame on; `Some` when the connection must close.
-async fn deliver(
-    shared: &Shared,
-    conn: &Conn,
-    framer: &mut StreamFramer,
-    peer: SocketAddr,
-) -> Option<Closed> {
-    while let Some(frame) = framer.next_frame() {
-        if frame.is_ok() {
-            conn.touch();
-        }
-        match frame {
-            Ok(StreamFrame::Message(data)) => {
-                let incoming = Incoming::Message {
-                    data,
-                    source: peer,
-                    transport: shared.transport,
-                };
-                if shared.tx.send(incoming).await.is_err() {
-                    return Some(Closed::ConsumerGone);
-                }
-            }
-            // RFC 5626 3.5.1: answer a double-CRLF ping with one CRLF.
-            Ok(StreamFrame::Ping) => {
-                if conn.write(KEEPALIVE_PONG).await.is_err() {
-                    return Some(Closed::Failed);
-                }
-                bump(&shared.counters.pings_answered);
-            }
-            Ok(StreamFrame::Pong) => bump(&shared.counters.pongs),
-            Err(error) => return Some(reject(shared, peer, error).await),
-        }
-    }
-    None
-}
-
-/// Report a framing failure; the connection then closes (RFC 3261 18.3:
-/// the stream cannot be resynchronised).
-async fn reject(shared: &Shared, peer: SocketAddr, error: FrameError) -> Closed {
-    bump(&shared.counters.stream_errors);
-    let incoming = Incoming::Rejected {
-        source: peer,
-        transport: shared.transport,
-        error,
-    };
-    match shared.tx.send(incoming).await {
-        Ok(()) => Closed::Failed,
-        Err(_) => Closed::ConsumerGone,
     }
 }
 
@@ -481,6 +382,12 @@ impl StreamTransport {
     /// Peers with an open connection.
     pub fn connections(&self) -> Vec<SocketAddr> {
         self.shared.conns().keys().copied().collect()
+    }
+
+    /// Our end of the open connection to `peer`: the address a Via or
+    /// Contact sent over it may name (RFC 5923, RFC 5626 flows).
+    pub fn connection_local_addr(&self, peer: SocketAddr) -> Option<SocketAddr> {
+        self.shared.get(canonical(peer)).and_then(|c| c.local)
     }
 
     /// Connections open or in their handshake.

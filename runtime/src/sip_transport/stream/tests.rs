@@ -1,4 +1,6 @@
 use super::*;
+use sipsensor_protocol::{FrameError, KEEPALIVE_PONG};
+use tokio::io::AsyncReadExt;
 use tokio::time::timeout;
 
 const WAIT: Duration = Duration::from_secs(5);

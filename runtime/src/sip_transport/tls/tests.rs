@@ -99,6 +99,12 @@ async fn a_request_and_its_answer_share_one_verified_connection() {
     recv(&mut cli_rx).await;
     assert_eq!(cli.stats().tls.connected, 1);
     assert_eq!(srv.stats().tls.accepted, 1);
+    // Our end of the flow is where the server saw us come from.
+    assert_eq!(
+        cli.connection_local_addr(addr, Transport::Tls),
+        Some(source)
+    );
+    assert_eq!(cli.connection_local_addr(addr, Transport::Tcp), None);
     assert_eq!(srv.stats().tls.connected, 0, "no second connection");
 }
 
