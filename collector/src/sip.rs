@@ -43,6 +43,7 @@ use sipsensor_protocol::{
     RegistrarConfig, RegistrationConfig, ServerSecret, Transport, UaConfig, UaError, UserAgent,
     WallClock,
 };
+use sipsensor_runtime::sip_transport::tls::TlsError;
 use sipsensor_runtime::sip_transport::{NetConfig, NetError, Network};
 use sipsensor_runtime::ua_driver;
 use std::net::{IpAddr, SocketAddr};
@@ -67,6 +68,8 @@ pub enum SipError {
         #[source]
         source: std::io::Error,
     },
+    #[error("sip.tls: {0}")]
+    Tls(#[from] TlsError),
     #[error(transparent)]
     Media(#[from] MediaError),
     #[error(transparent)]
@@ -137,13 +140,16 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
         p => p,
     };
     let bind = SocketAddr::new(sc.bind.ip(), port);
-    let net = NetConfig {
+    let mut net = NetConfig {
         udp_receive_buffer: usize::try_from(sc.receive_buffer_bytes).ok(),
+        tls: sc.tls.as_ref().map(|t| t.load()).transpose()?,
         ..NetConfig::udp_and_tcp(bind)
     };
+    sc.connections.apply(&mut net);
     let (network, incoming) = Network::bind(net)
         .await
         .map_err(|source| SipError::Bind { addr: bind, source })?;
+    let tls_addr = network.local_addr(Transport::Tls);
     let local = LocalEndpoint::new(Transport::Udp, SocketAddr::new(advertise, port));
     let host = sc.domain.clone().unwrap_or_else(|| local.host_port());
     let identity = sc
@@ -171,6 +177,14 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
     };
     ua_config.credentials = own.clone();
     let resolver = resolver::for_config(sc);
+    if tls_addr.is_some() {
+        // RFC 5922 7: a proxy named in the configuration proves that name.
+        for (name, ip) in resolver.entries() {
+            if let Err(e) = network.set_tls_server_name(ip, name) {
+                tracing::warn!("sip.tls: {e}");
+            }
+        }
+    }
     let mut ids = IdGenerator::from_entropy();
     let ua = UserAgent::new(ua_config, IdGenerator::from_entropy(), Box::new(resolver))?;
     let (handle, events, ua_task) = ua_driver::spawn(ua, network, incoming);
@@ -248,8 +262,11 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
 
     let sip_addr = local.addr;
     let rtp_addr = media.handle().rtp_addr();
+    let tls = tls_addr
+        .map(|a| format!(", TLS on {a}"))
+        .unwrap_or_default();
     tracing::info!(
-        "SIP on {bind} (UDP, TCP) as {identity}, advertised {sip_addr}; registrar {}; \
+        "SIP on {bind} (UDP, TCP){tls} as {identity}, advertised {sip_addr}; registrar {}; \
          control socket {}",
         if sc.registrar { "embedded" } else { "external" },
         sc.control_socket.display()

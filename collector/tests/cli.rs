@@ -109,6 +109,49 @@ fn check_config_accepts_the_example_and_explains_errors() {
 }
 
 #[test]
+fn check_config_reads_the_tls_files_and_refuses_a_key_that_is_not_the_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = sipsensor_testkit::pki::TestCa::new("site CA");
+    let issued = ca.issue(&["collector.example.net"]);
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let (cert, ca_file) = (
+        file("c.crt", &issued.certificate),
+        file("ca.crt", &ca.certificate_pem()),
+    );
+    let config = |key: &str| {
+        file(
+            "collector.yaml",
+            &format!(
+                "storage:\n  url: sqlite:///tmp/unused.db\nsip:\n  tls:\n    \
+                 certificate: {cert}\n    private_key: {key}\n    ca_file: {ca_file}\n"
+            ),
+        )
+    };
+    let good = config(&file("c.key", &issued.private_key));
+    let out = collector(&["check-config", &good]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let foreign = config(&file("other.key", &ca.issue(&["x"]).private_key));
+    let out = collector(&["check-config", &foreign]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("sip.tls:"),
+        "{}",
+        text(&out.stderr)
+    );
+    let missing = config(&dir.path().join("none.key").display().to_string());
+    let out = collector(&["check-config", &missing]);
+    assert!(
+        text(&out.stderr).contains("none.key"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn run_serves_http_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("collector.db");

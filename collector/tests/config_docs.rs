@@ -93,6 +93,11 @@ fn base_for(key: &str) -> Value {
         set(&mut v, "sip.credentials_file", "/etc/c.yaml".into());
         set(&mut v, "sip.calling.username", "c0".into());
     }
+    if key.starts_with("sip.tls.") {
+        set(&mut v, "sip.tls.certificate", "/etc/c.crt".into());
+        set(&mut v, "sip.tls.private_key", "/etc/c.key".into());
+        set(&mut v, "sip.tls.ca_file", "/etc/ca.crt".into());
+    }
     // `cap` needs one limit; give the other one, so `key` can be left out.
     if key == "policy.max_rate_hz" {
         set(&mut v, "policy.mode", "cap".into());

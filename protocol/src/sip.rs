@@ -33,17 +33,31 @@ use rsip::headers::UntypedHeader;
 use std::fmt;
 use std::net::SocketAddr;
 
-/// The transports this stack speaks (RFC 3261 section 18).
+/// The transports this stack speaks (RFC 3261 section 18; TLS over TCP,
+/// section 26 and RFC 5630).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
     Udp,
     Tcp,
+    Tls,
 }
 
 impl Transport {
     /// Reliable transports get no retransmissions (17.1.1.2, 17.1.2.2).
     pub fn is_reliable(self) -> bool {
-        matches!(self, Transport::Tcp)
+        matches!(self, Transport::Tcp | Transport::Tls)
+    }
+
+    /// Byte streams, cut into messages by Content-Length (18.3); TLS
+    /// carries the same stream as TCP.
+    pub fn is_stream(self) -> bool {
+        self.is_reliable()
+    }
+
+    /// Only TLS may carry a request whose Request-URI is `sips:`
+    /// (RFC 3261 26.2.2, RFC 5630 3.1.3).
+    pub fn is_secure(self) -> bool {
+        matches!(self, Transport::Tls)
     }
 
     /// The token used in Via sent-protocol and `transport=` (RFC 3261 25.1).
@@ -51,6 +65,16 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+        }
+    }
+
+    /// The port when a URI or a Via names none: 5061 for TLS, else 5060
+    /// (RFC 3261 19.1.2 and 18.2.2, RFC 3263 4.2).
+    pub fn default_port(self) -> u16 {
+        match self {
+            Transport::Udp | Transport::Tcp => 5060,
+            Transport::Tls => 5061,
         }
     }
 }
@@ -110,12 +134,15 @@ impl LocalEndpoint {
         )))
     }
 
-    /// A Contact URI for this endpoint, `sip:user@host:port;transport=..`.
+    /// A Contact URI for this endpoint, `sip:user@host:port;transport=..`;
+    /// over TLS a `sips:` URI (RFC 5630 3.1.1: reach me over TLS only;
+    /// `transport=tls` is deprecated, RFC 3261 26.2.2).
     pub fn contact_uri(&self, user: Option<&str>) -> String {
         let user = user.map(|u| format!("{u}@")).unwrap_or_default();
         match self.transport {
             Transport::Udp => format!("sip:{user}{}", self.host_port()),
             Transport::Tcp => format!("sip:{user}{};transport=tcp", self.host_port()),
+            Transport::Tls => format!("sips:{user}{}", self.host_port()),
         }
     }
 }
@@ -135,6 +162,24 @@ mod tests {
         let typed = via.typed().unwrap();
         assert_eq!(typed.branch().unwrap().to_string(), "z9hG4bKabc");
         assert!(via.to_string().contains(";rport"));
+    }
+
+    #[test]
+    fn tls_endpoint_says_tls_in_via_and_sips_in_contact() {
+        let local = LocalEndpoint::new(Transport::Tls, "192.0.2.1:5061".parse().unwrap());
+        assert!(
+            local
+                .via("z9hG4bKt")
+                .to_string()
+                .contains("SIP/2.0/TLS 192.0.2.1:5061;")
+        );
+        assert_eq!(local.contact_uri(Some("s1")), "sips:s1@192.0.2.1:5061");
+        assert!(Transport::Tls.is_reliable() && Transport::Tls.is_secure());
+        assert!(!Transport::Tcp.is_secure());
+        assert_eq!(
+            [Transport::Udp, Transport::Tcp, Transport::Tls].map(Transport::default_port),
+            [5060, 5060, 5061]
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Host names of a configuration (outbound proxy, registrar, collector),
 //! looked up once at start-up (RFC 3263 4.2 A/AAAA only; SRV is not
-//! consulted: configure a port, or rely on 5060). The sans-I/O user agent
+//! consulted: configure a port, or rely on 5060, 5061 for TLS). The sans-I/O user agent
 //! asks this cache on its hot path, where a DNS query would block it.
 
 use sipsensor_protocol::{Resolver, Target, Transport};
@@ -29,6 +29,13 @@ impl CachedResolver {
         }
         Ok(())
     }
+
+    /// Each looked-up name with its address: the names TLS servers there
+    /// must prove (RFC 5922 section 7; see
+    /// [`Network::set_tls_server_name`](crate::sip_transport::Network::set_tls_server_name)).
+    pub fn entries(&self) -> impl Iterator<Item = (&str, IpAddr)> {
+        self.0.iter().map(|(name, ip)| (name.as_str(), *ip))
+    }
 }
 
 impl Resolver for CachedResolver {
@@ -37,7 +44,8 @@ impl Resolver for CachedResolver {
         let ip = self.0.get(&host.to_ascii_lowercase())?;
         Some(Target::new(
             transport,
-            SocketAddr::new(*ip, port.unwrap_or(5060)),
+            // RFC 3263 4.2: the transport's default port.
+            SocketAddr::new(*ip, port.unwrap_or(transport.default_port())),
         ))
     }
 }
@@ -62,6 +70,12 @@ mod tests {
         assert_eq!(
             (target.transport, target.addr.port()),
             (Transport::Udp, 5080)
+        );
+        let tls = cache.resolve("localhost", None, Transport::Tls).unwrap();
+        assert_eq!(tls.addr.port(), 5061);
+        assert_eq!(
+            cache.entries().collect::<Vec<_>>(),
+            [("localhost", target.addr.ip())]
         );
     }
 

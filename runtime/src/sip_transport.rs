@@ -1,17 +1,19 @@
-//! Thin tokio shells around UDP and TCP sockets for SIP.
+//! Thin tokio shells around UDP, TCP and TLS sockets for SIP.
 //!
-//! They move bytes and nothing more: a UDP datagram or a TCP message framed
-//! by [`StreamFramer`](sipsensor_protocol::StreamFramer) arrives on a
-//! channel as [`Incoming`], and [`Network::send`] writes bytes to
-//! `(SocketAddr, Transport)`. Parsing, Via stamping and response routing
+//! They move bytes and nothing more: a UDP datagram or a TCP or TLS
+//! message framed by [`StreamFramer`](sipsensor_protocol::StreamFramer)
+//! arrives on a channel as [`Incoming`], and [`Network::send`] writes bytes
+//! to `(SocketAddr, Transport)`. Parsing, Via stamping and response routing
 //! belong to the caller (protocol's transport rules, such as
 //! [`response_route`](sipsensor_protocol::response_route)), so every SIP
 //! rule stays sans-I/O.
 
-mod tcp;
+mod stream;
+pub mod tls;
 mod udp;
 
-pub use tcp::TcpTransport;
+pub use stream::StreamTransport;
+pub use tls::TlsConfig;
 pub use udp::UdpEndpoint;
 
 use sipsensor_protocol::{DEFAULT_MAX_MESSAGE_SIZE, FrameError, Transport};
@@ -78,19 +80,32 @@ pub enum NetError {
     },
     #[error("connecting to {dest} timed out after {timeout:?}")]
     ConnectTimeout { dest: SocketAddr, timeout: Duration },
+    #[error("TLS handshake with {peer}: {source}")]
+    Handshake {
+        peer: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS handshake with {peer} took longer than {timeout:?}")]
+    HandshakeTimeout { peer: SocketAddr, timeout: Duration },
+    #[error("no TLS client configuration (CA file) to connect with")]
+    NoTlsClient,
+    #[error("no TLS certificate and key to listen with")]
+    NoTlsServer,
+    #[error("{0:?} is not a server name for TLS")]
+    BadServerName(String),
     #[error("{len}-byte message exceeds the {max}-byte limit")]
     TooLarge { len: usize, max: usize },
     #[error("no {0} socket configured")]
     NoTransport(Transport),
     /// RFC 3261 18.2.2: a response must use the request's connection; it is gone.
-    #[error("no open TCP connection to {0}")]
-    NoConnection(SocketAddr),
+    #[error("no open {0} connection to {1}")]
+    NoConnection(Transport, SocketAddr),
     #[error("connection limit of {0} reached")]
     TooManyConnections(usize),
 }
 
 /// Settings for [`Network::bind`]; the defaults bind nothing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct NetConfig {
     /// UDP socket address (port 0 picks a free one); `None`: no UDP.
     pub udp: Option<SocketAddr>,
@@ -99,13 +114,21 @@ pub struct NetConfig {
     /// Accept incoming TCP connections. Off: outgoing connections only
     /// (a UA reached over the flows it opens, RFC 5626), nothing listens.
     pub tcp_accept: bool,
-    /// Largest message sent or received on either transport.
+    /// SIP over TLS; `None`: none.
+    pub tls: Option<TlsConfig>,
+    /// Largest message sent or received on any transport.
     pub max_message_size: usize,
-    /// A TCP connection with no traffic either way for this long is closed.
+    /// A TCP or TLS connection that brought no complete message or
+    /// keep-alive, and that we wrote nothing on, for this long is closed.
     pub tcp_idle_timeout: Duration,
     pub tcp_connect_timeout: Duration,
-    /// Open TCP connections, both directions together.
+    /// A TLS handshake that takes longer fails and closes its connection.
+    pub tls_handshake_timeout: Duration,
+    /// Open connections per stream transport (TCP; TLS), both directions
+    /// and TLS handshakes in progress together.
     pub max_connections: usize,
+    /// Of those, the most accepted from one IP address.
+    pub max_connections_per_source: usize,
     /// Messages queued for the consumer before the sockets wait for it.
     pub channel_capacity: usize,
     /// Kernel receive buffer of the UDP socket, in bytes; `None` keeps the
@@ -122,13 +145,20 @@ impl Default for NetConfig {
             udp: None,
             tcp: None,
             tcp_accept: true,
+            tls: None,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             // RFC 5626 4.4.1 suggests keep-alives every 95-120 s on TCP;
             // a connection quiet for longer than that is dead or unused.
             tcp_idle_timeout: Duration::from_secs(300),
             // 64*T1 (RFC 3261 17.1.1.2): a transaction gives up by then anyway.
             tcp_connect_timeout: Duration::from_secs(32),
+            // A handshake is a few round trips; 10 s allows for slow links
+            // and keeps a silent peer from holding a place for long.
+            tls_handshake_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            // Room for a proxy or a NAT with many sensors behind it, while
+            // one host alone cannot fill the table.
+            max_connections_per_source: 64,
             channel_capacity: 256,
             udp_receive_buffer: None,
         }
@@ -154,13 +184,25 @@ pub struct NetStats {
     pub udp_keepalives: u64,
     pub udp_too_large: u64,
     pub udp_recv_errors: u64,
-    pub tcp_accepted: u64,
-    pub tcp_connected: u64,
-    pub tcp_refused_over_limit: u64,
-    pub tcp_closed_idle: u64,
-    pub tcp_stream_errors: u64,
-    pub tcp_pings_answered: u64,
-    pub tcp_pongs: u64,
+    pub tcp: StreamStats,
+    pub tls: StreamStats,
+}
+
+/// What one stream transport (TCP or TLS) did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamStats {
+    pub accepted: u64,
+    pub connected: u64,
+    /// Refused because `max_connections` were open.
+    pub refused_over_limit: u64,
+    /// Refused because `max_connections_per_source` were open from the peer.
+    pub refused_per_source: u64,
+    pub closed_idle: u64,
+    pub stream_errors: u64,
+    /// TLS handshakes that failed or timed out, either direction.
+    pub handshakes_failed: u64,
+    pub pings_answered: u64,
+    pub pongs: u64,
 }
 
 #[derive(Debug, Default)]
@@ -169,34 +211,54 @@ pub(crate) struct Counters {
     udp_keepalives: AtomicU64,
     udp_too_large: AtomicU64,
     udp_recv_errors: AtomicU64,
-    tcp_accepted: AtomicU64,
-    tcp_connected: AtomicU64,
-    tcp_refused_over_limit: AtomicU64,
-    tcp_closed_idle: AtomicU64,
-    tcp_stream_errors: AtomicU64,
-    tcp_pings_answered: AtomicU64,
-    tcp_pongs: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct StreamCounters {
+    accepted: AtomicU64,
+    connected: AtomicU64,
+    refused_over_limit: AtomicU64,
+    refused_per_source: AtomicU64,
+    closed_idle: AtomicU64,
+    stream_errors: AtomicU64,
+    handshakes_failed: AtomicU64,
+    pings_answered: AtomicU64,
+    pongs: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
+fn get(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
 impl Counters {
+    /// The UDP part of [`NetStats`].
     fn snapshot(&self) -> NetStats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         NetStats {
             udp_datagrams: get(&self.udp_datagrams),
             udp_keepalives: get(&self.udp_keepalives),
             udp_too_large: get(&self.udp_too_large),
             udp_recv_errors: get(&self.udp_recv_errors),
-            tcp_accepted: get(&self.tcp_accepted),
-            tcp_connected: get(&self.tcp_connected),
-            tcp_refused_over_limit: get(&self.tcp_refused_over_limit),
-            tcp_closed_idle: get(&self.tcp_closed_idle),
-            tcp_stream_errors: get(&self.tcp_stream_errors),
-            tcp_pings_answered: get(&self.tcp_pings_answered),
-            tcp_pongs: get(&self.tcp_pongs),
+            ..NetStats::default()
+        }
+    }
+}
+
+impl StreamCounters {
+    fn snapshot(&self) -> StreamStats {
+        StreamStats {
+            accepted: get(&self.accepted),
+            connected: get(&self.connected),
+            refused_over_limit: get(&self.refused_over_limit),
+            refused_per_source: get(&self.refused_per_source),
+            closed_idle: get(&self.closed_idle),
+            stream_errors: get(&self.stream_errors),
+            handshakes_failed: get(&self.handshakes_failed),
+            pings_answered: get(&self.pings_answered),
+            pongs: get(&self.pongs),
         }
     }
 }
@@ -217,12 +279,15 @@ fn in_family_of(local: SocketAddr, dest: SocketAddr) -> SocketAddr {
     }
 }
 
-/// UDP and TCP together, feeding one channel.
+/// UDP, TCP and TLS together, feeding one channel.
 #[derive(Debug)]
 pub struct Network {
     udp: Option<UdpEndpoint>,
-    tcp: Option<TcpTransport>,
+    tcp: Option<StreamTransport>,
+    tls: Option<StreamTransport>,
     counters: Arc<Counters>,
+    tcp_counters: Arc<StreamCounters>,
+    tls_counters: Arc<StreamCounters>,
 }
 
 impl Network {
@@ -230,6 +295,8 @@ impl Network {
     pub async fn bind(config: NetConfig) -> Result<(Self, mpsc::Receiver<Incoming>), NetError> {
         let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
         let counters = Arc::new(Counters::default());
+        let tcp_counters = Arc::new(StreamCounters::default());
+        let tls_counters = Arc::new(StreamCounters::default());
         let udp = match config.udp {
             Some(addr) => {
                 Some(UdpEndpoint::bind(addr, &config, tx.clone(), counters.clone()).await?)
@@ -237,22 +304,53 @@ impl Network {
             None => None,
         };
         let tcp = match config.tcp {
-            Some(addr) => Some(TcpTransport::bind(addr, &config, tx, counters.clone()).await?),
+            Some(addr) => Some(
+                StreamTransport::bind(Some(addr), None, &config, tx.clone(), tcp_counters.clone())
+                    .await?,
+            ),
             None => None,
         };
-        Ok((Self { udp, tcp, counters }, rx))
+        let tls = match &config.tls {
+            Some(tls) => {
+                let handshaker = tls::Handshaker::new(tls, config.tls_handshake_timeout)?;
+                Some(
+                    StreamTransport::bind(
+                        tls.bind,
+                        Some(handshaker),
+                        &config,
+                        tx,
+                        tls_counters.clone(),
+                    )
+                    .await?,
+                )
+            }
+            None => None,
+        };
+        let network = Self {
+            udp,
+            tcp,
+            tls,
+            counters,
+            tcp_counters,
+            tls_counters,
+        };
+        Ok((network, rx))
     }
 
-    /// The bound address of a transport (with the port picked for port 0).
+    /// The bound address of a transport (with the port picked for port 0);
+    /// `None` also for TLS that only connects out.
     pub fn local_addr(&self, transport: Transport) -> Option<SocketAddr> {
         match transport {
             Transport::Udp => self.udp.as_ref().map(UdpEndpoint::local_addr),
-            Transport::Tcp => self.tcp.as_ref().map(TcpTransport::local_addr),
+            Transport::Tcp => self.tcp.as_ref().and_then(StreamTransport::local_addr),
+            Transport::Tls => self.tls.as_ref().and_then(StreamTransport::local_addr),
         }
     }
 
-    /// Send `data` to `dest`: one datagram, or on the TCP connection to
-    /// `dest`, opening one if none is open.
+    /// Send `data` to `dest`: one datagram, or on the TCP or TLS
+    /// connection to `dest`, opening one if none is open (for TLS: the
+    /// server's certificate verified against the configured CA, see
+    /// [`TlsConfig::server_name`]).
     pub async fn send(
         &self,
         data: &[u8],
@@ -261,23 +359,54 @@ impl Network {
     ) -> Result<(), NetError> {
         match transport {
             Transport::Udp => self.udp()?.send(data, dest).await,
-            Transport::Tcp => self.tcp()?.send(data, dest).await,
+            Transport::Tcp | Transport::Tls => self.stream(transport)?.send(data, dest).await,
         }
     }
 
-    /// Send only on an already open TCP connection (responses, RFC 3261
+    /// Send only on an already open connection (responses, RFC 3261
     /// 18.2.2); fails with [`NetError::NoConnection`] when it has closed.
-    pub async fn send_on_connection(&self, data: &[u8], peer: SocketAddr) -> Result<(), NetError> {
-        self.tcp()?.send_existing(data, peer).await
+    pub async fn send_on_connection(
+        &self,
+        data: &[u8],
+        peer: SocketAddr,
+        transport: Transport,
+    ) -> Result<(), NetError> {
+        self.stream(transport)?.send_existing(data, peer).await
     }
 
     /// Send a CRLF keep-alive ping on the connection to `peer` (RFC 5626 3.5.1).
-    pub async fn ping(&self, peer: SocketAddr) -> Result<(), NetError> {
-        self.tcp()?.ping(peer).await
+    pub async fn ping(&self, peer: SocketAddr, transport: Transport) -> Result<(), NetError> {
+        self.stream(transport)?.ping(peer).await
+    }
+
+    /// Our end of the open TCP or TLS connection to `peer`, `None` when
+    /// none is open: what a user agent without a listener writes in its
+    /// Via and Contact on that flow (RFC 5923, RFC 5626).
+    pub fn connection_local_addr(
+        &self,
+        peer: SocketAddr,
+        transport: Transport,
+    ) -> Option<SocketAddr> {
+        self.stream(transport).ok()?.connection_local_addr(peer)
+    }
+
+    /// The name the TLS server at `ip` must prove (RFC 5922 section 7):
+    /// the host of the URI that led there, for example a registrar's
+    /// domain. Addresses without one use [`TlsConfig::server_name`], else
+    /// the IP address itself.
+    pub fn set_tls_server_name(&self, ip: IpAddr, name: &str) -> Result<(), NetError> {
+        self.stream(Transport::Tls)?
+            .handshaker()
+            .ok_or(NetError::NoTransport(Transport::Tls))?
+            .set_name(ip, name)
     }
 
     pub fn stats(&self) -> NetStats {
-        self.counters.snapshot()
+        NetStats {
+            tcp: self.tcp_counters.snapshot(),
+            tls: self.tls_counters.snapshot(),
+            ..self.counters.snapshot()
+        }
     }
 
     pub fn udp(&self) -> Result<&UdpEndpoint, NetError> {
@@ -286,10 +415,14 @@ impl Network {
             .ok_or(NetError::NoTransport(Transport::Udp))
     }
 
-    pub fn tcp(&self) -> Result<&TcpTransport, NetError> {
-        self.tcp
-            .as_ref()
-            .ok_or(NetError::NoTransport(Transport::Tcp))
+    /// The TCP or the TLS transport.
+    pub fn stream(&self, transport: Transport) -> Result<&StreamTransport, NetError> {
+        match transport {
+            Transport::Tcp => self.tcp.as_ref(),
+            Transport::Tls => self.tls.as_ref(),
+            Transport::Udp => None,
+        }
+        .ok_or(NetError::NoTransport(transport))
     }
 }
 
@@ -333,8 +466,8 @@ mod tests {
                 let back = timeout(WAIT, a_rx.recv()).await.unwrap().unwrap();
                 assert_eq!(back.source(), to, "{host} {transport}");
             }
-            assert_eq!(a.stats().tcp_connected, 1);
-            assert_eq!(b.stats().tcp_accepted, 1);
+            assert_eq!(a.stats().tcp.connected, 1);
+            assert_eq!(b.stats().tcp.accepted, 1);
         }
     }
 
@@ -351,6 +484,34 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, NetError::NoTransport(Transport::Tcp)));
+    }
+
+    #[tokio::test]
+    async fn udp_keeps_answering_while_tcp_is_flooded() {
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let config = NetConfig {
+            max_connections: 4,
+            max_connections_per_source: 2,
+            ..NetConfig::udp_and_tcp(any)
+        };
+        let (net, mut rx) = Network::bind(config).await.unwrap();
+        let tcp = net.local_addr(Transport::Tcp).unwrap();
+        let mut flood = Vec::new();
+        for _ in 0..50 {
+            flood.push(tokio::net::TcpStream::connect(tcp).await.unwrap());
+        }
+        let udp = tokio::net::UdpSocket::bind(any).await.unwrap();
+        udp.send_to(
+            b"OPTIONS sip:x SIP/2.0\r\n\r\n",
+            net.local_addr(Transport::Udp).unwrap(),
+        )
+        .await
+        .unwrap();
+        let got = timeout(WAIT, rx.recv()).await.unwrap().unwrap();
+        assert_eq!(got.transport(), Transport::Udp);
+        let stats = net.stats();
+        assert_eq!(stats.tcp.accepted, 50);
+        assert_eq!(stats.tcp.refused_per_source, 48);
     }
 
     #[test]

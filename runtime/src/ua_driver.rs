@@ -14,10 +14,7 @@ pub type Command = Box<dyn FnOnce(&mut UserAgent, Instant) + Send>;
 
 /// A CRLF keep-alive to send on the connection to a peer, and where to
 /// say whether it went out.
-type Ping = (
-    std::net::SocketAddr,
-    tokio::sync::oneshot::Sender<Result<(), NetError>>,
-);
+type Ping = (Target, tokio::sync::oneshot::Sender<Result<(), NetError>>);
 
 /// How the TU talks to a running user agent.
 #[derive(Debug, Clone)]
@@ -44,7 +41,7 @@ impl UaHandle {
     /// Sends a CRLF keep-alive on the open connection to `peer` (RFC 5626
     /// 4.4.1). An error means the flow is gone (closed or reset); `None`
     /// once the driver has stopped.
-    pub async fn ping(&self, peer: std::net::SocketAddr) -> Option<Result<(), NetError>> {
+    pub async fn ping(&self, peer: Target) -> Option<Result<(), NetError>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.pings.send((peer, tx)).await.ok()?;
         rx.await.ok()
@@ -115,7 +112,7 @@ async fn run(
                 }
             },
             Some((peer, reply)) = pings.recv() => {
-                let _ = reply.send(network.ping(peer).await);
+                let _ = reply.send(network.ping(peer.addr, peer.transport).await);
             }
             _ = tokio::time::sleep_until(deadline.into()) => ua.handle_timeout(Instant::now()),
         }
@@ -149,18 +146,34 @@ async fn flush(ua: &mut UserAgent, network: &Network, events: &mpsc::Sender<UaEv
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip_transport::NetConfig;
+    use crate::sip_transport::{NetConfig, TlsConfig, tls};
     use sipsensor_protocol::{
         EndReason, IdGenerator, LiteralsOnly, LocalEndpoint, Transport, UaConfig,
     };
+    use sipsensor_testkit::pki::TestCa;
     use tokio::time::timeout;
+
+    /// UDP, TCP and TLS on loopback; TLS with a certificate from `ca`.
+    fn net_config(ca: &TestCa) -> NetConfig {
+        let any = "127.0.0.1:0".parse().unwrap();
+        let issued = ca.issue(&["127.0.0.1"]);
+        let identity = tls::Identity {
+            certificate: issued.certificate.as_bytes(),
+            private_key: issued.private_key.as_bytes(),
+        };
+        let ca = ca.certificate_pem();
+        NetConfig {
+            tls: Some(TlsConfig::from_pem(Some(any), identity, ca.as_bytes()).unwrap()),
+            ..NetConfig::udp_and_tcp(any)
+        }
+    }
 
     async fn start(
         name: &str,
         transport: Transport,
+        ca: &TestCa,
     ) -> (UaHandle, mpsc::Receiver<UaEvent>, std::net::SocketAddr) {
-        let any = "127.0.0.1:0".parse().unwrap();
-        let (network, incoming) = Network::bind(NetConfig::udp_and_tcp(any)).await.unwrap();
+        let (network, incoming) = Network::bind(net_config(ca)).await.unwrap();
         let addr = network.local_addr(transport).unwrap();
         let local = LocalEndpoint::new(transport, addr);
         let config = UaConfig::new(local, format!("sip:{name}@example.net"));
@@ -178,14 +191,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_call_over_loopback_udp_and_tcp() {
-        for transport in [Transport::Udp, Transport::Tcp] {
-            let (sensor, mut sensor_events, _) = start("sensor", transport).await;
+    async fn a_call_over_loopback_udp_tcp_and_tls() {
+        let ca = TestCa::new("test CA");
+        for transport in [Transport::Udp, Transport::Tcp, Transport::Tls] {
+            let (sensor, mut sensor_events, _) = start("sensor", transport, &ca).await;
             let (collector, mut collector_events, collector_addr) =
-                start("collector", transport).await;
+                start("collector", transport, &ca).await;
             let to = match transport {
                 Transport::Udp => format!("sip:collector@{collector_addr}"),
                 Transport::Tcp => format!("sip:collector@{collector_addr};transport=tcp"),
+                Transport::Tls => format!("sips:collector@{collector_addr}"),
             };
             let call = sensor
                 .with(move |ua, now| ua.call(&to, b"offer".to_vec(), now))
@@ -227,12 +242,16 @@ mod tests {
 
     #[tokio::test]
     async fn pings_go_out_on_an_open_connection_only() {
-        let (sensor, _sensor_events, _) = start("sensor", Transport::Tcp).await;
+        let ca = TestCa::new("test CA");
+        let (sensor, _sensor_events, _) = start("sensor", Transport::Tcp, &ca).await;
         let (collector, mut collector_events, collector_addr) =
-            start("collector", Transport::Tcp).await;
+            start("collector", Transport::Tcp, &ca).await;
         // No connection yet: nothing to keep alive.
-        let none = sensor.ping(collector_addr).await.unwrap();
-        assert!(matches!(none, Err(NetError::NoConnection(_))), "{none:?}");
+        let none = sensor
+            .ping(Target::new(Transport::Tcp, collector_addr))
+            .await
+            .unwrap();
+        assert!(matches!(none, Err(NetError::NoConnection(..))), "{none:?}");
         let to = format!("sip:collector@{collector_addr};transport=tcp");
         sensor
             .with(move |ua, now| ua.call(&to, b"offer".to_vec(), now))
@@ -243,7 +262,11 @@ mod tests {
             next(&mut collector_events).await,
             UaEvent::IncomingCall { .. }
         ));
-        sensor.ping(collector_addr).await.unwrap().unwrap();
+        sensor
+            .ping(Target::new(Transport::Tcp, collector_addr))
+            .await
+            .unwrap()
+            .unwrap();
         drop(collector);
     }
 }

@@ -323,10 +323,10 @@ async fn our_transport_learns_its_address_from_kamailio() {
                         matches!(route, ResponseRoute::SameConnection { fallback: Some(a), .. } if a == local.addr)
                     );
                     // RFC 5626 3.5.1 keep-alive on that connection.
-                    net.ping(kamailio.addr()).await.unwrap();
+                    net.ping(kamailio.addr(), Transport::Tcp).await.unwrap();
                     let mut ponged = false;
                     for _ in 0..100 {
-                        if net.stats().tcp_pongs == 1 {
+                        if net.stats().tcp.pongs == 1 {
                             ponged = true;
                             break;
                         }
@@ -334,6 +334,7 @@ async fn our_transport_learns_its_address_from_kamailio() {
                     }
                     assert!(ponged, "Kamailio answers a CRLF ping");
                 }
+                Transport::Tls => unreachable!("TLS is kamailio_tls.rs's"),
             }
         }
         capture.finish().unwrap();

@@ -1,10 +1,13 @@
 //! Our user agent against a real Kamailio (`deploy/kamailio/kamailio.cfg`)
 //! on loopback: REGISTER with digest auth, an INVITE routed by Kamailio's
 //! location lookup to another registered UA of ours, a re-INVITE along the
-//! Record-Route, BYE; over UDP and TCP. Traffic is captured by tshark and
-//! fails on any malformed packet.
+//! Record-Route, BYE; over UDP, TCP and TLS (Kamailio's tls module with a
+//! throw-away CA: our UAs verify Kamailio's certificate, Kamailio ours
+//! when it relays the INVITE to the callee's TLS listener). Clear-text
+//! traffic is captured by tshark and fails on any malformed packet.
 //!
-//! Needs `kamailio` and `tshark`; without them the test says so and skips,
+//! Needs `kamailio`, `tshark` and Kamailio's tls module (Debian
+//! `kamailio-tls-modules`); without them the test says so and skips,
 //! unless SIPSENSOR_CI=1.
 
 #![allow(clippy::unwrap_used)]
@@ -16,10 +19,12 @@ use sipsensor_protocol::{
     EndReason, IdGenerator, LiteralsOnly, LocalEndpoint, Password, RegistrationConfig,
     RegistrationEvent, Transport, UaConfig, UaEvent, UserAgent,
 };
-use sipsensor_runtime::sip_transport::{NetConfig, Network};
+use sipsensor_runtime::sip_transport::{NetConfig, Network, TlsConfig, tls};
 use sipsensor_runtime::ua_driver::{self, UaHandle};
+use sipsensor_testkit::pki::TestCa;
 use sipsensor_testkit::{
-    Kamailio, KamailioOptions, Tshark, TsharkOptions, require_capture, require_tool,
+    Kamailio, KamailioOptions, KamailioTls, Tshark, TsharkOptions, in_ci, require_capture,
+    require_tool,
 };
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -29,14 +34,64 @@ struct Peer {
     events: mpsc::Receiver<UaEvent>,
 }
 
+/// UDP, TCP and a TLS listener on loopback, with a certificate from `ca`
+/// for 127.0.0.1, trusting only `ca`.
+fn net_config(ca: &TestCa) -> NetConfig {
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let issued = ca.issue(&["127.0.0.1"]);
+    let identity = tls::Identity {
+        certificate: issued.certificate.as_bytes(),
+        private_key: issued.private_key.as_bytes(),
+    };
+    let ca = ca.certificate_pem();
+    let tls = TlsConfig::from_pem(Some(any), identity, ca.as_bytes()).unwrap();
+    NetConfig {
+        tls: Some(tls),
+        ..NetConfig::udp_and_tcp(any)
+    }
+}
+
+/// Kamailio's TLS files, signed by `ca`, in `dir`.
+fn kamailio_tls(ca: &TestCa, dir: &std::path::Path) -> KamailioTls {
+    let issued = ca.issue(&["127.0.0.1"]);
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    KamailioTls {
+        certificate: write("kamailio.crt", &issued.certificate),
+        private_key: write("kamailio.key", &issued.private_key),
+        ca_file: write("ca.crt", &ca.certificate_pem()),
+    }
+}
+
+/// Kamailio's tls module is a separate Debian package.
+fn tls_module_present() -> bool {
+    let present = std::path::Path::new("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so")
+        .exists()
+        || std::path::Path::new("/usr/lib/kamailio/modules/tls.so").exists();
+    if !present {
+        assert!(!in_ci(), "kamailio-tls-modules is not installed");
+        eprintln!("skipping TLS: kamailio-tls-modules is not installed");
+    }
+    present
+}
+
 impl Peer {
-    async fn start(kamailio: &Kamailio, user: &str, password: &str, transport: Transport) -> Peer {
-        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let (network, incoming) = Network::bind(NetConfig::udp_and_tcp(any)).await.unwrap();
+    async fn start(
+        kamailio: &Kamailio,
+        user: &str,
+        password: &str,
+        transport: Transport,
+        ca: &TestCa,
+    ) -> Peer {
+        let (network, incoming) = Network::bind(net_config(ca)).await.unwrap();
         let local = LocalEndpoint::new(transport, network.local_addr(transport).unwrap());
         let proxy = match transport {
             Transport::Udp => format!("sip:{}", kamailio.addr()),
             Transport::Tcp => format!("sip:{};transport=tcp", kamailio.addr()),
+            Transport::Tls => format!("sip:{};transport=tls", kamailio.tls_addr().unwrap()),
         };
         let mut config = UaConfig::new(local.clone(), kamailio.aor(user));
         config.outbound_proxy = Some(proxy.clone());
@@ -94,16 +149,25 @@ async fn register_call_reinvite_and_bye_through_kamailio() {
     if !tools.iter().all(|&t| t) {
         return;
     }
-    for transport in [Transport::Udp, Transport::Tcp] {
-        let kamailio = Kamailio::start(
-            KamailioOptions::default()
-                .with_subscriber("sensor-1", "s3cret")
-                .with_subscriber("collector", "c0llect"),
-        )
-        .unwrap();
-        let capture = Tshark::start(TsharkOptions::sip(&[kamailio.addr().port()])).unwrap();
-        let mut sensor = Peer::start(&kamailio, "sensor-1", "s3cret", transport).await;
-        let mut collector = Peer::start(&kamailio, "collector", "c0llect", transport).await;
+    let ca = TestCa::new("interop CA");
+    let files = tempfile::tempdir().unwrap();
+    let mut transports = vec![Transport::Udp, Transport::Tcp];
+    if tls_module_present() {
+        transports.push(Transport::Tls);
+    }
+    for transport in transports {
+        let mut options = KamailioOptions::default()
+            .with_subscriber("sensor-1", "s3cret")
+            .with_subscriber("collector", "c0llect");
+        if transport == Transport::Tls {
+            options.tls = Some(kamailio_tls(&ca, files.path()));
+        }
+        let kamailio = Kamailio::start(options).unwrap();
+        // Over TLS there is no clear text for tshark to check.
+        let capture = (transport != Transport::Tls)
+            .then(|| Tshark::start(TsharkOptions::sip(&[kamailio.addr().port()])).unwrap());
+        let mut sensor = Peer::start(&kamailio, "sensor-1", "s3cret", transport, &ca).await;
+        let mut collector = Peer::start(&kamailio, "collector", "c0llect", transport, &ca).await;
 
         // The sensor calls the collector's AOR: Kamailio challenges (407),
         // then finds the collector by location lookup.
@@ -204,10 +268,81 @@ async fn register_call_reinvite_and_bye_through_kamailio() {
                     .is_some()
             );
         }
-        let capture = capture.finish().unwrap();
-        assert!(
-            capture.count("sip.Method == \"INVITE\"").unwrap() >= 3,
-            "{transport}"
-        );
+        if let Some(capture) = capture {
+            let capture = capture.finish().unwrap();
+            assert!(
+                capture.count("sip.Method == \"INVITE\"").unwrap() >= 3,
+                "{transport}"
+            );
+        }
     }
+}
+
+/// Kamailio with a certificate from another CA: our client refuses it
+/// before sending a byte of SIP; with the right CA the same request gets
+/// through, answered on the connection it opened.
+#[tokio::test(flavor = "current_thread")]
+async fn a_kamailio_certificate_from_another_ca_is_refused() {
+    if !(require_tool("kamailio") && tls_module_present()) {
+        return;
+    }
+    let ours = TestCa::new("interop CA");
+    let stranger = TestCa::new("stranger CA");
+    let files = tempfile::tempdir().unwrap();
+    let kamailio = Kamailio::start(KamailioOptions {
+        tls: Some(kamailio_tls(&stranger, files.path())),
+        ..KamailioOptions::default()
+    })
+    .unwrap();
+    let tls_addr = kamailio.tls_addr().unwrap();
+    let (net, mut incoming) = Network::bind(net_config(&ours)).await.unwrap();
+    let local = net.local_addr(Transport::Tls).unwrap();
+    let options_request = |to: SocketAddr, branch: &str| {
+        format!(
+            "OPTIONS sip:{to};transport=tls SIP/2.0\r\n\
+             Via: SIP/2.0/TLS {local};branch=z9hG4bK{branch};rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:probe@{local}>;tag=t{branch}\r\n\
+             To: <sip:{to}>\r\nCall-ID: {branch}@probe\r\nCSeq: 1 OPTIONS\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    let refused = net
+        .send(
+            options_request(tls_addr, "a").as_bytes(),
+            tls_addr,
+            Transport::Tls,
+        )
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(sipsensor_runtime::sip_transport::NetError::Handshake { .. })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(net.stats().tls.handshakes_failed, 1);
+    drop(kamailio);
+
+    // The same Kamailio set-up with our CA's certificate answers.
+    let kamailio = Kamailio::start(KamailioOptions {
+        tls: Some(kamailio_tls(&ours, files.path())),
+        ..KamailioOptions::default()
+    })
+    .unwrap();
+    let tls_addr = kamailio.tls_addr().unwrap();
+    net.send(
+        options_request(tls_addr, "b").as_bytes(),
+        tls_addr,
+        Transport::Tls,
+    )
+    .await
+    .unwrap();
+    let answer = timeout(Duration::from_secs(5), incoming.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (answer.source(), answer.transport()),
+        (tls_addr, Transport::Tls)
+    );
 }

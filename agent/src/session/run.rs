@@ -197,7 +197,7 @@ pub async fn run(
     let local = LocalEndpoint::new(transport, addr);
     let rtp = media_address.rtp;
     let settings = settings(config, &local, &media_address)?;
-    let flow_peer = flow_target(config, &local).map(|t| t.addr);
+    let flow_peer = flow_target(config, &local);
 
     let mut ua_config = UaConfig::new(local.clone(), config.identity.aor.as_str());
     ua_config.display_name = config.identity.display_name.clone();
@@ -296,7 +296,7 @@ async fn carry_out(
     media: &mut dyn Media,
     hub: &StatusHub,
     registrar: Option<&(String, String)>,
-    flow_peer: Option<SocketAddr>,
+    flow_peer: Option<sipsensor_protocol::Target>,
 ) {
     loop {
         // The controller's status changes first: it decided them before

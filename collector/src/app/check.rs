@@ -36,6 +36,13 @@ pub fn check(config: &Config) -> Findings {
 
 fn check_sip(config: &Config, f: &mut Findings) {
     let sc = &config.sip;
+    // The TLS certificate, key and CA files are readable and the key is the
+    // certificate's (what the start would find out later).
+    if let Some(tls) = &sc.tls
+        && let Err(e) = tls.load()
+    {
+        f.errors.push(format!("sip.tls: {e}"));
+    }
     // A running collector's socket is fine; anything else there is not.
     if let Err(e) = control::inspect(&sc.control_socket) {
         f.errors.push(e.to_string());

@@ -19,6 +19,8 @@
 //!     username: collector           # password: this user's entry in credentials_file
 //!   control_socket: /run/sipsensor/collector.sock
 //!   receive_buffer_bytes: 4194304   # SIP UDP socket (SO_RCVBUF)
+//!   tls: {certificate: ..., private_key: ..., ca_file: ...}   # see [`streams`]
+//!   connections: {max_per_source: 64, idle_timeout_secs: 300} # TCP and TLS
 //! media:
 //!   rtp_bind: 0.0.0.0:16384         # RTP here, RTCP on the next port
 //!   receive_buffer_bytes: 8388608
@@ -41,12 +43,17 @@ use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 
+mod streams;
+
+pub use streams::{ConnectionLimits, SipTlsConfig};
+
 /// Where `call` and `set-rate` reach a running collector by default.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/sipsensor/collector.sock";
 
 /// A `sip:` URI of the configuration: protocol's one [`SipUri`] (RFC 3261
 /// 19.1), checked while the YAML parser still points at it so the error
-/// names its line and column. `sips:` is refused: the collector has no TLS.
+/// names its line and column. `sips:` is refused: a configured hop over
+/// TLS is written `sip:host;transport=tls` (RFC 3263 4.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SipUriText(SipUri);
 
@@ -118,6 +125,8 @@ pub enum SipConfigError {
          the collector answers challenges as one user"
     )]
     TwoDigestUsers { calling: String, register: String },
+    #[error("sip.tls: `require_client_certificate` needs `ca_file`, the CA that signs them")]
+    ClientCertificateWithoutCa,
 }
 
 /// SIP side: the user agent, the embedded registrar, who may open sessions.
@@ -174,6 +183,12 @@ pub struct SipConfig {
     /// about 90 datagrams; the rest would wait for a retransmission).
     #[serde(default = "default_sip_rcvbuf")]
     pub receive_buffer_bytes: u32,
+    /// SIP over TLS beside UDP and TCP; none without this section.
+    #[serde(default)]
+    pub tls: Option<SipTlsConfig>,
+    /// Caps and timeouts of SIP over TCP and TLS.
+    #[serde(default)]
+    pub connections: ConnectionLimits,
 }
 
 /// Who the collector is when a sensor challenges its INVITE (issue #14:
@@ -236,6 +251,8 @@ impl Default for SipConfig {
             calling: None,
             control_socket: default_control_socket(),
             receive_buffer_bytes: default_sip_rcvbuf(),
+            tls: None,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -270,6 +287,12 @@ impl SipConfig {
             && (d.is_empty() || d.chars().any(|c| c.is_whitespace() || c == '"'))
         {
             return Err(SipConfigError::BadDomain(d.clone()));
+        }
+        if let Some(tls) = &self.tls
+            && tls.require_client_certificate
+            && tls.ca_file.is_none()
+        {
+            return Err(SipConfigError::ClientCertificateWithoutCa);
         }
         Ok(())
     }

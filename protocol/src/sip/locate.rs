@@ -2,8 +2,9 @@
 //!
 //! The sans-I/O core cannot query DNS, so names are looked up through a
 //! [`Resolver`] that the shell provides (and tests fake). IP literals are
-//! handled here: RFC 3263 4.1 (transport from `transport=` or UDP for
-//! `sip:`) and 4.2 (port from the URI or 5060).
+//! handled here: RFC 3263 4.1 (transport from `transport=`, else UDP for
+//! `sip:` and TLS for `sips:`) and 4.2 (port from the URI, else 5060, or
+//! 5061 for TLS).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -32,20 +33,25 @@ pub enum LocateError {
     Unresolved(String),
     #[error("unsupported transport {0} in {1}")]
     UnsupportedTransport(String, String),
-    #[error("sips URIs need TLS, which this stack does not offer: {0}")]
+    /// RFC 3261 26.2.2: a `sips:` URI is reached over TLS only.
+    #[error("sips URIs need TLS, not UDP: {0}")]
     Sips(String),
 }
 
 /// Where to send a request whose next hop is `uri` (RFC 3263 4.1, 4.2).
 pub fn locate(uri: &rsip::Uri, resolver: &dyn Resolver) -> Result<Target, LocateError> {
-    if matches!(uri.scheme, Some(rsip::Scheme::Sips)) {
-        return Err(LocateError::Sips(uri.to_string()));
-    }
-    let transport = match uri.transport() {
-        None => Transport::Udp,
-        Some(rsip::Transport::Udp) => Transport::Udp,
-        Some(rsip::Transport::Tcp) => Transport::Tcp,
-        Some(other) => {
+    let sips = matches!(uri.scheme, Some(rsip::Scheme::Sips));
+    let transport = match (uri.transport(), sips) {
+        (None, false) => Transport::Udp,
+        (Some(rsip::Transport::Udp), false) => Transport::Udp,
+        (Some(rsip::Transport::Tcp), false) => Transport::Tcp,
+        // RFC 3263 4.1: a sips URI is TLS; `transport=tcp` on it means TLS
+        // over TCP (RFC 3261 26.2.2), and `transport=tls` is the deprecated
+        // spelling of the same (RFC 5630 3.1.4).
+        (None | Some(rsip::Transport::Tcp | rsip::Transport::Tls), true) => Transport::Tls,
+        (Some(rsip::Transport::Tls), false) => Transport::Tls,
+        (Some(rsip::Transport::Udp), true) => return Err(LocateError::Sips(uri.to_string())),
+        (Some(other), _) => {
             return Err(LocateError::UnsupportedTransport(
                 other.to_string(),
                 uri.to_string(),
@@ -62,7 +68,7 @@ pub fn locate(uri: &rsip::Uri, resolver: &dyn Resolver) -> Result<Target, Locate
     if let Some(ip) = ip {
         return Ok(Target::new(
             transport,
-            SocketAddr::new(ip, port.unwrap_or(5060)),
+            SocketAddr::new(ip, port.unwrap_or(transport.default_port())),
         ));
     }
     resolver
@@ -126,9 +132,30 @@ mod tests {
     }
 
     #[test]
-    fn sips_and_unknown_transports_are_refused() {
+    fn sips_and_transport_tls_go_over_tls_on_5061() {
+        for text in [
+            "sips:c@192.0.2.9",
+            "sips:c@192.0.2.9;transport=tcp",
+            "sips:c@192.0.2.9;transport=tls",
+            "sip:c@192.0.2.9;transport=tls",
+        ] {
+            assert_eq!(
+                locate(&uri(text), &LiteralsOnly),
+                Ok(Target::new(
+                    Transport::Tls,
+                    "192.0.2.9:5061".parse().unwrap()
+                )),
+                "{text}"
+            );
+        }
+        let t = locate(&uri("sips:c@192.0.2.9:7000"), &LiteralsOnly).unwrap();
+        assert_eq!(t.addr.port(), 7000);
+    }
+
+    #[test]
+    fn sips_over_udp_and_unknown_transports_are_refused() {
         assert!(matches!(
-            locate(&uri("sips:c@192.0.2.9"), &LiteralsOnly),
+            locate(&uri("sips:c@192.0.2.9;transport=udp"), &LiteralsOnly),
             Err(LocateError::Sips(_))
         ));
         assert!(matches!(

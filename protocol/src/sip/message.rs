@@ -118,7 +118,7 @@ impl InspectConfig {
             transport,
             max_size: match transport {
                 Transport::Udp => MAX_UDP_MESSAGE,
-                Transport::Tcp => MAX_STREAM_MESSAGE,
+                Transport::Tcp | Transport::Tls => MAX_STREAM_MESSAGE,
             },
             allow: vec![
                 Method::Invite,

@@ -60,6 +60,18 @@ pub enum TransactionError {
     AckIsNotATransaction,
     #[error("{0} client transactions are pending, the most this layer keeps")]
     Full(usize),
+    /// RFC 3261 26.2.2, RFC 5630 3.1.3: a `sips:` Request-URI travels over
+    /// TLS on every hop, never in clear text.
+    #[error("a sips: request cannot go over {0}")]
+    SipsOverInsecure(Transport),
+}
+
+/// RFC 3261 26.2.2: a request for a `sips:` URI leaves only over TLS.
+fn allowed_over(request: &Request, transport: Transport) -> Result<(), TransactionError> {
+    if matches!(request.uri.scheme, Some(rsip::Scheme::Sips)) && !transport.is_secure() {
+        return Err(TransactionError::SipsOverInsecure(transport));
+    }
+    Ok(())
 }
 
 /// A message to put on the wire.
@@ -166,6 +178,7 @@ impl TransactionLayer {
         if request.method == Method::Ack {
             return Err(TransactionError::AckIsNotATransaction);
         }
+        allowed_over(&request, target.transport)?;
         let key = ClientKey::of_request(&request)?;
         if self.client_keys.contains_key(&key) {
             return Err(TransactionError::DuplicateBranch);
@@ -183,7 +196,13 @@ impl TransactionLayer {
 
     /// Sends a message outside any transaction: the ACK for a 2xx and the
     /// TU's 2xx retransmissions after timer L (13.3.1.4, 17.1.1.3).
+    /// An ACK for a `sips:` URI over a non-TLS target is not sent (26.2.2).
     pub fn send_stateless(&mut self, message: SipMessage, target: Target) {
+        if let SipMessage::Request(request) = &message
+            && allowed_over(request, target.transport).is_err()
+        {
+            return;
+        }
         self.out
             .push_back(Output::Transmit(Transmit { target, message }));
     }
@@ -475,7 +494,7 @@ impl TransactionLayer {
 /// source port when the client asked for `rport`, else at the sent-by port
 /// (5060 by default). `maddr` (multicast) is not supported.
 pub fn response_target(request: &Request, source: Target) -> Target {
-    if source.transport == Transport::Tcp {
+    if source.transport.is_reliable() {
         return source;
     }
     let Some(via) = request.via_header().ok().and_then(|v| v.typed().ok()) else {
@@ -492,7 +511,7 @@ pub fn response_target(request: &Request, source: Target) -> Target {
         .host_with_port
         .port
         .map(|p| *p.value())
-        .unwrap_or(5060);
+        .unwrap_or(source.transport.default_port());
     Target::new(source.transport, SocketAddr::new(source.addr.ip(), port))
 }
 

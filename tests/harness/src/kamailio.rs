@@ -1,6 +1,6 @@
 //! Kamailio with the repository's configuration, on loopback.
 
-use crate::ports::{LOCALHOST, free_udp_tcp_port};
+use crate::ports::{LOCALHOST, free_tcp_port, free_udp_tcp_port};
 use crate::process::ChildGuard;
 use crate::{HarnessError, io_err, repo_root, tool_path};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -33,6 +33,17 @@ pub struct KamailioOptions {
     pub children: u32,
     /// Configuration file; default `deploy/kamailio/kamailio.cfg`.
     pub config: Option<PathBuf>,
+    /// SIP over TLS too, on its own free port (`WITH_TLS`).
+    pub tls: Option<KamailioTls>,
+}
+
+/// PEM files for Kamailio's tls module (Debian `kamailio-tls-modules`).
+#[derive(Debug, Clone)]
+pub struct KamailioTls {
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+    /// The CA that servers Kamailio connects to must chain to.
+    pub ca_file: PathBuf,
 }
 
 impl Default for KamailioOptions {
@@ -46,6 +57,7 @@ impl Default for KamailioOptions {
             defines: Vec::new(),
             children: 2,
             config: None,
+            tls: None,
         }
     }
 }
@@ -63,6 +75,7 @@ pub struct Kamailio {
     child: Option<ChildGuard>,
     options: KamailioOptions,
     addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     dir: TempDir,
 }
 
@@ -81,10 +94,18 @@ impl Kamailio {
                 None => free_udp_tcp_port(options.ip).map_err(io_err("finding a free port"))?,
             };
             let addr = SocketAddr::new(options.ip, port);
+            let tls_addr = match &options.tls {
+                Some(_) => Some(SocketAddr::new(
+                    options.ip,
+                    free_tcp_port(options.ip).map_err(io_err("finding a free TLS port"))?,
+                )),
+                None => None,
+            };
             let mut kamailio = Self {
                 child: None,
                 options: options.clone(),
                 addr,
+                tls_addr,
                 dir,
             };
             match kamailio.launch() {
@@ -120,10 +141,11 @@ impl Kamailio {
             .unwrap_or_else(|| repo_root().join("deploy/kamailio/kamailio.cfg"));
         let dir = self.dir.path();
         let mut cmd = Command::new(binary);
-        let listen = match self.addr.ip() {
-            IpAddr::V4(ip) => format!("{ip}:{}", self.addr.port()),
-            IpAddr::V6(ip) => format!("[{ip}]:{}", self.addr.port()),
+        let host_port = |addr: SocketAddr| match addr.ip() {
+            IpAddr::V4(ip) => format!("{ip}:{}", addr.port()),
+            IpAddr::V6(ip) => format!("[{ip}]:{}", addr.port()),
         };
+        let listen = host_port(self.addr);
         cmd.args(["-DD", "-E", "-f"])
             .arg(&config)
             .args(["-n", &self.options.children.to_string()])
@@ -163,6 +185,13 @@ impl Kamailio {
         for define in &self.options.defines {
             cmd.args(["-A", define]);
         }
+        if let (Some(tls), Some(addr)) = (&self.options.tls, self.tls_addr) {
+            let config = dir.join("tls.cfg");
+            write_tls_config(&config, tls)?;
+            cmd.args(["-l", &format!("tls:{}", host_port(addr))])
+                .args(["-A", "WITH_TLS"])
+                .args(["-A", &format!("TLS_CONFIG=\"{}\"", config.display())]);
+        }
         let mut child = ChildGuard::spawn("kamailio", cmd, &dir.join("kamailio.log"))?;
         let ready = wait_ready(&mut child, self.addr);
         self.child = Some(child);
@@ -172,6 +201,11 @@ impl Kamailio {
     /// Where it listens, UDP and TCP.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where it listens for TLS, when started with [`KamailioOptions::tls`].
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// The SIP domain of its users: `SIP_DOMAIN` or the listen address.
@@ -272,6 +306,22 @@ fn wait_ready(child: &mut ChildGuard, addr: SocketAddr) -> Result<(), HarnessErr
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The tls module's profiles: as a server it asks for no client
+/// certificate (digest authenticates users); as a client it verifies the
+/// server against the CA.
+fn write_tls_config(path: &Path, tls: &KamailioTls) -> Result<(), HarnessError> {
+    let text = format!(
+        "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n\
+         certificate = {cert}\nprivate_key = {key}\nca_list = {ca}\n\n\
+         [client:default]\nmethod = TLSv1.2+\nverify_certificate = yes\nrequire_certificate = yes\n\
+         ca_list = {ca}\n",
+        cert = tls.certificate.display(),
+        key = tls.private_key.display(),
+        ca = tls.ca_file.display(),
+    );
+    std::fs::write(path, text).map_err(io_err("writing tls.cfg"))
 }
 
 fn write_database(dir: &Path, options: &KamailioOptions) -> Result<(), HarnessError> {

@@ -13,11 +13,13 @@
 //! - [`Sipp`]: SIPp runs of the scenarios in `tests/harness/scenarios/`.
 //! - [`Postgres`]: a throw-away PostgreSQL 15 server on a Unix socket.
 //! - [`Relay`]: a seeded UDP impairment relay (loss, jitter, reordering).
+//! - [`pki`]: a throw-away CA and the certificates it signs, for TLS.
 //! - [`ports`]: free ports; [`require_tool`]: skip (or fail in CI) when a
 //!   program is missing.
 
 pub mod baresip;
 pub mod kamailio;
+pub mod pki;
 pub mod ports;
 pub mod postgres;
 pub mod process;
@@ -27,7 +29,7 @@ pub mod tools;
 pub mod tshark;
 
 pub use baresip::Baresip;
-pub use kamailio::{Kamailio, KamailioOptions};
+pub use kamailio::{Kamailio, KamailioOptions, KamailioTls};
 pub use postgres::{Postgres, require_postgres};
 pub use process::ChildGuard;
 pub use relay::{Relay, RelayLog, RelayOptions};

@@ -29,13 +29,15 @@ struct Prepared {
 }
 
 /// Where to send the INVITE for a binding: its Contact, or where its
-/// REGISTER came from when the sensor is behind NAT (RFC 3581, RFC 5626).
+/// REGISTER came from when the sensor is behind NAT (RFC 3581, RFC 5626),
+/// and always over TLS: a sensor keeps no TLS listener, it is reached on
+/// the connection it registered over (RFC 5923, RFC 5626 5.3).
 fn target_of(b: &Binding) -> String {
     target_for(
         &b.contact,
         b.source,
         b.transport,
-        b.behind_nat() || is_flow(b),
+        b.behind_nat() || b.transport == Transport::Tls || is_flow(b),
     )
 }
 
@@ -73,6 +75,8 @@ fn target_for(
     match transport {
         Transport::Udp => format!("sip:{user}{host}"),
         Transport::Tcp => format!("sip:{user}{host};transport=tcp"),
+        // Over the sensor's own TLS connection (RFC 5923), never in clear.
+        Transport::Tls => format!("sips:{user}{host}"),
     }
 }
 

@@ -278,6 +278,28 @@ fn non_invite_client_completed_absorbs_then_timer_k_ends_it() {
 }
 
 #[test]
+fn a_sips_request_leaves_only_over_tls() {
+    let t0 = crate::test_clock::base();
+    let mut layer = TransactionLayer::new(TimerConfig::default());
+    let mut req = request("OPTIONS", "z9hG4bKs1");
+    req.uri = rsip::Uri::try_from("sips:collector@example.net").unwrap();
+    for target in [udp(COLLECTOR), tcp(COLLECTOR)] {
+        assert_eq!(
+            layer.send_request(req.clone(), target, t0),
+            Err(TransactionError::SipsOverInsecure(target.transport))
+        );
+    }
+    let mut ack = request("ACK", "z9hG4bKs2");
+    ack.uri = req.uri.clone();
+    layer.send_stateless(ack.clone().into(), tcp(COLLECTOR));
+    assert!(transmits(&mut layer).is_empty(), "no ACK in clear text");
+    let tls = Target::new(Transport::Tls, "192.0.2.9:5061".parse().unwrap());
+    layer.send_stateless(ack.into(), tls);
+    layer.send_request(req, tls, t0).unwrap();
+    assert_eq!(transmits(&mut layer).len(), 2);
+}
+
+#[test]
 fn reliable_transports_never_retransmit_but_still_time_out() {
     let t0 = crate::test_clock::base();
     let mut layer = TransactionLayer::new(TimerConfig::default());

@@ -5,9 +5,6 @@ use super::via::{Rport, ViaError, ViaHost, ViaParm, top_via};
 use crate::sip::Transport;
 use std::net::{IpAddr, SocketAddr};
 
-/// RFC 3261 18.2.2 / 19.1.2: the port when sent-by names none (UDP and TCP).
-pub const DEFAULT_SIP_PORT: u16 = 5060;
-
 /// A place to send to: an address, or a name that needs the server
 /// procedures of RFC 3263 section 5 (SRV when `port` is `None`, else A/AAAA).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +43,8 @@ pub fn response_route(response: &rsip::Response) -> Result<ResponseRoute, ViaErr
 /// The route for a response whose top Via is `via`.
 pub fn route_for_via(via: &ViaParm) -> Result<ResponseRoute, ViaError> {
     let transport = via.transport()?;
-    let sent_by_port = via.port.unwrap_or(DEFAULT_SIP_PORT);
+    // 18.2.2: the sent-by port defaults to the transport's (5061 for TLS).
+    let sent_by_port = via.port.unwrap_or(transport.default_port());
     let received = via.received()?;
     let rport = via.rport()?;
     let sent_by = match &via.host {
@@ -250,10 +248,22 @@ mod tests {
     }
 
     #[test]
+    fn tls_answers_on_its_connection_and_defaults_to_5061() {
+        assert_eq!(
+            route("SIP/2.0/TLS 192.0.2.1;received=192.0.2.7;branch=z9hG4bK1"),
+            ResponseRoute::SameConnection {
+                transport: Transport::Tls,
+                fallback: Some("192.0.2.7:5061".parse().unwrap()),
+                last_resort: Destination::Addr("192.0.2.1:5061".parse().unwrap()),
+            }
+        );
+    }
+
+    #[test]
     fn unsupported_transport_is_an_error() {
         assert_eq!(
-            route_for_via(&ViaParm::parse("SIP/2.0/TLS 192.0.2.1").unwrap()),
-            Err(ViaError::UnsupportedTransport("TLS".into()))
+            route_for_via(&ViaParm::parse("SIP/2.0/SCTP 192.0.2.1").unwrap()),
+            Err(ViaError::UnsupportedTransport("SCTP".into()))
         );
     }
 }

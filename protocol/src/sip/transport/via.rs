@@ -21,7 +21,7 @@ pub enum ViaError {
     Missing,
     #[error("malformed Via value {value:?}: {reason}")]
     Malformed { value: String, reason: &'static str },
-    /// Only UDP and TCP are spoken here (TLS, SCTP, WS are not).
+    /// Only UDP, TCP and TLS are spoken here (SCTP, WS are not).
     #[error("unsupported Via transport {0:?}")]
     UnsupportedTransport(String),
     #[error("Via received parameter is not an IP address: {0:?}")]
@@ -97,6 +97,9 @@ impl ViaParm {
             Ok(Transport::Udp)
         } else if self.transport.eq_ignore_ascii_case("TCP") {
             Ok(Transport::Tcp)
+        } else if self.transport.eq_ignore_ascii_case("TLS") {
+            // RFC 3261 26.2.2 / RFC 5630 3.1.4: SIP/2.0/TLS is TLS over TCP.
+            Ok(Transport::Tls)
         } else {
             Err(ViaError::UnsupportedTransport(self.transport.clone()))
         }

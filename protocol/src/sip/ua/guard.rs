@@ -9,22 +9,12 @@ use rsip::{Method, Request, Response, SipMessage, StatusCode};
 
 use super::incoming::add_warning;
 use super::*;
-use crate::sip::Transport;
 use crate::sip::response::response_to;
-
-/// Whether a transport protects what it carries (RFC 3261 26.2.2: a SIPS
-/// URI asks for TLS on every hop). Exhaustive on purpose: a new transport
-/// must say.
-fn is_secure(transport: Transport) -> bool {
-    match transport {
-        Transport::Udp | Transport::Tcp => false,
-    }
-}
 
 impl UserAgent {
     /// False for a `sips:` Request-URI over a transport without TLS.
     pub(super) fn scheme_fits_transport(&self, request: &Request, source: Target) -> bool {
-        request.uri.scheme != Some(rsip::Scheme::Sips) || is_secure(source.transport)
+        request.uri.scheme != Some(rsip::Scheme::Sips) || source.transport.is_secure()
     }
 
     /// RFC 3261 26.2.2 and 8.2.2.1: a request for a `sips:` URI that came

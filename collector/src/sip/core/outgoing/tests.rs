@@ -305,6 +305,10 @@ fn nat_bindings_are_reached_where_they_registered_from() {
         target_for(&contact, nat, Transport::Tcp, true),
         "sip:s1@198.51.100.7:40123;transport=tcp"
     );
+    assert_eq!(
+        target_for(&contact, nat, Transport::Tls, true),
+        "sips:s1@198.51.100.7:40123"
+    );
 }
 
 #[test]
