@@ -343,3 +343,21 @@ fn trusted_proxies_are_networks() {
     };
     assert!(all.contains("198.51.100.1".parse().unwrap()));
 }
+
+#[test]
+fn media_srtp_follows_the_signalling_unless_configured() {
+    use sipsensor_protocol::SrtpPolicy;
+    let f = Files::new();
+    let c = f.load(&[&f.base(SIM)], &[]).unwrap();
+    assert_eq!(c.media.srtp, None);
+    assert_eq!(c.media.srtp_policy(true), SrtpPolicy::Required);
+    assert_eq!(c.media.srtp_policy(false), SrtpPolicy::Optional);
+    let c = f
+        .load(&[&f.base(&format!("{SIM}media:\n  srtp: off\n"))], &[])
+        .unwrap();
+    assert_eq!(c.media.srtp_policy(true), SrtpPolicy::Off);
+    let e = f
+        .load(&[&f.base(&format!("{SIM}media:\n  srtp: maybe\n"))], &[])
+        .unwrap_err();
+    assert!(e.contains("media.srtp") || e.contains("maybe"), "{e}");
+}
