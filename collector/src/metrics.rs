@@ -41,6 +41,9 @@ pub struct Metrics {
     /// Packets or requests refused, by `reason` (for the SIP/RTP side:
     /// wrong source, unknown SSRC, malformed, flood...).
     pub packets_rejected: Family<Label1, Counter>,
+    /// SRTP/SRTCP packets dropped, by `reason` (authentication, replay,
+    /// foreign_ssrc): forged, replayed or under another key (RFC 3711 3.3).
+    pub srtp_rejected: Family<Label1, Counter>,
 }
 
 #[derive(Debug)]
@@ -62,6 +65,7 @@ impl Metrics {
             batch_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             retention_deleted: Family::default(),
             packets_rejected: Family::default(),
+            srtp_rejected: Family::default(),
         };
         registry.register(
             "sipsensor_collector_samples_stored",
@@ -118,6 +122,11 @@ impl Metrics {
             "sipsensor_collector_packets_rejected",
             "Packets or requests refused, by reason",
             m.packets_rejected.clone(),
+        );
+        registry.register(
+            "sipsensor_collector_srtp_rejected",
+            "SRTP and SRTCP packets dropped (failed authentication, replayed, another SSRC), by reason",
+            m.srtp_rejected.clone(),
         );
         registry.register_collector(Box::new(StreamsCollector(streams)));
         Arc::new(Metrics { registry, ..m })
