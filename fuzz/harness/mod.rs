@@ -7,6 +7,7 @@ pub mod rtcp_parse;
 pub mod rtp_parse;
 pub mod sdp_parse;
 pub mod sip_inspect;
+pub mod srtp_unprotect;
 
 /// A harness: runs one input, panics if it finds a bug.
 pub type Harness = fn(&[u8]);
@@ -19,4 +20,5 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("rtp_parse", rtp_parse::run),
     ("rtcp_parse", rtcp_parse::run),
     ("payload_parse", payload_parse::run),
+    ("srtp_unprotect", srtp_unprotect::run),
 ];

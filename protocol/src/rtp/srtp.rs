@@ -175,6 +175,13 @@ impl SrtpContext {
         // The first packet's sender SSRC (RFC 3550 6.4.1): the crate keeps
         // SRTCP state per sender, so forged senders are bounded as for RTP.
         let ssrc = ssrc_at(packet, 4)?;
+        // rtc-srtp 0.21 returns an AES-CM packet whose E flag is clear
+        // without checking its tag. RFC 3711 3.4 makes authentication
+        // mandatory whatever the flag, and unencrypted SRTCP is never
+        // negotiated here (no UNENCRYPTED_SRTCP, sdes.rs): refuse it.
+        if !self.rtcp_encrypted_flag(packet) {
+            return Err(SrtpError::Authentication);
+        }
         self.admit(ssrc)?;
         let plain = self.context.decrypt_rtcp(packet)?;
         self.proven_ssrc = Some(ssrc);
@@ -182,6 +189,22 @@ impl SrtpContext {
         out.clear();
         out.extend_from_slice(&plain);
         Ok(())
+    }
+
+    /// The E flag of an SRTCP packet's index word (RFC 3711 3.4): before
+    /// the tag for AES-CM, last for AEAD (RFC 7714 9.1); false when the
+    /// packet is too short to have one.
+    fn rtcp_encrypted_flag(&self, packet: &[u8]) -> bool {
+        let tag_after_index = match self.key.suite() {
+            SrtpSuite::AesCm128HmacSha1_80 => self.rtp_overhead(),
+            SrtpSuite::AeadAes128Gcm => 0,
+        };
+        packet
+            .len()
+            .checked_sub(tag_after_index + 4)
+            .filter(|at| *at >= 8)
+            .and_then(|at| packet.get(at))
+            .is_some_and(|b| b & 0x80 != 0)
     }
 
     /// Refuses a packet from another SSRC than the proven one, and starts

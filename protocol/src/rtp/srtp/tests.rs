@@ -158,3 +158,36 @@ fn short_packets_are_malformed_not_panics() {
         Err(SrtpError::Malformed(_))
     ));
 }
+
+#[test]
+fn srtcp_with_the_encryption_flag_clear_is_refused_whatever_its_tag() {
+    // rtc-srtp 0.21 takes an AES-CM SRTCP packet with E = 0 without
+    // checking its tag: a forged sender report would pass.
+    for suite in SrtpSuite::ALL {
+        let (mut tx, mut rx) = pair(suite);
+        let mut report = rtcp_rr(SSRC);
+        report[0] = 0x81;
+        report[3] = 7;
+        report.extend_from_slice(&[0; 24]);
+        let mut forged = report.clone();
+        forged.extend_from_slice(&1u32.to_be_bytes());
+        forged.extend_from_slice(&vec![0; tx.rtp_overhead()]);
+        if suite == SrtpSuite::AeadAes128Gcm {
+            // AEAD puts the index word last.
+            forged.truncate(report.len());
+            forged.extend_from_slice(&[0; 16]);
+            forged.extend_from_slice(&1u32.to_be_bytes());
+        }
+        let mut out = Vec::new();
+        assert_eq!(
+            rx.unprotect_rtcp(&forged, &mut out),
+            Err(SrtpError::Authentication),
+            "{suite}"
+        );
+        // The genuine packet carries E = 1 and still opens.
+        let mut wire = Vec::new();
+        tx.protect_rtcp(&report, &mut wire).unwrap();
+        rx.unprotect_rtcp(&wire, &mut out).unwrap();
+        assert_eq!(out, report);
+    }
+}
