@@ -264,6 +264,9 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
         credentials_file: sc.credentials_file.clone(),
         realm,
         own_user: sc.register_username(),
+        // Plain signalling until SIP over TLS is wired here: then the
+        // transport says whether SDES keys may go into the SDP.
+        media_security: config.media.security(false),
     };
     let core = core::Core::new(settings, registrar, IdGenerator::from_entropy());
     let shell = run::Shell::new(core, handle, parts, media.handle(), commands.clone());

@@ -47,6 +47,7 @@ pub(super) fn settings(embedded_registrar: bool) -> Settings {
         credentials_file: None,
         realm: "example.net".into(),
         own_user: None,
+        media_security: Default::default(),
     }
 }
 
