@@ -15,7 +15,7 @@ pub mod validate;
 use crate::sensor::SensorConfig;
 use locate::{KeyPath, Position, Target};
 use serde_yaml::Value;
-use sipsensor_protocol::Transport;
+use sipsensor_protocol::{SrtpPolicy, Transport};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,6 +38,7 @@ pub struct Config {
     pub sensors: Vec<SensorConfig>,
     pub gpio: GpioConfig,
     pub realtime: RealtimeConfig,
+    pub media: MediaConfig,
     pub logging: LoggingConfig,
     pub status: StatusConfig,
     /// The files this configuration was read from, in merge order.
@@ -133,6 +134,28 @@ pub struct RealtimeConfig {
     /// SCHED_FIFO priority, 1-99.
     pub priority: u8,
     pub cpu: Option<u16>,
+}
+
+/// How streams are protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MediaConfig {
+    /// `media.srtp`; `None`: decided by the signalling (see
+    /// [`MediaConfig::srtp_policy`]).
+    pub srtp: Option<SrtpPolicy>,
+}
+
+impl MediaConfig {
+    /// The SRTP policy in force: the configured one, else required when
+    /// the signalling is secure (SDES keys may travel) and optional
+    /// otherwise (which offers and takes plain RTP only, since no key is
+    /// ever put in SDP over insecure signalling).
+    pub fn srtp_policy(&self, signalling_secure: bool) -> SrtpPolicy {
+        self.srtp.unwrap_or(if signalling_secure {
+            SrtpPolicy::Required
+        } else {
+            SrtpPolicy::Optional
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

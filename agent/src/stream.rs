@@ -39,12 +39,14 @@ use crate::status::StatusHub;
 use engine::{CoreOptions, CoreParts};
 use layout::Layout;
 use rtcp_rx::RtcpReceiver;
-use sipsensor_protocol::{IdGenerator, OutboxConfig, RtpSender, StreamDescription};
+use sipsensor_protocol::{
+    IdGenerator, OutboxConfig, RtpSender, SrtpContext, SrtpError, SrtpKeys, StreamDescription,
+};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use worker::{Command, Job, Sockets};
+use worker::{Command, Job, Protector, Sockets};
 
 /// Commands in flight; a reconfiguration needs one slot.
 const COMMANDS: usize = 4;
@@ -67,6 +69,8 @@ pub enum StreamError {
     ClockChanged { current: u32, new: u32 },
     #[error("socket: {0}")]
     Socket(#[source] std::io::Error),
+    #[error("SRTP: {0}")]
+    Srtp(#[source] SrtpError),
     #[error("cannot start the sender threads: {0}")]
     Thread(#[source] std::io::Error),
     #[error("the sender has {COMMANDS} commands queued already")]
@@ -133,6 +137,10 @@ pub struct StreamPlan {
     /// Names of the GPIO inputs, in the order of `Event::input`.
     pub inputs: Vec<String>,
     pub options: StreamOptions,
+    /// The SRTP keys agreed (RFC 4568): every RTP and RTCP packet is
+    /// protected with `send`, the collector's RTCP checked with `receive`.
+    /// `None`: plain RTP.
+    pub srtp: Option<SrtpKeys>,
 }
 
 /// A `start` that failed, with the parts it was given back.
@@ -187,6 +195,7 @@ pub struct Streamer {
     inputs: Vec<String>,
     description: StreamDescription,
     ssrc: u32,
+    srtp: Option<SrtpKeys>,
 }
 
 impl Streamer {
@@ -223,6 +232,10 @@ impl Streamer {
             Ok(s) => s,
             Err(e) => return Err(fail(StreamError::Socket(e), board, events)),
         };
+        let (protector, srtcp_in) = match srtp_contexts(plan.srtp.as_ref()) {
+            Ok(c) => c,
+            Err(e) => return Err(fail(StreamError::Srtp(e), board, events)),
+        };
         let levels = status
             .snapshot()
             .inputs
@@ -238,7 +251,7 @@ impl Streamer {
         let (retired_tx, retired) = rtrb::RingBuffer::new(2 * COMMANDS + 2);
         let ssrc = plan.sender.ssrc();
         let (rtcp_rx, rtcp_tx) = (plan.rtcp, sockets.1);
-        let receiver = match RtcpReceiver::spawn(rtcp_rx, ssrc, stats.clone(), sizes_tx) {
+        let receiver = match RtcpReceiver::spawn(rtcp_rx, ssrc, stats.clone(), sizes_tx, srtcp_in) {
             Ok(r) => r,
             Err(e) => return Err(fail(StreamError::Thread(e), board, events)),
         };
@@ -265,6 +278,7 @@ impl Streamer {
                 rtcp: rtcp_tx,
                 remote_rtp: plan.remote_rtp,
                 remote_rtcp: plan.remote_rtcp,
+                srtp: protector,
             },
             commands: commands_rx,
             retired: retired_tx,
@@ -288,6 +302,7 @@ impl Streamer {
                 inputs: plan.inputs,
                 description: plan.description,
                 ssrc,
+                srtp: plan.srtp,
             }),
             Err(e) => {
                 let _ = receiver.stop();
@@ -322,6 +337,11 @@ impl Streamer {
     /// Send to a new address (a re-INVITE moved the collector).
     pub fn set_remote(&mut self, rtp: SocketAddr, rtcp: SocketAddr) -> Result<(), StreamError> {
         self.send(Command::Remote { rtp, rtcp })
+    }
+
+    /// The SRTP keys the stream was started with.
+    pub fn srtp_keys(&self) -> Option<&SrtpKeys> {
+        self.srtp.as_ref()
     }
 
     /// The description last given (applied at the next packet boundary).
@@ -403,6 +423,19 @@ impl Drop for Streamer {
 
 /// Non-blocking sockets, and a second handle on the RTCP one for sending
 /// (the receiver thread reads the original).
+/// The sender's outbound context and the RTCP receiver's inbound one.
+fn srtp_contexts(
+    keys: Option<&SrtpKeys>,
+) -> Result<(Option<Protector>, Option<SrtpContext>), SrtpError> {
+    let Some(keys) = keys else {
+        return Ok((None, None));
+    };
+    Ok((
+        Some(Protector::new(SrtpContext::outbound(&keys.send)?)),
+        Some(SrtpContext::inbound(&keys.receive)?),
+    ))
+}
+
 fn sockets(plan: &StreamPlan) -> std::io::Result<(UdpSocket, UdpSocket)> {
     let rtp = plan.rtp.try_clone()?;
     rtp.set_nonblocking(true)?;

@@ -102,6 +102,7 @@ fn the_sender_allocates_nothing_while_streaming() {
             memory_lock: MemoryLock::Off,
             ..StreamOptions::default()
         },
+        srtp: None,
     };
     let rt = RealtimeConfig {
         priority: 10,

@@ -44,6 +44,9 @@ pub struct Metrics {
     /// SIP authentication attempts (REGISTER, INVITE) by `outcome`:
     /// accepted, challenged, wrong_password, unknown_user, blocked...
     pub sip_auth: Family<Label1, Counter>,
+    /// SRTP/SRTCP packets dropped, by `reason` (authentication, replay,
+    /// foreign_ssrc): forged, replayed or under another key (RFC 3711 3.3).
+    pub srtp_rejected: Family<Label1, Counter>,
 }
 
 #[derive(Debug)]
@@ -66,6 +69,7 @@ impl Metrics {
             retention_deleted: Family::default(),
             packets_rejected: Family::default(),
             sip_auth: Family::default(),
+            srtp_rejected: Family::default(),
         };
         registry.register(
             "sipsensor_collector_samples_stored",
@@ -127,6 +131,11 @@ impl Metrics {
             "sipsensor_collector_sip_auth",
             "SIP authentication attempts by outcome",
             m.sip_auth.clone(),
+        );
+        registry.register(
+            "sipsensor_collector_srtp_rejected",
+            "SRTP and SRTCP packets dropped (failed authentication, replayed, another SSRC), by reason",
+            m.srtp_rejected.clone(),
         );
         registry.register_collector(Box::new(StreamsCollector(streams)));
         Arc::new(Metrics { registry, ..m })

@@ -282,6 +282,9 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
         realm,
         own_user: sc.register_username(),
         calling_user: sc.calling.as_ref().map(|c| c.username.clone()),
+        // Plain signalling until SIP over TLS is wired here: then the
+        // transport says whether SDES keys may go into the SDP.
+        media_security: config.media.security(false),
     };
     let core = core::Core::new(settings, registrar, IdGenerator::from_entropy());
     let shell = run::Shell::new(core, handle, parts, media.handle(), commands.clone());

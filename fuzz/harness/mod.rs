@@ -10,6 +10,7 @@ pub mod sdp_parse;
 pub mod sip_inspect;
 pub mod sip_response;
 pub mod sip_uri;
+pub mod srtp_unprotect;
 pub mod stream_framer;
 pub mod user_agent;
 
@@ -29,4 +30,5 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("sip_response", sip_response::run),
     ("registrar", registrar::run),
     ("user_agent", user_agent::run),
+    ("srtp_unprotect", srtp_unprotect::run),
 ];

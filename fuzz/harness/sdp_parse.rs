@@ -12,5 +12,13 @@ pub fn run(data: &[u8]) {
     // The sensor-stream reader must cope with whatever media it is given.
     for media in &sdp.media {
         let _ = sipsensor_protocol::StreamDescription::from_media(media);
+        // SDES (RFC 4568): an a=crypto taken writes back to itself.
+        for value in media.attribute_values("crypto") {
+            if let Ok(crypto) = sipsensor_protocol::CryptoAttribute::parse(value) {
+                let again = sipsensor_protocol::CryptoAttribute::parse(&crypto.value())
+                    .unwrap_or_else(|e| panic!("our own a=crypto does not parse: {e}"));
+                assert_eq!(crypto, again, "a=crypto changed in a round trip");
+            }
+        }
     }
 }

@@ -40,18 +40,19 @@ pub use rtcp::{
 };
 pub use rtp::{
     ReceiverStats as RtpReceiverStats, RtpError, RtpPacket, RtpReceiver, RtpSender,
-    SendError as RtpSendError, Verdict as RtpVerdict, parse as parse_rtp,
+    SendError as RtpSendError, SrtpContext, SrtpError, Verdict as RtpVerdict, parse as parse_rtp,
 };
 
 // SDP offer/answer for sensor streams (RFC 3264, RFC 4566).
 pub use sdp::{
     Agreed, AnswerPolicy, Attribute as SdpAttribute, Bandwidth as SdpBandwidth, ChannelSpec,
-    Connection as SdpConnection, Direction as MediaDirection, EventFormat, LocalMedia, LocalSdp,
-    MEDIA as SDP_MEDIA, Media as SdpMedia, NegotiationError, Origin as SdpOrigin,
-    PROTO as SDP_PROTO, ReceivePolicy, RemoteMedia, Role as StreamRole, SampleFormat, Sdp,
-    SdpError, StreamConfigs, StreamDescription, StreamError, Timing as SdpTiming, Unit,
-    answer as answer_offer, apply_answer, offer as make_offer, parse as parse_sdp,
-    parse_str as parse_sdp_str,
+    Connection as SdpConnection, CryptoAttribute, Direction as MediaDirection, EventFormat,
+    LocalMedia, LocalSdp, MEDIA as SDP_MEDIA, Media as SdpMedia, MediaSecurity, NegotiationError,
+    Origin as SdpOrigin, PROTO as SDP_PROTO, PROTO_SAVP as SDP_PROTO_SAVP, ReceivePolicy,
+    RemoteMedia, Role as StreamRole, SampleFormat, SdesError, Sdp, SdpError, SrtpKey, SrtpKeys,
+    SrtpPolicy, SrtpRefusal, SrtpSuite, StreamConfigs, StreamDescription, StreamError,
+    Timing as SdpTiming, Unit, answer as answer_offer, apply_answer, offer as make_offer,
+    parse as parse_sdp, parse_str as parse_sdp_str,
 };
 
 // SIP messages (RFC 3261 section 7): `rsip`'s types, so the apps need no

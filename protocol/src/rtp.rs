@@ -2,8 +2,10 @@
 //! (5.1), and the receiver's statistics (A.1, A.3, A.8) in [`RtpReceiver`].
 
 mod receiver;
+mod srtp;
 
 pub use receiver::{ReceiverStats, RtpReceiver, Verdict};
+pub use srtp::{SrtpContext, SrtpError};
 
 use crate::ids::IdGenerator;
 use crate::payload::{self, EncodeError, EventBatch};

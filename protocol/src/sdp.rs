@@ -12,11 +12,13 @@
 //! which would lose this format's own `a=sensor-channel` lines.
 
 mod attributes;
+mod keying;
 mod model;
 mod narrow;
 mod negotiate;
 mod origin;
 mod parse;
+mod sdes;
 mod stream;
 mod terms;
 mod transport;
@@ -26,11 +28,15 @@ pub use model::{Attribute, Bandwidth, Connection, Media, Origin, Sdp, Timing};
 pub use negotiate::{Agreed, AnswerPolicy, answer, apply_answer, offer};
 pub use origin::LocalSdp;
 pub use parse::{SdpError, parse};
+pub use sdes::{CryptoAttribute, SdesError, SrtpKey, SrtpKeys, SrtpSuite};
 pub use stream::{
     ChannelSpec, EventFormat, MAX_CHANNELS, SampleFormat, StreamConfigs, StreamDescription,
     StreamError,
 };
-pub use terms::{MEDIA, NegotiationError, PROTO, ReceivePolicy, Role};
+pub use terms::{
+    MEDIA, MediaSecurity, NegotiationError, PROTO, PROTO_SAVP, ReceivePolicy, Role, SrtpPolicy,
+    SrtpRefusal,
+};
 pub use transport::{Direction, LocalMedia, RemoteMedia};
 pub use units::Unit;
 

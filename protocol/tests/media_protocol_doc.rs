@@ -127,6 +127,7 @@ fn agent_media() -> LocalMedia {
         rtcp: None,
         ssrc: Some(SSRC),
         cname: Some("s1@198.51.100.10".into()),
+        security: Default::default(),
     }
 }
 

@@ -134,6 +134,7 @@ fn session() -> Vec<Vec<u8>> {
         rtcp: None,
         ssrc: Some(tx.ssrc()),
         cname: Some("s1@198.51.100.10".into()),
+        security: Default::default(),
     };
     let offer_sdp = make_offer(
         &desc,

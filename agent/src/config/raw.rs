@@ -22,6 +22,7 @@ pub struct RawConfig {
     pub sensors: Vec<RawSensor>,
     pub gpio: RawGpio,
     pub realtime: RawRealtime,
+    pub media: RawMedia,
     pub logging: RawLogging,
     pub status: RawStatus,
     pub secrets_file: String,
@@ -36,6 +37,7 @@ impl Default for RawConfig {
             sensors: Vec::new(),
             gpio: RawGpio::default(),
             realtime: RawRealtime::default(),
+            media: RawMedia::default(),
             logging: RawLogging::default(),
             status: RawStatus::default(),
             secrets_file: DEFAULT_SECRETS_FILE.into(),
@@ -250,6 +252,20 @@ impl Default for RawRealtime {
             cpu: None,
         }
     }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawMedia {
+    pub srtp: Option<RawSrtp>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawSrtp {
+    Required,
+    Optional,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]

@@ -406,3 +406,21 @@ fn not_listening_needs_a_tcp_flow_to_a_registrar() {
     let c = with_sip("  transport: tcp\n  registrar: sip:b.example\n").unwrap();
     assert!(!c.sip.listen);
 }
+
+#[test]
+fn media_srtp_follows_the_signalling_unless_configured() {
+    use sipsensor_protocol::SrtpPolicy;
+    let f = Files::new();
+    let c = f.load(&[&f.base(SIM)], &[]).unwrap();
+    assert_eq!(c.media.srtp, None);
+    assert_eq!(c.media.srtp_policy(true), SrtpPolicy::Required);
+    assert_eq!(c.media.srtp_policy(false), SrtpPolicy::Optional);
+    let c = f
+        .load(&[&f.base(&format!("{SIM}media:\n  srtp: off\n"))], &[])
+        .unwrap();
+    assert_eq!(c.media.srtp_policy(true), SrtpPolicy::Off);
+    let e = f
+        .load(&[&f.base(&format!("{SIM}media:\n  srtp: maybe\n"))], &[])
+        .unwrap_err();
+    assert!(e.contains("media.srtp") || e.contains("maybe"), "{e}");
+}

@@ -159,6 +159,13 @@ pub(super) fn validate(raw: &RawConfig) -> Result<Config, Vec<Diag>> {
                 priority: u8::try_from(rt.priority).unwrap_or(50),
                 cpu: rt.cpu.and_then(|c| u16::try_from(c).ok()),
             },
+            media: MediaConfig {
+                srtp: raw.media.srtp.map(|s| match s {
+                    RawSrtp::Required => SrtpPolicy::Required,
+                    RawSrtp::Optional => SrtpPolicy::Optional,
+                    RawSrtp::Off => SrtpPolicy::Off,
+                }),
+            },
             logging: LoggingConfig { level },
             status: StatusConfig { socket },
             sources: Vec::new(),

@@ -1,8 +1,9 @@
 //! What the agent can send, in the protocol's terms: the configured stream
-//! as a [`StreamDescription`] (docs/protocol.md section 2).
+//! as a [`StreamDescription`] (docs/protocol.md section 2), and whether it
+//! is offered and taken with SRTP.
 
 use sipsensor_protocol::{
-    ChannelSpec as WireChannel, EventFormat, SampleFormat, StreamDescription,
+    ChannelSpec as WireChannel, EventFormat, MediaSecurity, SampleFormat, StreamDescription,
 };
 
 use crate::config::Config;
@@ -18,6 +19,15 @@ pub enum MediaError {
     Scale { channel: String, scale: String },
     #[error("stream: {0}")]
     Invalid(#[from] sipsensor_protocol::StreamError),
+}
+
+/// Whether streams are SRTP: `media.srtp`, and whether the SIP flow the
+/// SDP travels on is TLS (SDES keys only ever go over secure signalling).
+pub fn security(config: &Config, signalling_secure: bool) -> MediaSecurity {
+    MediaSecurity {
+        srtp: config.media.srtp_policy(signalling_secure),
+        signalling_secure,
+    }
 }
 
 /// The stream the configuration describes, at full rate: the clock runs at

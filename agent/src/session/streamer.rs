@@ -103,6 +103,7 @@ impl Media for StreamerMedia {
             channels: self.channels.clone(),
             inputs: self.inputs.clone(),
             options: StreamOptions::default(),
+            srtp: agreed.srtp.clone(),
         };
         match Streamer::start(
             plan,
@@ -138,6 +139,12 @@ impl Media for StreamerMedia {
         let Some(streamer) = self.running.as_mut() else {
             return self.start(agreed);
         };
+        if streamer.srtp_keys() != agreed.srtp.as_ref() {
+            // New keys (each offer/answer makes fresh ones, RFC 4568 7.1):
+            // a new stream under them, continuing the SSRC, sequence and
+            // timestamps (`stop` keeps them for `start`).
+            return self.start(agreed);
+        }
         let Some(remote) = agreed.remote else {
             self.stop();
             return Ok(());

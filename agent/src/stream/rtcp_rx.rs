@@ -8,7 +8,9 @@
 
 use super::stats::{Shared, bump};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use sipsensor_protocol::{NtpTime, ReportBlock, RtcpPacket, parse_rtcp_compound, round_trip_time};
+use sipsensor_protocol::{
+    NtpTime, ReportBlock, RtcpPacket, SrtpContext, parse_rtcp_compound, round_trip_time,
+};
 use std::io::ErrorKind;
 use std::net::UdpSocket;
 use std::os::fd::{AsFd, OwnedFd};
@@ -32,17 +34,20 @@ pub(crate) struct RtcpReceiver {
 impl RtcpReceiver {
     /// Read `socket` (non-blocking) for reports about `ssrc`; each
     /// compound's size goes to `sizes` for the RTCP interval (6.3.3).
+    /// With `srtp`, only compounds that pass SRTCP (RFC 3711 3.4) are
+    /// read; the others are counted and dropped.
     pub fn spawn(
         socket: UdpSocket,
         ssrc: u32,
         stats: Arc<Shared>,
         sizes: rtrb::Producer<u16>,
+        srtp: Option<SrtpContext>,
     ) -> std::io::Result<RtcpReceiver> {
         let (stop_rx, stop) = nix::unistd::pipe().map_err(std::io::Error::from)?;
         let thread = std::thread::Builder::new()
             .name("rtcp-receiver".into())
             .stack_size(64 * 1024)
-            .spawn(move || run(socket, &stop_rx, ssrc, &stats, sizes))?;
+            .spawn(move || run(socket, &stop_rx, ssrc, &stats, sizes, srtp))?;
         Ok(RtcpReceiver { thread, stop })
     }
 
@@ -59,8 +64,10 @@ fn run(
     ssrc: u32,
     stats: &Shared,
     mut sizes: rtrb::Producer<u16>,
+    mut srtp: Option<SrtpContext>,
 ) -> UdpSocket {
     let mut buf = vec![0u8; RECV_BUF];
+    let mut plain = Vec::with_capacity(RECV_BUF);
     loop {
         let mut fds = [
             PollFd::new(socket.as_fd(), PollFlags::POLLIN),
@@ -80,7 +87,15 @@ fn run(
         for _ in 0..BURST {
             match socket.recv_from(&mut buf) {
                 Ok((n, _from)) => {
-                    let data = buf.get(..n).unwrap_or_default();
+                    let mut data = buf.get(..n).unwrap_or_default();
+                    if let Some(context) = srtp.as_mut() {
+                        if context.unprotect_rtcp(data, &mut plain).is_err() {
+                            bump(&stats.rtcp_received, 1);
+                            bump(&stats.srtcp_rejected, 1);
+                            continue;
+                        }
+                        data = &plain;
+                    }
                     handle(data, ssrc, stats, SystemTime::now());
                     let _ = sizes.push(u16::try_from(n).unwrap_or(u16::MAX));
                 }
@@ -212,7 +227,7 @@ mod tests {
         let addr = sock.local_addr().unwrap();
         let stats = Arc::new(Shared::default());
         let (tx, mut sizes) = rtrb::RingBuffer::new(8);
-        let rx = RtcpReceiver::spawn(sock, 7, stats.clone(), tx).unwrap();
+        let rx = RtcpReceiver::spawn(sock, 7, stats.clone(), tx, None).unwrap();
         let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
         let packet = rr(7, 0, 0, false);
         peer.send_to(&packet, addr).unwrap();

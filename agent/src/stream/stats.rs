@@ -29,6 +29,7 @@ pub(crate) struct Shared {
     pub config: AtomicU64,
     pub rtcp_received: AtomicU64,
     pub rtcp_malformed: AtomicU64,
+    pub srtcp_rejected: AtomicU64,
     pub receiver_reports: AtomicU64,
     /// The report block's second word (fraction lost << 24 | cumulative
     /// lost, 24-bit signed) in the high half, jitter in the low half.
@@ -59,6 +60,7 @@ impl Default for Shared {
             config: AtomicU64::new(0),
             rtcp_received: AtomicU64::new(0),
             rtcp_malformed: AtomicU64::new(0),
+            srtcp_rejected: AtomicU64::new(0),
             receiver_reports: AtomicU64::new(0),
             last_report: AtomicU64::new(0),
             extended_highest_seq: AtomicU64::new(0),
@@ -121,6 +123,9 @@ pub struct StreamStats {
     /// RTCP compounds received, and how many of them were malformed.
     pub rtcp_received: u64,
     pub rtcp_malformed: u64,
+    /// RTCP compounds dropped because they failed SRTCP authentication or
+    /// were replays (RFC 3711 3.4): forged, or under another key.
+    pub srtcp_rejected: u64,
     /// Report blocks about our SSRC received.
     pub receiver_reports: u64,
     pub last_report: Option<LastReport>,
@@ -167,6 +172,7 @@ impl Shared {
             config: l(&self.config) as u8,
             rtcp_received: l(&self.rtcp_received),
             rtcp_malformed: l(&self.rtcp_malformed),
+            srtcp_rejected: l(&self.srtcp_rejected),
             receiver_reports,
             last_report,
             peer_bye: self.peer_bye.load(Ordering::Relaxed),

@@ -6,8 +6,8 @@ use super::sim::{Checker, SimStream};
 use super::*;
 use crate::handoff::{self, Event};
 use sipsensor_protocol::{
-    EventFormat, Payload, ReceiverReport, ReportBlock, RtcpPacket, SrMapping, decode_payload,
-    parse_rtcp_compound, parse_rtp, receiver_report_compound,
+    EventFormat, Payload, ReceiverReport, ReportBlock, RtcpPacket, SrMapping, SrtpKey, SrtpSuite,
+    decode_payload, parse_rtcp_compound, parse_rtp, receiver_report_compound,
 };
 use std::time::SystemTime;
 
@@ -69,6 +69,17 @@ fn start_with(
     events: EventReceiver,
     options: StreamOptions,
 ) -> Running {
+    start_keyed(sim, desc, inputs, events, options, None)
+}
+
+fn start_keyed(
+    sim: SimStream,
+    desc: StreamDescription,
+    inputs: &[&str],
+    events: EventReceiver,
+    options: StreamOptions,
+    srtp: Option<SrtpKeys>,
+) -> Running {
     let hub = StatusHub::new();
     let (board, runner) = sim.board(&hub).unwrap();
     let collector = Collector::new();
@@ -88,6 +99,7 @@ fn start_with(
         channels: sim.channels.clone(),
         inputs: inputs.iter().map(|s| (*s).to_owned()).collect(),
         options,
+        srtp,
     };
     let rt = RealtimeConfig {
         priority: 10,
@@ -377,6 +389,7 @@ fn a_plan_that_does_not_fit_the_board_gives_the_parts_back() {
         channels,
         inputs: vec!["door".into()],
         options: quick(),
+        srtp: None,
     };
     let rt = RealtimeConfig {
         priority: 10,
@@ -405,4 +418,73 @@ fn a_plan_that_does_not_fit_the_board_gives_the_parts_back() {
     assert!(matches!(failed.error, StreamError::UnknownChannel(ref n) if n == "sim.c9"));
     assert_eq!(failed.board.channels(), 2);
     runner.stop(Duration::from_secs(1));
+}
+
+#[test]
+fn under_srtp_every_packet_is_protected_and_forged_reports_are_dropped() {
+    let sim = SimStream::new(42, 2, 100, true);
+    let desc = sim.full_description(2);
+    let (_tx, events) = handoff::events(0, 1);
+    let suite = SrtpSuite::AesCm128HmacSha1_80;
+    let keys = SrtpKeys {
+        send: SrtpKey::generate(suite),
+        receive: SrtpKey::generate(suite),
+    };
+    let r = start_keyed(
+        sim.clone(),
+        desc.clone(),
+        &[],
+        events,
+        quick(),
+        Some(keys.clone()),
+    );
+    let pkts = r.collector.rtp_packets(10);
+
+    // RTCP to the agent: a plain RR, one under a stranger's key, one
+    // under the collector's key; only the last is read.
+    let rr = [0x80, 201, 0, 1, 0, 0, 0, 7];
+    let forger = UdpSocket::bind("127.0.0.1:0").unwrap();
+    forger.send_to(&rr, r.agent_rtcp).unwrap();
+    let mut wire = Vec::new();
+    let stranger = SrtpKey::generate(suite);
+    SrtpContext::outbound(&stranger)
+        .unwrap()
+        .protect_rtcp(&rr, &mut wire)
+        .unwrap();
+    forger.send_to(&wire, r.agent_rtcp).unwrap();
+    SrtpContext::outbound(&keys.receive)
+        .unwrap()
+        .protect_rtcp(&rr, &mut wire)
+        .unwrap();
+    r.collector.rtcp.send_to(&wire, r.agent_rtcp).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while r.streamer.stats().rtcp_received < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let stats = r.streamer.stats();
+    r.streamer.stop().unwrap();
+    assert!(r.runner.stop(Duration::from_secs(1)));
+    assert_eq!(
+        (
+            stats.rtcp_received,
+            stats.srtcp_rejected,
+            stats.rtcp_malformed
+        ),
+        (3, 2, 0)
+    );
+
+    assert_eq!(pkts.len(), 10);
+    let mut rx = SrtpContext::inbound(&keys.send).unwrap();
+    let mut wrong = SrtpContext::inbound(&keys.receive).unwrap();
+    let mut checker = Checker::new(sim, desc);
+    let mut plain = Vec::new();
+    for (p, _) in &pkts {
+        assert!(wrong.unprotect_rtp(p, &mut plain).is_err());
+        rx.unprotect_rtp(p, &mut plain).unwrap();
+        assert_eq!(p.len(), plain.len() + 10, "the 80-bit tag");
+        assert_ne!(p[12..plain.len()], plain[12..], "the payload is encrypted");
+        checker.packet(&plain).unwrap();
+    }
+    let rep = &checker.report;
+    assert_eq!(rep.instants_matched + rep.instants_missing, 20);
 }

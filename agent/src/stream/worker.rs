@@ -9,7 +9,7 @@ use super::rt::{self, MonoClock};
 use super::stats::Shared;
 use crate::config::RealtimeConfig;
 use crate::handoff::{Board, EventReceiver};
-use sipsensor_protocol::IdGenerator;
+use sipsensor_protocol::{IdGenerator, SrtpContext};
 use sipsensor_runtime::realtime::MemoryLock;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;
@@ -34,15 +34,50 @@ pub(crate) struct Sockets {
     pub rtcp: UdpSocket,
     pub remote_rtp: SocketAddr,
     pub remote_rtcp: SocketAddr,
+    /// SRTP/SRTCP when negotiated: every packet is protected before it
+    /// leaves (RFC 3711 3.3, 3.4).
+    pub srtp: Option<Protector>,
+}
+
+/// This side's outbound SRTP context and the buffer protected packets are
+/// written to (sized up front so sending does not grow it).
+#[derive(Debug)]
+pub(crate) struct Protector {
+    pub context: SrtpContext,
+    pub buf: Vec<u8>,
+}
+
+impl Protector {
+    /// Room for the largest datagram plus the SRTCP trailer.
+    const CAPACITY: usize = 2048;
+
+    pub fn new(context: SrtpContext) -> Self {
+        Protector {
+            context,
+            buf: Vec::with_capacity(Self::CAPACITY),
+        }
+    }
 }
 
 impl Sink for Sockets {
     fn rtp(&mut self, packet: &[u8]) -> bool {
-        self.rtp.send_to(packet, self.remote_rtp).is_ok()
+        match &mut self.srtp {
+            None => self.rtp.send_to(packet, self.remote_rtp).is_ok(),
+            Some(p) => {
+                p.context.protect_rtp(packet, &mut p.buf).is_ok()
+                    && self.rtp.send_to(&p.buf, self.remote_rtp).is_ok()
+            }
+        }
     }
 
     fn rtcp(&mut self, packet: &[u8]) -> bool {
-        self.rtcp.send_to(packet, self.remote_rtcp).is_ok()
+        match &mut self.srtp {
+            None => self.rtcp.send_to(packet, self.remote_rtcp).is_ok(),
+            Some(p) => {
+                p.context.protect_rtcp(packet, &mut p.buf).is_ok()
+                    && self.rtcp.send_to(&p.buf, self.remote_rtcp).is_ok()
+            }
+        }
     }
 }
 

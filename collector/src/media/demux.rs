@@ -225,6 +225,19 @@ impl Demux {
         Ok((key, replayed))
     }
 
+    /// Takes the RTP kept for `ips` (a sensor we called streamed before its
+    /// stream was set up) as (data, source, arrival), so an SRTP stream's
+    /// are authenticated before they are replayed.
+    pub fn take_kept(&mut self, ips: &[IpAddr]) -> Vec<(Vec<u8>, SocketAddr, Instant)> {
+        let (mine, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.limbo)
+            .into_iter()
+            .partition(|e| ips.contains(&e.from.ip().to_canonical()));
+        self.limbo = rest;
+        mine.into_iter()
+            .map(|e| (e.data, e.from, e.arrival))
+            .collect()
+    }
+
     /// Stops routing packets to a stream and gives it back (to be
     /// finished); its later packets are unknown.
     pub fn remove(&mut self, key: StreamKey) -> Option<StreamRx> {

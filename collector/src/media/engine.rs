@@ -1,6 +1,7 @@
 //! The media engine: the receive thread ([`receive`]) and the
 //! [`MediaHandle`] the SIP side talks to it through.
 
+mod decrypt;
 mod receive;
 
 use super::StreamSetup;
@@ -36,6 +37,8 @@ pub enum MediaError {
     Thread(std::io::Error),
     #[error(transparent)]
     Full(#[from] Full),
+    #[error("SRTP: {0}")]
+    Srtp(#[from] sipsensor_protocol::SrtpError),
     #[error("the media engine has stopped")]
     Stopped,
 }

@@ -59,6 +59,7 @@ pub fn agreed(d: StreamDescription) -> Agreed {
         }),
         remote_ssrc: Some(SSRC),
         remote_cname: None,
+        srtp: None,
     }
 }
 

@@ -37,7 +37,7 @@
 use ipnet::IpNet;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
-use sipsensor_protocol::{SipUri, UriError};
+use sipsensor_protocol::{MediaSecurity, SipUri, SrtpPolicy, UriError};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -352,6 +352,37 @@ pub struct MediaConfig {
     /// else to be checked against.
     #[serde(default = "default_max_clock_offset_s")]
     pub max_clock_offset_s: NonZeroU32,
+    /// SRTP (RFC 3711, keys by SDES, RFC 4568); `None`: required when the
+    /// signalling is secure, optional otherwise.
+    #[serde(default)]
+    pub srtp: Option<SrtpMode>,
+}
+
+/// `media.srtp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SrtpMode {
+    Required,
+    Optional,
+    Off,
+}
+
+impl MediaConfig {
+    /// What offers and answers do about SRTP. SDES keys only ever travel
+    /// over secure signalling (the SDP carries them in clear).
+    pub fn security(&self, signalling_secure: bool) -> MediaSecurity {
+        let srtp = match self.srtp {
+            Some(SrtpMode::Required) => SrtpPolicy::Required,
+            Some(SrtpMode::Optional) => SrtpPolicy::Optional,
+            Some(SrtpMode::Off) => SrtpPolicy::Off,
+            None if signalling_secure => SrtpPolicy::Required,
+            None => SrtpPolicy::Optional,
+        };
+        MediaSecurity {
+            srtp,
+            signalling_secure,
+        }
+    }
 }
 
 fn default_rtp_bind() -> SocketAddr {
@@ -404,6 +435,7 @@ impl Default for MediaConfig {
             hold_before_sr_packets: default_hold(),
             max_clock_step_ms: default_max_clock_step_ms(),
             max_clock_offset_s: default_max_clock_offset_s(),
+            srtp: None,
         }
     }
 }
@@ -411,6 +443,17 @@ impl Default for MediaConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_srtp_follows_the_signalling_unless_configured() {
+        let media: MediaConfig = serde_yaml::from_str("{}").unwrap();
+        assert_eq!(media.security(true).srtp, SrtpPolicy::Required);
+        assert_eq!(media.security(false).srtp, SrtpPolicy::Optional);
+        assert!(!media.security(false).signalling_secure);
+        let off: MediaConfig = serde_yaml::from_str("srtp: off").unwrap();
+        assert_eq!(off.security(true).srtp, SrtpPolicy::Off);
+        assert!(serde_yaml::from_str::<MediaConfig>("srtp: sometimes").is_err());
+    }
 
     #[test]
     fn uri_syntax() {

@@ -27,7 +27,7 @@ use crate::media::StreamKey;
 use crate::storage::{SensorId, SensorState, SessionId, StorageError};
 use ipnet::IpNet;
 use sipsensor_protocol::{
-    Agreed, IdGenerator, LocalMedia, LocalSdp, Password, Registrar, Sdp, ServerId,
+    Agreed, IdGenerator, LocalMedia, LocalSdp, MediaSecurity, Password, Registrar, Sdp, ServerId,
     SessionId as UaSession, SipUri, StreamDescription, UaError, UaEvent,
 };
 use std::collections::{HashMap, VecDeque};
@@ -291,6 +291,8 @@ pub struct Settings {
     /// `sip.calling`: the user our calls answer sensors' challenges as
     /// (the same as `own_user` when both are set).
     pub calling_user: Option<String>,
+    /// Whether streams are offered and taken with SRTP.
+    pub media_security: MediaSecurity,
 }
 
 impl Settings {
@@ -516,6 +518,7 @@ impl Core {
         let mut m = LocalMedia::new(self.settings.rtp);
         m.ssrc = Some(self.ids.u32());
         m.cname = Some(self.settings.cname());
+        m.security = self.settings.media_security;
         m
     }
 

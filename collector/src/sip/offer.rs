@@ -6,8 +6,8 @@ use super::control::WantedStream;
 use crate::config::{Policy, PolicyMode};
 use sipsensor_protocol::{
     AnswerPolicy, ChannelSpec, EventFormat, LocalMedia, LocalSdp, NegotiationError, ReceivePolicy,
-    SDP_MEDIA, SDP_PROTO, SampleFormat, Sdp, StreamDescription, StreamError, StreamRole, Unit,
-    answer_offer, make_offer,
+    SDP_MEDIA, SDP_PROTO, SDP_PROTO_SAVP, SampleFormat, Sdp, StreamDescription, StreamError,
+    StreamRole, Unit, answer_offer, make_offer,
 };
 use std::net::SocketAddr;
 
@@ -37,11 +37,16 @@ pub fn receive_policy(policy: &Policy, offered: &StreamDescription) -> ReceivePo
     p
 }
 
-/// The first sensor stream of an SDP (the full offer an agent made).
+/// The first sensor stream of an SDP (the full offer an agent made), plain
+/// or SRTP.
 pub fn sensor_description(sdp: &Sdp) -> Option<StreamDescription> {
     sdp.media
         .iter()
-        .filter(|m| m.port != 0 && m.media == SDP_MEDIA && m.proto == SDP_PROTO)
+        .filter(|m| {
+            m.port != 0
+                && m.media == SDP_MEDIA
+                && (m.proto == SDP_PROTO || m.proto == SDP_PROTO_SAVP)
+        })
         .find_map(|m| StreamDescription::from_media(m).ok().flatten())
 }
 
@@ -237,6 +242,17 @@ mod tests {
             summary(&half),
             "temperature, humidity, pressure at 5 Hz; events of door (cfg 2)"
         );
+    }
+
+    #[test]
+    fn an_srtp_offer_is_a_sensor_offer_too() {
+        let anywhere = LocalMedia::new(SocketAddr::from(([192, 0, 2, 1], 9)));
+        let mut origin = LocalSdp::with_session_id("-", anywhere.rtp.ip(), 1);
+        let mut sdp = make_offer(&full(), StreamRole::Sender, &anywhere, &mut origin).unwrap();
+        sdp.media[0].proto = SDP_PROTO_SAVP.into();
+        assert_eq!(sensor_description(&sdp), Some(full()));
+        sdp.media[0].proto = "UDP/TLS/RTP/SAVP".into();
+        assert_eq!(sensor_description(&sdp), None);
     }
 
     #[test]

@@ -5,11 +5,13 @@
 //! INVITE (or in a 2xx to an INVITE without SDP) and in re-INVITEs; the
 //! collector in re-INVITEs that change rate or channels.
 
+use super::keying::{agreed_keys, answer_crypto, offer_crypto};
 use super::model::{Media, Sdp};
 use super::narrow::{check_answer, narrow_for_receiver, narrow_for_sender};
 use super::origin::LocalSdp;
+use super::sdes::SrtpKeys;
 use super::stream::StreamDescription;
-use super::terms::{MEDIA, NegotiationError, PROTO, ReceivePolicy, Role};
+use super::terms::{MEDIA, NegotiationError, PROTO, PROTO_SAVP, ReceivePolicy, Role};
 use super::transport::{Direction, LocalMedia, RemoteMedia, remote_of, remote_ssrc, sensor_media};
 
 /// The outcome of a completed offer/answer exchange.
@@ -24,6 +26,8 @@ pub struct Agreed {
     /// The peer's SSRC and CNAME from `a=ssrc`, when given.
     pub remote_ssrc: Option<u32>,
     pub remote_cname: Option<String>,
+    /// The SRTP keys when the stream is `RTP/SAVP`; `None` for plain RTP.
+    pub srtp: Option<SrtpKeys>,
 }
 
 impl Agreed {
@@ -44,7 +48,8 @@ pub enum AnswerPolicy {
 }
 
 /// The offer for a stream (RFC 3264 section 5). The agent offers
-/// `sendonly`, the collector `recvonly`.
+/// `sendonly`, the collector `recvonly`; `RTP/SAVP` with fresh keys when
+/// `local.security` asks for SRTP.
 pub fn offer(
     desc: &StreamDescription,
     role: Role,
@@ -56,7 +61,8 @@ pub fn offer(
         Role::Sender => Direction::SendOnly,
         Role::Receiver => Direction::RecvOnly,
     };
-    let media = sensor_media(desc, local, direction);
+    let crypto = offer_crypto(local.security)?;
+    let media = sensor_media(desc, local, direction, &crypto);
     Ok(origin.stamp(vec![media]))
 }
 
@@ -73,7 +79,7 @@ fn find_sensor(sdp: &Sdp) -> Result<(usize, StreamDescription), NegotiationError
             continue;
         }
         match StreamDescription::from_media(m)? {
-            Some(desc) if m.proto == PROTO => return Ok((i, desc)),
+            Some(desc) if m.proto == PROTO || m.proto == PROTO_SAVP => return Ok((i, desc)),
             Some(_) => return Err(NegotiationError::Transport(m.proto.clone())),
             None => seen.push(format!("{} {} without a sensor format", m.media, m.proto)),
         }
@@ -113,6 +119,7 @@ pub fn answer(
         }
     };
     agreed_desc.validate()?;
+    let srtp = answer_crypto(m, local.security)?;
     // RFC 3264 6.1: the answer's direction mirrors the offer's.
     let direction = match (role, offered_dir) {
         (_, Direction::Inactive) => Direction::Inactive,
@@ -124,7 +131,8 @@ pub fn answer(
     let mut media = Vec::with_capacity(offer.media.len());
     for (i, om) in offer.media.iter().enumerate() {
         if i == index {
-            media.push(sensor_media(&agreed_desc, local, direction));
+            let crypto: Vec<_> = srtp.iter().map(|(ours, _)| ours.clone()).collect();
+            media.push(sensor_media(&agreed_desc, local, direction, &crypto));
         } else {
             // RFC 3264 6: rejected streams keep their place, with port 0.
             media.push(Media::new(&om.media, 0, &om.proto, om.formats.clone()));
@@ -138,6 +146,7 @@ pub fn answer(
         remote,
         remote_ssrc,
         remote_cname,
+        srtp: srtp.map(|(_, keys)| keys),
     };
     Ok((sdp, agreed))
 }
@@ -158,7 +167,7 @@ pub fn apply_answer(offer: &Sdp, answer: &Sdp, role: Role) -> Result<Agreed, Neg
     if am.port == 0 {
         return Err(NegotiationError::Declined);
     }
-    if am.media != MEDIA || am.proto != PROTO {
+    if am.media != MEDIA || (am.proto != PROTO && am.proto != PROTO_SAVP) {
         return Err(NegotiationError::NotSensorPeer(format!(
             "answered with {} {}",
             am.media, am.proto
@@ -168,6 +177,7 @@ pub fn apply_answer(offer: &Sdp, answer: &Sdp, role: Role) -> Result<Agreed, Neg
         NegotiationError::NotSensorPeer("the answer lists no sensor format".into())
     })?;
     check_answer(&offered, &got, role)?;
+    let srtp = agreed_keys(&offer.media[index], am)?;
     let answered_dir = Direction::of(answer, am);
     let direction = match (role, answered_dir) {
         (_, Direction::Inactive) => Direction::Inactive,
@@ -188,5 +198,6 @@ pub fn apply_answer(offer: &Sdp, answer: &Sdp, role: Role) -> Result<Agreed, Neg
         remote: remote_of(answer, am)?,
         remote_ssrc,
         remote_cname,
+        srtp,
     })
 }

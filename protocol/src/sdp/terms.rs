@@ -6,8 +6,10 @@
 use super::stream::StreamError;
 use thiserror::Error;
 
-/// The transport of every sensor stream (RFC 3551 profile).
+/// The transport of a plain sensor stream (RFC 3551 profile).
 pub const PROTO: &str = "RTP/AVP";
+/// The transport of an SRTP sensor stream (RFC 3711 12).
+pub const PROTO_SAVP: &str = "RTP/SAVP";
 /// The media type of every sensor stream.
 pub const MEDIA: &str = "application";
 
@@ -34,6 +36,58 @@ pub struct ReceivePolicy {
     pub samples_per_packet: Option<u8>,
 }
 
+/// Whether streams are protected with SRTP (RFC 3711) keyed by SDES
+/// (RFC 4568).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SrtpPolicy {
+    /// Only SRTP: plain offers get 488, and nothing is offered without
+    /// secure signalling.
+    Required,
+    /// SRTP when the signalling is secure, plain RTP otherwise.
+    Optional,
+    /// Plain RTP only: SRTP offers get 488.
+    #[default]
+    Off,
+}
+
+/// What decides whether a stream is offered or accepted with SRTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MediaSecurity {
+    pub srtp: SrtpPolicy,
+    /// Whether the SDP travels over signalling that no one else can read
+    /// (SIP over TLS). SDES keys are in the SDP in clear (RFC 4568 8.3),
+    /// so none are written or taken without it.
+    pub signalling_secure: bool,
+}
+
+impl MediaSecurity {
+    /// Whether an offer made now is an SRTP one.
+    pub(super) fn offers_srtp(self) -> Result<bool, NegotiationError> {
+        match (self.srtp, self.signalling_secure) {
+            (SrtpPolicy::Off, _) | (SrtpPolicy::Optional, false) => Ok(false),
+            (_, true) => Ok(true),
+            (SrtpPolicy::Required, false) => Err(NegotiationError::Srtp(SrtpRefusal::Insecure)),
+        }
+    }
+}
+
+/// Why a stream's SRTP offer or answer is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SrtpRefusal {
+    #[error("SRTP keys are never sent or taken over signalling that is not secure")]
+    Insecure,
+    #[error("SRTP is required and the stream is offered in plain RTP")]
+    Required,
+    #[error("SRTP is turned off")]
+    Off,
+    #[error("no acceptable a=crypto: {0}")]
+    NoAcceptableCrypto(String),
+    #[error("a=crypto tag {0} appears twice")]
+    DuplicateTag(u32),
+    #[error("the answer's a=crypto does not match an offered one: {0}")]
+    AnswerMismatch(String),
+}
+
 /// Why an offer cannot be accepted or an answer cannot be used.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum NegotiationError {
@@ -41,7 +95,7 @@ pub enum NegotiationError {
     Sdp(#[from] super::parse::SdpError),
     #[error("no sensor stream offered ({0})")]
     NoSensorStream(String),
-    #[error("sensor stream over {0}, only {PROTO} is supported")]
+    #[error("sensor stream over {0}, only {PROTO} and {PROTO_SAVP} are supported")]
     Transport(String),
     #[error("sensor stream description: {0}")]
     Stream(#[from] StreamError),
@@ -59,6 +113,8 @@ pub enum NegotiationError {
     NotSensorPeer(String),
     #[error("the answer does not fit the offer: {0}")]
     AnswerMismatch(&'static str),
+    #[error("SRTP: {0}")]
+    Srtp(#[from] SrtpRefusal),
 }
 
 impl NegotiationError {
@@ -76,7 +132,7 @@ impl NegotiationError {
         match self {
             NegotiationError::Sdp(_) => 399,
             NegotiationError::NoSensorStream(_) | NegotiationError::NothingSelected => 304,
-            NegotiationError::Transport(_) => 302,
+            NegotiationError::Transport(_) | NegotiationError::Srtp(_) => 302,
             NegotiationError::Stream(e) => e.warning_code(),
             NegotiationError::Rate(_) => 305,
             NegotiationError::Address(_) => 301,

@@ -46,6 +46,7 @@ pub(super) fn agent_local() -> LocalMedia {
         rtcp: None,
         ssrc: Some(0x1a2b3c4d),
         cname: Some("s1@198.51.100.10".into()),
+        security: Default::default(),
     }
 }
 
@@ -53,11 +54,11 @@ pub(super) fn agent_origin() -> LocalSdp {
     LocalSdp::with_session_id("s1", "198.51.100.10".parse().unwrap(), 3_900_000_001)
 }
 
-fn collector_local() -> LocalMedia {
+pub(super) fn collector_local() -> LocalMedia {
     LocalMedia::new("203.0.113.5:50000".parse().unwrap())
 }
 
-fn collector_origin() -> LocalSdp {
+pub(super) fn collector_origin() -> LocalSdp {
     LocalSdp::with_session_id("collector", "203.0.113.5".parse().unwrap(), 3_900_000_002)
 }
 
@@ -578,6 +579,7 @@ fn rtcp_attribute_and_ipv6_addresses() {
         rtcp: Some("[2001:db8::11]:40005".parse().unwrap()),
         ssrc: None,
         cname: None,
+        security: Default::default(),
     };
     let mut origin = LocalSdp::new(
         "s1",

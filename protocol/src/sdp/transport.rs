@@ -2,8 +2,9 @@
 //! ports, direction, SSRC.
 
 use super::model::{Attribute, Connection, Media, Sdp, addr_type};
+use super::sdes::CryptoAttribute;
 use super::stream::StreamDescription;
-use super::terms::{MEDIA, NegotiationError, PROTO};
+use super::terms::{MEDIA, MediaSecurity, NegotiationError, PROTO, PROTO_SAVP};
 use std::net::SocketAddr;
 
 /// Stream direction attributes (RFC 8866 6.7 and RFC 3264 5.1/6.1), seen
@@ -67,6 +68,8 @@ pub struct LocalMedia {
     pub ssrc: Option<u32>,
     /// The RTCP CNAME to pair with `ssrc`.
     pub cname: Option<String>,
+    /// Whether this side offers and takes SRTP.
+    pub security: MediaSecurity,
 }
 
 impl LocalMedia {
@@ -76,6 +79,7 @@ impl LocalMedia {
             rtcp: None,
             ssrc: None,
             cname: None,
+            security: MediaSecurity::default(),
         }
     }
 }
@@ -87,13 +91,17 @@ pub struct RemoteMedia {
     pub rtcp: SocketAddr,
 }
 
+/// This side's sensor `m=` section: `RTP/SAVP` with its `a=crypto` lines
+/// when `crypto` has any (RFC 4568 5.1), `RTP/AVP` otherwise.
 pub(super) fn sensor_media(
     desc: &StreamDescription,
     local: &LocalMedia,
     direction: Direction,
+    crypto: &[CryptoAttribute],
 ) -> Media {
     let (formats, attrs) = desc.to_media_parts();
-    let mut m = Media::new(MEDIA, local.rtp.port(), PROTO, formats);
+    let proto = if crypto.is_empty() { PROTO } else { PROTO_SAVP };
+    let mut m = Media::new(MEDIA, local.rtp.port(), proto, formats);
     // Dropped again by `LocalSdp::stamp` when equal to the session c=.
     m.connections.push(Connection::for_ip(local.rtp.ip()));
     m.attributes = attrs;
@@ -111,6 +119,9 @@ pub(super) fn sensor_media(
         // RFC 5576 section 4.1.
         m.attributes
             .push(Attribute::value("ssrc", format!("{ssrc} cname:{cname}")));
+    }
+    for c in crypto {
+        m.attributes.push(Attribute::value("crypto", c.value()));
     }
     m.attributes.push(Attribute::flag(direction.attribute()));
     m

@@ -170,6 +170,7 @@ pub fn run(a: &Args) -> Result<(), String> {
             Vec::new()
         },
         options,
+        srtp: None,
     };
     let cpu0 = process_cpu_ns();
     let t0 = Instant::now();

@@ -81,6 +81,9 @@ pub(super) fn settings(
     let mut local_media = LocalMedia::new(rtp);
     local_media.ssrc = Some(address.ssrc);
     local_media.cname = Some(cname(config));
+    // Plain signalling until SIP over TLS is wired here: then the flow's
+    // transport says whether the SDP (and its SDES keys) is secure.
+    local_media.security = media::security(config, false);
     Ok(Settings {
         collector: config.sip.collector.as_ref().map(|c| c.as_str().to_owned()),
         registration,

@@ -3,6 +3,7 @@
 //! [`MediaHandle`](super::MediaHandle), hands rows to the storage writer,
 //! sends receiver reports, and counts and logs what was refused.
 
+use super::decrypt::{Decryptor, Kind, Opened, Refusals};
 use super::{Command, MediaError, StreamSummary};
 use crate::config::MediaConfig;
 use crate::media::demux::{Datagram, Delivery, Demux, Port, Rejected, Report, StreamKey};
@@ -55,6 +56,8 @@ pub(super) struct ReceiveThread {
     commands: Inbox<Command>,
     /// A sender held the command queue at the last look.
     commands_busy: bool,
+    /// SRTP: packets of SRTP streams are opened here before the demux.
+    decrypt: Decryptor,
     /// The streams and which packets are theirs.
     demux: Demux,
     /// Receiver reports due, per stream (RFC 3550 6.3).
@@ -65,6 +68,7 @@ pub(super) struct ReceiveThread {
     metrics: Arc<Metrics>,
     counts: RejectCounts,
     logs: HashMap<Reject, RateLimit>,
+    srtp_log: Option<RateLimit>,
     ids: IdGenerator,
     limits: StreamLimits,
     last_flush: Instant,
@@ -94,6 +98,7 @@ impl ReceiveThread {
             waker,
             commands,
             commands_busy: false,
+            decrypt: Decryptor::default(),
             demux: Demux::new(config.max_streams.get()),
             timers: BinaryHeap::new(),
             sink: Sink::default(),
@@ -102,6 +107,7 @@ impl ReceiveThread {
             metrics,
             counts: RejectCounts::default(),
             logs: HashMap::new(),
+            srtp_log: None,
             ids: IdGenerator::from_entropy(),
             limits: StreamLimits::of(config),
             last_flush: Instant::now(),
@@ -210,8 +216,18 @@ impl ReceiveThread {
                 } => {
                     let ok = match self.demux.stream_mut(key) {
                         Some(s) => {
+                            let ips = s.allowed_ips.clone();
+                            let keyed = self.decrypt.set(
+                                key,
+                                agreed.srtp.as_ref(),
+                                agreed.remote_ssrc,
+                                ips,
+                            );
+                            if let Err(e) = &keyed {
+                                tracing::error!("stream {}: SRTP context: {e}", key.0);
+                            }
                             s.update(*agreed, session, now, &mut self.sink);
-                            true
+                            keyed.is_ok()
                         }
                         None => false,
                     };
@@ -249,12 +265,30 @@ impl ReceiveThread {
     }
 
     fn add(&mut self, setup: StreamSetup, now: Instant) -> Result<StreamKey, MediaError> {
+        let srtp = setup.agreed.srtp.clone();
+        let ssrc = setup.agreed.remote_ssrc;
         let stream = StreamRx::new(setup, self.limits, now, &mut self.ids);
         let due = stream.rtcp_due();
+        let ips = stream.allowed_ips.clone();
+        // An SRTP stream's early packets are opened like any other.
+        let kept = match srtp {
+            Some(_) => self.demux.take_kept(&ips),
+            None => Vec::new(),
+        };
         let (key, replayed) = self.demux.add(stream, wall_ns(), &mut self.sink)?;
+        if let Err(e) = self.decrypt.set(key, srtp.as_ref(), ssrc, ips) {
+            // Not expected for keys offer/answer checked: refuse the stream
+            // rather than read it unchecked.
+            self.demux.remove(key);
+            return Err(MediaError::Srtp(e));
+        }
         self.timers.push(Reverse((due, key)));
         for d in replayed {
             self.carry_out(d);
+        }
+        let now_ns = wall_ns();
+        for (data, from, arrival) in kept {
+            self.open_and_route(&data, from, Port::Rtp, false, arrival, now_ns);
         }
         Ok(key)
     }
@@ -264,10 +298,43 @@ impl ReceiveThread {
         let mut buf = [0u8; 256];
         if let Some(n) = stream.finish(now, &mut self.sink, &mut buf)
             && let Some(dest) = stream.rtcp_dest
+            && let Some(packet) = self.decrypt.seal(key, &buf[..n])
         {
-            let _ = self.rtcp.send_to(&buf[..n], dest);
+            let _ = self.rtcp.send_to(packet, dest);
         }
+        self.decrypt.remove(key);
         Some(stream.totals)
+    }
+
+    /// One datagram through SRTP (when its stream has it) and the demux.
+    fn open_and_route(
+        &mut self,
+        data: &[u8],
+        from: SocketAddr,
+        port: Port,
+        truncated: bool,
+        arrival: Instant,
+        now_ns: i64,
+    ) {
+        let kind = match port {
+            Port::Rtp => Kind::Rtp,
+            Port::Rtcp => Kind::Rtcp,
+        };
+        let data = match self.decrypt.open(kind, data, from.ip()) {
+            Opened::Plain => data,
+            Opened::Decrypted(plain) => plain,
+            Opened::Refused(_) => return,
+        };
+        let datagram = Datagram {
+            data,
+            from,
+            port,
+            truncated,
+        };
+        let d = self
+            .demux
+            .on_datagram(datagram, arrival, now_ns, &mut self.sink);
+        self.carry_out(d);
     }
 
     /// Takes in everything waiting on both sockets (at most a few thousand
@@ -308,16 +375,7 @@ impl ReceiveThread {
                     continue;
                 };
                 let Some(from) = meta.from else { continue };
-                let datagram = Datagram {
-                    data,
-                    from,
-                    port,
-                    truncated: meta.truncated,
-                };
-                let d = self
-                    .demux
-                    .on_datagram(datagram, arrival, now_ns, &mut self.sink);
-                self.carry_out(d);
+                self.open_and_route(data, from, port, meta.truncated, arrival, now_ns);
             }
             if n < BATCH {
                 break;
@@ -359,8 +417,9 @@ impl ReceiveThread {
             };
             if let Some(n) = s.poll_rtcp(now, &mut self.ids, &mut buf)
                 && let Some(dest) = s.rtcp_dest
+                && let Some(packet) = self.decrypt.seal(key, &buf[..n])
             {
-                let _ = self.rtcp.send_to(&buf[..n], dest);
+                let _ = self.rtcp.send_to(packet, dest);
             }
             self.timers.push(Reverse((s.rtcp_due(), key)));
         }
@@ -379,6 +438,34 @@ impl ReceiveThread {
         if now.saturating_duration_since(self.last_metrics) >= Duration::from_secs(1) {
             self.last_metrics = now;
             self.counts.drain_into(&self.metrics);
+            self.report_refusals();
+        }
+    }
+
+    /// SRTP refusals to `/metrics`, and one log line per interval.
+    fn report_refusals(&mut self) {
+        let r = self.decrypt.take_refusals();
+        if r == Refusals::default() {
+            return;
+        }
+        let m = &self.metrics.srtp_rejected;
+        m.get_or_create(&[("reason", "authentication")])
+            .inc_by(r.authentication);
+        m.get_or_create(&[("reason", "replay")]).inc_by(r.replay);
+        m.get_or_create(&[("reason", "foreign_ssrc")])
+            .inc_by(r.foreign_ssrc);
+        let limit = self
+            .srtp_log
+            .get_or_insert_with(|| RateLimit::new(Duration::from_secs(10)));
+        if let Some(held) = limit.allow(tokio::time::Instant::now()) {
+            tracing::warn!(
+                "dropped SRTP/SRTCP packets: {} failed authentication, {} replayed, {} from \
+                 another SSRC ({held} such reports held back; see \
+                 sipsensor_collector_srtp_rejected_total)",
+                r.authentication,
+                r.replay,
+                r.foreign_ssrc
+            );
         }
     }
 

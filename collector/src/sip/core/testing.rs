@@ -48,6 +48,7 @@ pub(super) fn settings(embedded_registrar: bool) -> Settings {
         realm: "example.net".into(),
         own_user: None,
         calling_user: None,
+        media_security: Default::default(),
     }
 }
 

@@ -13,14 +13,16 @@ fn call_request(aor: &str) -> Request {
 
 /// s1 registered (at 1 s) and offered its stream once (call 1, ended).
 fn known_sensor(c: &mut Core, clock: &Clock) {
+    known_sensor_offering(c, clock, sensor_offer(&capabilities()));
+}
+
+/// [`known_sensor`] with `offer` as the stream it offered.
+fn known_sensor_offering(c: &mut Core, clock: &Clock, offer: Vec<u8>) {
     with_digest(c, clock, register_request("s1"), "s1", "pw1", |r| {
         register_event(&r, clock)
     });
     let req = request("INVITE", "s1", "call-1", "");
-    c.handle_event(
-        invite_event(req, PROXY, sensor_offer(&capabilities())),
-        clock.at(1),
-    );
+    c.handle_event(invite_event(req, PROXY, offer), clock.at(1));
     actions(c);
     c.handle_event(
         UaEvent::Ended {
@@ -380,4 +382,59 @@ fn a_flow_binding_is_reached_over_its_connection() {
         target("sip:s2@example.net"),
         "sip:s2@198.51.100.10:5060;transport=tcp"
     );
+}
+
+#[test]
+fn over_secure_signalling_the_call_offers_srtp_and_opens_with_keys() {
+    use sipsensor_protocol::{
+        MediaSecurity, SrtpPolicy, StreamRole, answer_offer, make_offer, parse_sdp,
+    };
+    let secure = MediaSecurity {
+        srtp: SrtpPolicy::Required,
+        signalling_secure: true,
+    };
+    let clock = Clock(Instant::now());
+    let mut s = settings(true);
+    s.media_security = secure;
+    let mut c = Core::new(s, Some(registrar(clock.0)), IdGenerator::seeded(1));
+    let (mut local, mut origin) = sensor_media();
+    local.security = secure;
+    let first = make_offer(&capabilities(), StreamRole::Sender, &local, &mut origin).unwrap();
+    known_sensor_offering(&mut c, &clock, first.to_bytes());
+    let offer = call_s1(&mut c, &clock);
+    let text = String::from_utf8_lossy(&offer).into_owned();
+    assert!(text.contains(" RTP/SAVP "), "{text}");
+    assert!(
+        text.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{text}"
+    );
+    c.handle_report(
+        Report::Placed {
+            call: PendingId(0),
+            result: Ok(session(2)),
+        },
+        clock.at(10),
+    );
+    let policy = AnswerPolicy::Send {
+        capabilities: capabilities(),
+    };
+    let (answer, sensor) =
+        answer_offer(&parse_sdp(&offer).unwrap(), &policy, &local, &mut origin).unwrap();
+    c.handle_event(
+        UaEvent::Answered {
+            session: session(2),
+            answer: answer.to_bytes(),
+        },
+        clock.at(11),
+    );
+    let acts = actions(&mut c);
+    let [Action::Open { args, .. }] = &acts[..] else {
+        panic!("{acts:?}")
+    };
+    let (collector, sensor) = (args.agreed.srtp.clone().unwrap(), sensor.srtp.unwrap());
+    assert_eq!(
+        collector.receive, sensor.send,
+        "the sensor's key opens its stream"
+    );
+    assert_eq!(collector.send, sensor.receive);
 }

@@ -1,0 +1,222 @@
+//! SRTP and SRTCP (RFC 3711) in the receive path, sans-I/O: every
+//! datagram of an SRTP stream is authenticated and decrypted here before
+//! the demux sees it, and what fails is dropped and counted, never stored.
+//!
+//! A stream's packets are found by their SSRC (in clear in both headers,
+//! RFC 3711 3.1, 3.4): the signalled one (`a=ssrc`), or, without one, the
+//! first that authenticates from the stream's addresses. Once an address
+//! has an SRTP stream, packets from it that are no SRTP stream's are
+//! refused too: a spoofer cannot slip plain RTP in under another SSRC.
+
+use crate::media::demux::StreamKey;
+use sipsensor_protocol::{SrtpContext, SrtpError, SrtpKeys};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// The port a datagram came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Rtp,
+    Rtcp,
+}
+
+/// What became of a datagram.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Opened<'a> {
+    /// Not an SRTP stream's: the demux gets it as it came.
+    Plain,
+    /// Authenticated and decrypted.
+    Decrypted(&'a [u8]),
+    /// Dropped: forged, replayed, under another key.
+    Refused(SrtpError),
+}
+
+/// Why packets were refused, counted between two drains.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Refusals {
+    pub authentication: u64,
+    pub replay: u64,
+    pub foreign_ssrc: u64,
+}
+
+impl Refusals {
+    fn add(&mut self, e: &SrtpError) {
+        match e {
+            SrtpError::Replay => self.replay += 1,
+            SrtpError::ForeignSsrc(_) => self.foreign_ssrc += 1,
+            _ => self.authentication += 1,
+        }
+    }
+}
+
+struct Keyed {
+    ssrc: Option<u32>,
+    ips: Vec<IpAddr>,
+    rtp_in: SrtpContext,
+    rtcp_in: SrtpContext,
+    rtcp_out: SrtpContext,
+}
+
+impl Keyed {
+    fn new(keys: &SrtpKeys, ssrc: Option<u32>, ips: Vec<IpAddr>) -> Result<Self, SrtpError> {
+        Ok(Keyed {
+            ssrc,
+            ips,
+            rtp_in: SrtpContext::inbound(&keys.receive)?,
+            rtcp_in: SrtpContext::inbound(&keys.receive)?,
+            rtcp_out: SrtpContext::outbound(&keys.send)?,
+        })
+    }
+
+    fn open(&mut self, kind: Kind, data: &[u8], out: &mut Vec<u8>) -> Result<(), SrtpError> {
+        match kind {
+            Kind::Rtp => self.rtp_in.unprotect_rtp(data, out),
+            Kind::Rtcp => self.rtcp_in.unprotect_rtcp(data, out),
+        }
+    }
+}
+
+/// The SRTP streams and their contexts.
+#[derive(Default)]
+pub(super) struct Decryptor {
+    streams: HashMap<StreamKey, Keyed>,
+    by_ssrc: HashMap<u32, StreamKey>,
+    /// SRTP streams per address (any, bound or not).
+    by_ip: HashMap<IpAddr, Vec<StreamKey>>,
+    plain: Vec<u8>,
+    sealed: Vec<u8>,
+    refusals: Refusals,
+}
+
+impl std::fmt::Debug for Decryptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decryptor")
+            .field("streams", &self.streams.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Decryptor {
+    /// Starts checking `key`'s packets when `keys` is `Some` (and stops
+    /// when it is `None`: a re-INVITE to plain RTP). `ssrc` is the
+    /// signalled one; `ips` the addresses the stream may come from.
+    pub fn set(
+        &mut self,
+        key: StreamKey,
+        keys: Option<&SrtpKeys>,
+        ssrc: Option<u32>,
+        ips: Vec<IpAddr>,
+    ) -> Result<(), SrtpError> {
+        let known = self.streams.get(&key).and_then(|k| k.ssrc);
+        self.remove(key);
+        let Some(keys) = keys else { return Ok(()) };
+        // A re-key keeps the SSRC learnt from the stream (RFC 3711 allows
+        // no change of SSRC under SDES; the agent keeps its own).
+        let ssrc = ssrc.or(known);
+        let keyed = Keyed::new(keys, ssrc, ips)?;
+        if let Some(s) = ssrc {
+            self.by_ssrc.insert(s, key);
+        }
+        for ip in &keyed.ips {
+            self.by_ip.entry(*ip).or_default().push(key);
+        }
+        self.streams.insert(key, keyed);
+        Ok(())
+    }
+
+    pub fn remove(&mut self, key: StreamKey) {
+        let Some(keyed) = self.streams.remove(&key) else {
+            return;
+        };
+        if let Some(s) = keyed.ssrc
+            && self.by_ssrc.get(&s) == Some(&key)
+        {
+            self.by_ssrc.remove(&s);
+        }
+        for ip in keyed.ips {
+            if let Some(list) = self.by_ip.get_mut(&ip) {
+                list.retain(|k| *k != key);
+                if list.is_empty() {
+                    self.by_ip.remove(&ip);
+                }
+            }
+        }
+    }
+
+    /// Authenticates and decrypts one datagram when it belongs to an SRTP
+    /// stream (by SSRC, or by address for a stream not yet bound).
+    pub fn open(&mut self, kind: Kind, data: &[u8], from: IpAddr) -> Opened<'_> {
+        if self.streams.is_empty() {
+            return Opened::Plain;
+        }
+        let at = match kind {
+            Kind::Rtp => 8,
+            Kind::Rtcp => 4,
+        };
+        let Some(ssrc) = data
+            .get(at..at + 4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_be_bytes)
+        else {
+            return Opened::Plain;
+        };
+        let from = from.to_canonical();
+        if let Some(key) = self.by_ssrc.get(&ssrc).copied() {
+            let Some(keyed) = self.streams.get_mut(&key) else {
+                return Opened::Plain;
+            };
+            return match keyed.open(kind, data, &mut self.plain) {
+                Ok(()) => Opened::Decrypted(&self.plain),
+                Err(e) => {
+                    self.refusals.add(&e);
+                    Opened::Refused(e)
+                }
+            };
+        }
+        let Some(candidates) = self.by_ip.get(&from) else {
+            return Opened::Plain;
+        };
+        // An address with SRTP streams: the packet must be one of theirs.
+        // Only streams still without an SSRC can take a new one.
+        let mut refusal = SrtpError::ForeignSsrc(ssrc);
+        for key in candidates.clone() {
+            let Some(keyed) = self.streams.get_mut(&key) else {
+                continue;
+            };
+            if keyed.ssrc.is_some() {
+                continue;
+            }
+            match keyed.open(kind, data, &mut self.plain) {
+                Ok(()) => {
+                    keyed.ssrc = Some(ssrc);
+                    self.by_ssrc.insert(ssrc, key);
+                    return Opened::Decrypted(&self.plain);
+                }
+                Err(e) => refusal = e,
+            }
+        }
+        self.refusals.add(&refusal);
+        Opened::Refused(refusal)
+    }
+
+    /// `packet` (a receiver report for `key`) SRTCP-protected when the
+    /// stream is SRTP, as it is otherwise; `None` when it cannot be.
+    pub fn seal<'a>(&'a mut self, key: StreamKey, packet: &'a [u8]) -> Option<&'a [u8]> {
+        let Some(keyed) = self.streams.get_mut(&key) else {
+            return Some(packet);
+        };
+        keyed
+            .rtcp_out
+            .protect_rtcp(packet, &mut self.sealed)
+            .ok()
+            .map(|()| self.sealed.as_slice())
+    }
+
+    /// The refusals since the last call.
+    pub fn take_refusals(&mut self) -> Refusals {
+        std::mem::take(&mut self.refusals)
+    }
+}
+
+#[cfg(test)]
+mod tests;
