@@ -212,7 +212,16 @@ pub async fn run(
         }
     }
     let transport = config.sip.transport;
-    let addr = network.local_addr(transport).unwrap_or(bind);
+    // Nothing bound for connect-only TLS: the Via and Contact name the
+    // configured port, or TLS's own when that is 0 (a sent-by port must not
+    // be 0); replies and calls come on the connection anyway (RFC 3261
+    // 18.2.2, RFC 5626 5.3).
+    let addr = network
+        .local_addr(transport)
+        .unwrap_or_else(|| match bind.port() {
+            0 => SocketAddr::new(bind.ip(), transport.default_port()),
+            _ => bind,
+        });
     let local = LocalEndpoint::new(transport, addr);
     let rtp = media_address.rtp;
     let settings = settings(config, &local, &media_address)?;
