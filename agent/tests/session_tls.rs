@@ -7,17 +7,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sipsensor_agent::config::{self, ConfigFiles};
 use sipsensor_agent::session::media::capabilities;
 use sipsensor_protocol::{
-    DigestServerConfig, IdGenerator, LiteralsOnly, LocalEndpoint, LocalMedia, LocalSdp,
-    MediaSecurity, Registrar, RegistrarConfig, ServerSecret, SrtpContext, SrtpPolicy, StreamRole,
-    Transport, UaConfig, UaEvent, UserAgent, WallClock, apply_answer, make_offer, parse_sdp,
+    IdGenerator, LiteralsOnly, LocalEndpoint, LocalMedia, LocalSdp, MediaSecurity, SrtpContext,
+    SrtpPolicy, StreamRole, Transport, UaConfig, UaEvent, UserAgent, apply_answer, make_offer,
+    parse_sdp,
 };
 use sipsensor_runtime::sip_transport::tls::Identity;
 use sipsensor_runtime::sip_transport::{NetConfig, Network, TlsConfig};
@@ -26,29 +25,9 @@ use sipsensor_testkit::pki::TestCa;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
-struct Agent(Child);
-
-impl Agent {
-    fn start(config: &Path, yaml: &str) -> Self {
-        std::fs::write(config, yaml).unwrap();
-        Agent(
-            Command::new(env!("CARGO_BIN_EXE_sipsensor-agent"))
-                .args(["run", "--no-override", "--config"])
-                .arg(config)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        )
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+#[path = "support/agent_process.rs"]
+mod agent_process;
+use agent_process::Agent;
 
 async fn next(
     events: &mut mpsc::Receiver<UaEvent>,
@@ -114,22 +93,7 @@ fn agent_yaml(dir: &Path, proxy: SocketAddr, ca_file: &Path) -> String {
 async fn over_tls_the_agent_is_called_on_its_flow_and_streams_srtp() {
     let ca = TestCa::new("site CA");
     let (proxy, mut events, proxy_addr) = tls_proxy(&ca).await;
-    let start = Instant::now();
-    let mut registrar = Registrar::new(
-        RegistrarConfig {
-            authenticate: false,
-            agent: proxy_addr.to_string(),
-            ..RegistrarConfig::default()
-        },
-        DigestServerConfig::new("127.0.0.1", ServerSecret::new(vec![9; 32])),
-        Box::new(sipsensor_protocol::InMemoryCredentials::new()),
-        WallClock::new(start, 1_800_000_000),
-        IdGenerator::seeded(2),
-    )
-    .unwrap();
-    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    rtp.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
+    let (mut registrar, rtp) = agent_process::open_registrar(proxy_addr);
 
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.pem");

@@ -216,6 +216,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn over_tls_the_proxy_is_named_with_its_transport_on_port_5061() {
+        let proxy = SipUri::parse("sip:192.0.2.7").unwrap();
+        assert_eq!(
+            resolve(&proxy, Transport::Tls),
+            Some("192.0.2.7:5061".parse().unwrap())
+        );
+        assert_eq!(
+            resolve(&proxy, Transport::Tcp),
+            Some("192.0.2.7:5060".parse().unwrap())
+        );
+        let with_port = SipUri::parse("sip:192.0.2.7:7000").unwrap();
+        assert_eq!(
+            resolve(&with_port, Transport::Tls),
+            Some("192.0.2.7:7000".parse().unwrap())
+        );
+        assert_eq!(
+            with_transport("sip:192.0.2.7;lr", Transport::Tls),
+            "sip:192.0.2.7;lr;transport=tls"
+        );
+    }
+
+    #[test]
     fn without_a_machine_id_the_instance_is_kept_on_the_data_partition() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("machine-id");

@@ -386,11 +386,8 @@ fn a_flow_binding_is_reached_over_its_connection() {
 
 #[test]
 fn over_secure_signalling_the_call_offers_srtp_and_opens_with_keys() {
-    use sipsensor_protocol::{MediaSecurity, SrtpPolicy, answer_offer, parse_sdp};
-    let secure = MediaSecurity {
-        srtp: SrtpPolicy::Required,
-        signalling_secure: true,
-    };
+    use sipsensor_protocol::{answer_offer, parse_sdp};
+    let secure = secure_media();
     let clock = Clock(Instant::now());
     // `sip.tls` configured, calls through a proxy reached over TLS.
     let mut s = settings(true);
@@ -452,11 +449,7 @@ fn over_secure_signalling_the_call_offers_srtp_and_opens_with_keys() {
 /// keys.
 #[test]
 fn sdes_keys_go_only_into_an_offer_sent_over_tls() {
-    use sipsensor_protocol::{MediaSecurity, SrtpPolicy};
-    let secure = MediaSecurity {
-        srtp: SrtpPolicy::Required,
-        signalling_secure: true,
-    };
+    let secure = secure_media();
     let clock = Clock(Instant::now());
     let mut s = settings(true);
     s.media_security_over_tls = Some(secure);
@@ -477,4 +470,12 @@ fn sdes_keys_go_only_into_an_offer_sent_over_tls() {
         true,
     );
     assert!(super::over_tls(&target), "{target}");
+}
+
+/// SRTP required, as over TLS signalling.
+fn secure_media() -> sipsensor_protocol::MediaSecurity {
+    sipsensor_protocol::MediaSecurity {
+        srtp: sipsensor_protocol::SrtpPolicy::Required,
+        signalling_secure: true,
+    }
 }
