@@ -73,6 +73,39 @@ pub struct SipConfig {
     pub caller_realm: String,
     pub callers_allow_md5: bool,
     pub trust_proxy_flow: bool,
+    /// What verifies the registrar/proxy over TLS; `Some` exactly when
+    /// `transport` is TLS.
+    pub tls: Option<SipTls>,
+}
+
+/// The files of SIP over TLS: the CA the peer's certificate must chain
+/// to, and our own certificate when the proxy asks for one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipTls {
+    pub ca_file: PathBuf,
+    pub identity: Option<sipsensor_runtime::sip_transport::tls::IdentityFiles>,
+}
+
+impl SipTls {
+    /// The network's TLS as a client only (the agent connects out and
+    /// takes its calls on that connection, RFC 5923); reads the files.
+    pub fn net_config(
+        &self,
+    ) -> Result<
+        sipsensor_runtime::sip_transport::TlsConfig,
+        sipsensor_runtime::sip_transport::tls::TlsError,
+    > {
+        let client = sipsensor_runtime::sip_transport::tls::client_config(
+            &self.ca_file,
+            self.identity.as_ref(),
+        )?;
+        Ok(sipsensor_runtime::sip_transport::TlsConfig {
+            bind: None,
+            server: None,
+            client: Some(client),
+            server_name: None,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -281,6 +314,16 @@ pub fn load_with_notes(files: &ConfigFiles) -> Result<(Config, Vec<String>), Con
     let mut config = validate::validate(&raw)
         .map_err(|diags| ConfigErrors(diags.into_iter().map(|d| resolve(&sources, d)).collect()))?;
     config.sources = sources.iter().map(|s| s.path.clone()).collect();
+    if let Some(tls) = &config.sip.tls {
+        // Read here so that check-config finds a missing or wrong CA file
+        // before the agent fails to register.
+        tls.net_config().map_err(|e| {
+            ConfigErrors(vec![ConfigError::File {
+                path: tls.ca_file.clone(),
+                message: format!("SIP over TLS cannot be set up: {e}"),
+            }])
+        })?;
+    }
     let mut notes = Vec::new();
     let secrets_path = PathBuf::from(&raw.secrets_file);
     match secrets::load(&secrets_path) {

@@ -23,13 +23,19 @@ use std::time::{Duration, Instant};
 use sipsensor_protocol::{
     Agreed, AnswerPolicy, EndReason, FailureReason, IdGenerator, LocalMedia, LocalSdp,
     RegistrationConfig, RegistrationEvent, Response, Sdp, SessionId, StreamDescription, StreamRole,
-    UaError, UaEvent, answer_offer, apply_answer, make_offer, parse_sdp,
+    Transport, UaError, UaEvent, answer_offer, apply_answer, make_offer, parse_sdp,
 };
 
 use crate::backoff::Backoff;
 use crate::status::{AgentState, StatusChange};
 use flow::FlowKeeper;
 pub use trust::{Admission, Refusal, Trust, TrustConfig};
+
+/// Added to "registrar unreachable" over TLS: a certificate the CA file
+/// does not verify looks the same to the registration.
+const TLS_UNREACHABLE_HINT: &str = "; over TLS: is the registrar's certificate signed by the \
+                                    CA in sip.ca_file, for the name or address in \
+                                    sip.registrar? (the log names the TLS error)";
 
 /// What the controller needs to know, taken from the agent's config.
 #[derive(Debug, Clone)]
@@ -356,7 +362,18 @@ impl Controller {
             }
             RegistrationEvent::Failed { reason } => {
                 let wrong = matches!(reason, FailureReason::WrongCredentials { .. });
-                self.problem("registration", reason.to_string());
+                let over_tls = self
+                    .settings
+                    .registration
+                    .as_ref()
+                    .is_some_and(|r| r.local.transport == Transport::Tls);
+                let mut message = reason.to_string();
+                if over_tls && matches!(reason, FailureReason::Unreachable) {
+                    // The handshake's own error is in the log; the status
+                    // names the likeliest cause.
+                    message.push_str(TLS_UNREACHABLE_HINT);
+                }
+                self.problem("registration", message);
                 if wrong {
                     tracing::error!(
                         "fix the credentials (sip.username / secrets file) and send SIGHUP"

@@ -10,7 +10,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sipsensor_agent::config::{self, ConfigFiles};
@@ -18,39 +17,18 @@ use sipsensor_agent::sensor::SensorConfig;
 use sipsensor_agent::session::media::capabilities;
 use sipsensor_protocol::prelude::*;
 use sipsensor_protocol::{
-    AnswerPolicy, DigestServerConfig, EndReason, IdGenerator, LiteralsOnly, LocalEndpoint,
-    LocalMedia, LocalSdp, ReceivePolicy, Registrar, RegistrarConfig, ServerSecret, StreamRole,
-    Transport, UaConfig, UaEvent, UserAgent, WallClock, answer_offer, make_offer, parse_sdp,
+    AnswerPolicy, EndReason, IdGenerator, LiteralsOnly, LocalEndpoint, LocalMedia, LocalSdp,
+    ReceivePolicy, StreamRole, Transport, UaConfig, UaEvent, UserAgent, answer_offer, make_offer,
+    parse_sdp,
 };
 use sipsensor_runtime::sip_transport::{NetConfig, Network};
 use sipsensor_runtime::ua_driver::{self, UaHandle};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
-struct Agent(Child);
-
-impl Agent {
-    /// Writes `yaml` to `config` and runs the agent binary on it.
-    fn start(config: &std::path::Path, yaml: &str) -> Self {
-        std::fs::write(config, yaml).unwrap();
-        Agent(
-            Command::new(env!("CARGO_BIN_EXE_sipsensor-agent"))
-                .args(["run", "--no-override", "--config"])
-                .arg(config)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        )
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+#[path = "support/agent_process.rs"]
+mod agent_process;
+use agent_process::Agent;
 
 async fn next(events: &mut mpsc::Receiver<UaEvent>, want: impl Fn(&UaEvent) -> bool) -> UaEvent {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -310,22 +288,7 @@ async fn a_sensor_without_a_listening_port_is_called_over_its_own_flow() {
     ua_config.accept_register = true;
     let ua = UserAgent::new(ua_config, IdGenerator::seeded(1), Box::new(LiteralsOnly)).unwrap();
     let (proxy, mut events, _task) = ua_driver::spawn(ua, network, incoming);
-    let start = Instant::now();
-    let mut registrar = Registrar::new(
-        RegistrarConfig {
-            authenticate: false,
-            agent: proxy_addr.to_string(),
-            ..RegistrarConfig::default()
-        },
-        DigestServerConfig::new("127.0.0.1", ServerSecret::new(vec![9; 32])),
-        Box::new(sipsensor_protocol::InMemoryCredentials::new()),
-        WallClock::new(start, 1_800_000_000),
-        IdGenerator::seeded(2),
-    )
-    .unwrap();
-    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    rtp.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
+    let (mut registrar, rtp) = agent_process::open_registrar(proxy_addr);
 
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("agent.yaml");

@@ -166,6 +166,10 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
         .as_ref()
         .or(sc.register.as_ref().map(|r| &r.registrar))
         .map(|u| u.as_str().to_string());
+    let ua_config_proxy_over_tls = ua_config
+        .outbound_proxy
+        .as_deref()
+        .is_some_and(core::over_tls);
     let own = match sc.digest_username() {
         Some(user) => {
             let pw = creds
@@ -282,9 +286,11 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
         realm,
         own_user: sc.register_username(),
         calling_user: sc.calling.as_ref().map(|c| c.username.clone()),
-        // Plain signalling until SIP over TLS is wired here: then the
-        // transport says whether SDES keys may go into the SDP.
+        // SDES keys (RFC 4568 8.3) only into an SDP that leaves over TLS:
+        // outgoing.rs picks per call.
         media_security: config.media.security(false),
+        media_security_over_tls: tls_addr.map(|_| config.media.security(true)),
+        proxy_over_tls: ua_config_proxy_over_tls,
     };
     let core = core::Core::new(settings, registrar, IdGenerator::from_entropy());
     let shell = run::Shell::new(core, handle, parts, media.handle(), commands.clone());

@@ -123,11 +123,17 @@ fn a_sensor_registers_over_tls_and_is_called_back_on_its_connection() {
                 sipsensor_collector::sip::control::CLIENT_TIMEOUT,
             )
         });
-        let UaEvent::IncomingCall { session, .. } =
+        let UaEvent::IncomingCall { session, offer, .. } =
             until(&mut events, |e| matches!(e, UaEvent::IncomingCall { .. })).await
         else {
             unreachable!()
         };
+        // Called over TLS, the offer carries SRTP keys (RFC 4568).
+        let offer = String::from_utf8_lossy(&offer);
+        assert!(
+            offer.contains(" RTP/SAVP ") && offer.contains("a=crypto:"),
+            "{offer}"
+        );
         handle
             .with(move |ua, now| ua.reject(session, 486, None, now))
             .await

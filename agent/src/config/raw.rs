@@ -58,6 +58,7 @@ pub enum RawTransport {
     #[default]
     Udp,
     Tcp,
+    Tls,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -69,7 +70,7 @@ pub struct RawSip {
     pub transport: RawTransport,
     pub bind: String,
     /// Accept incoming SIP; off: calls come only over the agent's own TCP
-    /// connection to its registrar.
+    /// or TLS connection to its registrar.
     pub listen: bool,
     pub expires: u32,
     pub username: Option<String>,
@@ -81,6 +82,13 @@ pub struct RawSip {
     /// Calls arriving on the agent's own TCP/TLS connection to its proxy
     /// are trusted.
     pub trust_proxy_flow: bool,
+    /// PEM CA bundle the registrar's / proxy's TLS certificate must chain
+    /// to (`transport: tls`).
+    pub ca_file: String,
+    /// Optional client certificate (PEM chain) and its key, for a proxy
+    /// that requires one.
+    pub certificate: Option<String>,
+    pub private_key: Option<String>,
 }
 
 impl Default for RawSip {
@@ -98,6 +106,9 @@ impl Default for RawSip {
             caller_realm: None,
             callers_allow_md5: false,
             trust_proxy_flow: true,
+            ca_file: DEFAULT_CA_FILE.into(),
+            certificate: None,
+            private_key: None,
         }
     }
 }
@@ -310,4 +321,6 @@ pub struct RawSecrets {
     pub callers: std::collections::BTreeMap<String, String>,
 }
 
+/// Where the image provisions the site's CA (docs/security.md).
+pub const DEFAULT_CA_FILE: &str = "/etc/sipsensor/ca.pem";
 pub const DEFAULT_SECRETS_FILE: &str = "/etc/sipsensor/secrets.yaml";

@@ -288,7 +288,7 @@ mod tests {
         assert_eq!(k.get("sip.expires"), Some(&KeyKind::Scalar("integer")));
         assert_eq!(
             k.get("sip.transport"),
-            Some(&KeyKind::OneOf(&["udp", "tcp"]))
+            Some(&KeyKind::OneOf(&["udp", "tcp", "tls"]))
         );
         assert_eq!(k.get("sip.callers"), Some(&KeyKind::List("string")));
         assert_eq!(k.get("sensors"), Some(&KeyKind::ListOfMappings));

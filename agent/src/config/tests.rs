@@ -424,3 +424,43 @@ fn media_srtp_follows_the_signalling_unless_configured() {
         .unwrap_err();
     assert!(e.contains("media.srtp") || e.contains("maybe"), "{e}");
 }
+
+#[test]
+fn tls_reads_its_ca_file_and_takes_calls_on_its_flow() {
+    let f = Files::new();
+    let ca = sipsensor_testkit::pki::TestCa::new("agent test CA");
+    let ca_file = f.write("ca.pem", &ca.certificate_pem());
+    let tls = |extra: &str| {
+        f.with_sip(&format!(
+            "  listen: false\n  transport: tls\n  registrar: sip:b.example\n{extra}"
+        ))
+    };
+    // The default CA file is not there on a build machine: check-config
+    // says so instead of the agent failing to register later.
+    let e = tls("").unwrap_err();
+    assert!(e.contains("/etc/sipsensor/ca.pem"), "{e}");
+    let c = tls(&format!("  ca_file: {}\n", ca_file.display())).unwrap();
+    assert_eq!(c.sip.transport, Transport::Tls);
+    assert!(!c.sip.listen && c.sip.trust_proxy_flow);
+    assert_eq!(c.sip.tls.as_ref().map(|t| &t.ca_file), Some(&ca_file));
+    // Not a CA: refused at load.
+    let junk = f.write("junk.pem", "not a certificate\n");
+    let e = tls(&format!("  ca_file: {}\n", junk.display())).unwrap_err();
+    assert!(e.contains("junk.pem"), "{e}");
+    // A client certificate needs its key.
+    let e = tls(&format!(
+        "  ca_file: {}\n  certificate: {}\n",
+        ca_file.display(),
+        ca_file.display()
+    ))
+    .unwrap_err();
+    assert!(
+        e.contains("sip.certificate") && e.contains("private_key"),
+        "{e}"
+    );
+    // Over UDP or TCP the TLS files mean nothing: no CA is read.
+    let c = f
+        .with_sip("  transport: tcp\n  registrar: sip:b.example\n")
+        .unwrap();
+    assert!(c.sip.tls.is_none());
+}

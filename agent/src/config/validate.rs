@@ -7,6 +7,7 @@ use super::locate::{KeyPath, Target};
 use super::raw::*;
 use super::*;
 use crate::sensor::SensorConfig;
+use sipsensor_runtime::sip_transport::tls::IdentityFiles;
 
 mod sensors;
 use sensors::sensors;
@@ -209,6 +210,7 @@ fn sip(v: &mut V, raw: &RawSip, path: &KeyPath, identity: Option<&Identity>) -> 
             );
         }
     }
+    let tls = sip_tls(v, raw, path);
     // Over UDP a source address proves nothing, so only a TCP/TLS flow to
     // a proxy can stand in for the callers' credentials.
     let flow = raw.trust_proxy_flow
@@ -218,7 +220,7 @@ fn sip(v: &mut V, raw: &RawSip, path: &KeyPath, identity: Option<&Identity>) -> 
         v.err_key(
             path.clone(),
             "nobody to stream to: set `collector` (the agent calls it), `callers` \
-             (digest users that may call the agent) or `transport: tcp` with a \
+             (digest users that may call the agent) or `transport: tls` (or `transport: tcp`) with a \
              `registrar` (calls on the agent's own connection to it are trusted)",
         );
     }
@@ -245,7 +247,7 @@ fn sip(v: &mut V, raw: &RawSip, path: &KeyPath, identity: Option<&Identity>) -> 
     {
         v.err(
             path.key("listen"),
-            "`false` needs `transport: tcp` and a `registrar`: calls then come over the \
+            "`false` needs `transport: tls` (or `transport: tcp`) and a `registrar`: calls then come over the \
              agent's own connection to it",
         );
     }
@@ -272,6 +274,7 @@ fn sip(v: &mut V, raw: &RawSip, path: &KeyPath, identity: Option<&Identity>) -> 
     let transport = match raw.transport {
         RawTransport::Udp => Transport::Udp,
         RawTransport::Tcp => Transport::Tcp,
+        RawTransport::Tls => Transport::Tls,
     };
     Some(SipConfig {
         registrar,
@@ -287,6 +290,40 @@ fn sip(v: &mut V, raw: &RawSip, path: &KeyPath, identity: Option<&Identity>) -> 
         caller_realm: caller_realm?,
         callers_allow_md5: raw.callers_allow_md5,
         trust_proxy_flow: raw.trust_proxy_flow,
+        tls,
+    })
+}
+
+/// The TLS files when `transport: tls`; a certificate needs its key and
+/// the other way round. That they are readable is checked on load.
+fn sip_tls(v: &mut V, raw: &RawSip, path: &KeyPath) -> Option<SipTls> {
+    let identity = match (&raw.certificate, &raw.private_key) {
+        (Some(certificate), Some(private_key)) => Some(IdentityFiles {
+            certificate: certificate.into(),
+            private_key: private_key.into(),
+        }),
+        (None, None) => None,
+        (Some(_), None) => {
+            v.err(path.key("certificate"), "needs `private_key` too");
+            None
+        }
+        (None, Some(_)) => {
+            v.err(path.key("private_key"), "needs `certificate` too");
+            None
+        }
+    };
+    if !matches!(raw.transport, RawTransport::Tls) {
+        if identity.is_some() {
+            v.err(
+                path.key("certificate"),
+                "is used only with `transport: tls`",
+            );
+        }
+        return None;
+    }
+    Some(SipTls {
+        ca_file: raw.ca_file.clone().into(),
+        identity,
     })
 }
 

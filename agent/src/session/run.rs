@@ -61,6 +61,8 @@ pub enum SessionError {
     Route(String, std::io::Error),
     #[error("the stream cannot be described: {0}")]
     Media(#[from] media::MediaError),
+    #[error("SIP over TLS: {0}")]
+    Tls(#[from] sipsensor_runtime::sip_transport::tls::TlsError),
     #[error("user agent: {0}")]
     Ua(#[from] sipsensor_protocol::UaError),
 }
@@ -136,7 +138,7 @@ fn local_ip(config: &Config) -> Result<IpAddr, SessionError> {
             bind
         });
     };
-    let target = resolve(peer).ok_or_else(|| {
+    let target = resolve(peer, config.sip.transport).ok_or_else(|| {
         SessionError::Route(
             peer.as_str().to_owned(),
             std::io::Error::other("cannot resolve"),
@@ -178,8 +180,12 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), SessionError> {
     let bind = SocketAddr::new(media_address.rtp.ip(), config.sip.bind.port());
-    let net = if config.sip.listen {
+    let mut net = if config.sip.listen {
         NetConfig::udp_and_tcp(bind)
+    } else if config.sip.tls.is_some() {
+        // Calls come over our own TLS connection to the registrar: nothing
+        // plain at all.
+        NetConfig::default()
     } else {
         // Calls come over our own connection to the registrar (RFC 5626,
         // RFC 5923): no UDP socket, no listening TCP port.
@@ -189,11 +195,33 @@ pub async fn run(
             ..NetConfig::default()
         }
     };
+    if let Some(tls) = &config.sip.tls {
+        net.tls = Some(tls.net_config()?);
+    }
+    let resolver = resolver_for(config);
     let (network, incoming) = Network::bind(net)
         .await
         .map_err(|source| SessionError::Bind { addr: bind, source })?;
+    if config.sip.tls.is_some() {
+        // The registrar's / proxy's certificate must carry the name we
+        // looked up, not only its address (RFC 5922 7.1).
+        for (name, ip) in resolver.entries() {
+            network
+                .set_tls_server_name(ip, name)
+                .map_err(|source| SessionError::Bind { addr: bind, source })?;
+        }
+    }
     let transport = config.sip.transport;
-    let addr = network.local_addr(transport).unwrap_or(bind);
+    // Nothing bound for connect-only TLS: the Via and Contact name the
+    // configured port, or TLS's own when that is 0 (a sent-by port must not
+    // be 0); replies and calls come on the connection anyway (RFC 3261
+    // 18.2.2, RFC 5626 5.3).
+    let addr = network
+        .local_addr(transport)
+        .unwrap_or_else(|| match bind.port() {
+            0 => SocketAddr::new(bind.ip(), transport.default_port()),
+            _ => bind,
+        });
     let local = LocalEndpoint::new(transport, addr);
     let rtp = media_address.rtp;
     let settings = settings(config, &local, &media_address)?;
@@ -209,11 +237,7 @@ pub async fn run(
             sipsensor_protocol::Password::new(p.expose()),
         )
     });
-    let ua = UserAgent::new(
-        ua_config,
-        IdGenerator::from_entropy(),
-        Box::new(resolver_for(config)),
-    )?;
+    let ua = UserAgent::new(ua_config, IdGenerator::from_entropy(), Box::new(resolver))?;
     tracing::info!("SIP on {} ({transport}), RTP on {rtp}", local.host_port());
     let (handle, mut events, task) = ua_driver::spawn(ua, network, incoming);
     let registrar = settings

@@ -11,6 +11,7 @@
 mod authorisation;
 mod incoming;
 mod outgoing;
+pub(crate) use outgoing::over_tls;
 mod registration;
 mod reoffer;
 #[cfg(test)]
@@ -291,8 +292,14 @@ pub struct Settings {
     /// `sip.calling`: the user our calls answer sensors' challenges as
     /// (the same as `own_user` when both are set).
     pub calling_user: Option<String>,
-    /// Whether streams are offered and taken with SRTP.
+    /// Whether streams are offered and taken with SRTP over plain
+    /// signalling (never with SDES keys in the SDP).
     pub media_security: MediaSecurity,
+    /// The same for a call placed over TLS (`outgoing.rs`); `None`
+    /// without `sip.tls`.
+    pub media_security_over_tls: Option<MediaSecurity>,
+    /// The outbound proxy calls go through is reached over TLS.
+    pub proxy_over_tls: bool,
 }
 
 impl Settings {

@@ -17,8 +17,10 @@ use super::super::{Settings, TrustConfig, media};
 use super::{KEEPALIVE, MediaAddress, SessionError, cname};
 use crate::config::{Config, SipUri, sip_uri::Host};
 
-pub(super) fn resolve(uri: &SipUri) -> Option<SocketAddr> {
-    let port = uri.port().unwrap_or(5060);
+/// The address of `uri`; without a port, the default of `transport`
+/// (RFC 3261 19.1.2: 5061 for TLS).
+pub(super) fn resolve(uri: &SipUri, transport: Transport) -> Option<SocketAddr> {
+    let port = uri.port().unwrap_or(transport.default_port());
     match uri.host() {
         Host::V4(a) => Some(SocketAddr::new((*a).into(), port)),
         Host::V6(a) => Some(SocketAddr::new((*a).into(), port)),
@@ -81,9 +83,8 @@ pub(super) fn settings(
     let mut local_media = LocalMedia::new(rtp);
     local_media.ssrc = Some(address.ssrc);
     local_media.cname = Some(cname(config));
-    // Plain signalling until SIP over TLS is wired here: then the flow's
-    // transport says whether the SDP (and its SDES keys) is secure.
-    local_media.security = media::security(config, false);
+    // SDES keys (RFC 4568 8.3) only in an SDP that travels over TLS.
+    local_media.security = media::security(config, local.transport == Transport::Tls);
     Ok(Settings {
         collector: config.sip.collector.as_ref().map(|c| c.as_str().to_owned()),
         registration,
@@ -108,7 +109,7 @@ pub(super) fn flow_target(config: &Config, local: &LocalEndpoint) -> Option<Targ
     match local.transport {
         Transport::Udp => None,
         transport => outbound_proxy_uri(config)
-            .and_then(resolve)
+            .and_then(|uri| resolve(uri, transport))
             .map(|addr| Target::new(transport, addr)),
     }
 }
@@ -147,7 +148,7 @@ fn instance_from(machine_ids: &[&Path], kept: &Path, ids: &mut IdGenerator) -> S
     RegistrationOutbound::instance_from_machine_id(&fresh).unwrap_or_default()
 }
 
-/// Who may call: the flow to the proxy (over TCP), the configured
+/// Who may call: the flow to the proxy (over TCP or TLS), the configured
 /// callers with their secrets-file passwords.
 pub(super) fn trust_config(config: &Config, local: &LocalEndpoint) -> TrustConfig {
     let flow = flow_target(config, local).filter(|_| config.sip.trust_proxy_flow);
@@ -213,6 +214,28 @@ pub(super) fn product() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn over_tls_the_proxy_is_named_with_its_transport_on_port_5061() {
+        let proxy = SipUri::parse("sip:192.0.2.7").unwrap();
+        assert_eq!(
+            resolve(&proxy, Transport::Tls),
+            Some("192.0.2.7:5061".parse().unwrap())
+        );
+        assert_eq!(
+            resolve(&proxy, Transport::Tcp),
+            Some("192.0.2.7:5060".parse().unwrap())
+        );
+        let with_port = SipUri::parse("sip:192.0.2.7:7000").unwrap();
+        assert_eq!(
+            resolve(&with_port, Transport::Tls),
+            Some("192.0.2.7:7000".parse().unwrap())
+        );
+        assert_eq!(
+            with_transport("sip:192.0.2.7;lr", Transport::Tls),
+            "sip:192.0.2.7;lr;transport=tls"
+        );
+    }
 
     #[test]
     fn without_a_machine_id_the_instance_is_kept_on_the_data_partition() {

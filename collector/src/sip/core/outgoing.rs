@@ -80,6 +80,17 @@ fn target_for(
     }
 }
 
+/// A URI that is reached over TLS: `sips:` (RFC 3261 26.2) or
+/// `;transport=tls`.
+pub(crate) fn over_tls(uri: &str) -> bool {
+    SipUri::parse(uri).is_ok_and(|u| {
+        u.is_secure()
+            || u.param("transport")
+                .flatten()
+                .is_some_and(|t| t.eq_ignore_ascii_case("tls"))
+    })
+}
+
 fn summary_of(offer: &Sdp) -> String {
     offer::sensor_description(offer)
         .map(|d| offer::summary(&d))
@@ -180,7 +191,18 @@ impl Core {
             // Through the outbound proxy: it knows where the sensor is.
             (aor.clone(), None)
         };
-        let local = self.local_media();
+        let mut local = self.local_media();
+        // SDES keys only go into an offer whose every hop we send it on is
+        // TLS: straight to a sensor on its TLS flow, or to a TLS proxy.
+        let direct = self.settings.embedded_registrar;
+        let secure = if direct {
+            over_tls(&target)
+        } else {
+            self.settings.proxy_over_tls
+        };
+        if let (true, Some(security)) = (secure, self.settings.media_security_over_tls) {
+            local.security = security;
+        }
         let mut origin = LocalSdp::new("collector", self.settings.rtp.ip(), &mut self.ids);
         let offer = make_offer(&desc, StreamRole::Receiver, &local, &mut origin)
             .map_err(|e| e.to_string())?;

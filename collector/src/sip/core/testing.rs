@@ -49,6 +49,8 @@ pub(super) fn settings(embedded_registrar: bool) -> Settings {
         own_user: None,
         calling_user: None,
         media_security: Default::default(),
+        media_security_over_tls: None,
+        proxy_over_tls: false,
     }
 }
 

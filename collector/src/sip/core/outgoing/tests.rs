@@ -386,22 +386,26 @@ fn a_flow_binding_is_reached_over_its_connection() {
 
 #[test]
 fn over_secure_signalling_the_call_offers_srtp_and_opens_with_keys() {
-    use sipsensor_protocol::{
-        MediaSecurity, SrtpPolicy, StreamRole, answer_offer, make_offer, parse_sdp,
-    };
-    let secure = MediaSecurity {
-        srtp: SrtpPolicy::Required,
-        signalling_secure: true,
-    };
+    use sipsensor_protocol::{answer_offer, parse_sdp};
+    let secure = secure_media();
     let clock = Clock(Instant::now());
+    // `sip.tls` configured, calls through a proxy reached over TLS.
     let mut s = settings(true);
-    s.media_security = secure;
+    s.media_security_over_tls = Some(secure);
+    s.proxy_over_tls = true;
     let mut c = Core::new(s, Some(registrar(clock.0)), IdGenerator::seeded(1));
     let (mut local, mut origin) = sensor_media();
     local.security = secure;
-    let first = make_offer(&capabilities(), StreamRole::Sender, &local, &mut origin).unwrap();
-    known_sensor_offering(&mut c, &clock, first.to_bytes());
-    let offer = call_s1(&mut c, &clock);
+    known_sensor(&mut c, &clock);
+    // From now on the sensor is reached through the proxy.
+    c.settings.embedded_registrar = false;
+    c.handle_control(call_request("sip:s1@example.net"), ReplyTo(7), clock.at(10));
+    let acts = actions(&mut c);
+    let [Action::Call { target, offer, .. }] = &acts[..] else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(target, "sip:s1@example.net");
+    let offer = offer.clone();
     let text = String::from_utf8_lossy(&offer).into_owned();
     assert!(text.contains(" RTP/SAVP "), "{text}");
     assert!(
@@ -437,4 +441,41 @@ fn over_secure_signalling_the_call_offers_srtp_and_opens_with_keys() {
         "the sensor's key opens its stream"
     );
     assert_eq!(collector.send, sensor.receive);
+}
+
+/// `sip.tls` alone puts no key into an offer: a sensor registered over
+/// UDP is called over UDP, where anyone on the path would read the key
+/// (RFC 4568 8.3); one registered over TLS is called on its TLS flow, with
+/// keys.
+#[test]
+fn sdes_keys_go_only_into_an_offer_sent_over_tls() {
+    let secure = secure_media();
+    let clock = Clock(Instant::now());
+    let mut s = settings(true);
+    s.media_security_over_tls = Some(secure);
+    let mut c = Core::new(s, Some(registrar(clock.0)), IdGenerator::seeded(1));
+    known_sensor(&mut c, &clock);
+    let offer = String::from_utf8(call_s1(&mut c, &clock)).unwrap();
+    assert!(!offer.contains("a=crypto"), "{offer}");
+    assert!(offer.contains(" RTP/AVP "), "{offer}");
+    // The same proxy-less call on a TLS binding's target would be secure.
+    assert!(super::over_tls("sips:s1@198.51.100.10:40000"));
+    assert!(super::over_tls("sip:proxy.example.net;transport=TLS"));
+    assert!(!super::over_tls("sip:s1@198.51.100.10:40000;transport=tcp"));
+    assert!(!super::over_tls("sip:s1@198.51.100.10"));
+    let target = target_for(
+        &SipUri::parse("sip:s1@198.51.100.10:5061;transport=tls").unwrap(),
+        "198.51.100.10:40000".parse().unwrap(),
+        Transport::Tls,
+        true,
+    );
+    assert!(super::over_tls(&target), "{target}");
+}
+
+/// SRTP required, as over TLS signalling.
+fn secure_media() -> sipsensor_protocol::MediaSecurity {
+    sipsensor_protocol::MediaSecurity {
+        srtp: sipsensor_protocol::SrtpPolicy::Required,
+        signalling_secure: true,
+    }
 }
