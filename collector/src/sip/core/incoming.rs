@@ -90,7 +90,14 @@ impl Core {
             .as_ref()
             .map(|f| offer::receive_policy(&self.settings.policy, f))
             .unwrap_or_default();
-        let local = self.local_media();
+        let mut local = self.local_media();
+        // SDES keys only over TLS (RFC 4568 8.3): a sensor's INVITE that
+        // came over TLS may be answered with SRTP, any other only in clear.
+        if source.transport.is_secure()
+            && let Some(security) = self.settings.media_security_over_tls
+        {
+            local.security = security;
+        }
         let mut origin = LocalSdp::new("collector", self.settings.rtp.ip(), &mut self.ids);
         let (answer, agreed) =
             match answer_offer(&offer, &AnswerPolicy::Receive(policy), &local, &mut origin) {

@@ -80,12 +80,15 @@ pub(super) fn registrar(start: Instant) -> Registrar {
 
 /// A collector with the embedded registrar and users s1 and s2.
 pub(super) fn core() -> (Core, Clock) {
+    core_with(|_| {})
+}
+
+/// [`core`] with its settings changed first.
+pub(super) fn core_with(tweak: impl FnOnce(&mut Settings)) -> (Core, Clock) {
     let start = Instant::now();
-    let core = Core::new(
-        settings(true),
-        Some(registrar(start)),
-        IdGenerator::seeded(1),
-    );
+    let mut settings = settings(true);
+    tweak(&mut settings);
+    let core = Core::new(settings, Some(registrar(start)), IdGenerator::seeded(1));
     (core, Clock(start))
 }
 

@@ -207,3 +207,57 @@ fn a_stream_set_up_for_a_forgotten_call_is_closed_silently() {
         }]
     );
 }
+
+/// A sensor's SRTP offer (`RTP/SAVP`, an SDES key): answered with keys of
+/// our own only when it came over TLS and `sip.tls` is configured; over
+/// UDP, or without TLS configured, the keys stay out (488).
+#[test]
+fn a_sensors_srtp_offer_is_taken_only_over_tls() {
+    let offer = String::from_utf8(sensor_offer(&capabilities()))
+        .unwrap()
+        .replace("RTP/AVP", "RTP/SAVP")
+        .replace(
+            "a=rtpmap",
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd\r\na=rtpmap",
+        );
+    let secure = sipsensor_protocol::MediaSecurity {
+        srtp: sipsensor_protocol::SrtpPolicy::Required,
+        signalling_secure: true,
+    };
+    let tls = Target {
+        transport: Transport::Tls,
+        addr: PROXY.parse().unwrap(),
+    };
+    let call = |over_tls: Option<sipsensor_protocol::MediaSecurity>, source: Target| {
+        let (mut c, clock) = core_with(|s| s.media_security_over_tls = over_tls);
+        c.handle_event(
+            UaEvent::IncomingCall {
+                session: session(1),
+                request: request("INVITE", "s1", "call-1", ""),
+                source,
+                offer: offer.clone().into_bytes(),
+            },
+            clock.at(0),
+        );
+        actions(&mut c)
+    };
+    let acts = call(Some(secure), tls);
+    let [Action::Open { args, accept, .. }] = &acts[..] else {
+        panic!("{acts:?}")
+    };
+    assert!(args.agreed.srtp.is_some(), "{:?}", args.agreed);
+    let answer = String::from_utf8(accept.clone().unwrap()).unwrap();
+    assert!(
+        answer.contains("RTP/SAVP") && answer.contains("a=crypto:1 "),
+        "{answer}"
+    );
+    // The same offer over UDP, or over TLS with no `sip.tls`: no keys.
+    for (over_tls, source) in [(Some(secure), udp(PROXY)), (None, tls)] {
+        let acts = call(over_tls, source);
+        assert!(
+            acts.iter()
+                .any(|a| response_of(a).is_some_and(|r| r.status_code.code() == 488)),
+            "{acts:?}"
+        );
+    }
+}
