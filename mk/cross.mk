@@ -58,9 +58,15 @@ test-cross-run:
 	@version="$$($(QEMU_RUN) $(ARMV7_RELEASE)/sipsensor-agent --version)"; \
 	echo "armv7: $$version"; \
 	case "$$version" in "sipsensor-agent "*) ;; *) echo "test-cross: unexpected --version output" >&2; exit 1;; esac
-	@set -e; n=0; for f in agent/examples/*.yaml; do \
+	@set -e; n=0; tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+	  -subj /CN=test-cross -keyout $$tmp/ca.key -out $$tmp/ca.pem 2>/dev/null; \
+	for f in agent/examples/*.yaml; do \
+	  sed "s|/etc/sipsensor/ca.pem|$$tmp/ca.pem|" $$f > $$tmp/$${f##*/}; \
+	done; \
+	for f in $$tmp/*.yaml; do \
 	  case $$f in \
-	    */boot-override.yaml) set -- agent/examples/simulated.yaml $$f;; \
+	    */boot-override.yaml) set -- $$tmp/simulated.yaml $$f;; \
 	    *) set -- $$f;; \
 	  esac; \
 	  out=$$($(QEMU_RUN) $(ARMV7_RELEASE)/sipsensor-agent check-config "$$@" 2>&1) \

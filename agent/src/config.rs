@@ -177,6 +177,34 @@ pub struct MediaConfig {
     pub srtp: Option<SrtpPolicy>,
 }
 
+/// Why a configuration lets signalling or samples travel in clear text;
+/// the agent says so once at start (docs/security.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClearText {
+    /// SIP over UDP or TCP: no SDES keys may travel, so the samples are
+    /// clear too.
+    Signalling(Transport),
+    /// TLS signalling, `media.srtp: off`.
+    SamplesSrtpOff,
+    /// TLS signalling, `media.srtp: optional`: plain RTP when the peer
+    /// offers or answers no keys.
+    SamplesSrtpOptional,
+}
+
+impl Config {
+    /// What of this configuration travels in clear text, if anything.
+    pub fn clear_text(&self) -> Option<ClearText> {
+        if self.sip.transport != Transport::Tls {
+            return Some(ClearText::Signalling(self.sip.transport));
+        }
+        match self.media.srtp_policy(true) {
+            SrtpPolicy::Required => None,
+            SrtpPolicy::Optional => Some(ClearText::SamplesSrtpOptional),
+            SrtpPolicy::Off => Some(ClearText::SamplesSrtpOff),
+        }
+    }
+}
+
 impl MediaConfig {
     /// The SRTP policy in force: the configured one, else required when
     /// the signalling is secure (SDES keys may travel) and optional
@@ -317,12 +345,7 @@ pub fn load_with_notes(files: &ConfigFiles) -> Result<(Config, Vec<String>), Con
     if let Some(tls) = &config.sip.tls {
         // Read here so that check-config finds a missing or wrong CA file
         // before the agent fails to register.
-        tls.net_config().map_err(|e| {
-            ConfigErrors(vec![ConfigError::File {
-                path: tls.ca_file.clone(),
-                message: format!("SIP over TLS cannot be set up: {e}"),
-            }])
-        })?;
+        check_tls_files(tls).map_err(|e| ConfigErrors(vec![e]))?;
     }
     let mut notes = Vec::new();
     let secrets_path = PathBuf::from(&raw.secrets_file);
@@ -343,6 +366,30 @@ pub fn load_with_notes(files: &ConfigFiles) -> Result<(Config, Vec<String>), Con
         Err(e) => return Err(ConfigErrors(vec![e])),
     }
     Ok((config, notes))
+}
+
+/// The CA file first, on its own, so that its error names `sip.ca_file`
+/// (the default path is used when the key is absent, and TLS is the
+/// default transport: a reader must learn which key to set); then the
+/// client certificate and key with it.
+fn check_tls_files(tls: &SipTls) -> Result<(), ConfigError> {
+    use sipsensor_runtime::sip_transport::tls::client_config;
+    client_config(&tls.ca_file, None).map_err(|e| ConfigError::File {
+        path: tls.ca_file.clone(),
+        message: format!(
+            "`sip.ca_file`: {e}; SIP over TLS (`sip.transport: tls`, the default) verifies the \
+             registrar against this CA: put the site's CA certificate there or point \
+             `sip.ca_file` at it (docs/security.md), or write `sip.transport: udp` for clear text"
+        ),
+    })?;
+    tls.net_config().map_err(|e| ConfigError::File {
+        path: tls
+            .identity
+            .as_ref()
+            .map_or_else(|| tls.ca_file.clone(), |i| i.certificate.clone()),
+        message: format!("`sip.certificate` / `sip.private_key`: {e}"),
+    })?;
+    Ok(())
 }
 
 /// Each caller named in `sip.callers` with its password from the secrets

@@ -13,7 +13,7 @@
 
 use crate::backoff::Backoff;
 use crate::config::{
-    self, Config, ConfigFiles, GpioInputConfig, LedConfig, LogLevel, StreamConfig,
+    self, ClearText, Config, ConfigFiles, GpioInputConfig, LedConfig, LogLevel, StreamConfig,
 };
 use crate::gpio::{self, SysfsInput, SysfsOutput};
 use crate::handoff::{self, Board, EventReceiver, EventSender};
@@ -361,6 +361,7 @@ async fn run_async(opts: RunOptions) -> ExitCode {
             tracing::error!("{e}");
             return ExitCode::FAILURE;
         }
+        warn_clear_text(&config);
         hub.set_state(AgentState::Starting);
         let mut pipeline = match Pipeline::start(&config, &opts.env, &hub, RetryPolicy::default()) {
             Ok(p) => p,
@@ -410,6 +411,30 @@ async fn run_async(opts: RunOptions) -> ExitCode {
                 },
             }
         }
+    }
+}
+
+/// One line at start when signalling or samples travel in clear text:
+/// TLS and SRTP are the default, so this was asked for, but whoever reads
+/// the log should know (issue #14, docs/security.md).
+fn warn_clear_text(config: &Config) {
+    match config.clear_text() {
+        None => {}
+        Some(ClearText::Signalling(transport)) => tracing::warn!(
+            "clear text: SIP over {transport} carries signalling and samples unencrypted and \
+             unauthenticated; set `sip.transport: tls` with the site's CA in `sip.ca_file` \
+             (docs/security.md)"
+        ),
+        Some(ClearText::SamplesSrtpOff) => tracing::warn!(
+            "clear text: `media.srtp: off` sends the samples as plain RTP, unencrypted and \
+             unauthenticated (SIP itself is TLS); remove the key to require SRTP \
+             (docs/security.md)"
+        ),
+        Some(ClearText::SamplesSrtpOptional) => tracing::warn!(
+            "clear text possible: `media.srtp: optional` sends the samples as plain RTP to a \
+             peer that offers or accepts no SRTP keys; remove the key to require SRTP \
+             (docs/security.md)"
+        ),
     }
 }
 

@@ -11,8 +11,10 @@ struct Case {
     dir: tempfile::TempDir,
 }
 
-const HEAD: &str =
-    "identity:\n  aor: sip:sensor-1@example.net\nsip:\n  collector: sip:collector@example.net\n";
+/// Over UDP, so that no CA file is needed (four lines, as the errors'
+/// line numbers expect).
+const HEAD: &str = "identity:\n  aor: sip:sensor-1@example.net\n\
+    sip: {collector: \"sip:collector@example.net\", transport: udp}\n# clear text: no CA file\n";
 const SIM: &str =
     "sensors:\n  - type: simulated\n    name: sim\n    channels:\n      - {name: wave, unit: V}\n";
 
@@ -119,7 +121,7 @@ fn pin_out_of_range() {
 #[test]
 fn bad_sip_uri() {
     Case::new().expect(
-        &format!("identity:\n  aor: sip:sensor 1@example.net\nsip:\n  collector: sip:c@example.net\n{SIM}"),
+        &format!("identity:\n  aor: sip:sensor 1@example.net\nsip:\n  collector: sip:c@example.net\n  transport: udp\n{SIM}"),
         2,
         8,
         "identity.aor: `sip:sensor 1@example.net` is not a SIP URI: user part `sensor 1` contains ` `, which must be %-escaped",
@@ -237,6 +239,28 @@ fn unreadable_file() {
             "{}: cannot read: No such file or directory",
             missing.display()
         )),
+        "{err}"
+    );
+}
+
+#[test]
+fn tls_by_default_names_the_ca_key_and_path_it_cannot_read() {
+    let c = Case::new();
+    let missing = c.dir.path().join("site-ca.pem");
+    let p = c.file(
+        "agent.yaml",
+        &format!(
+            "identity:\n  aor: sip:sensor-1@example.net\nsip:\n  collector: sip:c@example.net\n  \
+             ca_file: {}\n{SIM}",
+            missing.display()
+        ),
+    );
+    let err = c.fails(&[&p]);
+    assert!(
+        err.starts_with(&format!(
+            "{}: `sip.ca_file`: cannot read",
+            missing.display()
+        )) && err.contains("`sip.transport: udp`"),
         "{err}"
     );
 }

@@ -93,9 +93,14 @@ impl Drop for Agent {
     }
 }
 
+/// Over UDP (clear text, warned about), so that no CA file is needed.
 fn config(dir: &Path, rate: u32) -> String {
+    config_with(dir, rate, "  transport: udp\n")
+}
+
+fn config_with(dir: &Path, rate: u32, sip: &str) -> String {
     format!(
-        "secrets_file: {}\nidentity:\n  aor: sip:sensor-1@example.net\nsip:\n  collector: sip:collector@example.net\nstream:\n  rate: {rate}\nsensors:\n  - type: simulated\n    name: sim\n    interval_ms: 20\n    channels: [{{name: wave, unit: V}}]\n",
+        "secrets_file: {}\nidentity:\n  aor: sip:sensor-1@example.net\nsip:\n  collector: sip:collector@example.net\n{sip}stream:\n  rate: {rate}\nsensors:\n  - type: simulated\n    name: sim\n    interval_ms: 20\n    channels: [{{name: wave, unit: V}}]\n",
         dir.join("secrets.yaml").display()
     )
 }
@@ -118,7 +123,7 @@ fn bad_config_waits_for_a_fix_then_runs_reloads_and_stops() {
     assert_eq!(
         err.message,
         format!(
-            "{}:7:9: stream.rate: sample rate (Hz) must be 1 to 10000, got 0",
+            "{}:8:9: stream.rate: sample rate (Hz) must be 1 to 10000, got 0",
             cfg.display()
         )
     );
@@ -192,4 +197,42 @@ fn missing_config_is_no_config_until_it_appears() {
     std::fs::write(&cfg, config(dir.path(), 10)).unwrap();
     agent.until("started", |s| running(s.state));
     agent.terminate();
+}
+
+/// The one start-up line of a clear-text config, and none over TLS
+/// (the default transport, with SRTP required).
+#[test]
+fn clear_text_is_warned_at_start_and_tls_is_not() {
+    const LINE: &str = "clear text: SIP over UDP carries signalling and samples unencrypted";
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agent.yaml");
+    std::fs::write(&cfg, config(dir.path(), 10)).unwrap();
+    let mut agent = Agent::start(dir.path(), &cfg);
+    agent.until("started", |s| running(s.state));
+    agent.terminate();
+    let log = agent.log();
+    assert_eq!(log.matches(LINE).count(), 1, "{log}");
+    assert!(log.contains("`sip.transport: tls`"), "{log}");
+
+    let ca = sipsensor_testkit::pki::TestCa::new("daemon test CA");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.certificate_pem()).unwrap();
+    // No `transport:`: TLS.
+    std::fs::write(
+        &cfg,
+        config_with(
+            dir.path(),
+            10,
+            &format!("  ca_file: {}\n", ca_file.display()),
+        ),
+    )
+    .unwrap();
+    let mut agent = Agent::start(dir.path(), &cfg);
+    agent.until("started", |s| {
+        running(s.state) && s.sensors.first().is_some_and(|x| x.reads >= 1)
+    });
+    agent.terminate();
+    let log = agent.log();
+    assert!(!log.contains("clear text"), "{log}");
+    assert!(log.contains("running: 1 sensors"), "{log}");
 }

@@ -17,10 +17,37 @@ fn examples() -> Vec<PathBuf> {
     v
 }
 
+/// The examples name the appliance's CA file, which a build machine does
+/// not have: each is checked as a copy that names a throw-away CA instead.
+struct Copies {
+    dir: tempfile::TempDir,
+}
+
+impl Copies {
+    fn new() -> Copies {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = sipsensor_testkit::pki::TestCa::new("examples test CA");
+        std::fs::write(dir.path().join("ca.pem"), ca.certificate_pem()).unwrap();
+        Copies { dir }
+    }
+
+    fn of(&self, example: &Path) -> PathBuf {
+        let text = std::fs::read_to_string(example).unwrap();
+        let ca = self.dir.path().join("ca.pem");
+        let copy = self.dir.path().join(example.file_name().unwrap());
+        std::fs::write(&copy, text.replace(APPLIANCE_CA, ca.to_str().unwrap())).unwrap();
+        copy
+    }
+}
+
+const APPLIANCE_CA: &str = "/etc/sipsensor/ca.pem";
+
 fn check(files: &[&Path]) -> (bool, String, String) {
+    let copies = Copies::new();
+    let files: Vec<PathBuf> = files.iter().map(|f| copies.of(f)).collect();
     let out = Command::new(env!("CARGO_BIN_EXE_sipsensor-agent"))
         .arg("check-config")
-        .args(files)
+        .args(&files)
         .output()
         .unwrap();
     (
@@ -38,6 +65,36 @@ fn every_example_passes_check_config() {
         let (ok, out, err) = check(&[p]);
         assert!(ok, "{}:\n{err}", p.display());
         assert!(out.starts_with("config OK: "), "{out}");
+    }
+}
+
+/// Examples are copied as they are: each one uses TLS (and so SRTP) with
+/// the appliance's CA file, unless it says why not on its `transport` line.
+#[test]
+fn every_example_is_secure_or_says_why_not() {
+    for p in examples()
+        .iter()
+        .filter(|p| !p.ends_with("boot-override.yaml"))
+    {
+        let text = std::fs::read_to_string(p).unwrap();
+        let transport = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("transport:"))
+            .unwrap_or_else(|| panic!("{}: name the transport", p.display()));
+        let value = transport.split(':').nth(1).unwrap_or_default();
+        assert!(
+            value.trim_start().starts_with("tls") || transport.contains('#'),
+            "{}: `{transport}` without a comment saying why",
+            p.display()
+        );
+        if value.trim_start().starts_with("tls") {
+            assert!(
+                text.contains(&format!("ca_file: {APPLIANCE_CA}")),
+                "{}: show the CA file",
+                p.display()
+            );
+            assert!(!text.contains("srtp: off"), "{}", p.display());
+        }
     }
 }
 

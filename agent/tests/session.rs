@@ -93,6 +93,7 @@ async fn calls_streams_follows_a_reinvite_and_says_bye_on_sigterm() {
   aor: sip:sensor-0001@127.0.0.1
 sip:
   collector: sip:collector@COLLECTOR
+  transport: udp
   bind: 127.0.0.1:0
 stream:
   rate: 100

@@ -77,6 +77,8 @@ impl AgentSpec {
         }
         if self.flow_only {
             sip.push_str("  transport: tcp\n  listen: false\n");
+        } else {
+            sip.push_str("  transport: udp\n");
         }
         if !self.callers.is_empty() {
             let names: Vec<&str> = self.callers.iter().map(|(n, _)| n.as_str()).collect();

@@ -55,9 +55,11 @@ pub struct RawIdentity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RawTransport {
-    #[default]
     Udp,
     Tcp,
+    /// The default: SIP in clear text is an opt-in (`udp`, `tcp`) that
+    /// the agent warns about at start.
+    #[default]
     Tls,
 }
 
@@ -97,7 +99,7 @@ impl Default for RawSip {
             registrar: None,
             outbound_proxy: None,
             collector: None,
-            transport: RawTransport::Udp,
+            transport: RawTransport::Tls,
             bind: "0.0.0.0:5060".into(),
             listen: true,
             expires: 3600,

@@ -26,12 +26,13 @@ impl Files {
         )
     }
 
-    /// A minimal valid main file plus `extra`.
+    /// A minimal valid main file plus `extra`; SIP over UDP, so that no CA
+    /// file is needed.
     fn base(&self, extra: &str) -> PathBuf {
         self.write(
             "agent.yaml",
             &format!(
-                "{}identity:\n  aor: sip:sensor-1@example.net\nsip:\n  collector: sip:collector@example.net\n{extra}",
+                "{}identity:\n  aor: sip:sensor-1@example.net\nsip: {{collector: \"sip:collector@example.net\", transport: udp}}\n# over UDP, so that no CA file is needed\n{extra}",
                 self.secrets()
             ),
         )
@@ -72,6 +73,7 @@ fn minimal_config_gets_the_documented_defaults() {
     let c = f.load(&[&f.base(SIM)], &[]).unwrap();
     assert_eq!(c.identity.aor.as_str(), "sip:sensor-1@example.net");
     assert_eq!(c.sip.transport, Transport::Udp);
+    assert_eq!(c.clear_text(), Some(ClearText::Signalling(Transport::Udp)));
     assert_eq!(c.sip.bind, "0.0.0.0:5060".parse().unwrap());
     assert_eq!(c.sip.expires, Duration::from_secs(3600));
     assert_eq!(c.sip.username, "sensor-1");
@@ -337,7 +339,7 @@ fn callers_take_their_passwords_from_the_secrets_file() {
     let main = f.write(
         "agent.yaml",
         &format!(
-            "{}identity: {{aor: sip:a@b.example}}\nsip:\n  callers: [collector]\n{SIM}",
+            "{}identity: {{aor: sip:a@b.example}}\nsip:\n  callers: [collector]\n  transport: udp\n{SIM}",
             f.secrets()
         ),
     );
@@ -385,7 +387,7 @@ fn from_based_trust_is_gone_and_udp_alone_calls_nobody_in() {
         );
     }
     // Over UDP the registrar's address proves nothing: nobody may call.
-    let e = with_sip("  registrar: sip:b.example\n").unwrap_err();
+    let e = with_sip("  registrar: sip:b.example\n  transport: udp\n").unwrap_err();
     assert!(e.contains("nobody to stream to"), "{e}");
     // Over TCP the agent's own connection to it is the way in.
     let c = with_sip("  registrar: sip:b.example\n  transport: tcp\n").unwrap();
@@ -396,7 +398,7 @@ fn from_based_trust_is_gone_and_udp_alone_calls_nobody_in() {
 fn not_listening_needs_a_tcp_flow_to_a_registrar() {
     let f = Files::new();
     let with_sip = |sip: &str| f.with_sip(&format!("  listen: false\n{sip}"));
-    let e = with_sip("  registrar: sip:b.example\n").unwrap_err();
+    let e = with_sip("  registrar: sip:b.example\n  transport: udp\n").unwrap_err();
     assert!(
         e.contains("sip.listen") && e.contains("transport: tcp"),
         "{e}"
@@ -463,4 +465,113 @@ fn tls_reads_its_ca_file_and_takes_calls_on_its_flow() {
         .with_sip("  transport: tcp\n  registrar: sip:b.example\n")
         .unwrap();
     assert!(c.sip.tls.is_none());
+}
+
+#[test]
+fn a_config_naming_no_transport_is_tls_with_srtp_and_the_default_ca() {
+    let f = Files::new();
+    let main = |sip: &str| {
+        f.write(
+            "agent.yaml",
+            &format!(
+                "{}identity: {{aor: sip:a@b.example}}\nsip:\n  collector: sip:c@b.example\n{sip}{SIM}",
+                f.secrets()
+            ),
+        )
+    };
+    // The default CA file is absent on a build machine: the error names
+    // the key to set and the path it looked at.
+    let e = f.load(&[&main("")], &[]).unwrap_err();
+    assert!(
+        e.contains("`sip.ca_file`") && e.contains(raw::DEFAULT_CA_FILE),
+        "{e}"
+    );
+    let ca = sipsensor_testkit::pki::TestCa::new("agent test CA");
+    let ca_file = f.write("ca.pem", &ca.certificate_pem());
+    let c = f
+        .load(
+            &[&main(&format!("  ca_file: {}\n", ca_file.display()))],
+            &[],
+        )
+        .unwrap();
+    assert_eq!(c.sip.transport, Transport::Tls);
+    assert_eq!(c.sip.tls.as_ref().map(|t| &t.ca_file), Some(&ca_file));
+    assert_eq!(
+        c.media.srtp_policy(true),
+        sipsensor_protocol::SrtpPolicy::Required
+    );
+    assert_eq!(c.clear_text(), None);
+    // An unreadable CA file is named with its key too.
+    std::fs::set_permissions(&ca_file, std::fs::Permissions::from_mode(0o000)).unwrap();
+    if std::fs::read(&ca_file).is_err() {
+        // (root reads it anyway)
+        let e = f
+            .load(
+                &[&main(&format!("  ca_file: {}\n", ca_file.display()))],
+                &[],
+            )
+            .unwrap_err();
+        assert!(e.contains("`sip.ca_file`") && e.contains("ca.pem"), "{e}");
+    }
+}
+
+#[test]
+fn clear_text_is_told_for_udp_tcp_and_srtp_off_or_optional_over_tls() {
+    let f = Files::new();
+    let ca = sipsensor_testkit::pki::TestCa::new("agent test CA");
+    let ca_file = f.write("ca.pem", &ca.certificate_pem());
+    let clear = |sip: &str, media: &str| {
+        f.with_sip(&format!("  collector: sip:c@b.example\n{sip}{media}"))
+            .unwrap()
+            .clear_text()
+    };
+    assert_eq!(
+        clear("  transport: tcp\n", ""),
+        Some(ClearText::Signalling(Transport::Tcp))
+    );
+    // Over UDP even `srtp: required` cannot help: no keys go in clear SDP.
+    assert_eq!(
+        clear("  transport: udp\n", "media:\n  srtp: required\n"),
+        Some(ClearText::Signalling(Transport::Udp))
+    );
+    let tls = format!("  ca_file: {}\n", ca_file.display());
+    assert_eq!(clear(&tls, ""), None);
+    assert_eq!(clear(&tls, "media:\n  srtp: required\n"), None);
+    assert_eq!(
+        clear(&tls, "media:\n  srtp: off\n"),
+        Some(ClearText::SamplesSrtpOff)
+    );
+    assert_eq!(
+        clear(&tls, "media:\n  srtp: optional\n"),
+        Some(ClearText::SamplesSrtpOptional)
+    );
+}
+
+#[test]
+fn called_directly_over_tls_is_refused_not_taken_in_clear_text() {
+    let f = Files::new();
+    let ca = sipsensor_testkit::pki::TestCa::new("agent test CA");
+    let ca_file = f.write("ca.pem", &ca.certificate_pem());
+    let secrets = f.write("secrets.yaml", "callers: {collector: s3cret-caller}\n");
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let with_sip = |sip: &str| {
+        f.with_sip(&format!(
+            "  callers: [collector]\n  ca_file: {}\n{sip}",
+            ca_file.display()
+        ))
+    };
+    // No registrar nor proxy: the callers would have to reach the agent
+    // directly, which TLS (the default) cannot take.
+    let e = with_sip("").unwrap_err();
+    assert!(
+        e.contains("sip.callers") && e.contains("`registrar`") && e.contains("`transport: udp`"),
+        "{e}"
+    );
+    // Through a registrar they come over the agent's own TLS connection.
+    let c = with_sip("  registrar: sip:b.example\n").unwrap();
+    assert_eq!(c.sip.transport, Transport::Tls);
+    assert_eq!(c.sip.callers.len(), 1);
+    // In clear text on purpose: allowed, and warned about at start.
+    let c = with_sip("  transport: udp\n").unwrap();
+    assert_eq!(c.clear_text(), Some(ClearText::Signalling(Transport::Udp)));
 }

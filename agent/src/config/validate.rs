@@ -20,7 +20,9 @@ pub const MAX_GPIO: u32 = 4095;
 /// 1 KB, under the 1280-byte IPv6 minimum MTU with headers.
 pub const MAX_SAMPLES_PER_PACKET_TOTAL: u32 = 256;
 
-const TLS_MISSING: &str = "`sips:` needs TLS, which this agent does not speak; use `sip:`";
+/// The agent's URIs do not carry the transport: `sip.transport` does (TLS
+/// by default), and `sips:` URIs are not taken yet.
+const TLS_MISSING: &str = "`sips:` URIs are not supported; write `sip:` (the transport is `sip.transport`, TLS by default)";
 
 struct V {
     diags: Vec<Diag>,
@@ -222,6 +224,24 @@ fn sip(v: &mut V, raw: &RawSip, path: &KeyPath, identity: Option<&Identity>) -> 
             "nobody to stream to: set `collector` (the agent calls it), `callers` \
              (digest users that may call the agent) or `transport: tls` (or `transport: tcp`) with a \
              `registrar` (calls on the agent's own connection to it are trusted)",
+        );
+    }
+    // The agent opens TLS connections but accepts none (it holds no server
+    // certificate), so under TLS it is called only over its own connection
+    // to a registrar or proxy. Called directly, the calls would come in
+    // clear text on `bind`: that must be asked for (`transport: udp`), not
+    // fallen back to.
+    if matches!(raw.transport, RawTransport::Tls)
+        && !raw.callers.is_empty()
+        && raw.registrar.is_none()
+        && raw.outbound_proxy.is_none()
+    {
+        v.err(
+            path.key("callers"),
+            "being called directly needs a transport that accepts calls, and over TLS (the default \
+             `sip.transport`) the agent accepts none: set `registrar` (or `outbound_proxy`) so the \
+             calls come over its own TLS connection, or write `transport: udp` to be called in clear \
+             text (see docs/security.md)",
         );
     }
     let caller_realm = raw

@@ -142,7 +142,7 @@ fn snippet_passes_check_config() {
     std::fs::write(
         &path,
         format!(
-            "identity:\n  aor: sip:sensor-1@example.net\nsip:\n  collector: sip:collector@example.net\nsecrets_file: {}\n{snippet}",
+            "identity:\n  aor: sip:sensor-1@example.net\nsip:\n  collector: sip:collector@example.net\n  transport: udp\nsecrets_file: {}\n{snippet}",
             dir.path().join("none").display()
         ),
     )
