@@ -51,6 +51,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
     on_ready: impl FnOnce(&Services),
 ) -> Result<WriterSummary, RunError> {
+    // Polled once now: a signal future installs its handlers when first
+    // polled, so a SIGTERM during start-up is then caught and acted on
+    // once started, instead of killing the process before it commits.
+    let mut shutdown = std::pin::pin!(shutdown);
+    let stopped_early =
+        std::future::poll_fn(|cx| std::task::Poll::Ready(shutdown.as_mut().poll(cx).is_ready()))
+            .await;
     // Before anything opens: a server beyond loopback without a token
     // must not start.
     let (access, warnings) = http::Access::from_config(&config.http)?;
@@ -105,7 +112,10 @@ pub async fn run(
             metrics: metrics.clone(),
         };
         match crate::sip::start(&config, parts).await {
-            Ok(s) => Some(s),
+            Ok(s) => {
+                warn_clear_text(&config);
+                Some(s)
+            }
             Err(e) => {
                 let _ = stop_tx.send(true);
                 http_task.abort();
@@ -131,6 +141,11 @@ pub async fn run(
     drop(services);
 
     let mut failure = None;
+    let shutdown = async {
+        if !stopped_early {
+            shutdown.await;
+        }
+    };
     tokio::select! {
         () = shutdown => tracing::info!("shutting down: committing received rows"),
         r = &mut http_task => {
@@ -174,6 +189,46 @@ pub async fn run(
     }
 }
 
+/// Why sensors' SIP or samples reach this collector in clear text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClearText {
+    /// No `sip.tls`: SIP over UDP/TCP only, so no SDES keys either.
+    NoTlsListener,
+    /// `media.srtp: off`: plain RTP even from sensors on TLS.
+    SrtpOff,
+}
+
+fn clear_text(config: &Config) -> Option<ClearText> {
+    if !config.sip.enabled {
+        return None;
+    }
+    if config.sip.tls.is_none() {
+        Some(ClearText::NoTlsListener)
+    } else if config.media.srtp == Some(crate::sip::config::SrtpMode::Off) {
+        Some(ClearText::SrtpOff)
+    } else {
+        None
+    }
+}
+
+/// One line at start when sensors can only reach us in clear text: TLS and
+/// SRTP are what the examples set up, so this was asked for, but whoever
+/// reads the log should know (issue #14, docs/security.md).
+fn warn_clear_text(config: &Config) {
+    match clear_text(config) {
+        None => {}
+        Some(ClearText::NoTlsListener) => tracing::warn!(
+            "clear text: no `sip.tls` listener, so sensors' SIP and samples travel unencrypted and \
+             unauthenticated; add `sip.tls` (certificate, private_key) so that sensors use TLS and \
+             SRTP (docs/security.md)"
+        ),
+        Some(ClearText::SrtpOff) => tracing::warn!(
+            "clear text: `media.srtp: off` takes every stream as plain RTP, unencrypted and \
+             unauthenticated, even from sensors on TLS; remove the key (docs/security.md)"
+        ),
+    }
+}
+
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
@@ -191,5 +246,35 @@ pub async fn shutdown_signal() {
             tracing::error!("cannot install signal handlers ({e}); stop with Ctrl-C");
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Config {
+        let yaml = format!("storage:\n  url: sqlite:///tmp/unused.db\n{extra}");
+        Config::parse(&yaml, std::path::Path::new("c.yaml")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const TLS: &str = "sip:\n  tls:\n    certificate: /c.pem\n    private_key: /k.pem\n";
+
+    #[test]
+    fn clear_text_without_a_tls_listener_or_with_srtp_off() {
+        assert_eq!(clear_text(&config("")), None, "no SIP, nothing to say");
+        assert_eq!(
+            clear_text(&config("sip:\n  bind: 127.0.0.1:0\n")),
+            Some(ClearText::NoTlsListener)
+        );
+        assert_eq!(clear_text(&config(TLS)), None);
+        assert_eq!(
+            clear_text(&config(&format!("{TLS}media:\n  srtp: required\n"))),
+            None
+        );
+        assert_eq!(
+            clear_text(&config(&format!("{TLS}media:\n  srtp: off\n"))),
+            Some(ClearText::SrtpOff)
+        );
     }
 }

@@ -75,7 +75,18 @@ fn check_config_accepts_the_example_and_explains_errors() {
         .unwrap()
         .replace("/etc/sipsensor/credentials.yaml", creds.to_str().unwrap())
         .replace("/run/sipsensor/", &format!("{}/", dir.path().display()))
-        .replace("/var/lib/sipsensor/", &format!("{}/", dir.path().display()));
+        .replace("/var/lib/sipsensor/", &format!("{}/", dir.path().display()))
+        .replace("/etc/sipsensor/tls/", &format!("{}/", dir.path().display()));
+    // ...and its TLS files, check-config reads them too.
+    let ca = sipsensor_testkit::pki::TestCa::new("example CA");
+    let leaf = ca.issue(&["collector.example.net"]);
+    for (name, pem) in [
+        ("collector.crt", leaf.certificate),
+        ("collector.key", leaf.private_key),
+        ("site-ca.crt", ca.certificate_pem()),
+    ] {
+        std::fs::write(dir.path().join(name), pem).unwrap();
+    }
     let local_path = dir.path().join("collector.yaml");
     std::fs::write(&local_path, local).unwrap();
     // check-config reads the credentials file the config names.

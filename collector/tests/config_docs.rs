@@ -400,6 +400,15 @@ const EXAMPLE_ON_PURPOSE: &[(&str, &str)] = &[
         "sip.credentials_file",
         "the appliance's path; without one no sensor can register",
     ),
+    (
+        "sip.tls.certificate",
+        "secure by default: sensors use TLS and SRTP (issue #14)",
+    ),
+    ("sip.tls.private_key", "the certificate's key"),
+    (
+        "sip.tls.ca_file",
+        "the site's CA, as docs/security.md makes it",
+    ),
 ];
 
 /// `a.b.c` → value for every leaf of `v` (a sequence is a leaf).

@@ -22,14 +22,23 @@ impl Drop for Guard {
 /// Starts `sipsensor-collector run` on a config in `dir` (users: s1/pw-1)
 /// and returns it with its SIP address and the lines it logs from then on.
 pub fn spawn_collector(dir: &Path) -> (Guard, SocketAddr, mpsc::Receiver<String>) {
+    spawn_collector_with(dir, "", "")
+}
+
+/// As [`spawn_collector`], with more `sip:` lines and `media:` lines.
+pub fn spawn_collector_with(
+    dir: &Path,
+    sip_extra: &str,
+    media_extra: &str,
+) -> (Guard, SocketAddr, mpsc::Receiver<String>) {
     let d = dir.display().to_string();
     std::fs::write(dir.join("credentials.yaml"), "users: {s1: pw-1}\n").unwrap();
     let config = dir.join("collector.yaml");
     std::fs::write(
         &config,
         format!(
-            "storage:\n  url: sqlite://{d}/c.db\nhttp:\n  bind: 127.0.0.1:0\n{}media:\n  rtp_bind: 127.0.0.1:0\n",
-            sip_section("").replace("{dir}", &d)
+            "storage:\n  url: sqlite://{d}/c.db\nhttp:\n  bind: 127.0.0.1:0\n{}media:\n  rtp_bind: 127.0.0.1:0\n{media_extra}",
+            sip_section(sip_extra).replace("{dir}", &d)
         ),
     )
     .unwrap();
