@@ -4,9 +4,12 @@
 //! agents with simulated sensors on 127.0.0.1, prints the page's address
 //! and the live values every second, and on Ctrl-C stops everything
 //! (agents first: they hang up and unregister) and removes its files.
+//!
+//! The path is the secure one a site runs (issue #14): SIP over TLS and
+//! SRTP, with a throw-away CA made here in place of the site's.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -71,6 +74,10 @@ fn free_udp_port() -> std::io::Result<u16> {
     Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+fn free_tcp_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::write(path, text)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
@@ -129,7 +136,51 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-fn collector_config(dir: &Path, http: u16, sip: u16) -> String {
+/// The files of the demo's throw-away PKI, in its temporary directory.
+struct DemoPki {
+    ca: PathBuf,
+    certificate: PathBuf,
+    private_key: PathBuf,
+}
+
+/// A CA that lives as long as the demo, and the collector's certificate
+/// for 127.0.0.1 signed by it: the agents check the collector against the
+/// CA as they would the site's.
+fn make_pki(dir: &Path) -> Result<DemoPki, String> {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let failed = |what: &'static str| move |e: rcgen::Error| format!("{what}: {e}");
+    let mut authority = CertificateParams::new(Vec::<String>::new()).map_err(failed("CA"))?;
+    authority.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    authority
+        .distinguished_name
+        .push(DnType::CommonName, "sipsensor demo CA (throw-away)");
+    let authority_key = KeyPair::generate().map_err(failed("CA key"))?;
+    let issuer =
+        CertifiedIssuer::self_signed(authority, authority_key).map_err(failed("CA certificate"))?;
+    // An IP address in the name list becomes an IP subject-alternative
+    // name: the agents call sip:...@127.0.0.1 and verify that address.
+    let server = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .map_err(failed("collector certificate"))?;
+    let server_key = KeyPair::generate().map_err(failed("collector key"))?;
+    let server_certificate = server
+        .signed_by(&server_key, &issuer)
+        .map_err(failed("collector certificate"))?;
+    let pki = DemoPki {
+        ca: dir.join("demo-ca.pem"),
+        certificate: dir.join("collector.crt"),
+        private_key: dir.join("collector.key"),
+    };
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |e: std::io::Error| format!("{path}: {e}")
+    };
+    std::fs::write(&pki.ca, issuer.pem()).map_err(io(&pki.ca))?;
+    std::fs::write(&pki.certificate, server_certificate.pem()).map_err(io(&pki.certificate))?;
+    write_private(&pki.private_key, &server_key.serialize_pem()).map_err(io(&pki.private_key))?;
+    Ok(pki)
+}
+
+fn collector_config(dir: &Path, http: u16, sip: u16, tls: u16, pki: &DemoPki) -> String {
     r#"storage:
   url: sqlite://DB
 http:
@@ -141,6 +192,10 @@ sip:
   credentials_file: CREDS
   control_socket: CONTROL
   trusted_peers: []
+  tls:
+    bind: 127.0.0.1:TLS_PORT
+    certificate: CERTIFICATE
+    private_key: PRIVATE_KEY
 media:
   rtp_bind: 127.0.0.1:0
 policy:
@@ -151,9 +206,12 @@ policy:
     .replace("SIP", &sip.to_string())
     .replace("CREDS", &dir.join("credentials.yaml").display().to_string())
     .replace("CONTROL", &dir.join("collector.sock").display().to_string())
+    .replace("TLS_PORT", &tls.to_string())
+    .replace("CERTIFICATE", &pki.certificate.display().to_string())
+    .replace("PRIVATE_KEY", &pki.private_key.display().to_string())
 }
 
-fn agent_config(dir: &Path, n: u16, sip: u16) -> String {
+fn agent_config(dir: &Path, n: u16, tls: u16, ca: &Path) -> String {
     let user = format!("sensor-{n:04}");
     // Each sensor its own waveform: a different seed, level and period.
     r#"secrets_file: SECRETS
@@ -163,8 +221,17 @@ identity:
 sip:
   registrar: sip:127.0.0.1:SIP
   collector: sip:collector@127.0.0.1:SIP
+  # The default transport, said here for the reader: the collector's
+  # certificate is checked against the demo's CA, and no port is opened
+  # (calls come over the agent's own TLS connection).
+  transport: tls
+  ca_file: CA_FILE
+  listen: false
   bind: 127.0.0.1:0
   username: USER
+media:
+  # The default over TLS, said here: a stream runs only as SRTP.
+  srtp: required
 stream:
   rate: 10
   samples_per_packet: 1
@@ -187,7 +254,8 @@ logging:
             .to_string(),
     )
     .replace("USER", &user)
-    .replace("SIP", &sip.to_string())
+    .replace("CA_FILE", &ca.display().to_string())
+    .replace("SIP", &tls.to_string())
     .replace("TEMP", &(20 + n).to_string())
     .replace("TPERIOD", &(20_000 + 7_000 * u32::from(n)).to_string())
     .replace("HUM", &(40 + 5 * n).to_string())
@@ -227,11 +295,10 @@ fn demo(args: &Args, dir: &Path, collector_bin: &Path, agent_bin: &Path) -> Resu
         move |e: std::io::Error| format!("{what}: {e}")
     };
     let sip = free_udp_port().map_err(io("free port"))?;
+    let tls = free_tcp_port().map_err(io("free port"))?;
+    let pki = make_pki(dir)?;
     let http = if args.http_port == 0 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(io("free port"))?
-            .port()
+        free_tcp_port().map_err(io("free port"))?
     } else {
         args.http_port
     };
@@ -246,14 +313,17 @@ fn demo(args: &Args, dir: &Path, collector_bin: &Path, agent_bin: &Path) -> Resu
         .map_err(io("secrets file"))?;
         write_private(
             &dir.join(format!("sensor-{n:04}.yaml")),
-            &agent_config(dir, n, sip),
+            &agent_config(dir, n, tls, &pki.ca),
         )
         .map_err(io("agent config"))?;
     }
     write_private(&dir.join("credentials.yaml"), &users).map_err(io("credentials"))?;
     let collector_yaml = dir.join("collector.yaml");
-    write_private(&collector_yaml, &collector_config(dir, http, sip))
-        .map_err(io("collector config"))?;
+    write_private(
+        &collector_yaml,
+        &collector_config(dir, http, sip, tls, &pki),
+    )
+    .map_err(io("collector config"))?;
 
     let mut processes = Processes(Vec::new());
     let log = |name: &str| std::fs::File::create(dir.join(format!("{name}.log")));
@@ -295,13 +365,18 @@ fn demo(args: &Args, dir: &Path, collector_bin: &Path, agent_bin: &Path) -> Resu
 
     println!();
     println!(
-        "  sipsensor demo: a collector with its registrar and {} simulated sensors",
+        "  sipsensor demo: a collector with its registrar and {} simulated sensors, over TLS + SRTP",
         args.sensors
     );
     println!("  live charts:    http://127.0.0.1:{http}/");
     println!("  JSON API:       http://127.0.0.1:{http}/api/streams   metrics: /metrics");
     println!(
-        "  SIP (UDP/TCP):  127.0.0.1:{sip}     logs: {}",
+        "  {}",
+        collector_says_tls(dir).unwrap_or_else(|| "collector: no TLS listener logged".into())
+    );
+    println!(
+        "  CA (throw-away): {}     logs: {}",
+        pki.ca.display(),
         dir.display()
     );
     println!("  Ctrl-C stops everything.");
@@ -329,6 +404,11 @@ fn demo(args: &Args, dir: &Path, collector_bin: &Path, agent_bin: &Path) -> Resu
         }
         std::thread::sleep(Duration::from_secs(1));
         print_streams(http_addr, args.sensors);
+        if let Some(line) = clear_text_logged(dir, &processes) {
+            return Err(format!(
+                "the demo should run on TLS and SRTP only, but: {line}"
+            ));
+        }
         for (name, child) in &mut processes.0 {
             if let Ok(Some(status)) = child.try_wait() {
                 let log =
@@ -341,6 +421,28 @@ fn demo(args: &Args, dir: &Path, collector_bin: &Path, agent_bin: &Path) -> Resu
     processes.stop();
     println!("stopped");
     Ok(())
+}
+
+/// The collector's own start-up line naming its TLS listener, shortened:
+/// what the demo shows is what the collector says it runs.
+fn collector_says_tls(dir: &Path) -> Option<String> {
+    let log = std::fs::read_to_string(dir.join("collector.log")).ok()?;
+    let line = log.lines().find(|l| l.contains("SIP on "))?;
+    let tls = line.split(", TLS on ").nth(1)?.split(' ').next()?;
+    Some(format!(
+        "collector:      SIP over TLS on {tls} (from its log); the sensors require SRTP"
+    ))
+}
+
+/// A clear-text warning in any log (a collector without TLS, a sensor on
+/// UDP): a demo that does not do what it says is an error.
+fn clear_text_logged(dir: &Path, processes: &Processes) -> Option<String> {
+    processes.0.iter().find_map(|(name, _)| {
+        let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).ok()?;
+        log.lines()
+            .find(|l| l.contains("clear text"))
+            .map(|l| format!("{name}: {l}"))
+    })
 }
 
 fn print_streams(http: SocketAddr, sensors: u16) {
@@ -356,7 +458,9 @@ fn print_streams(http: SocketAddr, sensors: u16) {
         .or_else(|| streams.get("streams").and_then(|s| s.as_array()))
         .cloned()
         .unwrap_or_default();
-    let mut line = format!("{:>2}/{sensors} streaming |", list.len());
+    // Each sensor's config requires SRTP and TLS: a stream the collector
+    // lists runs encrypted, or it would not run at all.
+    let mut line = format!("{:>2}/{sensors} streaming over TLS+SRTP |", list.len());
     for s in &list {
         let aor = s.get("aor").and_then(|a| a.as_str()).unwrap_or("?");
         let user = aor
