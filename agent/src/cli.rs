@@ -145,7 +145,7 @@ pub fn summary(c: &config::Config) -> String {
         .map(|ch| format!("{} [{}]", ch.spec.name, ch.spec.unit))
         .collect();
     format!(
-        "config OK: {}\n  identity: {}\n  sensors: {}\n  stream: {} Hz, {} samples per packet, channels: {}\n  inputs: {}",
+        "config OK: {}\n  identity: {}\n  sensors: {}\n  stream: {} Hz, {} samples per packet, channels: {}\n  inputs: {}\n  security: {}",
         files.join(" + "),
         c.identity.aor,
         if sensors.is_empty() {
@@ -169,8 +169,32 @@ pub fn summary(c: &config::Config) -> String {
                 .map(|i| format!("{} (GPIO {})", i.name, i.pin))
                 .collect::<Vec<_>>()
                 .join(", ")
-        }
+        },
+        security(c)
     )
+}
+
+/// How SIP and the samples travel, as the start-up warning would say.
+fn security(c: &config::Config) -> String {
+    use config::ClearText;
+    let ca = c
+        .sip
+        .tls
+        .as_ref()
+        .map(|t| t.ca_file.display().to_string())
+        .unwrap_or_default();
+    match c.clear_text() {
+        None => format!("SIP over TLS (CA {ca}), SRTP required"),
+        Some(ClearText::Signalling(t)) => {
+            format!("clear text: SIP over {t}, no SRTP (`sip.transport: tls` to protect them)")
+        }
+        Some(ClearText::SamplesSrtpOff) => {
+            format!("SIP over TLS (CA {ca}); clear text: samples as plain RTP (`media.srtp: off`)")
+        }
+        Some(ClearText::SamplesSrtpOptional) => format!(
+            "SIP over TLS (CA {ca}); samples as plain RTP to a peer without SRTP (`media.srtp: optional`)"
+        ),
+    }
 }
 
 fn status_cmd(socket: &std::path::Path, json: bool, wait: Option<u64>) -> ExitCode {

@@ -264,3 +264,20 @@ fn tls_by_default_names_the_ca_key_and_path_it_cannot_read() {
         "{err}"
     );
 }
+
+#[test]
+fn check_config_says_when_a_config_is_clear_text() {
+    let c = Case::new();
+    let p = c.file("agent.yaml", &format!("{HEAD}{SIM}"));
+    let out = Command::new(env!("CARGO_BIN_EXE_sipsensor-agent"))
+        .arg("check-config")
+        .arg(&p)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("security: clear text: SIP over UDP"),
+        "{stdout}"
+    );
+}

@@ -65,6 +65,10 @@ fn every_example_passes_check_config() {
         let (ok, out, err) = check(&[p]);
         assert!(ok, "{}:\n{err}", p.display());
         assert!(out.starts_with("config OK: "), "{out}");
+        assert!(
+            out.contains("security: SIP over TLS") && out.contains("SRTP required"),
+            "{out}"
+        );
     }
 }
 

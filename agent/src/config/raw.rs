@@ -72,8 +72,10 @@ pub struct RawSip {
     pub transport: RawTransport,
     pub bind: String,
     /// Accept incoming SIP; off: calls come only over the agent's own TCP
-    /// or TLS connection to its registrar.
-    pub listen: bool,
+    /// or TLS connection to its registrar. Default: off over TLS (the
+    /// agent accepts no TLS, so a listener would be clear text), on
+    /// otherwise.
+    pub listen: Option<bool>,
     pub expires: u32,
     pub username: Option<String>,
     /// Digest users that may call the sensor; passwords in the secrets file.
@@ -101,7 +103,7 @@ impl Default for RawSip {
             collector: None,
             transport: RawTransport::Tls,
             bind: "0.0.0.0:5060".into(),
-            listen: true,
+            listen: None,
             expires: 3600,
             username: None,
             callers: Vec::new(),

@@ -575,3 +575,29 @@ fn called_directly_over_tls_is_refused_not_taken_in_clear_text() {
     let c = with_sip("  transport: udp\n").unwrap();
     assert_eq!(c.clear_text(), Some(ClearText::Signalling(Transport::Udp)));
 }
+
+#[test]
+fn over_tls_nothing_listens_and_a_plain_listener_is_refused() {
+    let f = Files::new();
+    let ca = sipsensor_testkit::pki::TestCa::new("agent test CA");
+    let ca_file = f.write("ca.pem", &ca.certificate_pem());
+    let with_sip = |sip: &str| {
+        f.with_sip(&format!(
+            "  collector: sip:c@b.example\n  ca_file: {}\n{sip}",
+            ca_file.display()
+        ))
+    };
+    // TLS by default: no UDP/TCP port, calls come on its own connections.
+    let c = with_sip("").unwrap();
+    assert!(!c.sip.listen);
+    // A plain listener beside TLS would take calls, and give SDES keys,
+    // in clear text.
+    let e = with_sip("  listen: true\n").unwrap_err();
+    assert!(
+        e.contains("sip.listen") && e.contains("`transport: udp`"),
+        "{e}"
+    );
+    // Clear text on purpose listens as before.
+    let c = with_sip("  transport: udp\n").unwrap();
+    assert!(c.sip.listen);
+}

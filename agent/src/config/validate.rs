@@ -261,9 +261,27 @@ fn sip(v: &mut V, raw: &RawSip, path: &KeyPath, identity: Option<&Identity>) -> 
             None
         }
     };
-    if !raw.listen
+    let over_tls = matches!(raw.transport, RawTransport::Tls);
+    // Over TLS the agent listens nowhere by default: it accepts no TLS, and
+    // a plain UDP/TCP port would take calls (and hand out SDES keys) in
+    // clear text beside the TLS it was asked for.
+    let listen = raw.listen.unwrap_or(!over_tls);
+    if over_tls && listen {
+        v.err(
+            path.key("listen"),
+            "`true` would take calls in clear text on `bind`, and over TLS (the default \
+             `sip.transport`) the agent accepts no connections: remove the key (calls come over \
+             its own TLS connection to `registrar`, `outbound_proxy` or `collector`), or write \
+             `transport: udp` for clear text",
+        );
+    }
+    // (Off by default over TLS without anyone to connect to: the errors
+    // about callers or about nobody to stream to say why.)
+    if raw.listen == Some(false)
         && (matches!(raw.transport, RawTransport::Udp)
-            || (raw.registrar.is_none() && raw.outbound_proxy.is_none()))
+            || (raw.registrar.is_none()
+                && raw.outbound_proxy.is_none()
+                && !(over_tls && raw.collector.is_some())))
     {
         v.err(
             path.key("listen"),
@@ -302,7 +320,7 @@ fn sip(v: &mut V, raw: &RawSip, path: &KeyPath, identity: Option<&Identity>) -> 
         collector,
         transport,
         bind: bind?,
-        listen: raw.listen,
+        listen,
         expires: Duration::from_secs(u64::from(raw.expires)),
         username: username?,
         password: None,
