@@ -41,13 +41,17 @@ impl Case {
         p
     }
 
-    /// Run check-config; it must fail. Returns stderr.
-    fn fails(&self, files: &[&Path]) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_sipsensor-agent"))
+    fn check_config(files: &[&Path]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_sipsensor-agent"))
             .arg("check-config")
             .args(files)
             .output()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Run check-config; it must fail. Returns stderr.
+    fn fails(&self, files: &[&Path]) -> String {
+        let out = Self::check_config(files);
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(
             !out.status.success(),
@@ -269,11 +273,7 @@ fn tls_by_default_names_the_ca_key_and_path_it_cannot_read() {
 fn check_config_says_when_a_config_is_clear_text() {
     let c = Case::new();
     let p = c.file("agent.yaml", &format!("{HEAD}{SIM}"));
-    let out = Command::new(env!("CARGO_BIN_EXE_sipsensor-agent"))
-        .arg("check-config")
-        .arg(&p)
-        .output()
-        .unwrap();
+    let out = Case::check_config(&[&p]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(

@@ -59,6 +59,18 @@ impl Files {
         self.load(&[&p], &[])
     }
 
+    /// A throw-away CA written as `ca.pem`; its path.
+    fn test_ca(&self) -> PathBuf {
+        let ca = sipsensor_testkit::pki::TestCa::new("agent test CA");
+        self.write("ca.pem", &ca.certificate_pem())
+    }
+
+    /// As `with_sip`, with `ca_file` naming a throw-away CA.
+    fn with_tls_sip(&self, sip: &str) -> Result<Config, String> {
+        let ca_file = self.test_ca();
+        self.with_sip(&format!("  ca_file: {}\n{sip}", ca_file.display()))
+    }
+
     fn path(&self, name: &str) -> String {
         self.dir.path().join(name).display().to_string()
     }
@@ -430,8 +442,7 @@ fn media_srtp_follows_the_signalling_unless_configured() {
 #[test]
 fn tls_reads_its_ca_file_and_takes_calls_on_its_flow() {
     let f = Files::new();
-    let ca = sipsensor_testkit::pki::TestCa::new("agent test CA");
-    let ca_file = f.write("ca.pem", &ca.certificate_pem());
+    let ca_file = f.test_ca();
     let tls = |extra: &str| {
         f.with_sip(&format!(
             "  listen: false\n  transport: tls\n  registrar: sip:b.example\n{extra}"
@@ -486,8 +497,7 @@ fn a_config_naming_no_transport_is_tls_with_srtp_and_the_default_ca() {
         e.contains("`sip.ca_file`") && e.contains(raw::DEFAULT_CA_FILE),
         "{e}"
     );
-    let ca = sipsensor_testkit::pki::TestCa::new("agent test CA");
-    let ca_file = f.write("ca.pem", &ca.certificate_pem());
+    let ca_file = f.test_ca();
     let c = f
         .load(
             &[&main(&format!("  ca_file: {}\n", ca_file.display()))],
@@ -518,8 +528,7 @@ fn a_config_naming_no_transport_is_tls_with_srtp_and_the_default_ca() {
 #[test]
 fn clear_text_is_told_for_udp_tcp_and_srtp_off_or_optional_over_tls() {
     let f = Files::new();
-    let ca = sipsensor_testkit::pki::TestCa::new("agent test CA");
-    let ca_file = f.write("ca.pem", &ca.certificate_pem());
+    let ca_file = f.test_ca();
     let clear = |sip: &str, media: &str| {
         f.with_sip(&format!("  collector: sip:c@b.example\n{sip}{media}"))
             .unwrap()
@@ -550,16 +559,9 @@ fn clear_text_is_told_for_udp_tcp_and_srtp_off_or_optional_over_tls() {
 #[test]
 fn called_directly_over_tls_is_refused_not_taken_in_clear_text() {
     let f = Files::new();
-    let ca = sipsensor_testkit::pki::TestCa::new("agent test CA");
-    let ca_file = f.write("ca.pem", &ca.certificate_pem());
     let secrets = f.write("secrets.yaml", "callers: {collector: s3cret-caller}\n");
     std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let with_sip = |sip: &str| {
-        f.with_sip(&format!(
-            "  callers: [collector]\n  ca_file: {}\n{sip}",
-            ca_file.display()
-        ))
-    };
+    let with_sip = |sip: &str| f.with_tls_sip(&format!("  callers: [collector]\n{sip}"));
     // No registrar nor proxy: the callers would have to reach the agent
     // directly, which TLS (the default) cannot take.
     let e = with_sip("").unwrap_err();
@@ -579,14 +581,7 @@ fn called_directly_over_tls_is_refused_not_taken_in_clear_text() {
 #[test]
 fn over_tls_nothing_listens_and_a_plain_listener_is_refused() {
     let f = Files::new();
-    let ca = sipsensor_testkit::pki::TestCa::new("agent test CA");
-    let ca_file = f.write("ca.pem", &ca.certificate_pem());
-    let with_sip = |sip: &str| {
-        f.with_sip(&format!(
-            "  collector: sip:c@b.example\n  ca_file: {}\n{sip}",
-            ca_file.display()
-        ))
-    };
+    let with_sip = |sip: &str| f.with_tls_sip(&format!("  collector: sip:c@b.example\n{sip}"));
     // TLS by default: no UDP/TCP port, calls come on its own connections.
     let c = with_sip("").unwrap();
     assert!(!c.sip.listen);
