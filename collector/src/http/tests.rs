@@ -69,6 +69,7 @@ async fn fixture() -> Fixture {
             index: 0,
             ts_ns: T0 + i * 100_000_000,
             raws: (0..2).map(|ch| Some(2000 + i + ch * 1000)).collect(),
+            source: crate::storage::ReadingSource::Live,
         });
     }
     batch.seen.push((sensor.id, T0 + 5_000_000_000));

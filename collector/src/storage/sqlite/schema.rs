@@ -11,6 +11,7 @@ use std::path::Path;
 pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_initial.sql")),
     (2, include_str!("migrations/0002_readings.sql")),
+    (3, include_str!("migrations/0003_sample_instants.sql")),
 ];
 
 /// Latest schema version this build knows.
@@ -141,6 +142,10 @@ mod tests {
                 |r| r.get(3),
             )
             .unwrap();
-        assert!(plan.contains("samples_by_sensor_time"), "{plan}");
+        // Version 3: the key (sensor_id, ts_ns) is the range index.
+        assert!(
+            plan.contains("PRIMARY KEY (sensor_id=? AND ts_ns>?)"),
+            "{plan}"
+        );
     }
 }
