@@ -156,6 +156,31 @@ pub async fn open(url: &StorageUrl, opts: OpenOptions) -> Result<Arc<dyn Storage
     }
 }
 
+/// How long a session in a shared PostgreSQL store may have stored nothing
+/// and still be another collector's live one: longer than any stream's
+/// packet interval and than the writer's commit delay.
+pub const SHARED_STORE_QUIET: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// At start: closes the sessions a crash of a previous run left open
+/// (issue 15), which would otherwise show as streaming forever. A SQLite
+/// file is this collector's alone, so every open session is a leftover; in
+/// a PostgreSQL store other collectors may be streaming, so only sessions
+/// quiet for [`SHARED_STORE_QUIET`] are. Returns how many were closed.
+pub async fn close_sessions_left_open(
+    store: &dyn Storage,
+    url: &StorageUrl,
+    now_ns: i64,
+) -> Result<u64, StorageError> {
+    let quiet_since = match url {
+        StorageUrl::Sqlite(_) => now_ns,
+        StorageUrl::Postgres(_) => {
+            let quiet = i64::try_from(SHARED_STORE_QUIET.as_nanos()).unwrap_or(i64::MAX);
+            now_ns.saturating_sub(quiet)
+        }
+    };
+    store.close_open_sessions(quiet_since).await
+}
+
 /// Upper bound of a time range meaning "until the end of time".
 pub const TS_MAX: i64 = i64::MAX;
 

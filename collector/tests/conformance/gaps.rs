@@ -260,6 +260,28 @@ pub(super) async fn sessions_left_open_are_closed(url: StorageUrl) {
     assert_eq!(s.close_open_sessions(T0 + 1000 * PERIOD).await.unwrap(), 0);
     assert_eq!(s.close_open_sessions(TS_MAX).await.unwrap(), 1);
     assert_eq!(ended_at(recent.id).await, Some(T0 + 1001 * PERIOD));
+
+    // At start: a session that stored a minute ago is a leftover in a
+    // SQLite file (this collector's alone), but in PostgreSQL possibly
+    // another collector's live one.
+    let now = T0 + 100_000 * PERIOD;
+    let minute = 600 * PERIOD;
+    let (_, last_run) =
+        sensor_with_session(s.as_ref(), "sip:s@example.net", "c5", now - minute).await;
+    s.write_batch(&Batch {
+        readings: samples(&last_run, 99_400..=99_400, T0),
+        ..Batch::default()
+    })
+    .await
+    .unwrap();
+    let closed = close_sessions_left_open(s.as_ref(), &url, now)
+        .await
+        .unwrap();
+    let expected = match url {
+        StorageUrl::Sqlite(_) => (1, Some(now - minute)),
+        StorageUrl::Postgres(_) => (0, None),
+    };
+    assert_eq!((closed, ended_at(last_run.id).await), expected);
     let _ = sensor;
     s.close().await.unwrap();
 }
