@@ -239,19 +239,7 @@ impl PgStore {
             .await
             .map_err(self.err())?;
         rows.iter()
-            .map(|r| {
-                let cause: String = r.get(5);
-                Ok(Gap {
-                    sensor: SensorId(r.get(0)),
-                    session: r.get::<_, Option<i64>>(1).map(SessionId),
-                    from_ns: r.get(2),
-                    to_ns: r.get(3),
-                    samples: r.get(4),
-                    cause: GapCause::parse(&cause).ok_or_else(|| {
-                        invalid(&self.target, format!("unknown gap cause {cause:?}"))
-                    })?,
-                })
-            })
+            .map(|r| super::fill::gap_from_row(&self.target, r))
             .collect()
     }
 

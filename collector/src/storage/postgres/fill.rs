@@ -11,7 +11,7 @@ use tokio_postgres::Row;
 
 type R<T> = Result<T, StorageError>;
 
-fn gap_from_row(target: &str, r: &Row) -> R<Gap> {
+pub(super) fn gap_from_row(target: &str, r: &Row) -> R<Gap> {
     let cause: String = r.get(5);
     Ok(Gap {
         sensor: SensorId(r.get(0)),

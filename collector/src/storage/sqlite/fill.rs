@@ -12,7 +12,7 @@ type R<T> = Result<T, StorageError>;
 
 const GAP_COLUMNS: &str = "sensor_id, session_id, from_ns, to_ns, samples, cause";
 
-fn gap_from_row(r: &Row<'_>) -> rusqlite::Result<Gap> {
+pub(super) fn gap_from_row(r: &Row<'_>) -> rusqlite::Result<Gap> {
     let cause: String = r.get(5)?;
     Ok(Gap {
         sensor: SensorId(r.get(0)?),
@@ -76,28 +76,32 @@ fn replace_gap(conn: &Connection, path: &Path, old: &Gap, pieces: &[Gap]) -> R<(
     conn.prepare_cached("DELETE FROM gaps WHERE sensor_id = ?1 AND from_ns = ?2 AND to_ns = ?3")
         .and_then(|mut st| st.execute(params![old.sensor.0, old.from_ns, old.to_ns]))
         .map_err(|e| map_err(path, e))?;
-    insert_gaps(conn, path, pieces)
+    insert_gaps(conn, path, pieces)?;
+    Ok(())
 }
 
-fn insert_gaps(conn: &Connection, path: &Path, gaps: &[Gap]) -> R<()> {
+/// Inserts gaps, skipping keys that exist; the number inserted.
+pub(super) fn insert_gaps(conn: &Connection, path: &Path, gaps: &[Gap]) -> R<u64> {
     let mut st = conn
         .prepare_cached(
             "INSERT INTO gaps (sensor_id, from_ns, to_ns, session_id, samples, cause)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
         )
         .map_err(|e| map_err(path, e))?;
+    let mut inserted = 0;
     for g in gaps {
-        st.execute(params![
-            g.sensor.0,
-            g.from_ns,
-            g.to_ns,
-            g.session.map(|s| s.0),
-            g.samples,
-            g.cause.as_str()
-        ])
-        .map_err(|e| map_err(path, e))?;
+        inserted += st
+            .execute(params![
+                g.sensor.0,
+                g.from_ns,
+                g.to_ns,
+                g.session.map(|s| s.0),
+                g.samples,
+                g.cause.as_str()
+            ])
+            .map_err(|e| map_err(path, e))? as u64;
     }
-    Ok(())
+    Ok(inserted)
 }
 
 /// Cuts each of `gaps` by the instants stored inside it; the gaps cut.

@@ -322,24 +322,7 @@ pub(super) fn write_batch(
                 report.events_duplicate += 1;
             }
         }
-        let mut st = tx
-            .prepare_cached(
-                "INSERT INTO gaps (sensor_id, from_ns, to_ns, session_id, samples, cause)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-            )
-            .map_err(|e| map_err(path, e))?;
-        for g in &b.gaps {
-            report.gaps_inserted += st
-                .execute(params![
-                    g.sensor.0,
-                    g.from_ns,
-                    g.to_ns,
-                    g.session.map(|s| s.0),
-                    g.samples,
-                    g.cause.as_str()
-                ])
-                .map_err(|e| map_err(path, e))? as u64;
-        }
+        report.gaps_inserted = fill::insert_gaps(&tx, path, &b.gaps)?;
         let mut st = tx
             .prepare_cached(
                 "UPDATE sensors SET last_seen_ns = max(coalesce(last_seen_ns, ?1), ?1)
@@ -427,19 +410,8 @@ pub(super) fn gaps(
          WHERE sensor_id = ?1 AND to_ns > ?2 AND from_ns < ?3 ORDER BY from_ns, to_ns",
     )
     .and_then(|mut st| {
-        st.query_map(params![sensor.0, from, to], |r| {
-            let cause: String = r.get(5)?;
-            Ok(Gap {
-                sensor: SensorId(r.get(0)?),
-                session: r.get::<_, Option<i64>>(1)?.map(SessionId),
-                from_ns: r.get(2)?,
-                to_ns: r.get(3)?,
-                samples: r.get(4)?,
-                // The CHECK constraint admits only known causes.
-                cause: GapCause::parse(&cause).unwrap_or(GapCause::Loss),
-            })
-        })?
-        .collect()
+        st.query_map(params![sensor.0, from, to], fill::gap_from_row)?
+            .collect()
     })
     .map_err(|e| map_err(path, e))
 }
