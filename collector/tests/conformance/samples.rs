@@ -98,12 +98,29 @@ pub(super) async fn samples_are_stored_exactly_once(url: StorageUrl) {
         .await
         .unwrap();
     assert_eq!(r.samples_inserted, 2);
+    // Live and backfilled in one batch, each with a stored and a new
+    // instant: every new one stored, every stored one skipped.
+    let mut mixed = samples(&other, [0, 121], T0);
+    let mut backfilled = samples(&other, [1, 122], T0);
+    for r in &mut backfilled {
+        r.source = ReadingSource::Backfilled;
+    }
+    mixed.extend(backfilled);
+    let r = s
+        .write_batch(&Batch {
+            readings: mixed,
+            ..Batch::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((r.samples_inserted, r.samples_duplicate), (4, 4));
     let stored = all_samples(s.as_ref(), sensor.id).await;
-    let last = stored.last().unwrap();
+    let last = &stored[stored.len() - 5];
     assert_eq!(
         (last.session, last.seq, last.source),
         (other.id, 120, ReadingSource::Backfilled)
     );
+    assert_eq!(stored.len(), 2 * 123);
     s.close().await.unwrap();
 }
 

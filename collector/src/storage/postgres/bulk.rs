@@ -13,7 +13,7 @@ use tokio_postgres::types::Type;
 /// Readings by binary COPY; fails on the first one already stored.
 async fn copy_readings(
     tx: &Transaction<'_>,
-    readings: &[Reading],
+    readings: &[&Reading],
 ) -> Result<(), tokio_postgres::Error> {
     let sink = tx
         .copy_in(
@@ -54,7 +54,7 @@ async fn copy_readings(
 /// Readings by INSERT, skipping those already stored; the samples inserted.
 async fn insert_readings(
     tx: &Transaction<'_>,
-    readings: &[Reading],
+    readings: &[&Reading],
 ) -> Result<u64, tokio_postgres::Error> {
     let n = readings.len();
     let (mut sess, mut seq, mut idx, mut sen, mut ts, mut src, mut raws) = (
@@ -100,28 +100,40 @@ impl PgStore {
         let mut report = WriteReport::default();
         let mut client = self.client().await?;
         let mut tx = client.transaction().await.map_err(self.err())?;
-        if !b.readings.is_empty() {
-            let samples: u64 = b.readings.iter().map(Reading::sample_count).sum();
+        // Late readings (resent, backfilled) often overlap what is stored:
+        // they take the INSERT that skips what exists, so that a backfill
+        // never sends the live rows of the same batch off the COPY path.
+        let (live, late): (Vec<&Reading>, Vec<&Reading>) = b
+            .readings
+            .iter()
+            .partition(|r| r.source == ReadingSource::Live);
+        if !live.is_empty() {
+            let samples: u64 = live.iter().map(|r| r.sample_count()).sum();
             // The fast path: COPY (several times cheaper for the server than
             // INSERT with ON CONFLICT). A reading stored before (a batch
             // retried after a commit whose outcome was unknown) fails it
             // with a unique violation: then, from the savepoint, the
             // idempotent INSERT that skips what exists.
             let sp = tx.savepoint("readings").await.map_err(self.err())?;
-            match copy_readings(&sp, &b.readings).await {
+            match copy_readings(&sp, &live).await {
                 Ok(()) => {
                     sp.commit().await.map_err(self.err())?;
                     report.samples_inserted = samples;
                 }
                 Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
                     sp.rollback().await.map_err(self.err())?;
-                    report.samples_inserted = insert_readings(&tx, &b.readings)
-                        .await
-                        .map_err(self.err())?;
-                    report.samples_duplicate = samples.saturating_sub(report.samples_inserted);
+                    let inserted = insert_readings(&tx, &live).await.map_err(self.err())?;
+                    report.samples_inserted = inserted;
+                    report.samples_duplicate = samples.saturating_sub(inserted);
                 }
                 Err(e) => return Err(self.err()(e)),
             }
+        }
+        if !late.is_empty() {
+            let samples: u64 = late.iter().map(|r| r.sample_count()).sum();
+            let inserted = insert_readings(&tx, &late).await.map_err(self.err())?;
+            report.samples_inserted += inserted;
+            report.samples_duplicate += samples.saturating_sub(inserted);
         }
         if !b.events.is_empty() {
             let n = b.events.len();
