@@ -130,6 +130,7 @@ fn packet(s: &Session, k: i64) -> Vec<Reading> {
         raws: (0..CHANNELS)
             .map(|c| Some(2000 + (k % 100) + i64::from(c)))
             .collect(),
+        source: sipsensor_collector::storage::ReadingSource::Live,
     }]
 }
 

@@ -10,6 +10,7 @@ use crate::metrics::Metrics;
 use crate::stats::StreamsRegistry;
 use crate::storage::writer::{StorageWriter, WriterHandle, WriterSummary};
 use crate::storage::{self, Storage, StorageError};
+use crate::timefmt::now_ns;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,6 +75,14 @@ pub async fn run(
         storage.describe(),
         storage.schema_version().await?
     );
+    let closed =
+        storage::close_sessions_left_open(storage.as_ref(), &config.storage.url, now_ns()).await?;
+    if closed > 0 {
+        tracing::info!(
+            sessions = closed,
+            "closed the sessions a previous run left open"
+        );
+    }
     let listener = http::bind(config.http.bind).await?;
     let http_addr = listener.local_addr().map_err(RunError::Http)?;
 

@@ -73,8 +73,12 @@ struct SampleRow<'a> {
     index: u32,
     raw: i64,
     value: f64,
+    /// `live`, `resent` or `backfilled`: how the sample came.
+    source: &'static str,
 }
 
+/// A gap's cause (`expired`: can never come back; the others: missing,
+/// may still be backfilled).
 #[derive(Serialize)]
 struct GapRow<'a> {
     sensor: &'a str,
@@ -180,6 +184,7 @@ pub async fn export<W: Write>(
                         index: s.index,
                         raw: s.raw,
                         value: s.value,
+                        source: s.source.as_str(),
                     })?;
                 }
                 rows += page.len() as u64;

@@ -111,6 +111,7 @@ mod tests {
                 index: 0,
                 ts_ns: now - (10 - d) * NS_PER_DAY + 3_600_000_000_000,
                 raws: vec![Some(d)],
+                source: crate::storage::ReadingSource::Live,
             })
             .collect();
         s.write_batch(&Batch {
@@ -175,6 +176,7 @@ mod tests {
                 index: 0,
                 ts_ns: now - 9 * NS_PER_DAY,
                 raws: vec![Some(0)],
+                source: crate::storage::ReadingSource::Live,
             }],
             ..Batch::default()
         })

@@ -2,6 +2,7 @@
 //! PostgreSQL shared), and the batching writer in front of them.
 
 mod error;
+mod gap_cuts;
 pub mod model;
 pub mod postgres;
 mod readings;
@@ -65,8 +66,36 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         to_ns: i64,
     ) -> Result<Vec<Session>, StorageError>;
 
-    /// Writes a batch in one transaction. Existing keys are skipped.
+    /// Writes a batch in one transaction. Existing keys are skipped: a
+    /// reading whose sensor and instant are stored (from any session) is a
+    /// duplicate. No gap covers a stored instant: the batch's gaps, and the
+    /// stored gaps its resent or backfilled readings reach into, shrink,
+    /// split or disappear by the instants stored inside them.
     async fn write_batch(&self, batch: &Batch) -> Result<WriteReport, StorageError>;
+
+    /// Records that the samples of `sensor` strictly between `after_ns` and
+    /// `before_ns` can never come (older than the agent's spool): the
+    /// fillable gaps there become one [`GapCause::Expired`] gap of exactly
+    /// that range (less any instants stored inside it); their parts outside
+    /// stay as they were. Returns the expired gap, `None` for an empty range.
+    async fn record_expired(
+        &self,
+        sensor: SensorId,
+        after_ns: i64,
+        before_ns: i64,
+    ) -> Result<Option<Gap>, StorageError>;
+
+    /// The instant up to which `sensor`'s data is stored with no gap that
+    /// could still be filled ([`GapCause::is_fillable`]; expired and source
+    /// gaps do not hold it back): the newest stored instant, or the start
+    /// of the oldest fillable gap. The collector's acknowledgement mark.
+    /// `None` when nothing of the sensor is stored.
+    async fn committed_through(&self, sensor: SensorId) -> Result<Option<i64>, StorageError>;
+
+    /// Closes the sessions a crash left open (`ended_ns` NULL) whose last
+    /// stored instant (or start, without samples) is before `quiet_since_ns`,
+    /// at that instant. Returns how many.
+    async fn close_open_sessions(&self, quiet_since_ns: i64) -> Result<u64, StorageError>;
 
     /// Samples in a time range, in `query.order`, at most `query.limit`.
     async fn samples(&self, query: &SampleQuery) -> Result<Vec<StoredSample>, StorageError>;
@@ -125,6 +154,31 @@ pub async fn open(url: &StorageUrl, opts: OpenOptions) -> Result<Arc<dyn Storage
             Ok(Arc::new(store))
         }
     }
+}
+
+/// How long a session in a shared PostgreSQL store may have stored nothing
+/// and still be another collector's live one: longer than any stream's
+/// packet interval and than the writer's commit delay.
+pub const SHARED_STORE_QUIET: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// At start: closes the sessions a crash of a previous run left open
+/// (issue 15), which would otherwise show as streaming forever. A SQLite
+/// file is this collector's alone, so every open session is a leftover; in
+/// a PostgreSQL store other collectors may be streaming, so only sessions
+/// quiet for [`SHARED_STORE_QUIET`] are. Returns how many were closed.
+pub async fn close_sessions_left_open(
+    store: &dyn Storage,
+    url: &StorageUrl,
+    now_ns: i64,
+) -> Result<u64, StorageError> {
+    let quiet_since = match url {
+        StorageUrl::Sqlite(_) => now_ns,
+        StorageUrl::Postgres(_) => {
+            let quiet = i64::try_from(SHARED_STORE_QUIET.as_nanos()).unwrap_or(i64::MAX);
+            now_ns.saturating_sub(quiet)
+        }
+    };
+    store.close_open_sessions(quiet_since).await
 }
 
 /// Upper bound of a time range meaning "until the end of time".

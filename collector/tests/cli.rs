@@ -255,11 +255,12 @@ fn export_fixture(db: &Path) {
         all.extend(samples(&other, 0..10, T0));
         s.write_batch(&Batch {
             readings: all,
+            // After the last instant: a gap never covers a stored one.
             gaps: vec![Gap {
                 sensor: sensor.id,
                 session: Some(session.id),
-                from_ns: T0 + 3 * PERIOD,
-                to_ns: T0 + 7 * PERIOD,
+                from_ns: T0 + 24_999 * PERIOD,
+                to_ns: T0 + 25_003 * PERIOD,
                 samples: 3,
                 cause: GapCause::Loss,
             }],
@@ -297,7 +298,7 @@ fn export_csv_and_json() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "time,ts_ns,sensor,session,channel,name,unit,seq,index,raw,value"
+        "time,ts_ns,sensor,session,channel,name,unit,seq,index,raw,value,source"
     );
     assert_eq!(lines.len(), 1 + 1200);
     let first: Vec<&str> = lines[1].split(',').collect();
@@ -310,6 +311,7 @@ fn export_csv_and_json() {
         first[10].parse::<f64>().unwrap(),
         raw_of(0, 0) as f64 / 100.0
     );
+    assert_eq!(first[11], "live");
     let last: Vec<&str> = lines[1200].split(',').collect();
     assert_eq!(last[0], "2025-11-25T12:00:59.9Z");
     assert_eq!(last[5], "humidity");
@@ -357,7 +359,7 @@ fn export_csv_and_json() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v[0]["samples"], 3);
-    assert_eq!(v[0]["from"], "2025-11-25T12:00:00.3Z");
+    assert_eq!(v[0]["from"], "2025-11-25T12:41:39.9Z");
     assert_eq!(v[0]["cause"], "loss");
 
     // An empty range is an empty document, not an error.

@@ -32,6 +32,7 @@ async fn postgres() {
     schema_newer_than_the_collector_is_refused(&server).await;
     concurrent_first_starts_migrate_once(&server).await;
     version_one_samples_become_readings(&server).await;
+    version_two_keeps_one_reading_per_instant(&server).await;
     unreachable_server_is_a_clear_error(&server).await;
     server_restart_is_survived(&server).await;
 }
@@ -119,6 +120,62 @@ async fn version_one_samples_become_readings(server: &PgServer) {
     );
     let r = s.delete_before(250).await.unwrap();
     assert_eq!(r.samples, 3, "the NULL of packet 2 is not a sample");
+    s.close().await.unwrap();
+}
+
+/// Schema version 2 keyed readings by session and packet; version 3 by
+/// sensor and instant (issue 15): two sessions' copies of one instant
+/// become one row (the first session's), gaps stay, expired gaps fit.
+async fn version_two_keeps_one_reading_per_instant(server: &PgServer) {
+    let url: StorageUrl = server.create_db("v2").await.parse().unwrap();
+    server
+        .execute(
+            "v2",
+            include_str!("../src/storage/postgres/migrations/0001_initial.sql"),
+        )
+        .await;
+    server
+        .execute(
+            "v2",
+            include_str!("../src/storage/postgres/migrations/0002_readings.sql"),
+        )
+        .await;
+    server
+        .execute(
+            "v2",
+            "CREATE TABLE sipsensor_schema (
+                 version BIGINT PRIMARY KEY,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
+             INSERT INTO sipsensor_schema (version) VALUES (1), (2);
+             INSERT INTO sensors (id, aor) VALUES (1, 'sip:s@example.net');
+             INSERT INTO sessions (id, sensor_id, call_id, ssrc, rate_hz, samples_per_packet,
+                                   started_ns)
+               VALUES (5, 1, 'a', 1, 10, 1, 0), (6, 1, 'b', 2, 10, 1, 0);
+             INSERT INTO samples (session_id, seq, idx, sensor_id, ts_ns, raws) VALUES
+               (6, 9, 0, 1, 100, '{7}'), (5, 1, 0, 1, 100, '{1}'), (5, 2, 0, 1, 200, '{2}');
+             INSERT INTO gaps VALUES (1, 200, 500, 5, 2, 'loss');",
+        )
+        .await;
+    let s = open(&url, OpenOptions::default()).await.unwrap();
+    let got: Vec<_> = all_samples(s.as_ref(), SensorId(1))
+        .await
+        .into_iter()
+        .map(|x| (x.session.0, x.ts_ns, x.raw, x.source))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (5, 100, 1, ReadingSource::Live),
+            (5, 200, 2, ReadingSource::Live)
+        ]
+    );
+    assert_eq!(s.committed_through(SensorId(1)).await.unwrap(), Some(200));
+    s.record_expired(SensorId(1), 200, 500).await.unwrap();
+    let gaps = s.gaps(SensorId(1), i64::MIN, TS_MAX).await.unwrap();
+    assert_eq!(
+        gaps.iter().map(|g| g.cause).collect::<Vec<_>>(),
+        vec![GapCause::Expired]
+    );
     s.close().await.unwrap();
 }
 

@@ -38,6 +38,7 @@ fn climate_samples(session: &Session, range: std::ops::Range<i64>, t0: i64) -> V
             index: 0,
             ts_ns: t0 + i * STEP,
             raws: vec![Some(temperature(i)), Some(humidity(i))],
+            source: ReadingSource::Live,
         })
         .collect()
 }
@@ -144,6 +145,7 @@ fn page_shows_sensors_streams_and_live_charts() {
             index: 0,
             ts_ns: t0 + i * STEP,
             raws: vec![Some(101_325 - i * 10)],
+            source: ReadingSource::Live,
         }));
         store.write_batch(&batch).await.unwrap();
         let streams = StreamsRegistry::new();

@@ -7,8 +7,8 @@
 use super::{ApiError, AppState};
 use crate::stats::StreamSnapshot;
 use crate::storage::{
-    Event, Gap, Order, SampleQuery, Sensor, SensorId, Session, SessionId, StoredSample, StreamSpec,
-    TS_MAX,
+    Event, Gap, Order, ReadingSource, SampleQuery, Sensor, SensorId, Session, SessionId,
+    StoredSample, StreamSpec, TS_MAX,
 };
 use crate::timefmt::{format_rfc3339, now_ns, parse_time};
 use axum::Json;
@@ -80,6 +80,9 @@ pub struct SampleJson {
     pub index: u32,
     pub raw: i64,
     pub value: f64,
+    /// How it came: `live`, `resent` (retransmitted) or `backfilled` (from
+    /// the agent's spool after an interruption).
+    pub source: ReadingSource,
 }
 
 impl From<StoredSample> for SampleJson {
@@ -95,6 +98,7 @@ impl From<StoredSample> for SampleJson {
             index: s.index,
             raw: s.raw,
             value: s.value,
+            source: s.source,
         }
     }
 }

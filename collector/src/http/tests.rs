@@ -69,16 +69,31 @@ async fn fixture() -> Fixture {
             index: 0,
             ts_ns: T0 + i * 100_000_000,
             raws: (0..2).map(|ch| Some(2000 + i + ch * 1000)).collect(),
+            // The last half second came back from the agent's spool.
+            source: if i < 45 {
+                ReadingSource::Live
+            } else {
+                ReadingSource::Backfilled
+            },
         });
     }
     batch.seen.push((sensor.id, T0 + 5_000_000_000));
+    // After the last stored instant (4.9 s): a gap never covers one.
     batch.gaps.push(Gap {
         sensor: sensor.id,
         session: Some(session.id),
-        from_ns: T0 + 1_000_000_000,
-        to_ns: T0 + 1_300_000_000,
+        from_ns: T0 + 4_900_000_000,
+        to_ns: T0 + 5_200_000_000,
         samples: 2,
         cause: GapCause::Loss,
+    });
+    batch.gaps.push(Gap {
+        sensor: sensor.id,
+        session: None,
+        from_ns: T0 + 5_200_000_000,
+        to_ns: T0 + 6_000_000_000,
+        samples: 7,
+        cause: GapCause::Expired,
     });
     store.write_batch(&batch).await.unwrap();
     let streams = StreamsRegistry::new();
@@ -160,6 +175,7 @@ async fn samples_by_range_limit_and_order() {
     assert_eq!(s[0]["value"], 20.1);
     assert_eq!(s[1]["name"], "humidity");
     assert_eq!(s[1]["value"], 301.0);
+    assert_eq!(s[0]["source"], "live");
     assert_eq!(v["truncated"], false);
 
     let (_, v) = get_json(
@@ -217,6 +233,20 @@ async fn sessions_gaps_and_events() {
     let (_, v) = get_json(&f.state, &format!("/api/sensors/{id}/gaps")).await;
     assert_eq!(v[0]["samples"], 2);
     assert_eq!(v[0]["cause"], "loss");
+    // Missing (may still be backfilled) and expired (gone for good) apart.
+    assert_eq!(v[1]["cause"], "expired");
+    let (_, v) = get_json(
+        &f.state,
+        &format!("/api/sensors/{id}/samples?from=2025-11-25T12:00:04.4Z&limit=4"),
+    )
+    .await;
+    let sources: Vec<&str> = v["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, ["live", "live", "backfilled", "backfilled"]);
     let (_, v) = get_json(&f.state, &format!("/api/sensors/{id}/events")).await;
     assert_eq!(v, serde_json::json!([]));
 }

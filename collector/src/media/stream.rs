@@ -17,7 +17,7 @@ use super::gaps::{FoundGap, GapFinder, Mark};
 use super::{Reject, StreamSetup, first_input_channel, stream_spec};
 use crate::config::MediaConfig;
 use crate::stats::{Reception, StreamHandle, Tally};
-use crate::storage::{Batch, Event, Gap, GapCause, Reading, SensorId, SessionId};
+use crate::storage::{Batch, Event, Gap, GapCause, Reading, ReadingSource, SensorId, SessionId};
 use sipsensor_protocol::{
     Agreed, CompoundWriter, Events, IdGenerator, MISSING_SAMPLE, Payload, ReceiverReport,
     RtcpConfig, RtcpScheduler, RtpPacket, RtpReceiver, RtpVerdict, Samples, SenderReport,
@@ -498,6 +498,7 @@ impl StreamRx {
                     index: u32::from(k),
                     ts_ns: ns,
                     raws,
+                    source: ReadingSource::Live,
                 });
             }
         }

@@ -141,9 +141,10 @@ pub struct Session {
 /// costs the store a third of the rows and index entries
 /// (docs/benchmarks.md, "collector").
 ///
-/// Identity (the duplicate key) is `(session, seq, index)`: a packet
-/// received twice carries the same extended sequence number, so its
-/// samples are stored once.
+/// Identity (the duplicate key) is `(sensor, ts_ns)`: the sampling
+/// instant as the agent stamped it, so a sample is stored once however it
+/// arrives (a packet received twice, retransmitted, or backfilled in a
+/// later session with other sequence numbers).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reading {
     pub session: SessionId,
@@ -160,6 +161,53 @@ pub struct Reading {
     /// sensor had no reading (docs/protocol.md 5.2). The physical value is
     /// raw * scale.
     pub raws: Vec<Option<i64>>,
+    /// How the reading reached the collector.
+    pub source: ReadingSource,
+}
+
+/// How a reading reached the collector; stored with it so export, API and
+/// page can tell live data from data that came back later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadingSource {
+    /// In the live stream, in time.
+    #[default]
+    Live,
+    /// A retransmission of a lost live packet (RFC 4588) in its session.
+    Resent,
+    /// Sent from the agent's spool after an interruption, in a later
+    /// session.
+    Backfilled,
+}
+
+impl ReadingSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadingSource::Live => "live",
+            ReadingSource::Resent => "resent",
+            ReadingSource::Backfilled => "backfilled",
+        }
+    }
+
+    /// The stored code: a small integer, not text, because it is a column
+    /// of the largest table (SQLite stores 0 and 1 in no bytes at all).
+    pub fn code(self) -> i16 {
+        match self {
+            ReadingSource::Live => 0,
+            ReadingSource::Resent => 1,
+            ReadingSource::Backfilled => 2,
+        }
+    }
+
+    /// Inverse of [`ReadingSource::code`].
+    pub fn from_code(code: i64) -> Option<Self> {
+        match code {
+            0 => Some(ReadingSource::Live),
+            1 => Some(ReadingSource::Resent),
+            2 => Some(ReadingSource::Backfilled),
+            _ => None,
+        }
+    }
 }
 
 impl Reading {
@@ -191,6 +239,9 @@ pub enum GapCause {
     SessionBreak,
     /// The collector had to discard rows it could not store.
     Overload,
+    /// Data that can never come back: older than what the agent's spool
+    /// still holds (issue 15). Recorded by [`Storage::record_expired`](crate::storage::Storage::record_expired).
+    Expired,
 }
 
 impl GapCause {
@@ -200,6 +251,18 @@ impl GapCause {
             GapCause::Source => "source",
             GapCause::SessionBreak => "session_break",
             GapCause::Overload => "overload",
+            GapCause::Expired => "expired",
+        }
+    }
+
+    /// Whether the samples may still arrive (retransmitted or backfilled
+    /// from the agent's spool): such a gap holds back
+    /// [`Storage::committed_through`](crate::storage::Storage::committed_through).
+    /// A source gap was never sampled; an expired one is gone for good.
+    pub fn is_fillable(self) -> bool {
+        match self {
+            GapCause::Loss | GapCause::SessionBreak | GapCause::Overload => true,
+            GapCause::Source | GapCause::Expired => false,
         }
     }
 
@@ -209,6 +272,7 @@ impl GapCause {
             "source" => Some(GapCause::Source),
             "session_break" => Some(GapCause::SessionBreak),
             "overload" => Some(GapCause::Overload),
+            "expired" => Some(GapCause::Expired),
             _ => None,
         }
     }
@@ -285,6 +349,8 @@ pub struct WriteReport {
     pub samples_inserted: u64,
     pub samples_duplicate: u64,
     pub gaps_inserted: u64,
+    /// Stored gaps that stored samples shrank, split or removed.
+    pub gaps_filled: u64,
     pub events_inserted: u64,
     pub events_duplicate: u64,
 }
@@ -294,6 +360,7 @@ impl WriteReport {
         self.samples_inserted += other.samples_inserted;
         self.samples_duplicate += other.samples_duplicate;
         self.gaps_inserted += other.gaps_inserted;
+        self.gaps_filled += other.gaps_filled;
         self.events_inserted += other.events_inserted;
         self.events_duplicate += other.events_duplicate;
     }
@@ -348,6 +415,7 @@ pub struct StoredSample {
     pub raw: i64,
     /// raw * scale (see [`scaled`])
     pub value: f64,
+    pub source: ReadingSource,
 }
 
 impl StoredSample {
@@ -389,9 +457,18 @@ mod tests {
             GapCause::Source,
             GapCause::SessionBreak,
             GapCause::Overload,
+            GapCause::Expired,
         ] {
             assert_eq!(GapCause::parse(c.as_str()), Some(c));
         }
+        for s in [
+            ReadingSource::Live,
+            ReadingSource::Resent,
+            ReadingSource::Backfilled,
+        ] {
+            assert_eq!(ReadingSource::from_code(i64::from(s.code())), Some(s));
+        }
+        assert_eq!(ReadingSource::from_code(3), None);
         assert_eq!(SensorState::parse("gone"), None);
         assert_eq!(GapCause::parse(""), None);
     }
@@ -419,6 +496,7 @@ mod tests {
             index: 0,
             ts_ns: 1,
             raws: vec![Some(2), None, Some(-4)],
+            source: ReadingSource::Live,
         });
         assert_eq!(b.rows(), 2);
         assert_eq!(b.readings[0].sample_count(), 2);

@@ -9,6 +9,7 @@
 //! it on a trusted network or the same host.
 
 mod bulk;
+mod fill;
 pub mod schema;
 
 use crate::storage::url::redact;
@@ -464,6 +465,23 @@ impl Storage for PgStore {
 
     async fn write_batch(&self, b: &Batch) -> Result<WriteReport, StorageError> {
         self.write_rows(b).await
+    }
+
+    async fn record_expired(
+        &self,
+        sensor: SensorId,
+        after_ns: i64,
+        before_ns: i64,
+    ) -> Result<Option<Gap>, StorageError> {
+        self.expire(sensor, after_ns, before_ns).await
+    }
+
+    async fn committed_through(&self, sensor: SensorId) -> Result<Option<i64>, StorageError> {
+        self.committed(sensor).await
+    }
+
+    async fn close_open_sessions(&self, quiet_since_ns: i64) -> Result<u64, StorageError> {
+        self.close_open(quiet_since_ns).await
     }
 
     async fn samples(&self, q: &SampleQuery) -> Result<Vec<StoredSample>, StorageError> {

@@ -2,7 +2,9 @@
 //! expanded into one [`StoredSample`] per channel value for a query, and
 //! the text form of the values in SQLite.
 
-use crate::storage::{ChannelSpec, SampleQuery, SensorId, SessionId, StoredSample, scaled};
+use crate::storage::{
+    ChannelSpec, ReadingSource, SampleQuery, SensorId, SessionId, StoredSample, scaled,
+};
 use std::collections::HashMap;
 use std::fmt::Write;
 
@@ -14,6 +16,7 @@ pub(crate) struct ReadingRow {
     pub index: u32,
     pub ts_ns: i64,
     pub raws: Vec<Option<i64>>,
+    pub source: ReadingSource,
 }
 
 /// Rows a backend fetches for `q`: one more than the limit, because the
@@ -89,6 +92,7 @@ fn stored(
         ts_ns: row.ts_ns,
         raw,
         value: scaled(raw, spec.map_or(1.0, |c| c.scale)),
+        source: row.source,
     }
 }
 
@@ -154,6 +158,7 @@ mod tests {
             index: 0,
             ts_ns: ts,
             raws: raws.to_vec(),
+            source: crate::storage::ReadingSource::Live,
         }
     }
 

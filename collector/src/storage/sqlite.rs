@@ -10,6 +10,7 @@
 //! never deletes or recreates an existing file.
 
 pub mod file_mode;
+mod fill;
 mod ops;
 pub mod schema;
 
@@ -329,13 +330,34 @@ impl Storage for SqliteStore {
         // Encoded here, so the blocking task owns its rows without a copy
         // of every reading's values.
         let readings = ops::encode_readings(&batch.readings);
+        let late = gap_cuts::late_spans(&batch.readings);
         let rest = Batch {
             readings: Vec::new(),
             gaps: batch.gaps.clone(),
             events: batch.events.clone(),
             seen: batch.seen.clone(),
         };
-        self.write(move |c, p| ops::write_batch(c, p, &readings, &rest))
+        self.write(move |c, p| ops::write_batch(c, p, &readings, &rest, &late))
+            .await
+    }
+
+    async fn record_expired(
+        &self,
+        sensor: SensorId,
+        after_ns: i64,
+        before_ns: i64,
+    ) -> Result<Option<Gap>, StorageError> {
+        self.write(move |c, p| fill::record_expired(c, p, sensor, after_ns, before_ns))
+            .await
+    }
+
+    async fn committed_through(&self, sensor: SensorId) -> Result<Option<i64>, StorageError> {
+        self.read(move |c, p| fill::committed_through(c, p, sensor))
+            .await
+    }
+
+    async fn close_open_sessions(&self, quiet_since_ns: i64) -> Result<u64, StorageError> {
+        self.write(move |c, p| fill::close_open_sessions(c, p, quiet_since_ns))
             .await
     }
 

@@ -61,6 +61,7 @@ pub fn samples(session: &Session, seqs: impl IntoIterator<Item = i64>, t0: i64) 
             index: 0,
             ts_ns: t0 + seq * PERIOD,
             raws: (0..channels).map(|ch| Some(raw_of(seq, ch))).collect(),
+            source: ReadingSource::Live,
         })
         .collect()
 }

@@ -25,6 +25,7 @@ pub(crate) async fn open_store(url: &StorageUrl) -> Arc<dyn Storage> {
         .unwrap_or_else(|e| panic!("open {url}: {e}"))
 }
 
+mod gaps;
 mod samples;
 
 macro_rules! cases {
@@ -48,6 +49,9 @@ cases!(
     samples::writer_pipeline_stores_each_sample_once,
     samples::two_collectors_share_one_store,
     reopening_keeps_data_and_schema,
+    gaps::backfilled_samples_fill_stored_gaps,
+    gaps::expired_gaps_and_the_committed_mark,
+    gaps::sessions_left_open_are_closed,
 );
 
 /// Runs every case (each on a fresh database) and fails with the list of

@@ -62,16 +62,65 @@ pub(super) async fn samples_are_stored_exactly_once(url: StorageUrl) {
         assert_eq!((x.name.as_str(), x.unit.as_str()), (name, unit));
         assert_eq!(x.value, x.raw as f64 / scale);
     }
-    // The same sequence number in another session is another sample.
+    // A sample is its sensor and instant (issue 15): the same instants in
+    // another session (backfilled after a restart, with other sequence
+    // numbers) are the samples stored already; the first copy stays.
     let (_, other) = sensor_with_session(s.as_ref(), "sip:s@example.net", "c2", T0).await;
+    let mut resent = samples(&other, 0..120, T0);
+    for r in &mut resent {
+        r.seq += 7_000;
+        r.source = ReadingSource::Backfilled;
+    }
     let r = s
         .write_batch(&Batch {
-            readings: samples(&other, 0..1, T0),
+            readings: resent,
+            ..Batch::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((r.samples_inserted, r.samples_duplicate), (0, 240));
+    let stored = all_samples(s.as_ref(), sensor.id).await;
+    assert_eq!(stored.len(), 240);
+    assert!(
+        stored
+            .iter()
+            .all(|x| x.session == session.id && x.source == ReadingSource::Live)
+    );
+    // A new instant in the other session is stored, with its session and
+    // how it came.
+    let mut later = samples(&other, 120..121, T0);
+    later[0].source = ReadingSource::Backfilled;
+    let r = s
+        .write_batch(&Batch {
+            readings: later,
             ..Batch::default()
         })
         .await
         .unwrap();
     assert_eq!(r.samples_inserted, 2);
+    // Live and backfilled in one batch, each with a stored and a new
+    // instant: every new one stored, every stored one skipped.
+    let mut mixed = samples(&other, [0, 121], T0);
+    let mut backfilled = samples(&other, [1, 122], T0);
+    for r in &mut backfilled {
+        r.source = ReadingSource::Backfilled;
+    }
+    mixed.extend(backfilled);
+    let r = s
+        .write_batch(&Batch {
+            readings: mixed,
+            ..Batch::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((r.samples_inserted, r.samples_duplicate), (4, 4));
+    let stored = all_samples(s.as_ref(), sensor.id).await;
+    let last = &stored[stored.len() - 5];
+    assert_eq!(
+        (last.session, last.seq, last.source),
+        (other.id, 120, ReadingSource::Backfilled)
+    );
+    assert_eq!(stored.len(), 2 * 123);
     s.close().await.unwrap();
 }
 
@@ -80,10 +129,10 @@ pub(super) async fn sample_queries_order_limit_and_page(url: StorageUrl) {
     let (sensor, a) = sensor_with_session(s.as_ref(), "sip:s@example.net", "c1", T0).await;
     let (_, b) = sensor_with_session(s.as_ref(), "sip:s@example.net", "c2", T0).await;
     let (noise, n) = sensor_with_session(s.as_ref(), "sip:n@example.net", "c3", T0).await;
-    // Two sessions at the same instants: ties on ts_ns are broken by
-    // session, seq, index, channel.
+    // Two sessions interleaved, half a period apart (at the same instants
+    // they would be the same samples).
     let mut batch = samples(&a, 0..50, T0);
-    batch.extend(samples(&b, 0..50, T0));
+    batch.extend(samples(&b, 0..50, T0 + PERIOD / 2));
     batch.extend(samples(&n, 0..50, T0));
     s.write_batch(&Batch {
         readings: batch,
@@ -113,7 +162,7 @@ pub(super) async fn sample_queries_order_limit_and_page(url: StorageUrl) {
         .unwrap();
     assert_eq!(r.len(), 40);
     assert_eq!(r[0].ts_ns, T0 + 10 * PERIOD);
-    assert_eq!(r[39].ts_ns, T0 + 19 * PERIOD);
+    assert_eq!(r[39].ts_ns, T0 + 19 * PERIOD + PERIOD / 2);
     let keys: Vec<SampleKey> = r.iter().map(|x| x.key()).collect();
     let mut sorted = keys.clone();
     sorted.sort();
@@ -131,7 +180,7 @@ pub(super) async fn sample_queries_order_limit_and_page(url: StorageUrl) {
         .await
         .unwrap();
     assert_eq!(r.len(), 5);
-    assert_eq!(r[0].ts_ns, T0 + 49 * PERIOD);
+    assert_eq!(r[0].ts_ns, T0 + 49 * PERIOD + PERIOD / 2);
     assert_eq!((r[0].session, r[0].channel), (b.id, 1));
     assert!(r.windows(2).all(|w| w[0].key() > w[1].key()));
 
@@ -190,6 +239,7 @@ pub(super) async fn value_ranges_round_trip(url: StorageUrl) {
             index,
             ts_ns: ts,
             raws: vec![None, Some(raw)],
+            source: ReadingSource::Live,
         })
         .collect();
     s.write_batch(&Batch {
@@ -224,6 +274,7 @@ pub(super) async fn undescribed_channels_are_still_returned(url: StorageUrl) {
             index: 0,
             ts_ns: T0,
             raws: (0..10).map(|ch| (ch == 9).then_some(42)).collect(),
+            source: ReadingSource::Live,
         }],
         ..Batch::default()
     })

@@ -13,10 +13,13 @@ use tokio_postgres::types::Type;
 /// Readings by binary COPY; fails on the first one already stored.
 async fn copy_readings(
     tx: &Transaction<'_>,
-    readings: &[Reading],
+    readings: &[&Reading],
 ) -> Result<(), tokio_postgres::Error> {
     let sink = tx
-        .copy_in("COPY samples (session_id, seq, idx, sensor_id, ts_ns, raws) FROM STDIN BINARY")
+        .copy_in(
+            "COPY samples (session_id, seq, idx, sensor_id, ts_ns, source, raws)
+             FROM STDIN BINARY",
+        )
         .await?;
     let types = [
         Type::INT8,
@@ -24,14 +27,24 @@ async fn copy_readings(
         Type::INT8,
         Type::INT8,
         Type::INT8,
+        Type::INT2,
         Type::INT8_ARRAY,
     ];
     let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
     for r in readings {
         let index = i64::from(r.index);
+        let source = r.source.code();
         writer
             .as_mut()
-            .write(&[&r.session.0, &r.seq, &index, &r.sensor.0, &r.ts_ns, &r.raws])
+            .write(&[
+                &r.session.0,
+                &r.seq,
+                &index,
+                &r.sensor.0,
+                &r.ts_ns,
+                &source,
+                &r.raws,
+            ])
             .await?;
     }
     writer.finish().await?;
@@ -41,10 +54,11 @@ async fn copy_readings(
 /// Readings by INSERT, skipping those already stored; the samples inserted.
 async fn insert_readings(
     tx: &Transaction<'_>,
-    readings: &[Reading],
+    readings: &[&Reading],
 ) -> Result<u64, tokio_postgres::Error> {
     let n = readings.len();
-    let (mut sess, mut seq, mut idx, mut sen, mut ts, mut raws) = (
+    let (mut sess, mut seq, mut idx, mut sen, mut ts, mut src, mut raws) = (
+        Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
@@ -58,23 +72,24 @@ async fn insert_readings(
         idx.push(i64::from(r.index));
         sen.push(r.sensor.0);
         ts.push(r.ts_ns);
+        src.push(r.source.code());
         // Array literals: UNNEST would flatten an array of arrays.
         raws.push(readings::to_pg_array(&r.raws));
     }
     let st = tx
         .prepare_cached(
             "WITH inserted AS (
-                 INSERT INTO samples (session_id, seq, idx, sensor_id, ts_ns, raws)
-                 SELECT u.s, u.q, u.i, u.n, u.t, u.r::int8[]
+                 INSERT INTO samples (session_id, seq, idx, sensor_id, ts_ns, source, raws)
+                 SELECT u.s, u.q, u.i, u.n, u.t, u.o, u.r::int8[]
                  FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[],
-                             $5::int8[], $6::text[]) AS u (s, q, i, n, t, r)
+                             $5::int8[], $6::int2[], $7::text[]) AS u (s, q, i, n, t, o, r)
                  ON CONFLICT DO NOTHING
                  RETURNING num_nonnulls(VARIADIC raws) AS values)
              SELECT coalesce(sum(values), 0)::int8 FROM inserted",
         )
         .await?;
     let inserted: i64 = tx
-        .query_one(&st, &[&sess, &seq, &idx, &sen, &ts, &raws])
+        .query_one(&st, &[&sess, &seq, &idx, &sen, &ts, &src, &raws])
         .await?
         .get(0);
     Ok(u64::try_from(inserted).unwrap_or_default())
@@ -85,28 +100,40 @@ impl PgStore {
         let mut report = WriteReport::default();
         let mut client = self.client().await?;
         let mut tx = client.transaction().await.map_err(self.err())?;
-        if !b.readings.is_empty() {
-            let samples: u64 = b.readings.iter().map(Reading::sample_count).sum();
+        // Late readings (resent, backfilled) often overlap what is stored:
+        // they take the INSERT that skips what exists, so that a backfill
+        // never sends the live rows of the same batch off the COPY path.
+        let (live, late): (Vec<&Reading>, Vec<&Reading>) = b
+            .readings
+            .iter()
+            .partition(|r| r.source == ReadingSource::Live);
+        if !live.is_empty() {
+            let samples: u64 = live.iter().map(|r| r.sample_count()).sum();
             // The fast path: COPY (several times cheaper for the server than
             // INSERT with ON CONFLICT). A reading stored before (a batch
             // retried after a commit whose outcome was unknown) fails it
             // with a unique violation: then, from the savepoint, the
             // idempotent INSERT that skips what exists.
             let sp = tx.savepoint("readings").await.map_err(self.err())?;
-            match copy_readings(&sp, &b.readings).await {
+            match copy_readings(&sp, &live).await {
                 Ok(()) => {
                     sp.commit().await.map_err(self.err())?;
                     report.samples_inserted = samples;
                 }
                 Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
                     sp.rollback().await.map_err(self.err())?;
-                    report.samples_inserted = insert_readings(&tx, &b.readings)
-                        .await
-                        .map_err(self.err())?;
-                    report.samples_duplicate = samples.saturating_sub(report.samples_inserted);
+                    let inserted = insert_readings(&tx, &live).await.map_err(self.err())?;
+                    report.samples_inserted = inserted;
+                    report.samples_duplicate = samples.saturating_sub(inserted);
                 }
                 Err(e) => return Err(self.err()(e)),
             }
+        }
+        if !late.is_empty() {
+            let samples: u64 = late.iter().map(|r| r.sample_count()).sum();
+            let inserted = insert_readings(&tx, &late).await.map_err(self.err())?;
+            report.samples_inserted += inserted;
+            report.samples_duplicate += samples.saturating_sub(inserted);
         }
         if !b.events.is_empty() {
             let n = b.events.len();
@@ -130,24 +157,7 @@ impl PgStore {
             report.events_inserted = inserted;
             report.events_duplicate = n as u64 - inserted;
         }
-        if !b.gaps.is_empty() {
-            let sen: Vec<i64> = b.gaps.iter().map(|g| g.sensor.0).collect();
-            let from: Vec<i64> = b.gaps.iter().map(|g| g.from_ns).collect();
-            let to: Vec<i64> = b.gaps.iter().map(|g| g.to_ns).collect();
-            let sess: Vec<Option<i64>> = b.gaps.iter().map(|g| g.session.map(|s| s.0)).collect();
-            let n: Vec<i64> = b.gaps.iter().map(|g| g.samples).collect();
-            let cause: Vec<&str> = b.gaps.iter().map(|g| g.cause.as_str()).collect();
-            report.gaps_inserted = tx
-                .execute(
-                    "INSERT INTO gaps (sensor_id, from_ns, to_ns, session_id, samples, cause)
-                     SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[],
-                                          $5::int8[], $6::text[])
-                     ON CONFLICT DO NOTHING",
-                    &[&sen, &from, &to, &sess, &n, &cause],
-                )
-                .await
-                .map_err(self.err())?;
-        }
+        report.gaps_inserted = self.insert_gaps(&tx, &b.gaps).await?;
         if !b.seen.is_empty() {
             let latest = b.latest_seen();
             let ids: Vec<i64> = latest.iter().map(|s| s.0.0).collect();
@@ -162,6 +172,7 @@ impl PgStore {
             .await
             .map_err(self.err())?;
         }
+        report.gaps_filled = self.fill_gaps(&tx, b).await?;
         tx.commit().await.map_err(self.err())?;
         Ok(report)
     }
@@ -175,15 +186,16 @@ impl PgStore {
             Order::Desc => ("<=", "DESC"),
         };
         // The key's own row again: its later channels may not be returned yet.
+        // An instant is one row of a sensor, so its time orders the rows.
         let after = if q.after.is_some() {
-            format!("AND (ts_ns, session_id, seq, idx) {cmp} ($5, $6, $7, $8)")
+            format!("AND ts_ns {cmp} $5")
         } else {
             String::new()
         };
         let sql = format!(
-            "SELECT session_id, seq, idx, ts_ns, raws FROM samples
+            "SELECT session_id, seq, idx, ts_ns, raws, source FROM samples
              WHERE sensor_id = $1 AND ts_ns >= $2 AND ts_ns < $3 {after}
-             ORDER BY ts_ns {dir}, session_id {dir}, seq {dir}, idx {dir}
+             ORDER BY ts_ns {dir}
              LIMIT $4"
         );
         let client = self.client().await?;
@@ -191,21 +203,8 @@ impl PgStore {
         let limit = readings::rows_to_fetch(q);
         let rows = match q.after {
             Some(k) => {
-                let idx = i64::from(k.index);
                 client
-                    .query(
-                        &st,
-                        &[
-                            &q.sensor.0,
-                            &q.from_ns,
-                            &q.to_ns,
-                            &limit,
-                            &k.ts_ns,
-                            &k.session.0,
-                            &k.seq,
-                            &idx,
-                        ],
-                    )
+                    .query(&st, &[&q.sensor.0, &q.from_ns, &q.to_ns, &limit, &k.ts_ns])
                     .await
             }
             None => {
@@ -224,6 +223,8 @@ impl PgStore {
                 index: to_u32(&self.target, r.get(2))?,
                 ts_ns: r.get(3),
                 raws: r.get(4),
+                source: ReadingSource::from_code(i64::from(r.get::<_, i16>(5)))
+                    .ok_or_else(|| invalid(&self.target, "unknown reading source".into()))?,
             };
             if let std::collections::hash_map::Entry::Vacant(e) = channels.entry(row.session) {
                 e.insert(self.session_channels(&client, row.session).await?);
@@ -250,19 +251,7 @@ impl PgStore {
             .await
             .map_err(self.err())?;
         rows.iter()
-            .map(|r| {
-                let cause: String = r.get(5);
-                Ok(Gap {
-                    sensor: SensorId(r.get(0)),
-                    session: r.get::<_, Option<i64>>(1).map(SessionId),
-                    from_ns: r.get(2),
-                    to_ns: r.get(3),
-                    samples: r.get(4),
-                    cause: GapCause::parse(&cause).ok_or_else(|| {
-                        invalid(&self.target, format!("unknown gap cause {cause:?}"))
-                    })?,
-                })
-            })
+            .map(|r| super::fill::gap_from_row(&self.target, r))
             .collect()
     }
 

@@ -1,7 +1,7 @@
 //! The SQL of the SQLite backend, as blocking functions on a connection.
 //! `super` runs them on tokio's blocking pool.
 
-use super::map_err;
+use super::{fill, map_err};
 use crate::storage::readings::{self, ReadingRow};
 use crate::storage::*;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
@@ -240,6 +240,7 @@ pub(super) struct EncodedReading {
     index: u32,
     sensor: i64,
     ts_ns: i64,
+    source: i16,
     raws: String,
     samples: u64,
 }
@@ -255,21 +256,24 @@ pub(super) fn encode_readings(readings: &[Reading]) -> Vec<EncodedReading> {
             index: r.index,
             sensor: r.sensor.0,
             ts_ns: r.ts_ns,
+            source: r.source.code(),
             raws: readings::to_json(&r.raws),
             samples: r.sample_count(),
         })
         .collect();
-    rows.sort_unstable_by_key(|r| (r.session, r.seq, r.index));
+    rows.sort_unstable_by_key(|r| (r.sensor, r.ts_ns));
     rows
 }
 
 /// Writes `readings` and the rest of `b` (its own readings are ignored) in
-/// one transaction.
+/// one transaction, then shrinks the stored gaps the new rows fill: those
+/// of `b` and those overlapping `late_spans` (see `storage::gap_cuts::late_spans`).
 pub(super) fn write_batch(
     conn: &mut Connection,
     path: &Path,
     readings: &[EncodedReading],
     b: &Batch,
+    late_spans: &[(SensorId, i64, i64)],
 ) -> R<WriteReport> {
     let mut report = WriteReport::default();
     let tx = conn
@@ -278,14 +282,14 @@ pub(super) fn write_batch(
     {
         let mut st = tx
             .prepare_cached(
-                "INSERT INTO samples (session_id, seq, idx, sensor_id, ts_ns, raws)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                "INSERT INTO samples (session_id, seq, idx, sensor_id, ts_ns, source, raws)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
             )
             .map_err(|e| map_err(path, e))?;
         for r in readings {
             let n = st
                 .execute(params![
-                    r.session, r.seq, r.index, r.sensor, r.ts_ns, r.raws
+                    r.session, r.seq, r.index, r.sensor, r.ts_ns, r.source, r.raws
                 ])
                 .map_err(|e| map_err(path, e))?;
             if n == 1 {
@@ -318,24 +322,7 @@ pub(super) fn write_batch(
                 report.events_duplicate += 1;
             }
         }
-        let mut st = tx
-            .prepare_cached(
-                "INSERT INTO gaps (sensor_id, from_ns, to_ns, session_id, samples, cause)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-            )
-            .map_err(|e| map_err(path, e))?;
-        for g in &b.gaps {
-            report.gaps_inserted += st
-                .execute(params![
-                    g.sensor.0,
-                    g.from_ns,
-                    g.to_ns,
-                    g.session.map(|s| s.0),
-                    g.samples,
-                    g.cause.as_str()
-                ])
-                .map_err(|e| map_err(path, e))? as u64;
-        }
+        report.gaps_inserted = fill::insert_gaps(&tx, path, &b.gaps)?;
         let mut st = tx
             .prepare_cached(
                 "UPDATE sensors SET last_seen_ns = max(coalesce(last_seen_ns, ?1), ?1)
@@ -347,6 +334,7 @@ pub(super) fn write_batch(
                 .map_err(|e| map_err(path, e))?;
         }
     }
+    report.gaps_filled = fill::fill_gaps(&tx, path, &b.gaps, late_spans)?;
     tx.commit().map_err(|e| map_err(path, e))?;
     Ok(report)
 }
@@ -357,15 +345,16 @@ pub(super) fn samples(conn: &Connection, path: &Path, q: &SampleQuery) -> R<Vec<
         Order::Desc => ("<=", "DESC"),
     };
     // The key's own row again: its later channels may not be returned yet.
+    // An instant is one row of a sensor, so its time orders the rows.
     let after = if q.after.is_some() {
-        format!("AND (ts_ns, session_id, seq, idx) {cmp} (?5, ?6, ?7, ?8)")
+        format!("AND ts_ns {cmp} ?5")
     } else {
         String::new()
     };
     let sql = format!(
-        "SELECT session_id, seq, idx, ts_ns, raws FROM samples
+        "SELECT session_id, seq, idx, ts_ns, raws, source FROM samples
          WHERE sensor_id = ?1 AND ts_ns >= ?2 AND ts_ns < ?3 {after}
-         ORDER BY ts_ns {dir}, session_id {dir}, seq {dir}, idx {dir}
+         ORDER BY ts_ns {dir}
          LIMIT ?4"
     );
     let mut st = conn.prepare_cached(&sql).map_err(|e| map_err(path, e))?;
@@ -377,6 +366,8 @@ pub(super) fn samples(conn: &Connection, path: &Path, q: &SampleQuery) -> R<Vec<
                 index: r.get(2)?,
                 ts_ns: r.get(3)?,
                 raws: Vec::new(),
+                // The CHECK constraint admits only known codes.
+                source: ReadingSource::from_code(r.get(5)?).unwrap_or_default(),
             },
             r.get(4)?,
         ))
@@ -384,19 +375,7 @@ pub(super) fn samples(conn: &Connection, path: &Path, q: &SampleQuery) -> R<Vec<
     let limit = readings::rows_to_fetch(q);
     let fetched: rusqlite::Result<Vec<(ReadingRow, String)>> = match q.after {
         Some(k) => st
-            .query_map(
-                params![
-                    q.sensor.0,
-                    q.from_ns,
-                    q.to_ns,
-                    limit,
-                    k.ts_ns,
-                    k.session.0,
-                    k.seq,
-                    k.index
-                ],
-                map,
-            )
+            .query_map(params![q.sensor.0, q.from_ns, q.to_ns, limit, k.ts_ns], map)
             .and_then(|it| it.collect()),
         None => st
             .query_map(params![q.sensor.0, q.from_ns, q.to_ns, limit], map)
@@ -431,19 +410,8 @@ pub(super) fn gaps(
          WHERE sensor_id = ?1 AND to_ns > ?2 AND from_ns < ?3 ORDER BY from_ns, to_ns",
     )
     .and_then(|mut st| {
-        st.query_map(params![sensor.0, from, to], |r| {
-            let cause: String = r.get(5)?;
-            Ok(Gap {
-                sensor: SensorId(r.get(0)?),
-                session: r.get::<_, Option<i64>>(1)?.map(SessionId),
-                from_ns: r.get(2)?,
-                to_ns: r.get(3)?,
-                samples: r.get(4)?,
-                // The CHECK constraint admits only known causes.
-                cause: GapCause::parse(&cause).unwrap_or(GapCause::Loss),
-            })
-        })?
-        .collect()
+        st.query_map(params![sensor.0, from, to], fill::gap_from_row)?
+            .collect()
     })
     .map_err(|e| map_err(path, e))
 }

@@ -11,6 +11,7 @@ use std::path::Path;
 pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_initial.sql")),
     (2, include_str!("migrations/0002_readings.sql")),
+    (3, include_str!("migrations/0003_sample_instants.sql")),
 ];
 
 /// Latest schema version this build knows.
@@ -141,6 +142,61 @@ mod tests {
                 |r| r.get(3),
             )
             .unwrap();
-        assert!(plan.contains("samples_by_sensor_time"), "{plan}");
+        // Version 3: the key (sensor_id, ts_ns) is the range index.
+        assert!(
+            plan.contains("PRIMARY KEY (sensor_id=? AND ts_ns>?)"),
+            "{plan}"
+        );
+    }
+
+    #[test]
+    fn version_two_keeps_one_reading_per_instant() {
+        let path = Path::new(":memory:");
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0].1).unwrap();
+        conn.execute_batch(MIGRATIONS[1].1).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        // Two sessions' copies of the instant 100 (a sensor calling two
+        // collectors sharing nothing, merged later, say).
+        conn.execute_batch(
+            "INSERT INTO samples (session_id, seq, idx, sensor_id, ts_ns, raws) VALUES
+               (6, 9, 0, 1, 100, '[7]'), (5, 1, 0, 1, 100, '[1]'), (5, 2, 0, 1, 200, '[2]');
+             INSERT INTO gaps VALUES (1, 200, 500, 5, 2, 'loss');",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn, path).unwrap(), 2);
+        let rows: Vec<(i64, i64, i64, String)> = conn
+            .prepare("SELECT session_id, ts_ns, source, raws FROM samples ORDER BY ts_ns")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                (5, 100, 0, "[1]".to_string()),
+                (5, 200, 0, "[2]".to_string())
+            ]
+        );
+        let gaps: i64 = conn
+            .query_row("SELECT count(*) FROM gaps WHERE cause = 'loss'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(gaps, 1);
+        conn.execute(
+            "INSERT INTO gaps VALUES (1, 500, 900, NULL, 3, 'expired')",
+            [],
+        )
+        .unwrap();
+        let leftovers: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('samples_v2', 'gaps_v2')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(leftovers, 0);
     }
 }

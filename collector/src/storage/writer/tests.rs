@@ -98,6 +98,20 @@ impl Storage for FakeStore {
         self.batches.lock().unwrap().push(b.rows());
         Ok(r)
     }
+    async fn record_expired(
+        &self,
+        _: SensorId,
+        _: i64,
+        _: i64,
+    ) -> Result<Option<Gap>, StorageError> {
+        nope()
+    }
+    async fn committed_through(&self, _: SensorId) -> Result<Option<i64>, StorageError> {
+        nope()
+    }
+    async fn close_open_sessions(&self, _: i64) -> Result<u64, StorageError> {
+        nope()
+    }
     async fn samples(&self, _: &SampleQuery) -> Result<Vec<StoredSample>, StorageError> {
         nope()
     }
@@ -126,6 +140,7 @@ fn sample(seq: i64, raw: i64) -> Reading {
         index: 0,
         ts_ns: seq * 100_000_000,
         raws: vec![Some(raw)],
+        source: crate::storage::ReadingSource::Live,
     }
 }
 
