@@ -14,7 +14,8 @@ that Debian's armhf kernel lacks.
    packets agrees with netem's count of dropped ones (within 5 packets).
 
 The guest's network card is a tap device in the test's namespace, where
-Kamailio and the collector run (as in test_armhf.py).
+Kamailio and the collector run (as in test_armhf.py); the agent registers
+over TLS, with the site CA in /etc/sipsensor/ca.pem, and streams SRTP.
 """
 
 import json
@@ -27,7 +28,7 @@ from common import (AMD64_DIR, cost, drop_images, Processes, require_file, requi
                     require_tool, test_dir, wait_for)
 from guest import Qemu
 from netns import GUEST_IP, GUEST_MAC, HOST_IP, Netns
-from peers import Collector, Kamailio
+from peers import Collector, Kamailio, SiteCa
 
 SENSOR = "sensor-0002"
 SENSOR_PASSWORD = "board-secret-0002"
@@ -79,10 +80,12 @@ class Amd64Guest(unittest.TestCase):
         self.addCleanup(self.procs.stop_all)
         self.netns = Netns(self.dir, self.procs)
         self.addCleanup(self.netns.close)
+        self.site_ca = SiteCa(self.dir)
         self.kamailio = Kamailio(self.netns, self.dir, [(SENSOR, SENSOR_PASSWORD),
-                                                        ("collector", "collector-secret")])
+                                                        ("collector", "collector-secret")],
+                                 self.site_ca)
         self.collector = Collector(self.netns, self.dir, ("collector", "collector-secret"),
-                                   self.kamailio)
+                                   self.kamailio, self.site_ca)
         self.started = time.monotonic()
         qemu = require_tool("qemu-system-x86_64", "qemu-system-x86")
         argv = [
@@ -102,6 +105,7 @@ class Amd64Guest(unittest.TestCase):
         c.sh("true")
         log(f"amd64 guest up in {time.monotonic() - self.started:.0f} s")
         c.write_file("/etc/sipsensor/secrets.yaml", f"password: {SENSOR_PASSWORD}\n", "0600")
+        c.write_file("/etc/sipsensor/ca.pem", self.site_ca.pem())
 
     def tearDown(self):
         drop_images(self.dir)
@@ -129,7 +133,8 @@ class Amd64Guest(unittest.TestCase):
 
     def header(self):
         return (f"identity:\n  aor: {AOR}\n"
-                f"sip:\n  registrar: sip:{HOST_IP}\n  collector: sip:collector@{HOST_IP}\n")
+                f"sip:\n  transport: tls\n  registrar: sip:{HOST_IP}\n"
+                f"  collector: sip:collector@{HOST_IP}\n  listen: false\n")
 
     # ---- 5 -------------------------------------------------------------------
 
