@@ -176,7 +176,9 @@ class Collector:
     with `sipsensor-collector export`, the live reception figures from its
     /api/streams."""
 
-    def __init__(self, netns, directory, register, kamailio, site_ca):
+    def __init__(self, netns, directory, register, kamailio, site_ca=None):
+        """Without SITE_CA: plain SIP and RTP only (registered over UDP),
+        as a site that opted out of TLS."""
         default = ROOT / "target" / "debug" / "sipsensor-collector"
         self.binary = require_file(os.environ.get("SIPSENSOR_COLLECTOR", default),
                                    "build it: cargo build --locked -p sipsensor-collector")
@@ -193,7 +195,13 @@ class Collector:
         token = self.dir / "http-token"
         token.write_text(self.http_token + "\n")
         os.chmod(token, 0o600)
-        cert, key = site_ca.issue("collector", HOST_IP)
+        tls, registrar = "", f"sip:{HOST_IP}:{SIP_PORT}"
+        if site_ca is not None:
+            cert, key = site_ca.issue("collector", HOST_IP)
+            tls = (f"  tls:\n    bind: {HOST_IP}:{COLLECTOR_TLS_PORT}\n"
+                   f"    certificate: {cert}\n    private_key: {key}\n"
+                   f"    ca_file: {site_ca.certificate}\n")
+            registrar = f"sip:{HOST_IP}:{SIP_TLS_PORT};transport=tls"
         config = self.dir / "collector.yaml"
         config.write_text(f"""\
 storage:
@@ -210,13 +218,8 @@ sip:
   registrar: false
   credentials_file: {creds}
   trusted_peers: [{HOST_IP}/32]
-  tls:
-    bind: {HOST_IP}:{COLLECTOR_TLS_PORT}
-    certificate: {cert}
-    private_key: {key}
-    ca_file: {site_ca.certificate}
-  register:
-    registrar: sip:{HOST_IP}:{SIP_TLS_PORT};transport=tls
+{tls}  register:
+    registrar: {registrar}
     aor: sip:{user}@{HOST_IP}
     expires: 600
   control_socket: {netns.procs.socket_dir("collector") / "control.sock"}
