@@ -5,8 +5,8 @@
 #                     in target/image/<board>/: sipsensor-sdcard.img, the
 #                     slot image rootfs.ext4 and a signed update bundle
 #   make run-image    boot the QEMU card on this terminal (Ctrl-A X quits)
-#                     CONFIG=file.yaml SECRETS=secrets.yaml: the technician's
-#                     files for the card's boot partition;
+#                     CONFIG=file.yaml SECRETS=secrets.yaml CA=ca.pem: the
+#                     technician's files for the card's boot partition;
 #                     CONSOLE_PASSWORD=file: root's password hash
 #                     (openssl passwd -6 > file; else the console is
 #                     locked); RESET=1: start
@@ -52,7 +52,7 @@ $(IMAGE_DIR)/.stamp: $(IMAGE_AGENT) $(IMAGE_INPUTS)
 
 run-image:
 	images/debian/run-image --image $(IMAGE_DIR)/qemu-arm-virt --dir $(RUN_IMAGE_DIR) \
-		$(if $(CONFIG),--config $(CONFIG)) $(if $(SECRETS),--secrets $(SECRETS)) \
+		$(if $(CONFIG),--config $(CONFIG)) $(if $(SECRETS),--secrets $(SECRETS)) $(if $(CA),--ca $(CA)) \
 		$(if $(CONSOLE_PASSWORD),--console-password $(CONSOLE_PASSWORD)) \
 		$(if $(RESET),--reset)
 

@@ -1,7 +1,13 @@
 """The guest's peers inside the test's network namespace: Kamailio with the
 repository's deploy/kamailio/kamailio.cfg (the same flags and db_text
 database as tests/harness/src/kamailio.rs) as registrar and proxy, and the
-collector, registered with Kamailio as `collector`, storing into SQLite."""
+collector, registered with Kamailio as `collector`, storing into SQLite.
+
+Both speak SIP over TLS (RFC 3261 26) with certificates of a throw-away
+site CA (SiteCa), as the appliance does by default: the guest's agent
+registers with Kamailio over TLS, Kamailio relays its INVITE over TLS to
+the collector, and the collector answers with SRTP keys (RFC 4568), which
+it only does for an INVITE that came over TLS."""
 
 import json
 import os
@@ -9,9 +15,50 @@ import shutil
 from pathlib import Path
 
 from common import ROOT, require_file, require_tool, run, wait_for
-from netns import HOST_IP
+from netns import GUEST_IP, HOST_IP, TAP
 
 SIP_PORT = 5060
+SIP_TLS_PORT = 5061
+
+
+class SiteCa:
+    """A throw-away site CA made with openssl, and certificates it signs
+    for the peers' address (an IP subjectAltName: the agent checks the
+    address of an IP URI, RFC 5922 does not allow less)."""
+
+    def __init__(self, directory):
+        self.openssl = require_tool("openssl", "openssl")
+        self.dir = Path(directory) / "pki"
+        self.dir.mkdir(parents=True)
+        self.certificate = self.dir / "ca.pem"
+        self.key = self.dir / "ca.key"
+        run([self.openssl, "req", "-x509", "-new", "-noenc", *self._ec(), "-keyout", self.key,
+             "-out", self.certificate, "-days", "2", "-subj", "/CN=boot test site CA",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+
+    @staticmethod
+    def _ec():
+        return ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+
+    def pem(self):
+        return self.certificate.read_text()
+
+    def issue(self, name, ip):
+        """(certificate, private key) paths of a server and client
+        certificate for IP, the key readable by its owner only."""
+        cert, key, csr = (self.dir / f"{name}.{ext}" for ext in ("pem", "key", "csr"))
+        run([self.openssl, "req", "-new", "-noenc", *self._ec(), "-keyout", key, "-out", csr,
+             "-subj", f"/CN={name}"])
+        ext = self.dir / f"{name}.ext"
+        ext.write_text(f"subjectAltName=IP:{ip}\nbasicConstraints=critical,CA:FALSE\n"
+                       "keyUsage=critical,digitalSignature\n"
+                       "extendedKeyUsage=serverAuth,clientAuth\n")
+        run([self.openssl, "x509", "-req", "-in", csr, "-CA", self.certificate,
+             "-CAkey", self.key, "-CAcreateserial", "-out", cert, "-days", "2",
+             "-extfile", ext])
+        os.chmod(key, 0o600)
+        return cert, key
 
 
 def db_text_escape(value):
@@ -21,10 +68,13 @@ def db_text_escape(value):
 
 
 class Kamailio:
-    """Kamailio as registrar and proxy on HOST_IP:5060 (UDP and TCP) in the
-    namespace, with the given (user, password) subscribers."""
+    """Kamailio as registrar and proxy on HOST_IP:5060 (UDP and TCP) and
+    HOST_IP:5061 (TLS, WITH_TLS) in the namespace, with the given (user,
+    password) subscribers and a certificate of SITE_CA."""
 
-    def __init__(self, netns, directory, subscribers, domain=None):
+    def __init__(self, netns, directory, subscribers, site_ca, domain=None):
+        tls_module = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so")
+        require_file(tls_module, "install kamailio-tls-modules")
         self.binary = require_tool("kamailio", "kamailio")
         self.kamcmd = require_tool("kamcmd", "kamailio")
         self.netns = netns
@@ -39,10 +89,23 @@ class Kamailio:
         (db / "subscriber").write_text(table)
         self.ctl = netns.procs.socket_dir("kamailio") / "ctl"
         listen = f"{HOST_IP}:{SIP_PORT}"
+        # The tls module's profiles, as tests/harness/src/kamailio.rs
+        # writes them: as a server no client certificate (digest
+        # authenticates users); as a client the collector's is verified.
+        cert, key = site_ca.issue("kamailio", HOST_IP)
+        tls_config = self.dir / "tls.cfg"
+        tls_config.write_text(
+            f"[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\n"
+            f"require_certificate = no\ncertificate = {cert}\nprivate_key = {key}\n"
+            f"ca_list = {site_ca.certificate}\n\n"
+            f"[client:default]\nmethod = TLSv1.2+\nverify_certificate = yes\n"
+            f"require_certificate = yes\nca_list = {site_ca.certificate}\n")
         cmd = [
             self.binary, "-DD", "-E", "-f", ROOT / "deploy" / "kamailio" / "kamailio.cfg",
             "-n", "2", "-m", "32", "-M", "4", "-Y", self.dir,
             "-l", f"udp:{listen}", "-l", f"tcp:{listen}",
+            "-l", f"tls:{HOST_IP}:{SIP_TLS_PORT}",
+            "-A", "WITH_TLS", "-A", f'TLS_CONFIG="{tls_config}"',
             "-A", f'DBURL="text://{db}"',
             "-A", f'CTL_SOCKET="unix:{self.ctl}"',
             "-A", f'RPC_FIFO="{self.dir / "rpc.fifo"}"',
@@ -79,6 +142,19 @@ class Kamailio:
                     contacts.append(line.split(":", 1)[1].strip())
         return contacts
 
+    def contact_sockets(self, user):
+        """Kamailio's sockets (`proto:address:port`) that received the
+        registrations of USER's contacts: `tls:...` for one over TLS."""
+        result = self.rpc("ul.dump", check=False)
+        sockets, current = [], None
+        for line in result.stdout.splitlines():
+            line = line.strip()
+            if line.lower().startswith("aor:"):
+                current = line.split(":", 1)[1].strip().split("@", 1)[0]
+            elif line.startswith("Socket:") and current == user:
+                sockets.append(line.split(":", 1)[1].strip())
+        return sockets
+
     def wait_registered(self, user, timeout):
         return wait_for(f"{user} to be registered with Kamailio", lambda: self.contacts(user),
                         timeout, 1.0)
@@ -86,18 +162,23 @@ class Kamailio:
 
 
 COLLECTOR_SIP_PORT = 5070
+COLLECTOR_TLS_PORT = 5071
 COLLECTOR_RTP_PORT = 16384
 COLLECTOR_HTTP_PORT = 8080
 
 
 class Collector:
-    """sipsensor-collector in the namespace: SIP on HOST_IP:5070, registered
-    with Kamailio as sip:collector@HOST_IP (sensors reach it by location
-    lookup), trusting Kamailio's authentication, storing into SQLite in the
-    test's directory. Stored samples are read with `sipsensor-collector
-    export`, the live reception figures from its /api/streams."""
+    """sipsensor-collector in the namespace: SIP on HOST_IP:5070 and TLS on
+    HOST_IP:5071 with a certificate of SITE_CA, registered with Kamailio
+    over TLS as sip:collector@HOST_IP (sensors reach it by location
+    lookup, Kamailio over TLS), trusting Kamailio's authentication,
+    storing into SQLite in the test's directory. Stored samples are read
+    with `sipsensor-collector export`, the live reception figures from its
+    /api/streams."""
 
-    def __init__(self, netns, directory, register, kamailio):
+    def __init__(self, netns, directory, register, kamailio, site_ca=None):
+        """Without SITE_CA: plain SIP and RTP only (registered over UDP),
+        as a site that opted out of TLS."""
         default = ROOT / "target" / "debug" / "sipsensor-collector"
         self.binary = require_file(os.environ.get("SIPSENSOR_COLLECTOR", default),
                                    "build it: cargo build --locked -p sipsensor-collector")
@@ -114,6 +195,13 @@ class Collector:
         token = self.dir / "http-token"
         token.write_text(self.http_token + "\n")
         os.chmod(token, 0o600)
+        tls, registrar = "", f"sip:{HOST_IP}:{SIP_PORT}"
+        if site_ca is not None:
+            cert, key = site_ca.issue("collector", HOST_IP)
+            tls = (f"  tls:\n    bind: {HOST_IP}:{COLLECTOR_TLS_PORT}\n"
+                   f"    certificate: {cert}\n    private_key: {key}\n"
+                   f"    ca_file: {site_ca.certificate}\n")
+            registrar = f"sip:{HOST_IP}:{SIP_TLS_PORT};transport=tls"
         config = self.dir / "collector.yaml"
         config.write_text(f"""\
 storage:
@@ -130,8 +218,8 @@ sip:
   registrar: false
   credentials_file: {creds}
   trusted_peers: [{HOST_IP}/32]
-  register:
-    registrar: sip:{HOST_IP}:5060
+{tls}  register:
+    registrar: {registrar}
     aor: sip:{user}@{HOST_IP}
     expires: 600
   control_socket: {netns.procs.socket_dir("collector") / "control.sock"}
@@ -173,3 +261,33 @@ media:
                                  f" headers={{'Authorization': 'Bearer {self.http_token}'}}),"
                                  " timeout=10).read().decode())"], timeout=30)
         return json.loads(result.stdout)
+
+
+# Reads the UDP payloads that the guest sends to PORT from the frames on
+# the tap device (AF_PACKET: Python alone, no capture tool), as hex.
+_CAPTURE = r"""
+import json, socket, struct, sys, time
+iface, src, port, count, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+s.bind((iface, 0))
+s.settimeout(1)
+payloads, deadline = [], time.monotonic() + timeout
+while len(payloads) < count and time.monotonic() < deadline:
+    try:
+        ip = s.recv(65535)[14:]
+    except socket.timeout:
+        continue
+    if ip[9] != 17 or socket.inet_ntoa(ip[12:16]) != src:
+        continue
+    udp = ip[(ip[0] & 15) * 4:]
+    if struct.unpack("!H", udp[2:4])[0] == port:
+        payloads.append(udp[8:].hex())
+print(json.dumps(payloads))
+"""
+
+
+def capture_rtp(netns, count, timeout):
+    """The next COUNT RTP packets (bytes) from the guest to the collector."""
+    result = netns.run(["python3", "-c", _CAPTURE, TAP, GUEST_IP, str(COLLECTOR_RTP_PORT),
+                        str(count), str(timeout)], timeout=timeout + 30)
+    return [bytes.fromhex(p) for p in json.loads(result.stdout)]

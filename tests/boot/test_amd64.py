@@ -14,7 +14,9 @@ that Debian's armhf kernel lacks.
    packets agrees with netem's count of dropped ones (within 5 packets).
 
 The guest's network card is a tap device in the test's namespace, where
-Kamailio and the collector run (as in test_armhf.py).
+Kamailio and the collector run (as in test_armhf.py); in 5 the agent
+registers over TLS, with the site CA in /etc/sipsensor/ca.pem, and streams
+SRTP; 6 runs over plain UDP (see there why).
 """
 
 import json
@@ -27,7 +29,7 @@ from common import (AMD64_DIR, cost, drop_images, Processes, require_file, requi
                     require_tool, test_dir, wait_for)
 from guest import Qemu
 from netns import GUEST_IP, GUEST_MAC, HOST_IP, Netns
-from peers import Collector, Kamailio
+from peers import Collector, Kamailio, SiteCa
 
 SENSOR = "sensor-0002"
 SENSOR_PASSWORD = "board-secret-0002"
@@ -63,6 +65,12 @@ def bme280_registers():
     return regs
 
 
+def plain_udp(test):
+    """Marks a test whose agent and collector speak plain SIP and RTP."""
+    test.plain_udp = True
+    return test
+
+
 def log(msg):
     print(f"[boot-test {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -79,10 +87,13 @@ class Amd64Guest(unittest.TestCase):
         self.addCleanup(self.procs.stop_all)
         self.netns = Netns(self.dir, self.procs)
         self.addCleanup(self.netns.close)
+        self.site_ca = SiteCa(self.dir)
         self.kamailio = Kamailio(self.netns, self.dir, [(SENSOR, SENSOR_PASSWORD),
-                                                        ("collector", "collector-secret")])
+                                                        ("collector", "collector-secret")],
+                                 self.site_ca)
+        plain = getattr(getattr(self, self._testMethodName), "plain_udp", False)
         self.collector = Collector(self.netns, self.dir, ("collector", "collector-secret"),
-                                   self.kamailio)
+                                   self.kamailio, None if plain else self.site_ca)
         self.started = time.monotonic()
         qemu = require_tool("qemu-system-x86_64", "qemu-system-x86")
         argv = [
@@ -102,6 +113,7 @@ class Amd64Guest(unittest.TestCase):
         c.sh("true")
         log(f"amd64 guest up in {time.monotonic() - self.started:.0f} s")
         c.write_file("/etc/sipsensor/secrets.yaml", f"password: {SENSOR_PASSWORD}\n", "0600")
+        c.write_file("/etc/sipsensor/ca.pem", self.site_ca.pem())
 
     def tearDown(self):
         drop_images(self.dir)
@@ -127,9 +139,13 @@ class Amd64Guest(unittest.TestCase):
         _, out = self.sh("sipsensor-agent status --json")
         return json.loads(out)
 
-    def header(self):
+    def header(self, secure=True):
+        """The site settings: over TLS (SRTP follows) with no inbound port,
+        as the image's template has them, or plain UDP when asked."""
+        sip = "  transport: tls\n  listen: false\n" if secure else "  transport: udp\n"
         return (f"identity:\n  aor: {AOR}\n"
-                f"sip:\n  registrar: sip:{HOST_IP}\n  collector: sip:collector@{HOST_IP}\n")
+                f"sip:\n{sip}  registrar: sip:{HOST_IP}\n"
+                f"  collector: sip:collector@{HOST_IP}\n")
 
     # ---- 5 -------------------------------------------------------------------
 
@@ -212,9 +228,15 @@ class Amd64Guest(unittest.TestCase):
                 "rtp_sent": status["packets_sent"]}
 
     @cost(60)
+    @plain_udp
     def test_6_session_survives_netem_loss(self):
         rate = 50
-        self.start_agent(self.header() + f"""\
+        # Plain SIP and RTP at both ends (@plain_udp), on purpose: through
+        # Kamailio over TLS the collector never receives the ACK of its 200
+        # (RFC 3261 13.3.1.4), so every call ends after 64*T1 = 32 s and
+        # is dialled again; this test needs one call for 45 s. Back to TLS
+        # once that is fixed.
+        self.start_agent(self.header(secure=False) + f"""\
 stream:
   rate: {rate}
   samples_per_packet: 1

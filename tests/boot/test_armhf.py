@@ -3,8 +3,10 @@ under `qemu-system-arm -M virt` (TCG), started by Debian's U-Boot through
 the A/B boot script of images/uboot/:
 
 1. first boot on slot A: the agent starts from systemd with the
-   technician's files from the boot partition, registers with Kamailio and
-   streams its simulated sensor to the collector, which stores it;
+   technician's files from the boot partition (the site CA among them, as
+   ca.pem), registers with Kamailio over TLS, verifying its certificate
+   against that CA, and streams its simulated sensor over SRTP to the
+   collector, which stores it;
 2. OTA: a signed verity bundle installed with `rauc install` in the guest,
    a trial boot of slot B marked good once the agent has registered, and
    the next boot staying on B;
@@ -24,7 +26,8 @@ key from the card, and the agent runs as its own user with two
 capabilities (test 1).
 
 The guest's only network is a tap device in a namespace the test creates,
-where Kamailio (deploy/kamailio/kamailio.cfg), the collector and DHCP run.
+where Kamailio (deploy/kamailio/kamailio.cfg, with its TLS), the collector
+and DHCP run; a throw-away site CA signs their certificates.
 Each test starts from a fresh copy of the card and runs alone.
 """
 
@@ -39,7 +42,7 @@ from common import (IMAGE_DIR, ROOT, copy_sparse, cost, drop_images, Processes, 
                     require_root, require_tool, run, test_dir, wait_for)
 from guest import Qemu, qemu_arm_virt
 from netns import GUEST_IP, GUEST_MAC, HOST_IP, Netns
-from peers import Collector, Kamailio
+from peers import Collector, Kamailio, SiteCa, capture_rtp
 
 BOARD = "qemu-arm-virt"
 SENSOR = "sensor-0001"
@@ -74,8 +77,10 @@ identity:
   aor: {AOR}
   display_name: Boot test sensor
 sip:
+  transport: tls
   registrar: sip:{HOST_IP}
   collector: sip:collector@{HOST_IP}
+  listen: false
   expires: 120
 stream:
   rate: {RATE}
@@ -127,16 +132,19 @@ class ArmhfImage(unittest.TestCase):
         self.netns = Netns(self.dir, self.procs)
         self.addCleanup(self.netns.close)
         self.netns.start_dhcp()
+        self.site_ca = SiteCa(self.dir)
         self.kamailio = Kamailio(self.netns, self.dir, [(SENSOR, SENSOR_PASSWORD),
-                                                        ("collector", "collector-secret")])
+                                                        ("collector", "collector-secret")],
+                                 self.site_ca)
         self.collector = Collector(self.netns, self.dir, ("collector", "collector-secret"),
-                                   self.kamailio)
+                                   self.kamailio, self.site_ca)
         self.card = self.dir / "card.img"
         copy_sparse(self.card_src, self.card)
         # The technician's files, the way they reach a real card: the
         # agent's settings and the password on the FAT boot partition.
         self.write_boot_file("sipsensor.yaml", TECHNICIAN_CONFIG)
         self.write_boot_file("secrets.yaml", f"password: {SENSOR_PASSWORD}\n")
+        self.write_boot_file("ca.pem", self.site_ca.pem())
         run([require_tool("ssh-keygen", "openssh-client"), "-q", "-t", "ed25519", "-N", "",
              "-f", self.dir / "id_ed25519"])
         self.write_boot_file("authorized_keys", (self.dir / "id_ed25519.pub").read_text())
@@ -228,7 +236,39 @@ class ArmhfImage(unittest.TestCase):
                       f"{out}\n{state}\nKamailio:\n{self.kamailio.proc.log_tail(20)}")
         contacts = self.kamailio.wait_registered(SENSOR, 30)
         self.assertTrue(any(GUEST_IP in c for c in contacts), contacts)
+        sockets = self.kamailio.contact_sockets(SENSOR)
+        self.assertTrue(sockets, "Kamailio names no socket for the sensor's contact")
+        self.assertTrue(all(s.startswith("tls:") for s in sockets),
+                        f"registered over {sockets}, not TLS")
         return contacts
+
+    def assert_site_ca_taken(self):
+        """The site CA went from the card's ca.pem to the data partition,
+        where the agent's /etc/sipsensor/ca.pem points, and stays on the
+        card (it is public)."""
+        _, link = self.sh("readlink /etc/sipsensor/ca.pem")
+        self.assertEqual(link.strip(), "/data/sipsensor/ca.pem")
+        _, mode = self.sh("stat -c '%a %U' /data/sipsensor/ca.pem")
+        self.assertEqual(mode.strip(), "644 root")
+        _, taken = self.sh("cat /etc/sipsensor/ca.pem")
+        self.assertEqual(taken.split(), self.site_ca.pem().split())
+        self.sh("cmp /boot/firmware/ca.pem /data/sipsensor/ca.pem")
+
+    def assert_srtp(self):
+        """The samples cross the network as SRTP (RFC 3711): no RTP packet
+        to the collector shows the payload header in the clear (VER 1,
+        KIND 0, one channel, one instant: docs/protocol.md 5), and each is
+        longer than the plain packet by at least an 80-bit tag."""
+        packets = capture_rtp(self.netns, 10, 30)
+        self.assertEqual(len(packets), 10, "RTP packets to the collector")
+        plain = 12 + 4 + 4
+        for packet in packets:
+            self.assertEqual(packet[0] >> 6, 2, "an RTP header in the clear")
+            self.assertGreaterEqual(len(packet), plain + 10, packet.hex())
+            self.assertNotEqual((packet[12], packet[14], packet[15]), (0x10, 1, 1),
+                                f"the payload header in the clear: {packet.hex()}")
+        log(f"{len(packets)} RTP packets to the collector, {len(packets[0])} bytes each "
+            f"(plain: {plain}), payload encrypted")
 
     def assert_streaming(self, seconds=5):
         """Fresh samples of the simulated sensor arrive in the collector's
@@ -307,6 +347,7 @@ class ArmhfImage(unittest.TestCase):
         self.assertEqual(mode.strip(), "640 root sipsensor")
         status, _ = self.sh("test -e /boot/firmware/secrets.yaml", check=False)
         self.assertNotEqual(status, 0, "secrets.yaml is still on the boot partition")
+        self.assert_site_ca_taken()
         self.assert_agent_unprivileged()
         self.assert_nothing_open()
         # SSH with the key the technician put on the card (dropbear; the
@@ -338,6 +379,7 @@ class ArmhfImage(unittest.TestCase):
         self.assertEqual(self.boot_env().get("BOOT_A_LEFT"), "3")
         self.wait_registered()
         self.assert_streaming()
+        self.assert_srtp()
 
     @cost(420)
     def test_2_ota_update_to_slot_b(self):

@@ -39,6 +39,15 @@ def run(cmd, timeout=120, check=True, **kwargs):
     return result
 
 
+def fake_commands(directory, bodies):
+    """Shell scripts named after commands, {name: body}, in DIRECTORY, to
+    put first in a script's PATH."""
+    for name, body in bodies.items():
+        path = Path(directory) / name
+        path.write_text(f"#!/bin/sh\n{body}\n")
+        path.chmod(0o755)
+
+
 def layout():
     """images/layout.env as a dict (simple NAME=value lines)."""
     values = {}

@@ -9,9 +9,12 @@ sensors come from the boot partition), and the agent must say so.
 """
 
 import os
+import tempfile
 import unittest
+from pathlib import Path
 
-from common import IMAGES, ROOT, run
+from common import IMAGES, ROOT, require, run
+from test_prepare_data import make_ca
 
 CONFIGS = [
     IMAGES / "rootfs-overlay/etc/sipsensor/agent.yaml",
@@ -40,6 +43,24 @@ class CheckConfig(unittest.TestCase):
                 result = self.check(config, TEMPLATE, SITE)
                 self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
                 self.assertIn("identity: sip:sensor-0001@example.net", result.stdout)
+
+    def test_the_templates_example_is_a_valid_tls_site(self):
+        # The example the technician uncomments: SIP over TLS with no
+        # inbound port, checked against a CA where the image's link
+        # (/etc/sipsensor/ca.pem) would point.
+        require("openssl", "openssl")
+        text = TEMPLATE.read_text()
+        example = text.split("# Example (remove the # signs and fill in):\n", 1)[1]
+        lines = [line[2:] if line.startswith("# ") else line.lstrip("#")
+                 for line in example.splitlines()]
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            make_ca(tmp, "site CA")
+            (tmp / "example.yaml").write_text("\n".join(lines) + "\n")
+            (tmp / "ca.yaml").write_text(f"sip:\n  ca_file: {tmp / 'site CA.pem'}\n")
+            result = self.check(CONFIGS[0], tmp / "example.yaml", tmp / "ca.yaml")
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("transport: tls", "\n".join(lines))
 
     def test_unconfigured_image_asks_for_the_site_settings(self):
         result = self.check(CONFIGS[0], TEMPLATE)

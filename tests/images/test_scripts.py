@@ -12,7 +12,7 @@ import time
 import unittest
 from pathlib import Path
 
-from common import IMAGES, ROOT, require, run
+from common import IMAGES, ROOT, fake_commands, require, run
 
 LIBEXEC = IMAGES / "rootfs-overlay" / "usr" / "libexec" / "sipsensor"
 SCRIPT_DIRS = ["images", "buildroot-external", "tests/images", "overlays"]
@@ -61,13 +61,12 @@ class Fakes(unittest.TestCase):
         self.data = self.dir / "data"
         (self.data / "ota").mkdir(parents=True)
         self.cmdline = self.dir / "cmdline"
-        for name, body in {
+        fake_commands(self.bin, {
             "rauc": 'echo "rauc $*" >> "$LOG"; exit "${RAUC_EXIT:-0}"',
             "agent": 'echo "agent $*" >> "$LOG"; exit "${AGENT_EXIT:-0}"',
             "reboot": 'echo reboot >> "$LOG"',
             "logger": ':',
-        }.items():
-            write_exe(self.bin / name, f"#!/bin/sh\n{body}\n")
+        })
 
     def tearDown(self):
         subprocess.run(["rm", "-rf", str(self.dir)], check=False)

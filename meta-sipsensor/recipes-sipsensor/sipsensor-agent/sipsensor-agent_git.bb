@@ -42,6 +42,9 @@ do_install:append() {
     # Credentials and state live on the data partition: the root
     # filesystem is read-only and replaced by every update.
     ln -sf /data/sipsensor/secrets.yaml ${D}${sysconfdir}/sipsensor/secrets.yaml
+    # The site CA, copied there from the boot partition's ca.pem by
+    # prepare-data (sipsensor-system).
+    ln -sf /data/sipsensor/ca.pem ${D}${sysconfdir}/sipsensor/ca.pem
     install -d ${D}${localstatedir}/lib
     ln -sf /data/sipsensor/state ${D}${localstatedir}/lib/sipsensor
 }
