@@ -112,11 +112,7 @@ impl Sealer {
         out.extend_from_slice(packet);
         match &mut self.rtp {
             Transform::AesCm { cipher, auth, salt } => {
-                // RFC 3711 4.1.1: IV = (k_s * 2^16) XOR (SSRC * 2^64) XOR (i * 2^16).
-                let mut iv = [0u8; 16];
-                iv[4..8].copy_from_slice(&ssrc.to_be_bytes());
-                iv[8..14].copy_from_slice(&index.to_be_bytes()[2..]);
-                xor_into(&mut iv, salt);
+                let iv = aes_cm_iv(ssrc, index, salt);
                 cipher
                     .apply_keystream(&iv, &mut out[header_len..])
                     .map_err(setup)?;
@@ -127,12 +123,9 @@ impl Sealer {
                 out.extend_from_slice(&tag[..10]);
             }
             Transform::Gcm { cipher, salt } => {
-                // RFC 7714 8.1: IV = (00 00 || SSRC || ROC || SEQ) XOR salt;
-                // 8.2: the header is the associated data.
-                let mut iv = [0u8; 12];
-                iv[2..6].copy_from_slice(&ssrc.to_be_bytes());
-                iv[6..12].copy_from_slice(&index.to_be_bytes()[2..]);
-                xor_into(&mut iv, salt);
+                // RFC 7714 8.1: ROC || SEQ is the packet index; 8.2: the
+                // header is the associated data.
+                let iv = gcm_iv(ssrc, index, salt);
                 let mut tag = [0u8; 16];
                 let (aad, payload) = out.split_at_mut(header_len);
                 cipher
@@ -165,10 +158,7 @@ impl Sealer {
             Transform::AesCm { cipher, auth, salt } => {
                 // RFC 3711 4.1.1 with the SRTCP index as i; everything after
                 // the first header and sender SSRC is encrypted (3.4).
-                let mut iv = [0u8; 16];
-                iv[4..8].copy_from_slice(&ssrc.to_be_bytes());
-                iv[10..14].copy_from_slice(&index.to_be_bytes());
-                xor_into(&mut iv, salt);
+                let iv = aes_cm_iv(ssrc, u64::from(index), salt);
                 cipher.apply_keystream(&iv, &mut out[8..]).map_err(setup)?;
                 out.extend_from_slice(&e_and_index);
                 let mut tag = [0u8; AUTH_KEY_LEN];
@@ -176,13 +166,10 @@ impl Sealer {
                 out.extend_from_slice(&tag[..10]);
             }
             Transform::Gcm { cipher, salt } => {
-                // RFC 7714 9.1: IV = (00 00 || SSRC || 00 00 || 0 || index)
-                // XOR salt; AAD = first 8 octets || E || index; the index
-                // word goes last, after the tag.
-                let mut iv = [0u8; 12];
-                iv[2..6].copy_from_slice(&ssrc.to_be_bytes());
-                iv[8..12].copy_from_slice(&index.to_be_bytes());
-                xor_into(&mut iv, salt);
+                // RFC 7714 9.1: IV from 00 00 || 0 || the 31-bit index in
+                // place of ROC || SEQ; AAD = first 8 octets || E || index;
+                // the index word goes last, after the tag.
+                let iv = gcm_iv(ssrc, u64::from(index), salt);
                 let mut aad = [0u8; 12];
                 aad[..8].copy_from_slice(&packet[..8]);
                 aad[8..].copy_from_slice(&e_and_index);
@@ -257,10 +244,27 @@ fn derive(
     Ok(())
 }
 
-fn xor_into(iv: &mut [u8], salt: &[u8]) {
+/// RFC 3711 4.1.1: IV = (k_s * 2^16) XOR (SSRC * 2^64) XOR (i * 2^16),
+/// `i` the 48-bit packet (or SRTCP) index.
+fn aes_cm_iv(ssrc: u32, index: u64, salt: &[u8; 14]) -> [u8; 16] {
+    let mut iv = [0u8; 16];
+    iv[4..8].copy_from_slice(&ssrc.to_be_bytes());
+    iv[8..14].copy_from_slice(&index.to_be_bytes()[2..]);
     for (b, s) in iv.iter_mut().zip(salt) {
         *b ^= s;
     }
+    iv
+}
+
+/// RFC 7714 8.1, 9.1: IV = (00 00 || SSRC || 48-bit index) XOR salt.
+fn gcm_iv(ssrc: u32, index: u64, salt: &[u8; 12]) -> [u8; 12] {
+    let mut iv = [0u8; 12];
+    iv[2..6].copy_from_slice(&ssrc.to_be_bytes());
+    iv[6..12].copy_from_slice(&index.to_be_bytes()[2..]);
+    for (b, s) in iv.iter_mut().zip(salt) {
+        *b ^= s;
+    }
+    iv
 }
 
 fn setup(e: impl std::fmt::Display) -> SrtpError {
