@@ -2,9 +2,13 @@
 //! global allocator sees no allocation (and no free) in the whole process
 //! during a window in which the sender sends samples packets, event
 //! packets with their repeats, sender reports, and switches to a new
-//! description. One test in this binary, so no other test's thread
-//! allocates meanwhile; the sensor is fed by this thread from a reading
-//! built before the window (publishing copies into a pre-allocated slot).
+//! description; plain, and under each SRTP suite (RFC 3711, RFC 7714),
+//! whose protection writes into a reused buffer. One test in this binary,
+//! so no other test's thread allocates meanwhile; the sensor is fed by
+//! this thread from a reading built before the window (publishing copies
+//! into a pre-allocated slot).
+
+#![allow(clippy::unwrap_used)] // test code: a failed setup step should panic
 
 use sipsensor_agent::config::RealtimeConfig;
 use sipsensor_agent::handoff::{self, Board, Event};
@@ -12,7 +16,8 @@ use sipsensor_agent::sensor::Reading;
 use sipsensor_agent::status::StatusHub;
 use sipsensor_agent::stream::{MemoryLock, StreamOptions, StreamPlan, Streamer};
 use sipsensor_protocol::{
-    ChannelSpec, EventFormat, IdGenerator, RtpSender, SampleFormat, StreamDescription, Unit,
+    ChannelSpec, EventFormat, IdGenerator, RtpSender, SampleFormat, SrtpKey, SrtpKeys, SrtpSuite,
+    StreamDescription, Unit,
 };
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::UdpSocket;
@@ -79,7 +84,20 @@ fn description(cfg: u8, spp: u8) -> StreamDescription {
 }
 
 #[test]
-fn the_sender_allocates_nothing_while_streaming() {
+fn the_sender_allocates_nothing_while_streaming_plain_or_under_srtp() {
+    let keys = |suite| SrtpKeys {
+        send: SrtpKey::generate(suite),
+        receive: SrtpKey::generate(suite),
+    };
+    stream_and_count("plain RTP", None);
+    for suite in SrtpSuite::ALL {
+        stream_and_count(suite.name(), Some(keys(suite)));
+    }
+}
+
+/// Streams one window with `srtp` and asserts it saw every kind of work
+/// and no allocation.
+fn stream_and_count(label: &str, srtp: Option<SrtpKeys>) {
     let (mut writer, reader) = handoff::samples(CHANNELS, Duration::from_secs(60));
     let map = (0..CHANNELS).map(|c| (0, c)).collect();
     let board = Board::new(vec![reader], &[CHANNELS], map);
@@ -102,7 +120,7 @@ fn the_sender_allocates_nothing_while_streaming() {
             memory_lock: MemoryLock::Off,
             ..StreamOptions::default()
         },
-        srtp: None,
+        srtp,
     };
     let rt = RealtimeConfig {
         priority: 10,
@@ -140,23 +158,26 @@ fn the_sender_allocates_nothing_while_streaming() {
     // The window saw every kind of work...
     assert!(
         after.sample_packets > before.sample_packets + 50,
-        "{after:?}"
+        "{label}: {after:?}"
     );
-    assert!(after.sender_reports > before.sender_reports, "{after:?}");
-    assert_eq!(after.edges_sent, before.edges_sent + 1);
+    assert!(
+        after.sender_reports > before.sender_reports,
+        "{label}: {after:?}"
+    );
+    assert_eq!(after.edges_sent, before.edges_sent + 1, "{label}");
     assert!(
         after.event_packets >= before.event_packets + 3,
-        "edge and repeats"
+        "{label}: edge and repeats"
     );
     assert_eq!(
         (before.config, after.config),
         (1, 2),
-        "switched inside the window"
+        "{label}: switched inside the window"
     );
     // ... and no allocation or free anywhere in the process.
     assert_eq!(
         (a1 - a0, f1 - f0),
         (0, 0),
-        "allocations, frees in the window"
+        "{label}: allocations, frees in the window"
     );
 }

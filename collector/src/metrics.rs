@@ -11,7 +11,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
-use std::sync::Arc;
+use sipsensor_runtime::sip_transport::{NetStatsHandle, StreamStats};
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Label set with one label, e.g. `kind="disk_full"`.
@@ -47,10 +48,17 @@ pub struct Metrics {
     /// SRTP/SRTCP packets dropped, by `reason` (authentication, replay,
     /// foreign_ssrc): forged, replayed or under another key (RFC 3711 3.3).
     pub srtp_rejected: Family<Label1, Counter>,
+    /// The SIP network's counters, once it is bound.
+    sip_network: Arc<OnceLock<NetStatsHandle>>,
 }
 
 #[derive(Debug)]
 struct StreamsCollector(Arc<StreamsRegistry>);
+
+/// SIP over TCP and TLS connections, read from the runtime's counters at
+/// scrape time (issue 14: a connection flood shows here first).
+#[derive(Debug)]
+struct SipConnectionsCollector(Arc<OnceLock<NetStatsHandle>>);
 
 impl Metrics {
     pub fn new(streams: Arc<StreamsRegistry>) -> Arc<Self> {
@@ -70,6 +78,7 @@ impl Metrics {
             packets_rejected: Family::default(),
             sip_auth: Family::default(),
             srtp_rejected: Family::default(),
+            sip_network: Arc::default(),
         };
         registry.register(
             "sipsensor_collector_samples_stored",
@@ -138,7 +147,14 @@ impl Metrics {
             m.srtp_rejected.clone(),
         );
         registry.register_collector(Box::new(StreamsCollector(streams)));
+        registry.register_collector(Box::new(SipConnectionsCollector(m.sip_network.clone())));
         Arc::new(Metrics { registry, ..m })
+    }
+
+    /// Publishes the SIP network's connection counters; the first network
+    /// given is kept (there is one per collector).
+    pub fn watch_sip_network(&self, network: NetStatsHandle) {
+        let _ = self.sip_network.set(network);
     }
 
     /// The OpenMetrics text exposition (serve with [`CONTENT_TYPE`]).
@@ -251,6 +267,72 @@ impl Collector for StreamsCollector {
     }
 }
 
+impl Collector for SipConnectionsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(network) = self.0.get() else {
+            return Ok(());
+        };
+        let stats = network.stats();
+        let transports: [(&str, StreamStats); 2] = [("tcp", stats.tcp), ("tls", stats.tls)];
+        let mut per_transport =
+            |name: &str, help: &str, metric: MetricType, value: fn(&StreamStats) -> u64| {
+                let mut m = encoder.encode_descriptor(name, help, None, metric)?;
+                for (transport, s) in &transports {
+                    let labels = [("transport", *transport)];
+                    match metric {
+                        MetricType::Gauge => {
+                            ConstGauge::new(value(s) as i64).encode(m.encode_family(&labels)?)?
+                        }
+                        _ => ConstCounter::new(value(s)).encode(m.encode_family(&labels)?)?,
+                    }
+                }
+                Ok::<_, std::fmt::Error>(())
+            };
+        per_transport(
+            "sipsensor_collector_sip_connections_open",
+            "SIP connections open now (TLS handshakes included), by transport",
+            MetricType::Gauge,
+            |s| s.open,
+        )?;
+        per_transport(
+            "sipsensor_collector_sip_connections_accepted",
+            "SIP connections accepted, by transport (those then refused by a cap included)",
+            MetricType::Counter,
+            |s| s.accepted,
+        )?;
+        per_transport(
+            "sipsensor_collector_sip_connections_closed_idle",
+            "SIP connections closed after the idle timeout, by transport",
+            MetricType::Counter,
+            |s| s.closed_idle,
+        )?;
+        let mut m = encoder.encode_descriptor(
+            "sipsensor_collector_sip_connections_refused",
+            "SIP connections refused by a cap (overall or per source), by transport",
+            None,
+            MetricType::Counter,
+        )?;
+        for (transport, s) in &transports {
+            for (cap, n) in [
+                ("overall", s.refused_over_limit),
+                ("per_source", s.refused_per_source),
+            ] {
+                let labels = [("transport", *transport), ("cap", cap)];
+                ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        let failed = ConstCounter::new(stats.tls.handshakes_failed);
+        let m = encoder.encode_descriptor(
+            "sipsensor_collector_sip_tls_handshakes_failed",
+            "TLS handshakes that failed or timed out, either direction",
+            None,
+            failed.metric_type(),
+        )?;
+        failed.encode(m)?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,5 +396,56 @@ mod tests {
                 .unwrap()
                 .contains("sipsensor_collector_streams 0")
         );
+    }
+
+    #[tokio::test]
+    async fn sip_connections_are_counted_open_accepted_refused_and_closed_idle() {
+        use sipsensor_protocol::Transport;
+        use sipsensor_runtime::sip_transport::{NetConfig, Network};
+        use std::time::Duration;
+
+        let m = Metrics::new(StreamsRegistry::new());
+        assert!(!m.render().unwrap().contains("sip_connections"));
+        let config = NetConfig {
+            tcp: Some("127.0.0.1:0".parse().unwrap()),
+            max_connections_per_source: 2,
+            tcp_idle_timeout: Duration::from_secs(1),
+            ..NetConfig::default()
+        };
+        let (network, _incoming) = Network::bind(config).await.unwrap();
+        m.watch_sip_network(network.stats_handle());
+        let addr = network.local_addr(Transport::Tcp).unwrap();
+        // Three silent connections from one host: two admitted, one
+        // refused by the per-source cap; the two then closed as idle.
+        let mut silent = Vec::new();
+        for _ in 0..3 {
+            silent.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        let until = |needles: &'static [&'static str]| {
+            let m = m.clone();
+            async move {
+                for _ in 0..100 {
+                    let text = m.render().unwrap();
+                    if needles.iter().all(|n| text.contains(n)) {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                panic!("missing one of {needles:?} in:\n{}", m.render().unwrap());
+            }
+        };
+        until(&[
+            "sipsensor_collector_sip_connections_open{transport=\"tcp\"} 2",
+            "sipsensor_collector_sip_connections_accepted_total{transport=\"tcp\"} 3",
+            "sipsensor_collector_sip_connections_refused_total{transport=\"tcp\",cap=\"per_source\"} 1",
+            "sipsensor_collector_sip_connections_refused_total{transport=\"tcp\",cap=\"overall\"} 0",
+            "sipsensor_collector_sip_tls_handshakes_failed_total 0",
+        ])
+        .await;
+        until(&[
+            "sipsensor_collector_sip_connections_closed_idle_total{transport=\"tcp\"} 2",
+            "sipsensor_collector_sip_connections_open{transport=\"tcp\"} 0",
+        ])
+        .await;
     }
 }

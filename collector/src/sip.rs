@@ -191,6 +191,7 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
     }
     let mut ids = IdGenerator::from_entropy();
     let ua = UserAgent::new(ua_config, IdGenerator::from_entropy(), Box::new(resolver))?;
+    parts.metrics.watch_sip_network(network.stats_handle());
     let (handle, events, ua_task) = ua_driver::spawn(ua, network, incoming);
 
     let media = MediaEngine::start(

@@ -12,6 +12,7 @@ mod stream;
 pub mod tls;
 mod udp;
 
+use stream::OpenCount;
 pub use stream::StreamTransport;
 pub use tls::TlsConfig;
 pub use udp::UdpEndpoint;
@@ -191,6 +192,8 @@ pub struct NetStats {
 /// What one stream transport (TCP or TLS) did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StreamStats {
+    /// Connections open now, TLS handshakes in progress included.
+    pub open: u64,
     pub accepted: u64,
     pub connected: u64,
     /// Refused because `max_connections` were open.
@@ -248,8 +251,10 @@ impl Counters {
 }
 
 impl StreamCounters {
+    /// The counters; `open` is left to [`NetStatsHandle::stats`].
     fn snapshot(&self) -> StreamStats {
         StreamStats {
+            open: 0,
             accepted: get(&self.accepted),
             connected: get(&self.connected),
             refused_over_limit: get(&self.refused_over_limit),
@@ -276,6 +281,33 @@ fn in_family_of(local: SocketAddr, dest: SocketAddr) -> SocketAddr {
     match (local.ip(), dest.ip()) {
         (IpAddr::V6(_), IpAddr::V4(v4)) => SocketAddr::new(v4.to_ipv6_mapped().into(), dest.port()),
         _ => dest,
+    }
+}
+
+/// What [`Network::stats`] reads, detached from the [`Network`].
+#[derive(Debug, Clone)]
+pub struct NetStatsHandle {
+    counters: Arc<Counters>,
+    tcp_counters: Arc<StreamCounters>,
+    tls_counters: Arc<StreamCounters>,
+    tcp_open: Option<OpenCount>,
+    tls_open: Option<OpenCount>,
+}
+
+impl NetStatsHandle {
+    pub fn stats(&self) -> NetStats {
+        NetStats {
+            tcp: with_open(self.tcp_counters.snapshot(), self.tcp_open.as_ref()),
+            tls: with_open(self.tls_counters.snapshot(), self.tls_open.as_ref()),
+            ..self.counters.snapshot()
+        }
+    }
+}
+
+fn with_open(stats: StreamStats, open: Option<&OpenCount>) -> StreamStats {
+    StreamStats {
+        open: open.map_or(0, |o| o.get() as u64),
+        ..stats
     }
 }
 
@@ -402,10 +434,18 @@ impl Network {
     }
 
     pub fn stats(&self) -> NetStats {
-        NetStats {
-            tcp: self.tcp_counters.snapshot(),
-            tls: self.tls_counters.snapshot(),
-            ..self.counters.snapshot()
+        self.stats_handle().stats()
+    }
+
+    /// A handle on the counters that stays valid once the network is
+    /// handed to its driver task: /metrics reads it at scrape time.
+    pub fn stats_handle(&self) -> NetStatsHandle {
+        NetStatsHandle {
+            counters: self.counters.clone(),
+            tcp_counters: self.tcp_counters.clone(),
+            tls_counters: self.tls_counters.clone(),
+            tcp_open: self.tcp.as_ref().map(StreamTransport::open_count),
+            tls_open: self.tls.as_ref().map(StreamTransport::open_count),
         }
     }
 

@@ -6,10 +6,14 @@
 //! key); RFC 4568 6.1 gives each side its own. RTP and RTCP of one
 //! direction may use one context or two (one per thread): their states
 //! (RFC 3711 3.3.1 rollover counter, 3.4 SRTCP index) are independent.
+//!
+//! Outbound packets are protected by [`seal`] into the caller's buffer
+//! (no allocation per packet); inbound ones by the crate's `Context`.
 
 use crate::sdp::{SrtpKey, SrtpSuite};
 use rtc_shared::error::Error as CrateError;
 use rtc_srtp::context::Context;
+use rtc_srtp::crypto::RTCCrypto;
 use rtc_srtp::option::{srtcp_replay_protection, srtp_replay_protection};
 use rtc_srtp::protection_profile::ProtectionProfile;
 use thiserror::Error;
@@ -45,6 +49,10 @@ pub enum SrtpError {
     /// The crypto library refused the key (not expected for checked keys).
     #[error("SRTP context: {0}")]
     Setup(String),
+    /// Protecting with an inbound context or unprotecting with an
+    /// outbound one (a bug in the caller).
+    #[error("the context is for the other direction")]
+    WrongWay,
 }
 
 impl SrtpError {
@@ -79,11 +87,17 @@ enum Way {
     Inbound,
 }
 
+/// The crypto state of one direction.
+enum Engine {
+    Outbound(Sealer),
+    Inbound(Context),
+}
+
 /// One direction's SRTP/SRTCP state.
 pub struct SrtpContext {
     key: SrtpKey,
     way: Way,
-    context: Context,
+    engine: Engine,
     /// Inbound: the SSRC of the first authenticated packet; packets
     /// from others are refused before any crypto.
     proven_ssrc: Option<u32>,
@@ -116,7 +130,7 @@ impl SrtpContext {
         Ok(Self {
             key: key.clone(),
             way,
-            context: crate_context(key, way)?,
+            engine: engine(key, way)?,
             proven_ssrc: None,
             unproven_ssrcs: Vec::new(),
         })
@@ -140,20 +154,32 @@ impl SrtpContext {
         4 + self.rtp_overhead()
     }
 
-    /// SRTP-protects one RTP packet into `out` (cleared first).
+    /// SRTP-protects one RTP packet into `out` (cleared first). Allocates
+    /// nothing when `out` has room for the packet and
+    /// [`rtp_overhead`](Self::rtp_overhead).
     pub fn protect_rtp(&mut self, packet: &[u8], out: &mut Vec<u8>) -> Result<(), SrtpError> {
-        let protected = self.context.encrypt_rtp(packet)?;
-        out.clear();
-        out.extend_from_slice(&protected);
-        Ok(())
+        self.sealer()?.rtp(packet, out)
     }
 
-    /// SRTCP-protects one RTCP compound packet into `out` (cleared first).
+    /// SRTCP-protects one RTCP compound packet into `out` (cleared first);
+    /// allocates nothing when `out` has room for the packet and
+    /// [`rtcp_overhead`](Self::rtcp_overhead).
     pub fn protect_rtcp(&mut self, packet: &[u8], out: &mut Vec<u8>) -> Result<(), SrtpError> {
-        let protected = self.context.encrypt_rtcp(packet)?;
-        out.clear();
-        out.extend_from_slice(&protected);
-        Ok(())
+        self.sealer()?.rtcp(packet, out)
+    }
+
+    fn sealer(&mut self) -> Result<&mut Sealer, SrtpError> {
+        match &mut self.engine {
+            Engine::Outbound(sealer) => Ok(sealer),
+            Engine::Inbound(_) => Err(SrtpError::WrongWay),
+        }
+    }
+
+    fn opener(&mut self) -> Result<&mut Context, SrtpError> {
+        match &mut self.engine {
+            Engine::Inbound(context) => Ok(context),
+            Engine::Outbound(_) => Err(SrtpError::WrongWay),
+        }
     }
 
     /// Authenticates and decrypts one SRTP packet into `out` (cleared
@@ -161,7 +187,7 @@ impl SrtpContext {
     pub fn unprotect_rtp(&mut self, packet: &[u8], out: &mut Vec<u8>) -> Result<(), SrtpError> {
         let ssrc = ssrc_at(packet, 8)?;
         self.admit(ssrc)?;
-        let plain = self.context.decrypt_rtp(packet)?;
+        let plain = self.opener()?.decrypt_rtp(packet)?;
         self.proven_ssrc = Some(ssrc);
         self.unproven_ssrcs.clear();
         out.clear();
@@ -183,7 +209,7 @@ impl SrtpContext {
             return Err(SrtpError::Authentication);
         }
         self.admit(ssrc)?;
-        let plain = self.context.decrypt_rtcp(packet)?;
+        let plain = self.opener()?.decrypt_rtcp(packet)?;
         self.proven_ssrc = Some(ssrc);
         self.unproven_ssrcs.clear();
         out.clear();
@@ -216,7 +242,7 @@ impl SrtpContext {
             None => {
                 if !self.unproven_ssrcs.contains(&ssrc) {
                     if self.unproven_ssrcs.len() >= MAX_UNPROVEN_SSRCS {
-                        self.context = crate_context(&self.key, self.way)?;
+                        self.engine = engine(&self.key, self.way)?;
                         self.unproven_ssrcs.clear();
                     }
                     self.unproven_ssrcs.push(ssrc);
@@ -235,30 +261,34 @@ fn ssrc_at(packet: &[u8], at: usize) -> Result<u32, SrtpError> {
         .ok_or_else(|| SrtpError::Malformed(format!("{} bytes", packet.len())))
 }
 
-fn crate_context(key: &SrtpKey, way: Way) -> Result<Context, SrtpError> {
+fn engine(key: &SrtpKey, way: Way) -> Result<Engine, SrtpError> {
+    let provider =
+        rtc_srtp::crypto::default_provider().map_err(|e| SrtpError::Setup(e.to_string()))?;
+    match way {
+        Way::Outbound => Sealer::new(key, provider.crypto()).map(Engine::Outbound),
+        Way::Inbound => inbound_context(key, provider.crypto()).map(Engine::Inbound),
+    }
+}
+
+/// The crate's context with replay protection (RFC 3711 3.3.2).
+fn inbound_context(key: &SrtpKey, crypto: &dyn RTCCrypto) -> Result<Context, SrtpError> {
     let profile = match key.suite() {
         SrtpSuite::AesCm128HmacSha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,
         SrtpSuite::AeadAes128Gcm => ProtectionProfile::AeadAes128Gcm,
-    };
-    let provider =
-        rtc_srtp::crypto::default_provider().map_err(|e| SrtpError::Setup(e.to_string()))?;
-    let (rtp_option, rtcp_option) = match way {
-        Way::Inbound => (
-            Some(srtp_replay_protection(REPLAY_WINDOW)),
-            Some(srtcp_replay_protection(REPLAY_WINDOW)),
-        ),
-        Way::Outbound => (None, None),
     };
     Context::new(
         key.master_key(),
         key.master_salt(),
         profile,
-        rtp_option,
-        rtcp_option,
-        provider.crypto(),
+        Some(srtp_replay_protection(REPLAY_WINDOW)),
+        Some(srtcp_replay_protection(REPLAY_WINDOW)),
+        crypto,
     )
     .map_err(|e| SrtpError::Setup(e.to_string()))
 }
+
+mod seal;
+use seal::Sealer;
 
 #[cfg(test)]
 mod tests;

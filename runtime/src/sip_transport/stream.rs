@@ -15,6 +15,7 @@ mod reader;
 
 use super::tls::Handshaker;
 use super::{Incoming, NetConfig, NetError, StreamCounters, bump, canonical};
+pub(crate) use admission::OpenCount;
 use admission::{Admission, RateLimitedLog, Refusal, Slot};
 use reader::read_loop;
 use sipsensor_protocol::{KEEPALIVE_PING, Transport};
@@ -401,6 +402,10 @@ impl StreamTransport {
     /// Connections open or in their handshake.
     pub fn open_connections(&self) -> usize {
         self.shared.admission.open()
+    }
+
+    pub(crate) fn open_count(&self) -> OpenCount {
+        self.shared.admission.open_count()
     }
 
     fn check_size(&self, data: &[u8]) -> Result<(), NetError> {

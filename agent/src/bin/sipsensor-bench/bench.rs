@@ -3,12 +3,17 @@
 //! core, receives for the configured time, and reads the child's own CPU
 //! and memory figures from its RESULT line. Every child is killed by PID
 //! when its case ends, also on error.
+//!
+//! `--media plain,AES_CM_128_HMAC_SHA1_80,AEAD_AES_128_GCM` runs each case
+//! once per media protection, one after the other (same load, same
+//! minute), and prints each SRTP case's CPU against the plain one's.
 
 use crate::Args;
 use crate::analyze::{self, EdgeLatency, Timing};
 use crate::receive::{Arrival, Receiver};
 use crate::send::Shape;
 use sipsensor_agent::stream::sim::Checker;
+use sipsensor_protocol::{CryptoAttribute, SrtpContext, SrtpKey, SrtpSuite};
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -69,14 +74,10 @@ pub fn run(a: &Args) -> Result<(), String> {
          mlock {mlock}; hog = {cores} busy loops",
         shape.channels, shape.rate, shape.spp
     );
+    let media = media_list(a.text("media").unwrap_or("plain"))?;
     let mut rows = Vec::new();
     let only = a.text("cases");
     for (fifo, hog) in [(false, false), (true, false), (false, true), (true, true)] {
-        let label = format!(
-            "{}, {}",
-            if fifo { "SCHED_FIFO" } else { "normal" },
-            if hog { "hog" } else { "idle" }
-        );
         let key = format!(
             "{}-{}",
             if fifo { "fifo" } else { "normal" },
@@ -85,25 +86,67 @@ pub fn run(a: &Args) -> Result<(), String> {
         if only.is_some_and(|o| !o.split(',').any(|c| c == key)) {
             continue;
         }
-        eprintln!("case {label} ...");
-        let sender = Sender {
-            exe: &exe,
-            shape,
-            seconds,
-            extra: vec![
-                "--mlock".into(),
-                mlock.clone(),
-                "--edges-ms".into(),
-                edges_ms.to_string(),
-            ],
-            edges: edges_ms > 0,
-            prefix: if fifo { &[] } else { &WITHOUT_SYS_NICE },
-            dump: a.text("dump").map(PathBuf::from),
-        };
-        rows.push(case(&label, &sender, if hog { cores } else { 0 })?);
+        for suite in &media {
+            let label = format!(
+                "{}, {}{}",
+                if fifo { "SCHED_FIFO" } else { "normal" },
+                if hog { "hog" } else { "idle" },
+                suite.map_or(String::new(), |s| format!(", {}", s.name()))
+            );
+            eprintln!("case {label} ...");
+            let sender = Sender {
+                exe: &exe,
+                shape,
+                seconds,
+                extra: vec![
+                    "--mlock".into(),
+                    mlock.clone(),
+                    "--edges-ms".into(),
+                    edges_ms.to_string(),
+                ],
+                edges: edges_ms > 0,
+                prefix: if fifo { &[] } else { &WITHOUT_SYS_NICE },
+                dump: a.text("dump").map(PathBuf::from),
+                srtp: suite.map(SrtpKey::generate),
+            };
+            rows.push(case(&label, &sender, if hog { cores } else { 0 })?);
+        }
     }
     print_table(&rows);
+    print_srtp_ratios(&rows);
     Ok(())
+}
+
+/// `plain` or an SRTP suite's name, for each entry of `--media`.
+fn media_list(text: &str) -> Result<Vec<Option<SrtpSuite>>, String> {
+    text.split(',')
+        .map(|m| match m {
+            "plain" => Ok(None),
+            name => SrtpSuite::from_name(name)
+                .map(Some)
+                .ok_or_else(|| format!("--media {name:?}: plain or an SRTP suite name")),
+        })
+        .collect()
+}
+
+/// Each SRTP case's process CPU against the plain case of the same
+/// scheduling and load (issue 14's target: at most 1.2×).
+fn print_srtp_ratios(rows: &[Row]) {
+    for r in rows {
+        let Some((base, suite)) = r.label.rsplit_once(", ").filter(|(_, s)| s.contains('_')) else {
+            continue;
+        };
+        if let Some(plain) = rows.iter().find(|p| p.label == base) {
+            println!(
+                "CPU {base}: {suite} {:.3} % / plain {:.3} % = {:.2}×; peak RSS {} / {} kB",
+                r.num("cpu_pct"),
+                plain.num("cpu_pct"),
+                r.num("cpu_pct") / plain.num("cpu_pct"),
+                r.num("rss_peak_kb"),
+                plain.num("rss_peak_kb"),
+            );
+        }
+    }
 }
 
 fn machine(cores: usize) -> String {
@@ -133,6 +176,8 @@ struct Sender<'a> {
     dump: Option<PathBuf>,
     /// The sender toggles a GPIO input (`--edges-ms`).
     edges: bool,
+    /// The sender protects its RTP and RTCP with this key (SRTP).
+    srtp: Option<SrtpKey>,
 }
 
 impl Sender<'_> {
@@ -156,6 +201,13 @@ impl Sender<'_> {
         ]);
         args.extend(self.shape.args());
         args.extend(self.extra.iter().cloned());
+        if let Some(key) = &self.srtp {
+            let crypto = CryptoAttribute {
+                tag: 1,
+                key: key.clone(),
+            };
+            args.extend(["--srtp-crypto".into(), crypto.value()]);
+        }
         let mut c = Command::new(program);
         c.args(args).stdout(Stdio::piped());
         Ok(c)
@@ -224,12 +276,19 @@ fn case(label: &str, sender: &Sender<'_>, hogs: usize) -> Result<Row, String> {
             result.insert(format!("thread:{name}"), v.to_owned());
         }
     }
-    let rtcp = rx.rtcp();
+    let mut rtcp = rx.rtcp();
+    let mut arrivals = arrivals;
+    let mut unauthentic = 0;
+    if let Some(key) = &sender.srtp {
+        // The receiving end's work: what failed SRTP counts as bad.
+        unauthentic = unprotect(key, &mut arrivals, &mut rtcp)?;
+    }
     let mut checker = Checker::new(sender.shape.sim(), sender.shape.description(sender.edges));
     let check_errors = arrivals
         .iter()
         .filter(|a| checker.packet(&a.bytes).is_err())
-        .count();
+        .count()
+        + unauthentic;
     if let Some(dir) = &sender.dump {
         let name = label.replace(", ", "-").replace('_', "-").to_lowercase();
         let path = dir.join(format!("{name}.csv"));
@@ -243,6 +302,30 @@ fn case(label: &str, sender: &Sender<'_>, hogs: usize) -> Result<Row, String> {
         edges: analyze::edge_latency(&arrivals, &rtcp, sender.shape.rate).filter(|_| sender.edges),
         check_errors,
     })
+}
+
+/// Replaces each SRTP packet and SRTCP compound by its plaintext; those
+/// that fail authentication are dropped and counted.
+fn unprotect(
+    key: &SrtpKey,
+    arrivals: &mut Vec<Arrival>,
+    rtcp: &mut Vec<Vec<u8>>,
+) -> Result<usize, String> {
+    let context = || SrtpContext::inbound(key).map_err(|e| format!("SRTP: {e}"));
+    let (mut rtp_in, mut rtcp_in) = (context()?, context()?);
+    let before = arrivals.len() + rtcp.len();
+    let mut plain = Vec::new();
+    arrivals.retain_mut(|a| {
+        let ok = rtp_in.unprotect_rtp(&a.bytes, &mut plain).is_ok();
+        std::mem::swap(&mut a.bytes, &mut plain);
+        ok
+    });
+    rtcp.retain_mut(|c| {
+        let ok = rtcp_in.unprotect_rtcp(c, &mut plain).is_ok();
+        std::mem::swap(c, &mut plain);
+        ok
+    });
+    Ok(before - arrivals.len() - rtcp.len())
 }
 
 fn print_table(rows: &[Row]) {

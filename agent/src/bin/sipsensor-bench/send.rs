@@ -8,7 +8,9 @@ use sipsensor_agent::handoff::Event;
 use sipsensor_agent::status::StatusHub;
 use sipsensor_agent::stream::sim::SimStream;
 use sipsensor_agent::stream::{MemoryLock, StreamOptions, StreamPlan, Streamer};
-use sipsensor_protocol::{EventFormat, IdGenerator, RtpSender, StreamDescription};
+use sipsensor_protocol::{
+    CryptoAttribute, EventFormat, IdGenerator, RtpSender, SrtpKey, SrtpKeys, StreamDescription,
+};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -119,6 +121,21 @@ fn status_kb(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// `--srtp-crypto VALUE` (an `a=crypto` value, RFC 4568 9.1): protect
+/// what is sent with its key, as the agent does after an SDES answer.
+fn srtp_keys(a: &Args) -> Result<Option<SrtpKeys>, String> {
+    let Some(value) = a.text("srtp-crypto") else {
+        return Ok(None);
+    };
+    let send = CryptoAttribute::parse(value)
+        .map_err(|e| format!("--srtp-crypto: {e}"))?
+        .key;
+    Ok(Some(SrtpKeys {
+        receive: SrtpKey::generate(send.suite()),
+        send,
+    }))
+}
+
 pub fn run(a: &Args) -> Result<(), String> {
     let shape = Shape::from_args(a)?;
     let to: SocketAddr = a
@@ -170,7 +187,7 @@ pub fn run(a: &Args) -> Result<(), String> {
             Vec::new()
         },
         options,
-        srtp: None,
+        srtp: srtp_keys(a)?,
     };
     let cpu0 = process_cpu_ns();
     let t0 = Instant::now();

@@ -62,10 +62,23 @@ impl Admission {
     }
 
     pub(crate) fn open(&self) -> usize {
-        self.open
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .total
+        self.open_count().get()
+    }
+
+    /// A view of the open count that outlives the transport's owner
+    /// moving it elsewhere (read by /metrics at scrape time).
+    pub(crate) fn open_count(&self) -> OpenCount {
+        OpenCount(self.open.clone())
+    }
+}
+
+/// How many connections are open now, read-only.
+#[derive(Debug, Clone)]
+pub(crate) struct OpenCount(Arc<Mutex<Open>>);
+
+impl OpenCount {
+    pub(crate) fn get(&self) -> usize {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).total
     }
 }
 
