@@ -333,6 +333,13 @@ impl UserAgent {
         })
     }
 
+    /// A session's dialog tags, ours then the peer's (for tests that
+    /// play an eavesdropper, and for logs).
+    pub fn dialog_tags(&self, session: SessionId) -> Option<(String, String)> {
+        let id = &self.sessions.get(&session)?.dialog.as_ref()?.id;
+        Some((id.local_tag.clone(), id.remote_tag.clone()))
+    }
+
     pub fn session_role(&self, session: SessionId) -> Option<Role> {
         self.sessions.get(&session).map(|s| s.role)
     }
