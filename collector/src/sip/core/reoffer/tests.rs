@@ -125,6 +125,44 @@ fn a_refused_or_unsent_reinvite_is_reported_and_another_may_follow() {
     );
 }
 
+/// The UA answered the sensor's challenge itself (RFC 3261 22.2); a
+/// refusal that is still about credentials names what to fix.
+#[test]
+fn a_reinvite_refused_for_its_credentials_names_sip_calling() {
+    for (calling, status, wanted) in [
+        (
+            Some("collector"),
+            401,
+            "did not accept sip.calling user \"collector\"",
+        ),
+        (
+            Some("collector"),
+            403,
+            "did not accept sip.calling user \"collector\"",
+        ),
+        (None, 401, "set sip.calling"),
+    ] {
+        let (mut c, clock) = core_with(|s| s.calling_user = calling.map(str::to_owned));
+        active_incoming(&mut c, &clock);
+        c.handle_control(set_rate(50.0), ReplyTo(3), clock.at(20));
+        actions(&mut c);
+        c.handle_event(
+            UaEvent::ReofferRejected {
+                session: session(1),
+                status,
+                warning: None,
+            },
+            clock.at(21),
+        );
+        let acts = actions(&mut c);
+        let [Action::Reply { reply, .. }] = &acts[..] else {
+            panic!("{acts:?}")
+        };
+        assert!(!reply.ok);
+        assert!(reply.message.contains(wanted), "{}", reply.message);
+    }
+}
+
 #[test]
 fn set_rate_of_a_sensor_not_streaming_is_an_error() {
     let (mut c, clock) = core();
