@@ -290,10 +290,10 @@ fn the_collector_changes_the_rate_and_ends_the_stream_through_the_challenge() {
     assert!(wire.stopped, "the collector's BYE did not end the stream");
 }
 
-#[test]
-fn another_callers_credentials_do_not_steer_the_session() {
-    let mut wire = Wire::streaming("calling-secret", &[("other", "other-secret")]);
-    let bye = wire.forged("BYE", 92, &no_body());
+/// A forged BYE (CSeq `cseq`), challenged, then sent again signed as
+/// `user` with `password`: the sensor's answer to the signed one.
+fn signed_bye(wire: &mut Wire, cseq: u32, user: &str, password: &str) -> String {
+    let bye = wire.forged("BYE", cseq, &no_body());
     let before = wire.sensor_sent.len();
     wire.forge(&bye);
     let challenge = wire.sensor_sent[before..]
@@ -301,17 +301,26 @@ fn another_callers_credentials_do_not_steer_the_session() {
         .find(|m| m.starts_with("SIP/2.0 401"))
         .unwrap()
         .clone();
-    // The other caller knows its own password, and signs the BYE with it.
-    let mut client = DigestClient::new("other", Password::new("other-secret"));
+    let mut client = DigestClient::new(user, Password::new(password));
     let challenge = sipsensor_protocol::Response::try_from(challenge.as_bytes()).unwrap();
     let mut signed = sipsensor_protocol::Request::try_from(bye.as_bytes()).unwrap();
     client.handle_challenge(&signed, &challenge).unwrap();
     client.authorize(&mut signed, &mut IdGenerator::seeded(5));
     let text = signed
         .to_string()
-        .replace("CSeq: 92 BYE", "CSeq: 93 BYE")
-        .replace("z9hG4bKf92", "z9hG4bKf93");
-    let answer = wire.forge(&text);
+        .replace(
+            &format!("CSeq: {cseq} BYE"),
+            &format!("CSeq: {} BYE", cseq + 1),
+        )
+        .replace(&format!("z9hG4bKf{cseq}"), &format!("z9hG4bKf{}", cseq + 1));
+    wire.forge(&text)
+}
+
+#[test]
+fn another_callers_credentials_do_not_steer_the_session() {
+    let mut wire = Wire::streaming("calling-secret", &[("other", "other-secret")]);
+    // The other caller knows its own password, and signs the BYE with it.
+    let answer = signed_bye(&mut wire, 92, "other", "other-secret");
     assert!(answer.starts_with("SIP/2.0 403"), "{answer}");
     assert!(!wire.stopped);
     assert_eq!(wire.controller.refused_in_dialog(), 1);
@@ -320,27 +329,16 @@ fn another_callers_credentials_do_not_steer_the_session() {
 #[test]
 fn a_wrong_password_is_refused_with_403_and_counted_and_the_stream_goes_on() {
     let mut wire = Wire::streaming("calling-secret", &[]);
-    let bye = wire.forged("BYE", 94, &no_body());
-    let before = wire.sensor_sent.len();
-    wire.forge(&bye);
-    let challenge = wire.sensor_sent[before..]
-        .iter()
-        .find(|m| m.starts_with("SIP/2.0 401"))
-        .unwrap()
-        .clone();
-    let mut client = DigestClient::new("collector", Password::new("guess"));
-    let challenge = sipsensor_protocol::Response::try_from(challenge.as_bytes()).unwrap();
-    let mut signed = sipsensor_protocol::Request::try_from(bye.as_bytes()).unwrap();
-    client.handle_challenge(&signed, &challenge).unwrap();
-    client.authorize(&mut signed, &mut IdGenerator::seeded(6));
-    let text = signed
-        .to_string()
-        .replace("CSeq: 94 BYE", "CSeq: 95 BYE")
-        .replace("z9hG4bKf94", "z9hG4bKf95");
-    let answer = wire.forge(&text);
+    let answer = signed_bye(&mut wire, 94, "collector", "guess");
     assert!(answer.starts_with("SIP/2.0 403"), "{answer}");
     assert!(!wire.stopped);
     assert_eq!(wire.controller.refused_in_dialog(), 1);
+    // The right password on the next one ends the stream: the count did
+    // not lock the caller out. (Its CSeq must be past the dialog's, which
+    // the refused ones never moved: 12.2.2.)
+    let answer = signed_bye(&mut wire, 2_147_483_000, "collector", "calling-secret");
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
+    assert!(wire.stopped);
 }
 
 #[test]

@@ -187,16 +187,23 @@ fn a_forged_bye_refused_leaves_the_session_and_the_peers_cseq_alone() {
     );
 }
 
-#[test]
-fn a_challenged_reinvite_goes_again_with_credentials_and_a_new_cseq() {
-    let mut net = screening_net(42, "right");
+/// A call whose collector (password `password`) has just sent the
+/// re-INVITE "half": the sensor's session and its gate.
+fn reinvited(seed: u64, password: &str) -> (Net, Gate, SessionId) {
+    let mut net = screening_net(seed, password);
     let (call, callee) = established(&mut net);
     let now = net.now;
-    let mut gate = Gate::new(now);
     net.collector()
         .reinvite(callee, b"half".to_vec(), now)
         .unwrap();
     net.settle();
+    (net, Gate::new(now), call)
+}
+
+#[test]
+fn a_challenged_reinvite_goes_again_with_credentials_and_a_new_cseq() {
+    let (mut net, mut gate, call) = reinvited(42, "right");
+    let now = net.now;
     assert_eq!(gate.decide(&mut net), (0, 1));
     assert_eq!(gate.decide(&mut net), (1, 0));
     let events = net.take_events(0);
@@ -245,14 +252,7 @@ fn a_challenged_bye_goes_again_with_credentials() {
 
 #[test]
 fn a_wrong_password_is_not_retried_and_refuses_the_reinvite() {
-    let mut net = screening_net(44, "wrong");
-    let (call, callee) = established(&mut net);
-    let now = net.now;
-    let mut gate = Gate::new(now);
-    net.collector()
-        .reinvite(callee, b"half".to_vec(), now)
-        .unwrap();
-    net.settle();
+    let (mut net, mut gate, call) = reinvited(44, "wrong");
     assert_eq!(gate.decide(&mut net), (0, 1));
     assert_eq!(gate.decide(&mut net), (0, 1));
     assert_eq!(gate.decide(&mut net), (0, 0), "no third attempt");
