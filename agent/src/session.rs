@@ -22,14 +22,14 @@ use std::time::{Duration, Instant};
 
 use sipsensor_protocol::{
     Agreed, AnswerPolicy, EndReason, FailureReason, IdGenerator, LocalMedia, LocalSdp,
-    RegistrationConfig, RegistrationEvent, Response, Sdp, SessionId, StreamDescription, StreamRole,
-    Transport, UaError, UaEvent, answer_offer, apply_answer, make_offer, parse_sdp,
+    RegistrationConfig, RegistrationEvent, Response, Sdp, ServerId, SessionId, StreamDescription,
+    StreamRole, Transport, UaError, UaEvent, answer_offer, apply_answer, make_offer, parse_sdp,
 };
 
 use crate::backoff::Backoff;
 use crate::status::{AgentState, StatusChange};
 use flow::FlowKeeper;
-pub use trust::{Admission, Refusal, Trust, TrustConfig};
+pub use trust::{Admission, Opener, Refusal, Trust, TrustConfig};
 
 /// Added to "registrar unreachable" over TLS: a certificate the CA file
 /// does not verify looks the same to the registration.
@@ -87,6 +87,14 @@ pub enum Action {
     /// (401) or the 400 for broken credentials.
     Challenge {
         session: SessionId,
+        response: Box<Response>,
+    },
+    /// Let an in-dialog BYE or re-INVITE take effect.
+    AdmitInDialog(ServerId),
+    /// Answer an in-dialog BYE or re-INVITE with this response (our
+    /// challenge, 403) and leave the session as it is.
+    RefuseInDialog {
+        id: ServerId,
         response: Box<Response>,
     },
     AnswerReoffer {
@@ -153,6 +161,12 @@ pub struct Controller {
     last_problem: Option<String>,
     /// The flow to the registrar, when the registration is one.
     flow: Option<FlowKeeper>,
+    /// How the session being set up or streamed came about: its in-dialog
+    /// requests must come the same way.
+    opener: Option<(SessionId, Opener)>,
+    /// In-dialog requests refused (not challenged): forged or of another
+    /// caller.
+    refused_in_dialog: u64,
 }
 
 impl Controller {
@@ -183,6 +197,8 @@ impl Controller {
             state: AgentState::Starting,
             status: VecDeque::new(),
             last_problem: None,
+            opener: None,
+            refused_in_dialog: 0,
         }
     }
 
@@ -274,6 +290,13 @@ impl Controller {
                 source,
                 offer,
             } => self.incoming_call(session, &request, source, &offer, now),
+            UaEvent::InDialogRequest {
+                session,
+                id,
+                request,
+                source,
+                on_dialog_flow,
+            } => self.in_dialog_request(session, id, &request, source, on_dialog_flow, now),
             UaEvent::ReofferReceived { session, offer } => self.reoffer(session, &offer),
             UaEvent::Malformed { source, reason } => {
                 tracing::debug!("ignored a message from {}: {reason}", source.addr);
@@ -415,7 +438,10 @@ impl Controller {
             .map_err(|e| e.to_string())
             .and_then(|a| apply_answer(offer, &a, StreamRole::Sender).map_err(|e| e.to_string()));
         match agreed {
-            Ok(agreed) => self.stream(session, agreed, now),
+            Ok(agreed) => {
+                self.opener = Some((session, Opener::Us));
+                self.stream(session, agreed, now);
+            }
             Err(e) => {
                 self.problem("call", format!("the collector's answer is unusable: {e}"));
                 self.actions.push_back(Action::Hangup(session));
@@ -424,7 +450,13 @@ impl Controller {
         }
     }
 
-    pub(super) fn incoming(&mut self, session: SessionId, offer: &[u8], now: Instant) {
+    pub(super) fn incoming(
+        &mut self,
+        session: SessionId,
+        offer: &[u8],
+        opener: Opener,
+        now: Instant,
+    ) {
         if matches!(
             self.phase,
             Phase::Streaming { .. } | Phase::Calling { .. } | Phase::Stopping
@@ -438,6 +470,7 @@ impl Controller {
         }
         match self.answer(offer) {
             Ok((answer, agreed)) => {
+                self.opener = Some((session, opener));
                 self.actions.push_back(Action::Accept { session, answer });
                 self.stream(session, agreed, now);
             }
@@ -529,6 +562,7 @@ impl Controller {
         if current != Some(session) {
             return;
         }
+        self.opener = None;
         if matches!(self.phase, Phase::Streaming { .. }) {
             self.actions.push_back(Action::StopStream);
         }
@@ -584,6 +618,12 @@ impl Controller {
             );
         }
         self.phase = Phase::Waiting { until: now + delay };
+    }
+
+    /// In-dialog BYEs and re-INVITEs refused since start (forged, or
+    /// another caller's).
+    pub fn refused_in_dialog(&self) -> u64 {
+        self.refused_in_dialog
     }
 
     pub(super) fn set_state(&mut self, state: AgentState) {

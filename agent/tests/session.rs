@@ -1,8 +1,10 @@
 //! The agent binary's SIP life cycle against a collector played by the
 //! protocol crate's user agent on 127.0.0.1: INVITE with the configured
 //! stream, RTP carrying the simulated waveform, a re-INVITE that halves the
-//! rate applied without dropping the session, and SIGTERM ending with a
-//! BYE within 2 s. And with `sip.listen: false` over TCP (RFC 5626
+//! rate applied without dropping the session (the collector answering the
+//! sensor's challenge with its `sip.calling` credential), a BYE and a
+//! re-INVITE forged from a stranger's socket with the dialog's identifiers
+//! that change nothing, and SIGTERM ending with a BYE within 2 s. And with `sip.listen: false` over TCP (RFC 5626
 //! outbound, RFC 5923): no port open, a flow registered at the protocol
 //! crate's registrar, and a call over that same connection, accepted
 //! without a challenge (the flow to its registrar is trusted).
@@ -67,6 +69,70 @@ fn receive(rtp: &UdpSocket, span: Duration) -> (Vec<(u32, i32)>, Vec<u8>) {
     (out, cfgs)
 }
 
+/// What an eavesdropper learns of a dialog; here read off the collector.
+struct Dialog {
+    call_id: String,
+    collector_tag: String,
+    sensor_tag: String,
+}
+
+impl Dialog {
+    /// A request of this dialog, as the collector would send it, from
+    /// `socket`.
+    fn forge(&self, method: &str, cseq: u32, socket: &UdpSocket, body: &[u8]) -> Vec<u8> {
+        let from = socket.local_addr().unwrap();
+        let content_type = if body.is_empty() {
+            String::new()
+        } else {
+            "Content-Type: application/sdp\r\n".into()
+        };
+        let mut text = format!(
+            "{method} sip:sensor-0001@127.0.0.1 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {from};branch=z9hG4bKforged{cseq}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:collector@127.0.0.1>;tag={}\r\n\
+             To: <sip:sensor-0001@127.0.0.1>;tag={}\r\n\
+             Call-ID: {}\r\nCSeq: {cseq} {method}\r\nContact: <sip:{from}>\r\n\
+             {content_type}Content-Length: {}\r\n\r\n",
+            self.collector_tag,
+            self.sensor_tag,
+            self.call_id,
+            body.len()
+        )
+        .into_bytes();
+        text.extend_from_slice(body);
+        text
+    }
+}
+
+async fn observed_dialog(collector: &UaHandle, session: sipsensor_protocol::SessionId) -> Dialog {
+    collector
+        .with(move |ua, _| {
+            let (collector_tag, sensor_tag) = ua.dialog_tags(session).unwrap();
+            Dialog {
+                call_id: ua.call_id(session).unwrap(),
+                collector_tag,
+                sensor_tag,
+            }
+        })
+        .await
+        .unwrap()
+}
+
+/// The status line of the next SIP response on `socket`.
+fn status_line(socket: &UdpSocket) -> String {
+    let mut buf = [0u8; 4096];
+    for _ in 0..30 {
+        if let Ok(n) = socket.recv(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]);
+            if text.starts_with("SIP/2.0") {
+                return text.lines().next().unwrap_or_default().to_owned();
+            }
+        }
+    }
+    "no answer".into()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_streams_follows_a_reinvite_and_says_bye_on_sigterm() {
     // The collector: our UA on a free port.
@@ -82,6 +148,13 @@ async fn calls_streams_follows_a_reinvite_and_says_bye_on_sigterm() {
         Box::new(LiteralsOnly),
     )
     .unwrap();
+    // The collector's `sip.calling` credential: the sensor challenges its
+    // re-INVITE (it arrives over UDP, where a source proves nothing).
+    let mut ua = ua;
+    ua.set_credentials(Some((
+        "collector".into(),
+        sipsensor_protocol::Password::new("calling-secret"),
+    )));
     let (collector, mut events, _task): (UaHandle, _, _) = ua_driver::spawn(ua, network, incoming);
     let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
     rtp.set_read_timeout(Some(Duration::from_millis(100)))
@@ -95,6 +168,8 @@ sip:
   collector: sip:collector@COLLECTOR
   transport: udp
   bind: 127.0.0.1:0
+  callers: [collector]
+secrets_file: SECRETS
 stream:
   rate: 100
   samples_per_packet: 2
@@ -117,12 +192,27 @@ status:
     .replace(
         "SOCKET",
         &dir.path().join("agent.sock").display().to_string(),
+    )
+    .replace(
+        "SECRETS",
+        &dir.path().join("secrets.yaml").display().to_string(),
     );
+    let secrets = dir.path().join("secrets.yaml");
+    std::fs::write(&secrets, "callers:\n  collector: calling-secret\n").unwrap();
+    std::fs::set_permissions(
+        &secrets,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let agent = Agent::start(&config_path, &yaml);
 
     // The INVITE offers the configured stream; we take it as offered.
-    let UaEvent::IncomingCall { session, offer, .. } =
-        next(&mut events, |e| matches!(e, UaEvent::IncomingCall { .. })).await
+    let UaEvent::IncomingCall {
+        session,
+        offer,
+        source: agent_sip,
+        ..
+    } = next(&mut events, |e| matches!(e, UaEvent::IncomingCall { .. })).await
     else {
         unreachable!()
     };
@@ -246,6 +336,39 @@ status:
         status.sessions[0].rate_hz, 50,
         "status follows the re-INVITE"
     );
+
+    // A stranger who learnt the dialog (Call-ID, both tags: they cross
+    // the network in clear) sends a BYE and a re-INVITE pointing the
+    // stream at itself, from its own UDP socket: challenged, and the
+    // stream goes on where it was.
+    let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+    stranger
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let dialog = observed_dialog(&collector, session).await;
+    let mut origin = LocalSdp::with_session_id("x", "127.0.0.1".parse().unwrap(), 9);
+    let hijack = LocalMedia::new(stranger.local_addr().unwrap());
+    let hijack_sdp = make_offer(&wanted, StreamRole::Receiver, &hijack, &mut origin)
+        .unwrap()
+        .to_bytes();
+    for (method, cseq, body) in [("BYE", 900_001, vec![]), ("INVITE", 900_002, hijack_sdp)] {
+        let forged = dialog.forge(method, cseq, &stranger, &body);
+        stranger.send_to(&forged, agent_sip.addr).unwrap();
+        let answer = status_line(&stranger);
+        assert!(answer.starts_with("SIP/2.0 401"), "{method}: {answer}");
+    }
+    let (after, _) = receive(&rtp, Duration::from_millis(700));
+    assert!(
+        after.len() > 20,
+        "the stream went on: {} samples",
+        after.len()
+    );
+    let mut buf = [0u8; 2048];
+    let mut stolen = 0;
+    while let Ok(n) = stranger.recv(&mut buf) {
+        stolen += usize::from(sipsensor_protocol::parse_rtp(&buf[..n]).is_ok());
+    }
+    assert_eq!(stolen, 0, "RTP went to the stranger");
 
     // SIGTERM: BYE, and the process is gone within 2 s.
     let pid = agent.0.id() as i32;

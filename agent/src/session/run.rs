@@ -231,6 +231,8 @@ pub async fn run(
     ua_config.display_name = config.identity.display_name.clone();
     ua_config.outbound_proxy = outbound_proxy(config);
     ua_config.product = product();
+    // In-dialog BYE and re-INVITE pass the controller's trust first.
+    ua_config.screen_in_dialog = true;
     ua_config.credentials = config.sip.password.as_ref().map(|p| {
         (
             config.sip.username.clone(),
@@ -382,6 +384,14 @@ async fn carry_out(
             Action::Challenge { session, response } => {
                 let _ = ua
                     .with(move |ua, now| ua.respond_to_invite(session, *response, now))
+                    .await;
+            }
+            Action::AdmitInDialog(id) => {
+                let _ = ua.with(move |ua, now| ua.admit_in_dialog(id, now)).await;
+            }
+            Action::RefuseInDialog { id, response } => {
+                let _ = ua
+                    .with(move |ua, now| ua.refuse_in_dialog(id, *response, now))
                     .await;
             }
             Action::AnswerReoffer { session, answer } => {

@@ -352,6 +352,7 @@ fn shutdown_stops_the_stream_hangs_up_and_unregisters() {
     );
 }
 
+mod dialog;
 mod trust;
 
 /// The flow to the registrar (RFC 5626 4.4): keep-alives while it is up; a

@@ -2,7 +2,8 @@
 //! that arrived on the flow the agent itself keeps to its registrar or
 //! outbound proxy (RFC 5626: that proxy authenticated the caller), or one
 //! that answers the agent's own digest challenge (RFC 3261 22.1, RFC 7616,
-//! RFC 8760). Never a From header: anyone can write one.
+//! RFC 8760). Never a From header: anyone can write one. And who may end
+//! or change it ([`in_dialog`]): the same way in, or the same caller.
 
 use std::time::Instant;
 
@@ -44,7 +45,18 @@ pub enum Admission {
     Caller(String),
 }
 
-/// Why a request may not open a session.
+/// How the session being set up or streamed came about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opener {
+    /// Its INVITE came on the flow to the trusted proxy.
+    Flow,
+    /// Its INVITE carried valid credentials of this caller.
+    Caller(String),
+    /// We called.
+    Us,
+}
+
+/// Why a request may not open a session, or end or change one.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Refusal {
     /// No way in for anyone but the flow: 403.
@@ -57,6 +69,14 @@ pub enum Refusal {
         response: Box<Response>,
         why: DigestAuthFailure,
     },
+    /// Inside a dialog: credentials that are wrong, or of an unknown
+    /// user (403: a caller with the password has nothing to retry).
+    #[error("{0}")]
+    WrongCredentials(DigestAuthFailure),
+    /// Inside a dialog: valid credentials, but not of the caller who
+    /// opened it.
+    #[error("{user} is not {opener}, who opened this session")]
+    NotTheOpener { user: String, opener: String },
 }
 
 /// The agent's trust decisions, with the digest server's nonce state.
@@ -130,27 +150,48 @@ impl Trust {
         };
         match callers.verify(request, now) {
             Ok(AuthenticatedUser { username, .. }) => Ok(Admission::Caller(username)),
-            Err(why) => {
-                let response = if why.is_bad_request() {
-                    let mut r =
-                        sipsensor_protocol::response_to(request, 400.into(), Some(&ids.tag()));
-                    warn(&mut r, &callers.realm, &why.to_string());
-                    r
-                } else {
-                    let mut r =
-                        sipsensor_protocol::response_to(request, 401.into(), Some(&ids.tag()));
-                    let challenges =
-                        callers
-                            .server
-                            .challenges(ChallengeKind::Www, why.stale(), now, ids);
-                    r.headers.extend(challenges);
-                    r
-                };
-                Err(Refusal::Challenge {
-                    response: Box::new(response),
-                    why,
-                })
+            Err(why) => Err(callers.challenge(request, why, now, ids)),
+        }
+    }
+
+    /// `Ok` when an in-dialog `request` (BYE, re-INVITE) of the session
+    /// `opener` set up may take effect: it came on the connection the
+    /// session was set up on (`on_dialog_flow`) or on the flow to the
+    /// trusted proxy, or it carries valid credentials of the caller who
+    /// opened the session (of any configured caller when the proxy's flow
+    /// or we opened it). Missing or stale credentials are challenged;
+    /// wrong ones, or another caller's, are refused.
+    pub fn admit_in_dialog(
+        &mut self,
+        request: &Request,
+        source: Target,
+        on_dialog_flow: bool,
+        opener: Option<&Opener>,
+        now: Instant,
+        ids: &mut IdGenerator,
+    ) -> Result<Admission, Refusal> {
+        if on_dialog_flow || self.is_flow(source) {
+            return Ok(Admission::Flow);
+        }
+        let Some(callers) = self.callers.as_mut() else {
+            return Err(Refusal::Untrusted { from: source.addr });
+        };
+        match callers.verify(request, now) {
+            Ok(AuthenticatedUser { username, .. }) => match opener {
+                Some(Opener::Caller(owner)) if *owner != username => Err(Refusal::NotTheOpener {
+                    user: username,
+                    opener: owner.clone(),
+                }),
+                _ => Ok(Admission::Caller(username)),
+            },
+            Err(why)
+                if matches!(why, DigestAuthFailure::NoCredentials(_))
+                    || why.stale()
+                    || why.is_bad_request() =>
+            {
+                Err(callers.challenge(request, why, now, ids))
             }
+            Err(why) => Err(Refusal::WrongCredentials(why)),
         }
     }
 
@@ -162,6 +203,32 @@ impl Trust {
 }
 
 impl Callers {
+    /// Our 401 with fresh challenges, or the 400 for broken credentials.
+    fn challenge(
+        &self,
+        request: &Request,
+        why: DigestAuthFailure,
+        now: Instant,
+        ids: &mut IdGenerator,
+    ) -> Refusal {
+        let response = if why.is_bad_request() {
+            let mut r = sipsensor_protocol::response_to(request, 400.into(), Some(&ids.tag()));
+            warn(&mut r, &self.realm, &why.to_string());
+            r
+        } else {
+            let mut r = sipsensor_protocol::response_to(request, 401.into(), Some(&ids.tag()));
+            let challenges = self
+                .server
+                .challenges(ChallengeKind::Www, why.stale(), now, ids);
+            r.headers.extend(challenges);
+            r
+        };
+        Refusal::Challenge {
+            response: Box::new(response),
+            why,
+        }
+    }
+
     fn verify(
         &mut self,
         request: &Request,
@@ -223,10 +290,10 @@ impl Controller {
         now: Instant,
     ) {
         match self.trust.admit(request, source, now, &mut self.ids) {
-            Ok(Admission::Flow) => self.incoming(session, offer, now),
+            Ok(Admission::Flow) => self.incoming(session, offer, Opener::Flow, now),
             Ok(Admission::Caller(user)) => {
                 tracing::info!("call from {} authenticated as {user}", source.addr);
-                self.incoming(session, offer, now);
+                self.incoming(session, offer, Opener::Caller(user), now);
             }
             Err(Refusal::Challenge { response, why }) => {
                 // The first INVITE of every call comes without credentials;
@@ -239,7 +306,7 @@ impl Controller {
                 self.actions
                     .push_back(Action::Challenge { session, response });
             }
-            Err(why @ Refusal::Untrusted { .. }) => {
+            Err(why) => {
                 tracing::warn!("refused a call from {}: {why}", source.addr);
                 self.actions.push_back(Action::Reject {
                     session,
@@ -251,5 +318,6 @@ impl Controller {
     }
 }
 
+mod in_dialog;
 #[cfg(test)]
 mod tests;

@@ -435,6 +435,8 @@ impl Core {
             | UaEvent::Confirmed { .. }
             | UaEvent::OptionsResult { .. }
             | UaEvent::Response { .. } => {}
+            // Only a UA with `screen_in_dialog` hands these up; ours is not.
+            UaEvent::InDialogRequest { .. } => {}
         }
     }
 

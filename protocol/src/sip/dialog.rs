@@ -63,8 +63,9 @@ pub struct Dialog {
     /// Route set, each entry as written (`<sip:p;lr>`), in the order
     /// requests carry them.
     route_set: Vec<String>,
-    /// The Authorization/Proxy-Authorization that got the INVITE through,
-    /// reused on requests in the dialog (13.2.2.4, 22.3).
+    /// The Authorization/Proxy-Authorization that got the INVITE through:
+    /// all on the ACK (13.2.2.4), the proxies' on requests in the dialog
+    /// (22.3).
     credentials: Vec<Header>,
 }
 
@@ -225,7 +226,18 @@ impl Dialog {
                 local.contact_uri(None)
             ))));
         }
-        headers.extend(self.credentials.clone());
+        // 13.2.2.4: the ACK carries the INVITE's credentials. Other
+        // requests carry only the proxies' (22.3): the callee's digest
+        // covered the INVITE's method and URI, so copied onto another
+        // request it is wrong (or a replay); the callee challenges anew
+        // when it wants credentials (22.2).
+        headers.extend(
+            self.credentials
+                .iter()
+                .filter(|h| method == Method::Ack || matches!(h, Header::ProxyAuthorization(_)))
+                .cloned()
+                .collect(),
+        );
         headers.push(Header::ContentLength(rsip::headers::ContentLength::new(
             "0",
         )));

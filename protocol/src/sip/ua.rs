@@ -9,10 +9,12 @@
 //! opaque bytes here; offer/answer lives in [`crate::sdp`]. The tokio task
 //! that runs it on sockets is `sipsensor-runtime`'s `ua_driver`.
 
+mod challenged;
 mod guard;
 mod incoming;
 mod outgoing;
 mod registration;
+mod screening;
 mod session;
 mod session_table;
 #[cfg(test)]
@@ -69,6 +71,11 @@ pub struct UaConfig {
     /// client ones); beyond, new requests get a stateless 503 (RFC 3261
     /// 21.5.4) and [`UaEvent::Refused`].
     pub max_transactions: usize,
+    /// Hand in-dialog BYE and re-INVITE to the TU before they are
+    /// answered ([`UaEvent::InDialogRequest`]): the dialog's identifiers
+    /// travel in clear over UDP, so matching them proves nothing about
+    /// who sent the request.
+    pub screen_in_dialog: bool,
 }
 
 /// The default [`UaConfig::max_transactions`]: a collector setting up
@@ -89,6 +96,7 @@ impl UaConfig {
             accept_register: false,
             credentials: None,
             max_transactions: DEFAULT_MAX_TRANSACTIONS,
+            screen_in_dialog: false,
         }
     }
 }
@@ -130,6 +138,19 @@ pub enum UaEvent {
         request: Request,
         source: Target,
         offer: Vec<u8>,
+    },
+    /// A BYE or re-INVITE inside a session, not yet answered nor counted
+    /// by the dialog (only with [`UaConfig::screen_in_dialog`]): let it
+    /// through with [`UserAgent::admit_in_dialog`] or answer it once with
+    /// [`UserAgent::refuse_in_dialog`] (a challenge, 403).
+    /// `on_dialog_flow`: it came on the TCP or TLS connection the session
+    /// was set up on.
+    InDialogRequest {
+        session: SessionId,
+        id: ServerId,
+        request: Request,
+        source: Target,
+        on_dialog_flow: bool,
     },
     /// A provisional response to our INVITE.
     Progress { session: SessionId, status: u16 },
@@ -224,6 +245,11 @@ pub struct UserAgent {
     by_dialog: HashMap<DialogId, SessionId>,
     by_server: HashMap<ServerId, SessionId>,
     clients: HashMap<ClientId, Purpose>,
+    /// In-dialog requests the TU has not screened yet.
+    screening: HashMap<ServerId, (SessionId, Request)>,
+    /// Our in-dialog BYE and re-INVITE as sent, while unanswered: a
+    /// challenge is answered from them (22.2).
+    in_dialog_sent: HashMap<ClientId, (Request, Target)>,
     out: VecDeque<Output>,
 }
 
@@ -265,6 +291,8 @@ impl UserAgent {
             by_dialog: HashMap::new(),
             by_server: HashMap::new(),
             clients: HashMap::new(),
+            screening: HashMap::new(),
+            in_dialog_sent: HashMap::new(),
             out: VecDeque::new(),
         })
     }
@@ -303,6 +331,13 @@ impl UserAgent {
             Header::CallId(c) => Some(c.value().to_owned()),
             _ => None,
         })
+    }
+
+    /// A session's dialog tags, ours then the peer's (for tests that
+    /// play an eavesdropper, and for logs).
+    pub fn dialog_tags(&self, session: SessionId) -> Option<(String, String)> {
+        let id = &self.sessions.get(&session)?.dialog.as_ref()?.id;
+        Some((id.local_tag.clone(), id.remote_tag.clone()))
     }
 
     pub fn session_role(&self, session: SessionId) -> Option<Role> {
@@ -391,6 +426,8 @@ impl UserAgent {
         self.pump(now);
         let layer = &self.layer;
         self.clients
+            .retain(|id, _| layer.client_state(*id).is_some());
+        self.in_dialog_sent
             .retain(|id, _| layer.client_state(*id).is_some());
     }
 

@@ -15,7 +15,7 @@ use crate::session::{Action, Controller, Settings};
 const COLLECTOR: &str = "203.0.113.5:5060";
 const PROXY: &str = "192.0.2.20:5060";
 
-fn offer() -> Vec<u8> {
+pub(super) fn offer() -> Vec<u8> {
     let mut origin = LocalSdp::with_session_id("collector", "203.0.113.5".parse().unwrap(), 7);
     let local = LocalMedia::new("203.0.113.5:50000".parse().unwrap());
     make_offer(&capabilities(), StreamRole::Receiver, &local, &mut origin)
@@ -45,7 +45,7 @@ fn call(n: u64, request: Request, from: Target) -> UaEvent {
     }
 }
 
-fn udp(addr: &str) -> Target {
+pub(super) fn udp(addr: &str) -> Target {
     Target::new(Transport::Udp, addr.parse().unwrap())
 }
 
@@ -54,7 +54,7 @@ fn tcp(addr: &str) -> Target {
 }
 
 /// Registered, waiting to be called.
-fn waiting(settings: Settings) -> (Controller, Instant) {
+pub(super) fn waiting(settings: Settings) -> (Controller, Instant) {
     let now = Instant::now();
     let mut c = Controller::new(
         Settings {

@@ -258,7 +258,21 @@ impl Core {
             c.offer = None;
             if let Some(to) = c.reply.take() {
                 let why = warning.map(|w| format!(": {w}")).unwrap_or_default();
-                let message = format!("{} refused the change with {status}{why}", c.aor);
+                // A sensor challenges a re-INVITE that reaches it over UDP;
+                // our UA answered with the calling credential (RFC 3261
+                // 22.2), and a refusal now means that credential is not
+                // the sensor's.
+                let ours =
+                    (self.settings.calling_user.as_ref()).or(self.settings.own_user.as_ref());
+                let hint = match (status, ours) {
+                    (401 | 403 | 407, Some(user)) => format!(
+                        " (the sensor did not accept sip.calling user {user:?}: is its password                          the one under callers: in the sensor's secrets file?)"
+                    ),
+                    (401 | 403 | 407, None) => " (the sensor wants credentials: set sip.calling                                                 to a user the sensor lists in sip.callers)"
+                        .to_owned(),
+                    _ => String::new(),
+                };
+                let message = format!("{} refused the change with {status}{why}{hint}", c.aor);
                 self.reply(to, Reply::error(message));
             }
         }

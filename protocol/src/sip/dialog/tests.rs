@@ -151,3 +151,25 @@ fn a_response_without_to_tag_makes_no_dialog() {
         DialogError::MissingRemoteTag
     );
 }
+
+#[test]
+fn the_callees_digest_goes_on_the_ack_only() {
+    // The callee challenged our INVITE; its digest covered INVITE and the
+    // INVITE's Request-URI, so on a BYE to the remote target it would be
+    // wrong, or a replay to refuse.
+    let mut inv = invite();
+    inv.headers
+        .push(Header::Authorization(rsip::headers::Authorization::new(
+            "Digest username=\"collector\", realm=\"s1\", nonce=\"n\", \
+             uri=\"sip:collector@example.net\", response=\"4567\"",
+        )));
+    let mut d = Dialog::from_uac(&inv, &ok(&inv)).unwrap();
+    let mut ids = IdGenerator::seeded(4);
+    let ack = d.ack(10, &local(), &mut ids).to_string();
+    assert!(ack.contains("\r\nAuthorization: Digest"), "{ack}");
+    for method in [Method::Bye, Method::Invite, Method::Options] {
+        let text = d.request(method, &local(), &mut ids).to_string();
+        assert!(!text.contains("\r\nAuthorization:"), "{text}");
+        assert!(text.contains("Proxy-Authorization: Digest"), "{text}");
+    }
+}

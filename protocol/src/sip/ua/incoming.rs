@@ -28,7 +28,7 @@ impl UserAgent {
             .is_some();
         match request.method {
             Method::Cancel => self.incoming_cancel(id, &request, now),
-            _ if has_to_tag => self.in_dialog_request(id, request, now),
+            _ if has_to_tag => self.in_dialog_request(id, request, source, now),
             Method::Invite => self.incoming_invite(id, request, source, now),
             Method::Options => {
                 // 11.2: what we can do, as a 200.
@@ -62,6 +62,7 @@ impl UserAgent {
         let mut session = Session::new(Role::Callee, SessionState::Incoming);
         session.server_tx = Some(id);
         session.local_tag = Some(tag);
+        session.flow = Some(source).filter(|s| s.transport.is_reliable());
         let offer = request.body.clone();
         session.invite = Some(request.clone());
         let sid = self.fresh_session(session);
@@ -116,7 +117,7 @@ impl UserAgent {
         self.end(sid, EndReason::RemoteCancel, None, None);
     }
 
-    fn in_dialog_request(&mut self, id: ServerId, request: Request, now: Instant) {
+    fn in_dialog_request(&mut self, id: ServerId, request: Request, source: Target, now: Instant) {
         let Some(sid) =
             DialogId::of_incoming_request(&request).and_then(|d| self.by_dialog.get(&d).copied())
         else {
@@ -124,6 +125,22 @@ impl UserAgent {
             self.reply_status(id, &request, StatusCode::CallTransactionDoesNotExist, now);
             return;
         };
+        if self.config.screen_in_dialog && matches!(request.method, Method::Bye | Method::Invite) {
+            self.hold_for_screening(sid, id, request, source);
+            return;
+        }
+        self.serve_in_dialog(sid, id, request, now);
+    }
+
+    /// An in-dialog request the TU let through (or never screens): CSeq
+    /// order, then what the method asks for.
+    pub(super) fn serve_in_dialog(
+        &mut self,
+        sid: SessionId,
+        id: ServerId,
+        request: Request,
+        now: Instant,
+    ) {
         let order = self
             .sessions
             .get_mut(&sid)
@@ -385,7 +402,13 @@ impl UserAgent {
         r
     }
 
-    fn reply_status(&mut self, id: ServerId, request: &Request, status: StatusCode, now: Instant) {
+    pub(super) fn reply_status(
+        &mut self,
+        id: ServerId,
+        request: &Request,
+        status: StatusCode,
+        now: Instant,
+    ) {
         // A To tag is needed on final responses that could create nothing
         // but must still be matched (8.2.6.2).
         let tag = self.ids.tag();

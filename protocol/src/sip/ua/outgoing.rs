@@ -33,6 +33,7 @@ impl UserAgent {
         session.invite = Some(request);
         session.invite_tx = Some(id);
         session.give_up_at = Some(now + self.config.invite_timeout);
+        session.flow = Some(target).filter(|t| t.transport.is_reliable());
         let sid = self.fresh_session(session);
         self.clients.insert(id, Purpose::Invite(sid));
         self.pump(now);
@@ -80,9 +81,10 @@ impl UserAgent {
         let mut request = dialog.request(Method::Invite, &local, &mut self.ids);
         set_body(&mut request.headers, &mut request.body, SDP, offer.clone());
         let target = locate(&dialog.next_hop()?, self.resolver.as_ref())?;
-        let id = self.layer.send_request(request, target, now)?;
+        let id = self.layer.send_request(request.clone(), target, now)?;
         s.reoffer = Some(Reoffer::Sent { offer });
         self.clients.insert(id, Purpose::Reinvite(session));
+        self.in_dialog_sent.insert(id, (request, target));
         Ok(())
     }
 
@@ -190,8 +192,9 @@ impl UserAgent {
         };
         let bye = dialog.request(Method::Bye, &local, &mut self.ids);
         let target = locate(&dialog.next_hop()?, self.resolver.as_ref())?;
-        let id = self.layer.send_request(bye, target, now)?;
+        let id = self.layer.send_request(bye.clone(), target, now)?;
         self.clients.insert(id, Purpose::Bye);
+        self.in_dialog_sent.insert(id, (bye, target));
         Ok(())
     }
 
@@ -267,13 +270,19 @@ impl UserAgent {
         // An INVITE transaction passes 2xx retransmissions up until timer M
         // (RFC 6026); it is forgotten in `handle_timeout` once it ends.
         let keep = matches!(purpose, Purpose::Invite(_)) && status.is_some_and(|s| s < 300);
-        if !keep && status.is_none_or(|s| s >= 200) {
-            self.clients.remove(&id);
-        }
+        let sent = if status.is_none_or(|s| s >= 200) {
+            if !keep {
+                self.clients.remove(&id);
+            }
+            self.in_dialog_sent.remove(&id)
+        } else {
+            None
+        };
         match purpose {
             Purpose::Invite(sid) => self.invite_response(sid, response, now),
-            Purpose::Reinvite(sid) => self.reinvite_response(sid, response, now),
-            Purpose::Bye | Purpose::Cancel => {}
+            Purpose::Reinvite(sid) => self.reinvite_response(sid, sent, response, now),
+            Purpose::Bye => self.bye_response(sent, response.as_ref(), now),
+            Purpose::Cancel => {}
             Purpose::Options(session) => {
                 if status.is_some_and(|s| s < 200) {
                     return;
@@ -538,9 +547,20 @@ impl UserAgent {
         }
     }
 
-    fn reinvite_response(&mut self, sid: SessionId, response: Option<Response>, now: Instant) {
+    fn reinvite_response(
+        &mut self,
+        sid: SessionId,
+        sent: Option<(Request, Target)>,
+        response: Option<Response>,
+        now: Instant,
+    ) {
         let status = response.as_ref().map(|r| r.status_code.code());
         if status.is_some_and(|s| s < 200) {
+            return;
+        }
+        if let (Some(401 | 407), Some(sent), Some(challenge)) = (status, sent, response.as_ref())
+            && self.reinvite_challenged(sid, sent, challenge, now)
+        {
             return;
         }
         let offer = match self.sessions.get_mut(&sid).and_then(|s| s.reoffer.take()) {

@@ -119,6 +119,10 @@ pub(crate) struct Session {
     /// UAC: a provisional arrived, so a CANCEL may be sent (9.1).
     pub provisional_seen: bool,
     pub cancel_sent: bool,
+    /// The TCP or TLS connection the session was set up on: where the
+    /// INVITE came from (UAS) or went to (UAC). `None` over UDP, where a
+    /// source address proves nothing.
+    pub flow: Option<Target>,
 }
 
 impl Session {
@@ -139,6 +143,7 @@ impl Session {
             owns_call_id: role == Role::Caller,
             provisional_seen: false,
             cancel_sent: false,
+            flow: None,
         }
     }
 

@@ -786,3 +786,4 @@ mod registering {
 }
 
 mod guard;
+mod screening;

@@ -86,20 +86,26 @@ fn set_rate_sends_a_reinvite_and_records_the_new_stream() {
     );
 }
 
-#[test]
-fn a_refused_or_unsent_reinvite_is_reported_and_another_may_follow() {
-    let (mut c, clock) = core();
-    active_incoming(&mut c, &clock);
+/// A streaming sensor, asked by `set-rate` (reply 3) at 20 s, refuses the
+/// re-INVITE with `status` at 21 s.
+fn refused_set_rate(c: &mut Core, clock: &Clock, status: u16, warning: Option<&str>) {
+    active_incoming(c, clock);
     c.handle_control(set_rate(50.0), ReplyTo(3), clock.at(20));
-    actions(&mut c);
+    actions(c);
     c.handle_event(
         UaEvent::ReofferRejected {
             session: session(1),
-            status: 488,
-            warning: Some("no".into()),
+            status,
+            warning: warning.map(str::to_owned),
         },
         clock.at(21),
     );
+}
+
+#[test]
+fn a_refused_or_unsent_reinvite_is_reported_and_another_may_follow() {
+    let (mut c, clock) = core();
+    refused_set_rate(&mut c, &clock, 488, Some("no"));
     assert_eq!(
         actions(&mut c),
         vec![Action::Reply {
@@ -123,6 +129,34 @@ fn a_refused_or_unsent_reinvite_is_reported_and_another_may_follow() {
             reply: Reply::error(UaError::OfferPending(session(1)).to_string())
         }]
     );
+}
+
+/// The UA answered the sensor's challenge itself (RFC 3261 22.2); a
+/// refusal that is still about credentials names what to fix.
+#[test]
+fn a_reinvite_refused_for_its_credentials_names_sip_calling() {
+    for (calling, status, wanted) in [
+        (
+            Some("collector"),
+            401,
+            "did not accept sip.calling user \"collector\"",
+        ),
+        (
+            Some("collector"),
+            403,
+            "did not accept sip.calling user \"collector\"",
+        ),
+        (None, 401, "set sip.calling"),
+    ] {
+        let (mut c, clock) = core_with(|s| s.calling_user = calling.map(str::to_owned));
+        refused_set_rate(&mut c, &clock, status, None);
+        let acts = actions(&mut c);
+        let [Action::Reply { reply, .. }] = &acts[..] else {
+            panic!("{acts:?}")
+        };
+        assert!(!reply.ok);
+        assert!(reply.message.contains(wanted), "{}", reply.message);
+    }
 }
 
 #[test]
