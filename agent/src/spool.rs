@@ -37,6 +37,7 @@ pub use feed::{FEED_BYTES, FeedReceiver, SpoolFeed, SpoolWriter, feed};
 pub use format::{HeaderError, SampleRunRef};
 pub use replay::Replay;
 
+use crate::config::spool::SpoolConfig;
 use format::{Entry, FRAME_LEN, HEADER_LEN, Header, MAX_PAYLOAD};
 use ring::{DropReason, Limits, Ring, Segment};
 use std::fs::{self, File, OpenOptions};
@@ -126,6 +127,11 @@ pub enum SpoolError {
     #[error("spool segment {path}: {source}")]
     Segment {
         path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot start the spool writer thread: {source}")]
+    Thread {
         #[source]
         source: io::Error,
     },
@@ -446,6 +452,34 @@ impl Spool {
             );
         }
     }
+}
+
+/// Open the spool `config` names and start its writer thread: the feed
+/// goes to the sender. Opening reads one segment (at most 4 MiB).
+pub fn start(config: &SpoolConfig) -> Result<(SpoolFeed, SpoolWriter), SpoolError> {
+    let options = SpoolOptions {
+        dir: config.dir.clone(),
+        max_bytes: config.max_bytes,
+        max_age: config.max_age,
+    };
+    let spool = Spool::open(&options, SystemTime::now())?;
+    let s = spool.stats();
+    tracing::info!(
+        "spool: {} holds {} bytes in {} segments (oldest {}, committed through {}); fsync every {} ms",
+        config.dir.display(),
+        s.bytes_on_disk,
+        s.segments,
+        spool.oldest().map_or("none".into(), |t| t.to_string()),
+        match spool.released() {
+            i64::MIN => "nothing yet".into(),
+            t => t.to_string(),
+        },
+        config.fsync_interval.as_millis()
+    );
+    let (tx, rx) = feed(FEED_BYTES);
+    let writer = SpoolWriter::spawn(spool, rx, config.fsync_interval)
+        .map_err(|source| SpoolError::Thread { source })?;
+    Ok((tx, writer))
 }
 
 /// ns since the Unix epoch (negative before it).

@@ -103,7 +103,7 @@ impl SpoolFeed {
 
 impl FeedReceiver {
     /// Move every whole entry in the ring into `spool`; how many.
-    fn drain(&mut self, spool: &mut Spool, buf: &mut Vec<u8>, now: SystemTime) -> usize {
+    pub fn drain(&mut self, spool: &mut Spool, buf: &mut Vec<u8>, now: SystemTime) -> usize {
         let mut moved = 0;
         loop {
             let Some(len) = self.peek_len() else {

@@ -171,6 +171,7 @@ pub fn run(a: &Args) -> Result<(), String> {
         },
         options,
         srtp: None,
+        spool: None,
     };
     let cpu0 = process_cpu_ns();
     let t0 = Instant::now();
