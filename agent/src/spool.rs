@@ -261,15 +261,19 @@ impl Spool {
             Record::Edge(e) => format::encode_edge(&mut payload, e),
         };
         match n {
-            Some(n) => self.append_payload(&payload[..n], record.span(), now),
+            Some(n) => self.append_payload(&payload[..n], Some(record.span()), now),
             // More values than a packet can carry: not from the sender.
             None => self.stats.records_lost += 1,
         }
     }
 
-    /// Append an encoded payload (from the feed) holding instants `span`.
-    fn append_payload(&mut self, payload: &[u8], span: (i64, i64), now: SystemTime) {
-        if (self.file.is_none() || self.ring.should_rotate(span)) && !self.rotate() {
+    /// Append an encoded payload (from the feed) holding instants `span`
+    /// (`None`: a release mark, which holds no samples).
+    fn append_payload(&mut self, payload: &[u8], span: Option<(i64, i64)>, now: SystemTime) {
+        let rotate = self
+            .ring
+            .should_rotate(span.unwrap_or((i64::MIN, i64::MIN)));
+        if (self.file.is_none() || rotate) && !self.rotate() {
             self.stats.records_lost += 1;
             return;
         }
@@ -294,7 +298,10 @@ impl Spool {
                 // Cut what part of the record reached the file, so the
                 // segment stays a sequence of whole records.
                 let good = self.ring.current().map_or(0, |s| s.bytes);
-                if self.file.as_ref().is_none_or(|f| f.set_len(good).is_err()) {
+                let cut = self.file.as_mut().is_some_and(|f| {
+                    f.set_len(good).is_ok() && io::Seek::seek(f, io::SeekFrom::Start(good)).is_ok()
+                });
+                if !cut {
                     self.file = None;
                 }
             }
@@ -321,9 +328,7 @@ impl Spool {
         }
         let mut payload = [0u8; 16];
         if let Some(n) = format::encode_released(&mut payload, at) {
-            // The mark's own instant keeps it out of the segments' spans.
-            let span = self.ring.current().and_then(|s| s.span).unwrap_or((at, at));
-            self.append_payload(&payload[..n], span, now);
+            self.append_payload(&payload[..n], None, now);
         }
     }
 

@@ -120,7 +120,7 @@ impl FeedReceiver {
             chunk.commit_all();
             let first = i64::from_le_bytes(buf[2..10].try_into().unwrap_or_default());
             let last = i64::from_le_bytes(buf[10..18].try_into().unwrap_or_default());
-            spool.append_payload(&buf[ENTRY_HEAD..], (first, last), now);
+            spool.append_payload(&buf[ENTRY_HEAD..], Some((first, last)), now);
             moved += 1;
         }
     }

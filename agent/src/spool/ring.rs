@@ -123,14 +123,17 @@ impl Ring {
         });
     }
 
-    /// `bytes` holding instants `span` were appended to the current segment.
-    pub fn appended(&mut self, bytes: u64, span: (i64, i64)) {
+    /// `bytes` holding instants `span` (`None`: no samples, a release
+    /// mark) were appended to the current segment.
+    pub fn appended(&mut self, bytes: u64, span: Option<(i64, i64)>) {
         if let Some(cur) = self.segments.back_mut() {
             cur.bytes += bytes;
-            cur.span = Some(match cur.span {
-                None => span,
-                Some((a, b)) => (a.min(span.0), b.max(span.1)),
-            });
+            if let Some(span) = span {
+                cur.span = Some(match cur.span {
+                    None => span,
+                    Some((a, b)) => (a.min(span.0), b.max(span.1)),
+                });
+            }
         }
     }
 
@@ -192,7 +195,7 @@ mod tests {
                 let id = ring.next_id();
                 ring.opened(id, 44);
             }
-            ring.appended(1024, (at, at));
+            ring.appended(1024, Some((at, at)));
             dropped.extend(ring.trim(at));
         }
         dropped
@@ -288,9 +291,9 @@ mod tests {
         };
         let mut ring = Ring::new(l, vec![unknown], i64::MIN);
         ring.opened(2, 44);
-        ring.appended(1024, (10 * HOUR, 10 * HOUR));
+        ring.appended(1024, Some((10 * HOUR, 10 * HOUR)));
         assert!(ring.trim(10 * HOUR).is_empty());
-        ring.appended(500 << 10, (10 * HOUR, 10 * HOUR));
+        ring.appended(500 << 10, Some((10 * HOUR, 10 * HOUR)));
         assert_eq!(ring.trim(10 * HOUR), vec![(unknown, DropReason::Full)]);
     }
 }

@@ -349,3 +349,15 @@ fn a_segment_whose_header_never_reached_the_disk_is_removed() {
     fill(&mut spool, 20..25);
     assert_eq!(firsts(&spool, i64::MIN).len(), 25);
 }
+
+#[test]
+fn a_release_mark_is_not_an_instant_the_spool_holds() {
+    let dir = TempDir::new().expect("tempdir");
+    let mut spool = Spool::open(&options(dir.path()), at(T0)).expect("open");
+    spool.release_through(T0 - 100 * SEC, at(T0));
+    assert_eq!((spool.oldest(), spool.newest()), (None, None));
+    fill(&mut spool, 0..3);
+    spool.release_through(T0 + SEC, at(T0 + 3 * SEC));
+    assert_eq!(spool.oldest(), Some(T0));
+    assert_eq!(spool.newest(), Some(T0 + 2 * SEC + 900_000_000));
+}
