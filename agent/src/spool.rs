@@ -29,6 +29,7 @@
 //! logged once, the record is lost, and the next append tries again.
 
 mod feed;
+mod files;
 mod format;
 mod replay;
 mod ring;
@@ -38,10 +39,13 @@ pub use format::{HeaderError, SampleRunRef};
 pub use replay::Replay;
 
 use crate::config::spool::SpoolConfig;
-use format::{Entry, FRAME_LEN, HEADER_LEN, Header, MAX_PAYLOAD};
+use files::{
+    HeaderRead, is_zeros, open_tail, read_header, segment_ids, segment_path, skip_damaged,
+};
+use format::{FRAME_LEN, HEADER_LEN, Header, MAX_PAYLOAD};
 use ring::{DropReason, Limits, Ring, Segment};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -493,110 +497,6 @@ pub fn unix_ns(t: SystemTime) -> i64 {
         Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
         Err(e) => i64::try_from(e.duration().as_nanos()).map_or(i64::MIN, |n| -n),
     }
-}
-
-fn segment_path(dir: &Path, id: u64) -> PathBuf {
-    dir.join(format!("{id:016x}.seg"))
-}
-
-/// The ids of the segment files in `dir`, ascending.
-fn segment_ids(dir: &Path) -> Result<Vec<u64>, SpoolError> {
-    let entries = fs::read_dir(dir).map_err(|source| SpoolError::Dir {
-        path: dir.to_owned(),
-        source,
-    })?;
-    let mut ids: Vec<u64> = entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name();
-            let stem = name.to_str()?.strip_suffix(".seg")?;
-            (stem.len() == 16).then(|| u64::from_str_radix(stem, 16).ok())?
-        })
-        .collect();
-    ids.sort_unstable();
-    Ok(ids)
-}
-
-enum HeaderRead {
-    Io(io::Error),
-    Format(HeaderError),
-}
-
-fn read_header(path: &Path) -> Result<Header, HeaderRead> {
-    let mut b = [0u8; HEADER_LEN];
-    let mut f = File::open(path).map_err(HeaderRead::Io)?;
-    let mut got = 0;
-    while got < HEADER_LEN {
-        match f.read(&mut b[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(HeaderRead::Io(e)),
-        }
-    }
-    Header::decode(&b[..got]).map_err(HeaderRead::Format)
-}
-
-/// Whether the file holds nothing but zeros (a header the power cut left
-/// unwritten; ext4 and f2fs may show the allocated size as zeros).
-fn is_zeros(path: &Path) -> bool {
-    fs::read(path).is_ok_and(|b| b.len() <= 1 << 20 && b.iter().all(|&x| x == 0))
-}
-
-/// A segment whose header is unreadable holds nothing we can trust: log
-/// it and remove it, so it is not reported at every start.
-fn skip_damaged(path: &Path, why: &str) {
-    tracing::warn!(
-        "spool: segment {} is damaged ({why}); skipped and removed",
-        path.display()
-    );
-    let _ = fs::remove_file(path);
-}
-
-/// The newest segment, scanned, its torn tail cut, open for appending.
-struct Tail {
-    file: File,
-    len: u64,
-    span: Option<(i64, i64)>,
-    released: i64,
-}
-
-fn open_tail(path: &Path) -> io::Result<Tail> {
-    let mut file = OpenOptions::new().read(true).write(true).open(path)?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    let body = bytes.get(HEADER_LEN..).unwrap_or(&[]);
-    let (entries, good) = format::scan(body);
-    let len = (HEADER_LEN + good) as u64;
-    if (bytes.len() as u64) > len {
-        tracing::warn!(
-            "spool: cut a torn tail of {} bytes off {} (a write the power cut interrupted)",
-            bytes.len() as u64 - len,
-            path.display()
-        );
-        file.set_len(len)?;
-        file.sync_data()?;
-    }
-    let mut span: Option<(i64, i64)> = None;
-    let mut released = i64::MIN;
-    for e in &entries {
-        match e {
-            Entry::Released(at) => released = released.max(*at),
-            Entry::Record(r) => {
-                let (a, b) = r.span();
-                span = Some(span.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
-            }
-        }
-    }
-    drop(bytes);
-    // Appends go to the end (O_APPEND would too, but the cut must come first).
-    io::Seek::seek(&mut file, io::SeekFrom::Start(len))?;
-    Ok(Tail {
-        file,
-        len,
-        span,
-        released,
-    })
 }
 
 #[cfg(test)]
