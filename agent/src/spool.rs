@@ -403,6 +403,10 @@ impl Spool {
             .and_then(|mut f| f.write_all(&header).map(|()| f));
         match created {
             Ok(f) => {
+                // The new name must survive a power cut with its data.
+                if let Err(e) = File::open(&self.dir).and_then(|d| d.sync_all()) {
+                    self.failed(&e);
+                }
                 self.ring.opened(id, HEADER_LEN as u64);
                 self.stats.bytes_written += HEADER_LEN as u64;
                 self.file = Some(f);
