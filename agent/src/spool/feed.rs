@@ -302,4 +302,30 @@ mod tests {
         assert_eq!(last.values, values(199));
         assert_eq!(last.first_ns, 199_000_000_000);
     }
+
+    #[test]
+    fn the_writer_syncs_at_its_interval_while_running() {
+        let dir = tempfile::TempDir::new().expect("tempdir");
+        let options = SpoolOptions {
+            dir: dir.path().to_owned(),
+            max_bytes: 1 << 20,
+            max_age: Duration::from_secs(3600),
+        };
+        let spool = Spool::open(&options, SystemTime::now()).expect("open");
+        let (mut tx, rx) = feed(FEED_BYTES);
+        let writer = SpoolWriter::spawn(spool, rx, Duration::from_millis(20)).expect("spawn");
+        let v = values(1);
+        assert!(tx.samples(&run(&v, 1)));
+        let shared = writer.spool();
+        let synced = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            let s = shared
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .stats();
+            s.records_written == 1 && s.fsyncs >= 1
+        });
+        assert!(synced, "written and synced without being stopped");
+        writer.stop();
+    }
 }
