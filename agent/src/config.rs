@@ -10,6 +10,7 @@ pub mod raw;
 pub mod schema;
 pub mod secrets;
 pub mod sip_uri;
+pub mod spool;
 pub mod validate;
 
 use crate::sensor::SensorConfig;
@@ -41,6 +42,8 @@ pub struct Config {
     pub media: MediaConfig,
     pub logging: LoggingConfig,
     pub status: StatusConfig,
+    /// `None`: `spool.enabled: false`.
+    pub spool: Option<spool::SpoolConfig>,
     /// The files this configuration was read from, in merge order.
     pub sources: Vec<PathBuf>,
 }

@@ -495,6 +495,16 @@ fn start_session(config: &Config, pipeline: &mut Pipeline, hub: &StatusHub) -> S
         };
         let ssrc = rng.u32();
         let address = MediaAddress { rtp, ssrc };
+        let (spool, spool_writer) = match config.spool.as_ref().map(crate::spool::start) {
+            None => (None, None),
+            Some(Ok((feed, writer))) => (Some(feed), Some(writer)),
+            Some(Err(e)) => {
+                // Streaming live matters more than the spool.
+                tracing::error!("spool: {e}; streaming without a spool");
+                hub.error("spool", e.to_string());
+                (None, None)
+            }
+        };
         let mut media = StreamerMedia::new(
             &config,
             board,
@@ -503,6 +513,7 @@ fn start_session(config: &Config, pipeline: &mut Pipeline, hub: &StatusHub) -> S
             ssrc,
             session::run::cname(&config),
             hub.clone(),
+            spool,
         );
         if let Err(e) = session::run::run(&config, address, &mut media, hub.clone(), stop_rx).await
         {
@@ -511,6 +522,10 @@ fn start_session(config: &Config, pipeline: &mut Pipeline, hub: &StatusHub) -> S
             hub.set_state(AgentState::Error);
         }
         media.stop();
+        if let Some(w) = spool_writer {
+            // Writes and syncs what the sender handed over last.
+            w.stop();
+        }
     });
     SessionTask {
         stop,

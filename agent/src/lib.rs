@@ -15,6 +15,7 @@ pub mod logging;
 pub mod probe;
 pub mod sensor;
 pub mod session;
+pub mod spool;
 pub mod status;
 pub mod stream;
 pub mod units;

@@ -35,6 +35,7 @@ pub use stats::{LastReport, StreamStats};
 
 use crate::config::RealtimeConfig;
 use crate::handoff::{Board, EventReceiver};
+use crate::spool::SpoolFeed;
 use crate::status::StatusHub;
 use engine::{CoreOptions, CoreParts};
 use layout::Layout;
@@ -141,6 +142,9 @@ pub struct StreamPlan {
     /// protected with `send`, the collector's RTCP checked with `receive`.
     /// `None`: plain RTP.
     pub srtp: Option<SrtpKeys>,
+    /// Every sample run and edge is handed here for spooling (crate::spool);
+    /// comes back in `Stopped` or `StartFailed`.
+    pub spool: Option<SpoolFeed>,
 }
 
 /// A `start` that failed, with the parts it was given back.
@@ -149,6 +153,7 @@ pub struct StartFailed {
     pub error: StreamError,
     pub board: Board,
     pub events: EventReceiver,
+    pub spool: Option<SpoolFeed>,
 }
 
 /// What a stopped stream hands back.
@@ -156,6 +161,7 @@ pub struct StartFailed {
 pub struct Stopped {
     pub board: Board,
     pub events: EventReceiver,
+    pub spool: Option<SpoolFeed>,
     pub stats: StreamStats,
     /// The sockets, still bound to the ports the SDP named.
     pub rtp: UdpSocket,
@@ -204,17 +210,19 @@ impl Streamer {
     /// 0 of the sample clock is about a millisecond after this returns.
     /// Packets and values are added to `status`'s counters.
     pub fn start(
-        plan: StreamPlan,
+        mut plan: StreamPlan,
         board: Board,
         events: EventReceiver,
         rt: &RealtimeConfig,
         status: StatusHub,
     ) -> Result<Streamer, Box<StartFailed>> {
-        let fail = |error, board, events| {
+        let spool = plan.spool.take();
+        let fail = |error, board, events, spool| {
             Box::new(StartFailed {
                 error,
                 board,
                 events,
+                spool,
             })
         };
         if board.channels() != plan.channels.len() {
@@ -222,19 +230,19 @@ impl Streamer {
                 board: board.channels(),
                 named: plan.channels.len(),
             };
-            return Err(fail(error, board, events));
+            return Err(fail(error, board, events, spool));
         }
         let layout = match Layout::new(plan.description.clone(), &plan.channels, &plan.inputs) {
             Ok(l) => Box::new(l),
-            Err(e) => return Err(fail(e, board, events)),
+            Err(e) => return Err(fail(e, board, events, spool)),
         };
         let sockets = match sockets(&plan) {
             Ok(s) => s,
-            Err(e) => return Err(fail(StreamError::Socket(e), board, events)),
+            Err(e) => return Err(fail(StreamError::Socket(e), board, events, spool)),
         };
         let (protector, srtcp_in) = match srtp_contexts(plan.srtp.as_ref()) {
             Ok(c) => c,
-            Err(e) => return Err(fail(StreamError::Srtp(e), board, events)),
+            Err(e) => return Err(fail(StreamError::Srtp(e), board, events, spool)),
         };
         let levels = status
             .snapshot()
@@ -253,9 +261,13 @@ impl Streamer {
         let (rtcp_rx, rtcp_tx) = (plan.rtcp, sockets.1);
         let receiver = match RtcpReceiver::spawn(rtcp_rx, ssrc, stats.clone(), sizes_tx, srtcp_in) {
             Ok(r) => r,
-            Err(e) => return Err(fail(StreamError::Thread(e), board, events)),
+            Err(e) => return Err(fail(StreamError::Thread(e), board, events, spool)),
         };
-        let handover: worker::Handover = Arc::new(Mutex::new(Some((board, events))));
+        let handover: worker::Handover = Arc::new(Mutex::new(Some(worker::Handed {
+            board,
+            events,
+            spool,
+        })));
         let job = Job {
             layout,
             parts: CoreParts {
@@ -271,6 +283,8 @@ impl Streamer {
                 levels,
                 stats: stats.clone(),
                 counters: status.counters().clone(),
+                // Travels in the handover, so a failed start returns it.
+                spool: None,
             },
             handover: handover.clone(),
             sockets: Sockets {
@@ -308,7 +322,7 @@ impl Streamer {
                 let _ = receiver.stop();
                 let parts = handover.lock().unwrap_or_else(|p| p.into_inner()).take();
                 match parts {
-                    Some((board, events)) => Err(fail(StreamError::Thread(e), board, events)),
+                    Some(h) => Err(fail(StreamError::Thread(e), h.board, h.events, h.spool)),
                     // Unreachable: the closure that would take them never ran.
                     None => panic!("sender thread failed to start yet took the board"),
                 }
@@ -387,6 +401,7 @@ impl Streamer {
         Ok(Stopped {
             board: end.board,
             events: end.events,
+            spool: end.spool,
             stats: self.stats.snapshot(),
             rtp: end.rtp,
             rtcp,

@@ -100,8 +100,9 @@ fn config(dir: &Path, rate: u32) -> String {
 
 fn config_with(dir: &Path, rate: u32, sip: &str) -> String {
     format!(
-        "secrets_file: {}\nidentity:\n  aor: sip:sensor-1@example.net\nsip:\n  collector: sip:collector@example.net\n{sip}stream:\n  rate: {rate}\nsensors:\n  - type: simulated\n    name: sim\n    interval_ms: 20\n    channels: [{{name: wave, unit: V}}]\n",
-        dir.join("secrets.yaml").display()
+        "secrets_file: {}\nidentity:\n  aor: sip:sensor-1@example.net\nsip:\n  collector: sip:collector@example.net\n{sip}stream:\n  rate: {rate}\nsensors:\n  - type: simulated\n    name: sim\n    interval_ms: 20\n    channels: [{{name: wave, unit: V}}]\nspool:\n  dir: {}\n",
+        dir.join("secrets.yaml").display(),
+        dir.join("spool").display()
     )
 }
 

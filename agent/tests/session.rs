@@ -11,6 +11,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use sipsensor_agent::spool::{Record, Spool, SpoolOptions};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -187,8 +188,11 @@ sensors:
         period_ms: 5000
 status:
   socket: SOCKET
+spool:
+  dir: SPOOL
 "#
     .replace("COLLECTOR", &collector_addr.to_string())
+    .replace("SPOOL", &dir.path().join("spool").display().to_string())
     .replace(
         "SOCKET",
         &dir.path().join("agent.sock").display().to_string(),
@@ -398,6 +402,30 @@ status:
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status:?}");
+
+    // Everything it sent is in its spool, value for value and in order.
+    let options = SpoolOptions {
+        dir: dir.path().join("spool"),
+        max_bytes: 1 << 30,
+        max_age: Duration::from_secs(86_400),
+    };
+    let spool = Spool::open(&options, std::time::SystemTime::now()).unwrap();
+    let spooled: Vec<i32> = spool
+        .read_from(i64::MIN)
+        .flat_map(|r| match r {
+            Record::Samples(s) => s.values,
+            Record::Edge(_) => Vec::new(),
+        })
+        .collect();
+    for (what, part) in [("before", &first), ("after the re-INVITE", &second)] {
+        let sent: Vec<i32> = part.iter().map(|(_, raw)| *raw).collect();
+        assert!(
+            spooled.windows(sent.len()).any(|w| w == &sent[..]),
+            "the {} values sent {what} are in the spool ({} values)",
+            sent.len(),
+            spooled.len()
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -421,9 +449,10 @@ async fn a_sensor_without_a_listening_port_is_called_over_its_own_flow() {
          transport: tcp\n  listen: false\n  bind: 127.0.0.1:0\nstream:\n  rate: 100\n  \
          samples_per_packet: 2\nsensors:\n  - type: simulated\n    name: sim\n    seed: 7\n    \
          interval_ms: 10\n    channels:\n      - name: temperature\n        unit: Cel\n        \
-         scale: 0.01\nstatus:\n  socket: {}\nsecrets_file: {}\n",
+         scale: 0.01\nstatus:\n  socket: {}\nsecrets_file: {}\nspool:\n  dir: {}\n",
         dir.path().join("agent.sock").display(),
         dir.path().join("secrets.yaml").display(),
+        dir.path().join("spool").display(),
     );
     let _agent = Agent::start(&config_path, &yaml);
 

@@ -82,10 +82,12 @@ fn agent_yaml(dir: &Path, proxy: SocketAddr, ca_file: &Path) -> String {
          transport: tls\n  ca_file: {}\n  listen: false\n  bind: 127.0.0.1:0\nstream:\n  \
          rate: 100\n  samples_per_packet: 2\nsensors:\n  - type: simulated\n    name: sim\n    \
          seed: 7\n    interval_ms: 10\n    channels:\n      - name: temperature\n        \
-         unit: Cel\n        scale: 0.01\nstatus:\n  socket: {}\nsecrets_file: {}\n",
+         unit: Cel\n        scale: 0.01\nstatus:\n  socket: {}\nsecrets_file: {}\nspool:\n  \
+         dir: {}\n",
         ca_file.display(),
         dir.join("agent.sock").display(),
         dir.join("secrets.yaml").display(),
+        dir.join("spool").display(),
     )
 }
 

@@ -140,6 +140,7 @@ fn stream_under(suite: SrtpSuite) -> Capture {
             ..StreamOptions::default()
         },
         srtp: agreed.srtp.clone(),
+        spool: None,
     };
     let rt = RealtimeConfig {
         priority: 10,

@@ -7,12 +7,15 @@
 //! so no other test's thread allocates meanwhile; the sensor is fed by
 //! this thread from a reading built before the window (publishing copies
 //! into a pre-allocated slot).
+//! The spool feed is wired in, its ring left undrained (the writer thread
+//! allocates, being off the real-time path, and would count here).
 
 #![allow(clippy::unwrap_used)] // test code: a failed setup step should panic
 
 use sipsensor_agent::config::RealtimeConfig;
 use sipsensor_agent::handoff::{self, Board, Event};
 use sipsensor_agent::sensor::Reading;
+use sipsensor_agent::spool;
 use sipsensor_agent::status::StatusHub;
 use sipsensor_agent::stream::{MemoryLock, StreamOptions, StreamPlan, Streamer};
 use sipsensor_protocol::{
@@ -104,6 +107,7 @@ fn stream_and_count(label: &str, srtp: Option<SrtpKeys>) {
     let (mut inputs, events) = handoff::events(1, 8);
     let collector = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut ids = IdGenerator::seeded(5);
+    let (feed, _spooled) = spool::feed(spool::FEED_BYTES);
     let plan = StreamPlan {
         rtp: UdpSocket::bind("127.0.0.1:0").unwrap(),
         rtcp: UdpSocket::bind("127.0.0.1:0").unwrap(),
@@ -121,6 +125,7 @@ fn stream_and_count(label: &str, srtp: Option<SrtpKeys>) {
             ..StreamOptions::default()
         },
         srtp,
+        spool: Some(feed),
     };
     let rt = RealtimeConfig {
         priority: 10,
@@ -154,7 +159,9 @@ fn stream_and_count(label: &str, srtp: Option<SrtpKeys>) {
     }
     let (a1, f1) = (ALLOCS.load(Ordering::SeqCst), FREES.load(Ordering::SeqCst));
     let after = streamer.stats();
-    streamer.stop().unwrap();
+    let stopped = streamer.stop().unwrap();
+    assert_eq!(after.spool_dropped, 0, "the ring had room");
+    assert!(stopped.spool.is_some(), "the feed comes back");
     // The window saw every kind of work...
     assert!(
         after.sample_packets > before.sample_packets + 50,

@@ -92,7 +92,8 @@ impl AgentSpec {
              sensors:\n  - type: simulated\n    name: sim\n    seed: {seed}\n    interval_ms: {interval}\n\
              \x20   channels:\n      - name: wave\n        unit: V\n        scale: 0.001\n\
              \x20       offset: 0\n        amplitude: 1000\n        period_ms: 3000\n        noise: 1000\n\
-             status:\n  socket: '{socket}'\nsecrets_file: '{secrets}'\nlogging:\n  level: debug\n",
+             status:\n  socket: '{socket}'\nsecrets_file: '{secrets}'\nlogging:\n  level: debug\n\
+             spool:\n  dir: '{spool}'\n",
             aor = self.aor(),
             rate = self.rate,
             spp = self.spp,
@@ -100,6 +101,8 @@ impl AgentSpec {
             interval = self.interval_ms,
             socket = dir.join("agent.sock").display(),
             secrets = dir.join("secrets.yaml").display(),
+            // Each agent its own spool, never a shared /var/lib one.
+            spool = dir.join("spool").display(),
         )
     }
 }

@@ -25,6 +25,7 @@ pub struct RawConfig {
     pub media: RawMedia,
     pub logging: RawLogging,
     pub status: RawStatus,
+    pub spool: super::spool::RawSpool,
     pub secrets_file: String,
 }
 
@@ -40,6 +41,7 @@ impl Default for RawConfig {
             media: RawMedia::default(),
             logging: RawLogging::default(),
             status: RawStatus::default(),
+            spool: super::spool::RawSpool::default(),
             secrets_file: DEFAULT_SECRETS_FILE.into(),
         }
     }

@@ -143,6 +143,16 @@ pub(super) fn validate(raw: &RawConfig) -> Result<Config, Vec<Diag>> {
         );
     }
 
+    let spool = match spool::check(&raw.spool, &raw.stream) {
+        Ok(s) => s,
+        Err(errors) => {
+            for (key, message) in errors {
+                v.err(root.key("spool").key(key), message);
+            }
+            None
+        }
+    };
+
     let level = match raw.logging.level {
         RawLevel::Error => LogLevel::Error,
         RawLevel::Warn => LogLevel::Warn,
@@ -171,6 +181,7 @@ pub(super) fn validate(raw: &RawConfig) -> Result<Config, Vec<Diag>> {
             },
             logging: LoggingConfig { level },
             status: StatusConfig { socket },
+            spool,
             sources: Vec::new(),
         }),
         _ => Err(v.diags),

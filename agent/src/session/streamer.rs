@@ -10,6 +10,7 @@ use sipsensor_protocol::{Agreed, IdGenerator, RtpSender};
 use super::run::{Media, SenderError, Sockets};
 use crate::config::{Config, RealtimeConfig};
 use crate::handoff::{Board, EventReceiver};
+use crate::spool::SpoolFeed;
 use crate::status::StatusHub;
 use crate::stream::{StreamOptions, StreamPlan, Streamer};
 
@@ -24,6 +25,7 @@ struct Parts {
     /// The SSRC, sequence and timestamp to continue with (the SSRC is in
     /// our SDP's `a=ssrc`).
     sender: RtpSender,
+    spool: Option<SpoolFeed>,
 }
 
 #[derive(Debug)]
@@ -40,7 +42,9 @@ pub struct StreamerMedia {
 }
 
 impl StreamerMedia {
-    /// `ssrc` is the one our offers announce.
+    /// `ssrc` is the one our offers announce; `spool` (when on) gets every
+    /// sample run and edge of every stream.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: &Config,
         board: Board,
@@ -49,6 +53,7 @@ impl StreamerMedia {
         ssrc: u32,
         cname: String,
         hub: StatusHub,
+        spool: Option<SpoolFeed>,
     ) -> Self {
         let mut ids = IdGenerator::from_entropy();
         let sender = RtpSender::with_start(ssrc, ids.u32() as u16, ids.u32());
@@ -60,6 +65,7 @@ impl StreamerMedia {
                 rtcp: sockets.rtcp,
                 ids,
                 sender,
+                spool,
             }),
             running: None,
             spare: None,
@@ -104,6 +110,7 @@ impl Media for StreamerMedia {
             inputs: self.inputs.clone(),
             options: StreamOptions::default(),
             srtp: agreed.srtp.clone(),
+            spool: parts.spool,
         };
         match Streamer::start(
             plan,
@@ -128,6 +135,7 @@ impl Media for StreamerMedia {
                         rtcp,
                         ids,
                         sender,
+                        spool: failed.spool,
                     });
                 }
                 Err(failed.error.into())
@@ -170,6 +178,7 @@ impl Media for StreamerMedia {
                     rtcp: stopped.rtcp,
                     ids: stopped.ids,
                     sender,
+                    spool: stopped.spool,
                 });
             }
             Err(e) => {

@@ -16,6 +16,7 @@
 use super::layout::Layout;
 use super::stats::{Shared, bump};
 use crate::handoff::{Board, EventReceiver};
+use crate::spool::{GpioEdge, SampleRunRef, SpoolFeed};
 use crate::status::Counters;
 use sipsensor_protocol::{
     CompoundWriter, EventOutbox, IdGenerator, MISSING_SAMPLE, NtpTime, OutboxConfig, RtcpConfig,
@@ -85,6 +86,13 @@ pub(crate) struct Core {
     buf: Vec<u8>,
     stats: Arc<Shared>,
     counters: Arc<Counters>,
+    /// Where every sample run and edge is handed for spooling.
+    spool: Option<SpoolFeed>,
+    spool_dropped_seen: u64,
+    /// Wall clock minus monotonic clock (ns) the instants are stamped
+    /// with; re-pinned only when the wall clock steps, so spacing stays
+    /// exact between steps.
+    stamp_offset: Option<i128>,
 }
 
 /// What `Core::new` needs besides the layout.
@@ -99,6 +107,7 @@ pub(crate) struct CoreParts {
     pub levels: u64,
     pub stats: Arc<Shared>,
     pub counters: Arc<Counters>,
+    pub spool: Option<SpoolFeed>,
 }
 
 impl Core {
@@ -159,6 +168,9 @@ impl Core {
             buf: vec![0; PACKET_BUF],
             stats: parts.stats,
             counters: parts.counters,
+            spool_dropped_seen: parts.spool.as_ref().map_or(0, SpoolFeed::dropped),
+            spool: parts.spool,
+            stamp_offset: None,
         }
     }
 
@@ -170,8 +182,35 @@ impl Core {
         &self.rtp
     }
 
-    pub fn into_ids(self) -> IdGenerator {
-        self.ids
+    /// What outlives the stream: the randomness and the spool feed.
+    pub fn into_parts(self) -> (IdGenerator, Option<SpoolFeed>) {
+        (self.ids, self.spool)
+    }
+
+    /// The instant of `tick` as the agent stamps samples: ns since the
+    /// Unix epoch, from the pinned wall-clock offset. Spooled runs carry
+    /// it; live packets that carry instants must use the same.
+    pub fn stamp_ns(&self, tick: u64) -> i64 {
+        let rate = u128::from(self.clock_rate.max(1));
+        let since = (u128::from(tick) * 1_000_000_000).div_ceil(rate) as i128;
+        clamp_ns(self.stamp_offset.unwrap_or(0) + since)
+    }
+
+    /// Pin the stamping offset, or re-pin it after a wall-clock step.
+    fn pin_stamp(&mut self, now: Instant, wall: SystemTime) {
+        let offset = wall_offset(self.epoch, now, wall);
+        match self.stamp_offset {
+            Some(pinned) if (offset - pinned).unsigned_abs() <= WALL_STEP.as_nanos() => {}
+            _ => self.stamp_offset = Some(offset),
+        }
+    }
+
+    fn count_spool_drops(&mut self) {
+        let dropped = self.spool.as_ref().map_or(0, SpoolFeed::dropped);
+        if dropped > self.spool_dropped_seen {
+            bump(&self.stats.spool_dropped, dropped - self.spool_dropped_seen);
+            self.spool_dropped_seen = dropped;
+        }
     }
 
     /// The sample-clock tick at `now` (whole ticks since the epoch).
@@ -235,6 +274,7 @@ impl Core {
         if self.layout.desc.samples.is_none() && self.staged.is_some() {
             self.apply_staged(now);
         }
+        self.pin_stamp(now, wall);
         self.take_events(now, events);
         self.send_events(now, sink);
         self.sample_due(now, board, sink);
@@ -267,6 +307,17 @@ impl Core {
         for _ in 0..EVENTS_PER_WAKE {
             let Some(e) = events.pop() else { break };
             set_level(&mut self.levels, e.input, e.level);
+            if let Some(feed) = self.spool.as_mut() {
+                let since = match e.at.checked_duration_since(self.epoch) {
+                    Some(d) => d.as_nanos() as i128,
+                    None => -(self.epoch.duration_since(e.at).as_nanos() as i128),
+                };
+                feed.edge(&GpioEdge {
+                    at_ns: clamp_ns(self.stamp_offset.unwrap_or(0) + since),
+                    input: e.input,
+                    level: e.level,
+                });
+            }
             let target = self
                 .layout
                 .inputs
@@ -286,6 +337,7 @@ impl Core {
                 _ => bump(&self.stats.events_filtered, 1),
             }
         }
+        self.count_spool_drops();
         let dropped = events.dropped();
         if dropped > self.dropped_seen {
             bump(&self.stats.events_dropped, dropped - self.dropped_seen);
@@ -418,6 +470,7 @@ impl Core {
             .as_ref()
             .map_or(0, |s| s.channels.len());
         let n = (self.filled * channels).min(self.layout.values.len());
+        self.spool_samples(n, channels);
         let sent = match self.rtp.write_samples(
             &mut self.buf,
             &self.layout.desc,
@@ -438,6 +491,30 @@ impl Core {
         self.marker = false;
         self.filled = 0;
         self.packet_tick = self.next_tick;
+    }
+
+    /// Hand the packet's `n` values to the spool writer (a copy into its
+    /// ring; nothing here waits or allocates).
+    fn spool_samples(&mut self, n: usize, channels: usize) {
+        let Some(s) = &self.layout.desc.samples else {
+            return;
+        };
+        if self.spool.is_none() || n == 0 {
+            return;
+        }
+        let rate = u128::from(self.clock_rate.max(1));
+        let spacing = u128::from(s.period) * 1_000_000_000 / rate;
+        let run = SampleRunRef {
+            stream: self.layout.id,
+            first_ns: self.stamp_ns(self.packet_tick),
+            spacing_ns: u32::try_from(spacing).unwrap_or(u32::MAX),
+            channels: u8::try_from(channels).unwrap_or(u8::MAX),
+            values: &self.layout.values[..n],
+        };
+        if let Some(feed) = self.spool.as_mut() {
+            feed.samples(&run);
+        }
+        self.count_spool_drops();
     }
 
     /// The NTP time of tick `tick`, from the wall clock `wall` read at `now`
@@ -548,6 +625,10 @@ fn rtcp_config(desc: &StreamDescription, options: &CoreOptions, first: bool) -> 
     c.min_interval = options.rtcp_min_interval;
     c.immediate_first = first;
     c
+}
+
+fn clamp_ns(ns: i128) -> i64 {
+    i64::try_from(ns).unwrap_or(if ns < 0 { i64::MIN } else { i64::MAX })
 }
 
 /// Wall clock minus the stream's monotonic time, in nanoseconds.

@@ -16,6 +16,8 @@ pub(crate) struct Layout {
     pub(super) inputs: Vec<Option<u8>>,
     /// One packet of raw values, `spp × channels`.
     pub(super) values: Vec<i32>,
+    /// What the spool files the samples under (`layout_id`).
+    pub(super) id: u32,
 }
 
 impl Layout {
@@ -49,11 +51,13 @@ impl Layout {
                 map[g] = Some(u8::try_from(j).unwrap_or(u8::MAX));
             }
         }
+        let id = layout_id(&desc);
         Ok(Layout {
             desc,
             select,
             inputs: map,
             values,
+            id,
         })
     }
 
@@ -78,4 +82,27 @@ impl Layout {
             .as_ref()
             .map_or(0, |e| u8::try_from(e.inputs.len()).unwrap_or(u8::MAX))
     }
+}
+
+/// The samples' layout as a number: FNV-1a over each channel's name (in
+/// lower case, as the format compares names), unit and scale, so a
+/// spooled run can be matched to a description that encodes it the same
+/// way. 0 for a stream without samples.
+pub(crate) fn layout_id(desc: &StreamDescription) -> u32 {
+    let Some(s) = &desc.samples else {
+        return 0;
+    };
+    let mut h: u32 = 0x811c_9dc5;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
+        }
+    };
+    for c in &s.channels {
+        eat(c.name.to_ascii_lowercase().as_bytes());
+        eat(&[0]);
+        eat(c.unit.symbol().as_bytes());
+        eat(&[0, c.scale as u8]);
+    }
+    h
 }

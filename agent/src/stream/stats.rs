@@ -22,6 +22,7 @@ pub(crate) struct Shared {
     pub edges_sent: AtomicU64,
     pub events_filtered: AtomicU64,
     pub events_dropped: AtomicU64,
+    pub spool_dropped: AtomicU64,
     pub events_evicted: AtomicU64,
     pub send_errors: AtomicU64,
     pub sender_reports: AtomicU64,
@@ -53,6 +54,7 @@ impl Default for Shared {
             edges_sent: AtomicU64::new(0),
             events_filtered: AtomicU64::new(0),
             events_dropped: AtomicU64::new(0),
+            spool_dropped: AtomicU64::new(0),
             events_evicted: AtomicU64::new(0),
             send_errors: AtomicU64::new(0),
             sender_reports: AtomicU64::new(0),
@@ -111,6 +113,9 @@ pub struct StreamStats {
     pub events_filtered: u64,
     /// Edges lost because the input's ring was full.
     pub events_dropped: u64,
+    /// Sample runs and edges not spooled because the spool writer's ring
+    /// was full (they were still sent live).
+    pub spool_dropped: u64,
     /// Edges evicted from the outbox before their third transmission.
     pub events_evicted: u64,
     /// Datagrams the kernel refused (buffer full, no route).
@@ -165,6 +170,7 @@ impl Shared {
             edges_sent: l(&self.edges_sent),
             events_filtered: l(&self.events_filtered),
             events_dropped: l(&self.events_dropped),
+            spool_dropped: l(&self.spool_dropped),
             events_evicted: l(&self.events_evicted),
             send_errors: l(&self.send_errors),
             sender_reports: l(&self.sender_reports),

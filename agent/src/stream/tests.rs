@@ -100,6 +100,7 @@ fn start_keyed(
         inputs: inputs.iter().map(|s| (*s).to_owned()).collect(),
         options,
         srtp,
+        spool: None,
     };
     let rt = RealtimeConfig {
         priority: 10,
@@ -390,6 +391,7 @@ fn a_plan_that_does_not_fit_the_board_gives_the_parts_back() {
         inputs: vec!["door".into()],
         options: quick(),
         srtp: None,
+        spool: None,
     };
     let rt = RealtimeConfig {
         priority: 10,

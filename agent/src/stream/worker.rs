@@ -9,6 +9,7 @@ use super::rt::{self, MonoClock};
 use super::stats::Shared;
 use crate::config::RealtimeConfig;
 use crate::handoff::{Board, EventReceiver};
+use crate::spool::SpoolFeed;
 use sipsensor_protocol::{IdGenerator, SrtpContext};
 use sipsensor_runtime::realtime::MemoryLock;
 use std::net::{SocketAddr, UdpSocket};
@@ -81,9 +82,16 @@ impl Sink for Sockets {
     }
 }
 
-/// The board and events, parked where `Streamer::start` can take them
-/// back if the thread never starts.
-pub(crate) type Handover = Arc<Mutex<Option<(Board, EventReceiver)>>>;
+/// The board, events and spool feed, parked where `Streamer::start` can
+/// take them back if the thread never starts.
+pub(crate) type Handover = Arc<Mutex<Option<Handed>>>;
+
+#[derive(Debug)]
+pub(crate) struct Handed {
+    pub board: Board,
+    pub events: EventReceiver,
+    pub spool: Option<SpoolFeed>,
+}
 
 /// Everything the thread needs.
 #[derive(Debug)]
@@ -113,6 +121,7 @@ pub(crate) struct End {
     pub clock_rate: u32,
     pub epoch: Instant,
     pub ids: IdGenerator,
+    pub spool: Option<SpoolFeed>,
 }
 
 pub(crate) fn run(mut job: Job) -> Option<End> {
@@ -122,7 +131,12 @@ pub(crate) fn run(mut job: Job) -> Option<End> {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .take();
-    let (mut board, mut events) = taken?;
+    let Handed {
+        mut board,
+        mut events,
+        spool,
+    } = taken?;
+    job.parts.spool = spool;
     let outcome = rt::enter(&job.realtime, job.memory);
     stats.realtime.store(outcome.fifo, Ordering::Relaxed);
     stats.memory_locked.store(outcome.locked, Ordering::Relaxed);
@@ -147,6 +161,7 @@ pub(crate) fn run(mut job: Job) -> Option<End> {
                     core.finish(Instant::now(), SystemTime::now(), sockets);
                     let rtp = core.rtp().clone();
                     let epoch = core.epoch();
+                    let (ids, spool) = core.into_parts();
                     return Some(End {
                         board,
                         events,
@@ -156,7 +171,8 @@ pub(crate) fn run(mut job: Job) -> Option<End> {
                         timestamp_base: rtp.timestamp(0),
                         clock_rate,
                         epoch,
-                        ids: core.into_ids(),
+                        ids,
+                        spool,
                     });
                 }
             }

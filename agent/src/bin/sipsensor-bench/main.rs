@@ -18,6 +18,9 @@
 //!     any difference.
 //! sipsensor-bench hog --seconds S
 //!     a busy loop that ends by itself after S seconds.
+//! sipsensor-bench spool [--hours 1] [--fsync-ms 1000] [--spp 1,2,10] [--dir DIR]
+//!     the sample spool's bytes written per hour at 3 channels x 100 Hz,
+//!     on a fake clock (spool.rs).
 //! ```
 //!
 //! For now the measured process is this binary's `send`, which runs the
@@ -29,6 +32,7 @@ mod bench;
 mod check;
 mod receive;
 mod send;
+mod spool;
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -84,7 +88,7 @@ impl Args {
 }
 
 const USAGE: &str =
-    "usage: sipsensor-bench bench|send|check|hog [options] (see the source's header)";
+    "usage: sipsensor-bench bench|send|check|hog|spool [options] (see the source's header)";
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
         "send" => Args::parse(rest, &[]).and_then(|a| send::run(&a)),
         "check" => Args::parse(rest, &[]).and_then(|a| check::run(&a)),
         "hog" => Args::parse(rest, &[]).and_then(|a| hog(&a)),
+        "spool" => Args::parse(rest, &[]).and_then(|a| spool::run(&a)),
         _ => Err(USAGE.into()),
     };
     match result {

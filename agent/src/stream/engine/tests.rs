@@ -104,6 +104,7 @@ fn rig_with(
             levels: 0b10,
             stats: stats.clone(),
             counters: counters.clone(),
+            spool: None,
         },
         t0,
         &mut events,
@@ -532,3 +533,5 @@ fn events_only_streams_switch_to_samples_at_the_next_tick() {
         "the first of three; the others at +40 and +240 ms"
     );
 }
+
+mod spooling;
