@@ -263,6 +263,7 @@ fn pkt(seq: u16, ts: u32) -> RtpPacket<'static> {
         ssrc: 0xabc,
         csrc_count: 0,
         has_extension: false,
+        extension: None,
         payload: &[],
     }
 }
