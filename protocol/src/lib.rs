@@ -33,14 +33,18 @@ pub use payload::{
 
 // RTP (RFC 3550) and RTCP (RFC 3550 section 6).
 pub use rtcp::{
-    App as RtcpApp, Bye as RtcpBye, CompoundWriter, NtpTime, ReceiverReport, ReportBlock,
-    RtcpBuildError, RtcpConfig, RtcpError, RtcpPacket, RtcpScheduler, SdesChunk, SdesItem,
-    SenderReport, SrMapping, parse_compound as parse_rtcp_compound, receiver_report_compound,
-    round_trip_time, sender_report_compound,
+    App as RtcpApp, AppError as BackfillAppError, BACKFILL_APP_NAME, BackfillMessage,
+    Bye as RtcpBye, CompoundWriter, Nack, NtpTime, ReceiverReport, ReportBlock, RtcpBuildError,
+    RtcpConfig, RtcpError, RtcpPacket, RtcpScheduler, SdesChunk, SdesItem, SenderReport, SrMapping,
+    parse_compound as parse_rtcp_compound, receiver_report_compound, round_trip_time,
+    sender_report_compound,
 };
 pub use rtp::{
-    ReceiverStats as RtpReceiverStats, RtpError, RtpPacket, RtpReceiver, RtpSender,
+    ByteRate, ExtensionError, HeaderExtension, MAX_KEPT_PACKET, ONE_BYTE_PROFILE,
+    ReceiverStats as RtpReceiverStats, RetransmitHistory, RtpError, RtpPacket, RtpReceiver,
+    RtpSender, RtxConfig, RtxError, SAMPLE_INSTANT_LEN, SAMPLE_INSTANT_URI, SampleInstant,
     SendError as RtpSendError, SrtpContext, SrtpError, Verdict as RtpVerdict, parse as parse_rtp,
+    parse_rtx, write_one_byte as write_header_extension, write_rtx_payload,
 };
 
 // SDP offer/answer for sensor streams (RFC 3264, RFC 4566).

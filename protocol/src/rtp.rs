@@ -184,7 +184,14 @@ impl RtpSender {
         tick: u64,
         payload: impl FnOnce(&mut [u8]) -> Result<usize, EncodeError>,
     ) -> Result<usize, SendError> {
-        self.write_extended(buf, payload_type, marker, self.timestamp(tick), &[], payload)
+        self.write_extended(
+            buf,
+            payload_type,
+            marker,
+            self.timestamp(tick),
+            &[],
+            payload,
+        )
     }
 
     /// [`Self::write_with`] with RFC 8285 one-byte elements in the header

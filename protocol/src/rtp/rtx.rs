@@ -184,7 +184,11 @@ impl RetransmitHistory {
 
     /// Writes the next RTX packet into `buf` if one is due and the rate
     /// allows it now; `Ok(None)` otherwise (see [`Self::poll_timeout`]).
-    pub fn poll_transmit(&mut self, buf: &mut [u8], now: Instant) -> Result<Option<usize>, SendError> {
+    pub fn poll_transmit(
+        &mut self,
+        buf: &mut [u8],
+        now: Instant,
+    ) -> Result<Option<usize>, SendError> {
         while let Some(&seq) = self.queue.front() {
             let Some(i) = self.live_slot(seq, now).filter(|&i| self.slots[i].queued) else {
                 // Overwritten or older than rtx-time: the receiver gave up.
@@ -200,7 +204,8 @@ impl RetransmitHistory {
             slot.queued = false;
             slot.resent_at = Some(now);
             let original = &slot.bytes[..slot.len];
-            return write_rtx(&mut self.sender, &self.config.payload_types, original, buf).map(Some);
+            return write_rtx(&mut self.sender, &self.config.payload_types, original, buf)
+                .map(Some);
         }
         Ok(None)
     }
@@ -209,7 +214,9 @@ impl RetransmitHistory {
     /// when nothing is queued (or the rate is 0).
     pub fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
         let &seq = self.queue.front()?;
-        let len = self.live_slot(seq, now).map_or(0, |i| self.slots[i].len + OSN_LEN);
+        let len = self
+            .live_slot(seq, now)
+            .map_or(0, |i| self.slots[i].len + OSN_LEN);
         self.rate.ready_at(len, now)
     }
 }
