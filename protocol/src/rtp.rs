@@ -2,6 +2,7 @@
 //! (5.1), and the receiver's statistics (A.1, A.3, A.8) in [`RtpReceiver`].
 
 mod extension;
+mod nack;
 mod rate;
 mod receiver;
 mod rtx;
@@ -11,6 +12,7 @@ pub use extension::{
     ExtensionError, HeaderExtension, ONE_BYTE_PROFILE, SAMPLE_INSTANT_LEN, SAMPLE_INSTANT_URI,
     SampleInstant, write_one_byte,
 };
+pub use nack::{NackConfig, NackScheduler};
 pub use rate::ByteRate;
 pub use receiver::{ReceiverStats, RtpReceiver, Verdict};
 pub use rtx::{
