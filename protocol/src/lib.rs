@@ -40,11 +40,12 @@ pub use rtcp::{
     sender_report_compound,
 };
 pub use rtp::{
-    ByteRate, ExtensionError, HeaderExtension, MAX_KEPT_PACKET, NackConfig, NackScheduler,
-    ONE_BYTE_PROFILE, ReceiverStats as RtpReceiverStats, RetransmitHistory, RtpError, RtpPacket,
-    RtpReceiver, RtpSender, RtxConfig, RtxError, SAMPLE_INSTANT_LEN, SAMPLE_INSTANT_URI,
-    SampleInstant, SendError as RtpSendError, SrtpContext, SrtpError, Verdict as RtpVerdict,
-    parse as parse_rtp, parse_rtx, write_one_byte as write_header_extension, write_rtx_payload,
+    BackfillCursor, BackfillPace, BackfillPacer, ByteRate, ExtensionError, HeaderExtension,
+    MAX_KEPT_PACKET, NackConfig, NackScheduler, ONE_BYTE_PROFILE,
+    ReceiverStats as RtpReceiverStats, RetransmitHistory, RtpError, RtpPacket, RtpReceiver,
+    RtpSender, RtxConfig, RtxError, SAMPLE_INSTANT_LEN, SAMPLE_INSTANT_URI, SampleInstant,
+    SendError as RtpSendError, SrtpContext, SrtpError, Verdict as RtpVerdict, parse as parse_rtp,
+    parse_rtx, write_one_byte as write_header_extension, write_rtx_payload,
 };
 
 // SDP offer/answer for sensor streams (RFC 3264, RFC 4566).

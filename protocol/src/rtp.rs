@@ -1,6 +1,7 @@
 //! RTP (RFC 3550) on the `rtp-rs` crate: parsing, the sender's state
 //! (5.1), and the receiver's statistics (A.1, A.3, A.8) in [`RtpReceiver`].
 
+mod backfill;
 mod extension;
 mod nack;
 mod rate;
@@ -8,6 +9,7 @@ mod receiver;
 mod rtx;
 mod srtp;
 
+pub use backfill::{BackfillCursor, BackfillPacer, Pace as BackfillPace};
 pub use extension::{
     ExtensionError, HeaderExtension, ONE_BYTE_PROFILE, SAMPLE_INSTANT_LEN, SAMPLE_INSTANT_URI,
     SampleInstant, write_one_byte,
