@@ -50,14 +50,16 @@ pub use rtp::{
 
 // SDP offer/answer for sensor streams (RFC 3264, RFC 4566).
 pub use sdp::{
-    Agreed, AnswerPolicy, Attribute as SdpAttribute, Bandwidth as SdpBandwidth, ChannelSpec,
-    Connection as SdpConnection, CryptoAttribute, Direction as MediaDirection, EventFormat,
+    Agreed, AgreedBackfill, AgreedRecovery, AgreedRtx, AnswerPolicy, Attribute as SdpAttribute,
+    BackfillSupport, Bandwidth as SdpBandwidth, ChannelSpec, Connection as SdpConnection,
+    CryptoAttribute, Direction as MediaDirection, ENCODING_BACKFILL, ENCODING_RTX, EventFormat,
     LocalMedia, LocalSdp, MEDIA as SDP_MEDIA, Media as SdpMedia, MediaSecurity, NegotiationError,
     Origin as SdpOrigin, PROTO as SDP_PROTO, PROTO_SAVP as SDP_PROTO_SAVP, ReceivePolicy,
-    RemoteMedia, Role as StreamRole, SampleFormat, SdesError, Sdp, SdpError, SrtpKey, SrtpKeys,
-    SrtpPolicy, SrtpRefusal, SrtpSuite, StreamConfigs, StreamDescription, StreamError,
-    Timing as SdpTiming, Unit, answer as answer_offer, apply_answer, offer as make_offer,
-    parse as parse_sdp, parse_str as parse_sdp_str,
+    RecoverySupport, RemoteMedia, Role as StreamRole, RtxSupport, SampleFormat, SdesError, Sdp,
+    SdpError, SrtpKey, SrtpKeys, SrtpPolicy, SrtpRefusal, SrtpSuite, StreamConfigs,
+    StreamDescription, StreamError, Timing as SdpTiming, Unit, agreed_recovery,
+    answer as answer_offer, answer_with_recovery, apply_answer, offer as make_offer,
+    offer_with_recovery, parse as parse_sdp, parse_str as parse_sdp_str,
 };
 
 // SIP messages (RFC 3261 section 7): `rsip`'s types, so the apps need no

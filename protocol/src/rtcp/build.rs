@@ -147,7 +147,7 @@ impl<'a> CompoundWriter<'a> {
 
     /// An APP packet (RFC 3550 6.7).
     pub fn app(&mut self, app: &App) -> Result<(), RtcpBuildError> {
-        if app.data.len() % 4 != 0 {
+        if !app.data.len().is_multiple_of(4) {
             return Err(RtcpBuildError::AppData(app.data.len()));
         }
         if usize::from(app.subtype) > MAX_COUNT {

@@ -62,7 +62,7 @@ impl Nack {
         let media_ssrc = u32::from_be_bytes(word(4)?);
         let fci = &b[8..];
         // RFC 4585 6.2.1: at least one FCI entry.
-        if fci.is_empty() || fci.len() % 4 != 0 {
+        if fci.is_empty() || !fci.len().is_multiple_of(4) {
             return None;
         }
         let items = fci

@@ -14,7 +14,7 @@ fn the_pacer_never_exceeds_its_rate_and_yields_to_live() {
     let end = t0 + Duration::from_secs(10);
     // A spool with endless 500-byte packets; a live packet every 100 ms.
     while now < end {
-        let live = (now - t0).as_millis() % 100 == 0;
+        let live = (now - t0).as_millis().is_multiple_of(100);
         match p.poll(500, live, now) {
             Pace::Now => {
                 sent += 500;

@@ -31,7 +31,7 @@ fn live(tx: &mut RtpSender, i: u64) -> Vec<u8> {
             0x1000 + 20 * i as u32,
             &[(INSTANT_ID, &instant)],
             |b| {
-                b[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                b[..8].copy_from_slice(&i.to_be_bytes());
                 Ok(8)
             },
         )
