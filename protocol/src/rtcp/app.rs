@@ -1,6 +1,7 @@
 //! The APP packets of acknowledgement and backfill (RFC 3550 6.7,
 //! docs/protocol.md 11.4): name `SSBF`, subtype 0 the collector's
-//! committed-through mark, subtype 1 the agent's expired range. APP
+//! committed-through mark, subtype 1 the agent's expired range, subtype 2
+//! its range without samples (backfill complete up to the live start). APP
 //! packets of other names, and subtypes this code does not know, are
 //! ignored: later versions may add some.
 
@@ -11,6 +12,7 @@ use thiserror::Error;
 pub const APP_NAME: [u8; 4] = *b"SSBF";
 pub const SUBTYPE_COMMITTED: u8 = 0;
 pub const SUBTYPE_EXPIRED: u8 = 1;
+pub const SUBTYPE_UNSAMPLED: u8 = 2;
 const COMMITTED_LEN: usize = 12;
 const EXPIRED_LEN: usize = 20;
 
@@ -29,6 +31,14 @@ pub enum BackfillMessage {
         after_ns: u64,
         before_ns: u64,
     },
+    /// Agent to collector: the agent never sampled strictly between
+    /// `after_ns` and `before_ns` (it was off, or the backfill has sent
+    /// everything before the live start); nothing will come.
+    Unsampled {
+        media_ssrc: u32,
+        after_ns: u64,
+        before_ns: u64,
+    },
 }
 
 /// An `SSBF` APP packet that is too short for its subtype.
@@ -38,6 +48,14 @@ pub struct AppError {
     pub subtype: u8,
     pub len: usize,
     pub need: usize,
+}
+
+fn range(media_ssrc: u32, after_ns: u64, before_ns: u64) -> Vec<u8> {
+    let mut d = Vec::with_capacity(EXPIRED_LEN);
+    d.extend_from_slice(&media_ssrc.to_be_bytes());
+    d.extend_from_slice(&after_ns.to_be_bytes());
+    d.extend_from_slice(&before_ns.to_be_bytes());
+    d
 }
 
 fn be64(b: &[u8]) -> u64 {
@@ -56,7 +74,7 @@ impl BackfillMessage {
         }
         let need = match app.subtype {
             SUBTYPE_COMMITTED => COMMITTED_LEN,
-            SUBTYPE_EXPIRED => EXPIRED_LEN,
+            SUBTYPE_EXPIRED | SUBTYPE_UNSAMPLED => EXPIRED_LEN,
             _ => return Ok(None),
         };
         let d = &app.data;
@@ -73,7 +91,12 @@ impl BackfillMessage {
                 media_ssrc,
                 through_ns: be64(&d[4..]),
             },
-            _ => Self::Expired {
+            SUBTYPE_EXPIRED => Self::Expired {
+                media_ssrc,
+                after_ns: be64(&d[4..]),
+                before_ns: be64(&d[12..]),
+            },
+            _ => Self::Unsampled {
                 media_ssrc,
                 after_ns: be64(&d[4..]),
                 before_ns: be64(&d[12..]),
@@ -97,13 +120,12 @@ impl BackfillMessage {
                 media_ssrc,
                 after_ns,
                 before_ns,
-            } => {
-                let mut d = Vec::with_capacity(EXPIRED_LEN);
-                d.extend_from_slice(&media_ssrc.to_be_bytes());
-                d.extend_from_slice(&after_ns.to_be_bytes());
-                d.extend_from_slice(&before_ns.to_be_bytes());
-                (SUBTYPE_EXPIRED, d)
-            }
+            } => (SUBTYPE_EXPIRED, range(media_ssrc, after_ns, before_ns)),
+            Self::Unsampled {
+                media_ssrc,
+                after_ns,
+                before_ns,
+            } => (SUBTYPE_UNSAMPLED, range(media_ssrc, after_ns, before_ns)),
         };
         App {
             subtype,
@@ -139,6 +161,12 @@ mod tests {
         .unwrap();
         w.app(&committed.to_app(0x0badcafe)).unwrap();
         w.app(&expired.to_app(0x0badcafe)).unwrap();
+        let unsampled = BackfillMessage::Unsampled {
+            media_ssrc: 0x1a2b3c4d,
+            after_ns: 5,
+            before_ns: 6,
+        };
+        w.app(&unsampled.to_app(0x0badcafe)).unwrap();
         let len = w.len();
         assert_eq!(
             &buf[8..20],
@@ -155,7 +183,7 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(got, vec![committed, expired]);
+        assert_eq!(got, vec![committed, expired, unsampled]);
     }
 
     #[test]

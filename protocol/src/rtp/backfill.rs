@@ -68,6 +68,8 @@ pub struct BackfillCursor {
     mark_moved_at: Instant,
     ack_timeout: Duration,
     expired: Option<(u64, u64)>,
+    /// Sent everything the spool has before the live start.
+    exhausted: bool,
 }
 
 impl BackfillCursor {
@@ -81,6 +83,7 @@ impl BackfillCursor {
             mark_moved_at: now,
             ack_timeout,
             expired: None,
+            exhausted: false,
         }
     }
 
@@ -116,10 +119,23 @@ impl BackfillCursor {
         self.end
     }
 
-    /// A backfill packet whose last instant is `last` went out. `None`
-    /// from the spool (nothing left below the end) is `on_sent(end - 1)`.
+    /// A backfill packet whose last instant is `last` went out.
     pub fn on_sent(&mut self, last: u64) {
         self.sent_through = self.sent_through.max(last.min(self.end.saturating_sub(1)));
+    }
+
+    /// The spool has nothing after [`Self::next_after`] and before the
+    /// end: from here on the agent reports the rest as unsampled.
+    pub fn on_spool_exhausted(&mut self) {
+        self.exhausted = true;
+    }
+
+    /// The range `(after, before)` to report as unsampled in every RTCP
+    /// compound (an `SSBF` subtype 2) once the spool is exhausted, until
+    /// the collector's mark reaches the live start: it closes the hole
+    /// between the last backfilled instant and the first live one.
+    pub fn unsampled(&self) -> Option<(u64, u64)> {
+        (self.exhausted && !self.is_done()).then_some((self.sent_through, self.end))
     }
 
     /// Whether the collector holds everything before the live start.
@@ -138,6 +154,7 @@ impl BackfillCursor {
         if now >= due {
             self.sent_through = self.mark;
             self.mark_moved_at = now;
+            self.exhausted = false;
             return None;
         }
         Some(due)

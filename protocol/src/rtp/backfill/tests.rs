@@ -55,11 +55,16 @@ fn the_cursor_walks_from_the_mark_to_the_live_start_as_acks_come() {
     assert_eq!(c.next_after(), Some(1_400));
     c.on_committed(1_200, t0 + ms(100));
     assert_eq!(c.next_after(), Some(1_400), "acks behind what was sent");
+    assert_eq!(c.unsampled(), None);
+    c.on_sent(1_900);
+    c.on_spool_exhausted();
+    assert_eq!(c.unsampled(), Some((1_900, 2_000)), "closes the hole");
     c.on_sent(5_000);
     assert_eq!(c.next_after(), None, "sent up to the live start");
     assert!(!c.is_done());
     c.on_committed(2_100, t0 + ms(200));
     assert!(c.is_done());
+    assert_eq!(c.unsampled(), None);
     assert_eq!(c.poll(t0 + ms(10_000)), None);
     c.on_committed(100, t0 + ms(300));
     assert_eq!(c.mark(), 2_100, "a mark never goes back within a session");
