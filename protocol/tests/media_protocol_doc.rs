@@ -364,7 +364,16 @@ fn the_recovery_examples_match_the_code() {
     };
     let d = agreed.description;
     let values = [
-        2150, 101_325, 2151, 101_325, 2151, MISSING_SAMPLE, 2152, 101_324, 2152, 101_324,
+        2150,
+        101_325,
+        2151,
+        101_325,
+        2151,
+        MISSING_SAMPLE,
+        2152,
+        101_324,
+        2152,
+        101_324,
     ];
     let mut live = [0u8; 128];
     let n = tx
