@@ -33,7 +33,7 @@ pub use payload::{
 
 // RTP (RFC 3550) and RTCP (RFC 3550 section 6).
 pub use rtcp::{
-    App as RtcpApp, AppError as BackfillAppError, BACKFILL_APP_NAME, BackfillMessage,
+    AckPacer, App as RtcpApp, AppError as BackfillAppError, BACKFILL_APP_NAME, BackfillMessage,
     Bye as RtcpBye, CompoundWriter, Nack, NtpTime, ReceiverReport, ReportBlock, RtcpBuildError,
     RtcpConfig, RtcpError, RtcpPacket, RtcpScheduler, SdesChunk, SdesItem, SenderReport, SrMapping,
     parse_compound as parse_rtcp_compound, receiver_report_compound, round_trip_time,
