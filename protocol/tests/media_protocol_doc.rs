@@ -126,6 +126,31 @@ fn agent_description() -> StreamDescription {
 
 const SSRC: u32 = 0x1a2b3c4d;
 
+/// The five instants of section 8's samples packet: temperature, pressure.
+const SECTION_8_SAMPLES: [i32; 10] = [
+    2150,
+    101_325,
+    2151,
+    101_325,
+    2151,
+    MISSING_SAMPLE,
+    2152,
+    101_324,
+    2152,
+    101_324,
+];
+
+/// A compound writer holding an empty RR from `ssrc`.
+fn writer_with_rr(buf: &mut [u8], ssrc: u32) -> CompoundWriter<'_> {
+    let mut w = CompoundWriter::new(buf);
+    w.receiver_report(&ReceiverReport {
+        ssrc,
+        reports: vec![],
+    })
+    .unwrap();
+    w
+}
+
 fn agent_media() -> LocalMedia {
     LocalMedia {
         rtp: "198.51.100.10:40000".parse().unwrap(),
@@ -140,6 +165,14 @@ fn collector_media() -> LocalMedia {
     LocalMedia::new("203.0.113.5:50000".parse().unwrap())
 }
 
+/// The `o=` lines of the agent and the collector of the examples.
+fn origins() -> (LocalSdp, LocalSdp) {
+    (
+        LocalSdp::with_session_id("s1", "198.51.100.10".parse().unwrap(), 3_900_000_001),
+        LocalSdp::with_session_id("collector", "203.0.113.5".parse().unwrap(), 3_900_000_002),
+    )
+}
+
 #[test]
 fn the_page_matches_the_code() {
     let doc = doc();
@@ -147,10 +180,7 @@ fn the_page_matches_the_code() {
 
     // SDP: the agent's offer, the collector's answer (two channels, at
     // most 5 Hz), the collector's re-offer halving that, the agent's answer.
-    let mut agent_origin =
-        LocalSdp::with_session_id("s1", "198.51.100.10".parse().unwrap(), 3_900_000_001);
-    let mut coll_origin =
-        LocalSdp::with_session_id("collector", "203.0.113.5".parse().unwrap(), 3_900_000_002);
+    let (mut agent_origin, mut coll_origin) = origins();
     let offer1 = make_offer(
         &agent_description(),
         StreamRole::Sender,
@@ -221,18 +251,7 @@ fn the_page_matches_the_code() {
     let state = outbox.poll_packet(t0, 0).unwrap();
     let n = tx.write_events(&mut buf, &d, &state).unwrap();
     check_hex(&b, "events-state", &buf[..n]);
-    let values = [
-        2150,
-        101_325,
-        2151,
-        101_325,
-        2151,
-        MISSING_SAMPLE,
-        2152,
-        101_324,
-        2152,
-        101_324,
-    ];
+    let values = SECTION_8_SAMPLES;
     let n = tx.write_samples(&mut buf, &d, 0, &values, true).unwrap();
     check_hex(&b, "samples", &buf[..n]);
     // Door opens at tick 99.75; the debounced edge is sent at tick 100.
@@ -300,10 +319,7 @@ fn the_page_matches_the_code() {
 fn the_recovery_examples_match_the_code() {
     let doc = doc();
     let b = blocks(&doc);
-    let mut agent_origin =
-        LocalSdp::with_session_id("s1", "198.51.100.10".parse().unwrap(), 3_900_000_001);
-    let mut coll_origin =
-        LocalSdp::with_session_id("collector", "203.0.113.5".parse().unwrap(), 3_900_000_002);
+    let (mut agent_origin, mut coll_origin) = origins();
     let agent_support = RecoverySupport {
         instant: true,
         rtx: Some(RtxSupport {
@@ -363,18 +379,7 @@ fn the_recovery_examples_match_the_code() {
         step_ns: 200_000_000,
     };
     let d = agreed.description;
-    let values = [
-        2150,
-        101_325,
-        2151,
-        101_325,
-        2151,
-        MISSING_SAMPLE,
-        2152,
-        101_324,
-        2152,
-        101_324,
-    ];
+    let values = SECTION_8_SAMPLES;
     let mut live = [0u8; 128];
     let n = tx
         .write_extended(
@@ -393,12 +398,7 @@ fn the_recovery_examples_match_the_code() {
 
     // The collector lost it and NACKs it.
     let mut rtcp = [0u8; 128];
-    let mut w = CompoundWriter::new(&mut rtcp);
-    w.receiver_report(&ReceiverReport {
-        ssrc: 0x0bad_cafe,
-        reports: vec![],
-    })
-    .unwrap();
+    let mut w = writer_with_rr(&mut rtcp, 0x0bad_cafe);
     let at = w.len();
     w.nack(&Nack::for_lost(0x0bad_cafe, SSRC, &[0x1235]))
         .unwrap();
@@ -428,12 +428,7 @@ fn the_recovery_examples_match_the_code() {
 
     // The APP messages.
     let mut app = [0u8; 128];
-    let mut w = CompoundWriter::new(&mut app);
-    w.receiver_report(&ReceiverReport {
-        ssrc: 0x0bad_cafe,
-        reports: vec![],
-    })
-    .unwrap();
+    let mut w = writer_with_rr(&mut app, 0x0bad_cafe);
     let start = w.len();
     w.app(
         &BackfillMessage::Committed {
@@ -445,12 +440,7 @@ fn the_recovery_examples_match_the_code() {
     .unwrap();
     let end = w.len();
     check_hex(&b, "app-committed", &app[start..end]);
-    let mut w = CompoundWriter::new(&mut app);
-    w.receiver_report(&ReceiverReport {
-        ssrc: SSRC,
-        reports: vec![],
-    })
-    .unwrap();
+    let mut w = writer_with_rr(&mut app, SSRC);
     let start = w.len();
     w.app(
         &BackfillMessage::Expired {

@@ -139,7 +139,8 @@ impl BackfillMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rtcp::{CompoundWriter, ReceiverReport, RtcpPacket, parse_compound};
+    use crate::rtcp::tests::writer_with_rr;
+    use crate::rtcp::{CompoundWriter, RtcpPacket, parse_compound};
 
     #[test]
     fn committed_and_expired_round_trip_through_a_compound() {
@@ -153,12 +154,7 @@ mod tests {
             before_ns: u64::MAX,
         };
         let mut buf = [0u8; 128];
-        let mut w = CompoundWriter::new(&mut buf);
-        w.receiver_report(&ReceiverReport {
-            ssrc: 0x0badcafe,
-            reports: vec![],
-        })
-        .unwrap();
+        let mut w = writer_with_rr(&mut buf, 0x0badcafe);
         w.app(&committed.to_app(0x0badcafe)).unwrap();
         w.app(&expired.to_app(0x0badcafe)).unwrap();
         let unsampled = BackfillMessage::Unsampled {

@@ -98,7 +98,8 @@ impl Nack {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rtcp::{CompoundWriter, ReceiverReport, RtcpPacket, parse_compound};
+    use crate::rtcp::tests::writer_with_rr;
+    use crate::rtcp::{CompoundWriter, RtcpPacket, parse_compound};
 
     #[test]
     fn lost_packets_pack_into_pid_blp_pairs_and_back() {
@@ -119,12 +120,7 @@ mod tests {
     #[test]
     fn a_nack_in_a_compound_has_the_bytes_of_rfc_4585() {
         let mut buf = [0u8; 128];
-        let mut w = CompoundWriter::new(&mut buf);
-        w.receiver_report(&ReceiverReport {
-            ssrc: 0x0badcafe,
-            reports: vec![],
-        })
-        .unwrap();
+        let mut w = writer_with_rr(&mut buf, 0x0badcafe);
         let nack = Nack::for_lost(0x0badcafe, 0x1a2b3c4d, &[0x1236, 0x1238]);
         w.nack(&nack).unwrap();
         let len = w.len();

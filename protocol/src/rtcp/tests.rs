@@ -6,6 +6,18 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// A compound writer holding an empty RR from `ssrc`, for the packets
+/// that follow it.
+pub(super) fn writer_with_rr(buf: &mut [u8], ssrc: u32) -> CompoundWriter<'_> {
+    let mut w = CompoundWriter::new(buf);
+    w.receiver_report(&ReceiverReport {
+        ssrc,
+        reports: vec![],
+    })
+    .unwrap();
+    w
+}
+
 fn sr() -> SenderReport {
     SenderReport {
         ssrc: 0x1a2b3c4d,

@@ -40,6 +40,43 @@ fn collector_support() -> RecoverySupport {
     }
 }
 
+/// The agent's offer with everything, as it goes on the wire.
+fn agent_offer() -> Sdp {
+    let o = offer_with_recovery(
+        &agent_desc(),
+        Role::Sender,
+        &agent_local(),
+        &agent_support(),
+        &mut agent_origin(),
+    );
+    parse_str(&o.unwrap().to_string()).unwrap()
+}
+
+/// A collector's re-offer with everything.
+fn collector_offer() -> Sdp {
+    let o = offer_with_recovery(
+        &agent_desc(),
+        Role::Receiver,
+        &collector_local(),
+        &collector_support(),
+        &mut collector_origin(),
+    );
+    parse_str(&o.unwrap().to_string()).unwrap()
+}
+
+/// The collector's answer with everything, and what it agreed.
+fn collector_answer(o: &Sdp) -> (Sdp, crate::sdp::Agreed, AgreedRecovery) {
+    let (a, agreed, rec) = answer_with_recovery(
+        o,
+        &receive(),
+        &collector_local(),
+        &collector_support(),
+        &mut collector_origin(),
+    )
+    .unwrap();
+    (parse_str(&a.to_string()).unwrap(), agreed, rec)
+}
+
 fn receive() -> AnswerPolicy {
     AnswerPolicy::Receive(ReceivePolicy::default())
 }
@@ -50,14 +87,7 @@ fn lines(sdp: &Sdp) -> Vec<String> {
 
 #[test]
 fn an_agent_offer_with_recovery_lists_its_formats_lines_and_ssrcs() {
-    let o = offer_with_recovery(
-        &agent_desc(),
-        Role::Sender,
-        &agent_local(),
-        &agent_support(),
-        &mut agent_origin(),
-    )
-    .unwrap();
+    let o = agent_offer();
     let l = lines(&o);
     assert!(l.contains(&"m=application 40000 RTP/AVP 96 97 98 99 100".to_string()));
     for want in [
@@ -87,23 +117,8 @@ fn an_agent_offer_with_recovery_lists_its_formats_lines_and_ssrcs() {
 
 #[test]
 fn both_ends_with_recovery_agree_on_all_of_it() {
-    let o = offer_with_recovery(
-        &agent_desc(),
-        Role::Sender,
-        &agent_local(),
-        &agent_support(),
-        &mut agent_origin(),
-    )
-    .unwrap();
-    let o = parse_str(&o.to_string()).unwrap();
-    let (a, agreed, collector_view) = answer_with_recovery(
-        &o,
-        &receive(),
-        &collector_local(),
-        &collector_support(),
-        &mut collector_origin(),
-    )
-    .unwrap();
+    let o = agent_offer();
+    let (a, agreed, collector_view) = collector_answer(&o);
     let a = parse_str(&a.to_string()).unwrap();
     assert_eq!(
         apply_answer(&o, &a, Role::Sender).unwrap().description,
@@ -131,15 +146,7 @@ fn both_ends_with_recovery_agree_on_all_of_it() {
 
 #[test]
 fn an_offer_with_recovery_to_a_collector_without_it_still_streams() {
-    let o = offer_with_recovery(
-        &agent_desc(),
-        Role::Sender,
-        &agent_local(),
-        &agent_support(),
-        &mut agent_origin(),
-    )
-    .unwrap();
-    let o = parse_str(&o.to_string()).unwrap();
+    let o = agent_offer();
     // An old collector: the plain answer, which knows none of the lines.
     let (a, agreed) = answer(&o, &receive(), &collector_local(), &mut collector_origin()).unwrap();
     let text = a.to_string();
@@ -166,14 +173,7 @@ fn a_plain_offer_answered_by_a_collector_with_recovery_gets_the_plain_answer() {
     )
     .unwrap();
     let (plain, _) = answer(&o, &receive(), &collector_local(), &mut collector_origin()).unwrap();
-    let (a, agreed, rec) = answer_with_recovery(
-        &o,
-        &receive(),
-        &collector_local(),
-        &collector_support(),
-        &mut collector_origin(),
-    )
-    .unwrap();
+    let (a, agreed, rec) = collector_answer(&o);
     assert_eq!(a, plain, "byte for byte the answer of before");
     assert_eq!(rec, AgreedRecovery::default());
     assert!(agreed.is_active());
@@ -181,16 +181,8 @@ fn a_plain_offer_answered_by_a_collector_with_recovery_gets_the_plain_answer() {
 
 #[test]
 fn a_collector_reoffer_states_its_mark_and_the_agent_answers_its_spool() {
-    let o = offer_with_recovery(
-        &agent_desc(),
-        Role::Receiver,
-        &collector_local(),
-        &collector_support(),
-        &mut collector_origin(),
-    )
-    .unwrap();
+    let o = collector_offer();
     assert!(lines(&o).contains(&format!("a=fmtp:100 mark={MARK};max-rate=2000")));
-    let o = parse_str(&o.to_string()).unwrap();
     let (a, _, agent_view) = answer_with_recovery(
         &o,
         &AnswerPolicy::Send {
@@ -213,15 +205,7 @@ fn a_collector_reoffer_states_its_mark_and_the_agent_answers_its_spool() {
 
 #[test]
 fn an_agent_without_recovery_answers_a_collector_offer_plainly() {
-    let o = offer_with_recovery(
-        &agent_desc(),
-        Role::Receiver,
-        &collector_local(),
-        &collector_support(),
-        &mut collector_origin(),
-    )
-    .unwrap();
-    let o = parse_str(&o.to_string()).unwrap();
+    let o = collector_offer();
     let policy = AnswerPolicy::Send {
         capabilities: agent_desc(),
     };
@@ -235,22 +219,8 @@ fn an_agent_without_recovery_answers_a_collector_offer_plainly() {
 }
 
 fn agree_with(edit: impl Fn(&mut String)) -> AgreedRecovery {
-    let o = offer_with_recovery(
-        &agent_desc(),
-        Role::Sender,
-        &agent_local(),
-        &agent_support(),
-        &mut agent_origin(),
-    )
-    .unwrap();
-    let (a, _, _) = answer_with_recovery(
-        &o,
-        &receive(),
-        &collector_local(),
-        &collector_support(),
-        &mut collector_origin(),
-    )
-    .unwrap();
+    let o = agent_offer();
+    let (a, _, _) = collector_answer(&o);
     let mut text = a.to_string();
     edit(&mut text);
     agreed_recovery(&o, &parse_str(&text).unwrap(), Role::Sender)
