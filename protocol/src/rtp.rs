@@ -265,6 +265,37 @@ impl RtpSender {
         })
     }
 
+    /// [`Self::write_samples`] stamped with the sample instant of its
+    /// first instant in element `id` (docs/protocol.md 11.2), for a session
+    /// that agreed the extension. The same `tick` as the payload's first
+    /// instant: the pair must describe the same sample.
+    pub fn write_samples_stamped(
+        &mut self,
+        buf: &mut [u8],
+        desc: &StreamDescription,
+        first_tick: u64,
+        values: &[i32],
+        marker: bool,
+        (id, instant): (u8, SampleInstant),
+    ) -> Result<usize, SendError> {
+        let s = desc
+            .samples
+            .as_ref()
+            .ok_or(SendError::NoFormat("samples"))?;
+        let channels = s.channels.len();
+        let config = desc.config;
+        let element = instant.encode();
+        let timestamp = self.timestamp(first_tick);
+        self.write_extended(
+            buf,
+            s.payload_type,
+            marker,
+            timestamp,
+            &[(id, &element)],
+            |b| payload::encode_samples(b, config, channels, values),
+        )
+    }
+
     /// An events packet from the outbox; its timestamp is the batch's tick.
     pub fn write_events(
         &mut self,
