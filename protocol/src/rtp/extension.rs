@@ -101,6 +101,12 @@ impl<'a> Iterator for Elements<'a> {
                     continue;
                 }
                 Form::OneByte if first >> 4 == 15 => return None,
+                // ID 0 with a length is no padding byte and no element
+                // (RFC 8285 4.2 reserves ID 0): the block is malformed.
+                Form::OneByte if first >> 4 == 0 => {
+                    self.data = &[];
+                    return Some(Err(ExtensionError::Id(0)));
+                }
                 Form::OneByte => (first >> 4, usize::from(first & 0x0f) + 1, rest),
                 // RFC 8285 4.3: ID 0 pads; then an 8-bit length of 0..=255.
                 Form::TwoByte if first == 0 => {

@@ -37,6 +37,22 @@ fn padding_bytes_between_elements_are_skipped_and_id_15_stops_parsing() {
 }
 
 #[test]
+fn id_0_with_a_length_is_malformed_not_an_element() {
+    // Found by fuzz/rtp_parse: 0x01 is ID 0, L=1, which RFC 8285 4.2
+    // reserves; it must not come out as element 0.
+    let data = [0x01, 0xaa, 0xbb, 0x00];
+    let ext = HeaderExtension {
+        profile: ONE_BYTE_PROFILE,
+        data: &data,
+    };
+    assert_eq!(
+        ext.elements().collect::<Vec<_>>(),
+        vec![Err(ExtensionError::Id(0))]
+    );
+    assert_eq!(ext.element(1), Err(ExtensionError::Id(0)));
+}
+
+#[test]
 fn an_element_longer_than_its_block_is_an_error_not_a_panic() {
     let data = [0x1f, 1, 2, 3];
     let ext = HeaderExtension {
