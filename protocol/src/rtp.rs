@@ -254,15 +254,7 @@ impl RtpSender {
         values: &[i32],
         marker: bool,
     ) -> Result<usize, SendError> {
-        let s = desc
-            .samples
-            .as_ref()
-            .ok_or(SendError::NoFormat("samples"))?;
-        let channels = s.channels.len();
-        let config = desc.config;
-        self.write_with(buf, s.payload_type, marker, first_tick, |b| {
-            payload::encode_samples(b, config, channels, values)
-        })
+        self.samples_packet(buf, desc, first_tick, values, marker, None)
     }
 
     /// [`Self::write_samples`] stamped with the sample instant of its
@@ -278,22 +270,33 @@ impl RtpSender {
         marker: bool,
         (id, instant): (u8, SampleInstant),
     ) -> Result<usize, SendError> {
+        self.samples_packet(buf, desc, first_tick, values, marker, Some((id, instant)))
+    }
+
+    fn samples_packet(
+        &mut self,
+        buf: &mut [u8],
+        desc: &StreamDescription,
+        first_tick: u64,
+        values: &[i32],
+        marker: bool,
+        stamp: Option<(u8, SampleInstant)>,
+    ) -> Result<usize, SendError> {
         let s = desc
             .samples
             .as_ref()
             .ok_or(SendError::NoFormat("samples"))?;
         let channels = s.channels.len();
         let config = desc.config;
-        let element = instant.encode();
+        let element = stamp.map(|(id, instant)| (id, instant.encode()));
+        let elements: &[(u8, &[u8])] = match &element {
+            Some((id, bytes)) => &[(*id, bytes)],
+            None => &[],
+        };
         let timestamp = self.timestamp(first_tick);
-        self.write_extended(
-            buf,
-            s.payload_type,
-            marker,
-            timestamp,
-            &[(id, &element)],
-            |b| payload::encode_samples(b, config, channels, values),
-        )
+        self.write_extended(buf, s.payload_type, marker, timestamp, elements, |b| {
+            payload::encode_samples(b, config, channels, values)
+        })
     }
 
     /// An events packet from the outbox; its timestamp is the batch's tick.
