@@ -9,6 +9,13 @@ pub fn run(data: &[u8]) {
     let again = sipsensor_protocol::parse_sdp(text.as_bytes())
         .unwrap_or_else(|e| panic!("our own SDP does not parse: {e}\n{text}"));
     assert_eq!(sdp, again, "SDP changed in a round trip");
+    // The recovery lines (docs/protocol.md 11.1) of whatever is given.
+    for role in [
+        sipsensor_protocol::StreamRole::Sender,
+        sipsensor_protocol::StreamRole::Receiver,
+    ] {
+        let _ = sipsensor_protocol::agreed_recovery(&sdp, &sdp, role);
+    }
     // The sensor-stream reader must cope with whatever media it is given.
     for media in &sdp.media {
         let _ = sipsensor_protocol::StreamDescription::from_media(media);

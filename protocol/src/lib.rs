@@ -33,26 +33,33 @@ pub use payload::{
 
 // RTP (RFC 3550) and RTCP (RFC 3550 section 6).
 pub use rtcp::{
-    App as RtcpApp, Bye as RtcpBye, CompoundWriter, NtpTime, ReceiverReport, ReportBlock,
-    RtcpBuildError, RtcpConfig, RtcpError, RtcpPacket, RtcpScheduler, SdesChunk, SdesItem,
-    SenderReport, SrMapping, parse_compound as parse_rtcp_compound, receiver_report_compound,
-    round_trip_time, sender_report_compound,
+    AckPacer, App as RtcpApp, AppError as BackfillAppError, BACKFILL_APP_NAME, BackfillMessage,
+    Bye as RtcpBye, CompoundWriter, Nack, NtpTime, ReceiverReport, ReportBlock, RtcpBuildError,
+    RtcpConfig, RtcpError, RtcpPacket, RtcpScheduler, SdesChunk, SdesItem, SenderReport, SrMapping,
+    parse_compound as parse_rtcp_compound, receiver_report_compound, round_trip_time,
+    sender_report_compound,
 };
 pub use rtp::{
-    ReceiverStats as RtpReceiverStats, RtpError, RtpPacket, RtpReceiver, RtpSender,
+    BackfillCursor, BackfillPace, BackfillPacer, ByteRate, ExtensionError, HeaderExtension,
+    MAX_KEPT_PACKET, NackConfig, NackScheduler, ONE_BYTE_PROFILE,
+    ReceiverStats as RtpReceiverStats, RetransmitHistory, RtpError, RtpPacket, RtpReceiver,
+    RtpSender, RtxConfig, RtxError, SAMPLE_INSTANT_LEN, SAMPLE_INSTANT_URI, SampleInstant,
     SendError as RtpSendError, SrtpContext, SrtpError, Verdict as RtpVerdict, parse as parse_rtp,
+    parse_rtx, write_one_byte as write_header_extension, write_rtx_payload,
 };
 
 // SDP offer/answer for sensor streams (RFC 3264, RFC 4566).
 pub use sdp::{
-    Agreed, AnswerPolicy, Attribute as SdpAttribute, Bandwidth as SdpBandwidth, ChannelSpec,
-    Connection as SdpConnection, CryptoAttribute, Direction as MediaDirection, EventFormat,
+    Agreed, AgreedBackfill, AgreedRecovery, AgreedRtx, AnswerPolicy, Attribute as SdpAttribute,
+    BackfillSupport, Bandwidth as SdpBandwidth, ChannelSpec, Connection as SdpConnection,
+    CryptoAttribute, Direction as MediaDirection, ENCODING_BACKFILL, ENCODING_RTX, EventFormat,
     LocalMedia, LocalSdp, MEDIA as SDP_MEDIA, Media as SdpMedia, MediaSecurity, NegotiationError,
     Origin as SdpOrigin, PROTO as SDP_PROTO, PROTO_SAVP as SDP_PROTO_SAVP, ReceivePolicy,
-    RemoteMedia, Role as StreamRole, SampleFormat, SdesError, Sdp, SdpError, SrtpKey, SrtpKeys,
-    SrtpPolicy, SrtpRefusal, SrtpSuite, StreamConfigs, StreamDescription, StreamError,
-    Timing as SdpTiming, Unit, answer as answer_offer, apply_answer, offer as make_offer,
-    parse as parse_sdp, parse_str as parse_sdp_str,
+    RecoverySupport, RemoteMedia, Role as StreamRole, RtxSupport, SampleFormat, SdesError, Sdp,
+    SdpError, SrtpKey, SrtpKeys, SrtpPolicy, SrtpRefusal, SrtpSuite, StreamConfigs,
+    StreamDescription, StreamError, Timing as SdpTiming, Unit, agreed_recovery,
+    answer as answer_offer, answer_with_recovery, apply_answer, offer as make_offer,
+    offer_with_recovery, parse as parse_sdp, parse_str as parse_sdp_str,
 };
 
 // SIP messages (RFC 3261 section 7): `rsip`'s types, so the apps need no

@@ -4,12 +4,18 @@
 //! The wall clock is an input: callers turn `SystemTime::now()` into an
 //! [`NtpTime`] and pass it in, as they pass `Instant`s to the scheduler.
 
+mod ack;
+mod app;
 mod build;
+mod feedback;
 mod interval;
 mod ntp;
 mod packets;
 
+pub use ack::AckPacer;
+pub use app::{APP_NAME as BACKFILL_APP_NAME, AppError, BackfillMessage};
 pub use build::{CompoundWriter, RtcpBuildError, receiver_report_compound, sender_report_compound};
+pub use feedback::Nack;
 pub use interval::{RtcpConfig, RtcpScheduler};
 pub use ntp::{NtpTime, SrMapping};
 pub use packets::{

@@ -1,10 +1,25 @@
 //! RTP (RFC 3550) on the `rtp-rs` crate: parsing, the sender's state
 //! (5.1), and the receiver's statistics (A.1, A.3, A.8) in [`RtpReceiver`].
 
+mod backfill;
+mod extension;
+mod nack;
+mod rate;
 mod receiver;
+mod rtx;
 mod srtp;
 
+pub use backfill::{BackfillCursor, BackfillPacer, Pace as BackfillPace};
+pub use extension::{
+    ExtensionError, HeaderExtension, ONE_BYTE_PROFILE, SAMPLE_INSTANT_LEN, SAMPLE_INSTANT_URI,
+    SampleInstant, write_one_byte,
+};
+pub use nack::{NackConfig, NackScheduler};
+pub use rate::ByteRate;
 pub use receiver::{ReceiverStats, RtpReceiver, Verdict};
+pub use rtx::{
+    MAX_KEPT_PACKET, RetransmitHistory, RtxConfig, RtxError, parse_rtx, write_rtx_payload,
+};
 pub use srtp::{SrtpContext, SrtpError};
 
 use crate::ids::IdGenerator;
@@ -27,7 +42,20 @@ pub struct RtpPacket<'a> {
     pub ssrc: u32,
     pub csrc_count: u8,
     pub has_extension: bool,
+    /// The header extension (RFC 3550 5.3.1), when X is set.
+    pub extension: Option<HeaderExtension<'a>>,
     pub payload: &'a [u8],
+}
+
+impl<'a> RtpPacket<'a> {
+    /// The sample instant in element `id` (the `a=extmap` ID the session
+    /// agreed, docs/protocol.md 11.2); `Ok(None)` when the packet has none.
+    pub fn sample_instant(&self, id: u8) -> Result<Option<SampleInstant>, ExtensionError> {
+        let Some(ext) = self.extension else {
+            return Ok(None);
+        };
+        ext.element(id)?.map(SampleInstant::decode).transpose()
+    }
 }
 
 /// Why bytes are not an RTP packet.
@@ -72,6 +100,9 @@ pub fn parse(buf: &[u8]) -> Result<RtpPacket<'_>, RtpError> {
         ssrc: r.ssrc(),
         csrc_count: r.csrc_count(),
         has_extension: r.extension().is_some(),
+        extension: r
+            .extension()
+            .map(|(profile, data)| HeaderExtension { profile, data }),
         payload: r.payload(),
     })
 }
@@ -87,6 +118,8 @@ pub enum SendError {
     NoFormat(&'static str),
     #[error("payload: {0}")]
     Payload(#[from] EncodeError),
+    #[error("header extension: {0}")]
+    Extension(#[from] ExtensionError),
 }
 
 /// The sending side of one RTP stream (one SSRC).
@@ -155,25 +188,59 @@ impl RtpSender {
         tick: u64,
         payload: impl FnOnce(&mut [u8]) -> Result<usize, EncodeError>,
     ) -> Result<usize, SendError> {
+        self.write_extended(
+            buf,
+            payload_type,
+            marker,
+            self.timestamp(tick),
+            &[],
+            payload,
+        )
+    }
+
+    /// [`Self::write_with`] with RFC 8285 one-byte elements in the header
+    /// (none: no extension) and the RTP timestamp given as it goes on the
+    /// wire: an RTX packet repeats its original's (RFC 4588 4).
+    pub fn write_extended(
+        &mut self,
+        buf: &mut [u8],
+        payload_type: u8,
+        marker: bool,
+        timestamp: u32,
+        elements: &[(u8, &[u8])],
+        payload: impl FnOnce(&mut [u8]) -> Result<usize, EncodeError>,
+    ) -> Result<usize, SendError> {
         if payload_type > 127 {
             return Err(SendError::PayloadType(payload_type));
         }
+        // One-byte elements hold at most 17 bytes each, with padding.
+        let mut block = [0u8; 4 * 20];
+        let block_len = if elements.is_empty() {
+            0
+        } else {
+            write_one_byte(&mut block, elements)?
+        };
+        let header_len = HEADER_LEN + if block_len > 0 { 4 + block_len } else { 0 };
         let (head, body) = buf
-            .split_at_mut_checked(HEADER_LEN)
+            .split_at_mut_checked(header_len)
             .ok_or(SendError::BufferTooSmall)?;
         let n = payload(body)?;
-        RtpPacketBuilder::new()
+        let mut header = RtpPacketBuilder::new()
             .payload_type(payload_type)
             .marked(marker)
             .sequence(Seq::from(self.next_seq))
-            .timestamp(self.timestamp(tick))
-            .ssrc(self.ssrc)
+            .timestamp(timestamp)
+            .ssrc(self.ssrc);
+        if block_len > 0 {
+            header = header.extension(ONE_BYTE_PROFILE, &block[..block_len]);
+        }
+        header
             .build_into(head)
             .map_err(|_| SendError::BufferTooSmall)?;
         self.next_seq = self.next_seq.wrapping_add(1);
         self.packets = self.packets.wrapping_add(1);
         self.octets = self.octets.wrapping_add(n as u32);
-        Ok(HEADER_LEN + n)
+        Ok(header_len + n)
     }
 
     /// A samples packet whose first instant is at `first_tick`. Set
@@ -187,13 +254,47 @@ impl RtpSender {
         values: &[i32],
         marker: bool,
     ) -> Result<usize, SendError> {
+        self.samples_packet(buf, desc, first_tick, values, marker, None)
+    }
+
+    /// [`Self::write_samples`] stamped with the sample instant of its
+    /// first instant in element `id` (docs/protocol.md 11.2), for a session
+    /// that agreed the extension. The same `tick` as the payload's first
+    /// instant: the pair must describe the same sample.
+    pub fn write_samples_stamped(
+        &mut self,
+        buf: &mut [u8],
+        desc: &StreamDescription,
+        first_tick: u64,
+        values: &[i32],
+        marker: bool,
+        (id, instant): (u8, SampleInstant),
+    ) -> Result<usize, SendError> {
+        self.samples_packet(buf, desc, first_tick, values, marker, Some((id, instant)))
+    }
+
+    fn samples_packet(
+        &mut self,
+        buf: &mut [u8],
+        desc: &StreamDescription,
+        first_tick: u64,
+        values: &[i32],
+        marker: bool,
+        stamp: Option<(u8, SampleInstant)>,
+    ) -> Result<usize, SendError> {
         let s = desc
             .samples
             .as_ref()
             .ok_or(SendError::NoFormat("samples"))?;
         let channels = s.channels.len();
         let config = desc.config;
-        self.write_with(buf, s.payload_type, marker, first_tick, |b| {
+        let element = stamp.map(|(id, instant)| (id, instant.encode()));
+        let elements: &[(u8, &[u8])] = match &element {
+            Some((id, bytes)) => &[(*id, bytes)],
+            None => &[],
+        };
+        let timestamp = self.timestamp(first_tick);
+        self.write_extended(buf, s.payload_type, marker, timestamp, elements, |b| {
             payload::encode_samples(b, config, channels, values)
         })
     }

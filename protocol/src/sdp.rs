@@ -18,6 +18,7 @@ mod narrow;
 mod negotiate;
 mod origin;
 mod parse;
+mod recovery;
 mod sdes;
 mod stream;
 mod terms;
@@ -25,9 +26,16 @@ mod transport;
 mod units;
 
 pub use model::{Attribute, Bandwidth, Connection, Media, Origin, Sdp, Timing};
-pub use negotiate::{Agreed, AnswerPolicy, answer, apply_answer, offer};
+pub use negotiate::{
+    Agreed, AnswerPolicy, agreed_recovery, answer, answer_with_recovery, apply_answer, offer,
+    offer_with_recovery,
+};
 pub use origin::LocalSdp;
 pub use parse::{SdpError, parse};
+pub use recovery::{
+    AgreedBackfill, AgreedRecovery, AgreedRtx, BackfillSupport, ENCODING_BACKFILL, ENCODING_RTX,
+    RecoverySupport, RtxSupport,
+};
 pub use sdes::{CryptoAttribute, SdesError, SrtpKey, SrtpKeys, SrtpSuite};
 pub use stream::{
     ChannelSpec, EventFormat, MAX_CHANNELS, SampleFormat, StreamConfigs, StreamDescription,

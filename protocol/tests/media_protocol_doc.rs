@@ -15,6 +15,11 @@ use sipsensor_protocol::{
     SrMapping, StreamDescription, StreamRole, TickTime, Unit, answer_offer, apply_answer,
     make_offer, parse_sdp_str, receiver_report_compound, sender_report_compound,
 };
+use sipsensor_protocol::{
+    BackfillMessage, BackfillSupport, CompoundWriter, Nack, RecoverySupport, RetransmitHistory,
+    RtxConfig, RtxSupport, SampleInstant, agreed_recovery, answer_with_recovery,
+    offer_with_recovery, parse_rtp,
+};
 use std::collections::HashMap;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -121,6 +126,31 @@ fn agent_description() -> StreamDescription {
 
 const SSRC: u32 = 0x1a2b3c4d;
 
+/// The five instants of section 8's samples packet: temperature, pressure.
+const SECTION_8_SAMPLES: [i32; 10] = [
+    2150,
+    101_325,
+    2151,
+    101_325,
+    2151,
+    MISSING_SAMPLE,
+    2152,
+    101_324,
+    2152,
+    101_324,
+];
+
+/// A compound writer holding an empty RR from `ssrc`.
+fn writer_with_rr(buf: &mut [u8], ssrc: u32) -> CompoundWriter<'_> {
+    let mut w = CompoundWriter::new(buf);
+    w.receiver_report(&ReceiverReport {
+        ssrc,
+        reports: vec![],
+    })
+    .unwrap();
+    w
+}
+
 fn agent_media() -> LocalMedia {
     LocalMedia {
         rtp: "198.51.100.10:40000".parse().unwrap(),
@@ -135,6 +165,14 @@ fn collector_media() -> LocalMedia {
     LocalMedia::new("203.0.113.5:50000".parse().unwrap())
 }
 
+/// The `o=` lines of the agent and the collector of the examples.
+fn origins() -> (LocalSdp, LocalSdp) {
+    (
+        LocalSdp::with_session_id("s1", "198.51.100.10".parse().unwrap(), 3_900_000_001),
+        LocalSdp::with_session_id("collector", "203.0.113.5".parse().unwrap(), 3_900_000_002),
+    )
+}
+
 #[test]
 fn the_page_matches_the_code() {
     let doc = doc();
@@ -142,10 +180,7 @@ fn the_page_matches_the_code() {
 
     // SDP: the agent's offer, the collector's answer (two channels, at
     // most 5 Hz), the collector's re-offer halving that, the agent's answer.
-    let mut agent_origin =
-        LocalSdp::with_session_id("s1", "198.51.100.10".parse().unwrap(), 3_900_000_001);
-    let mut coll_origin =
-        LocalSdp::with_session_id("collector", "203.0.113.5".parse().unwrap(), 3_900_000_002);
+    let (mut agent_origin, mut coll_origin) = origins();
     let offer1 = make_offer(
         &agent_description(),
         StreamRole::Sender,
@@ -216,18 +251,7 @@ fn the_page_matches_the_code() {
     let state = outbox.poll_packet(t0, 0).unwrap();
     let n = tx.write_events(&mut buf, &d, &state).unwrap();
     check_hex(&b, "events-state", &buf[..n]);
-    let values = [
-        2150,
-        101_325,
-        2151,
-        101_325,
-        2151,
-        MISSING_SAMPLE,
-        2152,
-        101_324,
-        2152,
-        101_324,
-    ];
+    let values = SECTION_8_SAMPLES;
     let n = tx.write_samples(&mut buf, &d, 0, &values, true).unwrap();
     check_hex(&b, "samples", &buf[..n]);
     // Door opens at tick 99.75; the debounced edge is sent at tick 100.
@@ -286,4 +310,147 @@ fn the_page_matches_the_code() {
         at(0x1064, -(1 << 30)),
         Duration::from_micros(1_767_225_601_497_500)
     );
+}
+
+/// docs/protocol.md section 11: the SDP with recovery, a live packet with
+/// its sample instant, a NACK, the RTX packet answering it, and the APP
+/// messages.
+#[test]
+fn the_recovery_examples_match_the_code() {
+    let doc = doc();
+    let b = blocks(&doc);
+    let (mut agent_origin, mut coll_origin) = origins();
+    let agent_support = RecoverySupport {
+        instant: true,
+        rtx: Some(RtxSupport {
+            rtx_time: Duration::from_millis(3000),
+            ssrc: Some(0x5e1f_0001),
+        }),
+        backfill: Some(BackfillSupport {
+            oldest: Some(1_766_620_800_000_000_000),
+            ssrc: Some(0x0bf0_0001),
+            ..BackfillSupport::default()
+        }),
+    };
+    let collector_support = RecoverySupport {
+        instant: true,
+        rtx: Some(RtxSupport {
+            rtx_time: Duration::from_millis(3000),
+            ssrc: None,
+        }),
+        backfill: Some(BackfillSupport {
+            mark: Some(1_767_225_300_100_000_000),
+            max_rate: Some(2000),
+            ..BackfillSupport::default()
+        }),
+    };
+    let offer = offer_with_recovery(
+        &agent_description(),
+        StreamRole::Sender,
+        &agent_media(),
+        &agent_support,
+        &mut agent_origin,
+    )
+    .unwrap();
+    check_sdp(&b, "recovery-offer", &offer.to_string());
+    let policy = AnswerPolicy::Receive(ReceivePolicy {
+        channels: Some(vec!["temperature".into(), "pressure".into()]),
+        max_rate_hz: Some(5.0),
+        ..ReceivePolicy::default()
+    });
+    let (answer, agreed, at_collector) = answer_with_recovery(
+        &offer,
+        &policy,
+        &collector_media(),
+        &collector_support,
+        &mut coll_origin,
+    )
+    .unwrap();
+    check_sdp(&b, "recovery-answer", &answer.to_string());
+    let at_agent = agreed_recovery(&offer, &answer, StreamRole::Sender);
+    assert_eq!(at_agent, at_collector);
+    let instant_id = at_agent.instant_id.unwrap();
+
+    // The first samples packet of section 8, with its sample instant:
+    // tick 0 is 2026-01-01T00:00:00.5Z, instants 200 ms apart.
+    let mut tx = RtpSender::with_start(SSRC, 0x1235, 0x0000_1000);
+    let instant = SampleInstant {
+        first_ns: 1_767_225_600_500_000_000,
+        step_ns: 200_000_000,
+    };
+    let d = agreed.description;
+    let values = SECTION_8_SAMPLES;
+    let mut live = [0u8; 128];
+    let n = tx
+        .write_extended(
+            &mut live,
+            96,
+            true,
+            tx.timestamp(0),
+            &[(instant_id, &instant.encode())],
+            |buf| sipsensor_protocol::encode_samples(buf, d.config, 2, &values),
+        )
+        .unwrap();
+    let live = &live[..n];
+    check_hex(&b, "samples-with-instant", live);
+    let parsed = parse_rtp(live).unwrap();
+    assert_eq!(parsed.sample_instant(instant_id).unwrap(), Some(instant));
+
+    // The collector lost it and NACKs it.
+    let mut rtcp = [0u8; 128];
+    let mut w = writer_with_rr(&mut rtcp, 0x0bad_cafe);
+    let at = w.len();
+    w.nack(&Nack::for_lost(0x0bad_cafe, SSRC, &[0x1235]))
+        .unwrap();
+    let end = w.len();
+    check_hex(&b, "nack", &rtcp[at..end]);
+
+    // The agent's RTX answer.
+    let t0 = Instant::now();
+    let rtx = at_agent.rtx.unwrap();
+    let mut history = RetransmitHistory::new(
+        RtxConfig {
+            payload_types: rtx.payload_types,
+            rtx_time: rtx.rtx_time,
+            capacity: 32,
+            max_rate: 2000,
+            burst: 1500,
+            resend_holdoff: Duration::from_millis(100),
+        },
+        RtpSender::with_start(rtx.ssrc.unwrap(), 0x0001, 0),
+        t0,
+    );
+    history.record(live, t0);
+    history.on_nack([0x1235], t0);
+    let mut out = [0u8; 256];
+    let n = history.poll_transmit(&mut out, t0).unwrap().unwrap();
+    check_hex(&b, "rtx", &out[..n]);
+
+    // The APP messages.
+    let mut app = [0u8; 128];
+    let mut w = writer_with_rr(&mut app, 0x0bad_cafe);
+    let start = w.len();
+    w.app(
+        &BackfillMessage::Committed {
+            media_ssrc: SSRC,
+            through_ns: 1_767_225_600_700_000_000,
+        }
+        .to_app(0x0bad_cafe),
+    )
+    .unwrap();
+    let end = w.len();
+    check_hex(&b, "app-committed", &app[start..end]);
+    let mut w = writer_with_rr(&mut app, SSRC);
+    let start = w.len();
+    w.app(
+        &BackfillMessage::Expired {
+            media_ssrc: SSRC,
+            after_ns: 1_767_225_300_100_000_000,
+            before_ns: 1_767_225_400_000_000_000,
+        }
+        .to_app(SSRC),
+    )
+    .unwrap();
+    let end = w.len();
+    check_hex(&b, "app-expired", &app[start..end]);
 }

@@ -1,7 +1,9 @@
 //! Writing compound RTCP packets into a caller's buffer (RFC 3550 6.1).
 
+use super::feedback::{FMT_NACK, Nack, PT_RTPFB};
 use super::packets::{
-    MAX_COUNT, PT_BYE, PT_RR, PT_SDES, PT_SR, ReceiverReport, ReportBlock, SDES_CNAME, SenderReport,
+    App, MAX_COUNT, PT_APP, PT_BYE, PT_RR, PT_SDES, PT_SR, ReceiverReport, ReportBlock, SDES_CNAME,
+    SenderReport,
 };
 use thiserror::Error;
 
@@ -17,6 +19,12 @@ pub enum RtcpBuildError {
     FirstNotReport,
     #[error("a compound packet must carry an SDES CNAME (RFC 3550 6.1)")]
     NoCname,
+    #[error("APP data of {0} bytes is not a multiple of 32 bits (RFC 3550 6.7)")]
+    AppData(usize),
+    #[error("APP subtype {0} does not fit 5 bits")]
+    AppSubtype(u8),
+    #[error("a generic NACK needs at least one FCI entry (RFC 4585 6.2.1)")]
+    EmptyNack,
 }
 
 /// Appends packets to a buffer; [`Self::finish`] checks the RFC 3550 6.1
@@ -134,6 +142,31 @@ impl<'a> CompoundWriter<'a> {
             b[at] = r.len() as u8;
             b[at + 1..at + 1 + r.len()].copy_from_slice(r);
         }
+        Ok(())
+    }
+
+    /// An APP packet (RFC 3550 6.7).
+    pub fn app(&mut self, app: &App) -> Result<(), RtcpBuildError> {
+        if !app.data.len().is_multiple_of(4) {
+            return Err(RtcpBuildError::AppData(app.data.len()));
+        }
+        if usize::from(app.subtype) > MAX_COUNT {
+            return Err(RtcpBuildError::AppSubtype(app.subtype));
+        }
+        let b = self.packet(app.subtype, PT_APP, 8 + app.data.len())?;
+        b[0..4].copy_from_slice(&app.ssrc.to_be_bytes());
+        b[4..8].copy_from_slice(&app.name);
+        b[8..].copy_from_slice(&app.data);
+        Ok(())
+    }
+
+    /// A generic NACK (RFC 4585 6.2.1).
+    pub fn nack(&mut self, nack: &Nack) -> Result<(), RtcpBuildError> {
+        if nack.items.is_empty() {
+            return Err(RtcpBuildError::EmptyNack);
+        }
+        let b = self.packet(FMT_NACK, PT_RTPFB, nack.body_len())?;
+        nack.write_body(b);
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! RTCP packet types (RFC 3550 6.4-6.7) and the compound parser (6.1, A.2).
 
+use super::feedback::{FMT_NACK, Nack, PT_RTPFB};
 use super::ntp::NtpTime;
 use thiserror::Error;
 
@@ -91,7 +92,9 @@ pub enum RtcpPacket {
     SourceDescription(Vec<SdesChunk>),
     Bye(Bye),
     App(App),
-    /// A type this code does not interpret (e.g. RFC 4585 feedback).
+    /// Generic NACK (RFC 4585 6.2.1).
+    Nack(Nack),
+    /// A type this code does not interpret (e.g. other RFC 4585 feedback).
     Unknown {
         packet_type: u8,
         count: u8,
@@ -238,6 +241,7 @@ fn parse_one(pt: u8, count: u8, b: &[u8]) -> Option<RtcpPacket> {
                 data: b[8..].to_vec(),
             })
         }
+        PT_RTPFB if count == FMT_NACK => RtcpPacket::Nack(Nack::parse_body(b)?),
         _ => RtcpPacket::Unknown {
             packet_type: pt,
             count,

@@ -6,6 +6,18 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// A compound writer holding an empty RR from `ssrc`, for the packets
+/// that follow it.
+pub(super) fn writer_with_rr(buf: &mut [u8], ssrc: u32) -> CompoundWriter<'_> {
+    let mut w = CompoundWriter::new(buf);
+    w.receiver_report(&ReceiverReport {
+        ssrc,
+        reports: vec![],
+    })
+    .unwrap();
+    w
+}
+
 fn sr() -> SenderReport {
     SenderReport {
         ssrc: 0x1a2b3c4d,
@@ -219,11 +231,12 @@ fn padding_on_the_last_packet_is_removed() {
 #[test]
 fn unknown_and_app_packets_are_kept() {
     let mut b = valid();
-    // APP "SNSR" subtype 3 with 4 bytes of data, then an RTPFB (205).
+    // APP "SNSR" subtype 3 with 4 bytes of data, then an RTPFB (205) of a
+    // format other than generic NACK.
     b.extend_from_slice(&[
         0x83, 204, 0, 3, 0, 0, 0, 9, b'S', b'N', b'S', b'R', 1, 2, 3, 4,
     ]);
-    b.extend_from_slice(&[0x81, 205, 0, 1, 0xaa, 0xbb, 0xcc, 0xdd]);
+    b.extend_from_slice(&[0x83, 205, 0, 1, 0xaa, 0xbb, 0xcc, 0xdd]);
     let p = parse_compound(&b).unwrap();
     assert_eq!(
         p[2],
@@ -238,7 +251,7 @@ fn unknown_and_app_packets_are_kept() {
         p[3],
         RtcpPacket::Unknown {
             packet_type: 205,
-            count: 1,
+            count: 3,
             body: vec![0xaa, 0xbb, 0xcc, 0xdd]
         }
     );

@@ -252,6 +252,37 @@ fn parse_never_panics() {
     }
 }
 
+#[test]
+fn a_stamped_samples_packet_carries_its_instant_and_the_same_payload() {
+    let mut plain = RtpSender::with_start(0x1a2b3c4d, 0x1234, 0x0000_1000);
+    let mut stamped = plain.clone();
+    let mut a = [0u8; 128];
+    let mut b = [0u8; 128];
+    let values = [2150, 101_325, 2151, payload::MISSING];
+    let n = plain
+        .write_samples(&mut a, &desc(), 40, &values, false)
+        .unwrap();
+    let instant = SampleInstant {
+        first_ns: 1_767_225_600_900_000_000,
+        step_ns: 100_000_000,
+    };
+    let m = stamped
+        .write_samples_stamped(&mut b, &desc(), 40, &values, false, (3, instant))
+        .unwrap();
+    let (p, q) = (parse(&a[..n]).unwrap(), parse(&b[..m]).unwrap());
+    assert_eq!(m, n + 24, "4-byte extension header, 17 bytes, 3 of padding");
+    assert_eq!((q.sequence, q.timestamp), (p.sequence, p.timestamp));
+    assert_eq!(q.payload, p.payload);
+    assert_eq!(q.sample_instant(3).unwrap(), Some(instant));
+    assert_eq!(q.sample_instant(1).unwrap(), None);
+    assert_eq!(p.sample_instant(3).unwrap(), None);
+    assert_eq!(
+        stamped.octet_count(),
+        plain.octet_count(),
+        "payload octets only"
+    );
+}
+
 // ---- receiver ----
 
 fn pkt(seq: u16, ts: u32) -> RtpPacket<'static> {
@@ -263,6 +294,7 @@ fn pkt(seq: u16, ts: u32) -> RtpPacket<'static> {
         ssrc: 0xabc,
         csrc_count: 0,
         has_extension: false,
+        extension: None,
         payload: &[],
     }
 }

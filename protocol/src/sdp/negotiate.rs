@@ -9,6 +9,7 @@ use super::keying::{agreed_keys, answer_crypto, offer_crypto};
 use super::model::{Media, Sdp};
 use super::narrow::{check_answer, narrow_for_receiver, narrow_for_sender};
 use super::origin::LocalSdp;
+use super::recovery::{self, AgreedRecovery, RecoverySupport};
 use super::sdes::SrtpKeys;
 use super::stream::StreamDescription;
 use super::terms::{MEDIA, NegotiationError, PROTO, PROTO_SAVP, ReceivePolicy, Role};
@@ -56,14 +57,47 @@ pub fn offer(
     local: &LocalMedia,
     origin: &mut LocalSdp,
 ) -> Result<Sdp, NegotiationError> {
+    offer_with_recovery(desc, role, local, &RecoverySupport::default(), origin)
+}
+
+/// [`offer`] with the acknowledgement, repair and backfill lines this
+/// side supports (docs/protocol.md 11.1).
+pub fn offer_with_recovery(
+    desc: &StreamDescription,
+    role: Role,
+    local: &LocalMedia,
+    support: &RecoverySupport,
+    origin: &mut LocalSdp,
+) -> Result<Sdp, NegotiationError> {
     desc.validate()?;
     let direction = match role {
         Role::Sender => Direction::SendOnly,
         Role::Receiver => Direction::RecvOnly,
     };
     let crypto = offer_crypto(local.security)?;
-    let media = sensor_media(desc, local, direction, &crypto);
+    let mut media = sensor_media(desc, local, direction, &crypto);
+    let terms = recovery::offer_terms(desc, support);
+    recovery::write(
+        &mut media,
+        &terms,
+        desc.clock_rate,
+        local.ssrc,
+        local.cname.as_deref(),
+    );
     Ok(origin.stamp(vec![media]))
+}
+
+/// The offerer's view of what recovery an exchange agreed (docs/protocol.md
+/// 11.1), once [`apply_answer`] accepted the answer: nothing when either
+/// SDP lacks it.
+pub fn agreed_recovery(offer: &Sdp, answer: &Sdp, role: Role) -> AgreedRecovery {
+    let Ok((index, _)) = find_sensor(offer) else {
+        return AgreedRecovery::default();
+    };
+    match (offer.media.get(index), answer.media.get(index)) {
+        (Some(o), Some(a)) if a.port != 0 => recovery::agree(o, a, role),
+        _ => AgreedRecovery::default(),
+    }
 }
 
 /// The first `m=` section that carries a sensor format, with its index.
@@ -99,6 +133,19 @@ pub fn answer(
     local: &LocalMedia,
     origin: &mut LocalSdp,
 ) -> Result<(Sdp, Agreed), NegotiationError> {
+    answer_with_recovery(offer, policy, local, &RecoverySupport::default(), origin)
+        .map(|(sdp, agreed, _)| (sdp, agreed))
+}
+
+/// [`answer`] that also answers the offer's recovery lines with what
+/// `support` allows, and says what was agreed (docs/protocol.md 11.1).
+pub fn answer_with_recovery(
+    offer: &Sdp,
+    policy: &AnswerPolicy,
+    local: &LocalMedia,
+    support: &RecoverySupport,
+    origin: &mut LocalSdp,
+) -> Result<(Sdp, Agreed, AgreedRecovery), NegotiationError> {
     let (index, offered) = find_sensor(offer)?;
     let m = &offer.media[index];
     let offered_dir = Direction::of(offer, m);
@@ -129,10 +176,21 @@ pub fn answer(
         (Role::Sender, d) => return Err(NegotiationError::Direction(d.attribute(), "sending")),
     };
     let mut media = Vec::with_capacity(offer.media.len());
+    let mut recovered = AgreedRecovery::default();
     for (i, om) in offer.media.iter().enumerate() {
         if i == index {
             let crypto: Vec<_> = srtp.iter().map(|(ours, _)| ours.clone()).collect();
-            media.push(sensor_media(&agreed_desc, local, direction, &crypto));
+            let mut ours = sensor_media(&agreed_desc, local, direction, &crypto);
+            let terms = recovery::answer_terms(om, support);
+            recovery::write(
+                &mut ours,
+                &terms,
+                agreed_desc.clock_rate,
+                local.ssrc,
+                local.cname.as_deref(),
+            );
+            recovered = recovery::agree(&ours, om, role);
+            media.push(ours);
         } else {
             // RFC 3264 6: rejected streams keep their place, with port 0.
             media.push(Media::new(&om.media, 0, &om.proto, om.formats.clone()));
@@ -148,7 +206,7 @@ pub fn answer(
         remote_cname,
         srtp: srtp.map(|(_, keys)| keys),
     };
-    Ok((sdp, agreed))
+    Ok((sdp, agreed, recovered))
 }
 
 /// The offerer's side of the exchange: checks the answer against the offer

@@ -1,0 +1,182 @@
+//! The agent's side of backfill (docs/protocol.md 11.6, 11.7):
+//! [`BackfillPacer`] decides when the next backfill packet may go (never
+//! above the rate limit, never ahead of a live packet), and
+//! [`BackfillCursor`] keeps track of what to send next from the
+//! collector's committed-through marks, going back when they stall, and
+//! of the expired range to report until the collector has it.
+
+use super::rate::ByteRate;
+use super::rtx::MAX_KEPT_PACKET;
+use std::time::{Duration, Instant};
+
+/// Whether a backfill packet may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// Send it now (the rate budget is spent).
+    Now,
+    /// Not before this instant; wake then and ask again.
+    At(Instant),
+    /// A live packet is waiting: send it first, then ask again.
+    AfterLive,
+    /// Never at this rate (0, or a packet larger than one burst).
+    Never,
+}
+
+/// The backfill stream's rate limit: `max_rate` bytes per second (RTP
+/// headers included) with a burst of one packet, and live first.
+#[derive(Debug, Clone)]
+pub struct BackfillPacer {
+    rate: ByteRate,
+}
+
+impl BackfillPacer {
+    pub fn new(max_rate: u64, now: Instant) -> Self {
+        Self {
+            rate: ByteRate::new(max_rate, MAX_KEPT_PACKET as u64, now),
+        }
+    }
+
+    /// May the next backfill packet, `len` bytes, go at `now`?
+    /// `live_pending`: a live (or RTX) packet is ready to send; it always
+    /// goes first. On [`Pace::Now`] the packet's bytes are spent.
+    pub fn poll(&mut self, len: usize, live_pending: bool, now: Instant) -> Pace {
+        if live_pending {
+            return Pace::AfterLive;
+        }
+        match self.rate.ready_at(len, now) {
+            None => Pace::Never,
+            Some(at) if at > now => Pace::At(at),
+            Some(_) => {
+                self.rate.try_spend(len, now);
+                Pace::Now
+            }
+        }
+    }
+}
+
+/// What the backfill has to send and what the collector holds, in sample
+/// instants (integer ns, docs/protocol.md 11.2).
+#[derive(Debug, Clone)]
+pub struct BackfillCursor {
+    /// The collector's committed-through mark (0: nothing).
+    mark: u64,
+    /// Backfill covers instants after the mark and before this: the
+    /// first live instant of the session.
+    end: u64,
+    /// The newest instant handed to the backfill stream.
+    sent_through: u64,
+    mark_moved_at: Instant,
+    ack_timeout: Duration,
+    expired: Option<(u64, u64)>,
+    /// Sent everything the spool has before the live start.
+    exhausted: bool,
+}
+
+impl BackfillCursor {
+    /// At the start of a session: `mark` from the collector's SDP,
+    /// `live_start` the instant of the first live sample.
+    pub fn new(mark: u64, live_start: u64, ack_timeout: Duration, now: Instant) -> Self {
+        Self {
+            mark,
+            end: live_start,
+            sent_through: mark,
+            mark_moved_at: now,
+            ack_timeout,
+            expired: None,
+            exhausted: false,
+        }
+    }
+
+    pub fn mark(&self) -> u64 {
+        self.mark
+    }
+
+    /// The collector's mark, from an `SSBF` committed message. It only
+    /// moves forward within a session; spool space at or below it may be
+    /// released.
+    pub fn on_committed(&mut self, through: u64, now: Instant) {
+        if through > self.mark {
+            self.mark = through;
+            self.mark_moved_at = now;
+            self.sent_through = self.sent_through.max(through);
+        }
+        if self.expired.is_some_and(|(_, before)| self.mark >= before) {
+            self.expired = None;
+        }
+    }
+
+    /// The next backfill packet starts with the first spooled instant
+    /// strictly after this one and before [`Self::end`]; `None` when the
+    /// backfill has sent everything (it may still go back, see
+    /// [`Self::poll`]). Sending in instant order is what lets the
+    /// collector's mark advance with each packet.
+    pub fn next_after(&self) -> Option<u64> {
+        (self.sent_through.saturating_add(1) < self.end).then_some(self.sent_through)
+    }
+
+    /// Instants before this one are the backfill's; from it on, live.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// A backfill packet whose last instant is `last` went out.
+    pub fn on_sent(&mut self, last: u64) {
+        self.sent_through = self.sent_through.max(last.min(self.end.saturating_sub(1)));
+    }
+
+    /// The spool has nothing after [`Self::next_after`] and before the
+    /// end: from here on the agent reports the rest as unsampled.
+    pub fn on_spool_exhausted(&mut self) {
+        self.exhausted = true;
+    }
+
+    /// The range `(after, before)` to report as unsampled in every RTCP
+    /// compound (an `SSBF` subtype 2) once the spool is exhausted, until
+    /// the collector's mark reaches the live start: it closes the hole
+    /// between the last backfilled instant and the first live one.
+    pub fn unsampled(&self) -> Option<(u64, u64)> {
+        (self.exhausted && !self.is_done()).then_some((self.sent_through, self.end))
+    }
+
+    /// Whether the collector holds everything before the live start.
+    pub fn is_done(&self) -> bool {
+        self.mark.saturating_add(1) >= self.end
+    }
+
+    /// Goes back to the mark when it has not moved for the ack timeout
+    /// although more was sent: backfill packets were lost (docs/protocol.md
+    /// 11.7). Returns when to call again.
+    pub fn poll(&mut self, now: Instant) -> Option<Instant> {
+        if self.is_done() || self.sent_through <= self.mark {
+            return None;
+        }
+        let due = self.mark_moved_at + self.ack_timeout;
+        if now >= due {
+            self.sent_through = self.mark;
+            self.mark_moved_at = now;
+            self.exhausted = false;
+            return None;
+        }
+        Some(due)
+    }
+
+    /// The spool dropped samples the collector had not committed: it holds
+    /// nothing newer than the mark before `oldest` any more.
+    pub fn on_spool_dropped(&mut self, dropped_through: u64, oldest: u64) {
+        if dropped_through <= self.mark {
+            return;
+        }
+        let after = self.expired.map_or(self.mark, |(a, _)| a.min(self.mark));
+        self.expired = Some((after, oldest));
+        self.sent_through = self.sent_through.max(oldest.saturating_sub(1));
+    }
+
+    /// The expired range `(after, before)` to report in every RTCP
+    /// compound until the collector's mark reaches `before`.
+    pub fn expired(&self) -> Option<(u64, u64)> {
+        self.expired
+    }
+}
+
+#[cfg(test)]
+mod tests;

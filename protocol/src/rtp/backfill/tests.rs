@@ -1,0 +1,101 @@
+use super::*;
+use crate::test_clock::base;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[test]
+fn the_pacer_never_exceeds_its_rate_and_yields_to_live() {
+    let t0 = base();
+    let mut p = BackfillPacer::new(10_000, t0);
+    let mut sent = 0u64;
+    let mut now = t0;
+    let end = t0 + Duration::from_secs(10);
+    // A spool with endless 500-byte packets; a live packet every 100 ms.
+    while now < end {
+        let live = (now - t0).as_millis().is_multiple_of(100);
+        match p.poll(500, live, now) {
+            Pace::Now => {
+                sent += 500;
+                continue;
+            }
+            Pace::At(at) => {
+                assert!(at > now);
+                now = at.min(now + ms(1));
+            }
+            Pace::AfterLive => now += ms(1),
+            Pace::Never => panic!("the rate is not 0"),
+        }
+    }
+    assert!(sent <= 10_000 * 10 + MAX_KEPT_PACKET as u64, "{sent}");
+    assert!(sent >= 10_000 * 9, "and it does use its rate: {sent}");
+}
+
+#[test]
+fn the_pacer_says_when_and_never_sends_at_rate_zero() {
+    let t0 = base();
+    let mut p = BackfillPacer::new(1_000, t0);
+    // The burst is one packet of MAX_KEPT_PACKET bytes.
+    assert_eq!(p.poll(MAX_KEPT_PACKET, false, t0), Pace::Now);
+    assert_eq!(p.poll(1_000, true, t0), Pace::AfterLive);
+    assert_eq!(p.poll(500, false, t0), Pace::At(t0 + ms(500)));
+    assert_eq!(p.poll(500, false, t0 + ms(500)), Pace::Now);
+    assert_eq!(p.poll(MAX_KEPT_PACKET + 1, false, t0), Pace::Never);
+    let mut off = BackfillPacer::new(0, t0);
+    assert_eq!(off.poll(10, false, t0 + ms(10_000)), Pace::Never);
+}
+
+#[test]
+fn the_cursor_walks_from_the_mark_to_the_live_start_as_acks_come() {
+    let t0 = base();
+    let mut c = BackfillCursor::new(1_000, 2_000, ms(2_000), t0);
+    assert_eq!(c.next_after(), Some(1_000));
+    c.on_sent(1_400);
+    assert_eq!(c.next_after(), Some(1_400));
+    c.on_committed(1_200, t0 + ms(100));
+    assert_eq!(c.next_after(), Some(1_400), "acks behind what was sent");
+    assert_eq!(c.unsampled(), None);
+    c.on_sent(1_900);
+    c.on_spool_exhausted();
+    assert_eq!(c.unsampled(), Some((1_900, 2_000)), "closes the hole");
+    c.on_sent(5_000);
+    assert_eq!(c.next_after(), None, "sent up to the live start");
+    assert!(!c.is_done());
+    c.on_committed(2_100, t0 + ms(200));
+    assert!(c.is_done());
+    assert_eq!(c.unsampled(), None);
+    assert_eq!(c.poll(t0 + ms(10_000)), None);
+    c.on_committed(100, t0 + ms(300));
+    assert_eq!(c.mark(), 2_100, "a mark never goes back within a session");
+}
+
+#[test]
+fn a_stalled_mark_sends_the_cursor_back_to_it() {
+    let t0 = base();
+    let mut c = BackfillCursor::new(1_000, 2_000, ms(2_000), t0);
+    c.on_sent(1_500);
+    c.on_committed(1_100, t0 + ms(100));
+    assert_eq!(c.poll(t0 + ms(1_000)), Some(t0 + ms(2_100)));
+    assert_eq!(c.next_after(), Some(1_500));
+    // The packet after 1 100 was lost: no ack moves for 2 s.
+    assert_eq!(c.poll(t0 + ms(2_100)), None);
+    assert_eq!(c.next_after(), Some(1_100));
+}
+
+#[test]
+fn dropped_spool_data_is_reported_until_the_mark_passes_it() {
+    let t0 = base();
+    let mut c = BackfillCursor::new(1_000, 9_000, ms(2_000), t0);
+    c.on_spool_dropped(900, 950);
+    assert_eq!(c.expired(), None, "only what the collector lacked counts");
+    c.on_spool_dropped(3_000, 3_100);
+    assert_eq!(c.expired(), Some((1_000, 3_100)));
+    assert_eq!(c.next_after(), Some(3_099), "no point asking for less");
+    c.on_spool_dropped(4_000, 4_100);
+    assert_eq!(c.expired(), Some((1_000, 4_100)), "one growing range");
+    c.on_committed(1_000, t0 + ms(1));
+    assert!(c.expired().is_some());
+    c.on_committed(4_100, t0 + ms(2));
+    assert_eq!(c.expired(), None);
+}
