@@ -1,10 +1,11 @@
 //! SIP: `inspect_message`, `frame_message` and `encode_message`, over UDP,
-//! TCP and TLS. Beyond "never panics" it checks that an accepted message is a fixed
-//! point (encoding and inspecting it again gives the same message), that a
-//! rejection's response can itself be inspected, and that `rsip`'s typed
-//! parsers, which the transaction layer and dialogs call on accepted
-//! messages, do not panic on what `inspect` lets through. TLS carries the
-//! same stream as TCP (RFC 3261 18.3, 26.2): its verdict must be TCP's.
+//! TCP and TLS. Beyond "never panics" it checks that an accepted message
+//! is a fixed point (encoding and inspecting it again gives the same
+//! message), that a rejection's response can itself be inspected, and that
+//! `rsip`'s typed parsers, which the transaction layer and dialogs call on
+//! accepted messages, do not panic on what `inspect` lets through. TLS
+//! carries the same stream as TCP (RFC 3261 18.3, 26.2): its verdict must
+//! be TCP's.
 
 use rsip::prelude::*;
 use sipsensor_protocol::{
