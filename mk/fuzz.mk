@@ -9,8 +9,8 @@
 #   make fuzz FUZZ_TARGET=registrar FUZZ_RUNS=100000   # a quick look
 #   make fuzz-cmin FUZZ_TARGET=sip_uri                 # keep what it found
 # Targets: sip_inspect sdp_parse rtp_parse rtcp_parse payload_parse sip_uri
-# stream_framer sip_response registrar user_agent (fuzz/Cargo.toml,
-# docs/protocol-sip.md).
+# stream_framer sip_response registrar user_agent srtp_unprotect
+# (fuzz/Cargo.toml, docs/protocol-sip.md).
 #
 # How it is run here (docs/protocol-sip.md, "Fuzzing", has the counts):
 # - `-s none`: no AddressSanitizer. The protocol crate and the harnesses

@@ -158,18 +158,26 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
         .map(|i| i.as_str().to_string())
         .unwrap_or_else(|| format!("sip:collector@{host}"));
 
-    let mut ua_config = UaConfig::new(local.clone(), identity.clone());
-    ua_config.product = concat!("sipsensor-collector/", env!("CARGO_PKG_VERSION")).into();
-    ua_config.accept_register = sc.registrar;
-    ua_config.outbound_proxy = sc
+    let outbound_proxy = sc
         .outbound_proxy
         .as_ref()
         .or(sc.register.as_ref().map(|r| &r.registrar))
         .map(|u| u.as_str().to_string());
-    let ua_config_proxy_over_tls = ua_config
-        .outbound_proxy
-        .as_deref()
-        .is_some_and(core::over_tls);
+    let ua_config_proxy_over_tls = outbound_proxy.as_deref().is_some_and(core::over_tls);
+    // Behind a TLS proxy our Via and Contact name the TLS listener
+    // (RFC 5630 3.1.1): with the UDP ones the proxy sends requests inside
+    // a dialog (a sensor's BYE) back in clear, over UDP, to the port our
+    // TLS connection came from, where nothing listens.
+    let signalling = match tls_addr {
+        Some(tls) if ua_config_proxy_over_tls => {
+            LocalEndpoint::new(Transport::Tls, SocketAddr::new(advertise, tls.port()))
+        }
+        _ => local.clone(),
+    };
+    let mut ua_config = UaConfig::new(signalling.clone(), identity.clone());
+    ua_config.product = concat!("sipsensor-collector/", env!("CARGO_PKG_VERSION")).into();
+    ua_config.accept_register = sc.registrar;
+    ua_config.outbound_proxy = outbound_proxy;
     let own = match sc.digest_username() {
         Some(user) => {
             let pw = creds
@@ -249,13 +257,8 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
     }
 
     if let (Some(r), Some((user, pw))) = (&sc.register, own) {
-        let mut reg = RegistrationConfig::new(
-            r.registrar.as_str(),
-            r.aor.as_str(),
-            user,
-            pw,
-            local.clone(),
-        );
+        let mut reg =
+            RegistrationConfig::new(r.registrar.as_str(), r.aor.as_str(), user, pw, signalling);
         reg.expires = r.expires.get();
         reg.outbound_proxy = sc.outbound_proxy.as_ref().map(|u| u.as_str().to_string());
         reg.user_agent = Some(concat!("sipsensor-collector/", env!("CARGO_PKG_VERSION")).into());

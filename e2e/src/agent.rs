@@ -30,6 +30,10 @@ pub struct AgentSpec {
     /// `sip.transport: tcp` and `sip.listen: false`: no port open, called
     /// over its own connection to the registrar (RFC 5626).
     pub flow_only: bool,
+    /// `sip.transport: tls`, `sip.listen: false` and `sip.ca_file`: the
+    /// registrar must prove its name with a certificate from this CA;
+    /// calls come over that TLS flow (RFC 5626, RFC 5923).
+    pub tls_ca_file: Option<PathBuf>,
     pub expires_s: u32,
     /// `stream.rate` and `stream.samples_per_packet`.
     pub rate: u32,
@@ -52,6 +56,7 @@ impl AgentSpec {
             collector: None,
             callers: Vec::new(),
             flow_only: false,
+            tls_ca_file: None,
             expires_s: 600,
             rate: 20,
             spp: 2,
@@ -75,7 +80,12 @@ impl AgentSpec {
         if let Some(c) = &self.collector {
             sip.push_str(&format!("  collector: '{c}'\n"));
         }
-        if self.flow_only {
+        if let Some(ca_file) = &self.tls_ca_file {
+            sip.push_str(&format!(
+                "  transport: tls\n  listen: false\n  ca_file: '{}'\n",
+                ca_file.display()
+            ));
+        } else if self.flow_only {
             sip.push_str("  transport: tcp\n  listen: false\n");
         } else {
             sip.push_str("  transport: udp\n");

@@ -36,7 +36,8 @@ fn num<T: std::str::FromStr>(field: &str) -> Option<T> {
     f.parse().ok()
 }
 
-fn hex_bytes(field: &str) -> Option<Vec<u8>> {
+/// A tshark bytes field (`0a:1b...` or `0a1b...`) as bytes.
+pub fn hex_bytes(field: &str) -> Option<Vec<u8>> {
     let clean: String = field.chars().filter(|c| c.is_ascii_hexdigit()).collect();
     (0..clean.len())
         .step_by(2)

@@ -33,6 +33,18 @@ pub struct CollectorSpec {
     /// Run the embedded registrar (without `kamailio`): off behind a
     /// dispatcher, where Kamailio is the registrar.
     pub embedded_registrar: bool,
+    /// `sip.tls`; with `kamailio` (then its TLS address), the registration
+    /// and the calls go to Kamailio over TLS (`;transport=tls`).
+    pub tls: Option<CollectorTls>,
+}
+
+/// The PEM files of `sip.tls`.
+#[derive(Debug, Clone)]
+pub struct CollectorTls {
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+    /// The CA that Kamailio's certificate must chain to.
+    pub ca_file: PathBuf,
 }
 
 impl CollectorSpec {
@@ -46,6 +58,7 @@ impl CollectorSpec {
             advertise: None,
             rtp_port: None,
             embedded_registrar: true,
+            tls: None,
         }
     }
 
@@ -160,10 +173,24 @@ impl Collector {
         if let Some(ip) = self.spec.advertise {
             sip.push_str(&format!("  advertise: {ip}\n"));
         }
-        if let Some(k) = self.spec.kamailio {
+        if let Some(tls) = &self.spec.tls {
             sip.push_str(&format!(
-                "  registrar: false\n  outbound_proxy: 'sip:{k}'\n  register:\n\
-                 \x20   registrar: 'sip:{k}'\n    aor: '{}'\n    username: {}\n    expires: 600\n",
+                "  tls:\n    bind: 127.0.0.1:0\n    certificate: '{}'\n    private_key: '{}'\n\
+                 \x20   ca_file: '{}'\n",
+                tls.certificate.display(),
+                tls.private_key.display(),
+                tls.ca_file.display()
+            ));
+        }
+        if let Some(k) = self.spec.kamailio {
+            let params = if self.spec.tls.is_some() {
+                ";transport=tls"
+            } else {
+                ""
+            };
+            sip.push_str(&format!(
+                "  registrar: false\n  outbound_proxy: 'sip:{k}{params}'\n  register:\n\
+                 \x20   registrar: 'sip:{k}{params}'\n    aor: '{}'\n    username: {}\n    expires: 600\n",
                 self.spec.identity,
                 self.spec.user()
             ));

@@ -13,15 +13,18 @@
 //! - [`capture`]: what the agent sent, read from the tshark capture.
 //! - [`site`]: Kamailio, a collector and an agent, captured: the set-up
 //!   most scenarios share.
+//! - [`pki`]: a throw-away site CA and the certificates of Kamailio and
+//!   the collector, for the scenarios over TLS.
 
 pub mod agent;
 pub mod capture;
 pub mod collector;
+pub mod pki;
 pub mod site;
 pub mod wave;
 
 pub use agent::{Agent, AgentSpec};
-pub use collector::{Collector, CollectorSpec, Gap, StoredSample};
+pub use collector::{Collector, CollectorSpec, CollectorTls, Gap, StoredSample};
 pub use site::Site;
 
 use std::time::{Duration, Instant};

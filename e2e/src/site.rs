@@ -11,6 +11,19 @@ use std::time::{Duration, Instant};
 pub const SENSOR_PASSWORD: &str = "s3nsor-pw";
 pub const COLLECTOR_PASSWORD: &str = "c0llector-pw";
 
+/// `sipsensor-collector call AOR` arguments: 20 Hz, two samples a
+/// packet, the simulated sensor's wave channel.
+pub const CALL_WAVE_AT_20_HZ: [&str; 8] = [
+    "--clock",
+    "20",
+    "--rate",
+    "20",
+    "--spp",
+    "2",
+    "--channel",
+    "sim.wave:V:-3",
+];
+
 #[derive(Debug)]
 pub struct Site {
     pub kamailio: Kamailio,
@@ -78,18 +91,10 @@ impl Site {
     /// `sipsensor-collector call` the sensor at 20 Hz, two samples a
     /// packet, its wave channel: whether it worked and what it said.
     pub fn call_sensor(&self) -> (bool, String) {
-        self.collector.control(&[
-            "call",
-            &self.aor(),
-            "--clock",
-            "20",
-            "--rate",
-            "20",
-            "--spp",
-            "2",
-            "--channel",
-            "sim.wave:V:-3",
-        ])
+        let aor = self.aor();
+        let mut args = vec!["call", aor.as_str()];
+        args.extend(CALL_WAVE_AT_20_HZ);
+        self.collector.control(&args)
     }
 
     /// Stop the agent (BYE), wait until at least `min` of its samples are

@@ -1,9 +1,11 @@
-//! SIP: `inspect_message`, `frame_message` and `encode_message`, over UDP and
-//! TCP. Beyond "never panics" it checks that an accepted message is a fixed
-//! point (encoding and inspecting it again gives the same message), that a
-//! rejection's response can itself be inspected, and that `rsip`'s typed
-//! parsers, which the transaction layer and dialogs call on accepted
-//! messages, do not panic on what `inspect` lets through.
+//! SIP: `inspect_message`, `frame_message` and `encode_message`, over UDP,
+//! TCP and TLS. Beyond "never panics" it checks that an accepted message
+//! is a fixed point (encoding and inspecting it again gives the same
+//! message), that a rejection's response can itself be inspected, and that
+//! `rsip`'s typed parsers, which the transaction layer and dialogs call on
+//! accepted messages, do not panic on what `inspect` lets through. TLS
+//! carries the same stream as TCP (RFC 3261 18.3, 26.2): its verdict must
+//! be TCP's.
 
 use rsip::prelude::*;
 use sipsensor_protocol::{
@@ -35,6 +37,12 @@ pub fn run(data: &[u8]) {
                 let _ = inspect_message(&wire, &config, &mut IdGenerator::seeded(1));
             }
             InboundMessage::Discard(_) => {}
+        }
+        if transport == Transport::Tcp {
+            let mut tls = InspectConfig::new(Transport::Tls);
+            tls.allow.push(rsip::Method::Register);
+            let over_tls = inspect_message(data, &tls, &mut IdGenerator::seeded(1));
+            assert_eq!(over_tls, got, "TLS is judged as TCP");
         }
     }
     match frame_message(data, MAX_STREAM_MESSAGE) {

@@ -5,8 +5,9 @@
 //! timers run out at the end.
 //!
 //! Input: a flags byte, then messages separated by `\0\0`. Flags: bit 0
-//! TCP instead of UDP, bit 1 place a call first (so responses have a
-//! transaction to match), bit 2 hand REGISTER to the TU. In a message,
+//! TCP instead of UDP (with bit 3 also set, TLS: `sips:` URIs are served
+//! only there, RFC 3261 26.2.2), bit 1 place a call first (so responses
+//! have a transaction to match), bit 2 hand REGISTER to the TU. In a message,
 //! `%B`, `%C`, `%T` and `%S` stand for the branch, Call-ID, From tag and
 //! CSeq number of the last request we sent, and `%R` for the To tag of our
 //! last response, so that the fuzzer can answer them and stay in a dialog.
@@ -25,22 +26,27 @@ pub fn run(data: &[u8]) {
     let Some((&flags, rest)) = data.split_first() else {
         return;
     };
-    let transport = if flags & 1 == 0 {
-        Transport::Udp
-    } else {
-        Transport::Tcp
+    let transport = match (flags & 1 != 0, flags & 8 != 0) {
+        (false, _) => Transport::Udp,
+        (true, false) => Transport::Tcp,
+        (true, true) => Transport::Tls,
     };
-    let local = LocalEndpoint::new(transport, addr([192, 0, 2, 9], 5060));
+    let port = transport.default_port();
+    let local = LocalEndpoint::new(transport, addr([192, 0, 2, 9], port));
     let mut config = UaConfig::new(local, "sip:collector@example.net");
     config.accept_register = flags & 4 != 0;
     let Ok(mut ua) = UserAgent::new(config, IdGenerator::seeded(7), Box::new(LiteralsOnly)) else {
         panic!("the harness's user agent");
     };
-    let peer = Target::new(transport, addr([192, 0, 2, 10], 5060));
+    let peer = Target::new(transport, addr([192, 0, 2, 10], port));
     let t0 = Instant::now();
     let mut last_sent = Sent::default();
     if flags & 2 != 0 {
-        let _ = ua.call("sip:sensor@192.0.2.10:5060", SDP.to_vec(), t0);
+        let to = match transport {
+            Transport::Tls => "sips:sensor@192.0.2.10:5061",
+            _ => "sip:sensor@192.0.2.10:5060",
+        };
+        let _ = ua.call(to, SDP.to_vec(), t0);
         drain(&mut ua, t0, &mut last_sent);
     }
     for (i, message) in split(rest).take(MAX_MESSAGES).enumerate() {
