@@ -175,6 +175,11 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
         _ => local.clone(),
     };
     let mut ua_config = UaConfig::new(signalling.clone(), identity.clone());
+    // A sensor's INVITE over TLS gets a Contact on the TLS listener, and so
+    // does our INVITE to a sensor's `sips:` contact (RFC 5630 3.1.1).
+    ua_config.tls_local = tls_addr
+        .filter(|_| signalling.transport != Transport::Tls)
+        .map(|tls| LocalEndpoint::new(Transport::Tls, SocketAddr::new(advertise, tls.port())));
     ua_config.product = concat!("sipsensor-collector/", env!("CARGO_PKG_VERSION")).into();
     ua_config.accept_register = sc.registrar;
     ua_config.outbound_proxy = outbound_proxy;

@@ -40,7 +40,7 @@ use super::transaction::{
     ClientId, Output as TxOutput, ServerId, TransactionEvent, TransactionLayer,
 };
 use super::transport::stamp_received;
-use super::{LocalEndpoint, Target, ipv6};
+use super::{LocalEndpoint, Target, Transport, ipv6};
 use crate::ids::IdGenerator;
 
 /// The methods this user agent understands (RFC 3261 20.5 Allow).
@@ -76,6 +76,12 @@ pub struct UaConfig {
     /// travel in clear over UDP, so matching them proves nothing about
     /// who sent the request.
     pub screen_in_dialog: bool,
+    /// Our TLS listener, when `local` is another transport: the Contact
+    /// of a request or 2xx that travels over TLS names it (RFC 3261
+    /// 12.1.1, RFC 5630 3.1.1), so that the peer's requests inside the
+    /// dialog (ACK, BYE) come back over TLS and not in clear to a UDP
+    /// port a TLS-only peer cannot reach.
+    pub tls_local: Option<LocalEndpoint>,
 }
 
 /// The default [`UaConfig::max_transactions`]: a collector setting up
@@ -97,6 +103,18 @@ impl UaConfig {
             credentials: None,
             max_transactions: DEFAULT_MAX_TRANSACTIONS,
             screen_in_dialog: false,
+            tls_local: None,
+        }
+    }
+}
+
+impl UaConfig {
+    /// The Contact URI for a message that travels over `transport`: the
+    /// TLS listener for TLS when there is one, else `local`.
+    pub fn contact_for(&self, transport: Transport) -> String {
+        match &self.tls_local {
+            Some(tls) if transport == Transport::Tls => tls.contact_uri(None),
+            _ => self.local.contact_uri(None),
         }
     }
 }

@@ -232,11 +232,11 @@ impl UserAgent {
             .and_then(|s| s.server_tx)
             .ok_or(UaError::UnknownRequest)?;
         let dialog = Dialog::from_uas(&invite, &tag, &mut self.ids)?;
-        let ok = self.answer_2xx(&invite, &tag, answer);
         let target = self
             .layer
             .server_target(server_tx)
             .ok_or(UaError::UnknownRequest)?;
+        let ok = self.answer_2xx(&invite, &tag, answer, target.transport);
         self.layer.respond(server_tx, ok.clone(), now)?;
         self.by_dialog.insert(dialog.id.clone(), session);
         let t1 = self.config.timers.t1;
@@ -313,11 +313,11 @@ impl UserAgent {
             .unwrap_or_default();
         match answer {
             Ok(sdp) => {
-                let ok = self.answer_2xx(&request, &tag, sdp);
                 let target = self
                     .layer
                     .server_target(id)
                     .ok_or(UaError::UnknownRequest)?;
+                let ok = self.answer_2xx(&request, &tag, sdp, target.transport);
                 self.layer.respond(id, ok.clone(), now)?;
                 let t1 = self.config.timers.t1;
                 let give_up = now + self.config.timers.transaction_timeout();
@@ -341,7 +341,13 @@ impl UserAgent {
         Ok(())
     }
 
-    fn answer_2xx(&self, invite: &Request, tag: &str, answer: Vec<u8>) -> Response {
+    fn answer_2xx(
+        &self,
+        invite: &Request,
+        tag: &str,
+        answer: Vec<u8>,
+        transport: Transport,
+    ) -> Response {
         let mut ok = self.response(invite, StatusCode::OK, Some(tag));
         // 12.1.1: a dialog-creating 2xx copies Record-Route and carries our
         // Contact.
@@ -353,7 +359,7 @@ impl UserAgent {
         ok.headers
             .push(Header::Contact(rsip::headers::Contact::new(format!(
                 "<{}>",
-                self.config.local.contact_uri(None)
+                self.config.contact_for(transport)
             ))));
         set_body(&mut ok.headers, &mut ok.body, SDP, answer);
         ok

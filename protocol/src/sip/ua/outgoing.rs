@@ -235,9 +235,21 @@ impl UserAgent {
                     .trim_end_matches(";lr")
             ))));
         }
+        // A request to a `sips:` or `transport=tls` URI travels over TLS
+        // (RFC 3263 4.1): our Contact then names the TLS listener.
+        let over_tls = to.scheme == Some(rsip::Scheme::Sips)
+            || to
+                .params
+                .iter()
+                .any(|p| matches!(p, rsip::Param::Transport(t) if *t == rsip::Transport::Tls));
+        let transport = if over_tls {
+            Transport::Tls
+        } else {
+            self.config.local.transport
+        };
         headers.push(Header::Contact(rsip::headers::Contact::new(format!(
             "<{}>",
-            self.config.local.contact_uri(None)
+            self.config.contact_for(transport)
         ))));
         if method == Method::Options {
             headers.push(Header::Accept(rsip::headers::Accept::new(SDP)));

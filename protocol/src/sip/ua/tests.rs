@@ -785,5 +785,6 @@ mod registering {
     }
 }
 
+mod contact;
 mod guard;
 mod screening;
