@@ -178,6 +178,9 @@ impl SimSensor {
         let net = NetConfig {
             udp: (!secure).then_some(SocketAddr::new(config.sip_ip, 0)),
             tls,
+            // No keep-alives here (RFC 5626 4.4.1): a connection set up
+            // first must outlive the set-up of thousands of others.
+            tcp_idle_timeout: Duration::from_secs(3600),
             // Thousands of sockets: keep each receive buffer small.
             max_message_size: 8192,
             channel_capacity: 16,
