@@ -7,7 +7,10 @@
 # (30), SIPSENSOR_BENCH_BACKENDS ("sqlite postgres"), SIPSENSOR_PG_BINDIR,
 # SIPSENSOR_BENCH_RCVBUF (the collector's media.receive_buffer_bytes; its
 # default when unset), SIPSENSOR_BENCH_PIN (1), SIPSENSOR_BENCH_KEEP (0; 1 keeps
-# the logs, the collector's and PostgreSQL's, and says where).
+# the logs, the collector's and PostgreSQL's, and says where),
+# SIPSENSOR_BENCH_SRTP (0: SIP over UDP and plain RTP; 1: SIP over TLS and
+# SRTP, each sensor on its own TLS connection as boards are, under a
+# throw-away CA; both: plain then SRTP for each N, back to back).
 # Every process started here is stopped by its PID on exit.
 set -euo pipefail
 
@@ -18,6 +21,12 @@ seconds=${SIPSENSOR_BENCH_SECONDS:-30}
 backends=${SIPSENSOR_BENCH_BACKENDS:-"sqlite postgres"}
 pg_bin=${SIPSENSOR_PG_BINDIR:-/usr/lib/postgresql/15/bin}
 rcvbuf=${SIPSENSOR_BENCH_RCVBUF:-}
+case ${SIPSENSOR_BENCH_SRTP:-0} in
+    0) medias="plain" ;;
+    1) medias="srtp" ;;
+    both) medias="plain srtp" ;;
+    *) echo "SIPSENSOR_BENCH_SRTP must be 0, 1 or both" >&2; exit 2 ;;
+esac
 # The collector on CPU 0 and the load generator on the others, so the
 # collector's figure is its own and "under one core" holds by construction
 # (SIPSENSOR_BENCH_PIN=0: no pinning). The kernel's loopback delivery runs
@@ -55,6 +64,9 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
+case $medias in
+    *srtp*) "$bin/sipsensor-loadgen" pki --dir "$work" ;;
+esac
 
 start_pg() {
     if [ ! -x "$pg_bin/initdb" ]; then
@@ -103,7 +115,9 @@ for backend in $backends; do
     if [ "$backend" = postgres ] && [ -z "$pg_data" ]; then
         start_pg || continue
     fi
-    for n in $sensors; do
+    for n in $sensors; do for media in $medias; do
+        label=$backend
+        [ "$media" = srtp ] && label="$backend, SRTP"
         "$bin/sipsensor-loadgen" credentials -n "$n" > "$work/credentials.yaml"
         chmod 600 "$work/credentials.yaml"
         case $backend in
@@ -112,6 +126,24 @@ for backend in $backends; do
                 as_pg "$pg_bin/psql" -q -h "$work/pg" -U postgres -c "CREATE DATABASE bench_$n" >/dev/null
                 url="postgresql:///bench_$n?user=postgres&host=$work/pg&port=5432" ;;
         esac
+        # The registrar takes at most 1,000 AORs from one address unless it
+        # trusts it (RFC 3261 21.5.4 503), and every sensor here is on
+        # 127.0.0.1, TLS ones unavoidably (a connect-only client leaves
+        # from where the kernel says): past 1,000, trusted, so without
+        # digest, for plain and SRTP alike.
+        trusted="[]"
+        [ "$n" -gt 1000 ] && trusted="[127.0.0.1/32]"
+        sip_tls="" tls_args=()
+        if [ "$media" = srtp ]; then
+            # A TLS connection per sensor, all from 127.0.0.1: the caps
+            # raised past N, and no idle close while thousands set up.
+            sip_tls="  tls:
+    bind: 127.0.0.1:0
+    certificate: $work/collector.crt
+    private_key: $work/collector.key
+  connections: {max_open: $((n + 1024)), max_per_source: $((n + 64)), idle_timeout_secs: 3600}"
+            tls_args=(--tls-ca "$work/demo-ca.pem")
+        fi
         cat > "$work/collector.yaml" <<YAML
 storage:
   url: "$url"
@@ -122,16 +154,22 @@ sip:
   domain: example.net
   credentials_file: $work/credentials.yaml
   control_socket: $work/control.sock
+  trusted_peers: $trusted
+$sip_tls
 media:
   rtp_bind: 127.0.0.1:0
 YAML
         [ -n "$rcvbuf" ] && echo "  receive_buffer_bytes: $rcvbuf" >> "$work/collector.yaml"
-        log=$work/collector-$backend-$n.log
+        log=$work/collector-$backend-$media-$n.log
+        lglog=$work/loadgen-$backend-$media-$n.log
         RUST_LOG=info,sipsensor_collector::sip::tu=warn \
             $pin_collector "$bin/sipsensor-collector" run --config "$work/collector.yaml" 2> "$log" &
         collector_pid=$!
         sip=$(await_line "$log" "advertised [0-9.]+:[0-9]+" | sed -E 's/.*advertised ([0-9.]+:[0-9]+).*/\1/')
         http=$(await_line "$log" "on http://" | sed -E 's#.*on http://([0-9.]+:[0-9]+)/.*#\1#')
+        if [ "$media" = srtp ]; then
+            sip=$(await_line "$log" "TLS on [0-9.]+:[0-9]+" | sed -E 's/.*TLS on ([0-9.]+:[0-9]+).*/\1/')
+        fi
         per=1 pumps=1
         [ "$n" -gt 2000 ] && per=4 pumps=2
         pg_cpu_before=0
@@ -139,10 +177,10 @@ YAML
         started=$SECONDS
         $pin_loadgen "$bin/sipsensor-loadgen" run --collector "$sip" --metrics "$http" -n "$n" \
             --seconds "$seconds" --collector-pid "$collector_pid" --per-rtp-socket "$per" --pumps "$pumps" \
-            --row "$backend" 2> "$work/loadgen-$backend-$n.log" \
-            || { echo "| $backend | $n | load generator failed |"; tail -5 "$work/loadgen-$backend-$n.log" >&2; }
+            "${tls_args[@]}" --row "$label" 2> "$lglog" \
+            || { echo "| $label | $n | load generator failed |"; tail -5 "$lglog" >&2; }
         # The load generator's own caveats (it fell behind, it could not send).
-        grep '^  (' "$work/loadgen-$backend-$n.log" >&2 || true
+        grep '^  (' "$lglog" >&2 || true
         if [ "$backend" = postgres ]; then
             echo "  (postgres, $n streams: the PostgreSQL server used $(( $(pg_cpu) - pg_cpu_before )) CPU-seconds in the $(( SECONDS - started )) s run)" >&2
         fi
@@ -150,7 +188,7 @@ YAML
         wait "$collector_pid" || true
         collector_pid=""
         if grep -q "rows dropped\|storage is behind" "$log"; then
-            echo "  ($backend, $n streams: $(grep -c 'rows dropped\|storage is behind' "$log") storage-overload messages in the collector log)" >&2
+            echo "  ($label, $n streams: $(grep -c 'rows dropped\|storage is behind' "$log") storage-overload messages in the collector log)" >&2
         fi
         # The next run starts on a quiet machine: this run's database gone
         # and its dirty pages written out, not flushed under the next one.
@@ -161,5 +199,5 @@ YAML
         esac
         sync
         sleep 3
-    done
+    done; done
 done

@@ -9,6 +9,7 @@
 //! (duplicates, losses, foreign sources).
 
 pub mod load;
+pub mod pki;
 pub mod pump;
 pub mod sensor;
 pub mod sockets;

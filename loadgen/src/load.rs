@@ -4,6 +4,7 @@
 use crate::pump::MediaPump;
 use crate::sensor::{SensorConfig, SensorError, SimSensor, standard_stream};
 use crate::sockets::RtpSockets;
+use sipsensor_runtime::sip_transport::TlsConfig;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -37,6 +38,9 @@ pub struct LoadOptions {
     pub metrics: Option<SocketAddr>,
     /// Threads sending RTP (streams are spread over them).
     pub pumps: usize,
+    /// SIP over TLS to `collector` (a TLS address then) and SRTP, each
+    /// sensor on its own connection, as boards are; `None`: UDP and RTP.
+    pub tls: Option<TlsConfig>,
 }
 
 /// The figures of one run.
@@ -71,6 +75,10 @@ pub struct LoadReport {
     pub pump_max_late_ms: f64,
     /// Packets the kernel refused to send (counted as sent).
     pub send_errors: u64,
+    /// Whether the streams were SRTP (signalled over TLS).
+    pub srtp: bool,
+    /// Packets the collector refused as SRTP (its metrics), if known.
+    pub srtp_rejected: Option<u64>,
 }
 
 /// 12345 as "12,345".
@@ -103,7 +111,7 @@ impl LoadReport {
                 thousands(self.sensors as u64)
             )
         };
-        let lost = if self.missing_reports > 0 {
+        let mut lost = if self.missing_reports > 0 {
             format!(
                 "{} ({} reports missing)",
                 self.packets_lost, self.missing_reports
@@ -111,6 +119,9 @@ impl LoadReport {
         } else {
             self.packets_lost.to_string()
         };
+        if let Some(n) = self.srtp_rejected.filter(|n| *n > 0) {
+            lost.push_str(&format!(" ({n} refused as SRTP)"));
+        }
         format!(
             "| {store} | {streams} | {:.0} | {} | {lost} | {stored} / {} | {} | {} MB ({} MB) | {} | {} |",
             self.sessions_per_s,
@@ -162,6 +173,8 @@ impl LoadReport {
             "loadgen_cpu_percent": self.loadgen_cpu_percent,
             "window_s": self.window_s,
             "load_average": self.load_average,
+            "srtp": self.srtp,
+            "srtp_rejected": self.srtp_rejected,
         })
     }
 }
@@ -183,16 +196,37 @@ pub fn vm_mb(pid: &str, key: &str) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// GET /metrics over plain HTTP/1.0 and the value of a sample line.
-pub fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
+/// GET /metrics over plain HTTP/1.0: the response.
+fn metrics_text(addr: SocketAddr) -> Option<String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
-    text.lines()
+    Some(text)
+}
+
+/// GET /metrics over plain HTTP/1.0 and the value of a sample line.
+pub fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
+    metrics_text(addr)?
+        .lines()
         .find_map(|l| l.strip_prefix(name).filter(|v| v.starts_with(' ')))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// The sum of a metric over all its label sets; 0 when it has none (the
+/// collector leaves out a family before its first count). `None` when
+/// /metrics cannot be read.
+pub fn metric_sum(addr: SocketAddr, name: &str) -> Option<f64> {
+    Some(sum_of(&metrics_text(addr)?, name))
+}
+
+fn sum_of(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name))
+        .filter(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        .filter_map(|rest| rest.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// The credentials file for `n` sensors (collector's format).
@@ -233,6 +267,12 @@ pub async fn run(o: LoadOptions) -> Result<LoadReport, LoadError> {
     };
     let pool = RtpSockets::new(ips.clone(), o.per_rtp_socket);
     let mut sensors = Vec::with_capacity(o.sensors);
+    // RFC 3263 4.1: the transport parameter picks TLS at the address.
+    let uri_params = if o.tls.is_some() {
+        ";transport=tls"
+    } else {
+        ""
+    };
     for i in 0..o.sensors {
         let rtp = pool.take().map_err(LoadError::RtpSocket)?;
         let cfg = SensorConfig {
@@ -240,20 +280,24 @@ pub async fn run(o: LoadOptions) -> Result<LoadReport, LoadError> {
             username: format!("{}{i:05}", o.prefix),
             password: format!("{}{i:05}", o.password_prefix),
             sip_ip: ips[i % ips.len()],
-            registrar: Some(format!("sip:{}", o.collector)),
-            collector: Some(format!("sip:collector@{}", o.collector)),
+            registrar: Some(format!("sip:{}{uri_params}", o.collector)),
+            collector: Some(format!("sip:collector@{}{uri_params}", o.collector)),
             expires: 3600,
             capabilities: standard_stream(o.channels, o.rate_hz, o.samples_per_packet),
             seed: i as u64,
         };
-        let s = SimSensor::start(cfg, rtp, pumps[i % pumps.len()].clone())
-            .await
-            .map_err(|source| LoadError::Sensor { index: i, source })?;
+        let pump = pumps[i % pumps.len()].clone();
+        let started = match &o.tls {
+            Some(tls) => SimSensor::start_over_tls(cfg, tls.clone(), rtp, pump).await,
+            None => SimSensor::start(cfg, rtp, pump).await,
+        };
+        let s = started.map_err(|source| LoadError::Sensor { index: i, source })?;
         sensors.push(Arc::new(s));
     }
     eprintln!("{} sensors started", sensors.len());
     let mut report = LoadReport {
         sensors: o.sensors,
+        srtp: o.tls.is_some(),
         ..LoadReport::default()
     };
 
@@ -387,6 +431,8 @@ pub async fn run(o: LoadOptions) -> Result<LoadReport, LoadError> {
             let stored = metric(m, "sipsensor_collector_samples_stored_total");
             if (pending == 0.0 && stored.is_some() && stored == last) || Instant::now() > deadline {
                 report.samples_stored = stored.map(|v| v as u64);
+                report.srtp_rejected =
+                    metric_sum(m, "sipsensor_collector_srtp_rejected_total").map(|v| v as u64);
                 break;
             }
             last = stored;
@@ -415,5 +461,17 @@ mod tests {
         assert_eq!(thousands(999), "999");
         let y = credentials_yaml(2, "s-", "p-");
         assert_eq!(y, "users:\n  s-00000: p-00000\n  s-00001: p-00001\n");
+    }
+
+    #[test]
+    fn a_labelled_metric_is_summed_over_its_label_sets_and_only_its_own() {
+        let text = "# TYPE x counter\n\
+                    x_total{reason=\"replay\"} 3\n\
+                    x_total{reason=\"authentication\"} 4\n\
+                    x_total_other 100\n\
+                    y_total 9\n";
+        assert_eq!(sum_of(text, "x_total"), 7.0);
+        assert_eq!(sum_of(text, "y_total"), 9.0);
+        assert_eq!(sum_of(text, "z_total"), 0.0);
     }
 }

@@ -3,7 +3,8 @@
 
 use crate::waveform;
 use sipsensor_protocol::{
-    CompoundWriter, IdGenerator, NtpTime, RtcpConfig, RtcpScheduler, RtpSender, StreamDescription,
+    CompoundWriter, IdGenerator, NtpTime, RtcpConfig, RtcpScheduler, RtpSender, SrtpContext,
+    SrtpKeys, StreamDescription,
 };
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -81,11 +82,14 @@ pub struct PumpStream {
     pub cname: String,
     pub seed: u64,
     pub counters: Arc<StreamCounters>,
+    /// The keys agreed in SDES (RFC 4568): RTP and RTCP leave protected
+    /// with `send` (RFC 3711); `None` sends plain RTP.
+    pub srtp: Option<SrtpKeys>,
 }
 
 enum Cmd {
     Start(u64, Box<PumpStream>),
-    Update(u64, StreamDescription),
+    Update(u64, StreamDescription, Option<SrtpKeys>),
     Fault(u64, Fault),
     Stop(u64, Option<tokio::sync::oneshot::Sender<()>>),
     Quit,
@@ -108,6 +112,8 @@ struct Live {
     rtcp: RtcpScheduler,
     generation: u64,
     foreign: RtpSender,
+    /// This stream's SRTP sender (both RTP and SRTCP), when it has keys.
+    seal: Option<SrtpContext>,
 }
 
 impl Live {
@@ -154,9 +160,11 @@ impl MediaPump {
         let _ = self.tx.send(Cmd::Start(id, Box::new(stream)));
     }
 
-    /// A new description (re-INVITE): samples continue on the same clock.
-    pub fn update(&self, id: u64, desc: StreamDescription) {
-        let _ = self.tx.send(Cmd::Update(id, desc));
+    /// A new description (re-INVITE): samples continue on the same clock,
+    /// under the keys of the new exchange (RFC 4568 7.1.4: the exchange of a
+    /// re-INVITE may bring new keys).
+    pub fn update(&self, id: u64, desc: StreamDescription, srtp: Option<SrtpKeys>) {
+        let _ = self.tx.send(Cmd::Update(id, desc, srtp));
     }
 
     pub fn fault(&self, id: u64, fault: Fault) {
@@ -189,7 +197,10 @@ fn run(rx: mpsc::Receiver<Cmd>, max_late_us: &AtomicU64) {
     let mut live: HashMap<u64, Live> = HashMap::new();
     let mut heap: BinaryHeap<Reverse<(Instant, u64, Kind, u64)>> = BinaryHeap::new();
     let mut ids = IdGenerator::from_entropy();
-    let mut buf = [0u8; 1500];
+    let mut buf = Buffers {
+        plain: [0u8; 1500],
+        sealed: Vec::with_capacity(1600),
+    };
     loop {
         let wait = heap
             .peek()
@@ -244,15 +255,61 @@ fn run(rx: mpsc::Receiver<Cmd>, max_late_us: &AtomicU64) {
     }
 }
 
+/// The pump's packet buffers, reused for every packet: a load generator
+/// that allocates per packet measures its allocator, not the collector.
+struct Buffers {
+    plain: [u8; 1500],
+    /// Room for a packet and the SRTP/SRTCP overhead (RFC 3711 3.1, 3.4).
+    sealed: Vec<u8>,
+}
+
+/// The stream's SRTP sender, or a note of why it has none: a key the
+/// crypto refuses is counted as a send error, and the stream stays silent
+/// rather than sending in clear what was agreed as SRTP.
+fn sealer(keys: Option<&SrtpKeys>, counters: &StreamCounters) -> Result<Option<SrtpContext>, ()> {
+    match keys.map(|k| SrtpContext::outbound(&k.send)).transpose() {
+        Ok(seal) => Ok(seal),
+        Err(_) => {
+            counters.send_errors.fetch_add(1, Ordering::Relaxed);
+            Err(())
+        }
+    }
+}
+
+/// Sends one RTP (`rtcp` false) or RTCP compound packet of the stream,
+/// SRTP-protected when it has keys.
+fn transmit(
+    seal: &mut Option<SrtpContext>,
+    socket: &UdpSocket,
+    packet: &[u8],
+    rtcp: bool,
+    sealed: &mut Vec<u8>,
+    dest: SocketAddr,
+) -> std::io::Result<usize> {
+    let Some(seal) = seal else {
+        return socket.send_to(packet, dest);
+    };
+    let protected = if rtcp {
+        seal.protect_rtcp(packet, sealed)
+    } else {
+        seal.protect_rtp(packet, sealed)
+    };
+    protected.map_err(std::io::Error::other)?;
+    socket.send_to(sealed, dest)
+}
+
 fn command(
     cmd: Cmd,
     live: &mut HashMap<u64, Live>,
     heap: &mut BinaryHeap<Reverse<(Instant, u64, Kind, u64)>>,
     ids: &mut IdGenerator,
-    buf: &mut [u8],
+    buf: &mut Buffers,
 ) -> bool {
     match cmd {
         Cmd::Start(id, s) => {
+            let Ok(seal) = sealer(s.srtp.as_ref(), &s.counters) else {
+                return true;
+            };
             let now = Instant::now();
             let unix = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -275,6 +332,7 @@ fn command(
                 marker: true,
                 faults: VecDeque::new(),
                 generation: 0,
+                seal,
             };
             // docs/protocol.md 6: the first SR goes out at once.
             let n = sender_report(&mut l, now, buf, false);
@@ -285,8 +343,13 @@ fn command(
             heap.push(Reverse((l.rtcp.poll_timeout(), id, Kind::Rtcp, generation)));
             live.insert(id, l);
         }
-        Cmd::Update(id, desc) => {
+        Cmd::Update(id, desc, keys) => {
             if let Some(l) = live.get_mut(&id) {
+                let Ok(seal) = sealer(keys.as_ref(), &l.s.counters) else {
+                    live.remove(&id);
+                    return true;
+                };
+                l.seal = seal;
                 let old = l.s.desc.samples.as_ref().map_or(1, |s| s.period);
                 let new = desc.samples.as_ref().map_or(1, |s| s.period);
                 // The last instant sent stays; the next follows at the new period.
@@ -344,7 +407,7 @@ fn take_fault(l: &mut Live, pick: impl Fn(&Fault) -> bool) -> Option<Fault> {
     Some(taken)
 }
 
-fn send_samples(l: &mut Live, buf: &mut [u8]) {
+fn send_samples(l: &mut Live, buf: &mut Buffers) {
     let Some(fmt) = l.s.desc.samples.clone() else {
         l.next_tick += 1_000_000;
         return;
@@ -368,7 +431,7 @@ fn send_samples(l: &mut Live, buf: &mut [u8]) {
     let marker = std::mem::take(&mut l.marker);
     let n = match l
         .sender
-        .write_samples(buf, &l.s.desc, tick, &values, marker)
+        .write_samples(&mut buf.plain, &l.s.desc, tick, &values, marker)
     {
         Ok(n) => n,
         Err(_) => return,
@@ -382,11 +445,23 @@ fn send_samples(l: &mut Live, buf: &mut [u8]) {
     } else {
         1
     };
+    // A duplicate is the same protected bytes again: a replay to SRTP.
+    let sent = transmit(
+        &mut l.seal,
+        &l.s.socket,
+        &buf.plain[..n],
+        false,
+        &mut buf.sealed,
+        l.s.rtp_dest,
+    );
+    let wire: &[u8] = if l.seal.is_some() {
+        &buf.sealed
+    } else {
+        &buf.plain[..n]
+    };
     let c = &l.s.counters;
-    for _ in 0..times {
-        if l.s.socket.send_to(&buf[..n], l.s.rtp_dest).is_err() {
-            c.send_errors.fetch_add(1, Ordering::Relaxed);
-        }
+    if sent.is_err() || (times == 2 && l.s.socket.send_to(wire, l.s.rtp_dest).is_err()) {
+        c.send_errors.fetch_add(1, Ordering::Relaxed);
     }
     c.packets.fetch_add(1, Ordering::Relaxed);
     c.samples
@@ -394,7 +469,7 @@ fn send_samples(l: &mut Live, buf: &mut [u8]) {
     if let Some(Fault::FromOtherSocket(other, _)) =
         take_fault(l, |f| matches!(f, Fault::FromOtherSocket(..)))
     {
-        let _ = other.send_to(&buf[..n], l.s.rtp_dest);
+        let _ = other.send_to(wire, l.s.rtp_dest);
     }
     if take_fault(l, |f| matches!(f, Fault::ForeignSsrc(_))).is_some() {
         let mut b = [0u8; 1500];
@@ -408,12 +483,12 @@ fn send_samples(l: &mut Live, buf: &mut [u8]) {
 }
 
 /// SR (+ SDES CNAME, + BYE) pinned to the current tick (docs/protocol.md 6).
-fn sender_report(l: &mut Live, now: Instant, buf: &mut [u8], bye: bool) -> usize {
+fn sender_report(l: &mut Live, now: Instant, buf: &mut Buffers, bye: bool) -> usize {
     let elapsed = now.saturating_duration_since(l.start);
     let tick = u64::try_from(elapsed.as_nanos() * u128::from(l.s.desc.clock_rate) / 1_000_000_000)
         .unwrap_or(0);
     let sr = l.sender.sender_report(tick, l.ntp_of_tick(tick));
-    let mut w = CompoundWriter::new(buf);
+    let mut w = CompoundWriter::new(&mut buf.plain);
     let built = w
         .sender_report(&sr)
         .and_then(|()| w.sdes(sr.ssrc, &l.s.cname, &[]))
@@ -421,7 +496,14 @@ fn sender_report(l: &mut Live, now: Instant, buf: &mut [u8], bye: bool) -> usize
         .and_then(|()| w.finish());
     match built {
         Ok(n) => {
-            let _ = l.s.socket.send_to(&buf[..n], l.s.rtcp_dest);
+            let _ = transmit(
+                &mut l.seal,
+                &l.s.socket,
+                &buf.plain[..n],
+                true,
+                &mut buf.sealed,
+                l.s.rtcp_dest,
+            );
             l.s.counters.sender_reports.fetch_add(1, Ordering::Relaxed);
             n
         }

@@ -6,12 +6,12 @@ use crate::pump::{Fault, MediaPump, PumpStream, StreamCounters};
 use crate::sockets::SharedSocket;
 use sipsensor_protocol::{
     Agreed, AnswerPolicy, ChannelSpec, EndReason, FailureReason, IdGenerator, LiteralsOnly,
-    LocalEndpoint, LocalMedia, LocalSdp, NegotiationError, Password, RegistrationConfig,
-    RegistrationEvent, SampleFormat, Sdp, SdpError, SessionId, StreamDescription, StreamRole,
-    Transport, UaConfig, UaError, UaEvent, Unit, UserAgent, answer_offer, apply_answer, make_offer,
-    parse_sdp,
+    LocalEndpoint, LocalMedia, LocalSdp, MediaSecurity, NegotiationError, Password,
+    RegistrationConfig, RegistrationEvent, SampleFormat, Sdp, SdpError, SessionId, SrtpPolicy,
+    StreamDescription, StreamRole, Transport, UaConfig, UaError, UaEvent, Unit, UserAgent,
+    answer_offer, apply_answer, make_offer, parse_sdp,
 };
-use sipsensor_runtime::sip_transport::{NetConfig, NetError, Network};
+use sipsensor_runtime::sip_transport::{NetConfig, NetError, Network, TlsConfig};
 use sipsensor_runtime::ua_driver::{self, UaHandle};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -145,24 +145,61 @@ pub enum SensorError {
 }
 
 impl SimSensor {
-    /// Binds its SIP socket and starts its task (inside tokio).
+    /// Binds its SIP socket and starts its task (inside tokio): SIP over
+    /// UDP, plain RTP.
     pub async fn start(
         config: SensorConfig,
         rtp: Arc<SharedSocket>,
         pump: MediaPump,
     ) -> Result<SimSensor, SensorError> {
+        Self::launch(config, None, rtp, pump).await
+    }
+
+    /// Starts a sensor as a site's board runs: SIP over its own TLS
+    /// connection to the registrar (`tls` a client only; calls come back
+    /// on it, RFC 5923) and SRTP required, keyed by SDES (RFC 4568). The
+    /// registrar and collector URIs must say `;transport=tls`.
+    pub async fn start_over_tls(
+        config: SensorConfig,
+        tls: TlsConfig,
+        rtp: Arc<SharedSocket>,
+        pump: MediaPump,
+    ) -> Result<SimSensor, SensorError> {
+        Self::launch(config, Some(tls), rtp, pump).await
+    }
+
+    async fn launch(
+        config: SensorConfig,
+        tls: Option<TlsConfig>,
+        rtp: Arc<SharedSocket>,
+        pump: MediaPump,
+    ) -> Result<SimSensor, SensorError> {
+        let secure = tls.is_some();
         let net = NetConfig {
-            udp: Some(SocketAddr::new(config.sip_ip, 0)),
+            udp: (!secure).then_some(SocketAddr::new(config.sip_ip, 0)),
+            tls,
+            // No keep-alives here (RFC 5626 4.4.1): a connection set up
+            // first must outlive the set-up of thousands of others.
+            tcp_idle_timeout: Duration::from_secs(3600),
             // Thousands of sockets: keep each receive buffer small.
             max_message_size: 8192,
             channel_capacity: 16,
             ..NetConfig::default()
         };
         let (network, incoming) = Network::bind(net).await.map_err(SensorError::Bind)?;
-        let sip_addr = network
-            .local_addr(Transport::Udp)
-            .ok_or(SensorError::NoUdpAddress)?;
-        let local = LocalEndpoint::new(Transport::Udp, sip_addr);
+        let (transport, sip_addr) = if secure {
+            // Connect-only TLS binds nothing: the Via and Contact name
+            // TLS's port, replies and calls come on the connection anyway
+            // (RFC 3261 18.2.2, RFC 5626 5.3), as the agent does.
+            let port = Transport::Tls.default_port();
+            (Transport::Tls, SocketAddr::new(config.sip_ip, port))
+        } else {
+            let addr = network
+                .local_addr(Transport::Udp)
+                .ok_or(SensorError::NoUdpAddress)?;
+            (Transport::Udp, addr)
+        };
+        let local = LocalEndpoint::new(transport, sip_addr);
         let mut ua_config = UaConfig::new(local, config.aor.clone());
         ua_config.product = concat!("sipsensor-loadgen/", env!("CARGO_PKG_VERSION")).into();
         ua_config.credentials = Some((
@@ -183,6 +220,13 @@ impl SimSensor {
         local_media.rtcp = Some(rtp.addr);
         local_media.ssrc = Some(ssrc);
         local_media.cname = Some(config.aor.trim_start_matches("sip:").to_string());
+        if secure {
+            // SDES keys travel only over the TLS signalling (RFC 4568 8.3).
+            local_media.security = MediaSecurity {
+                srtp: SrtpPolicy::Required,
+                signalling_secure: true,
+            };
+        }
         let counters = Arc::new(StreamCounters::default());
         rtp.listen(ssrc, counters.clone());
         let (tx, rx) = mpsc::channel(8);
@@ -371,9 +415,23 @@ impl State {
         }
     }
 
+    /// The collector's SRTCP to this stream opens with the agreed keys.
+    fn listen_srtcp(&self, agreed: &Agreed) {
+        let Some(keys) = &agreed.srtp else { return };
+        if self
+            .rtp
+            .listen_srtcp(self.local_media.ssrc.unwrap_or_default(), keys)
+            .is_err()
+        {
+            // Its receiver reports stay unread: the run reports them missing.
+            self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     fn start_stream(&mut self, agreed: &Agreed) {
         let Some(remote) = agreed.remote else { return };
         self.stop_stream();
+        self.listen_srtcp(agreed);
         let id = NEXT_STREAM.fetch_add(1, Ordering::Relaxed);
         self.pump.begin(
             id,
@@ -386,6 +444,7 @@ impl State {
                 cname: self.local_media.cname.clone().unwrap_or_default(),
                 seed: self.config.seed,
                 counters: self.counters.clone(),
+                srtp: agreed.srtp.clone(),
             },
         );
         self.stream_id = Some(id);
@@ -500,7 +559,9 @@ impl State {
                         // docs/protocol.md 3.4: the answerer switches as soon
                         // as its answer is sent.
                         if let Some(id) = self.stream_id {
-                            self.pump.update(id, agreed.description.clone());
+                            self.listen_srtcp(&agreed);
+                            self.pump
+                                .update(id, agreed.description.clone(), agreed.srtp.clone());
                         }
                         let _ = self.streaming.send(Some(agreed));
                     }

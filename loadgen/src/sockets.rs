@@ -3,7 +3,7 @@
 //! the receiver reports the collector sends back to them.
 
 use crate::pump::StreamCounters;
-use sipsensor_protocol::{RtcpPacket, parse_rtcp_compound};
+use sipsensor_protocol::{RtcpPacket, SrtpContext, SrtpError, SrtpKeys, parse_rtcp_compound};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;
@@ -20,7 +20,22 @@ pub struct SharedSocket {
     pub socket: Arc<UdpSocket>,
     pub addr: SocketAddr,
     streams: Arc<Mutex<HashMap<u32, Arc<StreamCounters>>>>,
+    /// SRTCP openers of the SRTP streams on this socket, by their SSRC.
+    openers: Openers,
     reader: JoinHandle<()>,
+}
+
+type Openers = Arc<Mutex<HashMap<u32, SrtpContext>>>;
+
+/// The plain RTCP of an SRTCP packet from the collector: the streams
+/// sharing the socket each try their key (a wrong key fails the tag, RFC
+/// 3711 3.4; a context that proved the collector's SSRC refuses others
+/// before any crypto). `None` when none opens it.
+fn open_srtcp(openers: &Openers, packet: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    lock(openers)
+        .values_mut()
+        .any(|c| c.unprotect_rtcp(packet, out).is_ok())
+        .then_some(())
 }
 
 impl SharedSocket {
@@ -32,11 +47,25 @@ impl SharedSocket {
         rx.set_nonblocking(true)?;
         let rx = tokio::net::UdpSocket::from_std(rx)?;
         let streams: Arc<Mutex<HashMap<u32, Arc<StreamCounters>>>> = Arc::default();
+        let openers: Openers = Arc::default();
         let map = streams.clone();
+        let keys = openers.clone();
         let reader = tokio::spawn(async move {
             let mut buf = vec![0u8; 2048];
+            let mut opened = Vec::with_capacity(2048);
             while let Ok((n, _)) = rx.recv_from(&mut buf).await {
-                let Ok(packets) = parse_rtcp_compound(&buf[..n]) else {
+                // A socket of SRTP streams takes SRTCP only: an RTCP
+                // packet in clear would be a forgery's.
+                let srtp = !lock(&keys).is_empty();
+                let plain = if srtp {
+                    if open_srtcp(&keys, &buf[..n], &mut opened).is_none() {
+                        continue;
+                    }
+                    &opened[..]
+                } else {
+                    &buf[..n]
+                };
+                let Ok(packets) = parse_rtcp_compound(plain) else {
                     continue;
                 };
                 for p in packets {
@@ -61,6 +90,7 @@ impl SharedSocket {
             socket: Arc::new(socket),
             addr,
             streams,
+            openers,
             reader,
         }))
     }
@@ -70,8 +100,17 @@ impl SharedSocket {
         lock(&self.streams).insert(ssrc, counters);
     }
 
+    /// The collector's SRTCP to the stream `ssrc` opens with `keys.receive`
+    /// (its key from the SDES answer, RFC 4568 7.1.3).
+    pub fn listen_srtcp(&self, ssrc: u32, keys: &SrtpKeys) -> Result<(), SrtpError> {
+        let opener = SrtpContext::inbound(&keys.receive)?;
+        lock(&self.openers).insert(ssrc, opener);
+        Ok(())
+    }
+
     pub fn forget(&self, ssrc: u32) {
         lock(&self.streams).remove(&ssrc);
+        lock(&self.openers).remove(&ssrc);
     }
 }
 

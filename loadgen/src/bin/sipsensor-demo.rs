@@ -10,13 +10,13 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use sipsensor_loadgen::pki::{ThrowAwayPki, write_private};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -78,11 +78,6 @@ fn free_tcp_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    std::fs::write(path, text)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-}
-
 fn binary(name: &str) -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let path = exe.with_file_name(name);
@@ -136,51 +131,7 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-/// The files of the demo's throw-away PKI, in its temporary directory.
-struct DemoPki {
-    ca: PathBuf,
-    certificate: PathBuf,
-    private_key: PathBuf,
-}
-
-/// A CA that lives as long as the demo, and the collector's certificate
-/// for 127.0.0.1 signed by it: the agents check the collector against the
-/// CA as they would the site's.
-fn make_pki(dir: &Path) -> Result<DemoPki, String> {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-    let failed = |what: &'static str| move |e: rcgen::Error| format!("{what}: {e}");
-    let mut authority = CertificateParams::new(Vec::<String>::new()).map_err(failed("CA"))?;
-    authority.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    authority
-        .distinguished_name
-        .push(DnType::CommonName, "sipsensor demo CA (throw-away)");
-    let authority_key = KeyPair::generate().map_err(failed("CA key"))?;
-    let issuer =
-        CertifiedIssuer::self_signed(authority, authority_key).map_err(failed("CA certificate"))?;
-    // An IP address in the name list becomes an IP subject-alternative
-    // name: the agents call sip:...@127.0.0.1 and verify that address.
-    let server = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .map_err(failed("collector certificate"))?;
-    let server_key = KeyPair::generate().map_err(failed("collector key"))?;
-    let server_certificate = server
-        .signed_by(&server_key, &issuer)
-        .map_err(failed("collector certificate"))?;
-    let pki = DemoPki {
-        ca: dir.join("demo-ca.pem"),
-        certificate: dir.join("collector.crt"),
-        private_key: dir.join("collector.key"),
-    };
-    let io = |path: &Path| {
-        let path = path.display().to_string();
-        move |e: std::io::Error| format!("{path}: {e}")
-    };
-    std::fs::write(&pki.ca, issuer.pem()).map_err(io(&pki.ca))?;
-    std::fs::write(&pki.certificate, server_certificate.pem()).map_err(io(&pki.certificate))?;
-    write_private(&pki.private_key, &server_key.serialize_pem()).map_err(io(&pki.private_key))?;
-    Ok(pki)
-}
-
-fn collector_config(dir: &Path, http: u16, sip: u16, tls: u16, pki: &DemoPki) -> String {
+fn collector_config(dir: &Path, http: u16, sip: u16, tls: u16, pki: &ThrowAwayPki) -> String {
     r#"storage:
   url: sqlite://DB
 http:
@@ -296,7 +247,7 @@ fn demo(args: &Args, dir: &Path, collector_bin: &Path, agent_bin: &Path) -> Resu
     };
     let sip = free_udp_port().map_err(io("free port"))?;
     let tls = free_tcp_port().map_err(io("free port"))?;
-    let pki = make_pki(dir)?;
+    let pki = ThrowAwayPki::write(dir).map_err(|e| e.to_string())?;
     let http = if args.http_port == 0 {
         free_tcp_port().map_err(io("free port"))?
     } else {

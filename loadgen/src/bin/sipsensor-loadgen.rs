@@ -8,8 +8,11 @@
 
 use clap::{Parser, Subcommand};
 use sipsensor_loadgen::load::{self, LoadOptions};
+use sipsensor_loadgen::pki::ThrowAwayPki;
 use sipsensor_runtime::open_files;
+use sipsensor_runtime::sip_transport::{TlsConfig, tls::client_config};
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -37,55 +40,68 @@ enum Command {
         #[arg(long, default_value = "pw-")]
         password_prefix: String,
     },
-    /// Register, call, stream for a while, hang up; print the figures.
-    Run {
-        /// The collector's SIP address (UDP).
+    /// Write a throw-away CA (demo-ca.pem) and a collector certificate
+    /// for 127.0.0.1 (collector.crt, collector.key) into a directory.
+    Pki {
         #[arg(long)]
-        collector: SocketAddr,
-        #[arg(short, long)]
-        n: usize,
-        /// Length of the steady measurement window.
-        #[arg(long, default_value_t = 30)]
-        seconds: u64,
-        #[arg(long, default_value = "example.net")]
-        domain: String,
-        #[arg(long, default_value = "sensor-")]
-        prefix: String,
-        #[arg(long, default_value = "pw-")]
-        password_prefix: String,
-        /// Packets (and samples per channel) per second.
-        #[arg(long, default_value_t = 10)]
-        rate: u32,
-        #[arg(long, default_value_t = 3)]
-        channels: usize,
-        #[arg(long, default_value_t = 1)]
-        spp: u8,
-        /// Addresses to spread the sensors' sockets over (comma-separated).
-        #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
-        ips: Vec<IpAddr>,
-        /// Sensors sharing one RTP socket (SSRCs tell them apart).
-        #[arg(long, default_value_t = 1)]
-        per_rtp_socket: usize,
-        /// REGISTERs or INVITEs in flight at once.
-        #[arg(long, default_value_t = 100)]
-        concurrency: usize,
-        /// Threads sending RTP.
-        #[arg(long, default_value_t = 1)]
-        pumps: usize,
-        /// Collector PID to measure CPU and memory of.
-        #[arg(long)]
-        collector_pid: Option<u32>,
-        /// Collector HTTP address for /metrics.
-        #[arg(long)]
-        metrics: Option<SocketAddr>,
-        /// Print the figures as one JSON object.
-        #[arg(long)]
-        json: bool,
-        /// Print them as a row of the docs/benchmarks.md table, with this
-        /// store name in its first column.
-        #[arg(long)]
-        row: Option<String>,
+        dir: PathBuf,
     },
+    /// Register, call, stream for a while, hang up; print the figures.
+    Run(Box<RunArgs>),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The collector's SIP address (UDP, or TLS with --tls-ca).
+    #[arg(long)]
+    collector: SocketAddr,
+    /// SIP over TLS to --collector, checked against this CA, and SRTP:
+    /// each sensor on its own connection, as boards are.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    #[arg(short, long)]
+    n: usize,
+    /// Length of the steady measurement window.
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+    #[arg(long, default_value = "example.net")]
+    domain: String,
+    #[arg(long, default_value = "sensor-")]
+    prefix: String,
+    #[arg(long, default_value = "pw-")]
+    password_prefix: String,
+    /// Packets (and samples per channel) per second.
+    #[arg(long, default_value_t = 10)]
+    rate: u32,
+    #[arg(long, default_value_t = 3)]
+    channels: usize,
+    #[arg(long, default_value_t = 1)]
+    spp: u8,
+    /// Addresses to spread the sensors' sockets over (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
+    ips: Vec<IpAddr>,
+    /// Sensors sharing one RTP socket (SSRCs tell them apart).
+    #[arg(long, default_value_t = 1)]
+    per_rtp_socket: usize,
+    /// REGISTERs or INVITEs in flight at once.
+    #[arg(long, default_value_t = 100)]
+    concurrency: usize,
+    /// Threads sending RTP.
+    #[arg(long, default_value_t = 1)]
+    pumps: usize,
+    /// Collector PID to measure CPU and memory of.
+    #[arg(long)]
+    collector_pid: Option<u32>,
+    /// Collector HTTP address for /metrics.
+    #[arg(long)]
+    metrics: Option<SocketAddr>,
+    /// Print the figures as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Print them as a row of the docs/benchmarks.md table, with this
+    /// store name in its first column.
+    #[arg(long)]
+    row: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -102,28 +118,47 @@ fn main() -> ExitCode {
             print!("{}", load::credentials_yaml(n, &prefix, &password_prefix));
             ExitCode::SUCCESS
         }
-        Command::Run {
-            collector,
-            n,
-            seconds,
-            domain,
-            prefix,
-            password_prefix,
-            rate,
-            channels,
-            spp,
-            ips,
-            per_rtp_socket,
-            concurrency,
-            pumps,
-            collector_pid,
-            metrics,
-            json,
-            row,
-        } => {
+        Command::Pki { dir } => match ThrowAwayPki::write(&dir) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sipsensor-loadgen: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run(args) => {
+            let RunArgs {
+                collector,
+                tls_ca,
+                n,
+                seconds,
+                domain,
+                prefix,
+                password_prefix,
+                rate,
+                channels,
+                spp,
+                ips,
+                per_rtp_socket,
+                concurrency,
+                pumps,
+                collector_pid,
+                metrics,
+                json,
+                row,
+            } = *args;
             // Thousands of sockets; without the hard limit's room the
             // run fails where it runs out, which says so.
             let _ = open_files::raise_to_hard_limit();
+            let tls = match tls_ca.map(|ca| client_config(&ca, None)).transpose() {
+                Ok(client) => client.map(|client| TlsConfig {
+                    client: Some(client),
+                    ..TlsConfig::default()
+                }),
+                Err(e) => {
+                    eprintln!("sipsensor-loadgen: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let opts = LoadOptions {
                 collector,
                 domain,
@@ -140,6 +175,7 @@ fn main() -> ExitCode {
                 collector_pid,
                 metrics,
                 pumps,
+                tls,
             };
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
