@@ -281,8 +281,15 @@ class ArmhfImage(unittest.TestCase):
         self.assertGreaterEqual(len(rows), seconds * RATE)
         self.assertEqual({r["unit"] for r in rows}, {"Cel"})
         times = [r["ts_ns"] for r in rows]
-        steps = {round((b - a) / 1e6) for a, b in zip(times, times[1:])}
-        self.assertEqual(steps, {1000 // RATE}, f"sample spacing in ms: {sorted(steps)}")
+        spacing = [round((b - a) / 1e6) for a, b in zip(times, times[1:])]
+        period = 1000 // RATE
+        # Timed by sender reports, a sample may land 1 ms off where a new
+        # report re-anchors the timeline of a starved TCG guest (its report
+        # is read late); never more, and rarely.
+        self.assertLessEqual(set(spacing), {period - 1, period, period + 1},
+                             f"sample spacing in ms: {sorted(set(spacing))}")
+        self.assertGreaterEqual(spacing.count(period), 0.9 * len(spacing),
+                                f"sample spacing in ms: {spacing}")
         self.assertLess(abs(times[-1] - time.time_ns()) / 1e9, 30,
                         "the newest sample's wall-clock time is not now")
         indices = waveform.check_stored([r["raw"] for r in rows], 0.01, **WAVE)
@@ -295,6 +302,18 @@ class ArmhfImage(unittest.TestCase):
         # most samples are the next read, not a stale one sent again.
         self.assertGreaterEqual(steps.count(1), 0.5 * len(steps), f"index steps {steps}")
         return rows
+
+    def spool_prefixes(self, sizes):
+        """md5 of the first SIZE bytes of each spool segment named in
+        `sizes` (lines of `stat -c '%s %n'`), as {name: md5}."""
+        prefixes = {}
+        for line in sizes.splitlines():
+            if not line.strip():
+                continue
+            size, name = line.split(maxsplit=1)
+            _, digest = self.sh(f"cd /data && head -c {int(size)} {name} | md5sum")
+            prefixes[name] = digest.split()[0]
+        return prefixes
 
     def assert_agent_unprivileged(self):
         """The running agent: its own uid and groups, CapEff the two."""
@@ -477,8 +496,17 @@ class ArmhfImage(unittest.TestCase):
         self.boot("A")
         self.wait_health()
         marker = f"written before the power cut {time.time()}"
+        # The agent appends to its spool all the time, so the spool is
+        # compared by the prefix each segment had when `sync` ran: those
+        # bytes were on the card before the power cut and must survive it.
+        # Sizes are taken before `sync`, so the whole prefix is synced.
+        _, spool_sizes = self.sh("cd /data && find ./sipsensor/spool -type f -name '*.seg' "
+                                 "-exec stat -c '%s %n' {} + | sort -k2")
         self.sh(f"echo '{marker}' > /data/sipsensor/state/power-cut-marker && sync")
-        _, before = self.sh("cd /data && find . -type f | sort | xargs md5sum")
+        _, before = self.sh("cd /data && find . -type f ! -path './sipsensor/spool/*' "
+                            "| sort | xargs md5sum")
+        spool_before = self.spool_prefixes(spool_sizes)
+        self.assertTrue(spool_before, "the agent spooled nothing before the power cut")
         self.sh(f"mount -o ro LABEL={bundles.STICK_LABEL} /mnt")
         c = self.qemu.console
         start = c.mark()
@@ -496,7 +524,9 @@ class ArmhfImage(unittest.TestCase):
         self.boot("A")
         self.wait_health()
         _, after = self.sh("cd /data && find . -type f ! -path './sipsensor/ota/*' "
-                           "! -name rauc.status | sort | xargs md5sum")
+                           "! -path './sipsensor/spool/*' ! -name rauc.status | sort | xargs md5sum")
+        self.assertEqual(self.spool_prefixes(spool_sizes), spool_before,
+                         "the spool lost bytes that were synced before the power cut")
         before_kept = "\n".join(line for line in before.splitlines()
                                 if "/ota/" not in line and "rauc.status" not in line)
         self.assertEqual(after.strip(), before_kept.strip(), "the data partition changed")
