@@ -11,7 +11,9 @@ pub mod sqlite;
 mod url;
 pub mod writer;
 
-pub use coverage::{Coverage, CoverageKind, CoverageQuery, CoverageRange};
+pub use coverage::{
+    COVERAGE_SCAN_LIMIT, Coverage, CoverageKind, CoverageQuery, CoverageRange, each_coverage_range,
+};
 pub use error::StorageError;
 pub use model::*;
 pub use url::StorageUrl;

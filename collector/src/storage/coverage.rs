@@ -8,8 +8,12 @@
 //! islands") formed by window functions. This module turns its rows into
 //! [`Coverage`], with the continuation that bounds every answer.
 
-use crate::storage::{GapCause, SensorId};
+use crate::storage::{GapCause, SensorId, Storage, StorageError};
 use serde::{Deserialize, Serialize};
+
+/// Readings one answer reads at most (the API's and the export's
+/// [`CoverageQuery::scan_limit`]): about 0.1 s of one core on SQLite.
+pub const COVERAGE_SCAN_LIMIT: u32 = 200_000;
 
 /// What a range of a sensor's timeline holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -115,6 +119,43 @@ pub struct Coverage {
     pub ranges: Vec<CoverageRange>,
     /// Ask again with this as `from_ns` (same `to_ns`) for the rest.
     pub next_from_ns: Option<i64>,
+}
+
+/// Hands every range of `q`'s window to `each`, in time order: asks again
+/// at each continuation and joins the ranges the scan limit cut, so a
+/// range comes whole however many answers it took. Returns the number of
+/// answers.
+pub async fn each_coverage_range<E: From<StorageError>>(
+    store: &dyn Storage,
+    mut q: CoverageQuery,
+    mut each: impl FnMut(CoverageRange) -> Result<(), E>,
+) -> Result<u64, E> {
+    // The last range of an answer waits: the next answer may go on with it.
+    let mut held: Option<CoverageRange> = None;
+    let mut answers = 0;
+    loop {
+        let answer = store.coverage(&q).await?;
+        answers += 1;
+        for r in answer.ranges {
+            match held.as_mut() {
+                Some(h) => {
+                    if let Some(next) = h.join(r) {
+                        each(std::mem::replace(h, next))?;
+                    }
+                }
+                None => held = Some(r),
+            }
+        }
+        match answer.next_from_ns {
+            // Each continuation starts past the one before: the loop ends.
+            Some(next) if next > q.from_ns => q.from_ns = next,
+            _ => break,
+        }
+    }
+    if let Some(last) = held {
+        each(last)?;
+    }
+    Ok(answers)
 }
 
 /// The query of both backends, with `$1` sensor, `$2` from, `$3` to,

@@ -49,36 +49,16 @@ fn query(sensor: SensorId, from: i64, to: i64, limit: u32, scan_limit: u32) -> C
     }
 }
 
-/// Every range of the window, asking again at each continuation and
-/// joining the ranges an answer's scan limit cut.
-async fn paged(s: &dyn Storage, mut q: CoverageQuery) -> (Vec<CoverageRange>, usize) {
-    let mut out: Vec<CoverageRange> = Vec::new();
-    let mut answers = 0;
-    loop {
-        let c = s.coverage(&q).await.unwrap();
-        answers += 1;
-        assert!(answers < 100, "the continuation does not progress");
-        let mut ranges = c.ranges.into_iter();
-        if let Some(first) = ranges.next() {
-            let rest = match out.last_mut() {
-                Some(last) => last.join(first),
-                None => Some(first),
-            };
-            out.extend(rest);
-        }
-        out.extend(ranges);
-        match c.next_from_ns {
-            Some(next) => {
-                assert!(
-                    next > q.from_ns,
-                    "continuation {next} not after {}",
-                    q.from_ns
-                );
-                q.from_ns = next;
-            }
-            None => return (out, answers),
-        }
-    }
+/// Every range of the window, through the continuations.
+async fn paged(s: &dyn Storage, q: CoverageQuery) -> (Vec<CoverageRange>, u64) {
+    let mut out = Vec::new();
+    let answers = each_coverage_range(s, q, |r| {
+        out.push(r);
+        Ok::<_, StorageError>(())
+    })
+    .await
+    .unwrap();
+    (out, answers)
 }
 
 pub(super) async fn coverage_shows_each_source_and_cause(url: StorageUrl) {
