@@ -111,10 +111,12 @@ struct EventRow<'a> {
 
 /// A range of the sensor's timeline: readings `from..=to` of a `kind`
 /// (`live`, `resent`, `backfilled`), or `missing` strictly between `from`
-/// and `to` with its `cause`.
+/// and `to` with its `cause`. The export names the sensor in each row; the
+/// API (`http/coverage.rs`), once for the answer.
 #[derive(Serialize)]
-struct CoverageRow<'a> {
-    sensor: &'a str,
+pub(crate) struct CoverageRow<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sensor: Option<&'a str>,
     kind: &'static str,
     from: String,
     to: String,
@@ -126,7 +128,7 @@ struct CoverageRow<'a> {
 }
 
 impl<'a> CoverageRow<'a> {
-    fn new(sensor: &'a str, r: &CoverageRange) -> Self {
+    pub(crate) fn new(sensor: Option<&'a str>, r: &CoverageRange) -> Self {
         CoverageRow {
             sensor,
             kind: r.kind.as_str(),
@@ -257,7 +259,7 @@ pub async fn export<W: Write>(
             };
             each_coverage_range(storage, q, |r| {
                 rows += 1;
-                sink.row(&CoverageRow::new(&sensor.aor, &r))
+                sink.row(&CoverageRow::new(Some(&sensor.aor), &r))
             })
             .await?;
         }

@@ -10,30 +10,12 @@ mod common;
 
 use common::browser::Browser;
 use serde_json::Value;
-use sipsensor_collector::http::{self, AppState};
-use sipsensor_collector::metrics::Metrics;
-use sipsensor_collector::stats::StreamsRegistry;
 use sipsensor_collector::storage::sqlite::{SqliteOptions, SqliteStore};
 use sipsensor_collector::storage::*;
-use sipsensor_collector::timefmt::{format_rfc3339, now_ns};
+use sipsensor_collector::timefmt::format_rfc3339;
 use std::path::PathBuf;
-use std::sync::Arc;
 
-const STEP: i64 = 500_000_000; // 2 Hz
-
-fn readings(session: &Session, range: std::ops::RangeInclusive<i64>, t0: i64) -> Vec<Reading> {
-    range
-        .map(|i| Reading {
-            session: session.id,
-            sensor: session.sensor,
-            seq: i,
-            index: 0,
-            ts_ns: t0 + i * STEP,
-            raws: vec![Some(2000 + i), Some(400 + i)],
-            source: ReadingSource::Live,
-        })
-        .collect()
-}
+use common::page::{STEP, climate_samples as readings};
 
 /// `(class, from, to)` of each segment the band draws, in order.
 fn band(browser: &mut Browser, sensor: SensorId) -> Vec<(String, String, String)> {
@@ -53,13 +35,9 @@ fn the_band_shows_each_range_and_follows_backfill() {
     let Some(mut browser) = Browser::start() else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::page::runtime();
     let dir = tempfile::tempdir().unwrap();
-    let t0 = (now_ns() / 1_000_000_000 - 40) * 1_000_000_000;
+    let t0 = common::page::recent_t0();
     let at = |i: i64| t0 + i * STEP;
     let (state, sensor, second) = rt.block_on(async {
         let store = SqliteStore::open(dir.path().join("c.db"), SqliteOptions::default())
@@ -103,29 +81,12 @@ fn the_band_shows_each_range_and_follows_backfill() {
             })
             .await
             .unwrap();
-        let streams = StreamsRegistry::new();
-        let metrics = Metrics::new(streams.clone());
-        let state = AppState {
-            storage: Arc::new(store),
-            streams,
-            metrics,
-        };
+        let state = common::page::app_state(store);
         (state, sensor, second)
     });
 
-    let listener = rt
-        .block_on(http::bind("127.0.0.1:0".parse().unwrap()))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = rt.spawn(http::serve(
-        listener,
-        state.clone(),
-        http::Doors::loopback(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let server = common::page::PageServer::start(&rt, state.clone());
+    let addr = server.addr;
 
     browser.goto(&format!("http://{addr}/"));
     let id = sensor.id.0;
@@ -226,6 +187,5 @@ fn the_band_shows_each_range_and_follows_backfill() {
     eprintln!("screenshot: {}", shot.display());
 
     drop(browser);
-    let _ = stop.send(());
-    rt.block_on(server).unwrap().unwrap();
+    server.stop(&rt);
 }

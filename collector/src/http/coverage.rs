@@ -9,13 +9,13 @@
 
 use super::api::find_sensor;
 use super::{ApiError, AppState};
-use crate::storage::{
-    COVERAGE_SCAN_LIMIT, CoverageKind, CoverageQuery, CoverageRange, GapCause, SensorId,
-};
+use crate::export::CoverageRow;
+use crate::storage::{COVERAGE_SCAN_LIMIT, CoverageQuery, SensorId};
 use crate::timefmt::{format_rfc3339, now_ns, parse_time};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 /// Most ranges one answer may ask for.
@@ -34,43 +34,14 @@ pub struct CoverageParams {
     limit: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
-struct RangeJson {
-    kind: CoverageKind,
-    /// RFC 3339
-    from: String,
-    to: String,
-    from_ns: i64,
-    to_ns: i64,
-    instants: i64,
-    resent: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cause: Option<GapCause>,
-}
-
-impl From<CoverageRange> for RangeJson {
-    fn from(r: CoverageRange) -> Self {
-        RangeJson {
-            kind: r.kind,
-            from: format_rfc3339(r.from_ns),
-            to: format_rfc3339(r.to_ns),
-            from_ns: r.from_ns,
-            to_ns: r.to_ns,
-            instants: r.instants,
-            resent: r.resent,
-            cause: r.cause,
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-struct CoverageJson {
+#[derive(Serialize)]
+struct CoverageJson<'a> {
     sensor: SensorId,
-    aor: String,
+    aor: &'a str,
     from_ns: i64,
     to_ns: i64,
     limit: u32,
-    ranges: Vec<RangeJson>,
+    ranges: Vec<CoverageRow<'a>>,
     /// Ask again with `from` set to this for the rest; absent when the
     /// answer is whole.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -115,7 +86,7 @@ pub async fn coverage(
     State(state): State<AppState>,
     Path(key): Path<String>,
     q: Result<Query<CoverageParams>, QueryRejection>,
-) -> Result<Json<impl Serialize>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(p) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let (from_ns, to_ns, limit) = checked(&p, now_ns())?;
     let sensor = find_sensor(&state, &key).await?;
@@ -129,16 +100,17 @@ pub async fn coverage(
             scan_limit: COVERAGE_SCAN_LIMIT,
         })
         .await?;
-    Ok(Json(CoverageJson {
+    let body = CoverageJson {
         sensor: sensor.id,
-        aor: sensor.aor,
+        aor: &sensor.aor,
         from_ns,
         to_ns,
         limit,
-        ranges: c.ranges.into_iter().map(RangeJson::from).collect(),
+        ranges: c.ranges.iter().map(|r| CoverageRow::new(None, r)).collect(),
         next_from_ns: c.next_from_ns,
         next_from: c.next_from_ns.map(format_rfc3339),
-    }))
+    };
+    Ok(Json(body).into_response())
 }
 
 #[cfg(test)]
