@@ -39,7 +39,7 @@ fn the_band_shows_each_range_and_follows_backfill() {
     let dir = tempfile::tempdir().unwrap();
     let t0 = common::page::recent_t0();
     let at = |i: i64| t0 + i * STEP;
-    let (state, sensor, second) = rt.block_on(async {
+    let (state, sensor, second, ahead) = rt.block_on(async {
         let store = SqliteStore::open(dir.path().join("c.db"), SqliteOptions::default())
             .await
             .unwrap();
@@ -54,6 +54,26 @@ fn the_band_shows_each_range_and_follows_backfill() {
             stream: common::climate(),
             started_ns: start,
         };
+        // A sensor whose clock runs an hour ahead of the collector's: its
+        // band still asks for a window that holds its data.
+        let ahead = store
+            .upsert_sensor("sip:ahead@example.net", None)
+            .await
+            .unwrap();
+        let ahead_session = store
+            .open_session(&NewSession {
+                sensor: ahead.id,
+                ..session("c0", t0 + 3_600_000_000_000)
+            })
+            .await
+            .unwrap();
+        store
+            .write_batch(&Batch {
+                readings: readings(&ahead_session, 7_200..=7_209, t0),
+                ..Batch::default()
+            })
+            .await
+            .unwrap();
         let first = store.open_session(&session("c1", t0)).await.unwrap();
         let second = store.open_session(&session("c2", at(40))).await.unwrap();
         // 0..=19 live with 5 resent; a break until the second session at
@@ -82,7 +102,7 @@ fn the_band_shows_each_range_and_follows_backfill() {
             .await
             .unwrap();
         let state = common::page::app_state(store);
-        (state, sensor, second)
+        (state, sensor, second, ahead)
     });
 
     let server = common::page::PageServer::start(&rt, state.clone());
@@ -180,6 +200,9 @@ fn the_band_shows_each_range_and_follows_backfill() {
         expired.as_str().unwrap().contains("gone for good"),
         "{expired}"
     );
+    let ahead_band = band(&mut browser, ahead.id);
+    assert_eq!(ahead_band.len(), 1, "{ahead_band:?}");
+    assert_eq!(ahead_band[0].0, "seg cov-live");
     assert_eq!(browser.eval("window.sipsensor.lastError"), Value::Null);
 
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("collector-coverage.png");

@@ -245,13 +245,16 @@
     return entry;
   }
 
-  // The coverage of a chart's time span, from its oldest instant (the
-  // samples come newest first) to now.
+  // The coverage of a chart's time span (the samples come newest first):
+  // from its oldest instant to a second past its newest or now, whichever
+  // is later, within the window the API allows.
   async function fetchCoverage(sensor, samples) {
     const oldest = samples[samples.length - 1];
-    const from = Date.now() - oldest.ts_ns / 1e6 > MAX_COVERAGE_MS
-      ? new Date(Date.now() - MAX_COVERAGE_MS).toISOString() : oldest.time;
-    const url = "api/sensors/" + sensor.id + "/coverage?limit=1000&from=" + encodeURIComponent(from);
+    const toMs = Math.max(Date.now(), samples[0].ts_ns / 1e6 + 1000);
+    const from = toMs - oldest.ts_ns / 1e6 > MAX_COVERAGE_MS
+      ? new Date(toMs - MAX_COVERAGE_MS).toISOString() : oldest.time;
+    const url = "api/sensors/" + sensor.id + "/coverage?limit=1000&from=" +
+      encodeURIComponent(from) + "&to=" + encodeURIComponent(new Date(toMs).toISOString());
     return (await getJSON(url)).ranges;
   }
 
@@ -299,15 +302,20 @@
       const results = await Promise.all(shown.map((s) =>
         getJSON("api/sensors/" + s.id + "/samples?order=desc&limit=" + ROWS_PER_CHART)));
       const withData = shown.filter((s, i) => results[i].samples.length > 0);
+      // A band that cannot be fetched keeps its last ranges; the charts
+      // still update, and the status line says what failed.
+      let coverageError = null;
       const coverage = await Promise.all(withData.map((s) =>
-        fetchCoverage(s, results[shown.indexOf(s)].samples)));
+        fetchCoverage(s, results[shown.indexOf(s)].samples)
+          .catch((e) => { coverageError = e; return null; })));
       shown.forEach((s, i) => {
         const samples = results[i].samples;
         if (samples.length === 0) return;
         const cd = toChartData(samples);
         latest.set(s.id, latestValues(cd));
         const c = drawChart(s, cd);
-        c.ranges = coverage[withData.indexOf(s)];
+        const ranges = coverage[withData.indexOf(s)];
+        if (ranges) c.ranges = ranges;
         drawBand(c);
       });
       // Charts of sensors that disappeared.
@@ -319,6 +327,7 @@
       note.textContent = "Charts for the first " + MAX_CHARTS + " of " + sensors.length + " sensors.";
       renderSensors(sensors, latest);
       renderStreams(streams);
+      if (coverageError) throw coverageError;
       const st = $("#status");
       st.className = "status";
       st.textContent = "updated " + new Date().toLocaleTimeString();
