@@ -1,8 +1,11 @@
-//! `sipsensor-collector export`: one sensor's samples (or gaps, or events)
-//! in a time range as CSV or JSON, streamed page by page so any range fits
-//! in constant memory.
+//! `sipsensor-collector export`: one sensor's samples (or gaps, events, or
+//! coverage ranges) in a time range as CSV or JSON, streamed page by page
+//! so any range fits in constant memory.
 
-use crate::storage::{Order, SampleKey, SampleQuery, Sensor, SensorId, Storage, StorageError};
+use crate::storage::{
+    COVERAGE_SCAN_LIMIT, CoverageQuery, CoverageRange, Order, SampleKey, SampleQuery, Sensor,
+    SensorId, Storage, StorageError, each_coverage_range,
+};
 use crate::timefmt::format_rfc3339;
 use serde::Serialize;
 use std::io::Write;
@@ -21,6 +24,9 @@ pub enum Kind {
     Samples,
     Gaps,
     Events,
+    /// Ranges of live, resent and backfilled readings and of gaps by
+    /// cause (`GET /api/sensors/{id}/coverage`).
+    Coverage,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +107,40 @@ struct EventRow<'a> {
     seq: i64,
     index: u32,
     value: i64,
+}
+
+/// A range of the sensor's timeline: readings `from..=to` of a `kind`
+/// (`live`, `resent`, `backfilled`), or `missing` strictly between `from`
+/// and `to` with its `cause`. The export names the sensor in each row; the
+/// API (`http/coverage.rs`), once for the answer.
+#[derive(Serialize)]
+pub(crate) struct CoverageRow<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sensor: Option<&'a str>,
+    kind: &'static str,
+    from: String,
+    to: String,
+    from_ns: i64,
+    to_ns: i64,
+    instants: i64,
+    resent: i64,
+    cause: Option<&'static str>,
+}
+
+impl<'a> CoverageRow<'a> {
+    pub(crate) fn new(sensor: Option<&'a str>, r: &CoverageRange) -> Self {
+        CoverageRow {
+            sensor,
+            kind: r.kind.as_str(),
+            from: format_rfc3339(r.from_ns),
+            to: format_rfc3339(r.to_ns),
+            from_ns: r.from_ns,
+            to_ns: r.to_ns,
+            instants: r.instants,
+            resent: r.resent,
+            cause: r.cause.map(|c| c.as_str()),
+        }
+    }
 }
 
 /// Writes rows either as CSV (header from the field names) or as one JSON
@@ -208,6 +248,20 @@ pub async fn export<W: Write>(
                 })?;
                 rows += 1;
             }
+        }
+        Kind::Coverage => {
+            let q = CoverageQuery {
+                sensor: sensor.id,
+                from_ns: req.from_ns,
+                to_ns: req.to_ns,
+                limit: PAGE,
+                scan_limit: COVERAGE_SCAN_LIMIT,
+            };
+            each_coverage_range(storage, q, |r| {
+                rows += 1;
+                sink.row(&CoverageRow::new(Some(&sensor.aor), &r))
+            })
+            .await?;
         }
         Kind::Events => {
             for e in storage.events(sensor.id, req.from_ns, req.to_ns).await? {

@@ -10,6 +10,7 @@
 //! | `GET /api/sensors/{id}/samples?from&to&limit&order` | its samples |
 //! | `GET /api/sensors/{id}/gaps?from&to` | its gaps |
 //! | `GET /api/sensors/{id}/events?from&to` | its events |
+//! | `GET /api/sensors/{id}/coverage?from&to&limit` | its live, resent, backfilled and missing ranges |
 //! | `GET /api/streams` | per-stream statistics |
 //! | `GET /metrics` | OpenMetrics text |
 //! | `GET /healthz` | 200 when the store answers, else 503 |
@@ -24,6 +25,7 @@ pub mod access;
 mod api;
 mod assets;
 pub mod connections;
+mod coverage;
 
 pub use access::{Access, AccessError};
 pub use connections::Limits;
@@ -62,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sensors/{id}/samples", get(api::samples))
         .route("/api/sensors/{id}/gaps", get(api::gaps))
         .route("/api/sensors/{id}/events", get(api::events))
+        .route("/api/sensors/{id}/coverage", get(coverage::coverage))
         .route("/api/streams", get(api::streams))
         .route("/metrics", get(api::metrics))
         .route("/healthz", get(api::healthz))

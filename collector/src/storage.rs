@@ -1,6 +1,7 @@
 //! Storage: the data model, one trait, two backends (SQLite embedded,
 //! PostgreSQL shared), and the batching writer in front of them.
 
+mod coverage;
 mod error;
 mod gap_cuts;
 pub mod model;
@@ -10,6 +11,9 @@ pub mod sqlite;
 mod url;
 pub mod writer;
 
+pub use coverage::{
+    COVERAGE_SCAN_LIMIT, Coverage, CoverageKind, CoverageQuery, CoverageRange, each_coverage_range,
+};
 pub use error::StorageError;
 pub use model::*;
 pub use url::StorageUrl;
@@ -107,6 +111,11 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         from_ns: i64,
         to_ns: i64,
     ) -> Result<Vec<Gap>, StorageError>;
+
+    /// The sensor's timeline in `[query.from_ns, query.to_ns)` as ranges
+    /// of live, resent and backfilled readings and of gaps by cause, oldest
+    /// first, bounded by the query's limits (see [`Coverage`]).
+    async fn coverage(&self, query: &CoverageQuery) -> Result<Coverage, StorageError>;
 
     /// Events of a sensor with `from_ns <= ts_ns < to_ns`, oldest first.
     async fn events(

@@ -362,6 +362,36 @@ fn export_csv_and_json() {
     assert_eq!(v[0]["from"], "2025-11-25T12:41:39.9Z");
     assert_eq!(v[0]["cause"], "loss");
 
+    // Coverage: the live range, then the gap after it.
+    let out = collector(&[
+        "export",
+        "--storage",
+        &url,
+        "--sensor",
+        "sip:s@example.net",
+        "--kind",
+        "coverage",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let csv = text(&out.stdout);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "sensor,kind,from,to,from_ns,to_ns,instants,resent,cause",
+            &format!(
+                "sip:s@example.net,live,2025-11-25T12:00:00Z,2025-11-25T12:41:39.9Z,{},{},25000,0,",
+                T0,
+                T0 + 24_999 * PERIOD
+            ),
+            &format!(
+                "sip:s@example.net,missing,2025-11-25T12:41:39.9Z,2025-11-25T12:41:40.3Z,{},{},3,0,loss",
+                T0 + 24_999 * PERIOD,
+                T0 + 25_003 * PERIOD
+            ),
+        ]
+    );
+
     // An empty range is an empty document, not an error.
     let out = collector(&[
         "export",

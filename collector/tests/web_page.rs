@@ -10,38 +10,12 @@ mod common;
 
 use common::browser::Browser;
 use serde_json::Value;
-use sipsensor_collector::http::{self, AppState};
-use sipsensor_collector::metrics::Metrics;
-use sipsensor_collector::stats::{Reception, StreamInfo, StreamsRegistry};
+use sipsensor_collector::stats::{Reception, StreamInfo};
 use sipsensor_collector::storage::sqlite::{SqliteOptions, SqliteStore};
 use sipsensor_collector::storage::*;
-use sipsensor_collector::timefmt::now_ns;
 use std::path::PathBuf;
-use std::sync::Arc;
 
-const STEP: i64 = 500_000_000; // 2 Hz
-
-fn temperature(i: i64) -> i64 {
-    2100 + (150.0 * (i as f64 / 8.0).sin()).round() as i64
-}
-
-fn humidity(i: i64) -> i64 {
-    455 + (i % 10) * 3
-}
-
-fn climate_samples(session: &Session, range: std::ops::Range<i64>, t0: i64) -> Vec<Reading> {
-    range
-        .map(|i| Reading {
-            session: session.id,
-            sensor: session.sensor,
-            seq: i,
-            index: 0,
-            ts_ns: t0 + i * STEP,
-            raws: vec![Some(temperature(i)), Some(humidity(i))],
-            source: ReadingSource::Live,
-        })
-        .collect()
-}
+use common::page::{STEP, climate_samples, humidity, temperature};
 
 fn numbers(v: &Value) -> Vec<f64> {
     v.as_array()
@@ -80,14 +54,9 @@ fn page_shows_sensors_streams_and_live_charts() {
     let Some(mut browser) = Browser::start() else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::page::runtime();
     let dir = tempfile::tempdir().unwrap();
-    // Whole seconds, 40 s ago: the chart shows the last minute or so.
-    let t0 = (now_ns() / 1_000_000_000 - 40) * 1_000_000_000;
+    let t0 = common::page::recent_t0();
     let (state, boiler, session, outdoor) = rt.block_on(async {
         let store = SqliteStore::open(dir.path().join("c.db"), SqliteOptions::default())
             .await
@@ -134,7 +103,7 @@ fn page_shows_sensors_streams_and_live_charts() {
             .unwrap();
         store.close_session(roof.id, t0 + 30 * STEP).await.unwrap();
         let mut batch = Batch {
-            readings: climate_samples(&session, 0..80, t0),
+            readings: climate_samples(&session, 0..=79, t0),
             seen: vec![(boiler.id, t0 + 79 * STEP), (outdoor.id, t0 + 29 * STEP)],
             ..Batch::default()
         };
@@ -148,13 +117,7 @@ fn page_shows_sensors_streams_and_live_charts() {
             source: ReadingSource::Live,
         }));
         store.write_batch(&batch).await.unwrap();
-        let streams = StreamsRegistry::new();
-        let metrics = Metrics::new(streams.clone());
-        let state = AppState {
-            storage: Arc::new(store),
-            streams,
-            metrics,
-        };
+        let state = common::page::app_state(store);
         (state, boiler, session, outdoor)
     });
     // A stream as the SIP/RTP side would register it.
@@ -178,19 +141,8 @@ fn page_shows_sensors_streams_and_live_charts() {
         jitter_seconds: 0.0015,
     });
 
-    let listener = rt
-        .block_on(http::bind("127.0.0.1:0".parse().unwrap()))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = rt.spawn(http::serve(
-        listener,
-        state.clone(),
-        http::Doors::loopback(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let server = common::page::PageServer::start(&rt, state.clone());
+    let addr = server.addr;
 
     browser.goto(&format!("http://{addr}/"));
     let b = boiler.id.0;
@@ -250,7 +202,7 @@ fn page_shows_sensors_streams_and_live_charts() {
 
     // Live: 20 more instants arrive; the chart follows without a reload.
     rt.block_on(state.storage.write_batch(&Batch {
-        readings: climate_samples(&session, 80..100, t0),
+        readings: climate_samples(&session, 80..=99, t0),
         ..Batch::default()
     }))
     .unwrap();
@@ -275,6 +227,5 @@ fn page_shows_sensors_streams_and_live_charts() {
     eprintln!("screenshot: {}", shot.display());
 
     drop(browser);
-    let _ = stop.send(());
-    rt.block_on(server).unwrap().unwrap();
+    server.stop(&rt);
 }

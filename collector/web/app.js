@@ -1,5 +1,8 @@
 // The collector's live page: polls the JSON API once a second and draws each
-// sensor's recent samples with uPlot (vendor/uPlot.iife.min.js).
+// sensor's recent samples with uPlot (vendor/uPlot.iife.min.js), with a
+// coverage band under each chart: live, resent, backfilled and missing
+// ranges (api/sensors/{id}/coverage), told apart by pattern and label as
+// well as colour.
 // All data is inserted with textContent, never as HTML: addresses of record
 // and channel names come from the network.
 "use strict";
@@ -11,7 +14,17 @@
   const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
                   "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"];
 
-  // sensor id -> { plot, keys, box }
+  // A coverage window spans at most 31 days (the API refuses more).
+  const MAX_COVERAGE_MS = 30 * 86400 * 1000;
+  const CAUSES = {
+    loss: "packets lost",
+    session_break: "no session",
+    overload: "collector overloaded",
+    source: "not sampled",
+    expired: "expired, gone for good",
+  };
+
+  // sensor id -> { plot, keys, box, band, ranges }
   const charts = new Map();
 
   // For people in the console and for the page test: the data each chart holds.
@@ -27,6 +40,19 @@
         x: Array.from(c.plot.data[0]),
         series: c.plot.data.slice(1).map((ys) => Array.from(ys)),
       };
+    },
+    // The ranges the chart's coverage band shows, as drawn.
+    coverage(id) {
+      const c = charts.get(Number(id));
+      if (!c) return null;
+      return Array.from(c.band.querySelectorAll(".seg")).map((el) => ({
+        kind: el.dataset.kind,
+        cls: el.className,
+        from: el.dataset.from,
+        to: el.dataset.to,
+        label: el.getAttribute("aria-label"),
+        text: el.textContent,
+      }));
     },
   };
 
@@ -103,6 +129,67 @@
     return out.join(", ");
   }
 
+  // What a coverage range is called and which class draws it.
+  function coverageLook(r) {
+    switch (r.kind) {
+      case "live": return { cls: "cov-live", name: "live" };
+      case "resent": return { cls: "cov-resent", name: "resent" };
+      case "backfilled": return { cls: "cov-backfilled", name: "backfilled" };
+      default:
+        if (r.cause === "expired") return { cls: "cov-expired", name: "expired" };
+        if (r.cause === "source") return { cls: "cov-unsampled", name: "not sampled" };
+        return { cls: "cov-missing", name: "missing" };
+    }
+  }
+
+  function coverageTitle(r, name) {
+    const span = fmtTime(r.from_ns) + " – " + fmtTime(r.to_ns);
+    if (r.kind === "missing") {
+      return name + ": " + r.instants + " instants between " + span +
+        " (" + (CAUSES[r.cause] || r.cause) + ")";
+    }
+    const resent = r.resent > 0 ? ", " + r.resent + " resent" : "";
+    return name + ": " + r.instants + " instants, " + span + resent;
+  }
+
+  // Draws the band under the plot area, in the plot's x scale.
+  function drawBand(c) {
+    const over = c.plot.over;
+    const band = c.band;
+    band.style.marginLeft = over.style.left;
+    band.style.width = over.style.width;
+    const width = over.clientWidth;
+    const segs = [];
+    c.ranges.forEach((r, i) => {
+      const next = c.ranges[i + 1];
+      // Readings up to the next range's first reading leave no hole: a
+      // range of readings ends at its last instant, the next begins at its
+      // first (a gap between them would be a range of its own).
+      const to = r.kind !== "missing" && next && next.kind !== "missing" ? next.from_ns : r.to_ns;
+      const x0 = c.plot.valToPos(r.from_ns / 1e9, "x");
+      const x1 = c.plot.valToPos(to / 1e9, "x");
+      if (!(x1 >= 0 && x0 <= width)) return;
+      const left = Math.max(0, x0);
+      const right = Math.min(width, x1);
+      const look = coverageLook(r);
+      const el = document.createElement("div");
+      el.className = "seg " + look.cls;
+      el.setAttribute("role", "listitem");
+      el.dataset.kind = r.kind;
+      el.dataset.from = r.from;
+      el.dataset.to = r.to;
+      el.style.left = left + "px";
+      el.style.width = Math.max(2, right - left) + "px";
+      const title = coverageTitle(r, look.name);
+      el.title = title;
+      el.setAttribute("aria-label", title);
+      // A label where it fits; the pattern and the tooltip where it does not.
+      if (right - left > 8 * look.name.length + 8) el.textContent = look.name;
+      segs.push(el);
+    });
+    band.replaceChildren(...segs);
+  }
+
   function chartWidth(box) {
     return Math.max(300, box.clientWidth - 16);
   }
@@ -111,7 +198,7 @@
     let c = charts.get(sensor.id);
     if (c && c.keys.join("\n") === cd.keys.join("\n")) {
       c.plot.setData(cd.data);
-      return;
+      return c;
     }
     if (c) { c.plot.destroy(); c.box.remove(); }
     const box = document.createElement("div");
@@ -143,9 +230,32 @@
         width: 1.5, spanGaps: false,
       }))),
       axes: [{}].concat(yAxes),
+      // The band follows every redraw (new data moves the x scale).
+      hooks: { draw: [() => { const me = charts.get(sensor.id); if (me && me.plot) drawBand(me); }] },
     };
-    const plot = new uPlot(opts, cd.data, box);
-    charts.set(sensor.id, { plot, keys: cd.keys, box });
+    const band = document.createElement("div");
+    band.className = "coverage";
+    band.setAttribute("role", "list");
+    band.setAttribute("aria-label", "Coverage of " + sensor.aor);
+    const entry = { plot: null, keys: cd.keys, box, band, ranges: [] };
+    charts.set(sensor.id, entry);
+    entry.plot = new uPlot(opts, cd.data, box);
+    // Right under the plot, above uPlot's legend.
+    entry.plot.root.querySelector(".u-wrap").after(band);
+    return entry;
+  }
+
+  // The coverage of a chart's time span (the samples come newest first):
+  // from its oldest instant to a second past its newest or now, whichever
+  // is later, within the window the API allows.
+  async function fetchCoverage(sensor, samples) {
+    const oldest = samples[samples.length - 1];
+    const toMs = Math.max(Date.now(), samples[0].ts_ns / 1e6 + 1000);
+    const from = toMs - oldest.ts_ns / 1e6 > MAX_COVERAGE_MS
+      ? new Date(toMs - MAX_COVERAGE_MS).toISOString() : oldest.time;
+    const url = "api/sensors/" + sensor.id + "/coverage?limit=1000&from=" +
+      encodeURIComponent(from) + "&to=" + encodeURIComponent(new Date(toMs).toISOString());
+    return (await getJSON(url)).ranges;
   }
 
   function renderSensors(sensors, latest) {
@@ -191,12 +301,22 @@
       const latest = new Map();
       const results = await Promise.all(shown.map((s) =>
         getJSON("api/sensors/" + s.id + "/samples?order=desc&limit=" + ROWS_PER_CHART)));
+      const withData = shown.filter((s, i) => results[i].samples.length > 0);
+      // A band that cannot be fetched keeps its last ranges; the charts
+      // still update, and the status line says what failed.
+      let coverageError = null;
+      const coverage = await Promise.all(withData.map((s) =>
+        fetchCoverage(s, results[shown.indexOf(s)].samples)
+          .catch((e) => { coverageError = e; return null; })));
       shown.forEach((s, i) => {
         const samples = results[i].samples;
         if (samples.length === 0) return;
         const cd = toChartData(samples);
         latest.set(s.id, latestValues(cd));
-        drawChart(s, cd);
+        const c = drawChart(s, cd);
+        const ranges = coverage[withData.indexOf(s)];
+        if (ranges) c.ranges = ranges;
+        drawBand(c);
       });
       // Charts of sensors that disappeared.
       for (const [id, c] of charts) {
@@ -207,6 +327,7 @@
       note.textContent = "Charts for the first " + MAX_CHARTS + " of " + sensors.length + " sensors.";
       renderSensors(sensors, latest);
       renderStreams(streams);
+      if (coverageError) throw coverageError;
       const st = $("#status");
       st.className = "status";
       st.textContent = "updated " + new Date().toLocaleTimeString();

@@ -149,7 +149,7 @@ fn params(q: Result<Query<RangeParams>, QueryRejection>) -> Result<RangeParams, 
 }
 
 /// A sensor by numeric id or by address of record.
-async fn find_sensor(state: &AppState, key: &str) -> Result<Sensor, ApiError> {
+pub(super) async fn find_sensor(state: &AppState, key: &str) -> Result<Sensor, ApiError> {
     let found = match key.parse::<i64>() {
         Ok(id) => state.storage.sensor(SensorId(id)).await?,
         Err(_) => state.storage.sensor_by_aor(key).await?,

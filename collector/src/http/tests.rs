@@ -9,16 +9,16 @@ use axum::http::{Request, header};
 use serde_json::Value;
 use tower::ServiceExt;
 
-const T0: i64 = 1_764_072_000_000_000_000; // 2025-11-25T12:00:00Z
+pub(super) const T0: i64 = 1_764_072_000_000_000_000; // 2025-11-25T12:00:00Z
 
-struct Fixture {
+pub(super) struct Fixture {
     _dir: tempfile::TempDir,
-    state: AppState,
-    sensor: Sensor,
+    pub(super) state: AppState,
+    pub(super) sensor: Sensor,
     session: Session,
 }
 
-async fn fixture() -> Fixture {
+pub(super) async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("c.db"), SqliteOptions::default())
         .await
@@ -69,11 +69,12 @@ async fn fixture() -> Fixture {
             index: 0,
             ts_ns: T0 + i * 100_000_000,
             raws: (0..2).map(|ch| Some(2000 + i + ch * 1000)).collect(),
-            // The last half second came back from the agent's spool.
-            source: if i < 45 {
-                ReadingSource::Live
-            } else {
-                ReadingSource::Backfilled
+            // One reading was lost and resent; the last half second came
+            // back from the agent's spool.
+            source: match i {
+                20 => ReadingSource::Resent,
+                0..45 => ReadingSource::Live,
+                _ => ReadingSource::Backfilled,
             },
         });
     }
@@ -125,7 +126,7 @@ async fn get(state: &AppState, uri: &str) -> (StatusCode, String, String) {
     (status, ctype, String::from_utf8(body.to_vec()).unwrap())
 }
 
-async fn get_json(state: &AppState, uri: &str) -> (StatusCode, Value) {
+pub(super) async fn get_json(state: &AppState, uri: &str) -> (StatusCode, Value) {
     let (status, ctype, body) = get(state, uri).await;
     assert!(ctype.starts_with("application/json"), "{uri}: {ctype}");
     (status, serde_json::from_str(&body).unwrap())

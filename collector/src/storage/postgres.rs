@@ -9,6 +9,7 @@
 //! it on a trusted network or the same host.
 
 mod bulk;
+mod coverage;
 mod fill;
 pub mod schema;
 
@@ -495,6 +496,10 @@ impl Storage for PgStore {
         to_ns: i64,
     ) -> Result<Vec<Gap>, StorageError> {
         self.query_gaps(sensor, from_ns, to_ns).await
+    }
+
+    async fn coverage(&self, query: &CoverageQuery) -> Result<Coverage, StorageError> {
+        self.query_coverage(query).await
     }
 
     async fn events(

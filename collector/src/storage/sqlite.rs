@@ -9,6 +9,7 @@
 //! A damaged file found at start is reported and left alone: the store
 //! never deletes or recreates an existing file.
 
+mod coverage;
 pub mod file_mode;
 mod fill;
 mod ops;
@@ -374,6 +375,11 @@ impl Storage for SqliteStore {
     ) -> Result<Vec<Gap>, StorageError> {
         self.read(move |c, p| ops::gaps(c, p, sensor, from_ns, to_ns))
             .await
+    }
+
+    async fn coverage(&self, query: &CoverageQuery) -> Result<Coverage, StorageError> {
+        let q = *query;
+        self.read(move |c, p| coverage::coverage(c, p, &q)).await
     }
 
     async fn events(

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod browser;
+pub mod page;
 pub mod pg;
 
 use sipsensor_collector::storage::*;

@@ -25,6 +25,7 @@ pub(crate) async fn open_store(url: &StorageUrl) -> Arc<dyn Storage> {
         .unwrap_or_else(|e| panic!("open {url}: {e}"))
 }
 
+mod coverage;
 mod gaps;
 mod samples;
 
@@ -52,6 +53,7 @@ cases!(
     gaps::backfilled_samples_fill_stored_gaps,
     gaps::expired_gaps_and_the_committed_mark,
     gaps::sessions_left_open_are_closed,
+    coverage::coverage_shows_each_source_and_cause,
 );
 
 /// Runs every case (each on a fresh database) and fails with the list of

@@ -118,6 +118,9 @@ impl Storage for FakeStore {
     async fn gaps(&self, _: SensorId, _: i64, _: i64) -> Result<Vec<Gap>, StorageError> {
         nope()
     }
+    async fn coverage(&self, _: &CoverageQuery) -> Result<Coverage, StorageError> {
+        nope()
+    }
     async fn events(&self, _: SensorId, _: i64, _: i64) -> Result<Vec<Event>, StorageError> {
         nope()
     }
