@@ -5,8 +5,8 @@ use super::{StreamSetup, stream_spec};
 use crate::stats::{StreamInfo, StreamsRegistry};
 use crate::storage::{SensorId, SessionId};
 use sipsensor_protocol::{
-    Agreed, ChannelSpec, EventFormat, MediaDirection, RemoteMedia, SampleFormat, StreamDescription,
-    Unit,
+    Agreed, AgreedRecovery, ChannelSpec, EventFormat, MediaDirection, RemoteMedia, SampleFormat,
+    StreamDescription, Unit,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,6 +83,7 @@ pub fn setup(
         started_ns: T0_NS,
     });
     StreamSetup {
+        recovery: AgreedRecovery::default(),
         sensor: SensorId(3),
         aor: "sip:s1@example.net".into(),
         session,

@@ -28,8 +28,8 @@ use crate::media::StreamKey;
 use crate::storage::{SensorId, SensorState, SessionId, StorageError};
 use ipnet::IpNet;
 use sipsensor_protocol::{
-    Agreed, IdGenerator, LocalMedia, LocalSdp, MediaSecurity, Password, Registrar, Sdp, ServerId,
-    SessionId as UaSession, SipUri, StreamDescription, UaError, UaEvent,
+    Agreed, AgreedRecovery, IdGenerator, LocalMedia, LocalSdp, MediaSecurity, Password, Registrar,
+    Sdp, ServerId, SessionId as UaSession, SipUri, StreamDescription, UaError, UaEvent,
 };
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -63,6 +63,8 @@ pub struct OpenArgs {
     pub sensor: Option<SensorId>,
     pub call_id: String,
     pub agreed: Agreed,
+    /// What the exchange agreed of docs/protocol.md section 11.
+    pub recovery: AgreedRecovery,
     pub signalling_ip: Option<IpAddr>,
     pub local_ssrc: u32,
     pub started_ns: i64,
@@ -154,9 +156,11 @@ pub enum Action {
         answer: Result<Vec<u8>, (u16, String)>,
     },
     Hangup(UaSession),
-    /// INVITE `target`; report [`Report::Placed`] with `call`.
+    /// INVITE `target` (the sensor `aor`, whose backfill `mark` the shell
+    /// sets in `offer` from storage); report [`Report::Placed`] with `call`.
     Call {
         call: PendingId,
+        aor: String,
         target: String,
         offer: Vec<u8>,
     },
@@ -300,6 +304,8 @@ pub struct Settings {
     pub media_security_over_tls: Option<MediaSecurity>,
     /// The outbound proxy calls go through is reached over TLS.
     pub proxy_over_tls: bool,
+    /// `media.backfill_max_rate`: the `max-rate` of our SDP (bytes/s).
+    pub backfill_max_rate: u64,
 }
 
 impl Settings {

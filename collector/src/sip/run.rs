@@ -31,7 +31,9 @@ pub enum Command {
 
 mod tasks;
 
-use tasks::{Ctx, UaPump, close, now_ns, open, open_and_accept, renegotiate, state_writer};
+use tasks::{
+    Ctx, UaPump, close, now_ns, open, open_and_accept, renegotiate, stamp_mark, state_writer,
+};
 
 fn now() -> Now {
     Now {
@@ -192,13 +194,18 @@ impl Shell {
             }),
             Action::Call {
                 call,
+                aor,
                 target,
                 offer,
             } => {
                 let ctx = ctx.clone();
-                self.ctx.ua.fire(move |ua, now| {
-                    let result = ua.call(&target, offer, now);
-                    ctx.report(Report::Placed { call, result });
+                tokio::spawn(async move {
+                    let offer = stamp_mark(&ctx, &aor, offer).await;
+                    let placing = ctx.clone();
+                    ctx.ua.fire(move |ua, now| {
+                        let result = ua.call(&target, offer, now);
+                        placing.report(Report::Placed { call, result });
+                    });
                 });
             }
             Action::Reinvite { session, offer } => {
