@@ -223,12 +223,16 @@ impl ReceiveThread {
                     let ok = match self.demux.stream_mut(key) {
                         Some(s) => {
                             let ips = s.allowed_ips.clone();
-                            let keyed = self.decrypt.set(
-                                key,
-                                agreed.srtp.as_ref(),
-                                agreed.remote_ssrc,
-                                ips,
-                            );
+                            let keyed = self
+                                .decrypt
+                                .set(key, agreed.srtp.as_ref(), agreed.remote_ssrc, ips)
+                                .and_then(|()| {
+                                    self.decrypt.add_sources(
+                                        key,
+                                        agreed.srtp.as_ref(),
+                                        &s.extra_ssrcs(),
+                                    )
+                                });
                             if let Err(e) = &keyed {
                                 tracing::error!("stream {}: SRTP context: {e}", key.0);
                             }
@@ -274,6 +278,7 @@ impl ReceiveThread {
         let srtp = setup.agreed.srtp.clone();
         let ssrc = setup.agreed.remote_ssrc;
         let stream = StreamRx::new(setup, self.limits, now, &mut self.ids);
+        let extra_ssrcs = stream.extra_ssrcs();
         let due = stream.rtcp_due();
         let ips = stream.allowed_ips.clone();
         // An SRTP stream's early packets are opened like any other.
@@ -282,7 +287,11 @@ impl ReceiveThread {
             None => Vec::new(),
         };
         let (key, replayed) = self.demux.add(stream, wall_ns(), &mut self.sink)?;
-        if let Err(e) = self.decrypt.set(key, srtp.as_ref(), ssrc, ips) {
+        let keyed = self
+            .decrypt
+            .set(key, srtp.as_ref(), ssrc, ips)
+            .and_then(|()| self.decrypt.add_sources(key, srtp.as_ref(), &extra_ssrcs));
+        if let Err(e) = keyed {
             // Not expected for keys offer/answer checked: refuse the stream
             // rather than read it unchecked.
             self.demux.remove(key);
