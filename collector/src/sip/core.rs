@@ -151,8 +151,11 @@ pub enum Action {
         status: u16,
         reason: String,
     },
+    /// Answer a re-INVITE; an answer to `sensor`'s gets its backfill
+    /// `mark` from storage in the shell (docs/protocol.md 11.1 rule 5).
     AnswerReoffer {
         session: UaSession,
+        sensor: Option<SensorId>,
         answer: Result<Vec<u8>, (u16, String)>,
     },
     Hangup(UaSession),
@@ -164,9 +167,11 @@ pub enum Action {
         target: String,
         offer: Vec<u8>,
     },
-    /// re-INVITE; report [`Report::ReinviteFailed`] if it cannot be sent.
+    /// re-INVITE `sensor` (its backfill `mark` set from storage by the
+    /// shell); report [`Report::ReinviteFailed`] if it cannot be sent.
     Reinvite {
         session: UaSession,
+        sensor: SensorId,
         offer: Vec<u8>,
     },
     Unregister,
