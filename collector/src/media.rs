@@ -34,10 +34,11 @@ pub use demux::StreamKey;
 pub use engine::{MediaEngine, MediaError, MediaHandle, StreamSummary};
 pub use rejects::Reject;
 pub use socket::bind_pair;
+pub use stream::RepairTally;
 
 use crate::stats::StreamHandle;
 use crate::storage::{ChannelSpec, SensorId, SessionId, StreamSpec};
-use sipsensor_protocol::{Agreed, StreamDescription};
+use sipsensor_protocol::{Agreed, AgreedRecovery, StreamDescription};
 use std::net::IpAddr;
 
 /// Unit of a channel that is an event input (0/1 levels), not a SenML unit.
@@ -52,6 +53,9 @@ pub struct StreamSetup {
     /// packets are held until [`MediaHandle::update`] gives it.
     pub session: Option<SessionId>,
     pub agreed: Agreed,
+    /// What the session agreed of docs/protocol.md section 11 (sample
+    /// instants, NACK + RTX, backfill); `Default`: none of it.
+    pub recovery: AgreedRecovery,
     /// Where the SIP request came from: RTP from this address is accepted
     /// too when the SDP address is a private one behind NAT.
     pub signalling_ip: Option<IpAddr>,

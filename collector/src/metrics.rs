@@ -48,6 +48,12 @@ pub struct Metrics {
     /// SRTP/SRTCP packets dropped, by `reason` (authentication, replay,
     /// foreign_ssrc): forged, replayed or under another key (RFC 3711 3.3).
     pub srtp_rejected: Family<Label1, Counter>,
+    /// Compound RTCP packets with a generic NACK sent (docs/protocol.md 11.5).
+    pub nacks_sent: Counter,
+    /// Lost live packets a retransmission filled.
+    pub packets_recovered: Counter,
+    /// Lost live packets given up after `rtx-time`: left to the backfill.
+    pub packets_given_up: Counter,
     /// The SIP network's counters, once it is bound.
     sip_network: Arc<OnceLock<NetStatsHandle>>,
 }
@@ -78,6 +84,9 @@ impl Metrics {
             packets_rejected: Family::default(),
             sip_auth: Family::default(),
             srtp_rejected: Family::default(),
+            nacks_sent: Counter::default(),
+            packets_recovered: Counter::default(),
+            packets_given_up: Counter::default(),
             sip_network: Arc::default(),
         };
         registry.register(
@@ -145,6 +154,21 @@ impl Metrics {
             "sipsensor_collector_srtp_rejected",
             "SRTP and SRTCP packets dropped (failed authentication, replayed, another SSRC), by reason",
             m.srtp_rejected.clone(),
+        );
+        registry.register(
+            "sipsensor_collector_nacks_sent",
+            "RTCP compounds with a generic NACK for lost live packets sent",
+            m.nacks_sent.clone(),
+        );
+        registry.register(
+            "sipsensor_collector_packets_recovered",
+            "Lost live packets filled by a retransmission (RTX)",
+            m.packets_recovered.clone(),
+        );
+        registry.register(
+            "sipsensor_collector_packets_given_up",
+            "Lost live packets no retransmission filled within rtx-time",
+            m.packets_given_up.clone(),
         );
         registry.register_collector(Box::new(StreamsCollector(streams)));
         registry.register_collector(Box::new(SipConnectionsCollector(m.sip_network.clone())));

@@ -300,6 +300,7 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
         media_security: config.media.security(false),
         media_security_over_tls: tls_addr.map(|_| config.media.security(true)),
         proxy_over_tls: ua_config_proxy_over_tls,
+        backfill_max_rate: u64::from(config.media.backfill_max_rate.get()),
     };
     let core = core::Core::new(settings, registrar, IdGenerator::from_entropy());
     let shell = run::Shell::new(core, handle, parts, media.handle(), commands.clone());

@@ -9,6 +9,11 @@
 //! is set up, are kept a few seconds and replayed when it is. RTCP is bound
 //! the same way: a sender report counts only with the stream's SSRC and
 //! from its RTCP address (see `Slot::rtcp_may_come_from`).
+//!
+//! A stream's retransmission and backfill SSRCs (docs/protocol.md 11.5,
+//! 11.6: the same RTP session) are its own only from the exact address its
+//! live SSRC latched to: a stranger cannot inject under them, and they
+//! never latch a stream themselves.
 
 use super::Reject;
 use super::stream::{ClockRefusal, Outcome, Sink, SrRefusal, StreamRx};
@@ -102,6 +107,8 @@ struct Slot {
     latched: Option<(SocketAddr, u32)>,
     /// Where its sender reports come from, once one was taken.
     rtcp_from: Option<SocketAddr>,
+    /// Its RTX and backfill sources that have sent, their keys in `by_addr`.
+    extra_latched: Vec<(SocketAddr, u32)>,
 }
 
 impl Slot {
@@ -133,6 +140,8 @@ pub(super) struct Demux {
     by_addr: HashMap<(SocketAddr, u32), usize>,
     /// Streams by SSRC (signalled, or learnt when they latched).
     by_ssrc: HashMap<u32, Vec<usize>>,
+    /// Streams by their RTX and backfill SSRCs.
+    by_extra_ssrc: HashMap<u32, Vec<usize>>,
     /// Streams without a signalled SSRC, by the addresses they may use.
     by_ip: HashMap<IpAddr, Vec<usize>>,
     /// Sensors being called, until when their early packets are kept.
@@ -165,6 +174,7 @@ impl Demux {
             keys: HashMap::new(),
             by_addr: HashMap::new(),
             by_ssrc: HashMap::new(),
+            by_extra_ssrc: HashMap::new(),
             by_ip: HashMap::new(),
             awaiting: HashMap::new(),
             limbo: VecDeque::new(),
@@ -203,6 +213,9 @@ impl Demux {
                 }
             }
         }
+        for ssrc in stream.extra_ssrcs() {
+            self.by_extra_ssrc.entry(ssrc).or_default().push(slot);
+        }
         for ip in &stream.allowed_ips {
             self.awaiting.remove(ip);
         }
@@ -212,6 +225,7 @@ impl Demux {
             stream,
             latched: None,
             rtcp_from: None,
+            extra_latched: Vec::new(),
         });
         self.keys.insert(key, slot);
         let (mine, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.limbo)
@@ -243,11 +257,20 @@ impl Demux {
     pub fn remove(&mut self, key: StreamKey) -> Option<StreamRx> {
         let slot = self.keys.remove(&key)?;
         let Slot {
-            stream, latched, ..
+            stream,
+            latched,
+            extra_latched,
+            ..
         } = self.slots.get_mut(slot)?.take()?;
         if let Some((addr, ssrc)) = latched {
             self.by_addr.remove(&(addr, ssrc));
             remove_slot(&mut self.by_ssrc, ssrc, slot);
+        }
+        for source in extra_latched {
+            self.by_addr.remove(&source);
+        }
+        for ssrc in stream.extra_ssrcs() {
+            remove_slot(&mut self.by_extra_ssrc, ssrc, slot);
         }
         match stream.expected_ssrc {
             Some(ssrc) => remove_slot(&mut self.by_ssrc, ssrc, slot),
@@ -379,6 +402,30 @@ impl Demux {
 
     /// Binds an (address, SSRC) to a stream on its first packet.
     fn latch(&mut self, from: SocketAddr, ssrc: u32) -> Result<usize, Reject> {
+        if let Some(slots) = self.by_extra_ssrc.get(&ssrc) {
+            // docs/protocol.md 11.5, 11.6: the same RTP session as the live
+            // source, so the address it latched to, and only after it did.
+            let mut wrong_address = false;
+            for &slot in slots {
+                let Some(s) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+                    continue;
+                };
+                match s.latched {
+                    Some((addr, _)) if addr == from => {
+                        s.extra_latched.push((from, ssrc));
+                        self.by_addr.insert((from, ssrc), slot);
+                        return Ok(slot);
+                    }
+                    Some(_) => wrong_address = true,
+                    None => {}
+                }
+            }
+            return Err(if wrong_address {
+                Reject::WrongAddress
+            } else {
+                Reject::UnknownSource
+            });
+        }
         let ip = from.ip();
         if let Some(slots) = self.by_ssrc.get(&ssrc) {
             let mut wrong_address = false;
@@ -452,6 +499,11 @@ impl Demux {
             let RtcpPacket::SenderReport(sr) = p else {
                 continue;
             };
+            // An RTX or backfill source's report: its timing is not used
+            // (their samples carry their instants, docs/protocol.md 11.2).
+            if self.by_extra_ssrc.contains_key(&sr.ssrc) {
+                continue;
+            }
             let what = format!("RTCP sender report from SSRC {:#010x}", sr.ssrc);
             let mut refusal = (Reject::UnknownSource, what.clone());
             let mut taken = None;

@@ -5,8 +5,9 @@ use super::{StreamSetup, stream_spec};
 use crate::stats::{StreamInfo, StreamsRegistry};
 use crate::storage::{SensorId, SessionId};
 use sipsensor_protocol::{
-    Agreed, ChannelSpec, EventFormat, MediaDirection, RemoteMedia, SampleFormat, StreamDescription,
-    Unit,
+    Agreed, AgreedBackfill, AgreedRecovery, AgreedRtx, ChannelSpec, EventFormat, MediaDirection,
+    RemoteMedia, RtpSender, SampleFormat, SampleInstant, StreamDescription, Unit, parse_rtp,
+    write_rtx_payload,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,6 +84,7 @@ pub fn setup(
         started_ns: T0_NS,
     });
     StreamSetup {
+        recovery: AgreedRecovery::default(),
         sensor: SensorId(3),
         aor: "sip:s1@example.net".into(),
         session,
@@ -92,5 +94,110 @@ pub fn setup(
         cname: "collector@127.0.0.1".into(),
         previous_sample_ns,
         stats,
+    }
+}
+
+/// The agent's RTX and backfill SSRCs (docs/protocol.md 11.1's example).
+pub const RTX_SSRC: u32 = 0x5e1f_0001;
+pub const BACKFILL_SSRC: u32 = 0x0bf0_0001;
+/// Payload types of RTX for 96 and of the backfill format.
+pub const RTX_PT: u8 = 98;
+pub const BACKFILL_PT: u8 = 100;
+/// The spacing of `desc(1, 10)`'s instants: 10 Hz.
+pub const STEP_NS: u64 = 100_000_000;
+
+/// Everything of docs/protocol.md section 11 agreed, as the 11.1 example.
+pub fn recovery() -> AgreedRecovery {
+    AgreedRecovery {
+        instant_id: Some(1),
+        rtx: Some(AgreedRtx {
+            payload_types: vec![(96, RTX_PT), (97, 99)],
+            rtx_time: Duration::from_secs(3),
+            ssrc: Some(RTX_SSRC),
+        }),
+        backfill: Some(AgreedBackfill {
+            payload_type: BACKFILL_PT,
+            mark: 0,
+            oldest: None,
+            max_rate: Some(2000),
+            ssrc: Some(BACKFILL_SSRC),
+        }),
+    }
+}
+
+/// An agent of section 11 streaming `desc(1, 10)`: stamped live packets,
+/// their retransmissions and backfill, built by the protocol's writers.
+pub struct StampedAgent {
+    pub live: RtpSender,
+    rtx: RtpSender,
+    backfill: RtpSender,
+}
+
+impl StampedAgent {
+    pub fn new(first_seq: u16) -> Self {
+        StampedAgent {
+            live: RtpSender::with_start(SSRC, first_seq, 0x1000),
+            rtx: RtpSender::with_start(RTX_SSRC, 7, 0),
+            backfill: RtpSender::with_start(BACKFILL_SSRC, 500, 0),
+        }
+    }
+
+    /// The instant of sample `tick` (100 Hz clock ticks from T0).
+    pub fn instant(tick: u64) -> SampleInstant {
+        SampleInstant {
+            first_ns: T0_NS as u64 + tick * 10_000_000,
+            step_ns: STEP_NS,
+        }
+    }
+
+    /// The value of channel `ch` at `tick`.
+    pub fn value(tick: u64, ch: usize) -> i32 {
+        tick as i32 * 3 + ch as i32 * 1000
+    }
+
+    fn write(tx: &mut RtpSender, d: &StreamDescription, tick: u64) -> Vec<u8> {
+        let period = u64::from(d.samples.as_ref().map_or(10, |s| s.period));
+        let values: Vec<i32> = (0..5)
+            .flat_map(|k| (0..2).map(move |ch| Self::value(tick + k * period, ch)))
+            .collect();
+        let mut buf = [0u8; 160];
+        let n = tx
+            .write_samples_stamped(&mut buf, d, tick, &values, false, (1, Self::instant(tick)))
+            .unwrap();
+        buf[..n].to_vec()
+    }
+
+    /// The live samples packet starting at `tick`.
+    pub fn samples(&mut self, tick: u64) -> Vec<u8> {
+        Self::write(&mut self.live, &desc(1, 10), tick)
+    }
+
+    /// The same samples in a backfill packet (docs/protocol.md 11.6).
+    pub fn backfill(&mut self, tick: u64) -> Vec<u8> {
+        let mut d = desc(1, 10);
+        if let Some(s) = d.samples.as_mut() {
+            s.payload_type = BACKFILL_PT;
+        }
+        Self::write(&mut self.backfill, &d, tick)
+    }
+
+    /// The RTX packet of a live packet (RFC 4588 4: OSN, then the
+    /// original payload; the original's timestamp and extension).
+    pub fn rtx_of(&mut self, original: &[u8]) -> Vec<u8> {
+        let o = parse_rtp(original).unwrap();
+        let instant = o.sample_instant(1).unwrap().unwrap().encode();
+        let mut buf = [0u8; 200];
+        let n = self
+            .rtx
+            .write_extended(
+                &mut buf,
+                RTX_PT,
+                o.marker,
+                o.timestamp,
+                &[(1, &instant)],
+                |b| write_rtx_payload(b, o.sequence, o.payload),
+            )
+            .unwrap();
+        buf[..n].to_vec()
     }
 }

@@ -42,10 +42,16 @@ pub enum Reject {
     /// A sender report whose clock jumped from the previous report's
     /// (`media.max_clock_step_ms`).
     ClockJump,
+    /// A packet of a session that agreed the sample instant without one
+    /// (docs/protocol.md 11.2).
+    NoInstant,
+    /// A retransmission of a packet no NACK waits for (never lost,
+    /// already filled, given up, or an OSN made up).
+    Unrequested,
 }
 
 impl Reject {
-    pub const ALL: [Reject; 17] = [
+    pub const ALL: [Reject; 19] = [
         Reject::MalformedRtp,
         Reject::MalformedRtcp,
         Reject::Oversized,
@@ -63,6 +69,8 @@ impl Reject {
         Reject::BadTimestamp,
         Reject::ClockOffset,
         Reject::ClockJump,
+        Reject::NoInstant,
+        Reject::Unrequested,
     ];
 
     /// The metric label.
@@ -85,6 +93,8 @@ impl Reject {
             Reject::BadTimestamp => "bad_timestamp",
             Reject::ClockOffset => "clock_offset",
             Reject::ClockJump => "clock_jump",
+            Reject::NoInstant => "no_instant",
+            Reject::Unrequested => "unrequested_rtx",
         }
     }
 

@@ -10,8 +10,13 @@
 //! packets of a `cfg` whose re-INVITE is still being completed.
 
 mod clock;
+mod recovery;
+mod repair;
 
 pub use clock::{ClockBounds, ClockRefusal};
+pub use recovery::RepairTally;
+use recovery::{Recovery, Source};
+use repair::Timing;
 
 use super::gaps::{FoundGap, GapFinder, Mark};
 use super::{Reject, StreamSetup, first_input_channel, stream_spec};
@@ -20,8 +25,8 @@ use crate::stats::{Reception, StreamHandle, Tally};
 use crate::storage::{Batch, Event, Gap, GapCause, Reading, ReadingSource, SensorId, SessionId};
 use sipsensor_protocol::{
     Agreed, CompoundWriter, Events, IdGenerator, MISSING_SAMPLE, Payload, ReceiverReport,
-    RtcpConfig, RtcpScheduler, RtpPacket, RtpReceiver, RtpVerdict, Samples, SenderReport,
-    SrMapping, StreamConfigs, StreamDescription, decode_payload,
+    RtcpConfig, RtcpScheduler, RtpPacket, RtpReceiver, RtpVerdict, SampleInstant, Samples,
+    SenderReport, SrMapping, StreamConfigs, StreamDescription, decode_payload,
 };
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -93,9 +98,12 @@ struct Kept {
     ts: u32,
     payload: Vec<u8>,
     arrival: Instant,
+    instant: Option<SampleInstant>,
+    source: ReadingSource,
 }
 
-/// Borrowed view of an accepted packet.
+/// Borrowed view of an accepted packet. For a retransmission: the
+/// original's sequence number, payload type and payload.
 #[derive(Debug, Clone, Copy)]
 struct Pkt<'a> {
     ext: u64,
@@ -103,6 +111,10 @@ struct Pkt<'a> {
     ts: u32,
     payload: &'a [u8],
     arrival: Instant,
+    /// The sample instant it carried (docs/protocol.md 11.2), when the
+    /// session agreed it: its samples are timed by it alone.
+    instant: Option<SampleInstant>,
+    source: ReadingSource,
 }
 
 /// What became of one RTP packet.
@@ -133,6 +145,17 @@ struct Bucket {
 }
 
 impl Bucket {
+    /// The retransmission and backfill sources together: as much again as
+    /// the live stream, and the backfill rate we allowed (bytes/s; a
+    /// backfill packet is at least 32 bytes of headers and instant).
+    fn for_recovery(desc: &StreamDescription, max_rate: Option<u64>, now: Instant) -> Bucket {
+        let mut b = Bucket::for_stream(desc, now);
+        b.rate += max_rate.unwrap_or(0) as f64 / 32.0;
+        b.burst = (b.rate * 2.0).max(100.0);
+        b.tokens = b.burst;
+        b
+    }
+
     fn for_stream(desc: &StreamDescription, now: Instant) -> Bucket {
         let samples_pps = desc.samples.as_ref().map_or(0.0, |s| {
             f64::from(desc.clock_rate)
@@ -210,6 +233,10 @@ pub(super) struct StreamRx {
     stats: StreamHandle,
     scheduler: RtcpScheduler,
     bucket: Bucket,
+    /// docs/protocol.md section 11 as agreed: instants, RTX, backfill.
+    recovery: Recovery,
+    /// Flood limit of the RTX and backfill sources.
+    recovery_bucket: Bucket,
     last_seen_ns: i64,
     /// Latest value per channel (all descriptions' indexes), published to
     /// the statistics once per [`PUBLISH_EVERY`]: a person watches them,
@@ -256,7 +283,10 @@ impl StreamRx {
         // The receiver's first report waits for something to report on.
         rtcp.immediate_first = false;
         let scheduler = RtcpScheduler::new(rtcp, false, now, ids);
+        let max_backfill_rate = setup.recovery.backfill.as_ref().and_then(|b| b.max_rate);
         StreamRx {
+            recovery: Recovery::new(&setup.recovery),
+            recovery_bucket: Bucket::for_recovery(&desc, max_backfill_rate, now),
             sensor: setup.sensor,
             aor: setup.aor,
             local_ssrc: setup.local_ssrc,
@@ -300,7 +330,14 @@ impl StreamRx {
         }
     }
 
-    /// An RTP packet from the stream's address.
+    /// The SSRCs besides the live one whose packets are this stream's
+    /// (its retransmissions and its backfill, docs/protocol.md 11.5, 11.6).
+    pub fn extra_ssrcs(&self) -> Vec<u32> {
+        self.recovery.extra_ssrcs()
+    }
+
+    /// An RTP packet from the stream's address: live, a retransmission or
+    /// backfill, by its SSRC.
     pub fn on_rtp(
         &mut self,
         pkt: &RtpPacket<'_>,
@@ -308,12 +345,31 @@ impl StreamRx {
         now_ns: i64,
         sink: &mut Sink,
     ) -> Outcome {
-        if !self.bucket.take(arrival) {
-            sink.reject(Reject::Flood, format!("{} sends too fast", self.aor));
+        match self.recovery.source_of(pkt.ssrc) {
+            Source::Live => self.on_live(pkt, arrival, now_ns, sink),
+            Source::Rtx => self.on_rtx(pkt, arrival, sink),
+            Source::Backfill => self.on_backfill(pkt, arrival, sink),
+        }
+    }
+
+    fn on_live(
+        &mut self,
+        pkt: &RtpPacket<'_>,
+        arrival: Instant,
+        now_ns: i64,
+        sink: &mut Sink,
+    ) -> Outcome {
+        if Self::flooded(&mut self.bucket, &self.aor, arrival, sink) {
             return Outcome::Dropped(Reject::Flood);
         }
         let ext = match self.receiver.on_packet(pkt, arrival) {
-            RtpVerdict::Accepted { extended_seq, .. } => extended_seq,
+            RtpVerdict::Accepted {
+                extended_seq,
+                restarted,
+            } => {
+                self.recovery.on_live(extended_seq, restarted, arrival);
+                extended_seq
+            }
             RtpVerdict::Duplicate => {
                 self.tally.duplicate();
                 self.totals.duplicates += 1;
@@ -344,12 +400,18 @@ impl StreamRx {
             sink.batch.seen.push((self.sensor, now_ns));
         }
         self.gaps.on_packet(ext);
+        let instant = match self.instant_of(pkt, sink) {
+            Ok(i) => i,
+            Err(r) => return Outcome::Dropped(r),
+        };
         let p = Pkt {
             ext,
             pt: pkt.payload_type,
             ts: pkt.timestamp,
             payload: pkt.payload,
             arrival,
+            instant,
+            source: ReadingSource::Live,
         };
         self.process(p, sink)
     }
@@ -361,6 +423,8 @@ impl StreamRx {
             ts: p.ts,
             payload: p.payload.to_vec(),
             arrival: p.arrival,
+            instant: p.instant,
+            source: p.source,
         }
     }
 
@@ -385,16 +449,21 @@ impl StreamRx {
             );
             return Outcome::Dropped(Reject::UnknownConfig);
         };
+        // A backfill packet has its own payload type; its KIND says which
+        // format it is (docs/protocol.md 11.6).
+        let pt_is = |format_pt: Option<u8>| {
+            p.source == ReadingSource::Backfilled && format_pt.is_some() || format_pt == Some(p.pt)
+        };
         let checked = match &decoded {
             Payload::Samples(s) => {
-                if desc.samples.as_ref().map(|f| f.payload_type) != Some(p.pt) {
+                if !pt_is(desc.samples.as_ref().map(|f| f.payload_type)) {
                     Err(Reject::WrongPayloadType)
                 } else {
                     s.check(desc).map_err(|_| Reject::PayloadMismatch)
                 }
             }
             Payload::Events(e) => {
-                if desc.events.as_ref().map(|f| f.payload_type) != Some(p.pt) {
+                if !pt_is(desc.events.as_ref().map(|f| f.payload_type)) {
                     Err(Reject::WrongPayloadType)
                 } else {
                     e.check(desc).map_err(|_| Reject::PayloadMismatch)
@@ -405,9 +474,14 @@ impl StreamRx {
             sink.reject(r, format!("{}: payload type {} cfg {cfg}", self.aor, p.pt));
             return Outcome::Dropped(r);
         }
-        let Some(mapping) = self.receiver.mapping() else {
-            self.hold(&p, sink);
-            return Outcome::Held;
+        let mapping = self.receiver.mapping();
+        let timing = match (p.instant, &mapping) {
+            (Some(i), _) => Timing::Stamped(i),
+            (None, Some(m)) => Timing::Mapped(m),
+            (None, None) => {
+                self.hold(&p, sink);
+                return Outcome::Held;
+            }
         };
         let Some(session) = self.session_of(cfg) else {
             // Our call's storage record is still being written.
@@ -421,9 +495,9 @@ impl StreamRx {
                     return Outcome::Dropped(Reject::WrongPayloadType);
                 };
                 let period = fmt.period;
-                self.emit_samples(&p, &s, period, session, &mapping, sink)
+                self.emit_samples(&p, &s, period, session, timing, sink)
             }
-            Payload::Events(e) => self.emit_events(&p, &e, first_input, session, &mapping, sink),
+            Payload::Events(e) => self.emit_events(&p, &e, first_input, session, timing, sink),
         }
     }
 
@@ -461,7 +535,7 @@ impl StreamRx {
         s: &Samples<'_>,
         period: u32,
         session: SessionId,
-        mapping: &SrMapping,
+        timing: Timing<'_>,
         sink: &mut Sink,
     ) -> Outcome {
         let count = s.count;
@@ -470,7 +544,7 @@ impl StreamRx {
         let mut last: Vec<Option<(i64, i32)>> = vec![None; channels];
         for k in 0..count {
             let ts_k = p.ts.wrapping_add(period.wrapping_mul(u32::from(k)));
-            let Some(ns) = ns_of(mapping, ts_k, 0) else {
+            let Some(ns) = timing.sample_ns(k, ts_k) else {
                 sink.reject(
                     Reject::BadTimestamp,
                     format!("{}: RTP time {ts_k}", self.aor),
@@ -498,9 +572,14 @@ impl StreamRx {
                     index: u32::from(k),
                     ts_ns: ns,
                     raws,
-                    source: ReadingSource::Live,
+                    source: p.source,
                 });
             }
+        }
+        if p.source != ReadingSource::Live {
+            // Repair and backfill fill the past: no new latest value, no
+            // session break, nothing for the live stream's gap finder.
+            return Outcome::Stored;
         }
         // The statistics describe the current description only.
         if self.sessions.1 == Some(session) {
@@ -558,10 +637,10 @@ impl StreamRx {
         e: &Events<'_>,
         first_input: usize,
         session: SessionId,
-        mapping: &SrMapping,
+        timing: Timing<'_>,
         sink: &mut Sink,
     ) -> Outcome {
-        let Some(now_ns) = ns_of(mapping, p.ts, 0) else {
+        let Some(now_ns) = timing.edge_ns(p.ts, 0) else {
             sink.reject(
                 Reject::BadTimestamp,
                 format!("{}: RTP time {}", self.aor, p.ts),
@@ -570,15 +649,19 @@ impl StreamRx {
         };
         for (i, r) in e.records().enumerate() {
             // docs/protocol.md 5.5: each record comes three times; the first
-            // copy counts (its packet's sequence number keys the row).
-            if self.serials.contains(&r.serial) {
-                continue;
+            // copy counts (its packet's sequence number keys the row). A
+            // backfilled edge's serial is of another time: storage keeps
+            // it once by its instant (11.3).
+            if p.source != ReadingSource::Backfilled {
+                if self.serials.contains(&r.serial) {
+                    continue;
+                }
+                if self.serials.len() >= SERIAL_MEMORY {
+                    self.serials.pop_front();
+                }
+                self.serials.push_back(r.serial);
             }
-            if self.serials.len() >= SERIAL_MEMORY {
-                self.serials.pop_front();
-            }
-            self.serials.push_back(r.serial);
-            let Some(ts_ns) = ns_of(mapping, p.ts, r.offset) else {
+            let Some(ts_ns) = timing.edge_ns(p.ts, r.offset) else {
                 continue;
             };
             sink.batch.events.push(Event {
@@ -592,7 +675,7 @@ impl StreamRx {
             });
             self.totals.events += 1;
         }
-        if self.sessions.1 == Some(session) {
+        if self.sessions.1 == Some(session) && p.source == ReadingSource::Live {
             for input in 0..e.inputs {
                 if let Some(level) = e.state(input) {
                     self.note_latest(first_input + usize::from(input), now_ns, i64::from(level));
@@ -672,11 +755,15 @@ impl StreamRx {
     }
 
     fn release_held(&mut self, sink: &mut Sink) {
-        let Some(mapping) = self.receiver.mapping() else {
+        let mapping = self.receiver.mapping();
+        // Stamped packets wait only for their storage record.
+        if mapping.is_none() && self.recovery.instant_id.is_none() {
             return;
-        };
+        }
         let held = std::mem::take(&mut self.held);
-        if let (Some(d), Some(first)) = (self.held_dropped.take(), held.front()) {
+        if let (Some(mapping), Some(d), Some(first)) =
+            (mapping, self.held_dropped.take(), held.front())
+        {
             // Held packets given up for want of a sender report.
             if let (Some(from), Some(to)) =
                 (ns_of(&mapping, d.first_ts, 0), ns_of(&mapping, first.ts, 0))
@@ -705,6 +792,8 @@ impl StreamRx {
             ts: k.ts,
             payload: &k.payload,
             arrival: k.arrival,
+            instant: k.instant,
+            source: k.source,
         };
         self.process(p, sink);
     }

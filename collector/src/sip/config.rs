@@ -352,6 +352,10 @@ pub struct MediaConfig {
     /// else to be checked against.
     #[serde(default = "default_max_clock_offset_s")]
     pub max_clock_offset_s: NonZeroU32,
+    /// The highest backfill rate (docs/protocol.md 11.6) taken from one
+    /// sensor, bytes per second with RTP headers: the SDP's `max-rate`.
+    #[serde(default = "default_backfill_max_rate")]
+    pub backfill_max_rate: NonZeroU32,
     /// SRTP (RFC 3711, keys by SDES, RFC 4568); `None`: required when the
     /// signalling is secure, optional otherwise.
     #[serde(default)]
@@ -415,6 +419,12 @@ impl<'de> Deserialize<'de> for RealtimePriority {
 fn default_max_streams() -> NonZeroU32 {
     NonZeroU32::new(20_000).unwrap_or(NonZeroU32::MIN)
 }
+/// About 16 times a 3-channel 100 Hz live stream: an hour's outage is
+/// backfilled in a few minutes, and 1,000 sensors backfilling at once
+/// stay near 20 MB/s.
+fn default_backfill_max_rate() -> NonZeroU32 {
+    NonZeroU32::new(20_000).unwrap_or(NonZeroU32::MIN)
+}
 fn default_hold() -> NonZeroU32 {
     NonZeroU32::new(600).unwrap_or(NonZeroU32::MIN)
 }
@@ -435,6 +445,7 @@ impl Default for MediaConfig {
             hold_before_sr_packets: default_hold(),
             max_clock_step_ms: default_max_clock_step_ms(),
             max_clock_offset_s: default_max_clock_offset_s(),
+            backfill_max_rate: default_backfill_max_rate(),
             srtp: None,
         }
     }

@@ -28,8 +28,8 @@ use crate::media::StreamKey;
 use crate::storage::{SensorId, SensorState, SessionId, StorageError};
 use ipnet::IpNet;
 use sipsensor_protocol::{
-    Agreed, IdGenerator, LocalMedia, LocalSdp, MediaSecurity, Password, Registrar, Sdp, ServerId,
-    SessionId as UaSession, SipUri, StreamDescription, UaError, UaEvent,
+    Agreed, AgreedRecovery, IdGenerator, LocalMedia, LocalSdp, MediaSecurity, Password, Registrar,
+    Sdp, ServerId, SessionId as UaSession, SipUri, StreamDescription, UaError, UaEvent,
 };
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -63,6 +63,8 @@ pub struct OpenArgs {
     pub sensor: Option<SensorId>,
     pub call_id: String,
     pub agreed: Agreed,
+    /// What the exchange agreed of docs/protocol.md section 11.
+    pub recovery: AgreedRecovery,
     pub signalling_ip: Option<IpAddr>,
     pub local_ssrc: u32,
     pub started_ns: i64,
@@ -149,20 +151,27 @@ pub enum Action {
         status: u16,
         reason: String,
     },
+    /// Answer a re-INVITE; an answer to `sensor`'s gets its backfill
+    /// `mark` from storage in the shell (docs/protocol.md 11.1 rule 5).
     AnswerReoffer {
         session: UaSession,
+        sensor: Option<SensorId>,
         answer: Result<Vec<u8>, (u16, String)>,
     },
     Hangup(UaSession),
-    /// INVITE `target`; report [`Report::Placed`] with `call`.
+    /// INVITE `target` (the sensor `aor`, whose backfill `mark` the shell
+    /// sets in `offer` from storage); report [`Report::Placed`] with `call`.
     Call {
         call: PendingId,
+        aor: String,
         target: String,
         offer: Vec<u8>,
     },
-    /// re-INVITE; report [`Report::ReinviteFailed`] if it cannot be sent.
+    /// re-INVITE `sensor` (its backfill `mark` set from storage by the
+    /// shell); report [`Report::ReinviteFailed`] if it cannot be sent.
     Reinvite {
         session: UaSession,
+        sensor: SensorId,
         offer: Vec<u8>,
     },
     Unregister,
@@ -300,6 +309,8 @@ pub struct Settings {
     pub media_security_over_tls: Option<MediaSecurity>,
     /// The outbound proxy calls go through is reached over TLS.
     pub proxy_over_tls: bool,
+    /// `media.backfill_max_rate`: the `max-rate` of our SDP (bytes/s).
+    pub backfill_max_rate: u64,
 }
 
 impl Settings {

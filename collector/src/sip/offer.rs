@@ -11,6 +11,10 @@ use sipsensor_protocol::{
 };
 use std::net::SocketAddr;
 
+mod recovery;
+
+pub use recovery::{collector_support, with_backfill_mark};
+
 /// Payload types of the collector's own offers (docs/protocol.md 2).
 const SAMPLES_PT: u8 = 96;
 const EVENTS_PT: u8 = 97;
@@ -189,7 +193,7 @@ mod tests {
     use crate::config::PositiveRate;
     use std::num::NonZeroU32;
 
-    fn full() -> StreamDescription {
+    pub(super) fn full() -> StreamDescription {
         wanted_description(&WantedStream {
             clock_hz: 100,
             rate_hz: Some(10.0),

@@ -31,7 +31,10 @@ pub enum Command {
 
 mod tasks;
 
-use tasks::{Ctx, UaPump, close, now_ns, open, open_and_accept, renegotiate, state_writer};
+use tasks::{
+    Ctx, UaPump, close, now_ns, open, open_and_accept, renegotiate, stamp_mark, state_writer,
+    with_mark_of,
+};
 
 fn now() -> Now {
     Now {
@@ -184,29 +187,55 @@ impl Shell {
             } => ctx.ua.fire(move |ua, now| {
                 let _ = ua.reject(session, status, Some(&reason), now);
             }),
-            Action::AnswerReoffer { session, answer } => ctx.ua.fire(move |ua, now| {
-                let _ = ua.answer_reoffer(session, answer, now);
-            }),
+            Action::AnswerReoffer {
+                session,
+                sensor,
+                answer,
+            } => {
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    let answer = match (answer, sensor) {
+                        (Ok(sdp), Some(sensor)) => Ok(with_mark_of(&ctx, sensor, sdp).await),
+                        (answer, _) => answer,
+                    };
+                    ctx.ua.fire(move |ua, now| {
+                        let _ = ua.answer_reoffer(session, answer, now);
+                    });
+                });
+            }
             Action::Hangup(session) => ctx.ua.fire(move |ua, now| {
                 let _ = ua.hangup(session, now);
             }),
             Action::Call {
                 call,
+                aor,
                 target,
                 offer,
             } => {
                 let ctx = ctx.clone();
-                self.ctx.ua.fire(move |ua, now| {
-                    let result = ua.call(&target, offer, now);
-                    ctx.report(Report::Placed { call, result });
+                tokio::spawn(async move {
+                    let offer = stamp_mark(&ctx, &aor, offer).await;
+                    let placing = ctx.clone();
+                    ctx.ua.fire(move |ua, now| {
+                        let result = ua.call(&target, offer, now);
+                        placing.report(Report::Placed { call, result });
+                    });
                 });
             }
-            Action::Reinvite { session, offer } => {
+            Action::Reinvite {
+                session,
+                sensor,
+                offer,
+            } => {
                 let ctx = ctx.clone();
-                self.ctx.ua.fire(move |ua, now| {
-                    if let Err(error) = ua.reinvite(session, offer, now) {
-                        ctx.report(Report::ReinviteFailed { session, error });
-                    }
+                tokio::spawn(async move {
+                    let offer = with_mark_of(&ctx, sensor, offer).await;
+                    let reporting = ctx.clone();
+                    ctx.ua.fire(move |ua, now| {
+                        if let Err(error) = ua.reinvite(session, offer, now) {
+                            reporting.report(Report::ReinviteFailed { session, error });
+                        }
+                    });
                 });
             }
             Action::Unregister => ctx.ua.fire(|ua, now| ua.unregister(now)),

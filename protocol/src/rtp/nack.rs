@@ -71,6 +71,13 @@ impl NackScheduler {
         self.missing.len()
     }
 
+    /// Whether the packet with this extended sequence number is missing
+    /// and not yet given up: a retransmission of anything else (received,
+    /// given up, never lost) is not asked for.
+    pub fn awaits(&self, extended_seq: u64) -> bool {
+        self.missing.contains_key(&extended_seq)
+    }
+
     fn give_up(&mut self, seqs: Range<u64>) {
         if seqs.is_empty() {
             return;

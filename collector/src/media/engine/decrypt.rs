@@ -55,6 +55,10 @@ struct Keyed {
     rtp_in: SrtpContext,
     rtcp_in: SrtpContext,
     rtcp_out: SrtpContext,
+    /// The stream's RTX and backfill sources (docs/protocol.md 11.8): the
+    /// session's master key, a context (and rollover counter, RFC 3711
+    /// 3.2.3) of their own each: (RTP, RTCP) by SSRC.
+    extra: HashMap<u32, (SrtpContext, SrtpContext)>,
 }
 
 impl Keyed {
@@ -65,6 +69,7 @@ impl Keyed {
             rtp_in: SrtpContext::inbound(&keys.receive)?,
             rtcp_in: SrtpContext::inbound(&keys.receive)?,
             rtcp_out: SrtpContext::outbound(&keys.send)?,
+            extra: HashMap::new(),
         })
     }
 
@@ -72,6 +77,22 @@ impl Keyed {
         match kind {
             Kind::Rtp => self.rtp_in.unprotect_rtp(data, out),
             Kind::Rtcp => self.rtcp_in.unprotect_rtcp(data, out),
+        }
+    }
+
+    /// [`Self::open`] under the context of `ssrc` when it is one of the
+    /// stream's extra sources.
+    fn open_as(
+        &mut self,
+        ssrc: u32,
+        kind: Kind,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SrtpError> {
+        match (self.extra.get_mut(&ssrc), kind) {
+            (Some((rtp, _)), Kind::Rtp) => rtp.unprotect_rtp(data, out),
+            (Some((_, rtcp)), Kind::Rtcp) => rtcp.unprotect_rtcp(data, out),
+            (None, _) => self.open(kind, data, out),
         }
     }
 }
@@ -124,10 +145,40 @@ impl Decryptor {
         Ok(())
     }
 
+    /// Also checks `key`'s packets from `ssrcs` (its RTX and backfill
+    /// sources), each under its own context of the stream's `keys`.
+    pub fn add_sources(
+        &mut self,
+        key: StreamKey,
+        keys: Option<&SrtpKeys>,
+        ssrcs: &[u32],
+    ) -> Result<(), SrtpError> {
+        let (Some(keys), Some(keyed)) = (keys, self.streams.get_mut(&key)) else {
+            return Ok(());
+        };
+        for &ssrc in ssrcs {
+            if keyed.ssrc == Some(ssrc) || self.by_ssrc.contains_key(&ssrc) {
+                continue;
+            }
+            let contexts = (
+                SrtpContext::inbound(&keys.receive)?,
+                SrtpContext::inbound(&keys.receive)?,
+            );
+            keyed.extra.insert(ssrc, contexts);
+            self.by_ssrc.insert(ssrc, key);
+        }
+        Ok(())
+    }
+
     pub fn remove(&mut self, key: StreamKey) {
         let Some(keyed) = self.streams.remove(&key) else {
             return;
         };
+        for ssrc in keyed.extra.keys() {
+            if self.by_ssrc.get(ssrc) == Some(&key) {
+                self.by_ssrc.remove(ssrc);
+            }
+        }
         if let Some(s) = keyed.ssrc
             && self.by_ssrc.get(&s) == Some(&key)
         {
@@ -165,7 +216,7 @@ impl Decryptor {
             let Some(keyed) = self.streams.get_mut(&key) else {
                 return Opened::Plain;
             };
-            return match keyed.open(kind, data, &mut self.plain) {
+            return match keyed.open_as(ssrc, kind, data, &mut self.plain) {
                 Ok(()) => Opened::Decrypted(&self.plain),
                 Err(e) => {
                     self.refusals.add(&e);

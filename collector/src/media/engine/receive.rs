@@ -10,7 +10,7 @@ use crate::media::demux::{Datagram, Delivery, Demux, Port, Rejected, Report, Str
 use crate::media::mailbox::{Inbox, Taken};
 use crate::media::rejects::RejectCounts;
 use crate::media::socket::{BATCH, batch_rx};
-use crate::media::stream::{Sink, StreamLimits, StreamRx};
+use crate::media::stream::{RepairTally, Sink, StreamLimits, StreamRx};
 use crate::media::{Reject, StreamSetup};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimit;
@@ -20,7 +20,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use sipsensor_protocol::IdGenerator;
 use sipsensor_runtime::batch_recv::BatchRx;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
@@ -62,6 +62,10 @@ pub(super) struct ReceiveThread {
     demux: Demux,
     /// Receiver reports due, per stream (RFC 3550 6.3).
     timers: BinaryHeap<Reverse<(Instant, StreamKey)>>,
+    /// Streams with lost live packets awaited: polled for NACKs every tick
+    /// (docs/protocol.md 11.5).
+    nacking: HashSet<StreamKey>,
+    repair: RepairTally,
     sink: Sink,
     writer: WriterHandle,
     rt: tokio::runtime::Handle,
@@ -101,6 +105,8 @@ impl ReceiveThread {
             decrypt: Decryptor::default(),
             demux: Demux::new(config.max_streams.get()),
             timers: BinaryHeap::new(),
+            nacking: HashSet::new(),
+            repair: RepairTally::default(),
             sink: Sink::default(),
             writer,
             rt: tokio::runtime::Handle::current(),
@@ -217,12 +223,16 @@ impl ReceiveThread {
                     let ok = match self.demux.stream_mut(key) {
                         Some(s) => {
                             let ips = s.allowed_ips.clone();
-                            let keyed = self.decrypt.set(
-                                key,
-                                agreed.srtp.as_ref(),
-                                agreed.remote_ssrc,
-                                ips,
-                            );
+                            let keyed = self
+                                .decrypt
+                                .set(key, agreed.srtp.as_ref(), agreed.remote_ssrc, ips)
+                                .and_then(|()| {
+                                    self.decrypt.add_sources(
+                                        key,
+                                        agreed.srtp.as_ref(),
+                                        &s.extra_ssrcs(),
+                                    )
+                                });
                             if let Err(e) = &keyed {
                                 tracing::error!("stream {}: SRTP context: {e}", key.0);
                             }
@@ -268,6 +278,7 @@ impl ReceiveThread {
         let srtp = setup.agreed.srtp.clone();
         let ssrc = setup.agreed.remote_ssrc;
         let stream = StreamRx::new(setup, self.limits, now, &mut self.ids);
+        let extra_ssrcs = stream.extra_ssrcs();
         let due = stream.rtcp_due();
         let ips = stream.allowed_ips.clone();
         // An SRTP stream's early packets are opened like any other.
@@ -276,7 +287,11 @@ impl ReceiveThread {
             None => Vec::new(),
         };
         let (key, replayed) = self.demux.add(stream, wall_ns(), &mut self.sink)?;
-        if let Err(e) = self.decrypt.set(key, srtp.as_ref(), ssrc, ips) {
+        let keyed = self
+            .decrypt
+            .set(key, srtp.as_ref(), ssrc, ips)
+            .and_then(|()| self.decrypt.add_sources(key, srtp.as_ref(), &extra_ssrcs));
+        if let Err(e) = keyed {
             // Not expected for keys offer/answer checked: refuse the stream
             // rather than read it unchecked.
             self.demux.remove(key);
@@ -295,6 +310,8 @@ impl ReceiveThread {
 
     fn remove(&mut self, key: StreamKey, now: Instant) -> Option<StreamSummary> {
         let mut stream = self.demux.remove(key)?;
+        self.nacking.remove(&key);
+        self.repair.add(stream.take_repair_tally());
         let mut buf = [0u8; 256];
         if let Some(n) = stream.finish(now, &mut self.sink, &mut buf)
             && let Some(dest) = stream.rtcp_dest
@@ -388,7 +405,14 @@ impl ReceiveThread {
     /// and rejects are in the sink already.
     fn carry_out(&mut self, d: Delivery) {
         match d {
-            Delivery::Rtp { .. } | Delivery::Kept { evicted: false } => {}
+            Delivery::Rtp { key, .. } => {
+                if !self.nacking.contains(&key)
+                    && self.demux.stream_mut(key).is_some_and(|s| s.nacking())
+                {
+                    self.nacking.insert(key);
+                }
+            }
+            Delivery::Kept { evicted: false } => {}
             // The evicted packet is counted, not logged: a flood of them
             // is one sensor streaming early.
             Delivery::Kept { evicted: true } => self.counts.add(Reject::UnknownSource),
@@ -423,6 +447,7 @@ impl ReceiveThread {
             }
             self.timers.push(Reverse((s.rtcp_due(), key)));
         }
+        self.send_nacks(now);
         if now.saturating_duration_since(self.last_housekeeping) >= HOUSEKEEPING {
             self.last_housekeeping = now;
             for s in self.demux.streams_mut() {
@@ -439,7 +464,43 @@ impl ReceiveThread {
             self.last_metrics = now;
             self.counts.drain_into(&self.metrics);
             self.report_refusals();
+            self.report_repair();
         }
+    }
+
+    /// Generic NACKs that are due (RFC 4585 6.2.1), SRTCP under SRTP.
+    fn send_nacks(&mut self, now: Instant) {
+        if self.nacking.is_empty() {
+            return;
+        }
+        let mut buf = [0u8; 1024];
+        let mut done = Vec::new();
+        for &key in &self.nacking {
+            let Some(s) = self.demux.stream_mut(key) else {
+                done.push(key);
+                continue;
+            };
+            if let Some(n) = s.poll_nack(now, &mut buf)
+                && let Some(dest) = s.rtcp_dest
+                && let Some(packet) = self.decrypt.seal(key, &buf[..n])
+            {
+                let _ = self.rtcp.send_to(packet, dest);
+            }
+            self.repair.add(s.take_repair_tally());
+            if !s.nacking() {
+                done.push(key);
+            }
+        }
+        for key in done {
+            self.nacking.remove(&key);
+        }
+    }
+
+    fn report_repair(&mut self) {
+        let r = std::mem::take(&mut self.repair);
+        self.metrics.nacks_sent.inc_by(r.nacks_sent);
+        self.metrics.packets_recovered.inc_by(r.recovered);
+        self.metrics.packets_given_up.inc_by(r.given_up);
     }
 
     /// SRTP refusals to `/metrics`, and one log line per interval.

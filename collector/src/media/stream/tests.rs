@@ -4,6 +4,8 @@ use crate::stats::StreamsRegistry;
 use sipsensor_protocol::{EventRecord, NtpTime, RtpSender, encode_events, parse_rtp};
 use std::sync::Arc;
 
+mod recovery;
+
 struct Rig {
     rx: StreamRx,
     tx: RtpSender,

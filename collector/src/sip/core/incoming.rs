@@ -8,7 +8,7 @@ use crate::sip::offer;
 use sipsensor_protocol::prelude::*;
 use sipsensor_protocol::{
     AnswerPolicy, EndReason, Header, LocalSdp, Request, Response, SessionId as UaSession,
-    StatusCode, Target, answer_offer, headers, parse_sdp, response_to,
+    StatusCode, Target, answer_with_recovery, headers, parse_sdp, response_to,
 };
 
 fn from_aor(request: &Request) -> Option<String> {
@@ -99,25 +99,33 @@ impl Core {
             local.security = security;
         }
         let mut origin = LocalSdp::new("collector", self.settings.rtp.ip(), &mut self.ids);
-        let (answer, agreed) =
-            match answer_offer(&offer, &AnswerPolicy::Receive(policy), &local, &mut origin) {
-                Ok(x) => x,
-                Err(e) => {
-                    // RFC 3261 21.4.26 and docs/protocol.md 3.5.
-                    self.count("sip_not_acceptable");
-                    self.warn(
-                        "not_acceptable",
-                        format!(
-                            "INVITE from {aor} ({}): {} {e}",
-                            source.addr,
-                            e.status_code()
-                        ),
-                    );
-                    let w = e.warning_header(&self.settings.host);
-                    self.refuse(session, &request, e.status_code(), w);
-                    return;
-                }
-            };
+        // docs/protocol.md 11.1: an agent without section 11 gets the
+        // answer of section 3; its `mark` is set by the shell (storage).
+        let support = offer::collector_support(self.settings.backfill_max_rate);
+        let (answer, agreed, recovery) = match answer_with_recovery(
+            &offer,
+            &AnswerPolicy::Receive(policy),
+            &local,
+            &support,
+            &mut origin,
+        ) {
+            Ok(x) => x,
+            Err(e) => {
+                // RFC 3261 21.4.26 and docs/protocol.md 3.5.
+                self.count("sip_not_acceptable");
+                self.warn(
+                    "not_acceptable",
+                    format!(
+                        "INVITE from {aor} ({}): {} {e}",
+                        source.addr,
+                        e.status_code()
+                    ),
+                );
+                let w = e.warning_header(&self.settings.host);
+                self.refuse(session, &request, e.status_code(), w);
+                return;
+            }
+        };
         if let Some(f) = full {
             self.offers.insert(aor.clone(), f);
         }
@@ -152,6 +160,7 @@ impl Core {
             aor,
             call_id,
             agreed,
+            recovery,
             signalling_ip: Some(source.addr.ip()),
             local_ssrc: local.ssrc.unwrap_or_default(),
             started_ns: now.unix_ns,

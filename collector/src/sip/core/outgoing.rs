@@ -10,7 +10,7 @@ use crate::sip::credentials::Credentials;
 use crate::sip::offer;
 use sipsensor_protocol::{
     Binding, LocalMedia, LocalSdp, NegotiationError, Sdp, SessionId as UaSession, SipUri,
-    StreamRole, Transport, UaError, apply_answer, make_offer, parse_sdp,
+    StreamRole, Transport, UaError, agreed_recovery, apply_answer, offer_with_recovery, parse_sdp,
 };
 use std::net::IpAddr;
 use std::time::Duration;
@@ -145,6 +145,7 @@ impl Core {
         self.next_pending += 1;
         self.push(Action::Call {
             call,
+            aor: p.aor.clone(),
             target: p.target,
             offer: p.offer.to_bytes(),
         });
@@ -204,7 +205,9 @@ impl Core {
             local.security = security;
         }
         let mut origin = LocalSdp::new("collector", self.settings.rtp.ip(), &mut self.ids);
-        let offer = make_offer(&desc, StreamRole::Receiver, &local, &mut origin)
+        // docs/protocol.md 11.1; the shell sets the `mark` (storage).
+        let support = offer::collector_support(self.settings.backfill_max_rate);
+        let offer = offer_with_recovery(&desc, StreamRole::Receiver, &local, &support, &mut origin)
             .map_err(|e| e.to_string())?;
         Ok(Prepared {
             target,
@@ -257,8 +260,14 @@ impl Core {
         };
         let agreed = parse_sdp(body)
             .map_err(NegotiationError::from)
-            .and_then(|answer| apply_answer(&offer, &answer, StreamRole::Receiver));
-        let agreed = match agreed {
+            .and_then(|answer| {
+                let agreed = apply_answer(&offer, &answer, StreamRole::Receiver)?;
+                Ok((
+                    agreed,
+                    agreed_recovery(&offer, &answer, StreamRole::Receiver),
+                ))
+            });
+        let (agreed, recovery) = match agreed {
             Ok(a) => a,
             Err(e) => {
                 // RFC 3264 / docs/protocol.md 3.1: an unusable answer ends
@@ -282,6 +291,7 @@ impl Core {
             sensor: self.sensors.get(&call.aor).copied(),
             call_id: call.call_id.clone(),
             agreed,
+            recovery,
             signalling_ip: call.source_ip,
             local_ssrc: call.local.ssrc.unwrap_or_default(),
             started_ns: call.started_ns,

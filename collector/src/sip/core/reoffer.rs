@@ -7,7 +7,7 @@ use crate::sip::offer;
 use crate::storage::SessionId;
 use sipsensor_protocol::{
     Agreed, AnswerPolicy, NegotiationError, SessionId as UaSession, StreamRole, UaError,
-    answer_offer, apply_answer, make_offer, parse_sdp,
+    answer_with_recovery, apply_answer, offer_with_recovery, parse_sdp,
 };
 use std::time::Duration;
 
@@ -61,7 +61,15 @@ impl Core {
             self.reply(reply, Reply::ok(message));
             return;
         }
-        let offer = match make_offer(&next, StreamRole::Receiver, &call.local, &mut call.origin) {
+        let support = offer::collector_support(self.settings.backfill_max_rate);
+        let made = offer_with_recovery(
+            &next,
+            StreamRole::Receiver,
+            &call.local,
+            &support,
+            &mut call.origin,
+        );
+        let offer = match made {
             Ok(o) => o,
             Err(e) => {
                 self.reply(reply, Reply::error(e.to_string()));
@@ -78,6 +86,7 @@ impl Core {
         });
         self.push(Action::Reinvite {
             session,
+            sensor: opened.sensor,
             offer: bytes,
         });
     }
@@ -120,9 +129,12 @@ impl Core {
     pub(super) fn reoffer(&mut self, session: UaSession, body: &[u8]) {
         let host = self.settings.host.clone();
         let policy_cfg = self.settings.policy;
+        // docs/protocol.md 11.1 rule 5: a re-INVITE carries section 11 too.
+        let support = offer::collector_support(self.settings.backfill_max_rate);
         let Some(call) = self.calls.get_mut(&session) else {
             self.push(Action::AnswerReoffer {
                 session,
+                sensor: None,
                 answer: Err((481, "no such stream".into())),
             });
             return;
@@ -131,6 +143,7 @@ impl Core {
             // RFC 3261 14.2: an offer while ours is being set up.
             self.push(Action::AnswerReoffer {
                 session,
+                sensor: None,
                 answer: Err((491, "the stream is still being set up".into())),
             });
             return;
@@ -143,13 +156,14 @@ impl Core {
                     .as_ref()
                     .map(|f| offer::receive_policy(&policy_cfg, f))
                     .unwrap_or_default();
-                answer_offer(
+                answer_with_recovery(
                     &offer,
                     &AnswerPolicy::Receive(policy),
                     &call.local,
+                    &support,
                     &mut call.origin,
                 )
-                .map(|(a, g)| (a, g, full))
+                .map(|(a, g, _)| (a, g, full))
             });
         let (answer, agreed, full) = match result {
             Ok(x) => x,
@@ -160,6 +174,7 @@ impl Core {
                 self.warn("reoffer", message);
                 self.push(Action::AnswerReoffer {
                     session,
+                    sensor: None,
                     answer: Err((status, text)),
                 });
                 return;
@@ -178,6 +193,7 @@ impl Core {
             call.agreed = Some(agreed);
             self.push(Action::AnswerReoffer {
                 session,
+                sensor: Some(opened.sensor),
                 answer: Ok(answer),
             });
             return;
@@ -209,7 +225,19 @@ impl Core {
                 Ok(_) => Ok(answer),
                 Err(e) => Err((500, e.to_string())),
             };
-            self.push(Action::AnswerReoffer { session, answer });
+            let sensor = match &answer {
+                Ok(_) => self
+                    .calls
+                    .get(&session)
+                    .and_then(|c| c.opened)
+                    .map(|o| o.sensor),
+                Err(_) => None,
+            };
+            self.push(Action::AnswerReoffer {
+                session,
+                sensor,
+                answer,
+            });
         }
         let Some(call) = self.calls.get_mut(&session) else {
             return;

@@ -5,6 +5,7 @@
 use super::Command;
 use crate::media::{MediaHandle, StreamSetup, stream_spec};
 use crate::sip::core::{OpenArgs, Opened, RenegotiateError, Report, SetupError};
+use crate::sip::offer;
 use crate::stats::{StreamInfo, StreamsRegistry};
 use crate::storage::{NewSession, Order, SampleQuery, SensorId, SensorState, SessionId, Storage};
 use sipsensor_protocol::Agreed;
@@ -129,6 +130,7 @@ pub(super) async fn open_and_accept(
     answer: Vec<u8>,
 ) -> Result<Opened, SetupError> {
     let o = open(ctx, args, true).await?;
+    let answer = with_mark_of(ctx, o.sensor, answer).await;
     let accepted = ctx
         .ua
         .run(move |ua, now| ua.accept(session, answer, now))
@@ -139,6 +141,30 @@ pub(super) async fn open_and_accept(
             close(ctx, o, now_ns()).await;
             Err(SetupError::NotAccepted(format!("{other:?}")))
         }
+    }
+}
+
+/// Our SDP with the sensor's committed-through mark (docs/protocol.md
+/// 11.1, 11.4) as its backfill `mark`. A mark storage cannot give is 0:
+/// one too low costs a backfill of what is stored already (kept once),
+/// one too high would lose data.
+pub(super) async fn with_mark_of(ctx: &Ctx, sensor: SensorId, sdp: Vec<u8>) -> Vec<u8> {
+    let mark = match ctx.storage.committed_through(sensor).await {
+        Ok(m) => m.and_then(|ns| u64::try_from(ns).ok()).unwrap_or(0),
+        Err(e) => {
+            tracing::error!("cannot read the committed mark of sensor {}: {e}", sensor.0);
+            0
+        }
+    };
+    offer::with_backfill_mark(&sdp, mark)
+}
+
+/// [`with_mark_of`] for a sensor known by its AOR (one we call); a sensor
+/// storage does not know yet holds nothing: mark 0.
+pub(super) async fn stamp_mark(ctx: &Ctx, aor: &str, sdp: Vec<u8>) -> Vec<u8> {
+    match ctx.storage.sensor_by_aor(aor).await {
+        Ok(Some(s)) => with_mark_of(ctx, s.id, sdp).await,
+        _ => offer::with_backfill_mark(&sdp, 0),
     }
 }
 
@@ -211,6 +237,7 @@ pub(super) async fn open(
         aor: a.aor.clone(),
         session,
         agreed: a.agreed.clone(),
+        recovery: a.recovery.clone(),
         signalling_ip: a.signalling_ip,
         local_ssrc: a.local_ssrc,
         cname: ctx.cname.clone(),

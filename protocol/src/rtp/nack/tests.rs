@@ -187,3 +187,16 @@ fn a_lossy_path_delivers_every_packet_through_nack_and_rtx() {
     assert_eq!(missing, Vec::<u64>::new());
     assert!(nacks.take_given_up().is_empty());
 }
+
+#[test]
+fn only_a_missing_packet_is_awaited() {
+    let t0 = base();
+    let mut s = NackScheduler::new(NackConfig::default());
+    s.on_received(10, t0);
+    s.on_received(12, t0);
+    assert!(s.awaits(11));
+    assert!(!s.awaits(10), "received");
+    assert!(!s.awaits(13), "not yet sent");
+    s.on_received(11, t0 + ms(30));
+    assert!(!s.awaits(11), "filled");
+}

@@ -256,3 +256,50 @@ fn spoofed_rtp_is_dropped_and_the_genuine_stream_stored_in_full() {
     let refused = d.take_refusals();
     assert_eq!(refused.authentication, PACKETS as u64 + 1);
 }
+
+#[test]
+fn retransmission_and_backfill_sources_have_contexts_of_their_own() {
+    const RTX: u32 = 0x5e1f_0001;
+    const BACKFILL: u32 = 0x0bf0_0001;
+    let (k, mut d) = (keys(), Decryptor::default());
+    d.set(StreamKey(1), Some(&k), Some(SSRC), vec![sensor()])
+        .unwrap();
+    let mut live = agent(&k);
+    let wire = protect(&mut live, &rtp(1, SSRC));
+    let mut rtx = agent(&k);
+    let rtx_wire = protect(&mut rtx, &rtp(1, RTX));
+    // Before they are announced, the stream's address refuses them.
+    assert_eq!(
+        d.open(Kind::Rtp, &rtx_wire, sensor()),
+        Opened::Refused(SrtpError::ForeignSsrc(RTX))
+    );
+    d.add_sources(StreamKey(1), Some(&k), &[RTX, BACKFILL])
+        .unwrap();
+    assert_eq!(
+        d.open(Kind::Rtp, &wire, sensor()),
+        Opened::Decrypted(&rtp(1, SSRC))
+    );
+    // The same sequence number under another SSRC is no replay (RFC 3711
+    // 3.2.3: a context, and a replay list, per SSRC).
+    assert_eq!(
+        d.open(Kind::Rtp, &rtx_wire, sensor()),
+        Opened::Decrypted(&rtp(1, RTX))
+    );
+    assert_eq!(
+        d.open(Kind::Rtp, &rtx_wire, sensor()),
+        Opened::Refused(SrtpError::Replay)
+    );
+    // A forger without the key cannot use the backfill SSRC either.
+    assert_eq!(
+        d.open(Kind::Rtp, &rtp(2, BACKFILL), sensor()),
+        Opened::Refused(SrtpError::Authentication)
+    );
+    let mut other = SrtpContext::outbound(&keys().receive).unwrap();
+    let forged = protect(&mut other, &rtp(3, BACKFILL));
+    assert_eq!(
+        d.open(Kind::Rtp, &forged, sensor()),
+        Opened::Refused(SrtpError::Authentication)
+    );
+    d.remove(StreamKey(1));
+    assert_eq!(d.open(Kind::Rtp, &rtx_wire, sensor()), Opened::Plain);
+}

@@ -261,3 +261,66 @@ fn a_sensors_srtp_offer_is_taken_only_over_tls() {
         );
     }
 }
+
+/// An INVITE of sensor s1 offering `offer`; what the core does with it.
+fn invited_with(offer: Vec<u8>) -> Vec<Action> {
+    let (mut c, clock) = core();
+    let req = request("INVITE", "s1", "call-1", "");
+    c.handle_event(invite_event(req, PROXY, offer), clock.at(0));
+    actions(&mut c)
+}
+
+#[test]
+fn an_agent_offering_recovery_gets_it_with_our_rate_cap() {
+    use sipsensor_protocol::{
+        BackfillSupport, RecoverySupport, RtxSupport, StreamRole, offer_with_recovery,
+    };
+    let (mut local, mut origin) = sensor_media();
+    local.ssrc = Some(0x1a2b_3c4d);
+    local.cname = Some("s1@198.51.100.10".into());
+    let support = RecoverySupport {
+        instant: true,
+        rtx: Some(RtxSupport {
+            rtx_time: std::time::Duration::from_secs(3),
+            ssrc: Some(0x5e1f_0001),
+        }),
+        backfill: Some(BackfillSupport {
+            oldest: Some(1),
+            ssrc: Some(0x0bf0_0001),
+            ..BackfillSupport::default()
+        }),
+    };
+    let offer = offer_with_recovery(
+        &capabilities(),
+        StreamRole::Sender,
+        &local,
+        &support,
+        &mut origin,
+    )
+    .unwrap();
+    let acts = invited_with(offer.to_bytes());
+    let [Action::Open { args, accept, .. }] = &acts[..] else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(args.recovery.instant_id, Some(1));
+    assert_eq!(args.recovery.rtx.as_ref().unwrap().ssrc, Some(0x5e1f_0001));
+    let backfill = args.recovery.backfill.as_ref().unwrap();
+    assert_eq!(backfill.ssrc, Some(0x0bf0_0001));
+    let answer = String::from_utf8(accept.clone().unwrap()).unwrap();
+    assert!(answer.contains(" rtx/100"), "{answer}");
+    // The shell sets the stored mark; the core states the cap.
+    assert!(answer.contains("mark=0;max-rate=20000"), "{answer}");
+}
+
+#[test]
+fn an_agent_without_recovery_gets_todays_answer() {
+    let acts = invited_with(sensor_offer(&capabilities()));
+    let [Action::Open { args, accept, .. }] = &acts[..] else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(args.recovery, Default::default());
+    let answer = String::from_utf8(accept.clone().unwrap()).unwrap();
+    for line in ["extmap", "rtcp-fb", "rtx/", "sensor-backfill"] {
+        assert!(!answer.contains(line), "{answer}");
+    }
+}

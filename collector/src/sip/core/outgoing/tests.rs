@@ -56,6 +56,7 @@ fn call_s1(c: &mut Core, clock: &Clock) -> Vec<u8> {
             call,
             target,
             offer,
+            ..
         },
     ] = &acts[..]
     else {

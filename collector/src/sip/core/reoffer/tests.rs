@@ -17,7 +17,9 @@ fn set_rate_sends_a_reinvite_and_records_the_new_stream() {
     let acts = actions(&mut c);
     let [
         Action::ExpectConfig { media, until },
-        Action::Reinvite { session: s, offer },
+        Action::Reinvite {
+            session: s, offer, ..
+        },
     ] = &acts[..]
     else {
         panic!("{acts:?}")
@@ -187,6 +189,7 @@ fn a_reoffer_for_an_unknown_or_unready_call_is_refused() {
         actions(&mut c),
         vec![Action::AnswerReoffer {
             session: session(1),
+            sensor: None,
             answer: Err((481, "no such stream".into()))
         }]
     );
@@ -205,6 +208,7 @@ fn a_reoffer_for_an_unknown_or_unready_call_is_refused() {
         actions(&mut c),
         vec![Action::AnswerReoffer {
             session: session(1),
+            sensor: None,
             answer: Err((491, "the stream is still being set up".into()))
         }]
     );
@@ -225,6 +229,7 @@ fn an_unchanged_reoffer_is_answered_at_once() {
     let [
         Action::AnswerReoffer {
             session: s,
+            sensor: Some(_),
             answer: Ok(_),
         },
     ] = &acts[..]
@@ -275,6 +280,7 @@ fn a_sensor_changing_its_channels_is_answered_once_recorded() {
         actions(&mut c),
         vec![Action::AnswerReoffer {
             session: session(1),
+            sensor: None,
             answer: Err((500, "the stream is gone".into()))
         }]
     );
@@ -291,6 +297,7 @@ fn a_sensor_changing_its_channels_is_answered_once_recorded() {
         actions(&mut c),
         vec![Action::AnswerReoffer {
             session: session(1),
+            sensor: Some(opened().sensor),
             answer: Ok(answer)
         }]
     );

@@ -1,0 +1,253 @@
+//! docs/protocol.md section 11 on one stream: stamped instants, RTX after
+//! a NACK, backfill, and what an attacker can and cannot do with them.
+
+use super::*;
+use crate::media::fixtures::{
+    BACKFILL_SSRC, RTX_SSRC, STEP_NS, StampedAgent, recovery, setup as base_setup,
+};
+use sipsensor_protocol::{RtcpPacket, parse_rtcp_compound};
+
+struct Rig {
+    rx: StreamRx,
+    agent: StampedAgent,
+    sink: Sink,
+    now: Instant,
+    _registry: Arc<StreamsRegistry>,
+}
+
+fn rig(first_seq: u16) -> Rig {
+    let registry = StreamsRegistry::new();
+    let now = Instant::now();
+    let mut ids = IdGenerator::seeded(1);
+    let mut s = base_setup(&registry, agreed(desc(1, 10)), Some(SessionId(7)), None);
+    s.recovery = recovery();
+    Rig {
+        rx: StreamRx::new(s, limits(100), now, &mut ids),
+        agent: StampedAgent::new(first_seq),
+        sink: Sink::default(),
+        now,
+        _registry: registry,
+    }
+}
+
+impl Rig {
+    fn feed_at(&mut self, bytes: &[u8], after: Duration) -> Outcome {
+        let pkt = parse_rtp(bytes).unwrap();
+        self.rx
+            .on_rtp(&pkt, self.now + after, T0_NS, &mut self.sink)
+    }
+
+    fn feed(&mut self, bytes: &[u8]) -> Outcome {
+        self.feed_at(bytes, Duration::ZERO)
+    }
+
+    /// (ts_ns, source, raws) of every reading so far.
+    fn readings(&self) -> Vec<(i64, ReadingSource, Vec<Option<i64>>)> {
+        self.sink
+            .batch
+            .readings
+            .iter()
+            .map(|r| (r.ts_ns, r.source, r.raws.clone()))
+            .collect()
+    }
+
+    /// The sequence numbers NACKed at `after`, if a NACK is due.
+    fn nacked(&mut self, after: Duration) -> Option<Vec<u16>> {
+        let mut buf = [0u8; 1024];
+        let n = self.rx.poll_nack(self.now + after, &mut buf)?;
+        let packets = parse_rtcp_compound(&buf[..n]).unwrap();
+        assert!(matches!(packets[0], RtcpPacket::ReceiverReport(_)));
+        let nack = packets
+            .iter()
+            .find_map(|p| match p {
+                RtcpPacket::Nack(n) => Some(n.clone()),
+                _ => None,
+            })
+            .expect("a NACK in the compound");
+        assert_eq!((nack.sender_ssrc, nack.media_ssrc), (0x0bad_cafe, SSRC));
+        Some(nack.lost().collect())
+    }
+}
+
+/// The expected reading of instant `k` of the packet starting at `tick`.
+fn expected(tick: u64, k: u64) -> (i64, Vec<Option<i64>>) {
+    let t = tick + k * 10;
+    let ts = T0_NS + (k * STEP_NS) as i64 + tick as i64 * 10_000_000;
+    let raws = (0..2)
+        .map(|ch| Some(i64::from(StampedAgent::value(t, ch))))
+        .collect();
+    (ts, raws)
+}
+
+#[test]
+fn stamped_samples_are_stored_at_their_instants_without_a_sender_report() {
+    let mut r = rig(10);
+    let p = r.agent.samples(0);
+    assert_eq!(r.feed(&p), Outcome::Stored, "no SR needed with instants");
+    let rows = r.readings();
+    assert_eq!(rows.len(), 5);
+    for (k, (ts, source, raws)) in rows.into_iter().enumerate() {
+        assert_eq!((ts, raws), expected(0, k as u64));
+        assert_eq!(source, ReadingSource::Live);
+    }
+}
+
+#[test]
+fn a_packet_without_the_agreed_instant_is_dropped() {
+    let mut r = rig(10);
+    // An unstamped packet from the live source.
+    let mut buf = [0u8; 128];
+    let n = r
+        .agent
+        .live
+        .write_samples(&mut buf, &desc(1, 10), 0, &[1; 10], false)
+        .unwrap();
+    assert_eq!(r.feed(&buf[..n]), Outcome::Dropped(Reject::NoInstant));
+    assert!(r.readings().is_empty());
+}
+
+#[test]
+fn a_lost_packet_is_nacked_and_its_retransmission_stored_once_as_resent() {
+    let mut r = rig(0xfffe);
+    let p0 = r.agent.samples(0);
+    let lost = r.agent.samples(50);
+    let p2 = r.agent.samples(100);
+    assert_eq!(r.feed(&p0), Outcome::Stored);
+    assert_eq!(r.feed(&p2), Outcome::Stored);
+    assert!(r.rx.nacking());
+    assert_eq!(r.nacked(Duration::from_millis(5)), None, "reorder delay");
+    assert_eq!(r.nacked(Duration::from_millis(25)), Some(vec![0xffff]));
+    let rtx = r.agent.rtx_of(&lost);
+    assert_eq!(r.feed_at(&rtx, Duration::from_millis(40)), Outcome::Stored);
+    assert!(!r.rx.nacking());
+    let resent: Vec<_> = r
+        .readings()
+        .into_iter()
+        .filter(|(_, s, _)| *s == ReadingSource::Resent)
+        .collect();
+    assert_eq!(resent.len(), 5);
+    for (k, (ts, _, raws)) in resent.into_iter().enumerate() {
+        assert_eq!(
+            (ts, raws),
+            expected(50, k as u64),
+            "the original's instants"
+        );
+    }
+    // The same retransmission again (or replayed) stores nothing.
+    assert_eq!(
+        r.feed_at(&rtx, Duration::from_millis(60)),
+        Outcome::Dropped(Reject::Unrequested)
+    );
+    assert_eq!(r.readings().len(), 15);
+    assert_eq!(r.rx.take_repair_tally().recovered, 1);
+    assert_eq!(r.nacked(Duration::from_millis(400)), None);
+}
+
+#[test]
+fn a_retransmission_nobody_asked_for_stores_nothing() {
+    let mut r = rig(10);
+    let p0 = r.agent.samples(0);
+    let p1 = r.agent.samples(50);
+    assert_eq!(r.feed(&p0), Outcome::Stored);
+    assert_eq!(r.feed(&p1), Outcome::Stored);
+    // A received packet's OSN, and an OSN made up.
+    let rtx = r.agent.rtx_of(&p0);
+    assert_eq!(r.feed(&rtx), Outcome::Dropped(Reject::Unrequested));
+    let future = r.agent.samples(5000);
+    let rtx = r.agent.rtx_of(&future);
+    assert_eq!(r.feed(&rtx), Outcome::Dropped(Reject::Unrequested));
+    assert_eq!(r.readings().len(), 10);
+}
+
+#[test]
+fn a_packet_given_up_after_rtx_time_is_not_taken_by_rtx_any_more() {
+    let mut r = rig(10);
+    let p0 = r.agent.samples(0);
+    let lost = r.agent.samples(50);
+    let p2 = r.agent.samples(100);
+    r.feed(&p0);
+    r.feed(&p2);
+    assert!(r.nacked(Duration::from_millis(25)).is_some());
+    // rtx-time (3 s) passes: given up, left to the backfill.
+    assert_eq!(r.nacked(Duration::from_secs(4)), None);
+    assert!(!r.rx.nacking());
+    assert_eq!(r.rx.take_repair_tally().given_up, 1);
+    let rtx = r.agent.rtx_of(&lost);
+    assert_eq!(
+        r.feed_at(&rtx, Duration::from_secs(5)),
+        Outcome::Dropped(Reject::Unrequested)
+    );
+}
+
+#[test]
+fn a_sequence_jump_of_thousands_is_bounded_in_state_and_nacks() {
+    let mut r = rig(10);
+    let p0 = r.agent.samples(0);
+    assert_eq!(r.feed(&p0), Outcome::Stored);
+    // 2,900 sequence numbers skipped (under RFC 3550 A.1's MAX_DROPOUT, so
+    // accepted at once as loss).
+    let mut jumped = StampedAgent::new(11 + 2900);
+    let far = jumped.samples(50);
+    assert_eq!(r.feed(&far), Outcome::Stored);
+    let mut asked = 0;
+    let mut polls = 0;
+    let mut at = Duration::from_millis(25);
+    while let Some(lost) = r.nacked(at) {
+        assert!(lost.len() <= 128, "at most 128 in one NACK");
+        asked += lost.len();
+        polls += 1;
+        at += Duration::from_millis(1);
+        assert!(polls <= 20, "bounded");
+    }
+    // Only the newest 1,024 are tracked; the rest are given up at once.
+    assert_eq!(asked, 1024);
+    assert_eq!(r.rx.take_repair_tally().given_up, 2900 - 1024);
+}
+
+#[test]
+fn backfill_lands_on_the_live_keys_and_is_labelled_backfilled() {
+    let mut r = rig(10);
+    let live = r.agent.samples(0);
+    assert_eq!(r.feed(&live), Outcome::Stored);
+    // The same instants again from the spool.
+    let again = r.agent.backfill(0);
+    assert_eq!(r.feed(&again), Outcome::Stored);
+    let rows = r.readings();
+    assert_eq!(rows.len(), 10);
+    for k in 0..5 {
+        assert_eq!(rows[k].0, rows[k + 5].0, "the same key: stored once");
+        assert_eq!(rows[k + 5].1, ReadingSource::Backfilled);
+        assert_eq!(rows[k].2, rows[k + 5].2);
+    }
+    assert_eq!(parse_rtp(&again).unwrap().ssrc, BACKFILL_SSRC);
+    // Backfill is no live packet: it is never NACKed nor seen as loss.
+    assert!(!r.rx.nacking());
+}
+
+#[test]
+fn backfill_under_another_payload_type_or_without_an_instant_is_dropped() {
+    let mut r = rig(10);
+    let mut bf = RtpSender::with_start(BACKFILL_SSRC, 1, 0);
+    let mut buf = [0u8; 128];
+    // The live payload type on the backfill SSRC.
+    let n = bf
+        .write_samples_stamped(
+            &mut buf,
+            &desc(1, 10),
+            0,
+            &[1; 10],
+            false,
+            (1, StampedAgent::instant(0)),
+        )
+        .unwrap();
+    assert_eq!(
+        r.feed(&buf[..n]),
+        Outcome::Dropped(Reject::WrongPayloadType)
+    );
+    let mut d = desc(1, 10);
+    d.samples.as_mut().unwrap().payload_type = 100;
+    let n = bf.write_samples(&mut buf, &d, 0, &[1; 10], false).unwrap();
+    assert_eq!(r.feed(&buf[..n]), Outcome::Dropped(Reject::NoInstant));
+    assert!(r.readings().is_empty());
+    assert_eq!(RTX_SSRC, r.rx.extra_ssrcs()[0]);
+}
