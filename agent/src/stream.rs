@@ -30,8 +30,9 @@ pub mod sim;
 mod stats;
 mod worker;
 
+pub(crate) use layout::layout_id;
 pub use sipsensor_runtime::realtime::MemoryLock;
-pub use stats::{LastReport, StreamStats};
+pub use stats::{CommittedMark, LastReport, StreamStats};
 
 use crate::config::RealtimeConfig;
 use crate::handoff::{Board, EventReceiver};
@@ -365,6 +366,11 @@ impl Streamer {
 
     pub fn ssrc(&self) -> u32 {
         self.ssrc
+    }
+
+    /// The collector's committed mark as it arrives (SSBF, verified).
+    pub fn committed_mark(&self) -> CommittedMark {
+        CommittedMark(self.stats.clone())
     }
 
     /// The figures so far (lock-free reads).

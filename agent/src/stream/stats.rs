@@ -38,6 +38,9 @@ pub(crate) struct Shared {
     pub extended_highest_seq: AtomicU64,
     pub rtt_ns: AtomicU64,
     pub peer_bye: AtomicBool,
+    /// The collector's SSBF committed mark for this stream (0: none yet;
+    /// docs/protocol.md 11.4), the highest received.
+    pub committed_mark: AtomicU64,
     pub realtime: AtomicBool,
     pub memory_locked: AtomicBool,
 }
@@ -68,6 +71,7 @@ impl Default for Shared {
             extended_highest_seq: AtomicU64::new(0),
             rtt_ns: AtomicU64::new(NO_RTT),
             peer_bye: AtomicBool::new(false),
+            committed_mark: AtomicU64::new(0),
             realtime: AtomicBool::new(false),
             memory_locked: AtomicBool::new(false),
         }
@@ -76,6 +80,18 @@ impl Default for Shared {
 
 pub(crate) fn bump(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// The collector's committed mark as the RTCP receiver last saw it, for
+/// the backfill sender on another thread (crate::backfill).
+#[derive(Debug, Clone)]
+pub struct CommittedMark(pub(crate) std::sync::Arc<Shared>);
+
+impl CommittedMark {
+    /// The highest mark received so far (0: none).
+    pub fn get(&self) -> u64 {
+        self.0.committed_mark.load(Ordering::Relaxed)
+    }
 }
 
 /// The last receiver report about our stream (RFC 3550 6.4.1).
