@@ -302,3 +302,6 @@ fn compound(
     }
     w.finish().ok()
 }
+
+#[cfg(test)]
+mod tests;

@@ -12,12 +12,12 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-const SEC: u64 = 1_000_000_000;
+pub(super) const SEC: u64 = 1_000_000_000;
 /// 10 Hz.
-const STEP: u64 = SEC / 10;
-const T0: u64 = 1_767_225_600 * SEC;
-const BF_SSRC: u32 = 0x0bf0_0001;
-const LIVE_SSRC: u32 = 0x1a2b_3c4d;
+pub(super) const STEP: u64 = SEC / 10;
+pub(super) const T0: u64 = 1_767_225_600 * SEC;
+pub(super) const BF_SSRC: u32 = 0x0bf0_0001;
+pub(super) const LIVE_SSRC: u32 = 0x1a2b_3c4d;
 
 fn base() -> Instant {
     Instant::now()
@@ -48,7 +48,7 @@ fn desc(channels: Vec<ChannelSpec>) -> StreamDescription {
     }
 }
 
-fn current() -> StreamDescription {
+pub(super) fn current() -> StreamDescription {
     desc(vec![
         channel("temperature", "Cel", -2),
         channel("humidity", "%RH", -1),
@@ -56,7 +56,7 @@ fn current() -> StreamDescription {
     ])
 }
 
-fn plan(mark: u64, live_start: u64, max_rate: u64) -> BackfillPlan {
+pub(super) fn plan(mark: u64, live_start: u64, max_rate: u64) -> BackfillPlan {
     BackfillPlan {
         ssrc: BF_SSRC,
         live_ssrc: LIVE_SSRC,
@@ -77,7 +77,7 @@ fn wave(at: u64, c: usize) -> i32 {
 }
 
 /// Runs of 5 rows of the current layout from `from` for `packets` runs.
-fn runs(from: u64, packets: u64) -> Vec<Record> {
+pub(super) fn runs(from: u64, packets: u64) -> Vec<Record> {
     (0..packets)
         .map(|p| {
             let first = from + p * 5 * STEP;
@@ -485,7 +485,7 @@ fn a_spool_read_error_stops_the_backfill_cleanly() {
     assert_eq!(core.poll_release(), Some(T0 + 200 * STEP));
 }
 
-fn real_spool(dir: &std::path::Path) -> Spool {
+pub(super) fn real_spool(dir: &std::path::Path) -> Spool {
     let options = SpoolOptions {
         dir: dir.to_owned(),
         // Segments of 128 KiB.

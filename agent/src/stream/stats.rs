@@ -92,6 +92,17 @@ impl CommittedMark {
     pub fn get(&self) -> u64 {
         self.0.committed_mark.load(Ordering::Relaxed)
     }
+
+    /// One not tied to a stream, set by hand (tests of its readers).
+    #[cfg(test)]
+    pub(crate) fn detached() -> CommittedMark {
+        CommittedMark(std::sync::Arc::default())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set(&self, through: u64) {
+        self.0.committed_mark.fetch_max(through, Ordering::Relaxed);
+    }
 }
 
 /// The last receiver report about our stream (RFC 3550 6.4.1).
