@@ -304,12 +304,9 @@ impl Backfill {
             self.read_through = self.read_through.max(last.min(end.saturating_sub(1)));
             self.queue.push_back(record);
         }
+        // Not complete: the spool has not caught up with the live start
+        // yet (the writer lags the sender); the same read is asked again.
         if chunk.complete || self.read_through.saturating_add(1) >= end {
-            self.read_complete = true;
-        }
-        if self.queue.is_empty() && !self.read_complete {
-            // Nothing usable came and the spool is not done: it would ask
-            // the same again forever.
             self.read_complete = true;
         }
     }

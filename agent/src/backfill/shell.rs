@@ -124,9 +124,13 @@ fn run(plan: ShellPlan, mut sealer: Option<SrtpContext>, stop: &AtomicBool) {
         if let Some(at) = core.poll_release() {
             release(&spool, at, &counters);
         }
+        let mut progressed = false;
         if let Some(after) = core.poll_read() {
             match read(&spool, &mut reader, after, end) {
-                Ok(chunk) => core.on_read(after, chunk),
+                Ok(chunk) => {
+                    progressed = !chunk.records.is_empty();
+                    core.on_read(after, chunk);
+                }
                 Err(e) => core.on_read_error(&e),
             }
         }
@@ -167,7 +171,7 @@ fn run(plan: ShellPlan, mut sealer: Option<SrtpContext>, stop: &AtomicBool) {
                 );
             }
         }
-        if core.poll_read().is_some() {
+        if progressed && core.poll_read().is_some() {
             continue;
         }
         let wake = core.poll_timeout(Instant::now());
@@ -204,7 +208,7 @@ pub(super) fn read(
     after: u64,
     end: u64,
 ) -> Result<ReadChunk, String> {
-    let state = {
+    let (state, spooled_through) = {
         let s = spool.lock().unwrap_or_else(PoisonError::into_inner);
         if reader.as_ref().is_none_or(|r| r.after != after) {
             let from = i64::try_from(after).unwrap_or(i64::MAX).saturating_add(1);
@@ -214,7 +218,7 @@ pub(super) fn read(
                 held: None,
             });
         }
-        spool_state(&s)
+        (spool_state(&s), s.newest())
     };
     let Some(r) = reader.as_mut() else {
         return Err("no reader".into());
@@ -223,9 +227,14 @@ pub(super) fn read(
     let mut records = Vec::new();
     let mut newest = i64::MIN;
     let mut complete = false;
+    let mut ended = false;
     loop {
         let Some(record) = r.held.take().or_else(|| r.replay.next()) else {
-            complete = true;
+            // The end of what the spool held when the reader started. It
+            // is all before L only once the live stream's own records
+            // (from L on) are spooled; until then look again later.
+            complete = spooled_through.is_some_and(|n| n >= end);
+            ended = true;
             break;
         };
         let (first, last) = record.span();
@@ -243,11 +252,17 @@ pub(super) fn read(
     if let Some(e) = r.replay.error() {
         return Err(e.to_owned());
     }
+    let drained = ended && !complete;
     // The request the core makes next if it takes these records.
     let through = u64::try_from(newest)
         .unwrap_or(0)
         .min(u64::try_from(end).unwrap_or(0).saturating_sub(1));
     r.after = r.after.max(through);
+    if drained {
+        // The next read lists the segments again, to see what was
+        // appended since.
+        *reader = None;
+    }
     Ok(ReadChunk {
         records,
         complete,

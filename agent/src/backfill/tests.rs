@@ -374,6 +374,36 @@ fn nothing_spooled_before_the_live_start_is_reported_unsampled_at_once() {
 }
 
 #[test]
+fn a_spool_that_has_not_caught_up_with_the_live_start_is_read_again() {
+    let t = base();
+    let live = T0 + 50 * STEP;
+    let spool = FakeSpool::new(Vec::new());
+    let mut core = new_core(plan(T0, live, 1_000_000), &spool, t);
+    let first = runs(T0 + STEP, 1);
+    // The writer lags: only part is spooled and L is not reached yet.
+    core.on_read(
+        T0,
+        ReadChunk {
+            records: first,
+            complete: false,
+            state: spool.state,
+        },
+    );
+    let mut buf = [0u8; 2048];
+    assert!(core.poll_transmit(t, &mut buf).is_some());
+    assert_eq!(core.poll_transmit(t, &mut buf), None);
+    let after = T0 + 5 * STEP;
+    assert_eq!(core.poll_read(), Some(after), "asks again from there");
+    core.on_read(after, ReadChunk::default());
+    assert_eq!(core.poll_read(), Some(after), "still not caught up");
+    assert_eq!(core.poll_transmit(t, &mut buf), None);
+    assert!(
+        core.poll_rtcp(t).is_some_and(|m| m.is_empty()),
+        "no unsampled claim while the spool may still get samples before L"
+    );
+}
+
+#[test]
 fn a_mark_that_goes_back_is_ignored_one_beyond_what_was_sent_is_clamped() {
     let t = base();
     let spool = FakeSpool::new(runs(T0, 40));

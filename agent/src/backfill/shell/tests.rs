@@ -17,7 +17,8 @@ fn bound() -> UdpSocket {
 fn the_thread_backfills_over_srtp_reports_unsampled_and_releases_at_the_mark() {
     let dir = tempfile::TempDir::new().expect("tempdir");
     let mut spool = real_spool(dir.path());
-    for r in runs(T0, 40) {
+    // 40 runs before L, and the live stream's first one from L on.
+    for r in runs(T0, 41) {
         spool.append(&r, SystemTime::now());
     }
     let spool = Arc::new(Mutex::new(spool));
