@@ -41,6 +41,9 @@ pub(crate) struct Shared {
     /// The collector's SSBF committed mark for this stream (0: none yet;
     /// docs/protocol.md 11.4), the highest received.
     pub committed_mark: AtomicU64,
+    /// Where the session's RTCP goes: without SRTP, marks are taken only
+    /// from this address (set by the `Streamer`, read by rtcp_rx).
+    pub rtcp_peer: std::sync::Mutex<Option<std::net::IpAddr>>,
     pub realtime: AtomicBool,
     pub memory_locked: AtomicBool,
 }
@@ -72,9 +75,28 @@ impl Default for Shared {
             rtt_ns: AtomicU64::new(NO_RTT),
             peer_bye: AtomicBool::new(false),
             committed_mark: AtomicU64::new(0),
+            rtcp_peer: std::sync::Mutex::new(None),
             realtime: AtomicBool::new(false),
             memory_locked: AtomicBool::new(false),
         }
+    }
+}
+
+impl Shared {
+    pub fn set_rtcp_peer(&self, peer: std::net::IpAddr) {
+        *self
+            .rtcp_peer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(peer);
+    }
+
+    /// Whether a plain (not SRTCP) compound from `from` is the peer's.
+    pub fn is_rtcp_peer(&self, from: std::net::IpAddr) -> bool {
+        *self
+            .rtcp_peer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            == Some(from)
     }
 }
 
