@@ -1,7 +1,8 @@
 //! The agent's durable sample spool: every sample run and GPIO edge the
 //! sender produced, with its instant, in a bounded ring of segment files
 //! on the data partition, so what the collector did not commit can be
-//! sent again after an outage (issue #15; the sending is not here).
+//! sent again after an outage (issue #15; the sending is crate::backfill,
+//! which reads with `read_from` and releases with `release_through`).
 //!
 //! ```text
 //!  rtp-sender ──feed (lock-free byte ring)──► "spool-writer" thread ──► Spool

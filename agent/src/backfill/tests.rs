@@ -5,8 +5,8 @@ use super::*;
 use crate::spool::{GpioEdge, SampleRun, Spool, SpoolOptions};
 use crate::stream::layout_id;
 use sipsensor_protocol::{
-    ChannelSpec, EventFormat, MISSING_SAMPLE, Payload, SampleFormat, Unit as SdpUnit,
-    decode_payload, parse_rtp,
+    ChannelSpec, EventFormat, MISSING_SAMPLE, Payload, SampleFormat, StreamDescription,
+    Unit as SdpUnit, decode_payload, parse_rtp,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
