@@ -57,6 +57,9 @@ pub struct Backfill {
     /// Where packets are measured before they go (no sequence number is
     /// spent on a packet that never goes: gaps mean loss, 11.6).
     scratch: Vec<u8>,
+    /// Bytes the shell adds to each packet on the wire (the SRTP tag),
+    /// counted against the rate like the headers.
+    overhead: usize,
     /// The newest instant read from the spool (the next read is after it).
     read_through: u64,
     /// The spool holds nothing more before the live start.
@@ -109,6 +112,7 @@ impl Backfill {
             queue: VecDeque::new(),
             next: None,
             scratch: vec![0; MAX_KEPT_PACKET],
+            overhead: 0,
             read_through: mark,
             read_complete: false,
             sent: mark,
@@ -131,6 +135,13 @@ impl Backfill {
             );
         }
         b
+    }
+
+    /// Each packet gets `bytes` more on the wire (SRTP's tag, RFC 3711
+    /// 3.1): the rate limit counts them too.
+    pub fn set_wire_overhead(&mut self, bytes: usize) {
+        self.overhead = bytes;
+        self.next = None;
     }
 
     pub fn stats(&self) -> BackfillStats {
@@ -264,7 +275,7 @@ impl Backfill {
         self.cursor.on_sent(unit.last_ns());
         self.sent = self.sent.max(unit.last_ns());
         self.stats.packets += 1;
-        self.stats.bytes += n as u64;
+        self.stats.bytes += (n + self.overhead) as u64;
         Some(n)
     }
 
@@ -375,7 +386,7 @@ impl Backfill {
                         &self.units.desc,
                     );
                     match measured {
-                        Ok(len) => return Some((unit, len)),
+                        Ok(len) => return Some((unit, len + self.overhead)),
                         Err(e) => self.unplaceable(format_args!("cannot encode it: {e}")),
                     }
                 }

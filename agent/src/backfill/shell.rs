@@ -109,6 +109,7 @@ fn run(plan: ShellPlan, mut sealer: Option<SrtpContext>, stop: &AtomicBool) {
         (spool_state(&s), s.layouts().clone())
     };
     let mut core = Backfill::new(bplan, state, layouts, first_sequence, Instant::now());
+    core.set_wire_overhead(sealer.as_ref().map_or(0, SrtpContext::rtp_overhead));
     let mut reader: Option<Reader> = None;
     let mut buf = vec![0u8; MAX_KEPT_PACKET];
     let mut sealed = Vec::with_capacity(MAX_KEPT_PACKET + 64);
@@ -151,9 +152,10 @@ fn run(plan: ShellPlan, mut sealer: Option<SrtpContext>, stop: &AtomicBool) {
             }
             send_failed = !sent;
             counters.backfill_packets.fetch_add(1, Ordering::Relaxed);
+            let wire = n + sealer.as_ref().map_or(0, SrtpContext::rtp_overhead);
             counters
                 .backfill_bytes
-                .fetch_add(n as u64, Ordering::Relaxed);
+                .fetch_add(wire as u64, Ordering::Relaxed);
         }
         counters
             .backfill_restarts

@@ -309,6 +309,19 @@ fn the_rate_limit_holds_bytes_per_second_with_a_burst_of_one_packet() {
 }
 
 #[test]
+fn under_srtp_the_tag_counts_against_the_rate() {
+    let t = base();
+    let spool = FakeSpool::new(runs(T0, 2000));
+    let mut core = new_core(plan(T0, T0 + 10_000 * STEP, 2000), &spool, t);
+    core.set_wire_overhead(10);
+    let mut c = Collector::default();
+    let sent = drive(&mut core, &spool, &mut c, t, 10_000, |_| true);
+    let wire: usize = sent.iter().map(|s| s.1 + 10).sum();
+    assert!(wire <= 2000 * 10 + MAX_KEPT_PACKET, "{wire} bytes in 10 s");
+    assert_eq!(core.stats().bytes, wire as u64);
+}
+
+#[test]
 fn a_lost_backfill_packet_is_sent_again_after_the_ack_timeout() {
     let t = base();
     let spool = FakeSpool::new(runs(T0, 40));
