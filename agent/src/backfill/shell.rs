@@ -115,6 +115,7 @@ fn run(plan: ShellPlan, mut sealer: Option<SrtpContext>, stop: &AtomicBool) {
     let mut sealed = Vec::with_capacity(MAX_KEPT_PACKET + 64);
     let mut last_mark = 0;
     let mut send_failed = false;
+    let mut restarts_seen = 0;
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         let m = mark.get();
@@ -135,7 +136,6 @@ fn run(plan: ShellPlan, mut sealer: Option<SrtpContext>, stop: &AtomicBool) {
                 Err(e) => core.on_read_error(&e),
             }
         }
-        let restarts = core.stats().restarts;
         while let Some(n) = core.poll_transmit(now, &mut buf) {
             let sent = send(
                 &rtp,
@@ -157,9 +157,12 @@ fn run(plan: ShellPlan, mut sealer: Option<SrtpContext>, stop: &AtomicBool) {
                 .backfill_bytes
                 .fetch_add(wire as u64, Ordering::Relaxed);
         }
+        // Restarts happen in poll_transmit and poll_timeout alike.
+        let restarts = core.stats().restarts;
         counters
             .backfill_restarts
-            .fetch_add(core.stats().restarts - restarts, Ordering::Relaxed);
+            .fetch_add(restarts - restarts_seen, Ordering::Relaxed);
+        restarts_seen = restarts;
         if let Some(messages) = core.poll_rtcp(now) {
             let n = compound(&core, &cname, &messages, &mut buf);
             if let Some(n) = n {
