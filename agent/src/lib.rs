@@ -4,6 +4,7 @@
 //! This library holds everything but `main`, so system tests under
 //! `tests/` drive the same code the binary runs.
 
+pub mod backfill;
 pub mod backoff;
 pub mod cli;
 pub mod config;
@@ -17,5 +18,6 @@ pub mod sensor;
 pub mod session;
 pub mod spool;
 pub mod status;
+mod stoppable;
 pub mod stream;
 pub mod units;

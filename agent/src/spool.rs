@@ -1,7 +1,8 @@
 //! The agent's durable sample spool: every sample run and GPIO edge the
 //! sender produced, with its instant, in a bounded ring of segment files
 //! on the data partition, so what the collector did not commit can be
-//! sent again after an outage (issue #15; the sending is not here).
+//! sent again after an outage (issue #15; the sending is crate::backfill,
+//! which reads with `read_from` and releases with `release_through`).
 //!
 //! ```text
 //!  rtp-sender ──feed (lock-free byte ring)──► "spool-writer" thread ──► Spool
@@ -31,11 +32,13 @@
 mod feed;
 mod files;
 mod format;
+mod layouts;
 mod replay;
 mod ring;
 
 pub use feed::{FEED_BYTES, FeedReceiver, SpoolFeed, SpoolWriter, feed};
 pub use format::{HeaderError, SampleRunRef};
+pub use layouts::LayoutChannel;
 pub use replay::Replay;
 
 use crate::config::spool::SpoolConfig;
@@ -44,6 +47,7 @@ use files::{
 };
 use format::{FRAME_LEN, HEADER_LEN, Header, MAX_PAYLOAD};
 use ring::{DropReason, Limits, Ring, Segment};
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -172,6 +176,11 @@ pub struct Spool {
     failing: bool,
     /// Frame and payload of one record, reused.
     scratch: Vec<u8>,
+    /// The newest instant of any segment dropped (released, too old or
+    /// over the size); `i64::MIN` when none is known.
+    dropped_through: i64,
+    /// Layout numbers already in the layouts file.
+    layouts: HashMap<u32, Vec<LayoutChannel>>,
 }
 
 impl Spool {
@@ -209,6 +218,9 @@ impl Spool {
             }
         }
         let mut released = headers.iter().map(|h| h.released).max().unwrap_or(i64::MIN);
+        // The oldest remaining segment's header bounds the one dropped
+        // before it, if any was.
+        let dropped_through = headers.first().map_or(i64::MIN, |h| h.prev_max);
         let mut segments = Vec::with_capacity(headers.len());
         for (i, h) in headers.iter().enumerate() {
             let path = segment_path(&dir, h.id);
@@ -247,6 +259,8 @@ impl Spool {
             stats: SpoolStats::default(),
             failing: false,
             scratch: Vec::with_capacity(FRAME_LEN + MAX_PAYLOAD),
+            dropped_through,
+            layouts: layouts::read(&options.dir),
         };
         spool.trim(now);
         Ok(spool)
@@ -350,6 +364,37 @@ impl Spool {
         self.ring.newest()
     }
 
+    /// The newest instant the spool has dropped a segment up to, for any
+    /// reason; `None` when it has dropped nothing it knows the span of.
+    /// Above the collector's mark, that is data it will never get
+    /// (docs/protocol.md 11.7 step 3).
+    pub fn dropped_through(&self) -> Option<i64> {
+        (self.dropped_through != i64::MIN).then_some(self.dropped_through)
+    }
+
+    /// Note which channels samples filed under layout `id` have, so
+    /// backfill can place them under a later description. Written once
+    /// per layout; a failure is logged and only costs that placing.
+    pub fn remember_layout(&mut self, id: u32, channels: &[LayoutChannel]) {
+        if self.layouts.get(&id).is_some_and(|c| c == channels) {
+            return;
+        }
+        match layouts::append(&self.dir, id, channels) {
+            Ok(()) => {
+                self.layouts.insert(id, channels.to_vec());
+            }
+            Err(e) => tracing::warn!(
+                "spool: cannot write {}: {e}; samples of this channel layout cannot be backfilled under another one",
+                self.dir.join(layouts::FILE).display()
+            ),
+        }
+    }
+
+    /// The channels of every layout remembered.
+    pub fn layouts(&self) -> &HashMap<u32, Vec<LayoutChannel>> {
+        &self.layouts
+    }
+
     pub fn stats(&self) -> SpoolStats {
         SpoolStats {
             bytes_on_disk: self.ring.bytes(),
@@ -424,6 +469,9 @@ impl Spool {
     fn trim(&mut self, now: SystemTime) {
         let now_ns = unix_ns(now);
         for (segment, reason) in self.ring.trim(now_ns) {
+            if let Some((_, max)) = segment.span {
+                self.dropped_through = self.dropped_through.max(max);
+            }
             let path = segment_path(&self.dir, segment.id);
             if let Err(e) = fs::remove_file(&path) {
                 tracing::warn!("spool: cannot delete {}: {e}", path.display());

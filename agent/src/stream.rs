@@ -30,8 +30,9 @@ pub mod sim;
 mod stats;
 mod worker;
 
+pub(crate) use layout::layout_id;
 pub use sipsensor_runtime::realtime::MemoryLock;
-pub use stats::{LastReport, StreamStats};
+pub use stats::{CommittedMark, LastReport, StreamStats};
 
 use crate::config::RealtimeConfig;
 use crate::handoff::{Board, EventReceiver};
@@ -253,6 +254,7 @@ impl Streamer {
             .filter(|(_, i)| i.level == Some(true))
             .fold(0u64, |acc, (g, _)| acc | 1 << g);
         let stats = Arc::new(stats::Shared::default());
+        stats.set_rtcp_peer(plan.remote_rtcp.ip());
         let (sizes_tx, sizes_rx) = rtrb::RingBuffer::new(64);
         let (commands, commands_rx) = rtrb::RingBuffer::new(COMMANDS);
         // Room for every command in flight and the one being replaced.
@@ -350,6 +352,7 @@ impl Streamer {
 
     /// Send to a new address (a re-INVITE moved the collector).
     pub fn set_remote(&mut self, rtp: SocketAddr, rtcp: SocketAddr) -> Result<(), StreamError> {
+        self.stats.set_rtcp_peer(rtcp.ip());
         self.send(Command::Remote { rtp, rtcp })
     }
 
@@ -365,6 +368,11 @@ impl Streamer {
 
     pub fn ssrc(&self) -> u32 {
         self.ssrc
+    }
+
+    /// The collector's committed mark as it arrives (SSBF, verified).
+    pub fn committed_mark(&self) -> CommittedMark {
+        CommittedMark(self.stats.clone())
     }
 
     /// The figures so far (lock-free reads).

@@ -14,6 +14,11 @@ pub const DEFAULT_MAX_AGE: &str = "7d";
 /// A power cut loses at most this much; each sync is one small write to
 /// the card, so not much less.
 pub const DEFAULT_FSYNC_INTERVAL_MS: u32 = 1000;
+/// Backfill after an outage at most this fast (bytes/s, RTP headers
+/// included; the collector's `max-rate` may lower it): 128 kbit/s, so an
+/// hour of 3 channels × 100 Hz (about 1.3 kB/s of packets) catches up in
+/// about five minutes on a link that carries the live stream ten times.
+pub const DEFAULT_BACKFILL_RATE: u64 = 16_000;
 /// The computed default never exceeds this: three quarters of the image's
 /// 256 MiB data partition, which also holds credentials and updates.
 pub const DEFAULT_MAX_BYTES_CAP: u64 = 192 << 20;
@@ -31,6 +36,7 @@ pub struct RawSpool {
     /// A number and a unit: `s`, `m`, `h` or `d`.
     pub max_age: String,
     pub fsync_interval_ms: u32,
+    pub backfill_rate: u64,
 }
 
 impl Default for RawSpool {
@@ -41,6 +47,7 @@ impl Default for RawSpool {
             max_bytes: None,
             max_age: DEFAULT_MAX_AGE.into(),
             fsync_interval_ms: DEFAULT_FSYNC_INTERVAL_MS,
+            backfill_rate: DEFAULT_BACKFILL_RATE,
         }
     }
 }
@@ -51,6 +58,8 @@ pub struct SpoolConfig {
     pub max_bytes: u64,
     pub max_age: Duration,
     pub fsync_interval: Duration,
+    /// Bytes per second (docs/protocol.md 11.6); 0 sends no backfill.
+    pub backfill_rate: u64,
 }
 
 /// A week of the stream as the spool stores it, capped at
@@ -116,6 +125,7 @@ pub(super) fn check(
             max_bytes,
             max_age,
             fsync_interval: Duration::from_millis(u64::from(raw.fsync_interval_ms)),
+            backfill_rate: raw.backfill_rate,
         })),
         _ => Err(errors),
     }
@@ -166,6 +176,7 @@ mod tests {
         assert_eq!(c.max_age, Duration::from_secs(7 * 86_400));
         assert_eq!(c.fsync_interval, Duration::from_secs(1));
         assert_eq!(c.dir, PathBuf::from(DEFAULT_DIR));
+        assert_eq!(c.backfill_rate, 16_000);
     }
 
     #[test]
@@ -186,6 +197,7 @@ mod tests {
             max_bytes: Some(1000),
             max_age: "7 days".into(),
             fsync_interval_ms: 0,
+            backfill_rate: 0,
         };
         let errors = check(&raw, &stream(10, 1, 3)).expect_err("invalid");
         let keys: Vec<&str> = errors.iter().map(|(k, _)| *k).collect();

@@ -10,9 +10,9 @@
 
 use super::format::{self, MAX_PAYLOAD, SampleRunRef};
 use super::{GpioEdge, Spool};
+use crate::stoppable::StoppableThread;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 /// The ring's size: at 3 channels × 100 Hz (about 400 bytes a second)
@@ -141,8 +141,7 @@ impl FeedReceiver {
 /// The thread that writes the feed into the spool and syncs it.
 #[derive(Debug)]
 pub struct SpoolWriter {
-    thread: Option<JoinHandle<()>>,
-    stop: Arc<AtomicBool>,
+    thread: StoppableThread,
     spool: Arc<Mutex<Spool>>,
     dropped: Arc<AtomicU64>,
 }
@@ -155,17 +154,13 @@ impl SpoolWriter {
         fsync_interval: Duration,
     ) -> std::io::Result<SpoolWriter> {
         let spool = Arc::new(Mutex::new(spool));
-        let stop = Arc::new(AtomicBool::new(false));
         let dropped = feed.dropped.clone();
-        let thread = std::thread::Builder::new()
-            .name("spool-writer".into())
-            .spawn({
-                let (spool, stop) = (spool.clone(), stop.clone());
-                move || write_loop(&spool, feed, fsync_interval, &stop)
-            })?;
+        let thread = StoppableThread::spawn("spool-writer", {
+            let spool = spool.clone();
+            move |stop| write_loop(&spool, feed, fsync_interval, stop)
+        })?;
         Ok(SpoolWriter {
-            thread: Some(thread),
-            stop,
+            thread,
             spool,
             dropped,
         })
@@ -182,23 +177,10 @@ impl SpoolWriter {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Write what is in the ring, sync, end the thread.
+    /// Write what is in the ring, sync, end the thread (dropping does
+    /// the same).
     pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for SpoolWriter {
-    fn drop(&mut self) {
-        self.shutdown();
+        self.thread.stop();
     }
 }
 

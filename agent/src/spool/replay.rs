@@ -25,6 +25,8 @@ pub struct Replay {
     loaded: u64,
     /// Records appended while reading, in read order (tie-break).
     serial: u64,
+    /// The first segment that could not be read (not merely trimmed).
+    error: Option<String>,
 }
 
 #[derive(Debug)]
@@ -64,6 +66,7 @@ impl Replay {
             heap: BinaryHeap::new(),
             loaded: 0,
             serial: 0,
+            error: None,
         }
     }
 
@@ -80,6 +83,8 @@ impl Replay {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
             Err(e) => {
                 tracing::warn!("spool: cannot read {}: {e}; skipped", path.display());
+                self.error
+                    .get_or_insert_with(|| format!("{}: {e}", path.display()));
                 return true;
             }
         };
@@ -117,6 +122,14 @@ impl Replay {
             }));
         }
         true
+    }
+}
+
+impl Replay {
+    /// A segment that could not be read: what was returned has a hole.
+    /// Damage inside a segment is not an error here (logged, skipped).
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
     }
 }
 

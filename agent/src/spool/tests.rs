@@ -361,3 +361,44 @@ fn a_release_mark_is_not_an_instant_the_spool_holds() {
     assert_eq!(spool.oldest(), Some(T0));
     assert_eq!(spool.newest(), Some(T0 + 2 * SEC + 900_000_000));
 }
+
+#[test]
+fn what_was_dropped_is_known_and_survives_a_reopen() {
+    let dir = TempDir::new().expect("tempdir");
+    let mut o = options(dir.path());
+    o.max_bytes = 1 << 20;
+    let mut spool = Spool::open(&o, at(T0)).expect("open");
+    fill(&mut spool, 0..100);
+    assert_eq!(spool.dropped_through(), None, "nothing dropped yet");
+    fill(&mut spool, 100..30_000);
+    let oldest = spool.oldest().expect("holds some");
+    let dropped = spool.dropped_through().expect("the oldest went");
+    // Everything up to the oldest kept instant went, nothing after it.
+    assert!(dropped < oldest && dropped > T0, "{dropped} {oldest}");
+    drop(spool);
+    let spool = Spool::open(&o, at(T0 + 30_000 * SEC)).expect("reopen");
+    assert_eq!(spool.dropped_through(), Some(dropped), "from the header");
+}
+
+#[test]
+fn layouts_are_remembered_once_and_across_a_reopen() {
+    let dir = TempDir::new().expect("tempdir");
+    let channels = vec![LayoutChannel {
+        name: "temperature".into(),
+        unit: "Cel".into(),
+        scale: -2,
+    }];
+    let mut spool = Spool::open(&options(dir.path()), at(T0)).expect("open");
+    spool.remember_layout(0xfeed, &channels);
+    spool.remember_layout(0xfeed, &channels);
+    let file = fs::read_to_string(dir.path().join("layouts")).expect("layouts");
+    assert_eq!(file.lines().count(), 1, "{file}");
+    drop(spool);
+    let spool = Spool::open(&options(dir.path()), at(T0)).expect("reopen");
+    assert_eq!(spool.layouts().get(&0xfeed), Some(&channels));
+    assert!(
+        segment_files(dir.path())
+            .iter()
+            .all(|p| !p.ends_with("layouts"))
+    );
+}

@@ -24,6 +24,10 @@ pub struct Counters {
     pub samples_missing: AtomicU64,
     pub events_sent: AtomicU64,
     pub events_dropped: AtomicU64,
+    pub backfill_packets: AtomicU64,
+    pub backfill_bytes: AtomicU64,
+    pub backfill_restarts: AtomicU64,
+    pub spool_released_bytes: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -260,6 +264,12 @@ impl StatusHub {
             samples_missing: c.samples_missing.load(Ordering::Relaxed),
             events_sent: c.events_sent.load(Ordering::Relaxed),
             events_dropped: c.events_dropped.load(Ordering::Relaxed),
+            backfill: super::model::BackfillStatus {
+                packets: c.backfill_packets.load(Ordering::Relaxed),
+                bytes: c.backfill_bytes.load(Ordering::Relaxed),
+                restarts: c.backfill_restarts.load(Ordering::Relaxed),
+                spool_released_bytes: c.spool_released_bytes.load(Ordering::Relaxed),
+            },
             sensors: g.sensors.clone(),
             inputs: g.inputs.clone(),
             last_error: g.last_error.clone(),

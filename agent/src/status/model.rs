@@ -127,6 +127,18 @@ pub struct ErrorRecord {
     pub message: String,
 }
 
+/// The backfill sender's figures since the daemon started (crate::backfill).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackfillStatus {
+    pub packets: u64,
+    /// RTP bytes, headers included.
+    pub bytes: u64,
+    /// Times it went back to the collector's mark (a packet was lost).
+    pub restarts: u64,
+    /// Spool bytes freed because the collector committed them.
+    pub spool_released_bytes: u64,
+}
+
 /// A snapshot of the daemon, as `status` prints it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
@@ -142,6 +154,9 @@ pub struct Status {
     pub samples_missing: u64,
     pub events_sent: u64,
     pub events_dropped: u64,
+    /// Absent from an older daemon's answer.
+    #[serde(default)]
+    pub backfill: BackfillStatus,
     pub sensors: Vec<SensorStatus>,
     pub inputs: Vec<InputStatus>,
     pub last_error: Option<ErrorRecord>,

@@ -31,6 +31,12 @@ pub fn render(s: &Status) -> String {
         "stream:    {} packets, {} samples, {} missing, {} events ({} dropped)",
         s.packets_sent, s.samples_sent, s.samples_missing, s.events_sent, s.events_dropped
     );
+    let b = &s.backfill;
+    let _ = writeln!(
+        o,
+        "backfill:  {} packets, {} bytes, {} restarts; spool released {} bytes",
+        b.packets, b.bytes, b.restarts, b.spool_released_bytes
+    );
     let _ = writeln!(o, "registrations:");
     if s.registrations.is_empty() {
         let _ = writeln!(o, "  (none)");

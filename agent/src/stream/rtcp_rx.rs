@@ -9,7 +9,8 @@
 use super::stats::{Shared, bump};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use sipsensor_protocol::{
-    NtpTime, ReportBlock, RtcpPacket, SrtpContext, parse_rtcp_compound, round_trip_time,
+    BackfillMessage, NtpTime, ReportBlock, RtcpApp, RtcpPacket, SrtpContext, parse_rtcp_compound,
+    round_trip_time,
 };
 use std::io::ErrorKind;
 use std::net::UdpSocket;
@@ -86,8 +87,10 @@ fn run(
         }
         for _ in 0..BURST {
             match socket.recv_from(&mut buf) {
-                Ok((n, _from)) => {
+                Ok((n, from)) => {
                     let mut data = buf.get(..n).unwrap_or_default();
+                    // Without SRTCP only the address vouches for a compound.
+                    let peer = srtp.is_some() || stats.is_rtcp_peer(from.ip());
                     if let Some(context) = srtp.as_mut() {
                         if context.unprotect_rtcp(data, &mut plain).is_err() {
                             bump(&stats.rtcp_received, 1);
@@ -96,7 +99,7 @@ fn run(
                         }
                         data = &plain;
                     }
-                    handle(data, ssrc, stats, SystemTime::now());
+                    handle(data, ssrc, stats, SystemTime::now(), peer);
                     let _ = sizes.push(u16::try_from(n).unwrap_or(u16::MAX));
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -108,8 +111,10 @@ fn run(
     }
 }
 
-/// One datagram: a compound RTCP packet (RFC 3550 6.1) from the peer.
-pub(crate) fn handle(data: &[u8], ssrc: u32, stats: &Shared, arrival: SystemTime) {
+/// One datagram: a compound RTCP packet (RFC 3550 6.1). `peer`: it is
+/// the session's peer's (it passed SRTCP, or came from the peer's address
+/// in a plain session); only then may it move the committed mark.
+pub(crate) fn handle(data: &[u8], ssrc: u32, stats: &Shared, arrival: SystemTime, peer: bool) {
     bump(&stats.rtcp_received, 1);
     let packets = match parse_rtcp_compound(data) {
         Ok(p) => p,
@@ -129,6 +134,10 @@ pub(crate) fn handle(data: &[u8], ssrc: u32, stats: &Shared, arrival: SystemTime
                     .store(true, std::sync::atomic::Ordering::Relaxed);
                 &[]
             }
+            RtcpPacket::App(app) if peer => {
+                ssbf(app, ssrc, stats);
+                &[]
+            }
             _ => &[],
         };
         for b in blocks.iter().filter(|b| b.ssrc == ssrc) {
@@ -138,10 +147,31 @@ pub(crate) fn handle(data: &[u8], ssrc: u32, stats: &Shared, arrival: SystemTime
     }
 }
 
+/// An `SSBF` APP packet (docs/protocol.md 11.4): a committed mark about
+/// our stream is kept (the highest; within a session it never goes
+/// back). Only compounds from the session's peer get here: under SRTP
+/// they passed SRTCP. Marks about other streams, and the agent's own
+/// subtypes, are ignored; a short one is malformed.
+fn ssbf(app: &RtcpApp, ssrc: u32, stats: &Shared) {
+    match BackfillMessage::from_app(app) {
+        Ok(Some(BackfillMessage::Committed {
+            media_ssrc,
+            through_ns,
+        })) if media_ssrc == ssrc => {
+            stats
+                .committed_mark
+                .fetch_max(through_ns, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(_) => {}
+        Err(_) => bump(&stats.rtcp_malformed, 1),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use sipsensor_protocol::{CompoundWriter, ReceiverReport};
+    use std::sync::atomic::Ordering;
     use std::time::{Duration, UNIX_EPOCH};
 
     fn rr(ssrc_about: u32, last_sr: u32, dlsr: u32, bye: bool) -> Vec<u8> {
@@ -181,6 +211,7 @@ mod tests {
             0x1a2b_3c4d,
             &stats,
             arrival,
+            true,
         );
         let s = stats.snapshot();
         let r = s.last_report.unwrap();
@@ -193,10 +224,156 @@ mod tests {
         );
         assert!(!s.peer_bye);
         // Another source's report is ignored; a BYE is noted.
-        handle(&rr(0x5555, 0, 0, true), 0x1a2b_3c4d, &stats, arrival);
+        handle(&rr(0x5555, 0, 0, true), 0x1a2b_3c4d, &stats, arrival, true);
         let s = stats.snapshot();
         assert_eq!((s.receiver_reports, s.rtcp_received), (1, 2));
         assert!(s.peer_bye);
+    }
+
+    fn with_app(app: &RtcpApp) -> Vec<u8> {
+        let mut buf = [0u8; 256];
+        let mut w = CompoundWriter::new(&mut buf);
+        w.receiver_report(&ReceiverReport {
+            ssrc: 0x0bad_cafe,
+            reports: vec![],
+        })
+        .unwrap();
+        w.sdes(0x0bad_cafe, "collector@203.0.113.5", &[]).unwrap();
+        w.app(app).unwrap();
+        let n = w.finish().unwrap();
+        buf[..n].to_vec()
+    }
+
+    #[test]
+    fn the_committed_mark_about_our_stream_is_kept_and_never_goes_back() {
+        let stats = Shared::default();
+        let mark = |media_ssrc, through_ns| {
+            with_app(
+                &BackfillMessage::Committed {
+                    media_ssrc,
+                    through_ns,
+                }
+                .to_app(0x0bad_cafe),
+            )
+        };
+        let now = SystemTime::now();
+        // From a stranger (plain RTP, another address): ignored.
+        handle(&mark(7, 1_000), 7, &stats, now, false);
+        assert_eq!(stats.committed_mark.load(Ordering::Relaxed), 0);
+        handle(&mark(7, 1_000), 7, &stats, now, true);
+        assert_eq!(stats.committed_mark.load(Ordering::Relaxed), 1_000);
+        // Another stream's mark, a mark going back, the agent's own
+        // message echoed: none moves it.
+        handle(&mark(8, 9_000), 7, &stats, now, true);
+        handle(&mark(7, 500), 7, &stats, now, true);
+        let expired = BackfillMessage::Expired {
+            media_ssrc: 7,
+            after_ns: 0,
+            before_ns: 99_000,
+        };
+        handle(&with_app(&expired.to_app(7)), 7, &stats, now, true);
+        assert_eq!(stats.committed_mark.load(Ordering::Relaxed), 1_000);
+        // A short SSBF is malformed, counted, and moves nothing.
+        let mut short = BackfillMessage::Committed {
+            media_ssrc: 7,
+            through_ns: 5_000,
+        }
+        .to_app(0x0bad_cafe);
+        short.data.truncate(8);
+        handle(&with_app(&short), 7, &stats, now, true);
+        assert_eq!(stats.committed_mark.load(Ordering::Relaxed), 1_000);
+        assert_eq!(stats.snapshot().rtcp_malformed, 1);
+    }
+
+    #[test]
+    fn without_srtp_a_mark_counts_only_from_the_peers_address() {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_nonblocking(true).unwrap();
+        let addr = sock.local_addr().unwrap();
+        let stats = Arc::new(Shared::default());
+        stats.set_rtcp_peer("127.0.0.1".parse().unwrap());
+        let (tx, _sizes) = rtrb::RingBuffer::new(8);
+        let rx = RtcpReceiver::spawn(sock, 7, stats.clone(), tx, None).unwrap();
+        let mark = |through_ns| {
+            with_app(
+                &BackfillMessage::Committed {
+                    media_ssrc: 7,
+                    through_ns,
+                }
+                .to_app(0x0bad_cafe),
+            )
+        };
+        // A stranger spoofing the collector's SSRC from another address.
+        let stranger = UdpSocket::bind("127.0.0.2:0").unwrap();
+        stranger.send_to(&mark(99), addr).unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..500 {
+            if stats.snapshot().rtcp_received == 1 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(stats.committed_mark.load(Ordering::Relaxed), 0);
+        peer.send_to(&mark(42), addr).unwrap();
+        for _ in 0..500 {
+            if stats.committed_mark.load(Ordering::Relaxed) == 42 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        rx.stop();
+        assert_eq!(stats.snapshot().rtcp_received, 2);
+        assert_eq!(stats.committed_mark.load(Ordering::Relaxed), 42);
+    }
+
+    #[test]
+    fn a_forged_mark_fails_srtcp_and_never_reaches_the_stats() {
+        use sipsensor_protocol::{SrtpKey, SrtpSuite};
+        let right = SrtpKey::generate(SrtpSuite::AesCm128HmacSha1_80);
+        let wrong = SrtpKey::generate(SrtpSuite::AesCm128HmacSha1_80);
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_nonblocking(true).unwrap();
+        let addr = sock.local_addr().unwrap();
+        let stats = Arc::new(Shared::default());
+        let (tx, _sizes) = rtrb::RingBuffer::new(8);
+        let inbound = SrtpContext::inbound(&right).unwrap();
+        let rx = RtcpReceiver::spawn(sock, 7, stats.clone(), tx, Some(inbound)).unwrap();
+        let plain = with_app(
+            &BackfillMessage::Committed {
+                media_ssrc: 7,
+                through_ns: 42,
+            }
+            .to_app(0x0bad_cafe),
+        );
+        let mut forged = Vec::new();
+        SrtpContext::outbound(&wrong)
+            .unwrap()
+            .protect_rtcp(&plain, &mut forged)
+            .unwrap();
+        let mut genuine = Vec::new();
+        SrtpContext::outbound(&right)
+            .unwrap()
+            .protect_rtcp(&plain, &mut genuine)
+            .unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.send_to(&plain, addr).unwrap();
+        peer.send_to(&forged, addr).unwrap();
+        for _ in 0..500 {
+            if stats.snapshot().srtcp_rejected == 2 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(stats.committed_mark.load(Ordering::Relaxed), 0);
+        peer.send_to(&genuine, addr).unwrap();
+        for _ in 0..500 {
+            if stats.committed_mark.load(Ordering::Relaxed) == 42 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        rx.stop();
+        assert_eq!(stats.committed_mark.load(Ordering::Relaxed), 42);
     }
 
     #[test]
@@ -213,7 +390,7 @@ mod tests {
         v1[0] = 0x40 | (v1[0] & 0x3f);
         inputs.push(v1);
         for i in &inputs {
-            handle(i, 1, &stats, SystemTime::now());
+            handle(i, 1, &stats, SystemTime::now(), true);
         }
         let s = stats.snapshot();
         assert_eq!(s.rtcp_malformed, inputs.len() as u64);

@@ -38,6 +38,12 @@ pub(crate) struct Shared {
     pub extended_highest_seq: AtomicU64,
     pub rtt_ns: AtomicU64,
     pub peer_bye: AtomicBool,
+    /// The collector's SSBF committed mark for this stream (0: none yet;
+    /// docs/protocol.md 11.4), the highest received.
+    pub committed_mark: AtomicU64,
+    /// Where the session's RTCP goes: without SRTP, marks are taken only
+    /// from this address (set by the `Streamer`, read by rtcp_rx).
+    pub rtcp_peer: std::sync::Mutex<Option<std::net::IpAddr>>,
     pub realtime: AtomicBool,
     pub memory_locked: AtomicBool,
 }
@@ -68,14 +74,57 @@ impl Default for Shared {
             extended_highest_seq: AtomicU64::new(0),
             rtt_ns: AtomicU64::new(NO_RTT),
             peer_bye: AtomicBool::new(false),
+            committed_mark: AtomicU64::new(0),
+            rtcp_peer: std::sync::Mutex::new(None),
             realtime: AtomicBool::new(false),
             memory_locked: AtomicBool::new(false),
         }
     }
 }
 
+impl Shared {
+    pub fn set_rtcp_peer(&self, peer: std::net::IpAddr) {
+        *self
+            .rtcp_peer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(peer);
+    }
+
+    /// Whether a plain (not SRTCP) compound from `from` is the peer's.
+    pub fn is_rtcp_peer(&self, from: std::net::IpAddr) -> bool {
+        *self
+            .rtcp_peer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            == Some(from)
+    }
+}
+
 pub(crate) fn bump(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// The collector's committed mark as the RTCP receiver last saw it, for
+/// the backfill sender on another thread (crate::backfill).
+#[derive(Debug, Clone)]
+pub struct CommittedMark(pub(crate) std::sync::Arc<Shared>);
+
+impl CommittedMark {
+    /// The highest mark received so far (0: none).
+    pub fn get(&self) -> u64 {
+        self.0.committed_mark.load(Ordering::Relaxed)
+    }
+
+    /// One not tied to a stream, set by hand (tests of its readers).
+    #[cfg(test)]
+    pub(crate) fn detached() -> CommittedMark {
+        CommittedMark(std::sync::Arc::default())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set(&self, through: u64) {
+        self.0.committed_mark.fetch_max(through, Ordering::Relaxed);
+    }
 }
 
 /// The last receiver report about our stream (RFC 3550 6.4.1).
