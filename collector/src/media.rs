@@ -27,11 +27,12 @@ pub mod gaps;
 mod mailbox;
 mod realtime;
 mod rejects;
+mod silence;
 mod socket;
 mod stream;
 
 pub use demux::StreamKey;
-pub use engine::{MediaEngine, MediaError, MediaHandle, StreamSummary};
+pub use engine::{MediaEngine, MediaError, MediaHandle, MediaNotice, Silent, StreamSummary};
 pub use rejects::Reject;
 pub use socket::bind_pair;
 

@@ -48,6 +48,12 @@ pub struct Metrics {
     /// SRTP/SRTCP packets dropped, by `reason` (authentication, replay,
     /// foreign_ssrc): forged, replayed or under another key (RFC 3711 3.3).
     pub srtp_rejected: Family<Label1, Counter>,
+    /// Streams ended because nothing authenticated arrived for
+    /// `media.silence_timeout_s` (an agent gone without BYE).
+    pub streams_silent: Counter,
+    /// Acknowledgement messages (docs/protocol.md 11.4) sent and taken in,
+    /// by `kind`: committed_sent, expired, unsampled, refused.
+    pub backfill_marks: Family<Label1, Counter>,
     /// The SIP network's counters, once it is bound.
     sip_network: Arc<OnceLock<NetStatsHandle>>,
 }
@@ -78,6 +84,8 @@ impl Metrics {
             packets_rejected: Family::default(),
             sip_auth: Family::default(),
             srtp_rejected: Family::default(),
+            streams_silent: Counter::default(),
+            backfill_marks: Family::default(),
             sip_network: Arc::default(),
         };
         registry.register(
@@ -145,6 +153,17 @@ impl Metrics {
             "sipsensor_collector_srtp_rejected",
             "SRTP and SRTCP packets dropped (failed authentication, replayed, another SSRC), by reason",
             m.srtp_rejected.clone(),
+        );
+        registry.register(
+            "sipsensor_collector_streams_silent",
+            "Streams ended because nothing authenticated arrived for media.silence_timeout_s",
+            m.streams_silent.clone(),
+        );
+        registry.register(
+            "sipsensor_collector_backfill_marks",
+            "SSBF acknowledgement messages: committed marks sent; expired and unsampled \
+             ranges recorded; refused ones",
+            m.backfill_marks.clone(),
         );
         registry.register_collector(Box::new(StreamsCollector(streams)));
         registry.register_collector(Box::new(SipConnectionsCollector(m.sip_network.clone())));

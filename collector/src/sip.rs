@@ -31,7 +31,7 @@ mod resolver;
 mod run;
 
 use crate::config::Config;
-use crate::media::{MediaEngine, MediaError};
+use crate::media::{MediaEngine, MediaError, MediaNotice};
 use crate::metrics::Metrics;
 use crate::stats::StreamsRegistry;
 use crate::storage::Storage;
@@ -207,7 +207,7 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
     parts.metrics.watch_sip_network(network.stats_handle());
     let (handle, events, ua_task) = ua_driver::spawn(ua, network, incoming);
 
-    let media = MediaEngine::start(
+    let mut media = MediaEngine::start(
         &config.media,
         advertise,
         parts.writer.clone(),
@@ -255,6 +255,24 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
         tokio::spawn(async move {
             while let Some((req, reply)) = jobs_rx.recv().await {
                 if commands.send(run::Command::Control(req, reply)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    if let Some(mut notices) = media.take_notices() {
+        // The media thread's own reports become the core's.
+        let commands = commands.clone();
+        tokio::spawn(async move {
+            while let Some(n) = notices.recv().await {
+                let report = match n {
+                    MediaNotice::Silent(s) => core::Report::Silent {
+                        media: s.key,
+                        last_heard_ns: s.last_heard_ns,
+                    },
+                };
+                if commands.send(run::Command::Report(report)).is_err() {
                     break;
                 }
             }

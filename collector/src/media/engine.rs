@@ -7,6 +7,7 @@ mod receive;
 use super::StreamSetup;
 use super::demux::{Full, StreamKey};
 use super::mailbox::{Outbox, mailbox};
+pub use super::silence::Silent;
 use super::socket::bind_pair;
 use super::stream::RxTotals;
 use crate::config::MediaConfig;
@@ -20,7 +21,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
+
+/// What the media engine tells the SIP side of its own accord.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaNotice {
+    /// Nothing authenticated came from the stream's source for
+    /// `media.silence_timeout_s`: end its call.
+    Silent(Silent),
+}
 
 /// What a stream received, reported when it is removed.
 pub type StreamSummary = RxTotals;
@@ -161,6 +170,7 @@ impl MediaHandle {
 pub struct MediaEngine {
     handle: MediaHandle,
     thread: Option<std::thread::JoinHandle<()>>,
+    notices: Option<mpsc::UnboundedReceiver<MediaNotice>>,
 }
 
 impl MediaEngine {
@@ -193,7 +203,16 @@ impl MediaEngine {
             waker: Arc::new(wake_tx),
             rtp_addr: SocketAddr::new(advertise, bound.port()),
         };
-        let thread = ReceiveThread::new(rtp, rtcp, wake_rx, commands, config, writer, metrics);
+        let (notices_tx, notices) = mpsc::unbounded_channel();
+        let thread = ReceiveThread::new(
+            (rtp, rtcp),
+            wake_rx,
+            commands,
+            config,
+            writer,
+            metrics,
+            notices_tx,
+        );
         let priority = config.receive_priority.0;
         let joined = std::thread::Builder::new()
             .name("media-rx".into())
@@ -210,11 +229,18 @@ impl MediaEngine {
         Ok(MediaEngine {
             handle,
             thread: Some(joined),
+            notices: Some(notices),
         })
     }
 
     pub fn handle(&self) -> MediaHandle {
         self.handle.clone()
+    }
+
+    /// What the engine reports of its own accord (silent streams); the
+    /// first call takes the receiver.
+    pub fn take_notices(&mut self) -> Option<mpsc::UnboundedReceiver<MediaNotice>> {
+        self.notices.take()
     }
 
     /// Ends every stream (BYE to each agent, rows to the writer) and stops

@@ -29,6 +29,7 @@
 //!   hold_before_sr_packets: 600
 //!   max_clock_step_ms: 2000         # sender reports that move the timeline more are refused
 //!   max_clock_offset_s: 60          # ... and those this far from our clock
+//!   silence_timeout_s: 10           # a stream silent this long is ended (BYE)
 //! ```
 //!
 //! Without a `sip:` section the collector runs storage, HTTP and export
@@ -352,6 +353,11 @@ pub struct MediaConfig {
     /// else to be checked against.
     #[serde(default = "default_max_clock_offset_s")]
     pub max_clock_offset_s: NonZeroU32,
+    /// A stream from which nothing authenticated (RTP or RTCP of its
+    /// source) arrived for this long is ended: BYE to the agent, the
+    /// session record closed. A killed agent sends no BYE.
+    #[serde(default = "default_silence_timeout_s")]
+    pub silence_timeout_s: NonZeroU32,
     /// SRTP (RFC 3711, keys by SDES, RFC 4568); `None`: required when the
     /// signalling is secure, optional otherwise.
     #[serde(default)]
@@ -424,6 +430,9 @@ fn default_max_clock_step_ms() -> NonZeroU32 {
 fn default_max_clock_offset_s() -> NonZeroU32 {
     NonZeroU32::new(60).unwrap_or(NonZeroU32::MIN)
 }
+fn default_silence_timeout_s() -> NonZeroU32 {
+    NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN)
+}
 
 impl Default for MediaConfig {
     fn default() -> Self {
@@ -435,6 +444,7 @@ impl Default for MediaConfig {
             hold_before_sr_packets: default_hold(),
             max_clock_step_ms: default_max_clock_step_ms(),
             max_clock_offset_s: default_max_clock_offset_s(),
+            silence_timeout_s: default_silence_timeout_s(),
             srtp: None,
         }
     }

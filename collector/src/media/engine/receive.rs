@@ -4,11 +4,12 @@
 //! sends receiver reports, and counts and logs what was refused.
 
 use super::decrypt::{Decryptor, Kind, Opened, Refusals};
-use super::{Command, MediaError, StreamSummary};
+use super::{Command, MediaError, MediaNotice, StreamSummary};
 use crate::config::MediaConfig;
 use crate::media::demux::{Datagram, Delivery, Demux, Port, Rejected, Report, StreamKey};
 use crate::media::mailbox::{Inbox, Taken};
 use crate::media::rejects::RejectCounts;
+use crate::media::silence::SilenceWatch;
 use crate::media::socket::{BATCH, batch_rx};
 use crate::media::stream::{Sink, StreamLimits, StreamRx};
 use crate::media::{Reject, StreamSetup};
@@ -26,6 +27,7 @@ use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc::UnboundedSender;
 
 /// Rows handed to the writer at least this often.
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
@@ -71,6 +73,10 @@ pub(super) struct ReceiveThread {
     srtp_log: Option<RateLimit>,
     ids: IdGenerator,
     limits: StreamLimits,
+    /// Streams whose source has gone quiet (`media.silence_timeout_s`).
+    silence: SilenceWatch,
+    /// What the SIP side is told (a silent stream to end).
+    notices: UnboundedSender<MediaNotice>,
     last_flush: Instant,
     last_housekeeping: Instant,
     last_metrics: Instant,
@@ -84,13 +90,13 @@ fn wall_ns() -> i64 {
 
 impl ReceiveThread {
     pub(super) fn new(
-        rtp: UdpSocket,
-        rtcp: UdpSocket,
+        (rtp, rtcp): (UdpSocket, UdpSocket),
         waker: UnixDatagram,
         commands: Inbox<Command>,
         config: &MediaConfig,
         writer: WriterHandle,
         metrics: Arc<Metrics>,
+        notices: UnboundedSender<MediaNotice>,
     ) -> Self {
         ReceiveThread {
             rtp,
@@ -110,6 +116,10 @@ impl ReceiveThread {
             srtp_log: None,
             ids: IdGenerator::from_entropy(),
             limits: StreamLimits::of(config),
+            silence: SilenceWatch::new(Duration::from_secs(u64::from(
+                config.silence_timeout_s.get(),
+            ))),
+            notices,
             last_flush: Instant::now(),
             last_housekeeping: Instant::now(),
             last_metrics: Instant::now(),
@@ -283,6 +293,7 @@ impl ReceiveThread {
             return Err(MediaError::Srtp(e));
         }
         self.timers.push(Reverse((due, key)));
+        self.silence.add(key, now, wall_ns());
         for d in replayed {
             self.carry_out(d);
         }
@@ -294,6 +305,7 @@ impl ReceiveThread {
     }
 
     fn remove(&mut self, key: StreamKey, now: Instant) -> Option<StreamSummary> {
+        self.silence.remove(key);
         let mut stream = self.demux.remove(key)?;
         let mut buf = [0u8; 256];
         if let Some(n) = stream.finish(now, &mut self.sink, &mut buf)
@@ -334,7 +346,24 @@ impl ReceiveThread {
         let d = self
             .demux
             .on_datagram(datagram, arrival, now_ns, &mut self.sink);
+        self.note_heard(&d, arrival, now_ns);
         self.carry_out(d);
+    }
+
+    /// What the demultiplexer routed to a stream came from its source (its
+    /// address and SSRC; under SRTP, authenticated): the stream is alive.
+    fn note_heard(&mut self, d: &Delivery, arrival: Instant, now_ns: i64) {
+        match d {
+            Delivery::Rtp { key, .. } => self.silence.heard(*key, arrival, now_ns),
+            Delivery::Rtcp(reports) => {
+                for r in reports {
+                    if let Report::Taken(key) = r {
+                        self.silence.heard(*key, arrival, now_ns);
+                    }
+                }
+            }
+            Delivery::Kept { .. } | Delivery::Rejected(_) => {}
+        }
     }
 
     /// Takes in everything waiting on both sockets (at most a few thousand
@@ -430,6 +459,11 @@ impl ReceiveThread {
             }
             for r in self.demux.expire(now) {
                 self.reject(r);
+            }
+            for s in self.silence.poll_silent(now) {
+                // The SIP side sends BYE and closes the record; gone, the
+                // stream stays in the demux until then.
+                let _ = self.notices.send(MediaNotice::Silent(s));
             }
         }
         if now.saturating_duration_since(self.last_flush) >= FLUSH_EVERY {
