@@ -473,7 +473,18 @@ impl Storage for PgStore {
         after_ns: i64,
         before_ns: i64,
     ) -> Result<Option<Gap>, StorageError> {
-        self.expire(sensor, after_ns, before_ns).await
+        self.declare(sensor, (after_ns, before_ns), GapCause::Expired)
+            .await
+    }
+
+    async fn record_unsampled(
+        &self,
+        sensor: SensorId,
+        after_ns: i64,
+        before_ns: i64,
+    ) -> Result<Option<Gap>, StorageError> {
+        self.declare(sensor, (after_ns, before_ns), GapCause::Source)
+            .await
     }
 
     async fn committed_through(&self, sensor: SensorId) -> Result<Option<i64>, StorageError> {

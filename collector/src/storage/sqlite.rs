@@ -347,8 +347,22 @@ impl Storage for SqliteStore {
         after_ns: i64,
         before_ns: i64,
     ) -> Result<Option<Gap>, StorageError> {
-        self.write(move |c, p| fill::record_expired(c, p, sensor, after_ns, before_ns))
-            .await
+        self.write(move |c, p| {
+            fill::record_declared(c, p, sensor, (after_ns, before_ns), GapCause::Expired)
+        })
+        .await
+    }
+
+    async fn record_unsampled(
+        &self,
+        sensor: SensorId,
+        after_ns: i64,
+        before_ns: i64,
+    ) -> Result<Option<Gap>, StorageError> {
+        self.write(move |c, p| {
+            fill::record_declared(c, p, sensor, (after_ns, before_ns), GapCause::Source)
+        })
+        .await
     }
 
     async fn committed_through(&self, sensor: SensorId) -> Result<Option<i64>, StorageError> {

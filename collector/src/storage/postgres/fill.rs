@@ -153,7 +153,13 @@ impl PgStore {
         self.cut_stored(tx, candidates).await
     }
 
-    pub(super) async fn expire(&self, sensor: SensorId, after: i64, before: i64) -> R<Option<Gap>> {
+    /// A range the agent declared: see the SQLite `fill::record_declared`.
+    pub(super) async fn declare(
+        &self,
+        sensor: SensorId,
+        (after, before): (i64, i64),
+        cause: GapCause,
+    ) -> R<Option<Gap>> {
         if before <= after {
             return Ok(None);
         }
@@ -166,6 +172,22 @@ impl PgStore {
         )
         .await
         .map_err(self.err())?;
+        if cause == GapCause::Source {
+            let stored = tx
+                .query_opt(
+                    "SELECT 1 FROM samples WHERE sensor_id = $1 AND ts_ns > $2 AND ts_ns < $3
+                     LIMIT 1",
+                    &[&sensor.0, &after, &before],
+                )
+                .await
+                .map_err(self.err())?;
+            if stored.is_some() {
+                return Err(invalid(
+                    &self.target,
+                    gap_cuts::unsampled_but_stored(sensor, after, before),
+                ));
+            }
+        }
         let mut overlapped: Option<i64> = None;
         let mut old = Vec::new();
         let mut outside = Vec::new();
@@ -192,7 +214,7 @@ impl PgStore {
                 .map_err(self.err())?
                 .map(|r| r.get(0)),
         };
-        let expired = gap_cuts::expired_gap(sensor, after, before, overlapped, rate);
+        let expired = gap_cuts::declared_gap(sensor, (after, before), cause, overlapped, rate);
         self.insert_gaps(&tx, &[expired]).await?;
         // Data stored inside the range (from another path) is not gone.
         self.cut_stored(&tx, vec![expired]).await?;
