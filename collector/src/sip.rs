@@ -31,6 +31,7 @@ mod resolver;
 mod run;
 
 use crate::config::Config;
+use crate::media::acks::store::Acknowledger;
 use crate::media::{MediaEngine, MediaError, MediaNotice};
 use crate::metrics::Metrics;
 use crate::stats::StreamsRegistry;
@@ -262,7 +263,16 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
     }
 
     if let Some(mut notices) = media.take_notices() {
-        // The media thread's own reports become the core's.
+        // The media thread's own reports: silent streams to the core,
+        // declared ranges to the acknowledger (docs/protocol.md 11.4).
+        let (declared, declared_rx) = mpsc::unbounded_channel();
+        let acknowledger = Acknowledger {
+            store: parts.storage.clone(),
+            writer: parts.writer.clone(),
+            media: media.handle(),
+            metrics: parts.metrics.clone(),
+        };
+        tokio::spawn(acknowledger.run(declared_rx));
         let commands = commands.clone();
         tokio::spawn(async move {
             while let Some(n) = notices.recv().await {
@@ -271,6 +281,10 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
                         media: s.key,
                         last_heard_ns: s.last_heard_ns,
                     },
+                    MediaNotice::Declared(d) => {
+                        let _ = declared.send(d);
+                        continue;
+                    }
                 };
                 if commands.send(run::Command::Report(report)).is_err() {
                     break;

@@ -5,6 +5,7 @@ mod decrypt;
 mod receive;
 
 use super::StreamSetup;
+pub use super::acks::Declared;
 use super::demux::{Full, StreamKey};
 use super::mailbox::{Outbox, mailbox};
 pub use super::silence::Silent;
@@ -12,8 +13,8 @@ use super::socket::bind_pair;
 use super::stream::RxTotals;
 use crate::config::MediaConfig;
 use crate::metrics::Metrics;
-use crate::storage::SessionId;
 use crate::storage::writer::WriterHandle;
+use crate::storage::{SensorId, SessionId};
 use receive::ReceiveThread;
 use sipsensor_protocol::Agreed;
 use sipsensor_runtime::socket_buffer::receive_buffer;
@@ -29,6 +30,10 @@ pub enum MediaNotice {
     /// Nothing authenticated came from the stream's source for
     /// `media.silence_timeout_s`: end its call.
     Silent(Silent),
+    /// An acknowledged stream's agent declared a range expired or
+    /// unsampled (docs/protocol.md 11.4): for the acknowledger to record.
+    /// The rows received before it are with the writer already.
+    Declared(Declared),
 }
 
 /// What a stream received, reported when it is removed.
@@ -78,6 +83,8 @@ enum Command {
     Flush {
         reply: oneshot::Sender<()>,
     },
+    /// Committed marks per sensor, from the acknowledger.
+    Marks(Vec<(SensorId, Option<i64>)>),
     Stop {
         reply: oneshot::Sender<()>,
     },
@@ -154,6 +161,12 @@ impl MediaHandle {
             return None;
         }
         rx.await.ok().flatten()
+    }
+
+    /// The store's committed marks (docs/protocol.md 11.4) of sensors with
+    /// acknowledged streams; false once the engine has stopped.
+    pub async fn marks(&self, marks: Vec<(SensorId, Option<i64>)>) -> bool {
+        self.send(Command::Marks(marks))
     }
 
     /// Hands every row received so far to the writer.

@@ -42,10 +42,15 @@ pub enum Reject {
     /// A sender report whose clock jumped from the previous report's
     /// (`media.max_clock_step_ms`).
     ClockJump,
+    /// An acknowledgement range (docs/protocol.md 11.4 `SSBF` expired or
+    /// unsampled) that is not the stream's agent's, or that cannot be
+    /// true: another stream's, empty, in the future, contradicting stored
+    /// samples.
+    BackfillRange,
 }
 
 impl Reject {
-    pub const ALL: [Reject; 17] = [
+    pub const ALL: [Reject; 18] = [
         Reject::MalformedRtp,
         Reject::MalformedRtcp,
         Reject::Oversized,
@@ -63,6 +68,7 @@ impl Reject {
         Reject::BadTimestamp,
         Reject::ClockOffset,
         Reject::ClockJump,
+        Reject::BackfillRange,
     ];
 
     /// The metric label.
@@ -85,6 +91,7 @@ impl Reject {
             Reject::BadTimestamp => "bad_timestamp",
             Reject::ClockOffset => "clock_offset",
             Reject::ClockJump => "clock_jump",
+            Reject::BackfillRange => "backfill_range",
         }
     }
 

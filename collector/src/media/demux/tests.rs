@@ -8,6 +8,7 @@ use sipsensor_protocol::{
 };
 use std::sync::Arc;
 
+mod backfill;
 mod rtcp;
 
 const SDP_RTP: &str = "127.0.0.1:40000";

@@ -6,6 +6,7 @@
 use super::decrypt::{Decryptor, Kind, Opened, Refusals};
 use super::{Command, MediaError, MediaNotice, StreamSummary};
 use crate::config::MediaConfig;
+use crate::media::acks::{StreamAcks, Verdict};
 use crate::media::demux::{Datagram, Delivery, Demux, Port, Rejected, Report, StreamKey};
 use crate::media::mailbox::{Inbox, Taken};
 use crate::media::rejects::RejectCounts;
@@ -15,10 +16,10 @@ use crate::media::stream::{Sink, StreamLimits, StreamRx};
 use crate::media::{Reject, StreamSetup};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimit;
-use crate::storage::Batch;
-use crate::storage::writer::WriterHandle;
+use crate::storage::writer::{CommitWatch, WriterHandle};
+use crate::storage::{Batch, SensorId};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use sipsensor_protocol::IdGenerator;
+use sipsensor_protocol::{BackfillMessage, IdGenerator};
 use sipsensor_runtime::batch_recv::BatchRx;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -37,6 +38,9 @@ const FLUSH_ROWS: usize = 8192;
 const TICK: Duration = Duration::from_millis(20);
 /// Per-stream housekeeping (gaps past their grace time) this often.
 const HOUSEKEEPING: Duration = Duration::from_millis(200);
+/// Acknowledged streams are looked at this often for a mark to send
+/// (docs/protocol.md 11.4: at most 4 a second, at least one a second).
+const ACK_TICK: Duration = Duration::from_millis(50);
 /// Batches taken from one socket before the other gets its turn.
 const BATCHES_PER_TURN: usize = 16;
 /// Turns of [`BATCHES_PER_TURN`] taken in before a stream is removed.
@@ -77,6 +81,16 @@ pub(super) struct ReceiveThread {
     silence: SilenceWatch,
     /// What the SIP side is told (a silent stream to end).
     notices: UnboundedSender<MediaNotice>,
+    /// Acknowledged streams (docs/protocol.md 11.4).
+    acks: HashMap<StreamKey, StreamAcks>,
+    /// Which sensors the writer reports commits of.
+    commits: CommitWatch,
+    /// How far ahead of ours an agent's clock may be (a declared range
+    /// beyond is refused): `media.max_clock_offset_s`.
+    max_ahead_ns: i64,
+    /// Committed marks sent, not yet in the metrics.
+    marks_sent: u64,
+    last_acks: Instant,
     last_flush: Instant,
     last_housekeeping: Instant,
     last_metrics: Instant,
@@ -98,6 +112,7 @@ impl ReceiveThread {
         metrics: Arc<Metrics>,
         notices: UnboundedSender<MediaNotice>,
     ) -> Self {
+        let commits = writer.commits().clone();
         ReceiveThread {
             rtp,
             rtcp,
@@ -120,6 +135,11 @@ impl ReceiveThread {
                 config.silence_timeout_s.get(),
             ))),
             notices,
+            acks: HashMap::new(),
+            commits,
+            max_ahead_ns: i64::from(config.max_clock_offset_s.get()) * 1_000_000_000,
+            marks_sent: 0,
+            last_acks: Instant::now(),
             last_flush: Instant::now(),
             last_housekeeping: Instant::now(),
             last_metrics: Instant::now(),
@@ -254,6 +274,7 @@ impl ReceiveThread {
                     self.flush_rows();
                     let _ = reply.send(summary);
                 }
+                Command::Marks(marks) => self.on_marks(&marks),
                 Command::Flush { reply } => {
                     self.drain_rejects();
                     self.flush_rows();
@@ -277,6 +298,7 @@ impl ReceiveThread {
     fn add(&mut self, setup: StreamSetup, now: Instant) -> Result<StreamKey, MediaError> {
         let srtp = setup.agreed.srtp.clone();
         let ssrc = setup.agreed.remote_ssrc;
+        let acknowledged = setup.acknowledge.then_some(setup.sensor);
         let stream = StreamRx::new(setup, self.limits, now, &mut self.ids);
         let due = stream.rtcp_due();
         let ips = stream.allowed_ips.clone();
@@ -294,6 +316,10 @@ impl ReceiveThread {
         }
         self.timers.push(Reverse((due, key)));
         self.silence.add(key, now, wall_ns());
+        if let Some(sensor) = acknowledged {
+            self.acks.insert(key, StreamAcks::new(sensor));
+            self.commits.watch(sensor);
+        }
         for d in replayed {
             self.carry_out(d);
         }
@@ -306,6 +332,9 @@ impl ReceiveThread {
 
     fn remove(&mut self, key: StreamKey, now: Instant) -> Option<StreamSummary> {
         self.silence.remove(key);
+        if let Some(a) = self.acks.remove(&key) {
+            self.commits.unwatch(a.sensor);
+        }
         let mut stream = self.demux.remove(key)?;
         let mut buf = [0u8; 256];
         if let Some(n) = stream.finish(now, &mut self.sink, &mut buf)
@@ -424,10 +453,76 @@ impl ReceiveThread {
             Delivery::Rejected(r) => self.reject(r),
             Delivery::Rtcp(reports) => {
                 for r in reports {
-                    if let Report::Refused(r) = r {
-                        self.reject(r);
+                    match r {
+                        Report::Refused(r) => self.reject(r),
+                        Report::Backfill { key, message } => self.on_backfill(key, message),
+                        Report::Taken(_) => {}
                     }
                 }
+            }
+        }
+    }
+
+    /// The store's committed marks: each acknowledged stream of the sensor
+    /// takes its own, capped by its holes not stored yet.
+    fn on_marks(&mut self, marks: &[(SensorId, Option<i64>)]) {
+        let by_sensor: HashMap<SensorId, Option<i64>> = marks.iter().copied().collect();
+        for (key, a) in &mut self.acks {
+            let Some(stored) = by_sensor.get(&a.sensor) else {
+                continue;
+            };
+            let hole = self.demux.stream_mut(*key).and_then(|s| s.hole_from_ns());
+            a.on_mark(*stored, hole);
+        }
+    }
+
+    /// An `SSBF` message from the agent of stream `key`.
+    fn on_backfill(&mut self, key: StreamKey, message: BackfillMessage) {
+        let Some(a) = self.acks.get_mut(&key) else {
+            // Not agreed for this session: ignored like any unknown APP.
+            return;
+        };
+        let ssrc = self.demux.stream_mut(key).and_then(|s| s.remote_ssrc());
+        match a.on_message(message, ssrc, Instant::now(), wall_ns(), self.max_ahead_ns) {
+            Verdict::Nothing => {}
+            Verdict::Record(d) => {
+                // The rows before it (a new session's break gap) go first.
+                self.flush_rows();
+                let _ = self.notices.send(MediaNotice::Declared(d));
+            }
+            Verdict::Refuse(r) => {
+                self.counts.add(Reject::BackfillRange);
+                let detail = format!("SSBF range from the agent of sensor {}: {r}", a.sensor.0);
+                self.log(Reject::BackfillRange, None, &detail);
+            }
+        }
+    }
+
+    /// RR + SDES + APP committed to each acknowledged stream whose mark is
+    /// due (docs/protocol.md 11.4).
+    fn send_acks(&mut self, now: Instant) {
+        let mut buf = [0u8; 256];
+        for (key, a) in &mut self.acks {
+            let Some(mark) = a.poll_send(now) else {
+                continue;
+            };
+            let Some(s) = self.demux.stream_mut(*key) else {
+                continue;
+            };
+            let Some(media_ssrc) = s.remote_ssrc() else {
+                continue;
+            };
+            let app = BackfillMessage::Committed {
+                media_ssrc,
+                through_ns: mark,
+            }
+            .to_app(s.local_ssrc);
+            if let Some(n) = s.rtcp_now(now, &mut self.ids, &mut buf, Some(&app))
+                && let Some(dest) = s.rtcp_dest
+                && let Some(packet) = self.decrypt.seal(*key, &buf[..n])
+            {
+                let _ = self.rtcp.send_to(packet, dest);
+                self.marks_sent += 1;
             }
         }
     }
@@ -452,6 +547,10 @@ impl ReceiveThread {
             }
             self.timers.push(Reverse((s.rtcp_due(), key)));
         }
+        if !self.acks.is_empty() && now.saturating_duration_since(self.last_acks) >= ACK_TICK {
+            self.last_acks = now;
+            self.send_acks(now);
+        }
         if now.saturating_duration_since(self.last_housekeeping) >= HOUSEKEEPING {
             self.last_housekeeping = now;
             for s in self.demux.streams_mut() {
@@ -473,6 +572,12 @@ impl ReceiveThread {
             self.last_metrics = now;
             self.counts.drain_into(&self.metrics);
             self.report_refusals();
+            if self.marks_sent > 0 {
+                self.metrics
+                    .backfill_marks
+                    .get_or_create(&[("kind", "committed_sent")])
+                    .inc_by(std::mem::take(&mut self.marks_sent));
+            }
         }
     }
 

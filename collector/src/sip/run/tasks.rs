@@ -216,6 +216,9 @@ pub(super) async fn open(
         cname: ctx.cname.clone(),
         previous_sample_ns: previous,
         stats,
+        // Backfill is not offered or answered yet (docs/protocol.md 11.1):
+        // set from `AgreedRecovery::backfill` once the SDP carries it.
+        acknowledge: false,
     };
     let media_err = |e: crate::media::MediaError| SetupError::Open {
         status: match e {
