@@ -268,3 +268,6 @@ impl MediaEngine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
