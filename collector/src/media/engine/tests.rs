@@ -10,7 +10,7 @@ use crate::media::stream_spec;
 use crate::stats::StreamsRegistry;
 use crate::storage::sqlite::{SqliteOptions, SqliteStore};
 use crate::storage::writer::{StorageWriter, WriterConfig};
-use crate::storage::{GapCause, NewSession, Storage, TS_MAX};
+use crate::storage::{Batch, GapCause, NewSession, Reading, ReadingSource, Storage, TS_MAX};
 use sipsensor_protocol::{
     BackfillMessage, CompoundWriter, NtpTime, RemoteMedia, RtcpPacket, RtpSender,
     parse_rtcp_compound,
@@ -21,6 +21,32 @@ use tokio::net::UdpSocket;
 fn wall_ns() -> i64 {
     let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     i64::try_from(d.as_nanos()).unwrap()
+}
+
+/// One reading of both channels at `ts_ns`, stored directly.
+async fn store_one(
+    store: &dyn Storage,
+    session: SessionId,
+    sensor: SensorId,
+    ts_ns: i64,
+    source: ReadingSource,
+) {
+    let reading = Reading {
+        session,
+        sensor,
+        seq: 0,
+        index: 0,
+        ts_ns,
+        raws: vec![Some(1), Some(2)],
+        source,
+    };
+    store
+        .write_batch(&Batch {
+            readings: vec![reading],
+            ..Batch::default()
+        })
+        .await
+        .unwrap();
 }
 
 /// The committed marks in the collector's compounds, as they arrive, with
@@ -121,21 +147,14 @@ async fn an_acknowledged_stream_gets_its_mark_and_its_agents_ranges_are_recorded
     // The previous session ended 20 s ago; this one's first sample leaves
     // a break gap from there, which holds the mark.
     let previous = t0 - 20_000_000_000;
-    store
-        .write_batch(&crate::storage::Batch {
-            readings: vec![crate::storage::Reading {
-                session: session.id,
-                sensor: sensor.id,
-                seq: 0,
-                index: 0,
-                ts_ns: previous,
-                raws: vec![Some(1), Some(2)],
-                source: crate::storage::ReadingSource::Live,
-            }],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    store_one(
+        store.as_ref(),
+        session.id,
+        sensor.id,
+        previous,
+        ReadingSource::Live,
+    )
+    .await;
     let mut s = setup(&registry, a, Some(session.id), Some(previous));
     s.sensor = sensor.id;
     s.acknowledge = true;
@@ -198,21 +217,14 @@ async fn an_acknowledged_stream_gets_its_mark_and_its_agents_ranges_are_recorded
         before_ns: ns(t0),
     };
     // The spool's oldest instant, `mid`, came by backfill.
-    store
-        .write_batch(&crate::storage::Batch {
-            readings: vec![crate::storage::Reading {
-                session: session.id,
-                sensor: sensor.id,
-                seq: 0,
-                index: 0,
-                ts_ns: mid,
-                raws: vec![Some(1), Some(2)],
-                source: crate::storage::ReadingSource::Backfilled,
-            }],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    store_one(
+        store.as_ref(),
+        session.id,
+        sensor.id,
+        mid,
+        ReadingSource::Backfilled,
+    )
+    .await;
     // And a false claim: nothing sampled where samples are stored.
     let false_claim = BackfillMessage::Unsampled {
         media_ssrc: SSRC,
