@@ -3,6 +3,7 @@
 
 mod decrypt;
 mod receive;
+mod send;
 
 use super::StreamSetup;
 pub use super::acks::Declared;

@@ -4,6 +4,7 @@
 //! sends receiver reports, and counts and logs what was refused.
 
 use super::decrypt::{Decryptor, Kind, Opened, Refusals};
+use super::send::BatchTx;
 use super::{Command, MediaError, MediaNotice, StreamSummary};
 use crate::config::MediaConfig;
 use crate::media::acks::{StreamAcks, Verdict};
@@ -149,6 +150,8 @@ impl ReceiveThread {
     pub(super) fn run(mut self) {
         // Built on this thread: recvmmsg's headers hold raw pointers.
         let mut rx = batch_rx();
+        // Likewise the batched sends of acknowledgements.
+        let mut tx = BatchTx::default();
         let mut next_tick = Instant::now() + TICK;
         let mut backlog = false;
         loop {
@@ -197,7 +200,7 @@ impl ReceiveThread {
             }
             let now = Instant::now();
             if now >= next_tick {
-                self.tick(now);
+                self.tick(now, &mut tx);
                 next_tick = now + TICK;
             }
             if self.sink.batch.rows() >= FLUSH_ROWS {
@@ -500,7 +503,7 @@ impl ReceiveThread {
 
     /// RR + SDES + APP committed to each acknowledged stream whose mark is
     /// due (docs/protocol.md 11.4).
-    fn send_acks(&mut self, now: Instant) {
+    fn send_acks(&mut self, now: Instant, tx: &mut BatchTx) {
         let mut buf = [0u8; 256];
         for (key, a) in &mut self.acks {
             let Some(mark) = a.poll_send(now) else {
@@ -521,13 +524,13 @@ impl ReceiveThread {
                 && let Some(dest) = s.rtcp_dest
                 && let Some(packet) = self.decrypt.seal(*key, &buf[..n])
             {
-                let _ = self.rtcp.send_to(packet, dest);
-                self.marks_sent += 1;
+                self.marks_sent += tx.push(&self.rtcp, packet, dest) as u64;
             }
         }
+        self.marks_sent += tx.flush(&self.rtcp) as u64;
     }
 
-    fn tick(&mut self, now: Instant) {
+    fn tick(&mut self, now: Instant, tx: &mut BatchTx) {
         // Receiver reports that are due (RFC 3550 6.3).
         let mut buf = [0u8; 256];
         while let Some(Reverse((due, key))) = self.timers.peek().copied() {
@@ -549,7 +552,7 @@ impl ReceiveThread {
         }
         if !self.acks.is_empty() && now.saturating_duration_since(self.last_acks) >= ACK_TICK {
             self.last_acks = now;
-            self.send_acks(now);
+            self.send_acks(now, tx);
         }
         if now.saturating_duration_since(self.last_housekeeping) >= HOUSEKEEPING {
             self.last_housekeeping = now;
