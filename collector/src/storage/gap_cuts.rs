@@ -142,6 +142,16 @@ pub(crate) fn dedup(mut gaps: Vec<Gap>) -> Vec<Gap> {
     gaps
 }
 
+/// The committed mark from the start of a sensor's oldest fillable gap
+/// and its newest stored instant: everything through the earlier of the
+/// two is stored or gone for good.
+pub(crate) fn committed_mark(oldest_fillable: Option<i64>, newest: Option<i64>) -> Option<i64> {
+    match (oldest_fillable, newest) {
+        (Some(g), Some(n)) => Some(g.min(n)),
+        (g, n) => g.or(n),
+    }
+}
+
 /// Why an unsampled range is refused: samples of it are stored.
 pub(crate) fn unsampled_but_stored(sensor: SensorId, after: i64, before: i64) -> String {
     format!(

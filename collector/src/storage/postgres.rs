@@ -491,6 +491,13 @@ impl Storage for PgStore {
         self.committed(sensor).await
     }
 
+    async fn committed_through_many(
+        &self,
+        sensors: &[SensorId],
+    ) -> Result<Vec<Option<i64>>, StorageError> {
+        self.committed_many(sensors).await
+    }
+
     async fn close_open_sessions(&self, quiet_since_ns: i64) -> Result<u64, StorageError> {
         self.close_open(quiet_since_ns).await
     }

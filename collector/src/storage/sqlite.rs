@@ -370,6 +370,21 @@ impl Storage for SqliteStore {
             .await
     }
 
+    async fn committed_through_many(
+        &self,
+        sensors: &[SensorId],
+    ) -> Result<Vec<Option<i64>>, StorageError> {
+        // One trip to the reader thread for all of them.
+        let sensors = sensors.to_vec();
+        self.read(move |c, p| {
+            sensors
+                .iter()
+                .map(|s| fill::committed_through(c, p, *s))
+                .collect()
+        })
+        .await
+    }
+
     async fn close_open_sessions(&self, quiet_since_ns: i64) -> Result<u64, StorageError> {
         self.write(move |c, p| fill::close_open_sessions(c, p, quiet_since_ns))
             .await

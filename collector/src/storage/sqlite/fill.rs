@@ -235,10 +235,7 @@ pub(super) fn committed_through(
         .prepare_cached("SELECT max(ts_ns) FROM samples WHERE sensor_id = ?1")
         .and_then(|mut st| st.query_row([sensor.0], |r| r.get(0)))
         .map_err(|e| map_err(path, e))?;
-    Ok(match (oldest_fillable, newest) {
-        (Some(g), Some(n)) => Some(g.min(n)),
-        (g, n) => g.or(n),
-    })
+    Ok(gap_cuts::committed_mark(oldest_fillable, newest))
 }
 
 pub(super) fn close_open_sessions(conn: &mut Connection, path: &Path, quiet_since: i64) -> R<u64> {
