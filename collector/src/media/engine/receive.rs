@@ -7,7 +7,7 @@ use super::decrypt::{Decryptor, Kind, Opened, Refusals};
 use super::send::BatchTx;
 use super::{Command, MediaError, MediaNotice, StreamSummary};
 use crate::config::MediaConfig;
-use crate::media::acks::{StreamAcks, Verdict};
+use crate::media::acks::StreamAcks;
 use crate::media::demux::{Datagram, Delivery, Demux, Port, Rejected, Report, StreamKey};
 use crate::media::mailbox::{Inbox, Taken};
 use crate::media::rejects::RejectCounts;
@@ -17,10 +17,10 @@ use crate::media::stream::{Sink, StreamLimits, StreamRx};
 use crate::media::{Reject, StreamSetup};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimit;
+use crate::storage::Batch;
 use crate::storage::writer::{CommitWatch, WriterHandle};
-use crate::storage::{Batch, SensorId};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use sipsensor_protocol::{BackfillMessage, IdGenerator};
+use sipsensor_protocol::IdGenerator;
 use sipsensor_runtime::batch_recv::BatchRx;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -466,70 +466,6 @@ impl ReceiveThread {
         }
     }
 
-    /// The store's committed marks: each acknowledged stream of the sensor
-    /// takes its own, capped by its holes not stored yet.
-    fn on_marks(&mut self, marks: &[(SensorId, Option<i64>)]) {
-        let by_sensor: HashMap<SensorId, Option<i64>> = marks.iter().copied().collect();
-        for (key, a) in &mut self.acks {
-            let Some(stored) = by_sensor.get(&a.sensor) else {
-                continue;
-            };
-            let hole = self.demux.stream_mut(*key).and_then(|s| s.hole_from_ns());
-            a.on_mark(*stored, hole);
-        }
-    }
-
-    /// An `SSBF` message from the agent of stream `key`.
-    fn on_backfill(&mut self, key: StreamKey, message: BackfillMessage) {
-        let Some(a) = self.acks.get_mut(&key) else {
-            // Not agreed for this session: ignored like any unknown APP.
-            return;
-        };
-        let ssrc = self.demux.stream_mut(key).and_then(|s| s.remote_ssrc());
-        match a.on_message(message, ssrc, Instant::now(), wall_ns(), self.max_ahead_ns) {
-            Verdict::Nothing => {}
-            Verdict::Record(d) => {
-                // The rows before it (a new session's break gap) go first.
-                self.flush_rows();
-                let _ = self.notices.send(MediaNotice::Declared(d));
-            }
-            Verdict::Refuse(r) => {
-                self.counts.add(Reject::BackfillRange);
-                let detail = format!("SSBF range from the agent of sensor {}: {r}", a.sensor.0);
-                self.log(Reject::BackfillRange, None, &detail);
-            }
-        }
-    }
-
-    /// RR + SDES + APP committed to each acknowledged stream whose mark is
-    /// due (docs/protocol.md 11.4).
-    fn send_acks(&mut self, now: Instant, tx: &mut BatchTx) {
-        let mut buf = [0u8; 256];
-        for (key, a) in &mut self.acks {
-            let Some(mark) = a.poll_send(now) else {
-                continue;
-            };
-            let Some(s) = self.demux.stream_mut(*key) else {
-                continue;
-            };
-            let Some(media_ssrc) = s.remote_ssrc() else {
-                continue;
-            };
-            let app = BackfillMessage::Committed {
-                media_ssrc,
-                through_ns: mark,
-            }
-            .to_app(s.local_ssrc);
-            if let Some(n) = s.rtcp_now(now, &mut self.ids, &mut buf, Some(&app))
-                && let Some(dest) = s.rtcp_dest
-                && let Some(packet) = self.decrypt.seal(*key, &buf[..n])
-            {
-                self.marks_sent += tx.push(&self.rtcp, packet, dest) as u64;
-            }
-        }
-        self.marks_sent += tx.flush(&self.rtcp) as u64;
-    }
-
     fn tick(&mut self, now: Instant, tx: &mut BatchTx) {
         // Receiver reports that are due (RFC 3550 6.3).
         let mut buf = [0u8; 256];
@@ -675,3 +611,5 @@ impl ReceiveThread {
         }
     }
 }
+
+mod acks;
