@@ -19,6 +19,7 @@
 //! [`EVENT_UNIT`]), so an [`Event`](crate::storage::Event)'s `channel` is
 //! `sampled channels + input index` in its session's stream description.
 
+pub mod acks;
 mod demux;
 mod engine;
 #[cfg(test)]
@@ -27,11 +28,14 @@ pub mod gaps;
 mod mailbox;
 mod realtime;
 mod rejects;
+mod silence;
 mod socket;
 mod stream;
 
 pub use demux::StreamKey;
-pub use engine::{MediaEngine, MediaError, MediaHandle, StreamSummary};
+pub use engine::{
+    Declared, MediaEngine, MediaError, MediaHandle, MediaNotice, Silent, StreamSummary,
+};
 pub use rejects::Reject;
 pub use socket::bind_pair;
 pub use stream::RepairTally;
@@ -66,6 +70,11 @@ pub struct StreamSetup {
     /// first sample of this one closes a session-break gap from it.
     pub previous_sample_ns: Option<i64>,
     pub stats: StreamHandle,
+    /// Both ends agreed backfill, and with it acknowledgement
+    /// (docs/protocol.md 11.1: `AgreedRecovery::backfill`): the agent gets
+    /// committed marks at least once a second, and its expired and
+    /// unsampled ranges are recorded.
+    pub acknowledge: bool,
 }
 
 /// The stored form of a negotiated stream: sampled channels, then event

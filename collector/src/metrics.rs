@@ -54,6 +54,12 @@ pub struct Metrics {
     pub packets_recovered: Counter,
     /// Lost live packets given up after `rtx-time`: left to the backfill.
     pub packets_given_up: Counter,
+    /// Streams ended because nothing authenticated arrived for
+    /// `media.silence_timeout_s` (an agent gone without BYE).
+    pub streams_silent: Counter,
+    /// Acknowledgement messages (docs/protocol.md 11.4) sent and taken in,
+    /// by `kind`: committed_sent, expired, unsampled, refused.
+    pub backfill_marks: Family<Label1, Counter>,
     /// The SIP network's counters, once it is bound.
     sip_network: Arc<OnceLock<NetStatsHandle>>,
 }
@@ -87,6 +93,8 @@ impl Metrics {
             nacks_sent: Counter::default(),
             packets_recovered: Counter::default(),
             packets_given_up: Counter::default(),
+            streams_silent: Counter::default(),
+            backfill_marks: Family::default(),
             sip_network: Arc::default(),
         };
         registry.register(
@@ -169,6 +177,17 @@ impl Metrics {
             "sipsensor_collector_packets_given_up",
             "Lost live packets no retransmission filled within rtx-time",
             m.packets_given_up.clone(),
+        );
+        registry.register(
+            "sipsensor_collector_streams_silent",
+            "Streams ended because nothing authenticated arrived for media.silence_timeout_s",
+            m.streams_silent.clone(),
+        );
+        registry.register(
+            "sipsensor_collector_backfill_marks",
+            "SSBF acknowledgement messages: committed marks sent; expired and unsampled \
+             ranges recorded; refused ones",
+            m.backfill_marks.clone(),
         );
         registry.register_collector(Box::new(StreamsCollector(streams)));
         registry.register_collector(Box::new(SipConnectionsCollector(m.sip_network.clone())));

@@ -31,7 +31,8 @@ mod resolver;
 mod run;
 
 use crate::config::Config;
-use crate::media::{MediaEngine, MediaError};
+use crate::media::acks::store::Acknowledger;
+use crate::media::{MediaEngine, MediaError, MediaNotice};
 use crate::metrics::Metrics;
 use crate::stats::StreamsRegistry;
 use crate::storage::Storage;
@@ -207,7 +208,7 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
     parts.metrics.watch_sip_network(network.stats_handle());
     let (handle, events, ua_task) = ua_driver::spawn(ua, network, incoming);
 
-    let media = MediaEngine::start(
+    let mut media = MediaEngine::start(
         &config.media,
         advertise,
         parts.writer.clone(),
@@ -261,6 +262,37 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
         });
     }
 
+    if let Some(mut notices) = media.take_notices() {
+        // The media thread's own reports: silent streams to the core,
+        // declared ranges to the acknowledger (docs/protocol.md 11.4).
+        let (declared, declared_rx) = mpsc::unbounded_channel();
+        let acknowledger = Acknowledger {
+            store: parts.storage.clone(),
+            writer: parts.writer.clone(),
+            media: media.handle(),
+            metrics: parts.metrics.clone(),
+        };
+        tokio::spawn(acknowledger.run(declared_rx));
+        let commands = commands.clone();
+        tokio::spawn(async move {
+            while let Some(n) = notices.recv().await {
+                let report = match n {
+                    MediaNotice::Silent(s) => core::Report::Silent {
+                        media: s.key,
+                        last_heard_ns: s.last_heard_ns,
+                    },
+                    MediaNotice::Declared(d) => {
+                        let _ = declared.send(d);
+                        continue;
+                    }
+                };
+                if commands.send(run::Command::Report(report)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
     if let (Some(r), Some((user, pw))) = (&sc.register, own) {
         let mut reg =
             RegistrationConfig::new(r.registrar.as_str(), r.aor.as_str(), user, pw, signalling);
@@ -300,6 +332,7 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
         media_security: config.media.security(false),
         media_security_over_tls: tls_addr.map(|_| config.media.security(true)),
         proxy_over_tls: ua_config_proxy_over_tls,
+        recovery: config.media.recovery,
         backfill_max_rate: u64::from(config.media.backfill_max_rate.get()),
     };
     let core = core::Core::new(settings, registrar, IdGenerator::from_entropy());

@@ -89,12 +89,40 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         before_ns: i64,
     ) -> Result<Option<Gap>, StorageError>;
 
+    /// Records that the agent sampled nothing of `sensor` strictly between
+    /// `after_ns` and `before_ns` (it was off, or its backfill reached its
+    /// live start: docs/protocol.md 11.4 `unsampled`): the fillable gaps
+    /// there become one [`GapCause::Source`] gap of exactly that range, as
+    /// for instants the sensor skipped within a session, which holds back
+    /// neither the mark nor counts as lost. Refused with
+    /// [`StorageError::Invalid`] when a sample of the range is stored (the
+    /// claim is false). Returns the gap, `None` for an empty range.
+    async fn record_unsampled(
+        &self,
+        sensor: SensorId,
+        after_ns: i64,
+        before_ns: i64,
+    ) -> Result<Option<Gap>, StorageError>;
+
     /// The instant up to which `sensor`'s data is stored with no gap that
     /// could still be filled ([`GapCause::is_fillable`]; expired and source
     /// gaps do not hold it back): the newest stored instant, or the start
     /// of the oldest fillable gap. The collector's acknowledgement mark.
     /// `None` when nothing of the sensor is stored.
     async fn committed_through(&self, sensor: SensorId) -> Result<Option<i64>, StorageError>;
+
+    /// [`Storage::committed_through`] of several sensors (the acknowledger
+    /// asks after each commit for the sensors it touched), in their order.
+    async fn committed_through_many(
+        &self,
+        sensors: &[SensorId],
+    ) -> Result<Vec<Option<i64>>, StorageError> {
+        let mut marks = Vec::with_capacity(sensors.len());
+        for s in sensors {
+            marks.push(self.committed_through(*s).await?);
+        }
+        Ok(marks)
+    }
 
     /// Closes the sessions a crash left open (`ended_ns` NULL) whose last
     /// stored instant (or start, without samples) is before `quiet_since_ns`,

@@ -166,6 +166,7 @@ async fn a_lost_packet_is_nacked_resent_and_stored_once() {
             cname: "collector@127.0.0.1".into(),
             previous_sample_ns: None,
             stats,
+            acknowledge: false,
         })
         .await
         .unwrap();

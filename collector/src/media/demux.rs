@@ -17,7 +17,7 @@
 
 use super::Reject;
 use super::stream::{ClockRefusal, Outcome, Sink, SrRefusal, StreamRx};
-use sipsensor_protocol::{RtcpPacket, parse_rtcp_compound, parse_rtp};
+use sipsensor_protocol::{BackfillMessage, RtcpPacket, parse_rtcp_compound, parse_rtp};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -68,6 +68,12 @@ pub(super) struct Rejected {
 pub(super) enum Report {
     Taken(StreamKey),
     Refused(Rejected),
+    /// An `SSBF` message (docs/protocol.md 11.4) in a compound whose sender
+    /// report stream `key` took: from that stream's agent.
+    Backfill {
+        key: StreamKey,
+        message: BackfillMessage,
+    },
 }
 
 /// What became of a datagram. The stream's own rows and rejects are in the
@@ -495,13 +501,23 @@ impl Demux {
             Err(e) => return rejected(Reject::MalformedRtcp, from, e.to_string()),
         };
         let mut reports = Vec::new();
-        for p in packets {
+        // The stream whose backfill source reported from the stream's RTCP
+        // address: the agent's backfill thread sends its SSBF ranges in
+        // that source's compound (docs/protocol.md 11.6).
+        let mut bound_by_extra = None;
+        for p in &packets {
             let RtcpPacket::SenderReport(sr) = p else {
                 continue;
             };
             // An RTX or backfill source's report: its timing is not used
             // (their samples carry their instants, docs/protocol.md 11.2).
-            if self.by_extra_ssrc.contains_key(&sr.ssrc) {
+            if let Some(slots) = self.by_extra_ssrc.get(&sr.ssrc) {
+                bound_by_extra = slots
+                    .iter()
+                    .filter_map(|slot| self.slots.get(*slot).and_then(Option::as_ref))
+                    .find(|s| s.latched.is_some() && s.rtcp_may_come_from(from))
+                    .map(|s| s.key)
+                    .or(bound_by_extra);
                 continue;
             }
             let what = format!("RTCP sender report from SSRC {:#010x}", sr.ssrc);
@@ -521,7 +537,7 @@ impl Demux {
                 }
                 match s
                     .stream
-                    .on_sender_report(&sr, from, data.len(), arrival, now_ns, sink)
+                    .on_sender_report(sr, from, data.len(), arrival, now_ns, sink)
                 {
                     Ok(()) => {
                         s.rtcp_from = Some(from);
@@ -547,8 +563,53 @@ impl Demux {
                 }),
             });
         }
+        let bound = reports
+            .iter()
+            .find_map(|r| match r {
+                Report::Taken(key) => Some(*key),
+                _ => None,
+            })
+            .or(bound_by_extra);
+        reports.extend(backfill_messages(&packets, bound, from));
         Delivery::Rtcp(reports)
     }
+}
+
+/// The `SSBF` messages of a compound (docs/protocol.md 11.4). They count
+/// only with a sender report the stream took in the same compound (the
+/// agent sends SR + SDES + APP): that binds them to the stream's RTCP
+/// address and SSRC, and under SRTP the whole compound is authenticated.
+/// Other APP names and unknown subtypes are ignored; a short one is
+/// malformed.
+fn backfill_messages(
+    packets: &[RtcpPacket],
+    bound: Option<StreamKey>,
+    from: SocketAddr,
+) -> Vec<Report> {
+    let mut out = Vec::new();
+    for p in packets {
+        let RtcpPacket::App(app) = p else { continue };
+        let refused = |reason, detail: String| {
+            Report::Refused(Rejected {
+                reason,
+                from,
+                detail,
+            })
+        };
+        out.push(match (BackfillMessage::from_app(app), bound) {
+            (Ok(None), _) => continue,
+            (Err(e), _) => refused(Reject::MalformedRtcp, e.to_string()),
+            (Ok(Some(message)), Some(key)) => Report::Backfill { key, message },
+            (Ok(Some(_)), None) => refused(
+                Reject::BackfillRange,
+                format!(
+                    "SSBF from SSRC {:#010x} without a sender report of its stream",
+                    app.ssrc
+                ),
+            ),
+        });
+    }
+    out
 }
 
 fn rejected(reason: Reject, from: SocketAddr, detail: String) -> Delivery {

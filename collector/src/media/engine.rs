@@ -3,16 +3,19 @@
 
 mod decrypt;
 mod receive;
+mod send;
 
 use super::StreamSetup;
+pub use super::acks::Declared;
 use super::demux::{Full, StreamKey};
 use super::mailbox::{Outbox, mailbox};
+pub use super::silence::Silent;
 use super::socket::bind_pair;
 use super::stream::RxTotals;
 use crate::config::MediaConfig;
 use crate::metrics::Metrics;
-use crate::storage::SessionId;
 use crate::storage::writer::WriterHandle;
+use crate::storage::{SensorId, SessionId};
 use receive::ReceiveThread;
 use sipsensor_protocol::Agreed;
 use sipsensor_runtime::socket_buffer::receive_buffer;
@@ -20,7 +23,19 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
+
+/// What the media engine tells the SIP side of its own accord.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaNotice {
+    /// Nothing authenticated came from the stream's source for
+    /// `media.silence_timeout_s`: end its call.
+    Silent(Silent),
+    /// An acknowledged stream's agent declared a range expired or
+    /// unsampled (docs/protocol.md 11.4): for the acknowledger to record.
+    /// The rows received before it are with the writer already.
+    Declared(Declared),
+}
 
 /// What a stream received, reported when it is removed.
 pub type StreamSummary = RxTotals;
@@ -69,6 +84,8 @@ enum Command {
     Flush {
         reply: oneshot::Sender<()>,
     },
+    /// Committed marks per sensor, from the acknowledger.
+    Marks(Vec<(SensorId, Option<i64>)>),
     Stop {
         reply: oneshot::Sender<()>,
     },
@@ -147,6 +164,12 @@ impl MediaHandle {
         rx.await.ok().flatten()
     }
 
+    /// The store's committed marks (docs/protocol.md 11.4) of sensors with
+    /// acknowledged streams; false once the engine has stopped.
+    pub async fn marks(&self, marks: Vec<(SensorId, Option<i64>)>) -> bool {
+        self.send(Command::Marks(marks))
+    }
+
     /// Hands every row received so far to the writer.
     pub async fn flush(&self) {
         let (reply, rx) = oneshot::channel();
@@ -161,6 +184,7 @@ impl MediaHandle {
 pub struct MediaEngine {
     handle: MediaHandle,
     thread: Option<std::thread::JoinHandle<()>>,
+    notices: Option<mpsc::UnboundedReceiver<MediaNotice>>,
 }
 
 impl MediaEngine {
@@ -193,7 +217,16 @@ impl MediaEngine {
             waker: Arc::new(wake_tx),
             rtp_addr: SocketAddr::new(advertise, bound.port()),
         };
-        let thread = ReceiveThread::new(rtp, rtcp, wake_rx, commands, config, writer, metrics);
+        let (notices_tx, notices) = mpsc::unbounded_channel();
+        let thread = ReceiveThread::new(
+            (rtp, rtcp),
+            wake_rx,
+            commands,
+            config,
+            writer,
+            metrics,
+            notices_tx,
+        );
         let priority = config.receive_priority.0;
         let joined = std::thread::Builder::new()
             .name("media-rx".into())
@@ -210,11 +243,18 @@ impl MediaEngine {
         Ok(MediaEngine {
             handle,
             thread: Some(joined),
+            notices: Some(notices),
         })
     }
 
     pub fn handle(&self) -> MediaHandle {
         self.handle.clone()
+    }
+
+    /// What the engine reports of its own accord (silent streams); the
+    /// first call takes the receiver.
+    pub fn take_notices(&mut self) -> Option<mpsc::UnboundedReceiver<MediaNotice>> {
+        self.notices.take()
     }
 
     /// Ends every stream (BYE to each agent, rows to the writer) and stops
@@ -229,3 +269,6 @@ impl MediaEngine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

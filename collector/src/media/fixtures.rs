@@ -93,6 +93,7 @@ pub fn setup(
         local_ssrc: 0x0bad_cafe,
         cname: "collector@127.0.0.1".into(),
         previous_sample_ns,
+        acknowledge: false,
         stats,
     }
 }

@@ -145,6 +145,15 @@ impl GapFinder {
             .count() as u64
     }
 
+    /// The RTP time of the last instant before the oldest gap still waiting
+    /// for its grace time, if one waits.
+    pub fn oldest_pending_from_ts(&self) -> Option<u32> {
+        self.pending
+            .iter()
+            .min_by_key(|p| p.from_ext)
+            .map(|p| p.from_ts)
+    }
+
     /// A samples packet whose instants are being stored. Returns gaps that
     /// need no grace time (none: every gap waits for late packets).
     pub fn on_samples(&mut self, mark: Mark, now: Instant) {
@@ -293,6 +302,24 @@ mod tests {
                 session: S
             }]
         );
+    }
+
+    #[test]
+    fn the_oldest_waiting_gap_bounds_what_may_be_acknowledged() {
+        let t = Instant::now();
+        let mut f = GapFinder::new(Duration::from_secs(1));
+        feed(&mut f, &[(10, 0), (11, 50)], t);
+        assert_eq!(f.oldest_pending_from_ts(), None);
+        // 12 lost, then 14: two holes waiting, the older from tick 90.
+        feed(&mut f, &[(13, 150), (15, 250)], t);
+        assert_eq!(f.oldest_pending_from_ts(), Some(90));
+        // 12 arrives late and fills the first: the hole after 13 (its
+        // last tick, 190) bounds now.
+        feed(&mut f, &[(12, 100)], t);
+        assert_eq!(f.oldest_pending_from_ts(), Some(190));
+        // Past its grace time it is reported (and stored): none waits.
+        assert_eq!(due(&mut f, t + Duration::from_secs(1)).len(), 1);
+        assert_eq!(f.oldest_pending_from_ts(), None);
     }
 
     #[test]

@@ -48,10 +48,15 @@ pub enum Reject {
     /// A retransmission of a packet no NACK waits for (never lost,
     /// already filled, given up, or an OSN made up).
     Unrequested,
+    /// An acknowledgement range (docs/protocol.md 11.4 `SSBF` expired or
+    /// unsampled) that is not the stream's agent's, or that cannot be
+    /// true: another stream's, empty, in the future, contradicting stored
+    /// samples.
+    BackfillRange,
 }
 
 impl Reject {
-    pub const ALL: [Reject; 19] = [
+    pub const ALL: [Reject; 20] = [
         Reject::MalformedRtp,
         Reject::MalformedRtcp,
         Reject::Oversized,
@@ -71,6 +76,7 @@ impl Reject {
         Reject::ClockJump,
         Reject::NoInstant,
         Reject::Unrequested,
+        Reject::BackfillRange,
     ];
 
     /// The metric label.
@@ -95,6 +101,7 @@ impl Reject {
             Reject::ClockJump => "clock_jump",
             Reject::NoInstant => "no_instant",
             Reject::Unrequested => "unrequested_rtx",
+            Reject::BackfillRange => "backfill_range",
         }
     }
 

@@ -24,7 +24,7 @@ use crate::config::MediaConfig;
 use crate::stats::{Reception, StreamHandle, Tally};
 use crate::storage::{Batch, Event, Gap, GapCause, Reading, ReadingSource, SensorId, SessionId};
 use sipsensor_protocol::{
-    Agreed, CompoundWriter, Events, IdGenerator, MISSING_SAMPLE, Payload, ReceiverReport,
+    Agreed, CompoundWriter, Events, IdGenerator, MISSING_SAMPLE, Payload, ReceiverReport, RtcpApp,
     RtcpConfig, RtcpScheduler, RtpPacket, RtpReceiver, RtpVerdict, SampleInstant, Samples,
     SenderReport, SrMapping, StreamConfigs, StreamDescription, decode_payload,
 };
@@ -891,12 +891,51 @@ impl StreamRx {
         if !self.scheduler.handle_timeout(now, ids) {
             return None;
         }
-        let n = self.report(now, buf, false);
+        let n = self.report(now, buf, false, None);
         self.scheduler.on_sent(n.unwrap_or(0), now, ids);
         n
     }
 
-    fn report(&mut self, now: Instant, buf: &mut [u8], bye: bool) -> Option<usize> {
+    /// A receiver report compound now, outside the RFC 3550 schedule, with
+    /// `app` after the SDES (docs/protocol.md 11.4: an acknowledged stream
+    /// gets its mark at least once a second). It counts as the scheduled
+    /// one: the next waits a full interval.
+    pub fn rtcp_now(
+        &mut self,
+        now: Instant,
+        ids: &mut IdGenerator,
+        buf: &mut [u8],
+        app: Option<&RtcpApp>,
+    ) -> Option<usize> {
+        let n = self.report(now, buf, false, app);
+        self.scheduler.on_sent(n.unwrap_or(0), now, ids);
+        n
+    }
+
+    /// The live source's SSRC: latched, or signalled.
+    pub fn remote_ssrc(&self) -> Option<u32> {
+        self.receiver.ssrc().or(self.expected_ssrc)
+    }
+
+    /// The last instant before the oldest hole of this session that is not
+    /// stored as a gap yet (still within its grace time for reordered
+    /// packets): no committed mark may pass it, as storage cannot know of
+    /// it. `None` when no hole waits.
+    pub fn hole_from_ns(&self) -> Option<i64> {
+        let from_ts = self.gaps.oldest_pending_from_ts()?;
+        // Without a mapping nothing of the session is stored yet.
+        self.receiver
+            .mapping()
+            .map_or(Some(i64::MIN), |m| ns_of(&m, from_ts, 0))
+    }
+
+    fn report(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        bye: bool,
+        app: Option<&RtcpApp>,
+    ) -> Option<usize> {
         let block = self.receiver.report_block(now);
         if let Some(b) = &block {
             let st = self.receiver.stats();
@@ -913,6 +952,9 @@ impl StreamRx {
         let mut w = CompoundWriter::new(buf);
         w.receiver_report(&rr).ok()?;
         w.sdes(self.local_ssrc, &self.cname, &[]).ok()?;
+        if let Some(app) = app {
+            w.app(app).ok()?;
+        }
         if bye {
             // RFC 3550 6.6: leaving the session.
             w.bye(&[self.local_ssrc], None).ok()?;
@@ -941,7 +983,7 @@ impl StreamRx {
         }
         let st = self.receiver.stats();
         self.totals.lost = st.lost;
-        self.report(now, buf, true)
+        self.report(now, buf, true, None)
     }
 }
 

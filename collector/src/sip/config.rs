@@ -29,6 +29,7 @@
 //!   hold_before_sr_packets: 600
 //!   max_clock_step_ms: 2000         # sender reports that move the timeline more are refused
 //!   max_clock_offset_s: 60          # ... and those this far from our clock
+//!   silence_timeout_s: 10           # a stream silent this long is ended (BYE)
 //! ```
 //!
 //! Without a `sip:` section the collector runs storage, HTTP and export
@@ -352,10 +353,20 @@ pub struct MediaConfig {
     /// else to be checked against.
     #[serde(default = "default_max_clock_offset_s")]
     pub max_clock_offset_s: NonZeroU32,
+    /// Acknowledgement, repair and backfill (docs/protocol.md 11) in our
+    /// SDP. Off, the collector's SDP and streams are those of a collector
+    /// that knows nothing of section 11 (for a peer that mishandles it).
+    #[serde(default = "default_true")]
+    pub recovery: bool,
     /// The highest backfill rate (docs/protocol.md 11.6) taken from one
     /// sensor, bytes per second with RTP headers: the SDP's `max-rate`.
     #[serde(default = "default_backfill_max_rate")]
     pub backfill_max_rate: NonZeroU32,
+    /// A stream from which nothing authenticated (RTP or RTCP of its
+    /// source) arrived for this long is ended: BYE to the agent, the
+    /// session record closed. A killed agent sends no BYE.
+    #[serde(default = "default_silence_timeout_s")]
+    pub silence_timeout_s: NonZeroU32,
     /// SRTP (RFC 3711, keys by SDES, RFC 4568); `None`: required when the
     /// signalling is secure, optional otherwise.
     #[serde(default)]
@@ -434,6 +445,9 @@ fn default_max_clock_step_ms() -> NonZeroU32 {
 fn default_max_clock_offset_s() -> NonZeroU32 {
     NonZeroU32::new(60).unwrap_or(NonZeroU32::MIN)
 }
+fn default_silence_timeout_s() -> NonZeroU32 {
+    NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN)
+}
 
 impl Default for MediaConfig {
     fn default() -> Self {
@@ -445,7 +459,9 @@ impl Default for MediaConfig {
             hold_before_sr_packets: default_hold(),
             max_clock_step_ms: default_max_clock_step_ms(),
             max_clock_offset_s: default_max_clock_offset_s(),
+            recovery: true,
             backfill_max_rate: default_backfill_max_rate(),
+            silence_timeout_s: default_silence_timeout_s(),
             srtp: None,
         }
     }

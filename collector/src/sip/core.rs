@@ -14,6 +14,7 @@ mod outgoing;
 pub(crate) use outgoing::over_tls;
 mod registration;
 mod reoffer;
+mod silent;
 #[cfg(test)]
 mod testing;
 #[cfg(test)]
@@ -114,6 +115,12 @@ pub enum Report {
     ReinviteFailed { session: UaSession, error: UaError },
     /// A call's stream is closed and stored.
     Closed { aor: String },
+    /// The media engine heard nothing authenticated from a stream for
+    /// `media.silence_timeout_s`; `last_heard_ns` on the wall clock.
+    Silent {
+        media: StreamKey,
+        last_heard_ns: i64,
+    },
 }
 
 /// What the core asks the shell to do.
@@ -214,6 +221,15 @@ pub enum Action {
         opened: Opened,
         report: Option<String>,
     },
+    /// A call whose stream went silent was hung up: release its stream and
+    /// record (ended at `last_heard_ns`), log it and count it, then report
+    /// [`Report::Closed`] for `aor`.
+    CloseSilent {
+        opened: Opened,
+        aor: String,
+        last_heard_ns: i64,
+        silent_for: std::time::Duration,
+    },
     /// Record a sensor's state (in order, creating the sensor if needed).
     SetState {
         aor: String,
@@ -309,6 +325,8 @@ pub struct Settings {
     pub media_security_over_tls: Option<MediaSecurity>,
     /// The outbound proxy calls go through is reached over TLS.
     pub proxy_over_tls: bool,
+    /// `media.recovery`: section 11 in our SDP at all.
+    pub recovery: bool,
     /// `media.backfill_max_rate`: the `max-rate` of our SDP (bytes/s).
     pub backfill_max_rate: u64,
 }
@@ -486,6 +504,10 @@ impl Core {
             } => self.renegotiated(session, answer, result),
             Report::ReinviteFailed { session, error } => self.reinvite_failed(session, &error),
             Report::Closed { aor } => self.closed(aor, now.instant),
+            Report::Silent {
+                media,
+                last_heard_ns,
+            } => self.silent(media, last_heard_ns, now),
         }
     }
 

@@ -285,6 +285,25 @@ impl Shell {
                     }
                 });
             }
+            Action::CloseSilent {
+                opened,
+                aor,
+                last_heard_ns,
+                silent_for,
+            } => {
+                self.metrics.streams_silent.inc();
+                tracing::warn!(
+                    "stream of {aor} silent for {:.1} s (media.silence_timeout_s): BYE sent, \
+                     session {} closed at the last packet heard",
+                    silent_for.as_secs_f64(),
+                    opened.session
+                );
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    close(&ctx, opened, last_heard_ns).await;
+                    ctx.report(Report::Closed { aor });
+                });
+            }
             Action::SetState { aor, state } => {
                 let _ = ctx.states.send((aor, state));
             }

@@ -142,13 +142,32 @@ pub(crate) fn dedup(mut gaps: Vec<Gap>) -> Vec<Gap> {
     gaps
 }
 
-/// The expired gap recorded for `(after, before)`: the instants the
-/// overlapped gaps missed there, or, when none described the range, the
-/// count at the sensor's rate.
-pub(crate) fn expired_gap(
+/// The committed mark from the start of a sensor's oldest fillable gap
+/// and its newest stored instant: everything through the earlier of the
+/// two is stored or gone for good.
+pub(crate) fn committed_mark(oldest_fillable: Option<i64>, newest: Option<i64>) -> Option<i64> {
+    match (oldest_fillable, newest) {
+        (Some(g), Some(n)) => Some(g.min(n)),
+        (g, n) => g.or(n),
+    }
+}
+
+/// Why an unsampled range is refused: samples of it are stored.
+pub(crate) fn unsampled_but_stored(sensor: SensorId, after: i64, before: i64) -> String {
+    format!(
+        "sensor {} declared ({after}, {before}) unsampled, but samples of it are stored",
+        sensor.0
+    )
+}
+
+/// The gap recorded for a range the agent declared (`cause`: expired, or
+/// source for a range it never sampled): the instants the overlapped gaps
+/// missed there, or, when none described the range, the count at the
+/// sensor's rate.
+pub(crate) fn declared_gap(
     sensor: SensorId,
-    after: i64,
-    before: i64,
+    (after, before): (i64, i64),
+    cause: GapCause,
     overlapped_missing: Option<i64>,
     rate_hz: Option<f64>,
 ) -> Gap {
@@ -160,7 +179,7 @@ pub(crate) fn expired_gap(
         from_ns: after,
         to_ns: before,
         samples,
-        cause: GapCause::Expired,
+        cause,
     }
 }
 

@@ -474,11 +474,29 @@ impl Storage for PgStore {
         after_ns: i64,
         before_ns: i64,
     ) -> Result<Option<Gap>, StorageError> {
-        self.expire(sensor, after_ns, before_ns).await
+        self.declare(sensor, (after_ns, before_ns), GapCause::Expired)
+            .await
+    }
+
+    async fn record_unsampled(
+        &self,
+        sensor: SensorId,
+        after_ns: i64,
+        before_ns: i64,
+    ) -> Result<Option<Gap>, StorageError> {
+        self.declare(sensor, (after_ns, before_ns), GapCause::Source)
+            .await
     }
 
     async fn committed_through(&self, sensor: SensorId) -> Result<Option<i64>, StorageError> {
         self.committed(sensor).await
+    }
+
+    async fn committed_through_many(
+        &self,
+        sensors: &[SensorId],
+    ) -> Result<Vec<Option<i64>>, StorageError> {
+        self.committed_many(sensors).await
     }
 
     async fn close_open_sessions(&self, quiet_since_ns: i64) -> Result<u64, StorageError> {

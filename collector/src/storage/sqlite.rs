@@ -348,13 +348,42 @@ impl Storage for SqliteStore {
         after_ns: i64,
         before_ns: i64,
     ) -> Result<Option<Gap>, StorageError> {
-        self.write(move |c, p| fill::record_expired(c, p, sensor, after_ns, before_ns))
-            .await
+        self.write(move |c, p| {
+            fill::record_declared(c, p, sensor, (after_ns, before_ns), GapCause::Expired)
+        })
+        .await
+    }
+
+    async fn record_unsampled(
+        &self,
+        sensor: SensorId,
+        after_ns: i64,
+        before_ns: i64,
+    ) -> Result<Option<Gap>, StorageError> {
+        self.write(move |c, p| {
+            fill::record_declared(c, p, sensor, (after_ns, before_ns), GapCause::Source)
+        })
+        .await
     }
 
     async fn committed_through(&self, sensor: SensorId) -> Result<Option<i64>, StorageError> {
         self.read(move |c, p| fill::committed_through(c, p, sensor))
             .await
+    }
+
+    async fn committed_through_many(
+        &self,
+        sensors: &[SensorId],
+    ) -> Result<Vec<Option<i64>>, StorageError> {
+        // One trip to the reader thread for all of them.
+        let sensors = sensors.to_vec();
+        self.read(move |c, p| {
+            sensors
+                .iter()
+                .map(|s| fill::committed_through(c, p, *s))
+                .collect()
+        })
+        .await
     }
 
     async fn close_open_sessions(&self, quiet_since_ns: i64) -> Result<u64, StorageError> {

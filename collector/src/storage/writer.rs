@@ -19,6 +19,7 @@
 
 use super::{Batch, Event, Gap, Reading, SensorId, Storage, StorageError, WriteReport};
 use crate::metrics::Metrics;
+pub use commits::CommitWatch;
 use std::sync::Arc;
 use std::time::Duration;
 use task::Task;
@@ -68,6 +69,7 @@ enum Op {
 pub struct WriterHandle {
     tx: mpsc::Sender<Op>,
     capacity: usize,
+    commits: CommitWatch,
 }
 
 impl std::fmt::Debug for WriterHandle {
@@ -79,6 +81,11 @@ impl std::fmt::Debug for WriterHandle {
 }
 
 impl WriterHandle {
+    /// The sensors each commit touched, for acknowledgements.
+    pub fn commits(&self) -> &CommitWatch {
+        &self.commits
+    }
+
     /// Queues rows, waiting while the queue is full.
     pub async fn submit(&self, batch: Batch) -> Result<(), StorageError> {
         self.tx
@@ -162,11 +169,13 @@ pub struct StorageWriter {
 impl StorageWriter {
     pub fn spawn(store: Arc<dyn Storage>, config: WriterConfig, metrics: Arc<Metrics>) -> Self {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let commits = CommitWatch::default();
         let handle = WriterHandle {
             tx,
             capacity: config.queue_capacity.max(1),
+            commits: commits.clone(),
         };
-        let task = Task::new(store, rx, metrics, config);
+        let task = Task::new(store, rx, metrics, config, commits);
         StorageWriter {
             handle,
             task: tokio::spawn(task.run()),
@@ -193,6 +202,7 @@ impl StorageWriter {
     }
 }
 
+mod commits;
 mod task;
 #[cfg(test)]
 mod tests;

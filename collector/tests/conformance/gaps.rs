@@ -228,6 +228,60 @@ pub(super) async fn expired_gaps_and_the_committed_mark(url: StorageUrl) {
     s.close().await.unwrap();
 }
 
+/// docs/protocol.md 11.4 `unsampled`: the agent was off between two
+/// sessions (or its backfill reached its live start). The break becomes a
+/// source gap, which holds the mark no longer; a claim that contradicts
+/// stored samples is refused and changes nothing.
+pub(super) async fn unsampled_ranges_release_the_mark(url: StorageUrl) {
+    let s = open_store(&url).await;
+    let (sensor, session) = sensor_with_session(s.as_ref(), "sip:s@example.net", "c1", T0).await;
+    s.write_batch(&Batch {
+        readings: samples(&session, (0..=10).chain(50..=60), T0),
+        gaps: vec![gap(sensor.id, 10, 50, GapCause::SessionBreak)],
+        ..Batch::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.committed_through(sensor.id).await.unwrap(),
+        Some(T0 + 10 * PERIOD)
+    );
+    // A false claim: 55 is stored.
+    let refused = s
+        .record_unsampled(sensor.id, T0 + 10 * PERIOD, T0 + 56 * PERIOD)
+        .await;
+    assert!(
+        matches!(refused, Err(StorageError::Invalid { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        shape(&s.gaps(sensor.id, i64::MIN, TS_MAX).await.unwrap()),
+        vec![(10, 50, 39, GapCause::SessionBreak)]
+    );
+    let declared = s
+        .record_unsampled(sensor.id, T0 + 10 * PERIOD, T0 + 50 * PERIOD)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(shape(&[declared]), vec![(10, 50, 39, GapCause::Source)]);
+    assert_eq!(
+        shape(&s.gaps(sensor.id, i64::MIN, TS_MAX).await.unwrap()),
+        vec![(10, 50, 39, GapCause::Source)]
+    );
+    assert_eq!(
+        s.committed_through(sensor.id).await.unwrap(),
+        Some(T0 + 60 * PERIOD)
+    );
+    assert_eq!(
+        s.committed_through_many(&[sensor.id, SensorId(999_999)])
+            .await
+            .unwrap(),
+        vec![Some(T0 + 60 * PERIOD), None]
+    );
+    assert_eq!(s.record_unsampled(sensor.id, T0, T0).await.unwrap(), None);
+    s.close().await.unwrap();
+}
+
 pub(super) async fn sessions_left_open_are_closed(url: StorageUrl) {
     let s = open_store(&url).await;
     let (sensor, with_data) = sensor_with_session(s.as_ref(), "sip:s@example.net", "c1", T0).await;

@@ -52,6 +52,7 @@ cases!(
     reopening_keeps_data_and_schema,
     gaps::backfilled_samples_fill_stored_gaps,
     gaps::expired_gaps_and_the_committed_mark,
+    gaps::unsampled_ranges_release_the_mark,
     gaps::sessions_left_open_are_closed,
     coverage::coverage_shows_each_source_and_cause,
 );

@@ -31,6 +31,7 @@ pub struct Collector {
     pub dir: tempfile::TempDir,
     pub sip: SocketAddr,
     pub rtp: SocketAddr,
+    pub http: SocketAddr,
     pub storage: Arc<dyn Storage>,
     pub writer: WriterHandle,
     pub metrics: Arc<Metrics>,
@@ -47,6 +48,11 @@ pub fn sip_section(extra: &str) -> String {
 }
 
 pub async fn start(users: &[(&str, &str)], sip: &str) -> Collector {
+    start_with_media(users, sip, "").await
+}
+
+/// [`start`] with more `media:` keys (each line indented by two spaces).
+pub async fn start_with_media(users: &[(&str, &str)], sip: &str, media: &str) -> Collector {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
     let mut creds = String::from("users:\n");
@@ -60,7 +66,7 @@ pub async fn start(users: &[(&str, &str)], sip: &str) -> Collector {
         std::fs::set_permissions(&cred_path, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     let yaml = format!(
-        "storage:\n  url: sqlite://{d}/collector.db\n  flush_interval_ms: 50\nhttp:\n  bind: 127.0.0.1:0\n{}media:\n  rtp_bind: 127.0.0.1:0\n",
+        "storage:\n  url: sqlite://{d}/collector.db\n  flush_interval_ms: 50\nhttp:\n  bind: 127.0.0.1:0\n{}media:\n  rtp_bind: 127.0.0.1:0\n{media}",
         sip.replace("{dir}", &d)
     );
     let config = Config::parse(&yaml, Path::new("test.yaml")).unwrap();
@@ -79,10 +85,11 @@ pub async fn start(users: &[(&str, &str)], sip: &str) -> Collector {
                 s.storage.clone(),
                 s.writer.clone(),
                 s.metrics.clone(),
+                s.http_addr,
             ));
         },
     ));
-    let (sip, rtp, storage, writer, metrics) =
+    let (sip, rtp, storage, writer, metrics, http) =
         tokio::time::timeout(Duration::from_secs(20), ready_rx)
             .await
             .expect("collector start")
@@ -91,6 +98,7 @@ pub async fn start(users: &[(&str, &str)], sip: &str) -> Collector {
         dir,
         sip,
         rtp,
+        http,
         storage,
         writer,
         metrics,

@@ -8,6 +8,7 @@ use sipsensor_protocol::{
 };
 use std::sync::Arc;
 
+mod backfill;
 mod recovery;
 mod rtcp;
 

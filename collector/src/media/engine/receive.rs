@@ -4,18 +4,21 @@
 //! sends receiver reports, and counts and logs what was refused.
 
 use super::decrypt::{Decryptor, Kind, Opened, Refusals};
-use super::{Command, MediaError, StreamSummary};
+use super::send::BatchTx;
+use super::{Command, MediaError, MediaNotice, StreamSummary};
 use crate::config::MediaConfig;
+use crate::media::acks::StreamAcks;
 use crate::media::demux::{Datagram, Delivery, Demux, Port, Rejected, Report, StreamKey};
 use crate::media::mailbox::{Inbox, Taken};
 use crate::media::rejects::RejectCounts;
+use crate::media::silence::SilenceWatch;
 use crate::media::socket::{BATCH, batch_rx};
 use crate::media::stream::{RepairTally, Sink, StreamLimits, StreamRx};
 use crate::media::{Reject, StreamSetup};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimit;
 use crate::storage::Batch;
-use crate::storage::writer::WriterHandle;
+use crate::storage::writer::{CommitWatch, WriterHandle};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use sipsensor_protocol::IdGenerator;
 use sipsensor_runtime::batch_recv::BatchRx;
@@ -26,6 +29,7 @@ use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc::UnboundedSender;
 
 /// Rows handed to the writer at least this often.
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
@@ -35,6 +39,9 @@ const FLUSH_ROWS: usize = 8192;
 const TICK: Duration = Duration::from_millis(20);
 /// Per-stream housekeeping (gaps past their grace time) this often.
 const HOUSEKEEPING: Duration = Duration::from_millis(200);
+/// Acknowledged streams are looked at this often for a mark to send
+/// (docs/protocol.md 11.4: at most 4 a second, at least one a second).
+const ACK_TICK: Duration = Duration::from_millis(50);
 /// Batches taken from one socket before the other gets its turn.
 const BATCHES_PER_TURN: usize = 16;
 /// Turns of [`BATCHES_PER_TURN`] taken in before a stream is removed.
@@ -75,6 +82,20 @@ pub(super) struct ReceiveThread {
     srtp_log: Option<RateLimit>,
     ids: IdGenerator,
     limits: StreamLimits,
+    /// Streams whose source has gone quiet (`media.silence_timeout_s`).
+    silence: SilenceWatch,
+    /// What the SIP side is told (a silent stream to end).
+    notices: UnboundedSender<MediaNotice>,
+    /// Acknowledged streams (docs/protocol.md 11.4).
+    acks: HashMap<StreamKey, StreamAcks>,
+    /// Which sensors the writer reports commits of.
+    commits: CommitWatch,
+    /// How far ahead of ours an agent's clock may be (a declared range
+    /// beyond is refused): `media.max_clock_offset_s`.
+    max_ahead_ns: i64,
+    /// Committed marks sent, not yet in the metrics.
+    marks_sent: u64,
+    last_acks: Instant,
     last_flush: Instant,
     last_housekeeping: Instant,
     last_metrics: Instant,
@@ -88,14 +109,15 @@ fn wall_ns() -> i64 {
 
 impl ReceiveThread {
     pub(super) fn new(
-        rtp: UdpSocket,
-        rtcp: UdpSocket,
+        (rtp, rtcp): (UdpSocket, UdpSocket),
         waker: UnixDatagram,
         commands: Inbox<Command>,
         config: &MediaConfig,
         writer: WriterHandle,
         metrics: Arc<Metrics>,
+        notices: UnboundedSender<MediaNotice>,
     ) -> Self {
+        let commits = writer.commits().clone();
         ReceiveThread {
             rtp,
             rtcp,
@@ -116,6 +138,15 @@ impl ReceiveThread {
             srtp_log: None,
             ids: IdGenerator::from_entropy(),
             limits: StreamLimits::of(config),
+            silence: SilenceWatch::new(Duration::from_secs(u64::from(
+                config.silence_timeout_s.get(),
+            ))),
+            notices,
+            acks: HashMap::new(),
+            commits,
+            max_ahead_ns: i64::from(config.max_clock_offset_s.get()) * 1_000_000_000,
+            marks_sent: 0,
+            last_acks: Instant::now(),
             last_flush: Instant::now(),
             last_housekeeping: Instant::now(),
             last_metrics: Instant::now(),
@@ -125,6 +156,8 @@ impl ReceiveThread {
     pub(super) fn run(mut self) {
         // Built on this thread: recvmmsg's headers hold raw pointers.
         let mut rx = batch_rx();
+        // Likewise the batched sends of acknowledgements.
+        let mut tx = BatchTx::default();
         let mut next_tick = Instant::now() + TICK;
         let mut backlog = false;
         loop {
@@ -173,7 +206,7 @@ impl ReceiveThread {
             }
             let now = Instant::now();
             if now >= next_tick {
-                self.tick(now);
+                self.tick(now, &mut tx);
                 next_tick = now + TICK;
             }
             if self.sink.batch.rows() >= FLUSH_ROWS {
@@ -254,6 +287,7 @@ impl ReceiveThread {
                     self.flush_rows();
                     let _ = reply.send(summary);
                 }
+                Command::Marks(marks) => self.on_marks(&marks),
                 Command::Flush { reply } => {
                     self.drain_rejects();
                     self.flush_rows();
@@ -277,6 +311,7 @@ impl ReceiveThread {
     fn add(&mut self, setup: StreamSetup, now: Instant) -> Result<StreamKey, MediaError> {
         let srtp = setup.agreed.srtp.clone();
         let ssrc = setup.agreed.remote_ssrc;
+        let acknowledged = setup.acknowledge.then_some(setup.sensor);
         let stream = StreamRx::new(setup, self.limits, now, &mut self.ids);
         let extra_ssrcs = stream.extra_ssrcs();
         let due = stream.rtcp_due();
@@ -298,6 +333,11 @@ impl ReceiveThread {
             return Err(MediaError::Srtp(e));
         }
         self.timers.push(Reverse((due, key)));
+        self.silence.add(key, now, wall_ns());
+        if let Some(sensor) = acknowledged {
+            self.acks.insert(key, StreamAcks::new(sensor));
+            self.commits.watch(sensor);
+        }
         for d in replayed {
             self.carry_out(d);
         }
@@ -309,6 +349,10 @@ impl ReceiveThread {
     }
 
     fn remove(&mut self, key: StreamKey, now: Instant) -> Option<StreamSummary> {
+        self.silence.remove(key);
+        if let Some(a) = self.acks.remove(&key) {
+            self.commits.unwatch(a.sensor);
+        }
         let mut stream = self.demux.remove(key)?;
         self.nacking.remove(&key);
         self.repair.add(stream.take_repair_tally());
@@ -351,7 +395,24 @@ impl ReceiveThread {
         let d = self
             .demux
             .on_datagram(datagram, arrival, now_ns, &mut self.sink);
+        self.note_heard(&d, arrival, now_ns);
         self.carry_out(d);
+    }
+
+    /// What the demultiplexer routed to a stream came from its source (its
+    /// address and SSRC; under SRTP, authenticated): the stream is alive.
+    fn note_heard(&mut self, d: &Delivery, arrival: Instant, now_ns: i64) {
+        match d {
+            Delivery::Rtp { key, .. } => self.silence.heard(*key, arrival, now_ns),
+            Delivery::Rtcp(reports) => {
+                for r in reports {
+                    if let Report::Taken(key) = r {
+                        self.silence.heard(*key, arrival, now_ns);
+                    }
+                }
+            }
+            Delivery::Kept { .. } | Delivery::Rejected(_) => {}
+        }
     }
 
     /// Takes in everything waiting on both sockets (at most a few thousand
@@ -419,15 +480,17 @@ impl ReceiveThread {
             Delivery::Rejected(r) => self.reject(r),
             Delivery::Rtcp(reports) => {
                 for r in reports {
-                    if let Report::Refused(r) = r {
-                        self.reject(r);
+                    match r {
+                        Report::Refused(r) => self.reject(r),
+                        Report::Backfill { key, message } => self.on_backfill(key, message),
+                        Report::Taken(_) => {}
                     }
                 }
             }
         }
     }
 
-    fn tick(&mut self, now: Instant) {
+    fn tick(&mut self, now: Instant, tx: &mut BatchTx) {
         // Receiver reports that are due (RFC 3550 6.3).
         let mut buf = [0u8; 256];
         while let Some(Reverse((due, key))) = self.timers.peek().copied() {
@@ -448,6 +511,10 @@ impl ReceiveThread {
             self.timers.push(Reverse((s.rtcp_due(), key)));
         }
         self.send_nacks(now);
+        if !self.acks.is_empty() && now.saturating_duration_since(self.last_acks) >= ACK_TICK {
+            self.last_acks = now;
+            self.send_acks(now, tx);
+        }
         if now.saturating_duration_since(self.last_housekeeping) >= HOUSEKEEPING {
             self.last_housekeeping = now;
             for s in self.demux.streams_mut() {
@@ -455,6 +522,11 @@ impl ReceiveThread {
             }
             for r in self.demux.expire(now) {
                 self.reject(r);
+            }
+            for s in self.silence.poll_silent(now) {
+                // The SIP side sends BYE and closes the record; gone, the
+                // stream stays in the demux until then.
+                let _ = self.notices.send(MediaNotice::Silent(s));
             }
         }
         if now.saturating_duration_since(self.last_flush) >= FLUSH_EVERY {
@@ -465,6 +537,12 @@ impl ReceiveThread {
             self.counts.drain_into(&self.metrics);
             self.report_refusals();
             self.report_repair();
+            if self.marks_sent > 0 {
+                self.metrics
+                    .backfill_marks
+                    .get_or_create(&[("kind", "committed_sent")])
+                    .inc_by(std::mem::take(&mut self.marks_sent));
+            }
         }
     }
 
@@ -594,3 +672,5 @@ impl ReceiveThread {
         }
     }
 }
+
+mod acks;

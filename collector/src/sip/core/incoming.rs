@@ -101,7 +101,8 @@ impl Core {
         let mut origin = LocalSdp::new("collector", self.settings.rtp.ip(), &mut self.ids);
         // docs/protocol.md 11.1: an agent without section 11 gets the
         // answer of section 3; its `mark` is set by the shell (storage).
-        let support = offer::collector_support(self.settings.backfill_max_rate);
+        let support =
+            offer::collector_support(self.settings.recovery, self.settings.backfill_max_rate);
         let (answer, agreed, recovery) = match answer_with_recovery(
             &offer,
             &AnswerPolicy::Receive(policy),

@@ -206,7 +206,8 @@ impl Core {
         }
         let mut origin = LocalSdp::new("collector", self.settings.rtp.ip(), &mut self.ids);
         // docs/protocol.md 11.1; the shell sets the `mark` (storage).
-        let support = offer::collector_support(self.settings.backfill_max_rate);
+        let support =
+            offer::collector_support(self.settings.recovery, self.settings.backfill_max_rate);
         let offer = offer_with_recovery(&desc, StreamRole::Receiver, &local, &support, &mut origin)
             .map_err(|e| e.to_string())?;
         Ok(Prepared {

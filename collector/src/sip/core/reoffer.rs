@@ -61,7 +61,8 @@ impl Core {
             self.reply(reply, Reply::ok(message));
             return;
         }
-        let support = offer::collector_support(self.settings.backfill_max_rate);
+        let support =
+            offer::collector_support(self.settings.recovery, self.settings.backfill_max_rate);
         let made = offer_with_recovery(
             &next,
             StreamRole::Receiver,
@@ -130,7 +131,8 @@ impl Core {
         let host = self.settings.host.clone();
         let policy_cfg = self.settings.policy;
         // docs/protocol.md 11.1 rule 5: a re-INVITE carries section 11 too.
-        let support = offer::collector_support(self.settings.backfill_max_rate);
+        let support =
+            offer::collector_support(self.settings.recovery, self.settings.backfill_max_rate);
         let Some(call) = self.calls.get_mut(&session) else {
             self.push(Action::AnswerReoffer {
                 session,

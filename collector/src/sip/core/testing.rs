@@ -51,6 +51,7 @@ pub(super) fn settings(embedded_registrar: bool) -> Settings {
         media_security: Default::default(),
         media_security_over_tls: None,
         proxy_over_tls: false,
+        recovery: true,
         backfill_max_rate: 20_000,
     }
 }

@@ -13,8 +13,12 @@ const RTX_TIME: Duration = Duration::from_secs(3);
 const BACKFILL_ENCODING: &str = "sensor-backfill";
 
 /// Everything of section 11, with a `mark` of 0 until the shell, which
-/// reads storage, sets the sensor's with [`with_backfill_mark`].
-pub fn collector_support(backfill_max_rate: u64) -> RecoverySupport {
+/// reads storage, sets the sensor's with [`with_backfill_mark`]; nothing
+/// of it with `media.recovery: false`.
+pub fn collector_support(recovery: bool, backfill_max_rate: u64) -> RecoverySupport {
+    if !recovery {
+        return RecoverySupport::default();
+    }
     RecoverySupport {
         instant: true,
         rtx: Some(RtxSupport {
@@ -80,8 +84,8 @@ mod tests {
     use super::*;
     use crate::sip::offer::tests::full;
     use sipsensor_protocol::{
-        AnswerPolicy, LocalMedia, LocalSdp, ReceivePolicy, StreamRole, agreed_recovery,
-        answer_with_recovery, offer_with_recovery,
+        AgreedRecovery, AnswerPolicy, LocalMedia, LocalSdp, ReceivePolicy, StreamRole,
+        agreed_recovery, answer_with_recovery, offer_with_recovery,
     };
     use std::net::SocketAddr;
 
@@ -126,7 +130,7 @@ mod tests {
             &offer,
             &AnswerPolicy::Receive(ReceivePolicy::default()),
             &ours,
-            &collector_support(2000),
+            &collector_support(true, 2000),
             &mut origin,
         )
         .unwrap();
@@ -149,6 +153,40 @@ mod tests {
             (b.mark, b.max_rate),
             (1_767_225_300_100_000_000, Some(2000))
         );
+    }
+
+    #[test]
+    fn with_recovery_off_the_answer_is_that_of_a_collector_without_it() {
+        let agent = local(40000);
+        let mut origin = LocalSdp::with_session_id("s1", agent.rtp.ip(), 1);
+        let offer = offer_with_recovery(
+            &full(),
+            StreamRole::Sender,
+            &agent,
+            &agent_support(),
+            &mut origin,
+        )
+        .unwrap();
+        let ours = LocalMedia::new(SocketAddr::from(([192, 0, 2, 5], 50000)));
+        let answer_with = |support: &RecoverySupport| {
+            let mut origin = LocalSdp::with_session_id("collector", ours.rtp.ip(), 2);
+            answer_with_recovery(
+                &offer,
+                &AnswerPolicy::Receive(ReceivePolicy::default()),
+                &ours,
+                support,
+                &mut origin,
+            )
+            .unwrap()
+        };
+        let (off, _, agreed) = answer_with(&collector_support(false, 2000));
+        let (none, _, _) = answer_with(&RecoverySupport::default());
+        assert_eq!(off.to_bytes(), none.to_bytes());
+        let text = String::from_utf8(off.to_bytes()).unwrap();
+        for line in ["extmap", "rtcp-fb", "rtx/", "sensor-backfill", "ssrc-group"] {
+            assert!(!text.contains(line), "{line} in {text}");
+        }
+        assert_eq!(agreed, AgreedRecovery::default());
     }
 
     #[test]

@@ -243,6 +243,8 @@ pub(super) async fn open(
         cname: ctx.cname.clone(),
         previous_sample_ns: previous,
         stats,
+        // Acknowledgement comes with backfill (docs/protocol.md 11.1, 11.4).
+        acknowledge: a.recovery.backfill.is_some(),
     };
     let media_err = |e: crate::media::MediaError| SetupError::Open {
         status: match e {

@@ -91,9 +91,21 @@ fn an_expired_range_nobody_described_is_counted_at_the_rate() {
     assert_eq!(instants_between(0, ms(100), 10.0), 0);
     assert_eq!(instants_between(ms(5), 0, 10.0), 0);
     assert_eq!(instants_between(0, ms(1000), f64::NAN), 0);
-    let g = expired_gap(SensorId(3), 0, ms(1000), None, Some(10.0));
+    let g = declared_gap(
+        SensorId(3),
+        (0, ms(1000)),
+        GapCause::Expired,
+        None,
+        Some(10.0),
+    );
     assert_eq!((g.samples, g.cause), (9, GapCause::Expired));
-    let g = expired_gap(SensorId(3), 0, ms(1000), Some(4), Some(10.0));
+    let g = declared_gap(
+        SensorId(3),
+        (0, ms(1000)),
+        GapCause::Expired,
+        Some(4),
+        Some(10.0),
+    );
     assert_eq!(g.samples, 4);
 }
 

@@ -153,7 +153,13 @@ impl PgStore {
         self.cut_stored(tx, candidates).await
     }
 
-    pub(super) async fn expire(&self, sensor: SensorId, after: i64, before: i64) -> R<Option<Gap>> {
+    /// A range the agent declared: see the SQLite `fill::record_declared`.
+    pub(super) async fn declare(
+        &self,
+        sensor: SensorId,
+        (after, before): (i64, i64),
+        cause: GapCause,
+    ) -> R<Option<Gap>> {
         if before <= after {
             return Ok(None);
         }
@@ -166,6 +172,22 @@ impl PgStore {
         )
         .await
         .map_err(self.err())?;
+        if cause == GapCause::Source {
+            let stored = tx
+                .query_opt(
+                    "SELECT 1 FROM samples WHERE sensor_id = $1 AND ts_ns > $2 AND ts_ns < $3
+                     LIMIT 1",
+                    &[&sensor.0, &after, &before],
+                )
+                .await
+                .map_err(self.err())?;
+            if stored.is_some() {
+                return Err(invalid(
+                    &self.target,
+                    gap_cuts::unsampled_but_stored(sensor, after, before),
+                ));
+            }
+        }
         let mut overlapped: Option<i64> = None;
         let mut old = Vec::new();
         let mut outside = Vec::new();
@@ -192,7 +214,7 @@ impl PgStore {
                 .map_err(self.err())?
                 .map(|r| r.get(0)),
         };
-        let expired = gap_cuts::expired_gap(sensor, after, before, overlapped, rate);
+        let expired = gap_cuts::declared_gap(sensor, (after, before), cause, overlapped, rate);
         self.insert_gaps(&tx, &[expired]).await?;
         // Data stored inside the range (from another path) is not gone.
         self.cut_stored(&tx, vec![expired]).await?;
@@ -214,10 +236,37 @@ impl PgStore {
             .map_err(self.err())?;
         let oldest_fillable: Option<i64> = row.get(0);
         let newest: Option<i64> = row.get(1);
-        Ok(match (oldest_fillable, newest) {
-            (Some(g), Some(n)) => Some(g.min(n)),
-            (g, n) => g.or(n),
-        })
+        Ok(gap_cuts::committed_mark(oldest_fillable, newest))
+    }
+
+    /// [`Self::committed`] of many sensors in one round trip, in their order.
+    pub(super) async fn committed_many(&self, sensors: &[SensorId]) -> R<Vec<Option<i64>>> {
+        if sensors.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = sensors.iter().map(|s| s.0).collect();
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT u.i,
+                        (SELECT min(from_ns) FROM gaps WHERE sensor_id = u.s
+                           AND cause IN ('loss', 'session_break', 'overload')),
+                        (SELECT max(ts_ns) FROM samples WHERE sensor_id = u.s)
+                 FROM UNNEST($1::int8[]) WITH ORDINALITY AS u (s, i)",
+                &[&ids],
+            )
+            .await
+            .map_err(self.err())?;
+        let mut marks = vec![None; sensors.len()];
+        for r in &rows {
+            let i: i64 = r.get(0);
+            let oldest_fillable: Option<i64> = r.get(1);
+            let newest: Option<i64> = r.get(2);
+            if let Some(m) = usize::try_from(i - 1).ok().and_then(|i| marks.get_mut(i)) {
+                *m = gap_cuts::committed_mark(oldest_fillable, newest);
+            }
+        }
+        Ok(marks)
     }
 
     pub(super) async fn close_open(&self, quiet_since: i64) -> R<u64> {

@@ -155,12 +155,31 @@ fn rate_at(conn: &Connection, path: &Path, sensor: SensorId, at: i64) -> R<Optio
     .map_err(|e| map_err(path, e))
 }
 
-pub(super) fn record_expired(
+/// Whether a sample of `sensor` is stored strictly between `from` and `to`.
+fn any_stored_inside(
+    conn: &Connection,
+    path: &Path,
+    sensor: SensorId,
+    from: i64,
+    to: i64,
+) -> R<bool> {
+    conn.prepare_cached(
+        "SELECT 1 FROM samples WHERE sensor_id = ?1 AND ts_ns > ?2 AND ts_ns < ?3 LIMIT 1",
+    )
+    .and_then(|mut st| st.exists(params![sensor.0, from, to]))
+    .map_err(|e| map_err(path, e))
+}
+
+/// A range the agent declared (docs/protocol.md 11.4): `Expired` (its spool
+/// lost it) or `Source` (it sampled nothing there). The fillable gaps in
+/// it become one gap of that cause; a `Source` range with samples stored
+/// inside is refused, as the agent's claim is false.
+pub(super) fn record_declared(
     conn: &mut Connection,
     path: &Path,
     sensor: SensorId,
-    after: i64,
-    before: i64,
+    (after, before): (i64, i64),
+    cause: GapCause,
 ) -> R<Option<Gap>> {
     if before <= after {
         return Ok(None);
@@ -168,6 +187,9 @@ pub(super) fn record_expired(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| map_err(path, e))?;
+    if cause == GapCause::Source && any_stored_inside(&tx, path, sensor, after, before)? {
+        return Err(unsampled_but_stored(path, sensor, after, before));
+    }
     let mut overlapped: Option<i64> = None;
     for g in gaps_overlapping(&tx, path, sensor, after, before)? {
         if let Some((outside, inside)) = gap_cuts::split_for_expiry(&g, after, before) {
@@ -179,12 +201,19 @@ pub(super) fn record_expired(
         Some(_) => None,
         None => rate_at(&tx, path, sensor, before)?,
     };
-    let expired = gap_cuts::expired_gap(sensor, after, before, overlapped, rate);
+    let expired = gap_cuts::declared_gap(sensor, (after, before), cause, overlapped, rate);
     insert_gaps(&tx, path, &[expired])?;
     // Data stored inside the range (from another path) is not gone.
     cut_stored(&tx, path, vec![expired])?;
     tx.commit().map_err(|e| map_err(path, e))?;
     Ok(Some(expired))
+}
+
+fn unsampled_but_stored(path: &Path, sensor: SensorId, after: i64, before: i64) -> StorageError {
+    StorageError::Invalid {
+        target: path.display().to_string(),
+        detail: gap_cuts::unsampled_but_stored(sensor, after, before),
+    }
 }
 
 const FILLABLE_OLDEST: &str = "SELECT from_ns FROM gaps INDEXED BY gaps_fillable
@@ -206,10 +235,7 @@ pub(super) fn committed_through(
         .prepare_cached("SELECT max(ts_ns) FROM samples WHERE sensor_id = ?1")
         .and_then(|mut st| st.query_row([sensor.0], |r| r.get(0)))
         .map_err(|e| map_err(path, e))?;
-    Ok(match (oldest_fillable, newest) {
-        (Some(g), Some(n)) => Some(g.min(n)),
-        (g, n) => g.or(n),
-    })
+    Ok(gap_cuts::committed_mark(oldest_fillable, newest))
 }
 
 pub(super) fn close_open_sessions(conn: &mut Connection, path: &Path, quiet_since: i64) -> R<u64> {

@@ -2,7 +2,7 @@
 //! (the commit is a task of its own), so a slow commit never stalls the
 //! receivers: rows that arrive meanwhile wait for the next commit.
 
-use super::{Op, WriterConfig, WriterSummary};
+use super::{CommitWatch, Op, WriterConfig, WriterSummary};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimit;
 use crate::storage::{Batch, Storage, StorageError, WriteReport};
@@ -45,6 +45,7 @@ pub(super) struct Task {
     summary: WriterSummary,
     error_log: RateLimit,
     drop_log: RateLimit,
+    commits: CommitWatch,
 }
 
 /// Moves up to `n` rows from the front of `from` into a new batch.
@@ -111,6 +112,7 @@ impl Task {
         rx: mpsc::Receiver<Op>,
         metrics: Arc<Metrics>,
         config: WriterConfig,
+        commits: CommitWatch,
     ) -> Self {
         Task {
             store,
@@ -130,6 +132,7 @@ impl Task {
             summary: WriterSummary::default(),
             error_log: RateLimit::new(Duration::from_secs(10)),
             drop_log: RateLimit::new(Duration::from_secs(10)),
+            commits,
         }
     }
 
@@ -237,6 +240,7 @@ impl Task {
             Ok(r) => {
                 self.metrics.batch_seconds.observe(took.as_secs_f64());
                 self.account(&r);
+                self.commits.committed(&chunk);
                 self.retry_at = None;
                 self.resolve(rows as u64);
                 if self.max_chunk == self.config.batch_rows.max(1) {

@@ -106,6 +106,14 @@ impl Storage for FakeStore {
     ) -> Result<Option<Gap>, StorageError> {
         nope()
     }
+    async fn record_unsampled(
+        &self,
+        _: SensorId,
+        _: i64,
+        _: i64,
+    ) -> Result<Option<Gap>, StorageError> {
+        nope()
+    }
     async fn committed_through(&self, _: SensorId) -> Result<Option<i64>, StorageError> {
         nope()
     }
