@@ -45,7 +45,7 @@ trap cleanup EXIT
 # Waits for a line matching $2 in log $1; prints the part matching $3.
 await_line() {
     for _ in $(seq 1 300); do
-        if line=$(grep -m1 -oE "$2" "$1"); then
+        if line=$(grep -m1 -oE "$2" "$1" 2>/dev/null); then
             echo "$line" | grep -oE "$3"
             return 0
         fi
