@@ -5,6 +5,8 @@
 #   make bench-agent BENCH_SECONDS=60     longer cases
 #   make bench-agent BENCH_ARGS="--mlock all --dump /tmp/series"
 #   make bench-agent-srtp                 plain against SRTP, 2 cases × 3
+#   make bench-agent-daemon               the whole daemon, TLS+SRTP against
+#                                         UDP+plain side by side, 60 s
 #
 # Root (or CAP_SYS_NICE) for the SCHED_FIFO cases; `setpriv` (util-linux)
 # runs the normal-priority cases without CAP_SYS_NICE.
@@ -27,3 +29,12 @@ bench-agent-srtp:
 	$(CARGO) build --release --locked -p sipsensor-agent --features bench --bin sipsensor-bench
 	$(or $(CARGO_TARGET_DIR),target)/release/sipsensor-bench bench --seconds $(BENCH_SECONDS) \
 		--cases normal-idle,fifo-idle --media $(SRTP_MEDIA) $(BENCH_ARGS)
+
+# The whole daemon (SIP stack, TLS keep-alives, sampler, spool, sender):
+# two release agents, one over TLS+SRTP and one over UDP+plain, against one
+# release collector, side by side (agent/bench-daemon.sh; needs curl, jq).
+BENCH_DAEMON_SECONDS ?= 60
+
+.PHONY: bench-agent-daemon
+bench-agent-daemon:
+	CARGO="$(CARGO)" SIPSENSOR_BENCH_SECONDS=$(BENCH_DAEMON_SECONDS) bash agent/bench-daemon.sh

@@ -16,9 +16,6 @@ use sipsensor_protocol::{
 };
 use sipsensor_runtime::sip_transport::{NetConfig, Network, TlsConfig, tls};
 use sipsensor_runtime::ua_driver;
-use sipsensor_testkit::pki::TestCa;
-use sipsensor_testkit::ports::free_tcp_port;
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -52,22 +49,8 @@ async fn until(events: &mut mpsc::Receiver<UaEvent>, want: impl Fn(&UaEvent) -> 
 #[test]
 fn a_sensor_registers_over_tls_and_is_called_back_on_its_connection() {
     runtime().block_on(async {
-        let ca = TestCa::new("site CA");
         let files = tempfile::tempdir().unwrap();
-        let write = |name: &str, text: &str| {
-            let path = files.path().join(name);
-            std::fs::write(&path, text).unwrap();
-            path.display().to_string()
-        };
-        let issued = ca.issue(&["127.0.0.1"]);
-        let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let port = free_tcp_port(loopback).unwrap();
-        let section = format!(
-            "  tls:\n    bind: 127.0.0.1:{port}\n    certificate: {}\n    private_key: {}\n    ca_file: {}\n",
-            write("c.crt", &issued.certificate),
-            write("c.key", &issued.private_key),
-            write("ca.crt", &ca.certificate_pem()),
-        );
+        let (section, port, ca) = tls_listener(files.path());
         let mut c = start(&[("s1", "pw-1")], &sip_section(&section)).await;
 
         // The sensor: TLS out only, trusting the site CA.
@@ -87,8 +70,8 @@ fn a_sensor_registers_over_tls_and_is_called_back_on_its_connection() {
         let proxy = format!("sip:127.0.0.1:{port};transport=tls");
         let mut config = UaConfig::new(local.clone(), format!("sip:s1@{DOMAIN}"));
         config.outbound_proxy = Some(proxy.clone());
-        let ua = UserAgent::new(config, IdGenerator::from_entropy(), Box::new(LiteralsOnly))
-            .unwrap();
+        let ua =
+            UserAgent::new(config, IdGenerator::from_entropy(), Box::new(LiteralsOnly)).unwrap();
         let (handle, mut events, _task) = ua_driver::spawn(ua, network, incoming);
         let mut registration = RegistrationConfig::new(
             format!("sip:{DOMAIN}"),

@@ -14,6 +14,12 @@
 //! 11.6: the same RTP session) are its own only from the exact address its
 //! live SSRC latched to: a stranger cannot inject under them, and they
 //! never latch a stream themselves.
+//!
+//! An SRTP stream takes only what its own key authenticated (the
+//! decryptor says which stream's key that was): a plain packet that names
+//! it, by its SSRC or by its address before it latched, is refused, while
+//! plain packets from the same address go on to the plain streams there (a
+//! plain and an SRTP sensor behind one NAT).
 
 use super::Reject;
 use super::stream::{ClockRefusal, Outcome, Sink, SrRefusal, StreamRx};
@@ -52,6 +58,9 @@ pub(super) struct Datagram<'a> {
     pub port: Port,
     /// Longer than the receive buffer (MSG_TRUNC): only a prefix is here.
     pub truncated: bool,
+    /// The SRTP stream whose key authenticated it (and `data` is the
+    /// decrypted packet); `None` when it came in plain.
+    pub authenticated_for: Option<StreamKey>,
 }
 
 /// A datagram (or an RTCP sender report in one) no stream took.
@@ -115,9 +124,21 @@ struct Slot {
     rtcp_from: Option<SocketAddr>,
     /// Its RTX and backfill sources that have sent, their keys in `by_addr`.
     extra_latched: Vec<(SocketAddr, u32)>,
+    /// SRTP (RFC 3711): only packets its own key authenticated are its.
+    srtp: bool,
 }
 
 impl Slot {
+    /// Whether a packet authenticated for `authenticated_for` (`None`:
+    /// plain) may be this stream's: a plain stream's packets come plain,
+    /// an SRTP stream's under its own key.
+    fn admits(&self, authenticated_for: Option<StreamKey>) -> bool {
+        match authenticated_for {
+            None => !self.srtp,
+            Some(key) => self.srtp && key == self.key,
+        }
+    }
+
     /// Whether RTCP from `from` may be this stream's (RFC 3550 8.2: a
     /// source is its SSRC at one transport address). Once a report was
     /// taken, only its address; before, the negotiated RTCP address, or,
@@ -232,6 +253,7 @@ impl Demux {
             latched: None,
             rtcp_from: None,
             extra_latched: Vec::new(),
+            srtp: false,
         });
         self.keys.insert(key, slot);
         let (mine, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.limbo)
@@ -240,7 +262,16 @@ impl Demux {
         self.limbo = rest;
         let replayed = mine
             .into_iter()
-            .map(|e| self.rtp(&e.data, e.from, e.arrival, now_ns, false, sink))
+            .map(|e| {
+                let kept = Datagram {
+                    data: &e.data,
+                    from: e.from,
+                    port: Port::Rtp,
+                    truncated: false,
+                    authenticated_for: None,
+                };
+                self.rtp(kept, e.arrival, now_ns, false, sink)
+            })
             .collect();
         Ok((key, replayed))
     }
@@ -288,6 +319,19 @@ impl Demux {
         }
         self.free.push(slot);
         Some(stream)
+    }
+
+    /// Marks a stream as SRTP (`on`) or plain, as its offer/answer (or a
+    /// re-INVITE) agreed: from now on it takes only packets of that kind.
+    pub fn set_srtp(&mut self, key: StreamKey, on: bool) {
+        if let Some(s) = self
+            .keys
+            .get(&key)
+            .and_then(|slot| self.slots.get_mut(*slot))
+            .and_then(Option::as_mut)
+        {
+            s.srtp = on;
+        }
     }
 
     pub fn stream_mut(&mut self, key: StreamKey) -> Option<&mut StreamRx> {
@@ -348,28 +392,28 @@ impl Demux {
             });
         }
         match d.port {
-            Port::Rtp => self.rtp(d.data, d.from, arrival, now_ns, true, sink),
-            Port::Rtcp => self.rtcp(d.data, d.from, arrival, now_ns, sink),
+            Port::Rtp => self.rtp(d, arrival, now_ns, true, sink),
+            Port::Rtcp => self.rtcp(d, arrival, now_ns, sink),
         }
     }
 
     fn rtp(
         &mut self,
-        data: &[u8],
-        from: SocketAddr,
+        d: Datagram<'_>,
         arrival: Instant,
         now_ns: i64,
         may_keep: bool,
         sink: &mut Sink,
     ) -> Delivery {
-        let from = canonical(from);
+        let (data, authenticated_for) = (d.data, d.authenticated_for);
+        let from = canonical(d.from);
         let pkt = match parse_rtp(data) {
             Ok(p) => p,
             Err(e) => return rejected(Reject::MalformedRtp, from, e.to_string()),
         };
         let slot = match self.by_addr.get(&(from, pkt.ssrc)) {
             Some(s) => *s,
-            None => match self.latch(from, pkt.ssrc) {
+            None => match self.latch(from, pkt.ssrc, authenticated_for) {
                 Ok(s) => s,
                 Err(r) => {
                     let awaited = self
@@ -393,6 +437,14 @@ impl Demux {
             },
         };
         match self.slots.get_mut(slot).and_then(Option::as_mut) {
+            Some(s) if !s.admits(authenticated_for) => rejected(
+                Reject::Unauthenticated,
+                from,
+                format!(
+                    "SSRC {:#010x} is an SRTP session's, and this packet is not under its key",
+                    pkt.ssrc
+                ),
+            ),
             Some(s) => Delivery::Rtp {
                 key: s.key,
                 outcome: s.stream.on_rtp(&pkt, arrival, now_ns, sink),
@@ -406,8 +458,14 @@ impl Demux {
         }
     }
 
-    /// Binds an (address, SSRC) to a stream on its first packet.
-    fn latch(&mut self, from: SocketAddr, ssrc: u32) -> Result<usize, Reject> {
+    /// Binds an (address, SSRC) to a stream on its first packet, never a
+    /// plain packet to an SRTP stream (see [`Slot::admits`]).
+    fn latch(
+        &mut self,
+        from: SocketAddr,
+        ssrc: u32,
+        authenticated_for: Option<StreamKey>,
+    ) -> Result<usize, Reject> {
         if let Some(slots) = self.by_extra_ssrc.get(&ssrc) {
             // docs/protocol.md 11.5, 11.6: the same RTP session as the live
             // source, so the address it latched to, and only after it did.
@@ -416,6 +474,11 @@ impl Demux {
                 let Some(s) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
                     continue;
                 };
+                if !s.admits(authenticated_for) {
+                    // An SRTP stream's extra sources are its own only under
+                    // its key (docs/protocol.md 11.8).
+                    return Err(Reject::Unauthenticated);
+                }
                 match s.latched {
                     Some((addr, _)) if addr == from => {
                         s.extra_latched.push((from, ssrc));
@@ -434,7 +497,7 @@ impl Demux {
         }
         let ip = from.ip();
         if let Some(slots) = self.by_ssrc.get(&ssrc) {
-            let mut wrong_address = false;
+            let (mut wrong_address, mut unauthenticated) = (false, false);
             for &slot in slots {
                 let Some(s) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
                     continue;
@@ -446,11 +509,18 @@ impl Demux {
                     continue;
                 }
                 if s.stream.allowed_ips.contains(&ip) {
+                    if !s.admits(authenticated_for) {
+                        unauthenticated = true;
+                        continue;
+                    }
                     s.latched = Some((from, ssrc));
                     self.by_addr.insert((from, ssrc), slot);
                     return Ok(slot);
                 }
                 wrong_address = true;
+            }
+            if unauthenticated {
+                return Err(Reject::Unauthenticated);
             }
             if wrong_address {
                 return Err(Reject::WrongAddress);
@@ -459,23 +529,23 @@ impl Demux {
         // Streams without a signalled SSRC: the first packet from one of
         // their addresses (the exact SDP address first) decides it, and
         // RFC 3550 A.1 probation validates it.
-        let pick = self.by_ip.get(&ip).and_then(|slots| {
-            slots
-                .iter()
-                .copied()
-                .filter(|s| {
-                    self.slots
-                        .get(*s)
-                        .and_then(Option::as_ref)
-                        .is_some_and(|st| st.latched.is_none())
-                })
-                .max_by_key(|s| {
-                    self.slots
-                        .get(*s)
-                        .and_then(Option::as_ref)
-                        .is_some_and(|st| st.stream.sdp_rtp == Some(from))
-                })
-        });
+        let unlatched: Vec<(usize, &Slot)> = self
+            .by_ip
+            .get(&ip)
+            .into_iter()
+            .flatten()
+            .filter_map(|s| Some((*s, self.slots.get(*s)?.as_ref()?)))
+            .filter(|(_, st)| st.latched.is_none())
+            .collect();
+        let pick = unlatched
+            .iter()
+            .filter(|(_, st)| st.admits(authenticated_for))
+            .max_by_key(|(_, st)| st.stream.sdp_rtp == Some(from))
+            .map(|(slot, _)| *slot);
+        if pick.is_none() && !unlatched.is_empty() {
+            // Only SRTP streams wait there, and this is not under their key.
+            return Err(Reject::Unauthenticated);
+        }
         if let Some(slot) = pick
             && let Some(s) = self.slots.get_mut(slot).and_then(Option::as_mut)
         {
@@ -489,13 +559,13 @@ impl Demux {
 
     fn rtcp(
         &mut self,
-        data: &[u8],
-        from: SocketAddr,
+        d: Datagram<'_>,
         arrival: Instant,
         now_ns: i64,
         sink: &mut Sink,
     ) -> Delivery {
-        let from = canonical(from);
+        let (data, authenticated_for) = (d.data, d.authenticated_for);
+        let from = canonical(d.from);
         let packets = match parse_rtcp_compound(data) {
             Ok(p) => p,
             Err(e) => return rejected(Reject::MalformedRtcp, from, e.to_string()),
@@ -515,7 +585,11 @@ impl Demux {
                 bound_by_extra = slots
                     .iter()
                     .filter_map(|slot| self.slots.get(*slot).and_then(Option::as_ref))
-                    .find(|s| s.latched.is_some() && s.rtcp_may_come_from(from))
+                    .find(|s| {
+                        s.latched.is_some()
+                            && s.admits(authenticated_for)
+                            && s.rtcp_may_come_from(from)
+                    })
                     .map(|s| s.key)
                     .or(bound_by_extra);
                 continue;
@@ -528,6 +602,13 @@ impl Demux {
                 let Some(s) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
                     continue;
                 };
+                if !s.admits(authenticated_for) {
+                    refusal = (
+                        Reject::Unauthenticated,
+                        format!("{what}: an SRTP session's, not under its key"),
+                    );
+                    continue;
+                }
                 if !s.rtcp_may_come_from(from) {
                     refusal = (
                         Reject::WrongAddress,

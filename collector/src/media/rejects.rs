@@ -18,6 +18,10 @@ pub enum Reject {
     WrongAddress,
     /// Another SSRC than the session's (RFC 3550 A.1 source validation).
     ForeignSsrc,
+    /// Plain RTP or RTCP naming an SRTP session (its SSRC, or its address
+    /// before it latched), or SRTP under another session's key (RFC 3711:
+    /// an SRTP session takes only what its key authenticates).
+    Unauthenticated,
     /// Same sequence number as a packet already received.
     Duplicate,
     /// A.1: a large sequence jump not (yet) confirmed, or a packet too late.
@@ -56,13 +60,14 @@ pub enum Reject {
 }
 
 impl Reject {
-    pub const ALL: [Reject; 20] = [
+    pub const ALL: [Reject; 21] = [
         Reject::MalformedRtp,
         Reject::MalformedRtcp,
         Reject::Oversized,
         Reject::UnknownSource,
         Reject::WrongAddress,
         Reject::ForeignSsrc,
+        Reject::Unauthenticated,
         Reject::Duplicate,
         Reject::BadSequence,
         Reject::MalformedPayload,
@@ -88,6 +93,7 @@ impl Reject {
             Reject::UnknownSource => "unknown_source",
             Reject::WrongAddress => "wrong_address",
             Reject::ForeignSsrc => "foreign_ssrc",
+            Reject::Unauthenticated => "unauthenticated",
             Reject::Duplicate => "duplicate",
             Reject::BadSequence => "bad_sequence",
             Reject::MalformedPayload => "malformed_payload",

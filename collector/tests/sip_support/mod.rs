@@ -199,6 +199,28 @@ impl Collector {
     }
 }
 
+/// A `sip.tls` listener for [`sip_section`] on a free loopback port, its
+/// certificate (for 127.0.0.1) and the site CA written to `dir`: the
+/// config lines, the port, and the CA that sensors are to trust.
+pub fn tls_listener(dir: &Path) -> (String, u16, sipsensor_testkit::pki::TestCa) {
+    let ca = sipsensor_testkit::pki::TestCa::new("site CA");
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let issued = ca.issue(&["127.0.0.1"]);
+    let loopback = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    let port = sipsensor_testkit::ports::free_tcp_port(loopback).unwrap();
+    let section = format!(
+        "  tls:\n    bind: 127.0.0.1:{port}\n    certificate: {}\n    private_key: {}\n    ca_file: {}\n",
+        write("c.crt", &issued.certificate),
+        write("c.key", &issued.private_key),
+        write("ca.crt", &ca.certificate_pem()),
+    );
+    (section, port, ca)
+}
+
 /// Every sample of a sensor, oldest first.
 pub async fn all_samples(store: &dyn Storage, sensor: SensorId) -> Vec<StoredSample> {
     let mut out = Vec::new();

@@ -11,6 +11,7 @@ use std::sync::Arc;
 mod backfill;
 mod recovery;
 mod rtcp;
+mod srtp;
 
 const SDP_RTP: &str = "127.0.0.1:40000";
 const SDP_RTCP: &str = "127.0.0.1:40001";
@@ -133,6 +134,7 @@ impl Rig {
             from: addr(from),
             port,
             truncated: false,
+            authenticated_for: None,
         };
         self.demux.on_datagram(d, at, T0_NS, &mut self.sink)
     }
@@ -453,6 +455,7 @@ fn oversized_and_malformed_datagrams_are_refused() {
         from: addr(SDP_RTP),
         port: Port::Rtp,
         truncated: true,
+        authenticated_for: None,
     };
     assert_eq!(
         r.demux.on_datagram(truncated, r.now, T0_NS, &mut r.sink),

@@ -4,11 +4,15 @@
 //!
 //! A stream's packets are found by their SSRC (in clear in both headers,
 //! RFC 3711 3.1, 3.4): the signalled one (`a=ssrc`), or, without one, the
-//! first that authenticates from the stream's addresses. Once an address
-//! has an SRTP stream, packets from it that are no SRTP stream's are
-//! refused too: a spoofer cannot slip plain RTP in under another SSRC.
+//! first that authenticates from the stream's addresses. A packet with an
+//! SRTP stream's SSRC that does not authenticate is refused here; any
+//! other goes on as it came, with no stream's authentication, and the
+//! demux refuses it if it names an SRTP stream (by SSRC, or by address
+//! before the stream latched): a plain sensor behind the same NAT as an
+//! SRTP one is still heard, and a spoofer still cannot slip plain RTP into
+//! the SRTP stream.
 
-use crate::media::demux::StreamKey;
+use crate::media::demux::{Datagram, Port, StreamKey};
 use sipsensor_protocol::{SrtpContext, SrtpError, SrtpKeys};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -23,10 +27,11 @@ pub(super) enum Kind {
 /// What became of a datagram.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Opened<'a> {
-    /// Not an SRTP stream's: the demux gets it as it came.
+    /// Not authenticated by any SRTP stream's key: the demux gets it as it
+    /// came and takes it for a plain stream only.
     Plain,
-    /// Authenticated and decrypted.
-    Decrypted(&'a [u8]),
+    /// Authenticated under stream `.0`'s key and decrypted.
+    Decrypted(StreamKey, &'a [u8]),
     /// Dropped: forged, replayed, under another key.
     Refused(SrtpError),
 }
@@ -217,7 +222,7 @@ impl Decryptor {
                 return Opened::Plain;
             };
             return match keyed.open_as(ssrc, kind, data, &mut self.plain) {
-                Ok(()) => Opened::Decrypted(&self.plain),
+                Ok(()) => Opened::Decrypted(key, &self.plain),
                 Err(e) => {
                     self.refusals.add(&e);
                     Opened::Refused(e)
@@ -227,9 +232,9 @@ impl Decryptor {
         let Some(candidates) = self.by_ip.get(&from) else {
             return Opened::Plain;
         };
-        // An address with SRTP streams: the packet must be one of theirs.
-        // Only streams still without an SSRC can take a new one.
-        let mut refusal = SrtpError::ForeignSsrc(ssrc);
+        // An address with SRTP streams still without an SSRC: the first
+        // packet their key authenticates is theirs. What none authenticates
+        // may be a plain stream's from the same address (one NAT).
         for key in candidates.clone() {
             let Some(keyed) = self.streams.get_mut(&key) else {
                 continue;
@@ -237,17 +242,33 @@ impl Decryptor {
             if keyed.ssrc.is_some() {
                 continue;
             }
-            match keyed.open(kind, data, &mut self.plain) {
-                Ok(()) => {
-                    keyed.ssrc = Some(ssrc);
-                    self.by_ssrc.insert(ssrc, key);
-                    return Opened::Decrypted(&self.plain);
-                }
-                Err(e) => refusal = e,
+            if keyed.open(kind, data, &mut self.plain).is_ok() {
+                keyed.ssrc = Some(ssrc);
+                self.by_ssrc.insert(ssrc, key);
+                return Opened::Decrypted(key, &self.plain);
             }
         }
-        self.refusals.add(&refusal);
-        Opened::Refused(refusal)
+        Opened::Plain
+    }
+
+    /// `d` as the demux is to see it: decrypted and marked with the stream
+    /// whose key authenticated it, or as it came (marked with none);
+    /// `None` when SRTP refused it (counted in [`Self::take_refusals`]).
+    pub fn open_datagram<'a>(&'a mut self, d: Datagram<'a>) -> Option<Datagram<'a>> {
+        let kind = match d.port {
+            Port::Rtp => Kind::Rtp,
+            Port::Rtcp => Kind::Rtcp,
+        };
+        let (data, authenticated_for) = match self.open(kind, d.data, d.from.ip()) {
+            Opened::Plain => (d.data, None),
+            Opened::Decrypted(key, plain) => (plain, Some(key)),
+            Opened::Refused(_) => return None,
+        };
+        Some(Datagram {
+            data,
+            authenticated_for,
+            ..d
+        })
     }
 
     /// `packet` (a receiver report for `key`) SRTCP-protected when the

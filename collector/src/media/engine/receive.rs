@@ -3,7 +3,7 @@
 //! [`MediaHandle`](super::MediaHandle), hands rows to the storage writer,
 //! sends receiver reports, and counts and logs what was refused.
 
-use super::decrypt::{Decryptor, Kind, Opened, Refusals};
+use super::decrypt::{Decryptor, Refusals};
 use super::send::BatchTx;
 use super::{Command, MediaError, MediaNotice, StreamSummary};
 use crate::config::MediaConfig;
@@ -253,6 +253,7 @@ impl ReceiveThread {
                     session,
                     reply,
                 } => {
+                    let srtp = agreed.srtp.is_some();
                     let ok = match self.demux.stream_mut(key) {
                         Some(s) => {
                             let ips = s.allowed_ips.clone();
@@ -274,6 +275,7 @@ impl ReceiveThread {
                         }
                         None => false,
                     };
+                    self.demux.set_srtp(key, srtp);
                     let _ = reply.send(ok);
                 }
                 Command::ExpectConfig { key, until } => {
@@ -322,6 +324,9 @@ impl ReceiveThread {
             None => Vec::new(),
         };
         let (key, replayed) = self.demux.add(stream, wall_ns(), &mut self.sink)?;
+        // Nothing was replayed to an SRTP stream (its kept packets were
+        // taken above), so marking it now is in time.
+        self.demux.set_srtp(key, srtp.is_some());
         let keyed = self
             .decrypt
             .set(key, srtp.as_ref(), ssrc, ips)
@@ -377,20 +382,15 @@ impl ReceiveThread {
         arrival: Instant,
         now_ns: i64,
     ) {
-        let kind = match port {
-            Port::Rtp => Kind::Rtp,
-            Port::Rtcp => Kind::Rtcp,
-        };
-        let data = match self.decrypt.open(kind, data, from.ip()) {
-            Opened::Plain => data,
-            Opened::Decrypted(plain) => plain,
-            Opened::Refused(_) => return,
-        };
         let datagram = Datagram {
             data,
             from,
             port,
             truncated,
+            authenticated_for: None,
+        };
+        let Some(datagram) = self.decrypt.open_datagram(datagram) else {
+            return;
         };
         let d = self
             .demux
