@@ -41,7 +41,8 @@ use engine::{CoreOptions, CoreParts};
 use layout::Layout;
 use rtcp_rx::RtcpReceiver;
 use sipsensor_protocol::{
-    IdGenerator, OutboxConfig, RtpSender, SrtpContext, SrtpError, SrtpKeys, StreamDescription,
+    IdGenerator, MAX_KEPT_PACKET, OutboxConfig, RetransmitHistory, RtpSender, RtxConfig,
+    SrtpContext, SrtpError, SrtpKeys, StreamDescription,
 };
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
@@ -51,6 +52,60 @@ use worker::{Command, Job, Protector, Sockets};
 
 /// Commands in flight; a reconfiguration needs one slot.
 const COMMANDS: usize = 4;
+/// A packet is resent at most once per this, however often it is NACKed
+/// (docs/protocol.md 11.5).
+const RESEND_HOLDOFF: Duration = Duration::from_millis(100);
+/// The least RTX byte rate: a slow stream can still repair a burst of
+/// losses within a few retries.
+const RTX_MIN_RATE: u64 = 1500;
+/// Packets kept for RTX at most (memory: this × 1500 bytes).
+const RTX_MAX_KEPT: usize = 2048;
+
+/// What the session agreed of docs/protocol.md 11 for the live stream
+/// (`Default`: nothing, the stream of sections 1-9).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveRecovery {
+    /// The `a=extmap` ID of the sample instant (11.2): every live packet
+    /// carries it.
+    pub instant_id: Option<u8>,
+    /// NACK + RTX (11.5).
+    pub rtx: Option<RtxPlan>,
+}
+
+/// The RTX stream (RFC 4588 8.3): its SSRC (our `a=ssrc-group:FID`), the
+/// agreed `(apt, rtx pt)` pairs and `rtx-time`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtxPlan {
+    pub ssrc: u32,
+    pub payload_types: Vec<(u8, u8)>,
+    pub rtx_time: Duration,
+}
+
+impl RtxPlan {
+    /// The history's limits for `desc`: enough slots for `rtx-time` of
+    /// packets, and an RTX rate of the live stream's own (so repair at
+    /// most doubles the traffic), at least [`RTX_MIN_RATE`].
+    fn config(&self, desc: &StreamDescription) -> RtxConfig {
+        let rtx_ns = self.rtx_time.as_nanos();
+        let samples = desc
+            .packet_interval()
+            .map_or(0, |i| rtx_ns / i.as_nanos().max(1) + 1);
+        // Event packets are sporadic; room for a busy input's repeats.
+        let events = if desc.events.is_some() { 64 } else { 0 };
+        let capacity = usize::try_from(samples)
+            .unwrap_or(RTX_MAX_KEPT)
+            .saturating_add(events)
+            .clamp(16, RTX_MAX_KEPT);
+        RtxConfig {
+            payload_types: self.payload_types.clone(),
+            rtx_time: self.rtx_time,
+            capacity,
+            max_rate: (desc.session_bandwidth_bps() / 8).max(RTX_MIN_RATE),
+            burst: 2 * MAX_KEPT_PACKET as u64,
+            resend_holdoff: RESEND_HOLDOFF,
+        }
+    }
+}
 
 /// Why a stream cannot start or change.
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +200,8 @@ pub struct StreamPlan {
     /// Every sample run and edge is handed here for spooling (crate::spool);
     /// comes back in `Stopped` or `StartFailed`.
     pub spool: Option<SpoolFeed>,
+    /// The acknowledgement and repair agreed (docs/protocol.md 11).
+    pub recovery: LiveRecovery,
 }
 
 /// A `start` that failed, with the parts it was given back.
@@ -202,6 +259,9 @@ pub struct Streamer {
     description: StreamDescription,
     ssrc: u32,
     srtp: Option<SrtpKeys>,
+    recovery: LiveRecovery,
+    /// The peer's RTCP address, which NACKs must come from (plain RTP).
+    peer_rtcp: Arc<Mutex<SocketAddr>>,
 }
 
 impl Streamer {
@@ -244,6 +304,18 @@ impl Streamer {
             Ok(c) => c,
             Err(e) => return Err(fail(StreamError::Srtp(e), board, events, spool)),
         };
+        let rtx_protector = match (plan.srtp.as_ref(), &plan.recovery.rtx) {
+            (Some(keys), Some(_)) => match SrtpContext::outbound(&keys.send) {
+                Ok(c) => Some(Protector::new(c)),
+                Err(e) => return Err(fail(StreamError::Srtp(e), board, events, spool)),
+            },
+            _ => None,
+        };
+        // Allocated here, once: the sender thread only copies into it.
+        let history = plan.recovery.rtx.as_ref().map(|r| {
+            let sender = RtpSender::with_start(r.ssrc, plan.ids.u32() as u16, 0);
+            RetransmitHistory::new(r.config(&plan.description), sender, Instant::now())
+        });
         let levels = status
             .snapshot()
             .inputs
@@ -259,10 +331,17 @@ impl Streamer {
         let (retired_tx, retired) = rtrb::RingBuffer::new(2 * COMMANDS + 2);
         let ssrc = plan.sender.ssrc();
         let (rtcp_rx, rtcp_tx) = (plan.rtcp, sockets.1);
-        let receiver = match RtcpReceiver::spawn(rtcp_rx, ssrc, stats.clone(), sizes_tx, srtcp_in) {
-            Ok(r) => r,
-            Err(e) => return Err(fail(StreamError::Thread(e), board, events, spool)),
+        let (nacks_tx, nacks_rx) = rtrb::RingBuffer::new(rtcp_rx::MAX_PER_COMPOUND);
+        let peer_rtcp = Arc::new(Mutex::new(plan.remote_rtcp));
+        let repair = rtcp_rx::Repair {
+            peer: peer_rtcp.clone(),
+            nacks: nacks_tx,
         };
+        let receiver =
+            match RtcpReceiver::spawn(rtcp_rx, ssrc, stats.clone(), sizes_tx, srtcp_in, repair) {
+                Ok(r) => r,
+                Err(e) => return Err(fail(StreamError::Thread(e), board, events, spool)),
+            };
         let handover: worker::Handover = Arc::new(Mutex::new(Some(worker::Handed {
             board,
             events,
@@ -285,6 +364,8 @@ impl Streamer {
                 counters: status.counters().clone(),
                 // Travels in the handover, so a failed start returns it.
                 spool: None,
+                instant_id: plan.recovery.instant_id,
+                history,
             },
             handover: handover.clone(),
             sockets: Sockets {
@@ -293,10 +374,12 @@ impl Streamer {
                 remote_rtp: plan.remote_rtp,
                 remote_rtcp: plan.remote_rtcp,
                 srtp: protector,
+                rtx_srtp: rtx_protector,
             },
             commands: commands_rx,
             retired: retired_tx,
             rtcp_sizes: sizes_rx,
+            nacks: nacks_rx,
             realtime: *rt,
             memory: plan.options.memory_lock,
             fine_sleep: plan.options.fine_sleep,
@@ -317,6 +400,8 @@ impl Streamer {
                 description: plan.description,
                 ssrc,
                 srtp: plan.srtp,
+                recovery: plan.recovery,
+                peer_rtcp,
             }),
             Err(e) => {
                 let _ = receiver.stop();
@@ -350,7 +435,20 @@ impl Streamer {
 
     /// Send to a new address (a re-INVITE moved the collector).
     pub fn set_remote(&mut self, rtp: SocketAddr, rtcp: SocketAddr) -> Result<(), StreamError> {
+        *self.peer_rtcp.lock().unwrap_or_else(|p| p.into_inner()) = rtcp;
         self.send(Command::Remote { rtp, rtcp })
+    }
+
+    /// The acknowledgement and repair the stream was started with.
+    pub fn recovery(&self) -> &LiveRecovery {
+        &self.recovery
+    }
+
+    /// docs/protocol.md 11.7's L: the sample instant of the first live
+    /// sample (ns since the Unix epoch), once it is sampled. Backfill
+    /// covers what lies before it.
+    pub fn first_live_ns(&self) -> Option<u64> {
+        self.stats.snapshot().first_live_ns
     }
 
     /// The SRTP keys the stream was started with.

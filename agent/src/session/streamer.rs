@@ -3,16 +3,58 @@
 //! come back after every stream for the next one.
 
 use std::net::UdpSocket;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use sipsensor_protocol::{Agreed, IdGenerator, RtpSender};
+use sipsensor_protocol::{
+    Agreed, AgreedBackfill, AgreedRecovery, IdGenerator, RecoverySupport, RtpSender,
+};
 
+use super::media::{RecoverySsrcs, recovery_support};
 use super::run::{Media, SenderError, Sockets};
 use crate::config::{Config, RealtimeConfig};
 use crate::handoff::{Board, EventReceiver};
-use crate::spool::SpoolFeed;
+use crate::spool::{Spool, SpoolFeed};
 use crate::status::StatusHub;
-use crate::stream::{StreamOptions, StreamPlan, Streamer};
+use crate::stream::{LiveRecovery, RtxPlan, StreamOptions, StreamPlan, Streamer};
+
+/// What a session agreed of docs/protocol.md 11 beyond the live stream,
+/// for the backfill sender (which runs beside the live stream on the same
+/// RTP socket, under the same SRTP master key, 11.6, 11.8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryPlan {
+    /// Everything the exchange agreed, the peer's statements included.
+    pub agreed: AgreedRecovery,
+    /// The backfill SSRC our SDP announced (`a=ssrc`, 11.1).
+    pub backfill_ssrc: u32,
+    /// The RTX SSRC our SDP announced (`a=ssrc-group:FID`).
+    pub rtx_ssrc: u32,
+}
+
+impl RecoveryPlan {
+    /// The backfill terms when backfill (and so the acknowledgement) was
+    /// agreed: payload type, the collector's `mark` and `max-rate`.
+    pub fn backfill(&self) -> Option<&AgreedBackfill> {
+        self.agreed.backfill.as_ref()
+    }
+}
+
+/// The live stream's part of what was agreed: the sample instant, and
+/// RTX from our own SSRC when NACK + RTX is on for at least one format.
+fn live_recovery(agreed: &AgreedRecovery, ssrcs: RecoverySsrcs) -> LiveRecovery {
+    LiveRecovery {
+        instant_id: agreed.instant_id,
+        rtx: agreed
+            .rtx
+            .as_ref()
+            .filter(|r| !r.payload_types.is_empty())
+            .map(|r| RtxPlan {
+                ssrc: ssrcs.rtx,
+                payload_types: r.payload_types.clone(),
+                rtx_time: r.rtx_time,
+            }),
+    }
+}
 
 /// What a stream needs that outlives it.
 #[derive(Debug)]
@@ -39,11 +81,18 @@ pub struct StreamerMedia {
     cname: String,
     channels: Vec<String>,
     inputs: Vec<String>,
+    ssrcs: RecoverySsrcs,
+    /// The spool, for its oldest instant; `None` when it is off (no
+    /// backfill is offered then).
+    spool_view: Option<Arc<Mutex<Spool>>>,
+    /// What the running (or last) session agreed beyond the live stream.
+    plan: Option<RecoveryPlan>,
 }
 
 impl StreamerMedia {
     /// `ssrc` is the one our offers announce; `spool` (when on) gets every
-    /// sample run and edge of every stream.
+    /// sample run and edge of every stream, and `spool_view` states its
+    /// oldest instant in our SDP.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: &Config,
@@ -54,9 +103,19 @@ impl StreamerMedia {
         cname: String,
         hub: StatusHub,
         spool: Option<SpoolFeed>,
+        spool_view: Option<Arc<Mutex<Spool>>>,
     ) -> Self {
         let mut ids = IdGenerator::from_entropy();
         let sender = RtpSender::with_start(ssrc, ids.u32() as u16, ids.u32());
+        // RFC 3550 8.1: SSRCs of one sender differ; a clash is redrawn.
+        let mut fresh = |taken: &[u32]| loop {
+            let s = ids.u32();
+            if !taken.contains(&s) {
+                break s;
+            }
+        };
+        let rtx = fresh(&[ssrc]);
+        let backfill = fresh(&[ssrc, rtx]);
         Self {
             parts: Some(Parts {
                 board,
@@ -79,13 +138,40 @@ impl StreamerMedia {
                 .map(|c| c.spec.name.clone())
                 .collect(),
             inputs: config.gpio.inputs.iter().map(|i| i.name.clone()).collect(),
+            ssrcs: RecoverySsrcs { rtx, backfill },
+            spool_view,
+            plan: None,
         }
+    }
+
+    /// What the current session agreed for backfill and acknowledgement;
+    /// `None` while no stream runs.
+    pub fn recovery_plan(&self) -> Option<&RecoveryPlan> {
+        self.plan.as_ref().filter(|_| self.running.is_some())
+    }
+
+    /// The running stream (its stats, `first_live_ns`).
+    pub fn streamer(&self) -> Option<&Streamer> {
+        self.running.as_ref()
     }
 }
 
 impl Media for StreamerMedia {
-    fn start(&mut self, agreed: &Agreed) -> Result<(), SenderError> {
+    fn recovery(&self) -> RecoverySupport {
+        let oldest = self
+            .spool_view
+            .as_ref()
+            .map(|spool| spool.lock().unwrap_or_else(|p| p.into_inner()).oldest());
+        recovery_support(self.ssrcs, oldest)
+    }
+
+    fn start(&mut self, agreed: &Agreed, recovery: &AgreedRecovery) -> Result<(), SenderError> {
         self.stop();
+        self.plan = Some(RecoveryPlan {
+            agreed: recovery.clone(),
+            backfill_ssrc: self.ssrcs.backfill,
+            rtx_ssrc: self.ssrcs.rtx,
+        });
         let Some(remote) = agreed.remote else {
             // On hold (RFC 3264 8.4): nothing to send until a new offer.
             return Ok(());
@@ -111,6 +197,7 @@ impl Media for StreamerMedia {
             options: StreamOptions::default(),
             srtp: agreed.srtp.clone(),
             spool: parts.spool,
+            recovery: live_recovery(recovery, self.ssrcs),
         };
         match Streamer::start(
             plan,
@@ -143,15 +230,22 @@ impl Media for StreamerMedia {
         }
     }
 
-    fn update(&mut self, agreed: &Agreed) -> Result<(), SenderError> {
+    fn update(&mut self, agreed: &Agreed, recovery: &AgreedRecovery) -> Result<(), SenderError> {
         let Some(streamer) = self.running.as_mut() else {
-            return self.start(agreed);
+            return self.start(agreed, recovery);
         };
-        if streamer.srtp_keys() != agreed.srtp.as_ref() {
-            // New keys (each offer/answer makes fresh ones, RFC 4568 7.1):
-            // a new stream under them, continuing the SSRC, sequence and
-            // timestamps (`stop` keeps them for `start`).
-            return self.start(agreed);
+        if streamer.srtp_keys() != agreed.srtp.as_ref()
+            || streamer.recovery() != &live_recovery(recovery, self.ssrcs)
+        {
+            // New keys (each offer/answer makes fresh ones, RFC 4568 7.1)
+            // or other stamping or repair: a new stream under them,
+            // continuing the SSRC, sequence and timestamps (`stop` keeps
+            // them for `start`).
+            return self.start(agreed, recovery);
+        }
+        if let Some(plan) = self.plan.as_mut() {
+            // 11.1 rule 5: a re-INVITE carries the current mark and rates.
+            plan.agreed = recovery.clone();
         }
         let Some(remote) = agreed.remote else {
             self.stop();

@@ -6,15 +6,18 @@
 //! `poll` on the socket and a stop pipe, costing nothing while nothing
 //! arrives. Malformed datagrams are counted, never a panic.
 
+mod nacks;
+
 use super::stats::{Shared, bump};
+pub(crate) use nacks::MAX_PER_COMPOUND;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use sipsensor_protocol::{
     NtpTime, ReportBlock, RtcpPacket, SrtpContext, parse_rtcp_compound, round_trip_time,
 };
 use std::io::ErrorKind;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
@@ -31,6 +34,14 @@ pub(crate) struct RtcpReceiver {
     stop: OwnedFd,
 }
 
+/// Where repair requests go: the peer's RTCP address (changed by a
+/// re-INVITE) and the ring to the sender thread.
+#[derive(Debug)]
+pub(crate) struct Repair {
+    pub peer: Arc<Mutex<SocketAddr>>,
+    pub nacks: rtrb::Producer<u16>,
+}
+
 impl RtcpReceiver {
     /// Read `socket` (non-blocking) for reports about `ssrc`; each
     /// compound's size goes to `sizes` for the RTCP interval (6.3.3).
@@ -42,12 +53,13 @@ impl RtcpReceiver {
         stats: Arc<Shared>,
         sizes: rtrb::Producer<u16>,
         srtp: Option<SrtpContext>,
+        repair: Repair,
     ) -> std::io::Result<RtcpReceiver> {
         let (stop_rx, stop) = nix::unistd::pipe().map_err(std::io::Error::from)?;
         let thread = std::thread::Builder::new()
             .name("rtcp-receiver".into())
             .stack_size(64 * 1024)
-            .spawn(move || run(socket, &stop_rx, ssrc, &stats, sizes, srtp))?;
+            .spawn(move || run(socket, &stop_rx, ssrc, &stats, sizes, srtp, repair))?;
         Ok(RtcpReceiver { thread, stop })
     }
 
@@ -65,6 +77,7 @@ fn run(
     stats: &Shared,
     mut sizes: rtrb::Producer<u16>,
     mut srtp: Option<SrtpContext>,
+    mut repair: Repair,
 ) -> UdpSocket {
     let mut buf = vec![0u8; RECV_BUF];
     let mut plain = Vec::with_capacity(RECV_BUF);
@@ -86,7 +99,7 @@ fn run(
         }
         for _ in 0..BURST {
             match socket.recv_from(&mut buf) {
-                Ok((n, _from)) => {
+                Ok((n, from)) => {
                     let mut data = buf.get(..n).unwrap_or_default();
                     if let Some(context) = srtp.as_mut() {
                         if context.unprotect_rtcp(data, &mut plain).is_err() {
@@ -97,6 +110,10 @@ fn run(
                         data = &plain;
                     }
                     handle(data, ssrc, stats, SystemTime::now());
+                    // Authenticated under SRTP; else the peer's address.
+                    let from_peer = srtp.is_some()
+                        || *repair.peer.lock().unwrap_or_else(|p| p.into_inner()) == from;
+                    nacks::take_nacks(data, ssrc, from_peer, stats, &mut repair.nacks);
                     let _ = sizes.push(u16::try_from(n).unwrap_or(u16::MAX));
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -227,7 +244,12 @@ mod tests {
         let addr = sock.local_addr().unwrap();
         let stats = Arc::new(Shared::default());
         let (tx, mut sizes) = rtrb::RingBuffer::new(8);
-        let rx = RtcpReceiver::spawn(sock, 7, stats.clone(), tx, None).unwrap();
+        let (nacks, _) = rtrb::RingBuffer::new(8);
+        let repair = Repair {
+            peer: Arc::new(Mutex::new("127.0.0.1:9".parse().unwrap())),
+            nacks,
+        };
+        let rx = RtcpReceiver::spawn(sock, 7, stats.clone(), tx, None, repair).unwrap();
         let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
         let packet = rr(7, 0, 0, false);
         peer.send_to(&packet, addr).unwrap();

@@ -80,6 +80,26 @@ fn start_keyed(
     options: StreamOptions,
     srtp: Option<SrtpKeys>,
 ) -> Running {
+    start_recovering(
+        sim,
+        desc,
+        events,
+        srtp,
+        inputs,
+        options,
+        LiveRecovery::default(),
+    )
+}
+
+fn start_recovering(
+    sim: SimStream,
+    desc: StreamDescription,
+    events: EventReceiver,
+    srtp: Option<SrtpKeys>,
+    inputs: &[&str],
+    options: StreamOptions,
+    recovery: LiveRecovery,
+) -> Running {
     let hub = StatusHub::new();
     let (board, runner) = sim.board(&hub).unwrap();
     let collector = Collector::new();
@@ -101,6 +121,7 @@ fn start_keyed(
         options,
         srtp,
         spool: None,
+        recovery,
     };
     let rt = RealtimeConfig {
         priority: 10,
@@ -392,6 +413,7 @@ fn a_plan_that_does_not_fit_the_board_gives_the_parts_back() {
         options: quick(),
         srtp: None,
         spool: None,
+        recovery: Default::default(),
     };
     let rt = RealtimeConfig {
         priority: 10,
@@ -490,3 +512,5 @@ fn under_srtp_every_packet_is_protected_and_forged_reports_are_dropped() {
     let rep = &checker.report;
     assert_eq!(rep.instants_matched + rep.instants_missing, 20);
 }
+
+mod repair;

@@ -38,6 +38,9 @@ pub(crate) struct Sockets {
     /// SRTP/SRTCP when negotiated: every packet is protected before it
     /// leaves (RFC 3711 3.3, 3.4).
     pub srtp: Option<Protector>,
+    /// The RTX SSRC's own context under the same master key, with its own
+    /// rollover counter (docs/protocol.md 11.8, RFC 3711 3.2.3).
+    pub rtx_srtp: Option<Protector>,
 }
 
 /// This side's outbound SRTP context and the buffer protected packets are
@@ -63,6 +66,16 @@ impl Protector {
 impl Sink for Sockets {
     fn rtp(&mut self, packet: &[u8]) -> bool {
         match &mut self.srtp {
+            None => self.rtp.send_to(packet, self.remote_rtp).is_ok(),
+            Some(p) => {
+                p.context.protect_rtp(packet, &mut p.buf).is_ok()
+                    && self.rtp.send_to(&p.buf, self.remote_rtp).is_ok()
+            }
+        }
+    }
+
+    fn rtx(&mut self, packet: &[u8]) -> bool {
+        match &mut self.rtx_srtp {
             None => self.rtp.send_to(packet, self.remote_rtp).is_ok(),
             Some(p) => {
                 p.context.protect_rtp(packet, &mut p.buf).is_ok()
@@ -103,6 +116,8 @@ pub(crate) struct Job {
     pub commands: rtrb::Consumer<Command>,
     pub retired: rtrb::Producer<Box<Layout>>,
     pub rtcp_sizes: rtrb::Consumer<u16>,
+    /// Sequence numbers the peer NACKed (from the RTCP receiver).
+    pub nacks: rtrb::Consumer<u16>,
     pub realtime: RealtimeConfig,
     pub memory: MemoryLock,
     pub fine_sleep: Duration,
@@ -179,6 +194,10 @@ pub(crate) fn run(mut job: Job) -> Option<End> {
         }
         while let Ok(size) = job.rtcp_sizes.pop() {
             core.rtcp_received(usize::from(size));
+        }
+        if !job.nacks.is_empty() {
+            let nacks = &mut job.nacks;
+            core.on_nack(std::iter::from_fn(|| nacks.pop().ok()), Instant::now());
         }
         core.handle(
             Instant::now(),
