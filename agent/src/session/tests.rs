@@ -414,3 +414,4 @@ fn without_a_flow_there_is_no_keepalive() {
     c.handle_timeout(c.poll_timeout().unwrap());
     assert!(matches!(&actions(&mut c)[..], [Action::Ping(_)]));
 }
+mod recovery;
