@@ -523,6 +523,8 @@ fn start_session(config: &Config, pipeline: &mut Pipeline, hub: &StatusHub) -> S
             hub.set_state(AgentState::Error);
         }
         media.stop();
+        // The sender samples and spools until here.
+        media.shutdown();
         if let Some(w) = spool_writer {
             // Writes and syncs what the sender handed over last.
             w.stop();

@@ -48,7 +48,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use worker::{Command, Job, Protector, Sockets};
+use worker::{Command, Job, Protector, SessionTerms, Sockets};
 
 /// Commands in flight; a reconfiguration needs one slot.
 const COMMANDS: usize = 4;
@@ -204,6 +204,17 @@ pub struct StreamPlan {
     pub recovery: LiveRecovery,
 }
 
+/// What [`Streamer::attach`] needs of a session.
+#[derive(Debug, Clone)]
+pub struct SessionPlan {
+    pub remote_rtp: SocketAddr,
+    pub remote_rtcp: SocketAddr,
+    /// The agreed description; its clock rate is the stream's.
+    pub description: StreamDescription,
+    pub srtp: Option<SrtpKeys>,
+    pub recovery: LiveRecovery,
+}
+
 /// A `start` that failed, with the parts it was given back.
 #[derive(Debug)]
 pub struct StartFailed {
@@ -252,7 +263,7 @@ pub struct Streamer {
     thread: Option<JoinHandle<Option<worker::End>>>,
     receiver: Option<RtcpReceiver>,
     commands: rtrb::Producer<Command>,
-    retired: rtrb::Consumer<Box<Layout>>,
+    retired: rtrb::Consumer<worker::Retired>,
     stats: Arc<stats::Shared>,
     channels: Vec<String>,
     inputs: Vec<String>,
@@ -260,8 +271,11 @@ pub struct Streamer {
     ssrc: u32,
     srtp: Option<SrtpKeys>,
     recovery: LiveRecovery,
-    /// The peer's RTCP address, which NACKs must come from (plain RTP).
-    peer_rtcp: Arc<Mutex<SocketAddr>>,
+    /// The peer's RTCP address, which NACKs must come from (plain RTP);
+    /// `None` while detached.
+    peer_rtcp: Arc<Mutex<Option<SocketAddr>>>,
+    /// The RTCP receiver's SRTCP context, the session's.
+    srtcp: rtcp_rx::SharedSrtcp,
 }
 
 impl Streamer {
@@ -270,12 +284,41 @@ impl Streamer {
     /// 0 of the sample clock is about a millisecond after this returns.
     /// Packets and values are added to `status`'s counters.
     pub fn start(
-        mut plan: StreamPlan,
+        plan: StreamPlan,
         board: Board,
         events: EventReceiver,
         rt: &RealtimeConfig,
         status: StatusHub,
     ) -> Result<Streamer, Box<StartFailed>> {
+        Self::launch(plan, board, events, rt, status, true)
+    }
+
+    /// [`Self::start`] without a session: the board is sampled on the
+    /// plan's description and everything spooled, nothing sent (the
+    /// plan's remote addresses, keys and recovery are not used) until
+    /// [`Self::attach`].
+    pub fn start_detached(
+        plan: StreamPlan,
+        board: Board,
+        events: EventReceiver,
+        rt: &RealtimeConfig,
+        status: StatusHub,
+    ) -> Result<Streamer, Box<StartFailed>> {
+        Self::launch(plan, board, events, rt, status, false)
+    }
+
+    fn launch(
+        mut plan: StreamPlan,
+        board: Board,
+        events: EventReceiver,
+        rt: &RealtimeConfig,
+        status: StatusHub,
+        attached: bool,
+    ) -> Result<Streamer, Box<StartFailed>> {
+        if !attached {
+            plan.srtp = None;
+            plan.recovery = LiveRecovery::default();
+        }
         let spool = plan.spool.take();
         let fail = |error, board, events, spool| {
             Box::new(StartFailed {
@@ -300,22 +343,15 @@ impl Streamer {
             Ok(s) => s,
             Err(e) => return Err(fail(StreamError::Socket(e), board, events, spool)),
         };
-        let (protector, srtcp_in) = match srtp_contexts(plan.srtp.as_ref()) {
+        let (terms, srtcp_in) = match session_terms(
+            plan.srtp.as_ref(),
+            &plan.recovery,
+            &plan.description,
+            &mut plan.ids,
+        ) {
             Ok(c) => c,
             Err(e) => return Err(fail(StreamError::Srtp(e), board, events, spool)),
         };
-        let rtx_protector = match (plan.srtp.as_ref(), &plan.recovery.rtx) {
-            (Some(keys), Some(_)) => match SrtpContext::outbound(&keys.send) {
-                Ok(c) => Some(Protector::new(c)),
-                Err(e) => return Err(fail(StreamError::Srtp(e), board, events, spool)),
-            },
-            _ => None,
-        };
-        // Allocated here, once: the sender thread only copies into it.
-        let history = plan.recovery.rtx.as_ref().map(|r| {
-            let sender = RtpSender::with_start(r.ssrc, plan.ids.u32() as u16, 0);
-            RetransmitHistory::new(r.config(&plan.description), sender, Instant::now())
-        });
         let levels = status
             .snapshot()
             .inputs
@@ -332,16 +368,23 @@ impl Streamer {
         let ssrc = plan.sender.ssrc();
         let (rtcp_rx, rtcp_tx) = (plan.rtcp, sockets.1);
         let (nacks_tx, nacks_rx) = rtrb::RingBuffer::new(rtcp_rx::MAX_PER_COMPOUND);
-        let peer_rtcp = Arc::new(Mutex::new(plan.remote_rtcp));
+        let peer_rtcp = Arc::new(Mutex::new(attached.then_some(plan.remote_rtcp)));
+        let srtcp = Arc::new(Mutex::new(srtcp_in));
         let repair = rtcp_rx::Repair {
             peer: peer_rtcp.clone(),
             nacks: nacks_tx,
         };
-        let receiver =
-            match RtcpReceiver::spawn(rtcp_rx, ssrc, stats.clone(), sizes_tx, srtcp_in, repair) {
-                Ok(r) => r,
-                Err(e) => return Err(fail(StreamError::Thread(e), board, events, spool)),
-            };
+        let receiver = match RtcpReceiver::spawn(
+            rtcp_rx,
+            ssrc,
+            stats.clone(),
+            sizes_tx,
+            srtcp.clone(),
+            repair,
+        ) {
+            Ok(r) => r,
+            Err(e) => return Err(fail(StreamError::Thread(e), board, events, spool)),
+        };
         let handover: worker::Handover = Arc::new(Mutex::new(Some(worker::Handed {
             board,
             events,
@@ -364,8 +407,9 @@ impl Streamer {
                 counters: status.counters().clone(),
                 // Travels in the handover, so a failed start returns it.
                 spool: None,
-                instant_id: plan.recovery.instant_id,
-                history,
+                instant_id: terms.instant_id,
+                history: terms.history,
+                attached,
             },
             handover: handover.clone(),
             sockets: Sockets {
@@ -373,8 +417,8 @@ impl Streamer {
                 rtcp: rtcp_tx,
                 remote_rtp: plan.remote_rtp,
                 remote_rtcp: plan.remote_rtcp,
-                srtp: protector,
-                rtx_srtp: rtx_protector,
+                srtp: terms.srtp,
+                rtx_srtp: terms.rtx_srtp,
             },
             commands: commands_rx,
             retired: retired_tx,
@@ -402,6 +446,7 @@ impl Streamer {
                 srtp: plan.srtp,
                 recovery: plan.recovery,
                 peer_rtcp,
+                srtcp,
             }),
             Err(e) => {
                 let _ = receiver.stop();
@@ -435,8 +480,62 @@ impl Streamer {
 
     /// Send to a new address (a re-INVITE moved the collector).
     pub fn set_remote(&mut self, rtp: SocketAddr, rtcp: SocketAddr) -> Result<(), StreamError> {
-        *self.peer_rtcp.lock().unwrap_or_else(|p| p.into_inner()) = rtcp;
+        *self.peer_rtcp.lock().unwrap_or_else(|p| p.into_inner()) = Some(rtcp);
         self.send(Command::Remote { rtp, rtcp })
+    }
+
+    /// Send to a session from the next sampling instant (or, attached
+    /// already, end that stream and send under these terms): `session`'s
+    /// peer, description (same clock rate), keys and recovery. The SSRC,
+    /// sequence numbers and timestamps continue; the first packet has the
+    /// marker bit.
+    pub fn attach(&mut self, session: SessionPlan) -> Result<(), StreamError> {
+        if session.description.clock_rate != self.description.clock_rate {
+            return Err(StreamError::ClockChanged {
+                current: self.description.clock_rate,
+                new: session.description.clock_rate,
+            });
+        }
+        let layout = Layout::new(session.description.clone(), &self.channels, &self.inputs)?;
+        let mut ids = IdGenerator::from_entropy();
+        let (terms, srtcp_in) = session_terms(
+            session.srtp.as_ref(),
+            &session.recovery,
+            &session.description,
+            &mut ids,
+        )
+        .map_err(StreamError::Srtp)?;
+        self.collect_retired();
+        // The receiver checks under the new terms before the first packet.
+        *self.srtcp.lock().unwrap_or_else(|p| p.into_inner()) = srtcp_in;
+        *self.peer_rtcp.lock().unwrap_or_else(|p| p.into_inner()) = Some(session.remote_rtcp);
+        self.send(Command::Attach {
+            rtp: session.remote_rtp,
+            rtcp: session.remote_rtcp,
+            terms: Box::new(terms),
+            layout: Box::new(layout),
+        })?;
+        self.description = session.description;
+        self.srtp = session.srtp;
+        self.recovery = session.recovery;
+        Ok(())
+    }
+
+    /// End the session's stream (partial packet, SR + SDES + BYE) and go on
+    /// sampling and spooling under `idle` (same clock rate).
+    pub fn detach(&mut self, idle: StreamDescription) -> Result<(), StreamError> {
+        let layout = Layout::new(idle.clone(), &self.channels, &self.inputs)?;
+        self.collect_retired();
+        *self.peer_rtcp.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.send(Command::Detach {
+            spent: Box::default(),
+            layout: Box::new(layout),
+        })?;
+        *self.srtcp.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.description = idle;
+        self.srtp = None;
+        self.recovery = LiveRecovery::default();
+        Ok(())
     }
 
     /// The acknowledgement and repair the stream was started with.
@@ -534,21 +633,37 @@ impl Drop for Streamer {
     }
 }
 
-/// Non-blocking sockets, and a second handle on the RTCP one for sending
-/// (the receiver thread reads the original).
-/// The sender's outbound context and the RTCP receiver's inbound one.
-fn srtp_contexts(
+/// One session's terms for the sender thread (its outbound SRTP contexts,
+/// live and RTX, docs/protocol.md 11.8; the RTX history, allocated here
+/// once, the thread only copies into it) and the RTCP receiver's inbound
+/// context.
+fn session_terms(
     keys: Option<&SrtpKeys>,
-) -> Result<(Option<Protector>, Option<SrtpContext>), SrtpError> {
-    let Some(keys) = keys else {
-        return Ok((None, None));
+    recovery: &LiveRecovery,
+    description: &StreamDescription,
+    ids: &mut IdGenerator,
+) -> Result<(SessionTerms, Option<SrtpContext>), SrtpError> {
+    let history = recovery.rtx.as_ref().map(|r| {
+        let sender = RtpSender::with_start(r.ssrc, ids.u32() as u16, 0);
+        RetransmitHistory::new(r.config(description), sender, Instant::now())
+    });
+    let mut terms = SessionTerms {
+        instant_id: recovery.instant_id,
+        history,
+        ..SessionTerms::default()
     };
-    Ok((
-        Some(Protector::new(SrtpContext::outbound(&keys.send)?)),
-        Some(SrtpContext::inbound(&keys.receive)?),
-    ))
+    let Some(keys) = keys else {
+        return Ok((terms, None));
+    };
+    terms.srtp = Some(Protector::new(SrtpContext::outbound(&keys.send)?));
+    if recovery.rtx.is_some() {
+        terms.rtx_srtp = Some(Protector::new(SrtpContext::outbound(&keys.send)?));
+    }
+    Ok((terms, Some(SrtpContext::inbound(&keys.receive)?)))
 }
 
+/// Non-blocking sockets, and a second handle on the RTCP one for sending
+/// (the receiver thread reads the original).
 fn sockets(plan: &StreamPlan) -> std::io::Result<(UdpSocket, UdpSocket)> {
     let rtp = plan.rtp.try_clone()?;
     rtp.set_nonblocking(true)?;

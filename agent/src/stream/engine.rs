@@ -39,6 +39,8 @@ const WALL_STEP: Duration = Duration::from_millis(1);
 const EVENTS_PER_WAKE: usize = 256;
 /// Event packets per wake-up: the outbox rarely has more than one due.
 const EVENT_PACKETS_PER_WAKE: usize = 4;
+/// Longest sleep of a detached core without samples (events only).
+const IDLE_NAP: Duration = Duration::from_secs(1);
 /// RTX packets per wake-up: the rate limit spaces them anyway, and live
 /// packets due at the next wake are not held up behind a long queue.
 const RTX_PER_WAKE: usize = 8;
@@ -108,6 +110,11 @@ pub(crate) struct Core {
     /// When the history next has an RTX packet to send.
     rtx_due: Option<Instant>,
     rtx_unavailable_seen: u64,
+    /// A session is up: packets go out. Detached, the board is still
+    /// sampled on the same grid and everything spooled (`attach.rs`).
+    attached: bool,
+    /// When `handle` last ran.
+    woke: Instant,
 }
 
 /// What `Core::new` needs besides the layout.
@@ -127,6 +134,9 @@ pub(crate) struct CoreParts {
     pub instant_id: Option<u8>,
     /// Keep live packets and answer NACKs with RTX (allocated up front).
     pub history: Option<RetransmitHistory>,
+    /// Sending from the start; `false`: sample and spool only until
+    /// [`Core::attach`].
+    pub attached: bool,
 }
 
 impl Core {
@@ -194,6 +204,8 @@ impl Core {
             history: parts.history,
             rtx_due: None,
             rtx_unavailable_seen: 0,
+            attached: parts.attached,
+            woke: epoch,
         }
     }
 
@@ -271,11 +283,22 @@ impl Core {
 
     /// When `handle` next has something to do.
     pub fn poll_timeout(&self) -> Instant {
-        let mut t = self.rtcp.poll_timeout();
+        let mut t = if self.attached {
+            self.rtcp.poll_timeout()
+        } else {
+            // Nothing to report: wake for the samples; edges wake the
+            // thread themselves.
+            self.woke + IDLE_NAP
+        };
         if self.layout.desc.samples.is_some() {
             t = t.min(self.instant_of(self.next_tick));
         }
-        if let Some(at) = self.outbox.as_ref().and_then(EventOutbox::poll_timeout) {
+        if let Some(at) = self
+            .outbox
+            .as_ref()
+            .filter(|_| self.attached)
+            .and_then(EventOutbox::poll_timeout)
+        {
             t = t.min(at);
         }
         if let Some(at) = self.rtx_due {
@@ -315,6 +338,7 @@ impl Core {
         events: &mut EventReceiver,
         sink: &mut impl Sink,
     ) {
+        self.woke = now;
         if self.layout.desc.samples.is_none() && self.staged.is_some() {
             self.apply_staged(now);
         }
@@ -368,6 +392,9 @@ impl Core {
         if self.filled > 0 {
             self.send_samples(now, sink);
         }
+        if !self.attached {
+            return;
+        }
         let tick = self.tick_at(now);
         let sr = self
             .rtp
@@ -405,7 +432,7 @@ impl Core {
                 .get(usize::from(e.input))
                 .copied()
                 .flatten();
-            match (self.outbox.as_mut(), target) {
+            match (self.outbox.as_mut().filter(|_| self.attached), target) {
                 (Some(o), Some(j)) => {
                     let at = TickTime::from_elapsed(
                         e.at.saturating_duration_since(self.epoch),
@@ -429,7 +456,7 @@ impl Core {
 
     fn send_events(&mut self, now: Instant, sink: &mut impl Sink) {
         let tick_ns = self.spacing_ns(1);
-        let Some(outbox) = self.outbox.as_mut() else {
+        let Some(outbox) = self.outbox.as_mut().filter(|_| self.attached) else {
             return;
         };
         for _ in 0..EVENT_PACKETS_PER_WAKE {
@@ -549,10 +576,12 @@ impl Core {
                     *slot = raw;
                 }
             }
-            bump(&self.stats.samples, present);
-            bump(&self.stats.samples_missing, missing);
-            bump(&self.counters.samples_sent, present);
-            bump(&self.counters.samples_missing, missing);
+            if self.attached {
+                bump(&self.stats.samples, present);
+                bump(&self.stats.samples_missing, missing);
+                bump(&self.counters.samples_sent, present);
+                bump(&self.counters.samples_missing, missing);
+            }
             self.filled += 1;
             self.next_tick += period;
             if self.filled >= spp {
@@ -585,6 +614,13 @@ impl Core {
             .map_or((0, 1), |s| (s.channels.len(), s.period));
         let n = (self.filled * channels).min(self.layout.values.len());
         self.spool_samples(n, channels);
+        if !self.attached {
+            // No session: spooled only, for the backfill (docs/protocol.md
+            // 11.7). The next live packet starts a new run with the marker.
+            self.filled = 0;
+            self.packet_tick = self.next_tick;
+            return;
+        }
         let first_ns = u64::try_from(self.stamp_ns(self.packet_tick)).unwrap_or(0);
         // docs/protocol.md 11.7: L, where the backfill ends.
         let _ = self.stats.first_live_ns.compare_exchange(
@@ -664,6 +700,9 @@ impl Core {
     }
 
     fn send_report(&mut self, now: Instant, wall: SystemTime, sink: &mut impl Sink) {
+        if !self.attached {
+            return;
+        }
         let offset = wall_offset(self.epoch, now, wall);
         if let Some(last) = self.sr_offset
             && (offset - last).unsigned_abs() > WALL_STEP.as_nanos()
@@ -785,5 +824,6 @@ fn wall_offset(epoch: Instant, now: Instant, wall: SystemTime) -> i128 {
     wall_ns - now.saturating_duration_since(epoch).as_nanos() as i128
 }
 
+mod attach;
 #[cfg(test)]
 mod tests;

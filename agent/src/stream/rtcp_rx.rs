@@ -35,12 +35,16 @@ pub(crate) struct RtcpReceiver {
 }
 
 /// Where repair requests go: the peer's RTCP address (changed by a
-/// re-INVITE) and the ring to the sender thread.
+/// re-INVITE; `None` while no session is up) and the ring to the sender
+/// thread.
 #[derive(Debug)]
 pub(crate) struct Repair {
-    pub peer: Arc<Mutex<SocketAddr>>,
+    pub peer: Arc<Mutex<Option<SocketAddr>>>,
     pub nacks: rtrb::Producer<u16>,
 }
+
+/// The session's inbound SRTCP context, swapped as sessions come and go.
+pub(crate) type SharedSrtcp = Arc<Mutex<Option<SrtpContext>>>;
 
 impl RtcpReceiver {
     /// Read `socket` (non-blocking) for reports about `ssrc`; each
@@ -52,7 +56,7 @@ impl RtcpReceiver {
         ssrc: u32,
         stats: Arc<Shared>,
         sizes: rtrb::Producer<u16>,
-        srtp: Option<SrtpContext>,
+        srtp: SharedSrtcp,
         repair: Repair,
     ) -> std::io::Result<RtcpReceiver> {
         let (stop_rx, stop) = nix::unistd::pipe().map_err(std::io::Error::from)?;
@@ -76,7 +80,7 @@ fn run(
     ssrc: u32,
     stats: &Shared,
     mut sizes: rtrb::Producer<u16>,
-    mut srtp: Option<SrtpContext>,
+    srtp: SharedSrtcp,
     mut repair: Repair,
 ) -> UdpSocket {
     let mut buf = vec![0u8; RECV_BUF];
@@ -101,18 +105,24 @@ fn run(
             match socket.recv_from(&mut buf) {
                 Ok((n, from)) => {
                     let mut data = buf.get(..n).unwrap_or_default();
-                    if let Some(context) = srtp.as_mut() {
-                        if context.unprotect_rtcp(data, &mut plain).is_err() {
-                            bump(&stats.rtcp_received, 1);
-                            bump(&stats.srtcp_rejected, 1);
-                            continue;
+                    let mut keyed = srtp.lock().unwrap_or_else(|p| p.into_inner());
+                    let authenticated = match keyed.as_mut() {
+                        Some(context) => {
+                            if context.unprotect_rtcp(data, &mut plain).is_err() {
+                                bump(&stats.rtcp_received, 1);
+                                bump(&stats.srtcp_rejected, 1);
+                                continue;
+                            }
+                            data = &plain;
+                            true
                         }
-                        data = &plain;
-                    }
+                        None => false,
+                    };
+                    drop(keyed);
                     handle(data, ssrc, stats, SystemTime::now());
                     // Authenticated under SRTP; else the peer's address.
-                    let from_peer = srtp.is_some()
-                        || *repair.peer.lock().unwrap_or_else(|p| p.into_inner()) == from;
+                    let from_peer = authenticated
+                        || *repair.peer.lock().unwrap_or_else(|p| p.into_inner()) == Some(from);
                     nacks::take_nacks(data, ssrc, from_peer, stats, &mut repair.nacks);
                     let _ = sizes.push(u16::try_from(n).unwrap_or(u16::MAX));
                 }
@@ -246,10 +256,11 @@ mod tests {
         let (tx, mut sizes) = rtrb::RingBuffer::new(8);
         let (nacks, _) = rtrb::RingBuffer::new(8);
         let repair = Repair {
-            peer: Arc::new(Mutex::new("127.0.0.1:9".parse().unwrap())),
+            peer: Arc::new(Mutex::new(None)),
             nacks,
         };
-        let rx = RtcpReceiver::spawn(sock, 7, stats.clone(), tx, None, repair).unwrap();
+        let srtcp = Arc::new(Mutex::new(None));
+        let rx = RtcpReceiver::spawn(sock, 7, stats.clone(), tx, srtcp, repair).unwrap();
         let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
         let packet = rr(7, 0, 0, false);
         peer.send_to(&packet, addr).unwrap();

@@ -110,6 +110,7 @@ fn rig_with(
         spool: None,
         instant_id: None,
         history: None,
+        attached: true,
     };
     let core = Core::new(layout, parts, t0, &mut events);
     Rig {
@@ -540,3 +541,5 @@ fn events_only_streams_switch_to_samples_at_the_next_tick() {
 mod spooling;
 
 mod recovery;
+
+mod attach;
