@@ -514,3 +514,5 @@ fn under_srtp_every_packet_is_protected_and_forged_reports_are_dropped() {
 }
 
 mod repair;
+
+mod detached;
