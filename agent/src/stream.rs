@@ -28,6 +28,8 @@ mod rtcp_rx;
 #[cfg(any(test, feature = "bench"))]
 pub mod sim;
 mod stats;
+#[cfg(test)]
+mod test_spool;
 mod worker;
 
 pub use sipsensor_runtime::realtime::MemoryLock;

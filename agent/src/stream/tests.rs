@@ -136,6 +136,14 @@ fn start_recovering(
     }
 }
 
+/// New keys both ways, as one offer/answer makes them (RFC 4568).
+fn fresh_keys(suite: SrtpSuite) -> SrtpKeys {
+    SrtpKeys {
+        send: SrtpKey::generate(suite),
+        receive: SrtpKey::generate(suite),
+    }
+}
+
 fn quick() -> StreamOptions {
     StreamOptions {
         rtcp_min_interval: Duration::from_millis(100),
@@ -450,10 +458,7 @@ fn under_srtp_every_packet_is_protected_and_forged_reports_are_dropped() {
     let desc = sim.full_description(2);
     let (_tx, events) = handoff::events(0, 1);
     let suite = SrtpSuite::AesCm128HmacSha1_80;
-    let keys = SrtpKeys {
-        send: SrtpKey::generate(suite),
-        receive: SrtpKey::generate(suite),
-    };
+    let keys = fresh_keys(suite);
     let r = start_keyed(
         sim.clone(),
         desc.clone(),

@@ -4,32 +4,8 @@
 //! between what was spooled only and what went live.
 
 use super::*;
-use crate::spool::{self, Record};
-
-fn spool_in(dir: &std::path::Path) -> spool::Spool {
-    let options = spool::SpoolOptions {
-        dir: dir.to_owned(),
-        max_bytes: 1 << 22,
-        max_age: Duration::from_secs(86_400),
-    };
-    spool::Spool::open(&options, SystemTime::now()).expect("open")
-}
-
-/// Every sample instant the spool holds, read back through its API.
-fn instants(store: &spool::Spool) -> Vec<i64> {
-    store
-        .read_from(i64::MIN)
-        .flat_map(|rec| match rec {
-            Record::Samples(s) => {
-                let rows = s.values.len() / usize::from(s.channels.max(1));
-                (0..rows as i64)
-                    .map(|k| s.first_ns + k * i64::from(s.spacing_ns))
-                    .collect()
-            }
-            Record::Edge(_) => Vec::new(),
-        })
-        .collect()
-}
+use crate::spool;
+use crate::stream::test_spool::{open_in, sample_instants as instants};
 
 #[test]
 fn with_no_session_it_spools_then_streams_from_the_next_instant_without_a_gap() {
@@ -65,7 +41,7 @@ fn with_no_session_it_spools_then_streams_from_the_next_instant_without_a_gap() 
     let mut streamer = Streamer::start_detached(plan, board, events, &rt, hub).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let dir = tempfile::TempDir::new().unwrap();
-    let mut store = spool_in(dir.path());
+    let mut store = open_in(dir.path(), SystemTime::now());
     rx.drain(&mut store, &mut Vec::new(), SystemTime::now());
     let before = instants(&store);
     assert!(before.len() >= 10, "spooled with no session: {before:?}");

@@ -105,11 +105,7 @@ fn under_srtp_only_an_authenticated_nack_is_answered_in_the_rtx_context() {
     let sim = SimStream::new(42, 2, 100, true);
     let desc = sim.full_description(2);
     let (_tx, events) = handoff::events(0, 1);
-    let suite = SrtpSuite::AesCm128HmacSha1_80;
-    let keys = SrtpKeys {
-        send: SrtpKey::generate(suite),
-        receive: SrtpKey::generate(suite),
-    };
+    let keys = fresh_keys(SrtpSuite::AesCm128HmacSha1_80);
     let r = start_recovering(
         sim,
         desc,

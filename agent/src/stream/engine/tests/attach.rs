@@ -3,30 +3,15 @@
 //! the session ends, all on one grid of instants.
 
 use super::*;
-use crate::spool::{self, Record};
+use crate::spool;
+use crate::stream::test_spool;
 
 /// Every sample instant the spool holds, in order.
 fn spooled_instants(rx: &mut spool::FeedReceiver, wall: SystemTime) -> Vec<i64> {
     let dir = tempfile::TempDir::new().expect("tempdir");
-    let options = spool::SpoolOptions {
-        dir: dir.path().to_owned(),
-        max_bytes: 1 << 20,
-        max_age: Duration::from_secs(86_400),
-    };
-    let mut store = spool::Spool::open(&options, wall).expect("open");
+    let mut store = test_spool::open_in(dir.path(), wall);
     rx.drain(&mut store, &mut Vec::new(), wall);
-    store
-        .read_from(i64::MIN)
-        .flat_map(|rec| match rec {
-            Record::Samples(s) => {
-                let rows = s.values.len() / usize::from(s.channels.max(1));
-                (0..rows as i64)
-                    .map(|k| s.first_ns + k * i64::from(s.spacing_ns))
-                    .collect()
-            }
-            Record::Edge(_) => Vec::new(),
-        })
-        .collect()
+    test_spool::sample_instants(&store)
 }
 
 #[test]
