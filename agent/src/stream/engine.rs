@@ -415,13 +415,17 @@ impl Core {
         for _ in 0..EVENTS_PER_WAKE {
             let Some(e) = events.pop() else { break };
             set_level(&mut self.levels, e.input, e.level);
+            let at =
+                TickTime::from_elapsed(e.at.saturating_duration_since(self.epoch), self.clock_rate);
             if let Some(feed) = self.spool.as_mut() {
-                let since = match e.at.checked_duration_since(self.epoch) {
-                    Some(d) => d.as_nanos() as i128,
-                    None => -(self.epoch.duration_since(e.at).as_nanos() as i128),
-                };
+                // docs/protocol.md 11.2: the instant a receiver derives from
+                // any copy of the edge, `first + floor(offset × step / 2³²)`,
+                // so a live and a backfilled copy have one key.
+                let step = u128::from(tick_step_ns(self.clock_rate));
+                let within = (u128::from(at.fraction) * step) >> 32;
+                let tick_ns = stamp_at(self.stamp_offset, self.clock_rate, at.tick);
                 feed.edge(&GpioEdge {
-                    at_ns: clamp_ns(self.stamp_offset.unwrap_or(0) + since),
+                    at_ns: clamp_ns(i128::from(tick_ns) + within as i128),
                     input: e.input,
                     level: e.level,
                 });
@@ -434,10 +438,6 @@ impl Core {
                 .flatten();
             match (self.outbox.as_mut().filter(|_| self.attached), target) {
                 (Some(o), Some(j)) => {
-                    let at = TickTime::from_elapsed(
-                        e.at.saturating_duration_since(self.epoch),
-                        self.clock_rate,
-                    );
                     o.edge(j, e.level, at, now);
                     bump(&self.stats.edges_sent, 1);
                     bump(&self.counters.events_sent, 1);
@@ -805,11 +805,18 @@ fn rtcp_config(desc: &StreamDescription, options: &CoreOptions, first: bool) -> 
     c
 }
 
-/// [`Core::stamp_ns`] from its parts (callable while the core is borrowed).
+/// [`Core::stamp_ns`] from its parts (callable while the core is borrowed):
+/// tick n at `base + n × step` (docs/protocol.md 11.2), exact for every
+/// clock rate that divides 10⁹ ns, a fraction of a nanosecond per tick
+/// early for the others.
 fn stamp_at(offset: Option<i128>, clock_rate: u32, tick: u64) -> i64 {
-    let rate = u128::from(clock_rate.max(1));
-    let since = (u128::from(tick) * 1_000_000_000).div_ceil(rate) as i128;
+    let since = i128::from(tick) * i128::from(tick_step_ns(clock_rate));
     clamp_ns(offset.unwrap_or(0) + since)
+}
+
+/// Nanoseconds per tick of the sample clock, truncated.
+fn tick_step_ns(clock_rate: u32) -> u64 {
+    1_000_000_000 / u64::from(clock_rate.max(1))
 }
 
 fn clamp_ns(ns: i128) -> i64 {

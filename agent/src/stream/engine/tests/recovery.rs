@@ -189,3 +189,45 @@ fn a_forged_nack_of_every_sequence_number_stays_within_the_rate() {
     let live = r.packets().iter().filter(|p| p.payload_type == 96).count();
     assert!(live >= 149, "{live} live packets");
 }
+
+#[test]
+fn every_copy_of_an_edge_gives_the_instant_the_spool_records() {
+    let mut r = stamped();
+    let (feed, mut rx) = spool::feed(spool::FEED_BYTES);
+    r.core.spool = Some(feed);
+    // An edge between ticks, at a time whose 32.32 fraction is inexact.
+    let at = r.at(Duration::from_nanos(25_500_001));
+    r.inputs[0].push(Event {
+        input: 0,
+        level: true,
+        at,
+    });
+    r.run_until(r.at(ms(400)));
+    let dir = tempfile::TempDir::new().expect("tempdir");
+    let mut store = crate::stream::test_spool::open_in(dir.path(), r.wall0);
+    rx.drain(&mut store, &mut Vec::new(), r.wall0);
+    let spooled: Vec<i64> = store
+        .read_from(i64::MIN)
+        .filter_map(|rec| match rec {
+            spool::Record::Edge(e) => Some(e.at_ns),
+            spool::Record::Samples(_) => None,
+        })
+        .collect();
+    assert_eq!(spooled.len(), 1);
+    let mut copies = 0;
+    for p in r.packets().iter().filter(|p| p.payload_type == 97) {
+        let instant = p.sample_instant(1).unwrap().expect("stamped");
+        let Payload::Events(events) = decode_payload(p.payload).unwrap() else {
+            panic!("not events")
+        };
+        for record in events.records() {
+            copies += 1;
+            assert_eq!(
+                instant.edge(record.offset).map(|t| t as i64),
+                Some(spooled[0]),
+                "copy {copies}"
+            );
+        }
+    }
+    assert!(copies >= 2, "the edge and its repeats: {copies}");
+}
