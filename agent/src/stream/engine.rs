@@ -307,26 +307,6 @@ impl Core {
         t
     }
 
-    /// The session's peer NACKed these sequence numbers of the live stream
-    /// (RFC 4585 6.2.1): the ones still kept are queued for RTX, at most
-    /// once per hold-off each (`RetransmitHistory`). Without RTX agreed,
-    /// nothing.
-    pub fn on_nack(&mut self, lost: impl IntoIterator<Item = u16>, now: Instant) {
-        let Some(history) = self.history.as_mut() else {
-            return;
-        };
-        history.on_nack(lost, now);
-        let unavailable = history.unavailable();
-        if unavailable > self.rtx_unavailable_seen {
-            bump(
-                &self.stats.rtx_unavailable,
-                unavailable - self.rtx_unavailable_seen,
-            );
-            self.rtx_unavailable_seen = unavailable;
-        }
-        self.rtx_due = history.poll_timeout(now);
-    }
-
     /// Everything due at `now`: queued edges, sampling instants and full
     /// packets, event repeats, the RTCP report. `wall` is the wall clock
     /// read together with `now`.
@@ -349,34 +329,6 @@ impl Core {
         self.send_report(now, wall, sink);
         // Last: a resend never goes before a live packet that is due.
         self.send_rtx(now, sink);
-    }
-
-    /// RTX packets the rate allows now (RFC 4588 4, docs/protocol.md 11.5).
-    fn send_rtx(&mut self, now: Instant, sink: &mut impl Sink) {
-        let Some(history) = self.history.as_mut() else {
-            return;
-        };
-        for _ in 0..RTX_PER_WAKE {
-            match history.poll_transmit(&mut self.buf, now) {
-                Ok(Some(n)) => {
-                    if sink.rtx(&self.buf[..n]) {
-                        bump(&self.stats.rtx_sent, 1);
-                    } else {
-                        bump(&self.stats.send_errors, 1);
-                    }
-                }
-                Ok(None) => break,
-                Err(_) => bump(&self.stats.send_errors, 1),
-            }
-        }
-        self.rtx_due = history.poll_timeout(now);
-    }
-
-    /// A live packet just sent: kept for RTX when agreed.
-    fn keep(&mut self, len: usize, now: Instant) {
-        if let (Some(history), Some(packet)) = (self.history.as_mut(), self.buf.get(..len)) {
-            history.record(packet, now);
-        }
     }
 
     /// Nanoseconds between two sampling instants, truncated: the spacing
@@ -832,5 +784,6 @@ fn wall_offset(epoch: Instant, now: Instant, wall: SystemTime) -> i128 {
 }
 
 mod attach;
+mod repair;
 #[cfg(test)]
 mod tests;

@@ -6,8 +6,8 @@ use super::sim::{Checker, SimStream};
 use super::*;
 use crate::handoff::{self, Event};
 use sipsensor_protocol::{
-    EventFormat, Payload, ReceiverReport, ReportBlock, RtcpPacket, SrMapping, SrtpKey, SrtpSuite,
-    decode_payload, parse_rtcp_compound, parse_rtp, receiver_report_compound,
+    EventFormat, Payload, ReceiverReport, ReportBlock, RtcpPacket, SrMapping, SrtpContext, SrtpKey,
+    SrtpSuite, decode_payload, parse_rtcp_compound, parse_rtp, receiver_report_compound,
 };
 use std::time::SystemTime;
 
