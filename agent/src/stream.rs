@@ -444,6 +444,10 @@ impl Streamer {
         )
         .map_err(StreamError::Srtp)?;
         self.collect_retired();
+        // A BYE of an earlier session says nothing about this one.
+        self.stats
+            .peer_bye
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         // The receiver checks under the new terms before the first packet.
         *self.srtcp.lock().unwrap_or_else(|p| p.into_inner()) = srtcp_in;
         *self.peer_rtcp.lock().unwrap_or_else(|p| p.into_inner()) = Some(session.remote_rtcp);
@@ -502,7 +506,9 @@ impl Streamer {
         self.ssrc
     }
 
-    /// The figures so far (lock-free reads).
+    /// The figures so far (lock-free reads), over the sender's life: every
+    /// session it was attached to (`first_live_ns` and `peer_bye` are the
+    /// current session's).
     pub fn stats(&self) -> StreamStats {
         self.stats.snapshot()
     }
