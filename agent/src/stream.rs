@@ -214,6 +214,11 @@ pub struct Streamer {
     peer_rtcp: Arc<Mutex<Option<SocketAddr>>>,
     /// The RTCP receiver's SRTCP context, the session's.
     srtcp: rtcp_rx::SharedSrtcp,
+    /// A handle on the RTP socket (non-blocking) for other senders of the
+    /// session (the backfill stream, docs/protocol.md 11.6).
+    rtp: UdpSocket,
+    /// Where the session's RTP goes; `None` while detached.
+    remote_rtp: Option<SocketAddr>,
 }
 
 impl Streamer {
@@ -278,6 +283,10 @@ impl Streamer {
             Err(e) => return Err(fail(e, board, events, spool)),
         };
         let sockets = match sockets(&plan) {
+            Ok(s) => s,
+            Err(e) => return Err(fail(StreamError::Socket(e), board, events, spool)),
+        };
+        let rtp_handle = match sockets.0.try_clone() {
             Ok(s) => s,
             Err(e) => return Err(fail(StreamError::Socket(e), board, events, spool)),
         };
@@ -385,6 +394,8 @@ impl Streamer {
                 recovery: plan.recovery,
                 peer_rtcp,
                 srtcp,
+                rtp: rtp_handle,
+                remote_rtp: attached.then_some(plan.remote_rtp),
             }),
             Err(e) => {
                 let _ = receiver.stop();
@@ -419,7 +430,21 @@ impl Streamer {
     /// Send to a new address (a re-INVITE moved the collector).
     pub fn set_remote(&mut self, rtp: SocketAddr, rtcp: SocketAddr) -> Result<(), StreamError> {
         *self.peer_rtcp.lock().unwrap_or_else(|p| p.into_inner()) = Some(rtcp);
-        self.send(Command::Remote { rtp, rtcp })
+        self.send(Command::Remote { rtp, rtcp })?;
+        self.remote_rtp = Some(rtp);
+        Ok(())
+    }
+
+    /// Another handle on the RTP socket (non-blocking): packets of the
+    /// session's other streams (backfill, docs/protocol.md 11.6) leave
+    /// from the same port, to [`Self::remote_rtp`].
+    pub fn rtp_socket(&self) -> std::io::Result<UdpSocket> {
+        self.rtp.try_clone()
+    }
+
+    /// Where the attached session's RTP goes.
+    pub fn remote_rtp(&self) -> Option<SocketAddr> {
+        self.remote_rtp
     }
 
     /// Send to a session from the next sampling instant (or, attached
@@ -460,6 +485,7 @@ impl Streamer {
         self.description = session.description;
         self.srtp = session.srtp;
         self.recovery = session.recovery;
+        self.remote_rtp = Some(session.remote_rtp);
         Ok(())
     }
 
@@ -475,6 +501,7 @@ impl Streamer {
         })?;
         *self.srtcp.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.description = idle;
+        self.remote_rtp = None;
         self.srtp = None;
         self.recovery = LiveRecovery::default();
         Ok(())

@@ -47,6 +47,7 @@ fn with_no_session_it_spools_then_streams_from_the_next_instant_without_a_gap() 
     assert!(before.len() >= 10, "spooled with no session: {before:?}");
     let mut buf = [0u8; 2048];
     assert!(collector.rtp.recv(&mut buf).is_err(), "nothing sent");
+    assert_eq!(streamer.remote_rtp(), None);
 
     streamer
         .attach(SessionPlan {
@@ -60,7 +61,14 @@ fn with_no_session_it_spools_then_streams_from_the_next_instant_without_a_gap() 
             },
         })
         .unwrap();
+    assert_eq!(streamer.remote_rtp(), collector.rtp.local_addr().ok());
+    let same_port = streamer.rtp_socket().unwrap().local_addr().unwrap();
     let live = collector.rtp_packets(10);
+    // The handle other senders get is the live stream's own port.
+    let source = (0..100)
+        .find_map(|_| collector.rtp.recv_from(&mut buf).ok())
+        .map(|(_, from)| from);
+    assert_eq!(source, Some(same_port));
     let first_live = streamer.first_live_ns();
     streamer.stop().unwrap();
     assert!(runner.stop(Duration::from_secs(1)));
