@@ -514,6 +514,7 @@ fn start_session(config: &Config, pipeline: &mut Pipeline, hub: &StatusHub) -> S
             session::run::cname(&config),
             hub.clone(),
             spool,
+            spool_writer.as_ref().map(|w| w.spool()),
         );
         if let Err(e) = session::run::run(&config, address, &mut media, hub.clone(), stop_rx).await
         {
@@ -522,6 +523,8 @@ fn start_session(config: &Config, pipeline: &mut Pipeline, hub: &StatusHub) -> S
             hub.set_state(AgentState::Error);
         }
         media.stop();
+        // The sender samples and spools until here.
+        media.shutdown();
         if let Some(w) = spool_writer {
             // Writes and syncs what the sender handed over last.
             w.stop();

@@ -21,9 +21,10 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use sipsensor_protocol::{
-    Agreed, AnswerPolicy, EndReason, FailureReason, IdGenerator, LocalMedia, LocalSdp,
-    RegistrationConfig, RegistrationEvent, Response, Sdp, ServerId, SessionId, StreamDescription,
-    StreamRole, Transport, UaError, UaEvent, answer_offer, apply_answer, make_offer, parse_sdp,
+    Agreed, AgreedRecovery, AnswerPolicy, EndReason, FailureReason, IdGenerator, LocalMedia,
+    LocalSdp, RecoverySupport, RegistrationConfig, RegistrationEvent, Response, Sdp, ServerId,
+    SessionId, StreamDescription, StreamRole, Transport, UaError, UaEvent, agreed_recovery,
+    answer_with_recovery, apply_answer, offer_with_recovery, parse_sdp,
 };
 
 use crate::backoff::Backoff;
@@ -49,6 +50,9 @@ pub struct Settings {
     pub capabilities: StreamDescription,
     /// Where this device's RTP leaves from (its SDP address).
     pub local_media: LocalMedia,
+    /// The acknowledgement, repair and backfill this device offers and
+    /// accepts (docs/protocol.md 11.1); `Default`: none.
+    pub recovery: RecoverySupport,
     /// In-dialog OPTIONS interval: how fast a lost collector is noticed.
     pub keepalive: Duration,
     /// CRLF keep-alive interval of the flow to the registrar (RFC 5626
@@ -103,13 +107,15 @@ pub enum Action {
     },
     Ping(SessionId),
     Hangup(SessionId),
-    /// Start streaming as agreed (remote address, description).
+    /// Start streaming as agreed (remote address, description, and the
+    /// recovery of docs/protocol.md 11.1).
     StartStream {
         session: SessionId,
         agreed: Agreed,
+        recovery: AgreedRecovery,
     },
     /// Same session, new description (a re-INVITE changed rate or channels).
-    UpdateStream(Agreed),
+    UpdateStream(Agreed, AgreedRecovery),
     StopStream,
 }
 
@@ -170,6 +176,12 @@ pub struct Controller {
 }
 
 impl Controller {
+    /// What the next offer or answer states about recovery: the spool's
+    /// oldest instant moves as it fills and releases.
+    pub fn set_recovery(&mut self, support: RecoverySupport) {
+        self.settings.recovery = support;
+    }
+
     pub fn new(settings: Settings, mut ids: IdGenerator) -> Self {
         let origin = LocalSdp::new(&settings.sdp_user, settings.sdp_address, &mut ids);
         let backoff = Backoff::new(settings.retry_initial, settings.retry_max);
@@ -321,10 +333,11 @@ impl Controller {
         let Some(to) = self.settings.collector.clone() else {
             return;
         };
-        match make_offer(
+        match offer_with_recovery(
             &self.settings.capabilities,
             StreamRole::Sender,
             &self.settings.local_media,
+            &self.settings.recovery,
             &mut self.origin,
         ) {
             Ok(offer) => {
@@ -434,13 +447,14 @@ impl Controller {
         if *calling != Some(session) {
             return;
         }
-        let agreed = parse_sdp(answer)
-            .map_err(|e| e.to_string())
-            .and_then(|a| apply_answer(offer, &a, StreamRole::Sender).map_err(|e| e.to_string()));
+        let agreed = parse_sdp(answer).map_err(|e| e.to_string()).and_then(|a| {
+            let agreed = apply_answer(offer, &a, StreamRole::Sender).map_err(|e| e.to_string())?;
+            Ok((agreed, agreed_recovery(offer, &a, StreamRole::Sender)))
+        });
         match agreed {
-            Ok(agreed) => {
+            Ok((agreed, recovery)) => {
                 self.opener = Some((session, Opener::Us));
-                self.stream(session, agreed, now);
+                self.stream(session, agreed, recovery, now);
             }
             Err(e) => {
                 self.problem("call", format!("the collector's answer is unusable: {e}"));
@@ -469,10 +483,10 @@ impl Controller {
             return;
         }
         match self.answer(offer) {
-            Ok((answer, agreed)) => {
+            Ok((answer, agreed, recovery)) => {
                 self.opener = Some((session, opener));
                 self.actions.push_back(Action::Accept { session, answer });
-                self.stream(session, agreed, now);
+                self.stream(session, agreed, recovery, now);
             }
             Err((status, warning)) => {
                 tracing::warn!("refused an incoming call: {warning}");
@@ -495,7 +509,7 @@ impl Controller {
             return;
         }
         match self.answer(offer) {
-            Ok((answer, agreed)) => {
+            Ok((answer, agreed, recovery)) => {
                 tracing::info!(
                     "collector changed the stream: {}",
                     summary(&agreed.description)
@@ -504,7 +518,8 @@ impl Controller {
                     session,
                     answer: Ok(answer),
                 });
-                self.actions.push_back(Action::UpdateStream(agreed));
+                self.actions
+                    .push_back(Action::UpdateStream(agreed, recovery));
             }
             Err((status, warning)) => {
                 tracing::warn!("refused the collector's new offer: {warning}");
@@ -518,28 +533,38 @@ impl Controller {
 
     /// Our answer to an offer (RFC 3264 6): what we can send within what
     /// was asked for, or the 488 and why.
-    fn answer(&mut self, offer: &[u8]) -> Result<(Vec<u8>, Agreed), (u16, String)> {
+    fn answer(&mut self, offer: &[u8]) -> Result<(Vec<u8>, Agreed, AgreedRecovery), (u16, String)> {
         let offer = parse_sdp(offer).map_err(|e| (400, format!("malformed SDP: {e}")))?;
         let policy = AnswerPolicy::Send {
             capabilities: self.settings.capabilities.clone(),
         };
-        answer_offer(
+        answer_with_recovery(
             &offer,
             &policy,
             &self.settings.local_media,
+            &self.settings.recovery,
             &mut self.origin,
         )
-        .map(|(sdp, agreed)| (sdp.to_bytes(), agreed))
+        .map(|(sdp, agreed, recovery)| (sdp.to_bytes(), agreed, recovery))
         .map_err(|e| (e.status_code(), e.to_string()))
     }
 
-    fn stream(&mut self, session: SessionId, agreed: Agreed, now: Instant) {
+    fn stream(
+        &mut self,
+        session: SessionId,
+        agreed: Agreed,
+        recovery: AgreedRecovery,
+        now: Instant,
+    ) {
         tracing::info!("streaming: {}", summary(&agreed.description));
         self.solved("call");
         self.backoff.reset();
         self.set_state(AgentState::Streaming);
-        self.actions
-            .push_back(Action::StartStream { session, agreed });
+        self.actions.push_back(Action::StartStream {
+            session,
+            agreed,
+            recovery,
+        });
         self.phase = Phase::Streaming {
             session,
             next_ping: now + self.settings.keepalive,

@@ -28,11 +28,15 @@ mod rtcp_rx;
 #[cfg(any(test, feature = "bench"))]
 pub mod sim;
 mod stats;
+mod terms;
+#[cfg(test)]
+mod test_spool;
 mod worker;
 
 pub(crate) use layout::layout_id;
 pub use sipsensor_runtime::realtime::MemoryLock;
 pub use stats::{CommittedMark, LastReport, StreamStats};
+pub use terms::{LiveRecovery, RtxPlan, SessionPlan};
 
 use crate::config::RealtimeConfig;
 use crate::handoff::{Board, EventReceiver};
@@ -42,17 +46,17 @@ use engine::{CoreOptions, CoreParts};
 use layout::Layout;
 use rtcp_rx::RtcpReceiver;
 use sipsensor_protocol::{
-    IdGenerator, OutboxConfig, RtpSender, SrtpContext, SrtpError, SrtpKeys, StreamDescription,
+    IdGenerator, OutboxConfig, RtpSender, SrtpError, SrtpKeys, StreamDescription,
 };
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use worker::{Command, Job, Protector, Sockets};
+use terms::session_terms;
+use worker::{Command, Job, Sockets};
 
 /// Commands in flight; a reconfiguration needs one slot.
 const COMMANDS: usize = 4;
-
 /// Why a stream cannot start or change.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
@@ -146,6 +150,8 @@ pub struct StreamPlan {
     /// Every sample run and edge is handed here for spooling (crate::spool);
     /// comes back in `Stopped` or `StartFailed`.
     pub spool: Option<SpoolFeed>,
+    /// The acknowledgement and repair agreed (docs/protocol.md 11).
+    pub recovery: LiveRecovery,
 }
 
 /// A `start` that failed, with the parts it was given back.
@@ -196,13 +202,24 @@ pub struct Streamer {
     thread: Option<JoinHandle<Option<worker::End>>>,
     receiver: Option<RtcpReceiver>,
     commands: rtrb::Producer<Command>,
-    retired: rtrb::Consumer<Box<Layout>>,
+    retired: rtrb::Consumer<worker::Retired>,
     stats: Arc<stats::Shared>,
     channels: Vec<String>,
     inputs: Vec<String>,
     description: StreamDescription,
     ssrc: u32,
     srtp: Option<SrtpKeys>,
+    recovery: LiveRecovery,
+    /// The peer's RTCP address, which NACKs must come from (plain RTP);
+    /// `None` while detached.
+    peer_rtcp: Arc<Mutex<Option<SocketAddr>>>,
+    /// The RTCP receiver's SRTCP context, the session's.
+    srtcp: rtcp_rx::SharedSrtcp,
+    /// A handle on the RTP socket (non-blocking) for other senders of the
+    /// session (the backfill stream, docs/protocol.md 11.6).
+    rtp: UdpSocket,
+    /// Where the session's RTP goes; `None` while detached.
+    remote_rtp: Option<SocketAddr>,
 }
 
 impl Streamer {
@@ -211,12 +228,41 @@ impl Streamer {
     /// 0 of the sample clock is about a millisecond after this returns.
     /// Packets and values are added to `status`'s counters.
     pub fn start(
-        mut plan: StreamPlan,
+        plan: StreamPlan,
         board: Board,
         events: EventReceiver,
         rt: &RealtimeConfig,
         status: StatusHub,
     ) -> Result<Streamer, Box<StartFailed>> {
+        Self::launch(plan, board, events, rt, status, true)
+    }
+
+    /// [`Self::start`] without a session: the board is sampled on the
+    /// plan's description and everything spooled, nothing sent (the
+    /// plan's remote addresses, keys and recovery are not used) until
+    /// [`Self::attach`].
+    pub fn start_detached(
+        plan: StreamPlan,
+        board: Board,
+        events: EventReceiver,
+        rt: &RealtimeConfig,
+        status: StatusHub,
+    ) -> Result<Streamer, Box<StartFailed>> {
+        Self::launch(plan, board, events, rt, status, false)
+    }
+
+    fn launch(
+        mut plan: StreamPlan,
+        board: Board,
+        events: EventReceiver,
+        rt: &RealtimeConfig,
+        status: StatusHub,
+        attached: bool,
+    ) -> Result<Streamer, Box<StartFailed>> {
+        if !attached {
+            plan.srtp = None;
+            plan.recovery = LiveRecovery::default();
+        }
         let spool = plan.spool.take();
         let fail = |error, board, events, spool| {
             Box::new(StartFailed {
@@ -241,7 +287,16 @@ impl Streamer {
             Ok(s) => s,
             Err(e) => return Err(fail(StreamError::Socket(e), board, events, spool)),
         };
-        let (protector, srtcp_in) = match srtp_contexts(plan.srtp.as_ref()) {
+        let rtp_handle = match sockets.0.try_clone() {
+            Ok(s) => s,
+            Err(e) => return Err(fail(StreamError::Socket(e), board, events, spool)),
+        };
+        let (terms, srtcp_in) = match session_terms(
+            plan.srtp.as_ref(),
+            &plan.recovery,
+            &plan.description,
+            &mut plan.ids,
+        ) {
             Ok(c) => c,
             Err(e) => return Err(fail(StreamError::Srtp(e), board, events, spool)),
         };
@@ -254,14 +309,27 @@ impl Streamer {
             .filter(|(_, i)| i.level == Some(true))
             .fold(0u64, |acc, (g, _)| acc | 1 << g);
         let stats = Arc::new(stats::Shared::default());
-        stats.set_rtcp_peer(plan.remote_rtcp.ip());
         let (sizes_tx, sizes_rx) = rtrb::RingBuffer::new(64);
         let (commands, commands_rx) = rtrb::RingBuffer::new(COMMANDS);
         // Room for every command in flight and the one being replaced.
         let (retired_tx, retired) = rtrb::RingBuffer::new(2 * COMMANDS + 2);
         let ssrc = plan.sender.ssrc();
         let (rtcp_rx, rtcp_tx) = (plan.rtcp, sockets.1);
-        let receiver = match RtcpReceiver::spawn(rtcp_rx, ssrc, stats.clone(), sizes_tx, srtcp_in) {
+        let (nacks_tx, nacks_rx) = rtrb::RingBuffer::new(rtcp_rx::MAX_PER_COMPOUND);
+        let peer_rtcp = Arc::new(Mutex::new(attached.then_some(plan.remote_rtcp)));
+        let srtcp = Arc::new(Mutex::new(srtcp_in));
+        let repair = rtcp_rx::Repair {
+            peer: peer_rtcp.clone(),
+            nacks: nacks_tx,
+        };
+        let receiver = match RtcpReceiver::spawn(
+            rtcp_rx,
+            ssrc,
+            stats.clone(),
+            sizes_tx,
+            srtcp.clone(),
+            repair,
+        ) {
             Ok(r) => r,
             Err(e) => return Err(fail(StreamError::Thread(e), board, events, spool)),
         };
@@ -287,6 +355,9 @@ impl Streamer {
                 counters: status.counters().clone(),
                 // Travels in the handover, so a failed start returns it.
                 spool: None,
+                instant_id: terms.instant_id,
+                history: terms.history,
+                attached,
             },
             handover: handover.clone(),
             sockets: Sockets {
@@ -294,11 +365,13 @@ impl Streamer {
                 rtcp: rtcp_tx,
                 remote_rtp: plan.remote_rtp,
                 remote_rtcp: plan.remote_rtcp,
-                srtp: protector,
+                srtp: terms.srtp,
+                rtx_srtp: terms.rtx_srtp,
             },
             commands: commands_rx,
             retired: retired_tx,
             rtcp_sizes: sizes_rx,
+            nacks: nacks_rx,
             realtime: *rt,
             memory: plan.options.memory_lock,
             fine_sleep: plan.options.fine_sleep,
@@ -319,6 +392,11 @@ impl Streamer {
                 description: plan.description,
                 ssrc,
                 srtp: plan.srtp,
+                recovery: plan.recovery,
+                peer_rtcp,
+                srtcp,
+                rtp: rtp_handle,
+                remote_rtp: attached.then_some(plan.remote_rtp),
             }),
             Err(e) => {
                 let _ = receiver.stop();
@@ -352,8 +430,94 @@ impl Streamer {
 
     /// Send to a new address (a re-INVITE moved the collector).
     pub fn set_remote(&mut self, rtp: SocketAddr, rtcp: SocketAddr) -> Result<(), StreamError> {
-        self.stats.set_rtcp_peer(rtcp.ip());
-        self.send(Command::Remote { rtp, rtcp })
+        *self.peer_rtcp.lock().unwrap_or_else(|p| p.into_inner()) = Some(rtcp);
+        self.send(Command::Remote { rtp, rtcp })?;
+        self.remote_rtp = Some(rtp);
+        Ok(())
+    }
+
+    /// Another handle on the RTP socket (non-blocking): packets of the
+    /// session's other streams (backfill, docs/protocol.md 11.6) leave
+    /// from the same port, to [`Self::remote_rtp`].
+    pub fn rtp_socket(&self) -> std::io::Result<UdpSocket> {
+        self.rtp.try_clone()
+    }
+
+    /// Where the attached session's RTP goes.
+    pub fn remote_rtp(&self) -> Option<SocketAddr> {
+        self.remote_rtp
+    }
+
+    /// Send to a session from the next sampling instant (or, attached
+    /// already, end that stream and send under these terms): `session`'s
+    /// peer, description (same clock rate), keys and recovery. The SSRC,
+    /// sequence numbers and timestamps continue; the first packet has the
+    /// marker bit.
+    pub fn attach(&mut self, session: SessionPlan) -> Result<(), StreamError> {
+        if session.description.clock_rate != self.description.clock_rate {
+            return Err(StreamError::ClockChanged {
+                current: self.description.clock_rate,
+                new: session.description.clock_rate,
+            });
+        }
+        let layout = Layout::new(session.description.clone(), &self.channels, &self.inputs)?;
+        let mut ids = IdGenerator::from_entropy();
+        let (terms, srtcp_in) = session_terms(
+            session.srtp.as_ref(),
+            &session.recovery,
+            &session.description,
+            &mut ids,
+        )
+        .map_err(StreamError::Srtp)?;
+        self.collect_retired();
+        // A BYE of an earlier session says nothing about this one.
+        self.stats
+            .peer_bye
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        // The receiver checks under the new terms before the first packet.
+        *self.srtcp.lock().unwrap_or_else(|p| p.into_inner()) = srtcp_in;
+        *self.peer_rtcp.lock().unwrap_or_else(|p| p.into_inner()) = Some(session.remote_rtcp);
+        self.send(Command::Attach {
+            rtp: session.remote_rtp,
+            rtcp: session.remote_rtcp,
+            terms: Box::new(terms),
+            layout: Box::new(layout),
+        })?;
+        self.description = session.description;
+        self.srtp = session.srtp;
+        self.recovery = session.recovery;
+        self.remote_rtp = Some(session.remote_rtp);
+        Ok(())
+    }
+
+    /// End the session's stream (partial packet, SR + SDES + BYE) and go on
+    /// sampling and spooling under `idle` (same clock rate).
+    pub fn detach(&mut self, idle: StreamDescription) -> Result<(), StreamError> {
+        let layout = Layout::new(idle.clone(), &self.channels, &self.inputs)?;
+        self.collect_retired();
+        *self.peer_rtcp.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.send(Command::Detach {
+            spent: Box::default(),
+            layout: Box::new(layout),
+        })?;
+        *self.srtcp.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.description = idle;
+        self.remote_rtp = None;
+        self.srtp = None;
+        self.recovery = LiveRecovery::default();
+        Ok(())
+    }
+
+    /// The acknowledgement and repair the stream was started with.
+    pub fn recovery(&self) -> &LiveRecovery {
+        &self.recovery
+    }
+
+    /// docs/protocol.md 11.7's L: the sample instant of the first live
+    /// sample (ns since the Unix epoch), once it is sampled. Backfill
+    /// covers what lies before it.
+    pub fn first_live_ns(&self) -> Option<u64> {
+        self.stats.snapshot().first_live_ns
     }
 
     /// The SRTP keys the stream was started with.
@@ -375,7 +539,9 @@ impl Streamer {
         CommittedMark(self.stats.clone())
     }
 
-    /// The figures so far (lock-free reads).
+    /// The figures so far (lock-free reads), over the sender's life: every
+    /// session it was attached to (`first_live_ns` and `peer_bye` are the
+    /// current session's).
     pub fn stats(&self) -> StreamStats {
         self.stats.snapshot()
     }
@@ -446,19 +612,6 @@ impl Drop for Streamer {
 
 /// Non-blocking sockets, and a second handle on the RTCP one for sending
 /// (the receiver thread reads the original).
-/// The sender's outbound context and the RTCP receiver's inbound one.
-fn srtp_contexts(
-    keys: Option<&SrtpKeys>,
-) -> Result<(Option<Protector>, Option<SrtpContext>), SrtpError> {
-    let Some(keys) = keys else {
-        return Ok((None, None));
-    };
-    Ok((
-        Some(Protector::new(SrtpContext::outbound(&keys.send)?)),
-        Some(SrtpContext::inbound(&keys.receive)?),
-    ))
-}
-
 fn sockets(plan: &StreamPlan) -> std::io::Result<(UdpSocket, UdpSocket)> {
     let rtp = plan.rtp.try_clone()?;
     rtp.set_nonblocking(true)?;

@@ -141,6 +141,7 @@ fn stream_under(suite: SrtpSuite) -> Capture {
         },
         srtp: agreed.srtp.clone(),
         spool: None,
+        recovery: Default::default(),
     };
     let rt = RealtimeConfig {
         priority: 10,

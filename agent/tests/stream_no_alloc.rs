@@ -9,6 +9,10 @@
 //! into a pre-allocated slot).
 //! The spool feed is wired in, its ring left undrained (the writer thread
 //! allocates, being off the real-time path, and would count here).
+//! Packets carry the sample instant and are kept for RTX (docs/protocol.md
+//! 11.2, 11.5); a NACK sent just before the window (its parse on the RTCP
+//! thread allocates) asks for more than the RTX rate sends at once, so the
+//! window also sees RTX packets going out.
 
 #![allow(clippy::unwrap_used)] // test code: a failed setup step should panic
 
@@ -17,10 +21,12 @@ use sipsensor_agent::handoff::{self, Board, Event};
 use sipsensor_agent::sensor::Reading;
 use sipsensor_agent::spool;
 use sipsensor_agent::status::StatusHub;
-use sipsensor_agent::stream::{MemoryLock, StreamOptions, StreamPlan, Streamer};
+use sipsensor_agent::stream::{
+    LiveRecovery, MemoryLock, RtxPlan, StreamOptions, StreamPlan, Streamer,
+};
 use sipsensor_protocol::{
-    ChannelSpec, EventFormat, IdGenerator, RtpSender, SampleFormat, SrtpKey, SrtpKeys, SrtpSuite,
-    StreamDescription, Unit,
+    ChannelSpec, CompoundWriter, EventFormat, IdGenerator, Nack, ReceiverReport, RtpSender,
+    SampleFormat, SrtpContext, SrtpKey, SrtpKeys, SrtpSuite, StreamDescription, Unit, parse_rtp,
 };
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::UdpSocket;
@@ -124,9 +130,18 @@ fn stream_and_count(label: &str, srtp: Option<SrtpKeys>) {
             memory_lock: MemoryLock::Off,
             ..StreamOptions::default()
         },
-        srtp,
+        srtp: srtp.clone(),
         spool: Some(feed),
+        recovery: LiveRecovery {
+            instant_id: Some(1),
+            rtx: Some(RtxPlan {
+                ssrc: 0x5e1f_0001,
+                payload_types: vec![(96, 98), (97, 99)],
+                rtx_time: Duration::from_secs(3),
+            }),
+        },
     };
+    let agent_rtcp = plan.rtcp.local_addr().unwrap();
     let rt = RealtimeConfig {
         priority: 10,
         cpu: None,
@@ -137,7 +152,49 @@ fn stream_and_count(label: &str, srtp: Option<SrtpKeys>) {
     };
     let mut streamer = Streamer::start(plan, board, events, &rt, StatusHub::new()).unwrap();
     // Warm up: the first packets, the first SR, lazily initialised state.
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(1500));
+    // NACK every live packet so far: more than the RTX rate sends at once.
+    collector.set_nonblocking(true).unwrap();
+    let mut buf = vec![0u8; 2048];
+    let mut lost = Vec::new();
+    while let Ok(n) = collector.recv(&mut buf) {
+        if srtp.is_none()
+            && let Ok(p) = parse_rtp(&buf[..n])
+        {
+            assert!(p.extension.is_some(), "{label}: stamped");
+        }
+        // The sequence number is in the clear under SRTP too.
+        lost.push(u16::from_be_bytes([buf[2], buf[3]]));
+    }
+    let nack = Nack::for_lost(0x0bad_cafe, streamer.ssrc(), &lost);
+    let mut compound = vec![0u8; 4096];
+    let mut w = CompoundWriter::new(&mut compound);
+    w.receiver_report(&ReceiverReport {
+        ssrc: 0x0bad_cafe,
+        reports: vec![],
+    })
+    .unwrap();
+    w.sdes(0x0bad_cafe, "collector@127.0.0.1", &[]).unwrap();
+    w.nack(&nack).unwrap();
+    let n = w.finish().unwrap();
+    let mut sealed = Vec::new();
+    let datagram = match &srtp {
+        Some(keys) => {
+            let mut c = SrtpContext::outbound(&keys.receive).unwrap();
+            c.protect_rtcp(&compound[..n], &mut sealed).unwrap();
+            &sealed[..]
+        }
+        None => &compound[..n],
+    };
+    collector.send_to(datagram, agent_rtcp).unwrap();
+    // The RTCP thread parses it (allocating) before the window opens.
+    for _ in 0..500 {
+        if streamer.stats().nacks_received > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(Duration::from_millis(20));
     streamer.reconfigure(description(2, 4)).unwrap();
     let edge = Event {
         input: 0,
@@ -180,6 +237,11 @@ fn stream_and_count(label: &str, srtp: Option<SrtpKeys>) {
         (before.config, after.config),
         (1, 2),
         "{label}: switched inside the window"
+    );
+    assert_eq!(after.nacks_received, 1, "{label}: {after:?}");
+    assert!(
+        after.rtx_sent > before.rtx_sent,
+        "{label}: RTX inside the window: {before:?} {after:?}"
     );
     // ... and no allocation or free anywhere in the process.
     assert_eq!(

@@ -1,9 +1,13 @@
 //! What the agent can send, in the protocol's terms: the configured stream
-//! as a [`StreamDescription`] (docs/protocol.md section 2), and whether it
-//! is offered and taken with SRTP.
+//! as a [`StreamDescription`] (docs/protocol.md section 2), whether it is
+//! offered and taken with SRTP, and what it states of acknowledgement,
+//! repair and backfill (docs/protocol.md 11.1).
+
+use std::time::Duration;
 
 use sipsensor_protocol::{
-    ChannelSpec as WireChannel, EventFormat, MediaSecurity, SampleFormat, StreamDescription,
+    BackfillSupport, ChannelSpec as WireChannel, EventFormat, MediaSecurity, RecoverySupport,
+    RtxSupport, SampleFormat, StreamDescription,
 };
 
 use crate::config::Config;
@@ -12,6 +16,38 @@ use crate::units::decimal_exponent;
 /// Payload types of the two formats (docs/protocol.md section 2).
 pub const SAMPLES_PT: u8 = 96;
 pub const EVENTS_PT: u8 = 97;
+
+/// How long live packets are kept for RTX: the SDP's `rtx-time` (RFC 4588
+/// 8.1). Several collector retry intervals (200 ms, docs/protocol.md 11.5)
+/// and round trips fit in it.
+pub const RTX_TIME: Duration = Duration::from_secs(3);
+
+/// The SSRCs of the agent's extra streams (docs/protocol.md 11.1): RTX
+/// (RFC 4588 8.3) and backfill. Fixed for the agent's life, like the live
+/// one, so every SDP announces the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoverySsrcs {
+    pub rtx: u32,
+    pub backfill: u32,
+}
+
+/// What the agent's SDP offers and accepts of docs/protocol.md 11: the
+/// sample instant and NACK + RTX always; backfill only with a spool
+/// (`spool` is `None` when it is off), stating its oldest instant.
+pub fn recovery_support(ssrcs: RecoverySsrcs, spool: Option<Option<i64>>) -> RecoverySupport {
+    RecoverySupport {
+        instant: true,
+        rtx: Some(RtxSupport {
+            rtx_time: RTX_TIME,
+            ssrc: Some(ssrcs.rtx),
+        }),
+        backfill: spool.map(|oldest| BackfillSupport {
+            oldest: oldest.and_then(|t| u64::try_from(t).ok()),
+            ssrc: Some(ssrcs.backfill),
+            ..BackfillSupport::default()
+        }),
+    }
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MediaError {

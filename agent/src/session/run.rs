@@ -6,7 +6,8 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use sipsensor_protocol::{
-    Agreed, IdGenerator, LocalEndpoint, RegistrationEvent, UaConfig, UaEvent, UserAgent,
+    Agreed, AgreedRecovery, IdGenerator, LocalEndpoint, RecoverySupport, RegistrationEvent,
+    UaConfig, UaEvent, UserAgent,
 };
 use sipsensor_runtime::sip_transport::{NetConfig, Network};
 use sipsensor_runtime::ua_driver::{self, UaHandle};
@@ -33,10 +34,15 @@ const KEEPALIVE: Duration = Duration::from_secs(20);
 /// implements it, tests fake it.
 pub trait Media: Send {
     /// Start sending as agreed.
-    fn start(&mut self, agreed: &Agreed) -> Result<(), SenderError>;
+    fn start(&mut self, agreed: &Agreed, recovery: &AgreedRecovery) -> Result<(), SenderError>;
     /// Same session, new description (rate or channels changed).
-    fn update(&mut self, agreed: &Agreed) -> Result<(), SenderError>;
+    fn update(&mut self, agreed: &Agreed, recovery: &AgreedRecovery) -> Result<(), SenderError>;
     fn stop(&mut self);
+    /// What our SDP offers and accepts of docs/protocol.md 11; asked again
+    /// before each new session (the spool's oldest instant moves).
+    fn recovery(&self) -> RecoverySupport {
+        RecoverySupport::default()
+    }
 }
 
 /// Why the media sender cannot start or change a stream.
@@ -224,7 +230,8 @@ pub async fn run(
         });
     let local = LocalEndpoint::new(transport, addr);
     let rtp = media_address.rtp;
-    let settings = settings(config, &local, &media_address)?;
+    let mut settings = settings(config, &local, &media_address)?;
+    settings.recovery = media.recovery();
     let flow_peer = flow_target(config, &local);
 
     let mut ua_config = UaConfig::new(local.clone(), config.identity.aor.as_str());
@@ -407,8 +414,12 @@ async fn carry_out(
             Action::Hangup(session) => {
                 let _ = ua.with(move |ua, now| ua.hangup(session, now)).await;
             }
-            Action::StartStream { session, agreed } => {
-                if let Err(e) = media.start(&agreed) {
+            Action::StartStream {
+                session,
+                agreed,
+                recovery,
+            } => {
+                if let Err(e) = media.start(&agreed, &recovery) {
                     tracing::error!("cannot start streaming: {e}");
                     hub.error("stream", e.to_string());
                 }
@@ -438,8 +449,8 @@ async fn carry_out(
                 hub.set_session(status.clone());
                 *shown = Some(status);
             }
-            Action::UpdateStream(agreed) => {
-                if let Err(e) = media.update(&agreed) {
+            Action::UpdateStream(agreed, recovery) => {
+                if let Err(e) = media.update(&agreed, &recovery) {
                     tracing::error!("cannot change the stream: {e}");
                     hub.error("stream", e.to_string());
                 }
@@ -452,6 +463,7 @@ async fn carry_out(
             }
             Action::StopStream => {
                 media.stop();
+                controller.set_recovery(media.recovery());
                 if let Some(status) = shown.take() {
                     hub.remove_session(&status.call_id);
                 }

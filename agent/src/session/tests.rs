@@ -55,6 +55,7 @@ fn settings(registrar: bool) -> Settings {
         },
         capabilities: capabilities(),
         local_media: LocalMedia::new("198.51.100.10:40000".parse().unwrap()),
+        recovery: Default::default(),
         keepalive: Duration::from_secs(30),
         flow_keepalive: None,
         retry_initial: Duration::from_secs(2),
@@ -330,7 +331,7 @@ fn a_reinvite_halving_the_rate_updates_the_stream() {
     let acts = actions(&mut c);
     let [
         Action::AnswerReoffer { answer: Ok(_), .. },
-        Action::UpdateStream(agreed),
+        Action::UpdateStream(agreed, _),
     ] = &acts[..]
     else {
         panic!("{acts:?}")
@@ -413,3 +414,4 @@ fn without_a_flow_there_is_no_keepalive() {
     c.handle_timeout(c.poll_timeout().unwrap());
     assert!(matches!(&actions(&mut c)[..], [Action::Ping(_)]));
 }
+mod recovery;

@@ -19,8 +19,9 @@ use crate::handoff::{Board, EventReceiver};
 use crate::spool::{GpioEdge, SampleRunRef, SpoolFeed};
 use crate::status::Counters;
 use sipsensor_protocol::{
-    CompoundWriter, EventOutbox, IdGenerator, MISSING_SAMPLE, NtpTime, OutboxConfig, RtcpConfig,
-    RtcpScheduler, RtpSender, StreamDescription, TickTime, sender_report_compound,
+    CompoundWriter, EventOutbox, IdGenerator, MISSING_SAMPLE, NtpTime, OutboxConfig,
+    RetransmitHistory, RtcpConfig, RtcpScheduler, RtpSender, SampleInstant, StreamDescription,
+    TickTime, sender_report_compound,
 };
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -38,11 +39,19 @@ const WALL_STEP: Duration = Duration::from_millis(1);
 const EVENTS_PER_WAKE: usize = 256;
 /// Event packets per wake-up: the outbox rarely has more than one due.
 const EVENT_PACKETS_PER_WAKE: usize = 4;
+/// Longest sleep of a detached core without samples (events only).
+const IDLE_NAP: Duration = Duration::from_secs(1);
+/// RTX packets per wake-up: the rate limit spaces them anyway, and live
+/// packets due at the next wake are not held up behind a long queue.
+const RTX_PER_WAKE: usize = 8;
 
 /// Where the core's datagrams go. `false`: the kernel refused it.
 pub(crate) trait Sink {
     fn rtp(&mut self, packet: &[u8]) -> bool;
     fn rtcp(&mut self, packet: &[u8]) -> bool;
+    /// An RTX packet (RFC 4588): same socket and peer as `rtp`, sealed in
+    /// the RTX SSRC's own SRTP context (docs/protocol.md 11.8).
+    fn rtx(&mut self, packet: &[u8]) -> bool;
 }
 
 /// Tunables of one stream.
@@ -93,6 +102,19 @@ pub(crate) struct Core {
     /// with; re-pinned only when the wall clock steps, so spacing stays
     /// exact between steps.
     stamp_offset: Option<i128>,
+    /// The `a=extmap` ID of the sample instant when agreed: every live
+    /// packet carries it (docs/protocol.md 11.2).
+    instant_id: Option<u8>,
+    /// The live packets kept for RTX when NACK + RTX is agreed (11.5).
+    history: Option<RetransmitHistory>,
+    /// When the history next has an RTX packet to send.
+    rtx_due: Option<Instant>,
+    rtx_unavailable_seen: u64,
+    /// A session is up: packets go out. Detached, the board is still
+    /// sampled on the same grid and everything spooled (`attach.rs`).
+    attached: bool,
+    /// When `handle` last ran.
+    woke: Instant,
 }
 
 /// What `Core::new` needs besides the layout.
@@ -108,6 +130,13 @@ pub(crate) struct CoreParts {
     pub stats: Arc<Shared>,
     pub counters: Arc<Counters>,
     pub spool: Option<SpoolFeed>,
+    /// Stamp live packets with the sample instant in this extmap ID.
+    pub instant_id: Option<u8>,
+    /// Keep live packets and answer NACKs with RTX (allocated up front).
+    pub history: Option<RetransmitHistory>,
+    /// Sending from the start; `false`: sample and spool only until
+    /// [`Core::attach`].
+    pub attached: bool,
 }
 
 impl Core {
@@ -171,6 +200,12 @@ impl Core {
             spool_dropped_seen: parts.spool.as_ref().map_or(0, SpoolFeed::dropped),
             spool: parts.spool,
             stamp_offset: None,
+            instant_id: parts.instant_id,
+            history: parts.history,
+            rtx_due: None,
+            rtx_unavailable_seen: 0,
+            attached: parts.attached,
+            woke: epoch,
         }
     }
 
@@ -191,9 +226,7 @@ impl Core {
     /// Unix epoch, from the pinned wall-clock offset. Spooled runs carry
     /// it; live packets that carry instants must use the same.
     pub fn stamp_ns(&self, tick: u64) -> i64 {
-        let rate = u128::from(self.clock_rate.max(1));
-        let since = (u128::from(tick) * 1_000_000_000).div_ceil(rate) as i128;
-        clamp_ns(self.stamp_offset.unwrap_or(0) + since)
+        stamp_at(self.stamp_offset, self.clock_rate, tick)
     }
 
     /// Pin the stamping offset, or re-pin it after a wall-clock step.
@@ -250,11 +283,25 @@ impl Core {
 
     /// When `handle` next has something to do.
     pub fn poll_timeout(&self) -> Instant {
-        let mut t = self.rtcp.poll_timeout();
+        let mut t = if self.attached {
+            self.rtcp.poll_timeout()
+        } else {
+            // Nothing to report: wake for the samples; edges wake the
+            // thread themselves.
+            self.woke + IDLE_NAP
+        };
         if self.layout.desc.samples.is_some() {
             t = t.min(self.instant_of(self.next_tick));
         }
-        if let Some(at) = self.outbox.as_ref().and_then(EventOutbox::poll_timeout) {
+        if let Some(at) = self
+            .outbox
+            .as_ref()
+            .filter(|_| self.attached)
+            .and_then(EventOutbox::poll_timeout)
+        {
+            t = t.min(at);
+        }
+        if let Some(at) = self.rtx_due {
             t = t.min(at);
         }
         t
@@ -271,6 +318,7 @@ impl Core {
         events: &mut EventReceiver,
         sink: &mut impl Sink,
     ) {
+        self.woke = now;
         if self.layout.desc.samples.is_none() && self.staged.is_some() {
             self.apply_staged(now);
         }
@@ -279,13 +327,25 @@ impl Core {
         self.send_events(now, sink);
         self.sample_due(now, board, sink);
         self.send_report(now, wall, sink);
+        // Last: a resend never goes before a live packet that is due.
+        self.send_rtx(now, sink);
+    }
+
+    /// Nanoseconds between two sampling instants, truncated: the spacing
+    /// the spool records and live packets carry (docs/protocol.md 11.2).
+    fn spacing_ns(&self, period: u32) -> u64 {
+        let rate = u128::from(self.clock_rate.max(1));
+        u64::try_from(u128::from(period) * 1_000_000_000 / rate).unwrap_or(u64::MAX)
     }
 
     /// The end of the stream: the partial packet, then SR + SDES + BYE
     /// (RFC 3550 6.6, docs/protocol.md 6).
     pub fn finish(&mut self, now: Instant, wall: SystemTime, sink: &mut impl Sink) {
         if self.filled > 0 {
-            self.send_samples(sink);
+            self.send_samples(now, sink);
+        }
+        if !self.attached {
+            return;
         }
         let tick = self.tick_at(now);
         let sr = self
@@ -307,13 +367,17 @@ impl Core {
         for _ in 0..EVENTS_PER_WAKE {
             let Some(e) = events.pop() else { break };
             set_level(&mut self.levels, e.input, e.level);
+            let at =
+                TickTime::from_elapsed(e.at.saturating_duration_since(self.epoch), self.clock_rate);
             if let Some(feed) = self.spool.as_mut() {
-                let since = match e.at.checked_duration_since(self.epoch) {
-                    Some(d) => d.as_nanos() as i128,
-                    None => -(self.epoch.duration_since(e.at).as_nanos() as i128),
-                };
+                // docs/protocol.md 11.2: the instant a receiver derives from
+                // any copy of the edge, `first + floor(offset × step / 2³²)`,
+                // so a live and a backfilled copy have one key.
+                let step = u128::from(tick_step_ns(self.clock_rate));
+                let within = (u128::from(at.fraction) * step) >> 32;
+                let tick_ns = stamp_at(self.stamp_offset, self.clock_rate, at.tick);
                 feed.edge(&GpioEdge {
-                    at_ns: clamp_ns(self.stamp_offset.unwrap_or(0) + since),
+                    at_ns: clamp_ns(i128::from(tick_ns) + within as i128),
                     input: e.input,
                     level: e.level,
                 });
@@ -324,12 +388,8 @@ impl Core {
                 .get(usize::from(e.input))
                 .copied()
                 .flatten();
-            match (self.outbox.as_mut(), target) {
+            match (self.outbox.as_mut().filter(|_| self.attached), target) {
                 (Some(o), Some(j)) => {
-                    let at = TickTime::from_elapsed(
-                        e.at.saturating_duration_since(self.epoch),
-                        self.clock_rate,
-                    );
                     o.edge(j, e.level, at, now);
                     bump(&self.stats.edges_sent, 1);
                     bump(&self.counters.events_sent, 1);
@@ -347,7 +407,8 @@ impl Core {
     }
 
     fn send_events(&mut self, now: Instant, sink: &mut impl Sink) {
-        let Some(outbox) = self.outbox.as_mut() else {
+        let tick_ns = self.spacing_ns(1);
+        let Some(outbox) = self.outbox.as_mut().filter(|_| self.attached) else {
             return;
         };
         for _ in 0..EVENT_PACKETS_PER_WAKE {
@@ -357,11 +418,43 @@ impl Core {
             let Some(batch) = outbox.poll_packet(now, tick) else {
                 break;
             };
-            let sent = match self
-                .rtp
-                .write_events(&mut self.buf, &self.layout.desc, &batch)
-            {
-                Ok(n) => sink.rtp(&self.buf[..n]),
+            let written = match (self.instant_id, &self.layout.desc.events) {
+                (Some(id), Some(format)) => {
+                    // docs/protocol.md 11.2: `first` is the instant of the
+                    // packet's tick, `step` the nanoseconds per tick.
+                    let stamp = SampleInstant {
+                        first_ns: u64::try_from(stamp_at(
+                            self.stamp_offset,
+                            self.clock_rate,
+                            batch.tick,
+                        ))
+                        .unwrap_or(0),
+                        step_ns: tick_ns,
+                    }
+                    .encode();
+                    let config = self.layout.desc.config;
+                    let timestamp = self.rtp.timestamp(batch.tick);
+                    self.rtp.write_extended(
+                        &mut self.buf,
+                        format.payload_type,
+                        batch.marker,
+                        timestamp,
+                        &[(id, &stamp)],
+                        |b| batch.encode(b, config),
+                    )
+                }
+                _ => self
+                    .rtp
+                    .write_events(&mut self.buf, &self.layout.desc, &batch),
+            };
+            let sent = match written {
+                Ok(n) => {
+                    let sent = sink.rtp(&self.buf[..n]);
+                    if let Some(history) = self.history.as_mut() {
+                        history.record(&self.buf[..n], now);
+                    }
+                    sent
+                }
                 Err(_) => false,
             };
             if sent {
@@ -435,14 +528,16 @@ impl Core {
                     *slot = raw;
                 }
             }
-            bump(&self.stats.samples, present);
-            bump(&self.stats.samples_missing, missing);
-            bump(&self.counters.samples_sent, present);
-            bump(&self.counters.samples_missing, missing);
+            if self.attached {
+                bump(&self.stats.samples, present);
+                bump(&self.stats.samples_missing, missing);
+                bump(&self.counters.samples_sent, present);
+                bump(&self.counters.samples_missing, missing);
+            }
             self.filled += 1;
             self.next_tick += period;
             if self.filled >= spp {
-                self.send_samples(sink);
+                self.send_samples(now, sink);
             }
         }
     }
@@ -452,7 +547,7 @@ impl Core {
     /// (docs/protocol.md 5.3: a gap at the source).
     fn skip_to(&mut self, now: Instant, period: u64, sink: &mut impl Sink) {
         if self.filled > 0 {
-            self.send_samples(sink);
+            self.send_samples(now, sink);
         }
         let behind = self.tick_at(now).saturating_sub(self.next_tick) / period.max(1);
         let skipped = behind.max(1);
@@ -462,23 +557,56 @@ impl Core {
         bump(&self.stats.instants_skipped, skipped);
     }
 
-    fn send_samples(&mut self, sink: &mut impl Sink) {
-        let channels = self
+    fn send_samples(&mut self, now: Instant, sink: &mut impl Sink) {
+        let (channels, period) = self
             .layout
             .desc
             .samples
             .as_ref()
-            .map_or(0, |s| s.channels.len());
+            .map_or((0, 1), |s| (s.channels.len(), s.period));
         let n = (self.filled * channels).min(self.layout.values.len());
         self.spool_samples(n, channels);
-        let sent = match self.rtp.write_samples(
-            &mut self.buf,
-            &self.layout.desc,
-            self.packet_tick,
-            &self.layout.values[..n],
-            self.marker,
-        ) {
-            Ok(len) => sink.rtp(&self.buf[..len]),
+        if !self.attached {
+            // No session: spooled only, for the backfill (docs/protocol.md
+            // 11.7). The next live packet starts a new run with the marker.
+            self.filled = 0;
+            self.packet_tick = self.next_tick;
+            return;
+        }
+        let first_ns = u64::try_from(self.stamp_ns(self.packet_tick)).unwrap_or(0);
+        // docs/protocol.md 11.7: L, where the backfill ends.
+        let _ = self.stats.first_live_ns.compare_exchange(
+            0,
+            first_ns,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        let step_ns = self.spacing_ns(period);
+        let written = match self.instant_id {
+            // The same first instant and spacing the spool records: a
+            // sample sent live and later backfilled has one key (11.3).
+            Some(id) => self.rtp.write_samples_stamped(
+                &mut self.buf,
+                &self.layout.desc,
+                self.packet_tick,
+                &self.layout.values[..n],
+                self.marker,
+                (id, SampleInstant { first_ns, step_ns }),
+            ),
+            None => self.rtp.write_samples(
+                &mut self.buf,
+                &self.layout.desc,
+                self.packet_tick,
+                &self.layout.values[..n],
+                self.marker,
+            ),
+        };
+        let sent = match written {
+            Ok(len) => {
+                let sent = sink.rtp(&self.buf[..len]);
+                self.keep(len, now);
+                sent
+            }
             Err(_) => false,
         };
         if sent {
@@ -502,8 +630,7 @@ impl Core {
         if self.spool.is_none() || n == 0 {
             return;
         }
-        let rate = u128::from(self.clock_rate.max(1));
-        let spacing = u128::from(s.period) * 1_000_000_000 / rate;
+        let spacing = self.spacing_ns(s.period);
         let run = SampleRunRef {
             stream: self.layout.id,
             first_ns: self.stamp_ns(self.packet_tick),
@@ -525,6 +652,9 @@ impl Core {
     }
 
     fn send_report(&mut self, now: Instant, wall: SystemTime, sink: &mut impl Sink) {
+        if !self.attached {
+            return;
+        }
         let offset = wall_offset(self.epoch, now, wall);
         if let Some(last) = self.sr_offset
             && (offset - last).unsigned_abs() > WALL_STEP.as_nanos()
@@ -627,6 +757,20 @@ fn rtcp_config(desc: &StreamDescription, options: &CoreOptions, first: bool) -> 
     c
 }
 
+/// [`Core::stamp_ns`] from its parts (callable while the core is borrowed):
+/// tick n at `base + n × step` (docs/protocol.md 11.2), exact for every
+/// clock rate that divides 10⁹ ns, a fraction of a nanosecond per tick
+/// early for the others.
+fn stamp_at(offset: Option<i128>, clock_rate: u32, tick: u64) -> i64 {
+    let since = i128::from(tick) * i128::from(tick_step_ns(clock_rate));
+    clamp_ns(offset.unwrap_or(0) + since)
+}
+
+/// Nanoseconds per tick of the sample clock, truncated.
+fn tick_step_ns(clock_rate: u32) -> u64 {
+    1_000_000_000 / u64::from(clock_rate.max(1))
+}
+
 fn clamp_ns(ns: i128) -> i64 {
     i64::try_from(ns).unwrap_or(if ns < 0 { i64::MIN } else { i64::MAX })
 }
@@ -639,5 +783,7 @@ fn wall_offset(epoch: Instant, now: Instant, wall: SystemTime) -> i128 {
     wall_ns - now.saturating_duration_since(epoch).as_nanos() as i128
 }
 
+mod attach;
+mod repair;
 #[cfg(test)]
 mod tests;

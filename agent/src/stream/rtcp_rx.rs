@@ -6,16 +6,19 @@
 //! `poll` on the socket and a stop pipe, costing nothing while nothing
 //! arrives. Malformed datagrams are counted, never a panic.
 
+mod nacks;
+
 use super::stats::{Shared, bump};
+pub(crate) use nacks::MAX_PER_COMPOUND;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use sipsensor_protocol::{
     BackfillMessage, NtpTime, ReportBlock, RtcpApp, RtcpPacket, SrtpContext, parse_rtcp_compound,
     round_trip_time,
 };
 use std::io::ErrorKind;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
@@ -32,6 +35,18 @@ pub(crate) struct RtcpReceiver {
     stop: OwnedFd,
 }
 
+/// Where repair requests go: the peer's RTCP address (changed by a
+/// re-INVITE; `None` while no session is up) and the ring to the sender
+/// thread.
+#[derive(Debug)]
+pub(crate) struct Repair {
+    pub peer: Arc<Mutex<Option<SocketAddr>>>,
+    pub nacks: rtrb::Producer<u16>,
+}
+
+/// The session's inbound SRTCP context, swapped as sessions come and go.
+pub(crate) type SharedSrtcp = Arc<Mutex<Option<SrtpContext>>>;
+
 impl RtcpReceiver {
     /// Read `socket` (non-blocking) for reports about `ssrc`; each
     /// compound's size goes to `sizes` for the RTCP interval (6.3.3).
@@ -42,13 +57,14 @@ impl RtcpReceiver {
         ssrc: u32,
         stats: Arc<Shared>,
         sizes: rtrb::Producer<u16>,
-        srtp: Option<SrtpContext>,
+        srtp: SharedSrtcp,
+        repair: Repair,
     ) -> std::io::Result<RtcpReceiver> {
         let (stop_rx, stop) = nix::unistd::pipe().map_err(std::io::Error::from)?;
         let thread = std::thread::Builder::new()
             .name("rtcp-receiver".into())
             .stack_size(64 * 1024)
-            .spawn(move || run(socket, &stop_rx, ssrc, &stats, sizes, srtp))?;
+            .spawn(move || run(socket, &stop_rx, ssrc, &stats, sizes, srtp, repair))?;
         Ok(RtcpReceiver { thread, stop })
     }
 
@@ -65,7 +81,8 @@ fn run(
     ssrc: u32,
     stats: &Shared,
     mut sizes: rtrb::Producer<u16>,
-    mut srtp: Option<SrtpContext>,
+    srtp: SharedSrtcp,
+    mut repair: Repair,
 ) -> UdpSocket {
     let mut buf = vec![0u8; RECV_BUF];
     let mut plain = Vec::with_capacity(RECV_BUF);
@@ -89,17 +106,25 @@ fn run(
             match socket.recv_from(&mut buf) {
                 Ok((n, from)) => {
                     let mut data = buf.get(..n).unwrap_or_default();
-                    // Without SRTCP only the address vouches for a compound.
-                    let peer = srtp.is_some() || stats.is_rtcp_peer(from.ip());
-                    if let Some(context) = srtp.as_mut() {
-                        if context.unprotect_rtcp(data, &mut plain).is_err() {
-                            bump(&stats.rtcp_received, 1);
-                            bump(&stats.srtcp_rejected, 1);
-                            continue;
+                    let mut keyed = srtp.lock().unwrap_or_else(|p| p.into_inner());
+                    let authenticated = match keyed.as_mut() {
+                        Some(context) => {
+                            if context.unprotect_rtcp(data, &mut plain).is_err() {
+                                bump(&stats.rtcp_received, 1);
+                                bump(&stats.srtcp_rejected, 1);
+                                continue;
+                            }
+                            data = &plain;
+                            true
                         }
-                        data = &plain;
-                    }
-                    handle(data, ssrc, stats, SystemTime::now(), peer);
+                        None => false,
+                    };
+                    drop(keyed);
+                    // Authenticated under SRTP; else the peer's address.
+                    let from_peer = authenticated
+                        || *repair.peer.lock().unwrap_or_else(|p| p.into_inner()) == Some(from);
+                    handle(data, ssrc, stats, SystemTime::now(), from_peer);
+                    nacks::take_nacks(data, ssrc, from_peer, stats, &mut repair.nacks);
                     let _ = sizes.push(u16::try_from(n).unwrap_or(u16::MAX));
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -291,9 +316,15 @@ mod tests {
         sock.set_nonblocking(true).unwrap();
         let addr = sock.local_addr().unwrap();
         let stats = Arc::new(Shared::default());
-        stats.set_rtcp_peer("127.0.0.1".parse().unwrap());
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
         let (tx, _sizes) = rtrb::RingBuffer::new(8);
-        let rx = RtcpReceiver::spawn(sock, 7, stats.clone(), tx, None).unwrap();
+        let (nacks, _) = rtrb::RingBuffer::new(8);
+        let repair = Repair {
+            peer: Arc::new(Mutex::new(Some(peer.local_addr().unwrap()))),
+            nacks,
+        };
+        let srtcp = Arc::new(Mutex::new(None));
+        let rx = RtcpReceiver::spawn(sock, 7, stats.clone(), tx, srtcp, repair).unwrap();
         let mark = |through_ns| {
             with_app(
                 &BackfillMessage::Committed {
@@ -306,7 +337,6 @@ mod tests {
         // A stranger spoofing the collector's SSRC from another address.
         let stranger = UdpSocket::bind("127.0.0.2:0").unwrap();
         stranger.send_to(&mark(99), addr).unwrap();
-        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
         for _ in 0..500 {
             if stats.snapshot().rtcp_received == 1 {
                 break;
@@ -337,7 +367,13 @@ mod tests {
         let stats = Arc::new(Shared::default());
         let (tx, _sizes) = rtrb::RingBuffer::new(8);
         let inbound = SrtpContext::inbound(&right).unwrap();
-        let rx = RtcpReceiver::spawn(sock, 7, stats.clone(), tx, Some(inbound)).unwrap();
+        let (nacks, _) = rtrb::RingBuffer::new(8);
+        let repair = Repair {
+            peer: Arc::new(Mutex::new(None)),
+            nacks,
+        };
+        let srtcp = Arc::new(Mutex::new(Some(inbound)));
+        let rx = RtcpReceiver::spawn(sock, 7, stats.clone(), tx, srtcp, repair).unwrap();
         let plain = with_app(
             &BackfillMessage::Committed {
                 media_ssrc: 7,
@@ -404,7 +440,13 @@ mod tests {
         let addr = sock.local_addr().unwrap();
         let stats = Arc::new(Shared::default());
         let (tx, mut sizes) = rtrb::RingBuffer::new(8);
-        let rx = RtcpReceiver::spawn(sock, 7, stats.clone(), tx, None).unwrap();
+        let (nacks, _) = rtrb::RingBuffer::new(8);
+        let repair = Repair {
+            peer: Arc::new(Mutex::new(None)),
+            nacks,
+        };
+        let srtcp = Arc::new(Mutex::new(None));
+        let rx = RtcpReceiver::spawn(sock, 7, stats.clone(), tx, srtcp, repair).unwrap();
         let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
         let packet = rr(7, 0, 0, false);
         peer.send_to(&packet, addr).unwrap();

@@ -41,9 +41,13 @@ pub(crate) struct Shared {
     /// The collector's SSBF committed mark for this stream (0: none yet;
     /// docs/protocol.md 11.4), the highest received.
     pub committed_mark: AtomicU64,
-    /// Where the session's RTCP goes: without SRTP, marks are taken only
-    /// from this address (set by the `Streamer`, read by rtcp_rx).
-    pub rtcp_peer: std::sync::Mutex<Option<std::net::IpAddr>>,
+    pub nacks_received: AtomicU64,
+    pub nacks_refused: AtomicU64,
+    pub rtx_sent: AtomicU64,
+    pub rtx_unavailable: AtomicU64,
+    /// The sample instant (ns since the Unix epoch) of the first live
+    /// sample; 0 until it is sampled.
+    pub first_live_ns: AtomicU64,
     pub realtime: AtomicBool,
     pub memory_locked: AtomicBool,
 }
@@ -75,28 +79,14 @@ impl Default for Shared {
             rtt_ns: AtomicU64::new(NO_RTT),
             peer_bye: AtomicBool::new(false),
             committed_mark: AtomicU64::new(0),
-            rtcp_peer: std::sync::Mutex::new(None),
+            nacks_received: AtomicU64::new(0),
+            nacks_refused: AtomicU64::new(0),
+            rtx_sent: AtomicU64::new(0),
+            rtx_unavailable: AtomicU64::new(0),
+            first_live_ns: AtomicU64::new(0),
             realtime: AtomicBool::new(false),
             memory_locked: AtomicBool::new(false),
         }
-    }
-}
-
-impl Shared {
-    pub fn set_rtcp_peer(&self, peer: std::net::IpAddr) {
-        *self
-            .rtcp_peer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(peer);
-    }
-
-    /// Whether a plain (not SRTCP) compound from `from` is the peer's.
-    pub fn is_rtcp_peer(&self, from: std::net::IpAddr) -> bool {
-        *self
-            .rtcp_peer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            == Some(from)
     }
 }
 
@@ -185,6 +175,17 @@ pub struct StreamStats {
     pub last_report: Option<LastReport>,
     /// The peer sent an RTCP BYE.
     pub peer_bye: bool,
+    /// Generic NACKs (RFC 4585 6.2.1) about our stream from the session's
+    /// peer, and NACKs ignored: another SSRC, or not from the peer.
+    pub nacks_received: u64,
+    pub nacks_refused: u64,
+    /// RTX packets sent (RFC 4588), and NACKed sequence numbers no longer
+    /// (or never) kept.
+    pub rtx_sent: u64,
+    pub rtx_unavailable: u64,
+    /// The first live sample's instant (docs/protocol.md 11.7's L), ns
+    /// since the Unix epoch; `None` before it is sampled.
+    pub first_live_ns: Option<u64>,
     /// The sender thread runs under SCHED_FIFO.
     pub realtime: bool,
     /// mlockall succeeded.
@@ -231,6 +232,11 @@ impl Shared {
             receiver_reports,
             last_report,
             peer_bye: self.peer_bye.load(Ordering::Relaxed),
+            nacks_received: l(&self.nacks_received),
+            nacks_refused: l(&self.nacks_refused),
+            rtx_sent: l(&self.rtx_sent),
+            rtx_unavailable: l(&self.rtx_unavailable),
+            first_live_ns: Some(l(&self.first_live_ns)).filter(|&t| t != 0),
             realtime: self.realtime.load(Ordering::Relaxed),
             memory_locked: self.memory_locked.load(Ordering::Relaxed),
         }

@@ -6,8 +6,8 @@ use super::sim::{Checker, SimStream};
 use super::*;
 use crate::handoff::{self, Event};
 use sipsensor_protocol::{
-    EventFormat, Payload, ReceiverReport, ReportBlock, RtcpPacket, SrMapping, SrtpKey, SrtpSuite,
-    decode_payload, parse_rtcp_compound, parse_rtp, receiver_report_compound,
+    EventFormat, Payload, ReceiverReport, ReportBlock, RtcpPacket, SrMapping, SrtpContext, SrtpKey,
+    SrtpSuite, decode_payload, parse_rtcp_compound, parse_rtp, receiver_report_compound,
 };
 use std::time::SystemTime;
 
@@ -80,6 +80,26 @@ fn start_keyed(
     options: StreamOptions,
     srtp: Option<SrtpKeys>,
 ) -> Running {
+    start_recovering(
+        sim,
+        desc,
+        events,
+        srtp,
+        inputs,
+        options,
+        LiveRecovery::default(),
+    )
+}
+
+fn start_recovering(
+    sim: SimStream,
+    desc: StreamDescription,
+    events: EventReceiver,
+    srtp: Option<SrtpKeys>,
+    inputs: &[&str],
+    options: StreamOptions,
+    recovery: LiveRecovery,
+) -> Running {
     let hub = StatusHub::new();
     let (board, runner) = sim.board(&hub).unwrap();
     let collector = Collector::new();
@@ -101,6 +121,7 @@ fn start_keyed(
         options,
         srtp,
         spool: None,
+        recovery,
     };
     let rt = RealtimeConfig {
         priority: 10,
@@ -112,6 +133,14 @@ fn start_keyed(
         runner,
         collector,
         agent_rtcp,
+    }
+}
+
+/// New keys both ways, as one offer/answer makes them (RFC 4568).
+fn fresh_keys(suite: SrtpSuite) -> SrtpKeys {
+    SrtpKeys {
+        send: SrtpKey::generate(suite),
+        receive: SrtpKey::generate(suite),
     }
 }
 
@@ -392,6 +421,7 @@ fn a_plan_that_does_not_fit_the_board_gives_the_parts_back() {
         options: quick(),
         srtp: None,
         spool: None,
+        recovery: Default::default(),
     };
     let rt = RealtimeConfig {
         priority: 10,
@@ -428,10 +458,7 @@ fn under_srtp_every_packet_is_protected_and_forged_reports_are_dropped() {
     let desc = sim.full_description(2);
     let (_tx, events) = handoff::events(0, 1);
     let suite = SrtpSuite::AesCm128HmacSha1_80;
-    let keys = SrtpKeys {
-        send: SrtpKey::generate(suite),
-        receive: SrtpKey::generate(suite),
-    };
+    let keys = fresh_keys(suite);
     let r = start_keyed(
         sim.clone(),
         desc.clone(),
@@ -490,3 +517,7 @@ fn under_srtp_every_packet_is_protected_and_forged_reports_are_dropped() {
     let rep = &checker.report;
     assert_eq!(rep.instants_matched + rep.instants_missing, 20);
 }
+
+mod repair;
+
+mod detached;

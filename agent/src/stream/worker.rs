@@ -10,7 +10,7 @@ use super::stats::Shared;
 use crate::config::RealtimeConfig;
 use crate::handoff::{Board, EventReceiver};
 use crate::spool::SpoolFeed;
-use sipsensor_protocol::{IdGenerator, SrtpContext};
+use sipsensor_protocol::{IdGenerator, RetransmitHistory, SrtpContext};
 use sipsensor_runtime::realtime::MemoryLock;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;
@@ -24,8 +24,44 @@ const LEAD: Duration = Duration::from_millis(1);
 #[derive(Debug)]
 pub(crate) enum Command {
     Stage(Box<Layout>),
-    Remote { rtp: SocketAddr, rtcp: SocketAddr },
+    Remote {
+        rtp: SocketAddr,
+        rtcp: SocketAddr,
+    },
+    /// Send to a session (`Core::attach`) under these terms, with this
+    /// description from the next packet boundary.
+    Attach {
+        rtp: SocketAddr,
+        rtcp: SocketAddr,
+        terms: Box<SessionTerms>,
+        layout: Box<Layout>,
+    },
+    /// End the session's stream, keep sampling under `layout`; `spent`
+    /// (empty) comes back through the retired ring with the session's
+    /// contexts and history, so they are freed off this thread.
+    Detach {
+        spent: Box<SessionTerms>,
+        layout: Box<Layout>,
+    },
     Stop,
+}
+
+/// What one session adds to the sampling: its SRTP contexts, the sample
+/// instant's extmap ID and the RTX history.
+#[derive(Debug, Default)]
+pub(crate) struct SessionTerms {
+    pub srtp: Option<Protector>,
+    pub rtx_srtp: Option<Protector>,
+    pub instant_id: Option<u8>,
+    pub history: Option<RetransmitHistory>,
+}
+
+/// Things the thread replaced, handed back to be freed elsewhere.
+#[derive(Debug)]
+#[expect(dead_code, reason = "held only to be dropped on the caller's thread")]
+pub(crate) enum Retired {
+    Layout(Box<Layout>),
+    Terms(Box<SessionTerms>),
 }
 
 /// The sockets, sending without blocking.
@@ -38,6 +74,9 @@ pub(crate) struct Sockets {
     /// SRTP/SRTCP when negotiated: every packet is protected before it
     /// leaves (RFC 3711 3.3, 3.4).
     pub srtp: Option<Protector>,
+    /// The RTX SSRC's own context under the same master key, with its own
+    /// rollover counter (docs/protocol.md 11.8, RFC 3711 3.2.3).
+    pub rtx_srtp: Option<Protector>,
 }
 
 /// This side's outbound SRTP context and the buffer protected packets are
@@ -63,6 +102,16 @@ impl Protector {
 impl Sink for Sockets {
     fn rtp(&mut self, packet: &[u8]) -> bool {
         match &mut self.srtp {
+            None => self.rtp.send_to(packet, self.remote_rtp).is_ok(),
+            Some(p) => {
+                p.context.protect_rtp(packet, &mut p.buf).is_ok()
+                    && self.rtp.send_to(&p.buf, self.remote_rtp).is_ok()
+            }
+        }
+    }
+
+    fn rtx(&mut self, packet: &[u8]) -> bool {
+        match &mut self.rtx_srtp {
             None => self.rtp.send_to(packet, self.remote_rtp).is_ok(),
             Some(p) => {
                 p.context.protect_rtp(packet, &mut p.buf).is_ok()
@@ -101,8 +150,10 @@ pub(crate) struct Job {
     pub handover: Handover,
     pub sockets: Sockets,
     pub commands: rtrb::Consumer<Command>,
-    pub retired: rtrb::Producer<Box<Layout>>,
+    pub retired: rtrb::Producer<Retired>,
     pub rtcp_sizes: rtrb::Consumer<u16>,
+    /// Sequence numbers the peer NACKed (from the RTCP receiver).
+    pub nacks: rtrb::Consumer<u16>,
     pub realtime: RealtimeConfig,
     pub memory: MemoryLock,
     pub fine_sleep: Duration,
@@ -150,12 +201,42 @@ pub(crate) fn run(mut job: Job) -> Option<End> {
             match cmd {
                 Command::Stage(l) => {
                     if let Some(old) = core.stage(l) {
-                        retire(&mut job.retired, old);
+                        retire(&mut job.retired, Retired::Layout(old));
                     }
                 }
                 Command::Remote { rtp, rtcp } => {
                     sockets.remote_rtp = rtp;
                     sockets.remote_rtcp = rtcp;
+                }
+                Command::Attach {
+                    rtp,
+                    rtcp,
+                    mut terms,
+                    layout,
+                } => {
+                    if core.attached() {
+                        // The partial packet leaves under the old terms.
+                        core.detach(Instant::now(), SystemTime::now(), sockets);
+                    }
+                    sockets.remote_rtp = rtp;
+                    sockets.remote_rtcp = rtcp;
+                    std::mem::swap(&mut sockets.srtp, &mut terms.srtp);
+                    std::mem::swap(&mut sockets.rtx_srtp, &mut terms.rtx_srtp);
+                    let history = terms.history.take();
+                    terms.history = core.attach(terms.instant_id, history, Instant::now());
+                    if let Some(old) = core.stage(layout) {
+                        retire(&mut job.retired, Retired::Layout(old));
+                    }
+                    retire(&mut job.retired, Retired::Terms(terms));
+                }
+                Command::Detach { mut spent, layout } => {
+                    spent.history = core.detach(Instant::now(), SystemTime::now(), sockets);
+                    spent.srtp = sockets.srtp.take();
+                    spent.rtx_srtp = sockets.rtx_srtp.take();
+                    if let Some(old) = core.stage(layout) {
+                        retire(&mut job.retired, Retired::Layout(old));
+                    }
+                    retire(&mut job.retired, Retired::Terms(spent));
                 }
                 Command::Stop => {
                     core.finish(Instant::now(), SystemTime::now(), sockets);
@@ -180,6 +261,10 @@ pub(crate) fn run(mut job: Job) -> Option<End> {
         while let Ok(size) = job.rtcp_sizes.pop() {
             core.rtcp_received(usize::from(size));
         }
+        if !job.nacks.is_empty() {
+            let nacks = &mut job.nacks;
+            core.on_nack(std::iter::from_fn(|| nacks.pop().ok()), Instant::now());
+        }
         core.handle(
             Instant::now(),
             SystemTime::now(),
@@ -188,7 +273,7 @@ pub(crate) fn run(mut job: Job) -> Option<End> {
             sockets,
         );
         if let Some(old) = core.take_retired() {
-            retire(&mut job.retired, old);
+            retire(&mut job.retired, Retired::Layout(old));
         }
         rt::wait(
             &clock,
@@ -202,8 +287,8 @@ pub(crate) fn run(mut job: Job) -> Option<End> {
 /// Hand a replaced description back for freeing. The ring has room for
 /// every command in flight, so dropping it here (a free on this thread)
 /// is only a fallback.
-fn retire(ring: &mut rtrb::Producer<Box<Layout>>, layout: Box<Layout>) {
-    if let Err(rtrb::PushError::Full(l)) = ring.push(layout) {
-        drop(l);
+fn retire(ring: &mut rtrb::Producer<Retired>, retired: Retired) {
+    if let Err(rtrb::PushError::Full(r)) = ring.push(retired) {
+        drop(r);
     }
 }

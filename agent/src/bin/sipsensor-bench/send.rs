@@ -189,6 +189,7 @@ pub fn run(a: &Args) -> Result<(), String> {
         options,
         srtp: srtp_keys(a)?,
         spool: None,
+        recovery: Default::default(),
     };
     let cpu0 = process_cpu_ns();
     let t0 = Instant::now();

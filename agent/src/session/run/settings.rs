@@ -91,6 +91,8 @@ pub(super) fn settings(
         trust: trust_config(config, local),
         capabilities: media::capabilities(config)?,
         local_media,
+        // The media layer states it (`Media::recovery`).
+        recovery: Default::default(),
         keepalive: KEEPALIVE,
         flow_keepalive: local
             .transport

@@ -143,7 +143,7 @@ impl Wire {
                     ua.answer_reoffer(session, answer, now).unwrap()
                 }
                 Action::StopStream => self.stopped = true,
-                Action::UpdateStream(_) => self.updated += 1,
+                Action::UpdateStream(..) => self.updated += 1,
                 _ => {}
             }
         }

@@ -43,6 +43,7 @@ fn desc(cfg: u8, period: u32, spp: u8, channels: &[&str], inputs: &[&str]) -> St
 struct Capture {
     rtp: Vec<Vec<u8>>,
     rtcp: Vec<Vec<u8>>,
+    rtx: Vec<Vec<u8>>,
     refuse: bool,
 }
 
@@ -53,6 +54,10 @@ impl Sink for Capture {
     }
     fn rtcp(&mut self, p: &[u8]) -> bool {
         self.rtcp.push(p.to_vec());
+        !self.refuse
+    }
+    fn rtx(&mut self, p: &[u8]) -> bool {
+        self.rtx.push(p.to_vec());
         !self.refuse
     }
 }
@@ -93,22 +98,21 @@ fn rig_with(
     let stats = Arc::new(Shared::default());
     let counters = Arc::new(Counters::default());
     let t0 = Instant::now();
-    let core = Core::new(
-        layout,
-        CoreParts {
-            rtp: RtpSender::with_start(SSRC, FIRST_SEQ, BASE_TS),
-            ids: IdGenerator::seeded(7),
-            cname: "s1@198.51.100.10".into(),
-            options,
-            board_channels: 3,
-            levels: 0b10,
-            stats: stats.clone(),
-            counters: counters.clone(),
-            spool: None,
-        },
-        t0,
-        &mut events,
-    );
+    let parts = CoreParts {
+        rtp: RtpSender::with_start(SSRC, FIRST_SEQ, BASE_TS),
+        ids: IdGenerator::seeded(7),
+        cname: "s1@198.51.100.10".into(),
+        options,
+        board_channels: 3,
+        levels: 0b10,
+        stats: stats.clone(),
+        counters: counters.clone(),
+        spool: None,
+        instant_id: None,
+        history: None,
+        attached: true,
+    };
+    let core = Core::new(layout, parts, t0, &mut events);
     Rig {
         core,
         board,
@@ -535,3 +539,7 @@ fn events_only_streams_switch_to_samples_at_the_next_tick() {
 }
 
 mod spooling;
+
+mod recovery;
+
+mod attach;

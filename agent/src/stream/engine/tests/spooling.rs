@@ -74,8 +74,10 @@ fn runs_and_edges_are_spooled_with_their_instants_and_exact_values() {
     }
     assert_eq!(
         records[2],
+        // 25.5 ms as 32.32 ticks is truncated a hair short of it: the
+        // instant a receiver derives from the packet (docs/protocol.md 11.2).
         Record::Edge(GpioEdge {
-            at_ns: wall0 + 25_500_000,
+            at_ns: wall0 + 25_499_999,
             input: 0,
             level: true,
         }),
