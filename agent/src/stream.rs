@@ -35,7 +35,7 @@ mod worker;
 
 pub(crate) use layout::layout_id;
 pub use sipsensor_runtime::realtime::MemoryLock;
-pub use stats::{CommittedMark, LastReport, StreamStats};
+pub use stats::{CommittedMark, LastReport, LiveStart, StreamStats};
 pub use terms::{LiveRecovery, RtxPlan, SessionPlan};
 
 use crate::config::RealtimeConfig;
@@ -532,6 +532,17 @@ impl Streamer {
 
     pub fn ssrc(&self) -> u32 {
         self.ssrc
+    }
+
+    /// L of the session the next [`Self::attach`] starts (take it before).
+    pub fn next_live_start(&self) -> LiveStart {
+        LiveStart {
+            attaches_before: self
+                .stats
+                .attaches
+                .load(std::sync::atomic::Ordering::Acquire),
+            shared: self.stats.clone(),
+        }
     }
 
     /// The collector's committed mark as it arrives (SSBF, verified).

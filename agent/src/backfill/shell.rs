@@ -11,7 +11,7 @@ use super::{Backfill, BackfillPlan, READ_BATCH, ReadChunk, SpoolState};
 use crate::spool::{Record, Replay, Spool, unix_ns};
 use crate::status::Counters;
 use crate::stoppable::StoppableThread;
-use crate::stream::{CommittedMark, layout_id};
+use crate::stream::{CommittedMark, LiveStart, layout_id};
 use sipsensor_protocol::{
     CompoundWriter, MAX_KEPT_PACKET, NtpTime, SrtpContext, SrtpError, SrtpKey,
 };
@@ -41,6 +41,9 @@ pub struct ShellPlan {
     pub counters: Arc<Counters>,
     /// The backfill stream's first sequence number (random, RFC 3550 5.1).
     pub first_sequence: u16,
+    /// L, when `backfill.live_start` is 0: the thread waits for the live
+    /// stream's first instant before it plans anything.
+    pub live_start: Option<LiveStart>,
 }
 
 /// The running thread; stopping it (or dropping) ends it within
@@ -98,8 +101,24 @@ fn run(plan: ShellPlan, mut sealer: Option<SrtpContext>, stop: &AtomicBool) {
         mark,
         counters,
         first_sequence,
+        live_start,
         ..
     } = plan;
+    let mut bplan = bplan;
+    if let Some(live) = live_start {
+        // The first live packet goes within a sampling period of the
+        // attach; until then there is no L to backfill up to.
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            if let Some(l) = live.get() {
+                bplan.live_start = l;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
     let desc = bplan.description.clone();
     let end = bplan.live_start;
     let (state, layouts) = {

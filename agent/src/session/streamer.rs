@@ -4,7 +4,7 @@
 //! what it sends and detach it again (docs/protocol.md 11.7: an outage is
 //! no hole in the spool).
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 
 use sipsensor_protocol::{
@@ -14,11 +14,14 @@ use sipsensor_protocol::{
 
 use super::media::{self, RecoverySsrcs, recovery_support};
 use super::run::{Media, SenderError, Sockets};
+use crate::backfill::{BackfillPlan, BackfillShell, ShellPlan};
 use crate::config::Config;
 use crate::handoff::{Board, EventReceiver};
 use crate::spool::{Spool, SpoolFeed};
 use crate::status::StatusHub;
-use crate::stream::{LiveRecovery, RtxPlan, SessionPlan, StreamOptions, StreamPlan, Streamer};
+use crate::stream::{
+    LiveRecovery, LiveStart, RtxPlan, SessionPlan, StreamOptions, StreamPlan, Streamer,
+};
 
 /// What a session agreed of docs/protocol.md 11 beyond the live stream,
 /// for the backfill sender (which runs beside the live stream on the same
@@ -73,6 +76,27 @@ pub struct StreamerMedia {
     spool_view: Option<Arc<Mutex<Spool>>>,
     /// What the running (or last) session agreed beyond the live stream.
     plan: Option<RecoveryPlan>,
+    /// The backfill of the attached session (docs/protocol.md 11.6), when
+    /// it agreed backfill.
+    backfill: Option<BackfillShell>,
+    /// What the backfill thread needs that the live stream does not hand
+    /// out: a sending handle on the RTCP port, and the config's parts.
+    backfill_parts: BackfillParts,
+}
+
+/// L (docs/protocol.md 11.7) for the backfill thread: known, or the first
+/// live instant of the session being attached.
+enum LiveAt {
+    Known(u64),
+    Next(LiveStart),
+}
+
+#[derive(Debug)]
+struct BackfillParts {
+    rtcp: Option<UdpSocket>,
+    cname: String,
+    inputs: Vec<String>,
+    rate: u64,
 }
 
 impl StreamerMedia {
@@ -103,6 +127,17 @@ impl StreamerMedia {
         let rtx = fresh(&[ssrc]);
         let backfill = fresh(&[ssrc, rtx]);
         let idle = media::capabilities(config);
+        let backfill_parts = BackfillParts {
+            rtcp: sockets.rtcp.try_clone().ok(),
+            cname: cname.clone(),
+            inputs: config.gpio.inputs.iter().map(|i| i.name.clone()).collect(),
+            rate: config
+                .spool
+                .as_ref()
+                .map_or(crate::config::spool::DEFAULT_BACKFILL_RATE, |s| {
+                    s.backfill_rate
+                }),
+        };
         let streamer = idle.as_ref().map_err(ToString::to_string).and_then(|idle| {
             // Nothing is sent before `attach`: the address is a placeholder.
             let nowhere = SocketAddr::from(([127, 0, 0, 1], 9));
@@ -151,6 +186,83 @@ impl StreamerMedia {
             ssrcs: RecoverySsrcs { rtx, backfill },
             spool_view,
             plan: None,
+            backfill: None,
+            backfill_parts,
+        }
+    }
+
+    /// Starts the backfill of the session just attached when it agreed
+    /// backfill (docs/protocol.md 11.6, 11.7): from the collector's mark
+    /// to the first live instant, on its own thread beside the live one.
+    fn start_backfill(
+        &mut self,
+        agreed: &Agreed,
+        recovery: &AgreedRecovery,
+        remote_rtp: SocketAddr,
+        remote_rtcp: SocketAddr,
+        live_start: LiveAt,
+    ) {
+        self.stop_backfill();
+        let (Some(streamer), Some(spool)) = (self.streamer.as_ref(), self.spool_view.as_ref())
+        else {
+            return;
+        };
+        let Some(plan) = BackfillPlan::from_agreed(
+            recovery,
+            self.ssrcs.backfill,
+            streamer.ssrc(),
+            match live_start {
+                LiveAt::Known(l) => l,
+                LiveAt::Next(_) => 0,
+            },
+            self.backfill_parts.rate,
+            agreed.description.clone(),
+            self.backfill_parts.inputs.clone(),
+        ) else {
+            return;
+        };
+        let sockets = streamer.rtp_socket().and_then(|rtp| {
+            let rtcp = self
+                .backfill_parts
+                .rtcp
+                .as_ref()
+                .ok_or_else(|| std::io::Error::other("no RTCP socket"))?
+                .try_clone()?;
+            Ok((rtp, rtcp))
+        });
+        let (rtp, rtcp) = match sockets {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("cannot start the backfill: {e}");
+                return;
+            }
+        };
+        let started = BackfillShell::start(ShellPlan {
+            backfill: plan,
+            rtp,
+            rtcp,
+            remote_rtp,
+            remote_rtcp,
+            srtp: agreed.srtp.as_ref().map(|k| k.send.clone()),
+            cname: self.backfill_parts.cname.clone(),
+            spool: spool.clone(),
+            mark: streamer.committed_mark(),
+            counters: self.hub.counters().clone(),
+            first_sequence: IdGenerator::from_entropy().u32() as u16,
+            live_start: match live_start {
+                LiveAt::Known(_) => None,
+                LiveAt::Next(next) => Some(next),
+            },
+        });
+        match started {
+            Ok(shell) => self.backfill = Some(shell),
+            Err(e) => tracing::error!("cannot start the backfill: {e}"),
+        }
+    }
+
+    fn stop_backfill(&mut self) {
+        if let Some(shell) = self.backfill.take() {
+            shell.stop();
         }
     }
 
@@ -197,6 +309,7 @@ impl Media for StreamerMedia {
             return Ok(());
         };
         let streamer = self.streamer.as_mut().ok_or(SenderError::PartsLost)?;
+        let live_start = streamer.next_live_start();
         streamer.attach(SessionPlan {
             remote_rtp: remote.rtp,
             remote_rtcp: remote.rtcp,
@@ -205,6 +318,13 @@ impl Media for StreamerMedia {
             recovery: live_recovery(recovery, self.ssrcs),
         })?;
         self.attached = true;
+        self.start_backfill(
+            agreed,
+            recovery,
+            remote.rtp,
+            remote.rtcp,
+            LiveAt::Next(live_start),
+        );
         Ok(())
     }
 
@@ -228,14 +348,25 @@ impl Media for StreamerMedia {
             self.stop();
             return Ok(());
         };
+        let moved = streamer.remote_rtp() != Some(remote.rtp);
         streamer.set_remote(remote.rtp, remote.rtcp)?;
+        let live = streamer.first_live_ns();
         if streamer.description() != &agreed.description {
             streamer.reconfigure(agreed.description.clone())?;
+        }
+        if moved
+            && self.backfill.is_some()
+            && let Some(l) = live
+        {
+            // The backfill thread sends where it started: it starts again
+            // toward the new address, from the collector's mark.
+            self.start_backfill(agreed, recovery, remote.rtp, remote.rtcp, LiveAt::Known(l));
         }
         Ok(())
     }
 
     fn stop(&mut self) {
+        self.stop_backfill();
         if !std::mem::take(&mut self.attached) {
             return;
         }

@@ -578,7 +578,7 @@ impl Core {
         let _ = self.stats.first_live_ns.compare_exchange(
             0,
             first_ns,
-            Ordering::Relaxed,
+            Ordering::Release,
             Ordering::Relaxed,
         );
         let step_ns = self.spacing_ns(period);

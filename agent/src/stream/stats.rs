@@ -48,6 +48,9 @@ pub(crate) struct Shared {
     /// The sample instant (ns since the Unix epoch) of the first live
     /// sample; 0 until it is sampled.
     pub first_live_ns: AtomicU64,
+    /// Sessions the sender thread attached to so far (set before
+    /// `first_live_ns` is cleared for the new one).
+    pub attaches: AtomicU64,
     pub realtime: AtomicBool,
     pub memory_locked: AtomicBool,
 }
@@ -84,6 +87,7 @@ impl Default for Shared {
             rtx_sent: AtomicU64::new(0),
             rtx_unavailable: AtomicU64::new(0),
             first_live_ns: AtomicU64::new(0),
+            attaches: AtomicU64::new(0),
             realtime: AtomicBool::new(false),
             memory_locked: AtomicBool::new(false),
         }
@@ -114,6 +118,25 @@ impl CommittedMark {
     #[cfg(test)]
     pub(crate) fn set(&self, through: u64) {
         self.0.committed_mark.fetch_max(through, Ordering::Relaxed);
+    }
+}
+
+/// docs/protocol.md 11.7's L of the session attached after this handle
+/// was taken: the caller's thread learns it only once the sender thread
+/// has attached and sampled the first live instant.
+#[derive(Debug, Clone)]
+pub struct LiveStart {
+    pub(crate) shared: std::sync::Arc<Shared>,
+    pub(crate) attaches_before: u64,
+}
+
+impl LiveStart {
+    /// The first live instant of the next session, once it is sampled.
+    pub fn get(&self) -> Option<u64> {
+        if self.shared.attaches.load(Ordering::Acquire) <= self.attaches_before {
+            return None;
+        }
+        Some(self.shared.first_live_ns.load(Ordering::Acquire)).filter(|&l| l != 0)
     }
 }
 

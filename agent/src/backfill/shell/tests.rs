@@ -40,6 +40,7 @@ fn the_thread_backfills_over_srtp_reports_unsampled_and_releases_at_the_mark() {
         mark: mark.clone(),
         counters: counters.clone(),
         first_sequence: 7,
+        live_start: None,
     })
     .expect("start");
     let mut buf = [0u8; 2048];

@@ -40,6 +40,9 @@ impl Core {
             self.packet_tick = self.next_tick;
             self.marker = true;
             self.stats.first_live_ns.store(0, Ordering::Relaxed);
+            // After the clear: a `LiveStart` seeing the new count reads
+            // this session's L or nothing.
+            self.stats.attaches.fetch_add(1, Ordering::Release);
             // A new session's RTCP: the first report soon (RFC 3550 6.2).
             self.rtcp = RtcpScheduler::new(
                 rtcp_config(&self.layout.desc, &self.options, true),
