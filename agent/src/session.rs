@@ -9,6 +9,7 @@
 //! Every rule here is tested without a socket.
 
 pub mod flow;
+pub mod liveness;
 pub mod media;
 pub mod run;
 pub mod streamer;
@@ -29,6 +30,7 @@ use sipsensor_protocol::{
 use crate::backoff::Backoff;
 use crate::status::{AgentState, StatusChange};
 use flow::FlowKeeper;
+use liveness::PeerWatch;
 pub use trust::{Admission, Opener, Refusal, Trust, TrustConfig};
 
 /// Added to "registrar unreachable" over TLS: a certificate the CA file
@@ -49,8 +51,13 @@ pub struct Settings {
     pub capabilities: StreamDescription,
     /// Where this device's RTP leaves from (its SDP address).
     pub local_media: LocalMedia,
-    /// In-dialog OPTIONS interval: how fast a lost collector is noticed.
+    /// In-dialog OPTIONS interval: how fast a collector that forgot the
+    /// session (restarted within the peer timeout) is noticed.
     pub keepalive: Duration,
+    /// The longest silence of the peer's RTCP before the session is
+    /// declared dead, when backfill is agreed (at least
+    /// [`liveness::LEGACY_PEER_TIMEOUT`] when it is not).
+    pub peer_timeout: Duration,
     /// CRLF keep-alive interval of the flow to the registrar (RFC 5626
     /// 4.4.1); `None` when the registration is no flow (UDP, no registrar).
     pub flow_keepalive: Option<Duration>,
@@ -102,6 +109,9 @@ pub enum Action {
         answer: Result<Vec<u8>, (u16, String)>,
     },
     Ping(SessionId),
+    /// Count the session peer's RTCP reports about our stream; report
+    /// with [`Controller::peer_checked`].
+    CheckPeer,
     Hangup(SessionId),
     /// Start streaming as agreed (remote address, description).
     StartStream {
@@ -135,6 +145,8 @@ enum Phase {
     Streaming {
         session: SessionId,
         next_ping: Instant,
+        /// `None` while on hold: no media, no reports to expect.
+        watch: Option<PeerWatch>,
     },
     /// The next call attempt is at `until`.
     Waiting {
@@ -246,7 +258,13 @@ impl Controller {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         let phase = match &self.phase {
-            Phase::Streaming { next_ping, .. } => Some(*next_ping),
+            Phase::Streaming {
+                next_ping, watch, ..
+            } => Some(
+                watch
+                    .as_ref()
+                    .map_or(*next_ping, |w| w.poll_timeout().min(*next_ping)),
+            ),
             Phase::Waiting { until } => Some(*until),
             _ => None,
         };
@@ -256,15 +274,15 @@ impl Controller {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.flow_timeout(now);
-        match self.phase {
-            Phase::Streaming { session, next_ping } if next_ping <= now => {
-                self.actions.push_back(Action::Ping(session));
-                self.phase = Phase::Streaming {
-                    session,
-                    next_ping: now + self.settings.keepalive,
-                };
+        self.watch_timeout(now);
+        match &mut self.phase {
+            Phase::Streaming {
+                session, next_ping, ..
+            } if *next_ping <= now => {
+                self.actions.push_back(Action::Ping(*session));
+                *next_ping = now + self.settings.keepalive;
             }
-            Phase::Waiting { until } if until <= now => {
+            Phase::Waiting { until } if *until <= now => {
                 self.phase = Phase::Idle;
                 if self.may_call() {
                     self.call(now);
@@ -297,7 +315,7 @@ impl Controller {
                 source,
                 on_dialog_flow,
             } => self.in_dialog_request(session, id, &request, source, on_dialog_flow, now),
-            UaEvent::ReofferReceived { session, offer } => self.reoffer(session, &offer),
+            UaEvent::ReofferReceived { session, offer } => self.reoffer(session, &offer, now),
             UaEvent::Malformed { source, reason } => {
                 tracing::debug!("ignored a message from {}: {reason}", source.addr);
             }
@@ -434,13 +452,16 @@ impl Controller {
         if *calling != Some(session) {
             return;
         }
-        let agreed = parse_sdp(answer)
-            .map_err(|e| e.to_string())
-            .and_then(|a| apply_answer(offer, &a, StreamRole::Sender).map_err(|e| e.to_string()));
+        let agreed = parse_sdp(answer).map_err(|e| e.to_string()).and_then(|a| {
+            let timeout = liveness::peer_timeout(self.settings.peer_timeout, offer, &a);
+            apply_answer(offer, &a, StreamRole::Sender)
+                .map(|agreed| (agreed, timeout))
+                .map_err(|e| e.to_string())
+        });
         match agreed {
-            Ok(agreed) => {
+            Ok((agreed, timeout)) => {
                 self.opener = Some((session, Opener::Us));
-                self.stream(session, agreed, now);
+                self.stream(session, agreed, timeout, now);
             }
             Err(e) => {
                 self.problem("call", format!("the collector's answer is unusable: {e}"));
@@ -469,10 +490,10 @@ impl Controller {
             return;
         }
         match self.answer(offer) {
-            Ok((answer, agreed)) => {
+            Ok((answer, agreed, timeout)) => {
                 self.opener = Some((session, opener));
                 self.actions.push_back(Action::Accept { session, answer });
-                self.stream(session, agreed, now);
+                self.stream(session, agreed, timeout, now);
             }
             Err((status, warning)) => {
                 tracing::warn!("refused an incoming call: {warning}");
@@ -485,7 +506,7 @@ impl Controller {
         }
     }
 
-    fn reoffer(&mut self, session: SessionId, offer: &[u8]) {
+    fn reoffer(&mut self, session: SessionId, offer: &[u8], now: Instant) {
         let ours = matches!(self.phase, Phase::Streaming { session: s, .. } if s == session);
         if !ours {
             self.actions.push_back(Action::AnswerReoffer {
@@ -495,11 +516,16 @@ impl Controller {
             return;
         }
         match self.answer(offer) {
-            Ok((answer, agreed)) => {
+            Ok((answer, agreed, timeout)) => {
                 tracing::info!(
                     "collector changed the stream: {}",
                     summary(&agreed.description)
                 );
+                if let Phase::Streaming { watch, .. } = &mut self.phase {
+                    // A new agreement, perhaps a new address or new keys:
+                    // the peer gets a whole timeout under it.
+                    *watch = agreed.is_active().then(|| PeerWatch::new(timeout, now));
+                }
                 self.actions.push_back(Action::AnswerReoffer {
                     session,
                     answer: Ok(answer),
@@ -517,8 +543,8 @@ impl Controller {
     }
 
     /// Our answer to an offer (RFC 3264 6): what we can send within what
-    /// was asked for, or the 488 and why.
-    fn answer(&mut self, offer: &[u8]) -> Result<(Vec<u8>, Agreed), (u16, String)> {
+    /// was asked for and the session's peer timeout, or the 488 and why.
+    fn answer(&mut self, offer: &[u8]) -> Result<(Vec<u8>, Agreed, Duration), (u16, String)> {
         let offer = parse_sdp(offer).map_err(|e| (400, format!("malformed SDP: {e}")))?;
         let policy = AnswerPolicy::Send {
             capabilities: self.settings.capabilities.clone(),
@@ -529,20 +555,32 @@ impl Controller {
             &self.settings.local_media,
             &mut self.origin,
         )
-        .map(|(sdp, agreed)| (sdp.to_bytes(), agreed))
+        .map(|(sdp, agreed)| {
+            let timeout = liveness::peer_timeout(self.settings.peer_timeout, &offer, &sdp);
+            (sdp.to_bytes(), agreed, timeout)
+        })
         .map_err(|e| (e.status_code(), e.to_string()))
     }
 
-    fn stream(&mut self, session: SessionId, agreed: Agreed, now: Instant) {
+    fn stream(&mut self, session: SessionId, agreed: Agreed, peer_timeout: Duration, now: Instant) {
         tracing::info!("streaming: {}", summary(&agreed.description));
         self.solved("call");
-        self.backoff.reset();
+        // With media, the back-off is reset once the peer's first report
+        // proves the session alive (`peer_checked`): a collector that
+        // answers and then falls silent is called again with back-off.
+        let watch = agreed
+            .is_active()
+            .then(|| PeerWatch::new(peer_timeout, now));
+        if watch.is_none() {
+            self.backoff.reset();
+        }
         self.set_state(AgentState::Streaming);
         self.actions
             .push_back(Action::StartStream { session, agreed });
         self.phase = Phase::Streaming {
             session,
             next_ping: now + self.settings.keepalive,
+            watch,
         };
     }
 

@@ -253,6 +253,7 @@ impl Streamer {
             .filter(|(_, i)| i.level == Some(true))
             .fold(0u64, |acc, (g, _)| acc | 1 << g);
         let stats = Arc::new(stats::Shared::default());
+        stats.set_peer_rtcp(plan.remote_rtcp);
         let (sizes_tx, sizes_rx) = rtrb::RingBuffer::new(64);
         let (commands, commands_rx) = rtrb::RingBuffer::new(COMMANDS);
         // Room for every command in flight and the one being replaced.
@@ -350,6 +351,7 @@ impl Streamer {
 
     /// Send to a new address (a re-INVITE moved the collector).
     pub fn set_remote(&mut self, rtp: SocketAddr, rtcp: SocketAddr) -> Result<(), StreamError> {
+        self.stats.set_peer_rtcp(rtcp);
         self.send(Command::Remote { rtp, rtcp })
     }
 

@@ -271,10 +271,20 @@ impl Default for RawRealtime {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawMedia {
     pub srtp: Option<RawSrtp>,
+    pub peer_timeout_ms: u32,
+}
+
+impl Default for RawMedia {
+    fn default() -> Self {
+        RawMedia {
+            srtp: None,
+            peer_timeout_ms: 4000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -37,6 +37,9 @@ pub trait Media: Send {
     /// Same session, new description (rate or channels changed).
     fn update(&mut self, agreed: &Agreed) -> Result<(), SenderError>;
     fn stop(&mut self);
+    /// RTCP compounds from the session's peer that reported on our stream
+    /// since the stream started (docs/protocol.md 6.1); 0 when stopped.
+    fn peer_reports(&self) -> u64;
 }
 
 /// Why the media sender cannot start or change a stream.
@@ -403,6 +406,9 @@ async fn carry_out(
                 let _ = ua
                     .with(move |ua, now| ua.ping(Some(session), "", now))
                     .await;
+            }
+            Action::CheckPeer => {
+                controller.peer_checked(media.peer_reports(), Instant::now());
             }
             Action::Hangup(session) => {
                 let _ = ua.with(move |ua, now| ua.hangup(session, now)).await;

@@ -188,4 +188,8 @@ impl Media for StreamerMedia {
         }
         self.spare = None;
     }
+
+    fn peer_reports(&self) -> u64 {
+        self.running.as_ref().map_or(0, |s| s.stats().peer_reports)
+    }
 }

@@ -56,6 +56,7 @@ fn settings(registrar: bool) -> Settings {
         capabilities: capabilities(),
         local_media: LocalMedia::new("198.51.100.10:40000".parse().unwrap()),
         keepalive: Duration::from_secs(30),
+        peer_timeout: Duration::from_secs(4),
         flow_keepalive: None,
         retry_initial: Duration::from_secs(2),
         retry_max: Duration::from_secs(300),
@@ -88,6 +89,20 @@ fn registered() -> UaEvent {
         expires: Duration::from_secs(3600),
         contact: "<sip:s1@198.51.100.10:5060>".into(),
     })
+}
+
+/// The call the controller placed as `session` gets no answer.
+fn call_times_out(c: &mut Controller, session: SessionId, now: Instant) {
+    c.call_placed(Ok(session), now);
+    c.handle_event(
+        UaEvent::Ended {
+            session,
+            reason: EndReason::Timeout,
+            warning: None,
+            retry_after: None,
+        },
+        now,
+    );
 }
 
 /// Registers, calls, gets answered: returns the controller streaming.
@@ -179,10 +194,27 @@ fn without_a_registrar_it_calls_at_once() {
 #[test]
 fn keepalive_pings_the_session_every_interval() {
     let (mut c, _, now) = streaming();
-    assert_eq!(c.poll_timeout(), Some(now + Duration::from_secs(30)));
-    c.handle_timeout(now + Duration::from_secs(30));
-    assert_eq!(actions(&mut c), [Action::Ping(session(1))]);
-    assert_eq!(c.poll_timeout(), Some(now + Duration::from_secs(60)));
+    let mut pings = Vec::new();
+    // The peer reports all along; only the OPTIONS pings are of interest.
+    let mut heard = 0;
+    while let Some(at) = c
+        .poll_timeout()
+        .filter(|t| *t <= now + Duration::from_secs(60))
+    {
+        c.handle_timeout(at);
+        for a in actions(&mut c) {
+            match a {
+                Action::CheckPeer => {
+                    heard += 1;
+                    c.peer_checked(heard, at);
+                }
+                Action::Ping(s) => pings.push((s, at - now)),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    let thirty = Duration::from_secs(30);
+    assert_eq!(pings, [(session(1), thirty), (session(1), 2 * thirty)]);
 }
 
 #[test]
@@ -210,16 +242,7 @@ fn a_lost_collector_is_called_again_with_backoff() {
     c.handle_timeout(at);
     assert!(matches!(&actions(&mut c)[..], [Action::Call { .. }]));
     // A second failure waits longer (bounded exponential back-off).
-    c.call_placed(Ok(session(2)), at);
-    c.handle_event(
-        UaEvent::Ended {
-            session: session(2),
-            reason: EndReason::Timeout,
-            warning: None,
-            retry_after: None,
-        },
-        at,
-    );
+    call_times_out(&mut c, session(2), at);
     let wait2 = c.poll_timeout().unwrap() - at;
     assert!(
         wait2 >= Duration::from_secs(2) && wait2 <= Duration::from_secs(4),
@@ -353,6 +376,7 @@ fn shutdown_stops_the_stream_hangs_up_and_unregisters() {
 }
 
 mod dialog;
+mod liveness;
 mod trust;
 
 /// The flow to the registrar (RFC 5626 4.4): keep-alives while it is up; a
@@ -409,7 +433,10 @@ fn without_a_flow_there_is_no_keepalive() {
     let (mut c, _, now) = streaming();
     c.flow_checked(false, now);
     assert!(actions(&mut c).is_empty());
-    // Only the in-dialog OPTIONS ping is due.
-    c.handle_timeout(c.poll_timeout().unwrap());
-    assert!(matches!(&actions(&mut c)[..], [Action::Ping(_)]));
+    // Only the in-dialog OPTIONS ping and the peer check are due.
+    c.handle_timeout(now + Duration::from_secs(30));
+    assert!(matches!(
+        &actions(&mut c)[..],
+        [Action::CheckPeer, Action::Ping(_)]
+    ));
 }

@@ -86,7 +86,7 @@ fn run(
         }
         for _ in 0..BURST {
             match socket.recv_from(&mut buf) {
-                Ok((n, _from)) => {
+                Ok((n, from)) => {
                     let mut data = buf.get(..n).unwrap_or_default();
                     if let Some(context) = srtp.as_mut() {
                         if context.unprotect_rtcp(data, &mut plain).is_err() {
@@ -96,7 +96,8 @@ fn run(
                         }
                         data = &plain;
                     }
-                    handle(data, ssrc, stats, SystemTime::now());
+                    let from_peer = stats.is_peer(from, srtp.is_some());
+                    handle(data, ssrc, stats, SystemTime::now(), from_peer);
                     let _ = sizes.push(u16::try_from(n).unwrap_or(u16::MAX));
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -108,8 +109,10 @@ fn run(
     }
 }
 
-/// One datagram: a compound RTCP packet (RFC 3550 6.1) from the peer.
-pub(crate) fn handle(data: &[u8], ssrc: u32, stats: &Shared, arrival: SystemTime) {
+/// One datagram: a compound RTCP packet (RFC 3550 6.1). Only one
+/// `from_peer` (docs/protocol.md 6.1) with a report on `ssrc` keeps the
+/// session alive: a stranger's compound does not.
+pub(crate) fn handle(data: &[u8], ssrc: u32, stats: &Shared, arrival: SystemTime, from_peer: bool) {
     bump(&stats.rtcp_received, 1);
     let packets = match parse_rtcp_compound(data) {
         Ok(p) => p,
@@ -119,6 +122,7 @@ pub(crate) fn handle(data: &[u8], ssrc: u32, stats: &Shared, arrival: SystemTime
         }
     };
     let ntp = NtpTime::from_system_time(arrival);
+    let mut about_us = false;
     for p in &packets {
         let blocks: &[ReportBlock] = match p {
             RtcpPacket::ReceiverReport(rr) => &rr.reports,
@@ -134,7 +138,11 @@ pub(crate) fn handle(data: &[u8], ssrc: u32, stats: &Shared, arrival: SystemTime
         for b in blocks.iter().filter(|b| b.ssrc == ssrc) {
             // RFC 3550 6.4.1: RTT = A - LSR - DLSR.
             stats.report(b, round_trip_time(ntp, b));
+            about_us = true;
         }
+    }
+    if about_us && from_peer {
+        bump(&stats.peer_reports, 1);
     }
 }
 
@@ -181,6 +189,7 @@ mod tests {
             0x1a2b_3c4d,
             &stats,
             arrival,
+            true,
         );
         let s = stats.snapshot();
         let r = s.last_report.unwrap();
@@ -193,9 +202,11 @@ mod tests {
         );
         assert!(!s.peer_bye);
         // Another source's report is ignored; a BYE is noted.
-        handle(&rr(0x5555, 0, 0, true), 0x1a2b_3c4d, &stats, arrival);
+        handle(&rr(0x5555, 0, 0, true), 0x1a2b_3c4d, &stats, arrival, true);
         let s = stats.snapshot();
         assert_eq!((s.receiver_reports, s.rtcp_received), (1, 2));
+        // Only the report about our stream is the peer's heartbeat.
+        assert_eq!(s.peer_reports, 1);
         assert!(s.peer_bye);
     }
 
@@ -213,11 +224,32 @@ mod tests {
         v1[0] = 0x40 | (v1[0] & 0x3f);
         inputs.push(v1);
         for i in &inputs {
-            handle(i, 1, &stats, SystemTime::now());
+            handle(i, 1, &stats, SystemTime::now(), true);
         }
         let s = stats.snapshot();
         assert_eq!(s.rtcp_malformed, inputs.len() as u64);
-        assert_eq!(s.receiver_reports, 0);
+        assert_eq!((s.receiver_reports, s.peer_reports), (0, 0));
+    }
+
+    #[test]
+    fn only_the_peers_reports_keep_the_session_alive() {
+        let stats = Shared::default();
+        let peer: std::net::SocketAddr = "203.0.113.5:50001".parse().unwrap();
+        // Before the address is known nothing plain is the peer's.
+        assert!(!stats.is_peer(peer, false));
+        stats.set_peer_rtcp(peer);
+        assert!(stats.is_peer(peer, false));
+        // Another host, or another port of the peer's host: a stranger.
+        for stranger in ["198.51.100.9:50001", "203.0.113.5:50003"] {
+            assert!(!stats.is_peer(stranger.parse().unwrap(), false));
+        }
+        // SRTCP already proved the sender holds the session key.
+        assert!(stats.is_peer("198.51.100.9:1".parse().unwrap(), true));
+        let report = rr(7, 0, 0, false);
+        handle(&report, 7, &stats, SystemTime::now(), false);
+        assert_eq!(stats.snapshot().peer_reports, 0, "a stranger's report");
+        handle(&report, 7, &stats, SystemTime::now(), true);
+        assert_eq!(stats.snapshot().peer_reports, 1);
     }
 
     #[test]
@@ -226,15 +258,18 @@ mod tests {
         sock.set_nonblocking(true).unwrap();
         let addr = sock.local_addr().unwrap();
         let stats = Arc::new(Shared::default());
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        stats.set_peer_rtcp(peer.local_addr().unwrap());
         let (tx, mut sizes) = rtrb::RingBuffer::new(8);
         let rx = RtcpReceiver::spawn(sock, 7, stats.clone(), tx, None).unwrap();
-        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
         let packet = rr(7, 0, 0, false);
+        stranger.send_to(&packet, addr).unwrap();
         peer.send_to(&packet, addr).unwrap();
         peer.send_to(b"junk", addr).unwrap();
-        // Bounded wait for both datagrams to be read.
+        // Bounded wait for the three datagrams to be read.
         for _ in 0..500 {
-            if stats.snapshot().rtcp_received == 2 {
+            if stats.snapshot().rtcp_received == 3 {
                 break;
             }
             std::thread::sleep(Duration::from_millis(2));
@@ -244,8 +279,10 @@ mod tests {
         let s = stats.snapshot();
         assert_eq!(
             (s.rtcp_received, s.rtcp_malformed, s.receiver_reports),
-            (2, 1, 1)
+            (3, 1, 2)
         );
+        // The stranger's copy of the report is read but is no heartbeat.
+        assert_eq!(s.peer_reports, 1);
         assert_eq!(sizes.pop().unwrap(), packet.len() as u16);
     }
 }

@@ -5,6 +5,8 @@
 //! reader. The last receiver report is packed into one word so a reader
 //! never sees the loss of one report with the jitter of another.
 
+use std::net::SocketAddr;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -32,6 +34,12 @@ pub(crate) struct Shared {
     pub rtcp_malformed: AtomicU64,
     pub srtcp_rejected: AtomicU64,
     pub receiver_reports: AtomicU64,
+    /// Compounds from the peer's RTCP address (or SRTCP-authenticated)
+    /// with a report on our stream: the session's heartbeat.
+    pub peer_reports: AtomicU64,
+    /// Where the peer's RTCP comes from (its SDP's RTCP address); read by
+    /// the RTCP receiver thread only, never the real-time one.
+    pub peer_rtcp: Mutex<Option<SocketAddr>>,
     /// The report block's second word (fraction lost << 24 | cumulative
     /// lost, 24-bit signed) in the high half, jitter in the low half.
     pub last_report: AtomicU64,
@@ -64,6 +72,8 @@ impl Default for Shared {
             rtcp_malformed: AtomicU64::new(0),
             srtcp_rejected: AtomicU64::new(0),
             receiver_reports: AtomicU64::new(0),
+            peer_reports: AtomicU64::new(0),
+            peer_rtcp: Mutex::new(None),
             last_report: AtomicU64::new(0),
             extended_highest_seq: AtomicU64::new(0),
             rtt_ns: AtomicU64::new(NO_RTT),
@@ -133,6 +143,9 @@ pub struct StreamStats {
     pub srtcp_rejected: u64,
     /// Report blocks about our SSRC received.
     pub receiver_reports: u64,
+    /// Compounds from the session's peer that reported on our stream
+    /// (docs/protocol.md 6.1): what keeps the session alive.
+    pub peer_reports: u64,
     pub last_report: Option<LastReport>,
     /// The peer sent an RTCP BYE.
     pub peer_bye: bool,
@@ -180,10 +193,28 @@ impl Shared {
             rtcp_malformed: l(&self.rtcp_malformed),
             srtcp_rejected: l(&self.srtcp_rejected),
             receiver_reports,
+            peer_reports: l(&self.peer_reports),
             last_report,
             peer_bye: self.peer_bye.load(Ordering::Relaxed),
             realtime: self.realtime.load(Ordering::Relaxed),
             memory_locked: self.memory_locked.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether a compound from `from` may count as the peer's: SRTCP
+    /// authenticated it, or it came from the peer's RTCP address.
+    pub fn is_peer(&self, from: SocketAddr, authenticated: bool) -> bool {
+        authenticated
+            || self
+                .peer_rtcp
+                .lock()
+                .map(|peer| *peer == Some(from))
+                .unwrap_or(false)
+    }
+
+    pub fn set_peer_rtcp(&self, peer: SocketAddr) {
+        if let Ok(mut p) = self.peer_rtcp.lock() {
+            *p = Some(peer);
         }
     }
 

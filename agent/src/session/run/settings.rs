@@ -92,6 +92,7 @@ pub(super) fn settings(
         capabilities: media::capabilities(config)?,
         local_media,
         keepalive: KEEPALIVE,
+        peer_timeout: config.media.peer_timeout,
         flow_keepalive: local
             .transport
             .is_reliable()

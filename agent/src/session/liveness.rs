@@ -1,0 +1,194 @@
+//! Whether the session's peer is still there, sans-I/O: the collector's
+//! RTCP (docs/protocol.md 6.1) is the heartbeat. The shell counts the
+//! compounds that came from the peer and reported on our stream; the
+//! controller asks for that count every [`CHECK_INTERVAL`] and ends a
+//! session whose count has not moved for the peer timeout, so a dead
+//! collector or a dead path is noticed in seconds, not at the in-dialog
+//! OPTIONS' 20 + 32 s.
+
+use std::time::{Duration, Instant};
+
+use sipsensor_protocol::{Sdp, StreamRole, agreed_recovery};
+
+use super::{Action, Controller, Opener, Phase};
+use crate::status::AgentState;
+
+/// How often the shell is asked for the count: a dead peer is noticed at
+/// most this long after its timeout.
+pub const CHECK_INTERVAL: Duration = Duration::from_millis(250);
+/// The default timeout against a peer that agreed backfill: it sends a
+/// compound at least every second (docs/protocol.md 6.1), so four missed
+/// in a row.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(4);
+/// Against a peer that did not: RFC 3550 6.3 lets it report as seldom as
+/// every 6.2 s (the 5 s minimum, randomised, compensated), so three
+/// reports missed in a row.
+pub const LEGACY_PEER_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What the peer's count told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Alive,
+    /// Nothing heard for this long: at least the timeout.
+    Dead(Duration),
+}
+
+/// The watch over one session's peer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerWatch {
+    timeout: Duration,
+    /// The count last reported, and when it was seen to move (the start,
+    /// until it does: the peer gets a whole timeout for its first report).
+    count: Option<u64>,
+    since: Instant,
+    /// Whether the peer has been heard at all in this session.
+    heard: bool,
+    next_check: Instant,
+}
+
+impl PeerWatch {
+    pub fn new(timeout: Duration, now: Instant) -> Self {
+        Self {
+            timeout,
+            count: None,
+            since: now,
+            heard: false,
+            next_check: now + CHECK_INTERVAL,
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Instant {
+        self.next_check
+    }
+
+    pub fn is_due(&self, now: Instant) -> bool {
+        self.next_check <= now
+    }
+
+    pub fn heard(&self) -> bool {
+        self.heard
+    }
+
+    /// The shell's count of the peer's reports at `now`. A count that moved
+    /// (either way: a restarted sender starts again from 0) is taken as
+    /// heard now, which is never earlier than the report came, so a peer
+    /// is never declared dead before its timeout.
+    pub fn checked(&mut self, count: u64, now: Instant) -> Verdict {
+        self.next_check = now + CHECK_INTERVAL;
+        match self.count {
+            None => {
+                // The first look sets the base; a report counted already
+                // (the sender started before the watch) is news too.
+                self.count = Some(count);
+                if count > 0 {
+                    self.since = now;
+                    self.heard = true;
+                }
+            }
+            Some(last) if last != count => {
+                self.count = Some(count);
+                self.since = now;
+                self.heard = true;
+            }
+            Some(_) => {}
+        }
+        let silent = now.saturating_duration_since(self.since);
+        if silent >= self.timeout {
+            Verdict::Dead(silent)
+        } else {
+            Verdict::Alive
+        }
+    }
+}
+
+/// The timeout for a session: `configured` when the offer and the answer
+/// agreed backfill (docs/protocol.md 6.1: the peer then reports at least
+/// every second), at least [`LEGACY_PEER_TIMEOUT`] when they did not.
+pub fn peer_timeout(configured: Duration, offer: &Sdp, answer: &Sdp) -> Duration {
+    // Whether backfill is on does not depend on which side offered.
+    if agreed_recovery(offer, answer, StreamRole::Sender)
+        .backfill
+        .is_some()
+    {
+        configured
+    } else {
+        configured.max(LEGACY_PEER_TIMEOUT)
+    }
+}
+
+/// The controller's side: ask for the count, end a dead session and set
+/// up the next one.
+impl Controller {
+    pub(super) fn watch_timeout(&mut self, now: Instant) {
+        let due = matches!(&self.phase, Phase::Streaming { watch: Some(w), .. } if w.is_due(now));
+        if due {
+            self.actions.push_back(Action::CheckPeer);
+        }
+    }
+
+    /// The shell's answer to [`Action::CheckPeer`]: how many reports the
+    /// session's peer has sent about our stream so far.
+    pub fn peer_checked(&mut self, count: u64, now: Instant) {
+        let Phase::Streaming {
+            session,
+            watch: Some(watch),
+            ..
+        } = &mut self.phase
+        else {
+            return;
+        };
+        let session = *session;
+        let first = !watch.heard();
+        let verdict = watch.checked(count, now);
+        if first && watch.heard() {
+            // A session counts as set up once its peer proved alive: only
+            // then may the next failure be retried at once.
+            self.backoff.reset();
+        }
+        if let Verdict::Dead(silent) = verdict {
+            self.peer_dead(session, silent, now);
+        }
+    }
+
+    /// No report from the peer for the timeout: the collector or the path
+    /// to it is gone. End the session without waiting for anyone (the BYE
+    /// is best effort) and set up the next one.
+    fn peer_dead(&mut self, session: super::SessionId, silent: Duration, now: Instant) {
+        let caller = matches!(self.opener, Some((s, Opener::Us)) if s == session);
+        self.opener = None;
+        self.actions.push_back(Action::StopStream);
+        self.actions.push_back(Action::Hangup(session));
+        self.problem(
+            "call",
+            format!(
+                "no RTCP from the collector for {:.1} s: the collector or the path to it is \
+                 gone; ending the session",
+                silent.as_secs_f64()
+            ),
+        );
+        let state = if self.registered || self.settings.registration.is_none() {
+            AgentState::Registered
+        } else {
+            AgentState::Registering
+        };
+        self.set_state(state);
+        if self.flow.is_some() {
+            // The flow may have died with the path: check it now rather
+            // than at the next idle keep-alive (RFC 5626 4.4.1).
+            self.actions.push_back(Action::PingFlow);
+        }
+        if caller && self.may_call() {
+            if self.backoff.failures() == 0 {
+                // The session had proved alive: call again at once (a
+                // dispatcher picks a live collector), then back off.
+                let _ = self.backoff.next_delay(&mut self.ids);
+                self.call(now);
+            } else {
+                self.wait(now, None);
+            }
+        } else {
+            // Called by the collector: be free for its next call.
+            self.phase = Phase::Idle;
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! The peer's RTCP as the session's heartbeat (docs/protocol.md 6.1), on
+//! a virtual clock: a dead collector is noticed at the timeout and not
+//! before, a slow one is not, and the next session is set up without a
+//! call storm.
+
+use sipsensor_protocol::{
+    AnswerPolicy, BackfillSupport, RecoverySupport, answer_with_recovery, offer_with_recovery,
+};
+
+use super::super::liveness::{CHECK_INTERVAL, LEGACY_PEER_TIMEOUT, peer_timeout};
+use super::*;
+
+/// What the shell does for the controller between `from` and `until`: the
+/// peer's count grows at each check while `reporting(at)` says so. Returns
+/// every other action with its time.
+fn run_for(
+    c: &mut Controller,
+    count: &mut u64,
+    from: Instant,
+    until: Instant,
+    reporting: impl Fn(Instant) -> bool,
+) -> Vec<(Instant, Action)> {
+    let mut seen = Vec::new();
+    let mut now = from;
+    // Bounded: one step per check at least.
+    for _ in 0..100_000 {
+        let Some(at) = c.poll_timeout().filter(|t| *t <= until) else {
+            break;
+        };
+        now = now.max(at);
+        c.handle_timeout(now);
+        // What `peer_checked` decides is taken in the same step.
+        while let Some(a) = c.poll_action() {
+            match a {
+                Action::CheckPeer => {
+                    if reporting(now) {
+                        *count += 1;
+                    }
+                    c.peer_checked(*count, now);
+                }
+                // The session's OPTIONS pings are answered; not of interest.
+                Action::Ping(_) => {}
+                other => seen.push((now, other)),
+            }
+        }
+    }
+    seen
+}
+
+fn ended_and_called_again(seen: &[(Instant, Action)]) -> Option<Instant> {
+    match seen {
+        [
+            (at, Action::StopStream),
+            (_, Action::Hangup(s)),
+            (_, Action::Call { .. }),
+        ] if *s == session(1) => Some(*at),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_dead_collector_is_noticed_at_the_timeout_and_not_before() {
+    let (mut c, hub, t0) = streaming();
+    let mut count = 0;
+    // Reports for 10 s, then the collector is killed.
+    let last = t0 + Duration::from_secs(10);
+    let seen = run_for(&mut c, &mut count, t0, last, |_| true);
+    assert!(seen.is_empty(), "{seen:?}");
+    // The last report was counted at the last check before `last`.
+    let heard_at = last - (last - t0).min(CHECK_INTERVAL);
+    let quiet = run_for(
+        &mut c,
+        &mut count,
+        last,
+        heard_at + LEGACY_PEER_TIMEOUT - Duration::from_millis(1),
+        |_| false,
+    );
+    assert!(quiet.is_empty(), "declared dead early: {quiet:?}");
+    let seen = run_for(
+        &mut c,
+        &mut count,
+        heard_at + LEGACY_PEER_TIMEOUT - Duration::from_millis(1),
+        heard_at + LEGACY_PEER_TIMEOUT + CHECK_INTERVAL,
+        |_| false,
+    );
+    let noticed = ended_and_called_again(&seen).unwrap();
+    assert!(noticed - heard_at <= LEGACY_PEER_TIMEOUT + CHECK_INTERVAL);
+    show_status(&mut c, &hub);
+    assert_eq!(hub.state(), AgentState::Registered);
+}
+
+#[test]
+fn a_slow_but_alive_collector_is_not_declared_dead() {
+    let (mut c, _, t0) = streaming();
+    let mut count = 0;
+    // RFC 3550 6.3's slowest: a report every 6.2 s, and one of them lost.
+    let seen = run_for(
+        &mut c,
+        &mut count,
+        t0,
+        t0 + Duration::from_secs(600),
+        |at| {
+            let period = ((at - t0).as_millis() / 6200) as u64;
+            (at - t0).as_millis() % 6200 < CHECK_INTERVAL.as_millis() && period % 7 != 3
+        },
+    );
+    assert!(seen.is_empty(), "{seen:?}");
+}
+
+#[test]
+fn a_count_that_stands_still_is_silence_whatever_it_stands_at() {
+    // Reports counted before the watch began (a re-INVITE renewed it) do
+    // not keep the session alive: only a count that moves does.
+    let (mut c, _, t0) = streaming();
+    let mut count = 40;
+    let seen = run_for(
+        &mut c,
+        &mut count,
+        t0,
+        t0 + LEGACY_PEER_TIMEOUT + 2 * CHECK_INTERVAL,
+        |_| false,
+    );
+    let noticed = ended_and_called_again(&seen).unwrap();
+    assert!(noticed - t0 >= LEGACY_PEER_TIMEOUT, "{:?}", noticed - t0);
+}
+
+#[test]
+fn a_collector_that_answers_and_stays_silent_is_called_again_with_back_off() {
+    let (mut c, _, t0) = streaming();
+    let mut count = 0;
+    let end = t0 + Duration::from_secs(1800);
+    let mut calls = Vec::new();
+    let mut now = t0;
+    let mut n = 1;
+    // Bounded: a call at most per timeout in half an hour.
+    for _ in 0..200 {
+        let seen = run_for(&mut c, &mut count, now, end, |_| false);
+        let Some((at, offer)) = seen.iter().find_map(|(at, a)| match a {
+            Action::Call { offer, .. } => Some((*at, offer.clone())),
+            _ => None,
+        }) else {
+            break;
+        };
+        now = at;
+        calls.push(now);
+        // Answered again, by a collector that never reports.
+        n += 1;
+        c.call_placed(Ok(session(n)), now);
+        let answer = collector_answer(&offer, ReceivePolicy::default());
+        c.handle_event(
+            UaEvent::Answered {
+                session: session(n),
+                answer,
+            },
+            now,
+        );
+        assert!(matches!(&actions(&mut c)[..], [Action::StartStream { .. }]));
+    }
+    let gaps: Vec<Duration> = calls.windows(2).map(|w| w[1] - w[0]).collect();
+    // The first session had never proved alive either: every new call
+    // waits the timeout and a growing back-off on top.
+    assert!(gaps.len() >= 3, "{gaps:?}");
+    for g in &gaps {
+        assert!(
+            *g >= LEGACY_PEER_TIMEOUT + Duration::from_secs(1),
+            "{gaps:?}"
+        );
+    }
+    assert!(gaps.last() > gaps.first(), "back-off grows: {gaps:?}");
+    assert!(calls.len() <= 20, "no call storm: {} calls", calls.len());
+}
+
+#[test]
+fn after_a_live_session_the_first_new_call_is_at_once_the_next_backs_off() {
+    let (mut c, _, t0) = streaming();
+    let mut count = 0;
+    let dead = t0 + Duration::from_secs(5);
+    run_for(&mut c, &mut count, t0, dead, |_| true);
+    let seen = run_for(
+        &mut c,
+        &mut count,
+        dead,
+        dead + Duration::from_secs(30),
+        |_| false,
+    );
+    let called = ended_and_called_again(&seen).unwrap();
+    // That call fails: the one after it waits.
+    call_times_out(&mut c, session(2), called);
+    let next = c.poll_timeout().unwrap() - called;
+    assert!(next >= Duration::from_secs(2), "{next:?}");
+}
+
+#[test]
+fn called_by_the_collector_a_dead_session_leaves_the_sensor_free_for_its_next_call() {
+    let mut s = settings(true);
+    s.flow_keepalive = Some(flow::KEEPALIVE_INTERVAL);
+    let (mut c, t0) = super::trust::waiting(s);
+    let collector_offer = |origin: u64| {
+        let mut o = LocalSdp::with_session_id("collector", "203.0.113.5".parse().unwrap(), origin);
+        let local = LocalMedia::new("203.0.113.5:50000".parse().unwrap());
+        make_offer(&capabilities(), StreamRole::Receiver, &local, &mut o)
+            .unwrap()
+            .to_bytes()
+    };
+    c.incoming(session(7), &collector_offer(7), Opener::Flow, t0);
+    assert!(matches!(
+        &actions(&mut c)[..],
+        [Action::Accept { .. }, Action::StartStream { .. }]
+    ));
+    let mut count = 0;
+    let seen = run_for(
+        &mut c,
+        &mut count,
+        t0,
+        t0 + LEGACY_PEER_TIMEOUT + Duration::from_secs(1),
+        |_| false,
+    );
+    let kinds: Vec<_> = seen.iter().map(|(_, a)| a).collect();
+    // No call of its own; the flow is checked at once.
+    assert!(
+        matches!(
+            &kinds[..],
+            [Action::StopStream, Action::Hangup(s), Action::PingFlow] if *s == session(7)
+        ),
+        "{kinds:?}"
+    );
+    // The restarted collector's call is taken, not refused as busy.
+    let now = t0 + LEGACY_PEER_TIMEOUT + Duration::from_secs(2);
+    c.incoming(session(8), &collector_offer(8), Opener::Flow, now);
+    assert!(matches!(
+        &actions(&mut c)[..],
+        [Action::Accept { .. }, Action::StartStream { .. }]
+    ));
+}
+
+#[test]
+fn the_short_timeout_holds_only_where_backfill_was_agreed() {
+    let configured = Duration::from_secs(4);
+    let local = LocalMedia::new("198.51.100.10:40000".parse().unwrap());
+    let agent = RecoverySupport {
+        instant: true,
+        rtx: None,
+        backfill: Some(BackfillSupport {
+            ssrc: Some(0x0bf0_bf00),
+            ..BackfillSupport::default()
+        }),
+    };
+    let collector = RecoverySupport {
+        instant: true,
+        rtx: None,
+        backfill: Some(BackfillSupport {
+            mark: Some(0),
+            max_rate: Some(2000),
+            ..BackfillSupport::default()
+        }),
+    };
+    let mut origin = LocalSdp::with_session_id("s1", "198.51.100.10".parse().unwrap(), 1);
+    let offer = offer_with_recovery(
+        &capabilities(),
+        StreamRole::Sender,
+        &local,
+        &agent,
+        &mut origin,
+    )
+    .unwrap();
+    let policy = AnswerPolicy::Receive(ReceivePolicy::default());
+    let collector_local = LocalMedia::new("203.0.113.5:50000".parse().unwrap());
+    let mut theirs = LocalSdp::with_session_id("collector", "203.0.113.5".parse().unwrap(), 2);
+    let answer_to = |support: &RecoverySupport, theirs: &mut LocalSdp| {
+        answer_with_recovery(&offer, &policy, &collector_local, support, theirs)
+            .unwrap()
+            .0
+    };
+    let with = answer_to(&collector, &mut theirs);
+    assert_eq!(peer_timeout(configured, &offer, &with), configured);
+    // A collector that knows nothing of section 11 reports every 2-6 s.
+    let without = answer_to(&RecoverySupport::default(), &mut theirs);
+    assert_eq!(
+        peer_timeout(configured, &offer, &without),
+        LEGACY_PEER_TIMEOUT
+    );
+    // A longer configured timeout is kept either way.
+    let long = Duration::from_secs(30);
+    assert_eq!(peer_timeout(long, &offer, &without), long);
+    assert_eq!(peer_timeout(long, &offer, &with), long);
+}
