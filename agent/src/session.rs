@@ -77,6 +77,8 @@ pub enum Action {
     /// Send a CRLF keep-alive on the flow to the registrar; report with
     /// [`Controller::flow_checked`].
     PingFlow,
+    /// Count the pongs on the flow; report with [`Controller::flow_pongs`].
+    CountPongs,
     Call {
         to: String,
         offer: Vec<u8>,

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use sipsensor_protocol::{Sdp, StreamRole, agreed_recovery};
 
+use super::flow::FlowKeeper;
 use super::{Action, Controller, Opener, Phase};
 use crate::status::AgentState;
 
@@ -172,7 +173,7 @@ impl Controller {
             AgentState::Registering
         };
         self.set_state(state);
-        if self.flow.is_some() {
+        if self.flow.as_ref().is_some_and(FlowKeeper::is_up) {
             // The flow may have died with the path: check it now rather
             // than at the next idle keep-alive (RFC 5626 4.4.1).
             self.actions.push_back(Action::PingFlow);

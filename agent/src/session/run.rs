@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use sipsensor_protocol::{
     Agreed, IdGenerator, LocalEndpoint, RegistrationEvent, UaConfig, UaEvent, UserAgent,
 };
-use sipsensor_runtime::sip_transport::{NetConfig, Network};
+use sipsensor_runtime::sip_transport::{NetConfig, NetStatsHandle, Network};
 use sipsensor_runtime::ua_driver::{self, UaHandle};
 use tokio::sync::watch;
 
+use super::flow::FlowPing;
 use super::{Action, CallError, Controller, media};
 use crate::config::Config;
 use crate::status::{
@@ -228,7 +229,11 @@ pub async fn run(
     let local = LocalEndpoint::new(transport, addr);
     let rtp = media_address.rtp;
     let settings = settings(config, &local, &media_address)?;
-    let flow_peer = flow_target(config, &local);
+    let flow = FlowProbe {
+        peer: flow_target(config, &local),
+        stats: network.stats_handle(),
+        transport,
+    };
 
     let mut ua_config = UaConfig::new(local.clone(), config.identity.aor.as_str());
     ua_config.display_name = config.identity.display_name.clone();
@@ -262,7 +267,7 @@ pub async fn run(
             media,
             &hub,
             registrar.as_ref(),
-            flow_peer,
+            &flow,
         )
         .await;
         let wake = controller
@@ -293,7 +298,7 @@ pub async fn run(
                     goodbye = Some(tokio::time::Instant::now() + GOODBYE);
                     if registrar.is_none() {
                         // Nothing to unregister: leave once the BYE is out.
-                        carry_out(&mut shown, &mut controller, &handle, media, &hub, registrar.as_ref(), flow_peer).await;
+                        carry_out(&mut shown, &mut controller, &handle, media, &hub, registrar.as_ref(), &flow).await;
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         break;
                     }
@@ -325,7 +330,7 @@ async fn carry_out(
     media: &mut dyn Media,
     hub: &StatusHub,
     registrar: Option<&(String, String)>,
-    flow_peer: Option<sipsensor_protocol::Target>,
+    flow: &FlowProbe,
 ) {
     loop {
         // The controller's status changes first: it decided them before
@@ -356,13 +361,10 @@ async fn carry_out(
                 let _ = ua.with(|ua, now| ua.unregister(now)).await;
             }
             Action::PingFlow => {
-                // No proxy address: the flow cannot be checked, only lost.
-                let sent = match flow_peer {
-                    Some(peer) => matches!(ua.ping(peer).await, Some(Ok(()))),
-                    None => true,
-                };
-                controller.flow_checked(sent, Instant::now());
+                let ping = flow.ping(ua).await;
+                controller.flow_checked(ping, Instant::now());
             }
+            Action::CountPongs => controller.flow_pongs(flow.pongs(), Instant::now()),
             Action::Call { to, offer } => {
                 let placed = ua
                     .with(move |ua, now| ua.call(&to, offer, now).map_err(CallError::from))
@@ -462,6 +464,36 @@ async fn carry_out(
                     hub.remove_session(&status.call_id);
                 }
             }
+        }
+    }
+}
+
+/// The flow to the registrar as the shell checks it: where it goes and the
+/// transport's pong count (RFC 5626 4.4.1).
+struct FlowProbe {
+    peer: Option<sipsensor_protocol::Target>,
+    stats: NetStatsHandle,
+    transport: sipsensor_protocol::Transport,
+}
+
+impl FlowProbe {
+    async fn ping(&self, ua: &UaHandle) -> FlowPing {
+        // No proxy address: the flow cannot be checked, only lost.
+        let Some(peer) = self.peer else {
+            return FlowPing::Unchecked;
+        };
+        let pongs = self.pongs();
+        match ua.ping(peer).await {
+            Some(Ok(())) => FlowPing::Sent { pongs },
+            _ => FlowPing::Failed,
+        }
+    }
+
+    fn pongs(&self) -> u64 {
+        let stats = self.stats.stats();
+        match self.transport {
+            sipsensor_protocol::Transport::Tls => stats.tls.pongs,
+            _ => stats.tcp.pongs,
         }
     }
 }

@@ -7,6 +7,7 @@ use sipsensor_protocol::{
     make_offer, parse_sdp,
 };
 
+use super::flow::FlowPing;
 use super::run::show_status;
 use super::*;
 use crate::status::{AgentState, StatusHub};
@@ -403,13 +404,20 @@ fn a_failed_flow_is_noticed_by_its_keepalive_and_registered_again() {
     assert!(ping_at - t0 <= flow::KEEPALIVE_INTERVAL);
     c.handle_timeout(ping_at);
     assert_eq!(actions(&mut c), [Action::PingFlow]);
-    c.flow_checked(true, ping_at);
+    c.flow_checked(FlowPing::Sent { pongs: 3 }, ping_at);
+    assert!(actions(&mut c).is_empty());
+    // Its pong came.
+    let pong_at = c.poll_timeout().unwrap();
+    assert_eq!(pong_at, ping_at + flow::PONG_TIMEOUT);
+    c.handle_timeout(pong_at);
+    assert_eq!(actions(&mut c), [Action::CountPongs]);
+    c.flow_pongs(4, pong_at);
     assert!(actions(&mut c).is_empty());
     // The next keep-alive finds the connection gone.
     let ping_at = c.poll_timeout().unwrap();
     c.handle_timeout(ping_at);
     assert_eq!(actions(&mut c), [Action::PingFlow]);
-    c.flow_checked(false, ping_at);
+    c.flow_checked(FlowPing::Failed, ping_at);
     show_status(&mut c, &hub);
     assert_eq!(hub.state(), AgentState::Registering);
     let retry_at = c.poll_timeout().unwrap();
@@ -428,10 +436,43 @@ fn a_failed_flow_is_noticed_by_its_keepalive_and_registered_again() {
     assert!(c.poll_timeout().unwrap() > retry_at, "keep-alives again");
 }
 
+/// A registrar (or the path to it) that died without closing the
+/// connection: the keep-alive goes out but no pong comes back.
+#[test]
+fn a_keepalive_without_a_pong_fails_the_flow_at_the_pong_timeout() {
+    let hub = StatusHub::new();
+    let mut s = settings(true);
+    s.collector = None;
+    s.flow_keepalive = Some(flow::KEEPALIVE_INTERVAL);
+    let mut c = Controller::new(s, IdGenerator::seeded(13));
+    let t0 = Instant::now();
+    c.start(t0);
+    c.handle_event(registered(), t0);
+    actions(&mut c);
+    let ping_at = c.poll_timeout().unwrap();
+    c.handle_timeout(ping_at);
+    assert_eq!(actions(&mut c), [Action::PingFlow]);
+    c.flow_checked(FlowPing::Sent { pongs: 7 }, ping_at);
+    let due = c.poll_timeout().unwrap();
+    assert_eq!(due, ping_at + flow::PONG_TIMEOUT);
+    c.handle_timeout(due - Duration::from_millis(1));
+    assert!(actions(&mut c).is_empty(), "not before the pong timeout");
+    c.handle_timeout(due);
+    assert_eq!(actions(&mut c), [Action::CountPongs]);
+    // Still 7: no pong.
+    c.flow_pongs(7, due);
+    show_status(&mut c, &hub);
+    assert_eq!(hub.state(), AgentState::Registering);
+    let retry_at = c.poll_timeout().unwrap();
+    assert!(retry_at - due <= flow::RETRY_BASE);
+    c.handle_timeout(retry_at);
+    assert!(matches!(&actions(&mut c)[..], [Action::Register(_)]));
+}
+
 #[test]
 fn without_a_flow_there_is_no_keepalive() {
     let (mut c, _, now) = streaming();
-    c.flow_checked(false, now);
+    c.flow_checked(FlowPing::Failed, now);
     assert!(actions(&mut c).is_empty());
     // Only the in-dialog OPTIONS ping and the peer check are due.
     c.handle_timeout(now + Duration::from_secs(30));
