@@ -455,9 +455,16 @@ impl Controller {
             return;
         }
         let agreed = parse_sdp(answer).map_err(|e| e.to_string()).and_then(|a| {
-            let timeout = liveness::peer_timeout(self.settings.peer_timeout, offer, &a);
             apply_answer(offer, &a, StreamRole::Sender)
-                .map(|agreed| (agreed, timeout))
+                .map(|agreed| {
+                    let timeout = liveness::peer_timeout(
+                        self.settings.peer_timeout,
+                        offer,
+                        &a,
+                        &agreed.description,
+                    );
+                    (agreed, timeout)
+                })
                 .map_err(|e| e.to_string())
         });
         match agreed {
@@ -558,7 +565,12 @@ impl Controller {
             &mut self.origin,
         )
         .map(|(sdp, agreed)| {
-            let timeout = liveness::peer_timeout(self.settings.peer_timeout, &offer, &sdp);
+            let timeout = liveness::peer_timeout(
+                self.settings.peer_timeout,
+                &offer,
+                &sdp,
+                &agreed.description,
+            );
             (sdp.to_bytes(), agreed, timeout)
         })
         .map_err(|e| (e.status_code(), e.to_string()))

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use sipsensor_protocol::{Sdp, StreamRole, agreed_recovery};
+use sipsensor_protocol::{RtcpConfig, Sdp, StreamDescription, StreamRole, agreed_recovery};
 
 use super::flow::FlowKeeper;
 use super::{Action, Controller, Opener, Phase};
@@ -23,8 +23,15 @@ pub const CHECK_INTERVAL: Duration = Duration::from_millis(250);
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(4);
 /// Against a peer that did not: RFC 3550 6.3 lets it report as seldom as
 /// every 6.2 s (the 5 s minimum, randomised, compensated), so three
-/// reports missed in a row.
+/// reports missed in a row; longer for a slow stream (`peer_timeout`).
 pub const LEGACY_PEER_TIMEOUT: Duration = Duration::from_secs(20);
+/// The average compound the peer's RTCP interval is reckoned with, in
+/// bytes without headers: its RR + SDES CNAME and our SR + SDES are
+/// 60-80 (RFC 3550 6.3.2 averages both); generous, so as not to reckon
+/// its interval short.
+const COMPOUND_BYTES: usize = 100;
+/// Reports of a peer that agreed nothing that may go missing in a row.
+const MISSED_REPORTS: u32 = 3;
 
 /// What the peer's count told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,17 +111,27 @@ impl PeerWatch {
 
 /// The timeout for a session: `configured` when the offer and the answer
 /// agreed backfill (docs/protocol.md 6.1: the peer then reports at least
-/// every second), at least [`LEGACY_PEER_TIMEOUT`] when they did not.
-pub fn peer_timeout(configured: Duration, offer: &Sdp, answer: &Sdp) -> Duration {
+/// every second). When they did not, at least [`LEGACY_PEER_TIMEOUT`] and
+/// three of the longest intervals RFC 3550 A.7 gives the peer at the
+/// stream's bandwidth (`agreed`): a slow stream's peer reports seldom.
+pub fn peer_timeout(
+    configured: Duration,
+    offer: &Sdp,
+    answer: &Sdp,
+    agreed: &StreamDescription,
+) -> Duration {
     // Whether backfill is on does not depend on which side offered.
     if agreed_recovery(offer, answer, StreamRole::Sender)
         .backfill
         .is_some()
     {
-        configured
-    } else {
-        configured.max(LEGACY_PEER_TIMEOUT)
+        return configured;
     }
+    let interval =
+        RtcpConfig::new(agreed.session_bandwidth_bps()).longest_receiver_interval(COMPOUND_BYTES);
+    configured
+        .max(LEGACY_PEER_TIMEOUT)
+        .max(interval.saturating_mul(MISSED_REPORTS))
 }
 
 /// The controller's side: ask for the count, end a dead session and set

@@ -4,7 +4,8 @@
 //! call storm.
 
 use sipsensor_protocol::{
-    AnswerPolicy, BackfillSupport, RecoverySupport, answer_with_recovery, offer_with_recovery,
+    AnswerPolicy, BackfillSupport, RecoverySupport, RtcpConfig, answer_with_recovery,
+    offer_with_recovery,
 };
 
 use super::super::liveness::{CHECK_INTERVAL, LEGACY_PEER_TIMEOUT, peer_timeout};
@@ -271,16 +272,31 @@ fn the_short_timeout_holds_only_where_backfill_was_agreed() {
             .unwrap()
             .0
     };
+    let fast = capabilities();
     let with = answer_to(&collector, &mut theirs);
-    assert_eq!(peer_timeout(configured, &offer, &with), configured);
+    assert_eq!(peer_timeout(configured, &offer, &with, &fast), configured);
     // A collector that knows nothing of section 11 reports every 2-6 s.
     let without = answer_to(&RecoverySupport::default(), &mut theirs);
     assert_eq!(
-        peer_timeout(configured, &offer, &without),
+        peer_timeout(configured, &offer, &without, &fast),
         LEGACY_PEER_TIMEOUT
     );
     // A longer configured timeout is kept either way.
     let long = Duration::from_secs(30);
-    assert_eq!(peer_timeout(long, &offer, &without), long);
-    assert_eq!(peer_timeout(long, &offer, &with), long);
+    assert_eq!(peer_timeout(long, &offer, &without, &fast), long);
+    assert_eq!(peer_timeout(long, &offer, &with, &fast), long);
+    // One channel at 1 Hz: its collector may wait ~59 s between reports
+    // (RFC 3550 A.7 at 5 % of 544 bit/s), so three of those.
+    let mut slow = capabilities();
+    slow.clock_rate = 1;
+    if let Some(s) = slow.samples.as_mut() {
+        s.samples_per_packet = 1;
+        s.channels.truncate(1);
+    }
+    let legacy = peer_timeout(configured, &offer, &without, &slow);
+    let longest = RtcpConfig::new(slow.session_bandwidth_bps()).longest_receiver_interval(100);
+    assert!(longest > Duration::from_secs(40), "{longest:?}");
+    assert_eq!(legacy, longest * 3);
+    // Backfill agreed: the peer reports every second whatever the rate.
+    assert_eq!(peer_timeout(configured, &offer, &with, &slow), configured);
 }
