@@ -181,6 +181,11 @@ pub struct Controller {
     /// In-dialog requests refused (not challenged): forged or of another
     /// caller.
     refused_in_dialog: u64,
+    /// Calls made again since a live session's peer fell silent
+    /// (docs/protocol.md 6.1); `None` when not re-establishing one.
+    recalls: Option<u32>,
+    /// When a call made again is given up if not answered by then.
+    call_deadline: Option<Instant>,
 }
 
 impl Controller {
@@ -213,6 +218,8 @@ impl Controller {
             last_problem: None,
             opener: None,
             refused_in_dialog: 0,
+            recalls: None,
+            call_deadline: None,
         }
     }
 
@@ -268,6 +275,7 @@ impl Controller {
                     .map_or(*next_ping, |w| w.poll_timeout().min(*next_ping)),
             ),
             Phase::Waiting { until } => Some(*until),
+            Phase::Calling { .. } => self.call_deadline,
             _ => None,
         };
         let flow = self.flow.as_ref().and_then(FlowKeeper::poll_timeout);
@@ -277,6 +285,7 @@ impl Controller {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.flow_timeout(now);
         self.watch_timeout(now);
+        self.recall_timeout(now);
         match &mut self.phase {
             Phase::Streaming {
                 session, next_ping, ..
@@ -352,6 +361,7 @@ impl Controller {
                     to,
                     offer: offer.to_bytes(),
                 });
+                self.call_deadline = self.recalls.map(|_| now + liveness::RECALL_ANSWER);
                 // The session id arrives with the shell's answer to Call.
                 self.phase = Phase::Calling {
                     session: None,
@@ -579,6 +589,7 @@ impl Controller {
     fn stream(&mut self, session: SessionId, agreed: Agreed, peer_timeout: Duration, now: Instant) {
         tracing::info!("streaming: {}", summary(&agreed.description));
         self.solved("call");
+        self.call_deadline = None;
         // With media, the back-off is reset once the peer's first report
         // proves the session alive (`peer_checked`): a collector that
         // answers and then falls silent is called again with back-off.
@@ -659,9 +670,11 @@ impl Controller {
         if self.phase == Phase::Stopping {
             return;
         }
-        let delay = match retry_after {
-            Some(d) => d.min(self.settings.retry_max),
-            None => self.backoff.next_delay(&mut self.ids),
+        self.call_deadline = None;
+        let delay = match (retry_after, self.recall_delay()) {
+            (Some(d), _) => d.min(self.settings.retry_max),
+            (None, Some(d)) => d,
+            (None, None) => self.backoff.next_delay(&mut self.ids),
         };
         if self.settings.collector.is_some() {
             tracing::info!(

@@ -32,6 +32,16 @@ pub const LEGACY_PEER_TIMEOUT: Duration = Duration::from_secs(20);
 const COMPOUND_BYTES: usize = 100;
 /// Reports of a peer that agreed nothing that may go missing in a row.
 const MISSED_REPORTS: u32 = 3;
+/// After a live session's peer fell silent, calls are made again every
+/// 2-4 s (jittered) so that a collector back after an outage, or a
+/// dispatcher's other one, has the sensor within 5 s...
+pub const RECALL_MAX: Duration = Duration::from_secs(4);
+/// ...each given up when not answered within this (a live collector, or
+/// a dispatcher's failover to one, answers well within it)...
+pub const RECALL_ANSWER: Duration = Duration::from_secs(4);
+/// ...for this many calls (5 to 10 minutes); then the usual back-off, at
+/// its ceiling by then.
+pub const RECALLS: u32 = 75;
 
 /// What the peer's count told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +137,12 @@ pub fn peer_timeout(
     {
         return configured;
     }
+    legacy_peer_timeout(configured, agreed)
+}
+
+/// The timeout against a peer that agreed no backfill for a stream of
+/// `agreed`'s bandwidth: see [`peer_timeout`].
+pub fn legacy_peer_timeout(configured: Duration, agreed: &StreamDescription) -> Duration {
     let interval =
         RtcpConfig::new(agreed.session_bandwidth_bps()).longest_receiver_interval(COMPOUND_BYTES);
     configured
@@ -137,6 +153,45 @@ pub fn peer_timeout(
 /// The controller's side: ask for the count, end a dead session and set
 /// up the next one.
 impl Controller {
+    /// A call made again that got no answer in time: give it up (the user
+    /// agent cancels it) and make the next.
+    pub(super) fn recall_timeout(&mut self, now: Instant) {
+        if self.call_deadline.is_none_or(|d| d > now) {
+            return;
+        }
+        let Phase::Calling { session, .. } = &self.phase else {
+            self.call_deadline = None;
+            return;
+        };
+        if let Some(session) = *session {
+            self.actions.push_back(Action::Hangup(session));
+        }
+        self.problem(
+            "call",
+            format!(
+                "the collector did not answer within {} s; calling again",
+                RECALL_ANSWER.as_secs()
+            ),
+        );
+        self.wait(now, None);
+    }
+
+    /// The wait before the next call while re-establishing a session, or
+    /// `None` when not (any more): then the usual back-off.
+    pub(super) fn recall_delay(&mut self) -> Option<Duration> {
+        let made = self.recalls?;
+        if made >= RECALLS {
+            self.recalls = None;
+            return None;
+        }
+        self.recalls = Some(made + 1);
+        // Counted as failures too: after the recalls the usual back-off
+        // goes on from where this many failures put it.
+        let _ = self.backoff.next_delay(&mut self.ids);
+        let half = RECALL_MAX / 2;
+        Some(half + half.mul_f64(self.ids.unit()))
+    }
+
     pub(super) fn watch_timeout(&mut self, now: Instant) {
         let due = matches!(&self.phase, Phase::Streaming { watch: Some(w), .. } if w.is_due(now));
         if due {
@@ -162,6 +217,7 @@ impl Controller {
             // A session counts as set up once its peer proved alive: only
             // then may the next failure be retried at once.
             self.backoff.reset();
+            self.recalls = None;
         }
         if let Verdict::Dead(silent) = verdict {
             self.peer_dead(session, silent, now);
@@ -173,6 +229,7 @@ impl Controller {
     /// is best effort) and set up the next one.
     fn peer_dead(&mut self, session: super::SessionId, silent: Duration, now: Instant) {
         let caller = matches!(self.opener, Some((s, Opener::Us)) if s == session);
+        let was_alive = matches!(&self.phase, Phase::Streaming { watch: Some(w), .. } if w.heard());
         self.opener = None;
         self.actions.push_back(Action::StopStream);
         self.actions.push_back(Action::Hangup(session));
@@ -196,12 +253,13 @@ impl Controller {
             self.actions.push_back(Action::PingFlow);
         }
         if caller && self.may_call() {
-            if self.backoff.failures() == 0 {
-                // The session had proved alive: call again at once (a
-                // dispatcher picks a live collector), then back off.
-                let _ = self.backoff.next_delay(&mut self.ids);
+            if was_alive {
+                // Call again at once (a dispatcher picks a live
+                // collector), then every few seconds for a while.
+                self.recalls = Some(0);
                 self.call(now);
             } else {
+                // This session never proved alive either.
                 self.wait(now, None);
             }
         } else {

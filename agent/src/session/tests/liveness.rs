@@ -8,7 +8,9 @@ use sipsensor_protocol::{
     offer_with_recovery,
 };
 
-use super::super::liveness::{CHECK_INTERVAL, LEGACY_PEER_TIMEOUT, peer_timeout};
+use super::super::liveness::{
+    CHECK_INTERVAL, LEGACY_PEER_TIMEOUT, RECALL_ANSWER, RECALL_MAX, RECALLS, peer_timeout,
+};
 use super::*;
 
 /// What the shell does for the controller between `from` and `until`: the
@@ -46,6 +48,18 @@ fn run_for(
         }
     }
     seen
+}
+
+/// Streaming, the peer reporting for 5 s, then silent until it is
+/// declared dead: the controller, the peer's count and what it did.
+fn alive_then_silent() -> (Controller, StatusHub, u64, Vec<(Instant, Action)>) {
+    let (mut c, hub, t0) = streaming();
+    let mut count = 0;
+    let dead = t0 + Duration::from_secs(5);
+    run_for(&mut c, &mut count, t0, dead, |_| true);
+    let until = dead + LEGACY_PEER_TIMEOUT + CHECK_INTERVAL;
+    let seen = run_for(&mut c, &mut count, dead, until, |_| false);
+    (c, hub, count, seen)
 }
 
 fn ended_and_called_again(seen: &[(Instant, Action)]) -> Option<Instant> {
@@ -172,23 +186,88 @@ fn a_collector_that_answers_and_stays_silent_is_called_again_with_back_off() {
 }
 
 #[test]
-fn after_a_live_session_the_first_new_call_is_at_once_the_next_backs_off() {
-    let (mut c, _, t0) = streaming();
-    let mut count = 0;
-    let dead = t0 + Duration::from_secs(5);
-    run_for(&mut c, &mut count, t0, dead, |_| true);
+fn after_a_live_session_calls_go_at_once_then_every_few_seconds_for_a_while_then_back_off() {
+    let (mut c, hub, _, seen) = alive_then_silent();
+    let mut called = ended_and_called_again(&seen).unwrap();
+    let mut gaps = Vec::new();
+    // The collector stays away: calls fail (an error) or get no answer
+    // at all (given up after RECALL_ANSWER, the user agent cancels).
+    for n in 0..(RECALLS + 3) as u64 {
+        let id = session(10 + n);
+        // (Past the recalls no call is given up: the usual back-off.)
+        if n % 2 == 0 || n >= u64::from(RECALLS) {
+            call_times_out(&mut c, id, called);
+        } else {
+            c.call_placed(Ok(id), called);
+            let give_up = c.poll_timeout().unwrap();
+            assert_eq!(give_up - called, RECALL_ANSWER);
+            c.handle_timeout(give_up - Duration::from_millis(1));
+            assert!(actions(&mut c).is_empty(), "not before");
+            c.handle_timeout(give_up);
+            assert_eq!(actions(&mut c), [Action::Hangup(id)]);
+        }
+        let at = c.poll_timeout().unwrap();
+        c.handle_timeout(at);
+        assert!(matches!(&actions(&mut c)[..], [Action::Call { .. }]));
+        gaps.push(at - called);
+        called = at;
+    }
+    show_status(&mut c, &hub);
+    assert_eq!(hub.state(), AgentState::Registered);
+    let (recalls, after) = gaps.split_at(RECALLS as usize);
+    for (n, g) in recalls.iter().enumerate() {
+        let wait = if n % 2 == 0 { *g } else { *g - RECALL_ANSWER };
+        assert!(
+            wait >= RECALL_MAX / 2 && wait <= RECALL_MAX,
+            "recall {n}: {g:?}"
+        );
+    }
+    // Then the usual back-off, at its ceiling (5 min, jittered): no
+    // endless storm.
+    assert!(
+        after.iter().all(|g| *g >= Duration::from_secs(150)),
+        "{after:?}"
+    );
+}
+
+#[test]
+fn a_live_session_again_ends_the_recalls() {
+    let (mut c, _, mut count, seen) = alive_then_silent();
+    let called = ended_and_called_again(&seen).unwrap();
+    let Some((_, Action::Call { offer, .. })) = seen.last() else {
+        panic!("{seen:?}")
+    };
+    c.call_placed(Ok(session(2)), called);
+    let answer = collector_answer(offer, ReceivePolicy::default());
+    c.handle_event(
+        UaEvent::Answered {
+            session: session(2),
+            answer,
+        },
+        called,
+    );
+    actions(&mut c);
+    // Answered in time: no give-up pending.
+    assert!(c.poll_timeout().unwrap() - called <= CHECK_INTERVAL);
+    let up = called + Duration::from_secs(5);
+    run_for(&mut c, &mut count, called, up, |_| true);
+    // That one dies too: called again at once (it was alive) ...
     let seen = run_for(
         &mut c,
         &mut count,
-        dead,
-        dead + Duration::from_secs(30),
+        up,
+        up + LEGACY_PEER_TIMEOUT + CHECK_INTERVAL,
         |_| false,
     );
-    let called = ended_and_called_again(&seen).unwrap();
-    // That call fails: the one after it waits.
-    call_times_out(&mut c, session(2), called);
-    let next = c.poll_timeout().unwrap() - called;
-    assert!(next >= Duration::from_secs(2), "{next:?}");
+    assert!(
+        matches!(seen.last(), Some((_, Action::Call { .. }))),
+        "{seen:?}"
+    );
+    // ... and a failed call now waits the recall delay, counted anew.
+    let again = seen.last().map(|(at, _)| *at).unwrap();
+    call_times_out(&mut c, session(3), again);
+    let wait = c.poll_timeout().unwrap() - again;
+    assert!(wait >= RECALL_MAX / 2 && wait <= RECALL_MAX, "{wait:?}");
 }
 
 #[test]
