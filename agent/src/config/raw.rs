@@ -282,7 +282,8 @@ impl Default for RawMedia {
     fn default() -> Self {
         RawMedia {
             srtp: None,
-            peer_timeout_ms: 4000,
+            peer_timeout_ms: u32::try_from(crate::session::liveness::PEER_TIMEOUT.as_millis())
+                .unwrap_or(u32::MAX),
         }
     }
 }
