@@ -172,12 +172,15 @@ pub struct RealtimeConfig {
     pub cpu: Option<u16>,
 }
 
-/// How streams are protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How streams are protected, and how long their peer may be silent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MediaConfig {
     /// `media.srtp`; `None`: decided by the signalling (see
     /// [`MediaConfig::srtp_policy`]).
     pub srtp: Option<SrtpPolicy>,
+    /// `media.peer_timeout_ms`: no RTCP from the session's peer for this
+    /// long ends the session (docs/protocol.md 6.1).
+    pub peer_timeout: Duration,
 }
 
 /// Why a configuration lets signalling or samples travel in clear text;

@@ -9,6 +9,7 @@
 //! Every rule here is tested without a socket.
 
 pub mod flow;
+pub mod liveness;
 pub mod media;
 pub mod run;
 pub mod streamer;
@@ -30,6 +31,7 @@ use sipsensor_protocol::{
 use crate::backoff::Backoff;
 use crate::status::{AgentState, StatusChange};
 use flow::FlowKeeper;
+use liveness::PeerWatch;
 pub use trust::{Admission, Opener, Refusal, Trust, TrustConfig};
 
 /// Added to "registrar unreachable" over TLS: a certificate the CA file
@@ -53,8 +55,13 @@ pub struct Settings {
     /// The acknowledgement, repair and backfill this device offers and
     /// accepts (docs/protocol.md 11.1); `Default`: none.
     pub recovery: RecoverySupport,
-    /// In-dialog OPTIONS interval: how fast a lost collector is noticed.
+    /// In-dialog OPTIONS interval: how fast a collector that forgot the
+    /// session (restarted within the peer timeout) is noticed.
     pub keepalive: Duration,
+    /// The longest silence of the peer's RTCP before the session is
+    /// declared dead, when backfill is agreed (at least
+    /// [`liveness::LEGACY_PEER_TIMEOUT`] when it is not).
+    pub peer_timeout: Duration,
     /// CRLF keep-alive interval of the flow to the registrar (RFC 5626
     /// 4.4.1); `None` when the registration is no flow (UDP, no registrar).
     pub flow_keepalive: Option<Duration>,
@@ -74,6 +81,8 @@ pub enum Action {
     /// Send a CRLF keep-alive on the flow to the registrar; report with
     /// [`Controller::flow_checked`].
     PingFlow,
+    /// Count the pongs on the flow; report with [`Controller::flow_pongs`].
+    CountPongs,
     Call {
         to: String,
         offer: Vec<u8>,
@@ -106,6 +115,9 @@ pub enum Action {
         answer: Result<Vec<u8>, (u16, String)>,
     },
     Ping(SessionId),
+    /// Count the session peer's RTCP reports about our stream; report
+    /// with [`Controller::peer_checked`].
+    CheckPeer,
     Hangup(SessionId),
     /// Start streaming as agreed (remote address, description, and the
     /// recovery of docs/protocol.md 11.1).
@@ -141,6 +153,8 @@ enum Phase {
     Streaming {
         session: SessionId,
         next_ping: Instant,
+        /// `None` while on hold: no media, no reports to expect.
+        watch: Option<PeerWatch>,
     },
     /// The next call attempt is at `until`.
     Waiting {
@@ -173,6 +187,11 @@ pub struct Controller {
     /// In-dialog requests refused (not challenged): forged or of another
     /// caller.
     refused_in_dialog: u64,
+    /// Calls made again since a live session's peer fell silent
+    /// (docs/protocol.md 6.1); `None` when not re-establishing one.
+    recalls: Option<u32>,
+    /// When a call made again is given up if not answered by then.
+    call_deadline: Option<Instant>,
 }
 
 impl Controller {
@@ -211,6 +230,8 @@ impl Controller {
             last_problem: None,
             opener: None,
             refused_in_dialog: 0,
+            recalls: None,
+            call_deadline: None,
         }
     }
 
@@ -258,8 +279,15 @@ impl Controller {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         let phase = match &self.phase {
-            Phase::Streaming { next_ping, .. } => Some(*next_ping),
+            Phase::Streaming {
+                next_ping, watch, ..
+            } => Some(
+                watch
+                    .as_ref()
+                    .map_or(*next_ping, |w| w.poll_timeout().min(*next_ping)),
+            ),
             Phase::Waiting { until } => Some(*until),
+            Phase::Calling { .. } => self.call_deadline,
             _ => None,
         };
         let flow = self.flow.as_ref().and_then(FlowKeeper::poll_timeout);
@@ -268,15 +296,16 @@ impl Controller {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.flow_timeout(now);
-        match self.phase {
-            Phase::Streaming { session, next_ping } if next_ping <= now => {
-                self.actions.push_back(Action::Ping(session));
-                self.phase = Phase::Streaming {
-                    session,
-                    next_ping: now + self.settings.keepalive,
-                };
+        self.watch_timeout(now);
+        self.recall_timeout(now);
+        match &mut self.phase {
+            Phase::Streaming {
+                session, next_ping, ..
+            } if *next_ping <= now => {
+                self.actions.push_back(Action::Ping(*session));
+                *next_ping = now + self.settings.keepalive;
             }
-            Phase::Waiting { until } if until <= now => {
+            Phase::Waiting { until } if *until <= now => {
                 self.phase = Phase::Idle;
                 if self.may_call() {
                     self.call(now);
@@ -309,7 +338,7 @@ impl Controller {
                 source,
                 on_dialog_flow,
             } => self.in_dialog_request(session, id, &request, source, on_dialog_flow, now),
-            UaEvent::ReofferReceived { session, offer } => self.reoffer(session, &offer),
+            UaEvent::ReofferReceived { session, offer } => self.reoffer(session, &offer, now),
             UaEvent::Malformed { source, reason } => {
                 tracing::debug!("ignored a message from {}: {reason}", source.addr);
             }
@@ -345,6 +374,7 @@ impl Controller {
                     to,
                     offer: offer.to_bytes(),
                 });
+                self.call_deadline = self.recalls.map(|_| now + liveness::RECALL_ANSWER);
                 // The session id arrives with the shell's answer to Call.
                 self.phase = Phase::Calling {
                     session: None,
@@ -449,12 +479,18 @@ impl Controller {
         }
         let agreed = parse_sdp(answer).map_err(|e| e.to_string()).and_then(|a| {
             let agreed = apply_answer(offer, &a, StreamRole::Sender).map_err(|e| e.to_string())?;
-            Ok((agreed, agreed_recovery(offer, &a, StreamRole::Sender)))
+            let timeout =
+                liveness::peer_timeout(self.settings.peer_timeout, offer, &a, &agreed.description);
+            Ok((
+                agreed,
+                agreed_recovery(offer, &a, StreamRole::Sender),
+                timeout,
+            ))
         });
         match agreed {
-            Ok((agreed, recovery)) => {
+            Ok((agreed, recovery, timeout)) => {
                 self.opener = Some((session, Opener::Us));
-                self.stream(session, agreed, recovery, now);
+                self.stream(session, agreed, recovery, timeout, now);
             }
             Err(e) => {
                 self.problem("call", format!("the collector's answer is unusable: {e}"));
@@ -483,10 +519,10 @@ impl Controller {
             return;
         }
         match self.answer(offer) {
-            Ok((answer, agreed, recovery)) => {
+            Ok((answer, agreed, recovery, timeout)) => {
                 self.opener = Some((session, opener));
                 self.actions.push_back(Action::Accept { session, answer });
-                self.stream(session, agreed, recovery, now);
+                self.stream(session, agreed, recovery, timeout, now);
             }
             Err((status, warning)) => {
                 tracing::warn!("refused an incoming call: {warning}");
@@ -499,7 +535,7 @@ impl Controller {
         }
     }
 
-    fn reoffer(&mut self, session: SessionId, offer: &[u8]) {
+    fn reoffer(&mut self, session: SessionId, offer: &[u8], now: Instant) {
         let ours = matches!(self.phase, Phase::Streaming { session: s, .. } if s == session);
         if !ours {
             self.actions.push_back(Action::AnswerReoffer {
@@ -509,11 +545,16 @@ impl Controller {
             return;
         }
         match self.answer(offer) {
-            Ok((answer, agreed, recovery)) => {
+            Ok((answer, agreed, recovery, timeout)) => {
                 tracing::info!(
                     "collector changed the stream: {}",
                     summary(&agreed.description)
                 );
+                if let Phase::Streaming { watch, .. } = &mut self.phase {
+                    // A new agreement, perhaps a new address or new keys:
+                    // the peer gets a whole timeout under it.
+                    *watch = agreed.is_active().then(|| PeerWatch::new(timeout, now));
+                }
                 self.actions.push_back(Action::AnswerReoffer {
                     session,
                     answer: Ok(answer),
@@ -532,8 +573,13 @@ impl Controller {
     }
 
     /// Our answer to an offer (RFC 3264 6): what we can send within what
-    /// was asked for, or the 488 and why.
-    fn answer(&mut self, offer: &[u8]) -> Result<(Vec<u8>, Agreed, AgreedRecovery), (u16, String)> {
+    /// was asked for, what of docs/protocol.md 11 was agreed and the
+    /// session's peer timeout, or the 488 and why.
+    #[allow(clippy::type_complexity)]
+    fn answer(
+        &mut self,
+        offer: &[u8],
+    ) -> Result<(Vec<u8>, Agreed, AgreedRecovery, Duration), (u16, String)> {
         let offer = parse_sdp(offer).map_err(|e| (400, format!("malformed SDP: {e}")))?;
         let policy = AnswerPolicy::Send {
             capabilities: self.settings.capabilities.clone(),
@@ -545,7 +591,15 @@ impl Controller {
             &self.settings.recovery,
             &mut self.origin,
         )
-        .map(|(sdp, agreed, recovery)| (sdp.to_bytes(), agreed, recovery))
+        .map(|(sdp, agreed, recovery)| {
+            let timeout = liveness::peer_timeout(
+                self.settings.peer_timeout,
+                &offer,
+                &sdp,
+                &agreed.description,
+            );
+            (sdp.to_bytes(), agreed, recovery, timeout)
+        })
         .map_err(|e| (e.status_code(), e.to_string()))
     }
 
@@ -554,11 +608,21 @@ impl Controller {
         session: SessionId,
         agreed: Agreed,
         recovery: AgreedRecovery,
+        peer_timeout: Duration,
         now: Instant,
     ) {
         tracing::info!("streaming: {}", summary(&agreed.description));
         self.solved("call");
-        self.backoff.reset();
+        self.call_deadline = None;
+        // With media, the back-off is reset once the peer's first report
+        // proves the session alive (`peer_checked`): a collector that
+        // answers and then falls silent is called again with back-off.
+        let watch = agreed
+            .is_active()
+            .then(|| PeerWatch::new(peer_timeout, now));
+        if watch.is_none() {
+            self.backoff.reset();
+        }
         self.set_state(AgentState::Streaming);
         self.actions.push_back(Action::StartStream {
             session,
@@ -568,6 +632,7 @@ impl Controller {
         self.phase = Phase::Streaming {
             session,
             next_ping: now + self.settings.keepalive,
+            watch,
         };
     }
 
@@ -632,9 +697,11 @@ impl Controller {
         if self.phase == Phase::Stopping {
             return;
         }
-        let delay = match retry_after {
-            Some(d) => d.min(self.settings.retry_max),
-            None => self.backoff.next_delay(&mut self.ids),
+        self.call_deadline = None;
+        let delay = match (retry_after, self.recall_delay()) {
+            (Some(d), _) => d.min(self.settings.retry_max),
+            (None, Some(d)) => d,
+            (None, None) => self.backoff.next_delay(&mut self.ids),
         };
         if self.settings.collector.is_some() {
             tracing::info!(

@@ -551,7 +551,7 @@ impl Streamer {
     }
 
     /// The figures so far (lock-free reads), over the sender's life: every
-    /// session it was attached to (`first_live_ns` and `peer_bye` are the
+    /// session it was attached to (`first_live_ns`, `peer_bye` and `peer_reports` are the
     /// current session's).
     pub fn stats(&self) -> StreamStats {
         self.stats.snapshot()

@@ -216,6 +216,16 @@ impl Agent {
         }
     }
 
+    /// How long this agent waits for RTCP from a collector that agreed no
+    /// backfill before it calls again (docs/protocol.md 6.1).
+    pub fn legacy_peer_timeout(&self) -> Duration {
+        let files = ConfigFiles::new(vec![self.config_path()], vec![]);
+        let cfg = config::load(&files).unwrap_or_else(|e| panic!("agent config: {e:?}"));
+        let offered = sipsensor_agent::session::media::capabilities(&cfg)
+            .unwrap_or_else(|e| panic!("agent stream: {e}"));
+        sipsensor_agent::session::liveness::legacy_peer_timeout(cfg.media.peer_timeout, &offered)
+    }
+
     pub fn interval(&self) -> Duration {
         Duration::from_millis(u64::from(self.spec.interval_ms))
     }

@@ -1,11 +1,13 @@
 //! Scenario 4: the collector is killed (SIGKILL: no BYE, no last commit)
-//! and started again. The agent notices by itself (its in-dialog OPTIONS
-//! keep-alive gets 481 from the new process) and calls again; the stored
+//! and started again. The agent notices by itself (the new process sends
+//! no RTCP for the old session, docs/protocol.md 6.1, or the in-dialog
+//! OPTIONS keep-alive gets 481 from it) and calls again; the stored
 //! data shows exactly one hole, from the kill to the new session, and the
 //! waveform's readings across it account for exactly that time.
 
 #![allow(clippy::unwrap_used)]
 
+use sipsensor_agent::session::liveness::CHECK_INTERVAL;
 use sipsensor_agent::status::AgentState;
 use sipsensor_e2e::*;
 use std::time::Duration;
@@ -22,7 +24,9 @@ fn after_kill_9_and_restart_the_agent_recovers_and_one_gap_is_stored() {
     let killed = unix_ns();
     site.collector.kill9();
     site.collector.launch().unwrap();
-    // The keep-alive runs every 20 s; then the agent calls again.
+    // The RTCP silent for the peer timeout (this collector agrees no
+    // backfill: 20 s or more; 4 s with it), or the OPTIONS keep-alive's
+    // 481 within 20 s, then the agent calls again at once.
     let second = site
         .agent
         .wait_status("streaming again", Duration::from_secs(60), |s| {
@@ -30,6 +34,12 @@ fn after_kill_9_and_restart_the_agent_recovers_and_one_gap_is_stored() {
                 && s.sessions.first().is_some_and(|x| x.call_id != first_call)
         });
     let resumed = i64::try_from(second.sessions[0].started_unix_ms).unwrap() * 1_000_000;
+    let bound = site.agent.legacy_peer_timeout() + CHECK_INTERVAL + Duration::from_secs(2);
+    assert!(
+        resumed - killed <= bound.as_nanos() as i64,
+        "kill to new session {} ms, not within {bound:?}",
+        (resumed - killed) / 1_000_000
+    );
     std::thread::sleep(Duration::from_secs(3));
     let (stored, capture) = site.finish(100);
     let aor = site.aor();

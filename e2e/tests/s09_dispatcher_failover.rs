@@ -1,12 +1,14 @@
 //! Scenario 9: two collectors behind Kamailio's dispatcher, sharing one
 //! PostgreSQL database, take 20 sensors (round robin). One collector is
-//! killed (SIGKILL). Its sensors notice (in-dialog keep-alive: no answer),
-//! call `sip:collector@...` again and Kamailio sends them to the other
-//! one. In the shared store every moved sensor shows exactly one hole,
-//! from the kill to its new session, and every other sensor none.
+//! killed (SIGKILL). Its sensors notice (its RTCP falls silent for their
+//! peer timeout, docs/protocol.md 6.1), call `sip:collector@...` again and
+//! Kamailio sends them to the other one. In the shared store every moved
+//! sensor shows exactly one hole, from the kill to its new session, and
+//! every other sensor none.
 
 #![allow(clippy::unwrap_used)]
 
+use sipsensor_agent::session::liveness::CHECK_INTERVAL;
 use sipsensor_agent::status::AgentState;
 use sipsensor_e2e::*;
 use sipsensor_testkit::Postgres;
@@ -14,6 +16,14 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 const SENSORS: usize = 20;
+/// From the kill to a moved sensor's new session at the latest: its peer
+/// timeout (these collectors agree no backfill: the longer one, for a
+/// 10 Hz stream 39 s), a check interval, Kamailio giving up on the dead
+/// collector if its round robin picks it (3 s, `t_set_fr`) and the call's
+/// set-up.
+fn move_bound(agent: &Agent) -> Duration {
+    agent.legacy_peer_timeout() + CHECK_INTERVAL + Duration::from_secs(3) + Duration::from_secs(2)
+}
 
 fn names() -> Vec<String> {
     (1..=SENSORS).map(|i| format!("sensor{i:02}")).collect()
@@ -94,8 +104,12 @@ fn killing_one_of_two_collectors_moves_its_sensors_to_the_other() {
 
     let killed = unix_ns();
     c1.kill9();
-    // Keep-alive within 20 s, its OPTIONS unanswered for 32 s, a new call.
+    // Its RTCP silent for the peer timeout, then a new call (before the
+    // RTCP heartbeat: an OPTIONS keep-alive within 20 s, unanswered for
+    // 32 s, 48-49 s in all; now 39 s at most, 4 s once backfill is agreed).
     let moved_by = Instant::now();
+    let bound = move_bound(&agents[0]);
+    let mut late = None;
     for (a, first) in agents.iter().zip(&first_calls) {
         if on_c1.contains(&a.spec.aor()) {
             let left = Duration::from_secs(90).saturating_sub(moved_by.elapsed());
@@ -103,9 +117,17 @@ fn killing_one_of_two_collectors_moves_its_sensors_to_the_other() {
                 s.state == AgentState::Streaming
                     && s.sessions.first().is_some_and(|x| &x.call_id != first)
             });
+            if late.is_none() && moved_by.elapsed() > bound {
+                late = Some(a);
+            }
         }
     }
     let moved_after = moved_by.elapsed();
+    assert!(
+        moved_after <= bound,
+        "moved within {moved_after:?}, not {bound:?}; the first late one's log:\n{}",
+        late.map(Agent::log_tail).unwrap_or_default()
+    );
     let now_on_c2 = wait_for(Duration::from_secs(10), || {
         let two = streaming_aors(&c2);
         (two.len() == SENSORS).then_some(two)

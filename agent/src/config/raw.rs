@@ -271,10 +271,21 @@ impl Default for RawRealtime {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawMedia {
     pub srtp: Option<RawSrtp>,
+    pub peer_timeout_ms: u32,
+}
+
+impl Default for RawMedia {
+    fn default() -> Self {
+        RawMedia {
+            srtp: None,
+            peer_timeout_ms: u32::try_from(crate::session::liveness::PEER_TIMEOUT.as_millis())
+                .unwrap_or(u32::MAX),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -440,6 +440,32 @@ fn media_srtp_follows_the_signalling_unless_configured() {
 }
 
 #[test]
+fn the_peer_timeout_is_4_s_unless_set_and_not_under_a_second() {
+    let f = Files::new();
+    let c = f.load(&[&f.base(SIM)], &[]).unwrap();
+    assert_eq!(c.media.peer_timeout, Duration::from_secs(4));
+    let c = f
+        .load(
+            &[&f.base(&format!("{SIM}media:\n  peer_timeout_ms: 2500\n"))],
+            &[],
+        )
+        .unwrap();
+    assert_eq!(c.media.peer_timeout, Duration::from_millis(2500));
+    // Below a second a collector reporting every second would be dead at
+    // its first late report.
+    let e = f
+        .load(
+            &[&f.base(&format!("{SIM}media:\n  peer_timeout_ms: 500\n"))],
+            &[],
+        )
+        .unwrap_err();
+    assert!(
+        e.contains("peer_timeout_ms") && e.contains("1000 to 60000"),
+        "{e}"
+    );
+}
+
+#[test]
 fn tls_reads_its_ca_file_and_takes_calls_on_its_flow() {
     let f = Files::new();
     let ca_file = f.test_ca();

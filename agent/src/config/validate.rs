@@ -124,6 +124,15 @@ pub(super) fn validate(raw: &RawConfig) -> Result<Config, Vec<Diag>> {
     if let Some(cpu) = rt.cpu {
         v.range(rtp.key("cpu"), cpu, 0, 1023, "CPU index");
     }
+    // Below a second a peer reporting every second (docs/protocol.md 6.1)
+    // is declared dead at its first late report.
+    v.range(
+        root.key("media").key("peer_timeout_ms"),
+        raw.media.peer_timeout_ms,
+        1000,
+        60000,
+        "peer timeout (milliseconds)",
+    );
 
     let socket = PathBuf::from(&raw.status.socket);
     // sun_path holds 108 bytes including the terminating NUL.
@@ -178,6 +187,7 @@ pub(super) fn validate(raw: &RawConfig) -> Result<Config, Vec<Diag>> {
                     RawSrtp::Optional => SrtpPolicy::Optional,
                     RawSrtp::Off => SrtpPolicy::Off,
                 }),
+                peer_timeout: Duration::from_millis(u64::from(raw.media.peer_timeout_ms)),
             },
             logging: LoggingConfig { level },
             status: StatusConfig { socket },

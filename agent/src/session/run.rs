@@ -9,10 +9,11 @@ use sipsensor_protocol::{
     Agreed, AgreedRecovery, IdGenerator, LocalEndpoint, RecoverySupport, RegistrationEvent,
     UaConfig, UaEvent, UserAgent,
 };
-use sipsensor_runtime::sip_transport::{NetConfig, Network};
+use sipsensor_runtime::sip_transport::{NetConfig, NetStatsHandle, Network};
 use sipsensor_runtime::ua_driver::{self, UaHandle};
 use tokio::sync::watch;
 
+use super::flow::FlowPing;
 use super::{Action, CallError, Controller, media};
 use crate::config::Config;
 use crate::status::{
@@ -43,6 +44,9 @@ pub trait Media: Send {
     fn recovery(&self) -> RecoverySupport {
         RecoverySupport::default()
     }
+    /// RTCP compounds from the session's peer that reported on our stream
+    /// since the stream started (docs/protocol.md 6.1); 0 when stopped.
+    fn peer_reports(&self) -> u64;
 }
 
 /// Why the media sender cannot start or change a stream.
@@ -232,7 +236,11 @@ pub async fn run(
     let rtp = media_address.rtp;
     let mut settings = settings(config, &local, &media_address)?;
     settings.recovery = media.recovery();
-    let flow_peer = flow_target(config, &local);
+    let flow = FlowProbe {
+        peer: flow_target(config, &local),
+        stats: network.stats_handle(),
+        transport,
+    };
 
     let mut ua_config = UaConfig::new(local.clone(), config.identity.aor.as_str());
     ua_config.display_name = config.identity.display_name.clone();
@@ -266,7 +274,7 @@ pub async fn run(
             media,
             &hub,
             registrar.as_ref(),
-            flow_peer,
+            &flow,
         )
         .await;
         let wake = controller
@@ -297,7 +305,7 @@ pub async fn run(
                     goodbye = Some(tokio::time::Instant::now() + GOODBYE);
                     if registrar.is_none() {
                         // Nothing to unregister: leave once the BYE is out.
-                        carry_out(&mut shown, &mut controller, &handle, media, &hub, registrar.as_ref(), flow_peer).await;
+                        carry_out(&mut shown, &mut controller, &handle, media, &hub, registrar.as_ref(), &flow).await;
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         break;
                     }
@@ -329,7 +337,7 @@ async fn carry_out(
     media: &mut dyn Media,
     hub: &StatusHub,
     registrar: Option<&(String, String)>,
-    flow_peer: Option<sipsensor_protocol::Target>,
+    flow: &FlowProbe,
 ) {
     loop {
         // The controller's status changes first: it decided them before
@@ -360,13 +368,10 @@ async fn carry_out(
                 let _ = ua.with(|ua, now| ua.unregister(now)).await;
             }
             Action::PingFlow => {
-                // No proxy address: the flow cannot be checked, only lost.
-                let sent = match flow_peer {
-                    Some(peer) => matches!(ua.ping(peer).await, Some(Ok(()))),
-                    None => true,
-                };
-                controller.flow_checked(sent, Instant::now());
+                let ping = flow.ping(ua).await;
+                controller.flow_checked(ping, Instant::now());
             }
+            Action::CountPongs => controller.flow_pongs(flow.pongs(), Instant::now()),
             Action::Call { to, offer } => {
                 let placed = ua
                     .with(move |ua, now| ua.call(&to, offer, now).map_err(CallError::from))
@@ -410,6 +415,9 @@ async fn carry_out(
                 let _ = ua
                     .with(move |ua, now| ua.ping(Some(session), "", now))
                     .await;
+            }
+            Action::CheckPeer => {
+                controller.peer_checked(media.peer_reports(), Instant::now());
             }
             Action::Hangup(session) => {
                 let _ = ua.with(move |ua, now| ua.hangup(session, now)).await;
@@ -468,6 +476,36 @@ async fn carry_out(
                     hub.remove_session(&status.call_id);
                 }
             }
+        }
+    }
+}
+
+/// The flow to the registrar as the shell checks it: where it goes and the
+/// transport's pong count (RFC 5626 4.4.1).
+struct FlowProbe {
+    peer: Option<sipsensor_protocol::Target>,
+    stats: NetStatsHandle,
+    transport: sipsensor_protocol::Transport,
+}
+
+impl FlowProbe {
+    async fn ping(&self, ua: &UaHandle) -> FlowPing {
+        // No proxy address: the flow cannot be checked, only lost.
+        let Some(peer) = self.peer else {
+            return FlowPing::Unchecked;
+        };
+        let pongs = self.pongs();
+        match ua.ping(peer).await {
+            Some(Ok(())) => FlowPing::Sent { pongs },
+            _ => FlowPing::Failed,
+        }
+    }
+
+    fn pongs(&self) -> u64 {
+        let stats = self.stats.stats();
+        match self.transport {
+            sipsensor_protocol::Transport::Tls => stats.tls.pongs,
+            _ => stats.tcp.pongs,
         }
     }
 }

@@ -378,4 +378,11 @@ impl Media for StreamerMedia {
             self.hub.error("stream", e.to_string());
         }
     }
+
+    fn peer_reports(&self) -> u64 {
+        self.streamer
+            .as_ref()
+            .filter(|_| self.attached)
+            .map_or(0, |s| s.stats().peer_reports)
+    }
 }

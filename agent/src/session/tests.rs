@@ -7,6 +7,7 @@ use sipsensor_protocol::{
     make_offer, parse_sdp,
 };
 
+use super::flow::FlowPing;
 use super::run::show_status;
 use super::*;
 use crate::status::{AgentState, StatusHub};
@@ -57,6 +58,7 @@ fn settings(registrar: bool) -> Settings {
         local_media: LocalMedia::new("198.51.100.10:40000".parse().unwrap()),
         recovery: Default::default(),
         keepalive: Duration::from_secs(30),
+        peer_timeout: Duration::from_secs(4),
         flow_keepalive: None,
         retry_initial: Duration::from_secs(2),
         retry_max: Duration::from_secs(300),
@@ -89,6 +91,20 @@ fn registered() -> UaEvent {
         expires: Duration::from_secs(3600),
         contact: "<sip:s1@198.51.100.10:5060>".into(),
     })
+}
+
+/// The call the controller placed as `session` gets no answer.
+fn call_times_out(c: &mut Controller, session: SessionId, now: Instant) {
+    c.call_placed(Ok(session), now);
+    c.handle_event(
+        UaEvent::Ended {
+            session,
+            reason: EndReason::Timeout,
+            warning: None,
+            retry_after: None,
+        },
+        now,
+    );
 }
 
 /// Registers, calls, gets answered: returns the controller streaming.
@@ -180,10 +196,27 @@ fn without_a_registrar_it_calls_at_once() {
 #[test]
 fn keepalive_pings_the_session_every_interval() {
     let (mut c, _, now) = streaming();
-    assert_eq!(c.poll_timeout(), Some(now + Duration::from_secs(30)));
-    c.handle_timeout(now + Duration::from_secs(30));
-    assert_eq!(actions(&mut c), [Action::Ping(session(1))]);
-    assert_eq!(c.poll_timeout(), Some(now + Duration::from_secs(60)));
+    let mut pings = Vec::new();
+    // The peer reports all along; only the OPTIONS pings are of interest.
+    let mut heard = 0;
+    while let Some(at) = c
+        .poll_timeout()
+        .filter(|t| *t <= now + Duration::from_secs(60))
+    {
+        c.handle_timeout(at);
+        for a in actions(&mut c) {
+            match a {
+                Action::CheckPeer => {
+                    heard += 1;
+                    c.peer_checked(heard, at);
+                }
+                Action::Ping(s) => pings.push((s, at - now)),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    let thirty = Duration::from_secs(30);
+    assert_eq!(pings, [(session(1), thirty), (session(1), 2 * thirty)]);
 }
 
 #[test]
@@ -211,16 +244,7 @@ fn a_lost_collector_is_called_again_with_backoff() {
     c.handle_timeout(at);
     assert!(matches!(&actions(&mut c)[..], [Action::Call { .. }]));
     // A second failure waits longer (bounded exponential back-off).
-    c.call_placed(Ok(session(2)), at);
-    c.handle_event(
-        UaEvent::Ended {
-            session: session(2),
-            reason: EndReason::Timeout,
-            warning: None,
-            retry_after: None,
-        },
-        at,
-    );
+    call_times_out(&mut c, session(2), at);
     let wait2 = c.poll_timeout().unwrap() - at;
     assert!(
         wait2 >= Duration::from_secs(2) && wait2 <= Duration::from_secs(4),
@@ -354,6 +378,7 @@ fn shutdown_stops_the_stream_hangs_up_and_unregisters() {
 }
 
 mod dialog;
+mod liveness;
 mod trust;
 
 /// The flow to the registrar (RFC 5626 4.4): keep-alives while it is up; a
@@ -380,13 +405,20 @@ fn a_failed_flow_is_noticed_by_its_keepalive_and_registered_again() {
     assert!(ping_at - t0 <= flow::KEEPALIVE_INTERVAL);
     c.handle_timeout(ping_at);
     assert_eq!(actions(&mut c), [Action::PingFlow]);
-    c.flow_checked(true, ping_at);
+    c.flow_checked(FlowPing::Sent { pongs: 3 }, ping_at);
+    assert!(actions(&mut c).is_empty());
+    // Its pong came.
+    let pong_at = c.poll_timeout().unwrap();
+    assert_eq!(pong_at, ping_at + flow::PONG_TIMEOUT);
+    c.handle_timeout(pong_at);
+    assert_eq!(actions(&mut c), [Action::CountPongs]);
+    c.flow_pongs(4, pong_at);
     assert!(actions(&mut c).is_empty());
     // The next keep-alive finds the connection gone.
     let ping_at = c.poll_timeout().unwrap();
     c.handle_timeout(ping_at);
     assert_eq!(actions(&mut c), [Action::PingFlow]);
-    c.flow_checked(false, ping_at);
+    c.flow_checked(FlowPing::Failed, ping_at);
     show_status(&mut c, &hub);
     assert_eq!(hub.state(), AgentState::Registering);
     let retry_at = c.poll_timeout().unwrap();
@@ -405,13 +437,49 @@ fn a_failed_flow_is_noticed_by_its_keepalive_and_registered_again() {
     assert!(c.poll_timeout().unwrap() > retry_at, "keep-alives again");
 }
 
+/// A registrar (or the path to it) that died without closing the
+/// connection: the keep-alive goes out but no pong comes back.
+#[test]
+fn a_keepalive_without_a_pong_fails_the_flow_at_the_pong_timeout() {
+    let hub = StatusHub::new();
+    let mut s = settings(true);
+    s.collector = None;
+    s.flow_keepalive = Some(flow::KEEPALIVE_INTERVAL);
+    let mut c = Controller::new(s, IdGenerator::seeded(13));
+    let t0 = Instant::now();
+    c.start(t0);
+    c.handle_event(registered(), t0);
+    actions(&mut c);
+    let ping_at = c.poll_timeout().unwrap();
+    c.handle_timeout(ping_at);
+    assert_eq!(actions(&mut c), [Action::PingFlow]);
+    c.flow_checked(FlowPing::Sent { pongs: 7 }, ping_at);
+    let due = c.poll_timeout().unwrap();
+    assert_eq!(due, ping_at + flow::PONG_TIMEOUT);
+    c.handle_timeout(due - Duration::from_millis(1));
+    assert!(actions(&mut c).is_empty(), "not before the pong timeout");
+    c.handle_timeout(due);
+    assert_eq!(actions(&mut c), [Action::CountPongs]);
+    // Still 7: no pong.
+    c.flow_pongs(7, due);
+    show_status(&mut c, &hub);
+    assert_eq!(hub.state(), AgentState::Registering);
+    let retry_at = c.poll_timeout().unwrap();
+    assert!(retry_at - due <= flow::RETRY_BASE);
+    c.handle_timeout(retry_at);
+    assert!(matches!(&actions(&mut c)[..], [Action::Register(_)]));
+}
+
 #[test]
 fn without_a_flow_there_is_no_keepalive() {
     let (mut c, _, now) = streaming();
-    c.flow_checked(false, now);
+    c.flow_checked(FlowPing::Failed, now);
     assert!(actions(&mut c).is_empty());
-    // Only the in-dialog OPTIONS ping is due.
-    c.handle_timeout(c.poll_timeout().unwrap());
-    assert!(matches!(&actions(&mut c)[..], [Action::Ping(_)]));
+    // Only the in-dialog OPTIONS ping and the peer check are due.
+    c.handle_timeout(now + Duration::from_secs(30));
+    assert!(matches!(
+        &actions(&mut c)[..],
+        [Action::CheckPeer, Action::Ping(_)]
+    ));
 }
 mod recovery;

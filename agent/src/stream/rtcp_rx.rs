@@ -136,10 +136,12 @@ fn run(
     }
 }
 
-/// One datagram: a compound RTCP packet (RFC 3550 6.1). `peer`: it is
-/// the session's peer's (it passed SRTCP, or came from the peer's address
-/// in a plain session); only then may it move the committed mark.
-pub(crate) fn handle(data: &[u8], ssrc: u32, stats: &Shared, arrival: SystemTime, peer: bool) {
+/// One datagram: a compound RTCP packet (RFC 3550 6.1). `from_peer`: it
+/// is the session's peer's (it passed SRTCP, or came from the peer's RTCP
+/// address in a plain session); only then may it move the committed mark
+/// or, with a report on `ssrc`, keep the session alive (docs/protocol.md
+/// 6.1): a stranger's compound does neither.
+pub(crate) fn handle(data: &[u8], ssrc: u32, stats: &Shared, arrival: SystemTime, from_peer: bool) {
     bump(&stats.rtcp_received, 1);
     let packets = match parse_rtcp_compound(data) {
         Ok(p) => p,
@@ -149,6 +151,7 @@ pub(crate) fn handle(data: &[u8], ssrc: u32, stats: &Shared, arrival: SystemTime
         }
     };
     let ntp = NtpTime::from_system_time(arrival);
+    let mut about_us = false;
     for p in &packets {
         let blocks: &[ReportBlock] = match p {
             RtcpPacket::ReceiverReport(rr) => &rr.reports,
@@ -159,7 +162,7 @@ pub(crate) fn handle(data: &[u8], ssrc: u32, stats: &Shared, arrival: SystemTime
                     .store(true, std::sync::atomic::Ordering::Relaxed);
                 &[]
             }
-            RtcpPacket::App(app) if peer => {
+            RtcpPacket::App(app) if from_peer => {
                 ssbf(app, ssrc, stats);
                 &[]
             }
@@ -168,7 +171,11 @@ pub(crate) fn handle(data: &[u8], ssrc: u32, stats: &Shared, arrival: SystemTime
         for b in blocks.iter().filter(|b| b.ssrc == ssrc) {
             // RFC 3550 6.4.1: RTT = A - LSR - DLSR.
             stats.report(b, round_trip_time(ntp, b));
+            about_us = true;
         }
+    }
+    if about_us && from_peer {
+        bump(&stats.peer_reports, 1);
     }
 }
 
@@ -252,6 +259,8 @@ mod tests {
         handle(&rr(0x5555, 0, 0, true), 0x1a2b_3c4d, &stats, arrival, true);
         let s = stats.snapshot();
         assert_eq!((s.receiver_reports, s.rtcp_received), (1, 2));
+        // Only the report about our stream is the peer's heartbeat.
+        assert_eq!(s.peer_reports, 1);
         assert!(s.peer_bye);
     }
 
@@ -430,7 +439,17 @@ mod tests {
         }
         let s = stats.snapshot();
         assert_eq!(s.rtcp_malformed, inputs.len() as u64);
-        assert_eq!(s.receiver_reports, 0);
+        assert_eq!((s.receiver_reports, s.peer_reports), (0, 0));
+    }
+
+    #[test]
+    fn only_the_peers_reports_keep_the_session_alive() {
+        let stats = Shared::default();
+        let report = rr(7, 0, 0, false);
+        handle(&report, 7, &stats, SystemTime::now(), false);
+        assert_eq!(stats.snapshot().peer_reports, 0, "a stranger's report");
+        handle(&report, 7, &stats, SystemTime::now(), true);
+        assert_eq!(stats.snapshot().peer_reports, 1);
     }
 
     #[test]
@@ -439,21 +458,23 @@ mod tests {
         sock.set_nonblocking(true).unwrap();
         let addr = sock.local_addr().unwrap();
         let stats = Arc::new(Shared::default());
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
         let (tx, mut sizes) = rtrb::RingBuffer::new(8);
         let (nacks, _) = rtrb::RingBuffer::new(8);
         let repair = Repair {
-            peer: Arc::new(Mutex::new(None)),
+            peer: Arc::new(Mutex::new(Some(peer.local_addr().unwrap()))),
             nacks,
         };
         let srtcp = Arc::new(Mutex::new(None));
         let rx = RtcpReceiver::spawn(sock, 7, stats.clone(), tx, srtcp, repair).unwrap();
-        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
         let packet = rr(7, 0, 0, false);
+        stranger.send_to(&packet, addr).unwrap();
         peer.send_to(&packet, addr).unwrap();
         peer.send_to(b"junk", addr).unwrap();
-        // Bounded wait for both datagrams to be read.
+        // Bounded wait for the three datagrams to be read.
         for _ in 0..500 {
-            if stats.snapshot().rtcp_received == 2 {
+            if stats.snapshot().rtcp_received == 3 {
                 break;
             }
             std::thread::sleep(Duration::from_millis(2));
@@ -463,8 +484,10 @@ mod tests {
         let s = stats.snapshot();
         assert_eq!(
             (s.rtcp_received, s.rtcp_malformed, s.receiver_reports),
-            (2, 1, 1)
+            (3, 1, 2)
         );
+        // The stranger's copy of the report is read but is no heartbeat.
+        assert_eq!(s.peer_reports, 1);
         assert_eq!(sizes.pop().unwrap(), packet.len() as u16);
     }
 }

@@ -32,6 +32,9 @@ pub(crate) struct Shared {
     pub rtcp_malformed: AtomicU64,
     pub srtcp_rejected: AtomicU64,
     pub receiver_reports: AtomicU64,
+    /// Compounds from the peer's RTCP address (or SRTCP-authenticated)
+    /// with a report on our stream: the session's heartbeat.
+    pub peer_reports: AtomicU64,
     /// The report block's second word (fraction lost << 24 | cumulative
     /// lost, 24-bit signed) in the high half, jitter in the low half.
     pub last_report: AtomicU64,
@@ -77,6 +80,7 @@ impl Default for Shared {
             rtcp_malformed: AtomicU64::new(0),
             srtcp_rejected: AtomicU64::new(0),
             receiver_reports: AtomicU64::new(0),
+            peer_reports: AtomicU64::new(0),
             last_report: AtomicU64::new(0),
             extended_highest_seq: AtomicU64::new(0),
             rtt_ns: AtomicU64::new(NO_RTT),
@@ -195,6 +199,9 @@ pub struct StreamStats {
     pub srtcp_rejected: u64,
     /// Report blocks about our SSRC received.
     pub receiver_reports: u64,
+    /// Compounds from the session's peer that reported on our stream
+    /// (docs/protocol.md 6.1): what keeps the session alive.
+    pub peer_reports: u64,
     pub last_report: Option<LastReport>,
     /// The peer sent an RTCP BYE.
     pub peer_bye: bool,
@@ -253,6 +260,7 @@ impl Shared {
             rtcp_malformed: l(&self.rtcp_malformed),
             srtcp_rejected: l(&self.srtcp_rejected),
             receiver_reports,
+            peer_reports: l(&self.peer_reports),
             last_report,
             peer_bye: self.peer_bye.load(Ordering::Relaxed),
             nacks_received: l(&self.nacks_received),

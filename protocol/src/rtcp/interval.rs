@@ -43,6 +43,22 @@ impl RtcpConfig {
             header_overhead: 28,
         }
     }
+
+    /// The longest wait A.7 allows between two reports of the receiver of
+    /// a two-party session whose compounds average `avg_size` bytes (the
+    /// deterministic interval, randomised at its top, compensated): the
+    /// sender cannot call the receiver's silence dead before it.
+    pub fn longest_receiver_interval(&self, avg_size: usize) -> Duration {
+        let rtcp_bw = self.session_bandwidth_bps as f64 / 8.0 * self.rtcp_fraction;
+        let mut min = self.min_interval.as_secs_f64();
+        if self.reduced_minimum && self.session_bandwidth_bps > 0 {
+            min = min.min(360.0 / (self.session_bandwidth_bps as f64 / 1000.0));
+        }
+        let size = (avg_size + self.header_overhead) as f64;
+        let t = deterministic_interval(2, 1, rtcp_bw, false, size, min);
+        // Bounded so that a zero bandwidth cannot make an infinite Duration.
+        Duration::from_secs_f64((t * 1.5 / COMPENSATION).min(86_400.0))
+    }
 }
 
 /// The deterministic interval of RFC 3550 A.7 (before randomisation and
@@ -231,6 +247,28 @@ mod tests {
         assert_eq!(
             deterministic_interval(2, 1, 0.0, true, 100.0, 5.0),
             f64::INFINITY
+        );
+    }
+
+    #[test]
+    fn the_longest_receiver_interval_is_the_top_of_a7s_randomisation() {
+        // Fast enough for the 5 s minimum: 5 * 1.5 / (e - 1.5) = 6.16 s.
+        let fast = RtcpConfig::new(100_000).longest_receiver_interval(72);
+        assert!((fast.as_secs_f64() - 7.5 / COMPENSATION).abs() < 1e-9);
+        // docs/protocol.md's 5 Hz example, 672 bit/s: 4.2 B/s for RTCP,
+        // 100-byte compounds, two members: 47.6 s, at most 58.6 s.
+        let slow = RtcpConfig::new(672).longest_receiver_interval(72);
+        let expected = 100.0 * 2.0 / 4.2 * 1.5 / COMPENSATION;
+        assert!((slow.as_secs_f64() - expected).abs() < 1e-6, "{slow:?}");
+        // Never drawn beyond it.
+        let mut ids = IdGenerator::seeded(5);
+        let s = RtcpScheduler::new(RtcpConfig::new(672), false, Instant::now(), &mut ids);
+        for _ in 0..1000 {
+            assert!(s.interval(&mut ids) <= slow);
+        }
+        assert_eq!(
+            RtcpConfig::new(0).longest_receiver_interval(72),
+            Duration::from_secs(86_400)
         );
     }
 

@@ -94,6 +94,7 @@ pub(super) fn settings(
         // The media layer states it (`Media::recovery`).
         recovery: Default::default(),
         keepalive: KEEPALIVE,
+        peer_timeout: config.media.peer_timeout,
         flow_keepalive: local
             .transport
             .is_reliable()

@@ -40,6 +40,8 @@ impl Core {
             self.packet_tick = self.next_tick;
             self.marker = true;
             self.stats.first_live_ns.store(0, Ordering::Relaxed);
+            // The heartbeat counts this session's peer (docs/protocol.md 6.1).
+            self.stats.peer_reports.store(0, Ordering::Relaxed);
             // After the clear: a `LiveStart` seeing the new count reads
             // this session's L or nothing.
             self.stats.attaches.fetch_add(1, Ordering::Release);
