@@ -122,7 +122,6 @@ impl Acknowledger {
                     .inc();
                 if let Some(held) = refused_log.allow(Instant::now()) {
                     tracing::warn!(
-                        reason = "backfill_range",
                         "refused an {} range from the agent of sensor {}: {detail} ({held} \
                          similar dropped since the last message; see \
                          sipsensor_collector_packets_rejected_total)",
