@@ -36,6 +36,12 @@ pub struct CollectorSpec {
     /// `sip.tls`; with `kamailio` (then its TLS address), the registration
     /// and the calls go to Kamailio over TLS (`;transport=tls`).
     pub tls: Option<CollectorTls>,
+    /// Address SIP binds (127.0.0.1; the host's side of a network
+    /// namespace, [`crate::netns`], which is then trusted too).
+    pub sip_ip: IpAddr,
+    /// Further top-level YAML sections, verbatim (switches of features
+    /// this harness does not model).
+    pub extra_yaml: String,
 }
 
 /// The PEM files of `sip.tls`.
@@ -59,6 +65,8 @@ impl CollectorSpec {
             rtp_port: None,
             embedded_registrar: true,
             tls: None,
+            sip_ip: LOCALHOST,
+            extra_yaml: String::new(),
         }
     }
 
@@ -81,6 +89,8 @@ pub struct StoredSample {
     pub seq: i64,
     pub index: u32,
     pub raw: i64,
+    /// `live`, `resent` or `backfilled` (docs/protocol.md 11).
+    pub source: String,
 }
 
 /// One stored gap.
@@ -127,7 +137,7 @@ impl Collector {
             .prefix("sipsensor-e2e-collector-")
             .tempdir()
             .map_err(io("collector directory"))?;
-        let sip_port = free_udp_tcp_port(LOCALHOST).map_err(io("a free SIP port"))?;
+        let sip_port = free_udp_tcp_port(spec.sip_ip).map_err(io("a free SIP port"))?;
         let rtp_port = match spec.rtp_port {
             Some(p) => p,
             None => free_rtp_ports(spec.rtp_ip).map_err(io("free RTP ports"))?.0,
@@ -162,10 +172,17 @@ impl Collector {
         .map_err(io("writing credentials"))?;
         std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600))
             .map_err(io("chmod credentials"))?;
+        let trusted = match self.spec.sip_ip {
+            IpAddr::V4(ip) if !ip.is_loopback() => {
+                let [a, b, c, _] = ip.octets();
+                format!("127.0.0.0/8, {a}.{b}.{c}.0/24")
+            }
+            _ => "127.0.0.0/8".to_string(),
+        };
         let mut sip = format!(
-            "sip:\n  bind: 127.0.0.1:{}\n  identity: '{}'\n  credentials_file: '{}'\n\
-             \x20 control_socket: '{}'\n  trusted_peers: [127.0.0.0/8]\n",
-            self.sip_port,
+            "sip:\n  bind: {}\n  identity: '{}'\n  credentials_file: '{}'\n\
+             \x20 control_socket: '{}'\n  trusted_peers: [{trusted}]\n",
+            self.sip_addr(),
             self.spec.identity,
             creds.display(),
             self.control_socket().display()
@@ -199,10 +216,11 @@ impl Collector {
         }
         let yaml = format!(
             "storage:\n  url: '{}'\n  flush_interval_ms: 50\n  max_flush_interval_ms: 200\n\
-             http:\n  bind: 127.0.0.1:{}\n{sip}media:\n  rtp_bind: {}\n",
+             http:\n  bind: 127.0.0.1:{}\n{sip}media:\n  rtp_bind: {}\n{}",
             self.storage_url,
             self.http_port,
-            SocketAddr::new(self.spec.rtp_ip, self.rtp_port)
+            SocketAddr::new(self.spec.rtp_ip, self.rtp_port),
+            self.spec.extra_yaml
         );
         std::fs::write(self.config_path(), yaml).map_err(io("writing the collector config"))
     }
@@ -232,7 +250,7 @@ impl Collector {
     }
 
     pub fn sip_addr(&self) -> SocketAddr {
-        SocketAddr::new(LOCALHOST, self.sip_port)
+        SocketAddr::new(self.spec.sip_ip, self.sip_port)
     }
 
     /// `sip:127.0.0.1:PORT` (a dispatcher destination).
@@ -297,6 +315,15 @@ impl Collector {
         gaps(&self.storage_url, aor)
     }
 
+    /// `storage.url` (several collectors may share one).
+    pub fn storage_url(&self) -> &str {
+        &self.storage_url
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(ChildGuard::pid)
+    }
+
     /// GET `path` from the HTTP API: the body (panics on failure).
     pub fn http_get(&self, path: &str) -> String {
         http_get(SocketAddr::new(LOCALHOST, self.http_port), path)
@@ -350,6 +377,7 @@ pub fn samples(url: &str, aor: &str) -> Vec<StoredSample> {
             seq: int(r, "seq"),
             index: u32::try_from(int(r, "index")).unwrap_or(u32::MAX),
             raw: int(r, "raw"),
+            source: r["source"].as_str().unwrap_or("live").to_string(),
         })
         .collect()
 }
