@@ -42,6 +42,8 @@ pub struct CollectorSpec {
     /// Further top-level YAML sections, verbatim (switches of features
     /// this harness does not model).
     pub extra_yaml: String,
+    /// Further lines of the `media` section, verbatim and indented.
+    pub media_yaml: String,
 }
 
 /// The PEM files of `sip.tls`.
@@ -67,6 +69,7 @@ impl CollectorSpec {
             tls: None,
             sip_ip: LOCALHOST,
             extra_yaml: String::new(),
+            media_yaml: String::new(),
         }
     }
 
@@ -216,10 +219,11 @@ impl Collector {
         }
         let yaml = format!(
             "storage:\n  url: '{}'\n  flush_interval_ms: 50\n  max_flush_interval_ms: 200\n\
-             http:\n  bind: 127.0.0.1:{}\n{sip}media:\n  rtp_bind: {}\n{}",
+             http:\n  bind: 127.0.0.1:{}\n{sip}media:\n  rtp_bind: {}\n{}{}",
             self.storage_url,
             self.http_port,
             SocketAddr::new(self.spec.rtp_ip, self.rtp_port),
+            self.spec.media_yaml,
             self.spec.extra_yaml
         );
         std::fs::write(self.config_path(), yaml).map_err(io("writing the collector config"))
