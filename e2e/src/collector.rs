@@ -345,10 +345,25 @@ impl Collector {
 
 /// `sipsensor-collector export` from storage `url`.
 pub fn export(url: &str, aor: &str, kind: &str) -> Vec<serde_json::Value> {
+    export_range(url, aor, kind, None)
+}
+
+/// [`export`] of the instants from `from_ns` (inclusive) to `to_ns`
+/// (exclusive) only, or of all.
+pub fn export_range(
+    url: &str,
+    aor: &str,
+    kind: &str,
+    range: Option<(i64, i64)>,
+) -> Vec<serde_json::Value> {
     let bin = workspace_binary("sipsensor-collector").unwrap_or_else(|e| panic!("{e}"));
-    let out = Command::new(bin)
-        .args(["export", "--storage", url, "--sensor", aor, "--kind", kind])
-        .args(["--format", "json"])
+    let mut cmd = Command::new(bin);
+    cmd.args(["export", "--storage", url, "--sensor", aor, "--kind", kind])
+        .args(["--format", "json"]);
+    if let Some((from, to)) = range {
+        cmd.args(["--from", &rfc3339(from), "--to", &rfc3339(to)]);
+    }
+    let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("running export: {e}"));
     if !out.status.success() {
@@ -372,7 +387,13 @@ fn int(row: &serde_json::Value, key: &str) -> i64 {
 
 /// Every stored sample of `aor`, oldest first.
 pub fn samples(url: &str, aor: &str) -> Vec<StoredSample> {
-    export(url, aor, "samples")
+    samples_in(url, aor, None)
+}
+
+/// The stored samples of `aor` with instants in `range` (from inclusive,
+/// to exclusive), or all of them.
+pub fn samples_in(url: &str, aor: &str, range: Option<(i64, i64)>) -> Vec<StoredSample> {
+    export_range(url, aor, "samples", range)
         .iter()
         .map(|r| StoredSample {
             ts_ns: int(r, "ts_ns"),
@@ -400,6 +421,29 @@ pub fn gaps(url: &str, aor: &str) -> Vec<Gap> {
         .collect()
 }
 
+/// ns since the Unix epoch as RFC 3339 in UTC with nanoseconds (what
+/// `export --from/--to` take), by the civil-from-days algorithm of
+/// H. Hinnant's "chrono-compatible low-level date algorithms".
+pub fn rfc3339(ns: i64) -> String {
+    let (secs, nanos) = (ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000));
+    let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        day_secs / 3600,
+        day_secs / 60 % 60,
+        day_secs % 60
+    )
+}
+
 /// A plain HTTP/1.0 GET on loopback: the body of a 200.
 pub fn http_get(addr: SocketAddr, path: &str) -> Result<String, String> {
     let mut s =
@@ -422,4 +466,21 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Result<String, String> {
         return Err(format!("{head}\n{body}"));
     }
     Ok(body.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_instants_as_rfc3339() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000000000Z");
+        // docs/protocol.md 11.2's example instant.
+        assert_eq!(
+            super::rfc3339(1_767_225_600_500_000_000),
+            "2026-01-01T00:00:00.500000000Z"
+        );
+        assert_eq!(
+            super::rfc3339(951_825_599_999_999_999),
+            "2000-02-29T11:59:59.999999999Z"
+        );
+    }
 }
