@@ -155,6 +155,16 @@ pub fn between(samples: &[StoredSample], from_ns: i64, to_ns: i64) -> Vec<Stored
         .collect()
 }
 
+/// The first few of `items` for a failure message, and how many more.
+pub fn brief<T: std::fmt::Debug>(items: &[T]) -> String {
+    const SHOWN: usize = 4;
+    let head: Vec<String> = items.iter().take(SHOWN).map(|i| format!("{i:?}")).collect();
+    match items.len().saturating_sub(SHOWN) {
+        0 => format!("[{}]", head.join(", ")),
+        more => format!("[{}, … {more} more]", head.join(", ")),
+    }
+}
+
 /// Samples with a value (not the missing marker).
 pub fn valued(samples: &[StoredSample]) -> usize {
     samples

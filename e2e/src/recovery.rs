@@ -3,7 +3,7 @@
 //! and the exact check with its figures.
 
 use crate::collector::{self, StoredSample};
-use crate::complete::{self, Coverage};
+use crate::complete::{self, Coverage, brief};
 use crate::wave::Waveform;
 use crate::{Agent, AgentSpec};
 use std::time::{Duration, Instant};
@@ -84,11 +84,11 @@ pub fn wait_all_complete(
             match wait_complete(url, &aor, step_ns(&a.spec), until_ns, allowed, left) {
                 Ok(_) => since.elapsed(),
                 Err(c) => panic!(
-                    "{aor}: not complete within {limit:?} of the recovery: {}\nholes {:?}\n\
-                     gaps {:?}\nagent log:\n{}",
+                    "{aor}: not complete within {limit:?} of the recovery: {}\nholes {}\n\
+                     gaps {}\nagent log:\n{}",
                     c.summary(),
-                    c.holes,
-                    collector::gaps(url, &aor),
+                    brief(&c.holes),
+                    brief(&collector::gaps(url, &aor)),
                     a.log_tail()
                 ),
             }
@@ -115,8 +115,10 @@ pub fn assert_exact(
     let unexplained = c.unexplained(gaps, allowed, step_ns);
     assert!(
         unexplained.is_empty(),
-        "{what}: missing samples: {}\nholes {unexplained:?}\ngaps {gaps:?}",
-        c.summary()
+        "{what}: missing samples: {}\nholes {}\ngaps {}",
+        c.summary(),
+        brief(&unexplained),
+        brief(gaps)
     );
     eprintln!(
         "{what}: {}; readings within {} ms of their instants",

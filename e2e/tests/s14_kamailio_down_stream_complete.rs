@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 use sipsensor_agent::status::AgentState;
+use sipsensor_e2e::complete::brief;
 use sipsensor_e2e::recovery::{self, NEVER_SAMPLED};
 use sipsensor_e2e::*;
 use std::time::{Duration, Instant};
@@ -52,7 +53,7 @@ fn kamailio_stopped_and_started_again_costs_no_sample() {
         NEVER_SAMPLED,
         Duration::from_secs(60),
     )
-    .unwrap_or_else(|c| panic!("not complete: {}\n{:?}", c.summary(), c.holes));
+    .unwrap_or_else(|c| panic!("not complete: {}\n{}", c.summary(), brief(&c.holes)));
     let complete_after = restarted_at.elapsed();
     let same_session = site
         .agent

@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used)]
 
 use sipsensor_agent::status::AgentState;
+use sipsensor_e2e::complete::brief;
 use sipsensor_e2e::netns::{self, NetNs};
 use sipsensor_e2e::recovery::{self, NEVER_SAMPLED, secs};
 use sipsensor_e2e::site::{COLLECTOR_PASSWORD, SENSOR_PASSWORD};
@@ -96,7 +97,7 @@ fn a_five_minute_network_cut_is_backfilled() {
         NEVER_SAMPLED,
         Duration::from_secs(120),
     )
-    .unwrap_or_else(|c| panic!("not complete: {}\nholes {:?}", c.summary(), c.holes));
+    .unwrap_or_else(|c| panic!("not complete: {}\nholes {}", c.summary(), brief(&c.holes)));
     let complete_after = restored_at.elapsed();
     agent.stop();
     let stored = sipsensor_e2e::settled_samples(&collector, &aor, c.stored);

@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use sipsensor_e2e::complete::brief;
 use sipsensor_e2e::recovery::{self, NEVER_SAMPLED};
 use sipsensor_e2e::*;
 use sipsensor_testkit::ports::{LOCALHOST, free_rtp_ports};
@@ -74,10 +75,10 @@ fn every_sample_is_stored_through_loss_and_reordering() {
     )
     .unwrap_or_else(|c| {
         panic!(
-            "not repaired: {}\nholes {:?}\ngaps {:?}",
+            "not repaired: {}\nholes {}\ngaps {}",
             c.summary(),
-            c.holes,
-            site.collector.gaps(&aor)
+            brief(&c.holes),
+            brief(&site.collector.gaps(&aor))
         )
     });
     let repaired_after = stopped_at.elapsed();

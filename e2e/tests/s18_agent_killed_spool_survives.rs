@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 use sipsensor_agent::status::AgentState;
-use sipsensor_e2e::complete::{self, between};
+use sipsensor_e2e::complete::{self, between, brief};
 use sipsensor_e2e::recovery::{self, NEVER_SAMPLED, secs};
 use sipsensor_e2e::*;
 use std::time::{Duration, Instant};
@@ -69,10 +69,10 @@ fn after_kill_9_the_agent_backfills_its_spool_and_loses_at_most_the_fsync_interv
     let hole = done.unwrap_or_else(|| {
         let c = complete::coverage(&stored, step);
         panic!(
-            "not one hole around the agent's kill: {}\nholes {:?}\ngaps {:?}\nagent log:\n{}",
+            "not one hole around the agent's kill: {}\nholes {}\ngaps {}\nagent log:\n{}",
             c.summary(),
-            c.holes,
-            site.collector.gaps(&aor),
+            brief(&c.holes),
+            brief(&site.collector.gaps(&aor)),
             site.agent.log_tail()
         )
     });
@@ -115,13 +115,14 @@ fn after_kill_9_the_agent_backfills_its_spool_and_loses_at_most_the_fsync_interv
     eprintln!(
         "s18: collector down from {:.1} s before the agent's kill; lost {:.2} s before the kill \
          (fsync {FSYNC_INTERVAL_MS} ms); agent down {:.1} s; complete {:.1} s after the restart; \
-         {} + {} stored; gaps {gaps:?}; {:.1} s",
+         {} + {} stored; gaps {}; {:.1} s",
         secs(agent_killed - collector_killed),
         secs(lost),
         secs(hole.before_ns - hole.after_ns),
         complete_after.as_secs_f64(),
         first.stored,
         second.stored,
+        brief(&gaps),
         site.elapsed()
     );
 }

@@ -14,6 +14,7 @@
 
 use sipsensor_agent::status::AgentState;
 use sipsensor_e2e::complete;
+use sipsensor_e2e::complete::brief;
 use sipsensor_e2e::recovery::{self, NEVER_SAMPLED, secs};
 use sipsensor_e2e::*;
 use std::time::{Duration, Instant};
@@ -61,10 +62,10 @@ fn a_full_spool_drops_the_oldest_and_the_collector_stores_that_range_as_expired(
     )
     .unwrap_or_else(|c| {
         panic!(
-            "not complete but for expired gaps: {}\nholes {:?}\ngaps {:?}",
+            "not complete but for expired gaps: {}\nholes {}\ngaps {}",
             c.summary(),
-            c.holes,
-            site.collector.gaps(&aor)
+            brief(&c.holes),
+            brief(&site.collector.gaps(&aor))
         )
     });
     let complete_after = restarted_at.elapsed();
@@ -85,7 +86,9 @@ fn a_full_spool_drops_the_oldest_and_the_collector_stores_that_range_as_expired(
     assert_eq!(
         (holes.len(), expired.len()),
         (1, 1),
-        "{holes:?} {expired:?}"
+        "{} {}",
+        brief(&holes),
+        brief(&expired)
     );
     let (hole, gap) = (holes[0], expired[0]);
     assert_eq!(
