@@ -6,6 +6,8 @@
 #   make bench-recovery-spool              agent CPU/RSS with the spool vs without, 60 s
 #   make bench-recovery-catch-up           one sensor's backfill of a 1-hour outage
 #   make bench-recovery-catch-up OUTAGE_SECONDS=600
+#   make bench-collector-backfill          the collector at 10,000 streams while
+#                                          1,000 of them backfill at once (loadgen)
 
 SPOOL_BENCH_SECONDS ?= 60
 OUTAGE_SECONDS ?= 3600
@@ -20,3 +22,14 @@ bench-recovery-spool: bench-recovery-build
 
 bench-recovery-catch-up: bench-recovery-build
 	SIPSENSOR_BIN_DIR=$(dir $(RECOVERY_BENCH)) $(RECOVERY_BENCH) catch-up --outage-seconds $(OUTAGE_SECONDS)
+
+# The collector at 10,000 streams while the last 1,000 of them backfill an
+# hour each at once (loadgen --backfill-sensors): live loss and CPU.
+#   make bench-collector-backfill BACKFILL_BENCH="1000:3600" SIPSENSOR_BENCH_SECONDS=60
+BACKFILL_BENCH ?= 1000:3600
+.PHONY: bench-collector-backfill
+bench-collector-backfill:
+	SIPSENSOR_BENCH_SENSORS=$${SIPSENSOR_BENCH_SENSORS:-10000} \
+	SIPSENSOR_BENCH_BACKENDS=$${SIPSENSOR_BENCH_BACKENDS:-sqlite} \
+	SIPSENSOR_BENCH_SECONDS=$${SIPSENSOR_BENCH_SECONDS:-60} \
+	SIPSENSOR_BENCH_BACKFILL=$(BACKFILL_BENCH) CARGO="$(CARGO)" bash loadgen/bench-collector.sh
