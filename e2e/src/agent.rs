@@ -236,8 +236,41 @@ impl Agent {
         Ok(agent)
     }
 
-    /// Start the process (again, after [`Agent::stop`]).
+    /// Start the process (again, after [`Agent::stop`]). Another process
+    /// on this shared machine may take its SIP port between the pick and
+    /// the bind: then it starts again on a new one (a capture started
+    /// for the old port misses its SIP, not Kamailio's side of it).
     pub fn launch(&mut self) -> Result<(), HarnessError> {
+        for _ in 0..3 {
+            self.spawn()?;
+            let clash = crate::wait_for(Duration::from_secs(5), || {
+                let log = self.log();
+                if log.contains("cannot bind SIP") {
+                    Some(true)
+                } else {
+                    log.contains("SIP on ").then_some(false)
+                }
+            });
+            if clash != Some(true) {
+                return Ok(());
+            }
+            self.kill9();
+            self.sip_port = free_udp_tcp_port(LOCALHOST).map_err(|source| HarnessError::Io {
+                what: "a free SIP port".into(),
+                source,
+            })?;
+            write(
+                &self.config_path(),
+                &self.spec.yaml(self.dir.path(), self.sip_port),
+            )?;
+        }
+        Err(HarnessError::Invalid {
+            what: format!("agent {}", self.spec.user),
+            detail: "its SIP port was taken three times".into(),
+        })
+    }
+
+    fn spawn(&mut self) -> Result<(), HarnessError> {
         let bin = workspace_binary("sipsensor-agent")?;
         let mut cmd = match &self.spec.netns {
             // `ip netns exec` execs the agent: the PID stays the agent's.
