@@ -22,12 +22,15 @@
 //!   until a backfill is done, the figures they print.
 //! - [`netns`]: a sensor in its own network namespace, its link cut and
 //!   restored.
+//! - [`paths`]: scenario 7's impaired media path and scenario 9's two
+//!   collectors behind the dispatcher, each shared with a #15 scenario.
 
 pub mod agent;
 pub mod capture;
 pub mod collector;
 pub mod complete;
 pub mod netns;
+pub mod paths;
 pub mod pki;
 pub mod recovery;
 pub mod site;

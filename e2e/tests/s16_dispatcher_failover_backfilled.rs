@@ -10,22 +10,14 @@
 #![allow(clippy::unwrap_used)]
 
 use sipsensor_agent::status::AgentState;
+use sipsensor_e2e::paths::{CollectorPair, streaming_aors};
 use sipsensor_e2e::recovery::{self, NEVER_SAMPLED, secs};
 use sipsensor_e2e::*;
-use sipsensor_testkit::Postgres;
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 const SENSORS: usize = 10;
 /// The figure: live data on the other collector after the kill.
 const LIVE_WITHIN_NS: i64 = 5_000_000_000;
-
-fn streaming_aors(c: &Collector) -> HashSet<String> {
-    c.streams()
-        .iter()
-        .filter_map(|s| s["aor"].as_str().map(str::to_string))
-        .collect()
-}
 
 #[test]
 fn a_failover_moves_live_data_within_5_s_and_backfills_the_rest() {
@@ -33,19 +25,16 @@ fn a_failover_moves_live_data_within_5_s_and_backfills_the_rest() {
         return;
     }
     let started = Instant::now();
-    let pg = Postgres::start().unwrap();
-    let url = pg.create_db("sipsensor").unwrap();
-    let spec = |n: u32| {
-        let mut s = CollectorSpec::new(&format!("sip:collector{n}@127.0.0.1"));
-        s.storage_url = Some(url.clone());
-        s.embedded_registrar = false;
-        s
-    };
-    let mut c1 = Collector::new(spec(1)).unwrap();
-    let mut c2 = Collector::new(spec(2)).unwrap();
+    let pair = CollectorPair::new();
     let names: Vec<String> = (1..=SENSORS).map(|i| format!("sensor{i:02}")).collect();
     let users: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "s3nsor-pw")).collect();
-    let kam = kamailio_with(&users, vec![c1.sip_uri(), c2.sip_uri()]);
+    let kam = kamailio_with(&users, pair.uris());
+    let CollectorPair {
+        url,
+        mut c1,
+        mut c2,
+        ..
+    } = pair;
     let mut agents: Vec<Agent> = names
         .iter()
         .enumerate()

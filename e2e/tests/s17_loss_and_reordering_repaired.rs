@@ -11,9 +11,6 @@
 use sipsensor_e2e::complete::brief;
 use sipsensor_e2e::recovery::{self, NEVER_SAMPLED};
 use sipsensor_e2e::*;
-use sipsensor_testkit::ports::{LOCALHOST, free_rtp_ports};
-use sipsensor_testkit::{Relay, RelayOptions};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 const LOSS: f64 = 0.10;
@@ -27,28 +24,11 @@ fn every_sample_is_stored_through_loss_and_reordering() {
     if !require(&["kamailio", "tshark"]) {
         return;
     }
-    let behind = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
-    let (rtp, rtcp) = free_rtp_ports(LOCALHOST).unwrap();
-    let relay = |port, seed, loss, jitter| {
-        Relay::start(RelayOptions {
-            listen: SocketAddr::new(LOCALHOST, port),
-            forward_to: SocketAddr::new(behind, port),
-            seed,
-            loss,
-            delay: Duration::ZERO,
-            jitter,
-        })
-        .unwrap()
-    };
-    let media = relay(rtp, 17, LOSS, JITTER);
-    let _reports = relay(rtcp, 18, 0.0, Duration::ZERO);
+    let path = paths::ImpairedMedia::start(17, LOSS, JITTER);
+    let media = &path.media;
     let mut site = Site::start_with(
         "sensor17",
-        |c| {
-            c.rtp_ip = behind;
-            c.rtp_port = Some(rtp);
-            c.advertise = Some(LOCALHOST);
-        },
+        |c| path.place(c),
         |a| {
             a.rate = RATE;
             a.spp = 1;
