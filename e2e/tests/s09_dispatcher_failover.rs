@@ -8,8 +8,9 @@
 #![allow(clippy::unwrap_used)]
 
 use sipsensor_agent::status::AgentState;
-use sipsensor_e2e::paths::{CollectorPair, streaming_aors};
 use sipsensor_e2e::*;
+use sipsensor_testkit::Postgres;
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 const SENSORS: usize = 20;
@@ -18,22 +19,33 @@ fn names() -> Vec<String> {
     (1..=SENSORS).map(|i| format!("sensor{i:02}")).collect()
 }
 
+/// The address-of-record of every stream a collector receives.
+fn streaming_aors(c: &Collector) -> HashSet<String> {
+    c.streams()
+        .iter()
+        .filter_map(|s| s["aor"].as_str().map(str::to_string))
+        .collect()
+}
+
 #[test]
 fn killing_one_of_two_collectors_moves_its_sensors_to_the_other() {
     if !require(&["kamailio", "postgres", "tshark"]) {
         return;
     }
     let started = Instant::now();
-    let pair = CollectorPair::new();
+    let pg = Postgres::start().unwrap();
+    let url = pg.create_db("sipsensor").unwrap();
+    let spec = |n: u32| {
+        let mut s = CollectorSpec::new(&format!("sip:collector{n}@127.0.0.1"));
+        s.storage_url = Some(url.clone());
+        s.embedded_registrar = false;
+        s
+    };
+    let mut c1 = Collector::new(spec(1)).unwrap();
+    let mut c2 = Collector::new(spec(2)).unwrap();
     let names = names();
     let users: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "s3nsor-pw")).collect();
-    let kam = kamailio_with(&users, pair.uris());
-    let CollectorPair {
-        url,
-        mut c1,
-        mut c2,
-        ..
-    } = pair;
+    let kam = kamailio_with(&users, vec![c1.sip_uri(), c2.sip_uri()]);
     let mut agents: Vec<Agent> = names
         .iter()
         .enumerate()
