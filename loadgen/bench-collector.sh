@@ -17,6 +17,13 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 CARGO=${CARGO:-cargo}
 sensors=${SIPSENSOR_BENCH_SENSORS:-"100 1000 10000"}
+# SIPSENSOR_BENCH_BACKFILL=M:S (issue #15): the last M sensors offer
+# docs/protocol.md 11 and, called after the others, backfill S seconds
+# each at once while the rest stream live.
+backfill_args=()
+if [ -n "${SIPSENSOR_BENCH_BACKFILL:-}" ]; then
+    backfill_args=(--backfill-sensors "${SIPSENSOR_BENCH_BACKFILL%%:*}" --backfill-seconds "${SIPSENSOR_BENCH_BACKFILL##*:}")
+fi
 seconds=${SIPSENSOR_BENCH_SECONDS:-30}
 backends=${SIPSENSOR_BENCH_BACKENDS:-"sqlite postgres"}
 pg_bin=${SIPSENSOR_PG_BINDIR:-/usr/lib/postgresql/15/bin}
@@ -177,7 +184,7 @@ YAML
         started=$SECONDS
         $pin_loadgen "$bin/sipsensor-loadgen" run --collector "$sip" --metrics "$http" -n "$n" \
             --seconds "$seconds" --collector-pid "$collector_pid" --per-rtp-socket "$per" --pumps "$pumps" \
-            "${tls_args[@]}" --row "$label" 2> "$lglog" \
+            "${tls_args[@]}" "${backfill_args[@]}" --row "$label" 2> "$lglog" \
             || { echo "| $label | $n | load generator failed |"; tail -5 "$lglog" >&2; }
         # The load generator's own caveats (it fell behind, it could not send).
         grep '^  (' "$lglog" >&2 || true

@@ -6,6 +6,7 @@ use sipsensor_agent::sensor::sim::SimConfig;
 use sipsensor_agent::status::{Status, client};
 use sipsensor_testkit::ports::{LOCALHOST, free_udp_tcp_port};
 use sipsensor_testkit::{ChildGuard, HarnessError, workspace_binary};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -41,6 +42,60 @@ pub struct AgentSpec {
     /// The simulated sensor's read interval (its waveform's time axis).
     pub interval_ms: u32,
     pub seed: u64,
+    /// Channels of the simulated sensor: channel 0 is the checked wave,
+    /// the others (same shape, their own noise) only make the stream, and
+    /// so the spool, bigger.
+    pub channels: u32,
+    /// The address SIP and RTP bind (127.0.0.1; the agent's side of a
+    /// network namespace, [`crate::netns`]).
+    pub ip: IpAddr,
+    /// Run inside this network namespace (`ip netns exec`).
+    pub netns: Option<String>,
+    pub spool: SpoolSpec,
+    /// Further top-level YAML sections, verbatim (switches of features
+    /// this harness does not model).
+    pub extra_yaml: String,
+}
+
+/// The `spool` section: `None` keeps the agent's default.
+#[derive(Debug, Clone)]
+pub struct SpoolSpec {
+    pub enabled: bool,
+    pub max_bytes: Option<u64>,
+    pub max_age: Option<String>,
+    pub fsync_interval_ms: Option<u32>,
+}
+
+impl Default for SpoolSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_bytes: None,
+            max_age: None,
+            fsync_interval_ms: None,
+        }
+    }
+}
+
+impl SpoolSpec {
+    fn yaml(&self, dir: &Path) -> String {
+        // Each agent its own spool, never a shared /var/lib one.
+        let mut y = format!(
+            "spool:\n  enabled: {}\n  dir: '{}'\n",
+            self.enabled,
+            dir.join("spool").display()
+        );
+        if let Some(b) = self.max_bytes {
+            y.push_str(&format!("  max_bytes: {b}\n"));
+        }
+        if let Some(a) = &self.max_age {
+            y.push_str(&format!("  max_age: {a}\n"));
+        }
+        if let Some(ms) = self.fsync_interval_ms {
+            y.push_str(&format!("  fsync_interval_ms: {ms}\n"));
+        }
+        y
+    }
 }
 
 impl AgentSpec {
@@ -62,6 +117,11 @@ impl AgentSpec {
             spp: 2,
             interval_ms: 50,
             seed: 1,
+            channels: 1,
+            ip: LOCALHOST,
+            netns: None,
+            spool: SpoolSpec::default(),
+            extra_yaml: String::new(),
         }
     }
 
@@ -71,8 +131,8 @@ impl AgentSpec {
 
     fn yaml(&self, dir: &Path, sip_port: u16) -> String {
         let mut sip = format!(
-            "  bind: 127.0.0.1:{sip_port}\n  expires: {}\n",
-            self.expires_s
+            "  bind: {}:{sip_port}\n  expires: {}\n",
+            self.ip, self.expires_s
         );
         if let Some(r) = &self.registrar {
             sip.push_str(&format!("  registrar: '{r}'\n"));
@@ -94,16 +154,28 @@ impl AgentSpec {
             let names: Vec<&str> = self.callers.iter().map(|(n, _)| n.as_str()).collect();
             sip.push_str(&format!("  callers: [{}]\n", names.join(", ")));
         }
-        // One channel whose noise (±1000 in steps of 0.001) makes nearly
-        // every sample index's value unique, so a stored value tells which
+        // Channel 0's noise (±1000 in steps of 0.001) makes nearly every
+        // sample index's value unique, so a stored value tells which
         // reading it was; the sine keeps it a waveform.
+        let channels: String = (0..self.channels.max(1))
+            .map(|i| {
+                let name = if i == 0 {
+                    "wave".to_string()
+                } else {
+                    format!("extra{i}")
+                };
+                format!(
+                    "      - name: {name}\n        unit: V\n        scale: 0.001\n\
+                     \x20       offset: 0\n        amplitude: 1000\n        period_ms: 3000\n        noise: 1000\n"
+                )
+            })
+            .collect();
         format!(
             "identity:\n  aor: '{aor}'\nsip:\n{sip}stream:\n  rate: {rate}\n  samples_per_packet: {spp}\n\
              sensors:\n  - type: simulated\n    name: sim\n    seed: {seed}\n    interval_ms: {interval}\n\
-             \x20   channels:\n      - name: wave\n        unit: V\n        scale: 0.001\n\
-             \x20       offset: 0\n        amplitude: 1000\n        period_ms: 3000\n        noise: 1000\n\
+             \x20   channels:\n{channels}\
              status:\n  socket: '{socket}'\nsecrets_file: '{secrets}'\nlogging:\n  level: debug\n\
-             spool:\n  dir: '{spool}'\n",
+             {spool}{extra}",
             aor = self.aor(),
             rate = self.rate,
             spp = self.spp,
@@ -111,8 +183,8 @@ impl AgentSpec {
             interval = self.interval_ms,
             socket = dir.join("agent.sock").display(),
             secrets = dir.join("secrets.yaml").display(),
-            // Each agent its own spool, never a shared /var/lib one.
-            spool = dir.join("spool").display(),
+            spool = self.spool.yaml(dir),
+            extra = self.extra_yaml,
         )
     }
 }
@@ -164,9 +236,51 @@ impl Agent {
         Ok(agent)
     }
 
-    /// Start the process (again, after [`Agent::stop`]).
+    /// Start the process (again, after [`Agent::stop`]). Another process
+    /// on this shared machine may take its SIP port between the pick and
+    /// the bind: then it starts again on a new one (a capture started
+    /// for the old port misses its SIP, not Kamailio's side of it).
     pub fn launch(&mut self) -> Result<(), HarnessError> {
-        let mut cmd = Command::new(workspace_binary("sipsensor-agent")?);
+        for _ in 0..3 {
+            self.spawn()?;
+            let clash = crate::wait_for(Duration::from_secs(5), || {
+                let log = self.log();
+                if log.contains("cannot bind SIP") {
+                    Some(true)
+                } else {
+                    log.contains("SIP on ").then_some(false)
+                }
+            });
+            if clash != Some(true) {
+                return Ok(());
+            }
+            self.kill9();
+            self.sip_port = free_udp_tcp_port(LOCALHOST).map_err(|source| HarnessError::Io {
+                what: "a free SIP port".into(),
+                source,
+            })?;
+            write(
+                &self.config_path(),
+                &self.spec.yaml(self.dir.path(), self.sip_port),
+            )?;
+        }
+        Err(HarnessError::Invalid {
+            what: format!("agent {}", self.spec.user),
+            detail: "its SIP port was taken three times".into(),
+        })
+    }
+
+    fn spawn(&mut self) -> Result<(), HarnessError> {
+        let bin = workspace_binary("sipsensor-agent")?;
+        let mut cmd = match &self.spec.netns {
+            // `ip netns exec` execs the agent: the PID stays the agent's.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns.as_str()]).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.args(["run", "--no-override", "--config"])
             .arg(self.config_path());
         let log = self.dir.path().join("agent.log");
@@ -180,6 +294,11 @@ impl Agent {
 
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("agent.yaml")
+    }
+
+    /// Where its spool lives.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.dir.path().join("spool")
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -281,6 +400,14 @@ impl Agent {
     pub fn signal(&self, signal: i32) {
         if let Some(pid) = self.pid() {
             crate::signal_pid(pid, signal);
+        }
+    }
+
+    /// SIGKILL: no BYE, no last spool sync; the files stay for a restart.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.signal(libc::SIGKILL);
+            c.wait_timeout(Duration::from_secs(10));
         }
     }
 

@@ -36,6 +36,14 @@ pub struct CollectorSpec {
     /// `sip.tls`; with `kamailio` (then its TLS address), the registration
     /// and the calls go to Kamailio over TLS (`;transport=tls`).
     pub tls: Option<CollectorTls>,
+    /// Address SIP binds (127.0.0.1; the host's side of a network
+    /// namespace, [`crate::netns`], which is then trusted too).
+    pub sip_ip: IpAddr,
+    /// Further top-level YAML sections, verbatim (switches of features
+    /// this harness does not model).
+    pub extra_yaml: String,
+    /// Further lines of the `media` section, verbatim and indented.
+    pub media_yaml: String,
 }
 
 /// The PEM files of `sip.tls`.
@@ -59,6 +67,9 @@ impl CollectorSpec {
             rtp_port: None,
             embedded_registrar: true,
             tls: None,
+            sip_ip: LOCALHOST,
+            extra_yaml: String::new(),
+            media_yaml: String::new(),
         }
     }
 
@@ -81,6 +92,8 @@ pub struct StoredSample {
     pub seq: i64,
     pub index: u32,
     pub raw: i64,
+    /// `live`, `resent` or `backfilled` (docs/protocol.md 11).
+    pub source: String,
 }
 
 /// One stored gap.
@@ -127,7 +140,7 @@ impl Collector {
             .prefix("sipsensor-e2e-collector-")
             .tempdir()
             .map_err(io("collector directory"))?;
-        let sip_port = free_udp_tcp_port(LOCALHOST).map_err(io("a free SIP port"))?;
+        let sip_port = free_udp_tcp_port(spec.sip_ip).map_err(io("a free SIP port"))?;
         let rtp_port = match spec.rtp_port {
             Some(p) => p,
             None => free_rtp_ports(spec.rtp_ip).map_err(io("free RTP ports"))?.0,
@@ -162,10 +175,17 @@ impl Collector {
         .map_err(io("writing credentials"))?;
         std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600))
             .map_err(io("chmod credentials"))?;
+        let trusted = match self.spec.sip_ip {
+            IpAddr::V4(ip) if !ip.is_loopback() => {
+                let [a, b, c, _] = ip.octets();
+                format!("127.0.0.0/8, {a}.{b}.{c}.0/24")
+            }
+            _ => "127.0.0.0/8".to_string(),
+        };
         let mut sip = format!(
-            "sip:\n  bind: 127.0.0.1:{}\n  identity: '{}'\n  credentials_file: '{}'\n\
-             \x20 control_socket: '{}'\n  trusted_peers: [127.0.0.0/8]\n",
-            self.sip_port,
+            "sip:\n  bind: {}\n  identity: '{}'\n  credentials_file: '{}'\n\
+             \x20 control_socket: '{}'\n  trusted_peers: [{trusted}]\n",
+            self.sip_addr(),
             self.spec.identity,
             creds.display(),
             self.control_socket().display()
@@ -199,10 +219,12 @@ impl Collector {
         }
         let yaml = format!(
             "storage:\n  url: '{}'\n  flush_interval_ms: 50\n  max_flush_interval_ms: 200\n\
-             http:\n  bind: 127.0.0.1:{}\n{sip}media:\n  rtp_bind: {}\n",
+             http:\n  bind: 127.0.0.1:{}\n{sip}media:\n  rtp_bind: {}\n{}{}",
             self.storage_url,
             self.http_port,
-            SocketAddr::new(self.spec.rtp_ip, self.rtp_port)
+            SocketAddr::new(self.spec.rtp_ip, self.rtp_port),
+            self.spec.media_yaml,
+            self.spec.extra_yaml
         );
         std::fs::write(self.config_path(), yaml).map_err(io("writing the collector config"))
     }
@@ -232,7 +254,7 @@ impl Collector {
     }
 
     pub fn sip_addr(&self) -> SocketAddr {
-        SocketAddr::new(LOCALHOST, self.sip_port)
+        SocketAddr::new(self.spec.sip_ip, self.sip_port)
     }
 
     /// `sip:127.0.0.1:PORT` (a dispatcher destination).
@@ -297,6 +319,15 @@ impl Collector {
         gaps(&self.storage_url, aor)
     }
 
+    /// `storage.url` (several collectors may share one).
+    pub fn storage_url(&self) -> &str {
+        &self.storage_url
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(ChildGuard::pid)
+    }
+
     /// GET `path` from the HTTP API: the body (panics on failure).
     pub fn http_get(&self, path: &str) -> String {
         http_get(SocketAddr::new(LOCALHOST, self.http_port), path)
@@ -314,10 +345,25 @@ impl Collector {
 
 /// `sipsensor-collector export` from storage `url`.
 pub fn export(url: &str, aor: &str, kind: &str) -> Vec<serde_json::Value> {
+    export_range(url, aor, kind, None)
+}
+
+/// [`export`] of the instants from `from_ns` (inclusive) to `to_ns`
+/// (exclusive) only, or of all.
+pub fn export_range(
+    url: &str,
+    aor: &str,
+    kind: &str,
+    range: Option<(i64, i64)>,
+) -> Vec<serde_json::Value> {
     let bin = workspace_binary("sipsensor-collector").unwrap_or_else(|e| panic!("{e}"));
-    let out = Command::new(bin)
-        .args(["export", "--storage", url, "--sensor", aor, "--kind", kind])
-        .args(["--format", "json"])
+    let mut cmd = Command::new(bin);
+    cmd.args(["export", "--storage", url, "--sensor", aor, "--kind", kind])
+        .args(["--format", "json"]);
+    if let Some((from, to)) = range {
+        cmd.args(["--from", &rfc3339(from), "--to", &rfc3339(to)]);
+    }
+    let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("running export: {e}"));
     if !out.status.success() {
@@ -341,7 +387,13 @@ fn int(row: &serde_json::Value, key: &str) -> i64 {
 
 /// Every stored sample of `aor`, oldest first.
 pub fn samples(url: &str, aor: &str) -> Vec<StoredSample> {
-    export(url, aor, "samples")
+    samples_in(url, aor, None)
+}
+
+/// The stored samples of `aor` with instants in `range` (from inclusive,
+/// to exclusive), or all of them.
+pub fn samples_in(url: &str, aor: &str, range: Option<(i64, i64)>) -> Vec<StoredSample> {
+    export_range(url, aor, "samples", range)
         .iter()
         .map(|r| StoredSample {
             ts_ns: int(r, "ts_ns"),
@@ -350,6 +402,7 @@ pub fn samples(url: &str, aor: &str) -> Vec<StoredSample> {
             seq: int(r, "seq"),
             index: u32::try_from(int(r, "index")).unwrap_or(u32::MAX),
             raw: int(r, "raw"),
+            source: r["source"].as_str().unwrap_or("live").to_string(),
         })
         .collect()
 }
@@ -366,6 +419,29 @@ pub fn gaps(url: &str, aor: &str) -> Vec<Gap> {
             session: r["session"].as_i64(),
         })
         .collect()
+}
+
+/// ns since the Unix epoch as RFC 3339 in UTC with nanoseconds (what
+/// `export --from/--to` take), by the civil-from-days algorithm of
+/// H. Hinnant's "chrono-compatible low-level date algorithms".
+pub fn rfc3339(ns: i64) -> String {
+    let (secs, nanos) = (ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000));
+    let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        day_secs / 3600,
+        day_secs / 60 % 60,
+        day_secs % 60
+    )
 }
 
 /// A plain HTTP/1.0 GET on loopback: the body of a 200.
@@ -390,4 +466,21 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Result<String, String> {
         return Err(format!("{head}\n{body}"));
     }
     Ok(body.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_instants_as_rfc3339() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000000000Z");
+        // docs/protocol.md 11.2's example instant.
+        assert_eq!(
+            super::rfc3339(1_767_225_600_500_000_000),
+            "2026-01-01T00:00:00.500000000Z"
+        );
+        assert_eq!(
+            super::rfc3339(951_825_599_999_999_999),
+            "2000-02-29T11:59:59.999999999Z"
+        );
+    }
 }

@@ -15,11 +15,24 @@
 //!   most scenarios share.
 //! - [`pki`]: a throw-away site CA and the certificates of Kamailio and
 //!   the collector, for the scenarios over TLS.
+//! - [`complete`]: "stored = sent exactly" (issue #15): every instant of a
+//!   sensor's history stored once, each value the waveform's reading of
+//!   that instant.
+//! - [`recovery`]: what the #15 scenarios share: sensors at 10 Hz, waiting
+//!   until a backfill is done, the figures they print.
+//! - [`netns`]: a sensor in its own network namespace, its link cut and
+//!   restored.
+//! - [`paths`]: scenario 7's impaired media path and scenario 9's two
+//!   collectors behind the dispatcher, each shared with a #15 scenario.
 
 pub mod agent;
 pub mod capture;
 pub mod collector;
+pub mod complete;
+pub mod netns;
+pub mod paths;
 pub mod pki;
+pub mod recovery;
 pub mod site;
 pub mod wave;
 

@@ -34,12 +34,17 @@ impl Waveform {
     /// Channel 0 of `sim` read every `interval`, as the wire carries it
     /// (scale 10^-3, the agent's `scale: 0.001`).
     pub fn new(sim: &SimConfig, interval: Duration) -> Self {
+        Self::with_readings(sim, interval, READINGS)
+    }
+
+    /// Like [`Waveform::new`] with `readings` recomputed (a long run).
+    pub fn with_readings(sim: &SimConfig, interval: Duration, readings: u64) -> Self {
         let spec = ChannelSpec {
             name: "sim.wave".into(),
             unit: Unit::from_symbol("V").unwrap_or_else(|| panic!("V is a SenML unit")),
             scale: -3,
         };
-        let raws: Vec<i32> = (0..READINGS)
+        let raws: Vec<i32> = (0..readings)
             .map(|k| spec.to_raw(sim.value(0, k, interval)))
             .collect();
         let mut by_raw: HashMap<i64, Vec<u64>> = HashMap::new();
@@ -111,12 +116,12 @@ pub fn holes(matched: &[Matched], longer_than_ns: i64) -> Vec<(usize, i64)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use sipsensor_agent::sensor::sim::SimChannel;
     use sipsensor_agent::units::Unit as AgentUnit;
 
-    fn sim() -> SimConfig {
+    pub(crate) fn sim() -> SimConfig {
         SimConfig {
             seed: 9,
             channels: vec![SimChannel {
@@ -139,6 +144,7 @@ mod tests {
             seq: 0,
             index: 0,
             raw: i64::from(raw),
+            source: "live".into(),
         }
     }
 

@@ -13,9 +13,6 @@
 #![allow(clippy::unwrap_used)]
 
 use sipsensor_e2e::*;
-use sipsensor_testkit::ports::{LOCALHOST, free_rtp_ports};
-use sipsensor_testkit::{Relay, RelayOptions};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 const LOSS: f64 = 0.10;
@@ -62,29 +59,11 @@ fn loss_count_equals_the_relays_drops_and_jitter_matches() {
     if !require(&["kamailio", "tshark"]) {
         return;
     }
-    let behind = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
-    let (rtp, rtcp) = free_rtp_ports(LOCALHOST).unwrap();
-    let relay = |port, seed, loss, jitter| {
-        Relay::start(RelayOptions {
-            listen: SocketAddr::new(LOCALHOST, port),
-            forward_to: SocketAddr::new(behind, port),
-            seed,
-            loss,
-            delay: Duration::ZERO,
-            jitter,
-        })
-        .unwrap()
-    };
-    let media = relay(rtp, 7, LOSS, JITTER);
-    // Sender reports pass unimpaired (they carry the time base).
-    let _reports = relay(rtcp, 8, 0.0, Duration::ZERO);
+    let path = paths::ImpairedMedia::start(7, LOSS, JITTER);
+    let media = &path.media;
     let mut site = Site::start_with(
         "sensor7",
-        |c| {
-            c.rtp_ip = behind;
-            c.rtp_port = Some(rtp);
-            c.advertise = Some(LOCALHOST);
-        },
+        |c| path.place(c),
         |a| {
             a.rate = RATE;
             a.spp = SPP;

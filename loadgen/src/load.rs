@@ -2,7 +2,7 @@
 //! up; the figures of `make bench-collector` (docs/benchmarks.md).
 
 use crate::pump::MediaPump;
-use crate::sensor::{SensorConfig, SensorError, SimSensor, standard_stream};
+use crate::sensor::{LoadBackfill, SensorConfig, SensorError, SimSensor, standard_stream};
 use crate::sockets::RtpSockets;
 use sipsensor_runtime::sip_transport::TlsConfig;
 use std::io::{Read, Write};
@@ -41,6 +41,10 @@ pub struct LoadOptions {
     /// SIP over TLS to `collector` (a TLS address then) and SRTP, each
     /// sensor on its own connection, as boards are; `None`: UDP and RTP.
     pub tls: Option<TlsConfig>,
+    /// The first this many sensors offer docs/protocol.md 11 and backfill
+    /// `backfill` after their call, all at once (issue #15's benchmark).
+    pub backfill_sensors: usize,
+    pub backfill: LoadBackfill,
 }
 
 /// The figures of one run.
@@ -59,6 +63,10 @@ pub struct LoadReport {
     /// Streams whose final receiver report did not come back.
     pub missing_reports: usize,
     pub samples_sent: u64,
+    /// Of `samples_sent`, those backfilled, and when the last backfill
+    /// was sent (seconds after the first call).
+    pub backfill_samples_sent: u64,
+    pub backfill_done_s: Option<f64>,
     /// Rows the collector committed (from its metrics), if known.
     pub samples_stored: Option<u64>,
     pub collector_cpu_percent: Option<f64>,
@@ -175,6 +183,8 @@ impl LoadReport {
             "load_average": self.load_average,
             "srtp": self.srtp,
             "srtp_rejected": self.srtp_rejected,
+            "backfill_samples_sent": self.backfill_samples_sent,
+            "backfill_done_s": self.backfill_done_s,
         })
     }
 }
@@ -292,6 +302,11 @@ pub async fn run(o: LoadOptions) -> Result<LoadReport, LoadError> {
             None => SimSensor::start(cfg, rtp, pump).await,
         };
         let s = started.map_err(|source| LoadError::Sensor { index: i, source })?;
+        // The last ones: called after every other stream is up, so their
+        // backfills run at once beside the steady live load.
+        if i >= o.sensors.saturating_sub(o.backfill_sensors) {
+            s.backfill(o.backfill).await;
+        }
         sensors.push(Arc::new(s));
     }
     eprintln!("{} sensors started", sensors.len());
@@ -415,7 +430,14 @@ pub async fn run(o: LoadOptions) -> Result<LoadReport, LoadError> {
     for (s, b) in sensors.iter().zip(&before) {
         let sent = s.counters.packets();
         report.packets_sent += sent;
-        report.samples_sent += s.counters.samples.load(Ordering::Relaxed);
+        let backfilled = s.counters.backfill_samples.load(Ordering::Relaxed);
+        report.samples_sent += s.counters.samples.load(Ordering::Relaxed) + backfilled;
+        report.backfill_samples_sent += backfilled;
+        let done = s.counters.backfill_done_unix_ns.load(Ordering::Relaxed);
+        if done > 0 {
+            let took = (done - s.counters.start_unix_ns.load(Ordering::Relaxed)) as f64 / 1e9;
+            report.backfill_done_s = Some(report.backfill_done_s.map_or(took, |t| t.max(took)));
+        }
         report.send_errors += s.counters.send_errors.load(Ordering::Relaxed);
         let final_report = s.counters.rr_count.load(Ordering::Relaxed) > *b;
         if let (true, Some(r)) = (final_report, s.counters.received_per_report()) {

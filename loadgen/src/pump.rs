@@ -1,7 +1,12 @@
 //! One thread sends RTP and RTCP sender reports for every simulated stream,
 //! each packet at its tick on the sample clock (docs/protocol.md 4, 6).
 
+mod backfill;
+
+pub use backfill::{BackfillPlan, PumpRecovery};
+
 use crate::waveform;
+use backfill::Backfill;
 use sipsensor_protocol::{
     CompoundWriter, IdGenerator, NtpTime, RtcpConfig, RtcpScheduler, RtpSender, SrtpContext,
     SrtpKeys, StreamDescription,
@@ -34,6 +39,11 @@ pub struct StreamCounters {
     pub rr_highest_seq: AtomicU64,
     /// Sequence number of the stream's first packet.
     pub first_seq: AtomicU64,
+    /// Backfill (docs/protocol.md 11.6) packets and sample values sent.
+    pub backfill_packets: AtomicU64,
+    pub backfill_samples: AtomicU64,
+    /// Unix time (ns) the backfill's last packet went; 0 before.
+    pub backfill_done_unix_ns: AtomicI64,
 }
 
 impl StreamCounters {
@@ -85,6 +95,8 @@ pub struct PumpStream {
     /// The keys agreed in SDES (RFC 4568): RTP and RTCP leave protected
     /// with `send` (RFC 3711); `None` sends plain RTP.
     pub srtp: Option<SrtpKeys>,
+    /// Section 11 as agreed: live packets stamped, a backfill sent.
+    pub recovery: Option<PumpRecovery>,
 }
 
 enum Cmd {
@@ -99,6 +111,7 @@ enum Cmd {
 enum Kind {
     Rtp,
     Rtcp,
+    Backfill,
 }
 
 struct Live {
@@ -114,6 +127,7 @@ struct Live {
     foreign: RtpSender,
     /// This stream's SRTP sender (both RTP and SRTCP), when it has keys.
     seal: Option<SrtpContext>,
+    backfill: Option<Backfill>,
 }
 
 impl Live {
@@ -243,6 +257,11 @@ fn run(rx: mpsc::Receiver<Cmd>, max_late_us: &AtomicU64) {
                     send_samples(l, &mut buf);
                     heap.push(Reverse((l.due(l.next_tick), id, Kind::Rtp, generation)));
                 }
+                Kind::Backfill => {
+                    if let Some(at) = send_backfill(l, &mut buf, now) {
+                        heap.push(Reverse((at, id, Kind::Backfill, generation)));
+                    }
+                }
                 Kind::Rtcp => {
                     if l.rtcp.handle_timeout(now, &mut ids) {
                         let n = sender_report(l, now, &mut buf, false);
@@ -321,7 +340,12 @@ fn command(
             s.counters
                 .first_seq
                 .store(u64::from(first_seq), Ordering::Relaxed);
+            let backfill = s.recovery.as_ref().and_then(|r| {
+                let plan = r.backfill.clone()?;
+                Some(Backfill::new(plan, r.instant_id, &s.desc, unix, s.seed))
+            });
             let mut l = Live {
+                backfill,
                 sender: RtpSender::with_start(s.ssrc, first_seq, ids.u32()),
                 foreign: RtpSender::new(ids),
                 rtcp: RtcpScheduler::new(rtcp_cfg, true, now, ids),
@@ -341,6 +365,9 @@ fn command(
             l.generation = generation;
             heap.push(Reverse((now, id, Kind::Rtp, generation)));
             heap.push(Reverse((l.rtcp.poll_timeout(), id, Kind::Rtcp, generation)));
+            if l.backfill.is_some() {
+                heap.push(Reverse((now, id, Kind::Backfill, generation)));
+            }
             live.insert(id, l);
         }
         Cmd::Update(id, desc, keys) => {
@@ -364,6 +391,9 @@ fn command(
                     Kind::Rtcp,
                     l.generation,
                 )));
+                if l.backfill.is_some() {
+                    heap.push(Reverse((Instant::now(), id, Kind::Backfill, l.generation)));
+                }
             }
         }
         Cmd::Fault(id, f) => {
@@ -429,10 +459,23 @@ fn send_samples(l: &mut Live, buf: &mut Buffers) {
     }
     l.next_tick += (spp as u64) * u64::from(fmt.period);
     let marker = std::mem::take(&mut l.marker);
-    let n = match l
-        .sender
-        .write_samples(&mut buf.plain, &l.s.desc, tick, &values, marker)
-    {
+    let written = match &l.s.recovery {
+        Some(r) => {
+            let stamp = backfill::instant(&l.s.desc, l.start_unix_ns, tick);
+            l.sender.write_samples_stamped(
+                &mut buf.plain,
+                &l.s.desc,
+                tick,
+                &values,
+                marker,
+                (r.instant_id, stamp),
+            )
+        }
+        None => l
+            .sender
+            .write_samples(&mut buf.plain, &l.s.desc, tick, &values, marker),
+    };
+    let n = match written {
         Ok(n) => n,
         Err(_) => return,
     };
@@ -480,6 +523,34 @@ fn send_samples(l: &mut Live, buf: &mut Buffers) {
             let _ = l.s.socket.send_to(&b[..m], l.s.rtp_dest);
         }
     }
+}
+
+/// The stream's next backfill packet if its pace allows; when to try
+/// again (`None`: the outage is sent).
+fn send_backfill(l: &mut Live, buf: &mut Buffers, now: Instant) -> Option<Instant> {
+    let mut bf = l.backfill.take()?;
+    let (seal, socket, dest, counters) = (&mut l.seal, &l.s.socket, l.s.rtp_dest, &l.s.counters);
+    let next = bf.poll(&l.s.desc, &mut buf.plain, now, |packet, samples| {
+        if transmit(seal, socket, packet, false, &mut buf.sealed, dest).is_err() {
+            counters.send_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        counters.backfill_packets.fetch_add(1, Ordering::Relaxed);
+        counters
+            .backfill_samples
+            .fetch_add(samples as u64, Ordering::Relaxed);
+    });
+    match next {
+        Some(_) => l.backfill = Some(bf),
+        None => {
+            let unix = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(0));
+            counters
+                .backfill_done_unix_ns
+                .store(unix, Ordering::Relaxed);
+        }
+    }
+    next
 }
 
 /// SR (+ SDES CNAME, + BYE) pinned to the current tick (docs/protocol.md 6).

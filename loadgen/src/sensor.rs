@@ -2,7 +2,7 @@
 //! socket, registering, calling the collector or answering it, and
 //! streaming through the [`MediaPump`].
 
-use crate::pump::{Fault, MediaPump, PumpStream, StreamCounters};
+use crate::pump::{BackfillPlan, Fault, MediaPump, PumpRecovery, PumpStream, StreamCounters};
 use crate::sockets::SharedSocket;
 use sipsensor_protocol::{
     Agreed, AnswerPolicy, ChannelSpec, EndReason, FailureReason, IdGenerator, LiteralsOnly,
@@ -11,6 +11,7 @@ use sipsensor_protocol::{
     StreamDescription, StreamRole, Transport, UaConfig, UaError, UaEvent, Unit, UserAgent,
     answer_offer, apply_answer, make_offer, parse_sdp,
 };
+use sipsensor_protocol::{BackfillSupport, RecoverySupport, agreed_recovery, offer_with_recovery};
 use sipsensor_runtime::sip_transport::{NetConfig, NetError, Network, TlsConfig};
 use sipsensor_runtime::ua_driver::{self, UaHandle};
 use std::net::{IpAddr, SocketAddr};
@@ -65,11 +66,22 @@ pub struct SensorConfig {
     pub seed: u64,
 }
 
+/// A backfill a simulated sensor sends after its call, as an agent does
+/// after an interruption.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadBackfill {
+    /// How much lies before the stream's first instant.
+    pub outage: Duration,
+    /// Its own rate cap, bytes per second (the collector's may be lower).
+    pub rate: u64,
+}
+
 enum Cmd {
     Register(oneshot::Sender<Result<(), SensorError>>),
     Call(oneshot::Sender<Result<Agreed, SensorError>>),
     Hangup(oneshot::Sender<()>),
     Fault(Fault),
+    Backfill(LoadBackfill),
 }
 
 /// What the sensor last agreed to send (None: not streaming).
@@ -98,6 +110,11 @@ struct State {
     stream_id: Option<u64>,
     session: Option<SessionId>,
     offer: Option<Sdp>,
+    /// Offer docs/protocol.md 11 (stamped live packets and backfill) and,
+    /// when the collector agrees, backfill this outage after the call.
+    backfill: Option<LoadBackfill>,
+    /// Section 11 as the last answer agreed it.
+    recovery: Option<PumpRecovery>,
     pending_call: Option<oneshot::Sender<Result<Agreed, SensorError>>>,
     pending_register: Option<oneshot::Sender<Result<(), SensorError>>>,
     streaming: watch::Sender<Streaming>,
@@ -248,6 +265,8 @@ impl SimSensor {
             stream_id: None,
             session: None,
             offer: None,
+            backfill: None,
+            recovery: None,
             pending_call: None,
             pending_register: None,
             streaming: streaming_tx,
@@ -294,6 +313,12 @@ impl SimSensor {
 
     pub async fn fault(&self, f: Fault) {
         let _ = self.cmd.send(Cmd::Fault(f)).await;
+    }
+
+    /// From the next call on, offer docs/protocol.md 11 and backfill
+    /// `backfill.outage` once the collector agrees.
+    pub async fn backfill(&self, backfill: LoadBackfill) {
+        let _ = self.cmd.send(Cmd::Backfill(backfill)).await;
     }
 
     /// What the sensor currently streams.
@@ -368,12 +393,7 @@ impl State {
                     let _ = reply.send(Err(SensorError::NoCollector));
                     return;
                 };
-                let offer = match make_offer(
-                    &self.config.capabilities,
-                    StreamRole::Sender,
-                    &self.local_media,
-                    &mut self.origin,
-                ) {
+                let offer = match self.make_offer() {
                     Ok(o) => o,
                     Err(e) => {
                         let _ = reply.send(Err(SensorError::Negotiation(e)));
@@ -412,6 +432,7 @@ impl State {
                     self.pump.fault(id, f);
                 }
             }
+            Cmd::Backfill(b) => self.backfill = Some(b),
         }
     }
 
@@ -426,6 +447,59 @@ impl State {
             // Its receiver reports stay unread: the run reports them missing.
             self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Our offer: with section 11 when the sensor backfills.
+    fn make_offer(&mut self) -> Result<Sdp, NegotiationError> {
+        let caps = &self.config.capabilities;
+        let Some(bf) = self.backfill else {
+            return make_offer(
+                caps,
+                StreamRole::Sender,
+                &self.local_media,
+                &mut self.origin,
+            );
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let support = RecoverySupport {
+            instant: true,
+            rtx: None,
+            backfill: Some(BackfillSupport {
+                oldest: u64::try_from(now.saturating_sub(bf.outage).as_nanos()).ok(),
+                ssrc: Some(self.backfill_ssrc()),
+                ..BackfillSupport::default()
+            }),
+        };
+        offer_with_recovery(
+            caps,
+            StreamRole::Sender,
+            &self.local_media,
+            &support,
+            &mut self.origin,
+        )
+    }
+
+    /// Another SSRC than the live one (docs/protocol.md 11.6).
+    fn backfill_ssrc(&self) -> u32 {
+        self.local_media.ssrc.unwrap_or_default() ^ 0x0bf0_0000
+    }
+
+    /// What of section 11 `answer` agreed to our `offer`, for the pump.
+    fn agree_recovery(&self, offer: &Sdp, answer: &Sdp) -> Option<PumpRecovery> {
+        let own = self.backfill?;
+        let agreed = agreed_recovery(offer, answer, StreamRole::Sender);
+        let backfill = agreed.backfill.map(|b| BackfillPlan {
+            payload_type: b.payload_type,
+            ssrc: self.backfill_ssrc(),
+            outage: own.outage,
+            rate: b.max_rate.map_or(own.rate, |m| m.min(own.rate)),
+        });
+        Some(PumpRecovery {
+            instant_id: agreed.instant_id?,
+            backfill,
+        })
     }
 
     fn start_stream(&mut self, agreed: &Agreed) {
@@ -445,6 +519,7 @@ impl State {
                 seed: self.config.seed,
                 counters: self.counters.clone(),
                 srtp: agreed.srtp.clone(),
+                recovery: self.recovery.clone(),
             },
         );
         self.stream_id = Some(id);
@@ -475,6 +550,7 @@ impl State {
             UaEvent::Answered { session, answer } => {
                 let agreed = match (&self.offer, parse_sdp(&answer)) {
                     (Some(o), Ok(a)) => {
+                        self.recovery = self.agree_recovery(o, &a);
                         apply_answer(o, &a, StreamRole::Sender).map_err(SensorError::Negotiation)
                     }
                     (_, Err(e)) => Err(SensorError::Answer(e)),
@@ -517,6 +593,8 @@ impl State {
                             .with(move |ua, now| ua.accept(session, bytes, now))
                             .await;
                         self.session = Some(session);
+                        // Answering a plain offer: nothing of section 11.
+                        self.recovery = None;
                         self.start_stream(&agreed);
                     }
                     Ok(_) => {

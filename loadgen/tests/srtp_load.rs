@@ -120,6 +120,8 @@ async fn srtp_streams_over_tls_are_stored_whole_and_none_is_refused() {
         metrics: Some(http),
         pumps: 1,
         tls: Some(tls.clone()),
+        backfill_sensors: 0,
+        backfill: Default::default(),
     })
     .await
     .unwrap();

@@ -9,6 +9,7 @@
 use clap::{Parser, Subcommand};
 use sipsensor_loadgen::load::{self, LoadOptions};
 use sipsensor_loadgen::pki::ThrowAwayPki;
+use sipsensor_loadgen::sensor::LoadBackfill;
 use sipsensor_runtime::open_files;
 use sipsensor_runtime::sip_transport::{TlsConfig, tls::client_config};
 use std::net::{IpAddr, SocketAddr};
@@ -102,6 +103,16 @@ struct RunArgs {
     /// store name in its first column.
     #[arg(long)]
     row: Option<String>,
+    /// The last this many sensors offer docs/protocol.md 11 and, called
+    /// after the others, backfill --backfill-seconds each, all at once.
+    #[arg(long, default_value_t = 0)]
+    backfill_sensors: usize,
+    #[arg(long, default_value_t = 3600)]
+    backfill_seconds: u64,
+    /// Each backfilling sensor's own rate cap, bytes per second (the
+    /// collector's max-rate may be lower).
+    #[arg(long, default_value_t = 20_000)]
+    backfill_rate: u64,
 }
 
 fn main() -> ExitCode {
@@ -145,6 +156,9 @@ fn main() -> ExitCode {
                 metrics,
                 json,
                 row,
+                backfill_sensors,
+                backfill_seconds,
+                backfill_rate,
             } = *args;
             // Thousands of sockets; without the hard limit's room the
             // run fails where it runs out, which says so.
@@ -176,6 +190,11 @@ fn main() -> ExitCode {
                 metrics,
                 pumps,
                 tls,
+                backfill_sensors,
+                backfill: LoadBackfill {
+                    outage: Duration::from_secs(backfill_seconds),
+                    rate: backfill_rate,
+                },
             };
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -194,6 +213,16 @@ fn main() -> ExitCode {
                         println!("{}", r.table_row(&store));
                         if let Some(c) = r.caveat(&store) {
                             eprintln!("{c}");
+                        }
+                        if backfill_sensors > 0 {
+                            eprintln!(
+                                "  ({store}: {backfill_sensors} sensors backfilled {} samples \
+                                 of {backfill_seconds} s each beside the live load; the last \
+                                 done {} after its call)",
+                                r.backfill_samples_sent,
+                                r.backfill_done_s
+                                    .map_or("not within the run".into(), |s| format!("{s:.0} s"))
+                            );
                         }
                     } else if json {
                         println!("{}", r.to_json());
