@@ -62,7 +62,7 @@ fn after_kill_9_the_agent_backfills_its_spool_and_loses_at_most_the_fsync_interv
             && open.len() == 1
             && open[0].after_ns < agent_killed
             && open[0].before_ns > agent_killed)
-            .then_some(*open[0])
+            .then(|| *open[0])
     });
     let complete_after = restarted_at.elapsed();
     let (stored, _) = site.finish(1);

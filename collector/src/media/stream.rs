@@ -745,9 +745,12 @@ impl StreamRx {
         }
         self.last_sr_at = Some(now);
         self.scheduler.on_received(size);
-        // Symmetric RTCP (RFC 4961) when the SDP address is not where the
-        // reports really come from (NAT).
-        if self.rtcp_dest.is_none_or(|d| d.ip() != from.ip()) {
+        // Symmetric RTCP (RFC 4961): our reports, NACKs and marks go where
+        // the agent's reports really come from, when that is not the SDP
+        // address (a NAT that rewrote the address or only the port). The
+        // agent takes RTCP only from the address its SDP named (docs/
+        // protocol.md 6.1): the NAT maps our replies back to it.
+        if self.rtcp_dest != Some(from) {
             self.rtcp_dest = Some(from);
         }
         self.release_held(sink);

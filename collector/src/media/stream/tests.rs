@@ -482,3 +482,28 @@ fn counters_and_last_values_reach_the_statistics_at_most_once_a_second() {
     r.rx.finish(now + PUBLISH_EVERY, &mut r.sink, &mut buf);
     assert_eq!(r.rx.stats.snapshot(0).packets, 3);
 }
+
+/// RFC 4961: a NAT that keeps the address but rewrites the port (or a
+/// relay on the same host) gets our RTCP back at the port the reports
+/// came from, not at the SDP's, where nothing of ours would arrive.
+#[test]
+fn rtcp_goes_back_to_the_port_the_reports_come_from() {
+    let mut r = rig(None, 100);
+    r.sender_report();
+    assert_eq!(r.rx.rtcp_dest, Some("127.0.0.1:40001".parse().unwrap()));
+    let sr = r.tx.sender_report(
+        100,
+        NtpTime::from_unix(Duration::from_nanos(T0_NS as u64 + 1_000_000_000)),
+    );
+    let translated = "127.0.0.1:61000".parse().unwrap();
+    r.rx.on_sender_report(
+        &sr,
+        translated,
+        52,
+        r.now,
+        T0_NS + 1_000_000_000,
+        &mut r.sink,
+    )
+    .unwrap();
+    assert_eq!(r.rx.rtcp_dest, Some(translated));
+}
