@@ -74,6 +74,11 @@ pub struct Backfill {
     stopped: bool,
     odd_mark_logged: bool,
     stats: BackfillStats,
+    /// L and when the core started (about when L was sampled): where the
+    /// live stream is now, for repairs past L (11.7 step 7).
+    live_start: u64,
+    started: Instant,
+    ack_timeout: std::time::Duration,
 }
 
 impl Backfill {
@@ -100,6 +105,9 @@ impl Backfill {
             inputs,
         } = plan;
         let mut b = Backfill {
+            live_start,
+            started: now,
+            ack_timeout,
             cursor: BackfillCursor::new(mark, live_start, ack_timeout, now),
             pacer: BackfillPacer::new(max_rate, now),
             // Timestamps count clock ticks since the Unix epoch (informative,
@@ -327,6 +335,11 @@ impl Backfill {
         // Polled again at the same `now`: it reports when it is due.
         let mut wake = self.cursor.poll(now);
         let mut at = |t: Instant| wake = Some(wake.map_or(t, |w| w.min(t)));
+        if let Some(due) = self.cursor.reopen_due() {
+            // Looked at again while live repair may leave a hole behind
+            // the mark; not more often than twice a second.
+            at(due.max(now + std::time::Duration::from_millis(500)));
+        }
         if !self.cursor.is_done() {
             at(self.rtcp_due);
         }
@@ -343,8 +356,31 @@ impl Backfill {
         self.pacer.clone().poll(len, false, now)
     }
 
-    /// Go back to the mark if it stalled (11.7 step 6).
+    /// Go back to the mark if it stalled (11.7 step 6), or, past the live
+    /// start, if a live packet the collector gave up on holds it (step 7):
+    /// then the backfill resends from the mark up to instants the live
+    /// repair has given up on (an ack timeout old).
     fn handle_timeout(&mut self, now: Instant) {
+        if self.cursor.is_done() && !self.stopped {
+            let live_for = now.saturating_duration_since(self.started);
+            let settled = self
+                .live_start
+                .saturating_add(u64::try_from(live_for.as_nanos()).unwrap_or(u64::MAX))
+                .saturating_sub(u64::try_from(self.ack_timeout.as_nanos()).unwrap_or(u64::MAX));
+            if self.cursor.reopen(settled, now) {
+                let from = self.cursor.mark();
+                self.stats.restarts += 1;
+                tracing::debug!(
+                    "backfill: the collector's mark stayed at {from} ns past the live start; resending up to {settled} ns"
+                );
+                self.sent = from;
+                self.read_through = from;
+                self.read_complete = false;
+                self.queue.clear();
+                self.next = None;
+                return;
+            }
+        }
         let before = self.cursor.next_after();
         self.cursor.poll(now);
         let after = self.cursor.next_after();

@@ -92,7 +92,8 @@ pub struct BackfillStats {
     pub packets: u64,
     /// RTP bytes (headers included, before SRTP).
     pub bytes: u64,
-    /// Times it went back to the mark after the ack timeout.
+    /// Times it went back to the mark after the ack timeout (a lost
+    /// backfill packet, or, past the live start, a live one given up on).
     pub restarts: u64,
     /// Spooled runs and edges not sent: their layout is unknown, or the
     /// current description carries none of their channels or inputs.

@@ -342,6 +342,55 @@ fn a_lost_backfill_packet_is_sent_again_after_the_ack_timeout() {
 }
 
 #[test]
+fn a_live_packet_the_collector_gave_up_on_is_backfilled_once_the_mark_stalls_on_it() {
+    let t = base();
+    // 50 s spooled at 10 Hz; the session went live at 2 s.
+    let spool = FakeSpool::new(runs(T0, 100));
+    let live = T0 + 20 * STEP;
+    let mut core = new_core(plan(T0 - STEP, live, 1_000_000), &spool, t);
+    let mut c = Collector::default();
+    drive(&mut core, &spool, &mut c, t, 1000, |_| true);
+    assert_eq!(core.mark(), live - STEP, "everything before the live start is held");
+    let restarts = core.stats().restarts;
+    // Live brought everything up to 40 s but the packet at 10 s: its
+    // NACKs went unanswered, so the collector's mark stops before it.
+    let hole = T0 + 100 * STEP;
+    for k in 20..400 {
+        let at = T0 + k * STEP;
+        if at != hole {
+            for ch in 0..3 {
+                c.samples.insert((ch, at), wave(at, ch));
+            }
+        }
+    }
+    core.on_mark(contiguous_mark(&c, core.mark()), t + Duration::from_secs(2));
+    assert_eq!(core.mark(), hole - STEP);
+    assert!(core.is_done());
+    // Not before the ack timeout...
+    drive(
+        &mut core,
+        &spool,
+        &mut c,
+        t + Duration::from_secs(3),
+        100,
+        |_| true,
+    );
+    assert!(!c.samples.contains_key(&(0, hole)));
+    // ...but after it, the backfill stream brings the given-up instant.
+    drive(
+        &mut core,
+        &spool,
+        &mut c,
+        t + Duration::from_secs(20),
+        2000,
+        |_| true,
+    );
+    assert_eq!(c.samples.get(&(0, hole)), Some(&wave(hole, 0)));
+    assert!(core.mark() >= T0 + 399 * STEP, "the mark passes the hole");
+    assert_eq!(core.stats().restarts, restarts + 1);
+}
+
+#[test]
 fn an_expired_range_is_reported_when_the_spool_is_younger_than_the_mark() {
     let t = base();
     let mark = T0;

@@ -160,6 +160,34 @@ impl BackfillCursor {
         Some(due)
     }
 
+    /// docs/protocol.md 11.7 step 7: a live packet the collector gave up on
+    /// (its NACKs unanswered for `rtx-time`) stops its mark past the live
+    /// start. When the mark has not moved for the ack timeout although
+    /// live instants up to `settled` (old enough that live repair has given
+    /// up on them) lie beyond it, the backfill takes over up to `settled`,
+    /// from the mark. Returns whether it did.
+    pub fn reopen(&mut self, settled: u64, now: Instant) -> bool {
+        if !self.is_done()
+            || settled <= self.end
+            || settled <= self.mark.saturating_add(1)
+            || now < self.mark_moved_at + self.ack_timeout
+        {
+            return false;
+        }
+        self.end = settled;
+        self.sent_through = self.mark;
+        self.mark_moved_at = now;
+        self.exhausted = false;
+        true
+    }
+
+    /// When [`Self::reopen`] may take over at the earliest (the mark is
+    /// past the live start); `None` while the backfill runs.
+    pub fn reopen_due(&self) -> Option<Instant> {
+        self.is_done()
+            .then_some(self.mark_moved_at + self.ack_timeout)
+    }
+
     /// The spool dropped samples the collector had not committed: it holds
     /// nothing newer than the mark before `oldest` any more.
     pub fn on_spool_dropped(&mut self, dropped_through: u64, oldest: u64) {

@@ -99,3 +99,26 @@ fn dropped_spool_data_is_reported_until_the_mark_passes_it() {
     c.on_committed(4_100, t0 + ms(2));
     assert_eq!(c.expired(), None);
 }
+
+#[test]
+fn a_mark_stalled_past_the_live_start_reopens_the_backfill_up_to_settled_instants() {
+    let t0 = base();
+    let mut c = BackfillCursor::new(1_000, 2_000, ms(2_000), t0);
+    // Everything before the live start is held; the mark follows live.
+    c.on_committed(5_000, t0 + ms(100));
+    assert!(c.is_done());
+    assert_eq!(c.reopen_due(), Some(t0 + ms(2_100)));
+    // Before the ack timeout nothing is reopened, nor with nothing
+    // settled beyond the mark.
+    assert!(!c.reopen(9_000, t0 + ms(2_000)));
+    assert!(!c.reopen(5_001, t0 + ms(3_000)));
+    assert!(c.is_done());
+    // A live packet after 5 000 was given up on: the mark stays.
+    assert!(c.reopen(9_000, t0 + ms(3_000)));
+    assert!(!c.is_done());
+    assert_eq!((c.next_after(), c.end()), (Some(5_000), 9_000));
+    // Acks come again and pass the reopened end: done once more.
+    c.on_committed(9_500, t0 + ms(3_500));
+    assert!(c.is_done());
+    assert_eq!(c.reopen_due(), Some(t0 + ms(5_500)));
+}
