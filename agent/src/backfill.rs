@@ -161,6 +161,12 @@ impl Backfill {
         self.cursor.is_done()
     }
 
+    /// Instants before this one are backfilled: L, or further once a live
+    /// packet the collector gave up on reopened it (11.7 step 7).
+    pub fn end(&self) -> u64 {
+        self.cursor.end()
+    }
+
     /// The collector's committed mark (0: nothing).
     pub fn mark(&self) -> u64 {
         self.cursor.mark()

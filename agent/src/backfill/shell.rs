@@ -120,7 +120,6 @@ fn run(plan: ShellPlan, mut sealer: Option<SrtpContext>, stop: &AtomicBool) {
         }
     }
     let desc = bplan.description.clone();
-    let end = bplan.live_start;
     let (state, layouts) = {
         let mut s = spool.lock().unwrap_or_else(PoisonError::into_inner);
         // The live stream spools under this layout from now on.
@@ -147,7 +146,7 @@ fn run(plan: ShellPlan, mut sealer: Option<SrtpContext>, stop: &AtomicBool) {
         }
         let mut progressed = false;
         if let Some(after) = core.poll_read() {
-            match read(&spool, &mut reader, after, end) {
+            match read(&spool, &mut reader, after, core.end()) {
                 Ok(chunk) => {
                     progressed = !chunk.records.is_empty();
                     core.on_read(after, chunk);
