@@ -350,7 +350,11 @@ fn a_live_packet_the_collector_gave_up_on_is_backfilled_once_the_mark_stalls_on_
     let mut core = new_core(plan(T0 - STEP, live, 1_000_000), &spool, t);
     let mut c = Collector::default();
     drive(&mut core, &spool, &mut c, t, 1000, |_| true);
-    assert_eq!(core.mark(), live - STEP, "everything before the live start is held");
+    assert_eq!(
+        core.mark(),
+        live - STEP,
+        "everything before the live start is held"
+    );
     let restarts = core.stats().restarts;
     // Live brought everything up to 40 s but the packet at 10 s: its
     // NACKs went unanswered, so the collector's mark stops before it.

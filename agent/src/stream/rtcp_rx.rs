@@ -163,7 +163,11 @@ pub(crate) fn handle(data: &[u8], ssrc: u32, stats: &Shared, arrival: SystemTime
                 &[]
             }
             RtcpPacket::App(app) if from_peer => {
-                ssbf(app, ssrc, stats);
+                // A committed mark about our stream is a report on it too:
+                // the collector sends one at least every second when
+                // backfill is agreed (docs/protocol.md 6.1, 11.4), while
+                // its receiver reports may be 5 s and more apart.
+                about_us |= ssbf(app, ssrc, stats);
                 &[]
             }
             _ => &[],
@@ -184,7 +188,8 @@ pub(crate) fn handle(data: &[u8], ssrc: u32, stats: &Shared, arrival: SystemTime
 /// back). Only compounds from the session's peer get here: under SRTP
 /// they passed SRTCP. Marks about other streams, and the agent's own
 /// subtypes, are ignored; a short one is malformed.
-fn ssbf(app: &RtcpApp, ssrc: u32, stats: &Shared) {
+/// Returns whether it was a committed mark about our stream.
+fn ssbf(app: &RtcpApp, ssrc: u32, stats: &Shared) -> bool {
     match BackfillMessage::from_app(app) {
         Ok(Some(BackfillMessage::Committed {
             media_ssrc,
@@ -193,9 +198,13 @@ fn ssbf(app: &RtcpApp, ssrc: u32, stats: &Shared) {
             stats
                 .committed_mark
                 .fetch_max(through_ns, std::sync::atomic::Ordering::Relaxed);
+            true
         }
-        Ok(_) => {}
-        Err(_) => bump(&stats.rtcp_malformed, 1),
+        Ok(_) => false,
+        Err(_) => {
+            bump(&stats.rtcp_malformed, 1);
+            false
+        }
     }
 }
 
@@ -449,6 +458,30 @@ mod tests {
         handle(&report, 7, &stats, SystemTime::now(), false);
         assert_eq!(stats.snapshot().peer_reports, 0, "a stranger's report");
         handle(&report, 7, &stats, SystemTime::now(), true);
+        assert_eq!(stats.snapshot().peer_reports, 1);
+    }
+
+    /// The collector's marks come every second when backfill is agreed,
+    /// its receiver reports only every 5 s and more at a low rate: a mark
+    /// about our stream from the peer keeps the session alive (with a 4 s
+    /// peer timeout, sessions were ended and set up again every few
+    /// seconds); another stream's mark, or a stranger's, does not.
+    #[test]
+    fn a_committed_mark_from_the_peer_is_a_heartbeat() {
+        let stats = Shared::default();
+        let mark = |media_ssrc| {
+            with_app(
+                &BackfillMessage::Committed {
+                    media_ssrc,
+                    through_ns: 5,
+                }
+                .to_app(0x0bad_cafe),
+            )
+        };
+        handle(&mark(8), 7, &stats, SystemTime::now(), true);
+        handle(&mark(7), 7, &stats, SystemTime::now(), false);
+        assert_eq!(stats.snapshot().peer_reports, 0);
+        handle(&mark(7), 7, &stats, SystemTime::now(), true);
         assert_eq!(stats.snapshot().peer_reports, 1);
     }
 
