@@ -25,6 +25,12 @@ pub const PEER_TIMEOUT: Duration = Duration::from_secs(4);
 /// every 6.2 s (the 5 s minimum, randomised, compensated), so three
 /// reports missed in a row; longer for a slow stream (`peer_timeout`).
 pub const LEGACY_PEER_TIMEOUT: Duration = Duration::from_secs(20);
+/// Added to the timeout for the peer's first report: its compounds reach
+/// us only once our first report has reached it (through a NAT, or a
+/// relay, it learns our RTCP address from it, RFC 4961), and that first
+/// report may come before its stream exists there and be dropped: the
+/// next comes one of our RTCP intervals (5 s) later.
+pub const FIRST_REPORT_GRACE: Duration = Duration::from_secs(6);
 /// The average compound the peer's RTCP interval is reckoned with, in
 /// bytes without headers: its RR + SDES CNAME and our SR + SDES are
 /// 60-80 (RFC 3550 6.3.2 averages both); generous, so as not to reckon
@@ -111,7 +117,12 @@ impl PeerWatch {
             Some(_) => {}
         }
         let silent = now.saturating_duration_since(self.since);
-        if silent >= self.timeout {
+        let allowed = if self.heard {
+            self.timeout
+        } else {
+            self.timeout + FIRST_REPORT_GRACE
+        };
+        if silent >= allowed {
             Verdict::Dead(silent)
         } else {
             Verdict::Alive

@@ -9,7 +9,8 @@ use sipsensor_protocol::{
 };
 
 use super::super::liveness::{
-    CHECK_INTERVAL, LEGACY_PEER_TIMEOUT, RECALL_ANSWER, RECALL_MAX, RECALLS, peer_timeout,
+    CHECK_INTERVAL, FIRST_REPORT_GRACE, LEGACY_PEER_TIMEOUT, PEER_TIMEOUT, PeerWatch,
+    RECALL_ANSWER, RECALL_MAX, RECALLS, Verdict, peer_timeout,
 };
 use super::*;
 
@@ -292,7 +293,7 @@ fn called_by_the_collector_a_dead_session_leaves_the_sensor_free_for_its_next_ca
         &mut c,
         &mut count,
         t0,
-        t0 + LEGACY_PEER_TIMEOUT + Duration::from_secs(1),
+        t0 + LEGACY_PEER_TIMEOUT + FIRST_REPORT_GRACE + Duration::from_secs(1),
         |_| false,
     );
     let kinds: Vec<_> = seen.iter().map(|(_, a)| a).collect();
@@ -305,7 +306,7 @@ fn called_by_the_collector_a_dead_session_leaves_the_sensor_free_for_its_next_ca
         "{kinds:?}"
     );
     // The restarted collector's call is taken, not refused as busy.
-    let now = t0 + LEGACY_PEER_TIMEOUT + Duration::from_secs(2);
+    let now = t0 + LEGACY_PEER_TIMEOUT + FIRST_REPORT_GRACE + Duration::from_secs(2);
     c.incoming(session(8), &collector_offer(8), Opener::Flow, now);
     assert!(matches!(
         &actions(&mut c)[..],
@@ -378,4 +379,27 @@ fn the_short_timeout_holds_only_where_backfill_was_agreed() {
     assert_eq!(legacy, longest * 3);
     // Backfill agreed: the peer reports every second whatever the rate.
     assert_eq!(peer_timeout(configured, &offer, &with, &slow), configured);
+}
+
+/// The peer's first report may come only after ours reached it (a NAT or
+/// relay: it learns our RTCP address from it), and ours may have come
+/// before its stream existed: the first report has the timeout and a
+/// grace; later ones only the timeout.
+#[test]
+fn the_first_report_has_a_grace_later_ones_do_not() {
+    let t0 = Instant::now();
+    let mut w = PeerWatch::new(PEER_TIMEOUT, t0);
+    assert_eq!(w.checked(0, t0 + PEER_TIMEOUT), Verdict::Alive);
+    let first = t0 + PEER_TIMEOUT + FIRST_REPORT_GRACE - Duration::from_millis(1);
+    assert_eq!(w.checked(0, first), Verdict::Alive);
+    assert_eq!(w.checked(1, first), Verdict::Alive);
+    assert_eq!(
+        w.checked(1, first + PEER_TIMEOUT),
+        Verdict::Dead(PEER_TIMEOUT)
+    );
+    let mut never = PeerWatch::new(PEER_TIMEOUT, t0);
+    assert!(matches!(
+        never.checked(0, t0 + PEER_TIMEOUT + FIRST_REPORT_GRACE),
+        Verdict::Dead(_)
+    ));
 }
