@@ -235,6 +235,11 @@ pub(super) struct StreamRx {
     bucket: Bucket,
     /// docs/protocol.md section 11 as agreed: instants, RTX, backfill.
     recovery: Recovery,
+    /// A live samples packet's stamp (docs/protocol.md 11.2): RTP time
+    /// `ts` is instant `ns`, and every `period` ticks are `step_ns`. With
+    /// it, holes found on the sample clock are timed exactly, before and
+    /// without any sender report.
+    stamp_anchor: Option<StampAnchor>,
     /// Flood limit of the RTX and backfill sources.
     recovery_bucket: Bucket,
     last_seen_ns: i64,
@@ -250,6 +255,26 @@ pub(super) struct StreamRx {
 
 fn canonical(a: SocketAddr) -> SocketAddr {
     SocketAddr::new(a.ip().to_canonical(), a.port())
+}
+
+/// See [`StreamRx::stamp_anchor`].
+#[derive(Debug, Clone, Copy)]
+struct StampAnchor {
+    ts: u32,
+    ns: i64,
+    step_ns: i64,
+    period: u32,
+}
+
+impl StampAnchor {
+    /// The instant of RTP time `ts` on the anchor's grid (within 2^31
+    /// ticks of it, as RFC 3550 A.1 reckons sequence and time).
+    fn ns_at(&self, ts: u32) -> Option<i64> {
+        let ticks = i64::from(ts.wrapping_sub(self.ts) as i32);
+        let period = i64::from(self.period.max(1));
+        let steps = ticks.checked_mul(self.step_ns)? / period;
+        self.ns.checked_add(steps)
+    }
 }
 
 fn ns_of(mapping: &SrMapping, ts: u32, offset: i64) -> Option<i64> {
@@ -286,6 +311,7 @@ impl StreamRx {
         let max_backfill_rate = setup.recovery.backfill.as_ref().and_then(|b| b.max_rate);
         StreamRx {
             recovery: Recovery::new(&setup.recovery),
+            stamp_anchor: None,
             recovery_bucket: Bucket::for_recovery(&desc, max_backfill_rate, now),
             sensor: setup.sensor,
             aor: setup.aor,
@@ -540,6 +566,14 @@ impl StreamRx {
     ) -> Outcome {
         let count = s.count;
         let channels = usize::from(s.channels);
+        if let (Timing::Stamped(i), ReadingSource::Live) = (&timing, p.source) {
+            self.stamp_anchor = Some(StampAnchor {
+                ts: p.ts,
+                ns: i64::try_from(i.first_ns).unwrap_or(i64::MAX),
+                step_ns: i64::try_from(i.step_ns).unwrap_or(i64::MAX),
+                period,
+            });
+        }
         let mut first_ns = None;
         let mut last: Vec<Option<(i64, i32)>> = vec![None; channels];
         for k in 0..count {
@@ -856,14 +890,18 @@ impl StreamRx {
         }
     }
 
+    /// The instant of RTP time `ts`: on the stamps' grid when the session
+    /// agreed them, else by the sender report's mapping.
+    fn ns_at(&self, ts: u32) -> Option<i64> {
+        match self.stamp_anchor {
+            Some(a) => a.ns_at(ts),
+            None => self.receiver.mapping().and_then(|m| ns_of(&m, ts, 0)),
+        }
+    }
+
     fn store_gaps(&mut self, found: &[FoundGap], sink: &mut Sink) {
-        let Some(mapping) = self.receiver.mapping() else {
-            return;
-        };
         for g in found {
-            let (Some(from), Some(to)) =
-                (ns_of(&mapping, g.from_ts, 0), ns_of(&mapping, g.to_ts, 0))
-            else {
+            let (Some(from), Some(to)) = (self.ns_at(g.from_ts), self.ns_at(g.to_ts)) else {
                 continue;
             };
             sink.batch.gaps.push(Gap {
@@ -926,10 +964,11 @@ impl StreamRx {
     /// it. `None` when no hole waits.
     pub fn hole_from_ns(&self) -> Option<i64> {
         let from_ts = self.gaps.oldest_pending_from_ts()?;
-        // Without a mapping nothing of the session is stored yet.
-        self.receiver
-            .mapping()
-            .map_or(Some(i64::MIN), |m| ns_of(&m, from_ts, 0))
+        // Without a stamp or a mapping nothing of the session is stored yet.
+        if self.stamp_anchor.is_none() && self.receiver.mapping().is_none() {
+            return Some(i64::MIN);
+        }
+        self.ns_at(from_ts)
     }
 
     fn report(

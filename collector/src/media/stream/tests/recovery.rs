@@ -251,3 +251,28 @@ fn backfill_under_another_payload_type_or_without_an_instant_is_dropped() {
     assert!(r.readings().is_empty());
     assert_eq!(RTX_SSRC, r.rx.extra_ssrcs()[0]);
 }
+
+/// A lost live packet of a stamped stream is a loss gap at its exact
+/// instants, with no sender report: before, such holes were timed only by
+/// the report's mapping, so without one (the agent's first report lost,
+/// or not yet come) they were never stored, the committed mark passed
+/// them and the agent released what it should have backfilled (e2e s17).
+#[test]
+fn a_lost_stamped_packet_is_a_loss_gap_at_its_instants_without_a_sender_report() {
+    let mut r = rig(10);
+    let p0 = r.agent.samples(0);
+    let _lost = r.agent.samples(50);
+    let p2 = r.agent.samples(100);
+    assert_eq!(r.feed(&p0), Outcome::Stored);
+    assert_eq!(r.feed(&p2), Outcome::Stored);
+    let hole = r.rx.hole_from_ns().expect("a hole awaits its grace time");
+    assert_eq!(hole, expected(0, 4).0, "after the last instant before it");
+    r.rx.tick(r.now + Duration::from_secs(60), &mut r.sink);
+    let gaps = &r.sink.batch.gaps;
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!(gaps[0].cause, GapCause::Loss);
+    assert_eq!(
+        (gaps[0].from_ns, gaps[0].to_ns, gaps[0].samples),
+        (expected(0, 4).0, expected(100, 0).0, 5)
+    );
+}
