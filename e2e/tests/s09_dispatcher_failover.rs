@@ -19,10 +19,10 @@ const SENSORS: usize = 20;
 /// From the kill to a moved sensor's new session at the latest: its peer
 /// timeout (these collectors agree no backfill: the longer one, for a
 /// 10 Hz stream 39 s), a check interval, Kamailio giving up on the dead
-/// collector if its round robin picks it (3 s, `t_set_fr`) and the call's
+/// collector if its round robin picks it (1 s, `t_set_fr`) and the call's
 /// set-up.
 fn move_bound(agent: &Agent) -> Duration {
-    agent.legacy_peer_timeout() + CHECK_INTERVAL + Duration::from_secs(3) + Duration::from_secs(2)
+    agent.legacy_peer_timeout() + CHECK_INTERVAL + Duration::from_secs(1) + Duration::from_secs(2)
 }
 
 fn names() -> Vec<String> {

@@ -440,10 +440,10 @@ fn media_srtp_follows_the_signalling_unless_configured() {
 }
 
 #[test]
-fn the_peer_timeout_is_4_s_unless_set_and_not_under_a_second() {
+fn the_peer_timeout_is_3_s_unless_set_and_not_under_a_second() {
     let f = Files::new();
     let c = f.load(&[&f.base(SIM)], &[]).unwrap();
-    assert_eq!(c.media.peer_timeout, Duration::from_secs(4));
+    assert_eq!(c.media.peer_timeout, Duration::from_secs(3));
     let c = f
         .load(
             &[&f.base(&format!("{SIM}media:\n  peer_timeout_ms: 2500\n"))],

@@ -18,9 +18,10 @@ use crate::status::AgentState;
 /// most this long after its timeout.
 pub const CHECK_INTERVAL: Duration = Duration::from_millis(250);
 /// The default timeout against a peer that agreed backfill: it sends a
-/// compound at least every second (docs/protocol.md 6.1), so four missed
-/// in a row.
-pub const PEER_TIMEOUT: Duration = Duration::from_secs(4);
+/// compound at least every second (docs/protocol.md 6.1), so three missed
+/// in a row; with a dispatcher's 1 s to give up on a dead collector and
+/// the new call's set-up, a sensor moves within 5 s.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(3);
 /// Against a peer that did not: RFC 3550 6.3 lets it report as seldom as
 /// every 6.2 s (the 5 s minimum, randomised, compensated), so three
 /// reports missed in a row; longer for a slow stream (`peer_timeout`).
