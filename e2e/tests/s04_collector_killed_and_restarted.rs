@@ -3,7 +3,9 @@
 //! no RTCP for the old session, docs/protocol.md 6.1, or the in-dialog
 //! OPTIONS keep-alive gets 481 from it) and calls again; the stored
 //! data shows exactly one hole, from the kill to the new session, and the
-//! waveform's readings across it account for exactly that time.
+//! waveform's readings across it account for exactly that time. The
+//! collector agrees none of docs/protocol.md 11 (`media.recovery: false`):
+//! with it the hole is backfilled, which s13 tests.
 
 #![allow(clippy::unwrap_used)]
 
@@ -17,7 +19,11 @@ fn after_kill_9_and_restart_the_agent_recovers_and_one_gap_is_stored() {
     if !require(&["kamailio", "tshark"]) {
         return;
     }
-    let mut site = Site::start("sensor4");
+    let mut site = Site::start_with(
+        "sensor4",
+        |c| c.media_yaml = "  recovery: false\n".into(),
+        |_| {},
+    );
     let first_call = site.stream().sessions[0].call_id.clone();
     std::thread::sleep(Duration::from_secs(3));
 

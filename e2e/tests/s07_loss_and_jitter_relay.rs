@@ -8,7 +8,9 @@
 //! gaps) equals the relay's drop count exactly; its jitter figure matches
 //! the RFC 3550 A.8 estimate over the delays the relay applied within
 //! 30 % (the estimator averages over about 16 packets and the agent's own
-//! send timing adds a little); the session survives.
+//! send timing adds a little); the session survives. The collector agrees
+//! none of docs/protocol.md 11 (`media.recovery: false`), so nothing is
+//! repaired: s17 is the same path with repair and backfill.
 
 #![allow(clippy::unwrap_used)]
 
@@ -63,7 +65,10 @@ fn loss_count_equals_the_relays_drops_and_jitter_matches() {
     let media = &path.media;
     let mut site = Site::start_with(
         "sensor7",
-        |c| path.place(c),
+        |c| {
+            path.place(c);
+            c.media_yaml = "  recovery: false\n".into();
+        },
         |a| {
             a.rate = RATE;
             a.spp = SPP;

@@ -4,11 +4,15 @@
 //! peer timeout, docs/protocol.md 6.1), call `sip:collector@...` again and
 //! Kamailio sends them to the other one. In the shared store every moved
 //! sensor shows exactly one hole, from the kill to its new session, and
-//! every other sensor none.
+//! every other sensor none. The collectors here agree none of
+//! docs/protocol.md 11 (`media.recovery: false`): this is the failover
+//! with a collector that neither acknowledges nor takes backfill, so the
+//! agent keeps the longer peer timeout and the hole stays (s16 is the same
+//! failover with section 11: no hole at all).
 
 #![allow(clippy::unwrap_used)]
 
-use sipsensor_agent::session::liveness::CHECK_INTERVAL;
+use sipsensor_agent::session::liveness::{CHECK_INTERVAL, RECALL_MAX};
 use sipsensor_agent::status::AgentState;
 use sipsensor_e2e::*;
 use sipsensor_testkit::Postgres;
@@ -19,10 +23,14 @@ const SENSORS: usize = 20;
 /// From the kill to a moved sensor's new session at the latest: its peer
 /// timeout (these collectors agree no backfill: the longer one, for a
 /// 10 Hz stream 39 s), a check interval, Kamailio giving up on the dead
-/// collector if its round robin picks it (1 s, `t_set_fr`) and the call's
-/// set-up.
+/// collector if its round robin picks it (1 s, `t_set_fr`), a call again
+/// if that one failed (at most `RECALL_MAX` later) and the call's set-up.
 fn move_bound(agent: &Agent) -> Duration {
-    agent.legacy_peer_timeout() + CHECK_INTERVAL + Duration::from_secs(1) + Duration::from_secs(2)
+    agent.legacy_peer_timeout()
+        + CHECK_INTERVAL
+        + Duration::from_secs(1)
+        + RECALL_MAX
+        + Duration::from_secs(2)
 }
 
 fn names() -> Vec<String> {
@@ -49,6 +57,7 @@ fn killing_one_of_two_collectors_moves_its_sensors_to_the_other() {
         let mut s = CollectorSpec::new(&format!("sip:collector{n}@127.0.0.1"));
         s.storage_url = Some(url.clone());
         s.embedded_registrar = false;
+        s.media_yaml = "  recovery: false\n".into();
         s
     };
     let mut c1 = Collector::new(spec(1)).unwrap();
