@@ -190,6 +190,9 @@ pub struct Controller {
     /// Calls made again since a live session's peer fell silent
     /// (docs/protocol.md 6.1); `None` when not re-establishing one.
     recalls: Option<u32>,
+    /// The registrar stopped answering (or refused) and has not taken a
+    /// registration since: when it does, the path is back.
+    registration_failing: bool,
     /// When a call made again is given up if not answered by then.
     call_deadline: Option<Instant>,
 }
@@ -231,6 +234,7 @@ impl Controller {
             opener: None,
             refused_in_dialog: 0,
             recalls: None,
+            registration_failing: false,
             call_deadline: None,
         }
     }
@@ -422,11 +426,19 @@ impl Controller {
                 if !matches!(self.phase, Phase::Streaming { .. }) {
                     self.set_state(AgentState::Registered);
                 }
+                let path_back = std::mem::take(&mut self.registration_failing);
+                if path_back && matches!(self.phase, Phase::Waiting { .. }) {
+                    // The registrar answers again, so the path is back
+                    // (a network cut ended, docs/protocol.md 6.1): a call
+                    // waiting out a back-off of minutes goes now.
+                    self.phase = Phase::Idle;
+                }
                 if self.phase == Phase::Idle && self.may_call() {
                     self.call(now);
                 }
             }
             RegistrationEvent::Failed { reason } => {
+                self.registration_failing = true;
                 let wrong = matches!(reason, FailureReason::WrongCredentials { .. });
                 let over_tls = self
                     .settings

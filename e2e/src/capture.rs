@@ -95,6 +95,8 @@ pub fn sent_samples(
                 "rtp.seq",
                 "rtp.timestamp",
                 "rtp.payload",
+                "rtp.ext.rfc5285.id",
+                "rtp.ext.rfc5285.data",
             ],
         )
         .map_err(|e| e.to_string())?;
@@ -112,6 +114,20 @@ pub fn sent_samples(
         let Ok(Payload::Samples(s)) = decode_payload(&body) else {
             continue;
         };
+        // The sample instant the agent stamped (docs/protocol.md 11.2),
+        // when the session agreed it: it, not the SR, times the samples.
+        if let Some((first_ns, step_ns)) = stamp(p.get(5), p.get(6)) {
+            for i in 0..usize::from(s.count) {
+                let Some(raw) = s.raw(i, 0) else { continue };
+                out.push(SentSample {
+                    ssrc,
+                    seq,
+                    ts_ns: first_ns + step_ns * i as i64,
+                    raw,
+                });
+            }
+            continue;
+        }
         // The collector holds packets until the first SR: use the latest
         // SR before the packet, else the first after it.
         let mine = srs.iter().filter(|r| r.1 == ssrc);
@@ -135,7 +151,23 @@ pub fn sent_samples(
             });
         }
     }
+    // A sample sent twice (live and again by backfill, or a backfill
+    // packet resent) is one sample: stamped, its copies have one instant.
+    out.sort_by_key(|s| s.ts_ns);
+    out.dedup_by_key(|s| s.ts_ns);
     Ok(out)
+}
+
+/// The sample instant of one packet from tshark's RFC 8285 fields (one
+/// element, ID 1: the extension's `first_ns` and `step_ns`, big-endian).
+fn stamp(ids: Option<&String>, data: Option<&String>) -> Option<(i64, i64)> {
+    let ids: Vec<&str> = ids?.split(',').collect();
+    let data: Vec<&str> = data?.split(',').collect();
+    let at = ids.iter().position(|id| id.trim() == "1")?;
+    let bytes = hex_bytes(data.get(at)?)?;
+    let first = i64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
+    let step = i64::from_be_bytes(bytes.get(8..16)?.try_into().ok()?);
+    Some((first, step))
 }
 
 /// How stored compares with sent.

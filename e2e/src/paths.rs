@@ -2,7 +2,8 @@
 //! (and #15's repair over it), scenario 9's two collectors behind the
 //! dispatcher (and #15's failover with backfill).
 
-use crate::{Collector, CollectorSpec};
+use crate::{Agent, Collector, CollectorSpec, capture, wait_for};
+use sipsensor_agent::status::AgentState;
 use sipsensor_testkit::ports::{LOCALHOST, free_rtp_ports};
 use sipsensor_testkit::{Postgres, Relay, RelayOptions};
 use std::collections::HashSet;
@@ -101,4 +102,42 @@ pub fn streaming_aors(c: &Collector) -> HashSet<String> {
         .iter()
         .filter_map(|s| s["aor"].as_str().map(str::to_string))
         .collect()
+}
+
+/// Scenario 9's start: captures SIP (Kamailio on `kamailio_port`, both
+/// collectors, every agent) and the collectors' RTP, starts the collectors
+/// and the agents, and waits until every agent streams and the two hold
+/// all of them between them. Returns the capture and the AORs on `c1`.
+pub fn launch_split(
+    kamailio_port: u16,
+    c1: &mut Collector,
+    c2: &mut Collector,
+    agents: &mut [Agent],
+) -> (sipsensor_testkit::Tshark, HashSet<String>) {
+    let mut sip_ports = vec![kamailio_port, c1.sip_port, c2.sip_port];
+    sip_ports.extend(agents.iter().map(|a| a.sip_port));
+    let tshark = capture(&sip_ports, &[c1.rtp_port, c2.rtp_port]);
+    c1.launch().unwrap_or_else(|e| panic!("collector 1: {e}"));
+    c2.launch().unwrap_or_else(|e| panic!("collector 2: {e}"));
+    for a in agents.iter_mut() {
+        a.launch().unwrap_or_else(|e| panic!("agent: {e}"));
+    }
+    for a in agents.iter() {
+        a.wait_status("streaming", Duration::from_secs(60), |s| {
+            s.state == AgentState::Streaming
+        });
+    }
+    let on_c1 = wait_for(Duration::from_secs(10), || {
+        let (one, two) = (streaming_aors(c1), streaming_aors(c2));
+        (one.len() + two.len() == agents.len()).then_some(one)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{} streams: {:?} {:?}",
+            agents.len(),
+            streaming_aors(c1),
+            streaming_aors(c2)
+        )
+    });
+    (tshark, on_c1)
 }

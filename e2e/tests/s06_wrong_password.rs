@@ -1,7 +1,9 @@
 //! Scenario 6: the agent has a wrong password. Kamailio keeps answering
 //! 401; the agent says so clearly (log and status), backs off between
 //! attempts, keeps running, and recovers once the secrets file is fixed
-//! and it gets SIGHUP: it registers, calls and streams.
+//! and it gets SIGHUP: it registers, calls and streams. What it sampled
+//! while it could not register was spooled and is backfilled (docs/
+//! protocol.md 11): two runs of the waveform, the second from the reload.
 
 #![allow(clippy::unwrap_used)]
 
@@ -46,7 +48,27 @@ fn wrong_password_is_reported_backed_off_and_fixed_by_sighup() {
     std::thread::sleep(Duration::from_secs(2));
     let (stored, capture) = site.finish(20);
     let wave = wave::Waveform::new(&site.agent.sim(), site.agent.interval());
-    wave.match_samples(&stored).unwrap();
+    // The reload starts the simulated sensor again at its first reading.
+    let mut sorted = stored.clone();
+    sorted.sort_by_key(|s| s.ts_ns);
+    let fixed_ns = (fixed_epoch * 1e9) as i64;
+    let restart = sorted
+        .iter()
+        .position(|s| {
+            s.ts_ns >= fixed_ns - 1_000_000_000 && Some(s.raw) == wave.raw(0).map(i64::from)
+        })
+        .expect("the second run's first reading is stored");
+    let (before, after) = sorted.split_at(restart);
+    wave.match_samples(before).unwrap();
+    wave.match_samples(after).unwrap();
+    let spooled_s = before
+        .last()
+        .zip(before.first())
+        .map_or(0.0, |(l, f)| (l.ts_ns - f.ts_ns) as f64 / 1e9);
+    assert!(
+        spooled_s >= 5.0,
+        "what it sampled while unregistered is stored: {spooled_s:.1} s"
+    );
 
     // Back-off: the REGISTERs with (wrong) credentials before the fix
     // come further and further apart, and few of them.

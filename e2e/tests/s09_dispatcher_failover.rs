@@ -14,9 +14,9 @@
 
 use sipsensor_agent::session::liveness::{CHECK_INTERVAL, RECALL_MAX};
 use sipsensor_agent::status::AgentState;
+use sipsensor_e2e::paths::{self, streaming_aors};
 use sipsensor_e2e::*;
 use sipsensor_testkit::Postgres;
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 const SENSORS: usize = 20;
@@ -35,14 +35,6 @@ fn move_bound(agent: &Agent) -> Duration {
 
 fn names() -> Vec<String> {
     (1..=SENSORS).map(|i| format!("sensor{i:02}")).collect()
-}
-
-/// The address-of-record of every stream a collector receives.
-fn streaming_aors(c: &Collector) -> HashSet<String> {
-    c.streams()
-        .iter()
-        .filter_map(|s| s["aor"].as_str().map(str::to_string))
-        .collect()
 }
 
 #[test]
@@ -77,30 +69,7 @@ fn killing_one_of_two_collectors_moves_its_sensors_to_the_other() {
             Agent::new(spec).unwrap()
         })
         .collect();
-    let mut sip_ports = vec![kam.addr().port(), c1.sip_port, c2.sip_port];
-    sip_ports.extend(agents.iter().map(|a| a.sip_port));
-    let tshark = capture(&sip_ports, &[c1.rtp_port, c2.rtp_port]);
-    c1.launch().unwrap();
-    c2.launch().unwrap();
-    for a in &mut agents {
-        a.launch().unwrap();
-    }
-    for a in &agents {
-        a.wait_status("streaming", Duration::from_secs(60), |s| {
-            s.state == AgentState::Streaming
-        });
-    }
-    let on_c1 = wait_for(Duration::from_secs(10), || {
-        let (one, two) = (streaming_aors(&c1), streaming_aors(&c2));
-        (one.len() + two.len() == SENSORS).then_some(one)
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "20 streams: {:?} {:?}",
-            streaming_aors(&c1),
-            streaming_aors(&c2)
-        )
-    });
+    let (tshark, on_c1) = paths::launch_split(kam.addr().port(), &mut c1, &mut c2, &mut agents);
     assert!(
         !on_c1.is_empty() && on_c1.len() < SENSORS,
         "both collectors take sensors: {on_c1:?}"

@@ -9,8 +9,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use sipsensor_agent::status::AgentState;
-use sipsensor_e2e::paths::{CollectorPair, streaming_aors};
+use sipsensor_e2e::paths::{self, CollectorPair};
 use sipsensor_e2e::recovery::{self, NEVER_SAMPLED, secs};
 use sipsensor_e2e::*;
 use std::time::{Duration, Instant};
@@ -45,24 +44,7 @@ fn a_failover_moves_live_data_within_5_s_and_backfills_the_rest() {
             Agent::new(spec).unwrap()
         })
         .collect();
-    let mut sip_ports = vec![kam.addr().port(), c1.sip_port, c2.sip_port];
-    sip_ports.extend(agents.iter().map(|a| a.sip_port));
-    let tshark = capture(&sip_ports, &[c1.rtp_port, c2.rtp_port]);
-    c1.launch().unwrap();
-    c2.launch().unwrap();
-    for a in &mut agents {
-        a.launch().unwrap();
-    }
-    for a in &agents {
-        a.wait_status("streaming", Duration::from_secs(60), |s| {
-            s.state == AgentState::Streaming
-        });
-    }
-    let on_c1 = wait_for(Duration::from_secs(10), || {
-        let (one, two) = (streaming_aors(&c1), streaming_aors(&c2));
-        (one.len() + two.len() == SENSORS).then_some(one)
-    })
-    .unwrap();
+    let (tshark, on_c1) = paths::launch_split(kam.addr().port(), &mut c1, &mut c2, &mut agents);
     assert!(
         !on_c1.is_empty() && on_c1.len() < SENSORS,
         "both collectors take sensors: {on_c1:?}"

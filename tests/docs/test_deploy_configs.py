@@ -262,8 +262,8 @@ class KamailioConfig(unittest.TestCase):
         self.assertIn("nonces live 300 s", self.doc)
         self.assertIn("tcp_connection_lifetime=610", self.cfg)
         self.assertIn("after 610 s of silence", self.doc)
-        self.assertIn("t_set_fr(30000, 3000)", self.cfg)
-        self.assertIn("within 3 s", self.doc)
+        self.assertIn("t_set_fr(30000, 1000)", self.cfg)
+        self.assertIn("within 1 s (not even\nwith `100 Trying`)", self.doc)
 
     def test_syntax(self):
         kamailio = shutil.which("kamailio") or (

@@ -177,11 +177,13 @@ class Fakes(unittest.TestCase):
             "agent run --config /etc/sipsensor/agent.yaml --override /boot/firmware/sipsensor.yaml"])
 
     def start_runner(self, mode):
+        # The traps go first: the test signals as soon as "start" is
+        # logged (a HUP before the trap killed the fake under load).
         write_exe(self.bin / "fake-exec", f"""#!/bin/sh
-echo "start $(date +%s)" >> "$LOG"
-if [ {mode} = crash ]; then exit 3; fi
 trap 'echo term >> "$LOG"; exit 0' TERM
 trap 'echo hup >> "$LOG"' HUP
+echo "start $(date +%s)" >> "$LOG"
+if [ {mode} = crash ]; then exit 3; fi
 i=0
 while [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 """)

@@ -273,6 +273,25 @@ mod tests {
         assert!(s.peer_bye);
     }
 
+    /// The receiver thread on `sock` for SSRC 7, taking plain RTCP from
+    /// `peer` and SRTCP under `srtcp`; the sizes ring's other end.
+    fn spawn_on(
+        sock: UdpSocket,
+        stats: &Arc<Shared>,
+        peer: Option<std::net::SocketAddr>,
+        srtcp: Option<SrtpContext>,
+    ) -> (RtcpReceiver, rtrb::Consumer<u16>) {
+        let (tx, sizes) = rtrb::RingBuffer::new(8);
+        let (nacks, _) = rtrb::RingBuffer::new(8);
+        let repair = Repair {
+            peer: Arc::new(Mutex::new(peer)),
+            nacks,
+        };
+        let srtcp = Arc::new(Mutex::new(srtcp));
+        let rx = RtcpReceiver::spawn(sock, 7, stats.clone(), tx, srtcp, repair).unwrap();
+        (rx, sizes)
+    }
+
     fn with_app(app: &RtcpApp) -> Vec<u8> {
         let mut buf = [0u8; 256];
         let mut w = CompoundWriter::new(&mut buf);
@@ -335,14 +354,7 @@ mod tests {
         let addr = sock.local_addr().unwrap();
         let stats = Arc::new(Shared::default());
         let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let (tx, _sizes) = rtrb::RingBuffer::new(8);
-        let (nacks, _) = rtrb::RingBuffer::new(8);
-        let repair = Repair {
-            peer: Arc::new(Mutex::new(Some(peer.local_addr().unwrap()))),
-            nacks,
-        };
-        let srtcp = Arc::new(Mutex::new(None));
-        let rx = RtcpReceiver::spawn(sock, 7, stats.clone(), tx, srtcp, repair).unwrap();
+        let (rx, _sizes) = spawn_on(sock, &stats, Some(peer.local_addr().unwrap()), None);
         let mark = |through_ns| {
             with_app(
                 &BackfillMessage::Committed {
@@ -383,15 +395,8 @@ mod tests {
         sock.set_nonblocking(true).unwrap();
         let addr = sock.local_addr().unwrap();
         let stats = Arc::new(Shared::default());
-        let (tx, _sizes) = rtrb::RingBuffer::new(8);
         let inbound = SrtpContext::inbound(&right).unwrap();
-        let (nacks, _) = rtrb::RingBuffer::new(8);
-        let repair = Repair {
-            peer: Arc::new(Mutex::new(None)),
-            nacks,
-        };
-        let srtcp = Arc::new(Mutex::new(Some(inbound)));
-        let rx = RtcpReceiver::spawn(sock, 7, stats.clone(), tx, srtcp, repair).unwrap();
+        let (rx, _sizes) = spawn_on(sock, &stats, None, Some(inbound));
         let plain = with_app(
             &BackfillMessage::Committed {
                 media_ssrc: 7,
@@ -492,14 +497,7 @@ mod tests {
         let addr = sock.local_addr().unwrap();
         let stats = Arc::new(Shared::default());
         let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let (tx, mut sizes) = rtrb::RingBuffer::new(8);
-        let (nacks, _) = rtrb::RingBuffer::new(8);
-        let repair = Repair {
-            peer: Arc::new(Mutex::new(Some(peer.local_addr().unwrap()))),
-            nacks,
-        };
-        let srtcp = Arc::new(Mutex::new(None));
-        let rx = RtcpReceiver::spawn(sock, 7, stats.clone(), tx, srtcp, repair).unwrap();
+        let (rx, mut sizes) = spawn_on(sock, &stats, Some(peer.local_addr().unwrap()), None);
         let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
         let packet = rr(7, 0, 0, false);
         stranger.send_to(&packet, addr).unwrap();

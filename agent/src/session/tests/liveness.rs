@@ -403,3 +403,38 @@ fn the_first_report_has_a_grace_later_ones_do_not() {
         Verdict::Dead(_)
     ));
 }
+
+/// A network cut longer than the recalls (s15: 5 minutes) leaves the
+/// agent in a back-off of minutes; when the registrar answers again the
+/// path is back, and the call goes at once instead of minutes later.
+#[test]
+fn when_the_registrar_answers_again_a_call_waiting_out_its_back_off_goes_at_once() {
+    let (mut c, _, _, seen) = alive_then_silent();
+    let mut called = ended_and_called_again(&seen).unwrap();
+    for n in 0..=u64::from(RECALLS) {
+        call_times_out(&mut c, session(10 + n), called);
+        let at = c.poll_timeout().unwrap();
+        if n == u64::from(RECALLS) {
+            assert!(at - called >= Duration::from_secs(150), "backing off");
+            break;
+        }
+        c.handle_timeout(at);
+        assert!(matches!(&actions(&mut c)[..], [Action::Call { .. }]));
+        called = at;
+    }
+    // The registrar does not answer either (the link is down)...
+    let down = called + Duration::from_secs(10);
+    c.handle_event(
+        UaEvent::Registration(RegistrationEvent::Failed {
+            reason: FailureReason::Unreachable,
+        }),
+        down,
+    );
+    actions(&mut c);
+    // ...until it does again.
+    c.handle_event(registered(), down + Duration::from_secs(30));
+    assert!(
+        matches!(&actions(&mut c)[..], [Action::Call { .. }]),
+        "called when the path is back"
+    );
+}

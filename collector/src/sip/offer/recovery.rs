@@ -112,18 +112,23 @@ mod tests {
         l
     }
 
-    #[test]
-    fn an_answer_carries_the_mark_and_the_rate_cap_and_agrees_everything() {
+    /// An agent's offer with everything of section 11.
+    fn agent_offer() -> sipsensor_protocol::Sdp {
         let agent = local(40000);
         let mut origin = LocalSdp::with_session_id("s1", agent.rtp.ip(), 1);
-        let offer = offer_with_recovery(
+        offer_with_recovery(
             &full(),
             StreamRole::Sender,
             &agent,
             &agent_support(),
             &mut origin,
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn an_answer_carries_the_mark_and_the_rate_cap_and_agrees_everything() {
+        let offer = agent_offer();
         let ours = LocalMedia::new(SocketAddr::from(([192, 0, 2, 5], 50000)));
         let mut origin = LocalSdp::with_session_id("collector", ours.rtp.ip(), 2);
         let (answer, _, agreed) = answer_with_recovery(
@@ -157,16 +162,7 @@ mod tests {
 
     #[test]
     fn with_recovery_off_the_answer_is_that_of_a_collector_without_it() {
-        let agent = local(40000);
-        let mut origin = LocalSdp::with_session_id("s1", agent.rtp.ip(), 1);
-        let offer = offer_with_recovery(
-            &full(),
-            StreamRole::Sender,
-            &agent,
-            &agent_support(),
-            &mut origin,
-        )
-        .unwrap();
+        let offer = agent_offer();
         let ours = LocalMedia::new(SocketAddr::from(([192, 0, 2, 5], 50000)));
         let answer_with = |support: &RecoverySupport| {
             let mut origin = LocalSdp::with_session_id("collector", ours.rtp.ip(), 2);
