@@ -261,11 +261,16 @@ class ArmhfImage(unittest.TestCase):
         longer than the plain packet by at least an 80-bit tag."""
         packets = capture_rtp(self.netns, 10, 30)
         self.assertEqual(len(packets), 10, "RTP packets to the collector")
-        plain = 12 + 4 + 4
         for packet in packets:
             self.assertEqual(packet[0] >> 6, 2, "an RTP header in the clear")
+            # The payload starts after the CSRCs and the header extension
+            # (RFC 3550 5.3.1; the sample instant, docs/protocol.md 11.2).
+            at = 12 + 4 * (packet[0] & 0x0F)
+            if packet[0] & 0x10:
+                at += 4 + 4 * int.from_bytes(packet[at + 2:at + 4], "big")
+            plain = at + 4 + 4
             self.assertGreaterEqual(len(packet), plain + 10, packet.hex())
-            self.assertNotEqual((packet[12], packet[14], packet[15]), (0x10, 1, 1),
+            self.assertNotEqual((packet[at], packet[at + 2], packet[at + 3]), (0x10, 1, 1),
                                 f"the payload header in the clear: {packet.hex()}")
         log(f"{len(packets)} RTP packets to the collector, {len(packets[0])} bytes each "
             f"(plain: {plain}), payload encrypted")
