@@ -225,6 +225,12 @@ pub(super) async fn open(
         }
     };
     let previous = last_sample_ns(ctx.storage.as_ref(), sensor).await;
+    // A sensor we hold nothing of whose agent spooled since `oldest`
+    // (docs/protocol.md 11.1): the session's break gap runs from just
+    // before it, so the committed mark stops there until backfill fills
+    // it. Without it the mark jumped to the first live samples and the
+    // agent, told everything before them was held, stopped backfilling.
+    let previous = previous.or_else(|| first_break_from(&a.recovery));
     let new = NewSession {
         sensor,
         call_id: a.call_id.clone(),
@@ -332,4 +338,41 @@ pub(super) async fn renegotiate(
         tracing::error!("cannot close session record {}: {e}", o.session);
     }
     Ok((record.id, agreed))
+}
+
+/// Where a first session's break gap starts for a sensor with no stored
+/// sample: just before the agent's oldest spooled instant, when it agreed
+/// backfill and stated one.
+fn first_break_from(recovery: &sipsensor_protocol::AgreedRecovery) -> Option<i64> {
+    let oldest = recovery.backfill.as_ref()?.oldest?;
+    i64::try_from(oldest).ok()?.checked_sub(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_break_from;
+    use sipsensor_protocol::{AgreedBackfill, AgreedRecovery};
+
+    /// A first session of a sensor we hold nothing of: the break gap
+    /// starts before the agent's oldest spooled instant, so the mark waits
+    /// for the backfill (make bench-recovery-catch-up: it jumped to the
+    /// live samples, and 4 backfill packets of an hour went out).
+    #[test]
+    fn a_first_session_breaks_from_just_before_the_agents_oldest_instant() {
+        let with = |oldest| AgreedRecovery {
+            instant_id: Some(1),
+            backfill: Some(AgreedBackfill {
+                payload_type: 100,
+                mark: 0,
+                oldest,
+                max_rate: Some(20_000),
+                ssrc: None,
+            }),
+            ..AgreedRecovery::default()
+        };
+        assert_eq!(first_break_from(&with(Some(1_000))), Some(999));
+        assert_eq!(first_break_from(&with(None)), None);
+        assert_eq!(first_break_from(&with(Some(u64::MAX))), None);
+        assert_eq!(first_break_from(&AgreedRecovery::default()), None);
+    }
 }
