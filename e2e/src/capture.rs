@@ -188,11 +188,14 @@ pub fn assert_stored_as_sent(stored: &[crate::StoredSample], sent: &[SentSample]
     let missing = sent.iter().filter(|s| s.missing()).count();
     let mut sent: Vec<SentSample> = sent.iter().filter(|s| !s.missing()).copied().collect();
     sent.sort_by_key(|s| s.ts_ns);
-    assert_eq!(
-        stored.len(),
-        sent.len(),
-        "every sample sent is stored, once"
-    );
+    if stored.len() != sent.len() {
+        panic!(
+            "every sample sent is stored, once: {} stored, {} sent\n{}",
+            stored.len(),
+            sent.len(),
+            unmatched(&stored, &sent)
+        );
+    }
     let mut worst = 0;
     for (s, x) in stored.iter().zip(&sent) {
         assert_eq!(s.raw, i64::from(x.raw), "value at {}", x.ts_ns);
@@ -209,4 +212,26 @@ pub fn assert_stored_as_sent(stored: &[crate::StoredSample], sent: &[SentSample]
         worst_ns: worst,
         missing,
     }
+}
+
+/// The instants on one side only (within 1 ms), for a failure message
+/// that says which samples differ, and from which packet.
+fn unmatched(stored: &[&crate::StoredSample], sent: &[SentSample]) -> String {
+    let near = |a: i64, b: i64| (a - b).abs() <= 1_000_000;
+    let only_sent: Vec<String> = sent
+        .iter()
+        .filter(|x| !stored.iter().any(|s| near(s.ts_ns, x.ts_ns)))
+        .map(|x| {
+            format!(
+                "{} (ssrc {:08x} seq {} raw {})",
+                x.ts_ns, x.ssrc, x.seq, x.raw
+            )
+        })
+        .collect();
+    let only_stored: Vec<String> = stored
+        .iter()
+        .filter(|s| !sent.iter().any(|x| near(s.ts_ns, x.ts_ns)))
+        .map(|s| format!("{} (raw {})", s.ts_ns, s.raw))
+        .collect();
+    format!("sent, not stored: {only_sent:?}\nstored, not sent: {only_stored:?}")
 }

@@ -90,7 +90,7 @@ pub(crate) struct Core {
     /// GPIO input levels, bit g for input g.
     levels: u64,
     rtcp: RtcpScheduler,
-    /// Wall clock minus monotonic clock (ns) when the last SR went out.
+    /// The stamping offset (ns) the last SR went out with.
     sr_offset: Option<i128>,
     buf: Vec<u8>,
     stats: Arc<Shared>,
@@ -102,6 +102,9 @@ pub(crate) struct Core {
     /// with; re-pinned only when the wall clock steps, so spacing stays
     /// exact between steps.
     stamp_offset: Option<i128>,
+    /// An offset seen once beyond [`WALL_STEP`] from the pinned one,
+    /// waiting for the next wake to confirm it.
+    step_seen: Option<i128>,
     /// The `a=extmap` ID of the sample instant when agreed: every live
     /// packet carries it (docs/protocol.md 11.2).
     instant_id: Option<u8>,
@@ -200,6 +203,7 @@ impl Core {
             spool_dropped_seen: parts.spool.as_ref().map_or(0, SpoolFeed::dropped),
             spool: parts.spool,
             stamp_offset: None,
+            step_seen: None,
             instant_id: parts.instant_id,
             history: parts.history,
             rtx_due: None,
@@ -230,11 +234,29 @@ impl Core {
     }
 
     /// Pin the stamping offset, or re-pin it after a wall-clock step.
+    ///
+    /// One reading is not enough to re-pin: a thread preempted between
+    /// reading the monotonic and the wall clock sees an offset late by the
+    /// delay (a millisecond and more on a loaded board), and pinning it
+    /// would shift every later instant by that much. A step is taken when
+    /// the next wake sees the same offset again.
     fn pin_stamp(&mut self, now: Instant, wall: SystemTime) {
         let offset = wall_offset(self.epoch, now, wall);
-        match self.stamp_offset {
-            Some(pinned) if (offset - pinned).unsigned_abs() <= WALL_STEP.as_nanos() => {}
-            _ => self.stamp_offset = Some(offset),
+        let near = |a: i128, b: i128| (a - b).unsigned_abs() <= WALL_STEP.as_nanos();
+        let Some(pinned) = self.stamp_offset else {
+            self.stamp_offset = Some(offset);
+            return;
+        };
+        if near(offset, pinned) {
+            self.step_seen = None;
+            return;
+        }
+        match self.step_seen {
+            Some(seen) if near(offset, seen) => {
+                self.stamp_offset = Some(offset);
+                self.step_seen = None;
+            }
+            _ => self.step_seen = Some(offset),
         }
     }
 
@@ -348,9 +370,7 @@ impl Core {
             return;
         }
         let tick = self.tick_at(now);
-        let sr = self
-            .rtp
-            .sender_report(tick, self.ntp_of_tick(tick, now, wall));
+        let sr = self.rtp.sender_report(tick, self.ntp_of_tick(tick));
         let mut w = CompoundWriter::new(&mut self.buf);
         let built = w
             .sender_report(&sr)
@@ -644,18 +664,21 @@ impl Core {
         self.count_spool_drops();
     }
 
-    /// The NTP time of tick `tick`, from the wall clock `wall` read at `now`
-    /// (docs/protocol.md 6: the pair is pinned to a tick, not a send time).
-    fn ntp_of_tick(&self, tick: u64, now: Instant, wall: SystemTime) -> NtpTime {
-        let back = now.saturating_duration_since(self.instant_of(tick));
-        NtpTime::from_system_time(wall.checked_sub(back).unwrap_or(wall))
+    /// The NTP time of tick `tick`: its stamped instant, so that SRs and
+    /// the instants packets carry agree (docs/protocol.md 6: the pair is
+    /// pinned to a tick, not a send time).
+    fn ntp_of_tick(&self, tick: u64) -> NtpTime {
+        let ns = u64::try_from(self.stamp_ns(tick)).unwrap_or(0);
+        NtpTime::from_system_time(UNIX_EPOCH + Duration::from_nanos(ns))
     }
 
     fn send_report(&mut self, now: Instant, wall: SystemTime, sink: &mut impl Sink) {
         if !self.attached {
             return;
         }
-        let offset = wall_offset(self.epoch, now, wall);
+        let offset = self
+            .stamp_offset
+            .unwrap_or_else(|| wall_offset(self.epoch, now, wall));
         if let Some(last) = self.sr_offset
             && (offset - last).unsigned_abs() > WALL_STEP.as_nanos()
         {
@@ -665,9 +688,7 @@ impl Core {
             return;
         }
         let tick = self.tick_at(now);
-        let sr = self
-            .rtp
-            .sender_report(tick, self.ntp_of_tick(tick, now, wall));
+        let sr = self.rtp.sender_report(tick, self.ntp_of_tick(tick));
         match sender_report_compound(&mut self.buf, &sr, &self.cname) {
             Ok(n) => {
                 let sent = sink.rtcp(&self.buf[..n]);

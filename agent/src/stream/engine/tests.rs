@@ -438,14 +438,18 @@ fn sender_reports_pin_the_wall_clock_to_a_tick() {
         let expect = r.wall0 + Duration::from_millis(10 * u64::from(ticks));
         assert_eq!(s.ntp, NtpTime::from_system_time(expect), "tick {ticks}");
     }
-    // A wall-clock step of 2 s: the next wake sends an SR with the new pair.
+    // A wall-clock step of 2 s: the wake that confirms it (the second to
+    // see it) sends an SR with the new pair.
     let n = r.sink.rtcp.len();
-    let now = r
+    let seen = r
         .core
         .poll_timeout()
         .min(r.at(Duration::from_millis(10_010)));
-    let tick = r.core.tick_at(now);
     r.wall0 += Duration::from_secs(2);
+    r.run(seen);
+    assert_eq!(r.sink.rtcp.len(), n, "one reading is not a step");
+    let now = r.core.poll_timeout().min(seen + ms(10));
+    let tick = r.core.tick_at(now);
     r.run(now);
     assert_eq!(r.sink.rtcp.len(), n + 1, "an SR right after the step");
     let s = sr(&r.sink.rtcp[n]);
@@ -453,6 +457,17 @@ fn sender_reports_pin_the_wall_clock_to_a_tick() {
     let expect = r.wall0 + Duration::from_millis(10 * tick);
     assert_eq!(s.ntp, NtpTime::from_system_time(expect));
     assert!(r.stats.snapshot().sender_reports >= 3);
+    // An SR sent on a wake whose wall reading came 3 ms late (the thread
+    // preempted between the two clocks) still carries the pinned pair.
+    let now = now + ms(10);
+    r.core.rtcp.send_soon(now);
+    let late = r.wall0 + (now - r.t0) + ms(3);
+    r.core
+        .handle(now, late, &mut r.board, &mut r.events, &mut r.sink);
+    let s = sr(r.sink.rtcp.last().unwrap());
+    let tick = u64::from(s.rtp_timestamp.wrapping_sub(BASE_TS));
+    let expect = r.wall0 + Duration::from_millis(10 * tick);
+    assert_eq!(s.ntp, NtpTime::from_system_time(expect), "late reading");
 }
 
 #[test]

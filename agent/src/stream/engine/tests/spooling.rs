@@ -107,7 +107,7 @@ fn a_full_spool_ring_is_counted_and_live_streaming_goes_on() {
 }
 
 #[test]
-fn a_wall_clock_step_moves_the_stamps_and_slews_do_not() {
+fn a_wall_clock_step_moves_the_stamps_and_slews_and_late_readings_do_not() {
     let mut r = rig(desc(1, 1, 1, &["a"], &[]));
     let (feed, mut rx) = spool::feed(spool::FEED_BYTES);
     r.core.spool = Some(feed);
@@ -116,12 +116,31 @@ fn a_wall_clock_step_moves_the_stamps_and_slews_do_not() {
     // 0.5 ms of slew: below the step threshold, the stamps keep their grid.
     r.wall0 += Duration::from_micros(500);
     r.run(r.at(ms(10)));
-    // A 2 s step (NTP setting the clock): stamped from the new offset.
+    // The thread preempted for 3 ms between reading the two clocks: one
+    // late wall reading, then the clocks agree again. Not a step.
+    let late = r.wall0 + ms(20) + ms(3);
+    r.core
+        .handle(r.at(ms(20)), late, &mut r.board, &mut r.events, &mut r.sink);
+    r.run(r.at(ms(30)));
+    // A 2 s step (NTP setting the clock): seen at 40 ms, confirmed at 50,
+    // stamped from the new offset from then on.
     r.wall0 += Duration::from_secs(2);
-    r.run(r.at(ms(20)));
+    r.run(r.at(ms(40)));
+    r.run(r.at(ms(50)));
     let firsts: Vec<i64> = spooled(&mut rx, r.wall0)
         .iter()
         .map(|rec| rec.span().0)
         .collect();
-    assert_eq!(firsts, [wall0, wall0 + 10_000_000, wall0 + 2_020_500_000]);
+    let step = 2_000_500_000;
+    assert_eq!(
+        firsts,
+        [
+            wall0,
+            wall0 + 10_000_000,
+            wall0 + 20_000_000,
+            wall0 + 30_000_000,
+            wall0 + 40_000_000,
+            wall0 + step + 50_000_000
+        ]
+    );
 }
