@@ -379,6 +379,10 @@ impl Media for StreamerMedia {
         }
     }
 
+    fn stopped(&self) -> bool {
+        self.streamer.as_ref().is_none_or(Streamer::detached)
+    }
+
     fn peer_reports(&self) -> u64 {
         self.streamer
             .as_ref()

@@ -54,6 +54,9 @@ pub(crate) struct Shared {
     /// Sessions the sender thread attached to so far (set before
     /// `first_live_ns` is cleared for the new one).
     pub attaches: AtomicU64,
+    /// Detach commands the sender thread has carried out (the stream's
+    /// last packet and RTCP BYE sent).
+    pub detaches: AtomicU64,
     pub realtime: AtomicBool,
     pub memory_locked: AtomicBool,
 }
@@ -92,6 +95,7 @@ impl Default for Shared {
             rtx_unavailable: AtomicU64::new(0),
             first_live_ns: AtomicU64::new(0),
             attaches: AtomicU64::new(0),
+            detaches: AtomicU64::new(0),
             realtime: AtomicBool::new(false),
             memory_locked: AtomicBool::new(false),
         }
