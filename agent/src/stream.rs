@@ -529,6 +529,15 @@ impl Streamer {
     /// docs/protocol.md 11.7's L: the sample instant of the first live
     /// sample (ns since the Unix epoch), once it is sampled. Backfill
     /// covers what lies before it.
+    pub fn first_spooled_ns(&self) -> Option<u64> {
+        Some(
+            self.stats
+                .first_spooled_ns
+                .load(std::sync::atomic::Ordering::Acquire),
+        )
+        .filter(|&t| t != 0)
+    }
+
     pub fn first_live_ns(&self) -> Option<u64> {
         self.stats.snapshot().first_live_ns
     }
