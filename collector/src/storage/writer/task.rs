@@ -205,7 +205,9 @@ impl Task {
             let refused = self.late.offer(late, free);
             self.accepted += offered - refused as u64;
             self.defer(refused);
-            self.first_at.get_or_insert_with(Instant::now);
+            if !self.late.is_empty() {
+                self.first_at.get_or_insert_with(Instant::now);
+            }
         }
         let rows = b.rows();
         if rows == 0 {
@@ -271,7 +273,12 @@ impl Task {
     /// interval over, or a flush waiting or `force` (which override a retry
     /// pause).
     fn maybe_commit(&mut self, force: bool) {
-        if self.inflight.is_some() || (self.pending.is_empty() && self.late.is_empty()) {
+        if self.pending.is_empty() && self.late.is_empty() {
+            // Nothing due: no deadline to wake up for.
+            self.first_at = None;
+            return;
+        }
+        if self.inflight.is_some() {
             return;
         }
         let now = Instant::now();
