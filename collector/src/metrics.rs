@@ -26,6 +26,8 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 pub struct Metrics {
     registry: Registry,
     pub samples_stored: Counter,
+    /// Of `samples_stored`, those resent or backfilled (docs/protocol.md 11).
+    pub samples_stored_late: Counter,
     pub samples_duplicate: Counter,
     pub events_stored: Counter,
     pub events_duplicate: Counter,
@@ -34,6 +36,9 @@ pub struct Metrics {
     pub storage_errors: Family<Label1, Counter>,
     /// Rows given up (memory bound reached while the store failed).
     pub rows_dropped: Counter,
+    /// Resent or backfilled rows the writer deferred (its late rows' bound):
+    /// not committed, so the agents send them again.
+    pub late_rows_deferred: Counter,
     /// Rows received and not yet committed.
     pub pending_rows: Gauge,
     pub batch_seconds: Histogram,
@@ -78,12 +83,14 @@ impl Metrics {
         let m = Metrics {
             registry: Registry::default(),
             samples_stored: Counter::default(),
+            samples_stored_late: Counter::default(),
             samples_duplicate: Counter::default(),
             events_stored: Counter::default(),
             events_duplicate: Counter::default(),
             gaps_stored: Counter::default(),
             storage_errors: Family::default(),
             rows_dropped: Counter::default(),
+            late_rows_deferred: Counter::default(),
             pending_rows: Gauge::default(),
             batch_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             retention_deleted: Family::default(),
@@ -101,6 +108,11 @@ impl Metrics {
             "sipsensor_collector_samples_stored",
             "Samples committed to storage",
             m.samples_stored.clone(),
+        );
+        registry.register(
+            "sipsensor_collector_samples_stored_late",
+            "Of the samples committed, those resent or backfilled",
+            m.samples_stored_late.clone(),
         );
         registry.register(
             "sipsensor_collector_samples_duplicate",
@@ -131,6 +143,11 @@ impl Metrics {
             "sipsensor_collector_rows_dropped",
             "Rows discarded because storage failed longer than memory allows",
             m.rows_dropped.clone(),
+        );
+        registry.register(
+            "sipsensor_collector_late_rows_deferred",
+            "Resent or backfilled rows deferred while storage was busy (sent again by the agents)",
+            m.late_rows_deferred.clone(),
         );
         registry.register(
             "sipsensor_collector_pending_rows",

@@ -63,12 +63,21 @@ pub struct LoadReport {
     /// Streams whose final receiver report did not come back.
     pub missing_reports: usize,
     pub samples_sent: u64,
-    /// Of `samples_sent`, those backfilled, and when the last backfill
-    /// was sent (seconds after the first call).
+    /// Of `samples_sent`, those backfilled (each counted once), and when
+    /// the collector's mark passed the last backfill (seconds after its
+    /// call; the latest of the streams that got there).
     pub backfill_samples_sent: u64,
     pub backfill_done_s: Option<f64>,
-    /// Rows the collector committed (from its metrics), if known.
+    /// Backfilling streams whose mark passed their whole backfill.
+    pub backfills_done: usize,
+    /// Backfilled samples sent again from a mark that stopped (11.7).
+    pub backfill_samples_again: u64,
+    /// Samples the collector committed (from its metrics), if known, and
+    /// of them those resent or backfilled.
     pub samples_stored: Option<u64>,
+    pub late_samples_stored: Option<u64>,
+    /// Backfill packets the collector refused while its storage was busy.
+    pub backfill_deferred: Option<u64>,
     pub collector_cpu_percent: Option<f64>,
     pub collector_rss_mb: Option<f64>,
     pub collector_peak_rss_mb: Option<f64>,
@@ -109,7 +118,19 @@ impl LoadReport {
     /// One markdown table row for docs/benchmarks.md.
     pub fn table_row(&self, store: &str) -> String {
         let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} %"));
-        let stored = self.samples_stored.map_or("-".to_string(), thousands);
+        let stored = match (self.samples_stored, self.late_samples_stored) {
+            (None, _) => format!("- / {}", thousands(self.samples_sent)),
+            // Live and backfilled apart: live must all be there at the end,
+            // backfill may still be on its way.
+            (Some(all), Some(late)) if self.backfill_samples_sent > 0 => format!(
+                "{} / {} live, {} / {} backfilled",
+                thousands(all.saturating_sub(late)),
+                thousands(self.samples_sent - self.backfill_samples_sent),
+                thousands(late),
+                thousands(self.backfill_samples_sent)
+            ),
+            (Some(all), _) => format!("{} / {}", thousands(all), thousands(self.samples_sent)),
+        };
         let streams = if self.streaming == self.sensors {
             thousands(self.sensors as u64)
         } else {
@@ -131,10 +152,9 @@ impl LoadReport {
             lost.push_str(&format!(" ({n} refused as SRTP)"));
         }
         format!(
-            "| {store} | {streams} | {:.0} | {} | {lost} | {stored} / {} | {} | {} MB ({} MB) | {} | {} |",
+            "| {store} | {streams} | {:.0} | {} | {lost} | {stored} | {} | {} MB ({} MB) | {} | {} |",
             self.sessions_per_s,
             thousands(self.packets_per_s.round() as u64),
-            thousands(self.samples_sent),
             pct(self.collector_cpu_percent),
             self.collector_rss_mb
                 .map_or("-".into(), |v| format!("{v:.0}")),
@@ -185,6 +205,10 @@ impl LoadReport {
             "srtp_rejected": self.srtp_rejected,
             "backfill_samples_sent": self.backfill_samples_sent,
             "backfill_done_s": self.backfill_done_s,
+            "backfills_done": self.backfills_done,
+            "backfill_samples_again": self.backfill_samples_again,
+            "late_samples_stored": self.late_samples_stored,
+            "backfill_deferred": self.backfill_deferred,
         })
     }
 }
@@ -433,8 +457,10 @@ pub async fn run(o: LoadOptions) -> Result<LoadReport, LoadError> {
         let backfilled = s.counters.backfill_samples.load(Ordering::Relaxed);
         report.samples_sent += s.counters.samples.load(Ordering::Relaxed) + backfilled;
         report.backfill_samples_sent += backfilled;
+        report.backfill_samples_again += s.counters.backfill_samples_again.load(Ordering::Relaxed);
         let done = s.counters.backfill_done_unix_ns.load(Ordering::Relaxed);
         if done > 0 {
+            report.backfills_done += 1;
             let took = (done - s.counters.start_unix_ns.load(Ordering::Relaxed)) as f64 / 1e9;
             report.backfill_done_s = Some(report.backfill_done_s.map_or(took, |t| t.max(took)));
         }
@@ -453,6 +479,14 @@ pub async fn run(o: LoadOptions) -> Result<LoadReport, LoadError> {
             let stored = metric(m, "sipsensor_collector_samples_stored_total");
             if (pending == 0.0 && stored.is_some() && stored == last) || Instant::now() > deadline {
                 report.samples_stored = stored.map(|v| v as u64);
+                report.late_samples_stored =
+                    metric(m, "sipsensor_collector_samples_stored_late_total").map(|v| v as u64);
+                report.backfill_deferred = metrics_text(m).map(|t| {
+                    sum_of(
+                        &t,
+                        "sipsensor_collector_packets_rejected_total{reason=\"backfill_deferred\"}",
+                    ) as u64
+                });
                 report.srtp_rejected =
                     metric_sum(m, "sipsensor_collector_srtp_rejected_total").map(|v| v as u64);
                 break;
@@ -483,6 +517,27 @@ mod tests {
         assert_eq!(thousands(999), "999");
         let y = credentials_yaml(2, "s-", "p-");
         assert_eq!(y, "users:\n  s-00000: p-00000\n  s-00001: p-00001\n");
+    }
+
+    #[test]
+    fn the_row_splits_live_and_backfilled_samples_when_there_was_backfill() {
+        let mut r = LoadReport {
+            sensors: 10,
+            streaming: 10,
+            samples_sent: 1_500,
+            samples_stored: Some(1_200),
+            late_samples_stored: Some(200),
+            ..LoadReport::default()
+        };
+        assert!(r.table_row("sqlite").contains("| 1,200 / 1,500 |"));
+        r.backfill_samples_sent = 500;
+        let row = r.table_row("sqlite");
+        assert!(
+            row.contains("| 1,000 / 1,000 live, 200 / 500 backfilled |"),
+            "{row}"
+        );
+        r.samples_stored = None;
+        assert!(r.table_row("sqlite").contains("| - / 1,500 |"));
     }
 
     #[test]

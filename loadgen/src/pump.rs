@@ -39,11 +39,16 @@ pub struct StreamCounters {
     pub rr_highest_seq: AtomicU64,
     /// Sequence number of the stream's first packet.
     pub first_seq: AtomicU64,
-    /// Backfill (docs/protocol.md 11.6) packets and sample values sent.
+    /// Backfill (docs/protocol.md 11.6) packets sent, sample values sent
+    /// (each once), and sample values sent again from the mark (11.7).
     pub backfill_packets: AtomicU64,
     pub backfill_samples: AtomicU64,
-    /// Unix time (ns) the backfill's last packet went; 0 before.
+    pub backfill_samples_again: AtomicU64,
+    /// Unix time (ns) the collector's mark passed the whole backfill; 0
+    /// before.
     pub backfill_done_unix_ns: AtomicI64,
+    /// The collector's latest committed mark (11.4) for the stream.
+    pub committed_mark_ns: AtomicU64,
 }
 
 impl StreamCounters {
@@ -530,14 +535,18 @@ fn send_samples(l: &mut Live, buf: &mut Buffers) {
 fn send_backfill(l: &mut Live, buf: &mut Buffers, now: Instant) -> Option<Instant> {
     let mut bf = l.backfill.take()?;
     let (seal, socket, dest, counters) = (&mut l.seal, &l.s.socket, l.s.rtp_dest, &l.s.counters);
-    let next = bf.poll(&l.s.desc, &mut buf.plain, now, |packet, samples| {
+    let mark = counters.committed_mark_ns.load(Ordering::Relaxed);
+    let next = bf.poll(&l.s.desc, &mut buf.plain, now, mark, |packet, sent| {
         if transmit(seal, socket, packet, false, &mut buf.sealed, dest).is_err() {
             counters.send_errors.fetch_add(1, Ordering::Relaxed);
         }
         counters.backfill_packets.fetch_add(1, Ordering::Relaxed);
-        counters
-            .backfill_samples
-            .fetch_add(samples as u64, Ordering::Relaxed);
+        let samples = if sent.again {
+            &counters.backfill_samples_again
+        } else {
+            &counters.backfill_samples
+        };
+        samples.fetch_add(sent.samples as u64, Ordering::Relaxed);
     });
     match next {
         Some(_) => l.backfill = Some(bf),

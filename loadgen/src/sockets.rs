@@ -3,7 +3,9 @@
 //! the receiver reports the collector sends back to them.
 
 use crate::pump::StreamCounters;
-use sipsensor_protocol::{RtcpPacket, SrtpContext, SrtpError, SrtpKeys, parse_rtcp_compound};
+use sipsensor_protocol::{
+    BackfillMessage, RtcpPacket, SrtpContext, SrtpError, SrtpKeys, parse_rtcp_compound,
+};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;
@@ -69,8 +71,22 @@ impl SharedSocket {
                     continue;
                 };
                 for p in packets {
-                    let RtcpPacket::ReceiverReport(rr) = p else {
-                        continue;
+                    let rr = match p {
+                        RtcpPacket::ReceiverReport(rr) => rr,
+                        // The collector's committed mark (docs/protocol.md
+                        // 11.4), for the backfill to go back to.
+                        RtcpPacket::App(app) => {
+                            if let Ok(Some(BackfillMessage::Committed {
+                                media_ssrc,
+                                through_ns,
+                            })) = BackfillMessage::from_app(&app)
+                                && let Some(c) = lock(&map).get(&media_ssrc)
+                            {
+                                c.committed_mark_ns.fetch_max(through_ns, Ordering::Relaxed);
+                            }
+                            continue;
+                        }
+                        _ => continue,
                     };
                     for b in rr.reports {
                         let Some(c) = lock(&map).get(&b.ssrc).cloned() else {

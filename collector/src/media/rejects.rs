@@ -57,10 +57,14 @@ pub enum Reject {
     /// true: another stream's, empty, in the future, contradicting stored
     /// samples.
     BackfillRange,
+    /// A backfill packet (docs/protocol.md 11.6) while the storage writer
+    /// takes no more resent or backfilled rows: refused before decoding,
+    /// so the mark stops before it and the agent sends it again (11.7).
+    BackfillDeferred,
 }
 
 impl Reject {
-    pub const ALL: [Reject; 21] = [
+    pub const ALL: [Reject; 22] = [
         Reject::MalformedRtp,
         Reject::MalformedRtcp,
         Reject::Oversized,
@@ -82,6 +86,7 @@ impl Reject {
         Reject::NoInstant,
         Reject::Unrequested,
         Reject::BackfillRange,
+        Reject::BackfillDeferred,
     ];
 
     /// The metric label.
@@ -108,6 +113,7 @@ impl Reject {
             Reject::NoInstant => "no_instant",
             Reject::Unrequested => "unrequested_rtx",
             Reject::BackfillRange => "backfill_range",
+            Reject::BackfillDeferred => "backfill_deferred",
         }
     }
 
@@ -115,9 +121,10 @@ impl Reject {
         Reject::ALL.iter().position(|r| *r == self).unwrap_or(0)
     }
 
-    /// Duplicates are normal on real networks: counted, never logged.
+    /// Duplicates are normal on real networks, and deferred backfill on a
+    /// busy collector (the writer logs it): counted, never logged.
     pub fn is_quiet(self) -> bool {
-        matches!(self, Reject::Duplicate)
+        matches!(self, Reject::Duplicate | Reject::BackfillDeferred)
     }
 }
 

@@ -9,6 +9,7 @@
 //! arrive before the first sender report are held (bounded), and so are
 //! packets of a `cfg` whose re-INVITE is still being completed.
 
+mod backfill_gate;
 mod clock;
 mod recovery;
 mod repair;
@@ -82,6 +83,9 @@ pub struct Sink {
     pub batch: Batch,
     /// Dropped packets with a detail for the (rate-limited) log.
     pub rejects: Vec<(Reject, String)>,
+    /// Set by the shell from the storage writer: it takes no resent or
+    /// backfilled rows now, so backfill packets are refused undecoded.
+    pub late_closed: bool,
 }
 
 impl Sink {
@@ -242,6 +246,8 @@ pub(super) struct StreamRx {
     stamp_anchor: Option<StampAnchor>,
     /// Flood limit of the RTX and backfill sources.
     recovery_bucket: Bucket,
+    /// Backfill refused while storage defers late rows (11.6, 11.7).
+    backfill_gate: backfill_gate::BackfillGate,
     last_seen_ns: i64,
     /// Latest value per channel (all descriptions' indexes), published to
     /// the statistics once per [`PUBLISH_EVERY`]: a person watches them,
@@ -313,6 +319,7 @@ impl StreamRx {
             recovery: Recovery::new(&setup.recovery),
             stamp_anchor: None,
             recovery_bucket: Bucket::for_recovery(&desc, max_backfill_rate, now),
+            backfill_gate: backfill_gate::BackfillGate::default(),
             sensor: setup.sensor,
             aor: setup.aor,
             local_ssrc: setup.local_ssrc,

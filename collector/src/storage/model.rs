@@ -347,6 +347,8 @@ impl Batch {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriteReport {
     pub samples_inserted: u64,
+    /// Of `samples_inserted`, those of resent or backfilled readings.
+    pub late_samples_inserted: u64,
     pub samples_duplicate: u64,
     pub gaps_inserted: u64,
     /// Stored gaps that stored samples shrank, split or removed.
@@ -358,6 +360,7 @@ pub struct WriteReport {
 impl WriteReport {
     pub fn add(&mut self, other: &WriteReport) {
         self.samples_inserted += other.samples_inserted;
+        self.late_samples_inserted += other.late_samples_inserted;
         self.samples_duplicate += other.samples_duplicate;
         self.gaps_inserted += other.gaps_inserted;
         self.gaps_filled += other.gaps_filled;

@@ -16,10 +16,15 @@
 //! past that bound new rows are counted as dropped. Either way the error is
 //! logged (rate-limited) and counted, and the rest of the collector keeps
 //! running.
+//!
+//! Live rows come first: resent and backfilled readings wait in a queue of
+//! their own and go into a commit only as far as the commit time allows
+//! (`late`), so 1,000 sensors backfilling at once never cost live rows.
 
 use super::{Batch, Event, Gap, Reading, SensorId, Storage, StorageError, WriteReport};
 use crate::metrics::Metrics;
 pub use commits::CommitWatch;
+pub use late::LateRoom;
 use std::sync::Arc;
 use std::time::Duration;
 use task::Task;
@@ -42,6 +47,13 @@ pub struct WriterConfig {
     pub retry_interval: Duration,
     /// How long shutdown keeps retrying a failing store.
     pub shutdown_timeout: Duration,
+    /// Resent and backfilled rows kept waiting at most (at most half of
+    /// `max_pending_rows`); beyond, backfill is refused until they are
+    /// committed (see `late`).
+    pub max_late_rows: usize,
+    /// Longest a commit that carries late rows should take: they fill
+    /// what the live rows leave of it.
+    pub late_commit_budget: Duration,
 }
 
 impl Default for WriterConfig {
@@ -54,6 +66,8 @@ impl Default for WriterConfig {
             queue_capacity: 65_536,
             retry_interval: Duration::from_secs(1),
             shutdown_timeout: Duration::from_secs(10),
+            max_late_rows: 200_000,
+            late_commit_budget: Duration::from_millis(250),
         }
     }
 }
@@ -70,6 +84,7 @@ pub struct WriterHandle {
     tx: mpsc::Sender<Op>,
     capacity: usize,
     commits: CommitWatch,
+    late_room: LateRoom,
 }
 
 impl std::fmt::Debug for WriterHandle {
@@ -84,6 +99,12 @@ impl WriterHandle {
     /// The sensors each commit touched, for acknowledgements.
     pub fn commits(&self) -> &CommitWatch {
         &self.commits
+    }
+
+    /// Whether resent and backfilled rows are taken now (the receive
+    /// thread refuses backfill packets while they are not).
+    pub fn late_room(&self) -> &LateRoom {
+        &self.late_room
     }
 
     /// Queues rows, waiting while the queue is full.
@@ -166,6 +187,10 @@ pub struct WriterSummary {
     pub failures: u64,
     /// Rows dropped for the memory bound or invalid data.
     pub dropped: u64,
+    /// Resent or backfilled rows refused for the late rows' bound, or
+    /// given up for live rows' memory: never committed, so the agent
+    /// sends them again (docs/protocol.md 11.7).
+    pub late_deferred: u64,
     /// Rows still uncommitted when shutdown gave up.
     pub lost_at_shutdown: u64,
 }
@@ -181,12 +206,13 @@ impl StorageWriter {
     pub fn spawn(store: Arc<dyn Storage>, config: WriterConfig, metrics: Arc<Metrics>) -> Self {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let commits = CommitWatch::default();
+        let task = Task::new(store, rx, metrics, config.clone(), commits.clone());
         let handle = WriterHandle {
             tx,
             capacity: config.queue_capacity.max(1),
-            commits: commits.clone(),
+            commits,
+            late_room: task.late_room(),
         };
-        let task = Task::new(store, rx, metrics, config, commits);
         StorageWriter {
             handle,
             task: tokio::spawn(task.run()),
@@ -214,6 +240,7 @@ impl StorageWriter {
 }
 
 mod commits;
+mod late;
 mod task;
 #[cfg(test)]
 mod tests;

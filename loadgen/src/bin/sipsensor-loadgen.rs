@@ -216,12 +216,17 @@ fn main() -> ExitCode {
                         }
                         if backfill_sensors > 0 {
                             eprintln!(
-                                "  ({store}: {backfill_sensors} sensors backfilled {} samples \
-                                 of {backfill_seconds} s each beside the live load; the last \
-                                 done {} after its call)",
+                                "  ({store}: {backfill_sensors} sensors backfilling {backfill_seconds} \
+                                 s each beside the live load sent {} samples once and {} again \
+                                 from a stopped mark; the collector deferred {} backfill \
+                                 packets; {} of {backfill_sensors} backfills acknowledged \
+                                 whole, the last {} after its call)",
                                 r.backfill_samples_sent,
+                                r.backfill_samples_again,
+                                r.backfill_deferred.map_or("?".into(), |n| n.to_string()),
+                                r.backfills_done,
                                 r.backfill_done_s
-                                    .map_or("not within the run".into(), |s| format!("{s:.0} s"))
+                                    .map_or("none within the run".into(), |s| format!("{s:.0} s"))
                             );
                         }
                     } else if json {

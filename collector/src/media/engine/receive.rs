@@ -452,6 +452,7 @@ impl ReceiveThread {
             total += n;
             let arrival = Instant::now();
             let now_ns = wall_ns();
+            self.sink.late_closed = !self.writer.late_room().open();
             for i in 0..n {
                 let Some((data, meta)) = rx.get(i) else {
                     continue;

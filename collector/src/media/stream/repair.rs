@@ -141,6 +141,14 @@ impl StreamRx {
             Ok(i) => i,
             Err(r) => return Outcome::Dropped(r),
         };
+        // Storage serves live rows first (docs/protocol.md 11.6): while its
+        // late rows wait, a backfill packet is refused before any decoding,
+        // and the mark, stopping before it, makes the agent resend it.
+        let first_ns = instant.map_or(0, |i| i.first_ns);
+        if !self.backfill_gate.admit(first_ns, !sink.late_closed) {
+            sink.reject(Reject::BackfillDeferred, String::new());
+            return Outcome::Dropped(Reject::BackfillDeferred);
+        }
         self.process(
             Pkt {
                 // The backfill's own sequence: it has no place in the live

@@ -133,6 +133,7 @@ impl PgStore {
             let samples: u64 = late.iter().map(|r| r.sample_count()).sum();
             let inserted = insert_readings(&tx, &late).await.map_err(self.err())?;
             report.samples_inserted += inserted;
+            report.late_samples_inserted = inserted;
             report.samples_duplicate += samples.saturating_sub(inserted);
         }
         if !b.events.is_empty() {

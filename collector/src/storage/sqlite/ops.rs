@@ -294,6 +294,9 @@ pub(super) fn write_batch(
                 .map_err(|e| map_err(path, e))?;
             if n == 1 {
                 report.samples_inserted += r.samples;
+                if r.source != ReadingSource::Live.code() {
+                    report.late_samples_inserted += r.samples;
+                }
             } else {
                 report.samples_duplicate += r.samples;
             }

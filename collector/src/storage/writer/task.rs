@@ -2,10 +2,11 @@
 //! (the commit is a task of its own), so a slow commit never stalls the
 //! receivers: rows that arrive meanwhile wait for the next commit.
 
+use super::late::{LateRoom, LateRows};
 use super::{CommitWatch, Op, WriterConfig, WriterSummary};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimit;
-use crate::storage::{Batch, Storage, StorageError, WriteReport};
+use crate::storage::{Batch, Reading, ReadingSource, Storage, StorageError, WriteReport};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -26,7 +27,10 @@ pub(super) struct Task {
     rx: mpsc::Receiver<Op>,
     metrics: Arc<Metrics>,
     config: WriterConfig,
+    /// Live rows (and gaps, events, last-seen times) waiting.
     pending: Batch,
+    /// Resent and backfilled readings waiting: behind the live rows.
+    late: LateRows,
     /// When the oldest pending row arrived.
     first_at: Option<Instant>,
     /// No commit before this instant (after a failure), unless flushed.
@@ -45,6 +49,7 @@ pub(super) struct Task {
     summary: WriterSummary,
     error_log: RateLimit,
     drop_log: RateLimit,
+    defer_log: RateLimit,
     commits: CommitWatch,
 }
 
@@ -75,6 +80,18 @@ pub(super) fn put_front(rest: &mut Batch, mut front: Batch) {
     front.gaps.append(&mut rest.gaps);
     front.seen.append(&mut rest.seen);
     *rest = front;
+}
+
+/// Moves the resent and backfilled readings of `b` out.
+fn split_late(b: &mut Batch) -> Vec<Reading> {
+    if b.readings.iter().all(|r| r.source == ReadingSource::Live) {
+        return Vec::new();
+    }
+    let (live, late) = std::mem::take(&mut b.readings)
+        .into_iter()
+        .partition(|r| r.source == ReadingSource::Live);
+    b.readings = live;
+    late
 }
 
 fn append(to: &mut Batch, mut b: Batch) {
@@ -114,12 +131,14 @@ impl Task {
         config: WriterConfig,
         commits: CommitWatch,
     ) -> Self {
+        let late_limit = config.max_late_rows.min(config.max_pending_rows / 2).max(1);
         Task {
             store,
             rx,
             metrics,
             interval: config.flush_interval,
             max_chunk: config.batch_rows.max(1),
+            late: LateRows::new(late_limit, config.late_commit_budget),
             config,
             pending: Batch::default(),
             first_at: None,
@@ -132,8 +151,13 @@ impl Task {
             summary: WriterSummary::default(),
             error_log: RateLimit::new(Duration::from_secs(10)),
             drop_log: RateLimit::new(Duration::from_secs(10)),
+            defer_log: RateLimit::new(Duration::from_secs(10)),
             commits,
         }
+    }
+
+    pub(super) fn late_room(&self) -> LateRoom {
+        self.late.room()
     }
 
     pub(super) async fn run(mut self) -> WriterSummary {
@@ -170,8 +194,34 @@ impl Task {
         })
     }
 
-    fn absorb(&mut self, b: Batch) {
+    fn absorb(&mut self, mut b: Batch) {
+        let late = split_late(&mut b);
+        if !late.is_empty() {
+            let free = self
+                .config
+                .max_pending_rows
+                .saturating_sub(self.unwritten() + b.rows());
+            let offered = late.len() as u64;
+            let refused = self.late.offer(late, free);
+            self.accepted += offered - refused as u64;
+            self.defer(refused);
+            if !self.late.is_empty() {
+                self.first_at.get_or_insert_with(Instant::now);
+            }
+        }
         let rows = b.rows();
+        if rows == 0 {
+            self.update_gauge();
+            return;
+        }
+        // Live rows before late ones: the memory late rows hold is theirs.
+        let over = (self.unwritten() + rows).saturating_sub(self.config.max_pending_rows);
+        if over > 0 {
+            let given = self.late.evict(over);
+            // Given up is resolved: a flush waits for them no longer.
+            self.resolve(given as u64);
+            self.defer(given);
+        }
         if self.unwritten() + rows > self.config.max_pending_rows {
             self.summary.dropped += rows as u64;
             self.metrics.rows_dropped.inc_by(rows as u64);
@@ -193,9 +243,26 @@ impl Task {
         self.update_gauge();
     }
 
+    /// Late rows refused or given up: the agent sends them again, so
+    /// this is a delay, not a loss; counted and logged (rate-limited).
+    fn defer(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.summary.late_deferred += n as u64;
+        self.metrics.late_rows_deferred.inc_by(n as u64);
+        if let Some(held) = self.defer_log.allow(Instant::now()) {
+            tracing::info!(
+                waiting = self.late.len(),
+                "storage is busy: {n} resent or backfilled rows deferred, the agents send \
+                 them again ({held} similar messages suppressed)"
+            );
+        }
+    }
+
     /// Rows received and not committed: waiting, and in the commit in flight.
     fn unwritten(&self) -> usize {
-        self.pending.rows() + self.inflight_rows
+        self.pending.rows() + self.late.len() + self.inflight_rows
     }
 
     fn update_gauge(&self) {
@@ -206,7 +273,12 @@ impl Task {
     /// interval over, or a flush waiting or `force` (which override a retry
     /// pause).
     fn maybe_commit(&mut self, force: bool) {
-        if self.inflight.is_some() || self.pending.is_empty() {
+        if self.pending.is_empty() && self.late.is_empty() {
+            // Nothing due: no deadline to wake up for.
+            self.first_at = None;
+            return;
+        }
+        if self.inflight.is_some() {
             return;
         }
         let now = Instant::now();
@@ -217,9 +289,19 @@ impl Task {
         if !(flush || (due && !paused)) {
             return;
         }
-        let chunk = take_front(&mut self.pending, self.max_chunk);
+        let mut chunk = take_front(&mut self.pending, self.max_chunk);
+        // A flush (or shutdown) wants everything; otherwise late rows fill
+        // what the live ones leave of the commit time.
+        let room = self.max_chunk.saturating_sub(chunk.rows());
+        let quota = if flush {
+            room
+        } else {
+            self.late.quota(chunk.rows()).min(room)
+        };
+        chunk.readings.extend(self.late.take(quota));
         if self.pending.is_empty() {
-            self.first_at = None;
+            // Late rows left over are due at the next interval.
+            self.first_at = (!self.late.is_empty()).then_some(now);
         }
         self.inflight_rows = chunk.rows();
         let store = self.store.clone();
@@ -239,6 +321,7 @@ impl Task {
         match result {
             Ok(r) => {
                 self.metrics.batch_seconds.observe(took.as_secs_f64());
+                self.late.on_commit(rows, took);
                 self.account(&r);
                 self.commits.committed(&chunk);
                 self.retry_at = None;
@@ -255,7 +338,7 @@ impl Task {
             }
             Err(e) if e.is_transient() => {
                 self.count_error(&e);
-                put_front(&mut self.pending, chunk);
+                self.put_back(chunk);
                 self.first_at.get_or_insert_with(Instant::now);
                 self.retry_at = Some(Instant::now() + self.config.retry_interval);
                 if let Some(held) = self.error_log.allow(Instant::now()) {
@@ -284,12 +367,20 @@ impl Task {
                     self.max_chunk = self.config.batch_rows.max(1);
                 } else {
                     self.max_chunk = rows / 2;
-                    put_front(&mut self.pending, chunk);
+                    self.put_back(chunk);
                     self.first_at.get_or_insert_with(Instant::now);
                 }
             }
         }
         self.update_gauge();
+    }
+
+    /// A chunk that was not committed goes back in front, its late rows
+    /// in front of the late queue.
+    fn put_back(&mut self, mut chunk: Batch) {
+        let late = split_late(&mut chunk);
+        self.late.put_back(late);
+        put_front(&mut self.pending, chunk);
     }
 
     fn count_error(&mut self, e: &StorageError) {
@@ -316,6 +407,9 @@ impl Task {
         self.summary.batches += 1;
         self.summary.written.add(r);
         self.metrics.samples_stored.inc_by(r.samples_inserted);
+        self.metrics
+            .samples_stored_late
+            .inc_by(r.late_samples_inserted);
         self.metrics.samples_duplicate.inc_by(r.samples_duplicate);
         self.metrics.events_stored.inc_by(r.events_inserted);
         self.metrics.events_duplicate.inc_by(r.events_duplicate);
@@ -341,7 +435,7 @@ impl Task {
                 let done = finished(&mut self.inflight).await;
                 self.commit_done(done);
             }
-            if self.pending.is_empty() {
+            if self.pending.is_empty() && self.late.is_empty() {
                 break;
             }
             let now = Instant::now();
@@ -357,7 +451,7 @@ impl Task {
         for w in self.waiters.drain(..) {
             let _ = w.reply.send(Err(StorageError::WriterClosed));
         }
-        self.summary.lost_at_shutdown = self.pending.rows() as u64;
+        self.summary.lost_at_shutdown = (self.pending.rows() + self.late.len()) as u64;
         if self.summary.lost_at_shutdown > 0 {
             tracing::error!(
                 "shutting down with {} rows not written to {}",

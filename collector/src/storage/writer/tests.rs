@@ -18,6 +18,8 @@ struct FakeStore {
     fail_next: Mutex<u32>,
     /// Time each write takes.
     delay: Mutex<Duration>,
+    /// (live, resent or backfilled) readings of each write.
+    mix: Mutex<Vec<(usize, usize)>>,
 }
 
 impl FakeStore {
@@ -26,6 +28,9 @@ impl FakeStore {
     }
     fn batch_sizes(&self) -> Vec<usize> {
         self.batches.lock().unwrap().clone()
+    }
+    fn mix(&self) -> Vec<(usize, usize)> {
+        self.mix.lock().unwrap().clone()
     }
 }
 
@@ -91,11 +96,23 @@ impl Storage for FakeStore {
         for s in &b.readings {
             if keys.insert((s.session.0, s.seq, s.index)) {
                 r.samples_inserted += s.sample_count();
+                if s.source != ReadingSource::Live {
+                    r.late_samples_inserted += s.sample_count();
+                }
             } else {
                 r.samples_duplicate += s.sample_count();
             }
         }
         self.batches.lock().unwrap().push(b.rows());
+        let live = b
+            .readings
+            .iter()
+            .filter(|r| r.source == ReadingSource::Live);
+        let live = live.count();
+        self.mix
+            .lock()
+            .unwrap()
+            .push((live, b.readings.len() - live));
         Ok(r)
     }
     async fn record_expired(
@@ -407,4 +424,92 @@ fn take_and_put_front_keep_order() {
     put_front(&mut b, front);
     assert_eq!(b.readings[0].seq, 0);
     assert_eq!(b.seen, vec![(SensorId(1), 1), (SensorId(2), 2)]);
+}
+
+fn backfilled(seq: i64) -> Reading {
+    Reading {
+        source: ReadingSource::Backfilled,
+        ..sample(1_000_000 + seq, seq)
+    }
+}
+
+fn late_batch(from: i64, n: i64) -> Batch {
+    Batch {
+        readings: (from..from + n).map(backfilled).collect(),
+        ..Batch::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn live_rows_go_first_and_late_ones_fill_only_the_commit_budget() {
+    let (store, w, m) = setup(WriterConfig::default());
+    let h = w.handle();
+    // 1,000 sensors' backfill arrives before the live rows of the interval.
+    h.submit(late_batch(0, 5_000)).await.unwrap();
+    h.readings((0..100).map(|i| sample(i, i)).collect())
+        .await
+        .unwrap();
+    sleep(Duration::from_millis(105)).await;
+    // The first commit: every live row, and late rows up to the floor (no
+    // commit timed yet).
+    assert_eq!(store.mix(), vec![(100, late::LATE_FLOOR)]);
+    // The rest follow, interval by interval, while the store keeps up.
+    sleep(Duration::from_millis(500)).await;
+    assert_eq!(store.stored(), 5_100);
+    assert!(
+        store
+            .mix()
+            .iter()
+            .all(|&(_, late)| late <= late::LATE_FLOOR)
+    );
+    assert_eq!(m.samples_stored_late.get(), 5_000);
+    assert_eq!(m.samples_stored.get(), 5_100);
+    w.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn backfill_beyond_its_bound_is_deferred_and_live_rows_take_its_memory() {
+    let (store, w, m) = setup(WriterConfig {
+        max_pending_rows: 1_000,
+        max_late_rows: 300,
+        ..WriterConfig::default()
+    });
+    *store.delay.lock().unwrap() = Duration::from_secs(2);
+    let h = w.handle();
+    let room = h.late_room().clone();
+    h.submit(late_batch(0, 500)).await.unwrap();
+    settle().await;
+    assert!(
+        !room.open(),
+        "300 late rows wait: the receive thread refuses backfill"
+    );
+    assert_eq!(m.late_rows_deferred.get(), 200);
+    // Storage is slow and live rows fill the memory: they take it from
+    // the newest late rows, and none of them is dropped.
+    h.readings((0..800).map(|i| sample(i, i)).collect())
+        .await
+        .unwrap();
+    settle().await;
+    assert_eq!(m.rows_dropped.get(), 0);
+    assert_eq!(m.late_rows_deferred.get(), 300);
+    assert_eq!(m.pending_rows.get(), 1_000);
+    *store.delay.lock().unwrap() = Duration::ZERO;
+    let summary = w.shutdown().await;
+    assert_eq!(summary.late_deferred, 300);
+    assert_eq!(summary.dropped, 0);
+    assert_eq!(
+        store.stored(),
+        1_000,
+        "800 live and the 200 oldest late rows"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flush_commits_the_late_rows_too() {
+    let (store, w, _) = setup(WriterConfig::default());
+    let h = w.handle();
+    h.submit(late_batch(0, 5_000)).await.unwrap();
+    h.flush().await.unwrap();
+    assert_eq!(store.stored(), 5_000);
+    w.shutdown().await;
 }

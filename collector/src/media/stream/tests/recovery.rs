@@ -276,3 +276,48 @@ fn a_lost_stamped_packet_is_a_loss_gap_at_its_instants_without_a_sender_report()
         (expected(0, 4).0, expected(100, 0).0, 5)
     );
 }
+
+/// 1,000 sensors backfilling at once must never cost live data (11.6):
+/// while storage defers late rows, backfill is refused before decoding,
+/// and the stream's later backfill stays refused until the agent goes
+/// back to its mark, so what is stored moves the mark; live packets pass.
+#[test]
+fn backfill_is_refused_unstored_while_storage_defers_until_the_agent_goes_back() {
+    let mut r = rig(10);
+    let first = r.agent.backfill(0);
+    assert_eq!(r.feed(&first), Outcome::Stored);
+    r.sink.late_closed = true;
+    let refused = r.agent.backfill(50);
+    assert_eq!(r.feed(&refused), Outcome::Dropped(Reject::BackfillDeferred));
+    // Live data is untouched by it.
+    let live = r.agent.samples(1000);
+    assert_eq!(r.feed(&live), Outcome::Stored);
+    // Room again, but the agent sends on beyond the refused packet.
+    r.sink.late_closed = false;
+    let beyond = r.agent.backfill(100);
+    assert_eq!(r.feed(&beyond), Outcome::Dropped(Reject::BackfillDeferred));
+    // It goes back to its mark (the end of what was stored): taken.
+    let back = r.agent.backfill(50);
+    assert_eq!(r.feed(&back), Outcome::Stored);
+    let on = r.agent.backfill(100);
+    assert_eq!(r.feed(&on), Outcome::Stored);
+    let backfilled: Vec<i64> = r
+        .readings()
+        .iter()
+        .filter(|(_, source, _)| *source == ReadingSource::Backfilled)
+        .map(|(ts, _, _)| *ts)
+        .collect();
+    let at = |tick: i64| T0_NS + tick * 10_000_000;
+    let expected: Vec<i64> = [0, 50, 100]
+        .iter()
+        .flat_map(|&t| (0..5).map(move |k| at(t) + k * STEP_NS as i64))
+        .collect();
+    assert_eq!(backfilled, expected);
+    let deferred = r
+        .sink
+        .rejects
+        .iter()
+        .filter(|(reason, _)| *reason == Reject::BackfillDeferred)
+        .count();
+    assert_eq!(deferred, 2);
+}
