@@ -6,5 +6,6 @@ pub mod bundle;
 pub mod cli;
 pub mod config;
 pub mod fleet;
+pub mod server;
 pub mod store;
 pub mod subscriptions;
