@@ -3,6 +3,7 @@
 //! through to the database with a history of its update events.
 
 mod body;
+pub mod metrics;
 
 pub use body::{FleetState, FleetWant, RebootPolicy, UpdateState};
 
