@@ -156,3 +156,102 @@ async fn sleep_until(wake: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Storage;
+    use crate::storage::sqlite::{SqliteOptions, SqliteStore};
+    use crate::update::fleet::UpdateState;
+    use crate::update::subscriptions::CommandKind;
+    use std::time::Duration;
+
+    /// The shell end to end on tokio's paused clock: a session start goes
+    /// out as a SUBSCRIBE, a NOTIFY's state lands in the fleet view, and
+    /// the refresh comes at half the grant with the rollout's want.
+    #[tokio::test(start_paused = true)]
+    async fn events_in_commands_out_and_states_into_the_view() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("c.db"), SqliteOptions::default())
+            .await
+            .unwrap();
+        let fleet = FleetView::load(Arc::new(store).updates().unwrap())
+            .await
+            .unwrap();
+        let (handle, inputs) = channel();
+        let (commands_tx, mut commands) = mpsc::channel(8);
+        let task = tokio::spawn(run(
+            inputs,
+            commands_tx,
+            fleet.clone(),
+            std::future::pending(),
+        ));
+        let sensor = "sip:s1@example.net".to_string();
+        assert!(handle.sip_event(SipEvent::SessionStarted {
+            sensor: sensor.clone()
+        }));
+        let sub = commands.recv().await.unwrap();
+        assert_eq!((sub.kind, &sub.sensor), (CommandKind::Subscribe, &sensor));
+        handle.sip_event(SipEvent::Answered {
+            sensor: sensor.clone(),
+            request: sub.request,
+            answer: Answer::Accepted {
+                expires: Duration::from_secs(600),
+            },
+        });
+        let state = FleetState {
+            version: "v1".into(),
+            agent: "0.1.0".into(),
+            compatible: "sipsensor-test".into(),
+            slot: "A".into(),
+            update: UpdateState::Idle,
+            target: None,
+            progress: None,
+            reason: None,
+        };
+        handle.sip_event(SipEvent::Notified {
+            sensor: sensor.clone(),
+            status: NotifyStatus::Active {
+                expires: Duration::from_secs(600),
+            },
+            state: Some(state.clone()),
+        });
+        // A NOTIFY for a sensor never subscribed to is not recorded.
+        handle.sip_event(SipEvent::Notified {
+            sensor: "sip:stranger@example.net".into(),
+            status: NotifyStatus::Active {
+                expires: Duration::from_secs(600),
+            },
+            state: Some(state.clone()),
+        });
+        let want = FleetWant {
+            want: "v2".into(),
+            url: "https://c.example.net:8443/bundles/x.raucb".into(),
+            sha256: "ab".repeat(32),
+            size: 1,
+            reboot: crate::update::fleet::RebootPolicy::Now,
+        };
+        handle.set_want(&sensor, Some(want.clone()));
+        let refresh = commands.recv().await.unwrap();
+        assert_eq!(
+            (refresh.kind, refresh.want.as_ref()),
+            (CommandKind::Refresh, Some(&want))
+        );
+        assert_eq!(fleet.sensor(&sensor).map(|s| s.state), Some(state));
+        assert!(fleet.sensor("sip:stranger@example.net").is_none());
+        handle.sip_event(SipEvent::Answered {
+            sensor: sensor.clone(),
+            request: refresh.request,
+            answer: Answer::Accepted {
+                expires: Duration::from_secs(600),
+            },
+        });
+        // Nothing until half the grant has passed (the clock auto-advances).
+        let before = Instant::now();
+        let next = commands.recv().await.unwrap();
+        assert_eq!(next.kind, CommandKind::Refresh);
+        assert!(Instant::now() - before >= Duration::from_secs(300));
+        drop(handle);
+        task.await.unwrap();
+    }
+}
