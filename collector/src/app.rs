@@ -29,6 +29,8 @@ pub enum RunError {
     Http(std::io::Error),
     #[error(transparent)]
     Sip(#[from] crate::sip::SipError),
+    #[error(transparent)]
+    Update(#[from] crate::update::StartError),
 }
 
 /// What a running collector is made of; the SIP side takes its handles
@@ -43,6 +45,10 @@ pub struct Services {
     /// SIP (UDP and TCP) and RTP addresses, when SIP runs.
     pub sip_addr: Option<SocketAddr>,
     pub rtp_addr: Option<SocketAddr>,
+    /// Every sensor's reported software (docs/protocol.md 12.3).
+    pub fleet: Arc<crate::update::fleet::FleetView>,
+    /// The HTTPS bundle server's address, when `update.listen` is set.
+    pub bundle_addr: Option<SocketAddr>,
 }
 
 /// Runs until `shutdown` resolves. `on_ready` gets the services once the
@@ -103,10 +109,16 @@ pub async fn run(
     });
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
+    let mut update_stop = stop_rx.clone();
+    let updates = crate::update::start(&config, &storage, &metrics, async move {
+        let _ = update_stop.wait_for(|stop| *stop).await;
+    })
+    .await?;
     let state = AppState {
         storage: storage.clone(),
         streams: streams.clone(),
         metrics: metrics.clone(),
+        fleet: Some(updates.fleet.clone()),
     };
     let mut http_task = tokio::spawn(http::serve(listener, state, doors, async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
@@ -145,6 +157,8 @@ pub async fn run(
         http_addr,
         sip_addr: sip.as_ref().map(|s| s.sip_addr()),
         rtp_addr: sip.as_ref().map(|s| s.rtp_addr()),
+        fleet: updates.fleet.clone(),
+        bundle_addr: updates.server.as_ref().map(|(addr, _)| *addr),
     };
     on_ready(&services);
     drop(services);

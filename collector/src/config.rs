@@ -59,6 +59,8 @@ pub struct Config {
     pub media: MediaConfig,
     #[serde(default)]
     pub policy: Policy,
+    #[serde(default)]
+    pub update: crate::update::config::UpdateConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

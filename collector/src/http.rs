@@ -12,6 +12,8 @@
 //! | `GET /api/sensors/{id}/events?from&to` | its events |
 //! | `GET /api/sensors/{id}/coverage?from&to&limit` | its live, resent, backfilled and missing ranges |
 //! | `GET /api/streams` | per-stream statistics |
+//! | `GET /api/fleet` | sensors per image version; each sensor's version, slot and update state |
+//! | `GET /api/fleet/bundles` | the published bundles |
 //! | `GET /metrics` | OpenMetrics text |
 //! | `GET /healthz` | 200 when the store answers, else 503 |
 //!
@@ -26,6 +28,7 @@ mod api;
 mod assets;
 pub mod connections;
 mod coverage;
+mod fleet;
 
 pub use access::{Access, AccessError};
 pub use connections::Limits;
@@ -48,6 +51,9 @@ pub struct AppState {
     pub storage: Arc<dyn Storage>,
     pub streams: Arc<StreamsRegistry>,
     pub metrics: Arc<Metrics>,
+    /// The fleet view (`/api/fleet`, the page's fleet section); `None` in
+    /// tests of a store without it.
+    pub fleet: Option<Arc<crate::update::fleet::FleetView>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -66,6 +72,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sensors/{id}/events", get(api::events))
         .route("/api/sensors/{id}/coverage", get(coverage::coverage))
         .route("/api/streams", get(api::streams))
+        .route("/api/fleet", get(fleet::fleet))
+        .route("/api/fleet/bundles", get(fleet::bundles))
         .route("/metrics", get(api::metrics))
         .route("/healthz", get(api::healthz))
         .fallback(api::not_found)

@@ -37,6 +37,9 @@ enum Command {
     Call(sipsensor_collector::sip::cli::CallArgs),
     /// Change the sample rate of a sensor's stream (a re-INVITE).
     SetRate(sipsensor_collector::sip::cli::SetRateArgs),
+    /// Fleet updates: publish and list bundles (docs/fleet-updates.md).
+    #[command(subcommand)]
+    Update(sipsensor_collector::update::cli::UpdateCommand),
     /// Write one sensor's stored data as CSV or JSON.
     Export {
         /// Read the storage URL from this config file.
@@ -97,6 +100,9 @@ fn main() -> ExitCode {
         Command::Call(a) => sipsensor_collector::sip::cli::call(a),
         Command::SetRate(a) => sipsensor_collector::sip::cli::set_rate(a),
         Command::CheckConfig { config } => check_config(&config),
+        Command::Update(command) => {
+            runtime().and_then(|rt| rt.block_on(sipsensor_collector::update::cli::run(command)))
+        }
         Command::Export {
             config,
             storage,

@@ -67,6 +67,8 @@ pub struct Metrics {
     pub backfill_marks: Family<Label1, Counter>,
     /// The SIP network's counters, once it is bound.
     sip_network: Arc<OnceLock<NetStatsHandle>>,
+    /// The fleet view, once loaded.
+    fleet: crate::update::fleet::metrics::FleetCollector,
 }
 
 #[derive(Debug)]
@@ -103,6 +105,7 @@ impl Metrics {
             streams_silent: Counter::default(),
             backfill_marks: Family::default(),
             sip_network: Arc::default(),
+            fleet: Default::default(),
         };
         registry.register(
             "sipsensor_collector_samples_stored",
@@ -208,7 +211,13 @@ impl Metrics {
         );
         registry.register_collector(Box::new(StreamsCollector(streams)));
         registry.register_collector(Box::new(SipConnectionsCollector(m.sip_network.clone())));
+        registry.register_collector(Box::new(m.fleet.clone()));
         Arc::new(Metrics { registry, ..m })
+    }
+
+    /// Publishes the fleet view's counts; the first view given is kept.
+    pub fn watch_fleet(&self, fleet: Arc<crate::update::fleet::FleetView>) {
+        let _ = self.fleet.0.set(fleet);
     }
 
     /// Publishes the SIP network's connection counters; the first network

@@ -32,6 +32,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Human-readable name of the store for logs (path or host/db, no password).
     fn describe(&self) -> String;
 
+    /// The fleet-update tables (docs/protocol.md 12); `None` for a store
+    /// without them (test fakes).
+    fn updates(self: Arc<Self>) -> Option<Arc<dyn crate::update::store::UpdateStore>> {
+        None
+    }
+
     /// Creates the sensor or returns the existing one; a given display name
     /// replaces the stored one.
     async fn upsert_sensor(

@@ -294,9 +294,41 @@
     $("#no-streams").hidden = streams.length > 0;
   }
 
+  // The fleet view (docs/protocol.md 12.3).
+  function renderFleet(fleet) {
+    const versions = $("#fleet-versions");
+    versions.replaceChildren();
+    for (const v of fleet.versions) {
+      const li = document.createElement("li");
+      const states = Object.entries(v.by_update).map(([u, n]) => n + " " + u).join(", ");
+      li.textContent = v.version + ": " + v.sensors + " (" + states + ")";
+      versions.appendChild(li);
+    }
+    const body = $("#fleet-sensors tbody");
+    body.replaceChildren();
+    for (const s of fleet.sensors) {
+      const tr = document.createElement("tr");
+      cell(tr, s.sensor);
+      cell(tr, s.version);
+      cell(tr, s.slot);
+      const st = cell(tr, "");
+      const badge = document.createElement("span");
+      badge.className = "update " + s.update;
+      badge.textContent = s.update;
+      st.appendChild(badge);
+      cell(tr, s.target || "");
+      cell(tr, s.progress === null ? "" : s.progress + " %", "num");
+      cell(tr, s.reason || "");
+      cell(tr, fmtTime(s.reported_ns));
+      body.appendChild(tr);
+    }
+    $("#no-fleet").hidden = fleet.sensors.length > 0;
+  }
+
   async function poll() {
     try {
-      const [sensors, streams] = await Promise.all([getJSON("api/sensors"), getJSON("api/streams")]);
+      const [sensors, streams, fleet] = await Promise.all(
+        [getJSON("api/sensors"), getJSON("api/streams"), getJSON("api/fleet")]);
       const shown = sensors.slice(0, MAX_CHARTS);
       const latest = new Map();
       const results = await Promise.all(shown.map((s) =>
@@ -327,6 +359,7 @@
       note.textContent = "Charts for the first " + MAX_CHARTS + " of " + sensors.length + " sensors.";
       renderSensors(sensors, latest);
       renderStreams(streams);
+      renderFleet(fleet);
       if (coverageError) throw coverageError;
       const st = $("#status");
       st.className = "status";

@@ -3,9 +3,9 @@
 //! clients cannot use up the collector's descriptors (one source's flood
 //! leaves room for everyone else, `/healthz` included).
 //!
-//! [`Admission`] decides (no I/O); [`serve`] is the accept loop around it,
-//! one hyper HTTP/1 connection per task, its writes bounded by
-//! [`stalled_write`].
+//! [`Admission`] decides (no I/O); [`serve`] (and [`serve_tls`], the
+//! bundle server's) is the accept loop around it, one hyper HTTP/1
+//! connection per task, its writes bounded by [`stalled_write`].
 
 mod stalled_write;
 
@@ -152,6 +152,32 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, app, None, limits, metrics, shutdown).await
+}
+
+/// [`serve`] over TLS: the handshake too must end within the idle
+/// timeout, so a client that opens and stalls holds its place no longer
+/// than one that stalls its request head.
+pub async fn serve_tls(
+    listener: TcpListener,
+    app: Router,
+    tls: Arc<rustls::ServerConfig>,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    serve_with(listener, app, Some(acceptor), limits, metrics, shutdown).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let admission = Arc::new(Mutex::new(Admission::new(limits)));
     let (stop_tx, stop_rx) = watch::channel(false);
     // Every connection task holds a sender; recv() gives None once all ended.
@@ -201,8 +227,9 @@ pub async fn serve(
             ip: peer.ip(),
         };
         let app = app.clone();
-        let mut stop = stop_rx.clone();
+        let stop = stop_rx.clone();
         let alive = alive_tx.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _place = place;
             let _alive = alive;
@@ -210,19 +237,15 @@ pub async fn serve(
                 req.extensions_mut().insert(ConnectInfo(peer));
                 app.clone().oneshot(req.map(axum::body::Body::new))
             });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.idle_timeout);
             let stream = stalled_write::StalledWriteLimit::new(stream, limits.idle_timeout);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            let stopped = async move { stop.wait_for(|s| *s).await.is_ok() };
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stopped => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
+            match tls {
+                None => serve_connection(stream, service, limits, stop).await,
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(limits.idle_timeout, acceptor.accept(stream)).await;
+                    if let Ok(Ok(stream)) = handshake {
+                        serve_connection(stream, service, limits, stop).await;
+                    }
                 }
             }
         });
@@ -231,6 +254,32 @@ pub async fn serve(
     drop(alive_tx);
     let _ = alive_rx.recv().await;
     Ok(())
+}
+
+/// One HTTP/1 connection until it ends or `stop` asks it to finish.
+async fn serve_connection<I, S>(io: I, service: S, limits: Limits, mut stop: watch::Receiver<bool>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming> + Send,
+    S::Future: Send + 'static,
+    S::ResBody: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.idle_timeout);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let stopped = async move { stop.wait_for(|s| *s).await.is_ok() };
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stopped => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }
 
 #[cfg(test)]

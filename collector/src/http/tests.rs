@@ -4,6 +4,7 @@ use super::*;
 use crate::stats::{Reception, StreamInfo};
 use crate::storage::sqlite::{SqliteOptions, SqliteStore};
 use crate::storage::*;
+use crate::update::fleet::{FleetState, FleetView, UpdateState};
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, header};
 use serde_json::Value;
@@ -99,12 +100,18 @@ pub(super) async fn fixture() -> Fixture {
     store.write_batch(&batch).await.unwrap();
     let streams = StreamsRegistry::new();
     let metrics = Metrics::new(streams.clone());
+    let storage = Arc::new(store);
+    let fleet = FleetView::load(storage.clone().updates().unwrap())
+        .await
+        .unwrap();
+    metrics.watch_fleet(fleet.clone());
     Fixture {
         _dir: dir,
         state: AppState {
-            storage: Arc::new(store),
+            storage,
             streams,
             metrics,
+            fleet: Some(fleet),
         },
         sensor,
         session,
@@ -410,5 +417,75 @@ async fn the_guard_refuses_wrong_hosts_and_missing_tokens_and_counts_them() {
             .await
             .status(),
         StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn the_fleet_in_the_api_and_the_metrics() {
+    let f = fixture().await;
+    let fleet = f.state.fleet.clone().unwrap();
+    let state = |version: &str, update: UpdateState| FleetState {
+        version: version.into(),
+        agent: "0.1.0".into(),
+        compatible: "sipsensor-beaglebone".into(),
+        slot: "B".into(),
+        update,
+        target: (update != UpdateState::Idle).then(|| "v2".into()),
+        progress: (update == UpdateState::Downloading).then_some(42),
+        reason: None,
+    };
+    fleet
+        .record(
+            "sip:a@example.net",
+            state("v1", UpdateState::Downloading),
+            T0,
+        )
+        .await
+        .unwrap();
+    fleet
+        .record("sip:b@example.net", state("v1", UpdateState::Idle), T0)
+        .await
+        .unwrap();
+    fleet
+        .record("sip:c@example.net", state("v2", UpdateState::Good), T0)
+        .await
+        .unwrap();
+    let (status, _, body) = get(&f.state, "/api/fleet").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["versions"][0]["version"], "v1");
+    assert_eq!(v["versions"][0]["sensors"], 2);
+    assert_eq!(v["versions"][0]["by_update"]["downloading"], 1);
+    assert_eq!(v["versions"][1]["by_update"]["good"], 1);
+    let a = &v["sensors"][0];
+    assert_eq!(a["sensor"], "sip:a@example.net");
+    assert_eq!(
+        (&a["update"], &a["target"], &a["progress"], &a["slot"]),
+        (
+            &Value::from("downloading"),
+            &Value::from("v2"),
+            &Value::from(42),
+            &Value::from("B")
+        )
+    );
+    assert_eq!(v["sensors"][1]["target"], Value::Null);
+
+    let (_, _, metrics) = get(&f.state, "/metrics").await;
+    for line in [
+        "sipsensor_collector_fleet_sensors{version=\"v1\",update=\"idle\"} 1",
+        "sipsensor_collector_fleet_sensors{version=\"v1\",update=\"downloading\"} 1",
+        "sipsensor_collector_fleet_sensors{version=\"v2\",update=\"good\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    let (status, _, body) = get(&f.state, "/api/fleet/bundles").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "[]"));
+
+    let mut without = f.state.clone();
+    without.fleet = None;
+    let (status, _, body) = get(&without, "/api/fleet").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, r#"{"versions":[],"sensors":[]}"#)
     );
 }

@@ -12,6 +12,7 @@ mod bulk;
 mod coverage;
 mod fill;
 pub mod schema;
+mod update;
 
 use crate::storage::url::redact;
 use crate::storage::*;
@@ -256,6 +257,12 @@ impl PgStore {
 impl Storage for PgStore {
     fn describe(&self) -> String {
         self.target.clone()
+    }
+
+    fn updates(
+        self: std::sync::Arc<Self>,
+    ) -> Option<std::sync::Arc<dyn crate::update::store::UpdateStore>> {
+        Some(self)
     }
 
     async fn upsert_sensor(

@@ -14,6 +14,7 @@ pub mod file_mode;
 mod fill;
 mod ops;
 pub mod schema;
+mod update;
 
 use crate::storage::*;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
@@ -266,6 +267,10 @@ impl SqliteStore {
 impl Storage for SqliteStore {
     fn describe(&self) -> String {
         format!("sqlite://{}", self.path.display())
+    }
+
+    fn updates(self: Arc<Self>) -> Option<Arc<dyn crate::update::store::UpdateStore>> {
+        Some(self)
     }
 
     async fn upsert_sensor(

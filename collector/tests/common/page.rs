@@ -66,6 +66,7 @@ pub fn app_state(store: impl Storage + 'static) -> AppState {
         storage: Arc::new(store),
         streams,
         metrics,
+        fleet: None,
     }
 }
 

@@ -28,6 +28,7 @@ pub(crate) async fn open_store(url: &StorageUrl) -> Arc<dyn Storage> {
 mod coverage;
 mod gaps;
 mod samples;
+mod update;
 
 macro_rules! cases {
     ($($name:path),* $(,)?) => {
@@ -55,6 +56,7 @@ cases!(
     gaps::unsampled_ranges_release_the_mark,
     gaps::sessions_left_open_are_closed,
     coverage::coverage_shows_each_source_and_cause,
+    update::bundles_and_fleet_states_round_trip,
 );
 
 /// Runs every case (each on a fresh database) and fails with the list of
