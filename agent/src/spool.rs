@@ -174,6 +174,8 @@ pub struct Spool {
     stats: SpoolStats,
     /// A write failed and has not worked since (log once, not per record).
     failing: bool,
+    /// Written since the last sync: a sync without it is skipped.
+    unsynced: bool,
     /// Frame and payload of one record, reused.
     scratch: Vec<u8>,
     /// The newest instant of any segment dropped (released, too old or
@@ -258,6 +260,7 @@ impl Spool {
             file,
             stats: SpoolStats::default(),
             failing: false,
+            unsynced: false,
             scratch: Vec::with_capacity(FRAME_LEN + MAX_PAYLOAD),
             dropped_through,
             layouts: layouts::read(&options.dir),
@@ -308,6 +311,7 @@ impl Spool {
                 self.ring.appended(n, span);
                 self.stats.bytes_written += n;
                 self.stats.records_written += 1;
+                self.unsynced = true;
                 self.recovered();
             }
             Err(e) => {
@@ -327,13 +331,20 @@ impl Spool {
         self.trim(now);
     }
 
-    /// Make everything appended so far durable.
+    /// Make everything appended so far durable; nothing to do (no fsync)
+    /// when nothing was appended since the last time.
     pub fn sync(&mut self) {
         let Some(file) = self.file.as_ref() else {
             return;
         };
+        if !self.unsynced {
+            return;
+        }
         match file.sync_data() {
-            Ok(()) => self.stats.fsyncs += 1,
+            Ok(()) => {
+                self.stats.fsyncs += 1;
+                self.unsynced = false;
+            }
             Err(e) => self.failed(&e),
         }
     }
@@ -454,6 +465,7 @@ impl Spool {
                 }
                 self.ring.opened(id, HEADER_LEN as u64);
                 self.stats.bytes_written += HEADER_LEN as u64;
+                self.unsynced = true;
                 self.file = Some(f);
                 true
             }

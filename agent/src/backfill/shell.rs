@@ -20,8 +20,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-/// The longest sleep: how soon a new mark is acted on.
-const MARK_POLL: Duration = Duration::from_millis(100);
+/// The longest sleep. Marks are read when the thread wakes (nothing
+/// wakes it for one), and in between nothing depends on them but
+/// releasing the spool, which may wait: a mark acted on this late costs
+/// spool space for that long, never data. The core's timers (pacing, RTCP,
+/// ack timeout, reopen) read the mark first when they wake it, so a mark
+/// read late can only delay a resend, never cause one.
+const RELEASE_LAG: Duration = Duration::from_secs(5);
+/// While the spool has not caught up with the live start (its writer
+/// syncs, and so writes, once per `spool.fsync_interval_ms`): how soon
+/// to look again.
+const SPOOL_RETRY: Duration = Duration::from_millis(250);
 
 /// Everything the thread needs from the session.
 #[derive(Debug)]
@@ -46,8 +55,7 @@ pub struct ShellPlan {
     pub live_start: Option<LiveStart>,
 }
 
-/// The running thread; stopping it (or dropping) ends it within
-/// `MARK_POLL`.
+/// The running thread; stopping it (or dropping) wakes and ends it.
 #[derive(Debug)]
 pub struct BackfillShell {
     thread: StoppableThread,
@@ -145,7 +153,9 @@ fn run(plan: ShellPlan, mut sealer: Option<SrtpContext>, stop: &AtomicBool) {
             release(&spool, at, &counters);
         }
         let mut progressed = false;
+        let mut asked = false;
         if let Some(after) = core.poll_read() {
+            asked = true;
             match read(&spool, &mut reader, after, core.end()) {
                 Ok(chunk) => {
                     progressed = !chunk.records.is_empty();
@@ -197,12 +207,24 @@ fn run(plan: ShellPlan, mut sealer: Option<SrtpContext>, stop: &AtomicBool) {
         if progressed && core.poll_read().is_some() {
             continue;
         }
-        let wake = core.poll_timeout(Instant::now());
-        let nap = wake.map_or(MARK_POLL, |w| {
-            w.saturating_duration_since(Instant::now()).min(MARK_POLL)
-        });
-        std::thread::park_timeout(nap);
+        let now = Instant::now();
+        let waiting_for_spool = asked && core.poll_read().is_some();
+        std::thread::park_timeout(nap(core.poll_timeout(now), waiting_for_spool, now));
     }
+}
+
+/// How long the thread sleeps at `now`: until the core's next timer
+/// (`core_wake`; `None`: none), but no longer than `RELEASE_LAG`, and
+/// `SPOOL_RETRY` when a read found the spool short of the live start and
+/// the same read is due again. Nothing else can change while it sleeps.
+fn nap(core_wake: Option<Instant>, waiting_for_spool: bool, now: Instant) -> Duration {
+    let mut nap = core_wake.map_or(RELEASE_LAG, |w| {
+        w.saturating_duration_since(now).min(RELEASE_LAG)
+    });
+    if waiting_for_spool {
+        nap = nap.min(SPOOL_RETRY);
+    }
+    nap
 }
 
 fn spool_state(s: &Spool) -> SpoolState {

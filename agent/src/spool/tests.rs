@@ -402,3 +402,21 @@ fn layouts_are_remembered_once_and_across_a_reopen() {
             .all(|p| !p.ends_with("layouts"))
     );
 }
+
+#[test]
+fn a_sync_with_nothing_appended_since_the_last_is_no_fsync() {
+    let dir = TempDir::new().expect("tempdir");
+    let mut spool = Spool::open(&options(dir.path()), at(T0)).expect("open");
+    // Opened, nothing written: the writer's sync at an idle interval.
+    spool.sync();
+    assert_eq!(spool.stats().fsyncs, 0);
+    fill(&mut spool, 0..3);
+    assert_eq!(spool.stats().fsyncs, 1);
+    spool.sync();
+    spool.sync();
+    assert_eq!(spool.stats().fsyncs, 1, "nothing new: no fsync");
+    // A release mark is a record too: it needs its sync.
+    spool.release_through(T0 + SEC, at(T0 + 3 * SEC));
+    spool.sync();
+    assert_eq!(spool.stats().fsyncs, 2);
+}

@@ -94,3 +94,89 @@ fn the_thread_backfills_over_srtp_reports_unsampled_and_releases_at_the_mark() {
     assert!(counters.backfill_packets.load(Ordering::Relaxed) >= 1);
     assert!(counters.backfill_bytes.load(Ordering::Relaxed) > 200 * 12);
 }
+
+#[test]
+fn the_nap_lasts_until_the_core_s_timer_and_at_most_the_release_lag() {
+    let now = Instant::now();
+    let ms = Duration::from_millis;
+    // Pacing the next packet, or the RTCP compound: that timer.
+    assert_eq!(nap(Some(now + ms(20)), false, now), ms(20));
+    // Due already: at once.
+    assert_eq!(nap(Some(now - ms(5)), false, now), Duration::ZERO);
+    // Done, the reopen check 6 s away: asleep until then, but marks
+    // are read (and the spool released) at least every RELEASE_LAG.
+    assert_eq!(nap(Some(now + ms(6000)), false, now), RELEASE_LAG);
+    assert_eq!(nap(None, false, now), RELEASE_LAG);
+    // The spool has not reached the live start yet: look again soon.
+    assert_eq!(nap(Some(now + ms(6000)), true, now), SPOOL_RETRY);
+    assert_eq!(nap(Some(now + ms(20)), true, now), ms(20));
+}
+
+/// The voluntary context switches (sleeps) of this process's threads
+/// called `name`, by thread id.
+fn sleeps_of(name: &str) -> std::collections::BTreeMap<u32, u64> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Default::default();
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| {
+            let dir = t.path();
+            let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+            if comm.trim() != name {
+                return None;
+            }
+            let status = std::fs::read_to_string(dir.join("status")).ok()?;
+            let sleeps = status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))?
+                .trim()
+                .parse()
+                .ok()?;
+            Some((t.file_name().to_str()?.parse().ok()?, sleeps))
+        })
+        .collect()
+}
+
+#[test]
+fn a_backfill_with_nothing_to_send_sleeps_instead_of_polling_for_marks() {
+    let dir = tempfile::TempDir::new().expect("tempdir");
+    let mut spool = real_spool(dir.path());
+    for r in runs(T0, 11) {
+        spool.append(&r, SystemTime::now());
+    }
+    let spool = Arc::new(Mutex::new(spool));
+    let live = T0 + 100 * STEP;
+    let collector = bound();
+    let others = sleeps_of("backfill");
+    // The collector holds everything before L: nothing to backfill.
+    let shell = BackfillShell::start(ShellPlan {
+        backfill: plan(live - 1, live, 1_000_000),
+        rtp: bound(),
+        rtcp: bound(),
+        remote_rtp: collector.local_addr().expect("addr"),
+        remote_rtcp: collector.local_addr().expect("addr"),
+        srtp: None,
+        cname: "s1@127.0.0.1".into(),
+        spool,
+        mark: CommittedMark::detached(),
+        counters: Arc::new(Counters::default()),
+        first_sequence: 7,
+        live_start: None,
+    })
+    .expect("start");
+    std::thread::sleep(Duration::from_millis(200));
+    let before = sleeps_of("backfill");
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = sleeps_of("backfill");
+    shell.stop();
+    // Other tests' backfill threads may run meanwhile: ours is new.
+    let ours: Vec<u64> = after
+        .iter()
+        .filter(|(tid, _)| !others.contains_key(tid))
+        .filter_map(|(tid, n)| Some(n - before.get(tid)?))
+        .collect();
+    assert!(!ours.is_empty(), "the backfill thread is found in /proc");
+    // It polled every 100 ms for marks: 15 sleeps in this window.
+    assert!(ours.iter().any(|&n| n <= 1), "sleeps in 1.5 s: {ours:?}");
+}

@@ -5,7 +5,8 @@
 //!
 //! - `spool-cost [--seconds N]`: two agents side by side in one run, at
 //!   3 channels × 100 Hz, one with the spool and one without: CPU, RSS,
-//!   bytes written per hour (the target: at most 1.2× the CPU and RSS).
+//!   bytes written per hour (the target: at most 1.2× the CPU and RSS),
+//!   and each thread's CPU and wake-ups a second, to say which costs.
 //! - `catch-up [--outage-seconds N]`: one sensor's spool filled with an
 //!   outage of N s (default an hour) at 3 channels × 100 Hz by the spool's
 //!   own writer on a fake clock, then the agent started against a

@@ -1,5 +1,6 @@
 //! CPU time and memory of a process, from /proc.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// One reading of a process's counters.
@@ -64,4 +65,85 @@ pub fn written_per_hour(from: &Reading, to: &Reading) -> f64 {
         return 0.0;
     }
     to.written.saturating_sub(from.written) as f64 * 3600.0 / wall
+}
+
+/// One thread's counters, to tell which thread costs what.
+#[derive(Debug, Clone)]
+pub struct ThreadReading {
+    pub name: String,
+    /// Time on a CPU (`/proc/PID/task/TID/schedstat`: ns, where
+    /// `/proc/PID/stat` counts 10 ms ticks).
+    pub cpu: Duration,
+    /// Times it went to sleep (`voluntary_ctxt_switches`): its wake-ups.
+    pub sleeps: u64,
+}
+
+/// Every thread of `pid` by thread id; threads unreadable (ended
+/// meanwhile) are left out.
+pub fn threads(pid: u32) -> BTreeMap<u32, ThreadReading> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return BTreeMap::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|tid| Some((tid, thread(pid, tid)?)))
+        .collect()
+}
+
+fn thread(pid: u32, tid: u32) -> Option<ThreadReading> {
+    let task = format!("/proc/{pid}/task/{tid}");
+    let name = std::fs::read_to_string(format!("{task}/comm")).ok()?;
+    let schedstat = std::fs::read_to_string(format!("{task}/schedstat")).ok()?;
+    let ns: u64 = schedstat.split_whitespace().next()?.parse().ok()?;
+    let status = std::fs::read_to_string(format!("{task}/status")).ok()?;
+    let sleeps = status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())?;
+    Some(ThreadReading {
+        name: name.trim().to_owned(),
+        cpu: Duration::from_nanos(ns),
+        sleeps,
+    })
+}
+
+/// Per thread name (tokio's workers share one), between two readings
+/// `wall` apart: share of a core and wake-ups a second, costliest first.
+pub fn thread_costs(
+    from: &BTreeMap<u32, ThreadReading>,
+    to: &BTreeMap<u32, ThreadReading>,
+    wall: Duration,
+) -> Vec<(String, f64, f64)> {
+    let seconds = wall.as_secs_f64().max(f64::MIN_POSITIVE);
+    let mut by_name: BTreeMap<&str, (Duration, u64)> = BTreeMap::new();
+    for (tid, now) in to {
+        // A thread started within the window counts from zero.
+        let (cpu, sleeps) = from
+            .get(tid)
+            .map_or((Duration::ZERO, 0), |t| (t.cpu, t.sleeps));
+        let sum = by_name.entry(&now.name).or_default();
+        sum.0 += now.cpu.saturating_sub(cpu);
+        sum.1 += now.sleeps.saturating_sub(sleeps);
+    }
+    let mut costs: Vec<(String, f64, f64)> = by_name
+        .into_iter()
+        .map(|(name, (cpu, sleeps))| {
+            (
+                name.to_owned(),
+                cpu.as_secs_f64() / seconds,
+                sleeps as f64 / seconds,
+            )
+        })
+        .collect();
+    costs.sort_by(|a, b| b.1.total_cmp(&a.1));
+    costs
+}
+
+/// The 1-minute load average (the machine is shared: a busy one inflates
+/// every CPU figure), or "?" where /proc/loadavg is unreadable.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
 }

@@ -31,12 +31,17 @@ pub fn run(seconds: u64) -> Result<(), String> {
         .collect::<Result<_, _>>()?;
     let read = |pid: u32| proc_stats::read(pid).ok_or(format!("/proc/{pid} unreadable"));
     let before: Vec<Reading> = pids.iter().map(|p| read(*p)).collect::<Result<_, _>>()?;
+    let threads_before: Vec<_> = pids.iter().map(|p| proc_stats::threads(*p)).collect();
+    let load_before = proc_stats::load_average();
     std::thread::sleep(Duration::from_secs(seconds));
     let after: Vec<Reading> = pids.iter().map(|p| read(*p)).collect::<Result<_, _>>()?;
+    let threads_after: Vec<_> = pids.iter().map(|p| proc_stats::threads(*p)).collect();
+    let load_after = proc_stats::load_average();
 
     println!(
         "agent at 3 channels × 100 Hz (10 samples a packet), {seconds} s after {} s of warm-up, \
-         one run, side by side:\n",
+         one run, side by side; load average (1 min) {load_before} at the start, {load_after} \
+         at the end:\n",
         WARM_UP.as_secs()
     );
     println!("| agent | CPU (% of a core) | RSS (MiB) | peak RSS (MiB) | written (MB/h) |");
@@ -64,5 +69,16 @@ pub fn run(seconds: u64) -> Result<(), String> {
         ratio(&cpu),
         ratio(&rss)
     );
+    println!("\nby thread (share of a core from schedstat, wake-ups a second):\n");
+    println!("| agent | thread | CPU (% of a core) | wake-ups/s |");
+    println!("|---|---|---:|---:|");
+    for (i, name) in ["with the spool", "without"].iter().enumerate() {
+        let wall = after[i].at.duration_since(before[i].at);
+        for (thread, share, wakes) in
+            proc_stats::thread_costs(&threads_before[i], &threads_after[i], wall)
+        {
+            println!("| {name} | {thread} | {:.3} | {wakes:.1} |", share * 100.0);
+        }
+    }
     Ok(())
 }
