@@ -21,6 +21,11 @@ mod test_clock;
 // every type a public signature reaches. Generic names (`parse`, `Role`,
 // `Verdict`, `Frame`) get the area in their name here.
 
+// Fleet updates over SIP (docs/protocol.md 12): the subscription body,
+// a module of its own so its names (`fleet::EVENT`, `fleet::CONTENT_TYPE`)
+// read as they are meant.
+pub mod fleet;
+
 // Random identifiers (tags, branches, SSRCs).
 pub use ids::IdGenerator;
 
