@@ -130,7 +130,7 @@ fn the_rules_of_12_2_refuse_a_body() {
 fn a_state_missing_what_12_3_always_needs_is_refused() {
     let full = "version=1\nagent=2\ncompatible=c\nslot=A\nupdate=failed\ntarget=3\n";
     for name in ["version", "agent", "compatible", "slot", "update", "target"] {
-        let body = without(&full, name);
+        let body = without(full, name);
         assert_eq!(
             FleetState::parse(body.as_bytes()),
             Err(FleetBodyError::Missing(name)),
