@@ -26,6 +26,32 @@ pub const CONTENT_TYPE: &str = "application/vnd.sipsensor.fleet";
 /// The largest body either side sends or reads (12.2).
 pub const MAX_BODY: usize = 4096;
 
+/// The package as the user agent speaks it (docs/protocol.md 12.1):
+/// `notifier` on the sensor, which serves the subscription; off on the
+/// collector, which subscribes. Bodies that break 12.2 get 400 before
+/// the TU sees them; a SUBSCRIBE without `Expires` lasts an hour.
+pub fn event_package(notifier: bool) -> crate::sip::ua::EventPackage {
+    crate::sip::ua::EventPackage {
+        name: EVENT.to_owned(),
+        content_type: CONTENT_TYPE.to_owned(),
+        notifier,
+        default_expires: DEFAULT_EXPIRES,
+        check_subscribe_body: Some(|body| {
+            FleetWant::parse(body)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }),
+        check_notify_body: Some(|body| {
+            FleetState::parse(body)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }),
+    }
+}
+
+/// The duration the collector asks for (12.1).
+pub const DEFAULT_EXPIRES: u32 = 3600;
+
 /// Why a body is refused (12.2): the receiver answers 400.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FleetBodyError {

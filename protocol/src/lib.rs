@@ -117,3 +117,11 @@ pub use sip::ua::{
     EndReason, Output as UaOutput, Role as CallRole, SessionId, SessionState, UaConfig, UaError,
     UaEvent, UserAgent,
 };
+
+// Event subscriptions in the user agent (RFC 6665): fleet updates
+// (docs/protocol.md 12.1) ride on them.
+pub use sip::ua::{
+    BodyCheck, DEFAULT_MAX_SUBSCRIPTIONS, EventPackage, MIN_EXPIRES as MIN_SUBSCRIPTION_EXPIRES,
+    NotifyState, SubscriptionEnd, SubscriptionEvent, SubscriptionId, SubscriptionState,
+    SubscriptionStatus, TerminatedReason,
+};
