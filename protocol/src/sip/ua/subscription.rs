@@ -325,6 +325,12 @@ impl Subscriptions {
         self.next += 1;
         SubscriptionId(self.next)
     }
+
+    fn get_mut(&mut self, sub: SubscriptionId) -> Result<&mut Subscription, UaError> {
+        self.table
+            .get_mut(&sub)
+            .ok_or(UaError::UnknownSubscription(sub))
+    }
 }
 
 /// What the TU screens: a request in a session's dialog or in a
@@ -418,8 +424,9 @@ impl UserAgent {
         self.serve_subscription_request(sub, id, request, now);
     }
 
-    /// A request in a subscription's dialog, let through: CSeq order
-    /// (RFC 3261 12.2.2), then the method.
+    /// A request in a subscription's dialog, let through: its dialog
+    /// (a NOTIFY may make it, RFC 6665 4.1.2.4), CSeq order (RFC 3261
+    /// 12.2.2), Event (RFC 6665 7.2.2), then what the method asks for.
     pub(super) fn serve_subscription_request(
         &mut self,
         sub: SubscriptionId,
@@ -427,21 +434,38 @@ impl UserAgent {
         request: Request,
         now: Instant,
     ) {
-        let Some(side) = self.subscriptions.table.get(&sub).map(|s| s.side) else {
-            self.reply_status(
-                id,
-                &request,
-                rsip::StatusCode::CallTransactionDoesNotExist,
-                now,
-            );
+        use rsip::{Method, StatusCode};
+        let side = self.subscriptions.table.get(&sub).map(|s| s.side);
+        match (side, &request.method) {
+            (None, _) => {
+                let gone = StatusCode::CallTransactionDoesNotExist;
+                return self.reply_status(id, &request, gone, now);
+            }
+            (Some(Side::Subscriber), Method::Notify) => {
+                if let Err(status) = self.notify_dialog(sub, &request) {
+                    return self.reply_status(id, &request, status, now);
+                }
+            }
+            (Some(Side::Notifier), Method::Subscribe) => {}
+            _ => return self.reply_status(id, &request, StatusCode::MethodNotAllowed, now),
+        }
+        let Some(s) = self.subscriptions.table.get_mut(&sub) else {
             return;
         };
-        match (side, &request.method) {
-            (Side::Subscriber, rsip::Method::Notify) => self.incoming_notify(sub, id, request, now),
-            (Side::Notifier, rsip::Method::Subscribe) => {
-                self.incoming_refresh(sub, id, request, now)
-            }
-            _ => self.reply_status(id, &request, rsip::StatusCode::MethodNotAllowed, now),
+        let order = s.dialog.as_mut().map(|d| d.receive_request(&request));
+        let event = s.event.clone();
+        if let Some(Err(e)) = order {
+            // RFC 3261 12.2.2: out of order CSeq gets a 500.
+            let status = StatusCode::ServerInternalError;
+            return self.reply_warning(id, &request, status, &e.to_string(), now);
+        }
+        if event_of(&request).as_deref() != Some(event.as_str()) {
+            // RFC 6665 7.2.2 (Bad Event): another package in this dialog.
+            return self.reply_status(id, &request, StatusCode::BadEvent, now);
+        }
+        match side {
+            Some(Side::Subscriber) => self.incoming_notify(sub, id, request, now),
+            _ => self.incoming_refresh(sub, id, request, now),
         }
     }
 

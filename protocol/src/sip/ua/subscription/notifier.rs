@@ -46,21 +46,13 @@ impl UserAgent {
             self.reply_status(id, &request, StatusCode::BadEvent, now);
             return;
         };
-        let expires = match self.asked_expires(&request, &package) {
+        let expires = match self.judge_subscribe(&request, &package) {
             Ok(e) => e,
-            Err(response) => {
-                self.reply(id, response, now);
+            Err(refusal) => {
+                self.reply(id, refusal, now);
                 return;
             }
         };
-        if let Some(Err(why)) = package
-            .check_subscribe_body
-            .map(|check| check(&request.body))
-        {
-            // docs/protocol.md 12.2: a body that breaks the package's rules.
-            self.reply_warning(id, &request, StatusCode::BadRequest, &why, now);
-            return;
-        }
         let tag = self.ids.tag();
         let sub = self.subscriptions.fresh_id();
         let timeout = self.config.timers.transaction_timeout();
@@ -94,9 +86,18 @@ impl UserAgent {
     /// The duration a SUBSCRIBE asks for (RFC 6665 4.1.2.1: the package's
     /// default without Expires), or the refusal: 400 for an unreadable
     /// one, 423 with Min-Expires below [`MIN_EXPIRES`] (RFC 6665 4.2.1.1;
-    /// 0 is an unsubscribe or a fetch, and allowed).
-    fn asked_expires(&self, request: &Request, package: &EventPackage) -> Result<u32, Response> {
-        let tag = "expires";
+    /// 0 is an unsubscribe or a fetch, and allowed), 400 for a body that
+    /// breaks the package's rules (docs/protocol.md 12.2).
+    fn judge_subscribe(&self, request: &Request, package: &EventPackage) -> Result<u32, Response> {
+        let tag = "subscribe";
+        if let Some(Err(why)) = package
+            .check_subscribe_body
+            .map(|check| check(&request.body))
+        {
+            let mut r = self.response(request, StatusCode::BadRequest, Some(tag));
+            incoming::add_warning(&mut r, &self.config.local.host_port(), &why);
+            return Err(r);
+        }
         match expires_of(request) {
             None => Ok(package.default_expires),
             Some(Err(())) => Err(self.response(request, StatusCode::BadRequest, Some(tag))),
@@ -249,11 +250,7 @@ impl UserAgent {
         now: Instant,
     ) -> Result<(), UaError> {
         let local = self.config.local.clone();
-        let s = self
-            .subscriptions
-            .table
-            .get_mut(&sub)
-            .ok_or(UaError::UnknownSubscription(sub))?;
+        let s = self.subscriptions.get_mut(sub)?;
         if s.side != Side::Notifier || !matches!(s.phase, Phase::Active) {
             return Err(UaError::SubscriptionNotActive(sub));
         }
@@ -301,7 +298,7 @@ impl UserAgent {
         }
     }
 
-    /// A SUBSCRIBE in the dialog, let through: a refresh or, with
+    /// A SUBSCRIBE in the dialog, let through and of our package: a refresh or, with
     /// `Expires: 0`, the end (RFC 6665 4.2.1.2, 4.1.2.3). Either way the
     /// subscriber gets a NOTIFY at once with the last body.
     pub(super) fn incoming_refresh(
@@ -311,43 +308,20 @@ impl UserAgent {
         request: Request,
         now: Instant,
     ) {
-        let Some(s) = self.subscriptions.table.get_mut(&sub) else {
+        let Some(s) = self.subscriptions.table.get(&sub) else {
             return;
         };
-        let order = s.dialog.as_mut().map(|d| d.receive_request(&request));
-        let (event, max_expires) = (s.event.clone(), s.max_expires);
-        if let Some(Err(e)) = order {
-            // RFC 3261 12.2.2: out of order CSeq gets a 500.
-            self.reply_warning(
-                id,
-                &request,
-                StatusCode::ServerInternalError,
-                &e.to_string(),
-                now,
-            );
-            return;
-        }
-        let package = match self.package(&event) {
-            Some(p) if event_of(&request).as_deref() == Some(event.as_str()) => p.clone(),
-            _ => {
-                self.reply_status(id, &request, StatusCode::BadEvent, now);
-                return;
-            }
+        let max_expires = s.max_expires;
+        let Some(package) = self.package(&s.event).cloned() else {
+            return self.reply_status(id, &request, StatusCode::BadEvent, now);
         };
-        let asked = match self.asked_expires(&request, &package) {
+        let asked = match self.judge_subscribe(&request, &package) {
             Ok(e) => e,
-            Err(response) => {
-                self.reply(id, response, now);
+            Err(refusal) => {
+                self.reply(id, refusal, now);
                 return;
             }
         };
-        if let Some(Err(why)) = package
-            .check_subscribe_body
-            .map(|check| check(&request.body))
-        {
-            self.reply_warning(id, &request, StatusCode::BadRequest, &why, now);
-            return;
-        }
         let granted = asked.min(max_expires);
         let mut ok = self.response(&request, StatusCode::OK, None);
         ok.headers.push(Header::Expires(rsip::headers::Expires::new(

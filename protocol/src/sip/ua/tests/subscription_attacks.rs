@@ -79,6 +79,24 @@ fn bump_cseq(text: &str, by: u32) -> String {
         .replace("branch=z9hG4bK", "branch=z9hG4bKforged")
 }
 
+/// The collector subscribes, the sensor accepts whatever either screens;
+/// the sensor's id.
+fn accepted(net: &mut Net) -> SubscriptionId {
+    let now = net.now;
+    let uri = "sip:sensor-1@192.0.2.1";
+    net.collector()
+        .subscribe(uri, fleet::EVENT, Vec::new(), 3600, now)
+        .unwrap();
+    net.settle();
+    let served = incoming_subscription(&sub_events(net.take_events(0)));
+    let state = b"version=1\nagent=0\ncompatible=c\nslot=A\nupdate=idle\n".to_vec();
+    net.sensor()
+        .accept_subscription(served, 3600, state, now)
+        .unwrap();
+    net.settle();
+    served
+}
+
 #[test]
 fn a_notify_for_no_dialog_gets_481_and_changes_nothing() {
     let mut net = fleet_net(320);
@@ -106,23 +124,7 @@ fn a_notify_for_no_dialog_gets_481_and_changes_nothing() {
 fn a_notify_copied_from_the_wire_is_screened_and_refused_without_effect() {
     let mut net = fleet_net_with(321, |_| {}, |c| c.screen_in_dialog = true);
     let now = net.now;
-    let sub = net
-        .collector()
-        .subscribe(
-            "sip:sensor-1@192.0.2.1",
-            fleet::EVENT,
-            Vec::new(),
-            3600,
-            now,
-        )
-        .unwrap();
-    net.settle();
-    let served = incoming_subscription(&sub_events(net.take_events(0)));
-    let state = b"version=1\nagent=0\ncompatible=c\nslot=A\nupdate=idle\n".to_vec();
-    net.sensor()
-        .accept_subscription(served, 3600, state, now)
-        .unwrap();
-    net.settle();
+    let served = accepted(&mut net);
     // The genuine NOTIFY is screened too, then admitted.
     let admit = |net: &mut Net| {
         let events = sub_events(net.take_events(1));
@@ -166,29 +168,13 @@ fn a_notify_copied_from_the_wire_is_screened_and_refused_without_effect() {
     assert_eq!(notified(&events).len(), 1, "{events:?}");
     assert!(terminated(&events).is_empty());
     assert_eq!(net.collector().subscription_count(), 1);
-    let _ = sub;
 }
 
 #[test]
 fn a_refresh_copied_from_the_wire_is_screened_before_its_want_counts() {
     let mut net = fleet_net_with(322, |c| c.screen_in_dialog = true, |_| {});
     let now = net.now;
-    net.collector()
-        .subscribe(
-            "sip:sensor-1@192.0.2.1",
-            fleet::EVENT,
-            Vec::new(),
-            3600,
-            now,
-        )
-        .unwrap();
-    net.settle();
-    let served = incoming_subscription(&sub_events(net.take_events(0)));
-    let state = b"version=1\nagent=0\ncompatible=c\nslot=A\nupdate=idle\n".to_vec();
-    net.sensor()
-        .accept_subscription(served, 3600, state, now)
-        .unwrap();
-    net.settle();
+    accepted(&mut net);
     let initial = last_sent(&net, 1, "SUBSCRIBE");
     // The sensor's tag, as its 200 carried it in clear.
     let tagged_to = last_sent(&net, 0, "SIP/2.0 200")
