@@ -284,15 +284,23 @@ impl UserAgent {
         Ok(())
     }
 
-    /// The answer to one of our NOTIFYs: RFC 6665 4.2.2, a 481 (or 408, or
-    /// none: docs/protocol.md 12.1) means the subscriber has forgotten
-    /// the subscription.
+    /// The answer to one of our NOTIFYs: a challenge is answered once
+    /// with credentials (RFC 3261 22.2); RFC 6665 4.2.2, a 481 (or 408, or
+    /// none: docs/protocol.md 12.1) means the subscriber has forgotten the
+    /// subscription.
     pub(in super::super) fn notify_response(
         &mut self,
         sub: SubscriptionId,
+        sent: Option<(Request, Target)>,
         response: Option<&Response>,
+        now: Instant,
     ) {
         let status = response.map(|r| r.status_code.code());
+        if let (Some(401 | 407), Some(sent), Some(challenge)) = (status, &sent, response)
+            && self.subscription_challenged(sub, sent, challenge, now)
+        {
+            return;
+        }
         if let None | Some(408 | 481) = status {
             self.end_subscription(sub, SubscriptionEnd::DialogGone(status.unwrap_or(408)));
         }

@@ -172,7 +172,7 @@ impl UserAgent {
         let initial = s.dialog.is_none() || matches!(s.phase, Phase::Subscribing);
         let ending = matches!(s.phase, Phase::Ending);
         if let (Some(401 | 407), Some(sent), Some(challenge)) = (status, &sent, &response)
-            && self.subscribe_challenged(sub, sent, challenge, now)
+            && self.subscription_challenged(sub, sent, challenge, now)
         {
             return;
         }
@@ -260,11 +260,12 @@ impl UserAgent {
         }));
     }
 
-    /// RFC 3261 22.2 for our SUBSCRIBE: once more with credentials. Out of
-    /// the dialog it is the same request with CSeq + 1 (as an INVITE's);
-    /// in it, the dialog's next request. False when it cannot (no
-    /// credentials, a wrong password): then it counts as refused.
-    fn subscribe_challenged(
+    /// RFC 3261 22.2 for our SUBSCRIBE or NOTIFY: once more with
+    /// credentials. Out of the dialog it is the same request with CSeq + 1
+    /// (as an INVITE's); in it, the dialog's next request. False when it
+    /// cannot (no credentials, a wrong password): then it counts as
+    /// refused.
+    pub(super) fn subscription_challenged(
         &mut self,
         sub: SubscriptionId,
         sent: &(Request, Target),
@@ -285,7 +286,7 @@ impl UserAgent {
         let mut retry = match s.dialog.as_mut() {
             None => next_attempt(sent, &local, &mut self.ids),
             Some(dialog) => {
-                let mut retry = dialog.request(Method::Subscribe, &local, &mut self.ids);
+                let mut retry = dialog.request(sent.method, &local, &mut self.ids);
                 copy_event_fields(sent, &mut retry);
                 retry
             }
@@ -293,15 +294,23 @@ impl UserAgent {
         if let Some(digest) = self.digest.as_mut() {
             digest.authorize(&mut retry, &mut self.ids);
         }
+        let notify = sent.method == Method::Notify;
         match self.layer.send_request(retry.clone(), *target, now) {
             Ok(id) => {
-                if let Some(s) = self.subscriptions.table.get_mut(&sub) {
+                if let Some(s) = self.subscriptions.table.get_mut(&sub)
+                    && !notify
+                {
                     s.in_flight = Some(id);
                     if s.dialog.is_none() {
                         s.request = retry.clone();
                     }
                 }
-                self.clients.insert(id, Purpose::Subscribe(sub));
+                let purpose = if notify {
+                    Purpose::Notify(sub)
+                } else {
+                    Purpose::Subscribe(sub)
+                };
+                self.clients.insert(id, purpose);
                 self.in_dialog_sent.insert(id, (retry, *target));
                 true
             }

@@ -407,23 +407,30 @@ fn a_fetch_with_expires_0_gets_one_terminated_notify() {
     );
 }
 
+use crate::sip::digest::{
+    ChallengeKind, DigestServer, InMemoryCredentials, Password, ServerConfig, ServerSecret,
+    WallClock,
+};
+
+/// A digest verifier that knows `user` with the password "right".
+fn digest_gate(user: &str, now: Instant) -> (DigestServer, InMemoryCredentials) {
+    let mut store = InMemoryCredentials::new();
+    store.insert_password(user, Password::new("right"));
+    let server = DigestServer::new(
+        ServerConfig::new("example.net", ServerSecret::new(vec![3u8; 32])),
+        WallClock::new(now, 1_800_000_000),
+    )
+    .unwrap();
+    (server, store)
+}
+
 #[test]
 fn a_challenged_subscribe_goes_again_with_credentials() {
-    use crate::sip::digest::{
-        ChallengeKind, DigestServer, InMemoryCredentials, Password, ServerConfig, ServerSecret,
-        WallClock,
-    };
     let mut net = fleet_net(307);
     net.collector()
         .set_credentials(Some(("collector".into(), Password::new("right"))));
     let now = net.now;
-    let mut store = InMemoryCredentials::new();
-    store.insert_password("collector", Password::new("right"));
-    let mut server = DigestServer::new(
-        ServerConfig::new("sensor.example.net", ServerSecret::new(vec![3u8; 32])),
-        WallClock::new(now, 1_800_000_000),
-    )
-    .unwrap();
+    let (mut server, store) = digest_gate("collector", now);
     let sub = net
         .collector()
         .subscribe(SENSOR_URI, fleet::EVENT, Vec::new(), 3600, now)
@@ -480,5 +487,59 @@ fn a_challenged_subscribe_goes_again_with_credentials() {
             expires: 3600
         }
     );
+    assert_eq!(net.sensor().subscription_count(), 1);
+}
+
+#[test]
+fn a_challenged_notify_goes_again_with_credentials() {
+    // The collector screens its dialogs and asks the sensor for a password.
+    let mut net = fleet_net_with(308, |_| {}, |c| c.screen_in_dialog = true);
+    net.sensor()
+        .set_credentials(Some(("sensor-1".into(), Password::new("right"))));
+    let now = net.now;
+    let (mut server, store) = digest_gate("sensor-1", now);
+    let mut ids = IdGenerator::seeded(6);
+    net.collector()
+        .subscribe(SENSOR_URI, fleet::EVENT, Vec::new(), 3600, now)
+        .unwrap();
+    net.settle();
+    let served = incoming_subscription(&sub_events(net.take_events(0)));
+    net.sensor()
+        .accept_subscription(served, 3600, STATE.to_vec(), now)
+        .unwrap();
+    net.settle();
+    let mut admitted = 0;
+    for _ in 0..2 {
+        let events = sub_events(net.take_events(1));
+        for e in &events {
+            let SubscriptionEvent::InDialogRequest { id, request, .. } = e else {
+                continue;
+            };
+            match server.verify(request, ChallengeKind::Www, &store, now) {
+                Ok(_) => {
+                    net.collector().admit_in_dialog(*id, now).unwrap();
+                    admitted += 1;
+                }
+                Err(why) => {
+                    let mut r = crate::sip::response::response_to(
+                        request,
+                        rsip::StatusCode::Unauthorized,
+                        None,
+                    );
+                    r.headers.extend(server.challenges(
+                        ChallengeKind::Www,
+                        why.stale(),
+                        now,
+                        &mut ids,
+                    ));
+                    net.collector().refuse_in_dialog(*id, r, now).unwrap();
+                }
+            }
+        }
+        net.settle();
+    }
+    assert_eq!(admitted, 1);
+    let events = sub_events(net.take_events(1));
+    assert_eq!(notified(&events)[0].1, STATE);
     assert_eq!(net.sensor().subscription_count(), 1);
 }

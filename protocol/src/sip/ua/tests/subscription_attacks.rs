@@ -100,7 +100,7 @@ fn accepted(net: &mut Net) -> SubscriptionId {
 #[test]
 fn a_notify_for_no_dialog_gets_481_and_changes_nothing() {
     let mut net = fleet_net(320);
-    let (sub, _) = subscribed(&mut net, b"", 3600);
+    subscribed(&mut net, b"", 3600);
     let genuine = last_sent(&net, 0, "NOTIFY");
     // Right Call-ID, wrong tags; then no tags at all.
     let forged = bump_cseq(&genuine, 1).replace(";tag=", ";tag=x");
@@ -117,7 +117,6 @@ fn a_notify_for_no_dialog_gets_481_and_changes_nothing() {
     assert!(answers[0].starts_with("SIP/2.0 481"), "{answers:?}");
     assert!(sub_events(net.take_events(1)).is_empty());
     assert_eq!(net.collector().subscription_count(), 1);
-    let _ = sub;
 }
 
 #[test]
@@ -326,4 +325,28 @@ fn absurd_expires_values_are_refused_or_capped() {
             .unwrap();
         assert!(ok.contains(&format!("Expires: {granted}\r\n")), "{ok}");
     }
+}
+
+#[test]
+fn a_replayed_older_notify_gets_500_and_changes_nothing() {
+    let mut net = fleet_net(327);
+    let (_, served) = subscribed(&mut net, b"", 3600);
+    let first = last_sent(&net, 0, "NOTIFY");
+    let now = net.now;
+    let state = b"version=2\nagent=0\ncompatible=c\nslot=B\nupdate=trial\ntarget=2\n".to_vec();
+    net.sensor()
+        .notify(served, state, NotifyState::Active, now)
+        .unwrap();
+    net.settle();
+    assert_eq!(notified(&sub_events(net.take_events(1))).len(), 1);
+    // The first state again, copied from the wire: RFC 3261 12.2.2.
+    let answers = inject(&mut net, 1, &bump_cseq(&first, 0));
+    assert!(answers[0].starts_with("SIP/2.0 500"), "{answers:?}");
+    assert!(sub_events(net.take_events(1)).is_empty());
+    // And a NOTIFY of another package in the dialog: 489.
+    let other = bump_cseq(&last_sent(&net, 0, "NOTIFY"), 5)
+        .replace("Event: sipsensor-fleet", "Event: presence");
+    let answers = inject(&mut net, 1, &other);
+    assert!(answers[0].starts_with("SIP/2.0 489"), "{answers:?}");
+    assert!(sub_events(net.take_events(1)).is_empty());
 }
