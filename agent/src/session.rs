@@ -354,6 +354,8 @@ impl Controller {
             | UaEvent::Request { .. }
             | UaEvent::Refused { .. }
             | UaEvent::Response { .. } => {}
+            // Fleet updates (docs/protocol.md 12): the updater's, once wired.
+            UaEvent::Subscription(_) => {}
         }
     }
 

@@ -2,6 +2,7 @@
 //! targets (`fuzz/fuzz_targets/`) and by `protocol/tests/fuzz_corpus.rs`,
 //! which replays every corpus file through the same code in `cargo test`.
 
+pub mod fleet_body;
 pub mod payload_parse;
 pub mod registrar;
 pub mod rtcp_parse;
@@ -31,4 +32,5 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("registrar", registrar::run),
     ("user_agent", user_agent::run),
     ("srtp_unprotect", srtp_unprotect::run),
+    ("fleet_body", fleet_body::run),
 ];

@@ -21,6 +21,11 @@ mod test_clock;
 // every type a public signature reaches. Generic names (`parse`, `Role`,
 // `Verdict`, `Frame`) get the area in their name here.
 
+// Fleet updates over SIP (docs/protocol.md 12): the subscription body,
+// a module of its own so its names (`fleet::EVENT`, `fleet::CONTENT_TYPE`)
+// read as they are meant.
+pub mod fleet;
+
 // Random identifiers (tags, branches, SSRCs).
 pub use ids::IdGenerator;
 
@@ -111,4 +116,12 @@ pub use sip::transaction::{ClientId, ServerId, TransactionError};
 pub use sip::ua::{
     EndReason, Output as UaOutput, Role as CallRole, SessionId, SessionState, UaConfig, UaError,
     UaEvent, UserAgent,
+};
+
+// Event subscriptions in the user agent (RFC 6665): fleet updates
+// (docs/protocol.md 12.1) ride on them.
+pub use sip::ua::{
+    BodyCheck, DEFAULT_MAX_SUBSCRIPTIONS, EventPackage, MIN_EXPIRES as MIN_SUBSCRIPTION_EXPIRES,
+    NotifyState, SubscriptionEnd, SubscriptionEvent, SubscriptionId, SubscriptionState,
+    SubscriptionStatus, TerminatedReason,
 };

@@ -454,3 +454,33 @@ fn the_recovery_examples_match_the_code() {
     let end = w.len();
     check_hex(&b, "app-expired", &app[start..end]);
 }
+
+/// Section 12's bodies (```` ```fleet <name> ````): read by the code and
+/// written back byte for byte, and the want's URL names its own SHA-256.
+#[test]
+fn the_fleet_examples_match_the_code() {
+    use sipsensor_protocol::fleet::{FleetState, FleetWant, RebootPolicy, UpdateState, sha256_hex};
+    let doc = doc();
+    let b = blocks(&doc);
+    let body = |name: &str| {
+        let (kind, body) = b
+            .get(name)
+            .unwrap_or_else(|| panic!("block {name} missing"));
+        assert_eq!(kind, "fleet");
+        body.clone()
+    };
+    let text = body("fleet-state-idle");
+    let state = FleetState::parse(text.as_bytes()).unwrap();
+    assert_eq!(state.update, UpdateState::Idle);
+    assert_eq!(state.slot, "A");
+    assert_eq!(state.to_body().unwrap(), text.as_bytes());
+    let text = body("fleet-want");
+    let want = FleetWant::parse(text.as_bytes()).unwrap().unwrap();
+    assert_eq!(want.reboot, RebootPolicy::Now);
+    assert_eq!(want.size, 41_234_432);
+    assert!(
+        want.url
+            .ends_with(&format!("/bundles/{}.raucb", sha256_hex(&want.sha256)))
+    );
+    assert_eq!(want.to_body().unwrap(), text.as_bytes());
+}

@@ -1,6 +1,10 @@
 //! The tokio shell around a [`UserAgent`]: one task
 //! that owns the user agent, feeds it what the sockets receive, wakes it at
-//! its deadlines and sends what it asks. Nothing SIP-specific happens here.
+//! its deadlines and sends what it asks. Nothing SIP-specific happens here:
+//! the TU calls any [`UserAgent`] method through [`UaHandle::with`] (calls,
+//! and the fleet subscription of docs/protocol.md 12.1 alike:
+//! `subscribe`, `accept_subscription`, `notify`, ...) and reads every
+//! [`UaEvent`], `UaEvent::Subscription` included, from the receiver.
 
 use std::time::{Duration, Instant};
 

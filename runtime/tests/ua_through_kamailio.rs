@@ -4,7 +4,10 @@
 //! Record-Route, BYE; over UDP, TCP and TLS (Kamailio's tls module with a
 //! throw-away CA: our UAs verify Kamailio's certificate, Kamailio ours
 //! when it relays the INVITE to the callee's TLS listener). Clear-text
-//! traffic is captured by tshark and fails on any malformed packet.
+//! traffic is captured by tshark and fails on any malformed packet. And
+//! the fleet subscription (docs/protocol.md 12.1): SUBSCRIBE routed to the
+//! sensor's registered contact, NOTIFY back along the Record-Route,
+//! refresh, unsubscribe.
 //!
 //! Needs `kamailio`, `tshark` and Kamailio's tls module (Debian
 //! `kamailio-tls-modules`); without them the test says so and skips,
@@ -16,8 +19,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use sipsensor_protocol::{
-    EndReason, IdGenerator, LiteralsOnly, LocalEndpoint, Password, RegistrationConfig,
-    RegistrationEvent, Transport, UaConfig, UaEvent, UserAgent,
+    EndReason, EventPackage, IdGenerator, LiteralsOnly, LocalEndpoint, NotifyState, Password,
+    RegistrationConfig, RegistrationEvent, SubscriptionEnd, SubscriptionEvent, Transport, UaConfig,
+    UaEvent, UserAgent, fleet,
 };
 use sipsensor_runtime::sip_transport::{NetConfig, Network, TlsConfig, tls};
 use sipsensor_runtime::ua_driver::{self, UaHandle};
@@ -85,6 +89,7 @@ impl Peer {
         password: &str,
         transport: Transport,
         ca: &TestCa,
+        packages: Vec<EventPackage>,
     ) -> Peer {
         let (network, incoming) = Network::bind(net_config(ca)).await.unwrap();
         let local = LocalEndpoint::new(transport, network.local_addr(transport).unwrap());
@@ -96,6 +101,7 @@ impl Peer {
         let mut config = UaConfig::new(local.clone(), kamailio.aor(user));
         config.outbound_proxy = Some(proxy.clone());
         config.credentials = Some((user.into(), Password::new(password)));
+        config.event_packages = packages;
         let ua =
             UserAgent::new(config, IdGenerator::from_entropy(), Box::new(LiteralsOnly)).unwrap();
         let (handle, events, _task) = ua_driver::spawn(ua, network, incoming);
@@ -166,8 +172,9 @@ async fn register_call_reinvite_and_bye_through_kamailio() {
         // Over TLS there is no clear text for tshark to check.
         let capture = (transport != Transport::Tls)
             .then(|| Tshark::start(TsharkOptions::sip(&[kamailio.addr().port()])).unwrap());
-        let mut sensor = Peer::start(&kamailio, "sensor-1", "s3cret", transport, &ca).await;
-        let mut collector = Peer::start(&kamailio, "collector", "c0llect", transport, &ca).await;
+        let mut sensor = Peer::start(&kamailio, "sensor-1", "s3cret", transport, &ca, vec![]).await;
+        let mut collector =
+            Peer::start(&kamailio, "collector", "c0llect", transport, &ca, vec![]).await;
 
         // The sensor calls the collector's AOR: Kamailio challenges (407),
         // then finds the collector by location lookup.
@@ -256,18 +263,7 @@ async fn register_call_reinvite_and_bye_through_kamailio() {
                 .await
                 .is_some()
         );
-        // Unregister both; Kamailio answers 200 with no bindings left.
-        for peer in [&mut sensor, &mut collector] {
-            peer.handle
-                .with(|ua, now| ua.unregister(now))
-                .await
-                .unwrap();
-            assert!(
-                peer.until(|e| *e == UaEvent::Registration(RegistrationEvent::Unregistered))
-                    .await
-                    .is_some()
-            );
-        }
+        unregister(&mut sensor, &mut collector).await;
         if let Some(capture) = capture {
             let capture = capture.finish().unwrap();
             assert!(
@@ -275,6 +271,195 @@ async fn register_call_reinvite_and_bye_through_kamailio() {
                 "{transport}"
             );
         }
+    }
+}
+
+/// Unregisters both; Kamailio answers 200 with no bindings left.
+async fn unregister(sensor: &mut Peer, collector: &mut Peer) {
+    for peer in [sensor, collector] {
+        peer.handle
+            .with(|ua, now| ua.unregister(now))
+            .await
+            .unwrap();
+        assert!(
+            peer.until(|e| *e == UaEvent::Registration(RegistrationEvent::Unregistered))
+                .await
+                .is_some()
+        );
+    }
+}
+
+/// The first subscription event matching `want`.
+async fn until_sub(
+    peer: &mut Peer,
+    want: impl Fn(&SubscriptionEvent) -> bool,
+) -> Option<SubscriptionEvent> {
+    match peer
+        .until(|e| matches!(e, UaEvent::Subscription(s) if want(s)))
+        .await?
+    {
+        UaEvent::Subscription(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// docs/protocol.md 12.1 through Kamailio's default route: the collector
+/// subscribes to the sensor's AOR (Kamailio challenges it, then finds the
+/// sensor by location lookup and record-routes), the sensor accepts and
+/// notifies back along the route set; a state change, a refresh with a
+/// want, and the unsubscribe, over UDP, TCP and TLS.
+#[tokio::test(flavor = "current_thread")]
+async fn fleet_subscription_through_kamailio() {
+    if !require_tool("kamailio") {
+        return;
+    }
+    let ca = TestCa::new("interop CA");
+    let files = tempfile::tempdir().unwrap();
+    let mut transports = vec![Transport::Udp, Transport::Tcp];
+    if tls_module_present() {
+        transports.push(Transport::Tls);
+    }
+    let idle = b"version=1\nagent=0.1.0\ncompatible=c\nslot=A\nupdate=idle\n".to_vec();
+    let busy = b"version=1\nagent=0.1.0\ncompatible=c\nslot=A\nupdate=downloading\n\
+                 target=2\nprogress=5\n"
+        .to_vec();
+    for transport in transports {
+        let mut options = KamailioOptions::default()
+            .with_subscriber("sensor-1", "s3cret")
+            .with_subscriber("collector", "c0llect");
+        if transport == Transport::Tls {
+            options.tls = Some(kamailio_tls(&ca, files.path()));
+        }
+        let kamailio = Kamailio::start(options).unwrap();
+        let packages = |notifier| vec![fleet::event_package(notifier)];
+        let mut sensor = Peer::start(
+            &kamailio,
+            "sensor-1",
+            "s3cret",
+            transport,
+            &ca,
+            packages(true),
+        )
+        .await;
+        let mut collector = Peer::start(
+            &kamailio,
+            "collector",
+            "c0llect",
+            transport,
+            &ca,
+            packages(false),
+        )
+        .await;
+
+        let to = kamailio.aor("sensor-1");
+        let sub = collector
+            .handle
+            .with(move |ua, now| ua.subscribe(&to, fleet::EVENT, Vec::new(), 3600, now))
+            .await
+            .unwrap()
+            .unwrap();
+        let Some(SubscriptionEvent::Incoming {
+            subscription: served,
+            expires,
+            ..
+        }) = until_sub(&mut sensor, |e| {
+            matches!(e, SubscriptionEvent::Incoming { .. })
+        })
+        .await
+        else {
+            panic!(
+                "{transport}: no SUBSCRIBE reached the sensor: {}",
+                kamailio.log()
+            );
+        };
+        assert_eq!(expires, 3600);
+        let body = idle.clone();
+        sensor
+            .handle
+            .with(move |ua, now| ua.accept_subscription(served, 600, body, now))
+            .await
+            .unwrap()
+            .unwrap();
+        let active = until_sub(&mut collector, |e| {
+            matches!(e, SubscriptionEvent::Active { .. })
+        });
+        assert_eq!(
+            active.await,
+            Some(SubscriptionEvent::Active {
+                subscription: sub,
+                expires: 600
+            }),
+            "{transport}"
+        );
+        let notified = |want: Vec<u8>| move |e: &SubscriptionEvent| matches!(e, SubscriptionEvent::Notified { body, .. } if *body == want);
+        assert!(
+            until_sub(&mut collector, notified(idle.clone()))
+                .await
+                .is_some()
+        );
+
+        // A change of state, along the route set.
+        let body = busy.clone();
+        sensor
+            .handle
+            .with(move |ua, now| ua.notify(served, body, NotifyState::Active, now))
+            .await
+            .unwrap()
+            .unwrap();
+        let got = until_sub(&mut collector, notified(busy.clone())).await;
+        assert!(got.is_some(), "{transport}: {}", kamailio.log());
+
+        // A refresh with a want; the sensor hears it and notifies again.
+        let want = fleet::FleetWant {
+            version: "2".into(),
+            url: "https://collector.example.net:8443/bundles/b.raucb".into(),
+            sha256: [0x5a; 32],
+            size: 1234,
+            reboot: fleet::RebootPolicy::Window,
+        }
+        .to_body()
+        .unwrap();
+        let body = want.clone();
+        collector
+            .handle
+            .with(move |ua, now| ua.refresh_subscription(sub, Some(body), now))
+            .await
+            .unwrap()
+            .unwrap();
+        let refreshed = until_sub(&mut sensor, |e| {
+            matches!(e, SubscriptionEvent::Refreshed { .. })
+        });
+        let Some(SubscriptionEvent::Refreshed { body, .. }) = refreshed.await else {
+            panic!("{transport}: the refresh did not reach the sensor");
+        };
+        assert_eq!(body, want);
+        assert!(
+            until_sub(&mut collector, notified(busy.clone()))
+                .await
+                .is_some()
+        );
+
+        // Unsubscribe: both ends let go.
+        collector
+            .handle
+            .with(move |ua, now| ua.unsubscribe(sub, now))
+            .await
+            .unwrap()
+            .unwrap();
+        let ended = |e: &SubscriptionEvent| matches!(e, SubscriptionEvent::Terminated { .. });
+        let Some(SubscriptionEvent::Terminated { reason, .. }) =
+            until_sub(&mut sensor, ended).await
+        else {
+            panic!("{transport}: the sensor kept the subscription");
+        };
+        assert_eq!(reason, SubscriptionEnd::Unsubscribed);
+        let Some(SubscriptionEvent::Terminated { reason, .. }) =
+            until_sub(&mut collector, ended).await
+        else {
+            panic!("{transport}: the collector kept the subscription");
+        };
+        assert_eq!(reason, SubscriptionEnd::Local);
+        unregister(&mut sensor, &mut collector).await;
     }
 }
 

@@ -466,6 +466,9 @@ impl Core {
             | UaEvent::Response { .. } => {}
             // Only a UA with `screen_in_dialog` hands these up; ours is not.
             UaEvent::InDialogRequest { .. } => {}
+            // Fleet updates (docs/protocol.md 12): the subscription
+            // manager's, once wired.
+            UaEvent::Subscription(_) => {}
         }
     }
 

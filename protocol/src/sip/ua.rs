@@ -6,7 +6,8 @@
 //! ([`UserAgent::handle_timeout`]); the TU (agent or collector) gives it
 //! commands ([`UserAgent::call`], [`UserAgent::accept`], ...) and reads
 //! [`Output`]s: bytes to send and [`UaEvent`]s. Session descriptions are
-//! opaque bytes here; offer/answer lives in [`crate::sdp`]. The tokio task
+//! opaque bytes here; offer/answer lives in [`crate::sdp`]. Event
+//! subscriptions (RFC 6665) live beside the sessions, in [`subscription`]. The tokio task
 //! that runs it on sockets is `sipsensor-runtime`'s `ua_driver`.
 
 mod challenged;
@@ -17,6 +18,7 @@ mod registration;
 mod screening;
 mod session;
 mod session_table;
+mod subscription;
 #[cfg(test)]
 mod tests;
 
@@ -27,9 +29,14 @@ use rsip::headers::UntypedHeader;
 use rsip::{Header, Headers, Request, Response, SipMessage};
 
 pub use session::{EndReason, Role, SessionId, SessionState};
+pub use subscription::{
+    BodyCheck, DEFAULT_MAX_SUBSCRIPTIONS, EventPackage, MIN_EXPIRES, NotifyState, SubscriptionEnd,
+    SubscriptionEvent, SubscriptionId, SubscriptionState, SubscriptionStatus, TerminatedReason,
+};
 
 use self::session::Session;
 use self::session_table::SessionTable;
+use self::subscription::{Screened, Subscriptions};
 use super::dialog::DialogId;
 use super::digest::{DigestClient, Password};
 use super::locate::{LocateError, Resolver, locate};
@@ -82,6 +89,13 @@ pub struct UaConfig {
     /// dialog (ACK, BYE) come back over TLS and not in clear to a UDP
     /// port a TLS-only peer cannot reach.
     pub tls_local: Option<LocalEndpoint>,
+    /// The event packages we subscribe to or serve (RFC 6665); none: a
+    /// SUBSCRIBE gets 405 and a NOTIFY 481.
+    pub event_packages: Vec<EventPackage>,
+    /// The most subscriptions kept at once, both sides and those the TU
+    /// has not answered yet; beyond, a SUBSCRIBE gets a stateless 503 and
+    /// [`UaEvent::Refused`], and [`UserAgent::subscribe`] fails.
+    pub max_subscriptions: usize,
 }
 
 /// The default [`UaConfig::max_transactions`]: a collector setting up
@@ -104,6 +118,8 @@ impl UaConfig {
             max_transactions: DEFAULT_MAX_TRANSACTIONS,
             screen_in_dialog: false,
             tls_local: None,
+            event_packages: Vec::new(),
+            max_subscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
         }
     }
 }
@@ -143,6 +159,14 @@ pub enum UaError {
     Dialog(#[from] super::dialog::DialogError),
     #[error("registration: {0}")]
     Registration(#[from] super::registration::RegistrationError),
+    #[error("event package {0} is not configured")]
+    UnknownEvent(String),
+    #[error("no such subscription {0}")]
+    UnknownSubscription(SubscriptionId),
+    #[error("subscription {0} is not in a state for this")]
+    SubscriptionNotActive(SubscriptionId),
+    #[error("{0} subscriptions already")]
+    TooManySubscriptions(usize),
 }
 
 /// What happened, for the TU.
@@ -214,6 +238,8 @@ pub enum UaEvent {
     },
     /// Our registration's progress.
     Registration(RegistrationEvent),
+    /// A subscription's progress, either side (RFC 6665).
+    Subscription(SubscriptionEvent),
     /// A message that could not be processed; already answered when it
     /// was a request that could be answered. For counters and logs.
     Malformed { source: Target, reason: String },
@@ -249,6 +275,10 @@ enum Purpose {
     Tu,
     /// Our own REGISTER.
     Register,
+    /// A SUBSCRIBE of ours: initial, refresh or unsubscribe.
+    Subscribe(subscription::SubscriptionId),
+    /// A NOTIFY of ours.
+    Notify(subscription::SubscriptionId),
 }
 
 pub struct UserAgent {
@@ -264,10 +294,11 @@ pub struct UserAgent {
     by_server: HashMap<ServerId, SessionId>,
     clients: HashMap<ClientId, Purpose>,
     /// In-dialog requests the TU has not screened yet.
-    screening: HashMap<ServerId, (SessionId, Request)>,
-    /// Our in-dialog BYE and re-INVITE as sent, while unanswered: a
-    /// challenge is answered from them (22.2).
+    screening: HashMap<ServerId, (Screened, Request)>,
+    /// Our in-dialog BYE and re-INVITE, and our SUBSCRIBE and NOTIFY, as
+    /// sent, while unanswered: a challenge is answered from them (22.2).
     in_dialog_sent: HashMap<ClientId, (Request, Target)>,
+    subscriptions: Subscriptions,
     out: VecDeque<Output>,
 }
 
@@ -311,6 +342,7 @@ impl UserAgent {
             clients: HashMap::new(),
             screening: HashMap::new(),
             in_dialog_sent: HashMap::new(),
+            subscriptions: Subscriptions::default(),
             out: VecDeque::new(),
         })
     }
@@ -377,6 +409,15 @@ impl UserAgent {
         if self.config.accept_register {
             config.allow.push(rsip::Method::Register);
         }
+        if self.config.event_packages.iter().any(|p| p.notifier) {
+            config.allow.push(rsip::Method::Subscribe);
+        }
+        if !self.config.event_packages.is_empty() {
+            config.allow.push(rsip::Method::Notify);
+        }
+        for package in &self.config.event_packages {
+            config.accept.push(package.content_type.clone());
+        }
         config.warning_agent = self.config.local.host_port();
         let message = match inspect(&internal, &config, &mut self.ids) {
             Inbound::Request(request) if !self.scheme_fits_transport(&request, source) => {
@@ -441,6 +482,7 @@ impl UserAgent {
         for id in self.sessions.due(now) {
             self.session_timeout(id, now);
         }
+        self.subscription_timeouts(now);
         self.pump(now);
         let layer = &self.layer;
         self.clients
@@ -454,6 +496,7 @@ impl UserAgent {
         self.sessions
             .next_timeout()
             .into_iter()
+            .chain(self.subscriptions.table.next_timeout())
             .chain(self.layer.poll_timeout())
             .chain(registration)
             .min()
@@ -587,7 +630,7 @@ impl UserAgent {
         headers.push(Header::UserAgent(rsip::headers::UserAgent::new(
             self.config.product.clone(),
         )));
-        headers.push(Header::Allow(rsip::headers::Allow::new(ALLOW)));
+        headers.push(Header::Allow(rsip::headers::Allow::new(self.allow())));
         headers
     }
 }

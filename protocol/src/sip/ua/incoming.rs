@@ -30,6 +30,14 @@ impl UserAgent {
             Method::Cancel => self.incoming_cancel(id, &request, now),
             _ if has_to_tag => self.in_dialog_request(id, request, source, now),
             Method::Invite => self.incoming_invite(id, request, source, now),
+            // Reaches here only when we serve a package (the Allow of
+            // `handle_input`).
+            Method::Subscribe => self.incoming_subscribe(id, request, source, now),
+            // RFC 6665 4.1.2.4 and 3261 12.2.2: a NOTIFY names a dialog (our
+            // tag in To); without one it matches nothing.
+            Method::Notify => {
+                self.reply_status(id, &request, StatusCode::CallTransactionDoesNotExist, now)
+            }
             Method::Options => {
                 // 11.2: what we can do, as a 200.
                 let mut ok = self.response(&request, StatusCode::OK, None);
@@ -121,6 +129,10 @@ impl UserAgent {
         let Some(sid) =
             DialogId::of_incoming_request(&request).and_then(|d| self.by_dialog.get(&d).copied())
         else {
+            if let Some(sub) = self.subscription_of(&request) {
+                self.in_subscription_dialog(sub, id, request, source, now);
+                return;
+            }
             // 12.2.2: a request for a dialog we do not know.
             self.reply_status(id, &request, StatusCode::CallTransactionDoesNotExist, now);
             return;
@@ -398,13 +410,22 @@ impl UserAgent {
         Some((s.invite.clone()?, s.local_tag.clone()?))
     }
 
-    fn response(&self, request: &Request, status: StatusCode, tag: Option<&str>) -> Response {
+    pub(super) fn response(
+        &self,
+        request: &Request,
+        status: StatusCode,
+        tag: Option<&str>,
+    ) -> Response {
         let mut r = response_to(request, status, tag);
         r.headers.push(Header::Server(rsip::headers::Server::new(
             self.config.product.clone(),
         )));
         r.headers
-            .push(Header::Allow(rsip::headers::Allow::new(ALLOW)));
+            .push(Header::Allow(rsip::headers::Allow::new(self.allow())));
+        // RFC 6665 7.2.2: the packages we serve; a 489 must say.
+        if let Some(h) = self.allow_events() {
+            r.headers.push(h);
+        }
         r
     }
 
@@ -422,7 +443,22 @@ impl UserAgent {
         self.reply(id, r, now);
     }
 
-    fn reply(&mut self, id: ServerId, response: Response, now: Instant) {
+    /// A status with a Warning saying why (RFC 3261 20.43).
+    pub(super) fn reply_warning(
+        &mut self,
+        id: ServerId,
+        request: &Request,
+        status: StatusCode,
+        why: &str,
+        now: Instant,
+    ) {
+        let tag = self.ids.tag();
+        let mut r = self.response(request, status, Some(&tag));
+        add_warning(&mut r, &self.config.local.host_port(), why);
+        self.reply(id, r, now);
+    }
+
+    pub(super) fn reply(&mut self, id: ServerId, response: Response, now: Instant) {
         if let Err(e) = self.layer.respond(id, response, now) {
             self.event(UaEvent::Malformed {
                 source: Target::new(self.config.local.transport, self.config.local.addr),

@@ -313,6 +313,11 @@ impl UserAgent {
             }
             Purpose::Tu => self.event(UaEvent::Response { id, response }),
             Purpose::Register => self.registration_response(response, now),
+            Purpose::Subscribe(sub) => self.subscribe_response(sub, sent, response, now),
+            Purpose::Notify(sub) if status.is_none_or(|s| s >= 200) => {
+                self.notify_response(sub, sent, response.as_ref(), now)
+            }
+            Purpose::Notify(_) => {}
         }
     }
 

@@ -28,7 +28,8 @@ impl UserAgent {
                 .get(&session)
                 .and_then(|s| s.flow)
                 .is_some_and(|flow| flow == source);
-        self.screening.insert(id, (session, request.clone()));
+        self.screening
+            .insert(id, (Screened::Session(session), request.clone()));
         self.event(UaEvent::InDialogRequest {
             session,
             id,
@@ -38,15 +39,20 @@ impl UserAgent {
         });
     }
 
-    /// Lets a request handed up in [`UaEvent::InDialogRequest`] take
-    /// effect, as if it had not been screened. A session that ended in the
-    /// meantime answers it 481 (12.2.2).
+    /// Lets a request handed up in [`UaEvent::InDialogRequest`] (or
+    /// [`SubscriptionEvent::InDialogRequest`]) take effect, as if it had
+    /// not been screened. A session that ended in the meantime answers it
+    /// 481 (12.2.2).
     pub fn admit_in_dialog(&mut self, id: ServerId, now: Instant) -> Result<(), UaError> {
-        let (session, request) = self.screening.remove(&id).ok_or(UaError::UnknownRequest)?;
-        if self.sessions.get(&session).is_some() {
-            self.serve_in_dialog(session, id, request, now);
-        } else {
-            self.reply_status(id, &request, StatusCode::CallTransactionDoesNotExist, now);
+        let (screened, request) = self.screening.remove(&id).ok_or(UaError::UnknownRequest)?;
+        match screened {
+            Screened::Session(session) if self.sessions.get(&session).is_some() => {
+                self.serve_in_dialog(session, id, request, now);
+            }
+            Screened::Subscription(sub) => self.serve_subscription_request(sub, id, request, now),
+            Screened::Session(_) => {
+                self.reply_status(id, &request, StatusCode::CallTransactionDoesNotExist, now);
+            }
         }
         self.pump(now);
         Ok(())

@@ -1,4 +1,5 @@
-//! The user agent's INVITE sessions, with an index of their next timers.
+//! The user agent's INVITE sessions (and its subscriptions), with an index
+//! of their next timers.
 //!
 //! A collector holds thousands of sessions, almost all of them established
 //! and without a timer; finding the next wake-up may not cost a scan of all
@@ -7,40 +8,64 @@
 //! call site has to remember to re-file anything.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::Hash;
 use std::time::Instant;
 
 use super::session::{Session, SessionId};
 
-#[derive(Default)]
-pub(super) struct SessionTable {
-    sessions: HashMap<SessionId, Session>,
-    deadlines: BTreeSet<(Instant, SessionId)>,
-    scheduled: HashMap<SessionId, Instant>,
-    /// Possibly changed since their timers were filed.
-    touched: HashSet<SessionId>,
+/// What a [`TimerTable`] holds: something with a next timer.
+pub(super) trait Timed {
+    fn next_timeout(&self) -> Option<Instant>;
 }
 
-impl SessionTable {
+impl Timed for Session {
+    fn next_timeout(&self) -> Option<Instant> {
+        Session::next_timeout(self)
+    }
+}
+
+pub(super) type SessionTable = TimerTable<SessionId, Session>;
+
+pub(super) struct TimerTable<Id, T> {
+    sessions: HashMap<Id, T>,
+    deadlines: BTreeSet<(Instant, Id)>,
+    scheduled: HashMap<Id, Instant>,
+    /// Possibly changed since their timers were filed.
+    touched: HashSet<Id>,
+}
+
+impl<Id, T> Default for TimerTable<Id, T> {
+    fn default() -> Self {
+        Self {
+            sessions: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            scheduled: HashMap::new(),
+            touched: HashSet::new(),
+        }
+    }
+}
+
+impl<Id: Copy + Eq + Hash + Ord, T: Timed> TimerTable<Id, T> {
     pub fn len(&self) -> usize {
         self.sessions.len()
     }
 
-    pub fn get(&self, id: &SessionId) -> Option<&Session> {
+    pub fn get(&self, id: &Id) -> Option<&T> {
         self.sessions.get(id)
     }
 
-    pub fn get_mut(&mut self, id: &SessionId) -> Option<&mut Session> {
+    pub fn get_mut(&mut self, id: &Id) -> Option<&mut T> {
         let session = self.sessions.get_mut(id)?;
         self.touched.insert(*id);
         Some(session)
     }
 
-    pub fn insert(&mut self, id: SessionId, session: Session) {
+    pub fn insert(&mut self, id: Id, session: T) {
         self.sessions.insert(id, session);
         self.touched.insert(id);
     }
 
-    pub fn remove(&mut self, id: &SessionId) -> Option<Session> {
+    pub fn remove(&mut self, id: &Id) -> Option<T> {
         self.touched.remove(id);
         if let Some(at) = self.scheduled.remove(id) {
             self.deadlines.remove(&(at, *id));
@@ -48,7 +73,7 @@ impl SessionTable {
         self.sessions.remove(id)
     }
 
-    pub fn values(&self) -> impl Iterator<Item = &Session> {
+    pub fn values(&self) -> impl Iterator<Item = &T> {
         self.sessions.values()
     }
 
@@ -65,7 +90,7 @@ impl SessionTable {
     }
 
     /// The sessions with a timer due at `now`, earliest first.
-    pub fn due(&mut self, now: Instant) -> Vec<SessionId> {
+    pub fn due(&mut self, now: Instant) -> Vec<Id> {
         self.refile();
         self.deadlines
             .iter()
@@ -76,7 +101,7 @@ impl SessionTable {
 
     fn refile(&mut self) {
         for id in std::mem::take(&mut self.touched) {
-            let next = self.sessions.get(&id).and_then(Session::next_timeout);
+            let next = self.sessions.get(&id).and_then(T::next_timeout);
             if self.scheduled.get(&id).copied() == next {
                 continue;
             }

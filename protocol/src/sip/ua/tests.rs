@@ -788,3 +788,5 @@ mod registering {
 mod contact;
 mod guard;
 mod screening;
+mod subscription;
+mod subscription_attacks;
