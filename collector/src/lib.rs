@@ -17,3 +17,4 @@ pub mod sip;
 pub mod stats;
 pub mod storage;
 pub mod timefmt;
+pub mod update;
