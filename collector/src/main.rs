@@ -37,6 +37,9 @@ enum Command {
     Call(sipsensor_collector::sip::cli::CallArgs),
     /// Change the sample rate of a sensor's stream (a re-INVITE).
     SetRate(sipsensor_collector::sip::cli::SetRateArgs),
+    /// Fleet updates: staged rollouts (docs/protocol.md 12.7).
+    #[command(subcommand)]
+    Update(sipsensor_collector::update::rollout::control::UpdateCommand),
     /// Write one sensor's stored data as CSV or JSON.
     Export {
         /// Read the storage URL from this config file.
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
         Command::Run { config } => run(config),
         Command::Call(a) => sipsensor_collector::sip::cli::call(a),
         Command::SetRate(a) => sipsensor_collector::sip::cli::set_rate(a),
+        Command::Update(u) => sipsensor_collector::update::rollout::control::run(u),
         Command::CheckConfig { config } => check_config(&config),
         Command::Export {
             config,

@@ -13,7 +13,9 @@
 //! rebuilds the same rollout from what it wrote.
 
 pub mod body;
+pub mod control;
 mod plan;
+pub mod service;
 pub mod store;
 #[cfg(test)]
 mod tests;
