@@ -5,7 +5,7 @@
 //!
 //! Its two seams to the rest of fleet updates are traits: which versions
 //! are published ([`BundleCatalog`], the bundle table) and the sensors'
-//! subscriptions ([`FleetLink`]: `set_want` and the fleet view's states).
+//! subscriptions ([`FleetWants::set_want`], [`FleetStates::states`]).
 
 use super::control::{RolloutRequest, UpdateRequest, details, summary_line};
 use super::{FleetState, FleetWant, Output, Rollout, RolloutEvent, RolloutId, RolloutPlan};
@@ -34,15 +34,26 @@ pub trait BundleCatalog: Send + Sync {
     async fn published(&self, version: &str) -> Result<Option<PublishedBundle>, StorageError>;
 }
 
-/// The sensors' fleet subscriptions (docs/protocol.md 12.1).
-#[async_trait]
-pub trait FleetLink: Send + Sync {
+/// What a rollout calls to have a sensor told which image to run: the
+/// subscription manager's seam (docs/protocol.md 12.1), same name and
+/// signature as the manager's own.
+pub trait FleetWants: Send + Sync {
     /// Puts `want` in the sensor's subscription (a re-SUBSCRIBE with the
     /// body of 12.4), or withdraws it with `None`.
     fn set_want(&self, sensor: &str, want: Option<FleetWant>);
+}
+
+/// The fleet view: what each sensor last reported.
+#[async_trait]
+pub trait FleetStates: Send + Sync {
     /// The latest state every sensor reported, by address of record.
     async fn states(&self) -> Vec<(String, FleetState)>;
 }
+
+/// Both seams to the sensors' subscriptions.
+pub trait FleetLink: FleetWants + FleetStates {}
+
+impl<T: FleetWants + FleetStates> FleetLink for T {}
 
 /// How many finished and halted rollouts `update status` lists.
 const RECENT: u32 = 20;

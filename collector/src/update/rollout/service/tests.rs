@@ -37,14 +37,17 @@ impl Fleet {
     }
 }
 
-#[async_trait]
-impl FleetLink for Fleet {
+impl FleetWants for Fleet {
     fn set_want(&self, sensor: &str, want: Option<FleetWant>) {
         self.told
             .lock()
             .unwrap()
             .push((sensor.to_string(), want.map(|w| w.want)));
     }
+}
+
+#[async_trait]
+impl FleetStates for Fleet {
     async fn states(&self) -> Vec<(String, FleetState)> {
         vec![(
             "sip:s3@example.net".into(),
