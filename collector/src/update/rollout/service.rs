@@ -230,7 +230,10 @@ impl RolloutService {
                     Output::SetWant { sensor, want } => wants.push((sensor, want)),
                 }
             }
-            let ended = rollout.status() != &RolloutStatus::Running;
+            // A halted rollout stays until its sensors already installing
+            // have a result (or time out): those are still recorded.
+            let ended =
+                rollout.status() != &RolloutStatus::Running && rollout.tally().targeted == 0;
             if events.is_empty() && wants.is_empty() && !ended {
                 continue;
             }
@@ -289,7 +292,11 @@ impl RolloutService {
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         };
-        for r in self.running.values() {
+        for r in self
+            .running
+            .values()
+            .filter(|r| r.status() == &RolloutStatus::Running)
+        {
             if let Some(busy) = sensors.iter().find(|s| r.plan().sensors.contains(s)) {
                 return Err(format!(
                     "{busy} is in rollout {}, still running (update halt {} first)",
@@ -357,7 +364,11 @@ impl RolloutService {
     }
 
     async fn halt(&mut self, id: RolloutId) -> Result<Reply, String> {
-        let Some(rollout) = self.running.get_mut(&id) else {
+        let running = self
+            .running
+            .get_mut(&id)
+            .filter(|r| r.status() == &RolloutStatus::Running);
+        let Some(rollout) = running else {
             let store = self.store().map_err(|e| e.to_string())?;
             return Err(match store.rollout(id).await.map_err(|e| e.to_string())? {
                 Some(s) => format!("rollout {id} is not running: {}", summary_line(&s)),

@@ -309,8 +309,9 @@ fn past_the_threshold_it_halts_names_the_failures_and_stops_who_can_stop() {
             reason: reason.into()
         })
     );
-    // Nothing more is targeted, whatever comes.
+    // Nothing more is targeted, whatever comes; s1's result still counts.
     r.report("s1", good(), T0 + 4 * SEC);
+    assert_eq!(r.sensors()[1].phase, SensorPhase::Done);
     r.handle_timeout(T0 + 3600 * SEC);
     let out = drain(&mut r);
     assert_eq!(wants(&out).0, Vec::<String>::new());
