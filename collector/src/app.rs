@@ -131,6 +131,9 @@ pub async fn run(
             writer: writer.handle(),
             streams: streams.clone(),
             metrics: metrics.clone(),
+            // The lead wires RolloutService here once the bundle table and
+            // the subscriptions exist (collector/src/update/rollout/service.rs).
+            rollouts: None,
         };
         match crate::sip::start(&config, parts).await {
             Ok(s) => {

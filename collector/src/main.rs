@@ -37,7 +37,7 @@ enum Command {
     Call(sipsensor_collector::sip::cli::CallArgs),
     /// Change the sample rate of a sensor's stream (a re-INVITE).
     SetRate(sipsensor_collector::sip::cli::SetRateArgs),
-    /// Fleet updates: publish and list bundles (docs/fleet-updates.md).
+    /// Fleet updates: publish and list bundles, roll them out (docs/fleet-updates.md).
     #[command(subcommand)]
     Update(sipsensor_collector::update::cli::UpdateCommand),
     /// Write one sensor's stored data as CSV or JSON.

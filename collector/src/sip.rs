@@ -95,6 +95,8 @@ pub struct Parts {
     pub writer: WriterHandle,
     pub streams: Arc<StreamsRegistry>,
     pub metrics: Arc<Metrics>,
+    /// Where `update rollout/status/halt` go (docs/protocol.md 12.7).
+    pub rollouts: Option<crate::update::rollout::service::RolloutHandle>,
 }
 
 /// The running SIP side.
@@ -253,8 +255,16 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
     let (commands, command_rx) = mpsc::unbounded_channel();
     {
         let commands = commands.clone();
+        let rollouts = parts.rollouts.clone();
         tokio::spawn(async move {
             while let Some((req, reply)) = jobs_rx.recv().await {
+                if let (Request::Update(update), Some(rollouts)) = (&req, &rollouts) {
+                    let (update, rollouts) = (update.clone(), rollouts.clone());
+                    tokio::spawn(async move {
+                        let _ = reply.send(rollouts.control(update).await);
+                    });
+                    continue;
+                }
                 if commands.send(run::Command::Control(req, reply)).is_err() {
                     break;
                 }

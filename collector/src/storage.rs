@@ -169,6 +169,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Makes everything durable and releases the database (SQLite:
     /// checkpoints the WAL). Further calls may fail.
     async fn close(&self) -> Result<(), StorageError>;
+
+    /// The staged rollouts' tables (docs/protocol.md 12.7); `None` for a
+    /// store that keeps none (test fakes).
+    fn rollouts(&self) -> Option<&dyn crate::update::rollout::store::RolloutStore> {
+        None
+    }
 }
 
 /// How to open a store.

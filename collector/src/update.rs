@@ -1,11 +1,15 @@
 //! Fleet updates (docs/protocol.md 12): the bundles the collector publishes
 //! and serves over HTTPS, the fleet view of what every sensor reports, and
-//! the RFC 6665 subscriptions that carry reports and wants.
+//! the RFC 6665 subscriptions that carry reports and wants, and the staged
+//! rollouts of a published version to a set of sensors (12.7: the sans-I/O
+//! core, its persistence, the control requests behind
+//! `sipsensor-collector update rollout/status/halt`).
 
 pub mod bundle;
 pub mod cli;
 pub mod config;
 pub mod fleet;
+pub mod rollout;
 pub mod server;
 pub mod store;
 pub mod subscriptions;

@@ -8,6 +8,7 @@
 //! collector's system tests use the same sensors with injected faults
 //! (duplicates, losses, foreign sources).
 
+pub mod fake_install;
 pub mod load;
 pub mod pki;
 pub mod pump;

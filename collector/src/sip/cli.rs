@@ -17,7 +17,7 @@ pub struct Target {
 }
 
 impl Target {
-    fn socket(&self) -> Result<PathBuf, String> {
+    pub(crate) fn socket(&self) -> Result<PathBuf, String> {
         if let Some(s) = &self.socket {
             return Ok(s.clone());
         }

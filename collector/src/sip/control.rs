@@ -89,8 +89,13 @@ pub struct CallRequest {
 #[serde(rename_all = "snake_case")]
 pub enum Request {
     Call(CallRequest),
-    SetRate { sensor: String, hz: f64 },
+    SetRate {
+        sensor: String,
+        hz: f64,
+    },
     Sessions,
+    /// `update rollout/status/halt` (docs/protocol.md 12.7).
+    Update(crate::update::rollout::control::UpdateRequest),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -493,6 +493,11 @@ impl Core {
                 r.detail = Some(serde_json::Value::Array(list));
                 self.reply(to, r);
             }
+            // The shell hands these to the rollouts when it has them.
+            Request::Update(_) => self.reply(
+                to,
+                Reply::error("this collector runs no rollouts (fleet updates are not set up)"),
+            ),
         }
     }
 

@@ -161,8 +161,13 @@ impl PgStore {
         Ok(PgStore { pool, target })
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
         self.pool.get().await.map_err(|e| map_pool(&self.target, e))
+    }
+
+    /// The server and database, for errors (no password).
+    pub(crate) fn target(&self) -> &str {
+        &self.target
     }
 
     fn err(&self) -> impl Fn(tokio_postgres::Error) -> StorageError + '_ {
@@ -556,6 +561,10 @@ impl Storage for PgStore {
             total.sessions += r.sessions;
         }
         Ok(total)
+    }
+
+    fn rollouts(&self) -> Option<&dyn crate::update::rollout::store::RolloutStore> {
+        Some(self)
     }
 
     async fn schema_version(&self) -> Result<i64, StorageError> {

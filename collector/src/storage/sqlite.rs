@@ -246,7 +246,7 @@ impl SqliteStore {
         })?
     }
 
-    async fn write<T, F>(&self, f: F) -> Result<T, StorageError>
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection, &Path) -> Result<T, StorageError> + Send + 'static,
@@ -254,7 +254,7 @@ impl SqliteStore {
         self.run(&self.writer, f).await
     }
 
-    async fn read<T, F>(&self, f: F) -> Result<T, StorageError>
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection, &Path) -> Result<T, StorageError> + Send + 'static,
@@ -440,6 +440,10 @@ impl Storage for SqliteStore {
             total.sessions += r.sessions;
         }
         Ok(total)
+    }
+
+    fn rollouts(&self) -> Option<&dyn crate::update::rollout::store::RolloutStore> {
+        Some(self)
     }
 
     async fn schema_version(&self) -> Result<i64, StorageError> {

@@ -9,6 +9,16 @@ use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
 pub enum UpdateCommand {
+    /// Bundles, in the store.
+    #[command(flatten)]
+    Bundles(BundleCommand),
+    /// Rollouts, through the running collector's control socket.
+    #[command(flatten)]
+    Rollouts(super::rollout::control::UpdateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
     /// Check a RAUC bundle against update.keyring and publish it.
     Publish {
         #[arg(short, long, default_value = config::DEFAULT_PATH)]
@@ -25,8 +35,19 @@ pub enum UpdateCommand {
 
 /// Runs `command`, printing what it did; the error is the line to print.
 pub async fn run(command: UpdateCommand) -> Result<(), String> {
+    match command {
+        UpdateCommand::Bundles(b) => bundles(b).await,
+        UpdateCommand::Rollouts(r) => {
+            tokio::task::spawn_blocking(move || super::rollout::control::run(r))
+                .await
+                .map_err(|e| e.to_string())?
+        }
+    }
+}
+
+async fn bundles(command: BundleCommand) -> Result<(), String> {
     let path = match &command {
-        UpdateCommand::Publish { config, .. } | UpdateCommand::List { config } => config,
+        BundleCommand::Publish { config, .. } | BundleCommand::List { config } => config,
     };
     let config = Config::load(path).map_err(|e| e.to_string())?;
     let store = storage::open(&config.storage.url, OpenOptions::default())
@@ -37,7 +58,7 @@ pub async fn run(command: UpdateCommand) -> Result<(), String> {
         .updates()
         .ok_or("this store has no update tables")?;
     let result = match command {
-        UpdateCommand::Publish { bundle: file, .. } => bundle::publish(
+        BundleCommand::Publish { bundle: file, .. } => bundle::publish(
             &file,
             &config.update.bundle_dir,
             config.update.keyring.as_deref(),
@@ -59,7 +80,7 @@ pub async fn run(command: UpdateCommand) -> Result<(), String> {
             )
         })
         .map_err(|e| e.to_string()),
-        UpdateCommand::List { .. } => updates
+        BundleCommand::List { .. } => updates
             .bundles()
             .await
             .map(|bundles| {

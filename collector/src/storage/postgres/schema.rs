@@ -12,6 +12,7 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/0002_readings.sql")),
     (3, include_str!("migrations/0003_sample_instants.sql")),
     (4, include_str!("migrations/0004_fleet_updates.sql")),
+    (5, include_str!("migrations/0005_rollouts.sql")),
 ];
 
 /// Key of the advisory lock held while migrating ("sipsens" in ASCII).
