@@ -1,6 +1,7 @@
 //! The backfill sender's decisions, sans-I/O (docs/protocol.md 11.6,
 //! 11.7): what of the spool to send after an interruption, when (paced
-//! below the agreed rate), which expired and unsampled ranges to report,
+//! below the agreed rate), which expired and unsampled ranges to report
+//! (the agent's own downtimes inside the spool among them),
 //! how far the spool may be released, and when to go back to the
 //! collector's mark because a backfill packet was lost.
 //!
@@ -147,6 +148,17 @@ impl Backfill {
 
     /// Each packet gets `bytes` more on the wire (SRTP's tag, RFC 3711
     /// 3.1): the rate limit counts them too.
+    /// The spool's earlier runs ended at these instants (their last
+    /// durable records, docs/protocol.md 11.7 step 4): the time from each
+    /// to the next run's first spooled instant is reported unsampled.
+    pub fn on_run_ends(&mut self, run_ends: &[i64]) {
+        for end in run_ends {
+            if let Ok(end) = u64::try_from(*end) {
+                self.cursor.on_run_end(end);
+            }
+        }
+    }
+
     pub fn set_wire_overhead(&mut self, bytes: usize) {
         self.overhead = bytes;
         self.next = None;
@@ -199,7 +211,15 @@ impl Backfill {
             through
         };
         if accepted > current {
+            let reported = self.cursor.downtimes().next().map(|(_, before)| before);
             self.cursor.on_committed(accepted, now);
+            // A downtime just became reportable: say so now rather than at
+            // the next interval, as the mark waits for it.
+            if let Some((_, before)) = self.cursor.downtimes().next()
+                && Some(before) != reported
+            {
+                self.rtcp_due = self.rtcp_due.min(now);
+            }
         }
         if accepted > self.released {
             self.release = Some(accepted);
@@ -227,7 +247,10 @@ impl Backfill {
         }
         let end = self.cursor.end();
         for record in chunk.records {
-            let (_, last) = record.span();
+            let (first, last) = record.span();
+            if let Ok(first) = u64::try_from(first) {
+                self.cursor.on_spooled(first);
+            }
             let last = u64::try_from(last).unwrap_or(0);
             if last <= after {
                 continue;
@@ -312,6 +335,13 @@ impl Backfill {
         let mut out = Vec::new();
         if let Some((after_ns, before_ns)) = self.cursor.expired() {
             out.push(BackfillMessage::Expired {
+                media_ssrc,
+                after_ns,
+                before_ns,
+            });
+        }
+        for (after_ns, before_ns) in self.cursor.downtimes() {
+            out.push(BackfillMessage::Unsampled {
                 media_ssrc,
                 after_ns,
                 before_ns,
@@ -453,6 +483,9 @@ impl Backfill {
         }
         if let Some((_, before)) = self.cursor.unsampled() {
             through = through.max(before);
+        }
+        if let Some(empty) = self.cursor.known_empty_through() {
+            through = through.max(empty);
         }
         through
     }

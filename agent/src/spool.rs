@@ -35,6 +35,7 @@ mod format;
 mod layouts;
 mod replay;
 mod ring;
+mod runs;
 
 pub use feed::{FEED_BYTES, FeedReceiver, SpoolFeed, SpoolWriter, feed};
 pub use format::{HeaderError, SampleRunRef};
@@ -183,6 +184,8 @@ pub struct Spool {
     dropped_through: i64,
     /// Layout numbers already in the layouts file.
     layouts: HashMap<u32, Vec<LayoutChannel>>,
+    /// Where earlier runs of the agent ended (runs.rs), oldest first.
+    run_ends: Vec<i64>,
 }
 
 impl Spool {
@@ -254,6 +257,13 @@ impl Spool {
             max_bytes: options.max_bytes,
             max_age_ns: i64::try_from(options.max_age.as_nanos()).unwrap_or(i64::MAX),
         };
+        let run_end = segments
+            .iter()
+            .filter_map(|s| s.span)
+            .map(|(_, max)| max)
+            .max()
+            .or((released != i64::MIN).then_some(released));
+        let run_ends = runs::note_run_end(&dir, run_end, released);
         let mut spool = Spool {
             dir,
             ring: Ring::new(limits, segments, released),
@@ -264,6 +274,7 @@ impl Spool {
             scratch: Vec::with_capacity(FRAME_LEN + MAX_PAYLOAD),
             dropped_through,
             layouts: layouts::read(&options.dir),
+            run_ends,
         };
         spool.trim(now);
         Ok(spool)
@@ -399,6 +410,13 @@ impl Spool {
                 self.dir.join(layouts::FILE).display()
             ),
         }
+    }
+
+    /// Where the agent's earlier runs ended (their newest durable
+    /// instants, oldest first): from each to the next run's first record
+    /// it was not running (docs/protocol.md 11.7 step 4).
+    pub fn run_ends(&self) -> &[i64] {
+        &self.run_ends
     }
 
     /// The channels of every layout remembered.

@@ -128,13 +128,14 @@ fn run(plan: ShellPlan, mut sealer: Option<SrtpContext>, stop: &AtomicBool) {
         }
     }
     let desc = bplan.description.clone();
-    let (state, layouts) = {
+    let (state, layouts, run_ends) = {
         let mut s = spool.lock().unwrap_or_else(PoisonError::into_inner);
         // The live stream spools under this layout from now on.
         s.remember_layout(layout_id(&desc), &layout_channels(&desc));
-        (spool_state(&s), s.layouts().clone())
+        (spool_state(&s), s.layouts().clone(), s.run_ends().to_vec())
     };
     let mut core = Backfill::new(bplan, state, layouts, first_sequence, Instant::now());
+    core.on_run_ends(&run_ends);
     core.set_wire_overhead(sealer.as_ref().map_or(0, SrtpContext::rtp_overhead));
     let mut reader: Option<Reader> = None;
     let mut buf = vec![0u8; MAX_KEPT_PACKET];

@@ -643,3 +643,5 @@ fn a_release_never_drops_anything_above_the_mark() {
         assert!(kept.contains(r), "lost {:?}", r.span());
     }
 }
+
+mod downtime;

@@ -3,7 +3,8 @@
 //! above the rate limit, never ahead of a live packet), and
 //! [`BackfillCursor`] keeps track of what to send next from the
 //! collector's committed-through marks, going back when they stall, and
-//! of the expired range to report until the collector has it.
+//! of the expired and unsampled ranges to report until the collector has
+//! them (the agent's downtimes inside its spool among them, 11.7 step 4).
 
 use super::rate::ByteRate;
 use super::rtx::MAX_KEPT_PACKET;
@@ -70,6 +71,23 @@ pub struct BackfillCursor {
     expired: Option<(u64, u64)>,
     /// Sent everything the spool has before the live start.
     exhausted: bool,
+    /// Where the agent was not running inside the spool, oldest first.
+    downtimes: Vec<Downtime>,
+}
+
+/// At most this many downtimes are kept (one per restart the spool still
+/// holds); past it the oldest goes, and its range stays a gap the mark
+/// cannot pass until an agent reports it again.
+pub const MAX_DOWNTIMES: usize = 64;
+
+/// A stretch of the spool between two runs of the agent (a restart, a
+/// reboot, a power cut): nothing was sampled after `run_end`, the earlier
+/// run's last durable instant, and before `next_start`, the next run's
+/// first spooled instant (known once the backfill read it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Downtime {
+    run_end: u64,
+    next_start: Option<u64>,
 }
 
 impl BackfillCursor {
@@ -84,6 +102,7 @@ impl BackfillCursor {
             ack_timeout,
             expired: None,
             exhausted: false,
+            downtimes: Vec::new(),
         }
     }
 
@@ -136,6 +155,72 @@ impl BackfillCursor {
     /// between the last backfilled instant and the first live one.
     pub fn unsampled(&self) -> Option<(u64, u64)> {
         (self.exhausted && !self.is_done()).then_some((self.sent_through, self.end))
+    }
+
+    /// An earlier run of the agent ended at `run_end` (its last durable
+    /// instant in the spool): the next run's first spooled instant, once
+    /// [`Self::on_spooled`] sees it, bounds a downtime to report as
+    /// unsampled. An end at or after the live start is ignored (the range
+    /// before L is reported on its own); one below the mark is kept, as
+    /// the mark may lie inside the downtime (the collector holds live
+    /// samples the spool lost).
+    pub fn on_run_end(&mut self, run_end: u64) {
+        if run_end.saturating_add(1) >= self.end {
+            return;
+        }
+        if self.downtimes.iter().any(|d| d.run_end == run_end) {
+            return;
+        }
+        if self.downtimes.len() >= MAX_DOWNTIMES {
+            self.downtimes.remove(0);
+        }
+        let at = self.downtimes.partition_point(|d| d.run_end < run_end);
+        self.downtimes.insert(
+            at,
+            Downtime {
+                run_end,
+                next_start: None,
+            },
+        );
+    }
+
+    /// A spooled record whose first instant is `first` was read (records
+    /// come in instant order): the first one after a run's end is the
+    /// next run's start.
+    pub fn on_spooled(&mut self, first: u64) {
+        for d in &mut self.downtimes {
+            if d.next_start.is_none() && first > d.run_end && first < self.end {
+                d.next_start = Some(first);
+            }
+        }
+    }
+
+    /// The downtimes to report as unsampled (an `SSBF` subtype 2 each) in
+    /// every RTCP compound, as `(after, before)`: those whose earlier run
+    /// the collector holds whole (its mark at or past the run's end) and
+    /// whose next run's start it does not hold yet. The range starts at
+    /// the mark: the collector may hold live samples after the run's last
+    /// durable instant (the spool lost its unsynced tail, the live stream
+    /// had sent it), and a range holding stored samples is refused.
+    pub fn downtimes(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let mark = self.mark;
+        self.downtimes.iter().filter_map(move |d| {
+            let before = d.next_start?;
+            (mark >= d.run_end && mark.saturating_add(1) < before).then_some((mark, before))
+        })
+    }
+
+    /// The agent holds nothing before this instant that it did not send:
+    /// past a run's end it has sent, nothing was sampled until the next
+    /// run's start. A collector's mark up to here is genuine (it may hold
+    /// live samples the spool lost). `None`: no such downtime.
+    pub fn known_empty_through(&self) -> Option<u64> {
+        self.downtimes
+            .iter()
+            .filter(|d| d.run_end <= self.sent_through)
+            .filter_map(|d| d.next_start)
+            .map(|f| f.saturating_sub(1))
+            .max()
     }
 
     /// Whether the collector holds everything before the live start.

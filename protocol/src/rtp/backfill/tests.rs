@@ -122,3 +122,49 @@ fn a_mark_stalled_past_the_live_start_reopens_the_backfill_up_to_settled_instant
     assert!(c.is_done());
     assert_eq!(c.reopen_due(), Some(t0 + ms(5_500)));
 }
+
+#[test]
+fn a_downtime_is_reported_from_the_mark_once_the_earlier_run_is_held() {
+    let t0 = base();
+    let mut c = BackfillCursor::new(1_000, 9_000, ms(2_000), t0);
+    c.on_run_end(3_000);
+    // At or past the live start: the range before L covers it.
+    c.on_run_end(8_999);
+    c.on_spooled(2_000);
+    assert_eq!(c.downtimes().count(), 0, "the next run's start is unknown");
+    c.on_spooled(5_000);
+    c.on_spooled(6_000);
+    assert_eq!(c.downtimes().count(), 0, "the mark is inside the run");
+    assert_eq!(c.known_empty_through(), None, "not sent through its end");
+    c.on_sent(3_000);
+    assert_eq!(c.known_empty_through(), Some(4_999));
+    c.on_committed(3_000, t0);
+    assert_eq!(c.downtimes().collect::<Vec<_>>(), [(3_000, 5_000)]);
+    // The collector held live samples past the run's last durable one.
+    c.on_committed(3_200, t0);
+    assert_eq!(c.downtimes().collect::<Vec<_>>(), [(3_200, 5_000)]);
+    c.on_committed(5_000, t0);
+    assert_eq!(c.downtimes().count(), 0, "passed");
+}
+
+#[test]
+fn downtimes_are_bounded_the_oldest_going_first() {
+    let t0 = base();
+    let n = MAX_DOWNTIMES as u64 + 5;
+    let mut c = BackfillCursor::new(0, u64::MAX, ms(2_000), t0);
+    for end in 1..=n {
+        // Twice: a restart that spooled nothing ends where it began.
+        c.on_run_end(end * 100);
+        c.on_run_end(end * 100);
+    }
+    for k in 1..=n {
+        c.on_spooled(k * 100 + 50);
+    }
+    c.on_sent(n * 100);
+    assert_eq!(c.known_empty_through(), Some(n * 100 + 49));
+    // The five oldest went.
+    c.on_committed(500, t0);
+    assert_eq!(c.downtimes().count(), 0);
+    c.on_committed(600, t0);
+    assert_eq!(c.downtimes().collect::<Vec<_>>(), [(600, 650)]);
+}
