@@ -18,7 +18,12 @@ the A/B boot script of images/uboot/:
 5. a hung system (a real-time busy loop that starves everything else,
    systemd included) is reset by the watchdog systemd feeds (the kernel's
    softdog: QEMU's armhf virt has no watchdog Debian's kernel drives), and
-   U-Boot counts the attempt.
+   U-Boot counts the attempt;
+6. power cut mid-stream (issue #15, test 6): the collector stops, the
+   agent samples into its spool alone, QEMU is killed; powered on again,
+   the agent backfills, and of what it sampled before the cut at most the
+   spool's fsync interval is lost, the time the board was off is stored
+   as not sampled, and everything else exactly once.
 
 Nothing is open: the console takes root's password only because the
 technician's console-password file (a hash) is on the card, SSH takes the
@@ -33,10 +38,12 @@ Each test starts from a fresh copy of the card and runs alone.
 
 import json
 import os
+import re
 import time
 import unittest
 
 import bundles
+import history
 import waveform
 from common import (IMAGE_DIR, ROOT, copy_sparse, cost, drop_images, Processes, require_file,
                     require_root, require_tool, run, test_dir, wait_for)
@@ -62,6 +69,10 @@ AOR = f"sip:{SENSOR}@{HOST_IP}"
 BOOT_TIMEOUT = 600
 # `rauc install` of the ~100 MB bundle, verity-checked under emulation.
 INSTALL_TIMEOUT = 900
+# Test 6: how long the agent samples into its spool alone before the
+# power cut, and how long the collector may take to get it all after.
+SPOOLED_ONLY_S = 10
+BACKFILL_TIMEOUT_S = 120
 # Boot partition offset (images/layout.env SIPSENSOR_BOOT_OFFSET).
 BOOT_OFFSET = 4 * 1024 * 1024
 
@@ -548,7 +559,6 @@ class ArmhfImage(unittest.TestCase):
         self.assertEqual(states.get("B"), "bad")
         self.assertEqual(self.boot_env().get("BOOT_ORDER", "A B").split()[0], "A")
 
-
     @cost(240)
     def test_5_hung_system_is_reset_by_the_watchdog(self):
         self.power_on()
@@ -583,6 +593,114 @@ class ArmhfImage(unittest.TestCase):
                             "the system rebooted itself rather than being reset")
         # The boot script counted the boot the hang ended.
         self.expect_slot("A", attempts_left=2)
+
+    @cost(240)
+    def test_6_power_cut_mid_stream_loses_at_most_the_fsync_interval(self):
+        self.power_on()
+        self.boot("A")
+        self.wait_registered()
+        fsync_ns = self.agent_fsync_interval_ms() * 1_000_000
+        step = WAVE["sample_period_ns"]
+        self.collector.wait_samples(AOR, 2 * RATE, 60)
+        # The collector goes away: from here the spool is the only copy.
+        collector_stopped = time.time_ns()
+        self.collector.stop()
+        time.sleep(SPOOLED_ONLY_S)
+        offset, offset_error = history.clock_offset([self.guest_clock() for _ in range(3)])
+        cut = time.time_ns()
+        self.qemu.kill()
+        log(f"power cut {(cut - collector_stopped) / 1e9:.1f} s after the collector stopped "
+            f"(guest clock {offset / 1e6:+.0f} ± {offset_error / 1e6:.0f} ms)")
+
+        self.collector.start()
+        self.collector.wait_serving(30)
+        powered = time.time_ns()
+        self.power_on()
+        self.boot("A")
+        self.wait_registered()
+        registered = time.monotonic()
+
+        def backfilled():
+            gaps = self.collector.gaps(AOR)
+            rows = self.samples()
+            newest = max((r["ts_ns"] for r in rows if r["source"] == "live"), default=0)
+            if newest < powered + offset:
+                return None
+            fillable = [g for g in gaps if g["cause"] in history.FILLABLE]
+            return None if fillable else (rows, gaps)
+        try:
+            rows, gaps = wait_for("the collector to hold everything the spool had",
+                                  backfilled, BACKFILL_TIMEOUT_S, 2)
+        except AssertionError as e:
+            instants = [r["ts_ns"] for r in self.samples()]
+            _, agent = self.sh("sipsensor-agent status --json | grep -A6 backfill; journalctl "
+                               "-b -u sipsensor-agent --no-pager -o cat | grep -i spool", check=False)
+            self.fail(f"{e}\ncut at {cut + offset}; holes {history.holes(instants, step)}\n"
+                      f"gaps {self.collector.gaps(AOR)}\nagent:\n{agent}\n"
+                      f"collector log:\n{self.collector.proc.log_tail(20)}")
+        took = time.monotonic() - registered
+
+        instants = [r["ts_ns"] for r in rows]
+        self.assertEqual(len(set(instants)), len(instants), "a sample stored twice")
+        self.assertEqual(history.duplicated(instants, step), 0,
+                         "a sample stored under two stamps")
+        # What the board sampled before the cut is stored up to the last
+        # sync before it (a step more: the instant being written).
+        cut_guest = cut + offset
+        off = history.hole_across(instants, cut_guest, step)
+        self.assertIsNotNone(off, "samples stored for the time the board was off")
+        lost = cut_guest - off.after_ns
+        self.assertLessEqual(lost, fsync_ns + step + offset_error,
+                             f"{lost / 1e6:.0f} ms before the power cut lost "
+                             f"(fsync interval {fsync_ns // 1_000_000} ms)")
+        self.assertGreaterEqual(off.before_ns, powered + offset - offset_error,
+                                "the second run's samples start before the board was on")
+        # The time the board was off (and the unsynced tail before it) is
+        # stored as what it is: not sampled (docs/protocol.md 11.4
+        # unsampled, kind "source"), not a hole that backfill may fill.
+        self.assertIsNotNone(history.gap_for(off, gaps, ("source",), step),
+                             f"no source gap spans the power cut {off}: gaps {gaps}")
+        # Every other hole is one the agent did not sample either (its
+        # sender starved past its late limit, 5.3).
+        unexplained = [h for h in history.holes(instants, step)
+                       if h != off and history.gap_for(h, gaps, ("source",), step) is None]
+        self.assertEqual(unexplained, [], f"holes nothing accounts for; gaps {gaps}")
+        self.assertLess(instants[0] + offset_error, collector_stopped + offset,
+                        "nothing stored from before the collector stopped")
+        # Each run of the agent exactly as sampled (the waveform starts
+        # again at reading 0 after the boot).
+        for run_rows in ([r for r in rows if r["ts_ns"] <= off.after_ns],
+                         [r for r in rows if r["ts_ns"] >= off.before_ns]):
+            waveform.check_stored([r["raw"] for r in run_rows], 0.01, **WAVE)
+        spooled_only = [r for r in rows if collector_stopped + offset < r["ts_ns"] < cut_guest]
+        self.assertTrue(spooled_only, "nothing sampled after the collector stopped is stored")
+        self.assertEqual({r["source"] for r in spooled_only}, {"backfilled"})
+        backfilled_count = sum(1 for r in rows if r["source"] == "backfilled")
+        log(f"lost {lost / 1e6:.0f} ms before the power cut (fsync interval "
+            f"{fsync_ns // 1_000_000} ms); board off {(off.before_ns - off.after_ns) / 1e9:.1f} s; "
+            f"{backfilled_count} samples backfilled ({len(spooled_only)} spooled while the "
+            f"collector was away), complete {took:.0f} s after the agent registered; "
+            f"{len(rows)} stored")
+
+    # ---- helpers of test 6 ------------------------------------------------
+
+    def samples(self):
+        return sorted((r for r in self.collector.samples(AOR) if r["name"] == "sim.temperature"),
+                      key=lambda r: r["ts_ns"])
+
+    def agent_fsync_interval_ms(self):
+        """The spool's fsync interval the running agent logged at start."""
+        _, journal = self.sh("journalctl -b -u sipsensor-agent --no-pager -o cat "
+                             "| grep -m1 'fsync every'")
+        m = re.search(r"fsync every (\d+) ms", journal)
+        self.assertIsNotNone(m, f"the agent logged no spool: {journal}")
+        return int(m.group(1))
+
+    def guest_clock(self):
+        """(host before, guest, host after) wall-clock readings in ns."""
+        before = time.time_ns()
+        _, out = self.sh("date +%s%N")
+        return before, int(out.strip()), time.time_ns()
 
 
 if __name__ == "__main__":
