@@ -227,30 +227,24 @@ media:
   rtp_bind: {HOST_IP}:{COLLECTOR_RTP_PORT}
 """)
         self.config = config
+        self.kamailio, self.user = kamailio, user
         self.start()
-        try:
-            kamailio.wait_registered(user, 30)
-        except AssertionError as e:
-            raise AssertionError(f"{e}\ncollector log:\n{self.proc.log_tail()}") from None
 
     def start(self):
         """Start the collector on its config and storage (again, after
-        `stop`: a collector restarted, its history kept)."""
+        `stop`: a collector restarted, its history kept) and wait until it
+        is registered with Kamailio, where sensors find it."""
         self.proc = self.netns.start("collector", [self.binary, "run", "--config", self.config],
                                      env=dict(os.environ, RUST_LOG="info"))
+        try:
+            self.kamailio.wait_registered(self.user, 30)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\ncollector log:\n{self.proc.log_tail()}") from None
 
     def stop(self):
-        """Stop it (SIGTERM): sensors lose their collector until `start`."""
+        """Stop it (SIGTERM: it unregisters); sensors lose their collector
+        until `start`."""
         self.proc.stop()
-
-    def wait_serving(self, timeout):
-        """Wait until a (re)started collector answers its HTTP API."""
-        def serving():
-            if not self.proc.running():
-                raise AssertionError(f"the collector exited:\n{self.proc.log_tail()}")
-            return self.netns.run(["python3", "-c", _HTTP_GET, self._api("/api/streams"),
-                                   self.http_token], timeout=30, check=False).returncode == 0
-        wait_for("the collector's HTTP API", serving, timeout, 0.5)
 
     def _export(self, aor, kind):
         result = run([self.binary, "export", "--storage", f"sqlite://{self.db}",
@@ -279,23 +273,14 @@ media:
         except AssertionError as e:
             raise AssertionError(f"{e}\ncollector log:\n{self.proc.log_tail()}") from None
 
-    def _api(self, path):
-        return f"http://{HOST_IP}:{COLLECTOR_HTTP_PORT}{path}"
-
     def streams(self):
         """The collector's live streams (/api/streams), read in the namespace."""
-        result = self.netns.run(["python3", "-c", _HTTP_GET, self._api("/api/streams"),
-                                 self.http_token], timeout=30)
+        result = self.netns.run(["python3", "-c",
+                                 "import sys, urllib.request as u; sys.stdout.write(u.urlopen("
+                                 f"u.Request('http://{HOST_IP}:{COLLECTOR_HTTP_PORT}/api/streams',"
+                                 f" headers={{'Authorization': 'Bearer {self.http_token}'}}),"
+                                 " timeout=10).read().decode())"], timeout=30)
         return json.loads(result.stdout)
-
-
-# GET argv[1] with the bearer token argv[2], the body to stdout (run in the
-# namespace, where the collector listens).
-_HTTP_GET = r"""
-import sys, urllib.request as u
-request = u.Request(sys.argv[1], headers={"Authorization": "Bearer " + sys.argv[2]})
-sys.stdout.write(u.urlopen(request, timeout=10).read().decode())
-"""
 
 
 # Reads the UDP payloads that the guest sends to PORT from the frames on
