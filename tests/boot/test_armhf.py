@@ -632,10 +632,16 @@ class ArmhfImage(unittest.TestCase):
                                   backfilled, BACKFILL_TIMEOUT_S, 2)
         except AssertionError as e:
             instants = [r["ts_ns"] for r in self.samples()]
+            gaps = self.collector.gaps(AOR)
+            off = history.hole_across(instants, cut + offset, step)
+            held = off and history.gap_for(off, gaps, history.FILLABLE, step)
+            why = (f"the time the board was off is a fillable {held['cause']} gap: the agent "
+                   "did not declare it unsampled (docs/protocol.md 11.4), so the collector's "
+                   "mark stays before it\n") if held else ""
             _, agent = self.sh("sipsensor-agent status --json | grep -A6 backfill; journalctl "
                                "-b -u sipsensor-agent --no-pager -o cat | grep -i spool", check=False)
-            self.fail(f"{e}\ncut at {cut + offset}; holes {history.holes(instants, step)}\n"
-                      f"gaps {self.collector.gaps(AOR)}\nagent:\n{agent}\n"
+            self.fail(f"{e}\n{why}cut at {cut + offset}; holes {history.holes(instants, step)}\n"
+                      f"gaps {gaps}\nagent:\n{agent}\n"
                       f"collector log:\n{self.collector.proc.log_tail(20)}")
         took = time.monotonic() - registered
         outage = history.Outage(collector_stopped_ns=collector_stopped + offset,
