@@ -226,23 +226,43 @@ sip:
 media:
   rtp_bind: {HOST_IP}:{COLLECTOR_RTP_PORT}
 """)
-        self.proc = netns.start("collector", [self.binary, "run", "--config", config],
-                                env=dict(os.environ, RUST_LOG="info"))
+        self.config = config
+        self.kamailio, self.user = kamailio, user
+        self.start()
+
+    def start(self):
+        """Start the collector on its config and storage (again, after
+        `stop`: a collector restarted, its history kept) and wait until it
+        is registered with Kamailio, where sensors find it."""
+        self.proc = self.netns.start("collector", [self.binary, "run", "--config", self.config],
+                                     env=dict(os.environ, RUST_LOG="info"))
         try:
-            kamailio.wait_registered(user, 30)
+            self.kamailio.wait_registered(self.user, 30)
         except AssertionError as e:
             raise AssertionError(f"{e}\ncollector log:\n{self.proc.log_tail()}") from None
 
-    def samples(self, aor):
-        """Every stored sample of the sensor, oldest first."""
+    def stop(self):
+        """Stop it (SIGTERM: it unregisters); sensors lose their collector
+        until `start`."""
+        self.proc.stop()
+
+    def _export(self, aor, kind):
         result = run([self.binary, "export", "--storage", f"sqlite://{self.db}",
-                      "--sensor", aor, "--format", "json", "--kind", "samples"],
+                      "--sensor", aor, "--format", "json", "--kind", kind],
                      timeout=60, check=False)
         if result.returncode != 0:
             if "no sensor" in result.stderr:
                 return []
             raise AssertionError(f"export failed: {result.stderr}")
         return json.loads(result.stdout)
+
+    def samples(self, aor):
+        """Every stored sample of the sensor, oldest first."""
+        return self._export(aor, "samples")
+
+    def gaps(self, aor):
+        """Every stored gap of the sensor (`from_ns`, `to_ns`, `cause`, ...)."""
+        return self._export(aor, "gaps")
 
     def wait_samples(self, aor, count, timeout, since_ns=0):
         def enough():

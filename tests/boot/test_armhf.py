@@ -18,7 +18,12 @@ the A/B boot script of images/uboot/:
 5. a hung system (a real-time busy loop that starves everything else,
    systemd included) is reset by the watchdog systemd feeds (the kernel's
    softdog: QEMU's armhf virt has no watchdog Debian's kernel drives), and
-   U-Boot counts the attempt.
+   U-Boot counts the attempt;
+6. power cut mid-stream (issue #15, test 6): the collector stops, the
+   agent samples into its spool alone, QEMU is killed; powered on again,
+   the agent backfills, and of what it sampled before the cut at most the
+   spool's fsync interval is lost, the time the board was off is stored
+   as not sampled, and everything else exactly once.
 
 Nothing is open: the console takes root's password only because the
 technician's console-password file (a hash) is on the card, SSH takes the
@@ -33,10 +38,12 @@ Each test starts from a fresh copy of the card and runs alone.
 
 import json
 import os
+import re
 import time
 import unittest
 
 import bundles
+import history
 import waveform
 from common import (IMAGE_DIR, ROOT, copy_sparse, cost, drop_images, Processes, require_file,
                     require_root, require_tool, run, test_dir, wait_for)
@@ -62,6 +69,10 @@ AOR = f"sip:{SENSOR}@{HOST_IP}"
 BOOT_TIMEOUT = 600
 # `rauc install` of the ~100 MB bundle, verity-checked under emulation.
 INSTALL_TIMEOUT = 900
+# Test 6: how long the agent samples into its spool alone before the
+# power cut, and how long the collector may take to get it all after.
+SPOOLED_ONLY_S = 10
+BACKFILL_TIMEOUT_S = 120
 # Boot partition offset (images/layout.env SIPSENSOR_BOOT_OFFSET).
 BOOT_OFFSET = 4 * 1024 * 1024
 
@@ -548,7 +559,6 @@ class ArmhfImage(unittest.TestCase):
         self.assertEqual(states.get("B"), "bad")
         self.assertEqual(self.boot_env().get("BOOT_ORDER", "A B").split()[0], "A")
 
-
     @cost(240)
     def test_5_hung_system_is_reset_by_the_watchdog(self):
         self.power_on()
@@ -583,6 +593,89 @@ class ArmhfImage(unittest.TestCase):
                             "the system rebooted itself rather than being reset")
         # The boot script counted the boot the hang ended.
         self.expect_slot("A", attempts_left=2)
+
+    @cost(240)
+    def test_6_power_cut_mid_stream_loses_at_most_the_fsync_interval(self):
+        self.power_on()
+        self.boot("A")
+        self.wait_registered()
+        fsync_ns = self.agent_fsync_interval_ms() * 1_000_000
+        step = WAVE["sample_period_ns"]
+        self.collector.wait_samples(AOR, 2 * RATE, 60)
+        # The collector goes away: from here the spool is the only copy.
+        collector_stopped = time.time_ns()
+        self.collector.stop()
+        time.sleep(SPOOLED_ONLY_S)
+        offset, offset_error = history.clock_offset([self.guest_clock() for _ in range(3)])
+        cut = time.time_ns()
+        self.qemu.kill()
+        log(f"power cut {(cut - collector_stopped) / 1e9:.1f} s after the collector stopped "
+            f"(guest clock {offset / 1e6:+.0f} ± {offset_error / 1e6:.0f} ms)")
+
+        self.collector.start()
+        powered = time.time_ns()
+        self.power_on()
+        self.boot("A")
+        self.wait_registered()
+        registered = time.monotonic()
+
+        def backfilled():
+            gaps = self.collector.gaps(AOR)
+            rows = self.samples()
+            newest = max((r["ts_ns"] for r in rows if r["source"] == "live"), default=0)
+            if newest < powered + offset:
+                return None
+            fillable = [g for g in gaps if g["cause"] in history.FILLABLE]
+            return None if fillable else (rows, gaps)
+        try:
+            rows, gaps = wait_for("the collector to hold everything the spool had",
+                                  backfilled, BACKFILL_TIMEOUT_S, 2)
+        except AssertionError as e:
+            instants = [r["ts_ns"] for r in self.samples()]
+            gaps = self.collector.gaps(AOR)
+            off = history.hole_across(instants, cut + offset, step)
+            held = off and history.gap_for(off, gaps, history.FILLABLE, step)
+            why = (f"the time the board was off is a fillable {held['cause']} gap: the agent "
+                   "did not declare it unsampled (docs/protocol.md 11.4), so the collector's "
+                   "mark stays before it\n") if held else ""
+            _, agent = self.sh("sipsensor-agent status --json | grep -A6 backfill; journalctl "
+                               "-b -u sipsensor-agent --no-pager -o cat | grep -i spool", check=False)
+            self.fail(f"{e}\n{why}cut at {cut + offset}; holes {history.holes(instants, step)}\n"
+                      f"gaps {gaps}\nagent:\n{agent}\n"
+                      f"collector log:\n{self.collector.proc.log_tail(20)}")
+        took = time.monotonic() - registered
+        outage = history.Outage(collector_stopped_ns=collector_stopped + offset,
+                                cut_ns=cut + offset, powered_ns=powered + offset,
+                                clock_error_ns=offset_error)
+        figures = history.check_power_cut(
+            rows, gaps, outage, step, fsync_ns,
+            lambda raws: waveform.check_stored(raws, 0.01, **WAVE))
+        log(f"lost {figures.lost_ns / 1e6:.0f} ms before the power cut (fsync interval "
+            f"{fsync_ns // 1_000_000} ms); board off "
+            f"{(figures.off.before_ns - figures.off.after_ns) / 1e9:.1f} s; "
+            f"{figures.backfilled} samples backfilled ({figures.spooled_only} spooled while the "
+            f"collector was away), complete {took:.0f} s after the agent registered; "
+            f"{figures.stored} stored")
+
+    # ---- helpers of test 6 ------------------------------------------------
+
+    def samples(self):
+        return sorted((r for r in self.collector.samples(AOR) if r["name"] == "sim.temperature"),
+                      key=lambda r: r["ts_ns"])
+
+    def agent_fsync_interval_ms(self):
+        """The spool's fsync interval the running agent logged at start."""
+        _, journal = self.sh("journalctl -b -u sipsensor-agent --no-pager -o cat "
+                             "| grep -m1 'fsync every'")
+        m = re.search(r"fsync every (\d+) ms", journal)
+        self.assertIsNotNone(m, f"the agent logged no spool: {journal}")
+        return int(m.group(1))
+
+    def guest_clock(self):
+        """(host before, guest, host after) wall-clock readings in ns."""
+        before = time.time_ns()
+        _, out = self.sh("date +%s%N")
+        return before, int(out.strip()), time.time_ns()
 
 
 if __name__ == "__main__":
