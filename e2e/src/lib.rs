@@ -20,6 +20,8 @@
 //!   that instant.
 //! - [`recovery`]: what the #15 scenarios share: sensors at 10 Hz, waiting
 //!   until a backfill is done, the figures they print.
+//! - `logs`: one log file per start of a process, quoted when a
+//!   scenario fails.
 //! - [`netns`]: a sensor in its own network namespace, its link cut and
 //!   restored.
 //! - [`paths`]: scenario 7's impaired media path and scenario 9's two
@@ -29,6 +31,7 @@ pub mod agent;
 pub mod capture;
 pub mod collector;
 pub mod complete;
+mod logs;
 pub mod netns;
 pub mod paths;
 pub mod pki;
