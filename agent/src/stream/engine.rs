@@ -363,6 +363,8 @@ impl Core {
     /// The end of the stream: the partial packet, then SR + SDES + BYE
     /// (RFC 3550 6.6, docs/protocol.md 6).
     pub fn finish(&mut self, now: Instant, wall: SystemTime, sink: &mut impl Sink) {
+        // A stream ended before its first wake has no offset yet.
+        self.pin_stamp(now, wall);
         if self.filled > 0 {
             self.send_samples(now, sink);
         }
