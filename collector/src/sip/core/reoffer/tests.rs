@@ -239,15 +239,21 @@ fn an_unchanged_reoffer_is_answered_at_once() {
     assert_eq!(*s, session(1));
 }
 
-#[test]
-fn a_sensor_changing_its_channels_is_answered_once_recorded() {
-    let (mut c, clock) = core();
-    active_incoming(&mut c, &clock);
+/// The sensor's stream with one channel only, under a new `cfg`.
+fn one_channel_fewer() -> StreamDescription {
     let mut fewer = capabilities();
     if let Some(s) = fewer.samples.as_mut() {
         s.channels.truncate(1);
     }
     fewer.config = 2;
+    fewer
+}
+
+#[test]
+fn a_sensor_changing_its_channels_is_answered_once_recorded() {
+    let (mut c, clock) = core();
+    active_incoming(&mut c, &clock);
+    let fewer = one_channel_fewer();
     c.handle_event(
         UaEvent::ReofferReceived {
             session: session(1),
@@ -425,11 +431,7 @@ fn a_changed_stream_carries_its_recovery_agreement_both_ways() {
     let (mut c, clock) = core();
     active_incoming(&mut c, &clock);
     // The sensor's re-INVITE.
-    let mut fewer = capabilities();
-    if let Some(s) = fewer.samples.as_mut() {
-        s.channels.truncate(1);
-    }
-    fewer.config = 2;
+    let fewer = one_channel_fewer();
     let acts = reoffer(
         &mut c,
         &clock,
