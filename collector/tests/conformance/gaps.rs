@@ -250,7 +250,7 @@ async fn broken_between_10_and_50(
 /// source gap, which holds the mark no longer; a claim that contradicts
 /// stored samples is refused and changes nothing.
 pub(super) async fn unsampled_ranges_release_the_mark(url: StorageUrl) {
-    let (s, sensor, session) = broken_between_10_and_50(&url).await;
+    let (s, sensor, _) = broken_between_10_and_50(&url).await;
     assert_eq!(
         s.committed_through(sensor.id).await.unwrap(),
         Some(T0 + 10 * PERIOD)
