@@ -220,6 +220,8 @@ pub struct Streamer {
     rtp: UdpSocket,
     /// Where the session's RTP goes; `None` while detached.
     remote_rtp: Option<SocketAddr>,
+    /// Detach commands sent to the sender thread.
+    detaches_asked: u64,
 }
 
 impl Streamer {
@@ -401,6 +403,7 @@ impl Streamer {
                 srtcp,
                 rtp: rtp_handle,
                 remote_rtp: attached.then_some(plan.remote_rtp),
+                detaches_asked: 0,
             }),
             Err(e) => {
                 let _ = receiver.stop();
@@ -504,12 +507,22 @@ impl Streamer {
             spent: Box::default(),
             layout: Box::new(layout),
         })?;
+        self.detaches_asked += 1;
         *self.srtcp.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.description = idle;
         self.remote_rtp = None;
         self.srtp = None;
         self.recovery = LiveRecovery::default();
         Ok(())
+    }
+
+    /// The sender thread has carried out every detach asked of it: the
+    /// stream's last packet and its RTCP BYE are out.
+    pub fn detached(&self) -> bool {
+        self.stats
+            .detaches
+            .load(std::sync::atomic::Ordering::Acquire)
+            >= self.detaches_asked
     }
 
     /// The acknowledgement and repair the stream was started with.
@@ -520,6 +533,15 @@ impl Streamer {
     /// docs/protocol.md 11.7's L: the sample instant of the first live
     /// sample (ns since the Unix epoch), once it is sampled. Backfill
     /// covers what lies before it.
+    pub fn first_spooled_ns(&self) -> Option<u64> {
+        Some(
+            self.stats
+                .first_spooled_ns
+                .load(std::sync::atomic::Ordering::Acquire),
+        )
+        .filter(|&t| t != 0)
+    }
+
     pub fn first_live_ns(&self) -> Option<u64> {
         self.stats.snapshot().first_live_ns
     }

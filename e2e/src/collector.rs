@@ -154,6 +154,8 @@ impl Collector {
     pub fn new(spec: CollectorSpec) -> Result<Self, HarnessError> {
         let dir = tempfile::Builder::new()
             .prefix("sipsensor-e2e-collector-")
+            // SIPSENSOR_E2E_KEEP=1: the database and log stay for a look.
+            .disable_cleanup(std::env::var_os("SIPSENSOR_E2E_KEEP").is_some())
             .tempdir()
             .map_err(io("collector directory"))?;
         let sip_port = free_udp_tcp_port(spec.sip_ip).map_err(io("a free SIP port"))?;

@@ -79,6 +79,10 @@ fn after_kill_9_and_restart_the_agent_recovers_and_one_gap_is_stored() {
     );
     // Nothing else missing: everything the agent sent outside the hole
     // is stored, as sent (the capture covers both collector processes).
+    eprintln!(
+        "s04: killed {killed}, last stored before {}, first after {}, new session {resumed}",
+        before.ts_ns, after.ts_ns
+    );
     let sent =
         capture::sent_samples(&capture, "127.0.0.1", site.collector.rtp_port, 20, |_| 1).unwrap();
     let outside: Vec<capture::SentSample> = sent

@@ -30,6 +30,9 @@ use settings::{flow_target, outbound_proxy, product, resolve, resolver_for, sett
 const GOODBYE: Duration = Duration::from_millis(900);
 /// In-dialog OPTIONS keep-alive: a restarted collector is noticed within it.
 const KEEPALIVE: Duration = Duration::from_secs(20);
+/// How long (in 5 ms steps) a hang-up waits for the sender thread's last
+/// packet: 0.5 s at most, far above its wake-up latency.
+const STOP_WAIT_STEPS: u32 = 100;
 
 /// The media sender as the session sees it; the real-time streamer
 /// implements it, tests fake it.
@@ -39,6 +42,11 @@ pub trait Media: Send {
     /// Same session, new description (rate or channels changed).
     fn update(&mut self, agreed: &Agreed, recovery: &AgreedRecovery) -> Result<(), SenderError>;
     fn stop(&mut self);
+    /// The stopped stream's last packet and RTCP BYE are out (the sender
+    /// thread carries out `stop` on its own schedule).
+    fn stopped(&self) -> bool {
+        true
+    }
     /// What our SDP offers and accepts of docs/protocol.md 11; asked again
     /// before each new session (the spool's oldest instant moves).
     fn recovery(&self) -> RecoverySupport {
@@ -471,6 +479,15 @@ async fn carry_out(
             }
             Action::StopStream => {
                 media.stop();
+                // The BYE that follows must not overtake the stream's last
+                // packet: the collector takes in what its socket holds when
+                // the BYE arrives, and drops what comes later.
+                for _ in 0..STOP_WAIT_STEPS {
+                    if media.stopped() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
                 controller.set_recovery(media.recovery());
                 if let Some(status) = shown.take() {
                     hub.remove_session(&status.call_id);

@@ -290,10 +290,22 @@ impl StreamerMedia {
 
 impl Media for StreamerMedia {
     fn recovery(&self) -> RecoverySupport {
-        let oldest = self
-            .spool_view
+        // Samples handed to the spool but not written yet are held too: a
+        // session offered right after start with an empty spool file still
+        // has them to backfill (e2e s17: without `oldest` the collector's
+        // mark passed them and two were lost).
+        let fed = self
+            .streamer
             .as_ref()
-            .map(|spool| spool.lock().unwrap_or_else(|p| p.into_inner()).oldest());
+            .and_then(Streamer::first_spooled_ns)
+            .and_then(|t| i64::try_from(t).ok());
+        let oldest = self.spool_view.as_ref().map(|spool| {
+            spool
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .oldest()
+                .or(fed)
+        });
         recovery_support(self.ssrcs, oldest)
     }
 
@@ -377,6 +389,10 @@ impl Media for StreamerMedia {
             tracing::error!("the sender did not stop cleanly: {e}");
             self.hub.error("stream", e.to_string());
         }
+    }
+
+    fn stopped(&self) -> bool {
+        self.streamer.as_ref().is_none_or(Streamer::detached)
     }
 
     fn peer_reports(&self) -> u64 {

@@ -653,9 +653,16 @@ impl Core {
             return;
         }
         let spacing = self.spacing_ns(s.period);
+        let first_ns = self.stamp_ns(self.packet_tick);
+        let _ = self.stats.first_spooled_ns.compare_exchange(
+            0,
+            u64::try_from(first_ns).unwrap_or(0),
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
         let run = SampleRunRef {
             stream: self.layout.id,
-            first_ns: self.stamp_ns(self.packet_tick),
+            first_ns,
             spacing_ns: u32::try_from(spacing).unwrap_or(u32::MAX),
             channels: u8::try_from(channels).unwrap_or(u8::MAX),
             values: &self.layout.values[..n],

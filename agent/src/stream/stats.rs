@@ -51,9 +51,17 @@ pub(crate) struct Shared {
     /// The sample instant (ns since the Unix epoch) of the first live
     /// sample; 0 until it is sampled.
     pub first_live_ns: AtomicU64,
+    /// The sample instant (ns since the Unix epoch) of the first sample
+    /// handed to the spool in this run; 0 until then. The spool may not
+    /// hold it on disk yet when a session is offered: it is held all the
+    /// same (docs/protocol.md 11.1 `oldest`).
+    pub first_spooled_ns: AtomicU64,
     /// Sessions the sender thread attached to so far (set before
     /// `first_live_ns` is cleared for the new one).
     pub attaches: AtomicU64,
+    /// Detach commands the sender thread has carried out (the stream's
+    /// last packet and RTCP BYE sent).
+    pub detaches: AtomicU64,
     pub realtime: AtomicBool,
     pub memory_locked: AtomicBool,
 }
@@ -91,7 +99,9 @@ impl Default for Shared {
             rtx_sent: AtomicU64::new(0),
             rtx_unavailable: AtomicU64::new(0),
             first_live_ns: AtomicU64::new(0),
+            first_spooled_ns: AtomicU64::new(0),
             attaches: AtomicU64::new(0),
+            detaches: AtomicU64::new(0),
             realtime: AtomicBool::new(false),
             memory_locked: AtomicBool::new(false),
         }

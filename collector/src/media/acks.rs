@@ -13,6 +13,7 @@
 //! least) would not allow.
 
 pub mod store;
+pub mod unconfirmed;
 
 use crate::storage::SensorId;
 use sipsensor_protocol::{AckPacer, BackfillMessage};

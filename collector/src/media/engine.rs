@@ -85,8 +85,9 @@ enum Command {
     Flush {
         reply: oneshot::Sender<()>,
     },
-    /// Committed marks per sensor, from the acknowledger.
-    Marks(Vec<(SensorId, Option<i64>)>),
+    /// Committed marks per sensor, from the acknowledger, read from
+    /// storage by a query that began at the instant given.
+    Marks(Vec<(SensorId, Option<i64>)>, std::time::Instant),
     Stop {
         reply: oneshot::Sender<()>,
     },
@@ -176,8 +177,12 @@ impl MediaHandle {
 
     /// The store's committed marks (docs/protocol.md 11.4) of sensors with
     /// acknowledged streams; false once the engine has stopped.
-    pub async fn marks(&self, marks: Vec<(SensorId, Option<i64>)>) -> bool {
-        self.send(Command::Marks(marks))
+    pub async fn marks(
+        &self,
+        marks: Vec<(SensorId, Option<i64>)>,
+        asked: std::time::Instant,
+    ) -> bool {
+        self.send(Command::Marks(marks, asked))
     }
 
     /// Hands every row received so far to the writer.

@@ -138,12 +138,23 @@ impl WriterHandle {
     /// Returns once every row submitted before is committed, or with the
     /// error that keeps them from being committed now.
     pub async fn flush(&self) -> Result<(), StorageError> {
+        self.flush_later()
+            .await?
+            .await
+            .map_err(|_| StorageError::WriterClosed)?
+    }
+
+    /// [`Self::flush`] without waiting for it: the receiver gets the
+    /// answer once every row submitted before is committed.
+    pub async fn flush_later(
+        &self,
+    ) -> Result<oneshot::Receiver<Result<(), StorageError>>, StorageError> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Op::Flush(tx))
             .await
             .map_err(|_| StorageError::WriterClosed)?;
-        rx.await.map_err(|_| StorageError::WriterClosed)?
+        Ok(rx)
     }
 }
 

@@ -77,10 +77,12 @@ impl Core {
         sink: &mut impl Sink,
     ) -> Option<RetransmitHistory> {
         if !self.attached {
+            self.stats.detaches.fetch_add(1, Ordering::Release);
             return None;
         }
         self.finish(now, wall, sink);
         self.attached = false;
+        self.stats.detaches.fetch_add(1, Ordering::Release);
         self.rtx_due = None;
         self.instant_id = None;
         self.history.take()

@@ -65,10 +65,13 @@ impl Acknowledger {
         if sensors.is_empty() {
             return true;
         }
+        // Before the query: a mark may count as seeing only what was
+        // committed before this (acks/unconfirmed.rs).
+        let asked = std::time::Instant::now();
         match self.store.committed_through_many(&sensors).await {
             Ok(marks) => {
                 self.media
-                    .marks(sensors.into_iter().zip(marks).collect())
+                    .marks(sensors.into_iter().zip(marks).collect(), asked)
                     .await
             }
             Err(e) => {

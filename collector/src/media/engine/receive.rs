@@ -8,6 +8,7 @@ use super::send::BatchTx;
 use super::{Command, MediaError, MediaNotice, StreamSummary};
 use crate::config::MediaConfig;
 use crate::media::acks::StreamAcks;
+use crate::media::acks::unconfirmed::UnconfirmedGaps;
 use crate::media::demux::{Datagram, Delivery, Demux, Port, Rejected, Report, StreamKey};
 use crate::media::mailbox::{Inbox, Taken};
 use crate::media::rejects::RejectCounts;
@@ -18,7 +19,7 @@ use crate::media::{Reject, StreamSetup};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimit;
 use crate::storage::writer::{CommitWatch, WriterHandle};
-use crate::storage::{Batch, SessionId};
+use crate::storage::{Batch, SensorId, SessionId};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use sipsensor_protocol::{Agreed, AgreedRecovery, IdGenerator};
 use sipsensor_runtime::batch_recv::BatchRx;
@@ -88,6 +89,8 @@ pub(super) struct ReceiveThread {
     notices: UnboundedSender<MediaNotice>,
     /// Acknowledged streams (docs/protocol.md 11.4).
     acks: HashMap<StreamKey, StreamAcks>,
+    /// Loss gaps handed to the writer that marks may not pass yet.
+    unconfirmed: UnconfirmedGaps,
     /// Which sensors the writer reports commits of.
     commits: CommitWatch,
     /// How far ahead of ours an agent's clock may be (a declared range
@@ -143,6 +146,7 @@ impl ReceiveThread {
             ))),
             notices,
             acks: HashMap::new(),
+            unconfirmed: UnconfirmedGaps::default(),
             commits,
             max_ahead_ns: i64::from(config.max_clock_offset_s.get()) * 1_000_000_000,
             marks_sent: 0,
@@ -268,7 +272,7 @@ impl ReceiveThread {
                     self.flush_rows();
                     let _ = reply.send(summary);
                 }
-                Command::Marks(marks) => self.on_marks(&marks),
+                Command::Marks(marks, asked) => self.on_marks(&marks, asked),
                 Command::Flush { reply } => {
                     self.drain_rejects();
                     self.flush_rows();
@@ -639,9 +643,22 @@ impl ReceiveThread {
         }
         let batch = std::mem::take(&mut self.sink.batch);
         let rows = batch.rows();
+        let fillable: Vec<(SensorId, i64)> = batch
+            .gaps
+            .iter()
+            .filter(|g| g.cause.is_fillable() && !self.acks.is_empty())
+            .map(|g| (g.sensor, g.from_ns))
+            .collect();
         // The writer's queue has room for thousands of batches; waiting
         // here happens only when the writer itself is stuck.
-        if self.rt.block_on(self.writer.submit(batch)).is_err() {
+        let submitted = self.rt.block_on(self.writer.submit(batch));
+        if submitted.is_ok()
+            && !fillable.is_empty()
+            && let Ok(reply) = self.rt.block_on(self.writer.flush_later())
+        {
+            self.unconfirmed.handed(fillable, reply);
+        }
+        if submitted.is_err() {
             self.metrics.rows_dropped.inc_by(rows as u64);
             let l = self
                 .logs

@@ -131,6 +131,14 @@ fn a_wall_clock_step_moves_the_stamps_and_slews_and_late_readings_do_not() {
         .iter()
         .map(|rec| rec.span().0)
         .collect();
+    // The first instant handed to the spool: held before any of it is
+    // on disk (docs/protocol.md 11.1 `oldest`).
+    assert_eq!(
+        r.stats
+            .first_spooled_ns
+            .load(std::sync::atomic::Ordering::Relaxed),
+        wall0 as u64
+    );
     let step = 2_000_500_000;
     assert_eq!(
         firsts,

@@ -16,14 +16,28 @@ use std::time::Instant;
 impl ReceiveThread {
     /// The store's committed marks: each acknowledged stream of the sensor
     /// takes its own, capped by its holes not stored yet.
-    pub(super) fn on_marks(&mut self, marks: &[(SensorId, Option<i64>)]) {
+    /// `asked`: when the storage query behind them began.
+    pub(super) fn on_marks(&mut self, marks: &[(SensorId, Option<i64>)], asked: Instant) {
+        if !self.unconfirmed.is_empty() {
+            for _ in 0..self.unconfirmed.poll(Instant::now()) {
+                if let Ok(reply) = self.rt.block_on(self.writer.flush_later()) {
+                    self.unconfirmed.retry(reply);
+                }
+            }
+            self.unconfirmed.seen_by(asked);
+        }
         let by_sensor: HashMap<SensorId, Option<i64>> = marks.iter().copied().collect();
         for (key, a) in &mut self.acks {
             let Some(stored) = by_sensor.get(&a.sensor) else {
                 continue;
             };
             let hole = self.demux.stream_mut(*key).and_then(|s| s.hole_from_ns());
-            a.on_mark(*stored, hole);
+            let handed = self.unconfirmed.cap(a.sensor);
+            let cap = match (hole, handed) {
+                (Some(h), Some(g)) => Some(h.min(g)),
+                (h, g) => h.or(g),
+            };
+            a.on_mark(*stored, cap);
         }
     }
 
