@@ -12,10 +12,10 @@ mod model;
 mod render;
 pub mod server;
 
-pub use hub::{Counters, StatusHub};
+pub use hub::{Counters, RepairSource, StatusHub};
 pub use model::{
     AgentState, Direction, ErrorRecord, InputStatus, RegistrationState, RegistrationStatus,
-    SensorState, SensorStatus, SessionStatus, Status, StatusChange, unix_ms,
+    RepairStatus, SensorState, SensorStatus, SessionStatus, Status, StatusChange, unix_ms,
 };
 pub use render::render;
 

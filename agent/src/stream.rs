@@ -311,6 +311,10 @@ impl Streamer {
             .filter(|(_, i)| i.level == Some(true))
             .fold(0u64, |acc, (g, _)| acc | 1 << g);
         let stats = Arc::new(stats::Shared::default());
+        let figures = stats.clone();
+        status.set_repair_source(crate::status::RepairSource::new(move || {
+            figures.repair_status()
+        }));
         let (sizes_tx, sizes_rx) = rtrb::RingBuffer::new(64);
         let (commands, commands_rx) = rtrb::RingBuffer::new(COMMANDS);
         // Room for every command in flight and the one being replaced.

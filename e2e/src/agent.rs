@@ -1,5 +1,6 @@
 //! A `sipsensor-agent` process with one simulated sensor.
 
+use crate::logs::StartLogs;
 use sipsensor_agent::config::{self, ConfigFiles};
 use sipsensor_agent::sensor::SensorKind;
 use sipsensor_agent::sensor::sim::SimConfig;
@@ -195,7 +196,23 @@ pub struct Agent {
     pub spec: AgentSpec,
     pub sip_port: u16,
     dir: TempDir,
+    logs: StartLogs,
     child: Option<ChildGuard>,
+}
+
+impl Drop for Agent {
+    /// Stopped while its directory exists: the guard quotes the running
+    /// start's log when a scenario panics, and the earlier starts are
+    /// quoted here.
+    fn drop(&mut self) {
+        let running = self.child.take().map(drop).is_some();
+        if std::thread::panicking() {
+            let earlier = self.logs.starts() - u32::from(running);
+            if earlier > 0 {
+                eprintln!("{}", self.logs.tails(&self.name(), earlier));
+            }
+        }
+    }
 }
 
 impl Agent {
@@ -222,6 +239,7 @@ impl Agent {
         })?;
         let agent = Self {
             sip_port,
+            logs: StartLogs::new(dir.path(), "agent"),
             dir,
             child: None,
             spec,
@@ -244,7 +262,7 @@ impl Agent {
         for _ in 0..3 {
             self.spawn()?;
             let clash = crate::wait_for(Duration::from_secs(5), || {
-                let log = self.log();
+                let log = self.logs.latest();
                 if log.contains("cannot bind SIP") {
                     Some(true)
                 } else {
@@ -283,12 +301,8 @@ impl Agent {
         };
         cmd.args(["run", "--no-override", "--config"])
             .arg(self.config_path());
-        let log = self.dir.path().join("agent.log");
-        self.child = Some(ChildGuard::spawn(
-            &format!("agent {}", self.spec.user),
-            cmd,
-            &log,
-        )?);
+        let log = self.logs.next_start();
+        self.child = Some(ChildGuard::spawn(&self.name(), cmd, &log)?);
         Ok(())
     }
 
@@ -377,15 +391,18 @@ impl Agent {
         })
     }
 
-    pub fn log(&self) -> String {
-        self.child.as_ref().map(ChildGuard::log).unwrap_or_default()
+    fn name(&self) -> String {
+        format!("agent {}", self.spec.user)
     }
 
+    /// Every line of every start so far.
+    pub fn log(&self) -> String {
+        self.logs.all()
+    }
+
+    /// The last lines of every start so far, for failure messages.
     pub fn log_tail(&self) -> String {
-        self.child
-            .as_ref()
-            .map(ChildGuard::log_tail)
-            .unwrap_or_default()
+        self.logs.tails(&self.name(), self.logs.starts())
     }
 
     pub fn pid(&self) -> Option<u32> {

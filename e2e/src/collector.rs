@@ -1,5 +1,6 @@
 //! A `sipsensor-collector` process, its stored data and its statistics.
 
+use crate::logs::StartLogs;
 use sipsensor_testkit::ports::{LOCALHOST, free_rtp_ports, free_tcp_port, free_udp_tcp_port};
 use sipsensor_testkit::{ChildGuard, HarnessError, workspace_binary};
 use std::io::{Read, Write};
@@ -115,8 +116,23 @@ pub struct Collector {
     pub http_port: u16,
     storage_url: String,
     dir: TempDir,
+    logs: StartLogs,
     child: Option<ChildGuard>,
-    starts: u32,
+}
+
+impl Drop for Collector {
+    /// Stopped while its directory exists: the guard quotes the running
+    /// start's log when a scenario panics, and the earlier starts are
+    /// quoted here.
+    fn drop(&mut self) {
+        let running = self.child.take().map(drop).is_some();
+        if std::thread::panicking() {
+            let earlier = self.logs.starts() - u32::from(running);
+            if earlier > 0 {
+                eprintln!("{}", self.logs.tails(&self.name(), earlier));
+            }
+        }
+    }
 }
 
 fn io(what: &str) -> impl FnOnce(std::io::Error) -> HarnessError + '_ {
@@ -158,9 +174,9 @@ impl Collector {
             rtp_port,
             http_port,
             storage_url,
+            logs: StartLogs::new(dir.path(), "collector"),
             dir,
             child: None,
-            starts: 0,
         };
         c.write_config()?;
         Ok(c)
@@ -233,14 +249,10 @@ impl Collector {
 
     /// Start the process; returns once SIP is up.
     pub fn launch(&mut self) -> Result<(), HarnessError> {
-        self.starts += 1;
         let mut cmd = Command::new(workspace_binary("sipsensor-collector")?);
         cmd.args(["run", "--config"]).arg(self.config_path());
-        let log = self
-            .dir
-            .path()
-            .join(format!("collector-{}.log", self.starts));
-        let mut child = ChildGuard::spawn(&format!("collector {}", self.spec.user()), cmd, &log)?;
+        let log = self.logs.next_start();
+        let mut child = ChildGuard::spawn(&self.name(), cmd, &log)?;
         // Ready when SIP is up (logged after storage, HTTP and media).
         child.wait_log(&["SIP on "], START_TIMEOUT)?;
         self.child = Some(child);
@@ -264,15 +276,13 @@ impl Collector {
         format!("sip:{}", self.sip_addr())
     }
 
+    fn name(&self) -> String {
+        format!("collector {}", self.spec.user())
+    }
+
     /// Every log line of every start so far.
     pub fn log(&self) -> String {
-        (1..=self.starts)
-            .map(|n| {
-                std::fs::read_to_string(self.dir.path().join(format!("collector-{n}.log")))
-                    .unwrap_or_default()
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        self.logs.all()
     }
 
     /// SIGKILL: no BYE, no last commit.

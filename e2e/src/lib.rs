@@ -20,6 +20,8 @@
 //!   that instant.
 //! - [`recovery`]: what the #15 scenarios share: sensors at 10 Hz, waiting
 //!   until a backfill is done, the figures they print.
+//! - `logs`: one log file per start of a process, quoted when a
+//!   scenario fails.
 //! - [`netns`]: a sensor in its own network namespace, its link cut and
 //!   restored.
 //! - [`paths`]: scenario 7's impaired media path and scenario 9's two
@@ -29,6 +31,7 @@ pub mod agent;
 pub mod capture;
 pub mod collector;
 pub mod complete;
+mod logs;
 pub mod netns;
 pub mod paths;
 pub mod pki;
@@ -211,7 +214,8 @@ pub fn settled_samples(collector: &Collector, aor: &str, min: usize) -> Vec<Stor
 /// The stored gaps of `aor` other than `allowed` causes, and other than
 /// `source` gaps (instants the agent itself skipped because its sender
 /// was starved of CPU past its late limit, which it marks in the stream):
-/// these must be none. Returns how many `source` gaps there were.
+/// these must be none, and no gap may miss no instant. Returns how many
+/// `source` gaps there were.
 pub fn assert_gaps_only(collector: &Collector, aor: &str, allowed: &[&str]) -> usize {
     let gaps = collector.gaps(aor);
     let other: Vec<&Gap> = gaps
@@ -219,5 +223,18 @@ pub fn assert_gaps_only(collector: &Collector, aor: &str, allowed: &[&str]) -> u
         .filter(|g| g.cause != "source" && !allowed.contains(&g.cause.as_str()))
         .collect();
     assert!(other.is_empty(), "{aor}: unexpected gaps {other:?}");
+    assert_no_empty_gaps(aor, &gaps);
     gaps.iter().filter(|g| g.cause == "source").count()
+}
+
+/// A stored gap says instants are missing: one of 0 samples is noise (the
+/// collector stored one at each backfill's end and each reopen, where the
+/// agent declared the step between its last backfilled and its first live
+/// instant unsampled; docs/protocol.md 11.7).
+pub fn assert_no_empty_gaps(what: &str, gaps: &[Gap]) {
+    let empty: Vec<&Gap> = gaps.iter().filter(|g| g.samples == 0).collect();
+    assert!(
+        empty.is_empty(),
+        "{what}: gaps missing no instant {empty:?}"
+    );
 }

@@ -120,6 +120,7 @@ pub fn assert_exact(
         brief(&unexplained),
         brief(gaps)
     );
+    crate::assert_no_empty_gaps(what, gaps);
     eprintln!(
         "{what}: {}; readings within {} ms of their instants",
         c.summary(),

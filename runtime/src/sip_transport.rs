@@ -8,6 +8,7 @@
 //! [`response_route`](sipsensor_protocol::response_route)), so every SIP
 //! rule stays sans-I/O.
 
+mod halves;
 mod stream;
 pub mod tls;
 mod udp;

@@ -25,7 +25,7 @@ pub struct RawConfig {
     pub media: RawMedia,
     pub logging: RawLogging,
     pub status: RawStatus,
-    pub spool: super::spool::RawSpool,
+    pub spool: RawSpool,
     pub secrets_file: String,
 }
 
@@ -41,7 +41,7 @@ impl Default for RawConfig {
             media: RawMedia::default(),
             logging: RawLogging::default(),
             status: RawStatus::default(),
-            spool: super::spool::RawSpool::default(),
+            spool: RawSpool::default(),
             secrets_file: DEFAULT_SECRETS_FILE.into(),
         }
     }
@@ -327,6 +327,33 @@ impl Default for RawStatus {
     }
 }
 
+/// The `spool` section; `super::spool` checks it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSpool {
+    pub enabled: bool,
+    pub dir: String,
+    /// `None`: a week at the stream's rate (`default_max_bytes`).
+    pub max_bytes: Option<u64>,
+    /// A number and a unit: `s`, `m`, `h` or `d`.
+    pub max_age: String,
+    pub fsync_interval_ms: u32,
+    pub backfill_rate: u64,
+}
+
+impl Default for RawSpool {
+    fn default() -> Self {
+        RawSpool {
+            enabled: true,
+            dir: DEFAULT_SPOOL_DIR.into(),
+            max_bytes: None,
+            max_age: DEFAULT_SPOOL_MAX_AGE.into(),
+            fsync_interval_ms: DEFAULT_SPOOL_FSYNC_INTERVAL_MS,
+            backfill_rate: DEFAULT_BACKFILL_RATE,
+        }
+    }
+}
+
 /// The secrets file: root-only, never merged with the others.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -341,3 +368,16 @@ pub struct RawSecrets {
 /// Where the image provisions the site's CA (docs/security.md).
 pub const DEFAULT_CA_FILE: &str = "/etc/sipsensor/ca.pem";
 pub const DEFAULT_SECRETS_FILE: &str = "/etc/sipsensor/secrets.yaml";
+
+/// On the image `/var/lib/sipsensor` is the data partition's `state/`;
+/// the image's agent.yaml names the partition's own `spool/`.
+pub const DEFAULT_SPOOL_DIR: &str = "/var/lib/sipsensor/spool";
+pub const DEFAULT_SPOOL_MAX_AGE: &str = "7d";
+/// A power cut loses at most this much; each sync is one small write to
+/// the card, so not much less.
+pub const DEFAULT_SPOOL_FSYNC_INTERVAL_MS: u32 = 1000;
+/// Backfill after an outage at most this fast (bytes/s, RTP headers
+/// included; the collector's `max-rate` may lower it): 128 kbit/s, so an
+/// hour of 3 channels × 100 Hz (about 1.3 kB/s of packets) catches up in
+/// about five minutes on a link that carries the live stream ten times.
+pub const DEFAULT_BACKFILL_RATE: u64 = 16_000;

@@ -1,56 +1,18 @@
 //! The `spool` section: where the sample spool lives and how big it may
-//! grow (crate::spool). Read, defaulted and checked here so the rest of
-//! the config code only names the section.
+//! grow (crate::spool). Its serde type and defaults are in `raw` with the
+//! other sections'; the size a week takes and the checks are here, so the
+//! rest of the config code only names the section.
 
-use super::raw::RawStream;
-use serde::{Deserialize, Serialize};
+use super::raw::{RawSpool, RawStream};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// On the image `/var/lib/sipsensor` is the data partition's `state/`;
-/// the image's agent.yaml names the partition's own `spool/`.
-pub const DEFAULT_DIR: &str = "/var/lib/sipsensor/spool";
-pub const DEFAULT_MAX_AGE: &str = "7d";
-/// A power cut loses at most this much; each sync is one small write to
-/// the card, so not much less.
-pub const DEFAULT_FSYNC_INTERVAL_MS: u32 = 1000;
-/// Backfill after an outage at most this fast (bytes/s, RTP headers
-/// included; the collector's `max-rate` may lower it): 128 kbit/s, so an
-/// hour of 3 channels × 100 Hz (about 1.3 kB/s of packets) catches up in
-/// about five minutes on a link that carries the live stream ten times.
-pub const DEFAULT_BACKFILL_RATE: u64 = 16_000;
 /// The computed default never exceeds this: three quarters of the image's
 /// 256 MiB data partition, which also holds credentials and updates.
 pub const DEFAULT_MAX_BYTES_CAP: u64 = 192 << 20;
 /// Below this the ring would be a handful of minimum-size segments.
 const MIN_MAX_BYTES: u64 = 1 << 20;
 const MIN_MAX_AGE: Duration = Duration::from_secs(60);
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawSpool {
-    pub enabled: bool,
-    pub dir: String,
-    /// `None`: a week at the stream's rate (`default_max_bytes`).
-    pub max_bytes: Option<u64>,
-    /// A number and a unit: `s`, `m`, `h` or `d`.
-    pub max_age: String,
-    pub fsync_interval_ms: u32,
-    pub backfill_rate: u64,
-}
-
-impl Default for RawSpool {
-    fn default() -> Self {
-        RawSpool {
-            enabled: true,
-            dir: DEFAULT_DIR.into(),
-            max_bytes: None,
-            max_age: DEFAULT_MAX_AGE.into(),
-            fsync_interval_ms: DEFAULT_FSYNC_INTERVAL_MS,
-            backfill_rate: DEFAULT_BACKFILL_RATE,
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpoolConfig {
@@ -175,7 +137,7 @@ mod tests {
             .expect("on");
         assert_eq!(c.max_age, Duration::from_secs(7 * 86_400));
         assert_eq!(c.fsync_interval, Duration::from_secs(1));
-        assert_eq!(c.dir, PathBuf::from(DEFAULT_DIR));
+        assert_eq!(c.dir, PathBuf::from(crate::config::raw::DEFAULT_SPOOL_DIR));
         assert_eq!(c.backfill_rate, 16_000);
     }
 

@@ -134,7 +134,7 @@ impl StreamerMedia {
             rate: config
                 .spool
                 .as_ref()
-                .map_or(crate::config::spool::DEFAULT_BACKFILL_RATE, |s| {
+                .map_or(crate::config::raw::DEFAULT_BACKFILL_RATE, |s| {
                     s.backfill_rate
                 }),
         };

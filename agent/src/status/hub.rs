@@ -12,9 +12,25 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::watch;
 
 use super::model::{
-    AgentState, ErrorRecord, InputStatus, RegistrationStatus, SensorState, SensorStatus,
-    SessionStatus, Status, StatusChange, unix_ms,
+    AgentState, ErrorRecord, InputStatus, RegistrationStatus, RepairStatus, SensorState,
+    SensorStatus, SessionStatus, Status, StatusChange, unix_ms,
 };
+
+/// Where the live stream's repair figures are read, at each snapshot: its
+/// sender's own atomics (crate::stream), so the hot path bumps them once.
+pub struct RepairSource(Box<dyn Fn() -> RepairStatus + Send>);
+
+impl RepairSource {
+    pub fn new(read: impl Fn() -> RepairStatus + Send + 'static) -> Self {
+        RepairSource(Box::new(read))
+    }
+}
+
+impl std::fmt::Debug for RepairSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RepairSource")
+    }
+}
 
 /// Totals the sender bumps without taking a lock.
 #[derive(Debug, Default)]
@@ -40,6 +56,7 @@ struct Inner {
     sensors: Vec<SensorStatus>,
     inputs: Vec<InputStatus>,
     last_error: Option<ErrorRecord>,
+    repair: Option<RepairSource>,
 }
 
 /// The daemon's shared status; cheap to clone.
@@ -68,6 +85,7 @@ impl StatusHub {
                 sensors: Vec::new(),
                 inputs: Vec::new(),
                 last_error: None,
+                repair: None,
             })),
             counters: Arc::default(),
             state: Arc::new(watch::channel(AgentState::Starting).0),
@@ -228,6 +246,11 @@ impl StatusHub {
         }
     }
 
+    /// The stream sender that started last reports its repair figures.
+    pub fn set_repair_source(&self, source: RepairSource) {
+        self.lock().repair = Some(source);
+    }
+
     pub fn snapshot(&self) -> Status {
         let g = self.lock();
         let c = &self.counters;
@@ -270,6 +293,7 @@ impl StatusHub {
                 restarts: c.backfill_restarts.load(Ordering::Relaxed),
                 spool_released_bytes: c.spool_released_bytes.load(Ordering::Relaxed),
             },
+            repair: g.repair.as_ref().map(|r| (r.0)()).unwrap_or_default(),
             sensors: g.sensors.clone(),
             inputs: g.inputs.clone(),
             last_error: g.last_error.clone(),
@@ -367,6 +391,34 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn the_streams_repair_figures_show_in_status_and_its_text() {
+        let hub = StatusHub::new();
+        assert_eq!(hub.snapshot().repair, RepairStatus::default());
+        let text = render(&hub.snapshot());
+        assert!(text.contains("repair:    0 NACKs (0 refused), 0 packets resent, 0 given up; collector's mark -, first live sample -"), "{text}");
+        hub.set_repair_source(RepairSource::new(|| RepairStatus {
+            nacks_received: 4,
+            nacks_refused: 1,
+            packets_resent: 6,
+            given_up: 2,
+            committed_mark_ns: Some(1_700_000_000_000_000_000),
+            first_live_ns: Some(1_700_000_001_000_000_000),
+        }));
+        let s = hub.snapshot();
+        assert_eq!((s.repair.packets_resent, s.repair.given_up), (6, 2));
+        let text = render(&s);
+        assert!(
+            text.contains(
+                "repair:    4 NACKs (1 refused), 6 packets resent, 2 given up; \
+                 collector's mark 1700000000000000000 ns, first live sample 1700000001000000000 ns"
+            ),
+            "{text}"
+        );
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(json.contains("\"packets_resent\":6"), "{json}");
     }
 
     #[test]

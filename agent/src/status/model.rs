@@ -139,6 +139,26 @@ pub struct BackfillStatus {
     pub spool_released_bytes: u64,
 }
 
+/// The live stream's repair and acknowledgement figures since its sender
+/// started (docs/protocol.md 11.4, 11.5, 11.7).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairStatus {
+    /// Generic NACKs (RFC 4585 6.2.1) about our stream from the peer.
+    pub nacks_received: u64,
+    /// NACKs ignored: about another SSRC, or not from the peer.
+    pub nacks_refused: u64,
+    /// Packets resent in the RTX stream (RFC 4588).
+    pub packets_resent: u64,
+    /// NACKed packets no longer (or never) kept: given up on, left to
+    /// the backfill.
+    pub given_up: u64,
+    /// The collector's committed mark (ns since the Unix epoch), once it
+    /// sent one: the spool is released below it.
+    pub committed_mark_ns: Option<u64>,
+    /// The first live sample's instant (11.7's L), ns since the Unix epoch.
+    pub first_live_ns: Option<u64>,
+}
+
 /// A snapshot of the daemon, as `status` prints it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
@@ -157,6 +177,9 @@ pub struct Status {
     /// Absent from an older daemon's answer.
     #[serde(default)]
     pub backfill: BackfillStatus,
+    /// Absent from an older daemon's answer.
+    #[serde(default)]
+    pub repair: RepairStatus,
     pub sensors: Vec<SensorStatus>,
     pub inputs: Vec<InputStatus>,
     pub last_error: Option<ErrorRecord>,

@@ -37,6 +37,19 @@ pub fn render(s: &Status) -> String {
         "backfill:  {} packets, {} bytes, {} restarts; spool released {} bytes",
         b.packets, b.bytes, b.restarts, b.spool_released_bytes
     );
+    let r = &s.repair;
+    let instant = |ns: Option<u64>| ns.map_or("-".to_owned(), |ns| format!("{ns} ns"));
+    let _ = writeln!(
+        o,
+        "repair:    {} NACKs ({} refused), {} packets resent, {} given up; \
+         collector's mark {}, first live sample {}",
+        r.nacks_received,
+        r.nacks_refused,
+        r.packets_resent,
+        r.given_up,
+        instant(r.committed_mark_ns),
+        instant(r.first_live_ns)
+    );
     let _ = writeln!(o, "registrations:");
     if s.registrations.is_empty() {
         let _ = writeln!(o, "  (none)");

@@ -283,6 +283,20 @@ impl Shared {
         }
     }
 
+    /// The figures `status` shows of repair and acknowledgement.
+    pub fn repair_status(&self) -> crate::status::RepairStatus {
+        let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let set = |ns: u64| Some(ns).filter(|&ns| ns != 0);
+        crate::status::RepairStatus {
+            nacks_received: l(&self.nacks_received),
+            nacks_refused: l(&self.nacks_refused),
+            packets_resent: l(&self.rtx_sent),
+            given_up: l(&self.rtx_unavailable),
+            committed_mark_ns: set(l(&self.committed_mark)),
+            first_live_ns: set(l(&self.first_live_ns)),
+        }
+    }
+
     /// Record a report block about our stream.
     pub fn report(&self, block: &sipsensor_protocol::ReportBlock, round_trip: Option<Duration>) {
         let lost = (block.cumulative_lost.clamp(-0x80_0000, 0x7f_ffff) as u32) & 0x00ff_ffff;
@@ -334,5 +348,31 @@ mod tests {
         let snap = s.snapshot();
         assert_eq!(snap.receiver_reports, 6);
         assert_eq!(snap.last_report.unwrap().round_trip, None);
+    }
+
+    #[test]
+    fn repair_figures_are_the_senders_own() {
+        let s = Shared::default();
+        assert_eq!(s.repair_status(), crate::status::RepairStatus::default());
+        bump(&s.nacks_received, 3);
+        bump(&s.nacks_refused, 1);
+        bump(&s.rtx_sent, 5);
+        bump(&s.rtx_unavailable, 2);
+        s.committed_mark.store(1_000, Ordering::Relaxed);
+        s.first_live_ns.store(2_000, Ordering::Relaxed);
+        let r = s.repair_status();
+        assert_eq!(
+            (
+                r.nacks_received,
+                r.nacks_refused,
+                r.packets_resent,
+                r.given_up
+            ),
+            (3, 1, 5, 2)
+        );
+        assert_eq!(
+            (r.committed_mark_ns, r.first_live_ns),
+            (Some(1_000), Some(2_000))
+        );
     }
 }

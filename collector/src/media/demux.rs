@@ -342,6 +342,32 @@ impl Demux {
             .map(|s| &mut s.stream)
     }
 
+    /// Changes a stream with `change` (a re-INVITE), then routes the RTX
+    /// and backfill SSRCs it has afterwards, and no longer those it had
+    /// (docs/protocol.md 11.1 rule 5); false when there is no such stream.
+    pub fn change_stream(&mut self, key: StreamKey, change: impl FnOnce(&mut StreamRx)) -> bool {
+        let Some(slot) = self.keys.get(&key).copied() else {
+            return false;
+        };
+        let Some(s) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return false;
+        };
+        let before = s.stream.extra_ssrcs();
+        change(&mut s.stream);
+        let after = s.stream.extra_ssrcs();
+        for ssrc in before.iter().filter(|x| !after.contains(x)) {
+            remove_slot(&mut self.by_extra_ssrc, *ssrc, slot);
+            for source in s.extra_latched.iter().filter(|(_, x)| x == ssrc) {
+                self.by_addr.remove(source);
+            }
+            s.extra_latched.retain(|(_, x)| x != ssrc);
+        }
+        for ssrc in after.iter().filter(|x| !before.contains(x)) {
+            self.by_extra_ssrc.entry(*ssrc).or_default().push(slot);
+        }
+        true
+    }
+
     pub fn keys(&self) -> Vec<StreamKey> {
         self.keys.keys().copied().collect()
     }

@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::storage::writer::WriterHandle;
 use crate::storage::{SensorId, SessionId};
 use receive::ReceiveThread;
-use sipsensor_protocol::Agreed;
+use sipsensor_protocol::{Agreed, AgreedRecovery};
 use sipsensor_runtime::socket_buffer::receive_buffer;
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::net::UnixDatagram;
@@ -66,6 +66,7 @@ enum Command {
     Update {
         key: StreamKey,
         agreed: Box<Agreed>,
+        recovery: Box<AgreedRecovery>,
         session: SessionId,
         reply: oneshot::Sender<bool>,
     },
@@ -135,12 +136,21 @@ impl MediaHandle {
         rx.await.map_err(|_| MediaError::Stopped)?
     }
 
-    /// Installs a renegotiated description and its storage record.
-    pub async fn update(&self, key: StreamKey, agreed: Agreed, session: SessionId) -> bool {
+    /// Installs a renegotiated description, what it agreed of
+    /// docs/protocol.md section 11 (NACKs, the RTX and backfill sources,
+    /// acknowledgement) and its storage record.
+    pub async fn update(
+        &self,
+        key: StreamKey,
+        agreed: Agreed,
+        recovery: AgreedRecovery,
+        session: SessionId,
+    ) -> bool {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Update {
             key,
             agreed: Box::new(agreed),
+            recovery: Box::new(recovery),
             session,
             reply,
         }) && rx.await.unwrap_or(false)

@@ -25,9 +25,10 @@ use crate::config::MediaConfig;
 use crate::stats::{Reception, StreamHandle, Tally};
 use crate::storage::{Batch, Event, Gap, GapCause, Reading, ReadingSource, SensorId, SessionId};
 use sipsensor_protocol::{
-    Agreed, CompoundWriter, Events, IdGenerator, MISSING_SAMPLE, Payload, ReceiverReport, RtcpApp,
-    RtcpConfig, RtcpScheduler, RtpPacket, RtpReceiver, RtpVerdict, SampleInstant, Samples,
-    SenderReport, SrMapping, StreamConfigs, StreamDescription, decode_payload,
+    Agreed, AgreedRecovery, CompoundWriter, Events, IdGenerator, MISSING_SAMPLE, Payload,
+    ReceiverReport, RtcpApp, RtcpConfig, RtcpScheduler, RtpPacket, RtpReceiver, RtpVerdict,
+    SampleInstant, Samples, SenderReport, SrMapping, StreamConfigs, StreamDescription,
+    decode_payload,
 };
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -848,9 +849,20 @@ impl StreamRx {
         self.park_until = Some(until);
     }
 
-    /// A new description (re-INVITE) with its storage record.
-    pub fn update(&mut self, agreed: Agreed, session: SessionId, now: Instant, sink: &mut Sink) {
+    /// A new description and recovery agreement (re-INVITE) with its
+    /// storage record.
+    pub fn update(
+        &mut self,
+        agreed: Agreed,
+        recovery: &AgreedRecovery,
+        session: SessionId,
+        now: Instant,
+        sink: &mut Sink,
+    ) {
         let desc = agreed.description;
+        self.recovery.reconfigure(recovery);
+        let max_backfill_rate = recovery.backfill.as_ref().and_then(|b| b.max_rate);
+        self.recovery_bucket = Bucket::for_recovery(&desc, max_backfill_rate, now);
         let cfg = desc.config;
         if cfg == self.sessions.0 {
             self.sessions.1 = Some(session);

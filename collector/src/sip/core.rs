@@ -213,7 +213,16 @@ pub enum Action {
         opened: Opened,
         call_id: String,
         agreed: Agreed,
+        /// What the exchange agreed of docs/protocol.md section 11.
+        recovery: AgreedRecovery,
         answer: Option<Vec<u8>>,
+    },
+    /// The same stream with another recovery agreement (docs/protocol.md
+    /// 11.1 rule 5): install it in the media stream, under its record.
+    Recover {
+        opened: Opened,
+        agreed: Agreed,
+        recovery: AgreedRecovery,
     },
     /// Release a stream and its record; with `report`, report
     /// [`Report::Closed`] for that AOR afterwards.
@@ -275,6 +284,8 @@ struct Call {
     phase: Phase,
     opened: Option<Opened>,
     agreed: Option<Agreed>,
+    /// What the last exchange agreed of docs/protocol.md section 11.
+    recovery: AgreedRecovery,
     origin: LocalSdp,
     local: LocalMedia,
     /// Our offer awaiting its answer (INVITE or re-INVITE).

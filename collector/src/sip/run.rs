@@ -264,16 +264,35 @@ impl Shell {
                 opened,
                 call_id,
                 agreed,
+                recovery,
                 answer,
             } => {
                 let ctx = ctx.clone();
                 tokio::spawn(async move {
-                    let result = renegotiate(&ctx, opened, &call_id, agreed).await;
+                    let result = renegotiate(&ctx, opened, &call_id, agreed, recovery).await;
                     ctx.report(Report::Renegotiated {
                         session,
                         answer,
                         result,
                     });
+                });
+            }
+            Action::Recover {
+                opened,
+                agreed,
+                recovery,
+            } => {
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    if !(ctx.media)
+                        .update(opened.media, agreed, recovery, opened.session)
+                        .await
+                    {
+                        tracing::warn!(
+                            "session {}: the new recovery agreement could not be installed",
+                            opened.session
+                        );
+                    }
                 });
             }
             Action::Close { opened, report } => {

@@ -163,24 +163,31 @@ pub(crate) fn unsampled_but_stored(sensor: SensorId, after: i64, before: i64) ->
 /// The gap recorded for a range the agent declared (`cause`: expired, or
 /// source for a range it never sampled): the instants the overlapped gaps
 /// missed there, or, when none described the range, the count at the
-/// sensor's rate.
+/// sensor's rate. `None` when that count is known to be 0: no instant lies
+/// strictly between the bounds (docs/protocol.md 11.7: the unsampled range
+/// from the last backfilled instant to the first live one, one step apart,
+/// at each backfill's end), so no gap is stored where nothing was missed.
+/// An unknown rate keeps the range, counted as 0.
 pub(crate) fn declared_gap(
     sensor: SensorId,
     (after, before): (i64, i64),
     cause: GapCause,
     overlapped_missing: Option<i64>,
     rate_hz: Option<f64>,
-) -> Gap {
-    let samples = overlapped_missing
-        .unwrap_or_else(|| rate_hz.map_or(0, |r| instants_between(after, before, r)));
-    Gap {
+) -> Option<Gap> {
+    let samples = match (overlapped_missing, rate_hz) {
+        (Some(n), _) => n,
+        (None, Some(r)) => instants_between(after, before, r),
+        (None, None) => -1,
+    };
+    (samples != 0).then_some(Gap {
         sensor,
         session: None,
         from_ns: after,
         to_ns: before,
-        samples,
+        samples: samples.max(0),
         cause,
-    }
+    })
 }
 
 #[cfg(test)]

@@ -228,12 +228,12 @@ pub(super) async fn expired_gaps_and_the_committed_mark(url: StorageUrl) {
     s.close().await.unwrap();
 }
 
-/// docs/protocol.md 11.4 `unsampled`: the agent was off between two
-/// sessions (or its backfill reached its live start). The break becomes a
-/// source gap, which holds the mark no longer; a claim that contradicts
-/// stored samples is refused and changes nothing.
-pub(super) async fn unsampled_ranges_release_the_mark(url: StorageUrl) {
-    let s = open_store(&url).await;
+/// A store holding instants 0-10 and 50-60 of one sensor, the break
+/// between them a session-break gap.
+async fn broken_between_10_and_50(
+    url: &StorageUrl,
+) -> (std::sync::Arc<dyn Storage>, Sensor, Session) {
+    let s = open_store(url).await;
     let (sensor, session) = sensor_with_session(s.as_ref(), "sip:s@example.net", "c1", T0).await;
     s.write_batch(&Batch {
         readings: samples(&session, (0..=10).chain(50..=60), T0),
@@ -242,6 +242,15 @@ pub(super) async fn unsampled_ranges_release_the_mark(url: StorageUrl) {
     })
     .await
     .unwrap();
+    (s, sensor, session)
+}
+
+/// docs/protocol.md 11.4 `unsampled`: the agent was off between two
+/// sessions (or its backfill reached its live start). The break becomes a
+/// source gap, which holds the mark no longer; a claim that contradicts
+/// stored samples is refused and changes nothing.
+pub(super) async fn unsampled_ranges_release_the_mark(url: StorageUrl) {
+    let (s, sensor, _) = broken_between_10_and_50(&url).await;
     assert_eq!(
         s.committed_through(sensor.id).await.unwrap(),
         Some(T0 + 10 * PERIOD)
@@ -279,6 +288,34 @@ pub(super) async fn unsampled_ranges_release_the_mark(url: StorageUrl) {
         vec![Some(T0 + 60 * PERIOD), None]
     );
     assert_eq!(s.record_unsampled(sensor.id, T0, T0).await.unwrap(), None);
+    s.close().await.unwrap();
+}
+
+/// docs/protocol.md 11.7 step 4 at the end of every backfill: the agent
+/// declares unsampled from its last backfilled instant to its first live
+/// one. One step apart, nothing lies between: no gap is stored (a source
+/// gap of 0 samples at every backfill end and every reopen was).
+pub(super) async fn a_backfill_ending_next_to_the_live_start_leaves_no_gap(url: StorageUrl) {
+    let (s, sensor, session) = broken_between_10_and_50(&url).await;
+    s.write_batch(&Batch {
+        readings: late(samples(&session, 11..=49, T0), ReadingSource::Backfilled),
+        ..Batch::default()
+    })
+    .await
+    .unwrap();
+    let declared = s
+        .record_unsampled(sensor.id, T0 + 49 * PERIOD, T0 + 50 * PERIOD)
+        .await
+        .unwrap();
+    assert_eq!(declared, None);
+    assert_eq!(
+        shape(&s.gaps(sensor.id, i64::MIN, TS_MAX).await.unwrap()),
+        vec![]
+    );
+    assert_eq!(
+        s.committed_through(sensor.id).await.unwrap(),
+        Some(T0 + 60 * PERIOD)
+    );
     s.close().await.unwrap();
 }
 

@@ -54,6 +54,7 @@ cases!(
     gaps::backfilled_samples_fill_stored_gaps,
     gaps::expired_gaps_and_the_committed_mark,
     gaps::unsampled_ranges_release_the_mark,
+    gaps::a_backfill_ending_next_to_the_live_start_leaves_no_gap,
     gaps::sessions_left_open_are_closed,
     coverage::coverage_shows_each_source_and_cause,
     update::bundles_and_fleet_states_round_trip,

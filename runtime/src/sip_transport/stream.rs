@@ -13,6 +13,7 @@
 mod admission;
 mod reader;
 
+use super::halves::{Reader, Writer};
 use super::tls::Handshaker;
 use super::{Incoming, NetConfig, NetError, StreamCounters, bump, canonical};
 pub(crate) use admission::OpenCount;
@@ -24,7 +25,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinHandle};
@@ -33,9 +34,6 @@ use tokio::time::Instant;
 /// One warning per kind of refusal or close in this interval, at most.
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-/// The halves of a connection, plain or TLS.
-pub(crate) type Reader = Box<dyn AsyncRead + Send + Unpin>;
-pub(crate) type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 /// An established connection: its halves and our end's address.
 type Halves = (Reader, Writer, Option<SocketAddr>);
 

@@ -5,7 +5,7 @@
 //! stream transport's, shared with plain TCP.
 
 use super::NetError;
-use super::stream::{Reader, Writer};
+use super::halves::{Reader, Writer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;

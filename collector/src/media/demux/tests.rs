@@ -3,8 +3,8 @@ use crate::media::fixtures::{SSRC, T0_NS, agreed, desc, limits, setup};
 use crate::stats::StreamsRegistry;
 use crate::storage::SessionId;
 use sipsensor_protocol::{
-    Agreed, IdGenerator, NtpTime, ReceiverReport, RemoteMedia, RtpSender, StreamDescription,
-    receiver_report_compound, sender_report_compound,
+    Agreed, AgreedRecovery, IdGenerator, NtpTime, ReceiverReport, RemoteMedia, RtpSender,
+    StreamDescription, receiver_report_compound, sender_report_compound,
 };
 use std::sync::Arc;
 
@@ -434,7 +434,13 @@ fn parked_packets_are_replayed_when_the_re_invite_completes() {
     assert!(r.sink.batch.readings.is_empty());
     let (now, sink) = (r.now, &mut r.sink);
     let stream = r.demux.stream_mut(key).unwrap();
-    stream.update(agreed(desc(2, 20)), SessionId(8), now, sink);
+    stream.update(
+        agreed(desc(2, 20)),
+        &AgreedRecovery::default(),
+        SessionId(8),
+        now,
+        sink,
+    );
     assert_eq!(r.sink.batch.readings.len(), 5);
     assert!(
         r.sink

@@ -19,9 +19,9 @@ use crate::media::{Reject, StreamSetup};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimit;
 use crate::storage::writer::{CommitWatch, WriterHandle};
-use crate::storage::{Batch, SensorId};
+use crate::storage::{Batch, SensorId, SessionId};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use sipsensor_protocol::IdGenerator;
+use sipsensor_protocol::{Agreed, AgreedRecovery, IdGenerator};
 use sipsensor_runtime::batch_recv::BatchRx;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -254,32 +254,11 @@ impl ReceiveThread {
                 Command::Update {
                     key,
                     agreed,
+                    recovery,
                     session,
                     reply,
                 } => {
-                    let srtp = agreed.srtp.is_some();
-                    let ok = match self.demux.stream_mut(key) {
-                        Some(s) => {
-                            let ips = s.allowed_ips.clone();
-                            let keyed = self
-                                .decrypt
-                                .set(key, agreed.srtp.as_ref(), agreed.remote_ssrc, ips)
-                                .and_then(|()| {
-                                    self.decrypt.add_sources(
-                                        key,
-                                        agreed.srtp.as_ref(),
-                                        &s.extra_ssrcs(),
-                                    )
-                                });
-                            if let Err(e) = &keyed {
-                                tracing::error!("stream {}: SRTP context: {e}", key.0);
-                            }
-                            s.update(*agreed, session, now, &mut self.sink);
-                            keyed.is_ok()
-                        }
-                        None => false,
-                    };
-                    self.demux.set_srtp(key, srtp);
+                    let ok = self.update(key, *agreed, &recovery, session, now);
                     let _ = reply.send(ok);
                 }
                 Command::ExpectConfig { key, until } => {
@@ -355,6 +334,51 @@ impl ReceiveThread {
             self.open_and_route(&data, from, Port::Rtp, false, arrival, now_ns);
         }
         Ok(key)
+    }
+
+    /// A re-INVITE's description, recovery agreement and record: the
+    /// stream decodes, NACKs and routes as agreed now, its sources are
+    /// keyed for SRTP, and it is acknowledged when backfill is agreed
+    /// (docs/protocol.md 11.1 rule 5). False when the stream is gone or
+    /// its SRTP contexts could not be made.
+    fn update(
+        &mut self,
+        key: StreamKey,
+        agreed: Agreed,
+        recovery: &AgreedRecovery,
+        session: SessionId,
+        now: Instant,
+    ) -> bool {
+        let srtp = agreed.srtp.clone();
+        let ssrc = agreed.remote_ssrc;
+        let mut changed = None;
+        let found = self.demux.change_stream(key, |s| {
+            s.update(agreed, recovery, session, now, &mut self.sink);
+            changed = Some((s.sensor, s.allowed_ips.clone(), s.extra_ssrcs()));
+        });
+        self.demux.set_srtp(key, srtp.is_some());
+        let Some((sensor, ips, extra_ssrcs)) = changed.filter(|_| found) else {
+            return false;
+        };
+        match (recovery.backfill.is_some(), self.acks.contains_key(&key)) {
+            (true, false) => {
+                self.acks.insert(key, StreamAcks::new(sensor));
+                self.commits.watch(sensor);
+            }
+            (false, true) => {
+                self.acks.remove(&key);
+                self.commits.unwatch(sensor);
+            }
+            _ => {}
+        }
+        let keyed = self
+            .decrypt
+            .set(key, srtp.as_ref(), ssrc, ips)
+            .and_then(|()| self.decrypt.add_sources(key, srtp.as_ref(), &extra_ssrcs));
+        if let Err(e) = &keyed {
+            tracing::error!("stream {}: SRTP context: {e}", key.0);
+        }
+        keyed.is_ok()
     }
 
     fn remove(&mut self, key: StreamKey, now: Instant) -> Option<StreamSummary> {

@@ -53,6 +53,8 @@ pub(super) struct Recovery {
     /// `(payload type, SSRC)` of the backfill stream.
     backfill: Option<(u8, u32)>,
     nack: Option<NackScheduler>,
+    /// The `nack` scheduler's give-up time, `None` without it.
+    give_up_after: Option<Duration>,
     /// The live stream's highest extended sequence number, against which
     /// an RTX packet's OSN is extended (RFC 3550 A.1).
     highest: Option<u64>,
@@ -64,39 +66,44 @@ const DEFAULT_RTX_TIME: Duration = Duration::from_secs(3);
 
 impl Recovery {
     pub fn new(agreed: &AgreedRecovery) -> Self {
-        // Without the RTX SSRC (RFC 4588 8.3, `a=ssrc-group:FID`) no
-        // retransmission could be told from a stranger's: no NACKs then.
-        let rtx = agreed.rtx.as_ref().and_then(|r| {
-            Some(Rtx {
-                ssrc: r.ssrc?,
-                payload_types: r.payload_types.clone(),
-            })
-        });
-        let nack = agreed.rtx.as_ref().filter(|_| rtx.is_some()).map(|r| {
-            let give_up_after = if r.rtx_time.is_zero() {
-                DEFAULT_RTX_TIME
-            } else {
-                r.rtx_time
-            };
-            NackScheduler::new(NackConfig {
-                give_up_after,
-                ..NackConfig::default()
-            })
-        });
-        // 11.1 rule 3: backfill only with the sample instant.
-        let backfill = agreed
-            .backfill
-            .as_ref()
-            .filter(|_| agreed.instant_id.is_some())
-            .and_then(|b| Some((b.payload_type, b.ssrc?)));
+        let (rtx, nack) = rtx_and_nack(agreed);
         Recovery {
             instant_id: agreed.instant_id,
+            give_up_after: give_up_after(agreed).filter(|_| nack.is_some()),
             rtx,
-            backfill,
+            backfill: backfill_of(agreed),
             nack,
             highest: None,
             tally: RepairTally::default(),
         }
+    }
+
+    /// A re-INVITE agreed `agreed` instead (docs/protocol.md 11.1 rule 5):
+    /// NACKs start or stop, the RTX and backfill SSRCs are these from now
+    /// on. Losses already waiting for a retransmission keep waiting when
+    /// NACK + RTX stays agreed with the same `rtx-time`; the live
+    /// sequence and the tallies carry on.
+    pub fn reconfigure(&mut self, agreed: &AgreedRecovery) {
+        let (rtx, nack) = rtx_and_nack(agreed);
+        let give_up_after = give_up_after(agreed).filter(|_| nack.is_some());
+        if give_up_after != self.give_up_after {
+            // What the old scheduler still waited for is the backfill's now.
+            if let Some(mut old) = self.nack.take() {
+                let waited = old.missing() as u64;
+                let given_up: u64 = old.take_given_up().iter().map(|r| r.end - r.start).sum();
+                self.tally.given_up += waited + given_up;
+            }
+            self.nack = nack.map(|mut n| {
+                if let Some(h) = self.highest {
+                    n.on_restart(h);
+                }
+                n
+            });
+            self.give_up_after = give_up_after;
+        }
+        self.rtx = rtx;
+        self.backfill = backfill_of(agreed);
+        self.instant_id = agreed.instant_id;
     }
 
     /// The SSRCs besides the live one that are this stream's.
@@ -199,6 +206,48 @@ impl Recovery {
         self.tally.nacks_sent += 1;
         Some(n)
     }
+}
+
+/// The RTX source and its NACK scheduler. Without the RTX SSRC (RFC 4588
+/// 8.3, `a=ssrc-group:FID`) no retransmission could be told from a
+/// stranger's: no NACKs then.
+fn rtx_and_nack(agreed: &AgreedRecovery) -> (Option<Rtx>, Option<NackScheduler>) {
+    let rtx = agreed.rtx.as_ref().and_then(|r| {
+        Some(Rtx {
+            ssrc: r.ssrc?,
+            payload_types: r.payload_types.clone(),
+        })
+    });
+    let nack = give_up_after(agreed)
+        .filter(|_| rtx.is_some())
+        .map(|give_up_after| {
+            NackScheduler::new(NackConfig {
+                give_up_after,
+                ..NackConfig::default()
+            })
+        });
+    (rtx, nack)
+}
+
+/// How long a lost packet is NACKed: the sender's `rtx-time`.
+fn give_up_after(agreed: &AgreedRecovery) -> Option<Duration> {
+    agreed.rtx.as_ref().map(|r| {
+        if r.rtx_time.is_zero() {
+            DEFAULT_RTX_TIME
+        } else {
+            r.rtx_time
+        }
+    })
+}
+
+/// `(payload type, SSRC)` of the backfill stream; 11.1 rule 3: backfill
+/// only with the sample instant.
+fn backfill_of(agreed: &AgreedRecovery) -> Option<(u8, u32)> {
+    agreed
+        .backfill
+        .as_ref()
+        .filter(|_| agreed.instant_id.is_some())
+        .and_then(|b| Some((b.payload_type, b.ssrc?)))
 }
 
 /// The extended sequence number with low bits `seq` nearest to `highest`

@@ -253,7 +253,13 @@ fn packets_of_a_new_cfg_wait_for_the_re_invite_and_are_stored_under_it() {
     // A late packet of the old cfg is still decoded by it.
     assert_eq!(r.feed(&late_old), Outcome::Stored);
     let now = r.now;
-    r.rx.update(agreed(new.clone()), SessionId(8), now, &mut r.sink);
+    r.rx.update(
+        agreed(new.clone()),
+        &AgreedRecovery::default(),
+        SessionId(8),
+        now,
+        &mut r.sink,
+    );
     let by_session = |s: i64| {
         r.flat()
             .iter()
@@ -442,7 +448,13 @@ fn packets_wait_for_a_storage_record_still_being_written() {
     let p = r.samples(&d, 0);
     assert_eq!(r.feed(&p), Outcome::Held);
     let now = r.now;
-    r.rx.update(agreed(d), SessionId(9), now, &mut r.sink);
+    r.rx.update(
+        agreed(d),
+        &AgreedRecovery::default(),
+        SessionId(9),
+        now,
+        &mut r.sink,
+    );
     assert_eq!(r.flat().len(), 10);
     assert!(r.flat().iter().all(|s| s.session == SessionId(9)));
 }

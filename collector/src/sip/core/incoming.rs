@@ -148,6 +148,7 @@ impl Core {
                 phase: Phase::Setup,
                 opened: None,
                 agreed: Some(agreed.clone()),
+                recovery: recovery.clone(),
                 origin,
                 local: local.clone(),
                 offer: None,

@@ -9,8 +9,9 @@ use crate::sip::control::{CallRequest, Reply};
 use crate::sip::credentials::Credentials;
 use crate::sip::offer;
 use sipsensor_protocol::{
-    Binding, LocalMedia, LocalSdp, NegotiationError, Sdp, SessionId as UaSession, SipUri,
-    StreamRole, Transport, UaError, agreed_recovery, apply_answer, offer_with_recovery, parse_sdp,
+    AgreedRecovery, Binding, LocalMedia, LocalSdp, NegotiationError, Sdp, SessionId as UaSession,
+    SipUri, StreamRole, Transport, UaError, agreed_recovery, apply_answer, offer_with_recovery,
+    parse_sdp,
 };
 use std::net::IpAddr;
 use std::time::Duration;
@@ -236,6 +237,7 @@ impl Core {
                         phase: Phase::Setup,
                         opened: None,
                         agreed: None,
+                        recovery: AgreedRecovery::default(),
                         origin: p.origin,
                         local: p.local,
                         offer: Some(p.offer),
@@ -287,6 +289,7 @@ impl Core {
             offer::summary(&agreed.description)
         );
         call.agreed = Some(agreed.clone());
+        call.recovery = recovery.clone();
         let args = OpenArgs {
             aor: call.aor.clone(),
             sensor: self.sensors.get(&call.aor).copied(),

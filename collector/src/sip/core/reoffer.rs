@@ -6,8 +6,8 @@ use crate::sip::control::Reply;
 use crate::sip::offer;
 use crate::storage::SessionId;
 use sipsensor_protocol::{
-    Agreed, AnswerPolicy, NegotiationError, SessionId as UaSession, StreamRole, UaError,
-    answer_with_recovery, apply_answer, offer_with_recovery, parse_sdp,
+    Agreed, AgreedRecovery, AnswerPolicy, NegotiationError, SessionId as UaSession, StreamRole,
+    UaError, agreed_recovery, answer_with_recovery, apply_answer, offer_with_recovery, parse_sdp,
 };
 use std::time::Duration;
 
@@ -102,15 +102,23 @@ impl Core {
         };
         let agreed = parse_sdp(body)
             .map_err(NegotiationError::from)
-            .and_then(|answer| apply_answer(&offer, &answer, StreamRole::Receiver));
+            .and_then(|answer| {
+                let agreed = apply_answer(&offer, &answer, StreamRole::Receiver)?;
+                Ok((
+                    agreed,
+                    agreed_recovery(&offer, &answer, StreamRole::Receiver),
+                ))
+            });
         match agreed {
-            Ok(agreed) => {
+            Ok((agreed, recovery)) => {
                 let call_id = call.call_id.clone();
+                call.recovery = recovery.clone();
                 self.push(Action::Renegotiate {
                     session,
                     opened,
                     call_id,
                     agreed,
+                    recovery,
                     answer: None,
                 });
             }
@@ -165,9 +173,9 @@ impl Core {
                     &support,
                     &mut call.origin,
                 )
-                .map(|(a, g, _)| (a, g, full))
+                .map(|(a, g, r)| (a, g, r, full))
             });
-        let (answer, agreed, full) = match result {
+        let (answer, agreed, recovery, full) = match result {
             Ok(x) => x,
             Err(e) => {
                 let status = e.status_code();
@@ -190,9 +198,20 @@ impl Core {
             .as_ref()
             .is_some_and(|a| a.description == agreed.description);
         let answer = answer.to_bytes();
+        let repair_changed = !same_repair(&call.recovery, &recovery);
+        call.recovery = recovery.clone();
         if unchanged {
-            // Same stream (a refresh, or a new address): nothing to record.
-            call.agreed = Some(agreed);
+            // Same stream (a refresh, or a new address): nothing to record,
+            // but NACKs, RTX, backfill and acknowledgement follow the new
+            // agreement (docs/protocol.md 11.1 rule 5).
+            call.agreed = Some(agreed.clone());
+            if repair_changed {
+                self.push(Action::Recover {
+                    opened,
+                    agreed,
+                    recovery,
+                });
+            }
             self.push(Action::AnswerReoffer {
                 session,
                 sensor: Some(opened.sensor),
@@ -211,6 +230,7 @@ impl Core {
             opened,
             call_id,
             agreed,
+            recovery,
             answer: Some(answer),
         });
     }
@@ -307,6 +327,18 @@ impl Core {
             }
         }
     }
+}
+
+/// Whether two agreements ask the same of the media stream: the sample
+/// instant, NACK + RTX, backfill and with it acknowledgement. A backfill's
+/// `mark` and `oldest` change with every offer and ask nothing of it.
+fn same_repair(a: &AgreedRecovery, b: &AgreedRecovery) -> bool {
+    let backfill = |r: &AgreedRecovery| {
+        r.backfill
+            .as_ref()
+            .map(|b| (b.payload_type, b.ssrc, b.max_rate))
+    };
+    a.instant_id == b.instant_id && a.rtx == b.rtx && backfill(a) == backfill(b)
 }
 
 #[cfg(test)]

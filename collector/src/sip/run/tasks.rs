@@ -8,7 +8,7 @@ use crate::sip::core::{OpenArgs, Opened, RenegotiateError, Report, SetupError};
 use crate::sip::offer;
 use crate::stats::{StreamInfo, StreamsRegistry};
 use crate::storage::{NewSession, Order, SampleQuery, SensorId, SensorState, SessionId, Storage};
-use sipsensor_protocol::Agreed;
+use sipsensor_protocol::{Agreed, AgreedRecovery};
 use sipsensor_protocol::{SessionId as UaSession, UserAgent};
 use sipsensor_runtime::ua_driver::{self as driver, UaHandle};
 use std::collections::HashMap;
@@ -280,7 +280,9 @@ pub(super) async fn open(
                 return Err(storage_err(e));
             }
         };
-        ctx.media.update(key, a.agreed.clone(), record.id).await;
+        ctx.media
+            .update(key, a.agreed.clone(), a.recovery.clone(), record.id)
+            .await;
         (record.id, key)
     };
     let _ = ctx.states.send((a.aor.clone(), SensorState::Streaming));
@@ -318,6 +320,7 @@ pub(super) async fn renegotiate(
     o: Opened,
     call_id: &str,
     agreed: Agreed,
+    recovery: AgreedRecovery,
 ) -> Result<(SessionId, Agreed), RenegotiateError> {
     let now = now_ns();
     let record = ctx
@@ -331,7 +334,11 @@ pub(super) async fn renegotiate(
         })
         .await
         .map_err(RenegotiateError::Storage)?;
-    if !ctx.media.update(o.media, agreed.clone(), record.id).await {
+    if !ctx
+        .media
+        .update(o.media, agreed.clone(), recovery, record.id)
+        .await
+    {
         return Err(RenegotiateError::Gone);
     }
     if let Err(e) = ctx.storage.close_session(o.session, now).await {

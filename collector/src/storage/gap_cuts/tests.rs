@@ -97,7 +97,8 @@ fn an_expired_range_nobody_described_is_counted_at_the_rate() {
         GapCause::Expired,
         None,
         Some(10.0),
-    );
+    )
+    .unwrap();
     assert_eq!((g.samples, g.cause), (9, GapCause::Expired));
     let g = declared_gap(
         SensorId(3),
@@ -105,8 +106,27 @@ fn an_expired_range_nobody_described_is_counted_at_the_rate() {
         GapCause::Expired,
         Some(4),
         Some(10.0),
-    );
+    )
+    .unwrap();
     assert_eq!(g.samples, 4);
+    // Without a rate the range is kept, its size unknown.
+    let g = declared_gap(SensorId(3), (0, ms(1000)), GapCause::Expired, None, None).unwrap();
+    assert_eq!(g.samples, 0);
+}
+
+#[test]
+fn a_declared_range_without_an_instant_inside_is_no_gap() {
+    // The last backfilled instant and the first live one, a step apart.
+    for overlapped in [None, Some(0)] {
+        let g = declared_gap(
+            SensorId(3),
+            (ms(900), ms(1000)),
+            GapCause::Source,
+            overlapped,
+            Some(10.0),
+        );
+        assert_eq!(g, None, "{overlapped:?}");
+    }
 }
 
 #[test]

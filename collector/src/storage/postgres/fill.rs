@@ -214,12 +214,14 @@ impl PgStore {
                 .map_err(self.err())?
                 .map(|r| r.get(0)),
         };
-        let expired = gap_cuts::declared_gap(sensor, (after, before), cause, overlapped, rate);
-        self.insert_gaps(&tx, &[expired]).await?;
-        // Data stored inside the range (from another path) is not gone.
-        self.cut_stored(&tx, vec![expired]).await?;
+        let declared = gap_cuts::declared_gap(sensor, (after, before), cause, overlapped, rate);
+        if let Some(gap) = declared {
+            self.insert_gaps(&tx, &[gap]).await?;
+            // Data stored inside the range (from another path) is not gone.
+            self.cut_stored(&tx, vec![gap]).await?;
+        }
         tx.commit().await.map_err(self.err())?;
-        Ok(Some(expired))
+        Ok(declared)
     }
 
     pub(super) async fn committed(&self, sensor: SensorId) -> R<Option<i64>> {

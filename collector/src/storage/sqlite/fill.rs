@@ -201,12 +201,14 @@ pub(super) fn record_declared(
         Some(_) => None,
         None => rate_at(&tx, path, sensor, before)?,
     };
-    let expired = gap_cuts::declared_gap(sensor, (after, before), cause, overlapped, rate);
-    insert_gaps(&tx, path, &[expired])?;
-    // Data stored inside the range (from another path) is not gone.
-    cut_stored(&tx, path, vec![expired])?;
+    let declared = gap_cuts::declared_gap(sensor, (after, before), cause, overlapped, rate);
+    if let Some(gap) = declared {
+        insert_gaps(&tx, path, &[gap])?;
+        // Data stored inside the range (from another path) is not gone.
+        cut_stored(&tx, path, vec![gap])?;
+    }
     tx.commit().map_err(|e| map_err(path, e))?;
-    Ok(Some(expired))
+    Ok(declared)
 }
 
 fn unsampled_but_stored(path: &Path, sensor: SensorId, after: i64, before: i64) -> StorageError {

@@ -7,8 +7,12 @@ use crate::media::fixtures::{BACKFILL_SSRC, RTX_SSRC, StampedAgent, recovery};
 impl Rig {
     /// A stream that agreed all of section 11, `agreed` otherwise.
     fn add_recovering(&mut self, agreed: Agreed) -> StreamKey {
+        self.add_agreeing(agreed, recovery())
+    }
+
+    fn add_agreeing(&mut self, agreed: Agreed, agreement: AgreedRecovery) -> StreamKey {
         let mut s = setup(&self.registry, agreed, Some(SessionId(7)), None);
-        s.recovery = recovery();
+        s.recovery = agreement;
         let stream = StreamRx::new(s, limits(100), self.now, &mut self.ids);
         let (key, replayed) = self.demux.add(stream, T0_NS, &mut self.sink).unwrap();
         assert_eq!(replayed, []);
@@ -95,4 +99,46 @@ fn sender_reports_of_the_extra_sources_are_ignored_not_refused() {
         r.rtcp(&rtx.sender_report(), SDP_RTCP),
         Delivery::Rtcp(vec![])
     );
+}
+
+#[test]
+fn a_reinvite_routes_the_rtx_and_backfill_ssrcs_it_agrees_and_no_longer_those_it_drops() {
+    let mut r = Rig::new(10);
+    let instants_only = AgreedRecovery {
+        instant_id: Some(1),
+        ..AgreedRecovery::default()
+    };
+    let key = r.add_agreeing(agreed(desc(1, 10)), instants_only.clone());
+    let mut a = StampedAgent::new(10);
+    let p0 = a.samples(0);
+    let p1 = a.samples(50);
+    r.rtp(&p0, SDP_RTP);
+    assert_eq!(r.rtp(&p1, SDP_RTP), stored(key));
+    let backfill = a.backfill(0);
+    assert_eq!(
+        r.rtp(&backfill, SDP_RTP),
+        unknown_ssrc(SDP_RTP, BACKFILL_SSRC)
+    );
+    let reinvite = |r: &mut Rig, agreement: AgreedRecovery| {
+        let (now, sink) = (r.now, &mut r.sink);
+        assert!(r.demux.change_stream(key, |s| {
+            s.update(agreed(desc(1, 10)), &agreement, SessionId(7), now, sink)
+        }));
+    };
+    reinvite(&mut r, recovery());
+    assert_eq!(r.rtp(&a.backfill(100), SDP_RTP), stored(key));
+    // Latched from its address; a stranger still cannot use it.
+    assert!(matches!(
+        r.rtp(&a.backfill(200), STRANGER),
+        Delivery::Rejected(Rejected {
+            reason: Reject::WrongAddress,
+            ..
+        })
+    ));
+    reinvite(&mut r, instants_only);
+    assert_eq!(
+        r.rtp(&a.backfill(300), SDP_RTP),
+        unknown_ssrc(SDP_RTP, BACKFILL_SSRC)
+    );
+    assert!(!r.demux.change_stream(StreamKey(999), |_| {}));
 }

@@ -16,11 +16,15 @@ struct Rig {
 }
 
 fn rig(first_seq: u16) -> Rig {
+    rig_agreeing(recovery(), first_seq)
+}
+
+fn rig_agreeing(agreement: AgreedRecovery, first_seq: u16) -> Rig {
     let registry = StreamsRegistry::new();
     let now = Instant::now();
     let mut ids = IdGenerator::seeded(1);
     let mut s = base_setup(&registry, agreed(desc(1, 10)), Some(SessionId(7)), None);
-    s.recovery = recovery();
+    s.recovery = agreement;
     Rig {
         rx: StreamRx::new(s, limits(100), now, &mut ids),
         agent: StampedAgent::new(first_seq),
@@ -30,7 +34,27 @@ fn rig(first_seq: u16) -> Rig {
     }
 }
 
+/// Sample instants only: no NACK + RTX, no backfill.
+fn instants_only() -> AgreedRecovery {
+    AgreedRecovery {
+        instant_id: Some(1),
+        ..AgreedRecovery::default()
+    }
+}
+
 impl Rig {
+    /// A re-INVITE of the same description agreeing `agreement`.
+    fn reinvite(&mut self, agreement: &AgreedRecovery) {
+        let now = self.now;
+        self.rx.update(
+            agreed(desc(1, 10)),
+            agreement,
+            SessionId(7),
+            now,
+            &mut self.sink,
+        );
+    }
+
     fn feed_at(&mut self, bytes: &[u8], after: Duration) -> Outcome {
         let pkt = parse_rtp(bytes).unwrap();
         self.rx
@@ -320,4 +344,50 @@ fn backfill_is_refused_unstored_while_storage_defers_until_the_agent_goes_back()
         .filter(|(reason, _)| *reason == Reject::BackfillDeferred)
         .count();
     assert_eq!(deferred, 2);
+}
+
+#[test]
+fn a_reinvite_that_agrees_nack_and_rtx_starts_nacking_and_takes_their_packets() {
+    let mut r = rig_agreeing(instants_only(), 100);
+    let p0 = r.agent.samples(0);
+    let lost = r.agent.samples(50);
+    let p2 = r.agent.samples(100);
+    let backfill = r.agent.backfill(0);
+    assert_eq!(r.feed(&p0), Outcome::Stored);
+    assert_ne!(r.feed(&backfill), Outcome::Stored, "no backfill agreed yet");
+    r.reinvite(&recovery());
+    assert_eq!(r.feed(&p2), Outcome::Stored);
+    assert!(r.rx.nacking(), "NACKs start with the new agreement");
+    assert_eq!(r.nacked(Duration::from_millis(25)), Some(vec![101]));
+    let rtx = r.agent.rtx_of(&lost);
+    assert_eq!(r.feed_at(&rtx, Duration::from_millis(40)), Outcome::Stored);
+    // Stored again is stored once: the rows are keyed by instant.
+    assert_eq!(r.feed(&backfill), Outcome::Stored);
+    let resent = r
+        .readings()
+        .iter()
+        .filter(|x| x.1 == ReadingSource::Resent)
+        .count();
+    assert_eq!(resent, 5);
+}
+
+#[test]
+fn a_reinvite_that_drops_nack_and_rtx_stops_nacking_and_refuses_their_packets() {
+    let mut r = rig(100);
+    let p0 = r.agent.samples(0);
+    let lost = r.agent.samples(50);
+    let p2 = r.agent.samples(100);
+    let backfill = r.agent.backfill(0);
+    assert_eq!(r.feed(&p0), Outcome::Stored);
+    assert_eq!(r.feed(&p2), Outcome::Stored);
+    assert!(r.rx.nacking());
+    r.reinvite(&instants_only());
+    assert!(!r.rx.nacking(), "no NACKs without RTX any more");
+    assert_eq!(r.nacked(Duration::from_millis(25)), None);
+    // What NACKs waited for is the backfill's now.
+    assert_eq!(r.rx.take_repair_tally().given_up, 1);
+    let rtx = r.agent.rtx_of(&lost);
+    assert_ne!(r.feed_at(&rtx, Duration::from_millis(40)), Outcome::Stored);
+    assert_ne!(r.feed(&backfill), Outcome::Stored);
+    assert!(r.readings().iter().all(|x| x.1 == ReadingSource::Live));
 }

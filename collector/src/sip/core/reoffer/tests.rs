@@ -239,15 +239,21 @@ fn an_unchanged_reoffer_is_answered_at_once() {
     assert_eq!(*s, session(1));
 }
 
-#[test]
-fn a_sensor_changing_its_channels_is_answered_once_recorded() {
-    let (mut c, clock) = core();
-    active_incoming(&mut c, &clock);
+/// The sensor's stream with one channel only, under a new `cfg`.
+fn one_channel_fewer() -> StreamDescription {
     let mut fewer = capabilities();
     if let Some(s) = fewer.samples.as_mut() {
         s.channels.truncate(1);
     }
     fewer.config = 2;
+    fewer
+}
+
+#[test]
+fn a_sensor_changing_its_channels_is_answered_once_recorded() {
+    let (mut c, clock) = core();
+    active_incoming(&mut c, &clock);
+    let fewer = one_channel_fewer();
     c.handle_event(
         UaEvent::ReofferReceived {
             session: session(1),
@@ -329,4 +335,141 @@ fn an_unanswerable_reoffer_is_refused_with_a_warning() {
     assert!(message.starts_with(&format!(
         "re-offer from sip:s1@example.net ({HOST}): {status} "
     )));
+}
+
+/// What a sensor of docs/protocol.md section 11 supports: instants,
+/// NACK + RTX, backfill from `oldest`.
+fn sensor_support(oldest: u64) -> sipsensor_protocol::RecoverySupport {
+    use sipsensor_protocol::{BackfillSupport, RecoverySupport, RtxSupport};
+    RecoverySupport {
+        instant: true,
+        rtx: Some(RtxSupport {
+            rtx_time: Duration::from_secs(3),
+            ssrc: Some(0x5e1f_0001),
+        }),
+        backfill: Some(BackfillSupport {
+            oldest: Some(oldest),
+            ssrc: Some(0x0bf0_0001),
+            ..BackfillSupport::default()
+        }),
+    }
+}
+
+fn sensor_offer_with(
+    desc: &StreamDescription,
+    support: &sipsensor_protocol::RecoverySupport,
+) -> Vec<u8> {
+    let (mut local, mut origin) = sensor_media();
+    local.ssrc = Some(0x1a2b_3c4d);
+    local.cname = Some("s1@198.51.100.10".into());
+    sipsensor_protocol::offer_with_recovery(desc, StreamRole::Sender, &local, support, &mut origin)
+        .unwrap()
+        .to_bytes()
+}
+
+fn reoffer(c: &mut Core, clock: &Clock, secs: u64, offer: Vec<u8>) -> Vec<Action> {
+    c.handle_event(
+        UaEvent::ReofferReceived {
+            session: session(1),
+            offer,
+        },
+        clock.at(secs),
+    );
+    actions(c)
+}
+
+#[test]
+fn a_sensor_reoffer_that_changes_only_the_recovery_agreement_installs_it() {
+    let (mut c, clock) = core();
+    active_incoming(&mut c, &clock);
+    // The same stream, now with NACK + RTX and backfill (11.1 rule 5).
+    let acts = reoffer(
+        &mut c,
+        &clock,
+        5,
+        sensor_offer_with(&capabilities(), &sensor_support(1)),
+    );
+    let [
+        Action::Recover {
+            opened: o,
+            recovery,
+            ..
+        },
+        Action::AnswerReoffer { answer: Ok(_), .. },
+    ] = &acts[..]
+    else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(*o, opened());
+    assert_eq!(recovery.rtx.as_ref().unwrap().ssrc, Some(0x5e1f_0001));
+    assert_eq!(recovery.backfill.as_ref().unwrap().ssrc, Some(0x0bf0_0001));
+    // Another oldest instant asks nothing new of the stream.
+    let acts = reoffer(
+        &mut c,
+        &clock,
+        6,
+        sensor_offer_with(&capabilities(), &sensor_support(9)),
+    );
+    assert!(
+        matches!(&acts[..], [Action::AnswerReoffer { answer: Ok(_), .. }]),
+        "{acts:?}"
+    );
+    // Without section 11 again: NACKs, RTX and backfill stop.
+    let acts = reoffer(&mut c, &clock, 7, sensor_offer(&capabilities()));
+    let [
+        Action::Recover { recovery, .. },
+        Action::AnswerReoffer { .. },
+    ] = &acts[..]
+    else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(*recovery, AgreedRecovery::default());
+}
+
+#[test]
+fn a_changed_stream_carries_its_recovery_agreement_both_ways() {
+    let (mut c, clock) = core();
+    active_incoming(&mut c, &clock);
+    // The sensor's re-INVITE.
+    let fewer = one_channel_fewer();
+    let acts = reoffer(
+        &mut c,
+        &clock,
+        5,
+        sensor_offer_with(&fewer, &sensor_support(1)),
+    );
+    let [Action::Renegotiate { recovery, .. }] = &acts[..] else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(recovery.backfill.as_ref().unwrap().ssrc, Some(0x0bf0_0001));
+    let Action::Renegotiate { agreed, answer, .. } = &acts[0] else {
+        unreachable!()
+    };
+    c.handle_report(
+        Report::Renegotiated {
+            session: session(1),
+            answer: answer.clone(),
+            result: Ok((SessionId(52), agreed.clone())),
+        },
+        clock.at(6),
+    );
+    actions(&mut c);
+    // Ours (set-rate): the sensor's answer agrees section 11 no more.
+    c.handle_control(set_rate(50.0), ReplyTo(3), clock.at(20));
+    let acts = actions(&mut c);
+    let [_, Action::Reinvite { offer, .. }] = &acts[..] else {
+        panic!("{acts:?}")
+    };
+    c.handle_event(
+        UaEvent::ReofferAnswered {
+            session: session(1),
+            answer: sensor_answer(offer),
+        },
+        clock.at(22),
+    );
+    let acts = actions(&mut c);
+    let [Action::Renegotiate { recovery, .. }] = &acts[..] else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(*recovery, AgreedRecovery::default());
 }
