@@ -362,7 +362,7 @@ impl Core {
 
     /// The end of the stream: the partial packet, then SR + SDES + BYE
     /// (RFC 3550 6.6, docs/protocol.md 6).
-    pub fn finish(&mut self, now: Instant, wall: SystemTime, sink: &mut impl Sink) {
+    pub fn finish(&mut self, now: Instant, _wall: SystemTime, sink: &mut impl Sink) {
         if self.filled > 0 {
             self.send_samples(now, sink);
         }
