@@ -11,7 +11,9 @@
 //! (RFC 6665) is the user agent's; the shell meets it on plain channels.
 
 pub mod board;
+pub mod download;
 pub mod journal;
+pub mod run;
 #[cfg(test)]
 mod tests;
 mod updater;

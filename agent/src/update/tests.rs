@@ -603,3 +603,21 @@ fn a_bundle_installed_by_hand_is_on_trial_too() {
         (UpdateState::Trial, Some("1.5"))
     );
 }
+
+#[test]
+fn updates_off_refuses_wants_and_still_reports() {
+    let mut settings = Settings::new("0.1.0".into(), None);
+    settings.enabled = false;
+    let now = Instant::now();
+    let mut u = Updater::new(settings, board(), IdGenerator::seeded(1), now);
+    u.handle_want(Some(want("2.0")), now);
+    let s = u.state();
+    assert_eq!(s.update, UpdateState::Failed);
+    assert_eq!(
+        s.reason.as_deref(),
+        Some("updates are off (update.enabled: false)")
+    );
+    assert_eq!(u.poll_action(), None);
+    u.handle_want(Some(want("1.0")), now);
+    assert_eq!(u.state().update, UpdateState::Idle);
+}

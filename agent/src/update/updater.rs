@@ -18,6 +18,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// `update.enabled`: `false` refuses every want (the state is still
+    /// reported).
+    pub enabled: bool,
     /// The `agent` of every state.
     pub agent_version: String,
     /// `update.window`; without one `reboot=window` reboots at once (a
@@ -41,6 +44,7 @@ pub struct Settings {
 impl Settings {
     pub fn new(agent_version: String, window: Option<Window>) -> Self {
         Settings {
+            enabled: true,
             agent_version,
             window,
             progress_interval: Duration::from_secs(5),
@@ -316,6 +320,14 @@ impl Updater {
                 self.drop_download(None);
                 self.phase = Phase::Idle;
             }
+            self.report(now);
+            return;
+        }
+        if !self.settings.enabled {
+            self.phase = Phase::Failed {
+                target: want.want,
+                reason: "updates are off (update.enabled: false)".into(),
+            };
             self.report(now);
             return;
         }
