@@ -12,6 +12,7 @@
 
 pub mod board;
 pub mod download;
+pub mod health;
 pub mod journal;
 pub mod run;
 #[cfg(test)]

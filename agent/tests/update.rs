@@ -397,3 +397,50 @@ async fn ack_and_wait_for_reboot(ack: tokio::sync::oneshot::Sender<()>, log: &Pa
     }
     panic!("the reboot command did not run");
 }
+
+/// Serve `hub` on `path` from a runtime on its own thread.
+fn status_socket(path: &Path, hub: sipsensor_agent::status::StatusHub) -> tokio::runtime::Runtime {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sock = rt
+        .block_on(async { sipsensor_agent::status::server::bind(path) })
+        .unwrap();
+    rt.spawn(sock.serve(hub));
+    rt
+}
+
+/// docs/protocol.md 12.6: registered is not enough, and a blip of
+/// streaming does not count; only an unbroken run of SECONDS does.
+#[test]
+fn the_health_wait_wants_an_unbroken_run_of_streaming() {
+    use sipsensor_agent::status::{AgentState, StatusHub};
+    use sipsensor_agent::update::health::wait_streamed;
+    let ms = Duration::from_millis;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.sock");
+    let hub = StatusHub::new();
+    hub.set_state(AgentState::Registered);
+    let _rt = status_socket(&path, hub.clone());
+
+    let err = wait_streamed(&path, ms(300), ms(100), ms(50)).unwrap_err();
+    assert!(err.to_string().contains("(last: registered)"), "{err}");
+
+    // Streaming for 250 ms, a break, then for good: the wait of 400 ms
+    // of streaming ends only 400 ms after the break.
+    let h = hub.clone();
+    let flapper = std::thread::spawn(move || {
+        h.set_state(AgentState::Streaming);
+        std::thread::sleep(ms(250));
+        h.set_state(AgentState::Registered);
+        std::thread::sleep(ms(150));
+        h.set_state(AgentState::Streaming);
+    });
+    let start = std::time::Instant::now();
+    let s = wait_streamed(&path, Duration::from_secs(10), ms(400), ms(50)).unwrap();
+    assert_eq!(s.state, AgentState::Streaming);
+    assert!(start.elapsed() >= ms(800), "{:?}", start.elapsed());
+    flapper.join().unwrap();
+}
