@@ -5,6 +5,7 @@ use crate::daemon::{self, RunOptions};
 use crate::probe::{self, ProbeEnv};
 use crate::sensor::SensorEnv;
 use crate::status::{self, client};
+use crate::update;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +64,11 @@ pub enum Command {
         /// is, 1 when the time is up (the RAUC health check).
         #[arg(long, value_name = "SECS")]
         wait_registered: Option<u64>,
+        /// With --wait-registered: exit 0 only once the agent has been
+        /// registered and streaming for SECS without a break (the health
+        /// check of an update's trial slot, docs/protocol.md 12.6).
+        #[arg(long, value_name = "SECS", requires = "wait_registered")]
+        wait_streamed: Option<u64>,
     },
 }
 
@@ -102,7 +108,8 @@ pub fn main() -> ExitCode {
             socket,
             json,
             wait_registered,
-        } => status_cmd(&socket, json, wait_registered),
+            wait_streamed,
+        } => status_cmd(&socket, json, wait_registered, wait_streamed),
     }
 }
 
@@ -197,14 +204,24 @@ fn security(c: &config::Config) -> String {
     }
 }
 
-fn status_cmd(socket: &std::path::Path, json: bool, wait: Option<u64>) -> ExitCode {
-    let result = match wait {
-        Some(secs) => client::wait_registered(
+fn status_cmd(
+    socket: &std::path::Path,
+    json: bool,
+    wait: Option<u64>,
+    streamed: Option<u64>,
+) -> ExitCode {
+    let every = Duration::from_millis(500);
+    let result = match (wait, streamed) {
+        (Some(secs), Some(streamed)) => update::health::wait_streamed(
             socket,
             Duration::from_secs(secs),
-            Duration::from_millis(500),
-        ),
-        None => client::fetch(socket, Duration::from_secs(2)),
+            Duration::from_secs(streamed),
+            every,
+        )
+        .map_err(|e| e.to_string()),
+        (Some(secs), None) => client::wait_registered(socket, Duration::from_secs(secs), every)
+            .map_err(|e| e.to_string()),
+        (None, _) => client::fetch(socket, Duration::from_secs(2)).map_err(|e| e.to_string()),
     };
     match result {
         Ok(s) => {
@@ -271,6 +288,27 @@ mod tests {
                 ..
             }
         ));
+        let c = Cli::try_parse_from([
+            "sipsensor-agent",
+            "status",
+            "--wait-registered",
+            "300",
+            "--wait-streamed",
+            "60",
+        ])
+        .unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Status {
+                wait_registered: Some(300),
+                wait_streamed: Some(60),
+                ..
+            }
+        ));
+        // Streaming is waited for within the registration's bound only.
+        assert!(
+            Cli::try_parse_from(["sipsensor-agent", "status", "--wait-streamed", "60"]).is_err()
+        );
         let c =
             Cli::try_parse_from(["sipsensor-agent", "--sysfs-root", "/tmp/s", "probe"]).unwrap();
         assert_eq!(c.sysfs_root, PathBuf::from("/tmp/s"));

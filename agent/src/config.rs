@@ -11,6 +11,7 @@ pub mod schema;
 pub mod secrets;
 pub mod sip_uri;
 pub mod spool;
+pub mod update;
 pub mod validate;
 
 use crate::sensor::SensorConfig;
@@ -44,6 +45,7 @@ pub struct Config {
     pub status: StatusConfig,
     /// `None`: `spool.enabled: false`.
     pub spool: Option<spool::SpoolConfig>,
+    pub update: update::UpdateConfig,
     /// The files this configuration was read from, in merge order.
     pub sources: Vec<PathBuf>,
 }

@@ -21,3 +21,4 @@ pub mod status;
 mod stoppable;
 pub mod stream;
 pub mod units;
+pub mod update;

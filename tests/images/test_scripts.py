@@ -81,6 +81,7 @@ class Fakes(unittest.TestCase):
             "SIPSENSOR_AGENT": str(self.bin / "agent"),
             "SIPSENSOR_REBOOT": str(self.bin / "reboot"),
             "SIPSENSOR_HEALTH_TIMEOUT": "7",
+            "SIPSENSOR_HEALTH_STREAM_SECONDS": "3",
         }
         env.update(extra)
         return env
@@ -120,20 +121,37 @@ class Fakes(unittest.TestCase):
         self.assertEqual(result.returncode, 1)
         self.assertIn("mark-good booted failed", result.stderr)
 
-    def test_trial_boot_is_marked_good_once_registered(self):
+    # The history lines are "TIME EVENT SLOT: TEXT", which the agent reads
+    # (agent/src/update/board.rs, docs/building-images.md).
+    def history_lines(self):
+        return [line.split(" ", 3)[1:] for line in self.history().splitlines()]
+
+    def test_trial_boot_is_marked_good_once_registered_and_streaming(self):
         result = self.health("B", pending="B")
         self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertEqual(self.calls(), ["agent status --wait-registered 7",
+        self.assertEqual(self.calls(), ["agent status --wait-registered 7 --wait-streamed 3",
                                         "rauc status mark-good booted"])
         self.assertIsNone(self.pending())
-        self.assertIn("update to slot B is good", self.history())
+        self.assertEqual(self.history_lines(),
+                         [["good", "B:", "the agent registered and streamed for 3s"]])
+
+    def test_stream_seconds_default_to_60(self):
+        env = self.env()
+        del env["SIPSENSOR_HEALTH_STREAM_SECONDS"]
+        (self.data / "ota" / "pending").write_text("B\n")
+        self.cmdline.write_text("rauc.slot=B\n")
+        run([LIBEXEC / "health-check"], env=env, check=False, timeout=30)
+        self.assertEqual(self.calls()[0], "agent status --wait-registered 7 --wait-streamed 60")
 
     def test_trial_boot_without_registration_reboots(self):
         result = self.health("B", pending="B", AGENT_EXIT="1")
         self.assertEqual(result.returncode, 1)
-        self.assertEqual(self.calls(), ["agent status --wait-registered 7", "reboot"])
+        self.assertEqual(self.calls(), ["agent status --wait-registered 7 --wait-streamed 3",
+                                        "reboot"])
         self.assertEqual(self.pending(), "B")
-        self.assertIn("did not register within 7s (status exit 1)", self.history())
+        [[event, slot, text]] = self.history_lines()
+        self.assertEqual((event, slot), ("trial-failed", "B:"))
+        self.assertIn("did not register and stream for 3s within 7s (status exit 1)", text)
 
     def test_fallback_boot_marks_the_update_bad(self):
         result = self.health("A", pending="B")
@@ -141,7 +159,9 @@ class Fakes(unittest.TestCase):
         self.assertEqual(self.calls(), ["rauc status mark-bad other",
                                         "rauc status mark-good booted"])
         self.assertIsNone(self.pending())
-        self.assertIn("update to slot B failed; running slot A", self.history())
+        [[event, slot, text]] = self.history_lines()
+        self.assertEqual((event, slot), ("rolled-back", "B:"))
+        self.assertIn("running slot A", text)
 
     # -- rauc-pre-install -------------------------------------------------
 

@@ -26,6 +26,7 @@ pub struct RawConfig {
     pub logging: RawLogging,
     pub status: RawStatus,
     pub spool: RawSpool,
+    pub update: super::update::RawUpdate,
     pub secrets_file: String,
 }
 
@@ -42,6 +43,7 @@ impl Default for RawConfig {
             logging: RawLogging::default(),
             status: RawStatus::default(),
             spool: RawSpool::default(),
+            update: super::update::RawUpdate::default(),
             secrets_file: DEFAULT_SECRETS_FILE.into(),
         }
     }

@@ -162,6 +162,16 @@ pub(super) fn validate(raw: &RawConfig) -> Result<Config, Vec<Diag>> {
         }
     };
 
+    let update = match update::check(&raw.update, &raw.sip.ca_file) {
+        Ok(u) => Some(u),
+        Err(errors) => {
+            for (key, message) in errors {
+                v.err(root.key("update").key(key), message);
+            }
+            None
+        }
+    };
+
     let level = match raw.logging.level {
         RawLevel::Error => LogLevel::Error,
         RawLevel::Warn => LogLevel::Warn,
@@ -170,30 +180,33 @@ pub(super) fn validate(raw: &RawConfig) -> Result<Config, Vec<Diag>> {
         RawLevel::Trace => LogLevel::Trace,
     };
 
-    match (identity, sip, stream) {
-        (Some(identity), Some(sip), Some(stream)) if v.diags.is_empty() => Ok(Config {
-            identity,
-            sip,
-            stream,
-            sensors: sensors.into_iter().flatten().collect(),
-            gpio,
-            realtime: RealtimeConfig {
-                priority: u8::try_from(rt.priority).unwrap_or(50),
-                cpu: rt.cpu.and_then(|c| u16::try_from(c).ok()),
-            },
-            media: MediaConfig {
-                srtp: raw.media.srtp.map(|s| match s {
-                    RawSrtp::Required => SrtpPolicy::Required,
-                    RawSrtp::Optional => SrtpPolicy::Optional,
-                    RawSrtp::Off => SrtpPolicy::Off,
-                }),
-                peer_timeout: Duration::from_millis(u64::from(raw.media.peer_timeout_ms)),
-            },
-            logging: LoggingConfig { level },
-            status: StatusConfig { socket },
-            spool,
-            sources: Vec::new(),
-        }),
+    match (identity, sip, stream, update) {
+        (Some(identity), Some(sip), Some(stream), Some(update)) if v.diags.is_empty() => {
+            Ok(Config {
+                identity,
+                sip,
+                stream,
+                sensors: sensors.into_iter().flatten().collect(),
+                gpio,
+                realtime: RealtimeConfig {
+                    priority: u8::try_from(rt.priority).unwrap_or(50),
+                    cpu: rt.cpu.and_then(|c| u16::try_from(c).ok()),
+                },
+                media: MediaConfig {
+                    srtp: raw.media.srtp.map(|s| match s {
+                        RawSrtp::Required => SrtpPolicy::Required,
+                        RawSrtp::Optional => SrtpPolicy::Optional,
+                        RawSrtp::Off => SrtpPolicy::Off,
+                    }),
+                    peer_timeout: Duration::from_millis(u64::from(raw.media.peer_timeout_ms)),
+                },
+                logging: LoggingConfig { level },
+                status: StatusConfig { socket },
+                spool,
+                update,
+                sources: Vec::new(),
+            })
+        }
         _ => Err(v.diags),
     }
 }
