@@ -252,10 +252,10 @@ impl Task {
         self.summary.late_deferred += n as u64;
         self.metrics.late_rows_deferred.inc_by(n as u64);
         if let Some(held) = self.defer_log.allow(Instant::now()) {
-            tracing::info!(
-                waiting = self.late.len(),
-                "storage is busy: {n} resent or backfilled rows deferred, the agents send \
-                 them again ({held} similar messages suppressed)"
+            tracing::warn!(
+                "storage is busy: {n} resent or backfilled rows deferred ({} waiting), the \
+                 agents send them again ({held} similar messages suppressed)",
+                self.late.len()
             );
         }
     }
