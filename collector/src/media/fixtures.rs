@@ -5,9 +5,9 @@ use super::{StreamSetup, stream_spec};
 use crate::stats::{StreamInfo, StreamsRegistry};
 use crate::storage::{SensorId, SessionId};
 use sipsensor_protocol::{
-    Agreed, AgreedBackfill, AgreedRecovery, AgreedRtx, ChannelSpec, EventFormat, MediaDirection,
-    RemoteMedia, RtpSender, SampleFormat, SampleInstant, StreamDescription, Unit, parse_rtp,
-    write_rtx_payload,
+    Agreed, AgreedBackfill, AgreedRecovery, AgreedRtx, ChannelSpec, EventFormat, MISSING_SAMPLE,
+    MediaDirection, RemoteMedia, RtpSender, SampleFormat, SampleInstant, StreamDescription, Unit,
+    parse_rtp, write_rtx_payload,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -161,9 +161,18 @@ impl StampedAgent {
         let values: Vec<i32> = (0..5)
             .flat_map(|k| (0..2).map(move |ch| Self::value(tick + k * period, ch)))
             .collect();
+        Self::write_values(tx, d, tick, &values)
+    }
+
+    fn write_values(
+        tx: &mut RtpSender,
+        d: &StreamDescription,
+        tick: u64,
+        values: &[i32],
+    ) -> Vec<u8> {
         let mut buf = [0u8; 160];
         let n = tx
-            .write_samples_stamped(&mut buf, d, tick, &values, false, (1, Self::instant(tick)))
+            .write_samples_stamped(&mut buf, d, tick, values, false, (1, Self::instant(tick)))
             .unwrap();
         buf[..n].to_vec()
     }
@@ -171,6 +180,24 @@ impl StampedAgent {
     /// The live samples packet starting at `tick`.
     pub fn samples(&mut self, tick: u64) -> Vec<u8> {
         Self::write(&mut self.live, &desc(1, 10), tick)
+    }
+
+    /// The live samples packet starting at `tick` with instant `k` of it
+    /// without any reading where `empty(k)` (docs/protocol.md 5.2).
+    pub fn samples_without(&mut self, tick: u64, empty: impl Fn(u64) -> bool) -> Vec<u8> {
+        let values: Vec<i32> = (0..5)
+            .flat_map(|k| {
+                let missing = empty(k);
+                (0..2).map(move |ch| {
+                    if missing {
+                        MISSING_SAMPLE
+                    } else {
+                        Self::value(tick + k * 10, ch)
+                    }
+                })
+            })
+            .collect();
+        Self::write_values(&mut self.live, &desc(1, 10), tick, &values)
     }
 
     /// The same samples in a backfill packet (docs/protocol.md 11.6).

@@ -9,6 +9,7 @@
 //! arrive before the first sender report are held (bounded), and so are
 //! packets of a `cfg` whose re-INVITE is still being completed.
 
+mod absent;
 mod backfill_gate;
 mod clock;
 mod recovery;
@@ -249,6 +250,8 @@ pub(super) struct StreamRx {
     recovery_bucket: Bucket,
     /// Backfill refused while storage defers late rows (11.6, 11.7).
     backfill_gate: backfill_gate::BackfillGate,
+    /// Live instants without any reading, not yet stored as a gap.
+    absent: absent::AbsentRuns,
     last_seen_ns: i64,
     /// Latest value per channel (all descriptions' indexes), published to
     /// the statistics once per [`PUBLISH_EVERY`]: a person watches them,
@@ -321,6 +324,7 @@ impl StreamRx {
             stamp_anchor: None,
             recovery_bucket: Bucket::for_recovery(&desc, max_backfill_rate, now),
             backfill_gate: backfill_gate::BackfillGate::default(),
+            absent: absent::AbsentRuns::default(),
             sensor: setup.sensor,
             aor: setup.aor,
             local_ssrc: setup.local_ssrc,
@@ -584,9 +588,22 @@ impl StreamRx {
         }
         let mut first_ns = None;
         let mut last: Vec<Option<(i64, i32)>> = vec![None; channels];
+        // Live instants arrive in order, so their runs span packets; a
+        // resent or backfilled packet's runs end with it.
+        let mut absent = if p.source == ReadingSource::Live {
+            std::mem::take(&mut self.absent)
+        } else {
+            absent::AbsentRuns::default()
+        };
+        let mut runs = Vec::new();
+        let step_ns = timing.step_ns(period, self.clock_rate);
         for k in 0..count {
             let ts_k = p.ts.wrapping_add(period.wrapping_mul(u32::from(k)));
             let Some(ns) = timing.sample_ns(k, ts_k) else {
+                if p.source == ReadingSource::Live {
+                    self.absent = absent;
+                }
+                self.store_absent(&runs, sink);
                 sink.reject(
                     Reject::BadTimestamp,
                     format!("{}: RTP time {ts_k}", self.aor),
@@ -607,6 +624,7 @@ impl StreamRx {
                 raws.push(raw.map(i64::from));
             }
             if raws.iter().any(Option::is_some) {
+                absent.present(ns, &mut runs);
                 sink.batch.readings.push(Reading {
                     session,
                     sensor: self.sensor,
@@ -616,8 +634,16 @@ impl StreamRx {
                     raws,
                     source: p.source,
                 });
+            } else {
+                absent.absent(session, ns, step_ns, &mut runs);
             }
         }
+        if p.source == ReadingSource::Live {
+            self.absent = absent;
+        } else {
+            absent.close(&mut runs);
+        }
+        self.store_absent(&runs, sink);
         if p.source != ReadingSource::Live {
             // Repair and backfill fill the past: no new latest value, no
             // session break, nothing for the live stream's gap finder.
@@ -647,6 +673,15 @@ impl StreamRx {
             p.arrival,
         );
         Outcome::Stored
+    }
+
+    /// Instants without any reading, as `source` gaps (docs/protocol.md
+    /// 5.2, 5.3; see `absent`).
+    fn store_absent(&mut self, runs: &[absent::AbsentRun], sink: &mut Sink) {
+        for run in runs {
+            sink.batch.gaps.push(run.gap(self.sensor));
+            self.totals.gaps += 1;
+        }
     }
 
     fn session_break(
@@ -1030,6 +1065,9 @@ impl StreamRx {
         let mut found = Vec::new();
         self.gaps.poll_due(now, true, &mut found);
         self.store_gaps(&found, sink);
+        let mut runs = Vec::new();
+        self.absent.close(&mut runs);
+        self.store_absent(&runs, sink);
         for _ in self.held.drain(..) {
             sink.rejects.push((
                 Reject::NoSenderReport,

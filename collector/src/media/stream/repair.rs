@@ -26,6 +26,18 @@ impl Timing<'_> {
         }
     }
 
+    /// Nanoseconds between two instants `period` ticks apart (of a
+    /// `clock_rate` clock when mapped).
+    pub(super) fn step_ns(&self, period: u32, clock_rate: u32) -> i64 {
+        match self {
+            Timing::Stamped(i) => i64::try_from(i.step_ns).unwrap_or(i64::MAX),
+            Timing::Mapped(_) => {
+                let ns = u64::from(period) * 1_000_000_000 / u64::from(clock_rate.max(1));
+                i64::try_from(ns).unwrap_or(i64::MAX)
+            }
+        }
+    }
+
     /// An event edge `offset` (32.32 ticks) from the packet's timestamp.
     pub(super) fn edge_ns(&self, ts: u32, offset: i64) -> Option<i64> {
         match self {
@@ -104,7 +116,13 @@ impl StreamRx {
             );
             return Outcome::Dropped(Reject::Unrequested);
         };
-        self.gaps.on_packet(ext);
+        // Not marked received for the gap finder: the writer may yet defer
+        // or give up a resent row (storage/writer/late.rs), and a hole
+        // counted as filled leaves as a source gap that the committed mark
+        // passes, so the agent would release what storage never got. Left
+        // missing, the hole is stored as a loss gap, which the resent rows
+        // cut away once they are stored (storage/gap_cuts.rs) and which
+        // otherwise holds the mark until backfill brings them (11.7 step 7).
         self.process(
             Pkt {
                 ext,

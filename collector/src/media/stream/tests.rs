@@ -227,11 +227,28 @@ fn missing_values_are_not_stored() {
     let d = desc(1, 10);
     let mut values = vec![1i32; 10];
     values[3] = MISSING_SAMPLE;
+    // Instant 2 has no reading at all (docs/protocol.md 5.3: no data at
+    // the source): no row, a source gap between its neighbours.
+    values[4] = MISSING_SAMPLE;
+    values[5] = MISSING_SAMPLE;
     let mut buf = [0u8; 128];
     let n = r.tx.write_samples(&mut buf, &d, 0, &values, true).unwrap();
     r.feed(&buf[..n]);
-    assert_eq!(r.flat().len(), 9);
+    assert_eq!(r.flat().len(), 7);
     assert!(!r.flat().iter().any(|s| s.index == 1 && s.channel == 1));
+    assert!(!r.flat().iter().any(|s| s.index == 2));
+    let gaps: Vec<_> = r
+        .sink
+        .batch
+        .gaps
+        .iter()
+        .map(|g| (g.from_ns - T0_NS, g.to_ns - T0_NS, g.samples, g.cause))
+        .collect();
+    assert_eq!(
+        gaps,
+        vec![(100_000_000, 300_000_000, 1, GapCause::Source)],
+        "timed by the sender report's mapping"
+    );
 }
 
 #[test]

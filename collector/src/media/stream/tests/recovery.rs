@@ -391,3 +391,117 @@ fn a_reinvite_that_drops_nack_and_rtx_stops_nacking_and_refuses_their_packets() 
     assert_ne!(r.feed(&backfill), Outcome::Stored);
     assert!(r.readings().iter().all(|x| x.1 == ReadingSource::Live));
 }
+
+/// (from_ns, to_ns, samples) of the source gaps so far, in steps from T0.
+fn source_gaps(r: &Rig) -> Vec<(i64, i64, i64)> {
+    let step = STEP_NS as i64;
+    r.sink
+        .batch
+        .gaps
+        .iter()
+        .filter(|g| g.cause == GapCause::Source)
+        .map(|g| {
+            (
+                (g.from_ns - T0_NS) / step,
+                (g.to_ns - T0_NS) / step,
+                g.samples,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn instants_sent_without_any_reading_are_a_source_gap_across_packets() {
+    // Found in e2e s17 under CPU load: the agent's sensor thread starved,
+    // three instants went out with every channel 0x80000000, and storage
+    // had neither a row nor a gap for them: an unexplained hole.
+    let mut r = rig(10);
+    let p0 = r.agent.samples(0);
+    // Instants 8, 9 (of the packet at tick 50) and 10 (of the next) empty.
+    let p1 = r.agent.samples_without(50, |k| k >= 3);
+    let p2 = r.agent.samples_without(100, |k| k == 0);
+    for p in [&p0, &p1, &p2] {
+        assert_eq!(r.feed(p), Outcome::Stored);
+    }
+    assert_eq!(r.readings().len(), 5 + 3 + 4, "no row for an empty instant");
+    // One gap, from the last instant with a reading to the next one.
+    assert_eq!(source_gaps(&r), vec![(7, 11, 3)]);
+    // Loss is still told apart: no sequence number is missing.
+    r.rx.tick(r.now + Duration::from_secs(3), &mut r.sink);
+    assert!(
+        r.sink
+            .batch
+            .gaps
+            .iter()
+            .all(|g| g.cause == GapCause::Source)
+    );
+}
+
+#[test]
+fn a_run_of_empty_instants_open_when_the_stream_ends_is_stored() {
+    let mut r = rig(10);
+    let p0 = r.agent.samples(0);
+    let p1 = r.agent.samples_without(50, |k| k >= 1);
+    assert_eq!(r.feed(&p0), Outcome::Stored);
+    assert_eq!(r.feed(&p1), Outcome::Stored);
+    assert!(source_gaps(&r).is_empty(), "the run may go on");
+    let mut buf = [0u8; 256];
+    let now = r.now;
+    r.rx.finish(now, &mut r.sink, &mut buf);
+    assert_eq!(source_gaps(&r), vec![(5, 10, 4)]);
+}
+
+#[test]
+fn a_retransmitted_empty_instant_is_a_source_gap_not_a_hole() {
+    let mut r = rig(10);
+    let p0 = r.agent.samples(0);
+    let lost = r.agent.samples_without(50, |k| k == 2);
+    let p2 = r.agent.samples(100);
+    assert_eq!(r.feed(&p0), Outcome::Stored);
+    assert_eq!(r.feed(&p2), Outcome::Stored);
+    let rtx = r.agent.rtx_of(&lost);
+    assert_eq!(r.feed_at(&rtx, Duration::from_millis(40)), Outcome::Stored);
+    assert_eq!(source_gaps(&r), vec![(6, 8, 1)]);
+    let resent = r
+        .readings()
+        .iter()
+        .filter(|(_, s, _)| *s == ReadingSource::Resent)
+        .count();
+    assert_eq!(resent, 4);
+}
+
+#[test]
+fn a_retransmitted_packet_leaves_a_loss_gap_for_storage_to_fill() {
+    // The stream cannot know whether the writer commits a resent row (its
+    // late queue may defer or give it up). Counted as received, the hole
+    // left as a source gap, which the committed mark passes: the agent
+    // released samples storage never got. As a loss gap, the stored rows
+    // cut it away, or it holds the mark until backfill brings them.
+    let mut r = rig(10);
+    let p0 = r.agent.samples(0);
+    let lost = r.agent.samples(50);
+    let p2 = r.agent.samples(100);
+    assert_eq!(r.feed(&p0), Outcome::Stored);
+    assert_eq!(r.feed(&p2), Outcome::Stored);
+    let rtx = r.agent.rtx_of(&lost);
+    assert_eq!(r.feed_at(&rtx, Duration::from_millis(40)), Outcome::Stored);
+    assert!(!r.rx.nacking(), "repaired: no more NACKs");
+    assert!(r.rx.hole_from_ns().is_some(), "the mark waits for storage");
+    r.rx.tick(r.now + Duration::from_secs(3), &mut r.sink);
+    let step = STEP_NS as i64;
+    let gaps: Vec<_> = r
+        .sink
+        .batch
+        .gaps
+        .iter()
+        .map(|g| {
+            (
+                (g.from_ns - T0_NS) / step,
+                (g.to_ns - T0_NS) / step,
+                g.samples,
+                g.cause,
+            )
+        })
+        .collect();
+    assert_eq!(gaps, vec![(4, 10, 5, GapCause::Loss)]);
+}
