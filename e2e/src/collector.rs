@@ -346,6 +346,30 @@ impl Collector {
             .unwrap_or_else(|e| panic!("GET {path}: {e}\nlog:\n{}", self.log()))
     }
 
+    /// Where received readings went, for failure messages: the writer's
+    /// counters (stored, duplicate, dropped, deferred, errors), the repair
+    /// counters, the gaps stored and the packets refused, by reason, as
+    /// `/metrics` lines (`""` when it does not answer).
+    pub fn storage_metrics(&self) -> String {
+        const WANTED: [&str; 9] = [
+            "samples_stored",
+            "samples_duplicate",
+            "rows_dropped",
+            "late_rows_deferred",
+            "storage_errors",
+            "gaps_stored",
+            "packets_rejected",
+            "packets_recovered",
+            "packets_given_up",
+        ];
+        let body =
+            http_get(SocketAddr::new(LOCALHOST, self.http_port), "/metrics").unwrap_or_default();
+        body.lines()
+            .filter(|l| !l.starts_with('#') && WANTED.iter().any(|w| l.contains(w)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// `/api/streams` as JSON.
     pub fn streams(&self) -> Vec<serde_json::Value> {
         match serde_json::from_str(&self.http_get("/api/streams")) {

@@ -54,11 +54,16 @@ fn every_sample_is_stored_through_loss_and_reordering() {
         Duration::from_secs(30),
     )
     .unwrap_or_else(|c| {
+        // Where the readings went: the agent's count of instants it had
+        // no reading for, and the collector's writer and refusals.
+        let missing = site.agent.status().map(|s| s.samples_missing);
         panic!(
-            "not repaired: {}\nholes {}\ngaps {}",
+            "not repaired: {}\nholes {}\ngaps {}\nagent: samples missing at the source \
+             {missing:?}\ncollector:\n{}",
             c.summary(),
             brief(&c.holes),
-            brief(&site.collector.gaps(&aor))
+            brief(&site.collector.gaps(&aor)),
+            site.collector.storage_metrics()
         )
     });
     let repaired_after = stopped_at.elapsed();
