@@ -8,7 +8,7 @@ use super::send::BatchTx;
 use super::{Command, MediaError, MediaNotice, StreamSummary};
 use crate::config::MediaConfig;
 use crate::media::acks::StreamAcks;
-use crate::media::acks::unconfirmed::UnconfirmedGaps;
+use crate::media::acks::unconfirmed::{UnconfirmedGaps, caps_of};
 use crate::media::demux::{Datagram, Delivery, Demux, Port, Rejected, Report, StreamKey};
 use crate::media::mailbox::{Inbox, Taken};
 use crate::media::rejects::RejectCounts;
@@ -542,6 +542,7 @@ impl ReceiveThread {
         self.send_nacks(now);
         if !self.acks.is_empty() && now.saturating_duration_since(self.last_acks) >= ACK_TICK {
             self.last_acks = now;
+            self.poll_unconfirmed(now);
             self.send_acks(now, tx);
         }
         if now.saturating_duration_since(self.last_housekeeping) >= HOUSEKEEPING {
@@ -644,20 +645,15 @@ impl ReceiveThread {
         }
         let batch = std::mem::take(&mut self.sink.batch);
         let rows = batch.rows();
-        let fillable: Vec<(SensorId, i64)> = batch
-            .gaps
-            .iter()
-            .filter(|g| g.cause.is_fillable() && !self.acks.is_empty())
-            .map(|g| (g.sensor, g.from_ns))
-            .collect();
+        let caps = self.caps_of(&batch);
         // The writer's queue has room for thousands of batches; waiting
         // here happens only when the writer itself is stuck.
         let submitted = self.rt.block_on(self.writer.submit(batch));
         if submitted.is_ok()
-            && !fillable.is_empty()
+            && !caps.is_empty()
             && let Ok(reply) = self.rt.block_on(self.writer.flush_later())
         {
-            self.unconfirmed.handed(fillable, reply);
+            self.unconfirmed.handed(caps, reply);
         }
         if submitted.is_err() {
             self.metrics.rows_dropped.inc_by(rows as u64);
@@ -677,6 +673,16 @@ impl ReceiveThread {
             readings: Vec::with_capacity(rows.min(FLUSH_ROWS * 2)),
             ..Batch::default()
         };
+    }
+
+    /// What a batch keeps acknowledged sensors' marks below until it is
+    /// committed (`acks/unconfirmed.rs`).
+    fn caps_of(&self, batch: &Batch) -> Vec<(SensorId, i64)> {
+        if self.acks.is_empty() {
+            return Vec::new();
+        }
+        let acked: HashSet<SensorId> = self.acks.values().map(|a| a.sensor).collect();
+        caps_of(batch, &acked)
     }
 
     fn drain_rejects(&mut self) {

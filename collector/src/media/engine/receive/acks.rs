@@ -19,11 +19,7 @@ impl ReceiveThread {
     /// `asked`: when the storage query behind them began.
     pub(super) fn on_marks(&mut self, marks: &[(SensorId, Option<i64>)], asked: Instant) {
         if !self.unconfirmed.is_empty() {
-            for _ in 0..self.unconfirmed.poll(Instant::now()) {
-                if let Ok(reply) = self.rt.block_on(self.writer.flush_later()) {
-                    self.unconfirmed.retry(reply);
-                }
-            }
+            self.poll_unconfirmed(Instant::now());
             self.unconfirmed.seen_by(asked);
         }
         let by_sensor: HashMap<SensorId, Option<i64>> = marks.iter().copied().collect();
@@ -38,6 +34,26 @@ impl ReceiveThread {
                 (h, g) => h.or(g),
             };
             a.on_mark(*stored, cap);
+        }
+    }
+
+    /// The writer's answers for the batches handed: a failed one is asked
+    /// again; the sensors of a committed one get a mark round asked after
+    /// it (a quiet stream would otherwise wait for its next commit).
+    pub(super) fn poll_unconfirmed(&mut self, now: Instant) {
+        if self.unconfirmed.is_empty() {
+            return;
+        }
+        let mut confirmed = Vec::new();
+        for _ in 0..self.unconfirmed.poll(now, &mut confirmed) {
+            if let Ok(reply) = self.rt.block_on(self.writer.flush_later()) {
+                self.unconfirmed.retry(reply);
+            }
+        }
+        confirmed.sort_unstable();
+        confirmed.dedup();
+        for sensor in confirmed {
+            self.commits.touch(sensor);
         }
     }
 
