@@ -61,10 +61,16 @@ pub enum Reject {
     /// takes no more resent or backfilled rows: refused before decoding,
     /// so the mark stops before it and the agent sends it again (11.7).
     BackfillDeferred,
+    /// A live packet while the storage writer's memory is nearly full
+    /// (`storage.max_pending_rows`): refused before decoding, so its
+    /// stream counts it lost (NACK, then a loss gap that holds the mark)
+    /// instead of the writer dropping its rows after the stream counted
+    /// them received.
+    StorageFull,
 }
 
 impl Reject {
-    pub const ALL: [Reject; 22] = [
+    pub const ALL: [Reject; 23] = [
         Reject::MalformedRtp,
         Reject::MalformedRtcp,
         Reject::Oversized,
@@ -87,6 +93,7 @@ impl Reject {
         Reject::Unrequested,
         Reject::BackfillRange,
         Reject::BackfillDeferred,
+        Reject::StorageFull,
     ];
 
     /// The metric label.
@@ -114,6 +121,7 @@ impl Reject {
             Reject::Unrequested => "unrequested_rtx",
             Reject::BackfillRange => "backfill_range",
             Reject::BackfillDeferred => "backfill_deferred",
+            Reject::StorageFull => "storage_full",
         }
     }
 

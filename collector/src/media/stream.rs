@@ -88,6 +88,9 @@ pub struct Sink {
     /// Set by the shell from the storage writer: it takes no resent or
     /// backfilled rows now, so backfill packets are refused undecoded.
     pub late_closed: bool,
+    /// Likewise for live rows (its memory is nearly full): live packets
+    /// are refused before the stream counts them received.
+    pub live_closed: bool,
 }
 
 impl Sink {
@@ -399,6 +402,15 @@ impl StreamRx {
     ) -> Outcome {
         if Self::flooded(&mut self.bucket, &self.aor, arrival, sink) {
             return Outcome::Dropped(Reject::Flood);
+        }
+        if sink.live_closed {
+            // Never seen, so lost: NACKed, and the hole holds the mark
+            // until a retransmission or the backfill brings it.
+            sink.reject(
+                Reject::StorageFull,
+                format!("{}: sequence number {}", self.aor, pkt.sequence),
+            );
+            return Outcome::Dropped(Reject::StorageFull);
         }
         let ext = match self.receiver.on_packet(pkt, arrival) {
             RtpVerdict::Accepted {

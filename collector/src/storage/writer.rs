@@ -24,7 +24,7 @@
 use super::{Batch, Event, Gap, Reading, SensorId, Storage, StorageError, WriteReport};
 use crate::metrics::Metrics;
 pub use commits::CommitWatch;
-pub use late::LateRoom;
+pub use late::Room;
 use std::sync::Arc;
 use std::time::Duration;
 use task::Task;
@@ -84,7 +84,8 @@ pub struct WriterHandle {
     tx: mpsc::Sender<Op>,
     capacity: usize,
     commits: CommitWatch,
-    late_room: LateRoom,
+    late_room: Room,
+    live_room: Room,
 }
 
 impl std::fmt::Debug for WriterHandle {
@@ -103,8 +104,17 @@ impl WriterHandle {
 
     /// Whether resent and backfilled rows are taken now (the receive
     /// thread refuses backfill packets while they are not).
-    pub fn late_room(&self) -> &LateRoom {
+    pub fn late_room(&self) -> &Room {
         &self.late_room
+    }
+
+    /// Whether the writer's memory takes live rows now: when it does not,
+    /// the receive thread refuses live packets undecoded, so each stream
+    /// sees them lost (NACKed, then a loss gap that holds the mark until
+    /// backfill brings them) instead of handing rows the writer would
+    /// drop after the stream counted them received.
+    pub fn live_room(&self) -> &Room {
+        &self.live_room
     }
 
     /// Queues rows, waiting while the queue is full.
@@ -212,6 +222,7 @@ impl StorageWriter {
             capacity: config.queue_capacity.max(1),
             commits,
             late_room: task.late_room(),
+            live_room: task.live_room(),
         };
         StorageWriter {
             handle,

@@ -477,6 +477,7 @@ impl ReceiveThread {
             let arrival = Instant::now();
             let now_ns = wall_ns();
             self.sink.late_closed = !self.writer.late_room().open();
+            self.sink.live_closed = !self.writer.live_room().open();
             for i in 0..n {
                 let Some((data, meta)) = rx.get(i) else {
                     continue;

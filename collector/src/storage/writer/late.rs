@@ -40,16 +40,22 @@ pub(super) struct LateRows {
     waiting: Arc<AtomicUsize>,
 }
 
-/// The late rows' share of the writer, as the receive thread sees it.
+/// A share of the writer's memory as the receive thread sees it: the
+/// late rows' queue, or all rows not yet written.
 #[derive(Debug, Clone)]
-pub struct LateRoom {
+pub struct Room {
     waiting: Arc<AtomicUsize>,
     limit: usize,
 }
 
-impl LateRoom {
-    /// Whether late rows are taken now: when not, a backfill packet is
-    /// refused before it costs any decoding.
+impl Room {
+    pub(super) fn new(waiting: Arc<AtomicUsize>, limit: usize) -> Self {
+        Room { waiting, limit }
+    }
+
+    /// Whether rows are taken now: when not, the receive thread refuses
+    /// their packets before it costs any decoding, so the stream sees
+    /// them missing.
     pub fn open(&self) -> bool {
         self.waiting.load(Ordering::Relaxed) < self.limit
     }
@@ -66,11 +72,8 @@ impl LateRows {
         }
     }
 
-    pub fn room(&self) -> LateRoom {
-        LateRoom {
-            waiting: self.waiting.clone(),
-            limit: self.limit,
-        }
+    pub fn room(&self) -> Room {
+        Room::new(self.waiting.clone(), self.limit)
     }
 
     pub fn len(&self) -> usize {

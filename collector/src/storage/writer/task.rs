@@ -2,16 +2,22 @@
 //! (the commit is a task of its own), so a slow commit never stalls the
 //! receivers: rows that arrive meanwhile wait for the next commit.
 
-use super::late::{LateRoom, LateRows};
+use super::late::{LateRows, Room};
 use super::{CommitWatch, Op, WriterConfig, WriterSummary};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimit;
 use crate::storage::{Batch, Reading, ReadingSource, Storage, StorageError, WriteReport};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
+
+/// The live rows' room closes this share of `max_pending_rows` before the
+/// bound (a tenth: 200,000 rows by default, four 50 ms batches of
+/// 1,000,000 samples a second).
+const LIVE_MARGIN_DIVISOR: usize = 10;
 
 /// A commit in flight: gives back its rows with the result and duration.
 type Commit = JoinHandle<(Batch, Result<WriteReport, StorageError>, Duration)>;
@@ -31,6 +37,8 @@ pub(super) struct Task {
     pending: Batch,
     /// Resent and backfilled readings waiting: behind the live rows.
     late: LateRows,
+    /// `unwritten()`, for the receive thread's [`Room`] of live rows.
+    unwritten_shared: Arc<AtomicUsize>,
     /// When the oldest pending row arrived.
     first_at: Option<Instant>,
     /// No commit before this instant (after a failure), unless flushed.
@@ -139,6 +147,7 @@ impl Task {
             interval: config.flush_interval,
             max_chunk: config.batch_rows.max(1),
             late: LateRows::new(late_limit, config.late_commit_budget),
+            unwritten_shared: Arc::default(),
             config,
             pending: Batch::default(),
             first_at: None,
@@ -156,8 +165,20 @@ impl Task {
         }
     }
 
-    pub(super) fn late_room(&self) -> LateRoom {
+    pub(super) fn late_room(&self) -> Room {
         self.late.room()
+    }
+
+    /// Live rows are refused at the receive thread a margin before the
+    /// memory bound: batches already on their way (in the queue, in the
+    /// receive thread) still fit, and are not dropped here after their
+    /// streams counted them received.
+    pub(super) fn live_room(&self) -> Room {
+        let max = self.config.max_pending_rows;
+        Room::new(
+            self.unwritten_shared.clone(),
+            max - max / LIVE_MARGIN_DIVISOR,
+        )
     }
 
     pub(super) async fn run(mut self) -> WriterSummary {
@@ -233,6 +254,7 @@ impl Task {
                     self.config.max_pending_rows
                 );
             }
+            self.update_gauge();
             return;
         }
         if self.first_at.is_none() {
@@ -266,7 +288,9 @@ impl Task {
     }
 
     fn update_gauge(&self) {
-        self.metrics.pending_rows.set(self.unwritten() as i64);
+        let unwritten = self.unwritten();
+        self.unwritten_shared.store(unwritten, Ordering::Relaxed);
+        self.metrics.pending_rows.set(unwritten as i64);
     }
 
     /// Starts a commit when none runs and rows are due: a full chunk, the

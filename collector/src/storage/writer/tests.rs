@@ -355,6 +355,34 @@ async fn memory_bound_drops_and_counts() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_live_room_closes_a_tenth_before_the_memory_bound() {
+    // Rows the writer drops after their stream counted them received hold
+    // no mark up: the agent would release them. The receive thread refuses
+    // live packets while this room is closed, so they show as lost.
+    let (store, w, _m) = setup(WriterConfig {
+        max_pending_rows: 100,
+        ..WriterConfig::default()
+    });
+    *store.fail_next.lock().unwrap() = u32::MAX;
+    let h = w.handle();
+    let room = h.live_room().clone();
+    assert!(room.open());
+    h.readings((0..89).map(|i| sample(i, i)).collect())
+        .await
+        .unwrap();
+    settle().await;
+    assert!(room.open(), "89 of 100 rows");
+    h.readings(vec![sample(89, 89)]).await.unwrap();
+    settle().await;
+    assert!(!room.open(), "90 of 100: closed with room to spare");
+    *store.fail_next.lock().unwrap() = 0;
+    h.flush().await.unwrap();
+    assert_eq!(store.stored(), 90);
+    assert!(room.open(), "written: open again");
+    w.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_invalid_row_costs_only_itself() {
     let (store, w, m) = setup(WriterConfig::default());
     let h = w.handle();

@@ -505,3 +505,31 @@ fn a_retransmitted_packet_leaves_a_loss_gap_for_storage_to_fill() {
         .collect();
     assert_eq!(gaps, vec![(4, 10, 5, GapCause::Loss)]);
 }
+
+#[test]
+fn live_packets_refused_while_storage_is_full_are_a_loss_the_mark_waits_for() {
+    // The writer drops rows beyond its memory bound; taken by the stream
+    // first, they were counted received and the mark passed them. Refused
+    // before the stream sees them, they are lost like on the network.
+    let mut r = rig(10);
+    let p0 = r.agent.samples(0);
+    let refused = r.agent.samples(50);
+    let p2 = r.agent.samples(100);
+    assert_eq!(r.feed(&p0), Outcome::Stored);
+    r.sink.live_closed = true;
+    assert_eq!(r.feed(&refused), Outcome::Dropped(Reject::StorageFull));
+    r.sink.live_closed = false;
+    assert_eq!(r.feed(&p2), Outcome::Stored);
+    assert_eq!(r.readings().len(), 10);
+    assert_eq!(r.nacked(Duration::from_millis(25)), Some(vec![11]));
+    assert!(r.rx.hole_from_ns().is_some());
+    r.rx.tick(r.now + Duration::from_secs(3), &mut r.sink);
+    let causes: Vec<_> = r
+        .sink
+        .batch
+        .gaps
+        .iter()
+        .map(|g| (g.samples, g.cause))
+        .collect();
+    assert_eq!(causes, vec![(5, GapCause::Loss)]);
+}
