@@ -65,13 +65,29 @@ impl UnconfirmedGaps {
                 .and_modify(|c| *c = (*c).min(cap))
                 .or_insert(cap);
         }
-        if !lowest.is_empty() {
-            self.handed.push(Handed {
-                caps: lowest,
-                reply: Some(reply),
-                committed_at: None,
-            });
+        if lowest.is_empty() {
+            return;
         }
+        // The writer answers a flush once everything submitted before it
+        // is committed: the new reply answers for the batch still waiting
+        // too. One entry for all of them keeps this list as small as the
+        // sensors, however long the store fails.
+        if let Some(waiting) = self.handed.last_mut().filter(|h| h.committed_at.is_none()) {
+            for (sensor, cap) in lowest {
+                waiting
+                    .caps
+                    .entry(sensor)
+                    .and_modify(|c| *c = (*c).min(cap))
+                    .or_insert(cap);
+            }
+            waiting.reply = Some(reply);
+            return;
+        }
+        self.handed.push(Handed {
+            caps: lowest,
+            reply: Some(reply),
+            committed_at: None,
+        });
     }
 
     /// Looks at the writer's answers at `now`; the sensors of batches
@@ -241,14 +257,24 @@ mod tests {
     }
 
     #[test]
-    fn the_lowest_gap_of_the_sensor_caps() {
+    fn batches_waiting_together_share_the_newest_answer_and_the_lowest_cap() {
         let mut u = UnconfirmedGaps::default();
         let (_a, ra) = oneshot::channel();
-        let (_b, rb) = oneshot::channel();
+        let (b, rb) = oneshot::channel();
         u.handed(vec![(S, 300)], ra);
         u.handed(vec![(S, 200), (S, 400)], rb);
         assert_eq!(u.cap(S), Some(200));
         u.handed(Vec::new(), oneshot::channel().1);
-        assert_eq!(u.handed.len(), 2, "an empty batch is not kept");
+        assert_eq!(u.handed.len(), 1, "one entry, however many batches wait");
+        // The newer flush's answer covers the older batch: both confirmed.
+        b.send(Ok(())).unwrap();
+        let t0 = Instant::now();
+        assert_eq!(u.poll(t0, &mut Vec::new()), 0);
+        u.seen_by(t0 + Duration::from_millis(1));
+        assert_eq!(u.cap(S), None);
+        // A batch handed after a confirmed one waits on its own.
+        let (_c, rc) = oneshot::channel();
+        u.handed(vec![(S, 500)], rc);
+        assert_eq!(u.cap(S), Some(500));
     }
 }
