@@ -83,17 +83,26 @@ impl Coverage {
         self.holes.iter().map(|h| h.instants).sum()
     }
 
-    /// The holes that no stored gap of one of `causes` accounts for (a
-    /// gap accounts for a hole when it spans it, give or take a step).
+    /// The holes that no stored gaps of `causes` account for: one gap
+    /// spans it, give or take a step, or each missing instant lies inside
+    /// one of them (a run of instants without a reading that reordering
+    /// or retransmission cut into pieces is several source gaps).
     pub fn unexplained<'a>(&'a self, gaps: &[Gap], causes: &[&str], step_ns: i64) -> Vec<&'a Hole> {
+        let allowed: Vec<&Gap> = gaps
+            .iter()
+            .filter(|g| causes.contains(&g.cause.as_str()))
+            .collect();
         self.holes
             .iter()
             .filter(|h| {
-                !gaps.iter().any(|g| {
-                    causes.contains(&g.cause.as_str())
-                        && g.from_ns <= h.after_ns + step_ns
-                        && g.to_ns >= h.before_ns - step_ns
-                })
+                let spanned = allowed
+                    .iter()
+                    .any(|g| g.from_ns <= h.after_ns + step_ns && g.to_ns >= h.before_ns - step_ns);
+                let each = (1..=h.instants).all(|k| {
+                    let t = h.after_ns + k * step_ns;
+                    allowed.iter().any(|g| g.from_ns < t && t < g.to_ns)
+                });
+                !(spanned || each)
             })
             .collect()
     }
@@ -229,6 +238,29 @@ mod tests {
         assert_eq!(c.unexplained(&explained, &["expired"], STEP).len(), 1);
         let half = [gap(2 * STEP, 3 * STEP, "source")];
         assert_eq!(c.unexplained(&half, &["source"], STEP).len(), 1);
+    }
+
+    #[test]
+    fn pieces_that_hold_every_missing_instant_explain_a_hole() {
+        // 3..=7 missing; a run of instants without a reading that
+        // reordering cut into four source gaps (s17 under load).
+        let s: Vec<StoredSample> = [0, 1, 2, 8, 9]
+            .iter()
+            .map(|n| at(n * STEP, "live"))
+            .collect();
+        let c = coverage(&s, STEP);
+        assert_eq!(c.missing(), 5);
+        let mut pieces = vec![
+            gap(2 * STEP, 4 * STEP, "source"),
+            gap(3 * STEP, 5 * STEP, "source"),
+            gap(4 * STEP, 7 * STEP, "source"),
+            gap(6 * STEP, 8 * STEP, "source"),
+        ];
+        assert!(c.unexplained(&pieces, &["source"], STEP).is_empty());
+        assert_eq!(c.unexplained(&pieces, &["expired"], STEP).len(), 1);
+        // Without the piece holding 5 and 6: not explained.
+        pieces.remove(2);
+        assert_eq!(c.unexplained(&pieces, &["source"], STEP).len(), 1);
     }
 
     #[test]
