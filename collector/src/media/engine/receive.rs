@@ -723,3 +723,5 @@ impl ReceiveThread {
 }
 
 mod acks;
+#[cfg(test)]
+mod tests;
