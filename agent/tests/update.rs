@@ -335,9 +335,9 @@ async fn the_shell_downloads_installs_and_reboots_reporting_each_step() {
     ));
     ends.wants
         .send(Some(FleetWant {
-            want: "2.0".into(),
+            version: "2.0".into(),
             url: format!("https://{}/bundles/{}.raucb", server.addr, hex(&data)),
-            sha256: hex(&data),
+            sha256: Sha256::digest(&data[..]).into(),
             size: data.len() as u64,
             reboot: RebootPolicy::Now,
         }))

@@ -155,6 +155,14 @@ impl RebootPolicy {
             Self::Window => "window",
         }
     }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "now" => Some(Self::Now),
+            "window" => Some(Self::Window),
+            _ => None,
+        }
+    }
 }
 
 /// The sensor's state, the body of every NOTIFY (12.3).
@@ -259,14 +267,11 @@ impl FleetWant {
     pub fn parse(body: &[u8]) -> Result<Option<Self>, FleetBodyError> {
         let lines = Lines::read(body)?;
         let reboot = match lines.optional("reboot") {
-            None | Some("now") => RebootPolicy::Now,
-            Some("window") => RebootPolicy::Window,
-            Some(_) => {
-                return Err(FleetBodyError::BadValue {
-                    name: "reboot",
-                    reason: "neither now nor window",
-                });
-            }
+            None => RebootPolicy::Now,
+            Some(text) => RebootPolicy::parse(text).ok_or(FleetBodyError::BadValue {
+                name: "reboot",
+                reason: "neither now nor window",
+            })?,
         };
         let Some(version) = lines.optional("want") else {
             return Ok(None);
@@ -297,6 +302,12 @@ impl FleetWant {
             size,
             reboot,
         }))
+    }
+
+    /// The bundle's SHA-256 as `sha256=` writes it (and the agent names
+    /// the file it downloads to, docs/protocol.md 12.5).
+    pub fn sha256_hex(&self) -> String {
+        sha256_hex(&self.sha256)
     }
 
     /// The SUBSCRIBE body. Refused as [`FleetState::to_body`] is, and for
