@@ -217,6 +217,7 @@ fn a_rollout_reaches_the_sensor_over_sip_and_halts_on_the_host_s_rauc_refusal() 
     });
     assert!(status.contains(SENSOR), "{status}");
     assert!(status.contains("failed"), "{status}");
+    println!("fleet view: {failed}\n{status}");
     agent.stop();
     collector.stop();
 }
