@@ -432,59 +432,6 @@ mod tests {
         assert_eq!(percent("250% nonsense"), None);
     }
 
-    /// Off, the updater reports and refuses wants; it makes no download
-    /// directory on a host whose agent never updates.
-    #[tokio::test]
-    async fn a_disabled_updater_reports_a_want_failed_and_makes_no_directory() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let root = dir.path();
-        let config = UpdateConfig {
-            enabled: false,
-            window: None,
-            rauc: "rauc".into(),
-            reboot_command: vec!["true".into()],
-            dir: root.join("update"),
-            ota_dir: root.join("ota"),
-            ca_file: root.join("ca.pem"),
-        };
-        let paths = BoardPaths {
-            os_release: root.join("os-release"),
-            rauc_system_conf: root.join("system.conf"),
-            cmdline: root.join("cmdline"),
-            boot_id: root.join("boot_id"),
-            ota_dir: root.join("ota"),
-            download_dir: root.join("update"),
-        };
-        let (links, mut ends) = links();
-        let (stop_tx, stop) = watch::channel(false);
-        let task = tokio::spawn(run_with(config, paths, "0.1.0".into(), links, stop));
-        let want = sipsensor_protocol::fleet::FleetWant {
-            version: "2.0".into(),
-            url: "https://collector.example/b.raucb".into(),
-            sha256: [7; 32],
-            size: 10,
-            reboot: super::super::RebootPolicy::Now,
-        };
-        ends.wants.send(Some(want)).expect("the updater listens");
-        let failed = loop {
-            match ends.reports.recv().await.expect("a report") {
-                Report::State(s) if s.update == UpdateState::Failed => break s,
-                Report::State(_) => {}
-                Report::GoingDown(_) => panic!("no reboot"),
-            }
-        };
-        assert!(
-            failed
-                .reason
-                .as_deref()
-                .is_some_and(|r| r.contains("updates are off")),
-            "{failed:?}"
-        );
-        stop_tx.send_replace(true);
-        task.await.expect("the updater ends");
-        assert!(!root.join("update").exists());
-    }
-
     #[test]
     fn remove_bundles_keeps_the_named_one_and_other_files() {
         let dir = tempfile::tempdir().expect("tempdir");
