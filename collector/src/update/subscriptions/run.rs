@@ -225,9 +225,9 @@ mod tests {
             state: Some(state.clone()),
         });
         let want = FleetWant {
-            want: "v2".into(),
+            version: "v2".into(),
             url: "https://c.example.net:8443/bundles/x.raucb".into(),
-            sha256: "ab".repeat(32),
+            sha256: [0xab; 32],
             size: 1,
             reboot: crate::update::fleet::RebootPolicy::Now,
         };
