@@ -76,8 +76,10 @@ pub enum FleetBodyError {
     },
 }
 
-/// `update=` (12.3): where the sensor's last update stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// `update=` (12.3): where the sensor's last update stands. Ordered as
+/// 12.3 lists the states (the collector counts sensors by state in that
+/// order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum UpdateState {
     Idle,
     Downloading,
@@ -157,11 +159,9 @@ impl RebootPolicy {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "now" => Some(Self::Now),
-            "window" => Some(Self::Window),
-            _ => None,
-        }
+        [Self::Now, Self::Window]
+            .into_iter()
+            .find(|p| p.as_str() == text)
     }
 }
 
