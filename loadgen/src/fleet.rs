@@ -11,7 +11,7 @@
 #[cfg(test)]
 mod tests;
 
-use crate::fake_install::{FakeInstall, FakeReport};
+use crate::fake_install::{FakeInstall, FakeInstallConfig, FakeReport};
 use sipsensor_protocol::SubscriptionId;
 use sipsensor_protocol::fleet::{FleetState, FleetWant, UpdateState};
 use std::collections::{BTreeSet, VecDeque};
@@ -27,6 +27,27 @@ pub struct FleetIdentity {
     pub agent: String,
     /// `compatible=`: the RAUC compatible string.
     pub compatible: String,
+}
+
+/// A simulated sensor's fleet side: what it runs and how its fake
+/// installs go.
+#[derive(Debug, Clone)]
+pub struct SimFleet {
+    /// The image version it runs at start.
+    pub version: String,
+    pub identity: FleetIdentity,
+    pub install: FakeInstallConfig,
+    /// Seeds the install's draws (which fail, how long each step takes).
+    pub seed: u64,
+}
+
+impl SimFleet {
+    pub fn notifier(self) -> FleetNotifier {
+        FleetNotifier::new(
+            FakeInstall::new(&self.version, self.install, self.seed),
+            self.identity,
+        )
+    }
 }
 
 /// What the shell does for the notifier.

@@ -1,19 +1,23 @@
 //! One simulated sensor: a user agent of the protocol crate on its own SIP
 //! socket, registering, calling the collector or answering it, and
-//! streaming through the [`MediaPump`].
+//! streaming through the [`MediaPump`]; with a [`SimFleet`], answering the
+//! collector's fleet subscription with a fake install (`sensor/fleet.rs`).
 
+mod fleet;
+mod ua;
+
+use crate::fleet::{FleetNotifier, SimFleet};
 use crate::pump::{BackfillPlan, Fault, MediaPump, PumpRecovery, PumpStream, StreamCounters};
 use crate::sockets::SharedSocket;
+use sipsensor_protocol::UserAgent;
 use sipsensor_protocol::{
-    Agreed, AnswerPolicy, ChannelSpec, EndReason, FailureReason, IdGenerator, LiteralsOnly,
-    LocalEndpoint, LocalMedia, LocalSdp, MediaSecurity, NegotiationError, Password,
-    RegistrationConfig, RegistrationEvent, SampleFormat, Sdp, SdpError, SessionId, SrtpPolicy,
-    StreamDescription, StreamRole, Transport, UaConfig, UaError, UaEvent, Unit, UserAgent,
+    Agreed, AnswerPolicy, ChannelSpec, EndReason, FailureReason, IdGenerator, LocalMedia, LocalSdp,
+    MediaSecurity, NegotiationError, Password, RegistrationConfig, RegistrationEvent, SampleFormat,
+    Sdp, SdpError, SessionId, SrtpPolicy, StreamDescription, StreamRole, UaError, UaEvent, Unit,
     answer_offer, apply_answer, make_offer, parse_sdp,
 };
 use sipsensor_protocol::{BackfillSupport, RecoverySupport, agreed_recovery, offer_with_recovery};
-use sipsensor_runtime::sip_transport::{NetConfig, NetError, Network, TlsConfig};
-use sipsensor_runtime::ua_driver::{self, UaHandle};
+use sipsensor_runtime::sip_transport::{NetError, TlsConfig};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +25,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 static NEXT_STREAM: AtomicU64 = AtomicU64::new(1);
+
+/// How long a sensor going down for a fleet update's reboot waits for its
+/// un-REGISTER's answer, and for its user agent to stop.
+const GOODBYE: Duration = Duration::from_secs(2);
 
 /// `channels` channels (`ch0`, `ch1`, ... in hundredths of a degree) at
 /// `rate_hz` on a clock of the same rate, `spp` instants per packet.
@@ -101,7 +109,19 @@ pub struct SimSensor {
 
 struct State {
     config: SensorConfig,
-    ua: UaHandle,
+    /// None while the fake reboot of a fleet update lasts.
+    ua: Option<ua::RunningUa>,
+    /// SIP over TLS (a client only), to start the user agent again with.
+    tls: Option<TlsConfig>,
+    /// The fleet subscription's notifier and fake install, if simulated.
+    fleet: Option<FleetNotifier>,
+    /// It placed the call (not the collector): after a reboot it calls
+    /// again once registered, as the agent does.
+    calls_out: bool,
+    /// Up again after the fake reboot, not yet registered and calling.
+    rebooted: bool,
+    /// The SIP socket's port, to come back on after the fake reboot.
+    sip_port: u16,
     pump: MediaPump,
     rtp: Arc<SharedSocket>,
     local_media: LocalMedia,
@@ -169,7 +189,20 @@ impl SimSensor {
         rtp: Arc<SharedSocket>,
         pump: MediaPump,
     ) -> Result<SimSensor, SensorError> {
-        Self::launch(config, None, rtp, pump).await
+        Self::launch(config, None, None, rtp, pump).await
+    }
+
+    /// Starts a sensor over UDP that answers the collector's fleet
+    /// subscription (docs/protocol.md 12) with a fake install, and reboots
+    /// for an update: a new user agent registers (and calls, if it had
+    /// called) again, every subscription forgotten.
+    pub async fn start_with_fleet(
+        config: SensorConfig,
+        fleet: SimFleet,
+        rtp: Arc<SharedSocket>,
+        pump: MediaPump,
+    ) -> Result<SimSensor, SensorError> {
+        Self::launch(config, None, Some(fleet), rtp, pump).await
     }
 
     /// Starts a sensor as a site's board runs: SIP over its own TLS
@@ -182,55 +215,20 @@ impl SimSensor {
         rtp: Arc<SharedSocket>,
         pump: MediaPump,
     ) -> Result<SimSensor, SensorError> {
-        Self::launch(config, Some(tls), rtp, pump).await
+        Self::launch(config, Some(tls), None, rtp, pump).await
     }
 
     async fn launch(
         config: SensorConfig,
         tls: Option<TlsConfig>,
+        fleet: Option<SimFleet>,
         rtp: Arc<SharedSocket>,
         pump: MediaPump,
     ) -> Result<SimSensor, SensorError> {
         let secure = tls.is_some();
-        let net = NetConfig {
-            udp: (!secure).then_some(SocketAddr::new(config.sip_ip, 0)),
-            tls,
-            // No keep-alives here (RFC 5626 4.4.1): a connection set up
-            // first must outlive the set-up of thousands of others.
-            tcp_idle_timeout: Duration::from_secs(3600),
-            // Thousands of sockets: keep each receive buffer small.
-            max_message_size: 8192,
-            channel_capacity: 16,
-            ..NetConfig::default()
-        };
-        let (network, incoming) = Network::bind(net).await.map_err(SensorError::Bind)?;
-        let (transport, sip_addr) = if secure {
-            // Connect-only TLS binds nothing: the Via and Contact name
-            // TLS's port, replies and calls come on the connection anyway
-            // (RFC 3261 18.2.2, RFC 5626 5.3), as the agent does.
-            let port = Transport::Tls.default_port();
-            (Transport::Tls, SocketAddr::new(config.sip_ip, port))
-        } else {
-            let addr = network
-                .local_addr(Transport::Udp)
-                .ok_or(SensorError::NoUdpAddress)?;
-            (Transport::Udp, addr)
-        };
-        let local = LocalEndpoint::new(transport, sip_addr);
-        let mut ua_config = UaConfig::new(local, config.aor.clone());
-        ua_config.product = concat!("sipsensor-loadgen/", env!("CARGO_PKG_VERSION")).into();
-        ua_config.credentials = Some((
-            config.username.clone(),
-            Password::new(config.password.clone()),
-        ));
+        let (running, events) = ua::start(&config, tls.clone(), 0, fleet.is_some()).await?;
+        let sip_addr = running.sip_addr;
         let mut ids = IdGenerator::from_entropy();
-        let ua = UserAgent::new(
-            ua_config,
-            IdGenerator::from_entropy(),
-            Box::new(LiteralsOnly),
-        )
-        .map_err(SensorError::Ua)?;
-        let (handle, events, _task) = ua_driver::spawn(ua, network, incoming);
         let ssrc = ids.u32();
         let mut local_media = LocalMedia::new(rtp.addr);
         // RTCP on the RTP port (RFC 3605), so a shared socket reads both.
@@ -257,7 +255,12 @@ impl SimSensor {
         let state = State {
             origin: LocalSdp::new(user, rtp.addr.ip(), &mut ids),
             config: config.clone(),
-            ua: handle,
+            ua: Some(running),
+            tls,
+            fleet: fleet.map(SimFleet::notifier),
+            calls_out: false,
+            rebooted: false,
+            sip_port: sip_addr.port(),
             pump,
             rtp: rtp.clone(),
             local_media,
@@ -345,8 +348,11 @@ impl SimSensor {
 }
 
 impl State {
-    async fn run(mut self, mut cmds: mpsc::Receiver<Cmd>, mut events: mpsc::Receiver<UaEvent>) {
+    async fn run(mut self, mut cmds: mpsc::Receiver<Cmd>, events: mpsc::Receiver<UaEvent>) {
+        // None while the fake reboot lasts: no user agent to hear from.
+        let mut events = Some(events);
         loop {
+            let wake = self.fleet.as_ref().and_then(FleetNotifier::poll_timeout);
             tokio::select! {
                 c = cmds.recv() => match c {
                     Some(c) => self.command(c).await,
@@ -355,66 +361,35 @@ impl State {
                         return;
                     }
                 },
-                e = events.recv() => match e {
+                e = next_event(&mut events) => match e {
                     Some(e) => self.event(e).await,
                     None => return,
                 },
+                _ = tokio::time::sleep_until(wake.unwrap_or_else(far_future).into()), if wake.is_some() => {
+                    if let Some(f) = &mut self.fleet {
+                        f.handle_timeout(std::time::Instant::now());
+                    }
+                }
             }
+            self.fleet_actions(&mut events).await;
         }
+    }
+
+    /// Runs `f` on the user agent; `None` while it is down (the fake
+    /// reboot) or once it has stopped.
+    async fn with_ua<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut UserAgent, std::time::Instant) -> R + Send + 'static,
+    ) -> Option<R> {
+        self.ua.as_ref()?.handle.with(f).await
     }
 
     async fn command(&mut self, c: Cmd) {
         match c {
-            Cmd::Register(reply) => {
-                let Some(registrar) = self.config.registrar.clone() else {
-                    let _ = reply.send(Err(SensorError::NoRegistrar));
-                    return;
-                };
-                let local = self.ua.with(|ua, _| ua.config().local.clone()).await;
-                let Some(local) = local else { return };
-                let mut r = RegistrationConfig::new(
-                    registrar,
-                    self.config.aor.clone(),
-                    self.config.username.clone(),
-                    Password::new(self.config.password.clone()),
-                    local,
-                );
-                r.expires = self.config.expires;
-                self.pending_register = Some(reply);
-                let res = self.ua.with(move |ua, now| ua.register(r, now)).await;
-                if let Some(Err(e)) = res
-                    && let Some(reply) = self.pending_register.take()
-                {
-                    let _ = reply.send(Err(SensorError::Register(e)));
-                }
-            }
+            Cmd::Register(reply) => self.register(Some(reply)).await,
             Cmd::Call(reply) => {
-                let Some(to) = self.config.collector.clone() else {
-                    let _ = reply.send(Err(SensorError::NoCollector));
-                    return;
-                };
-                let offer = match self.make_offer() {
-                    Ok(o) => o,
-                    Err(e) => {
-                        let _ = reply.send(Err(SensorError::Negotiation(e)));
-                        return;
-                    }
-                };
-                let bytes = offer.to_bytes();
-                let placed = self.ua.with(move |ua, now| ua.call(&to, bytes, now)).await;
-                match placed {
-                    Some(Ok(s)) => {
-                        self.session = Some(s);
-                        self.offer = Some(offer);
-                        self.pending_call = Some(reply);
-                    }
-                    Some(Err(e)) => {
-                        let _ = reply.send(Err(SensorError::Call(e)));
-                    }
-                    None => {
-                        let _ = reply.send(Err(SensorError::Stopped));
-                    }
-                }
+                self.calls_out = true;
+                self.call(Some(reply)).await;
             }
             Cmd::Hangup(reply) => {
                 // Media stops first: nothing is sent after the BYE.
@@ -423,7 +398,7 @@ impl State {
                 }
                 let _ = self.streaming.send(None);
                 if let Some(s) = self.session.take() {
-                    let _ = self.ua.with(move |ua, now| ua.hangup(s, now)).await;
+                    let _ = self.with_ua(move |ua, now| ua.hangup(s, now)).await;
                 }
                 let _ = reply.send(());
             }
@@ -433,6 +408,60 @@ impl State {
                 }
             }
             Cmd::Backfill(b) => self.backfill = Some(b),
+        }
+    }
+
+    /// REGISTERs at the configured registrar; `reply` hears the outcome.
+    async fn register(&mut self, reply: Option<oneshot::Sender<Result<(), SensorError>>>) {
+        let Some(registrar) = self.config.registrar.clone() else {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(SensorError::NoRegistrar));
+            }
+            return;
+        };
+        let local = self.with_ua(|ua, _| ua.config().local.clone()).await;
+        let Some(local) = local else { return };
+        let mut r = RegistrationConfig::new(
+            registrar,
+            self.config.aor.clone(),
+            self.config.username.clone(),
+            Password::new(self.config.password.clone()),
+            local,
+        );
+        r.expires = self.config.expires;
+        self.pending_register = reply;
+        let res = self.with_ua(move |ua, now| ua.register(r, now)).await;
+        if let Some(Err(e)) = res
+            && let Some(reply) = self.pending_register.take()
+        {
+            let _ = reply.send(Err(SensorError::Register(e)));
+        }
+    }
+
+    /// INVITEs the configured collector; `reply` hears when it answered.
+    async fn call(&mut self, reply: Option<oneshot::Sender<Result<Agreed, SensorError>>>) {
+        let fail = |reply: Option<oneshot::Sender<_>>, e| {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(e));
+            }
+        };
+        let Some(to) = self.config.collector.clone() else {
+            return fail(reply, SensorError::NoCollector);
+        };
+        let offer = match self.make_offer() {
+            Ok(o) => o,
+            Err(e) => return fail(reply, SensorError::Negotiation(e)),
+        };
+        let bytes = offer.to_bytes();
+        let placed = self.with_ua(move |ua, now| ua.call(&to, bytes, now)).await;
+        match placed {
+            Some(Ok(s)) => {
+                self.session = Some(s);
+                self.offer = Some(offer);
+                self.pending_call = reply;
+            }
+            Some(Err(e)) => fail(reply, SensorError::Call(e)),
+            None => fail(reply, SensorError::Stopped),
         }
     }
 
@@ -541,10 +570,17 @@ impl State {
                     RegistrationEvent::Failed { reason } => Some(Err(SensorError::Refused(reason))),
                     _ => None,
                 };
+                let registered = matches!(outcome, Some(Ok(())));
                 if let Some(o) = outcome
                     && let Some(reply) = self.pending_register.take()
                 {
                     let _ = reply.send(o);
+                }
+                if registered && self.rebooted && self.calls_out && self.session.is_none() {
+                    // Back from a fleet update's reboot: stream again, as
+                    // the agent does after it registered.
+                    self.rebooted = false;
+                    self.call(None).await;
                 }
             }
             UaEvent::Answered { session, answer } => {
@@ -565,7 +601,7 @@ impl State {
                         }
                     }
                     Err(e) => {
-                        let _ = self.ua.with(move |ua, now| ua.hangup(session, now)).await;
+                        let _ = self.with_ua(move |ua, now| ua.hangup(session, now)).await;
                         if let Some(r) = self.pending_call.take() {
                             let _ = r.send(Err(e));
                         }
@@ -589,8 +625,7 @@ impl State {
                     Ok((answer, agreed)) if self.stream_id.is_none() => {
                         let bytes = answer.to_bytes();
                         let _ = self
-                            .ua
-                            .with(move |ua, now| ua.accept(session, bytes, now))
+                            .with_ua(move |ua, now| ua.accept(session, bytes, now))
                             .await;
                         self.session = Some(session);
                         // Answering a plain offer: nothing of section 11.
@@ -599,8 +634,7 @@ impl State {
                     }
                     Ok(_) => {
                         let _ = self
-                            .ua
-                            .with(move |ua, now| {
+                            .with_ua(move |ua, now| {
                                 ua.reject(session, 486, Some("already streaming"), now)
                             })
                             .await;
@@ -608,8 +642,7 @@ impl State {
                     Err(e) => {
                         let (status, why) = (e.status_code(), e.to_string());
                         let _ = self
-                            .ua
-                            .with(move |ua, now| ua.reject(session, status, Some(&why), now))
+                            .with_ua(move |ua, now| ua.reject(session, status, Some(&why), now))
                             .await;
                     }
                 }
@@ -631,8 +664,7 @@ impl State {
                     Ok((answer, agreed)) => {
                         let bytes = answer.to_bytes();
                         let _ = self
-                            .ua
-                            .with(move |ua, now| ua.answer_reoffer(session, Ok(bytes), now))
+                            .with_ua(move |ua, now| ua.answer_reoffer(session, Ok(bytes), now))
                             .await;
                         // docs/protocol.md 3.4: the answerer switches as soon
                         // as its answer is sent.
@@ -646,8 +678,7 @@ impl State {
                     Err(e) => {
                         let (status, why) = (e.status_code(), e.to_string());
                         let _ = self
-                            .ua
-                            .with(move |ua, now| {
+                            .with_ua(move |ua, now| {
                                 ua.answer_reoffer(session, Err((status, why)), now)
                             })
                             .await;
@@ -668,9 +699,23 @@ impl State {
                     let _ = r.send(Err(SensorError::Ended { reason, warning }));
                 }
             }
+            UaEvent::Subscription(e) => self.fleet_event(e).await,
             _ => {}
         }
     }
+}
+
+/// The next event of the user agent; never, while there is none.
+async fn next_event(events: &mut Option<mpsc::Receiver<UaEvent>>) -> Option<UaEvent> {
+    match events {
+        Some(events) => events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A deadline for a branch that is off (its `if` is false).
+fn far_future() -> std::time::Instant {
+    std::time::Instant::now() + Duration::from_secs(86_400)
 }
 
 impl Drop for State {
