@@ -10,6 +10,7 @@ use crate::fleet::{FleetNotifier, SimFleet};
 use crate::pump::{BackfillPlan, Fault, MediaPump, PumpRecovery, PumpStream, StreamCounters};
 use crate::sockets::SharedSocket;
 use sipsensor_protocol::UserAgent;
+use sipsensor_protocol::fleet::FleetState;
 use sipsensor_protocol::{
     Agreed, AnswerPolicy, ChannelSpec, EndReason, FailureReason, IdGenerator, LocalMedia, LocalSdp,
     MediaSecurity, NegotiationError, Password, RegistrationConfig, RegistrationEvent, SampleFormat,
@@ -105,6 +106,8 @@ pub struct SimSensor {
     pub ssrc: u32,
     pub config: SensorConfig,
     streaming: watch::Receiver<Streaming>,
+    /// With a fleet side: the state its NOTIFYs carry now.
+    fleet_state: watch::Receiver<Option<FleetState>>,
 }
 
 struct State {
@@ -138,6 +141,7 @@ struct State {
     pending_call: Option<oneshot::Sender<Result<Agreed, SensorError>>>,
     pending_register: Option<oneshot::Sender<Result<(), SensorError>>>,
     streaming: watch::Sender<Streaming>,
+    fleet_state: watch::Sender<Option<FleetState>>,
 }
 
 /// Why a simulated sensor could not start, register, call or reach a state.
@@ -192,17 +196,19 @@ impl SimSensor {
         Self::launch(config, None, None, rtp, pump).await
     }
 
-    /// Starts a sensor over UDP that answers the collector's fleet
+    /// Starts a sensor (over TLS and SRTP with `tls`, as
+    /// [`Self::start_over_tls`]) that answers the collector's fleet
     /// subscription (docs/protocol.md 12) with a fake install, and reboots
     /// for an update: a new user agent registers (and calls, if it had
     /// called) again, every subscription forgotten.
     pub async fn start_with_fleet(
         config: SensorConfig,
+        tls: Option<TlsConfig>,
         fleet: SimFleet,
         rtp: Arc<SharedSocket>,
         pump: MediaPump,
     ) -> Result<SimSensor, SensorError> {
-        Self::launch(config, None, Some(fleet), rtp, pump).await
+        Self::launch(config, tls, Some(fleet), rtp, pump).await
     }
 
     /// Starts a sensor as a site's board runs: SIP over its own TLS
@@ -246,6 +252,9 @@ impl SimSensor {
         rtp.listen(ssrc, counters.clone());
         let (tx, rx) = mpsc::channel(8);
         let (streaming_tx, streaming) = watch::channel(None);
+        let fleet = fleet.map(SimFleet::notifier);
+        let (fleet_state_tx, fleet_state) =
+            watch::channel(fleet.as_ref().map(|f| f.state(std::time::Instant::now())));
         let user = config
             .aor
             .trim_start_matches("sip:")
@@ -257,7 +266,7 @@ impl SimSensor {
             config: config.clone(),
             ua: Some(running),
             tls,
-            fleet: fleet.map(SimFleet::notifier),
+            fleet,
             calls_out: false,
             rebooted: false,
             sip_port: sip_addr.port(),
@@ -273,6 +282,7 @@ impl SimSensor {
             pending_call: None,
             pending_register: None,
             streaming: streaming_tx,
+            fleet_state: fleet_state_tx,
         };
         tokio::spawn(state.run(rx, events));
         Ok(SimSensor {
@@ -283,6 +293,7 @@ impl SimSensor {
             ssrc,
             config,
             streaming,
+            fleet_state,
         })
     }
 
@@ -329,6 +340,11 @@ impl SimSensor {
         self.streaming.borrow().clone()
     }
 
+    /// With a fleet side: the state it reports (docs/protocol.md 12.3).
+    pub fn fleet_state(&self) -> Option<FleetState> {
+        self.fleet_state.borrow().clone()
+    }
+
     /// Waits until `pred` holds for the streaming state, at most `limit`.
     pub async fn wait_streaming(
         &self,
@@ -372,6 +388,14 @@ impl State {
                 }
             }
             self.fleet_actions(&mut events).await;
+            if let Some(f) = &self.fleet {
+                let now = f.state(std::time::Instant::now());
+                self.fleet_state.send_if_modified(|s| {
+                    let changed = s.as_ref() != Some(&now);
+                    *s = Some(now);
+                    changed
+                });
+            }
         }
     }
 

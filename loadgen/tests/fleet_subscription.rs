@@ -144,7 +144,7 @@ async fn the_fleet_subscription_through_an_update_and_its_reboot() {
         seed: 0,
     };
     let rtp = SharedSocket::bind("127.0.0.1".parse().unwrap()).unwrap();
-    let sensor = SimSensor::start_with_fleet(config, fleet, rtp, MediaPump::start().unwrap())
+    let sensor = SimSensor::start_with_fleet(config, None, fleet, rtp, MediaPump::start().unwrap())
         .await
         .unwrap();
     let to = format!("sip:sensor-00000@{}", sensor.sip_addr);
