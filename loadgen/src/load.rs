@@ -51,6 +51,10 @@ pub struct LoadOptions {
     /// Every sensor answers the fleet subscription (docs/protocol.md 12)
     /// with a fake install; `None`: they serve no subscription.
     pub fleet: Option<LoadFleet>,
+    /// Every sensor pings the collector inside its session this often and
+    /// sets a lost session up again (REGISTER, call), as the agent does
+    /// (docs/protocol.md 6.1): a run that outlives a collector restart.
+    pub keep_session: Option<Duration>,
 }
 
 /// The figures of one run.
@@ -343,6 +347,9 @@ pub async fn run(o: LoadOptions) -> Result<LoadReport, LoadError> {
         // backfills run at once beside the steady live load.
         if i >= o.sensors.saturating_sub(o.backfill_sensors) {
             s.backfill(o.backfill).await;
+        }
+        if let Some(every) = o.keep_session {
+            s.keep_session(every).await;
         }
         sensors.push(Arc::new(s));
     }

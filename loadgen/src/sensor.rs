@@ -4,6 +4,7 @@
 //! collector's fleet subscription with a fake install (`sensor/fleet.rs`).
 
 mod fleet;
+mod redial;
 mod ua;
 
 use crate::fleet::{FleetNotifier, SimFleet};
@@ -91,6 +92,7 @@ enum Cmd {
     Hangup(oneshot::Sender<()>),
     Fault(Fault),
     Backfill(LoadBackfill),
+    KeepSession(Duration),
 }
 
 /// What the sensor last agreed to send (None: not streaming).
@@ -121,8 +123,11 @@ struct State {
     /// It placed the call (not the collector): after a reboot it calls
     /// again once registered, as the agent does.
     calls_out: bool,
-    /// Up again after the fake reboot, not yet registered and calling.
-    rebooted: bool,
+    /// Up again after the fake reboot or a lost session: call once
+    /// registered.
+    call_when_registered: bool,
+    /// Keep the session, and set it up again when it is lost.
+    redial: Option<redial::Redial>,
     /// The SIP socket's port, to come back on after the fake reboot.
     sip_port: u16,
     pump: MediaPump,
@@ -268,7 +273,8 @@ impl SimSensor {
             tls,
             fleet,
             calls_out: false,
-            rebooted: false,
+            call_when_registered: false,
+            redial: None,
             sip_port: sip_addr.port(),
             pump,
             rtp: rtp.clone(),
@@ -335,6 +341,13 @@ impl SimSensor {
         let _ = self.cmd.send(Cmd::Backfill(backfill)).await;
     }
 
+    /// From now on keep the session it calls as the agent does: an OPTIONS
+    /// in it every `every`, and a session lost without its own hang-up set
+    /// up again (REGISTER, then the call).
+    pub async fn keep_session(&self, every: Duration) {
+        let _ = self.cmd.send(Cmd::KeepSession(every)).await;
+    }
+
     /// What the sensor currently streams.
     pub fn streaming(&self) -> Streaming {
         self.streaming.borrow().clone()
@@ -368,7 +381,13 @@ impl State {
         // None while the fake reboot lasts: no user agent to hear from.
         let mut events = Some(events);
         loop {
-            let wake = self.fleet.as_ref().and_then(FleetNotifier::poll_timeout);
+            let wake = [
+                self.fleet.as_ref().and_then(FleetNotifier::poll_timeout),
+                self.redial_wake(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             tokio::select! {
                 c = cmds.recv() => match c {
                     Some(c) => self.command(c).await,
@@ -382,9 +401,11 @@ impl State {
                     None => return,
                 },
                 _ = tokio::time::sleep_until(wake.unwrap_or_else(far_future).into()), if wake.is_some() => {
+                    let now = std::time::Instant::now();
                     if let Some(f) = &mut self.fleet {
-                        f.handle_timeout(std::time::Instant::now());
+                        f.handle_timeout(now);
                     }
+                    self.redial_timer(now).await;
                 }
             }
             self.fleet_actions(&mut events).await;
@@ -432,6 +453,13 @@ impl State {
                 }
             }
             Cmd::Backfill(b) => self.backfill = Some(b),
+            Cmd::KeepSession(every) => {
+                self.redial = Some(redial::Redial {
+                    every,
+                    next_ping: std::time::Instant::now() + every,
+                    call_at: None,
+                });
+            }
         }
     }
 
@@ -595,16 +623,27 @@ impl State {
                     _ => None,
                 };
                 let registered = matches!(outcome, Some(Ok(())));
+                if matches!(outcome, Some(Err(_))) && self.call_when_registered {
+                    self.call_when_registered = false;
+                    self.session_lost(std::time::Instant::now());
+                }
                 if let Some(o) = outcome
                     && let Some(reply) = self.pending_register.take()
                 {
                     let _ = reply.send(o);
                 }
-                if registered && self.rebooted && self.calls_out && self.session.is_none() {
-                    // Back from a fleet update's reboot: stream again, as
-                    // the agent does after it registered.
-                    self.rebooted = false;
+                if registered
+                    && self.call_when_registered
+                    && self.calls_out
+                    && self.session.is_none()
+                {
+                    // Back from a fleet update's reboot, or a lost session:
+                    // stream again, as the agent does once registered.
+                    self.call_when_registered = false;
                     self.call(None).await;
+                    if self.session.is_none() {
+                        self.session_lost(std::time::Instant::now());
+                    }
                 }
             }
             UaEvent::Answered { session, answer } => {
@@ -718,6 +757,7 @@ impl State {
                 if self.session == Some(session) {
                     self.session = None;
                     self.stop_stream();
+                    self.session_lost(std::time::Instant::now());
                 }
                 if let Some(r) = self.pending_call.take() {
                     let _ = r.send(Err(SensorError::Ended { reason, warning }));

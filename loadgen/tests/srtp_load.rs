@@ -123,6 +123,7 @@ async fn srtp_streams_over_tls_are_stored_whole_and_none_is_refused() {
         backfill_sensors: 0,
         backfill: Default::default(),
         fleet: None,
+        keep_session: None,
     })
     .await
     .unwrap();

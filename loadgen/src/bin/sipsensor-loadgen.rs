@@ -118,6 +118,11 @@ struct RunArgs {
     /// collector's max-rate may be lower).
     #[arg(long, default_value_t = 20_000)]
     backfill_rate: u64,
+    /// Ping the collector inside each session this often (milliseconds)
+    /// and set a lost session up again (REGISTER, call), as the agent
+    /// does: a run that outlives a collector restart. 0: off.
+    #[arg(long, default_value_t = 0)]
+    keepalive_ms: u64,
     #[command(flatten)]
     fleet: FleetArgs,
 }
@@ -218,6 +223,7 @@ fn main() -> ExitCode {
                 backfill_sensors,
                 backfill_seconds,
                 backfill_rate,
+                keepalive_ms,
                 fleet,
             } = *args;
             // Thousands of sockets; without the hard limit's room the
@@ -256,6 +262,7 @@ fn main() -> ExitCode {
                     rate: backfill_rate,
                 },
                 fleet: fleet.load_fleet(),
+                keep_session: (keepalive_ms > 0).then(|| Duration::from_millis(keepalive_ms)),
             };
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

@@ -88,6 +88,10 @@ impl State {
         if let Some(reply) = self.pending_call.take() {
             let _ = reply.send(Err(SensorError::Stopped));
         }
+        // The reboot sets the session up again itself.
+        if let Some(r) = &mut self.redial {
+            r.call_at = None;
+        }
         if self.config.registrar.is_some()
             && self.with_ua(|ua, now| ua.unregister(now)).await.is_some()
             && let Some(rx) = events.as_mut()
@@ -134,11 +138,11 @@ impl State {
         }
         self.ua = Some(running);
         *events = Some(rx);
-        self.rebooted = true;
+        self.call_when_registered = true;
         if self.config.registrar.is_some() {
             self.register(None).await;
         } else if self.calls_out {
-            self.rebooted = false;
+            self.call_when_registered = false;
             self.call(None).await;
         }
     }
