@@ -3,22 +3,23 @@
 //! streaming through the [`MediaPump`]; with a [`SimFleet`], answering the
 //! collector's fleet subscription with a fake install (`sensor/fleet.rs`).
 
+mod answer;
 mod fleet;
+mod offer;
 mod redial;
 mod ua;
 
 use crate::fleet::{FleetNotifier, SimFleet};
-use crate::pump::{BackfillPlan, Fault, MediaPump, PumpRecovery, PumpStream, StreamCounters};
+use crate::pump::{Fault, MediaPump, PumpRecovery, PumpStream, StreamCounters};
 use crate::sockets::SharedSocket;
 use sipsensor_protocol::UserAgent;
 use sipsensor_protocol::fleet::FleetState;
 use sipsensor_protocol::{
-    Agreed, AnswerPolicy, ChannelSpec, EndReason, FailureReason, IdGenerator, LocalMedia, LocalSdp,
+    Agreed, ChannelSpec, EndReason, FailureReason, IdGenerator, LocalMedia, LocalSdp,
     MediaSecurity, NegotiationError, Password, RegistrationConfig, RegistrationEvent, SampleFormat,
     Sdp, SdpError, SessionId, SrtpPolicy, StreamDescription, StreamRole, UaError, UaEvent, Unit,
-    answer_offer, apply_answer, make_offer, parse_sdp,
+    apply_answer, parse_sdp,
 };
-use sipsensor_protocol::{BackfillSupport, RecoverySupport, agreed_recovery, offer_with_recovery};
 use sipsensor_runtime::sip_transport::{NetError, TlsConfig};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -530,59 +531,6 @@ impl State {
         }
     }
 
-    /// Our offer: with section 11 when the sensor backfills.
-    fn make_offer(&mut self) -> Result<Sdp, NegotiationError> {
-        let caps = &self.config.capabilities;
-        let Some(bf) = self.backfill else {
-            return make_offer(
-                caps,
-                StreamRole::Sender,
-                &self.local_media,
-                &mut self.origin,
-            );
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        let support = RecoverySupport {
-            instant: true,
-            rtx: None,
-            backfill: Some(BackfillSupport {
-                oldest: u64::try_from(now.saturating_sub(bf.outage).as_nanos()).ok(),
-                ssrc: Some(self.backfill_ssrc()),
-                ..BackfillSupport::default()
-            }),
-        };
-        offer_with_recovery(
-            caps,
-            StreamRole::Sender,
-            &self.local_media,
-            &support,
-            &mut self.origin,
-        )
-    }
-
-    /// Another SSRC than the live one (docs/protocol.md 11.6).
-    fn backfill_ssrc(&self) -> u32 {
-        self.local_media.ssrc.unwrap_or_default() ^ 0x0bf0_0000
-    }
-
-    /// What of section 11 `answer` agreed to our `offer`, for the pump.
-    fn agree_recovery(&self, offer: &Sdp, answer: &Sdp) -> Option<PumpRecovery> {
-        let own = self.backfill?;
-        let agreed = agreed_recovery(offer, answer, StreamRole::Sender);
-        let backfill = agreed.backfill.map(|b| BackfillPlan {
-            payload_type: b.payload_type,
-            ssrc: self.backfill_ssrc(),
-            outage: own.outage,
-            rate: b.max_rate.map_or(own.rate, |m| m.min(own.rate)),
-        });
-        Some(PumpRecovery {
-            instant_id: agreed.instant_id?,
-            backfill,
-        })
-    }
-
     fn start_stream(&mut self, agreed: &Agreed) {
         let Some(remote) = agreed.remote else { return };
         self.stop_stream();
@@ -672,81 +620,10 @@ impl State {
                 }
             }
             UaEvent::IncomingCall { session, offer, .. } => {
-                let answered = parse_sdp(&offer)
-                    .map_err(NegotiationError::from)
-                    .and_then(|o| {
-                        answer_offer(
-                            &o,
-                            &AnswerPolicy::Send {
-                                capabilities: self.config.capabilities.clone(),
-                            },
-                            &self.local_media,
-                            &mut self.origin,
-                        )
-                    });
-                match answered {
-                    Ok((answer, agreed)) if self.stream_id.is_none() => {
-                        let bytes = answer.to_bytes();
-                        let _ = self
-                            .with_ua(move |ua, now| ua.accept(session, bytes, now))
-                            .await;
-                        self.session = Some(session);
-                        // Answering a plain offer: nothing of section 11.
-                        self.recovery = None;
-                        self.start_stream(&agreed);
-                    }
-                    Ok(_) => {
-                        let _ = self
-                            .with_ua(move |ua, now| {
-                                ua.reject(session, 486, Some("already streaming"), now)
-                            })
-                            .await;
-                    }
-                    Err(e) => {
-                        let (status, why) = (e.status_code(), e.to_string());
-                        let _ = self
-                            .with_ua(move |ua, now| ua.reject(session, status, Some(&why), now))
-                            .await;
-                    }
-                }
+                self.answer_call(session, &offer).await;
             }
             UaEvent::ReofferReceived { session, offer } => {
-                let answered = parse_sdp(&offer)
-                    .map_err(NegotiationError::from)
-                    .and_then(|o| {
-                        answer_offer(
-                            &o,
-                            &AnswerPolicy::Send {
-                                capabilities: self.config.capabilities.clone(),
-                            },
-                            &self.local_media,
-                            &mut self.origin,
-                        )
-                    });
-                match answered {
-                    Ok((answer, agreed)) => {
-                        let bytes = answer.to_bytes();
-                        let _ = self
-                            .with_ua(move |ua, now| ua.answer_reoffer(session, Ok(bytes), now))
-                            .await;
-                        // docs/protocol.md 3.4: the answerer switches as soon
-                        // as its answer is sent.
-                        if let Some(id) = self.stream_id {
-                            self.listen_srtcp(&agreed);
-                            self.pump
-                                .update(id, agreed.description.clone(), agreed.srtp.clone());
-                        }
-                        let _ = self.streaming.send(Some(agreed));
-                    }
-                    Err(e) => {
-                        let (status, why) = (e.status_code(), e.to_string());
-                        let _ = self
-                            .with_ua(move |ua, now| {
-                                ua.answer_reoffer(session, Err((status, why)), now)
-                            })
-                            .await;
-                    }
-                }
+                self.answer_reoffer(session, &offer).await;
             }
             UaEvent::Ended {
                 session,

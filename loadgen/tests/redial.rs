@@ -28,12 +28,22 @@ async fn collector(
     tokio::task::JoinHandle<UserAgent>,
     SocketAddr,
 ) {
-    let (network, incoming) = Network::bind(NetConfig {
-        udp: Some(addr),
-        ..NetConfig::default()
-    })
-    .await
-    .unwrap();
+    // The old user agent's socket closes a little after its task ended.
+    let mut bound = None;
+    for _ in 0..100 {
+        let config = NetConfig {
+            udp: Some(addr),
+            ..NetConfig::default()
+        };
+        match Network::bind(config).await {
+            Ok(b) => {
+                bound = Some(b);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    let (network, incoming) = bound.expect("the collector's port within 2 s");
     let addr = network.local_addr(Transport::Udp).unwrap();
     let config = UaConfig::new(
         LocalEndpoint::new(Transport::Udp, addr),
