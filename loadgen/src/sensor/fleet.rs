@@ -82,8 +82,13 @@ impl State {
             self.pump.finish(id).await;
         }
         let _ = self.streaming.send(None);
-        if let Some(s) = self.session.take() {
-            let _ = self.with_ua(move |ua, now| ua.hangup(s, now)).await;
+        let mut ending = self.session.take();
+        if let Some(s) = ending {
+            // No answer to wait for when the BYE (or CANCEL) could not go.
+            let sent = self.with_ua(move |ua, now| ua.hangup(s, now)).await;
+            if !matches!(sent, Some(Ok(()))) {
+                ending = None;
+            }
         }
         if let Some(reply) = self.pending_call.take() {
             let _ = reply.send(Err(SensorError::Stopped));
@@ -92,23 +97,28 @@ impl State {
         if let Some(r) = &mut self.redial {
             r.call_at = None;
         }
-        if self.config.registrar.is_some()
-            && self.with_ua(|ua, now| ua.unregister(now)).await.is_some()
-            && let Some(rx) = events.as_mut()
-        {
-            let unregistered = async {
-                while let Some(e) = rx.recv().await {
-                    if matches!(
-                        e,
-                        UaEvent::Registration(
-                            RegistrationEvent::Unregistered | RegistrationEvent::Failed { .. }
-                        )
-                    ) {
-                        return;
+        let mut registered = self.config.registrar.is_some()
+            && self.with_ua(|ua, now| ua.unregister(now)).await.is_some();
+        // The BYE's and the un-REGISTER's answers, so that the user agent
+        // lives through their retransmissions and challenges: a BYE lost
+        // here leaves the collector a session that only its silence
+        // timeout ends.
+        if let Some(rx) = events.as_mut() {
+            let answered = async {
+                while ending.is_some() || registered {
+                    match rx.recv().await {
+                        None => return,
+                        Some(UaEvent::Ended { session, .. }) if Some(session) == ending => {
+                            ending = None;
+                        }
+                        Some(UaEvent::Registration(
+                            RegistrationEvent::Unregistered | RegistrationEvent::Failed { .. },
+                        )) => registered = false,
+                        Some(_) => {}
                     }
                 }
             };
-            let _ = tokio::time::timeout(GOODBYE, unregistered).await;
+            let _ = tokio::time::timeout(GOODBYE, answered).await;
         }
         *events = None;
         if let Some(running) = self.ua.take() {
