@@ -23,9 +23,8 @@
 use sipsensor_e2e::pki::SitePki;
 use sipsensor_e2e::{Collector, CollectorSpec, require, wait_for};
 use sipsensor_testkit::ports::{LOCALHOST, free_tcp_port};
-use sipsensor_testkit::{ChildGuard, workspace_binary};
+use sipsensor_testkit::{ChildGuard, rauc, workspace_binary};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
@@ -34,7 +33,8 @@ const SENSORS: usize = 1000;
 const OLD: &str = "2026.12.1";
 const V2: &str = "2026.12.2";
 const V3: &str = "2026.12.3";
-const COMPATIBLE: &str = "sipsensor-sim";
+/// The compatible string of the harness's bundles (`testkit::rauc`).
+const COMPATIBLE: &str = "sipsensor-test";
 /// --canary 10 --growth 2 over 1,000 sensors.
 const WAVES: [usize; 7] = [10, 20, 40, 80, 160, 320, 370];
 const MAX_FAILURES: usize = 20;
@@ -156,12 +156,7 @@ impl Fleet {
             .disable_cleanup(std::env::var_os("SIPSENSOR_E2E_KEEP").is_some())
             .tempdir()
             .unwrap();
-        let keys = dir.path().join("keys");
-        let status = Command::new(repo().join("images/scripts/mk-dev-keys"))
-            .arg(&keys)
-            .status()
-            .unwrap();
-        assert!(status.success(), "mk-dev-keys");
+        let keys = rauc::keys(dir.path(), "keys");
         let pki = SitePki::new();
         let mut spec = CollectorSpec::new("sip:collector@127.0.0.1");
         // The bundle server presents the SIP TLS certificate (12.5).
@@ -250,7 +245,12 @@ impl Fleet {
 
     /// A bundle of `version` made with the real `rauc`, published.
     fn publish(&mut self, version: &str) {
-        let bundle = make_bundle(self.dir.path(), version);
+        let bundle = rauc::bundle(
+            self.dir.path(),
+            &self.dir.path().join("keys"),
+            version,
+            "verity",
+        );
         let out = Command::new(workspace_binary("sipsensor-collector").unwrap())
             .args(["update", "publish", "-c"])
             .arg(self.collector.config_path())
@@ -455,46 +455,6 @@ impl Summary {
             told,
         })
     }
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// A verity bundle of a small incompressible image, `compatible` the
-/// simulated sensors', signed with the keys in `dir/keys`.
-fn make_bundle(dir: &Path, version: &str) -> PathBuf {
-    let content = dir.join(format!("content-{version}"));
-    std::fs::create_dir_all(&content).unwrap();
-    // Incompressible: RAUC refuses a payload squashfs packs into one block.
-    let image: Vec<u8> = (0..200_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    std::fs::write(content.join("rootfs.ext4"), image).unwrap();
-    std::fs::write(
-        content.join("manifest.raucm"),
-        format!(
-            "[update]\ncompatible={COMPATIBLE}\nversion={version}\n[bundle]\nformat=verity\n\
-             [image.rootfs]\nfilename=rootfs.ext4\n"
-        ),
-    )
-    .unwrap();
-    let keys = dir.join("keys");
-    let out = dir.join(format!("sipsensor-{version}.raucb"));
-    let status = Command::new("rauc")
-        .arg("bundle")
-        .arg(format!(
-            "--cert={}",
-            keys.join("signing.cert.pem").display()
-        ))
-        .arg(format!("--key={}", keys.join("signing.key.pem").display()))
-        .arg(&content)
-        .arg(&out)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "rauc bundle {version}");
-    out
 }
 
 #[test]
