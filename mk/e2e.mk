@@ -7,7 +7,7 @@
 # They run here, after the binaries they start are built; test-rust (which
 # runs the whole workspace) only builds them and says they are deferred.
 # One scenario by hand:
-#   cargo build -p sipsensor-agent -p sipsensor-collector --bins
+#   cargo build -p sipsensor-agent -p sipsensor-collector -p sipsensor-loadgen --bins
 #   cargo test -p sipsensor-e2e --test s01_register_and_stream
 #
 # The scenarios run in E2E_LANES parallel lanes (e2e/run-lanes): those of
@@ -21,7 +21,7 @@ E2E_LANES ?= 2
 test-rust: export SIPSENSOR_E2E_DEFERRED = test-e2e
 
 test-e2e:
-	$(CARGO) build --locked -p sipsensor-agent -p sipsensor-collector --bins
+	$(CARGO) build --locked -p sipsensor-agent -p sipsensor-collector -p sipsensor-loadgen --bins
 	@start=$$(date +%s); \
 	$(CARGO) test --locked -p sipsensor-e2e --no-run --message-format=json \
 		| e2e/run-lanes $(E2E_LANES); status=$$?; \

@@ -3,47 +3,16 @@
 //! through download, install, reboot and trial as timed state changes, and
 //! ends `good` or, at a configured rate, `failed` or `rolled-back`.
 //!
-//! The sensor's shell feeds it the wants and `now`, sends each state it
-//! hands out ([`FakeInstall::poll_report`]) as a NOTIFY, and wakes it at
-//! [`FakeInstall::poll_timeout`]. The collector's rollout tests drive the
-//! same machine on a virtual clock.
+//! The sensor's shell ([`crate::fleet::FleetNotifier`]) feeds it the wants
+//! and `now`, sends each state it hands out ([`FakeInstall::poll_report`])
+//! as a NOTIFY, and wakes it at [`FakeInstall::poll_timeout`]. The
+//! collector's rollout tests drive the same machine on a virtual clock.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use sipsensor_protocol::fleet::UpdateState;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-
-/// `update=` of docs/protocol.md 12.3.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum UpdatePhase {
-    Idle,
-    Downloading,
-    Downloaded,
-    Installing,
-    Installed,
-    Rebooting,
-    Trial,
-    Good,
-    Failed,
-    RolledBack,
-}
-
-impl UpdatePhase {
-    /// The value on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UpdatePhase::Idle => "idle",
-            UpdatePhase::Downloading => "downloading",
-            UpdatePhase::Downloaded => "downloaded",
-            UpdatePhase::Installing => "installing",
-            UpdatePhase::Installed => "installed",
-            UpdatePhase::Rebooting => "rebooting",
-            UpdatePhase::Trial => "trial",
-            UpdatePhase::Good => "good",
-            UpdatePhase::Failed => "failed",
-            UpdatePhase::RolledBack => "rolled-back",
-        }
-    }
-}
 
 /// How long each step takes and how often an install goes wrong.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,7 +49,10 @@ impl Default for FakeInstallConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FakeReport {
     pub version: String,
-    pub update: UpdatePhase,
+    /// The booted slot's bootname: `A`, `B` after an update booted the
+    /// other one, `A` again after a rollback.
+    pub slot: &'static str,
+    pub update: UpdateState,
     pub target: Option<String>,
     pub reason: Option<String>,
 }
@@ -98,7 +70,7 @@ pub struct FakeInstall {
     config: FakeInstallConfig,
     rng: StdRng,
     version: String,
-    phase: UpdatePhase,
+    phase: UpdateState,
     target: Option<String>,
     reason: Option<String>,
     /// Versions it failed or rolled back from: never retried by itself (12.4).
@@ -107,68 +79,97 @@ pub struct FakeInstall {
     /// The version of the slot that booted before the trial: what runs
     /// again after a rollback.
     fallback: Option<String>,
-    next: Option<Instant>,
-    changed: bool,
+    slot: &'static str,
+    /// The current timed step: when it began and how long it takes.
+    step: Option<(Instant, Duration)>,
+    /// States entered and not yet handed out: each one is a NOTIFY (12.1),
+    /// `installed` too though `rebooting` follows at the same instant.
+    reports: VecDeque<FakeReport>,
 }
 
 impl FakeInstall {
     /// A sensor running `version`, idle; `seed` makes its draws repeatable.
     pub fn new(version: &str, config: FakeInstallConfig, seed: u64) -> Self {
-        FakeInstall {
+        let mut f = FakeInstall {
             config,
             rng: StdRng::seed_from_u64(seed),
             version: version.to_string(),
-            phase: UpdatePhase::Idle,
+            phase: UpdateState::Idle,
             target: None,
             reason: None,
             refused: Vec::new(),
             fault: None,
             fallback: None,
-            next: None,
-            // The first NOTIFY of a subscription carries the state (12.1).
-            changed: true,
-        }
+            slot: "A",
+            step: None,
+            reports: VecDeque::new(),
+        };
+        // The first NOTIFY of a subscription carries the state (12.1).
+        f.reports.push_back(f.report());
+        f
     }
 
     pub fn report(&self) -> FakeReport {
         FakeReport {
             version: self.version.clone(),
+            slot: self.slot,
             update: self.phase,
             target: self.target.clone(),
             reason: self.reason.clone(),
         }
     }
 
-    /// The state to NOTIFY when it changed since the last call.
+    /// Where the update stands now.
+    pub fn update(&self) -> UpdateState {
+        self.phase
+    }
+
+    /// The next state to NOTIFY, oldest first: each state entered since
+    /// the last call.
     pub fn poll_report(&mut self) -> Option<FakeReport> {
-        std::mem::take(&mut self.changed).then(|| self.report())
+        self.reports.pop_front()
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.next
+        self.step.map(|(start, length)| start + length)
+    }
+
+    /// Whole percent of the current download or install (12.3 `progress`).
+    pub fn progress(&self, now: Instant) -> Option<u8> {
+        let (start, length) = self.step.filter(|_| self.phase.has_progress())?;
+        let done = now.saturating_duration_since(start).as_secs_f64();
+        let share = if length.is_zero() {
+            1.0
+        } else {
+            done / length.as_secs_f64()
+        };
+        // A float in 0..=100 after the clamp: the cast cannot wrap.
+        Some((share.clamp(0.0, 1.0) * 100.0).floor() as u8)
     }
 
     /// The `want` of a SUBSCRIBE (initial or refresh), `None` without one.
     pub fn set_want(&mut self, want: Option<&str>, now: Instant) {
         let Some(want) = want else {
+            // The "clear" of 12.4: a failed version may be wanted again.
+            self.refused.clear();
             // Withdrawn: a download stops, an install never does (12.4).
             if matches!(
                 self.phase,
-                UpdatePhase::Downloading | UpdatePhase::Downloaded
+                UpdateState::Downloading | UpdateState::Downloaded
             ) {
-                self.enter(UpdatePhase::Idle, None, None);
                 self.target = None;
+                self.enter(UpdateState::Idle, None, None);
             }
             return;
         };
         let busy = matches!(
             self.phase,
-            UpdatePhase::Downloading
-                | UpdatePhase::Downloaded
-                | UpdatePhase::Installing
-                | UpdatePhase::Installed
-                | UpdatePhase::Rebooting
-                | UpdatePhase::Trial
+            UpdateState::Downloading
+                | UpdateState::Downloaded
+                | UpdateState::Installing
+                | UpdateState::Installed
+                | UpdateState::Rebooting
+                | UpdateState::Trial
         );
         if want == self.version
             || self.refused.iter().any(|r| r == want)
@@ -187,52 +188,54 @@ impl FakeInstall {
                 _ => Fault::Health,
             });
         let step = self.config.download;
-        self.enter(UpdatePhase::Downloading, Some((now, step)), None);
+        self.enter(UpdateState::Downloading, Some((now, step)), None);
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.next.is_none_or(|t| now < t) {
+        if self.poll_timeout().is_none_or(|t| now < t) {
             return;
         }
         let c = self.config.clone();
         match (self.phase, self.fault) {
-            (UpdatePhase::Downloading, Some(Fault::Download)) => {
-                self.fail(UpdatePhase::Failed, "download: connection reset by peer")
+            (UpdateState::Downloading, Some(Fault::Download)) => {
+                self.fail(UpdateState::Failed, "download: connection reset by peer")
             }
-            (UpdatePhase::Downloading, _) => {
-                self.enter(UpdatePhase::Installing, Some((now, c.install)), None)
+            (UpdateState::Downloading, _) => {
+                self.enter(UpdateState::Installing, Some((now, c.install)), None)
             }
-            (UpdatePhase::Installing, Some(Fault::Install)) => self.fail(
-                UpdatePhase::Failed,
+            (UpdateState::Installing, Some(Fault::Install)) => self.fail(
+                UpdateState::Failed,
                 "rauc install: signature verification failed",
             ),
-            (UpdatePhase::Installing, _) => {
+            (UpdateState::Installing, _) => {
                 // `installed` then at once `rebooting` (reboot=now).
-                self.enter(UpdatePhase::Installed, None, None);
-                self.enter(UpdatePhase::Rebooting, Some((now, c.reboot)), None);
+                self.enter(UpdateState::Installed, None, None);
+                self.enter(UpdateState::Rebooting, Some((now, c.reboot)), None);
             }
-            (UpdatePhase::Rebooting, _) => {
+            (UpdateState::Rebooting, _) => {
                 if let Some(t) = self.target.clone() {
                     self.fallback = Some(std::mem::replace(&mut self.version, t));
+                    self.slot = other_slot(self.slot);
                 }
-                self.enter(UpdatePhase::Trial, Some((now, c.trial)), None);
+                self.enter(UpdateState::Trial, Some((now, c.trial)), None);
             }
-            (UpdatePhase::Trial, Some(Fault::Health)) => {
-                self.fail(UpdatePhase::RolledBack, "health check: not streaming")
+            (UpdateState::Trial, Some(Fault::Health)) => {
+                self.fail(UpdateState::RolledBack, "health check: not streaming")
             }
-            (UpdatePhase::Trial, _) => self.enter(UpdatePhase::Good, None, None),
-            _ => self.next = None,
+            (UpdateState::Trial, _) => self.enter(UpdateState::Good, None, None),
+            _ => self.step = None,
         }
     }
 
-    fn fail(&mut self, phase: UpdatePhase, reason: &str) {
+    fn fail(&mut self, phase: UpdateState, reason: &str) {
         if let Some(t) = self.target.clone() {
             if let Some(old) = self
                 .fallback
                 .take()
-                .filter(|_| phase == UpdatePhase::RolledBack)
+                .filter(|_| phase == UpdateState::RolledBack)
             {
                 self.version = old;
+                self.slot = other_slot(self.slot);
             }
             self.refused.push(t);
         }
@@ -241,14 +244,14 @@ impl FakeInstall {
 
     fn enter(
         &mut self,
-        phase: UpdatePhase,
+        phase: UpdateState,
         step: Option<(Instant, Duration)>,
         reason: Option<String>,
     ) {
         self.phase = phase;
         self.reason = reason;
-        self.next = step.map(|(now, d)| now + self.jittered(d));
-        self.changed = true;
+        self.step = step.map(|(now, d)| (now, self.jittered(d)));
+        self.reports.push_back(self.report());
     }
 
     fn jittered(&mut self, d: Duration) -> Duration {
@@ -258,6 +261,10 @@ impl FakeInstall {
         }
         d.mul_f64(self.rng.random_range(1.0 - j..=1.0 + j))
     }
+}
+
+fn other_slot(slot: &str) -> &'static str {
+    if slot == "A" { "B" } else { "A" }
 }
 
 #[cfg(test)]
@@ -276,10 +283,10 @@ mod tests {
     }
 
     /// Runs the machine until it rests; the phases it reported, in order.
-    fn run(f: &mut FakeInstall, mut now: Instant) -> (Vec<UpdatePhase>, Instant) {
+    fn run(f: &mut FakeInstall, mut now: Instant) -> (Vec<UpdateState>, Instant) {
         let mut seen = Vec::new();
         for _ in 0..20 {
-            if let Some(r) = f.poll_report() {
+            while let Some(r) = f.poll_report() {
                 seen.push(r.update);
             }
             let Some(t) = f.poll_timeout() else {
@@ -295,22 +302,24 @@ mod tests {
     fn a_want_walks_through_every_step_to_good_on_the_new_version() {
         let t0 = Instant::now();
         let mut f = FakeInstall::new(OLD, fixed(0.0), 1);
-        assert_eq!(f.poll_report().map(|r| r.update), Some(UpdatePhase::Idle));
+        assert_eq!(f.poll_report().map(|r| r.update), Some(UpdateState::Idle));
         f.set_want(Some(NEW), t0);
         let (seen, end) = run(&mut f, t0);
         assert_eq!(
             seen,
             [
-                UpdatePhase::Downloading,
-                UpdatePhase::Installing,
-                UpdatePhase::Rebooting,
-                UpdatePhase::Trial,
-                UpdatePhase::Good
+                UpdateState::Downloading,
+                UpdateState::Installing,
+                UpdateState::Installed,
+                UpdateState::Rebooting,
+                UpdateState::Trial,
+                UpdateState::Good
             ]
         );
         assert_eq!(end - t0, Duration::from_secs(60 + 90 + 40 + 60));
         let r = f.report();
         assert_eq!((r.version.as_str(), r.target.as_deref()), (NEW, Some(NEW)));
+        assert_eq!(r.slot, "B", "the update booted the other slot");
         // The same want again, or the running version: nothing to do.
         f.set_want(Some(NEW), end);
         assert_eq!(f.poll_timeout(), None);
@@ -332,10 +341,14 @@ mod tests {
             outcomes.insert(r.update);
             f.set_want(Some(NEW), end);
             assert_eq!(f.poll_timeout(), None, "retried by itself");
+            // Cleared, then wanted again: a new attempt (12.4).
+            f.set_want(None, end);
+            f.set_want(Some(NEW), end);
+            assert_eq!(f.report().update, UpdateState::Downloading, "seed {seed}");
         }
         assert_eq!(
             outcomes,
-            [UpdatePhase::Failed, UpdatePhase::RolledBack].into()
+            [UpdateState::Failed, UpdateState::RolledBack].into()
         );
     }
 
@@ -345,14 +358,18 @@ mod tests {
         let mut f = FakeInstall::new(OLD, fixed(0.0), 2);
         f.set_want(Some(NEW), t0);
         f.set_want(None, t0 + Duration::from_secs(10));
-        assert_eq!(f.report().update, UpdatePhase::Idle);
+        let withdrawn = std::iter::from_fn(|| f.poll_report()).last();
+        assert_eq!(
+            withdrawn.map(|r| (r.update, r.target)),
+            Some((UpdateState::Idle, None))
+        );
         assert_eq!(f.poll_timeout(), None);
         f.set_want(Some(NEW), t0);
         f.handle_timeout(t0 + Duration::from_secs(60));
-        assert_eq!(f.report().update, UpdatePhase::Installing);
+        assert_eq!(f.report().update, UpdateState::Installing);
         f.set_want(None, t0 + Duration::from_secs(61));
         let (_, _) = run(&mut f, t0 + Duration::from_secs(61));
-        assert_eq!(f.report().update, UpdatePhase::Good);
+        assert_eq!(f.report().update, UpdateState::Good);
     }
 
     #[test]
@@ -363,9 +380,44 @@ mod tests {
                 let mut f = FakeInstall::new(OLD, fixed(0.05), seed);
                 f.set_want(Some(NEW), t0);
                 run(&mut f, t0);
-                f.report().update != UpdatePhase::Good
+                f.report().update != UpdateState::Good
             })
             .count();
         assert!((25..=80).contains(&failures), "{failures} of 1000");
+    }
+
+    #[test]
+    fn progress_counts_through_a_download_and_an_install_only() {
+        let t0 = Instant::now();
+        let mut f = FakeInstall::new(OLD, fixed(0.0), 3);
+        assert_eq!(f.progress(t0), None, "idle");
+        f.set_want(Some(NEW), t0);
+        assert_eq!(f.progress(t0), Some(0));
+        assert_eq!(f.progress(t0 + Duration::from_secs(15)), Some(25));
+        assert_eq!(f.progress(t0 + Duration::from_secs(600)), Some(100));
+        f.handle_timeout(t0 + Duration::from_secs(60));
+        assert_eq!(f.report().update, UpdateState::Installing);
+        assert_eq!(f.progress(t0 + Duration::from_secs(105)), Some(50));
+        f.handle_timeout(t0 + Duration::from_secs(150));
+        assert_eq!(f.report().update, UpdateState::Rebooting);
+        assert_eq!(f.progress(t0 + Duration::from_secs(160)), None);
+    }
+
+    #[test]
+    fn a_rollback_runs_the_old_version_on_the_old_slot_again() {
+        let t0 = Instant::now();
+        let rolled_back = (0..200)
+            .find_map(|seed| {
+                let mut f = FakeInstall::new(OLD, fixed(1.0), seed);
+                f.set_want(Some(NEW), t0);
+                let (seen, _) = run(&mut f, t0);
+                seen.contains(&UpdateState::Trial)
+                    .then_some((seen, f.report()))
+            })
+            .expect("some seed fails at the health check");
+        let (seen, r) = rolled_back;
+        assert_eq!(seen.last(), Some(&UpdateState::RolledBack));
+        assert_eq!((r.version.as_str(), r.slot), (OLD, "A"));
+        assert_eq!(r.reason.as_deref(), Some("health check: not streaming"));
     }
 }

@@ -9,6 +9,7 @@
 //! (duplicates, losses, foreign sources).
 
 pub mod fake_install;
+pub mod fleet;
 pub mod load;
 pub mod pki;
 pub mod pump;

@@ -1,6 +1,9 @@
 //! A load run: N sensors register, call and stream for a while, then hang
 //! up; the figures of `make bench-collector` (docs/benchmarks.md).
 
+mod fleet;
+
+pub use self::fleet::LoadFleet;
 use crate::pump::MediaPump;
 use crate::sensor::{LoadBackfill, SensorConfig, SensorError, SimSensor, standard_stream};
 use crate::sockets::RtpSockets;
@@ -45,6 +48,13 @@ pub struct LoadOptions {
     /// `backfill` after their call, all at once (issue #15's benchmark).
     pub backfill_sensors: usize,
     pub backfill: LoadBackfill,
+    /// Every sensor answers the fleet subscription (docs/protocol.md 12)
+    /// with a fake install; `None`: they serve no subscription.
+    pub fleet: Option<LoadFleet>,
+    /// Every sensor pings the collector inside its session this often and
+    /// sets a lost session up again (REGISTER, call), as the agent does
+    /// (docs/protocol.md 6.1): a run that outlives a collector restart.
+    pub keep_session: Option<Duration>,
 }
 
 /// The figures of one run.
@@ -96,6 +106,9 @@ pub struct LoadReport {
     pub srtp: bool,
     /// Packets the collector refused as SRTP (its metrics), if known.
     pub srtp_rejected: Option<u64>,
+    /// With a simulated fleet: sensors per `VERSION UPDATE` at the end of
+    /// the window.
+    pub fleet: std::collections::BTreeMap<String, usize>,
 }
 
 /// 12345 as "12,345".
@@ -209,6 +222,7 @@ impl LoadReport {
             "backfill_samples_again": self.backfill_samples_again,
             "late_samples_stored": self.late_samples_stored,
             "backfill_deferred": self.backfill_deferred,
+            "fleet": self.fleet,
         })
     }
 }
@@ -321,15 +335,21 @@ pub async fn run(o: LoadOptions) -> Result<LoadReport, LoadError> {
             seed: i as u64,
         };
         let pump = pumps[i % pumps.len()].clone();
-        let started = match &o.tls {
-            Some(tls) => SimSensor::start_over_tls(cfg, tls.clone(), rtp, pump).await,
-            None => SimSensor::start(cfg, rtp, pump).await,
+        let started = match (&o.fleet, &o.tls) {
+            (Some(fleet), tls) => {
+                SimSensor::start_with_fleet(cfg, tls.clone(), fleet.sensor(i), rtp, pump).await
+            }
+            (None, Some(tls)) => SimSensor::start_over_tls(cfg, tls.clone(), rtp, pump).await,
+            (None, None) => SimSensor::start(cfg, rtp, pump).await,
         };
         let s = started.map_err(|source| LoadError::Sensor { index: i, source })?;
         // The last ones: called after every other stream is up, so their
         // backfills run at once beside the steady live load.
         if i >= o.sensors.saturating_sub(o.backfill_sensors) {
             s.backfill(o.backfill).await;
+        }
+        if let Some(every) = o.keep_session {
+            s.keep_session(every).await;
         }
         sensors.push(Arc::new(s));
     }
@@ -400,7 +420,12 @@ pub async fn run(o: LoadOptions) -> Result<LoadReport, LoadError> {
     let l0 = cpu_ticks("self");
     let p0 = sent(&sensors);
     let t0 = Instant::now();
-    tokio::time::sleep(o.duration).await;
+    if o.fleet.is_some() {
+        fleet::sleep_reporting(&sensors, o.duration).await;
+        report.fleet = fleet::summary(&sensors);
+    } else {
+        tokio::time::sleep(o.duration).await;
+    }
     let window = t0.elapsed().as_secs_f64();
     let p1 = sent(&sensors);
     let c1 = pid.as_deref().and_then(cpu_ticks);

@@ -1,19 +1,26 @@
 //! One simulated sensor: a user agent of the protocol crate on its own SIP
 //! socket, registering, calling the collector or answering it, and
-//! streaming through the [`MediaPump`].
+//! streaming through the [`MediaPump`]; with a [`SimFleet`], answering the
+//! collector's fleet subscription with a fake install (`sensor/fleet.rs`).
 
-use crate::pump::{BackfillPlan, Fault, MediaPump, PumpRecovery, PumpStream, StreamCounters};
+mod answer;
+mod fleet;
+mod offer;
+mod redial;
+mod ua;
+
+use crate::fleet::{FleetNotifier, SimFleet};
+use crate::pump::{Fault, MediaPump, PumpRecovery, PumpStream, StreamCounters};
 use crate::sockets::SharedSocket;
+use sipsensor_protocol::UserAgent;
+use sipsensor_protocol::fleet::FleetState;
 use sipsensor_protocol::{
-    Agreed, AnswerPolicy, ChannelSpec, EndReason, FailureReason, IdGenerator, LiteralsOnly,
-    LocalEndpoint, LocalMedia, LocalSdp, MediaSecurity, NegotiationError, Password,
-    RegistrationConfig, RegistrationEvent, SampleFormat, Sdp, SdpError, SessionId, SrtpPolicy,
-    StreamDescription, StreamRole, Transport, UaConfig, UaError, UaEvent, Unit, UserAgent,
-    answer_offer, apply_answer, make_offer, parse_sdp,
+    Agreed, ChannelSpec, EndReason, FailureReason, IdGenerator, LocalMedia, LocalSdp,
+    MediaSecurity, NegotiationError, Password, RegistrationConfig, RegistrationEvent, SampleFormat,
+    Sdp, SdpError, SessionId, SrtpPolicy, StreamDescription, StreamRole, UaError, UaEvent, Unit,
+    apply_answer, parse_sdp,
 };
-use sipsensor_protocol::{BackfillSupport, RecoverySupport, agreed_recovery, offer_with_recovery};
-use sipsensor_runtime::sip_transport::{NetConfig, NetError, Network, TlsConfig};
-use sipsensor_runtime::ua_driver::{self, UaHandle};
+use sipsensor_runtime::sip_transport::{NetError, TlsConfig};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +28,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 static NEXT_STREAM: AtomicU64 = AtomicU64::new(1);
+
+/// How long a sensor going down for a fleet update's reboot waits for its
+/// un-REGISTER's answer, and for its user agent to stop.
+const GOODBYE: Duration = Duration::from_secs(2);
 
 /// `channels` channels (`ch0`, `ch1`, ... in hundredths of a degree) at
 /// `rate_hz` on a clock of the same rate, `spp` instants per packet.
@@ -82,6 +93,7 @@ enum Cmd {
     Hangup(oneshot::Sender<()>),
     Fault(Fault),
     Backfill(LoadBackfill),
+    KeepSession(Duration),
 }
 
 /// What the sensor last agreed to send (None: not streaming).
@@ -97,11 +109,28 @@ pub struct SimSensor {
     pub ssrc: u32,
     pub config: SensorConfig,
     streaming: watch::Receiver<Streaming>,
+    /// With a fleet side: the state its NOTIFYs carry now.
+    fleet_state: watch::Receiver<Option<FleetState>>,
 }
 
 struct State {
     config: SensorConfig,
-    ua: UaHandle,
+    /// None while the fake reboot of a fleet update lasts.
+    ua: Option<ua::RunningUa>,
+    /// SIP over TLS (a client only), to start the user agent again with.
+    tls: Option<TlsConfig>,
+    /// The fleet subscription's notifier and fake install, if simulated.
+    fleet: Option<FleetNotifier>,
+    /// It placed the call (not the collector): after a reboot it calls
+    /// again once registered, as the agent does.
+    calls_out: bool,
+    /// Up again after the fake reboot or a lost session: call once
+    /// registered.
+    call_when_registered: bool,
+    /// Keep the session, and set it up again when it is lost.
+    redial: Option<redial::Redial>,
+    /// The SIP socket's port, to come back on after the fake reboot.
+    sip_port: u16,
     pump: MediaPump,
     rtp: Arc<SharedSocket>,
     local_media: LocalMedia,
@@ -118,6 +147,7 @@ struct State {
     pending_call: Option<oneshot::Sender<Result<Agreed, SensorError>>>,
     pending_register: Option<oneshot::Sender<Result<(), SensorError>>>,
     streaming: watch::Sender<Streaming>,
+    fleet_state: watch::Sender<Option<FleetState>>,
 }
 
 /// Why a simulated sensor could not start, register, call or reach a state.
@@ -169,7 +199,22 @@ impl SimSensor {
         rtp: Arc<SharedSocket>,
         pump: MediaPump,
     ) -> Result<SimSensor, SensorError> {
-        Self::launch(config, None, rtp, pump).await
+        Self::launch(config, None, None, rtp, pump).await
+    }
+
+    /// Starts a sensor (over TLS and SRTP with `tls`, as
+    /// [`Self::start_over_tls`]) that answers the collector's fleet
+    /// subscription (docs/protocol.md 12) with a fake install, and reboots
+    /// for an update: a new user agent registers (and calls, if it had
+    /// called) again, every subscription forgotten.
+    pub async fn start_with_fleet(
+        config: SensorConfig,
+        tls: Option<TlsConfig>,
+        fleet: SimFleet,
+        rtp: Arc<SharedSocket>,
+        pump: MediaPump,
+    ) -> Result<SimSensor, SensorError> {
+        Self::launch(config, tls, Some(fleet), rtp, pump).await
     }
 
     /// Starts a sensor as a site's board runs: SIP over its own TLS
@@ -182,55 +227,20 @@ impl SimSensor {
         rtp: Arc<SharedSocket>,
         pump: MediaPump,
     ) -> Result<SimSensor, SensorError> {
-        Self::launch(config, Some(tls), rtp, pump).await
+        Self::launch(config, Some(tls), None, rtp, pump).await
     }
 
     async fn launch(
         config: SensorConfig,
         tls: Option<TlsConfig>,
+        fleet: Option<SimFleet>,
         rtp: Arc<SharedSocket>,
         pump: MediaPump,
     ) -> Result<SimSensor, SensorError> {
         let secure = tls.is_some();
-        let net = NetConfig {
-            udp: (!secure).then_some(SocketAddr::new(config.sip_ip, 0)),
-            tls,
-            // No keep-alives here (RFC 5626 4.4.1): a connection set up
-            // first must outlive the set-up of thousands of others.
-            tcp_idle_timeout: Duration::from_secs(3600),
-            // Thousands of sockets: keep each receive buffer small.
-            max_message_size: 8192,
-            channel_capacity: 16,
-            ..NetConfig::default()
-        };
-        let (network, incoming) = Network::bind(net).await.map_err(SensorError::Bind)?;
-        let (transport, sip_addr) = if secure {
-            // Connect-only TLS binds nothing: the Via and Contact name
-            // TLS's port, replies and calls come on the connection anyway
-            // (RFC 3261 18.2.2, RFC 5626 5.3), as the agent does.
-            let port = Transport::Tls.default_port();
-            (Transport::Tls, SocketAddr::new(config.sip_ip, port))
-        } else {
-            let addr = network
-                .local_addr(Transport::Udp)
-                .ok_or(SensorError::NoUdpAddress)?;
-            (Transport::Udp, addr)
-        };
-        let local = LocalEndpoint::new(transport, sip_addr);
-        let mut ua_config = UaConfig::new(local, config.aor.clone());
-        ua_config.product = concat!("sipsensor-loadgen/", env!("CARGO_PKG_VERSION")).into();
-        ua_config.credentials = Some((
-            config.username.clone(),
-            Password::new(config.password.clone()),
-        ));
+        let (running, events) = ua::start(&config, tls.clone(), 0, fleet.is_some()).await?;
+        let sip_addr = running.sip_addr;
         let mut ids = IdGenerator::from_entropy();
-        let ua = UserAgent::new(
-            ua_config,
-            IdGenerator::from_entropy(),
-            Box::new(LiteralsOnly),
-        )
-        .map_err(SensorError::Ua)?;
-        let (handle, events, _task) = ua_driver::spawn(ua, network, incoming);
         let ssrc = ids.u32();
         let mut local_media = LocalMedia::new(rtp.addr);
         // RTCP on the RTP port (RFC 3605), so a shared socket reads both.
@@ -248,6 +258,9 @@ impl SimSensor {
         rtp.listen(ssrc, counters.clone());
         let (tx, rx) = mpsc::channel(8);
         let (streaming_tx, streaming) = watch::channel(None);
+        let fleet = fleet.map(SimFleet::notifier);
+        let (fleet_state_tx, fleet_state) =
+            watch::channel(fleet.as_ref().map(|f| f.state(std::time::Instant::now())));
         let user = config
             .aor
             .trim_start_matches("sip:")
@@ -257,7 +270,13 @@ impl SimSensor {
         let state = State {
             origin: LocalSdp::new(user, rtp.addr.ip(), &mut ids),
             config: config.clone(),
-            ua: handle,
+            ua: Some(running),
+            tls,
+            fleet,
+            calls_out: false,
+            call_when_registered: false,
+            redial: None,
+            sip_port: sip_addr.port(),
             pump,
             rtp: rtp.clone(),
             local_media,
@@ -270,6 +289,7 @@ impl SimSensor {
             pending_call: None,
             pending_register: None,
             streaming: streaming_tx,
+            fleet_state: fleet_state_tx,
         };
         tokio::spawn(state.run(rx, events));
         Ok(SimSensor {
@@ -280,6 +300,7 @@ impl SimSensor {
             ssrc,
             config,
             streaming,
+            fleet_state,
         })
     }
 
@@ -321,9 +342,21 @@ impl SimSensor {
         let _ = self.cmd.send(Cmd::Backfill(backfill)).await;
     }
 
+    /// From now on keep the session it calls as the agent does: an OPTIONS
+    /// in it every `every`, and a session lost without its own hang-up set
+    /// up again (REGISTER, then the call).
+    pub async fn keep_session(&self, every: Duration) {
+        let _ = self.cmd.send(Cmd::KeepSession(every)).await;
+    }
+
     /// What the sensor currently streams.
     pub fn streaming(&self) -> Streaming {
         self.streaming.borrow().clone()
+    }
+
+    /// With a fleet side: the state it reports (docs/protocol.md 12.3).
+    pub fn fleet_state(&self) -> Option<FleetState> {
+        self.fleet_state.borrow().clone()
     }
 
     /// Waits until `pred` holds for the streaming state, at most `limit`.
@@ -345,8 +378,17 @@ impl SimSensor {
 }
 
 impl State {
-    async fn run(mut self, mut cmds: mpsc::Receiver<Cmd>, mut events: mpsc::Receiver<UaEvent>) {
+    async fn run(mut self, mut cmds: mpsc::Receiver<Cmd>, events: mpsc::Receiver<UaEvent>) {
+        // None while the fake reboot lasts: no user agent to hear from.
+        let mut events = Some(events);
         loop {
+            let wake = [
+                self.fleet.as_ref().and_then(FleetNotifier::poll_timeout),
+                self.redial_wake(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             tokio::select! {
                 c = cmds.recv() => match c {
                     Some(c) => self.command(c).await,
@@ -355,66 +397,45 @@ impl State {
                         return;
                     }
                 },
-                e = events.recv() => match e {
+                e = next_event(&mut events) => match e {
                     Some(e) => self.event(e).await,
                     None => return,
                 },
+                _ = tokio::time::sleep_until(wake.unwrap_or_else(far_future).into()), if wake.is_some() => {
+                    let now = std::time::Instant::now();
+                    if let Some(f) = &mut self.fleet {
+                        f.handle_timeout(now);
+                    }
+                    self.redial_timer(now).await;
+                }
+            }
+            self.fleet_actions(&mut events).await;
+            if let Some(f) = &self.fleet {
+                let now = f.state(std::time::Instant::now());
+                self.fleet_state.send_if_modified(|s| {
+                    let changed = s.as_ref() != Some(&now);
+                    *s = Some(now);
+                    changed
+                });
             }
         }
     }
 
+    /// Runs `f` on the user agent; `None` while it is down (the fake
+    /// reboot) or once it has stopped.
+    async fn with_ua<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut UserAgent, std::time::Instant) -> R + Send + 'static,
+    ) -> Option<R> {
+        self.ua.as_ref()?.handle.with(f).await
+    }
+
     async fn command(&mut self, c: Cmd) {
         match c {
-            Cmd::Register(reply) => {
-                let Some(registrar) = self.config.registrar.clone() else {
-                    let _ = reply.send(Err(SensorError::NoRegistrar));
-                    return;
-                };
-                let local = self.ua.with(|ua, _| ua.config().local.clone()).await;
-                let Some(local) = local else { return };
-                let mut r = RegistrationConfig::new(
-                    registrar,
-                    self.config.aor.clone(),
-                    self.config.username.clone(),
-                    Password::new(self.config.password.clone()),
-                    local,
-                );
-                r.expires = self.config.expires;
-                self.pending_register = Some(reply);
-                let res = self.ua.with(move |ua, now| ua.register(r, now)).await;
-                if let Some(Err(e)) = res
-                    && let Some(reply) = self.pending_register.take()
-                {
-                    let _ = reply.send(Err(SensorError::Register(e)));
-                }
-            }
+            Cmd::Register(reply) => self.register(Some(reply)).await,
             Cmd::Call(reply) => {
-                let Some(to) = self.config.collector.clone() else {
-                    let _ = reply.send(Err(SensorError::NoCollector));
-                    return;
-                };
-                let offer = match self.make_offer() {
-                    Ok(o) => o,
-                    Err(e) => {
-                        let _ = reply.send(Err(SensorError::Negotiation(e)));
-                        return;
-                    }
-                };
-                let bytes = offer.to_bytes();
-                let placed = self.ua.with(move |ua, now| ua.call(&to, bytes, now)).await;
-                match placed {
-                    Some(Ok(s)) => {
-                        self.session = Some(s);
-                        self.offer = Some(offer);
-                        self.pending_call = Some(reply);
-                    }
-                    Some(Err(e)) => {
-                        let _ = reply.send(Err(SensorError::Call(e)));
-                    }
-                    None => {
-                        let _ = reply.send(Err(SensorError::Stopped));
-                    }
-                }
+                self.calls_out = true;
+                self.call(Some(reply)).await;
             }
             Cmd::Hangup(reply) => {
                 // Media stops first: nothing is sent after the BYE.
@@ -423,7 +444,7 @@ impl State {
                 }
                 let _ = self.streaming.send(None);
                 if let Some(s) = self.session.take() {
-                    let _ = self.ua.with(move |ua, now| ua.hangup(s, now)).await;
+                    let _ = self.with_ua(move |ua, now| ua.hangup(s, now)).await;
                 }
                 let _ = reply.send(());
             }
@@ -433,6 +454,67 @@ impl State {
                 }
             }
             Cmd::Backfill(b) => self.backfill = Some(b),
+            Cmd::KeepSession(every) => {
+                self.redial = Some(redial::Redial {
+                    every,
+                    next_ping: std::time::Instant::now() + every,
+                    call_at: None,
+                });
+            }
+        }
+    }
+
+    /// REGISTERs at the configured registrar; `reply` hears the outcome.
+    async fn register(&mut self, reply: Option<oneshot::Sender<Result<(), SensorError>>>) {
+        let Some(registrar) = self.config.registrar.clone() else {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(SensorError::NoRegistrar));
+            }
+            return;
+        };
+        let local = self.with_ua(|ua, _| ua.config().local.clone()).await;
+        let Some(local) = local else { return };
+        let mut r = RegistrationConfig::new(
+            registrar,
+            self.config.aor.clone(),
+            self.config.username.clone(),
+            Password::new(self.config.password.clone()),
+            local,
+        );
+        r.expires = self.config.expires;
+        self.pending_register = reply;
+        let res = self.with_ua(move |ua, now| ua.register(r, now)).await;
+        if let Some(Err(e)) = res
+            && let Some(reply) = self.pending_register.take()
+        {
+            let _ = reply.send(Err(SensorError::Register(e)));
+        }
+    }
+
+    /// INVITEs the configured collector; `reply` hears when it answered.
+    async fn call(&mut self, reply: Option<oneshot::Sender<Result<Agreed, SensorError>>>) {
+        let fail = |reply: Option<oneshot::Sender<_>>, e| {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(e));
+            }
+        };
+        let Some(to) = self.config.collector.clone() else {
+            return fail(reply, SensorError::NoCollector);
+        };
+        let offer = match self.make_offer() {
+            Ok(o) => o,
+            Err(e) => return fail(reply, SensorError::Negotiation(e)),
+        };
+        let bytes = offer.to_bytes();
+        let placed = self.with_ua(move |ua, now| ua.call(&to, bytes, now)).await;
+        match placed {
+            Some(Ok(s)) => {
+                self.session = Some(s);
+                self.offer = Some(offer);
+                self.pending_call = reply;
+            }
+            Some(Err(e)) => fail(reply, SensorError::Call(e)),
+            None => fail(reply, SensorError::Stopped),
         }
     }
 
@@ -447,59 +529,6 @@ impl State {
             // Its receiver reports stay unread: the run reports them missing.
             self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
         }
-    }
-
-    /// Our offer: with section 11 when the sensor backfills.
-    fn make_offer(&mut self) -> Result<Sdp, NegotiationError> {
-        let caps = &self.config.capabilities;
-        let Some(bf) = self.backfill else {
-            return make_offer(
-                caps,
-                StreamRole::Sender,
-                &self.local_media,
-                &mut self.origin,
-            );
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        let support = RecoverySupport {
-            instant: true,
-            rtx: None,
-            backfill: Some(BackfillSupport {
-                oldest: u64::try_from(now.saturating_sub(bf.outage).as_nanos()).ok(),
-                ssrc: Some(self.backfill_ssrc()),
-                ..BackfillSupport::default()
-            }),
-        };
-        offer_with_recovery(
-            caps,
-            StreamRole::Sender,
-            &self.local_media,
-            &support,
-            &mut self.origin,
-        )
-    }
-
-    /// Another SSRC than the live one (docs/protocol.md 11.6).
-    fn backfill_ssrc(&self) -> u32 {
-        self.local_media.ssrc.unwrap_or_default() ^ 0x0bf0_0000
-    }
-
-    /// What of section 11 `answer` agreed to our `offer`, for the pump.
-    fn agree_recovery(&self, offer: &Sdp, answer: &Sdp) -> Option<PumpRecovery> {
-        let own = self.backfill?;
-        let agreed = agreed_recovery(offer, answer, StreamRole::Sender);
-        let backfill = agreed.backfill.map(|b| BackfillPlan {
-            payload_type: b.payload_type,
-            ssrc: self.backfill_ssrc(),
-            outage: own.outage,
-            rate: b.max_rate.map_or(own.rate, |m| m.min(own.rate)),
-        });
-        Some(PumpRecovery {
-            instant_id: agreed.instant_id?,
-            backfill,
-        })
     }
 
     fn start_stream(&mut self, agreed: &Agreed) {
@@ -541,10 +570,28 @@ impl State {
                     RegistrationEvent::Failed { reason } => Some(Err(SensorError::Refused(reason))),
                     _ => None,
                 };
+                let registered = matches!(outcome, Some(Ok(())));
+                if matches!(outcome, Some(Err(_))) && self.call_when_registered {
+                    self.call_when_registered = false;
+                    self.session_lost(std::time::Instant::now());
+                }
                 if let Some(o) = outcome
                     && let Some(reply) = self.pending_register.take()
                 {
                     let _ = reply.send(o);
+                }
+                if registered
+                    && self.call_when_registered
+                    && self.calls_out
+                    && self.session.is_none()
+                {
+                    // Back from a fleet update's reboot, or a lost session:
+                    // stream again, as the agent does once registered.
+                    self.call_when_registered = false;
+                    self.call(None).await;
+                    if self.session.is_none() {
+                        self.session_lost(std::time::Instant::now());
+                    }
                 }
             }
             UaEvent::Answered { session, answer } => {
@@ -565,7 +612,7 @@ impl State {
                         }
                     }
                     Err(e) => {
-                        let _ = self.ua.with(move |ua, now| ua.hangup(session, now)).await;
+                        let _ = self.with_ua(move |ua, now| ua.hangup(session, now)).await;
                         if let Some(r) = self.pending_call.take() {
                             let _ = r.send(Err(e));
                         }
@@ -573,86 +620,10 @@ impl State {
                 }
             }
             UaEvent::IncomingCall { session, offer, .. } => {
-                let answered = parse_sdp(&offer)
-                    .map_err(NegotiationError::from)
-                    .and_then(|o| {
-                        answer_offer(
-                            &o,
-                            &AnswerPolicy::Send {
-                                capabilities: self.config.capabilities.clone(),
-                            },
-                            &self.local_media,
-                            &mut self.origin,
-                        )
-                    });
-                match answered {
-                    Ok((answer, agreed)) if self.stream_id.is_none() => {
-                        let bytes = answer.to_bytes();
-                        let _ = self
-                            .ua
-                            .with(move |ua, now| ua.accept(session, bytes, now))
-                            .await;
-                        self.session = Some(session);
-                        // Answering a plain offer: nothing of section 11.
-                        self.recovery = None;
-                        self.start_stream(&agreed);
-                    }
-                    Ok(_) => {
-                        let _ = self
-                            .ua
-                            .with(move |ua, now| {
-                                ua.reject(session, 486, Some("already streaming"), now)
-                            })
-                            .await;
-                    }
-                    Err(e) => {
-                        let (status, why) = (e.status_code(), e.to_string());
-                        let _ = self
-                            .ua
-                            .with(move |ua, now| ua.reject(session, status, Some(&why), now))
-                            .await;
-                    }
-                }
+                self.answer_call(session, &offer).await;
             }
             UaEvent::ReofferReceived { session, offer } => {
-                let answered = parse_sdp(&offer)
-                    .map_err(NegotiationError::from)
-                    .and_then(|o| {
-                        answer_offer(
-                            &o,
-                            &AnswerPolicy::Send {
-                                capabilities: self.config.capabilities.clone(),
-                            },
-                            &self.local_media,
-                            &mut self.origin,
-                        )
-                    });
-                match answered {
-                    Ok((answer, agreed)) => {
-                        let bytes = answer.to_bytes();
-                        let _ = self
-                            .ua
-                            .with(move |ua, now| ua.answer_reoffer(session, Ok(bytes), now))
-                            .await;
-                        // docs/protocol.md 3.4: the answerer switches as soon
-                        // as its answer is sent.
-                        if let Some(id) = self.stream_id {
-                            self.listen_srtcp(&agreed);
-                            self.pump
-                                .update(id, agreed.description.clone(), agreed.srtp.clone());
-                        }
-                        let _ = self.streaming.send(Some(agreed));
-                    }
-                    Err(e) => {
-                        let (status, why) = (e.status_code(), e.to_string());
-                        let _ = self
-                            .ua
-                            .with(move |ua, now| {
-                                ua.answer_reoffer(session, Err((status, why)), now)
-                            })
-                            .await;
-                    }
-                }
+                self.answer_reoffer(session, &offer).await;
             }
             UaEvent::Ended {
                 session,
@@ -663,14 +634,29 @@ impl State {
                 if self.session == Some(session) {
                     self.session = None;
                     self.stop_stream();
+                    self.session_lost(std::time::Instant::now());
                 }
                 if let Some(r) = self.pending_call.take() {
                     let _ = r.send(Err(SensorError::Ended { reason, warning }));
                 }
             }
+            UaEvent::Subscription(e) => self.fleet_event(e).await,
             _ => {}
         }
     }
+}
+
+/// The next event of the user agent; never, while there is none.
+async fn next_event(events: &mut Option<mpsc::Receiver<UaEvent>>) -> Option<UaEvent> {
+    match events {
+        Some(events) => events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A deadline for a branch that is off (its `if` is false).
+fn far_future() -> std::time::Instant {
+    std::time::Instant::now() + Duration::from_secs(86_400)
 }
 
 impl Drop for State {

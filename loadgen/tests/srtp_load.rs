@@ -122,6 +122,8 @@ async fn srtp_streams_over_tls_are_stored_whole_and_none_is_refused() {
         tls: Some(tls.clone()),
         backfill_sensors: 0,
         backfill: Default::default(),
+        fleet: None,
+        keep_session: None,
     })
     .await
     .unwrap();

@@ -4,10 +4,15 @@
 //! sipsensor-loadgen credentials -n 1000 > credentials.yaml
 //! sipsensor-loadgen run --collector 127.0.0.1:5060 -n 1000 --seconds 30 \
 //!     --collector-pid $(pidof sipsensor-collector) --metrics 127.0.0.1:8080
+//! # A fleet for a rollout: fake installs of about 4 s, 5 % failing.
+//! sipsensor-loadgen run --collector 127.0.0.1:5060 -n 1000 --seconds 600 \
+//!     --fleet-version 2026.12.1 --install-failure-rate 0.05 \
+//!     --fake-download-ms 1000 --fake-install-ms 1000 --fake-reboot-ms 1000 --fake-trial-ms 1000
 //! ```
 
 use clap::{Parser, Subcommand};
-use sipsensor_loadgen::load::{self, LoadOptions};
+use sipsensor_loadgen::fake_install::FakeInstallConfig;
+use sipsensor_loadgen::load::{self, LoadFleet, LoadOptions};
 use sipsensor_loadgen::pki::ThrowAwayPki;
 use sipsensor_loadgen::sensor::LoadBackfill;
 use sipsensor_runtime::open_files;
@@ -113,6 +118,65 @@ struct RunArgs {
     /// collector's max-rate may be lower).
     #[arg(long, default_value_t = 20_000)]
     backfill_rate: u64,
+    /// Ping the collector inside each session this often (milliseconds)
+    /// and set a lost session up again (REGISTER, call), as the agent
+    /// does: a run that outlives a collector restart. 0: off.
+    #[arg(long, default_value_t = 0)]
+    keepalive_ms: u64,
+    #[command(flatten)]
+    fleet: FleetArgs,
+}
+
+/// The simulated fleet (docs/protocol.md 12; docs/fleet-updates.md
+/// "Simulated fleets").
+#[derive(Debug, clap::Args)]
+struct FleetArgs {
+    /// Every sensor runs this image version and answers the collector's
+    /// fleet subscription with a fake install (none without it).
+    #[arg(long)]
+    fleet_version: Option<String>,
+    /// `compatible=` of the sensors' reports.
+    #[arg(long, default_value = "sipsensor-sim")]
+    fleet_compatible: String,
+    /// The share of fake installs that fail (0 to 1): at the download, at
+    /// `rauc install` or at the health check (a rollback).
+    #[arg(long, default_value_t = 0.0)]
+    install_failure_rate: f64,
+    /// The fake steps' durations, milliseconds.
+    #[arg(long, default_value_t = 60_000)]
+    fake_download_ms: u64,
+    #[arg(long, default_value_t = 90_000)]
+    fake_install_ms: u64,
+    #[arg(long, default_value_t = 40_000)]
+    fake_reboot_ms: u64,
+    /// The health check: `trial` to `good`.
+    #[arg(long, default_value_t = 60_000)]
+    fake_trial_ms: u64,
+    /// Each step's time is drawn from ± this share (0 to 1) of its value.
+    #[arg(long, default_value_t = 0.5)]
+    fake_jitter: f64,
+    /// Seeds the fake installs' draws (which fail, how long each step takes).
+    #[arg(long, default_value_t = 1)]
+    fleet_seed: u64,
+}
+
+impl FleetArgs {
+    fn load_fleet(self) -> Option<LoadFleet> {
+        let ms = Duration::from_millis;
+        Some(LoadFleet {
+            version: self.fleet_version?,
+            compatible: self.fleet_compatible,
+            install: FakeInstallConfig {
+                download: ms(self.fake_download_ms),
+                install: ms(self.fake_install_ms),
+                reboot: ms(self.fake_reboot_ms),
+                trial: ms(self.fake_trial_ms),
+                jitter: self.fake_jitter,
+                failure_rate: self.install_failure_rate,
+            },
+            seed: self.fleet_seed,
+        })
+    }
 }
 
 fn main() -> ExitCode {
@@ -159,6 +223,8 @@ fn main() -> ExitCode {
                 backfill_sensors,
                 backfill_seconds,
                 backfill_rate,
+                keepalive_ms,
+                fleet,
             } = *args;
             // Thousands of sockets; without the hard limit's room the
             // run fails where it runs out, which says so.
@@ -195,6 +261,8 @@ fn main() -> ExitCode {
                     outage: Duration::from_secs(backfill_seconds),
                     rate: backfill_rate,
                 },
+                fleet: fleet.load_fleet(),
+                keep_session: (keepalive_ms > 0).then(|| Duration::from_millis(keepalive_ms)),
             };
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
