@@ -7,7 +7,9 @@ mod gap_cuts;
 pub mod model;
 pub mod postgres;
 mod readings;
+pub mod rollouts;
 pub mod sqlite;
+pub mod updates;
 mod url;
 pub mod writer;
 
@@ -34,7 +36,7 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     /// The fleet-update tables (docs/protocol.md 12); `None` for a store
     /// without them (test fakes).
-    fn updates(self: Arc<Self>) -> Option<Arc<dyn crate::update::store::UpdateStore>> {
+    fn updates(self: Arc<Self>) -> Option<Arc<dyn updates::UpdateStore>> {
         None
     }
 
@@ -172,7 +174,7 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     /// The staged rollouts' tables (docs/protocol.md 12.7); `None` for a
     /// store that keeps none (test fakes).
-    fn rollouts(&self) -> Option<&dyn crate::update::rollout::store::RolloutStore> {
+    fn rollouts(&self) -> Option<&dyn rollouts::RolloutStore> {
         None
     }
 }

@@ -12,7 +12,6 @@ pub mod fleet;
 pub mod links;
 pub mod rollout;
 pub mod server;
-pub mod store;
 pub mod subscriptions;
 
 use crate::config::Config;

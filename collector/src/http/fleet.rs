@@ -2,9 +2,9 @@
 //! (docs/protocol.md 12.3), and the published bundles.
 
 use super::{ApiError, AppState};
+use crate::storage::updates::BundleRecord;
 use crate::timefmt::format_rfc3339;
 use crate::update::fleet::{UpdateState, VersionCount, json};
-use crate::update::store::BundleRecord;
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;

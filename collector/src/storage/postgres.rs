@@ -266,7 +266,7 @@ impl Storage for PgStore {
 
     fn updates(
         self: std::sync::Arc<Self>,
-    ) -> Option<std::sync::Arc<dyn crate::update::store::UpdateStore>> {
+    ) -> Option<std::sync::Arc<dyn crate::storage::updates::UpdateStore>> {
         Some(self)
     }
 
@@ -563,7 +563,7 @@ impl Storage for PgStore {
         Ok(total)
     }
 
-    fn rollouts(&self) -> Option<&dyn crate::update::rollout::store::RolloutStore> {
+    fn rollouts(&self) -> Option<&dyn crate::storage::rollouts::RolloutStore> {
         Some(self)
     }
 

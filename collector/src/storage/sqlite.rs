@@ -269,7 +269,7 @@ impl Storage for SqliteStore {
         format!("sqlite://{}", self.path.display())
     }
 
-    fn updates(self: Arc<Self>) -> Option<Arc<dyn crate::update::store::UpdateStore>> {
+    fn updates(self: Arc<Self>) -> Option<Arc<dyn crate::storage::updates::UpdateStore>> {
         Some(self)
     }
 
@@ -442,7 +442,7 @@ impl Storage for SqliteStore {
         Ok(total)
     }
 
-    fn rollouts(&self) -> Option<&dyn crate::update::rollout::store::RolloutStore> {
+    fn rollouts(&self) -> Option<&dyn crate::storage::rollouts::RolloutStore> {
         Some(self)
     }
 

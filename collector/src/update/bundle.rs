@@ -8,8 +8,8 @@ mod rauc;
 
 pub use rauc::{BundleInfo, RaucError};
 
-use super::store::{BundleRecord, UpdateStore};
 use crate::storage::StorageError;
+use crate::storage::updates::{BundleRecord, UpdateStore};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -6,8 +6,8 @@ pub mod metrics;
 
 pub use sipsensor_protocol::fleet::{FleetState, FleetWant, RebootPolicy, UpdateState};
 
-use super::store::{FleetEvent, SensorFleetState, UpdateStore};
 use crate::storage::StorageError;
+use crate::storage::updates::{FleetEvent, SensorFleetState, UpdateStore};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -105,8 +105,8 @@ impl FleetView {
 /// The protocol crate's body types as JSON (`/api/fleet`): serde is the
 /// collector's concern, so the conversion lives at this edge.
 pub mod json {
-    use super::{FleetState, UpdateState};
-    use serde::{Serialize, Serializer};
+    use super::UpdateState;
+    use serde::Serializer;
     use std::collections::BTreeMap;
 
     /// A state as its wire name (12.3).
@@ -119,32 +119,6 @@ pub mod json {
         s: S,
     ) -> Result<S::Ok, S::Error> {
         s.collect_map(map.iter().map(|(u, n)| (u.as_str(), n)))
-    }
-
-    /// A NOTIFY body's fields by their names (12.3).
-    pub fn state<S: Serializer>(state: &FleetState, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Fields<'a> {
-            version: &'a str,
-            agent: &'a str,
-            compatible: &'a str,
-            slot: &'a str,
-            update: &'static str,
-            target: Option<&'a str>,
-            progress: Option<u8>,
-            reason: Option<&'a str>,
-        }
-        Fields {
-            version: &state.version,
-            agent: &state.agent,
-            compatible: &state.compatible,
-            slot: &state.slot,
-            update: state.update.as_str(),
-            target: state.target.as_deref(),
-            progress: state.progress,
-            reason: state.reason.as_deref(),
-        }
-        .serialize(s)
     }
 }
 

@@ -5,9 +5,9 @@
 
 use super::fleet::{FleetState, FleetView, FleetWant};
 use super::rollout::service::{BundleCatalog, FleetStates, PublishedBundle, RolloutHandle};
-use super::store::UpdateStore;
 use super::subscriptions::run::{FleetHandle, FleetReports, FleetWants};
 use crate::storage::StorageError;
+use crate::storage::updates::UpdateStore;
 use async_trait::async_trait;
 use sipsensor_protocol::fleet::parse_sha256;
 use std::sync::Arc;

@@ -17,9 +17,8 @@ mod model;
 mod plan;
 pub mod request;
 pub mod service;
-pub mod store;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use model::{
     Output, RolloutEvent, RolloutId, RolloutSnapshot, RolloutStatus, SensorPhase, SensorRecord,

@@ -7,10 +7,10 @@
 pub mod range;
 
 use super::bundle::{file_name, is_sha256};
-use super::store::UpdateStore;
 use crate::http::Limits;
 use crate::http::connections;
 use crate::metrics::Metrics;
+use crate::storage::updates::UpdateStore;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};

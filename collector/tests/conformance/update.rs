@@ -2,9 +2,9 @@
 //! states, the same on both backends.
 
 use super::open_store;
+use sipsensor_collector::storage::updates::{BundleRecord, FleetEvent, SensorFleetState};
 use sipsensor_collector::storage::*;
 use sipsensor_collector::update::fleet::{FleetState, UpdateState};
-use sipsensor_collector::update::store::{BundleRecord, FleetEvent, SensorFleetState};
 
 pub async fn bundles_and_fleet_states_round_trip(url: StorageUrl) {
     let s = open_store(&url).await;

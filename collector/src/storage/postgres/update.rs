@@ -2,8 +2,8 @@
 
 use super::{PgStore, invalid};
 use crate::storage::StorageError;
+use crate::storage::updates::{BundleRecord, FleetEvent, SensorFleetState, UpdateStore};
 use crate::update::fleet::{FleetState, UpdateState};
-use crate::update::store::{BundleRecord, FleetEvent, SensorFleetState, UpdateStore};
 use tokio_postgres::Row;
 
 type R<T> = Result<T, StorageError>;

@@ -2,8 +2,8 @@
 
 use super::{SqliteStore, map_err};
 use crate::storage::StorageError;
+use crate::storage::updates::{BundleRecord, FleetEvent, SensorFleetState, UpdateStore};
 use crate::update::fleet::{FleetState, UpdateState};
-use crate::update::store::{BundleRecord, FleetEvent, SensorFleetState, UpdateStore};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::path::Path;
 

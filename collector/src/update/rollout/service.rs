@@ -7,10 +7,11 @@
 //! are published ([`BundleCatalog`], the bundle table) and the sensors'
 //! subscriptions ([`FleetWants::set_want`], [`FleetStates::states`]).
 
+use super::RolloutStatus;
 use super::control::{RolloutRequest, UpdateRequest, details, summary_line};
 use super::{FleetState, FleetWant, Output, Rollout, RolloutEvent, RolloutId, RolloutPlan};
-use super::{RolloutStatus, store::RolloutStore};
 use crate::sip::control::Reply;
+use crate::storage::rollouts::RolloutStore;
 use crate::storage::{Storage, StorageError};
 pub use crate::update::subscriptions::run::FleetWants;
 use async_trait::async_trait;

@@ -4,7 +4,7 @@
 use super::*;
 use crate::storage::Storage;
 use crate::storage::sqlite::{SqliteOptions, SqliteStore};
-use crate::update::store::BundleRecord;
+use crate::storage::updates::BundleRecord;
 use sha2::{Digest, Sha256};
 use sipsensor_runtime::sip_transport::tls::{Identity, server_config_from_pem};
 use sipsensor_testkit::pki::TestCa;

@@ -3,10 +3,10 @@
 //! Both backends implement [`UpdateStore`] (`storage/*/update.rs`) on the
 //! tables of their migration 4.
 
-use super::fleet::{FleetState, UpdateState};
-use crate::storage::StorageError;
+use super::StorageError;
 use async_trait::async_trait;
 use serde::Serialize;
+use sipsensor_protocol::fleet::{FleetState, UpdateState};
 
 /// A bundle `update publish` accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -20,23 +20,21 @@ pub struct BundleRecord {
 }
 
 /// A sensor's latest report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SensorFleetState {
     /// Address of record.
     pub sensor: String,
-    #[serde(serialize_with = "super::fleet::json::state")]
     pub state: FleetState,
     pub reported_ns: i64,
 }
 
 /// A change of a sensor's `update`, `target` or `version` (progress
 /// alone is not one).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FleetEvent {
     pub sensor: String,
     pub ts_ns: i64,
     pub version: String,
-    #[serde(serialize_with = "super::fleet::json::update")]
     pub update: UpdateState,
     pub target: Option<String>,
     pub reason: Option<String>,

@@ -3,12 +3,12 @@
 //! stopped. PostgreSQL runs the same statements
 //! (collector/tests/storage_postgres.rs).
 
-use super::super::tests::sim::Sim;
-use super::super::tests::{plan, want};
 use super::*;
 use crate::storage::Storage;
 use crate::storage::sqlite::{SqliteOptions, SqliteStore};
 use crate::update::rollout::Rollout;
+use crate::update::rollout::tests::sim::Sim;
+use crate::update::rollout::tests::{plan, want};
 
 async fn open(dir: &tempfile::TempDir) -> SqliteStore {
     SqliteStore::open(dir.path().join("c.db"), SqliteOptions::default())

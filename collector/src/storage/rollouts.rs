@@ -1,7 +1,7 @@
 //! Rollouts in the database (schema version 4, `rollouts` and
 //! `rollout_sensors`): a rollout's plan when it is created, then each
 //! decision of the core ([`RolloutEvent`]) as it is made, so that
-//! [`Rollout::resume`](super::Rollout::resume) after a restart goes on
+//! [`Rollout::resume`](crate::update::rollout::Rollout::resume) after a restart goes on
 //! exactly where the stopped collector was.
 //!
 //! Both backends run the same statements ([`statements`]); only the
@@ -12,10 +12,10 @@ mod sqlite;
 #[cfg(test)]
 mod tests;
 
-use super::{FleetWant, RebootPolicy, UpdateState};
-use super::{RolloutEvent, RolloutId, RolloutPlan, RolloutSnapshot, RolloutStatus};
-use super::{SensorPhase, SensorRecord};
 use crate::storage::StorageError;
+use crate::update::rollout::{FleetWant, RebootPolicy, UpdateState};
+use crate::update::rollout::{RolloutEvent, RolloutId, RolloutPlan, RolloutSnapshot};
+use crate::update::rollout::{RolloutStatus, SensorPhase, SensorRecord};
 use async_trait::async_trait;
 use sipsensor_protocol::fleet::{parse_sha256, sha256_hex};
 use std::time::Duration;
