@@ -68,6 +68,7 @@ for devices you ship set SIPSENSOR_RAUC_KEYRING_FILE."
 
     install -d ${D}${sysconfdir}/udev/rules.d
     install -m 0644 $overlay/etc/udev/rules.d/60-sipsensor-devices.rules ${D}${sysconfdir}/udev/rules.d/
+    install -m 0644 $overlay/etc/udev/rules.d/61-sipsensor-card.rules ${D}${sysconfdir}/udev/rules.d/
     install -d ${D}${systemd_system_unitdir}/dropbearkey.service.d
     install -m 0644 ${S}/images/systemd/dropbearkey-sipsensor.conf \
         ${D}${systemd_system_unitdir}/dropbearkey.service.d/sipsensor.conf
@@ -82,6 +83,8 @@ for devices you ship set SIPSENSOR_RAUC_KEYRING_FILE."
 
 FILES:${PN} += "${libexecdir}/sipsensor /data /boot/firmware ${ROOT_HOME}/.ssh \
                 ${systemd_unitdir}/system.conf.d"
-RDEPENDS:${PN} = "e2fsprogs-e2fsck rauc sipsensor-agent u-boot-fw-utils"
+# util-linux-mount: the boot slot's bundle hook mounts the card's halves
+# with -o loop,offset= (images/rauc/boot-slot-hook).
+RDEPENDS:${PN} = "e2fsprogs-e2fsck rauc sipsensor-agent u-boot-fw-utils util-linux-mount"
 # Stands in for meta-rauc's example rauc-conf.
 RPROVIDES:${PN} += "virtual-rauc-conf"
