@@ -1,14 +1,22 @@
-"""Boot partitions for the boot-slot test (test_armhf.py test 7): the
+"""Boot partitions for the boot-slot test (test_armhf.py test 9): the
 image's own boot.vfat with a boot script that announces itself on the
 console, the way a fix to the boot script would reach a board."""
 
 import fcntl
+import hashlib
 import os
 import shutil
 
-from common import IMAGE_DIR, require_file, require_tool, run
+from common import IMAGE_DIR, IMAGES, require_file, require_tool, run
 
 BOARD = "qemu-arm-virt"
+
+
+def digest(line):
+    """12 hex digits naming a boot-fix bundle: the echoed LINE and the
+    boot slot's hook it carries (bundles are cached by name)."""
+    hook = (IMAGES / "rauc" / "boot-slot-hook").read_bytes()
+    return hashlib.sha256(line.encode() + b"\0" + hook).hexdigest()[:12]
 
 
 def boot_vfat(line, out):
