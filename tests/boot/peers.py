@@ -123,37 +123,41 @@ class Kamailio:
     def rpc(self, *args, check=True):
         return run([self.kamcmd, "-s", f"unix:{self.ctl}", *args], timeout=10, check=check)
 
-    def contacts(self, user):
-        """The Contact URIs registered for USER@domain (usrloc)."""
+    def usrloc(self, user):
+        """USER's registered contacts as usrloc keeps them, one dict of
+        kamcmd's fields ("Address", "Socket", "Received", ...) each."""
         result = self.rpc("ul.dump", check=False)
         if result.returncode != 0:
             return []
-        contacts = []
-        current = None
+        contacts, current = [], None
         # kamcmd's text form: "AoR: user" (the domain is not kept without
-        # use_domain), then "Address: sip:..." per contact.
+        # use_domain), then "Address: sip:..." and its fields per contact.
         for line in result.stdout.splitlines():
-            line = line.strip()
-            if line.lower().startswith("aor:"):
-                current = line.split(":", 1)[1].strip()
-            elif line.startswith("Address:") and current is not None:
-                aor_user = current.split("@", 1)[0]
-                if aor_user == user:
-                    contacts.append(line.split(":", 1)[1].strip())
+            name, _, value = line.strip().partition(":")
+            if name.lower() == "aor":
+                current = value.strip().split("@", 1)[0]
+            elif current == user and name == "Address":
+                contacts.append({name: value.strip()})
+            elif current == user and contacts and name not in contacts[-1]:
+                contacts[-1][name] = value.strip()
         return contacts
+
+    def contacts(self, user):
+        """The Contact URIs registered for USER@domain (usrloc)."""
+        return [c["Address"] for c in self.usrloc(user)]
 
     def contact_sockets(self, user):
         """Kamailio's sockets (`proto:address:port`) that received the
         registrations of USER's contacts: `tls:...` for one over TLS."""
-        result = self.rpc("ul.dump", check=False)
-        sockets, current = [], None
-        for line in result.stdout.splitlines():
-            line = line.strip()
-            if line.lower().startswith("aor:"):
-                current = line.split(":", 1)[1].strip().split("@", 1)[0]
-            elif line.startswith("Socket:") and current == user:
-                sockets.append(line.split(":", 1)[1].strip())
-        return sockets
+        return [c["Socket"] for c in self.usrloc(user) if "Socket" in c]
+
+    def contact_received(self, user):
+        """Where USER's registrations really came from (usrloc's
+        `Received`, set by fix_nated_register for a UA behind a NAT: RFC
+        3581 source address and port), one per contact, None for a
+        contact registered from the address it names."""
+        return [None if c.get("Received", "[not set]") in ("", "[not set]") else c["Received"]
+                for c in self.usrloc(user)]
 
     def wait_registered(self, user, timeout):
         return wait_for(f"{user} to be registered with Kamailio", lambda: self.contacts(user),
@@ -306,8 +310,9 @@ print(json.dumps(payloads))
 """
 
 
-def capture_rtp(netns, count, timeout):
-    """The next COUNT RTP packets (bytes) from the guest to the collector."""
-    result = netns.run(["python3", "-c", _CAPTURE, TAP, GUEST_IP, str(COLLECTOR_RTP_PORT),
+def capture_rtp(netns, count, timeout, guest_ip=GUEST_IP):
+    """The next COUNT RTP packets (bytes) from the guest (at GUEST_IP on
+    NETNS's tap) to the collector."""
+    result = netns.run(["python3", "-c", _CAPTURE, TAP, guest_ip, str(COLLECTOR_RTP_PORT),
                         str(count), str(timeout)], timeout=timeout + 30)
     return [bytes.fromhex(p) for p in json.loads(result.stdout)]

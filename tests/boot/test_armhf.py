@@ -31,8 +31,12 @@ key from the card, and the agent runs as its own user with two
 capabilities (test 1).
 
 The guest's only network is a tap device in a namespace the test creates,
-where Kamailio (deploy/kamailio/kamailio.cfg, with its TLS), the collector
-and DHCP run; a throw-away site CA signs their certificates.
+the sensor's LAN (private addresses, DHCP), behind a masquerading NAT
+with no port forwarded (nat.py) to the peers' namespace, where Kamailio
+(deploy/kamailio/kamailio.cfg, with its TLS) and the collector run; the
+agent registers on its own TLS flow and is called back over it (RFC
+5626), and Kamailio records the NAT's address for it. A throw-away site
+CA signs the peers' certificates.
 Each test starts from a fresh copy of the card and runs alone.
 """
 
@@ -48,7 +52,8 @@ import waveform
 from common import (IMAGE_DIR, ROOT, copy_sparse, cost, drop_images, Processes, require_file,
                     require_root, require_tool, run, test_dir, wait_for)
 from guest import Qemu, qemu_arm_virt
-from netns import GUEST_IP, GUEST_MAC, HOST_IP, Netns
+from nat import LAN_GUEST_IP, NAT_PUBLIC_IP, SensorLan, can_connect, routed_to_lan
+from netns import GUEST_MAC, HOST_IP, Netns
 from peers import Collector, Kamailio, SiteCa, capture_rtp
 
 BOARD = "qemu-arm-virt"
@@ -140,9 +145,12 @@ class ArmhfImage(unittest.TestCase):
         self.dir = test_dir(self)
         self.procs = Processes(self.dir)
         self.addCleanup(self.procs.stop_all)
-        self.netns = Netns(self.dir, self.procs)
+        # The peers' network and, behind a NAT, the sensor's LAN (nat.py).
+        self.netns = Netns(self.dir, self.procs, address=None)
         self.addCleanup(self.netns.close)
-        self.netns.start_dhcp()
+        self.lan = SensorLan(self.netns)
+        self.addCleanup(self.lan.close)
+        self.lan.start_dhcp()
         self.site_ca = SiteCa(self.dir)
         self.kamailio = Kamailio(self.netns, self.dir, [(SENSOR, SENSOR_PASSWORD),
                                                         ("collector", "collector-secret")],
@@ -184,7 +192,7 @@ class ArmhfImage(unittest.TestCase):
         self.runs += 1
         self.qemu = Qemu(f"qemu-{self.runs}",
                          qemu_arm_virt(self.card, self.uboot, sticks, GUEST_MAC),
-                         self.dir, netns=self.netns)
+                         self.dir, netns=self.lan)
         self.addCleanup(self.qemu.close)
         return self.qemu.console
 
@@ -246,12 +254,32 @@ class ArmhfImage(unittest.TestCase):
             self.fail(f"the agent did not register within {timeout} s (exit {status}):\n"
                       f"{out}\n{state}\nKamailio:\n{self.kamailio.proc.log_tail(20)}")
         contacts = self.kamailio.wait_registered(SENSOR, 30)
-        self.assertTrue(any(GUEST_IP in c for c in contacts), contacts)
+        # Kamailio saw the registration come from the NAT's public
+        # address, and reaches the sensor there (on its TLS flow), not at
+        # the private address the agent knows itself by.
+        received = self.kamailio.contact_received(SENSOR)
+        self.assertTrue(received and all(r and NAT_PUBLIC_IP in r and LAN_GUEST_IP not in r
+                                         for r in received),
+                        f"contacts {contacts}, received from {received}: not through the NAT")
         sockets = self.kamailio.contact_sockets(SENSOR)
         self.assertTrue(sockets, "Kamailio names no socket for the sensor's contact")
         self.assertTrue(all(s.startswith("tls:") for s in sockets),
                         f"registered over {sockets}, not TLS")
         return contacts
+
+    def assert_behind_nat(self):
+        """Nothing on the NAT's outside opens a connection to the guest:
+        not to its private address (routed there through the NAT, as an
+        attacker next to it could) nor to the NAT's public one, while the
+        same port answers on the LAN (dropbear's SSH, port 22)."""
+        self.assertTrue(can_connect(self.lan, LAN_GUEST_IP, 22), "SSH from the sensor's LAN")
+        routed_to_lan(self.netns)
+        self.assertFalse(can_connect(self.netns, LAN_GUEST_IP, 22),
+                         "a connection from the peers' side reached the guest through the NAT")
+        self.assertFalse(can_connect(self.netns, NAT_PUBLIC_IP, 22),
+                         "the NAT forwards a port to the guest")
+        log(f"the guest ({LAN_GUEST_IP}, behind {NAT_PUBLIC_IP}) is unreachable from the "
+            "peers' side")
 
     def assert_site_ca_taken(self):
         """The site CA went from the card's ca.pem to the data partition,
@@ -270,7 +298,7 @@ class ArmhfImage(unittest.TestCase):
         to the collector shows the payload header in the clear (VER 1,
         KIND 0, one channel, one instant: docs/protocol.md 5), and each is
         longer than the plain packet by at least an 80-bit tag."""
-        packets = capture_rtp(self.netns, 10, 30)
+        packets = capture_rtp(self.lan, 10, 30, guest_ip=LAN_GUEST_IP)
         self.assertEqual(len(packets), 10, "RTP packets to the collector")
         for packet in packets:
             self.assertEqual(packet[0] >> 6, 2, "an RTP header in the clear")
@@ -388,22 +416,23 @@ class ArmhfImage(unittest.TestCase):
         # SSH with the key the technician put on the card (dropbear; the
         # host keys are made on the data partition at this first login).
         ssh = require_tool("ssh", "openssh-client")
-        result = self.netns.run(
+        result = self.lan.run(
             [ssh, "-i", self.dir / "id_ed25519", "-o", "StrictHostKeyChecking=no",
              "-o", f"UserKnownHostsFile={self.dir / 'known_hosts'}", "-o", "BatchMode=yes",
-             "-o", "ConnectTimeout=60", f"root@{GUEST_IP}", "cat /etc/sipsensor-release"],
+             "-o", "ConnectTimeout=60", f"root@{LAN_GUEST_IP}", "cat /etc/sipsensor-release"],
             timeout=180, check=False)
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn("SIPSENSOR_IMAGE=debian", result.stdout)
         status, _ = self.sh("test -e /boot/firmware/authorized_keys", check=False)
         self.assertNotEqual(status, 0, "authorized_keys is still on the boot partition")
         self.sh("ls /data/sipsensor/dropbear/dropbear_ed25519_host_key")
+        self.assert_behind_nat()
         # Keys only: a password never opens SSH (dropbear -s).
-        result = self.netns.run(
+        result = self.lan.run(
             [ssh, "-o", "StrictHostKeyChecking=no", "-o", "BatchMode=yes",
              "-o", f"UserKnownHostsFile={self.dir / 'known_hosts'}",
              "-o", "PreferredAuthentications=password,keyboard-interactive",
-             "-o", "ConnectTimeout=60", f"root@{GUEST_IP}", "true"],
+             "-o", "ConnectTimeout=60", f"root@{LAN_GUEST_IP}", "true"],
             timeout=180, check=False)
         self.assertNotEqual(result.returncode, 0)
         self.assertRegex(result.stderr, r"Permission denied \(publickey\)")
