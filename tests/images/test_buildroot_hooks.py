@@ -9,6 +9,7 @@ twice), device trees under /boot/dtbs, and in the images directory a card
 with the documented layout and a bundle the target's keyring accepts.
 """
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -108,6 +109,15 @@ class Hooks(unittest.TestCase):
                 info = run(["rauc", "info", f"--keyring={keyring}", bundles[0]], check=False)
                 self.assertEqual(info.returncode, 0, info.stderr)
                 self.assertIn(f"Compatible: \t'sipsensor-{board}'", info.stdout)
+                # The bundle carries the card's boot partition for the boot
+                # slot, with the hook that keeps the technician's files.
+                images = json.loads(run(["rauc", "info", "--output-format=json",
+                                         f"--keyring={keyring}", bundles[0]]).stdout)["images"]
+                images = dict(next(iter(entry.items())) for entry in images)
+                self.assertEqual(sorted(images), ["boot", "rootfs"])
+                self.assertEqual(images["boot"]["hooks"], ["post-install"])
+                self.assertEqual(images["boot"]["checksum"],
+                                 hashlib.sha256((binaries / "boot.vfat").read_bytes()).hexdigest())
                 # The boot partition's files were gathered for genimage.
                 stage = binaries / "sipsensor-boot"
                 self.assertTrue((stage / "boot.scr").exists())

@@ -72,6 +72,20 @@ class Table(unittest.TestCase):
         self.assertEqual(rows["data"]["size"], size_bytes(lay["SIPSENSOR_DATA_SIZE"]))
         self.assertIn(f"0x{int(lay['SIPSENSOR_DISK_SIGNATURE'], 16):08x}", DOC.read_text())
 
+    def test_boot_region_holds_two_boot_partitions_before_slot_a(self):
+        """RAUC's boot-mbr-switch slot takes each half of the region as
+        region-size / 2 and refuses a region another partition overlaps:
+        p1 is the first half, nothing else starts before the region ends."""
+        lay = layout()
+        rows = {r["name"]: r for r in documented_table()}
+        region = size_bytes(lay["SIPSENSOR_BOOT_REGION_SIZE"])
+        self.assertEqual(region, 2 * size_bytes(lay["SIPSENSOR_BOOT_SIZE"]))
+        region_end = size_bytes(lay["SIPSENSOR_BOOT_OFFSET"]) + region
+        self.assertEqual(rows["rootfs-a"]["start"], region_end)
+        for name, row in rows.items():
+            if name != "boot":
+                self.assertGreaterEqual(row["start"], region_end, name)
+
 
 class Genimage(unittest.TestCase):
     @classmethod
@@ -180,6 +194,31 @@ class References(unittest.TestCase):
             ("0", f"/dev/disk/by-partuuid/{partuuid(2)}", "ext4", "A"),
             ("1", f"/dev/disk/by-partuuid/{partuuid(3)}", "ext4", "B"),
         ])
+
+    def test_rauc_boot_slot_is_the_boot_region(self):
+        conf = (IMAGES / "rauc" / "system.conf.in").read_text()
+        slot = re.search(r"\[slot\.boot\.0\]\n((?:\w[\w-]*=\S+\n)+)", conf)
+        self.assertIsNotNone(slot, "system.conf.in has no [slot.boot.0]")
+        keys = dict(line.split("=", 1) for line in slot.group(1).splitlines())
+        self.assertEqual(keys, {"device": "/dev/disk/sipsensor-card", "type": "boot-mbr-switch",
+                                "region-start": "@BOOT_REGION_START@",
+                                "region-size": "@BOOT_REGION_SIZE@"})
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "system.conf"
+            run([IMAGES / "scripts" / "render-system-conf", "sipsensor-test", out])
+            text = out.read_text()
+        lay = layout()
+        self.assertIn(f"region-start={lay['SIPSENSOR_BOOT_OFFSET']}\n", text)
+        self.assertIn(f"region-size={lay['SIPSENSOR_BOOT_REGION_SIZE']}\n", text)
+        # The device the slot names is the card the udev rule finds by the
+        # layout's disk signature (blkid's ID_PART_TABLE_UUID of an MBR).
+        rules = (IMAGES / "rootfs-overlay/etc/udev/rules.d/61-sipsensor-card.rules").read_text()
+        signature = f"{int(lay['SIPSENSOR_DISK_SIGNATURE'], 16):08x}"
+        rule = [l for l in rules.splitlines() if l.strip() and not l.startswith("#")]
+        self.assertEqual(len(rule), 1, rules)
+        self.assertIn(f'ENV{{ID_PART_TABLE_UUID}}=="{signature}"', rule[0])
+        self.assertIn('ENV{DEVTYPE}=="disk"', rule[0])
+        self.assertIn('SYMLINK+="disk/sipsensor-card"', rule[0])
 
     def test_boot_script_builds_for_every_board(self):
         require("mkimage", "u-boot-tools")

@@ -21,6 +21,12 @@ YOCTO_RECIPES = [
     ROOT / "meta-sipsensor/recipes-sipsensor/sipsensor-agent/sipsensor-agent_git.bb",
     ROOT / "meta-sipsensor/recipes-sipsensor/sipsensor-system/sipsensor-system_git.bb",
 ]
+# The agent's configuration in each image.
+AGENT_CONFIGS = [
+    OVERLAY / "etc/sipsensor/agent.yaml",
+    ROOT / "buildroot-external/board/beagleboard/beaglebone/rootfs-overlay/etc/sipsensor/agent.yaml",
+    ROOT / "buildroot-external/board/raspberrypi/raspberrypi4-64/rootfs-overlay/etc/sipsensor/agent.yaml",
+]
 # Where the agent reads the site CA by default (sip.ca_file).
 AGENT_CA = "/etc/sipsensor/ca.pem"
 
@@ -88,7 +94,7 @@ class PrepareData(unittest.TestCase):
         fake_commands(self.bin, {
             "mount": 'echo "mount $*" >> "$LOG"',
             "logger": 'shift 2; echo "logger $*" >> "$LOG"',
-            "chown": ':',
+            "chown": 'echo "chown $*" >> "$LOG"',
             "id": ':',
         })
 
@@ -170,6 +176,22 @@ class PrepareData(unittest.TestCase):
         self.assertEqual(moved.stat().st_mode & 0o777, 0o640)
         self.assertIn("moved secrets.yaml from the boot partition", said)
         self.assertIn(f"mount -o remount,rw {self.boot}", self.log.read_text())
+
+    def test_the_agent_owns_its_update_directory(self):
+        """update.dir of the image's agent.yaml: made on the data
+        partition, the agent's (it downloads bundles there as its own
+        user), closed to others; ota/ stays root's."""
+        self.boot_with()
+        update = self.data / "update"
+        self.assertTrue(update.is_dir())
+        self.assertEqual(update.stat().st_mode & 0o777, 0o750)
+        chowns = [l for l in self.log.read_text().splitlines() if l.startswith("chown")]
+        self.assertIn(f"chown -R sipsensor:sipsensor {update}", chowns)
+        self.assertFalse(any(str(self.data / "ota") in l for l in chowns), chowns)
+        for config in AGENT_CONFIGS:
+            with self.subTest(config=config.relative_to(ROOT)):
+                self.assertRegex(config.read_text(),
+                                 r"\nupdate:\n(  .*\n)*  dir: /data/sipsensor/update\n")
 
 
 if __name__ == "__main__":

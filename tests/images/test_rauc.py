@@ -8,6 +8,8 @@ does not trust. The rendered system.conf must load in rauc (which rejects
 unknown keys and bootloaders).
 """
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -15,7 +17,7 @@ import tempfile
 import unittest
 from pathlib import Path
 
-from common import IMAGES, ROOT, make_release_keys, require, run
+from common import IMAGES, ROOT, layout, make_release_keys, require, run, size_bytes
 
 SCRIPTS = IMAGES / "scripts"
 
@@ -98,6 +100,42 @@ class Bundle(unittest.TestCase):
         result = self.make(self.tmp / "wrong.raucb", "ca-b", keyring="ca-a", check=False)
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("signature verification failed", result.stderr)
+
+    def test_boot_partition_rides_after_the_root_filesystem_with_the_hook(self):
+        boot = self.tmp / "boot.vfat"
+        run(["mkfs.vfat", "-C", "-n", "SIPSENSOR", boot, "4096"])
+        out = self.tmp / "with-boot.raucb"
+        run([SCRIPTS / "mk-bundle", "--boot", boot, self.rootfs, "sipsensor-test", "1.2.4",
+             self.tmp / "ca-a" / "signing.cert.pem", self.tmp / "ca-a" / "signing.key.pem", out,
+             self.tmp / "ca-a" / "ca.cert.pem"], timeout=120)
+        info = json.loads(run(["rauc", "info", "--output-format=json",
+                               f"--keyring={self.tmp / 'ca-a' / 'ca.cert.pem'}", out]).stdout)
+        images = [next(iter(entry.items())) for entry in info["images"]]
+        # The root filesystem first: an installation cut short while it is
+        # written has not touched the boot partition yet.
+        self.assertEqual([name for name, _ in images], ["rootfs", "boot"])
+        boot_image = dict(images)["boot"]
+        self.assertEqual(boot_image["filename"], "boot.vfat")
+        self.assertEqual(boot_image["hooks"], ["post-install"])
+        self.assertEqual(boot_image["checksum"], hashlib.sha256(boot.read_bytes()).hexdigest())
+        extracted = self.tmp / "with-boot"
+        result = self.extract(out, extracted)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual((extracted / "hook").read_bytes(),
+                         (IMAGES / "rauc" / "boot-slot-hook").read_bytes())
+        self.assertTrue(os.access(extracted / "hook", os.X_OK))
+        self.assertIn("[hooks]\nfilename=hook\n", (extracted / "manifest.raucm").read_text())
+
+    def test_mk_bundle_refuses_a_boot_image_larger_than_the_partition(self):
+        boot = self.tmp / "huge.vfat"
+        with boot.open("wb") as f:
+            f.truncate(size_bytes(layout()["SIPSENSOR_BOOT_SIZE"]) + 512)
+        result = run([SCRIPTS / "mk-bundle", "--boot", boot, self.rootfs, "sipsensor-test", "1",
+                      self.tmp / "ca-a" / "signing.cert.pem", self.tmp / "ca-a" / "signing.key.pem",
+                      self.tmp / "huge.raucb"], check=False)
+        self.assertEqual(result.returncode, 65, result.stderr)
+        self.assertIn("larger than the boot partition", result.stderr)
+        self.assertFalse((self.tmp / "huge.raucb").exists())
 
     def test_rendered_system_conf_loads(self):
         conf = self.tmp / "system.conf"

@@ -103,6 +103,20 @@ class Layer(unittest.TestCase):
         self.assertIn('RAUC_SLOT_rootfs[fstype] = "ext4"', bundle)
         self.assertIn('RAUC_BUNDLE_FORMAT = "verity"', bundle)
         self.assertIn('RAUC_SLOT_rootfs = "sipsensor-image"', bundle)
+        # The boot slot: the image's boot partition, with the hook that
+        # keeps the technician's files, which is images/rauc's own.
+        for line in ('RAUC_BUNDLE_SLOTS += "boot"', 'RAUC_SLOT_boot = "sipsensor-image"',
+                     'RAUC_SLOT_boot[fstype] = "boot.vfat"', 'RAUC_SLOT_boot[rename] = "boot.vfat"',
+                     'RAUC_SLOT_boot[hooks] = "post-install"',
+                     'RAUC_BUNDLE_HOOKS[file] = "boot-slot-hook"'):
+            self.assertIn(line + "\n", bundle)
+        self.assertIn('SRC_URI = "file://boot-slot-hook"', bundle)
+        hook = LAYER / "recipes-core/bundles/files/boot-slot-hook"
+        self.assertEqual(hook.resolve(), (ROOT / "images/rauc/boot-slot-hook").resolve())
+        image = (LAYER / "recipes-core/images/sipsensor-image.bb").read_text()
+        self.assertIn('IMAGE_POSTPROCESS_COMMAND += "sipsensor_boot_vfat"', image)
+        self.assertIn("d.getVar('IMAGE_LINK_NAME') + '.boot.vfat'", image)
+        self.assertRegex(image, r'IMAGE_FSTYPES = "[^"]*\bwic\b ')
 
     def test_agent_unit_allows_real_time(self):
         unit = (ROOT / "images/systemd/sipsensor-agent.service").read_text()
@@ -155,6 +169,10 @@ class Kickstart(unittest.TestCase):
             "SIPSENSOR_BOOT_SIZE", "SIPSENSOR_ROOTFS_SIZE", "SIPSENSOR_ROOTFS_SIZE",
             "SIPSENSOR_BOOTSTATE_SIZE", "SIPSENSOR_DATA_SIZE")])
         self.assertEqual(self.opt(boot, "--offset"), lay["SIPSENSOR_BOOT_OFFSET"])
+        # Slot A after the boot region, whose second half stays free.
+        self.assertEqual(size_bytes(self.opt(slot_a, "--offset")),
+                         size_bytes(lay["SIPSENSOR_BOOT_OFFSET"])
+                         + size_bytes(lay["SIPSENSOR_BOOT_REGION_SIZE"]))
         self.assertEqual(boot[0], "/boot/firmware")
         self.assertIn("--active", boot)
         self.assertEqual((self.opt(boot, "--fstype"), self.opt(boot, "--label")),

@@ -4,7 +4,7 @@
 #   $2  board: beaglebone | raspberrypi4-64 | qemu-arm-virt
 # Gathers the boot partition, lays out the SD card with genimage from
 # images/genimage (images/scripts/mk-sdcard) and signs a RAUC bundle of the
-# root filesystem (images/scripts/mk-bundle).
+# root filesystem and the boot partition (images/scripts/mk-bundle --boot).
 set -eu
 
 binaries=$1
@@ -71,7 +71,9 @@ elif [ -z "$cert" ] || [ -z "$key" ]; then
 fi
 # shellcheck disable=SC1091 # written by post-build.sh
 . "$TARGET_DIR/etc/sipsensor-release"
-"$images/scripts/mk-bundle" "$binaries/rootfs.ext4" \
+# It carries the boot partition too (RAUC's boot slot), so a fix to the
+# boot script or the overlays reaches boards in the field.
+"$images/scripts/mk-bundle" --boot "$binaries/boot.vfat" "$binaries/rootfs.ext4" \
 	"$BR2_SIPSENSOR_RAUC_COMPATIBLE" "$SIPSENSOR_VERSION" "$cert" "$key" \
 	"$binaries/sipsensor-$board-$SIPSENSOR_VERSION.raucb" \
 	"$TARGET_DIR/etc/rauc/keyring.pem"

@@ -1,14 +1,16 @@
 SUMMARY = "sipsensor update bundle"
 DESCRIPTION = "Signed RAUC bundle in verity format that writes \
-               sipsensor-image to the inactive root filesystem slot."
+               sipsensor-image to the inactive root filesystem slot and \
+               its boot partition to the boot slot."
 HOMEPAGE = "https://github.com/sipsensor/sipsensor"
 BUGTRACKER = "https://github.com/sipsensor/sipsensor/issues"
 SECTION = "images"
 LICENSE = "MIT"
 CVE_PRODUCT = "sipsensor"
 
-# Nothing to fetch: the bundle is made from sipsensor-image.
-SRC_URI = ""
+# The bundle is made from sipsensor-image; the boot slot's hook is
+# images/rauc/boot-slot-hook (files/boot-slot-hook links to it).
+SRC_URI = "file://boot-slot-hook"
 
 inherit bundle
 
@@ -21,6 +23,17 @@ RAUC_BUNDLE_SLOTS = "rootfs"
 RAUC_SLOT_rootfs = "sipsensor-image"
 # The slot takes the ext4 image (IMAGE_FSTYPES also lists wic).
 RAUC_SLOT_rootfs[fstype] = "ext4"
+
+# The boot partition (sipsensor-image's sipsensor_boot_vfat) for the boot
+# slot, after the root filesystem: a power cut while the root filesystem
+# is written leaves the boot files as they were. The hook copies the
+# technician's files into the new boot partition before RAUC switches to it.
+RAUC_BUNDLE_SLOTS += "boot"
+RAUC_SLOT_boot = "sipsensor-image"
+RAUC_SLOT_boot[fstype] = "boot.vfat"
+RAUC_SLOT_boot[rename] = "boot.vfat"
+RAUC_SLOT_boot[hooks] = "post-install"
+RAUC_BUNDLE_HOOKS[file] = "boot-slot-hook"
 
 RAUC_KEY_FILE = "${SIPSENSOR_RAUC_KEY_FILE}"
 RAUC_CERT_FILE = "${SIPSENSOR_RAUC_CERT_FILE}"

@@ -29,8 +29,9 @@ IMAGE_INSTALL = "packagegroup-core-boot \
 # agent has registered; RAUC's unconditional marker would defeat that.
 BAD_RECOMMENDATIONS += "rauc-mark-good"
 
-# ext4 is what the RAUC bundle carries; the .wic is the SD card.
-IMAGE_FSTYPES = "ext4 wic.bz2 wic.bmap"
+# ext4 is what the RAUC bundle carries; the .wic is the SD card. The
+# uncompressed .wic stays (sparse) for sipsensor_boot_vfat below.
+IMAGE_FSTYPES = "ext4 wic wic.bz2 wic.bmap"
 WKS_FILE = "sipsensor-sdcard.wks.in"
 # A slot is 512 MiB (images/layout.env).
 IMAGE_ROOTFS_MAXSIZE = "524288"
@@ -45,6 +46,37 @@ IMAGE_BOOT_FILES:raspberrypi4-64 = "${BOOTFILES_DIR_NAME}/* \
                                     ${SIPSENSOR_BOOT_FILES} \
                                     "
 do_image_wic[depends] += "sipsensor-boot-script:do_deploy sipsensor-overlays:do_deploy"
+
+# The card's boot partition as <image>.boot.vfat, for the bundle's boot
+# slot (sipsensor-bundle: RAUC_SLOT_boot[fstype] = "boot.vfat"): p1 of
+# the .wic, wherever the kickstart put it, read from its MBR entry.
+IMAGE_POSTPROCESS_COMMAND += "sipsensor_boot_vfat"
+sipsensor_boot_vfat[doc] = "Deploy the card's boot partition for the bundle's boot slot"
+python sipsensor_boot_vfat() {
+    import os
+    import struct
+    deploy = d.getVar('IMGDEPLOYDIR')
+    wic = os.path.join(deploy, d.getVar('IMAGE_NAME') + '.wic')
+    out = os.path.join(deploy, d.getVar('IMAGE_NAME') + '.boot.vfat')
+    with open(wic, 'rb') as card, open(out, 'wb') as boot:
+        # MBR partition entry 1: start and size in 512-byte sectors.
+        start, sectors = struct.unpack_from('<II', card.read(512), 446 + 8)
+        if start == 0 or sectors == 0:
+            bb.fatal('%s has no partition 1' % wic)
+        card.seek(start * 512)
+        left = sectors * 512
+        while left:
+            chunk = card.read(min(left, 1 << 20))
+            if not chunk:
+                bb.fatal('%s ends inside partition 1' % wic)
+            boot.write(chunk)
+            left -= len(chunk)
+    link = os.path.join(deploy, d.getVar('IMAGE_LINK_NAME') + '.boot.vfat')
+    if d.getVar('IMAGE_LINK_NAME') and link != out:
+        if os.path.lexists(link):
+            os.remove(link)
+        os.symlink(os.path.basename(out), link)
+}
 
 # dropbear: root logs in with the keys from the boot partition, never with
 # a password (-s instead of OE's -w, which refuses root even with a key);

@@ -20,7 +20,8 @@ inherit systemd useradd
 PACKAGE_ARCH = "${MACHINE_ARCH}"
 INHIBIT_DEFAULT_DEPS = "1"
 
-SYSTEMD_SERVICE:${PN} = "sipsensor-data.service sipsensor-health.service data.mount boot-firmware.mount"
+SYSTEMD_SERVICE:${PN} = "sipsensor-data.service sipsensor-health.service data.mount boot-firmware.mount \
+                         sipsensor-reboot.path"
 
 # The agent's own user (the same uid/gid 950 as the Buildroot and Debian
 # images, so that its files on the data partition keep their owner), in
@@ -62,12 +63,16 @@ for devices you ship set SIPSENSOR_RAUC_KEYRING_FILE."
     done
 
     install -d ${D}${systemd_system_unitdir}
-    for u in ${SYSTEMD_SERVICE:${PN}}; do
+    for u in ${SYSTEMD_SERVICE:${PN}} sipsensor-reboot.service; do
         install -m 0644 ${S}/images/systemd/$u ${D}${systemd_system_unitdir}/
     done
+    # Who may talk to RAUC: root, and the agent's group for installing.
+    install -d ${D}${sysconfdir}/dbus-1/system.d
+    install -m 0644 $overlay/etc/dbus-1/system.d/sipsensor-rauc.conf ${D}${sysconfdir}/dbus-1/system.d/
 
     install -d ${D}${sysconfdir}/udev/rules.d
     install -m 0644 $overlay/etc/udev/rules.d/60-sipsensor-devices.rules ${D}${sysconfdir}/udev/rules.d/
+    install -m 0644 $overlay/etc/udev/rules.d/61-sipsensor-card.rules ${D}${sysconfdir}/udev/rules.d/
     install -d ${D}${systemd_system_unitdir}/dropbearkey.service.d
     install -m 0644 ${S}/images/systemd/dropbearkey-sipsensor.conf \
         ${D}${systemd_system_unitdir}/dropbearkey.service.d/sipsensor.conf
@@ -82,6 +87,8 @@ for devices you ship set SIPSENSOR_RAUC_KEYRING_FILE."
 
 FILES:${PN} += "${libexecdir}/sipsensor /data /boot/firmware ${ROOT_HOME}/.ssh \
                 ${systemd_unitdir}/system.conf.d"
-RDEPENDS:${PN} = "e2fsprogs-e2fsck rauc sipsensor-agent u-boot-fw-utils"
+# util-linux-mount: the boot slot's bundle hook mounts the card's halves
+# with -o loop,offset= (images/rauc/boot-slot-hook).
+RDEPENDS:${PN} = "e2fsprogs-e2fsck rauc sipsensor-agent u-boot-fw-utils util-linux-mount"
 # Stands in for meta-rauc's example rauc-conf.
 RPROVIDES:${PN} += "virtual-rauc-conf"
