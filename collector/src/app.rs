@@ -110,7 +110,7 @@ pub async fn run(
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let mut update_stop = stop_rx.clone();
-    let updates = crate::update::start(&config, &storage, &metrics, async move {
+    let mut updates = crate::update::start(&config, &storage, &metrics, async move {
         let _ = update_stop.wait_for(|stop| *stop).await;
     })
     .await?;
@@ -126,16 +126,16 @@ pub async fn run(
     tracing::info!("web page, API and metrics on http://{http_addr}/");
 
     let sip = if config.sip.enabled {
+        let link = updates.sip.take();
         let parts = crate::sip::Parts {
             storage: storage.clone(),
             writer: writer.handle(),
             streams: streams.clone(),
             metrics: metrics.clone(),
-            // The lead wires RolloutService here once the bundle table and
-            // the subscriptions exist (collector/src/update/rollout/service.rs).
-            rollouts: None,
+            rollouts: Some(updates.rollouts.clone()),
+            fleet: link.as_ref().map(|l| l.handle.clone()),
         };
-        match crate::sip::start(&config, parts).await {
+        match crate::sip::start(&config, parts, link.map(|l| l.commands)).await {
             Ok(s) => {
                 warn_clear_text(&config);
                 Some(s)

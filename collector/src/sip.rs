@@ -97,6 +97,8 @@ pub struct Parts {
     pub metrics: Arc<Metrics>,
     /// Where `update rollout/status/halt` go (docs/protocol.md 12.7).
     pub rollouts: Option<crate::update::rollout::service::RolloutHandle>,
+    /// The fleet subscriptions' manager (docs/protocol.md 12.1).
+    pub fleet: Option<crate::update::subscriptions::run::FleetHandle>,
 }
 
 /// The running SIP side.
@@ -124,7 +126,13 @@ fn unix_now() -> u64 {
 }
 
 /// Starts SIP, media and the control socket (inside the tokio runtime).
-pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError> {
+/// `fleet_commands`: the SUBSCRIBEs the fleet subscriptions' manager asks
+/// for (docs/protocol.md 12.1), carried out by the TU.
+pub async fn start(
+    config: &Config,
+    parts: Parts,
+    fleet_commands: Option<mpsc::Receiver<crate::update::subscriptions::Command>>,
+) -> Result<SipService, SipError> {
     let sc = &config.sip;
     let realm = realm(sc);
     let creds = match &sc.credentials_file {
@@ -185,6 +193,10 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
         .map(|tls| LocalEndpoint::new(Transport::Tls, SocketAddr::new(advertise, tls.port())));
     ua_config.product = concat!("sipsensor-collector/", env!("CARGO_PKG_VERSION")).into();
     ua_config.accept_register = sc.registrar;
+    // docs/protocol.md 12.1: the collector subscribes to each sensor's
+    // fleet state; every NOTIFY is screened by the TU (`core/fleet.rs`).
+    ua_config.event_packages = vec![sipsensor_protocol::fleet::event_package(false)];
+    ua_config.screen_in_dialog = true;
     ua_config.outbound_proxy = outbound_proxy;
     let own = match sc.digest_username() {
         Some(user) => {
@@ -266,6 +278,17 @@ pub async fn start(config: &Config, parts: Parts) -> Result<SipService, SipError
                     continue;
                 }
                 if commands.send(run::Command::Control(req, reply)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    if let Some(mut fleet_commands) = fleet_commands {
+        let commands = commands.clone();
+        tokio::spawn(async move {
+            while let Some(c) = fleet_commands.recv().await {
+                if commands.send(run::Command::Fleet(c)).is_err() {
                     break;
                 }
             }

@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod cli;
 pub mod config;
 pub mod fleet;
+pub mod links;
 pub mod rollout;
 pub mod server;
 pub mod store;
@@ -35,18 +36,33 @@ pub enum StartError {
     Tls(#[from] sipsensor_runtime::sip_transport::tls::TlsError),
     #[error(transparent)]
     Bind(#[from] crate::http::BindError),
+    #[error(transparent)]
+    Rollouts(#[from] rollout::service::ServiceError),
+}
+
+/// What the SIP side takes to carry the fleet subscriptions: the manager's
+/// handle for its events and the SUBSCRIBEs the manager asks for.
+#[derive(Debug)]
+pub struct SipLink {
+    pub handle: subscriptions::run::FleetHandle,
+    pub commands: tokio::sync::mpsc::Receiver<subscriptions::Command>,
 }
 
 /// The running parts of fleet updates.
 #[derive(Debug)]
 pub struct Updates {
     pub fleet: Arc<FleetView>,
+    /// For the SIP side; taken by it.
+    pub sip: Option<SipLink>,
+    /// Where `update rollout/status/halt` go (12.7).
+    pub rollouts: rollout::service::RolloutHandle,
     /// The bundle server's address and task, when `update.listen` is set.
     pub server: Option<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)>,
 }
 
-/// Loads the fleet view and starts the bundle server (`update.listen`)
-/// until `shutdown` resolves.
+/// Loads the fleet view, starts the subscription manager and the
+/// rollouts (resuming the running ones, 12.7) and the bundle server
+/// (`update.listen`), until `shutdown` resolves.
 pub async fn start(
     config: &Config,
     storage: &Arc<dyn Storage>,
@@ -59,9 +75,49 @@ pub async fn start(
         .ok_or_else(|| StartError::NoTables(storage.describe()))?;
     let fleet = FleetView::load(store.clone()).await?;
     metrics.watch_fleet(fleet.clone());
+    let (handle, inputs) = subscriptions::run::channel();
+    let catalog = links::StoreCatalog {
+        store: store.clone(),
+        config: config.update.clone(),
+    };
+    let sensors = links::Sensors {
+        wants: handle.clone(),
+        view: fleet.clone(),
+    };
+    let (rollouts, service) = rollout::service::RolloutService::start(
+        storage.clone(),
+        Arc::new(catalog),
+        Arc::new(sensors),
+    )
+    .await?;
+    tokio::spawn(service.run());
+    // Bounded: the SIP side takes each one at once, and the manager waits.
+    let (commands_tx, commands) = tokio::sync::mpsc::channel(256);
+    // One shutdown for the manager and the bundle server.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = move || {
+        let mut stop = stop_rx.clone();
+        async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        }
+    };
+    tokio::spawn(subscriptions::run::run(
+        inputs,
+        commands_tx,
+        fleet.clone(),
+        Some(Arc::new(rollouts.clone())),
+        stopped(),
+    ));
+    let sip = Some(SipLink { handle, commands });
     let Some(listen) = config.update.listen else {
         return Ok(Updates {
             fleet,
+            sip,
+            rollouts,
             server: None,
         });
     };
@@ -88,7 +144,7 @@ pub async fn start(
         tls,
         Limits::from_config(&config.http),
         metrics.clone(),
-        shutdown,
+        stopped(),
     ));
     tracing::info!(
         "bundle server on https://{addr}/bundles/ ({})",
@@ -96,6 +152,8 @@ pub async fn start(
     );
     Ok(Updates {
         fleet,
+        sip,
+        rollouts,
         server: Some((addr, task)),
     })
 }

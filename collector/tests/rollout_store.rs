@@ -23,7 +23,7 @@ const V: &str = "2026.12.2";
 fn plan() -> RolloutPlan {
     RolloutPlan {
         want: FleetWant {
-            want: V.into(),
+            version: V.into(),
             url: "https://collector.test:8443/bundles/x.raucb".into(),
             sha256: [0x5a; 32],
             size: 1 << 40,

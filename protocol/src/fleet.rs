@@ -76,8 +76,10 @@ pub enum FleetBodyError {
     },
 }
 
-/// `update=` (12.3): where the sensor's last update stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// `update=` (12.3): where the sensor's last update stands. Ordered as
+/// 12.3 lists the states (the collector counts sensors by state in that
+/// order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum UpdateState {
     Idle,
     Downloading,
@@ -154,6 +156,12 @@ impl RebootPolicy {
             Self::Now => "now",
             Self::Window => "window",
         }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Now, Self::Window]
+            .into_iter()
+            .find(|p| p.as_str() == text)
     }
 }
 
@@ -259,14 +267,11 @@ impl FleetWant {
     pub fn parse(body: &[u8]) -> Result<Option<Self>, FleetBodyError> {
         let lines = Lines::read(body)?;
         let reboot = match lines.optional("reboot") {
-            None | Some("now") => RebootPolicy::Now,
-            Some("window") => RebootPolicy::Window,
-            Some(_) => {
-                return Err(FleetBodyError::BadValue {
-                    name: "reboot",
-                    reason: "neither now nor window",
-                });
-            }
+            None => RebootPolicy::Now,
+            Some(text) => RebootPolicy::parse(text).ok_or(FleetBodyError::BadValue {
+                name: "reboot",
+                reason: "neither now nor window",
+            })?,
         };
         let Some(version) = lines.optional("want") else {
             return Ok(None);

@@ -3,7 +3,7 @@
 
 use super::{ApiError, AppState};
 use crate::timefmt::format_rfc3339;
-use crate::update::fleet::{UpdateState, VersionCount};
+use crate::update::fleet::{UpdateState, VersionCount, json};
 use crate::update::store::BundleRecord;
 use axum::Json;
 use axum::extract::State;
@@ -16,6 +16,7 @@ pub struct FleetSensor {
     pub agent: String,
     pub compatible: String,
     pub slot: String,
+    #[serde(serialize_with = "json::update")]
     pub update: UpdateState,
     pub target: Option<String>,
     pub progress: Option<u8>,

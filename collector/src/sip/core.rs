@@ -9,6 +9,7 @@
 //! Every decision here is tested without a socket, on a virtual clock.
 
 mod authorisation;
+mod fleet;
 mod incoming;
 mod outgoing;
 pub(crate) use outgoing::over_tls;
@@ -27,10 +28,13 @@ use super::offer;
 use crate::config::Policy;
 use crate::media::StreamKey;
 use crate::storage::{SensorId, SensorState, SessionId, StorageError};
+use crate::update::subscriptions::RequestId;
+use crate::update::subscriptions::run::SipEvent;
 use ipnet::IpNet;
 use sipsensor_protocol::{
     Agreed, AgreedRecovery, IdGenerator, LocalMedia, LocalSdp, MediaSecurity, Password, Registrar,
-    Sdp, ServerId, SessionId as UaSession, SipUri, StreamDescription, UaError, UaEvent,
+    Sdp, ServerId, SessionId as UaSession, SipUri, StreamDescription, SubscriptionId, UaError,
+    UaEvent,
 };
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -115,6 +119,13 @@ pub enum Report {
     ReinviteFailed { session: UaSession, error: UaError },
     /// A call's stream is closed and stored.
     Closed { aor: String },
+    /// Our fleet SUBSCRIBE went out (or could not): [`Action::Subscribe`].
+    Subscribed {
+        request: RequestId,
+        result: Result<SubscriptionId, UaError>,
+    },
+    /// A refresh of [`Action::RefreshSubscription`] could not be sent.
+    RefreshFailed { sub: SubscriptionId },
     /// The media engine heard nothing authenticated from a stream for
     /// `media.silence_timeout_s`; `last_heard_ns` on the wall clock.
     Silent {
@@ -239,6 +250,30 @@ pub enum Action {
         last_heard_ns: i64,
         silent_for: std::time::Duration,
     },
+    /// SUBSCRIBE to the sensor's fleet state at `target` (docs/protocol.md
+    /// 12.1); report [`Report::Subscribed`] with `request`.
+    Subscribe {
+        request: RequestId,
+        target: String,
+        body: Vec<u8>,
+        expires: u32,
+    },
+    /// Refresh the subscription now with `body` (empty: report only);
+    /// report [`Report::RefreshFailed`] if it cannot be sent.
+    RefreshSubscription {
+        sub: SubscriptionId,
+        body: Vec<u8>,
+    },
+    Unsubscribe(SubscriptionId),
+    /// Let a screened in-dialog request (a BYE, a NOTIFY) take effect.
+    AdmitInDialog(ServerId),
+    /// Answer a screened in-dialog request once, statelessly.
+    RefuseInDialog {
+        id: ServerId,
+        response: sipsensor_protocol::Response,
+    },
+    /// Tell the fleet subscriptions' manager.
+    Fleet(SipEvent),
     /// Record a sensor's state (in order, creating the sensor if needed).
     SetState {
         aor: String,
@@ -376,6 +411,8 @@ pub struct Core {
     limiter: FailureLimiter,
     /// Registrar state per source: the AORs each address holds.
     bound_by_source: BoundBySource,
+    /// The fleet subscriptions (docs/protocol.md 12.1).
+    fleet: fleet::FleetSubs,
     actions: VecDeque<Action>,
 }
 
@@ -398,6 +435,7 @@ impl Core {
             ids,
             limiter: FailureLimiter::new(Limits::default()),
             bound_by_source: BoundBySource::new(AORS_PER_SOURCE),
+            fleet: fleet::FleetSubs::default(),
             actions: VecDeque::new(),
         }
     }
@@ -475,11 +513,10 @@ impl Core {
             | UaEvent::Confirmed { .. }
             | UaEvent::OptionsResult { .. }
             | UaEvent::Response { .. } => {}
-            // Only a UA with `screen_in_dialog` hands these up; ours is not.
-            UaEvent::InDialogRequest { .. } => {}
-            // Fleet updates (docs/protocol.md 12): the subscription
-            // manager's, once wired.
-            UaEvent::Subscription(_) => {}
+            // The user agent screens in-dialog requests for the NOTIFYs'
+            // sake (`fleet.rs`); a call's BYE and re-INVITE go on as ever.
+            UaEvent::InDialogRequest { id, .. } => self.push(Action::AdmitInDialog(id)),
+            UaEvent::Subscription(e) => self.subscription(e, now),
         }
     }
 
@@ -523,6 +560,8 @@ impl Core {
             } => self.renegotiated(session, answer, result),
             Report::ReinviteFailed { session, error } => self.reinvite_failed(session, &error),
             Report::Closed { aor } => self.closed(aor, now.instant),
+            Report::Subscribed { request, result } => self.subscribed(request, result, now),
+            Report::RefreshFailed { sub } => self.refresh_failed(sub),
             Report::Silent {
                 media,
                 last_heard_ns,

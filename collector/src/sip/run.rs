@@ -14,6 +14,8 @@ use crate::media::MediaHandle;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimit;
 use crate::storage::SensorState;
+use crate::update::subscriptions::run::FleetHandle;
+use sipsensor_protocol::fleet;
 use sipsensor_protocol::{RegistrationEvent, UaEvent};
 use sipsensor_runtime::ua_driver::UaHandle;
 use std::collections::HashMap;
@@ -26,6 +28,8 @@ pub enum Command {
     Control(Request, oneshot::Sender<Reply>),
     /// Work done for the core.
     Report(Report),
+    /// A SUBSCRIBE the fleet subscriptions' manager asks for.
+    Fleet(crate::update::subscriptions::Command),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -61,6 +65,8 @@ pub struct Shell {
     next_reply: u64,
     metrics: Arc<Metrics>,
     logs: HashMap<&'static str, RateLimit>,
+    /// The fleet subscriptions' manager, when fleet updates run.
+    fleet: Option<FleetHandle>,
 }
 
 impl Shell {
@@ -87,6 +93,7 @@ impl Shell {
             next_reply: 0,
             metrics: parts.metrics,
             logs: HashMap::new(),
+            fleet: parts.fleet,
         }
     }
 
@@ -117,6 +124,7 @@ impl Shell {
                         self.core.handle_control(req, to, now());
                     }
                     Some(Command::Report(r)) => self.core.handle_report(r, now()),
+                    Some(Command::Fleet(c)) => self.core.handle_fleet_command(c, now()),
                     None => return,
                 },
                 ev = events.recv() => match ev {
@@ -322,6 +330,41 @@ impl Shell {
                     close(&ctx, opened, last_heard_ns).await;
                     ctx.report(Report::Closed { aor });
                 });
+            }
+            Action::Subscribe {
+                request,
+                target,
+                body,
+                expires,
+            } => {
+                let reporting = ctx.clone();
+                ctx.ua.fire(move |ua, now| {
+                    let result = ua.subscribe(&target, fleet::EVENT, body, expires, now);
+                    reporting.report(Report::Subscribed { request, result });
+                });
+            }
+            Action::RefreshSubscription { sub, body } => {
+                let reporting = ctx.clone();
+                ctx.ua.fire(move |ua, now| {
+                    if ua.refresh_subscription(sub, Some(body), now).is_err() {
+                        reporting.report(Report::RefreshFailed { sub });
+                    }
+                });
+            }
+            Action::Unsubscribe(sub) => ctx.ua.fire(move |ua, now| {
+                // Already over in the user agent: nothing left to end.
+                let _ = ua.unsubscribe(sub, now);
+            }),
+            Action::AdmitInDialog(id) => ctx.ua.fire(move |ua, now| {
+                let _ = ua.admit_in_dialog(id, now);
+            }),
+            Action::RefuseInDialog { id, response } => ctx.ua.fire(move |ua, now| {
+                let _ = ua.refuse_in_dialog(id, response, now);
+            }),
+            Action::Fleet(event) => {
+                if let Some(fleet) = &self.fleet {
+                    fleet.sip_event(event);
+                }
             }
             Action::SetState { aor, state } => {
                 let _ = ctx.states.send((aor, state));

@@ -2,10 +2,9 @@
 //! kept in memory for the page, `/api/fleet` and `/metrics`, and written
 //! through to the database with a history of its update events.
 
-mod body;
 pub mod metrics;
 
-pub use body::{FleetState, FleetWant, RebootPolicy, UpdateState};
+pub use sipsensor_protocol::fleet::{FleetState, FleetWant, RebootPolicy, UpdateState};
 
 use super::store::{FleetEvent, SensorFleetState, UpdateStore};
 use crate::storage::StorageError;
@@ -19,6 +18,7 @@ pub struct VersionCount {
     pub version: String,
     pub sensors: usize,
     /// By `update` value; only the states some sensor is in.
+    #[serde(serialize_with = "json::by_update")]
     pub by_update: BTreeMap<UpdateState, usize>,
 }
 
@@ -99,6 +99,52 @@ impl FleetView {
     /// The sensor's newest events, newest first.
     pub async fn events(&self, sensor: &str, limit: u32) -> Result<Vec<FleetEvent>, StorageError> {
         self.store.fleet_events(sensor, limit).await
+    }
+}
+
+/// The protocol crate's body types as JSON (`/api/fleet`): serde is the
+/// collector's concern, so the conversion lives at this edge.
+pub mod json {
+    use super::{FleetState, UpdateState};
+    use serde::{Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    /// A state as its wire name (12.3).
+    pub fn update<S: Serializer>(u: &UpdateState, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(u.as_str())
+    }
+
+    pub fn by_update<S: Serializer>(
+        map: &BTreeMap<UpdateState, usize>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_map(map.iter().map(|(u, n)| (u.as_str(), n)))
+    }
+
+    /// A NOTIFY body's fields by their names (12.3).
+    pub fn state<S: Serializer>(state: &FleetState, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Fields<'a> {
+            version: &'a str,
+            agent: &'a str,
+            compatible: &'a str,
+            slot: &'a str,
+            update: &'static str,
+            target: Option<&'a str>,
+            progress: Option<u8>,
+            reason: Option<&'a str>,
+        }
+        Fields {
+            version: &state.version,
+            agent: &state.agent,
+            compatible: &state.compatible,
+            slot: &state.slot,
+            update: state.update.as_str(),
+            target: state.target.as_deref(),
+            progress: state.progress,
+            reason: state.reason.as_deref(),
+        }
+        .serialize(s)
     }
 }
 

@@ -12,7 +12,6 @@
 //! store writes them as they come ([`store`]) and [`Rollout::resume`]
 //! rebuilds the same rollout from what it wrote.
 
-pub mod body;
 pub mod control;
 mod model;
 mod plan;
@@ -21,17 +20,30 @@ pub mod store;
 #[cfg(test)]
 mod tests;
 
-pub use body::{FleetState, FleetWant, RebootPolicy, UpdateState};
 pub use model::{
     Output, RolloutEvent, RolloutId, RolloutSnapshot, RolloutStatus, SensorPhase, SensorRecord,
     Tally,
 };
 pub use plan::{DEFAULT_GROWTH, DEFAULT_TIMEOUT, PlanError, RolloutPlan};
+pub use sipsensor_protocol::fleet::{FleetState, FleetWant, RebootPolicy, UpdateState};
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::ops::Range;
 use std::time::Duration;
+
+/// Whether the sensor has begun writing its other slot: from here on a
+/// `want` withdrawn no longer stops it (12.4: an install that has started
+/// is never cancelled).
+fn has_begun_installing(update: UpdateState) -> bool {
+    matches!(
+        update,
+        UpdateState::Installing
+            | UpdateState::Installed
+            | UpdateState::Rebooting
+            | UpdateState::Trial
+    )
+}
 
 /// One staged rollout.
 #[derive(Debug)]
@@ -222,9 +234,7 @@ impl Rollout {
                 "not good within {} ({last})",
                 human_duration(self.plan.timeout)
             );
-            let installing = s
-                .last_update
-                .is_some_and(UpdateState::is_installing_or_later);
+            let installing = s.last_update.is_some_and(has_begun_installing);
             self.finish_sensor(i, SensorPhase::Failed, Some(why), now_ns);
             // One that timed out before installing would otherwise start
             // later, outside the wave's accounting.
@@ -374,10 +384,7 @@ impl Rollout {
         // Only those that have not begun installing can still stop (12.4).
         for i in 0..self.sensors.len() {
             let s = &self.sensors[i];
-            if s.phase == SensorPhase::Targeted
-                && !s
-                    .last_update
-                    .is_some_and(UpdateState::is_installing_or_later)
+            if s.phase == SensorPhase::Targeted && !s.last_update.is_some_and(has_begun_installing)
             {
                 self.finish_sensor(
                     i,

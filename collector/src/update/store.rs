@@ -24,6 +24,7 @@ pub struct BundleRecord {
 pub struct SensorFleetState {
     /// Address of record.
     pub sensor: String,
+    #[serde(serialize_with = "super::fleet::json::state")]
     pub state: FleetState,
     pub reported_ns: i64,
 }
@@ -35,6 +36,7 @@ pub struct FleetEvent {
     pub sensor: String,
     pub ts_ns: i64,
     pub version: String,
+    #[serde(serialize_with = "super::fleet::json::update")]
     pub update: UpdateState,
     pub target: Option<String>,
     pub reason: Option<String>,

@@ -214,6 +214,7 @@ impl Core {
                     return;
                 }
                 call.phase = Phase::Active;
+                let aor = call.aor.clone();
                 if let Some(to) = call.reply.take() {
                     let summary = call
                         .agreed
@@ -224,6 +225,7 @@ impl Core {
                     reply.detail = Some(serde_json::json!({ "call_id": call.call_id }));
                     self.reply(to, reply);
                 }
+                self.fleet_session_started(&aor);
                 return;
             }
             Err(e) => e,

@@ -33,7 +33,7 @@ struct Prepared {
 /// REGISTER came from when the sensor is behind NAT (RFC 3581, RFC 5626),
 /// and always over TLS: a sensor keeps no TLS listener, it is reached on
 /// the connection it registered over (RFC 5923, RFC 5626 5.3).
-fn target_of(b: &Binding) -> String {
+pub(super) fn target_of(b: &Binding) -> String {
     target_for(
         &b.contact,
         b.source,

@@ -150,6 +150,7 @@ impl Core {
         if self.streaming(&aor) {
             return;
         }
+        self.fleet_session_ended(&aor);
         let state = if self.bound(&aor, now) {
             SensorState::Registered
         } else {

@@ -95,11 +95,17 @@ pub(super) fn core_with(tweak: impl FnOnce(&mut Settings)) -> (Core, Clock) {
 }
 
 /// What the core asked for, but the authentication counters and log
-/// lines (their own tests look at those with [`all_actions`]).
+/// lines and the fleet subscriptions' events (their own tests look at
+/// those with [`all_actions`]).
 pub(super) fn actions(c: &mut Core) -> Vec<Action> {
     all_actions(c)
         .into_iter()
-        .filter(|a| !matches!(a, Action::CountAuth(_) | Action::LogAuth(_)))
+        .filter(|a| {
+            !matches!(
+                a,
+                Action::CountAuth(_) | Action::LogAuth(_) | Action::Fleet(_)
+            )
+        })
         .collect()
 }
 

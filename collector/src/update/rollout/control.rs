@@ -155,7 +155,8 @@ pub fn run(command: UpdateCommand) -> Result<(), String> {
 
 impl RolloutRequest {
     pub fn reboot_policy(&self) -> Result<RebootPolicy, String> {
-        self.reboot.parse().map_err(|e| format!("{e}"))
+        RebootPolicy::parse(&self.reboot)
+            .ok_or_else(|| format!("{:?} is not a reboot policy (now or window)", self.reboot))
     }
 
     pub fn timeout(&self) -> Duration {

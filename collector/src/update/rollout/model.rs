@@ -3,7 +3,7 @@
 //! outputs.
 
 use super::RolloutPlan;
-use super::body::{FleetWant, UpdateState};
+use super::{FleetWant, UpdateState};
 
 /// A rollout's number in the database.
 pub type RolloutId = i64;

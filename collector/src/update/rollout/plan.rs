@@ -1,7 +1,7 @@
 //! What a rollout is asked to do (docs/protocol.md 12.7) and the waves that
 //! follow from it.
 
-use super::body::FleetWant;
+use super::FleetWant;
 use std::collections::HashSet;
 use std::ops::Range;
 use std::time::Duration;
@@ -47,7 +47,7 @@ pub enum PlanError {
 impl RolloutPlan {
     /// The version rolled out.
     pub fn version(&self) -> &str {
-        &self.want.want
+        &self.want.version
     }
 
     pub fn validate(&self) -> Result<(), PlanError> {
@@ -97,12 +97,12 @@ impl RolloutPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::update::rollout::body::RebootPolicy;
+    use crate::update::rollout::RebootPolicy;
 
     pub(crate) fn plan(sensors: usize, canary: u32, growth: u32) -> RolloutPlan {
         RolloutPlan {
             want: FleetWant {
-                want: "2026.12.2".into(),
+                version: "2026.12.2".into(),
                 url: "https://collector.test:8443/bundles/00.raucb".into(),
                 sha256: [0; 32],
                 size: 1,

@@ -12,6 +12,7 @@ use super::{FleetState, FleetWant, Output, Rollout, RolloutEvent, RolloutId, Rol
 use super::{RolloutStatus, store::RolloutStore};
 use crate::sip::control::Reply;
 use crate::storage::{Storage, StorageError};
+pub use crate::update::subscriptions::run::FleetWants;
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,15 +33,6 @@ pub struct PublishedBundle {
 #[async_trait]
 pub trait BundleCatalog: Send + Sync {
     async fn published(&self, version: &str) -> Result<Option<PublishedBundle>, StorageError>;
-}
-
-/// What a rollout calls to have a sensor told which image to run: the
-/// subscription manager's seam (docs/protocol.md 12.1), same name and
-/// signature as the manager's own.
-pub trait FleetWants: Send + Sync {
-    /// Puts `want` in the sensor's subscription (a re-SUBSCRIBE with the
-    /// body of 12.4), or withdraws it with `None`.
-    fn set_want(&self, sensor: &str, want: Option<FleetWant>);
 }
 
 /// The fleet view: what each sensor last reported.
@@ -307,7 +299,7 @@ impl RolloutService {
         }
         let plan = RolloutPlan {
             want: FleetWant {
-                want: bundle.version,
+                version: bundle.version,
                 url: bundle.url,
                 sha256: bundle.sha256,
                 size: bundle.size,

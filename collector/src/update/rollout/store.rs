@@ -12,11 +12,12 @@ mod sqlite;
 #[cfg(test)]
 mod tests;
 
-use super::body::{FleetWant, RebootPolicy, UpdateState};
+use super::{FleetWant, RebootPolicy, UpdateState};
 use super::{RolloutEvent, RolloutId, RolloutPlan, RolloutSnapshot, RolloutStatus};
 use super::{SensorPhase, SensorRecord};
 use crate::storage::StorageError;
 use async_trait::async_trait;
+use sipsensor_protocol::fleet::{parse_sha256, sha256_hex};
 use std::time::Duration;
 
 /// What the rollouts need from a database; both backends implement it
@@ -161,9 +162,9 @@ pub(crate) fn insert_args(plan: &RolloutPlan, created_ns: i64) -> Vec<Value> {
     let text = |v: &str| Value::Text(Some(v.to_string()));
     let timeout_ms = i64::try_from(plan.timeout.as_millis()).unwrap_or(i64::MAX);
     vec![
-        text(&plan.want.want),
+        text(&plan.want.version),
         text(&plan.want.url),
-        text(&hex(&plan.want.sha256)),
+        text(&sha256_hex(&plan.want.sha256)),
         int(i64::try_from(plan.want.size).unwrap_or(i64::MAX)),
         text(plan.want.reboot.as_str()),
         int(i64::from(plan.canary)),
@@ -216,8 +217,8 @@ pub(crate) fn snapshot(
         detail: format!("rollout {}: {what} {value:?} in the database", row.id),
     };
     let small = |what: &str, v: i64| u32::try_from(v).map_err(|_| bad(what, &v));
-    let sha256 = unhex(&row.sha256).ok_or_else(|| bad("sha256", &row.sha256))?;
-    let reboot: RebootPolicy = row.reboot.parse().map_err(|_| bad("reboot", &row.reboot))?;
+    let sha256 = parse_sha256(&row.sha256).ok_or_else(|| bad("sha256", &row.sha256))?;
+    let reboot = RebootPolicy::parse(&row.reboot).ok_or_else(|| bad("reboot", &row.reboot))?;
     let status = match (row.status.as_str(), &row.reason) {
         ("running", _) => RolloutStatus::Running,
         ("finished", _) => RolloutStatus::Finished,
@@ -228,7 +229,7 @@ pub(crate) fn snapshot(
     };
     let plan = RolloutPlan {
         want: FleetWant {
-            want: row.version.clone(),
+            version: row.version.clone(),
             url: row.url.clone(),
             sha256,
             size: u64::try_from(row.size).map_err(|_| bad("size", &row.size))?,
@@ -250,7 +251,7 @@ pub(crate) fn snapshot(
             let last_update = s
                 .last_update
                 .as_deref()
-                .map(|u| u.parse::<UpdateState>().map_err(|_| bad("last_update", &u)))
+                .map(|u| UpdateState::parse(u).ok_or_else(|| bad("last_update", &u)))
                 .transpose()?;
             Ok(SensorRecord {
                 sensor: s.sensor,
@@ -270,27 +271,4 @@ pub(crate) fn snapshot(
         wave,
         sensors: records,
     })
-}
-
-/// Lower-case hex, as `sha256=` is written (12.4).
-pub fn hex(bytes: &[u8; 32]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The 32 bytes of 64 lower-case hex digits.
-pub fn unhex(text: &str) -> Option<[u8; 32]> {
-    let digits = text.as_bytes();
-    if digits.len() != 64 {
-        return None;
-    }
-    let nibble = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    let mut out = [0u8; 32];
-    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
-    }
-    Some(out)
 }

@@ -6,7 +6,6 @@ mod scale;
 pub(crate) mod sim;
 
 use super::*;
-use crate::update::rollout::body::RebootPolicy;
 
 const V: &str = "2026.12.2";
 const OLD: &str = "2026.12.1";
@@ -15,7 +14,7 @@ const T0: i64 = 1_800_000_000 * SEC;
 
 pub(crate) fn want() -> FleetWant {
     FleetWant {
-        want: V.into(),
+        version: V.into(),
         url: "https://collector.test:8443/bundles/ab.raucb".into(),
         sha256: [0xab; 32],
         size: 41_234_432,

@@ -4,8 +4,10 @@
 //! manager when it asks.
 //!
 //! The SIP side (the protocol crate's `subscribe`/`notify`, docs/protocol.md
-//! 12.8) sends [`SipEvent`]s through a [`FleetHandle`] and sends each
-//! [`Command`] it receives, answering with [`SipEvent::Answered`].
+//! 12.8; `sip/core/fleet.rs`) sends [`SipEvent`]s through a [`FleetHandle`]
+//! and sends each [`Command`] it receives, answering with
+//! [`SipEvent::Answered`]. A state stored in the view goes on to the
+//! rollouts ([`FleetReports`]).
 
 use super::{Answer, Command, NotifyStatus, RequestId, SubscriptionManager};
 use crate::timefmt::now_ns;
@@ -53,6 +55,13 @@ pub trait FleetWants: Send + Sync {
     fn set_want(&self, sensor: &str, want: Option<FleetWant>);
 }
 
+/// Where a sensor's state goes once it is in the fleet view: the rollouts
+/// (`rollout::service::RolloutHandle`), which judge it (12.7).
+#[async_trait::async_trait]
+pub trait FleetReports: Send + Sync {
+    async fn report(&self, sensor: &str, state: FleetState);
+}
+
 /// The way into a running [`run`]. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct FleetHandle {
@@ -95,6 +104,7 @@ pub async fn run(
     Inputs(mut inputs): Inputs,
     commands: mpsc::Sender<Command>,
     fleet: Arc<FleetView>,
+    reports: Option<Arc<dyn FleetReports>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut manager = SubscriptionManager::new();
@@ -140,10 +150,16 @@ pub async fn run(
                 state,
             }) => {
                 let known = manager.notified(&sensor, status, now);
-                if let (true, Some(state)) = (known, state)
-                    && let Err(e) = fleet.record(&sensor, state, now_ns()).await
-                {
-                    tracing::warn!("fleet state of {sensor} not stored: {e}");
+                let (true, Some(state)) = (known, state) else {
+                    continue;
+                };
+                match fleet.record(&sensor, state.clone(), now_ns()).await {
+                    Ok(_) => {
+                        if let Some(reports) = &reports {
+                            reports.report(&sensor, state).await;
+                        }
+                    }
+                    Err(e) => tracing::warn!("fleet state of {sensor} not stored: {e}"),
                 }
             }
         }
@@ -184,6 +200,7 @@ mod tests {
             inputs,
             commands_tx,
             fleet.clone(),
+            None,
             std::future::pending(),
         ));
         let sensor = "sip:s1@example.net".to_string();
@@ -225,9 +242,9 @@ mod tests {
             state: Some(state.clone()),
         });
         let want = FleetWant {
-            want: "v2".into(),
+            version: "v2".into(),
             url: "https://c.example.net:8443/bundles/x.raucb".into(),
-            sha256: "ab".repeat(32),
+            sha256: [0xab; 32],
             size: 1,
             reboot: crate::update::fleet::RebootPolicy::Now,
         };

@@ -20,12 +20,12 @@ fn clock() -> Clock {
 
 fn want(version: &str) -> FleetWant {
     FleetWant {
-        want: version.to_string(),
+        version: version.to_string(),
         url: format!(
             "https://collector.example.net:8443/bundles/{}.raucb",
             "ab".repeat(32)
         ),
-        sha256: "ab".repeat(32),
+        sha256: [0xab; 32],
         size: 41_234_432,
         reboot: RebootPolicy::Now,
     }

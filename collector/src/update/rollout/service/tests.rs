@@ -42,7 +42,7 @@ impl FleetWants for Fleet {
         self.told
             .lock()
             .unwrap()
-            .push((sensor.to_string(), want.map(|w| w.want)));
+            .push((sensor.to_string(), want.map(|w| w.version)));
     }
 }
 

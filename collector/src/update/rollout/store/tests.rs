@@ -123,11 +123,3 @@ async fn a_value_the_schema_should_have_kept_out_is_named() {
     assert!(e.contains("sha256 \"xyz\""), "{e}");
     store.close().await.unwrap();
 }
-
-#[test]
-fn hex_reads_back() {
-    let bytes: [u8; 32] = std::array::from_fn(|i| (i * 8) as u8);
-    assert_eq!(unhex(&hex(&bytes)), Some(bytes));
-    assert_eq!(unhex(&hex(&bytes).to_uppercase()), None);
-    assert_eq!(unhex("ab"), None);
-}

@@ -96,7 +96,7 @@ impl Sim {
             match out {
                 Output::SetWant { sensor, want } => {
                     if let Some(&i) = self.index.get(&sensor) {
-                        let version = want.as_ref().map(|w| w.want.as_str());
+                        let version = want.as_ref().map(|w| w.version.as_str());
                         self.sensors[i].set_want(version, self.now);
                     }
                 }
@@ -122,11 +122,7 @@ impl Sim {
 }
 
 fn fleet_state(r: FakeReport) -> FleetState {
-    let update = r
-        .update
-        .as_str()
-        .parse::<UpdateState>()
-        .unwrap_or(UpdateState::Idle);
+    let update = UpdateState::parse(r.update.as_str()).unwrap_or(UpdateState::Idle);
     FleetState {
         target: r.target,
         reason: r.reason,
