@@ -27,6 +27,7 @@ use crate::session::{
     streamer::StreamerMedia,
 };
 use crate::status::{AgentState, StatusHub, server};
+use crate::update;
 use sipsensor_protocol::IdGenerator;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -516,12 +517,32 @@ fn start_session(config: &Config, pipeline: &mut Pipeline, hub: &StatusHub) -> S
             spool,
             spool_writer.as_ref().map(|w| w.spool()),
         );
-        if let Err(e) = session::run::run(&config, address, &mut media, hub.clone(), stop_rx).await
-        {
+        // The updater runs beside the session, whose fleet subscriptions
+        // carry its wants and states (docs/protocol.md 12); with
+        // `update.enabled: false` it only reports, refusing every want.
+        let (links, updater_ends) = update::run::links();
+        let updater = tokio::spawn(update::run::run(
+            config.update.clone(),
+            env!("CARGO_PKG_VERSION").to_owned(),
+            links,
+            stop_rx.clone(),
+        ));
+        let ran = session::run::run(
+            &config,
+            address,
+            &mut media,
+            hub.clone(),
+            updater_ends,
+            stop_rx,
+        );
+        if let Err(e) = ran.await {
             tracing::error!("session: {e}");
             hub.error("session", e.to_string());
             hub.set_state(AgentState::Error);
         }
+        // Told to stop too (or its reports have nowhere to go): it ends
+        // at its next wake.
+        updater.abort();
         media.stop();
         // The sender samples and spools until here.
         media.shutdown();

@@ -8,6 +8,7 @@
 //! real-time sender, and applies the status changes to the daemon's hub.
 //! Every rule here is tested without a socket.
 
+pub mod fleet;
 pub mod flow;
 pub mod liveness;
 pub mod media;
@@ -21,11 +22,12 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use sipsensor_protocol::fleet::FleetWant;
 use sipsensor_protocol::{
     Agreed, AgreedRecovery, AnswerPolicy, EndReason, FailureReason, IdGenerator, LocalMedia,
-    LocalSdp, RecoverySupport, RegistrationConfig, RegistrationEvent, Response, Sdp, ServerId,
-    SessionId, StreamDescription, StreamRole, Transport, UaError, UaEvent, agreed_recovery,
-    answer_with_recovery, apply_answer, offer_with_recovery, parse_sdp,
+    LocalSdp, NotifyState, RecoverySupport, RegistrationConfig, RegistrationEvent, Response, Sdp,
+    ServerId, SessionId, StreamDescription, StreamRole, SubscriptionId, Transport, UaError,
+    UaEvent, agreed_recovery, answer_with_recovery, apply_answer, offer_with_recovery, parse_sdp,
 };
 
 use crate::backoff::Backoff;
@@ -129,6 +131,33 @@ pub enum Action {
     /// Same session, new description (a re-INVITE changed rate or channels).
     UpdateStream(Agreed, AgreedRecovery),
     StopStream,
+    /// Grant a fleet subscription (at most `max_expires`) and send its
+    /// first NOTIFY with `body` (docs/protocol.md 12.1).
+    AcceptSubscription {
+        subscription: SubscriptionId,
+        max_expires: u32,
+        body: Vec<u8>,
+    },
+    RejectSubscription {
+        subscription: SubscriptionId,
+        status: u16,
+        warning: String,
+    },
+    /// Answer a SUBSCRIBE with our digest challenge (or the 400 for
+    /// broken credentials), keeping nothing: the retry is a new one.
+    ChallengeSubscription {
+        subscription: SubscriptionId,
+        response: Box<Response>,
+    },
+    /// A NOTIFY in a fleet subscription (`Terminated` ends it).
+    Notify {
+        subscription: SubscriptionId,
+        body: Vec<u8>,
+        state: NotifyState,
+    },
+    /// Hand a SUBSCRIBE's want to the updater (`None`: a body without
+    /// `want`, docs/protocol.md 12.4).
+    Want(Option<FleetWant>),
 }
 
 /// Why the shell could not place the controller's `Call`.
@@ -195,6 +224,8 @@ pub struct Controller {
     registration_failing: bool,
     /// When a call made again is given up if not answered by then.
     call_deadline: Option<Instant>,
+    /// The fleet subscriptions this sensor serves (docs/protocol.md 12.1).
+    fleet: fleet::Subscribers,
 }
 
 impl Controller {
@@ -236,6 +267,7 @@ impl Controller {
             recalls: None,
             registration_failing: false,
             call_deadline: None,
+            fleet: fleet::Subscribers::default(),
         }
     }
 
@@ -255,6 +287,7 @@ impl Controller {
     /// SIGTERM: hang up, unregister. The shell waits for `Unregistered`
     /// (or its own deadline) before it exits.
     pub fn shutdown(&mut self) {
+        self.fleet_going_down();
         match std::mem::replace(&mut self.phase, Phase::Stopping) {
             Phase::Calling {
                 session: Some(session),
@@ -295,10 +328,12 @@ impl Controller {
             _ => None,
         };
         let flow = self.flow.as_ref().and_then(FlowKeeper::poll_timeout);
-        phase.into_iter().chain(flow).min()
+        let fleet = self.fleet.poll_timeout();
+        phase.into_iter().chain(flow).chain(fleet).min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.forget_expired(now);
         self.flow_timeout(now);
         self.watch_timeout(now);
         self.recall_timeout(now);
@@ -354,8 +389,7 @@ impl Controller {
             | UaEvent::Request { .. }
             | UaEvent::Refused { .. }
             | UaEvent::Response { .. } => {}
-            // Fleet updates (docs/protocol.md 12): the updater's, once wired.
-            UaEvent::Subscription(_) => {}
+            UaEvent::Subscription(event) => self.subscription_event(event, now),
         }
     }
 

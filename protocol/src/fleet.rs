@@ -304,6 +304,12 @@ impl FleetWant {
         }))
     }
 
+    /// The bundle's SHA-256 as `sha256=` writes it (and the agent names
+    /// the file it downloads to, docs/protocol.md 12.5).
+    pub fn sha256_hex(&self) -> String {
+        sha256_hex(&self.sha256)
+    }
+
     /// The SUBSCRIBE body. Refused as [`FleetState::to_body`] is, and for
     /// a URL that is not `https://`.
     pub fn to_body(&self) -> Result<Vec<u8>, FleetBodyError> {

@@ -11,14 +11,16 @@ use sipsensor_protocol::{
 };
 use sipsensor_runtime::sip_transport::{NetConfig, NetStatsHandle, Network};
 use sipsensor_runtime::ua_driver::{self, UaHandle};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::flow::FlowPing;
-use super::{Action, CallError, Controller, media};
+use super::{Action, CallError, Controller, fleet, media};
 use crate::config::Config;
 use crate::status::{
     Direction, RegistrationState, RegistrationStatus, SessionStatus, StatusHub, unix_ms,
 };
+use crate::update::FleetWant;
+use crate::update::run::{Report, SubscriptionEnds};
 use sipsensor_protocol::CallRole;
 use std::time::SystemTime;
 
@@ -189,12 +191,14 @@ pub fn cname(config: &Config) -> String {
 }
 
 /// Runs the session until `stop` turns true, then hangs up and
-/// unregisters within [`GOODBYE`].
+/// unregisters within [`GOODBYE`]. `updater`: the updater's channels
+/// (docs/protocol.md 12), which the fleet subscriptions meet.
 pub async fn run(
     config: &Config,
     media_address: MediaAddress,
     media: &mut dyn Media,
     hub: StatusHub,
+    updater: SubscriptionEnds,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), SessionError> {
     let bind = SocketAddr::new(media_address.rtp.ip(), config.sip.bind.port());
@@ -256,6 +260,9 @@ pub async fn run(
     ua_config.product = product();
     // In-dialog BYE and re-INVITE pass the controller's trust first.
     ua_config.screen_in_dialog = true;
+    // This sensor serves the fleet subscription (docs/protocol.md 12.1).
+    ua_config.event_packages = vec![sipsensor_protocol::fleet::event_package(true)];
+    ua_config.max_subscriptions = fleet::MAX_SUBSCRIPTIONS;
     ua_config.credentials = config.sip.password.as_ref().map(|p| {
         (
             config.sip.username.clone(),
@@ -271,20 +278,21 @@ pub async fn run(
         .map(|r| (r.aor.clone(), r.registrar.clone()));
     let mut controller = Controller::new(settings, IdGenerator::from_entropy());
     controller.start(Instant::now());
+    let SubscriptionEnds {
+        wants,
+        reports: mut updater_reports,
+    } = updater;
+    let around = Around {
+        registrar,
+        flow,
+        wants,
+    };
 
     let mut goodbye: Option<tokio::time::Instant> = None;
     let mut shown: Option<SessionStatus> = None;
+    let mut reports_open = true;
     loop {
-        carry_out(
-            &mut shown,
-            &mut controller,
-            &handle,
-            media,
-            &hub,
-            registrar.as_ref(),
-            &flow,
-        )
-        .await;
+        carry_out(&mut shown, &mut controller, &handle, media, &hub, &around).await;
         let wake = controller
             .poll_timeout()
             .map(tokio::time::Instant::from_std)
@@ -294,7 +302,7 @@ pub async fn run(
             event = events.recv() => {
                 let Some(event) = event else { break };
                 if let UaEvent::Registration(e) = &event {
-                    report_registration(&hub, registrar.as_ref(), e);
+                    report_registration(&hub, around.registrar.as_ref(), e);
                     if goodbye.is_some() && *e == RegistrationEvent::Unregistered {
                         break;
                     }
@@ -307,13 +315,22 @@ pub async fn run(
                 }
                 controller.handle_timeout(Instant::now());
             }
+            report = updater_reports.recv(), if reports_open => match report {
+                Some(Report::State(state)) => controller.fleet_state(state, Instant::now()),
+                Some(Report::GoingDown(ack)) => {
+                    controller.fleet_going_down();
+                    carry_out(&mut shown, &mut controller, &handle, media, &hub, &around).await;
+                    let _ = ack.send(());
+                }
+                None => reports_open = false,
+            },
             changed = stop.changed(), if goodbye.is_none() => {
                 if changed.is_err() || *stop.borrow() {
                     controller.shutdown();
                     goodbye = Some(tokio::time::Instant::now() + GOODBYE);
-                    if registrar.is_none() {
+                    if around.registrar.is_none() {
                         // Nothing to unregister: leave once the BYE is out.
-                        carry_out(&mut shown, &mut controller, &handle, media, &hub, registrar.as_ref(), &flow).await;
+                        carry_out(&mut shown, &mut controller, &handle, media, &hub, &around).await;
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         break;
                     }
@@ -336,6 +353,15 @@ fn channel_names(agreed: &Agreed) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// What the shell reaches besides the user agent and the sender.
+struct Around {
+    /// The address of record and registrar the status shows.
+    registrar: Option<(String, String)>,
+    flow: FlowProbe,
+    /// To the updater: each fleet SUBSCRIBE's want.
+    wants: mpsc::UnboundedSender<Option<FleetWant>>,
+}
+
 /// Everything the controller asked for since the last call: its status
 /// changes onto the hub, its actions onto the user agent and the sender.
 async fn carry_out(
@@ -344,9 +370,10 @@ async fn carry_out(
     ua: &UaHandle,
     media: &mut dyn Media,
     hub: &StatusHub,
-    registrar: Option<&(String, String)>,
-    flow: &FlowProbe,
+    around: &Around,
 ) {
+    let registrar = around.registrar.as_ref();
+    let flow = &around.flow;
     loop {
         // The controller's status changes first: it decided them before
         // the actions that follow (and `call_placed` below adds more).
@@ -492,6 +519,51 @@ async fn carry_out(
                 if let Some(status) = shown.take() {
                     hub.remove_session(&status.call_id);
                 }
+            }
+            Action::AcceptSubscription {
+                subscription,
+                max_expires,
+                body,
+            } => {
+                let _ = ua
+                    .with(move |ua, now| {
+                        ua.accept_subscription(subscription, max_expires, body, now)
+                    })
+                    .await;
+            }
+            Action::RejectSubscription {
+                subscription,
+                status,
+                warning,
+            } => {
+                let _ = ua
+                    .with(move |ua, now| {
+                        ua.reject_subscription(subscription, status, Some(&warning), now)
+                    })
+                    .await;
+            }
+            Action::ChallengeSubscription {
+                subscription,
+                response,
+            } => {
+                let _ = ua
+                    .with(move |ua, now| {
+                        ua.reject_subscription_statelessly(subscription, *response, now)
+                    })
+                    .await;
+            }
+            Action::Notify {
+                subscription,
+                body,
+                state,
+            } => {
+                let _ = ua
+                    .with(move |ua, now| ua.notify(subscription, body, state, now))
+                    .await;
+            }
+            Action::Want(want) => {
+                // Gone only when the updater stopped: the agent is stopping.
+                let _ = around.wants.send(want);
             }
         }
     }

@@ -33,7 +33,7 @@ fn capabilities() -> StreamDescription {
     }
 }
 
-fn settings(registrar: bool) -> Settings {
+pub(in crate::session) fn settings(registrar: bool) -> Settings {
     let local = LocalEndpoint::new(Transport::Udp, "198.51.100.10:5060".parse().unwrap());
     Settings {
         collector: Some("sip:collector@example.net".into()),
@@ -67,7 +67,7 @@ fn settings(registrar: bool) -> Settings {
     }
 }
 
-fn actions(c: &mut Controller) -> Vec<Action> {
+pub(in crate::session) fn actions(c: &mut Controller) -> Vec<Action> {
     std::iter::from_fn(|| c.poll_action()).collect()
 }
 
@@ -86,7 +86,7 @@ fn collector_answer(offer: &[u8], policy: ReceivePolicy) -> Vec<u8> {
     answer.to_bytes()
 }
 
-fn registered() -> UaEvent {
+pub(in crate::session) fn registered() -> UaEvent {
     UaEvent::Registration(RegistrationEvent::Registered {
         expires: Duration::from_secs(3600),
         contact: "<sip:s1@198.51.100.10:5060>".into(),

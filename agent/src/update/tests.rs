@@ -18,12 +18,12 @@ fn sha(version: &str) -> String {
 
 fn want(version: &str) -> FleetWant {
     FleetWant {
-        want: version.into(),
+        version: version.into(),
         url: format!(
             "https://collector.example:8443/bundles/{}.raucb",
             sha(version)
         ),
-        sha256: sha(version),
+        sha256: sipsensor_protocol::fleet::parse_sha256(&sha(version)).expect("64 hex digits"),
         size: SIZE,
         reboot: RebootPolicy::Now,
     }

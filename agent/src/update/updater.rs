@@ -12,7 +12,7 @@ use super::journal::{Journal, Step};
 use super::window::Window;
 use super::{FleetState, FleetWant, RebootPolicy, UpdateState};
 use crate::backoff::Backoff;
-use sipsensor_protocol::IdGenerator;
+use sipsensor_protocol::{IdGenerator, fleet};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -207,17 +207,20 @@ impl Updater {
                 let percent = (u128::from(*have) * 100 / u128::from(job.size.max(1))).min(100);
                 (
                     UpdateState::Downloading,
-                    Some(&job.want),
+                    Some(&job.version),
                     Some(u8::try_from(percent).unwrap_or(100)),
                     None,
                 )
             }
-            Phase::Verifying { job } => {
-                (UpdateState::Downloading, Some(&job.want), Some(100), None)
-            }
+            Phase::Verifying { job } => (
+                UpdateState::Downloading,
+                Some(&job.version),
+                Some(100),
+                None,
+            ),
             Phase::Installing { job, progress } => (
                 UpdateState::Installing,
-                Some(&job.want),
+                Some(&job.version),
                 Some(*progress),
                 None,
             ),
@@ -240,7 +243,8 @@ impl Updater {
             update,
             target: target.cloned(),
             progress,
-            reason: reason.cloned(),
+            // Free text (rauc's output) on one line, as 12.2 wants it.
+            reason: reason.map(|r| fleet::one_line(r)),
         }
     }
 
@@ -300,11 +304,11 @@ impl Updater {
             self.clear(now);
             return;
         };
-        if let Some(problem) = want.problem() {
+        if let Some(problem) = problem(&want) {
             if !self.install_started() {
                 self.drop_download(None);
                 self.phase = Phase::Failed {
-                    target: want.want,
+                    target: want.version,
                     reason: problem,
                 };
             }
@@ -316,7 +320,7 @@ impl Updater {
             // when the collector subscribes again.
             return;
         }
-        if want.want == self.version {
+        if want.version == self.version {
             // "Reported as it is": good after a trial, else idle.
             if !matches!(self.phase, Phase::Trial { .. } | Phase::Good { .. }) {
                 self.drop_download(None);
@@ -327,18 +331,20 @@ impl Updater {
         }
         if !self.settings.enabled {
             self.phase = Phase::Failed {
-                target: want.want,
+                target: want.version,
                 reason: "updates are off (update.enabled: false)".into(),
             };
             self.report(now);
             return;
         }
-        if self.blocked.as_deref() == Some(want.want.as_str()) {
+        if self.blocked.as_deref() == Some(want.version.as_str()) {
             return;
         }
         match &mut self.phase {
             Phase::Downloading { job, .. } | Phase::Verifying { job }
-                if job.want == want.want && job.sha256 == want.sha256 && job.url == want.url =>
+                if job.version == want.version
+                    && job.sha256 == want.sha256
+                    && job.url == want.url =>
             {
                 // A refresh; the reboot policy may have changed.
                 job.reboot = want.reboot;
@@ -346,13 +352,13 @@ impl Updater {
             }
             _ => {}
         }
-        self.drop_download(Some(&want.sha256));
+        self.drop_download(Some(&want.sha256_hex()));
         self.start(want, now);
     }
 
     pub fn download_progress(&mut self, sha256: &str, bytes: u64, now: Instant) {
         if let Phase::Downloading { job, have, .. } = &mut self.phase
-            && job.sha256 == sha256
+            && job.sha256_hex() == sha256
         {
             *have = bytes;
             self.report(now);
@@ -363,7 +369,7 @@ impl Updater {
         let Phase::Downloading { job, retry_at, .. } = &mut self.phase else {
             return;
         };
-        if job.sha256 != sha256 {
+        if job.sha256_hex() != sha256 {
             return;
         }
         match end {
@@ -371,7 +377,7 @@ impl Updater {
                 self.backoff.reset();
                 let job = job.clone();
                 self.actions.push_back(Action::Verify {
-                    sha256: job.sha256.clone(),
+                    sha256: job.sha256_hex(),
                     size: job.size,
                 });
                 self.phase = Phase::Verifying { job };
@@ -380,7 +386,7 @@ impl Updater {
                 *retry_at = Some(now + self.backoff.next_delay(&mut self.ids));
             }
             DownloadEnd::Refused(reason) => {
-                let target = job.want.clone();
+                let target = job.version.clone();
                 self.actions.push_back(Action::RemoveBundles { keep: None });
                 self.fail(target, format!("download: {reason}"));
             }
@@ -392,21 +398,20 @@ impl Updater {
         let Phase::Verifying { job } = &self.phase else {
             return;
         };
-        if job.sha256 != sha256 {
+        if job.sha256_hex() != sha256 {
             return;
         }
         let job = job.clone();
         match result {
-            Err(reason) => self.fail(job.want, reason),
+            Err(reason) => self.fail(job.version, reason),
             Ok(()) => {
                 let mut downloaded = self.state();
                 downloaded.update = UpdateState::Downloaded;
                 downloaded.progress = None;
                 self.push_state(downloaded, now);
-                self.write_journal(&job.want, &job.sha256, Step::Installing, job.reboot, None);
-                self.actions.push_back(Action::Install {
-                    sha256: job.sha256.clone(),
-                });
+                let sha256 = job.sha256_hex();
+                self.write_journal(&job.version, &sha256, Step::Installing, job.reboot, None);
+                self.actions.push_back(Action::Install { sha256 });
                 self.phase = Phase::Installing { job, progress: 0 };
             }
         }
@@ -429,11 +434,12 @@ impl Updater {
         // is small.
         self.actions.push_back(Action::RemoveBundles { keep: None });
         match result {
-            Err(reason) => self.fail(job.want, format!("rauc install: {reason}")),
+            Err(reason) => self.fail(job.version, format!("rauc install: {reason}")),
             Ok(()) => {
-                self.write_journal(&job.want, &job.sha256, Step::Installed, job.reboot, None);
+                let sha256 = job.sha256_hex();
+                self.write_journal(&job.version, &sha256, Step::Installed, job.reboot, None);
                 self.phase = Phase::Installed {
-                    target: job.want,
+                    target: job.version,
                     reboot: job.reboot,
                     recheck_at: None,
                 };
@@ -497,7 +503,7 @@ impl Updater {
     fn drop_download(&mut self, keep: Option<&str>) {
         match &self.phase {
             Phase::Downloading { job, .. } | Phase::Verifying { job }
-                if Some(job.sha256.as_str()) != keep =>
+                if Some(job.sha256_hex().as_str()) != keep =>
             {
                 if matches!(self.phase, Phase::Downloading { .. }) {
                     self.actions.push_back(Action::CancelDownload);
@@ -512,13 +518,10 @@ impl Updater {
     }
 
     fn start(&mut self, job: FleetWant, now: Instant) {
-        let found = self
-            .on_disk
-            .iter()
-            .find(|b| b.sha256 == job.sha256)
-            .cloned();
+        let sha256 = job.sha256_hex();
+        let found = self.on_disk.iter().find(|b| b.sha256 == sha256).cloned();
         self.actions.push_back(Action::RemoveBundles {
-            keep: Some(job.sha256.clone()),
+            keep: Some(sha256.clone()),
         });
         self.on_disk.clear();
         self.backoff.reset();
@@ -526,7 +529,7 @@ impl Updater {
             // Downloaded before a restart: checked again all the same.
             Some(b) if b.complete => {
                 self.actions.push_back(Action::Verify {
-                    sha256: job.sha256.clone(),
+                    sha256,
                     size: job.size,
                 });
                 self.phase = Phase::Verifying { job };
@@ -653,9 +656,25 @@ impl Updater {
 
 fn download(job: &FleetWant, offset: u64) -> Action {
     Action::Download {
-        sha256: job.sha256.clone(),
+        sha256: job.sha256_hex(),
         url: job.url.clone(),
         size: job.size,
         offset,
     }
+}
+
+/// Why the agent cannot act on a want the body's reader let through
+/// (12.4: reported `failed`, the version not blocked). The reader already
+/// refused a `url` that is not `https://` and a malformed `sha256` (400).
+fn problem(want: &FleetWant) -> Option<String> {
+    if want.version.is_empty() {
+        return Some("the want names no version".into());
+    }
+    if !want.url.starts_with("https://") {
+        return Some(format!("the bundle url `{}` is not https://", want.url));
+    }
+    if want.size == 0 {
+        return Some("the bundle size is 0".into());
+    }
+    None
 }

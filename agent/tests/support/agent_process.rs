@@ -32,6 +32,7 @@ impl Drop for Agent {
 /// A registrar on `addr` that binds without authentication (the proxy in
 /// front of it authenticated the sensor), and a socket for the RTP the
 /// agent is asked to send.
+#[allow(dead_code)] // not every test crate that starts the agent registers it
 pub fn open_registrar(addr: std::net::SocketAddr) -> (sipsensor_protocol::Registrar, UdpSocket) {
     use sipsensor_protocol::{
         DigestServerConfig, IdGenerator, Registrar, RegistrarConfig, ServerSecret, WallClock,

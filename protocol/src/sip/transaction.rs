@@ -35,6 +35,14 @@ pub struct ClientId(u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServerId(u64);
 
+impl ServerId {
+    /// A server transaction id from its number: for tests of code that
+    /// consumes the user agent's events.
+    pub fn from_raw(n: u64) -> Self {
+        Self(n)
+    }
+}
+
 /// Either kind of transaction, as an entry of the deadline index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum TxRef {

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use sipsensor_protocol::{DigestAuthFailure, Request, ServerId, SessionId, Target};
 
-use super::{Admission, Refusal, warn};
+use super::{Admission, Opener, Refusal, warn};
 use crate::session::{Action, Controller};
 
 impl Controller {
@@ -26,15 +26,25 @@ impl Controller {
             .as_ref()
             .filter(|(s, _)| *s == session)
             .map(|(_, o)| o.clone());
+        self.screen_in_dialog(id, request, source, on_dialog_flow, opener.as_ref(), now);
+    }
+
+    /// Lets an in-dialog request take effect, or answers it (challenge,
+    /// 403): for a session's BYE and re-INVITE and a subscription's
+    /// refresh alike, `opener` being who set the dialog up.
+    pub(in crate::session) fn screen_in_dialog(
+        &mut self,
+        id: ServerId,
+        request: &Request,
+        source: Target,
+        on_dialog_flow: bool,
+        opener: Option<&Opener>,
+        now: Instant,
+    ) {
         let method = &request.method;
-        let admitted = self.trust.admit_in_dialog(
-            request,
-            source,
-            on_dialog_flow,
-            opener.as_ref(),
-            now,
-            &mut self.ids,
-        );
+        let admitted =
+            self.trust
+                .admit_in_dialog(request, source, on_dialog_flow, opener, now, &mut self.ids);
         match admitted {
             Ok(Admission::Flow) => self.actions.push_back(Action::AdmitInDialog(id)),
             Ok(Admission::Caller(user)) => {
@@ -47,10 +57,7 @@ impl Controller {
                 if matches!(why, DigestAuthFailure::NoCredentials(_)) || why.stale() {
                     tracing::debug!("challenged a {method} from {}", source.addr);
                 } else {
-                    tracing::warn!(
-                        "refused a {method} in a session from {}: {why}",
-                        source.addr
-                    );
+                    tracing::warn!("refused a {method} in a dialog from {}: {why}", source.addr);
                 }
                 self.actions
                     .push_back(Action::RefuseInDialog { id, response });
@@ -58,8 +65,8 @@ impl Controller {
             Err(why) => {
                 self.refused_in_dialog += 1;
                 tracing::warn!(
-                    "refused a {method} in a session from {}: {why} ({} refused so far); the \
-                     stream goes on",
+                    "refused a {method} in a dialog from {}: {why} ({} refused so far); the \
+                     dialog goes on",
                     source.addr,
                     self.refused_in_dialog
                 );
