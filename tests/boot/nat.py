@@ -12,6 +12,8 @@ conntrack helper (the "SIP ALG") is never attached (no `ct helper` rule;
 the kernel assigns none by itself), and the SIP runs over TLS anyway.
 """
 
+import re
+
 from common import require_tool, run
 from netns import HOST_IP, SUBNET_PREFIX, TAP, Netns
 
@@ -27,12 +29,14 @@ WAN_NAT = "wan1"
 
 _RULES = f"""\
 table ip sipsensor_nat {{
+  counter tcp_in {{ }}
   chain postrouting {{
     type nat hook postrouting priority srcnat; policy accept;
     oifname "{WAN_NAT}" masquerade
   }}
   chain forward {{
     type filter hook forward priority filter; policy drop;
+    iifname "{WAN_NAT}" ip protocol tcp counter name "tcp_in"
     ct state established,related accept
     iifname "{TAP}" oifname "{WAN_NAT}" accept
   }}
@@ -63,6 +67,18 @@ class SensorLan(Netns):
         self.run(["ip", "link", "set", WAN_NAT, "up"])
         self.run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
         self.run([nft, "-f", "-"], input=_RULES)
+
+    def tcp_bytes_in(self, reset=False):
+        """Bytes of TCP the NAT has let into the LAN (IP packets, headers
+        included) since it started or the last reset: what the guest
+        downloaded, give or take its SIP flow."""
+        nft = require_tool("nft", "nftables")
+        verb = "reset" if reset else "list"
+        out = self.run([nft, verb, "counter", "ip", "sipsensor_nat", "tcp_in"]).stdout
+        m = re.search(r"bytes (\d+)", out)
+        if m is None:
+            raise AssertionError(f"nft {verb} counter: {out}")
+        return int(m.group(1))
 
     def start_dhcp(self, mac=None, ip=LAN_GUEST_IP):
         return super().start_dhcp(**({"mac": mac} if mac else {}), ip=ip)

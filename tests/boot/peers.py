@@ -169,6 +169,7 @@ COLLECTOR_SIP_PORT = 5070
 COLLECTOR_TLS_PORT = 5071
 COLLECTOR_RTP_PORT = 16384
 COLLECTOR_HTTP_PORT = 8080
+COLLECTOR_BUNDLE_PORT = 8443
 
 
 class Collector:
@@ -180,9 +181,12 @@ class Collector:
     with `sipsensor-collector export`, the live reception figures from its
     /api/streams."""
 
-    def __init__(self, netns, directory, register, kamailio, site_ca=None):
+    def __init__(self, netns, directory, register, kamailio, site_ca=None, keyring=None):
         """Without SITE_CA: plain SIP and RTP only (registered over UDP),
-        as a site that opted out of TLS."""
+        as a site that opted out of TLS. With KEYRING (the sensors' RAUC
+        keyring, a PEM file) and SITE_CA: fleet updates (docs/protocol.md
+        12), bundles served over HTTPS on HOST_IP:8443 under the SIP
+        certificate, whose subjectAltName is the URL's host."""
         default = ROOT / "target" / "debug" / "sipsensor-collector"
         self.binary = require_file(os.environ.get("SIPSENSOR_COLLECTOR", default),
                                    "build it: cargo build --locked -p sipsensor-collector")
@@ -230,6 +234,11 @@ sip:
 media:
   rtp_bind: {HOST_IP}:{COLLECTOR_RTP_PORT}
 """)
+        if keyring is not None and site_ca is not None:
+            with open(config, "a") as f:
+                f.write(f"update:\n  listen: {HOST_IP}:{COLLECTOR_BUNDLE_PORT}\n"
+                        f"  url: https://{HOST_IP}:{COLLECTOR_BUNDLE_PORT}\n"
+                        f"  bundle_dir: {self.dir / 'bundles'}\n  keyring: {keyring}\n")
         self.config = config
         self.kamailio, self.user = kamailio, user
         self.start()
@@ -277,14 +286,43 @@ media:
         except AssertionError as e:
             raise AssertionError(f"{e}\ncollector log:\n{self.proc.log_tail()}") from None
 
-    def streams(self):
-        """The collector's live streams (/api/streams), read in the namespace."""
+    def api(self, path):
+        """GET PATH of the collector's HTTP API, read in the namespace."""
         result = self.netns.run(["python3", "-c",
                                  "import sys, urllib.request as u; sys.stdout.write(u.urlopen("
-                                 f"u.Request('http://{HOST_IP}:{COLLECTOR_HTTP_PORT}/api/streams',"
+                                 f"u.Request('http://{HOST_IP}:{COLLECTOR_HTTP_PORT}{path}',"
                                  f" headers={{'Authorization': 'Bearer {self.http_token}'}}),"
                                  " timeout=10).read().decode())"], timeout=30)
         return json.loads(result.stdout)
+
+    def streams(self):
+        """The collector's live streams (/api/streams)."""
+        return self.api("/api/streams")
+
+    def fleet_sensor(self, aor):
+        """AOR's latest fleet report in /api/fleet (`version`, `slot`,
+        `update`, `target`, `progress`, `reason`, ...), None before one."""
+        for sensor in self.api("/api/fleet").get("sensors", []):
+            if aor in (sensor.get("aor"), sensor.get("sensor")):
+                return sensor
+        return None
+
+    def update(self, *args, check=True):
+        """`sipsensor-collector update ARGS` on this collector's config
+        (`publish` reads its store; rollouts go to its control socket)."""
+        command = args[0]
+        flags = ["--config", self.config]
+        return run([self.binary, "update", command, *flags, *args[1:]], timeout=300,
+                   check=check)
+
+    def publish(self, bundle):
+        """Publish BUNDLE; returns its version as the collector read it."""
+        out = self.update("publish", bundle).stdout
+        # "published COMPATIBLE VERSION (SHA256, SIZE bytes) as URL"
+        words = out.split()
+        if len(words) < 3 or words[0] != "published":
+            raise AssertionError(f"update publish said: {out}")
+        return words[2]
 
 
 # Reads the UDP payloads that the guest sends to PORT from the frames on

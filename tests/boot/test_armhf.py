@@ -7,12 +7,16 @@ the A/B boot script of images/uboot/:
    ca.pem), registers with Kamailio over TLS, verifying its certificate
    against that CA, and streams its simulated sensor over SRTP to the
    collector, which stores it;
-2. OTA: a signed verity bundle installed with `rauc install` in the guest,
-   a trial boot of slot B marked good once the agent has registered, and
-   the next boot staying on B;
-3. rollback: a bundle signed by another CA is refused and changes nothing;
-   a bundle whose agent cannot register fails its trial boots until U-Boot
-   returns to slot A, where the agent streams again;
+2. OTA over SIP (issue #16, docs/protocol.md 12): the collector publishes
+   a signed verity bundle and rolls it out; the agent, subscribed to by the
+   collector through Kamailio on its own flow, downloads it over HTTPS,
+   installs it, reboots into slot B, which is marked good once the agent
+   has registered and streamed, and the collector shows it good;
+3. rollback: a bundle signed by another CA is refused by the collector and
+   by `rauc install` and changes nothing; a bundle whose agent cannot
+   register, rolled out over SIP, fails its trial boots until U-Boot
+   returns to slot A, where the agent streams again, reports the rollback,
+   and the rollout halts;
 4. power cut in the middle of `rauc install`: the next boot is slot A and
    the data partition is intact;
 5. a hung system (a real-time busy loop that starves everything else,
@@ -23,7 +27,9 @@ the A/B boot script of images/uboot/:
    agent samples into its spool alone, QEMU is killed; powered on again,
    the agent backfills, and of what it sampled before the cut at most the
    spool's fsync interval is lost, the time the board was off is stored
-   as not sampled, and everything else exactly once.
+   as not sampled, and everything else exactly once;
+7. power cut during an update's download (issue #16): slot A boots, the
+   agent resumes the download where it stopped and goes on.
 
 Nothing is open: the console takes root's password only because the
 technician's console-password file (a hash) is on the card, SSH takes the
@@ -155,8 +161,11 @@ class ArmhfImage(unittest.TestCase):
         self.kamailio = Kamailio(self.netns, self.dir, [(SENSOR, SENSOR_PASSWORD),
                                                         ("collector", "collector-secret")],
                                  self.site_ca)
+        # Fleet updates on: the image's development CA is the sensors'
+        # RAUC keyring (images/debian/build-image).
         self.collector = Collector(self.netns, self.dir, ("collector", "collector-secret"),
-                                   self.kamailio, self.site_ca)
+                                   self.kamailio, self.site_ca,
+                                   keyring=IMAGE_DIR / "keys" / "ca.cert.pem")
         self.card = self.dir / "card.img"
         copy_sparse(self.card_src, self.card)
         # The technician's files, the way they reach a real card: the
@@ -389,6 +398,69 @@ class ArmhfImage(unittest.TestCase):
         self.sh("umount /run/image-root")
         self.assertEqual(keys.strip(), "", "private keys in the image")
 
+
+    # ---- fleet updates over SIP (docs/protocol.md 12) ------------------
+
+    def fleet(self):
+        """The guest's latest fleet report as the collector shows it."""
+        return self.collector.fleet_sensor(AOR)
+
+    def wait_fleet(self, what, predicate, timeout):
+        """Wait for a fleet report of the guest that PREDICATE accepts;
+        each new state on the way is logged."""
+        seen = []
+
+        def check():
+            report = self.fleet()
+            if report is not None:
+                state = (report["version"], report["update"], report.get("progress"))
+                if not seen or seen[-1] != state:
+                    seen.append(state)
+                    log(f"fleet: {report['version']} slot {report['slot']} {report['update']} "
+                        f"{report.get('target') or ''} {report.get('progress') or ''} "
+                        f"{report.get('reason') or ''}")
+            return report if report is not None and predicate(report) else None
+        try:
+            return wait_for(what, check, timeout, 2)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; the guest reported {seen}\ncollector log:\n"
+                                 f"{self.collector.proc.log_tail(20)}") from None
+
+    def roll_out(self, bundle):
+        """Publish BUNDLE and roll it out to the guest alone (one canary,
+        no failure allowed); returns its version."""
+        version = self.collector.publish(bundle)
+        out = self.collector.update("rollout", version, "--sensors", SENSOR, "--canary", "1",
+                                    "--max-failures", "0").stdout
+        log(f"rollout of {version}: {out.strip()}")
+        return version
+
+    def wait_rebooting(self, target, timeout=INSTALL_TIMEOUT):
+        """Follow the guest's update until it reboots into the new slot:
+        the console shows U-Boot again (the fleet report `rebooting` may
+        be missed between two polls)."""
+        c = self.qemu.console
+        start = c.mark()
+
+        def rebooted():
+            report = self.fleet()
+            if report and report["update"] in ("failed", "rolled-back"):
+                self.fail(f"the update failed: {report}")
+            return re.search(r"U-Boot \d{4}\.\d{2}", c.text_since(start))
+        self.wait_fleet(f"the guest to take up {target}",
+                        lambda r: r.get("target") == target and r["update"] != "idle", 120)
+        wait_for("the guest to download, install and reboot", rebooted, timeout, 2)
+        c.pos = start
+
+    def rollout_status(self):
+        return self.collector.update("status", "1").stdout
+
+    def part_file_size(self):
+        """Bytes of the bundle being downloaded (update.dir), 0 without one."""
+        _, out = self.sh("stat -c %s /data/sipsensor/update/*.raucb.part 2>/dev/null; true")
+        sizes = [int(x) for x in out.split()]
+        return max(sizes, default=0)
+
     # ---- the tests --------------------------------------------------------
 
     @cost(70)
@@ -447,30 +519,37 @@ class ArmhfImage(unittest.TestCase):
 
     @cost(420)
     def test_2_ota_update_to_slot_b(self):
-        bundle = bundles.bundle("ota", {"/etc/sipsensor-release": bundles.release_file("ota")})
-        stick = bundles.stick({"update.raucb": bundle}, self.dir / "stick.img")
-        self.power_on(sticks=[stick])
+        """Over SIP, behind the NAT: the collector publishes bundle v2 and
+        rolls it out; the guest downloads it over HTTPS from the
+        collector, installs it, reboots into B, passes its health check,
+        and the collector shows v2 good and the rollout finished."""
+        name = "ota"
+        bundle = bundles.bundle(name, bundles.release_files(name, "ota"))
+        self.power_on()
         self.boot("A")
         self.wait_registered()
         self.wait_health()
+        before = self.wait_fleet("the guest's first fleet report",
+                                 lambda r: r["slot"] == "A" and r["update"] == "idle", 120)
         t0 = time.monotonic()
-        self.sh(f"mount -o ro LABEL={bundles.STICK_LABEL} /mnt")
-        _, out = self.sh("rauc install /mnt/update.raucb", timeout=INSTALL_TIMEOUT)
-        log(f"rauc install took {time.monotonic() - t0:.0f} s")
-        self.assertIn("succeeded", out)
-        env = self.boot_env()
-        self.assertEqual(env.get("BOOT_ORDER"), "B A")
-        _, pending = self.sh("cat /data/sipsensor/ota/pending")
-        self.assertEqual(pending.strip(), "B")
-        self.sh("umount /mnt")
+        version = self.roll_out(bundle)
+        self.assertNotEqual(before["version"], version)
+        self.wait_rebooting(version)
+        log(f"downloaded, installed and rebooting {time.monotonic() - t0:.0f} s after publish")
 
         # The trial boot of B: kept once the agent has registered and
         # streamed for SIPSENSOR_HEALTH_STREAM_SECONDS (60).
-        self.reboot()
         self.boot("B", attempts_left=2)
         _, release = self.sh("cat /etc/sipsensor-release")
         self.assertIn("SIPSENSOR_TEST_VARIANT=ota", release)
         self.wait_registered()
+        report = self.wait_fleet(f"{version} good",
+                                 lambda r: r["update"] == "good" and r["version"] == version,
+                                 BOOT_TIMEOUT)
+        log(f"one qemu update over SIP, publish to good: {time.monotonic() - t0:.0f} s")
+        self.assertEqual(report["slot"], "B")
+        status = self.rollout_status()
+        self.assertRegex(status, r"finished", status)
         self.wait_health()
         _, history = self.sh("cat /data/sipsensor/ota/history")
         self.assertIn("good B: the agent registered and streamed", history)
@@ -478,32 +557,38 @@ class ArmhfImage(unittest.TestCase):
         self.assertNotEqual(status, 0)
         _, states = self.slot_states()
         self.assertEqual(states.get("B"), "good")
-        self.assertEqual(self.boot_env().get("BOOT_B_LEFT"), "3")
+        env = self.boot_env()
+        # The next boot stays on B.
+        self.assertEqual(env.get("BOOT_ORDER", "").split()[:1], ["B"])
+        self.assertEqual(env.get("BOOT_B_LEFT"), "3")
         self.assert_streaming()
-
-        # And the next boot stays on B.
-        self.reboot()
-        self.boot("B", attempts_left=2)
-        self.wait_registered()
 
     @cost(480)
     def test_3_bad_update_rolls_back_and_foreign_bundle_is_refused(self):
-        bad = bundles.bundle("bad-config", {"/etc/sipsensor/agent.yaml": BAD_AGENT_CONFIG,
-                                            "/etc/default/sipsensor": BAD_DEFAULTS,
-                                            "/etc/sipsensor-release": bundles.release_file("bad")})
+        """A bundle signed by a CA the device does not trust: the collector
+        will not publish it, and `rauc install` on the console refuses it.
+        A properly signed bundle whose agent cannot register, rolled out
+        over SIP: its trial boots fail until U-Boot returns to A, the
+        guest reports the rollback and the rollout halts, saying why."""
+        bad_name = "bad-config"
+        bad = bundles.bundle(bad_name, {"/etc/sipsensor/agent.yaml": BAD_AGENT_CONFIG,
+                                        "/etc/default/sipsensor": BAD_DEFAULTS,
+                                        **bundles.release_files(bad_name, "bad")})
         foreign = bundles.bundle("foreign-key", {"/etc/sipsensor-release":
                                                  bundles.release_file("foreign")},
                                  keys="other", tiny=True)
-        stick = bundles.stick({"bad.raucb": bad, "foreign.raucb": foreign},
-                              self.dir / "stick.img")
+        stick = bundles.stick({"foreign.raucb": foreign}, self.dir / "stick.img")
         self.power_on(sticks=[stick])
         self.boot("A")
         self.wait_registered()
         self.wait_health()
-        self.sh(f"mount -o ro LABEL={bundles.STICK_LABEL} /mnt")
-        env_before = self.boot_env()
 
         # Signed by a CA the device does not trust: refused, nothing changes.
+        refused = self.collector.update("publish", foreign, check=False)
+        self.assertNotEqual(refused.returncode, 0, refused.stdout)
+        self.assertIn("rauc refused it", refused.stderr)
+        self.sh(f"mount -o ro LABEL={bundles.STICK_LABEL} /mnt")
+        env_before = self.boot_env()
         status, out = self.sh("rauc install /mnt/foreign.raucb", timeout=INSTALL_TIMEOUT,
                               check=False)
         self.assertNotEqual(status, 0, out)
@@ -511,12 +596,12 @@ class ArmhfImage(unittest.TestCase):
         self.assertEqual(self.boot_env(), env_before)
         status, _ = self.sh("test -e /data/sipsensor/ota/pending", check=False)
         self.assertNotEqual(status, 0, "a refused bundle left a pending update")
+        self.sh("umount /mnt")
 
         # Properly signed, but its agent cannot register.
-        _, out = self.sh("rauc install /mnt/bad.raucb", timeout=INSTALL_TIMEOUT)
-        self.assertIn("succeeded", out)
-        self.sh("umount /mnt")
-        self.reboot()
+        self.wait_fleet("the guest's first fleet report", lambda r: r["update"] == "idle", 120)
+        version = self.roll_out(bad)
+        self.wait_rebooting(version)
         # Three trial boots of B, each failing its health check (the agent
         # never registers; the check reboots) ...
         for left in (2, 1, 0):
@@ -532,6 +617,17 @@ class ArmhfImage(unittest.TestCase):
         self.assertEqual(states.get("A"), "good")
         self.assertEqual(states.get("B"), "bad")
         self.wait_registered()
+        report = self.wait_fleet("the rollback reported",
+                                 lambda r: r["update"] == "rolled-back", 120)
+        self.assertEqual(report["target"], version)
+        self.assertEqual(report["slot"], "A")
+        self.assertNotEqual(report["version"], version)
+        self.assertTrue(report.get("reason"), report)
+        status = wait_for("the rollout to halt", lambda: (lambda t: "halted" in t and t)(
+            self.rollout_status()), 60, 2)
+        log(f"rollout status:\n{status}")
+        self.assertRegex(status, r"1 failures? > --max-failures 0")
+        self.assertRegex(status, r"rolled back")
         self.assert_streaming()
 
     @cost(120)
@@ -686,6 +782,57 @@ class ArmhfImage(unittest.TestCase):
             f"{figures.backfilled} samples backfilled ({figures.spooled_only} spooled while the "
             f"collector was away), complete {took:.0f} s after the agent registered; "
             f"{figures.stored} stored")
+
+    @cost(600)
+    def test_7_power_cut_during_the_download_resumes_it(self):
+        """Over SIP, behind the NAT: the power is cut while the guest
+        downloads the rolled-out bundle. The old slot boots, the agent
+        resumes the download where its part file ends (`Range`, RFC 9110
+        14.2: far less than the bundle crosses the NAT again) and goes on
+        with the update."""
+        name = "ota"
+        bundle = bundles.bundle(name, bundles.release_files(name, "ota"))
+        size = bundle.stat().st_size
+        self.power_on()
+        self.boot("A")
+        self.wait_registered()
+        self.wait_health()
+        self.wait_fleet("the guest's first fleet report", lambda r: r["update"] == "idle", 120)
+        version = self.roll_out(bundle)
+        # Cut once a good part of the bundle is on the card (the agent
+        # makes it durable every MiB), well before the end.
+        cut_at = size // 3
+        before = wait_for("a third of the bundle downloaded",
+                          lambda: (lambda n: n >= cut_at and n)(self.part_file_size()),
+                          INSTALL_TIMEOUT, 1)
+        self.qemu.kill()
+        log(f"power cut with {before} of {size} bytes downloaded")
+        self.assertLess(before, size, "the download ended before the power cut")
+
+        self.lan.tcp_bytes_in(reset=True)
+        self.power_on()
+        self.boot("A")
+        _, states = self.slot_states()
+        self.assertEqual(states.get("A"), "good")
+        kept = self.part_file_size()
+        log(f"{kept} bytes of the download survived the power cut")
+        self.assertGreaterEqual(kept, before - (1 << 20) - (1 << 20) // 2,
+                                "the part file lost more than the last MiB")
+        report = self.wait_fleet("the download finished after the power cut",
+                                 lambda r: r.get("target") == version and r["update"] in (
+                                     "downloaded", "installing", "installed", "rebooting",
+                                     "trial", "good"),
+                                 INSTALL_TIMEOUT)
+        fetched = self.lan.tcp_bytes_in()
+        # At most the last MiB before the cut was not yet durable.
+        missing = size - before + (1 << 20)
+        log(f"after the power cut {fetched} bytes crossed the NAT for at most {missing} "
+            f"missing ({report['update']})")
+        # TLS and TCP/IP headers add a few per cent; a download started
+        # again from byte 0 would bring the whole bundle.
+        self.assertLess(fetched, missing * 1.1 + (1 << 20),
+                        "the download started again instead of resuming")
+        self.assertGreater(fetched, size - kept, "the rest of the bundle did not come")
 
     # ---- helpers of test 6 ------------------------------------------------
 
