@@ -517,7 +517,7 @@ class ArmhfImage(unittest.TestCase):
         self.assert_streaming()
         self.assert_srtp()
 
-    @cost(420)
+    @cost(510)
     def test_2_ota_update_to_slot_b(self):
         """Over SIP, behind the NAT: the collector publishes bundle v2 and
         rolls it out; the guest downloads it over HTTPS from the
@@ -783,7 +783,7 @@ class ArmhfImage(unittest.TestCase):
             f"collector was away), complete {took:.0f} s after the agent registered; "
             f"{figures.stored} stored")
 
-    @cost(600)
+    @cost(400)
     def test_7_power_cut_during_the_download_resumes_it(self):
         """Over SIP, behind the NAT: the power is cut while the guest
         downloads the rolled-out bundle. The old slot boots, the agent
