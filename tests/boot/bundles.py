@@ -70,11 +70,12 @@ def _keys(name):
     return keys
 
 
-def bundle(name, files, keys="image", tiny=False):
+def bundle(name, files, keys="image", tiny=False, boot=None):
     """A signed bundle NAME of the image's rootfs with FILES replaced,
     signed with the image's development keys or another CA's ("other").
     tiny: an 8 MiB file system holding only FILES instead (for bundles
-    that must be refused before anything is written)."""
+    that must be refused before anything is written). boot: a boot
+    partition image the bundle carries for RAUC's boot slot."""
     require_tool("rauc", "rauc")
     require_tool("mksquashfs", "squashfs-tools")
     cache = _cache_dir()
@@ -83,11 +84,16 @@ def bundle(name, files, keys="image", tiny=False):
     with open(cache / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not out.exists():
-            _make_bundle(name, files, keys, tiny, out)
+            _make_bundle(name, files, keys, tiny, out, boot)
     return out
 
 
-def _make_bundle(name, files, keys, tiny, out):
+def cache_dir():
+    """Where bundles and their inputs for this image are kept."""
+    return _cache_dir()
+
+
+def _make_bundle(name, files, keys, tiny, out, boot=None):
     env = image_env()
     rootfs = _cache_dir() / f"{name}.ext4"
     if tiny:
@@ -108,7 +114,8 @@ def _make_bundle(name, files, keys, tiny, out):
     signer = _keys(keys)
     version_text = version(name)
     partial = out.with_suffix(".partial")
-    run([IMAGES / "scripts" / "mk-bundle", rootfs, env["SIPSENSOR_IMAGE_COMPATIBLE"], version_text,
+    run([IMAGES / "scripts" / "mk-bundle", *(["--boot", boot] if boot else []),
+         rootfs, env["SIPSENSOR_IMAGE_COMPATIBLE"], version_text,
          signer / "signing.cert.pem", signer / "signing.key.pem", partial,
          signer / "ca.cert.pem"], timeout=600)
     rootfs.unlink()

@@ -29,7 +29,12 @@ the A/B boot script of images/uboot/:
    spool's fsync interval is lost, the time the board was off is stored
    as not sampled, and everything else exactly once;
 7. power cut during an update's download (issue #16): slot A boots, the
-   agent resumes the download where it stopped and goes on.
+   agent resumes the download where it stopped and goes on;
+9. boot files in a bundle (issue #16): a power cut while RAUC writes the
+   boot slot leaves the old boot partition; installed by the agent's
+   user, the next boot runs the new boot script with the technician's
+   files carried across; the agent's user may install and read slots
+   over D-Bus but not mark them.
 
 Nothing is open: the console takes root's password only because the
 technician's console-password file (a hash) is on the card, SSH takes the
@@ -52,6 +57,7 @@ import re
 import time
 import unittest
 
+import boot_slot
 import bundles
 import history
 import waveform
@@ -86,6 +92,14 @@ SPOOLED_ONLY_S = 10
 BACKFILL_TIMEOUT_S = 120
 # Boot partition offset (images/layout.env SIPSENSOR_BOOT_OFFSET).
 BOOT_OFFSET = 4 * 1024 * 1024
+# Each half of the boot region (SIPSENSOR_BOOT_SIZE): RAUC's boot slot.
+BOOT_HALF = 64 * 1024 * 1024
+# Test 7: a kernel argument from the technician's bootenv.txt.
+KEPT_BOOTARG = "sipsensor.kept=1"
+# The agent's user and groups, as its service runs it.
+AS_AGENT = "setpriv --reuid=sipsensor --regid=sipsensor --init-groups"
+# The bus refusing a call by policy (dbus-daemon's words).
+DBUS_DENIED = r"AccessDenied|[Rr]ejected send message"
 
 # The simulated sensor of the technician's config, as waveform.py takes it.
 RATE = 10
@@ -833,6 +847,112 @@ class ArmhfImage(unittest.TestCase):
         self.assertLess(fetched, missing * 1.1 + (1 << 20),
                         "the download started again instead of resuming")
         self.assertGreater(fetched, size - kept, "the rest of the bundle did not come")
+
+    @cost(660)
+    def test_9_boot_files_ride_in_a_bundle_and_survive_a_power_cut(self):
+        """Issue #16, boot files too: a bundle carries the boot partition
+        (RAUC's boot-mbr-switch slot) with a boot script that announces
+        itself. A power cut while RAUC writes it leaves the old boot
+        partition (the old script runs, slot A boots, the slot states are
+        sane); installed in full, by the agent's own user, the next boot
+        runs the new script with the technician's files carried across.
+        On the way: what the agent's user may do with RAUC."""
+        fix = "sipsensor: boot script with the field fix (test 9)"
+        # Named by what they hold: a changed line or hook is a new bundle.
+        name = f"boot-fix-{boot_slot.digest(fix)}"
+        boot = boot_slot.boot_vfat(fix, bundles.cache_dir() / f"{name}.vfat")
+        bundle = bundles.bundle(name, {"/etc/sipsensor-release":
+                                       bundles.release_file("boot-fix")}, boot=boot)
+        foreign = bundles.bundle("foreign-key", {"/etc/sipsensor-release":
+                                                 bundles.release_file("foreign")},
+                                 keys="other", tiny=True)
+        stick = bundles.stick({"update.raucb": bundle, "foreign.raucb": foreign},
+                              self.dir / "stick.img")
+        # A technician's U-Boot setting, which the new boot partition must keep.
+        self.write_boot_file("bootenv.txt", f"overlays=\nextra_bootargs={KEPT_BOOTARG}\n")
+        self.power_on(sticks=[stick])
+        self.boot("A")
+        self.wait_health()
+        _, card = self.sh("readlink -f /dev/disk/sipsensor-card")
+        self.assertEqual(card.strip(), "/dev/vda", "udev's link to the card for RAUC's boot slot")
+        self.assertEqual(self.boot_partition_half(), 0)
+        self.sh(f"mount -o ro LABEL={bundles.STICK_LABEL} /mnt")
+        self.assert_agent_may_update_only()
+
+        # Power cut while RAUC writes the boot slot (after the root
+        # filesystem: the bundle lists the boot partition last).
+        c = self.qemu.console
+        start = c.mark()
+        c.send("rauc install /mnt/update.raucb\n")
+        c.expect(r"Copying image to boot\.0$", INSTALL_TIMEOUT, "RAUC writing the boot slot")
+        self.qemu.kill()
+        self.assertNotIn("Copying image to boot.0 done", c.text_since(start),
+                         "the boot slot was written before the power cut")
+        log("power cut while RAUC was writing the boot slot")
+        self.power_on(sticks=[stick])
+        self.boot("A")
+        self.assertNotIn(fix, self.qemu.console.text_since(0),
+                         "the new boot script ran after a power cut during its installation")
+        self.assertEqual(self.boot_partition_half(), 0)
+        self.wait_health()
+        _, states = self.slot_states()
+        self.assertEqual((states.get("A"), states.get("B")), ("good", "bad"))
+        self.assertEqual(self.boot_env().get("BOOT_ORDER", "A B").split()[0], "A")
+
+        # The whole installation, by the agent's user, and its reboot request.
+        self.sh(f"mount -o ro LABEL={bundles.STICK_LABEL} /mnt")
+        t0 = time.monotonic()
+        _, out = self.sh(f"{AS_AGENT} rauc install /mnt/update.raucb", timeout=INSTALL_TIMEOUT)
+        log(f"rauc install (root filesystem and boot partition) took {time.monotonic() - t0:.0f} s")
+        self.assertIn("succeeded", out)
+        _, kept = self.sh("journalctl -b -u rauc --no-pager -o cat | grep 'boot-slot-hook: kept'",
+                          check=False)
+        for name in ("sipsensor.yaml", "bootenv.txt", "ca.pem"):
+            self.assertIn(f"kept {name}", kept)
+        self.sh("umount /mnt")
+        c = self.qemu.console
+        c.send(f"{AS_AGENT} touch /run/sipsensor/reboot\n")
+        c.expect(re.escape(fix), BOOT_TIMEOUT, "the new boot script after the agent's reboot")
+        self.boot("B", attempts_left=2)
+        self.assertEqual(self.boot_partition_half(), 1)
+        _, cmdline = self.sh("cat /proc/cmdline")
+        self.assertIn(KEPT_BOOTARG, cmdline.split(), "bootenv.txt did not reach the new partition")
+        _, config = self.sh("cat /boot/firmware/sipsensor.yaml")
+        self.assertEqual(config.strip(), TECHNICIAN_CONFIG.strip())
+        self.sh("cmp /boot/firmware/ca.pem /data/sipsensor/ca.pem")
+        status, _ = self.sh("rauc status", check=False)
+        self.assertEqual(status, 0)
+        self.assertEqual(self.boot_env().get("BOOT_ORDER"), "B A")
+        self.wait_registered()
+
+    # ---- helpers of test 9 ------------------------------------------------
+
+    def boot_partition_half(self):
+        """Which half of the boot region p1 is in, as the kernel read the MBR."""
+        _, start = self.sh("cat /sys/class/block/vda1/start")
+        return (int(start) * 512 - BOOT_OFFSET) // BOOT_HALF
+
+    def assert_agent_may_update_only(self):
+        """The agent's user talks to RAUC over D-Bus (images/rootfs-overlay/
+        etc/dbus-1/system.d/sipsensor-rauc.conf): it reads the slots and a
+        bundle signed by a CA the board does not trust is refused for its
+        signature, not for want of permission; marking a slot is root's, and
+        other users get nothing."""
+        status, out = self.sh(f"{AS_AGENT} rauc status --output-format=json", check=False)
+        self.assertEqual(status, 0, out)
+        self.assertIn('"booted":"A"', out.replace(" ", ""))
+        status, out = self.sh(f"{AS_AGENT} rauc install /mnt/foreign.raucb",
+                              timeout=INSTALL_TIMEOUT, check=False)
+        self.assertNotEqual(status, 0, out)
+        self.assertRegex(out, r"(?i)signature|verif|certificate")
+        self.assertNotRegex(out, DBUS_DENIED)
+        for command in (f"{AS_AGENT} rauc status mark-good other",
+                        "setpriv --reuid=nobody --regid=nogroup --clear-groups rauc status"):
+            status, out = self.sh(command, check=False)
+            self.assertNotEqual(status, 0, f"{command}: {out}")
+            self.assertRegex(out, DBUS_DENIED, command)
+        _, states = self.slot_states()
+        self.assertEqual(states.get("A"), "good", "a refused command changed a slot")
 
     # ---- helpers of test 6 ------------------------------------------------
 

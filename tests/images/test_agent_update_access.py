@@ -7,7 +7,7 @@ local user control it) to root and the agent's group, and installs it in
 each build; the reboot request (the agent's update.reboot_command creates a
 file; root's sipsensor-reboot.path or S97sipsensor-reboot reboots) wired up
 in each build. reboot-watch runs here with fakes. The boot test
-(tests/boot/test_armhf.py, test 7) checks the running Debian image.
+(tests/boot/test_armhf.py, test 9) checks the running Debian image.
 """
 
 import os

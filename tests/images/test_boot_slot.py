@@ -36,18 +36,33 @@ class BootSlotHook(unittest.TestCase):
         bin_dir = self.dir / "bin"
         bin_dir.mkdir()
         # mount -t vfat -o OPTIONS DEVICE TARGET: TARGET becomes a link to
-        # the half at offset= of OPTIONS (a read-only one made so).
+        # the half at offset= of OPTIONS (a read-only one made so). Like
+        # util-linux, a loop device overlapping one already set up on the
+        # same device is refused (without sizelimit= it runs to the end).
         fake_commands(bin_dir, {
             "mount": f"""set -eu
 opts=$4; dev=$5; target=$6
 echo "$dev $opts" >> {self.log}
 off=$(echo "$opts" | tr , '\\n' | sed -n 's/^offset=//p')
+limit=$(echo "$opts" | tr , '\\n' | sed -n 's/^sizelimit=//p')
+end=$((off + ${{limit:-{1 << 40}}}))
+while read -r s e; do
+    if [ "$off" -lt "$e" ] && [ "$s" -lt "$end" ]; then
+        echo "mount: overlapping loop device exists for $dev" >&2; exit 32
+    fi
+done < {self.dir}/loops
+echo "$off $end" >> {self.dir}/loops
 [ -d "{self.halves}/$off" ] || {{ echo "mount: wrong fs type on $dev at $off" >&2; exit 32; }}
 case ,$opts, in *,ro,*) chmod -R a-w "{self.halves}/$off" ;; esac
 rmdir "$target" && ln -s "{self.halves}/$off" "$target"
 """,
-            "umount": 'if [ -L "$1" ]; then rm "$1" && mkdir "$1"; else exit 32; fi',
+            "umount": f'''if [ ! -L "$1" ]; then exit 32; fi
+off=$(basename "$(readlink "$1")")
+grep -v "^$off " {self.dir}/loops > {self.dir}/loops.new || :
+mv {self.dir}/loops.new {self.dir}/loops
+rm "$1" && mkdir "$1"''',
         })
+        (self.dir / "loops").write_text("")
         self.env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}",
                         TMPDIR=str(self.dir), RAUC_SLOT_CLASS="boot", RAUC_SLOT_DEVICE=CARD,
                         RAUC_BOOT_PARTITION_SIZE=str(self.half))
@@ -74,6 +89,7 @@ rmdir "$target" && ln -s "{self.halves}/$off" "$target"
             with self.subTest(running=running):
                 shutil.rmtree(self.halves, ignore_errors=True)
                 self.log.write_text("")
+                (self.dir / "loops").write_text("")
                 old = self.half_dir(running, {**TECHNICIAN, "boot.scr": "old script\n"})
                 fresh = self.half_dir(new, {"boot.scr": "new script\n",
                                             "bootenv.txt": "# the image's default\n",
@@ -89,8 +105,10 @@ rmdir "$target" && ln -s "{self.halves}/$off" "$target"
                 self.assertEqual((old / "boot.scr").read_text(), "old script\n")
                 self.assertNotIn("kept config.txt", result.stdout)
                 mounts = self.log.read_text().splitlines()
-                self.assertIn(f"{CARD} ro,loop,offset={self.start + running * self.half}", mounts)
-                self.assertIn(f"{CARD} loop,offset={self.start + new * self.half}", mounts)
+                self.assertIn(f"{CARD} ro,loop,offset={self.start + running * self.half},"
+                              f"sizelimit={self.half}", mounts)
+                self.assertIn(f"{CARD} loop,offset={self.start + new * self.half},"
+                              f"sizelimit={self.half}", mounts)
                 self.assertEqual(sorted(p.name for p in self.dir.glob("sipsensor-boot-slot.*")), [],
                                  "the hook left its scratch directory")
 
