@@ -8,8 +8,8 @@
 //! verified and handed to the host's real `rauc install`, which refuses
 //! (no RAUC system here): `failed` with RAUC's words. Another event
 //! package gets 489, a body against 12.2 gets 400, a stranger's forged
-//! SUBSCRIBE and NOTIFY change nothing, and SIGTERM ends the
-//! subscription with `terminated;reason=deactivated`.
+//! SUBSCRIBE and NOTIFY change nothing, a 17th subscription gets 503, and
+//! SIGTERM ends every subscription with `terminated;reason=deactivated`.
 
 #![allow(clippy::unwrap_used)] // test code: a failed setup step should panic
 
@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use sha2::{Digest, Sha256};
+use sipsensor_agent::session::fleet::MAX_SUBSCRIPTIONS;
 use sipsensor_protocol::fleet::{self, FleetState, FleetWant, RebootPolicy, UpdateState};
 use sipsensor_protocol::{
     EventPackage, IdGenerator, LiteralsOnly, LocalEndpoint, Password, SubscriptionEnd,
@@ -87,6 +88,21 @@ async fn collector() -> (UaHandle, mpsc::Receiver<UaEvent>) {
     // The driver runs as long as the test.
     std::mem::forget(task);
     (handle, events)
+}
+
+/// The collector's SUBSCRIBE to `sensor` for an hour.
+async fn subscribe(
+    collector: &UaHandle,
+    sensor: &str,
+    event: &str,
+    body: Vec<u8>,
+) -> SubscriptionId {
+    let (to, event) = (sensor.to_owned(), event.to_owned());
+    collector
+        .with(move |ua, now| ua.subscribe(&to, &event, body, 3600, now))
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 /// The next subscription event, within `within`.
@@ -261,12 +277,7 @@ async fn a_subscribed_want_is_downloaded_checked_and_refused_by_the_host_s_rauc(
     // answered by the collector's user agent.
     let (sub, first) = 'subscribed: {
         for _ in 0..40 {
-            let to = sensor.clone();
-            let sub = collector
-                .with(move |ua, now| ua.subscribe(&to, fleet::EVENT, Vec::new(), 3600, now))
-                .await
-                .unwrap()
-                .unwrap();
+            let sub = subscribe(&collector, &sensor, fleet::EVENT, Vec::new()).await;
             loop {
                 match next_subscription(&mut events, Duration::from_secs(40)).await {
                     SubscriptionEvent::Active { subscription, .. } if subscription == sub => {}
@@ -290,20 +301,10 @@ async fn a_subscribed_want_is_downloaded_checked_and_refused_by_the_host_s_rauc(
     assert_eq!(first.slot, "-", "the host boots no A/B slot");
 
     // Another event package: 489 (RFC 6665 7.2.2).
-    let to = sensor.clone();
-    let presence = collector
-        .with(move |ua, now| ua.subscribe(&to, "presence", Vec::new(), 3600, now))
-        .await
-        .unwrap()
-        .unwrap();
+    let presence = subscribe(&collector, &sensor, "presence", Vec::new()).await;
     assert_eq!(refused_status(&mut events, presence).await, 489);
     // A body against 12.2 (an upper-case name): 400, nothing changes.
-    let to = sensor.clone();
-    let broken = collector
-        .with(move |ua, now| ua.subscribe(&to, fleet::EVENT, b"Want=9\n".to_vec(), 3600, now))
-        .await
-        .unwrap()
-        .unwrap();
+    let broken = subscribe(&collector, &sensor, fleet::EVENT, b"Want=9\n".to_vec()).await;
     assert_eq!(refused_status(&mut events, broken).await, 400);
 
     // A stranger, with the collector's From and a want of its own: the
@@ -411,23 +412,34 @@ async fn a_subscribed_want_is_downloaded_checked_and_refused_by_the_host_s_rauc(
     // The bundle went after the install, failed or not.
     assert_eq!(bundle_files(&root.join("update")), Vec::<String>::new());
 
-    // SIGTERM: the last NOTIFY ends the subscription, deactivated.
+    // A sensor keeps 16 subscriptions; the 17th is refused (503) rather
+    // than let a collector's restarts fill its memory.
+    let mut subs = vec![sub];
+    for _ in 1..MAX_SUBSCRIPTIONS {
+        let more = subscribe(&collector, &sensor, fleet::EVENT, Vec::new()).await;
+        next_state(&mut events, more).await;
+        subs.push(more);
+    }
+    let one_too_many = subscribe(&collector, &sensor, fleet::EVENT, Vec::new()).await;
+    assert_eq!(refused_status(&mut events, one_too_many).await, 503);
+
+    // SIGTERM: the last NOTIFY ends every subscription, deactivated.
     kill(
         Pid::from_raw(i32::try_from(agent.0.id()).unwrap()),
         Signal::SIGTERM,
     )
     .unwrap();
-    loop {
+    while !subs.is_empty() {
         match next_subscription(&mut events, Duration::from_secs(5)).await {
             SubscriptionEvent::Terminated {
                 subscription,
                 reason: SubscriptionEnd::ByNotifier { reason, .. },
-            } if subscription == sub => {
+            } if subs.contains(&subscription) => {
                 assert_eq!(reason.as_deref(), Some("deactivated"));
-                break;
+                subs.retain(|s| *s != subscription);
             }
             SubscriptionEvent::Notified { .. } => {}
-            other => panic!("expected the last NOTIFY, got {other:?}"),
+            other => panic!("expected the last NOTIFYs, got {other:?}"),
         }
     }
     drop(agent);

@@ -167,6 +167,61 @@ async fn a_404_is_refused_and_a_server_of_another_ca_is_not_trusted() {
     assert_eq!(part_len(&job), 0, "nothing of it was written");
 }
 
+/// The updater's configuration and the board's files, all under `root`
+/// (the scripts `rauc` and `reboot` there).
+fn board_under(root: &Path, enabled: bool) -> (UpdateConfig, BoardPaths) {
+    let config = UpdateConfig {
+        enabled,
+        window: None,
+        rauc: root.join("rauc"),
+        reboot_command: vec![root.join("reboot").display().to_string()],
+        dir: root.join("update"),
+        ota_dir: root.join("ota"),
+        ca_file: root.join("ca.pem"),
+    };
+    let paths = BoardPaths {
+        os_release: root.join("os-release"),
+        rauc_system_conf: root.join("system.conf"),
+        cmdline: root.join("cmdline"),
+        boot_id: root.join("boot_id"),
+        ota_dir: root.join("ota"),
+        download_dir: root.join("update"),
+    };
+    (config, paths)
+}
+
+/// Off, the updater reports and refuses wants (12.4); it makes no
+/// download directory on a host whose agent never updates.
+#[tokio::test]
+async fn a_disabled_updater_reports_a_want_failed_and_makes_no_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (config, paths) = board_under(root, false);
+    let (links, mut ends) = run::links();
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(run::run_with(config, paths, "0.1.0".into(), links, stop));
+    let want = FleetWant {
+        version: "2.0".into(),
+        url: "https://collector.example/b.raucb".into(),
+        sha256: [7; 32],
+        size: 10,
+        reboot: RebootPolicy::Now,
+    };
+    ends.wants.send(Some(want)).unwrap();
+    let failed = loop {
+        match ends.reports.recv().await.unwrap() {
+            Report::State(s) if s.update == UpdateState::Failed => break s,
+            Report::State(_) => {}
+            Report::GoingDown(_) => panic!("no reboot"),
+        }
+    };
+    let reason = failed.reason.unwrap_or_default();
+    assert!(reason.contains("updates are off"), "{reason}");
+    stop_tx.send_replace(true);
+    task.await.unwrap();
+    assert!(!root.join("update").exists());
+}
+
 fn script(path: &Path, body: &str) {
     std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -202,23 +257,7 @@ async fn the_shell_downloads_installs_and_reboots_reporting_each_step() {
         &root.join("reboot"),
         &format!("echo reboot >> {}", log.display()),
     );
-    let config = UpdateConfig {
-        enabled: true,
-        window: None,
-        rauc: root.join("rauc"),
-        reboot_command: vec![root.join("reboot").display().to_string()],
-        dir: root.join("update"),
-        ota_dir: root.join("ota"),
-        ca_file: root.join("ca.pem"),
-    };
-    let paths = BoardPaths {
-        os_release: root.join("os-release"),
-        rauc_system_conf: root.join("system.conf"),
-        cmdline: root.join("cmdline"),
-        boot_id: root.join("boot_id"),
-        ota_dir: root.join("ota"),
-        download_dir: root.join("update"),
-    };
+    let (config, paths) = board_under(root, true);
     let (links, mut ends) = run::links();
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(run::run_with(

@@ -19,61 +19,12 @@ use sipsensor_e2e::pki::{SitePki, require_kamailio_tls};
 use sipsensor_e2e::site::{CALL_WAVE_AT_20_HZ, COLLECTOR_PASSWORD, SENSOR_PASSWORD};
 use sipsensor_e2e::*;
 use sipsensor_testkit::ports::{LOCALHOST, free_tcp_port};
-use sipsensor_testkit::{Kamailio, KamailioOptions, workspace_binary};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use sipsensor_testkit::{Kamailio, KamailioOptions, rauc, workspace_binary};
+use std::process::Command;
 use std::time::Duration;
 
 const SENSOR: &str = "sensor21";
 const VERSION: &str = "2099.12.1";
-
-/// Throw-away RAUC keys in `dir` (images/scripts/mk-dev-keys): the CA is
-/// the keyring `update publish` checks against.
-fn keys(dir: &Path) -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/scripts/mk-dev-keys");
-    let out = dir.join("keys");
-    let status = Command::new(script)
-        .arg(&out)
-        .env("SIPSENSOR_DEV_KEY_SUBJECT", "/CN=s21")
-        .status()
-        .unwrap();
-    assert!(status.success(), "mk-dev-keys");
-    out
-}
-
-/// A verity bundle of VERSION, made and signed by the real `rauc bundle`.
-fn bundle(dir: &Path, keys: &Path) -> PathBuf {
-    let content = dir.join("content");
-    std::fs::create_dir_all(&content).unwrap();
-    // Incompressible: RAUC refuses a payload squashfs packs into one block.
-    let image: Vec<u8> = (0..300_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    std::fs::write(content.join("rootfs.ext4"), image).unwrap();
-    std::fs::write(
-        content.join("manifest.raucm"),
-        format!(
-            "[update]\ncompatible=sipsensor-e2e\nversion={VERSION}\n[bundle]\nformat=verity\n\
-             [image.rootfs]\nfilename=rootfs.ext4\n"
-        ),
-    )
-    .unwrap();
-    let out = dir.join(format!("{VERSION}.raucb"));
-    let status = Command::new("rauc")
-        .arg("bundle")
-        .arg(format!(
-            "--cert={}",
-            keys.join("signing.cert.pem").display()
-        ))
-        .arg(format!("--key={}", keys.join("signing.key.pem").display()))
-        .arg(&content)
-        .arg(&out)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "rauc bundle");
-    out
-}
 
 /// The sensor's entry in `/api/fleet`, once there.
 fn fleet_entry(collector: &Collector, aor: &str) -> Option<serde_json::Value> {
@@ -91,8 +42,10 @@ fn a_rollout_reaches_the_sensor_over_sip_and_halts_on_the_host_s_rauc_refusal() 
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let keys = keys(work.path());
-    let bundle = bundle(work.path(), &keys);
+    // Throw-away keys (images/scripts/mk-dev-keys): their CA is the
+    // keyring `update publish` checks the bundle's signature against.
+    let keys = rauc::keys(work.path(), "s21");
+    let bundle = rauc::bundle(work.path(), &keys, VERSION, "verity");
 
     let pki = SitePki::new();
     let kamailio = Kamailio::start(
@@ -217,6 +170,7 @@ fn a_rollout_reaches_the_sensor_over_sip_and_halts_on_the_host_s_rauc_refusal() 
     });
     assert!(status.contains(SENSOR), "{status}");
     assert!(status.contains("failed"), "{status}");
+    println!("fleet view: {failed}\n{status}");
     agent.stop();
     collector.stop();
 }

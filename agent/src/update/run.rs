@@ -94,7 +94,10 @@ pub async fn run_with(
     mut links: Links,
     mut stop: watch::Receiver<bool>,
 ) {
-    if let Err(e) = std::fs::create_dir_all(&config.dir) {
+    // Off, it only reports (12.4): nothing is downloaded.
+    if config.enabled
+        && let Err(e) = std::fs::create_dir_all(&config.dir)
+    {
         tracing::error!(
             "update: cannot create {}: {e}; downloads will fail",
             config.dir.display()

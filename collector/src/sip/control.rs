@@ -95,7 +95,7 @@ pub enum Request {
     },
     Sessions,
     /// `update rollout/status/halt` (docs/protocol.md 12.7).
-    Update(crate::update::rollout::control::UpdateRequest),
+    Update(crate::update::rollout::request::UpdateRequest),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

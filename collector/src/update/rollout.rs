@@ -15,6 +15,7 @@
 pub mod control;
 mod model;
 mod plan;
+pub mod request;
 pub mod service;
 pub mod store;
 #[cfg(test)]

@@ -48,8 +48,14 @@ pub struct Command {
 pub enum CommandKind {
     /// A new subscription (a new dialog), routed like an INVITE.
     Subscribe,
-    /// A re-SUBSCRIBE in the subscription's dialog (RFC 6665 4.1.2.2).
+    /// A re-SUBSCRIBE in the subscription's dialog (RFC 6665 4.1.2.2):
+    /// a new want, or the check at a new stream session (12.1).
     Refresh,
+    /// Half the grant has passed (12.1). The protocol crate's user agent
+    /// refreshes at that point by itself and reports the subscription's
+    /// end, so the SIP side answers from what it holds and sends nothing
+    /// more: one re-SUBSCRIBE per half-grant, not two.
+    Renew,
 }
 
 /// How a SUBSCRIBE ended.
@@ -306,7 +312,7 @@ impl SubscriptionManager {
                     due.push((sensor.clone(), CommandKind::Subscribe))
                 }
                 Sub::Active { refresh_at, .. } if refresh_at <= now => {
-                    due.push((sensor.clone(), CommandKind::Refresh))
+                    due.push((sensor.clone(), CommandKind::Renew))
                 }
                 Sub::Requesting { give_up_at, .. } if give_up_at <= now => {
                     expired.push(sensor.clone())

@@ -42,9 +42,25 @@ pub fn spawn_collector_with(
         ),
     )
     .unwrap();
+    let (guard, rx) = spawn_run(&config);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let sip = loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the collector logs its SIP address");
+        if let Some(rest) = line.split("advertised ").nth(1) {
+            let addr = rest.split(';').next().unwrap();
+            break addr.parse::<SocketAddr>().unwrap();
+        }
+    };
+    (guard, sip, rx)
+}
+
+/// `sipsensor-collector run --config CONFIG` and the lines it logs.
+pub fn spawn_run(config: &Path) -> (Guard, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sipsensor-collector"))
         .args(["run", "--config"])
-        .arg(&config)
+        .arg(config)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -60,15 +76,5 @@ pub fn spawn_collector_with(
             let _ = tx.send(line);
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let sip = loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("the collector logs its SIP address");
-        if let Some(rest) = line.split("advertised ").nth(1) {
-            let addr = rest.split(';').next().unwrap();
-            break addr.parse::<SocketAddr>().unwrap();
-        }
-    };
-    (guard, sip, rx)
+    (guard, rx)
 }

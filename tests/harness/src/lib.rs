@@ -14,6 +14,7 @@
 //! - [`Postgres`]: a throw-away PostgreSQL 15 server on a Unix socket.
 //! - [`Relay`]: a seeded UDP impairment relay (loss, jitter, reordering).
 //! - [`pki`]: a throw-away CA and the certificates it signs, for TLS.
+//! - [`rauc`]: throw-away signing keys and signed RAUC bundles.
 //! - [`ports`]: free ports; [`require_tool`]: skip (or fail in CI) when a
 //!   program is missing.
 
@@ -23,6 +24,7 @@ pub mod pki;
 pub mod ports;
 pub mod postgres;
 pub mod process;
+pub mod rauc;
 pub mod relay;
 pub mod sipp;
 pub mod tools;

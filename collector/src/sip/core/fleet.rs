@@ -12,7 +12,7 @@
 use super::{Action, Core, Now};
 use crate::update::subscriptions::run::SipEvent;
 use crate::update::subscriptions::{Answer, Command, CommandKind, NotifyStatus, RequestId};
-use sipsensor_protocol::fleet::{self, FleetState};
+use sipsensor_protocol::fleet::FleetState;
 use sipsensor_protocol::prelude::*;
 use sipsensor_protocol::{
     Request, ServerId, StatusCode, SubscriptionEnd, SubscriptionEvent, SubscriptionId,
@@ -35,6 +35,8 @@ struct FleetSub {
     sensor: String,
     /// The manager's request whose answer is awaited.
     pending: Option<RequestId>,
+    /// The duration the user agent last reported granted.
+    granted: Duration,
     /// Where the sensor's NOTIFYs come from when not on the dialog's flow:
     /// the source its REGISTER came from (our own registrar); `None`
     /// behind a proxy, whose address is a trusted peer.
@@ -151,6 +153,16 @@ impl Core {
         };
         let expires = u32::try_from(command.expires.as_secs()).unwrap_or(u32::MAX);
         match command.kind {
+            CommandKind::Renew => {
+                // The user agent refreshes by itself (and reports an end):
+                // the subscription it holds is the answer.
+                let held = self.fleet.by_sensor.get(&command.sensor);
+                let answer = match held.and_then(|sub| self.fleet.by_sub.get(sub)) {
+                    Some(s) if !s.granted.is_zero() => Answer::Accepted { expires: s.granted },
+                    _ => Answer::Gone,
+                };
+                self.answer(command.sensor, command.request, answer);
+            }
             CommandKind::Refresh => {
                 let Some(sub) = self.fleet.by_sensor.get(&command.sensor).copied() else {
                     // The user agent ended it meanwhile: as if answered 481.
@@ -227,6 +239,7 @@ impl Core {
                     FleetSub {
                         sensor: placing.sensor,
                         pending: Some(request),
+                        granted: Duration::ZERO,
                         source: placing.source,
                         budget: NotifyBudget::new(now.instant),
                     },
@@ -263,10 +276,11 @@ impl Core {
                 let Some(s) = self.fleet.by_sub.get_mut(&subscription) else {
                     return;
                 };
+                let expires = Duration::from_secs(u64::from(expires));
+                s.granted = expires;
                 // The user agent's own refreshes answer nothing of ours.
                 if let Some(request) = s.pending.take() {
                     let sensor = s.sensor.clone();
-                    let expires = Duration::from_secs(u64::from(expires));
                     self.answer(sensor, request, Answer::Accepted { expires });
                 }
             }
@@ -372,9 +386,8 @@ impl Core {
             self.warn(
                 "fleet_body",
                 format!(
-                    "NOTIFY from {sensor} ({}): 400, unreadable {}: {e}",
-                    source.addr,
-                    fleet::CONTENT_TYPE
+                    "NOTIFY from {sensor} ({}): 400, unreadable fleet body: {e}",
+                    source.addr
                 ),
             );
             self.refuse_notify(id, request, 400, &e.to_string(), None);

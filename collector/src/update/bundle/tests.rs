@@ -4,67 +4,9 @@
 use super::*;
 use crate::storage::Storage;
 use crate::storage::sqlite::{SqliteOptions, SqliteStore};
-use std::process::Command;
 use std::sync::Arc;
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// Keys `name` in `dir` (a CA and a signing certificate it issued).
-fn keys(dir: &Path, name: &str) -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/scripts/mk-dev-keys");
-    let out = dir.join(name);
-    let status = Command::new(script)
-        .arg(&out)
-        .env("SIPSENSOR_DEV_KEY_SUBJECT", format!("/CN={name}"))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    out
-}
-
-/// A bundle of a small random image, `format` `verity` or `plain`.
-fn bundle(dir: &Path, keys: &Path, version: &str, format: &str) -> PathBuf {
-    let content = dir.join(format!("content-{version}-{format}"));
-    std::fs::create_dir_all(&content).unwrap();
-    // Incompressible: RAUC refuses a payload squashfs packs into one block.
-    let image: Vec<u8> = (0..200_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    std::fs::write(content.join("rootfs.ext4"), image).unwrap();
-    let format_line = if format == "plain" {
-        String::new()
-    } else {
-        format!("[bundle]\nformat={format}\n")
-    };
-    std::fs::write(
-        content.join("manifest.raucm"),
-        format!(
-            "[update]\ncompatible=sipsensor-test\nversion={version}\n{format_line}\
-             [image.rootfs]\nfilename=rootfs.ext4\n"
-        ),
-    )
-    .unwrap();
-    let out = dir.join(format!("{version}-{format}.raucb"));
-    let status = Command::new("rauc")
-        .arg("bundle")
-        .arg(format!(
-            "--cert={}",
-            keys.join("signing.cert.pem").display()
-        ))
-        .arg(format!("--key={}", keys.join("signing.key.pem").display()))
-        .arg(&content)
-        .arg(&out)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    out
-}
+use sipsensor_testkit::rauc::{bundle, keys};
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -74,7 +16,7 @@ struct Setup {
 }
 
 async fn setup() -> Option<Setup> {
-    if !(have("rauc") && have("mksquashfs") && have("openssl")) {
+    if !sipsensor_testkit::rauc::available() {
         // CI installs them (.ci/apt/collector.txt): a skip there is a failure.
         assert!(
             std::env::var("SIPSENSOR_CI").map_or(true, |v| v != "1"),

@@ -2,44 +2,14 @@
 //! requests it sends over the control socket ([`crate::sip::control`]),
 //! and how a rollout is written for a person.
 
+pub use super::request::{RolloutRequest, UpdateRequest};
 use super::{
-    DEFAULT_GROWTH, DEFAULT_TIMEOUT, RebootPolicy, RolloutId, RolloutSnapshot, RolloutStatus,
-    SensorPhase, human_duration,
+    DEFAULT_GROWTH, RolloutId, RolloutSnapshot, RolloutStatus, SensorPhase, human_duration,
 };
 use crate::sip::cli::Target;
 use crate::sip::control::{self, Request};
-use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::time::Duration;
-
-/// What `update rollout/status/halt` ask the running collector.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UpdateRequest {
-    Rollout(RolloutRequest),
-    /// One rollout in detail, or (without) the recent ones in a line each.
-    Status {
-        #[serde(default)]
-        rollout: Option<RolloutId>,
-    },
-    Halt {
-        rollout: RolloutId,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RolloutRequest {
-    pub version: String,
-    /// Addresses of record or user names; `None` for every known sensor.
-    #[serde(default)]
-    pub sensors: Option<Vec<String>>,
-    pub canary: u32,
-    pub max_failures: u32,
-    pub growth: u32,
-    pub timeout_s: u64,
-    /// `now` or `window` (12.4).
-    pub reboot: String,
-}
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum UpdateCommand {
@@ -150,21 +120,6 @@ pub fn run(command: UpdateCommand) -> Result<(), String> {
         Ok(())
     } else {
         Err(reply.message)
-    }
-}
-
-impl RolloutRequest {
-    pub fn reboot_policy(&self) -> Result<RebootPolicy, String> {
-        RebootPolicy::parse(&self.reboot)
-            .ok_or_else(|| format!("{:?} is not a reboot policy (now or window)", self.reboot))
-    }
-
-    pub fn timeout(&self) -> Duration {
-        if self.timeout_s == 0 {
-            DEFAULT_TIMEOUT
-        } else {
-            Duration::from_secs(self.timeout_s)
-        }
     }
 }
 

@@ -266,7 +266,7 @@ mod tests {
         // Nothing until half the grant has passed (the clock auto-advances).
         let before = Instant::now();
         let next = commands.recv().await.unwrap();
-        assert_eq!(next.kind, CommandKind::Refresh);
+        assert_eq!(next.kind, CommandKind::Renew);
         assert!(Instant::now() - before >= Duration::from_secs(300));
         drop(handle);
         task.await.unwrap();

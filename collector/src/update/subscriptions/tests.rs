@@ -70,7 +70,7 @@ fn a_session_start_subscribes_and_the_grant_is_refreshed_at_half() {
     assert_eq!(m.poll_command(), None);
     m.handle_timeout(c.t(602));
     let refresh = one(&mut m);
-    assert_eq!(refresh.kind, CommandKind::Refresh);
+    assert_eq!(refresh.kind, CommandKind::Renew);
     assert_ne!(refresh.request, sub.request);
     m.answered(S1, refresh.request, accepted(1200), c.t(603));
     assert_eq!(m.poll_timeout(), Some(c.t(1203)));

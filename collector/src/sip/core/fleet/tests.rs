@@ -173,6 +173,19 @@ fn a_subscription_answers_the_managers_requests_and_its_notifies_reach_it() {
         clock.at(300),
     );
     assert_eq!(all_actions(&mut c), vec![]);
+    // Half the grant: the user agent refreshes by itself, so the manager's
+    // renewal is answered from what it holds, with nothing sent.
+    c.handle_fleet_command(command(9, CommandKind::Renew, None), clock.at(301));
+    assert_eq!(
+        all_actions(&mut c),
+        vec![Action::Fleet(SipEvent::Answered {
+            sensor: S1.into(),
+            request: RequestId(9),
+            answer: Answer::Accepted {
+                expires: Duration::from_secs(600)
+            },
+        })]
+    );
     // A NOTIFY from where the sensor registered is let through...
     let acts = screen(
         &mut c,
@@ -229,16 +242,18 @@ fn a_subscription_answers_the_managers_requests_and_its_notifies_reach_it() {
             answer: Answer::Gone,
         }]
     );
-    // Nothing left to refresh: answered Gone at once.
-    c.handle_fleet_command(command(3, CommandKind::Refresh, None), clock.at(22));
-    assert_eq!(
-        fleet_events(&all_actions(&mut c)),
-        vec![SipEvent::Answered {
-            sensor: S1.into(),
-            request: RequestId(3),
-            answer: Answer::Gone,
-        }]
-    );
+    // Nothing left to renew or refresh: answered Gone at once.
+    for (request, kind) in [(3, CommandKind::Refresh), (4, CommandKind::Renew)] {
+        c.handle_fleet_command(command(request, kind, None), clock.at(22));
+        assert_eq!(
+            fleet_events(&all_actions(&mut c)),
+            vec![SipEvent::Answered {
+                sensor: S1.into(),
+                request: RequestId(request),
+                answer: Answer::Gone,
+            }]
+        );
+    }
 }
 
 #[test]
