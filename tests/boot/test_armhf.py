@@ -577,7 +577,7 @@ class ArmhfImage(unittest.TestCase):
         self.assertEqual(env.get("BOOT_B_LEFT"), "3")
         self.assert_streaming()
 
-    @cost(480)
+    @cost(700)
     def test_3_bad_update_rolls_back_and_foreign_bundle_is_refused(self):
         """A bundle signed by a CA the device does not trust: the collector
         will not publish it, and `rauc install` on the console refuses it.
