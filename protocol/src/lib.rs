@@ -81,6 +81,7 @@ pub use sip::{Header, Method, Request, Response, StatusCode, headers};
 // SIP addressing and transport (RFC 3261 sections 18, 19).
 pub use sip::ipv6::to_wire as ipv6_to_wire;
 pub use sip::locate::{LiteralsOnly, LocateError, Resolver};
+pub use sip::transport::via::{ViaParm, bottom_via};
 pub use sip::transport::{
     DEFAULT_MAX_MESSAGE_SIZE, Destination, Frame as StreamFrame, FrameError,
     PING as KEEPALIVE_PING, PONG as KEEPALIVE_PONG, Reflexive, ResponseRoute, StreamFramer,

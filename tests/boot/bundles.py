@@ -112,10 +112,10 @@ def _make_bundle(name, files, keys, tiny, out, boot=None):
     else:
         edited_rootfs(rootfs, files)
     signer = _keys(keys)
-    version = f"{env['SIPSENSOR_IMAGE_VERSION']}.{name}"
+    version_text = version(name)
     partial = out.with_suffix(".partial")
     run([IMAGES / "scripts" / "mk-bundle", *(["--boot", boot] if boot else []),
-         rootfs, env["SIPSENSOR_IMAGE_COMPATIBLE"], version,
+         rootfs, env["SIPSENSOR_IMAGE_COMPATIBLE"], version_text,
          signer / "signing.cert.pem", signer / "signing.key.pem", partial,
          signer / "ca.cert.pem"], timeout=600)
     rootfs.unlink()
@@ -142,3 +142,19 @@ def release_file(tag):
     env = image_env()
     return (f"SIPSENSOR_IMAGE=debian\nSIPSENSOR_VERSION={env['SIPSENSOR_IMAGE_VERSION']}.{tag}\n"
             f"SIPSENSOR_TEST_VARIANT={tag}\n")
+
+
+def version(name):
+    """The version of bundle NAME (what `bundle` gives mk-bundle)."""
+    return f"{image_env()['SIPSENSOR_IMAGE_VERSION']}.{name}"
+
+
+def release_files(name, tag):
+    """/etc/sipsensor-release naming the variant TAG, and /etc/os-release
+    with bundle NAME's version: the VERSION_ID the agent reports to the
+    fleet (docs/protocol.md 12.3), so a rollout sees it running."""
+    return {
+        "/etc/sipsensor-release": release_file(tag),
+        "/etc/os-release": (f'NAME=sipsensor\nID=sipsensor\nID_LIKE=debian\n'
+                            f'VERSION_ID="{version(name)}"\nVERSION="{version(name)}"\n'),
+    }

@@ -40,12 +40,13 @@ def _remove_stale():
 
 
 class Netns:
-    """`ip netns` namespace NAME with TAP at HOST_IP/24 and dnsmasq serving
-    GUEST_IP to GUEST_MAC. Call `close()` (tests register it as a cleanup):
-    it stops every process started here and deletes the namespace, which
-    removes the tap device with it."""
+    """`ip netns` namespace NAME with TAP at ADDRESS (HOST_IP/24) and
+    dnsmasq serving GUEST_IP to GUEST_MAC; `address=None`: no tap device
+    (the peers' side of a NAT, nat.SensorLan). Call `close()` (tests
+    register it as a cleanup): it stops every process started here and
+    deletes the namespace, which removes the tap device with it."""
 
-    def __init__(self, directory, procs: Processes):
+    def __init__(self, directory, procs: Processes, address=f"{HOST_IP}/24"):
         require_tool("ip", "iproute2")
         self.dir = Path(directory)
         self.procs = procs
@@ -56,9 +57,10 @@ class Netns:
         self.created = True
         track(self)
         self.run(["ip", "link", "set", "lo", "up"])
-        self.run(["ip", "tuntap", "add", "dev", TAP, "mode", "tap"])
-        self.run(["ip", "addr", "add", f"{HOST_IP}/24", "dev", TAP])
-        self.run(["ip", "link", "set", TAP, "up"])
+        if address is not None:
+            self.run(["ip", "tuntap", "add", "dev", TAP, "mode", "tap"])
+            self.run(["ip", "addr", "add", address, "dev", TAP])
+            self.run(["ip", "link", "set", TAP, "up"])
 
     def prefix(self):
         return ["ip", "netns", "exec", self.name]

@@ -123,37 +123,41 @@ class Kamailio:
     def rpc(self, *args, check=True):
         return run([self.kamcmd, "-s", f"unix:{self.ctl}", *args], timeout=10, check=check)
 
-    def contacts(self, user):
-        """The Contact URIs registered for USER@domain (usrloc)."""
+    def usrloc(self, user):
+        """USER's registered contacts as usrloc keeps them, one dict of
+        kamcmd's fields ("Address", "Socket", "Received", ...) each."""
         result = self.rpc("ul.dump", check=False)
         if result.returncode != 0:
             return []
-        contacts = []
-        current = None
+        contacts, current = [], None
         # kamcmd's text form: "AoR: user" (the domain is not kept without
-        # use_domain), then "Address: sip:..." per contact.
+        # use_domain), then "Address: sip:..." and its fields per contact.
         for line in result.stdout.splitlines():
-            line = line.strip()
-            if line.lower().startswith("aor:"):
-                current = line.split(":", 1)[1].strip()
-            elif line.startswith("Address:") and current is not None:
-                aor_user = current.split("@", 1)[0]
-                if aor_user == user:
-                    contacts.append(line.split(":", 1)[1].strip())
+            name, _, value = line.strip().partition(":")
+            if name.lower() == "aor":
+                current = value.strip().split("@", 1)[0]
+            elif current == user and name == "Address":
+                contacts.append({name: value.strip()})
+            elif current == user and contacts and name not in contacts[-1]:
+                contacts[-1][name] = value.strip()
         return contacts
+
+    def contacts(self, user):
+        """The Contact URIs registered for USER@domain (usrloc)."""
+        return [c["Address"] for c in self.usrloc(user)]
 
     def contact_sockets(self, user):
         """Kamailio's sockets (`proto:address:port`) that received the
         registrations of USER's contacts: `tls:...` for one over TLS."""
-        result = self.rpc("ul.dump", check=False)
-        sockets, current = [], None
-        for line in result.stdout.splitlines():
-            line = line.strip()
-            if line.lower().startswith("aor:"):
-                current = line.split(":", 1)[1].strip().split("@", 1)[0]
-            elif line.startswith("Socket:") and current == user:
-                sockets.append(line.split(":", 1)[1].strip())
-        return sockets
+        return [c["Socket"] for c in self.usrloc(user) if "Socket" in c]
+
+    def contact_received(self, user):
+        """Where USER's registrations really came from (usrloc's
+        `Received`, set by fix_nated_register for a UA behind a NAT: RFC
+        3581 source address and port), one per contact, None for a
+        contact registered from the address it names."""
+        return [None if c.get("Received", "[not set]") in ("", "[not set]") else c["Received"]
+                for c in self.usrloc(user)]
 
     def wait_registered(self, user, timeout):
         return wait_for(f"{user} to be registered with Kamailio", lambda: self.contacts(user),
@@ -165,6 +169,7 @@ COLLECTOR_SIP_PORT = 5070
 COLLECTOR_TLS_PORT = 5071
 COLLECTOR_RTP_PORT = 16384
 COLLECTOR_HTTP_PORT = 8080
+COLLECTOR_BUNDLE_PORT = 8443
 
 
 class Collector:
@@ -176,9 +181,12 @@ class Collector:
     with `sipsensor-collector export`, the live reception figures from its
     /api/streams."""
 
-    def __init__(self, netns, directory, register, kamailio, site_ca=None):
+    def __init__(self, netns, directory, register, kamailio, site_ca=None, keyring=None):
         """Without SITE_CA: plain SIP and RTP only (registered over UDP),
-        as a site that opted out of TLS."""
+        as a site that opted out of TLS. With KEYRING (the sensors' RAUC
+        keyring, a PEM file) and SITE_CA: fleet updates (docs/protocol.md
+        12), bundles served over HTTPS on HOST_IP:8443 under the SIP
+        certificate, whose subjectAltName is the URL's host."""
         default = ROOT / "target" / "debug" / "sipsensor-collector"
         self.binary = require_file(os.environ.get("SIPSENSOR_COLLECTOR", default),
                                    "build it: cargo build --locked -p sipsensor-collector")
@@ -226,6 +234,11 @@ sip:
 media:
   rtp_bind: {HOST_IP}:{COLLECTOR_RTP_PORT}
 """)
+        if keyring is not None and site_ca is not None:
+            with open(config, "a") as f:
+                f.write(f"update:\n  listen: {HOST_IP}:{COLLECTOR_BUNDLE_PORT}\n"
+                        f"  url: https://{HOST_IP}:{COLLECTOR_BUNDLE_PORT}\n"
+                        f"  bundle_dir: {self.dir / 'bundles'}\n  keyring: {keyring}\n")
         self.config = config
         self.kamailio, self.user = kamailio, user
         self.start()
@@ -273,14 +286,43 @@ media:
         except AssertionError as e:
             raise AssertionError(f"{e}\ncollector log:\n{self.proc.log_tail()}") from None
 
-    def streams(self):
-        """The collector's live streams (/api/streams), read in the namespace."""
+    def api(self, path):
+        """GET PATH of the collector's HTTP API, read in the namespace."""
         result = self.netns.run(["python3", "-c",
                                  "import sys, urllib.request as u; sys.stdout.write(u.urlopen("
-                                 f"u.Request('http://{HOST_IP}:{COLLECTOR_HTTP_PORT}/api/streams',"
+                                 f"u.Request('http://{HOST_IP}:{COLLECTOR_HTTP_PORT}{path}',"
                                  f" headers={{'Authorization': 'Bearer {self.http_token}'}}),"
                                  " timeout=10).read().decode())"], timeout=30)
         return json.loads(result.stdout)
+
+    def streams(self):
+        """The collector's live streams (/api/streams)."""
+        return self.api("/api/streams")
+
+    def fleet_sensor(self, aor):
+        """AOR's latest fleet report in /api/fleet (`version`, `slot`,
+        `update`, `target`, `progress`, `reason`, ...), None before one."""
+        for sensor in self.api("/api/fleet").get("sensors", []):
+            if aor in (sensor.get("aor"), sensor.get("sensor")):
+                return sensor
+        return None
+
+    def update(self, *args, check=True):
+        """`sipsensor-collector update ARGS` on this collector's config
+        (`publish` reads its store; rollouts go to its control socket)."""
+        command = args[0]
+        flags = ["--config", self.config]
+        return run([self.binary, "update", command, *flags, *args[1:]], timeout=300,
+                   check=check)
+
+    def publish(self, bundle):
+        """Publish BUNDLE; returns its version as the collector read it."""
+        out = self.update("publish", bundle).stdout
+        # "published COMPATIBLE VERSION (SHA256, SIZE bytes) as URL"
+        words = out.split()
+        if len(words) < 3 or words[0] != "published":
+            raise AssertionError(f"update publish said: {out}")
+        return words[2]
 
 
 # Reads the UDP payloads that the guest sends to PORT from the frames on
@@ -306,8 +348,9 @@ print(json.dumps(payloads))
 """
 
 
-def capture_rtp(netns, count, timeout):
-    """The next COUNT RTP packets (bytes) from the guest to the collector."""
-    result = netns.run(["python3", "-c", _CAPTURE, TAP, GUEST_IP, str(COLLECTOR_RTP_PORT),
+def capture_rtp(netns, count, timeout, guest_ip=GUEST_IP):
+    """The next COUNT RTP packets (bytes) from the guest (at GUEST_IP on
+    NETNS's tap) to the collector."""
+    result = netns.run(["python3", "-c", _CAPTURE, TAP, guest_ip, str(COLLECTOR_RTP_PORT),
                         str(count), str(timeout)], timeout=timeout + 30)
     return [bytes.fromhex(p) for p in json.loads(result.stdout)]

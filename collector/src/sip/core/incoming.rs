@@ -8,8 +8,9 @@ use crate::sip::offer;
 use sipsensor_protocol::prelude::*;
 use sipsensor_protocol::{
     AnswerPolicy, EndReason, Header, LocalSdp, Request, Response, SessionId as UaSession,
-    StatusCode, Target, answer_with_recovery, headers, parse_sdp, response_to,
+    StatusCode, Target, answer_with_recovery, bottom_via, headers, parse_sdp, response_to,
 };
+use std::net::IpAddr;
 
 fn from_aor(request: &Request) -> Option<String> {
     let uri = request.from_header().ok()?.uri().ok()?;
@@ -37,6 +38,23 @@ impl Core {
         let w = format!("399 {} \"{}\"", self.settings.host, why.replace('"', "'"));
         let response = self.failure_response(request, 403, w);
         self.push(Action::RefuseInviteStatelessly { session, response });
+    }
+
+    /// Where the sensor's media may come from before its stream latches,
+    /// besides its SDP address: the INVITE's source or, when a trusted
+    /// proxy relayed it, where the proxy saw the sensor's request come
+    /// from (the `received` it added to the sensor's own Via, RFC 3261
+    /// 18.2.1, RFC 3581 4). A sensor behind a NAT streams from the NAT's
+    /// address, which neither its SDP (its private address) nor the
+    /// proxy's address names; only a trusted proxy's word is taken.
+    fn sensor_source_ip(&self, request: &Request, source: Target) -> IpAddr {
+        if self.trusted(source.addr.ip())
+            && let Ok(via) = bottom_via(&request.headers)
+            && let Ok(Some(ip)) = via.received()
+        {
+            return ip;
+        }
+        source.addr.ip()
     }
 
     pub(super) fn incoming(
@@ -163,7 +181,7 @@ impl Core {
             call_id,
             agreed,
             recovery,
-            signalling_ip: Some(source.addr.ip()),
+            signalling_ip: Some(self.sensor_source_ip(&request, source)),
             local_ssrc: local.ssrc.unwrap_or_default(),
             started_ns: now.unix_ns,
         };

@@ -219,6 +219,23 @@ pub fn top_via(headers: &rsip::Headers) -> Result<ViaParm, ViaError> {
     ViaParm::parse(split_first(value).0)
 }
 
+/// The bottommost `via-parm`: the one the request's originator wrote, to
+/// which the first server it reached added `received`/`rport` (RFC 3261
+/// 18.2.1, RFC 3581 4), so a UAS behind proxies reads there where the
+/// originator's packets came from. Only as trustworthy as every proxy on
+/// the way.
+pub fn bottom_via(headers: &rsip::Headers) -> Result<ViaParm, ViaError> {
+    let mut value = headers
+        .iter()
+        .filter_map(via_value)
+        .last()
+        .ok_or(ViaError::Missing)?;
+    while let (_, Some(rest)) = split_first(value) {
+        value = rest;
+    }
+    ViaParm::parse(split_first(value).0)
+}
+
 /// Replace the topmost `via-parm` with `via`, keeping any further values
 /// that shared its header line.
 pub fn set_top_via(headers: &mut rsip::Headers, via: &ViaParm) -> Result<(), ViaError> {
@@ -447,6 +464,32 @@ mod tests {
         assert_eq!(via.port, None);
         assert_eq!(via.received().unwrap(), Some("::1".parse().unwrap()));
         assert_eq!(via.param("TTL"), Some(Some("1")));
+    }
+
+    #[test]
+    fn bottom_via_is_the_originators_across_lines_and_commas() {
+        let request = rsip::Request::try_from(
+            "INVITE sip:c@example.net SIP/2.0\r\n\
+             Via: SIP/2.0/TLS 198.51.100.1:5061;branch=z9hG4bKp2\r\n\
+             Via: SIP/2.0/TLS 192.0.2.7;branch=z9hG4bKp1, \
+             SIP/2.0/TLS 10.77.0.10:40000;branch=z9hG4bKs;received=198.51.100.2;rport=39488\r\n\
+             Content-Length: 0\r\n\r\n"
+                .as_bytes(),
+        )
+        .unwrap();
+        let bottom = bottom_via(&request.headers).unwrap();
+        assert_eq!(bottom.host, ViaHost::Ip("10.77.0.10".parse().unwrap()));
+        assert_eq!(
+            bottom.received().unwrap(),
+            Some("198.51.100.2".parse().unwrap())
+        );
+        let top = top_via(&request.headers).unwrap();
+        assert_eq!(top.branch(), Some("z9hG4bKp2"));
+        let bare = rsip::Request::try_from(
+            "INVITE sip:c@example.net SIP/2.0\r\nContent-Length: 0\r\n\r\n".as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(bottom_via(&bare.headers), Err(ViaError::Missing));
     }
 
     #[test]

@@ -324,3 +324,45 @@ fn an_agent_without_recovery_gets_todays_answer() {
         assert!(!answer.contains(line), "{answer}");
     }
 }
+
+/// The sensor's own Via, as a NAT's first-hop proxy stamps it (RFC 3581 4).
+const NATED_VIA: &str =
+    "Via: SIP/2.0/TLS 10.77.0.10:40000;branch=z9hG4bKs;received=203.0.113.9;rport=39488\r\n";
+
+fn opened_signalling_ip(acts: &[Action]) -> Option<std::net::IpAddr> {
+    match acts {
+        [Action::Open { args, .. }] => args.signalling_ip,
+        _ => panic!("{acts:?}"),
+    }
+}
+
+#[test]
+fn a_sensor_behind_a_nat_may_stream_from_where_the_trusted_proxy_saw_it() {
+    let (mut c, clock) = core();
+    let req = request("INVITE", "s1", "call-1", NATED_VIA);
+    c.handle_event(
+        invite_event(req, PROXY, sensor_offer(&capabilities())),
+        clock.at(0),
+    );
+    let acts = actions(&mut c);
+    assert_eq!(
+        opened_signalling_ip(&acts),
+        Some("203.0.113.9".parse().unwrap())
+    );
+}
+
+#[test]
+fn a_sensor_calling_directly_cannot_name_its_media_address_in_its_via() {
+    let (mut c, clock) = core();
+    let offer = sensor_offer(&capabilities());
+    let acts = with_digest(
+        &mut c,
+        &clock,
+        request("INVITE", "s1", "call-1", NATED_VIA),
+        "s1",
+        "pw1",
+        |r| invite_event(r, SENSOR, offer.clone()),
+    );
+    let sensor: std::net::SocketAddr = SENSOR.parse().unwrap();
+    assert_eq!(opened_signalling_ip(&acts), Some(sensor.ip()));
+}
