@@ -11,6 +11,7 @@ with the documented layout and a bundle the target's keyring accepts.
 
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 import unittest
@@ -99,6 +100,11 @@ class Hooks(unittest.TestCase):
                 self.assertEqual(str((target / "etc/dropbear").readlink()), "/data/sipsensor/dropbear")
                 release = (target / "etc/sipsensor-release").read_text()
                 self.assertIn(f"SIPSENSOR_BOARD={board}\n", release)
+                # The fleet's version (docs/protocol.md 12.3) is the bundle's.
+                version = re.search(r"^SIPSENSOR_VERSION=(.+)$", release, re.M).group(1)
+                os_release = (target / "etc/os-release")
+                self.assertFalse(os_release.is_symlink())
+                self.assertIn(f'VERSION_ID="{version}"\n', os_release.read_text())
 
                 table = json.loads(run(["sfdisk", "--json", binaries / "sipsensor-sdcard.img"])
                                    .stdout)["partitiontable"]
@@ -109,6 +115,7 @@ class Hooks(unittest.TestCase):
                 info = run(["rauc", "info", f"--keyring={keyring}", bundles[0]], check=False)
                 self.assertEqual(info.returncode, 0, info.stderr)
                 self.assertIn(f"Compatible: \t'sipsensor-{board}'", info.stdout)
+                self.assertIn(f"Version:    \t'{version}'", info.stdout)
                 # The bundle carries the card's boot partition for the boot
                 # slot, with the hook that keeps the technician's files.
                 images = json.loads(run(["rauc", "info", "--output-format=json",

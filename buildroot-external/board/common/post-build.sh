@@ -62,3 +62,17 @@ done
 version=$(git -C "$BR2_EXTERNAL_SIPSENSOR_PATH" describe --always --dirty 2> /dev/null || echo unknown)
 printf 'SIPSENSOR_BOARD=%s\nSIPSENSOR_VERSION=%s\n' "$board" "$version" \
 	> "$target/etc/sipsensor-release"
+# The image's own os-release: VERSION_ID is what the agent reports to the
+# fleet (docs/protocol.md 12.3) and a rollout compares with the bundle's
+# version (post-image.sh gives the bundle this same $version). Buildroot's
+# names its own release there; /etc's file overrides /usr/lib's
+# (os-release(5)), so Buildroot's link is replaced by a file.
+rm -f "$target/etc/os-release"
+{
+	echo "NAME=sipsensor"
+	echo "ID=sipsensor"
+	echo "ID_LIKE=buildroot"
+	echo "PRETTY_NAME=\"sipsensor $version ($board)\""
+	echo "VERSION_ID=\"$version\""
+	echo "VERSION=\"$version\""
+} > "$target/etc/os-release"
