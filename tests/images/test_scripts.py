@@ -243,8 +243,13 @@ while [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
         proc = self.start_runner("long")
         try:
             self.assertTrue(self.wait_for(lambda: any(l.startswith("start") for l in self.calls()), 5))
-            proc.send_signal(signal.SIGHUP)
-            self.assertTrue(self.wait_for(lambda: "hup" in self.calls(), 5), self.calls())
+            # The fake logs its start before agent-run has noted its pid
+            # (`child=$!` runs after the fork), and a HUP in between has no
+            # child to go to: signal again until one is forwarded.
+            def forwarded():
+                proc.send_signal(signal.SIGHUP)
+                return self.wait_for(lambda: "hup" in self.calls(), 0.5)
+            self.assertTrue(any(forwarded() for _ in range(10)), self.calls())
             proc.send_signal(signal.SIGTERM)
             self.assertEqual(proc.wait(timeout=5), 0)
             self.assertIn("term", self.calls())
